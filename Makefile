@@ -1,0 +1,79 @@
+# clipnn build. `make` builds the libraries and the tool; `make test` builds
+# and runs the tests; `make sanitize` runs them under ASan + UBSan;
+# `make bench` runs the benchmarks. BUILD=dir keeps a separate build tree.
+
+CC       ?= cc
+BUILD    ?= build
+PREFIX   ?= /usr/local
+OPT      ?= -O2 -march=native
+CFLAGS   ?= $(OPT) -g
+CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+OMP      ?= -fopenmp
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -Iinclude -Isrc $(SANITIZE)
+LDLIBS   := -lblas -lpng -lz -lm
+ALL_LDFLAGS = $(LDFLAGS) $(OMP) $(SANITIZE)
+
+LIB_SRC  := $(sort $(wildcard src/*.c))
+CLI_SRC  := $(sort $(wildcard cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/*.c))
+BENCH_SRC:= $(sort $(wildcard bench/*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
+TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
+BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
+
+STATIC   := $(BUILD)/libclipnn.a
+SHARED   := $(BUILD)/libclipnn.so
+TOOL     := $(BUILD)/clipnn
+TESTBIN  := $(BUILD)/test_clipnn
+BENCHBIN := $(BUILD)/bench_clipnn
+
+.PHONY: all test sanitize bench install clean
+all: $(STATIC) $(SHARED) $(TOOL)
+
+$(BUILD)/%.o: %.c include/clipnn.h src/internal.h $(wildcard cli/*.h) $(wildcard tests/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+# the built-in digits are embedded with .incbin
+$(BUILD)/src/builtin_data.o: data/digits.csv.gz
+
+$(STATIC): $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(SHARED): $(LIB_OBJ)
+	$(CC) -shared -Wl,-soname,libclipnn.so.0 -o $@ $^ $(ALL_LDFLAGS) $(LDLIBS)
+
+$(TOOL): $(CLI_OBJ) $(STATIC)
+	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+$(TESTBIN): $(TEST_OBJ) $(STATIC)
+	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BENCHBIN): $(BENCH_OBJ) $(STATIC)
+	$(CC) -o $@ $(BENCH_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
+test: $(TESTBIN) $(TOOL)
+	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
+
+sanitize:
+	$(MAKE) BUILD=build-san SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
+
+bench: $(BENCHBIN) $(TOOL)
+	bash bench/run.sh $(abspath $(BENCHBIN)) $(abspath $(TOOL))
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/clipnn.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libclipnn.so.0
+	ln -sf libclipnn.so.0 $(DESTDIR)$(PREFIX)/lib/libclipnn.so
+	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/
+	sed -e 's|@PREFIX@|$(PREFIX)|' clipnn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/clipnn.pc
+
+clean:
+	rm -rf build build-*

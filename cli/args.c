@@ -1,0 +1,156 @@
+/* Option parsing and error reporting shared by every subcommand. */
+#include <errno.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_exit_code(clipnn_status s) {
+    switch (s) {
+    case CLIPNN_OK: return CLI_EXIT_OK;
+    case CLIPNN_ERR_INVALID_ARG:
+    case CLIPNN_ERR_UNSUPPORTED: return CLI_EXIT_USAGE;
+    case CLIPNN_ERR_IO: return CLI_EXIT_IO;
+    case CLIPNN_ERR_FORMAT:
+    case CLIPNN_ERR_TRUNCATED:
+    case CLIPNN_ERR_CHECKSUM:
+    case CLIPNN_ERR_SHAPE: return CLI_EXIT_INPUT;
+    case CLIPNN_ERR_NOMEM:
+    case CLIPNN_ERR_OVERFLOW: return CLI_EXIT_NOMEM;
+    default: return CLI_EXIT_FAILURE;
+    }
+}
+
+int cli_fail(const char *cmd, clipnn_status s, const char *what) {
+    fprintf(stderr, "clipnn %s: %s: %s\n", cmd, what, clipnn_last_error());
+    return cli_exit_code(s);
+}
+
+int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "clipnn %s: ", cmd);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, " (see 'clipnn %s --help')\n", cmd);
+    va_end(ap);
+    return CLI_EXIT_USAGE;
+}
+
+static void print_default(FILE *f, const cli_option *o) {
+    switch (o->type) {
+    case CLI_STR: {
+        const char *v = *(const char **)o->dest;
+        if (v) fprintf(f, " (default: %s)", v);
+        break;
+    }
+    case CLI_INT: fprintf(f, " (default: %d)", *(int *)o->dest); break;
+    case CLI_SIZE: fprintf(f, " (default: %zu)", *(size_t *)o->dest); break;
+    case CLI_U64: fprintf(f, " (default: %" PRIu64 ")", *(uint64_t *)o->dest); break;
+    case CLI_DOUBLE: fprintf(f, " (default: %g)", *(double *)o->dest); break;
+    case CLI_FLAG: break;
+    }
+}
+
+void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const cli_option *opts) {
+    fprintf(f, "usage: clipnn %s %s\n\noptions:\n", cmd, synopsis);
+    for (const cli_option *o = opts; o->name; o++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", o->name, o->metavar ? " " : "",
+                 o->metavar ? o->metavar : "");
+        fprintf(f, "  %-24s %s", head, o->help ? o->help : "");
+        print_default(f, o);
+        fputc('\n', f);
+    }
+    fprintf(f, "  %-24s %s\n", "--help", "show this help");
+}
+
+static int parse_value(const char *cmd, const cli_option *o, const char *text) {
+    char *end = NULL;
+    errno = 0;
+    switch (o->type) {
+    case CLI_STR: *(const char **)o->dest = text; return 0;
+    case CLI_INT: {
+        long v = strtol(text, &end, 10);
+        if (errno || end == text || *end || v < INT_MIN || v > INT_MAX) break;
+        *(int *)o->dest = (int)v;
+        return 0;
+    }
+    case CLI_SIZE:
+    case CLI_U64: {
+        if (text[0] == '-') break;
+        unsigned long long v = strtoull(text, &end, 10);
+        if (errno || end == text || *end) break;
+        if (o->type == CLI_SIZE) {
+            if (v > SIZE_MAX) break;
+            *(size_t *)o->dest = (size_t)v;
+        } else {
+            *(uint64_t *)o->dest = (uint64_t)v;
+        }
+        return 0;
+    }
+    case CLI_DOUBLE: {
+        double v = strtod(text, &end);
+        if (errno || end == text || *end || isnan(v)) break;
+        *(double *)o->dest = v;
+        return 0;
+    }
+    case CLI_FLAG: break;
+    }
+    static const char *kind[] = {"a string", "an integer", "a non-negative integer",
+                                 "a non-negative integer", "a number", ""};
+    cli_usage_error(cmd, "%s: expected %s, got '%s'", o->name, kind[o->type], text);
+    return CLI_EXIT_USAGE;
+}
+
+int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int argc,
+              char **argv, const char **positional, int max_positional, int *n_positional) {
+    int npos = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
+            cli_print_help(stdout, cmd, synopsis, opts);
+            return -1;
+        }
+        if (strncmp(arg, "--", 2) != 0) {
+            if (!positional || npos >= max_positional)
+                return cli_usage_error(cmd, "unexpected argument '%s'", arg);
+            positional[npos++] = arg;
+            continue;
+        }
+        const char *eq = strchr(arg, '=');
+        size_t name_len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const cli_option *match = NULL;
+        for (const cli_option *o = opts; o->name; o++)
+            if (strlen(o->name) == name_len && !strncmp(o->name, arg, name_len)) match = o;
+        if (!match) return cli_usage_error(cmd, "unknown option '%.*s'", (int)name_len, arg);
+        if (match->type == CLI_FLAG) {
+            if (eq) return cli_usage_error(cmd, "%s takes no value", match->name);
+            *(int *)match->dest = 1;
+            continue;
+        }
+        const char *value = eq ? eq + 1 : NULL;
+        if (!value) {
+            if (i + 1 >= argc) return cli_usage_error(cmd, "%s needs a value", match->name);
+            value = argv[++i];
+        }
+        int rc = parse_value(cmd, match, value);
+        if (rc) return rc;
+    }
+    if (n_positional) *n_positional = npos;
+    return 0;
+}
+
+int cli_is_tty(void) { return isatty(2); }
+
+double cli_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}

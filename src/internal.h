@@ -1,0 +1,133 @@
+/* Private declarations shared by the library's source files. Not installed. */
+#ifndef CLIPNN_INTERNAL_H
+#define CLIPNN_INTERNAL_H
+
+#include "clipnn.h"
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* ------------------------------------------------------------- errors */
+
+/* Record a one-line detail for clipnn_last_error() and return status. */
+clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* --------------------------------------------------------- allocation */
+
+/* All library allocations go through these so that they can be counted
+ * (clipnn_allocation_count) and overflow-checked. */
+void *clipnn_alloc(size_t bytes);                  /* malloc, counted */
+void *clipnn_alloc_array(size_t count, size_t size); /* zeroed; NULL on overflow */
+void *clipnn_realloc_array(void *p, size_t count, size_t size);
+void clipnn_free(void *p);
+/* a * b into *out; 0 on success, -1 on overflow. */
+int clipnn_mul_size(size_t a, size_t b, size_t *out);
+int clipnn_add_size(size_t a, size_t b, size_t *out);
+
+/* ---------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: fast, reproducible everywhere. */
+typedef struct {
+    uint64_t s[4];
+} clipnn_rng;
+
+void clipnn_rng_seed(clipnn_rng *r, uint64_t seed);
+uint64_t clipnn_rng_next(clipnn_rng *r);
+double clipnn_rng_uniform(clipnn_rng *r);          /* [0, 1) */
+uint64_t clipnn_rng_below(clipnn_rng *r, uint64_t n); /* [0, n), unbiased */
+double clipnn_rng_normal(clipnn_rng *r);           /* N(0, 1) */
+void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
+
+/* ------------------------------------------------------------- models */
+
+typedef struct {
+    size_t in, out;
+    clipnn_act act;
+    size_t w_offset; /* W: [out][in] at params + w_offset */
+    size_t b_offset; /* b: [out]     at params + b_offset */
+} clipnn_layer;
+
+struct clipnn_model {
+    size_t n_inputs;
+    size_t n_layers;
+    clipnn_layer *layers; /* [n_layers] */
+    size_t n_params;
+    float *params; /* [n_params] */
+    float *grads;  /* [n_params] */
+
+    /* Workspace, sized by clipnn_model_reserve for max_batch rows. */
+    size_t max_batch;
+    float *workspace;  /* one block holding everything below */
+    float **pre;       /* pre[l]: [max_batch][out_l] z = a W^T + b */
+    float **post;      /* post[l]: [max_batch][out_l] act(z); == pre[l] for identity */
+    float **delta;     /* delta[l]: [max_batch][out_l] d loss / d z_l */
+    float *losses;     /* [max_batch] per-example losses of the last call */
+    const float *last_input; /* x of the last forward, [batch][n_inputs] */
+    size_t last_batch;
+};
+
+/* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
+const float *clipnn_layer_input(const clipnn_model *m, size_t l);
+
+/* ------------------------------------------------ kernels (src/dense.c) */
+
+/* z[B][out] = a[B][in] W[out][in]^T + b[out] */
+void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B,
+                          size_t in, size_t out);
+/* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
+ * da[B][in] = dz[B][out] W[out][in] (skipped when da is NULL). */
+void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a,
+                           const float *W, size_t B, size_t in, size_t out);
+
+/* -------------------------------------------- kernels (src/activation.c) */
+
+/* y[n] = act(x[n]); may be in place. */
+void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n);
+/* d[n] *= act'(z) given z = pre-activation and y = act(z). */
+void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *y, size_t n);
+double clipnn_act_eval_d(clipnn_act act, double x);  /* double reference */
+double clipnn_act_deriv_d(clipnn_act act, double x); /* double reference */
+
+/* ------------------------------------------------ kernels (src/loss.c) */
+
+/* Per-example losses into losses[B]; d loss_mean / dz into dz[B][k] (may be
+ * NULL); returns the batch mean (double accumulation). z: [B][k]. */
+double clipnn_loss_forward_backward(const clipnn_loss_options *lo, const float *z, const float *y,
+                                    size_t B, size_t k, float *losses, float *dz);
+/* The same in double (reference path). */
+double clipnn_loss_forward_backward_d(const clipnn_loss_options *lo, const double *z,
+                                      const double *y, size_t B, size_t k, double *dz);
+
+/* ---------------------------------------------------------------- norms */
+
+/* Sum of |v_i|^p in double (p finite) or max |v_i| (p infinite). */
+double clipnn_norm_accumulate(const float *v, size_t n, double p);
+/* Turn an accumulated value into the norm (the p-th root). */
+double clipnn_norm_finish(double acc, double p);
+/* Combine two accumulations of the same p. */
+double clipnn_norm_combine(double a, double b, double p);
+
+/* ----------------------------------------------------------- optimizer */
+
+struct clipnn_optimizer {
+    clipnn_optim_options opts;
+    size_t n;
+    uint64_t steps; /* updates taken (t of Adam's bias correction) */
+    float *m;       /* SGD momentum buffer or Adam first moment, [n] or NULL */
+    float *v;       /* Adam second moment, [n] or NULL */
+};
+
+/* ----------------------------------------------------------- threading */
+
+int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */
+void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ------------------------------------------------------------- built-in */
+
+/* The 8x8 digits CSV (gzip), embedded at build time. */
+extern const unsigned char clipnn_digits_csv_gz[];
+extern const unsigned char clipnn_digits_csv_gz_end[];
+
+#endif
