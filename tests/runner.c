@@ -56,7 +56,7 @@ const char *check_tmp_path(const char *name) {
         if (system(cmd) != 0) fprintf(stderr, "cannot create %s\n", dir);
     }
     char *out = buf[slot++ % 8];
-    snprintf(out, sizeof buf[0], "%s/%s", dir, name);
+    snprintf(out, sizeof buf[0], "%.2000s/%.2000s", dir, name);
     return out;
 }
 

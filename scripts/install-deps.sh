@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs the Debian packages clipnn needs (root or sudo). Idempotent: does
+# nothing when everything is there already.
+#   build:   gcc make, CBLAS (libblas-dev; OpenBLAS replaces it at run time),
+#            zlib (gzip IDX and the embedded digits), libpng (images)
+#   data:    dataset-fashion-mnist (only for --data fashion-mnist)
+#   extra:   python3-torch, with CLIPNN_TORCH=1 (regenerating PyTorch references, make bench)
+set -euo pipefail
+packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
+if [ "${CLIPNN_TORCH:-0}" = 1 ]; then packages+=(python3-torch); fi
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$sudo apt-get update -qq
+$sudo apt-get install -y -qq "${missing[@]}"
