@@ -1,0 +1,434 @@
+/* Options shared by train, compare and eval, and their translation into
+ * the library's dataset, model and training options. */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "options.h"
+
+/* Hidden width of the default architecture ("64-K", K from the data). */
+#define DEFAULT_HIDDEN 64
+
+/* Per-rule default thresholds, the one place they are set.
+ * - norm family: 1, PyTorch's customary max_norm; on the digits MLP the
+ *   pre-clip gradient norm is of order 1, so 1 clips the large steps only.
+ * - adaptive (eq. 17/18): the update is at most lr * lambda * ||theta||, so
+ *   lambda is a relative step; 0.1 lets a step change theta by 10% of its
+ *   norm at lr 1.
+ * - agc: NFNets' defaults lambda 0.01, eps 1e-3 (Brock et al. 2021, Optax).
+ * - per-sample: C = 1 (Opacus examples' max_grad_norm).
+ * - value, project, percentile, zscore take their own options (--value,
+ *   --radius/--box, --percentile; z-score uses the library's defaults). */
+static const cli_rule_default rule_defaults[] = {
+    {CLIPNN_CLIP_NONE, NAN, NAN},
+    {CLIPNN_CLIP_VALUE, NAN, NAN},
+    {CLIPNN_CLIP_NORM, 1.0, NAN},
+    {CLIPNN_CLIP_NORM_TORCH, 1.0, NAN},
+    {CLIPNN_CLIP_NORM_GROUP, 1.0, NAN},
+    {CLIPNN_CLIP_ADAPTIVE, 0.1, 1e-3},
+    {CLIPNN_CLIP_ADAPTIVE_LAYER, 0.1, 1e-3},
+    {CLIPNN_CLIP_AGC, 0.01, 1e-3},
+    {CLIPNN_CLIP_PROJECT, NAN, NAN},
+    {CLIPNN_CLIP_PERCENTILE, NAN, NAN},
+    {CLIPNN_CLIP_ZSCORE, NAN, NAN},
+    {CLIPNN_CLIP_PER_SAMPLE, 1.0, NAN},
+};
+
+const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule) {
+    for (size_t i = 0; i < sizeof rule_defaults / sizeof rule_defaults[0]; i++)
+        if (rule_defaults[i].rule == rule) return &rule_defaults[i];
+    return &rule_defaults[0];
+}
+
+const char *cli_rule_defaults_help(void) {
+    static char buf[512];
+    if (buf[0]) return buf;
+    size_t len = 0;
+    len += (size_t)snprintf(buf, sizeof buf, "clipping threshold (default per rule:");
+    for (size_t i = 0; i < sizeof rule_defaults / sizeof rule_defaults[0] && len < sizeof buf; i++) {
+        if (isnan(rule_defaults[i].lambda)) continue;
+        len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %g,",
+                                clipnn_clip_rule_name(rule_defaults[i].rule), rule_defaults[i].lambda);
+    }
+    if (len < sizeof buf && len > 0 && buf[len - 1] == ',') buf[len - 1] = ')';
+    return buf;
+}
+
+static const char *scaling_name(clipnn_scaling s) {
+    switch (s) {
+    case CLIPNN_SCALE_NONE: return "none";
+    case CLIPNN_SCALE_STANDARDIZE: return "standardize";
+    default: return "unit";
+    }
+}
+
+static const char *nonfinite_name(clipnn_nonfinite n) {
+    switch (n) {
+    case CLIPNN_NONFINITE_SKIP: return "skip";
+    case CLIPNN_NONFINITE_PROPAGATE: return "propagate";
+    default: return "error";
+    }
+}
+
+void cli_settings_default(cli_settings *s, cli_mode mode) {
+    memset(s, 0, sizeof *s);
+    clipnn_data_options d = clipnn_data_options_default();
+    clipnn_clip_options c = clipnn_clip_options_default();
+    s->data = "digits";
+    s->scale = scaling_name(d.scaling);
+    s->test_fraction = d.test_fraction;
+    s->data_seed = d.seed;
+    s->act = "tanh";
+    s->opt = "sgd";
+    s->schedule = "const";
+    s->lr = 0.1;
+    s->momentum = 0.9;
+    s->batch = 32;
+    s->epochs = 20;
+    s->seed = 1;
+    s->clip = "none";
+    s->nonfinite = nonfinite_name(c.nonfinite);
+    s->center = c.project_center_initial ? "initial" : "zero";
+    s->p = c.p;
+    s->value = 0.1;
+    s->percentile = c.percentile;
+    s->noise = c.noise_multiplier;
+    s->radius = 10.0;
+    s->stability_m = 0;
+    if (mode == CLI_MODE_COMPARE) {
+        s->lr = 5.0;
+        s->momentum = 0.0;
+        s->epochs = 10;
+    }
+}
+
+#define ADD(nm, ty, dst, mv, hl)                                                            \
+    do {                                                                                    \
+        if (*n < CLI_MAX_OPTIONS - 1) table[(*n)++] = (cli_option){nm, ty, dst, mv, hl};    \
+    } while (0)
+
+void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
+    if (groups & CLI_OPTS_DATA) {
+        ADD("--data", CLI_STR, &s->data, "SPEC",
+            "digits | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
+            "csv:PATH[,target=COLUMN] | spirals | teacher");
+        ADD("--scale", CLI_STR, &s->scale, "KIND",
+            "input scaling fitted on the training part: none | standardize | unit");
+        ADD("--test-fraction", CLI_DOUBLE, &s->test_fraction, "F",
+            "test share for data without a test part");
+        ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");
+    }
+    if (groups & CLI_OPTS_LOSS)
+        ADD("--loss", CLI_STR, &s->loss, "LOSS",
+            "xent | mse | bce (default: xent for class labels, mse for regression targets)");
+    if (groups & CLI_OPTS_MODEL) {
+        ADD("--arch", CLI_STR, &s->arch, "W1-W2-..",
+            "layer widths after the input; the last must equal the number of classes (or "
+            "targets) (default: 64-K, K from the data: 64-10 on digits)");
+        ADD("--act", CLI_STR, &s->act, "ACT",
+            "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
+        ADD("--init", CLI_STR, &s->init, "INIT",
+            "xavier | he | torch (default: he for relu, xavier otherwise)");
+    }
+    if (groups & CLI_OPTS_OPTIM) {
+        ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam");
+        ADD("--lr", CLI_DOUBLE, &s->lr, "A0", "step size a0 (>= 0)");
+        ADD("--momentum", CLI_DOUBLE, &s->momentum, "B", "SGD momentum in [0, 1)");
+        ADD("--nesterov", CLI_FLAG, &s->nesterov, NULL, "Nesterov momentum");
+        ADD("--wd", CLI_DOUBLE, &s->wd, "W", "decoupled weight decay");
+        ADD("--schedule", CLI_STR, &s->schedule, "SCHED",
+            "const | rm:T0,P (a0/(1+t/T0)^P, 0.5<P<=1) | step:EVERY,GAMMA | cosine");
+        ADD("--batch", CLI_SIZE, &s->batch, "M", "minibatch size");
+        ADD("--epochs", CLI_SIZE, &s->epochs, "N", "passes over the training data");
+        ADD("--steps", CLI_U64, &s->steps, "N", "number of steps instead of --epochs (0: use --epochs)");
+        ADD("--replacement", CLI_FLAG, &s->replacement, NULL,
+            "draw minibatches uniformly with replacement (default: shuffled passes)");
+        ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
+    }
+    if (groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS))
+        ADD("--threads", CLI_INT, &s->threads, "N", "threads (0: OpenMP's default)");
+    if (groups & CLI_OPTS_CLIP_RULE) {
+        ADD("--clip", CLI_STR, &s->clip, "RULE",
+            "none | value | norm | norm-torch | norm-group | adaptive | adaptive-layer | agc | "
+            "project | percentile | zscore | per-sample");
+        ADD("--lambda", CLI_STR, &s->lambda, "L", cli_rule_defaults_help());
+    }
+    if (groups & CLI_OPTS_CLIP_PARAMS) {
+        ADD("--eps", CLI_STR, &s->eps, "E",
+            "floor of ||theta|| in adaptive rules (default: 1e-3)");
+        ADD("--p", CLI_DOUBLE, &s->p, "P", "norm order, >= 1 or inf");
+        ADD("--value", CLI_DOUBLE, &s->value, "V", "bound of --clip value");
+        ADD("--percentile", CLI_DOUBLE, &s->percentile, "P", "percentile of --clip percentile (AutoClip)");
+        ADD("--noise", CLI_DOUBLE, &s->noise, "S",
+            "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
+        ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
+        ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
+        ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
+        ADD("--agc-skip-last", CLI_FLAG, &s->agc_skip_last, NULL, "--clip agc: leave the last layer unclipped");
+        ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY",
+            "non-finite gradient norm: error | skip | propagate");
+    }
+    if (groups & CLI_OPTS_TELEMETRY) {
+        ADD("--log-groups", CLI_FLAG, &s->log_groups, NULL,
+            "with --log FILE.csv, also FILE.groups.csv: one row per step per parameter group");
+        ADD("--stability-m", CLI_DOUBLE, &s->stability_m, "M",
+            "M of the paper's Lemma 1 bound in the log (0: off)");
+        ADD("--expected-grad", CLI_FLAG, &s->expected_grad, NULL,
+            "at the end, ||H(theta)|| = ||mean of g/c|| and ||mean g|| over the training set");
+    }
+}
+
+int cli_argv_has(int argc, char **argv, const char *name) {
+    size_t len = strlen(name);
+    for (int i = 1; i < argc; i++)
+        if (!strncmp(argv[i], name, len) && (argv[i][len] == 0 || argv[i][len] == '=')) return 1;
+    return 0;
+}
+
+/* Parses a finite or infinite number; 0 on success. */
+static int parse_number(const char *text, double *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno == ERANGE && isfinite(v) && v != 0) errno = 0; /* tiny values are fine */
+    if (end == text || *end || errno || isnan(v)) return -1;
+    *out = v;
+    return 0;
+}
+
+int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
+                       char **argv) {
+    if (groups & CLI_OPTS_DATA) {
+        if (!(s->test_fraction > 0 && s->test_fraction < 1))
+            return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
+        if (strcmp(s->scale, "none") && strcmp(s->scale, "standardize") && strcmp(s->scale, "unit"))
+            return cli_usage_error(cmd, "--scale '%s': want none, standardize or unit", s->scale);
+    }
+    if (groups & CLI_OPTS_OPTIM) {
+        if (!(s->lr >= 0) || !isfinite(s->lr))
+            return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
+        if (!(s->momentum >= 0 && s->momentum < 1))
+            return cli_usage_error(cmd, "--momentum %g: must be in [0, 1)", s->momentum);
+        if (s->nesterov && s->momentum == 0)
+            return cli_usage_error(cmd, "--nesterov needs a --momentum > 0");
+        if (!(s->wd >= 0) || !isfinite(s->wd))
+            return cli_usage_error(cmd, "--wd %g: must be finite and >= 0", s->wd);
+        if (s->batch == 0) return cli_usage_error(cmd, "--batch 0: the minibatch size must be >= 1");
+        if (cli_argv_has(argc, argv, "--epochs") && cli_argv_has(argc, argv, "--steps"))
+            return cli_usage_error(cmd, "--epochs and --steps exclude each other");
+        if (s->epochs == 0 && s->steps == 0)
+            return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
+    }
+    if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && s->threads < 0)
+        return cli_usage_error(cmd, "--threads %d: must be >= 0", s->threads);
+    if (groups & CLI_OPTS_CLIP_PARAMS) {
+        if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
+        if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
+        if (!(s->percentile >= 0 && s->percentile <= 100))
+            return cli_usage_error(cmd, "--percentile %g: must be in [0, 100]", s->percentile);
+        if (!(s->noise >= 0) || !isfinite(s->noise))
+            return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
+        if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
+        if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
+            return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
+        double v;
+        if (s->eps && (parse_number(s->eps, &v) || !(v > 0) || !isfinite(v)))
+            return cli_usage_error(cmd, "--eps '%s': want a finite number > 0", s->eps);
+        if (s->box) {
+            char *end;
+            double lo = strtod(s->box, &end), hi;
+            if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
+                return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
+        }
+        if (strcmp(s->nonfinite, "error") && strcmp(s->nonfinite, "skip") &&
+            strcmp(s->nonfinite, "propagate"))
+            return cli_usage_error(cmd, "--nonfinite '%s': want error, skip or propagate", s->nonfinite);
+    }
+    if (groups & CLI_OPTS_CLIP_RULE) {
+        double v;
+        if (s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
+            return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
+    }
+    if (groups & CLI_OPTS_TELEMETRY) {
+        if (!(s->stability_m >= 0) || !isfinite(s->stability_m))
+            return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
+                  clipnn_dataset **test) {
+    clipnn_data_options d = clipnn_data_options_default();
+    d.seed = s->data_seed;
+    d.test_fraction = s->test_fraction;
+    d.scaling = !strcmp(s->scale, "none")          ? CLIPNN_SCALE_NONE
+                : !strcmp(s->scale, "standardize") ? CLIPNN_SCALE_STANDARDIZE
+                                                   : CLIPNN_SCALE_UNIT;
+    *train = NULL;
+    if (test) *test = NULL;
+    clipnn_status st = clipnn_dataset_load(s->data, &d, train, test);
+    if (st) {
+        char what[600];
+        snprintf(what, sizeof what, "--data %s", s->data);
+        return cli_fail(cmd, st, what);
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_resolve_loss(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                     clipnn_loss *out) {
+    if (!s->loss) {
+        *out = clipnn_dataset_n_classes(d) > 0 ? CLIPNN_LOSS_XENT : CLIPNN_LOSS_MSE;
+        return CLI_EXIT_OK;
+    }
+    clipnn_status st = clipnn_loss_parse(s->loss, out);
+    if (st) return cli_fail(cmd, st, "--loss");
+    if (*out == CLIPNN_LOSS_MARGIN)
+        return cli_usage_error(cmd, "--loss margin is for input optimization, not training");
+    if ((*out == CLIPNN_LOSS_XENT) && clipnn_dataset_n_classes(d) == 0)
+        return cli_usage_error(cmd, "--loss xent needs class labels; %s is a regression set (use mse)",
+                               clipnn_dataset_name(d));
+    return CLI_EXIT_OK;
+}
+
+size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss) {
+    size_t nc = clipnn_dataset_n_classes(d);
+    if (nc == 0) return clipnn_dataset_n_targets(d);
+    /* BCE on two classes is usually one logit; one-hot two outputs work too. */
+    if (loss == CLIPNN_LOSS_BCE && nc == 2) return 1;
+    return nc;
+}
+
+int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                   clipnn_loss loss, size_t *widths, size_t *n_layers, char *arch_text,
+                   size_t cap) {
+    size_t k = cli_expected_outputs(d, loss), n = 0;
+    if (!s->arch) {
+        widths[0] = DEFAULT_HIDDEN;
+        widths[1] = k;
+        n = 2;
+    } else {
+        const char *p = s->arch;
+        if (!*p) return cli_usage_error(cmd, "--arch is empty: give widths such as 64-%zu", k);
+        while (*p) {
+            char *end;
+            if (*p < '0' || *p > '9')
+                return cli_usage_error(cmd, "--arch '%s': widths are positive integers separated by '-'",
+                                       s->arch);
+            errno = 0;
+            unsigned long long w = strtoull(p, &end, 10);
+            if (errno || w == 0 || w > (1u << 24))
+                return cli_usage_error(cmd, "--arch '%s': width %.*s out of range (1 to %u)", s->arch,
+                                       (int)(end - p), p, 1u << 24);
+            if (n == CLI_MAX_LAYERS)
+                return cli_usage_error(cmd, "--arch '%s': more than %d layers", s->arch, CLI_MAX_LAYERS);
+            widths[n++] = (size_t)w;
+            if (*end == '-' && end[1]) end++;
+            else if (*end)
+                return cli_usage_error(cmd, "--arch '%s': widths are positive integers separated by '-'",
+                                       s->arch);
+            p = end;
+        }
+        size_t last = widths[n - 1];
+        int ok = last == k || (loss == CLIPNN_LOSS_BCE && clipnn_dataset_n_classes(d) == 2 && last == 2);
+        if (!ok) {
+            const char *what = clipnn_dataset_n_classes(d) ? "classes" : "targets";
+            size_t count = clipnn_dataset_n_classes(d) ? clipnn_dataset_n_classes(d)
+                                                       : clipnn_dataset_n_targets(d);
+            return cli_usage_error(cmd,
+                                   "--arch '%s': the last width is the output layer and must be %zu "
+                                   "(%s has %zu %s)",
+                                   s->arch, k, clipnn_dataset_name(d), count, what);
+        }
+    }
+    *n_layers = n;
+    size_t len = 0;
+    arch_text[0] = 0;
+    for (size_t i = 0; i < n && len < cap; i++)
+        len += (size_t)snprintf(arch_text + len, cap - len, "%s%zu", i ? "-" : "", widths[i]);
+    return CLI_EXIT_OK;
+}
+
+int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                    clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap) {
+    size_t widths[CLI_MAX_LAYERS], n = 0;
+    clipnn_act acts[CLI_MAX_LAYERS], hidden;
+    *out = NULL;
+    int rc = cli_parse_arch(cmd, s, d, loss, widths, &n, arch_text, cap);
+    if (rc) return rc;
+    clipnn_status st = clipnn_act_parse(s->act, &hidden);
+    if (st) return cli_fail(cmd, st, "--act");
+    for (size_t i = 0; i < n; i++) acts[i] = i + 1 < n ? hidden : CLIPNN_ACT_IDENTITY;
+    clipnn_init init = hidden == CLIPNN_ACT_RELU ? CLIPNN_INIT_HE : CLIPNN_INIT_XAVIER;
+    if (s->init) {
+        if (!strcmp(s->init, "xavier") || !strcmp(s->init, "glorot")) init = CLIPNN_INIT_XAVIER;
+        else if (!strcmp(s->init, "he") || !strcmp(s->init, "kaiming")) init = CLIPNN_INIT_HE;
+        else if (!strcmp(s->init, "torch")) init = CLIPNN_INIT_TORCH;
+        else return cli_usage_error(cmd, "--init '%s': want xavier, he or torch", s->init);
+    }
+    clipnn_model *m = NULL;
+    st = clipnn_model_create(&m, clipnn_dataset_dim(d), n, widths, acts);
+    if (!st) st = clipnn_model_init(m, init, s->seed);
+    if (!st) st = clipnn_model_reserve(m, s->batch);
+    if (st) {
+        clipnn_model_free(m);
+        return cli_fail(cmd, st, "model");
+    }
+    *out = m;
+    return CLI_EXIT_OK;
+}
+
+int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
+                           double lambda_override, clipnn_loss loss, clipnn_train_options *o) {
+    *o = clipnn_train_options_default();
+    clipnn_status st;
+    if (!strcmp(s->opt, "sgd")) o->optim.kind = CLIPNN_OPT_SGD;
+    else if (!strcmp(s->opt, "adam")) o->optim.kind = CLIPNN_OPT_ADAM;
+    else return cli_usage_error(cmd, "--opt '%s': want sgd or adam", s->opt);
+    o->optim.momentum = s->momentum;
+    o->optim.nesterov = s->nesterov;
+    o->optim.weight_decay = s->wd;
+    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
+    o->schedule.a0 = s->lr;
+    o->loss.loss = loss;
+    o->batch = s->batch;
+    o->epochs = s->epochs;
+    o->steps = s->steps;
+    o->replacement = s->replacement;
+    o->seed = s->seed;
+    o->log_groups = s->log_groups;
+    o->stability_m = s->stability_m;
+    o->expected_grad = s->expected_grad;
+
+    clipnn_clip_options *c = &o->clip;
+    c->rule = rule;
+    const cli_rule_default *rd = cli_rule_defaults(rule);
+    double v;
+    if (!isnan(lambda_override)) c->lambda = lambda_override;
+    else if (s->lambda && !parse_number(s->lambda, &v)) c->lambda = v;
+    else if (!isnan(rd->lambda)) c->lambda = rd->lambda;
+    if (s->eps && !parse_number(s->eps, &v)) c->eps = v;
+    else if (!isnan(rd->eps)) c->eps = rd->eps;
+    c->p = s->p;
+    c->value = s->value;
+    c->percentile = s->percentile;
+    c->noise_multiplier = s->noise;
+    c->noise_seed = s->seed;
+    c->agc_skip_last = s->agc_skip_last;
+    c->nonfinite = !strcmp(s->nonfinite, "skip")        ? CLIPNN_NONFINITE_SKIP
+                   : !strcmp(s->nonfinite, "propagate") ? CLIPNN_NONFINITE_PROPAGATE
+                                                        : CLIPNN_NONFINITE_ERROR;
+    c->project_radius = s->radius;
+    c->project_center_initial = !strcmp(s->center, "initial");
+    if (s->box) {
+        char *end;
+        c->project_kind = CLIPNN_PROJECT_BOX;
+        c->box_lo = strtod(s->box, &end);
+        c->box_hi = strtod(end + 1, NULL);
+    } else {
+        c->project_kind = CLIPNN_PROJECT_BALL;
+    }
+    return CLI_EXIT_OK;
+}

@@ -1,0 +1,107 @@
+/* Options shared by train, compare and eval: data, model, optimizer and
+ * schedule, clipping, telemetry. One settings struct holds them all; each
+ * subcommand adds the groups it takes to its option table, then turns the
+ * settings into a dataset, a model and clipnn_train_options. */
+#ifndef CLIPNN_CLI_OPTIONS_H
+#define CLIPNN_CLI_OPTIONS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cli.h"
+
+typedef enum { CLI_MODE_TRAIN = 0, CLI_MODE_COMPARE, CLI_MODE_EVAL } cli_mode;
+
+/* Option groups. */
+enum {
+    CLI_OPTS_DATA = 1 << 0,        /* --data --scale --test-fraction --data-seed */
+    CLI_OPTS_LOSS = 1 << 1,        /* --loss */
+    CLI_OPTS_MODEL = 1 << 2,       /* --arch --act --init */
+    CLI_OPTS_OPTIM = 1 << 3,       /* --opt --lr ... --seed --threads */
+    CLI_OPTS_CLIP_RULE = 1 << 4,   /* --clip --lambda */
+    CLI_OPTS_CLIP_PARAMS = 1 << 5, /* --eps --p --value ... --nonfinite */
+    CLI_OPTS_TELEMETRY = 1 << 6,   /* --log-groups --stability-m --expected-grad */
+    CLI_OPTS_THREADS = 1 << 7      /* --threads alone (eval) */
+};
+
+#define CLI_MAX_OPTIONS 64
+#define CLI_MAX_LAYERS 64
+
+typedef struct {
+    /* data */
+    const char *data, *scale;
+    double test_fraction;
+    uint64_t data_seed;
+    /* model and loss */
+    const char *arch, *act, *init, *loss;
+    /* optimizer, schedule, run */
+    const char *opt, *schedule;
+    double lr, momentum, wd;
+    int nesterov, replacement, threads;
+    size_t batch, epochs;
+    uint64_t steps, seed;
+    /* clipping */
+    const char *clip, *lambda, *eps, *nonfinite, *center, *box;
+    double p, value, percentile, noise, radius;
+    int agc_skip_last;
+    /* telemetry */
+    int log_groups, expected_grad;
+    double stability_m;
+} cli_settings;
+
+/* Defaults of each subcommand (compare starts from a large step size). */
+void cli_settings_default(cli_settings *s, cli_mode mode);
+
+/* Appends the option entries of the chosen groups to table[*n...]; the
+ * caller terminates the table with a {NULL} entry. */
+void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n);
+
+/* Checks the values of the chosen groups after parsing (ranges, exclusive
+ * options); prints one line and returns CLI_EXIT_USAGE when one is wrong. */
+int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
+                       char **argv);
+
+/* 1 when argv holds option name (as "--name V" or "--name=V"). */
+int cli_argv_has(int argc, char **argv, const char *name);
+
+/* Loads --data with --scale, --test-fraction, --data-seed. */
+int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
+                  clipnn_dataset **test);
+
+/* --loss, or the default for the data: xent for class labels, mse for
+ * regression targets. */
+int cli_resolve_loss(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                     clipnn_loss *out);
+
+/* Number of model outputs the data and loss ask for. */
+size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss);
+
+/* Parses --arch (default: the default hidden width, then the output width
+ * the data ask for) into widths; the last width must be one the data and
+ * loss accept. arch_text receives the widths as "64-10". */
+int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                   clipnn_loss loss, size_t *widths, size_t *n_layers, char *arch_text,
+                   size_t cap);
+
+/* Creates and initialises the model (--arch, --act, --init, --seed) and
+ * reserves it for --batch. */
+int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
+                    clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap);
+
+/* Fills o from the settings for the given rule. lambda_override, when not
+ * NaN, wins over --lambda and the rule's default. */
+int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
+                           double lambda_override, clipnn_loss loss, clipnn_train_options *o);
+
+/* Default threshold of each rule (lambda, eps): the one table of them. */
+typedef struct {
+    clipnn_clip_rule rule;
+    double lambda; /* NaN: the rule has no lambda */
+    double eps;    /* NaN: the library's default */
+} cli_rule_default;
+
+const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule);
+/* Help text listing the per-rule defaults, e.g. "norm 1, agc 0.01, ...". */
+const char *cli_rule_defaults_help(void);
+
+#endif

@@ -1,0 +1,208 @@
+/* JSON summary writer, per-step CSV log, progress line. */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "report.h"
+
+/* ---------------------------------------------------------------- JSON */
+
+static void json_key(cli_json *j, const char *key) {
+    if (j->count[j->depth]++) fputc(',', j->f);
+    if (!key) return;
+    fputc('"', j->f);
+    for (const unsigned char *c = (const unsigned char *)key; *c; c++) fputc(*c, j->f);
+    fputs("\":", j->f);
+}
+
+void cli_json_begin(cli_json *j, FILE *f) {
+    memset(j, 0, sizeof *j);
+    j->f = f;
+    fputc('{', f);
+}
+
+void cli_json_end(cli_json *j) {
+    fputs("}\n", j->f);
+    fflush(j->f);
+}
+
+void cli_json_open(cli_json *j, const char *key, char bracket) {
+    json_key(j, key);
+    fputc(bracket, j->f);
+    if (j->depth + 1 < CLI_JSON_DEPTH) j->count[++j->depth] = 0;
+}
+
+void cli_json_close(cli_json *j, char bracket) {
+    fputc(bracket, j->f);
+    if (j->depth > 0) j->depth--;
+}
+
+void cli_json_str(cli_json *j, const char *key, const char *value) {
+    json_key(j, key);
+    if (!value) {
+        fputs("null", j->f);
+        return;
+    }
+    fputc('"', j->f);
+    for (const unsigned char *c = (const unsigned char *)value; *c; c++) {
+        if (*c == '"' || *c == '\\') fprintf(j->f, "\\%c", *c);
+        else if (*c == '\n') fputs("\\n", j->f);
+        else if (*c == '\t') fputs("\\t", j->f);
+        else if (*c < 0x20) fprintf(j->f, "\\u%04x", *c);
+        else fputc(*c, j->f);
+    }
+    fputc('"', j->f);
+}
+
+void cli_json_num(cli_json *j, const char *key, double value) {
+    json_key(j, key);
+    /* JSON has no NaN or Infinity: a reader gets null and can tell. */
+    if (isfinite(value)) fprintf(j->f, "%.10g", value);
+    else fputs("null", j->f);
+}
+
+void cli_json_u64(cli_json *j, const char *key, uint64_t value) {
+    json_key(j, key);
+    fprintf(j->f, "%" PRIu64, value);
+}
+
+void cli_json_bool(cli_json *j, const char *key, int value) {
+    json_key(j, key);
+    fputs(value ? "true" : "false", j->f);
+}
+
+void cli_json_null(cli_json *j, const char *key) {
+    json_key(j, key);
+    fputs("null", j->f);
+}
+
+/* ------------------------------------------------------------ step log */
+
+static const char STEP_HEADER[] =
+    "step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
+    "sum_lr,sum_lr2,det_bound,lemma1_bound\n";
+static const char GROUP_HEADER[] = "step,group,layer,tensor,pre_norm,post_norm,factor\n";
+
+int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
+                     clipnn_model *m, clipnn_clip_rule rule, double p) {
+    memset(l, 0, sizeof *l);
+    l->path = path;
+    l->groups_path = groups_path;
+    l->model = m;
+    l->p = p;
+    l->global_rule = rule == CLIPNN_CLIP_NONE || rule == CLIPNN_CLIP_NORM ||
+                     rule == CLIPNN_CLIP_NORM_TORCH || rule == CLIPNN_CLIP_ADAPTIVE ||
+                     rule == CLIPNN_CLIP_PERCENTILE || rule == CLIPNN_CLIP_ZSCORE;
+    l->f = fopen(path, "w");
+    if (!l->f) {
+        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, path, strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    fputs(STEP_HEADER, l->f);
+    if (groups_path) {
+        l->n_groups = clipnn_model_n_groups(m);
+        l->post_norms = calloc(l->n_groups, sizeof *l->post_norms);
+        if (!l->post_norms) {
+            fclose(l->f);
+            l->f = NULL;
+            fprintf(stderr, "clipnn %s: out of memory\n", cmd);
+            return CLI_EXIT_NOMEM;
+        }
+        l->groups = fopen(groups_path, "w");
+        if (!l->groups) {
+            fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, groups_path,
+                    strerror(errno));
+            fclose(l->f);
+            l->f = NULL;
+            free(l->post_norms);
+            l->post_norms = NULL;
+            return CLI_EXIT_IO;
+        }
+        fputs(GROUP_HEADER, l->groups);
+    }
+    return CLI_EXIT_OK;
+}
+
+/* %.9g keeps every float32 digit; nan and inf are written as such (CSV
+ * readers such as numpy and pandas parse them). */
+static void csv_num(FILE *f, double v, char sep) { fprintf(f, "%.9g%c", v, sep); }
+
+static void group_rows(cli_steplog *l, const clipnn_step_record *r) {
+    const double *pre = r->group_norms;
+    if (!pre) return;
+    /* A global rule scales every group by the same factor, so a group's
+     * post-clip norm is its pre-clip norm times post/pre of the whole (the
+     * gradient block may still be unscaled when the factor was fused into
+     * the update). Other rules clip the gradient block in place, so the
+     * block holds the post-clip gradient when this callback runs. */
+    if (l->global_rule) {
+        double ratio = r->clip.pre_norm > 0 ? r->clip.post_norm / r->clip.pre_norm : 1.0;
+        for (size_t g = 0; g < l->n_groups; g++) l->post_norms[g] = pre[g] * ratio;
+    } else if (clipnn_group_norms(l->model, clipnn_model_grads(l->model), l->p, l->post_norms,
+                                  NULL) != CLIPNN_OK) {
+        for (size_t g = 0; g < l->n_groups; g++) l->post_norms[g] = NAN;
+    }
+    for (size_t g = 0; g < l->n_groups; g++) {
+        clipnn_group info = clipnn_model_group(l->model, g);
+        double post = r->clip.skipped ? 0.0 : l->post_norms[g];
+        double factor = post > 0 ? pre[g] / post : (pre[g] > 0 ? INFINITY : 1.0);
+        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer,
+                info.is_bias ? "b" : "W");
+        csv_num(l->groups, pre[g], ',');
+        csv_num(l->groups, post, ',');
+        csv_num(l->groups, factor, '\n');
+    }
+}
+
+void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
+    if (!l->f) return;
+    FILE *f = l->f;
+    fprintf(f, "%" PRIu64 ",", r->step);
+    csv_num(f, r->lr, ',');
+    csv_num(f, r->loss, ',');
+    csv_num(f, r->clip.pre_norm, ',');
+    csv_num(f, r->clip.post_norm, ',');
+    csv_num(f, r->clip.factor, ',');
+    fprintf(f, "%d,%d,", r->clip.clipped ? 1 : 0, r->clip.skipped ? 1 : 0);
+    csv_num(f, r->clip.theta_norm, ',');
+    csv_num(f, r->dist_from_start, ',');
+    csv_num(f, r->sum_lr, ',');
+    csv_num(f, r->sum_lr2, ',');
+    csv_num(f, r->det_bound, ',');
+    csv_num(f, r->lemma1_bound, '\n');
+    if (l->groups) group_rows(l, r);
+}
+
+static int close_one(FILE *f, const char *cmd, const char *path) {
+    if (!f) return CLI_EXIT_OK;
+    int bad = ferror(f);
+    if (fclose(f) != 0) bad = 1;
+    if (bad) {
+        fprintf(stderr, "clipnn %s: %s: write failed: %s\n", cmd, path, strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    return CLI_EXIT_OK;
+}
+
+int cli_steplog_close(cli_steplog *l, const char *cmd) {
+    int rc = close_one(l->f, cmd, l->path);
+    int rc2 = close_one(l->groups, cmd, l->groups_path);
+    free(l->post_norms);
+    memset(l, 0, sizeof *l);
+    return rc ? rc : rc2;
+}
+
+/* ------------------------------------------------------------ progress */
+
+void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_record *r) {
+    char acc[32];
+    if (isnan(r->test_accuracy)) snprintf(acc, sizeof acc, "-");
+    else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * r->test_accuracy);
+    fprintf(stderr, "clipnn %s:%s%s epoch %zu/%zu  train loss %.4g  test loss %.4g  test acc %s  "
+                    "clipped %.1f%%  %.0f samples/s\n",
+            cmd, label ? " " : "", label ? label : "", r->epoch, r->n_epochs, r->train_loss,
+            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second);
+}

@@ -1,0 +1,62 @@
+/* Output of the training subcommands: a JSON object writer (non-finite
+ * numbers become null), the per-step CSV log, the per-epoch progress line. */
+#ifndef CLIPNN_CLI_REPORT_H
+#define CLIPNN_CLI_REPORT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "clipnn.h"
+
+/* ---------------------------------------------------------------- JSON */
+
+#define CLI_JSON_DEPTH 8
+
+/* Writes one JSON value on one line. Keys are given to every member of an
+ * object and are NULL for array elements. */
+typedef struct {
+    FILE *f;
+    int depth;
+    int count[CLI_JSON_DEPTH]; /* members written at each level */
+} cli_json;
+
+void cli_json_begin(cli_json *j, FILE *f); /* opens the top-level object */
+void cli_json_end(cli_json *j);            /* closes it and ends the line */
+void cli_json_open(cli_json *j, const char *key, char bracket); /* '{' or '[' */
+void cli_json_close(cli_json *j, char bracket);                 /* '}' or ']' */
+void cli_json_str(cli_json *j, const char *key, const char *value); /* NULL -> null */
+void cli_json_num(cli_json *j, const char *key, double value);      /* non-finite -> null */
+void cli_json_u64(cli_json *j, const char *key, uint64_t value);
+void cli_json_bool(cli_json *j, const char *key, int value);
+void cli_json_null(cli_json *j, const char *key);
+
+/* ------------------------------------------------------------ step log */
+
+/* Writes the per-step CSV (one row per step) and, when groups are asked,
+ * a second CSV with one row per step per parameter group. */
+typedef struct {
+    FILE *f, *groups;
+    const char *path, *groups_path;
+    clipnn_model *model;
+    int global_rule;    /* the rule scales all groups by one factor */
+    double p;           /* norm order of the group norms */
+    double *post_norms; /* [n_groups] scratch, allocated before training */
+    size_t n_groups;
+    int write_error;
+} cli_steplog;
+
+/* Opens path (and groups_path when not NULL) and writes the headers. On
+ * failure prints "clipnn CMD: ..." and returns the exit code. */
+int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
+                     clipnn_model *m, clipnn_clip_rule rule, double p);
+void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r);
+/* Flushes and closes; returns the exit code (CLI_EXIT_IO when a write
+ * failed, with the message printed). */
+int cli_steplog_close(cli_steplog *l, const char *cmd);
+
+/* ------------------------------------------------------------ progress */
+
+/* One line per epoch on stderr: epoch, losses, accuracy, clip rate, speed. */
+void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_record *r);
+
+#endif

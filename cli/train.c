@@ -1,0 +1,217 @@
+/* clipnn train: train an MLP with clipped SGD on a dataset. */
+#include <errno.h>
+#include <libgen.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "options.h"
+#include "report.h"
+
+static const char SYNOPSIS[] =
+    "[--data SPEC] [--arch 64-32-10] [--act tanh] [--loss xent|mse|bce]\n"
+    "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
+    "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
+    "             [--epochs N | --steps N] [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
+    "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
+    "\n"
+    "Trains an MLP (hidden layers --act, output layer identity) with the clipped step\n"
+    "theta <- theta - a(t) g / c(t) of the paper (eq. 10) and the chosen clipping rule.\n"
+    "--log writes one CSV row per step: step,lr,loss,pre_norm,post_norm,c,clipped,skipped,\n"
+    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
+    "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
+    "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
+    "pre_norm,post_norm,factor, one row per step per parameter group (W and b of each layer).\n"
+    "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
+    "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
+    "4 file not readable/writable.";
+
+typedef struct {
+    cli_steplog *log;
+    int progress;
+} train_ctx;
+
+static void on_step(const clipnn_step_record *r, void *user) {
+    train_ctx *ctx = user;
+    if (ctx->log) cli_steplog_row(ctx->log, r);
+}
+
+static void on_epoch(const clipnn_epoch_record *r, void *user) {
+    train_ctx *ctx = user;
+    if (ctx->progress) cli_progress_epoch("train", NULL, r);
+}
+
+/* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
+static char *groups_path_for(const char *log) {
+    size_t len = strlen(log);
+    if (len >= 4 && !strcmp(log + len - 4, ".csv")) len -= 4;
+    char *out = malloc(len + sizeof ".groups.csv");
+    if (!out) return NULL;
+    memcpy(out, log, len);
+    memcpy(out + len, ".groups.csv", sizeof ".groups.csv");
+    return out;
+}
+
+/* Fails early, before any training, when --save cannot be written: the
+ * checkpoint goes to a temporary file in the same directory. */
+static int check_save_dir(const char *path) {
+    char *copy = strdup(path);
+    if (!copy) return CLI_EXIT_NOMEM;
+    const char *dir = dirname(copy);
+    int ok = access(dir, W_OK) == 0;
+    int err = errno;
+    if (!ok) fprintf(stderr, "clipnn train: --save %s: directory %s not writable: %s\n", path, dir, strerror(err));
+    free(copy);
+    return ok ? CLI_EXIT_OK : CLI_EXIT_IO;
+}
+
+static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
+                       const clipnn_dataset *test, clipnn_loss loss, const clipnn_train_options *o,
+                       const clipnn_train_result *r, const char *saved, size_t n_params) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_num(&j, "test_accuracy", r->test_accuracy);
+    cli_json_num(&j, "test_loss", r->test_loss);
+    cli_json_num(&j, "train_loss", r->train_loss);
+    cli_json_u64(&j, "steps", r->steps);
+    cli_json_num(&j, "seconds", r->seconds);
+    cli_json_bool(&j, "diverged", r->diverged);
+    if (r->diverged) cli_json_u64(&j, "diverged_step", r->diverged_step);
+    else cli_json_null(&j, "diverged_step");
+    cli_json_num(&j, "clipped_fraction", r->clipped_fraction);
+    cli_json_u64(&j, "skipped_steps", r->skipped_steps);
+    cli_json_num(&j, "max_dist_from_start", r->max_dist_from_start);
+    if (o->expected_grad) {
+        cli_json_num(&j, "expected_clipped_grad_norm", r->expected_clipped_grad_norm);
+        cli_json_num(&j, "mean_grad_norm", r->mean_grad_norm);
+    }
+    cli_json_str(&j, "data", s->data);
+    cli_json_u64(&j, "n_train", clipnn_dataset_n(train));
+    cli_json_u64(&j, "n_test", test ? clipnn_dataset_n(test) : 0);
+    cli_json_u64(&j, "inputs", clipnn_dataset_dim(train));
+    cli_json_str(&j, "arch", arch);
+    cli_json_str(&j, "act", s->act);
+    cli_json_u64(&j, "params", n_params);
+    cli_json_str(&j, "loss", clipnn_loss_name(loss));
+    cli_json_str(&j, "opt", s->opt);
+    cli_json_num(&j, "lr", s->lr);
+    cli_json_num(&j, "momentum", s->momentum);
+    cli_json_str(&j, "schedule", s->schedule);
+    cli_json_u64(&j, "batch", s->batch);
+    cli_json_str(&j, "rule", clipnn_clip_rule_name(o->clip.rule));
+    cli_json_num(&j, "lambda", o->clip.lambda);
+    cli_json_num(&j, "p", o->clip.p);
+    cli_json_u64(&j, "seed", s->seed);
+    cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
+    cli_json_str(&j, "saved", saved);
+    cli_json_end(&j);
+}
+
+static void print_text(const char *arch, const clipnn_dataset *train, const clipnn_train_options *o,
+                       const clipnn_train_result *r, const char *saved) {
+    printf("%s: %zu inputs, model %s, rule %s\n", clipnn_dataset_name(train), clipnn_dataset_dim(train), arch,
+           clipnn_clip_rule_name(o->clip.rule));
+    if (r->diverged) printf("diverged at step %llu\n", (unsigned long long)r->diverged_step);
+    printf("test accuracy %.4f  test loss %.4g  train loss %.4g\n", r->test_accuracy, r->test_loss,
+           r->train_loss);
+    printf("steps %llu  %.2f s  clipped %.1f%%  skipped %llu  max ||theta - theta0|| %.4g\n",
+           (unsigned long long)r->steps, r->seconds, 100.0 * r->clipped_fraction,
+           (unsigned long long)r->skipped_steps, r->max_dist_from_start);
+    if (o->expected_grad)
+        printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
+               r->mean_grad_norm);
+    if (saved) printf("saved %s\n", saved);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *cmd = "train";
+    cli_settings s;
+    cli_settings_default(&s, CLI_MODE_TRAIN);
+    const char *save = NULL, *log = NULL;
+    int json = 0, quiet = 0;
+    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM |
+                            CLI_OPTS_CLIP_RULE | CLI_OPTS_CLIP_PARAMS | CLI_OPTS_TELEMETRY;
+    cli_option table[CLI_MAX_OPTIONS];
+    size_t n = 0;
+    cli_settings_options(&s, groups, table, &n);
+    table[n++] = (cli_option){"--save", CLI_STR, &save, "FILE", "write the trained model (atomically)"};
+    table[n++] = (cli_option){"--log", CLI_STR, &log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON summary line"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &quiet, NULL, "no progress lines on the terminal"};
+    table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
+    clipnn_clip_rule rule;
+    clipnn_status st = clipnn_clip_rule_parse(s.clip, &rule);
+    if (st) return cli_fail(cmd, st, "--clip");
+    if (s.log_groups && !log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
+    if (save && (rc = check_save_dir(save))) return rc;
+    if (s.threads > 0) clipnn_set_threads(s.threads);
+
+    clipnn_dataset *train = NULL, *test = NULL;
+    clipnn_model *m = NULL;
+    cli_steplog steplog;
+    memset(&steplog, 0, sizeof steplog);
+    char *groups_path = NULL;
+    char arch[256];
+    clipnn_loss loss;
+    clipnn_train_options o;
+    if ((rc = cli_load_data(cmd, &s, &train, &test))) goto done;
+    if ((rc = cli_resolve_loss(cmd, &s, train, &loss))) goto done;
+    if ((rc = cli_build_model(cmd, &s, train, loss, &m, arch, sizeof arch))) goto done;
+    if ((rc = cli_make_train_options(cmd, &s, rule, NAN, loss, &o))) goto done;
+    if (log) {
+        if (s.log_groups && !(groups_path = groups_path_for(log))) {
+            rc = CLI_EXIT_NOMEM;
+            goto done;
+        }
+        if ((rc = cli_steplog_open(&steplog, cmd, log, groups_path, m, rule, o.clip.p))) goto done;
+    }
+    train_ctx ctx = {log ? &steplog : NULL, !quiet && cli_is_tty()};
+    /* Always set: the library tracks max ||theta - theta0|| while it fills
+     * the per-step record. */
+    o.on_step = on_step;
+    o.on_epoch = on_epoch;
+    o.user = &ctx;
+
+    clipnn_train_result r;
+    st = clipnn_train(m, train, test, &o, &r);
+    if (st && !(st == CLIPNN_ERR_NONFINITE && r.diverged)) {
+        rc = cli_fail(cmd, st, "training");
+        goto done;
+    }
+    if (r.diverged && test) {
+        /* The last per-epoch figures predate the divergence: report the
+         * model as it ended. */
+        clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
+    }
+    if (log && (rc = cli_steplog_close(&steplog, cmd))) goto done;
+    const char *saved = NULL;
+    if (save && !r.diverged) {
+        st = clipnn_model_save(m, save);
+        if (st) {
+            rc = cli_fail(cmd, st, "--save");
+            goto done;
+        }
+        saved = save;
+    }
+    if (json) print_json(&s, arch, train, test, loss, &o, &r, saved, clipnn_model_n_params(m));
+    else print_text(arch, train, &o, &r, saved);
+    if (r.diverged) {
+        fprintf(stderr, "clipnn train: training diverged at step %llu (non-finite loss, gradient or parameters)%s\n",
+                (unsigned long long)r.diverged_step, save ? "; model not saved" : "");
+        rc = CLI_EXIT_FAILURE;
+    }
+done:
+    if (steplog.f) cli_steplog_close(&steplog, cmd);
+    free(groups_path);
+    clipnn_model_free(m);
+    clipnn_dataset_free(train);
+    clipnn_dataset_free(test);
+    return rc;
+}

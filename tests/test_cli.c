@@ -1,0 +1,270 @@
+/* The command-line tool end to end: train, eval, compare run as a user runs
+ * them (through check_run_tool), on the built-in digits with short runs. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "clipnn.h"
+
+/* The last line of out that starts with '{' (the --json summary), copied. */
+static char *last_json(const char *out) {
+    const char *best = NULL;
+    for (const char *p = out; p && *p; p = strchr(p, '\n')) {
+        if (*p == '\n') p++;
+        if (*p == '{') best = p;
+    }
+    if (!best) return NULL;
+    size_t len = strcspn(best, "\n");
+    char *copy = malloc(len + 1);
+    if (!copy) return NULL;
+    memcpy(copy, best, len);
+    copy[len] = 0;
+    return copy;
+}
+
+/* Text of the value of "key" (up to ',' or '}'), into buf; NULL if absent. */
+static const char *json_raw(const char *json, const char *key, char *buf, size_t cap) {
+    char pat[80];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = json ? strstr(json, pat) : NULL;
+    if (!p) return NULL;
+    p += strlen(pat);
+    size_t len = strcspn(p, ",}");
+    if (len >= cap) len = cap - 1;
+    memcpy(buf, p, len);
+    buf[len] = 0;
+    return buf;
+}
+
+static double json_num(const char *json, const char *key) {
+    char buf[64];
+    const char *v = json_raw(json, key, buf, sizeof buf);
+    if (!v || !strcmp(v, "null")) return NAN;
+    return strtod(v, NULL);
+}
+
+static size_t count_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = 0;
+    int c, last = '\n';
+    while ((c = fgetc(f)) != EOF) {
+        if (c == '\n') n++;
+        last = c;
+    }
+    if (last != '\n') n++;
+    fclose(f);
+    return n;
+}
+
+static int count_substr(const char *s, const char *sub) {
+    int n = 0;
+    for (const char *p = s ? strstr(s, sub) : NULL; p; p = strstr(p + 1, sub)) n++;
+    return n;
+}
+
+TEST(cli_train_json_summary) {
+    const char *out;
+    int rc = check_run_tool("train --epochs 2 --json --quiet --threads 1", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    char *j = last_json(out);
+    CHECK_MSG(j != NULL, "no JSON line in: %s", out);
+    static const char *keys[] = {"test_accuracy", "test_loss", "train_loss", "steps", "seconds",
+                                 "diverged", "clipped_fraction", "data", "arch", "rule"};
+    char buf[128];
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
+        CHECK_MSG(json_raw(j, keys[i], buf, sizeof buf) != NULL, "key %s missing in %s", keys[i], j);
+    /* Two epochs over the digits' training part, batch 32: the step count
+     * is 2 * ceil(n_train / 32), with n_train reported in the same line. */
+    double n_train = json_num(j, "n_train");
+    CHECK(n_train > 1000);
+    CHECK_NEAR(json_num(j, "steps"), 2 * ((long)n_train + 31) / 32, 0);
+    /* Far above the 10% of guessing after two epochs; a broken update or
+     * evaluation would sit near 0.1. */
+    CHECK(json_num(j, "test_accuracy") > 0.8);
+    CHECK(!strcmp(json_raw(j, "diverged", buf, sizeof buf), "false"));
+    free(j);
+}
+
+TEST(cli_train_bad_options) {
+    static const char *bad[] = {
+        "--clip bogus", "--lr -1", "--p 0.5", "--batch 0", "--arch 64-0-10", "--arch 64-5",
+        "--arch 64--10", "--arch x", "--momentum 1", "--epochs 2 --steps 5", "--schedule rm:0,2",
+        "--act nope", "--nonfinite maybe", "--lambda -1", "--lambda abc", "--bogus", "--lr abc",
+        "--log-groups", "--epochs 0", "--percentile 101", "--box 1,0", "--opt rmsprop", "--lr",
+        "--test-fraction 1", "--nesterov --momentum 0", "--init nope", "--loss nope"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        char args[256];
+        const char *out;
+        snprintf(args, sizeof args, "train --quiet %s", bad[i]);
+        int rc = check_run_tool(args, &out);
+        CHECK_MSG(rc == 2, "'%s': exit %d, want 2: %s", bad[i], rc, out);
+        /* One line, naming the command. */
+        CHECK_MSG(!strncmp(out, "clipnn train: ", 14) && count_substr(out, "\n") == 1,
+                  "'%s': message not one 'clipnn train:' line: %s", bad[i], out);
+    }
+    const char *out;
+    int rc = check_run_tool("train --quiet --data csv:/nonexistent/none.csv", &out);
+    CHECK_MSG(rc == 4, "missing data file: exit %d: %s", rc, out);
+    CHECK(strstr(out, "/nonexistent/none.csv") != NULL);
+    rc = check_run_tool("eval --data digits", &out);
+    CHECK_MSG(rc == 2 && strstr(out, "--model"), "eval without --model: exit %d: %s", rc, out);
+    rc = check_run_tool("compare --rules none,bogus", &out);
+    CHECK_MSG(rc == 2, "compare unknown rule: exit %d: %s", rc, out);
+    rc = check_run_tool("compare --seeds 0", &out);
+    CHECK_MSG(rc == 2, "compare --seeds 0: exit %d: %s", rc, out);
+}
+
+TEST(cli_help_shows_defaults) {
+    const char *out;
+    int rc = check_run_tool("train --help", &out);
+    CHECK(rc == 0);
+    CHECK(strstr(out, "--lr A0") && strstr(out, "(default: digits)"));
+    CHECK(strstr(out, "agc 0.01") != NULL);
+    rc = check_run_tool("compare --help", &out);
+    CHECK(rc == 0 && strstr(out, "--rules"));
+    rc = check_run_tool("eval --help", &out);
+    CHECK(rc == 0 && strstr(out, "--model"));
+}
+
+TEST(cli_eval_reproduces_training) {
+    const char *model = check_tmp_path("cli_eval.model");
+    char args[1024];
+    const char *out;
+    snprintf(args, sizeof args, "train --epochs 2 --seed 7 --quiet --json --save %s", model);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 0, "train exit %d: %s", rc, out);
+    char *jt = last_json(out);
+    snprintf(args, sizeof args, "eval --model %s --json", model);
+    rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 0, "eval exit %d: %s", rc, out);
+    char *je = last_json(out);
+    char a[64], b[64];
+    /* Same parameters, same data, same evaluation: the same numbers. */
+    CHECK(json_raw(jt, "test_accuracy", a, sizeof a) && json_raw(je, "test_accuracy", b, sizeof b));
+    CHECK_MSG(!strcmp(a, b), "train %s vs eval %s", a, b);
+    CHECK_NEAR(json_num(jt, "test_loss"), json_num(je, "test_loss"), 1e-6 * json_num(jt, "test_loss"));
+    free(jt);
+    free(je);
+}
+
+TEST(cli_eval_refuses_bad_model_files) {
+    const char *model = check_tmp_path("cli_damaged.model");
+    char args[1024];
+    const char *out;
+    snprintf(args, sizeof args, "train --steps 3 --quiet --save %s", model);
+    CHECK(check_run_tool(args, &out) == 0);
+    /* Flip one byte in the middle of the parameters. */
+    FILE *f = fopen(model, "r+b");
+    CHECK(f != NULL);
+    if (!f) return;
+    fseek(f, 0, SEEK_END);
+    long size = ftell(f);
+    fseek(f, size / 2, SEEK_SET);
+    int c = fgetc(f);
+    fseek(f, size / 2, SEEK_SET);
+    fputc(c ^ 0x5a, f);
+    fclose(f);
+    snprintf(args, sizeof args, "eval --model %s", model);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 3, "damaged model: exit %d: %s", rc, out);
+    CHECK(!strncmp(out, "clipnn eval: ", 13) && strstr(out, model));
+
+    const char *foreign = check_tmp_path("cli_foreign.model");
+    f = fopen(foreign, "w");
+    CHECK(f != NULL);
+    if (f) {
+        fputs("step,lr,loss\n0,0.1,2.3\n", f);
+        fclose(f);
+    }
+    snprintf(args, sizeof args, "eval --model %s", foreign);
+    rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 3, "foreign file: exit %d: %s", rc, out);
+    rc = check_run_tool("eval --model /nonexistent/x.model", &out);
+    CHECK_MSG(rc == 4, "missing model: exit %d: %s", rc, out);
+}
+
+TEST(cli_failed_run_keeps_saved_model) {
+    const char *model = check_tmp_path("cli_keep.model");
+    char args[1024];
+    const char *out;
+    snprintf(args, sizeof args, "train --steps 20 --quiet --save %s", model);
+    CHECK(check_run_tool(args, &out) == 0);
+    snprintf(args, sizeof args, "eval --model %s --json", model);
+    CHECK(check_run_tool(args, &out) == 0);
+    char *before = last_json(out);
+    /* A step size of 1e6 without clipping overflows float32 within a few
+     * steps: the run diverges (exit 1) and must not replace the file. */
+    snprintf(args, sizeof args, "train --steps 50 --lr 1e6 --clip none --quiet --save %s", model);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 1 && strstr(out, "diverged"), "diverging run: exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "eval --model %s --json", model);
+    CHECK(check_run_tool(args, &out) == 0);
+    char *after = last_json(out);
+    char a[64], b[64];
+    CHECK(json_raw(before, "test_loss", a, sizeof a) && json_raw(after, "test_loss", b, sizeof b));
+    CHECK_MSG(!strcmp(a, b), "model changed: %s -> %s", a, b);
+    free(before);
+    free(after);
+}
+
+TEST(cli_train_log_rows) {
+    const char *log = check_tmp_path("cli_steps.csv");
+    const char *groups = check_tmp_path("cli_steps.groups.csv");
+    char args[1024];
+    const char *out;
+    snprintf(args, sizeof args,
+             "train --steps 7 --arch 16-10 --momentum 0 --clip norm --lambda 0.5 --stability-m 1 --quiet --log %s "
+             "--log-groups",
+             log);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    CHECK(count_lines(log) == 1 + 7);
+    /* Two dense layers: W and b of each, four groups per step. */
+    CHECK(count_lines(groups) == 1 + 7 * 4);
+    FILE *f = fopen(log, "r");
+    CHECK(f != NULL);
+    if (!f) return;
+    char line[1024];
+    CHECK(fgets(line, sizeof line, f) != NULL);
+    CHECK(!strncmp(line, "step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
+                         "sum_lr,sum_lr2,det_bound,lemma1_bound",
+                   strlen("step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
+                          "sum_lr,sum_lr2,det_bound,lemma1_bound")));
+    double prev_sum = 0;
+    for (int row = 0; row < 7 && fgets(line, sizeof line, f); row++) {
+        double v[14];
+        int k = sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2],
+                       &v[3], &v[4], &v[5], &v[6], &v[7], &v[8], &v[9], &v[10], &v[11], &v[12], &v[13]);
+        CHECK_MSG(k == 14, "row %d: %d fields: %s", row, k, line);
+        if (k != 14) break;
+        CHECK(v[0] == row);
+        /* Classic clipping without momentum: each step is at most
+         * lr * lambda long, so the distance from theta(0) stays under
+         * lambda * sum a(t), up to the float32 rounding of theta at each
+         * step (at most eps/2 * ||theta|| per step). */
+        CHECK_NEAR(v[10], prev_sum + v[1], 1e-12);
+        prev_sum = v[10];
+        CHECK(v[4] <= 0.5 * (1 + 1e-6));
+        CHECK(v[9] <= v[12] + (row + 1) * 0.6e-7 * v[8]);
+        CHECK_NEAR(v[12], 0.5 * v[10], 1e-9);
+    }
+    fclose(f);
+}
+
+TEST(cli_compare_rows) {
+    const char *out;
+    int rc = check_run_tool("compare --steps 30 --seeds 2 --rules none,norm,agc:0.02 --json --quiet", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    char *j = last_json(out);
+    CHECK_MSG(j != NULL, "no JSON in %s", out);
+    CHECK(count_substr(j, "\"rule\":") == 3);
+    CHECK(strstr(j, "\"rule\":\"none\"") && strstr(j, "\"rule\":\"norm\"") && strstr(j, "\"rule\":\"agc\""));
+    CHECK(strstr(j, "\"lambda\":0.02") != NULL);
+    CHECK(count_substr(j, "\"test_accuracy\":") == 3);
+    CHECK(count_substr(j, "\"max_dist_from_start\":") == 3);
+    free(j);
+    rc = check_run_tool("compare --steps 10 --seeds 1 --rules none,norm --quiet", &out);
+    CHECK_MSG(rc == 0 && strstr(out, "none") && strstr(out, "norm"), "table: exit %d: %s", rc, out);
+}
