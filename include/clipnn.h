@@ -399,6 +399,7 @@ typedef struct {
     void (*on_step)(const clipnn_step_record *r, void *user);
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
+    struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
 } clipnn_train_options;
 clipnn_train_options clipnn_train_options_default(void);
 
@@ -426,9 +427,53 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
 /* ------------------------------------------------------------- checkpoints */
 
 /* Magic, format version, architecture, parameters, CRC-32; written to a
- * temporary file, fsynced and renamed over path. */
+ * temporary file, fsynced and renamed over path (an existing file at path is
+ * left intact when anything fails). Layout: docs/formats.md. Loading refuses
+ * a missing (IO), foreign (FORMAT), newer (UNSUPPORTED), truncated
+ * (TRUNCATED), damaged (CHECKSUM) or inconsistent (FORMAT, SHAPE) file with
+ * a message naming it. */
 clipnn_status clipnn_model_save(const clipnn_model *m, const char *path);
 clipnn_status clipnn_model_load(const char *path, clipnn_model **out);
+
+/* Training state: everything besides the parameters that clipnn_train needs
+ * to continue a run so that it follows the same trajectory, bit for bit, as
+ * a run that was never interrupted: the step count, the minibatch RNG and
+ * shuffle order, the optimizer's buffers, the clipper's state (histories,
+ * EMAs, noise RNG), theta(0) and the running sums of the step record.
+ * Give one to clipnn_train through clipnn_train_options.state: an empty
+ * state starts a fresh run, a state that holds a run continues it (steps and
+ * epochs then count the whole run, the part already done included, so the
+ * same options finish the same run); when clipnn_train returns, the state
+ * holds the run after its last step. */
+typedef struct clipnn_train_state clipnn_train_state;
+clipnn_status clipnn_train_state_create(clipnn_train_state **out); /* empty */
+void clipnn_train_state_free(clipnn_train_state *s);
+uint64_t clipnn_train_state_steps(const clipnn_train_state *s); /* 0 when empty */
+
+/* A checkpoint with the model and, when state is not NULL and holds a run,
+ * the training state. */
+clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m,
+                                     const clipnn_train_state *state);
+/* state may be NULL (the model only); otherwise *state receives the file's
+ * training state, empty when the file holds none. */
+clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
+                                     clipnn_train_state **state);
+
+/* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
+ * little-endian, the OPTM section of docs/formats.md. state_save writes
+ * exactly state_size bytes. state_load accepts only the state of an
+ * optimizer of the same kind, buffers and parameter count, and leaves o
+ * unchanged when it refuses. */
+size_t clipnn_optimizer_state_size(const clipnn_optimizer *o);
+void clipnn_optimizer_state_save(const clipnn_optimizer *o, void *buf);
+clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const void *buf, size_t len);
+
+/* The clipper's state (running counts, AutoClip history, ZClip EMAs, noise
+ * RNG, theta(0) of the projection), the CLIP section; same contract as the
+ * optimizer's (implemented in src/clip.c). */
+size_t clipnn_clipper_state_size(const clipnn_clipper *c);
+void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
+clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);
 
 /* ------------------------------------------------------------------- files */
 
