@@ -20,14 +20,15 @@ static const char SYNOPSIS[] =
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
     "final train loss, test accuracy (mean and standard deviation over the seeds), fraction\n"
     "of steps clipped, max ||theta - theta0||, time. A rule may carry its threshold:\n"
-    "--rules norm:0.5,agc:0.02 (default thresholds: see --lambda of 'clipnn train --help').\n"
+    "--rules norm:0.5,agc:0.02,value:0.05 (lambda; for value the bound, for percentile\n"
+    "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
     "--json: the last line of stdout is one JSON object with a \"rows\" array.";
 
 typedef struct {
     clipnn_clip_rule rule;
-    double lambda; /* NaN: the rule's default */
+    double lambda; /* threshold; NaN: the rule's default */
     char label[48];
 } rule_spec;
 
@@ -196,13 +197,14 @@ int cmd_compare(int argc, char **argv) {
                 rc = cli_fail(cmd, st, what);
                 goto done;
             }
-            if (r.diverged && test) clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
+            if (r.diverged) {
+                /* Report the model as it ended, not the last epoch before. */
+                r.train_loss = NAN;
+                if (test) clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
+            }
             steps = r.steps > steps ? r.steps : steps;
             rule_row *w = &rows[i];
-            w->lambda = rules[i].rule == CLIPNN_CLIP_VALUE ? o.clip.value
-                        : isnan(cli_rule_defaults(rules[i].rule)->lambda) && isnan(rules[i].lambda)
-                            ? NAN
-                            : o.clip.lambda;
+            w->lambda = cli_rule_threshold(&o.clip);
             if (r.diverged) {
                 if (!w->diverged_runs || r.diverged_step < w->first_diverged_step)
                     w->first_diverged_step = r.diverged_step;

@@ -14,9 +14,11 @@
 /* Per-rule default thresholds, the one place they are set.
  * - norm family: 1, PyTorch's customary max_norm; on the digits MLP the
  *   pre-clip gradient norm is of order 1, so 1 clips the large steps only.
- * - adaptive (eq. 17/18): the update is at most lr * lambda * ||theta||, so
- *   lambda is a relative step; 0.1 lets a step change theta by 10% of its
- *   norm at lr 1.
+ * - adaptive (eq. 17/18): the update is at most lr * lambda * ||theta||
+ *   (per layer for 18), so lambda is a relative step: 0.01 moves theta by
+ *   at most 1% of its norm at lr 1. Measured on the digits MLP at the
+ *   compare defaults (relu, lr 4): 0.01 trains to ~99%, while 0.03 and 0.1
+ *   let large steps through and lose 5 to 15 points at lr 2 to 4.
  * - agc: NFNets' defaults lambda 0.01, eps 1e-3 (Brock et al. 2021, Optax).
  * - per-sample: C = 1 (Opacus examples' max_grad_norm).
  * - value, project, percentile, zscore take their own options (--value,
@@ -27,8 +29,8 @@ static const cli_rule_default rule_defaults[] = {
     {CLIPNN_CLIP_NORM, 1.0, NAN},
     {CLIPNN_CLIP_NORM_TORCH, 1.0, NAN},
     {CLIPNN_CLIP_NORM_GROUP, 1.0, NAN},
-    {CLIPNN_CLIP_ADAPTIVE, 0.1, 1e-3},
-    {CLIPNN_CLIP_ADAPTIVE_LAYER, 0.1, 1e-3},
+    {CLIPNN_CLIP_ADAPTIVE, 0.01, 1e-3},
+    {CLIPNN_CLIP_ADAPTIVE_LAYER, 0.01, 1e-3},
     {CLIPNN_CLIP_AGC, 0.01, 1e-3},
     {CLIPNN_CLIP_PROJECT, NAN, NAN},
     {CLIPNN_CLIP_PERCENTILE, NAN, NAN},
@@ -40,6 +42,14 @@ const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule) {
     for (size_t i = 0; i < sizeof rule_defaults / sizeof rule_defaults[0]; i++)
         if (rule_defaults[i].rule == rule) return &rule_defaults[i];
     return &rule_defaults[0];
+}
+
+double cli_rule_threshold(const clipnn_clip_options *c) {
+    if (c->rule == CLIPNN_CLIP_VALUE) return c->value;
+    if (c->rule == CLIPNN_CLIP_PERCENTILE) return c->percentile;
+    if (c->rule == CLIPNN_CLIP_ZSCORE) return c->z_threshold;
+    if (c->rule == CLIPNN_CLIP_PROJECT) return c->project_kind == CLIPNN_PROJECT_BALL ? c->project_radius : NAN;
+    return isnan(cli_rule_defaults(c->rule)->lambda) ? NAN : c->lambda;
 }
 
 const char *cli_rule_defaults_help(void) {
@@ -56,14 +66,6 @@ const char *cli_rule_defaults_help(void) {
     return buf;
 }
 
-static const char *scaling_name(clipnn_scaling s) {
-    switch (s) {
-    case CLIPNN_SCALE_NONE: return "none";
-    case CLIPNN_SCALE_STANDARDIZE: return "standardize";
-    default: return "unit";
-    }
-}
-
 static const char *nonfinite_name(clipnn_nonfinite n) {
     switch (n) {
     case CLIPNN_NONFINITE_SKIP: return "skip";
@@ -77,18 +79,24 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     clipnn_data_options d = clipnn_data_options_default();
     clipnn_clip_options c = clipnn_clip_options_default();
     s->data = "digits";
-    s->scale = scaling_name(d.scaling);
+    /* Standardized inputs train the digits MLP to ~97% in 20 epochs where
+     * [0, 1] scaling reaches ~83%: the default of the tool, whatever the
+     * library's. */
+    s->scale = "standardize";
     s->test_fraction = d.test_fraction;
     s->data_seed = d.seed;
     s->act = "tanh";
     s->opt = "sgd";
     s->schedule = "const";
-    s->lr = 0.1;
+    /* Train defaults, measured on the digits (8 train/test splits, tanh
+     * 64-10): test accuracy 96.7% to 98.3%, mean 97.1%, in ~0.1 s. Norm
+     * clipping at lambda 1 touches ~1.5% of the steps (the early ones). */
+    s->lr = 0.05;
     s->momentum = 0.9;
     s->batch = 32;
     s->epochs = 20;
     s->seed = 1;
-    s->clip = "none";
+    s->clip = "norm";
     s->nonfinite = nonfinite_name(c.nonfinite);
     s->center = c.project_center_initial ? "initial" : "zero";
     s->p = c.p;
@@ -98,7 +106,12 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->radius = 10.0;
     s->stability_m = 0;
     if (mode == CLI_MODE_COMPARE) {
-        s->lr = 5.0;
+        /* Plain SGD at a large step on a ReLU net: measured on the digits
+         * (64-10, 5 seeds), no clipping overflows to NaN within 60 to 200
+         * steps in every run, while norm, adaptive, adaptive-layer and agc
+         * reach 97% to 99% test accuracy. */
+        s->act = "relu";
+        s->lr = 4.0;
         s->momentum = 0.0;
         s->epochs = 10;
     }
@@ -381,7 +394,7 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
 }
 
 int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
-                           double lambda_override, clipnn_loss loss, clipnn_train_options *o) {
+                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
     *o = clipnn_train_options_default();
     clipnn_status st;
     if (!strcmp(s->opt, "sgd")) o->optim.kind = CLIPNN_OPT_SGD;
@@ -406,7 +419,7 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     c->rule = rule;
     const cli_rule_default *rd = cli_rule_defaults(rule);
     double v;
-    if (!isnan(lambda_override)) c->lambda = lambda_override;
+    if (!isnan(threshold) && !isnan(rd->lambda)) c->lambda = threshold;
     else if (s->lambda && !parse_number(s->lambda, &v)) c->lambda = v;
     else if (!isnan(rd->lambda)) c->lambda = rd->lambda;
     if (s->eps && !parse_number(s->eps, &v)) c->eps = v;
@@ -429,6 +442,13 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
         c->box_hi = strtod(end + 1, NULL);
     } else {
         c->project_kind = CLIPNN_PROJECT_BALL;
+    }
+    /* The threshold of rules without a lambda is their own parameter. */
+    if (!isnan(threshold)) {
+        if (rule == CLIPNN_CLIP_VALUE) c->value = threshold;
+        else if (rule == CLIPNN_CLIP_PERCENTILE) c->percentile = threshold;
+        else if (rule == CLIPNN_CLIP_PROJECT) c->project_radius = threshold;
+        else if (rule == CLIPNN_CLIP_ZSCORE) c->z_threshold = threshold;
     }
     return CLI_EXIT_OK;
 }

@@ -17,6 +17,7 @@ static const char SYNOPSIS[] =
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
+    "             [--resume FILE]\n"
     "\n"
     "Trains an MLP (hidden layers --act, output layer identity) with the clipped step\n"
     "theta <- theta - a(t) g / c(t) of the paper (eq. 10) and the chosen clipping rule.\n"
@@ -25,6 +26,10 @@ static const char SYNOPSIS[] =
     "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
     "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
     "pre_norm,post_norm,factor, one row per step per parameter group (W and b of each layer).\n"
+    "--save writes the model and the training state (optimizer, clipping state, batch\n"
+    "order, step count); --resume FILE continues that run with the same options and\n"
+    "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
+    "whole run); the architecture then comes from FILE.\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable.";
@@ -102,7 +107,7 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_str(&j, "schedule", s->schedule);
     cli_json_u64(&j, "batch", s->batch);
     cli_json_str(&j, "rule", clipnn_clip_rule_name(o->clip.rule));
-    cli_json_num(&j, "lambda", o->clip.lambda);
+    cli_json_num(&j, "lambda", cli_rule_threshold(&o->clip));
     cli_json_num(&j, "p", o->clip.p);
     cli_json_u64(&j, "seed", s->seed);
     cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
@@ -130,7 +135,7 @@ int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     cli_settings s;
     cli_settings_default(&s, CLI_MODE_TRAIN);
-    const char *save = NULL, *log = NULL;
+    const char *save = NULL, *log = NULL, *resume = NULL;
     int json = 0, quiet = 0;
     const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM |
                             CLI_OPTS_CLIP_RULE | CLI_OPTS_CLIP_PARAMS | CLI_OPTS_TELEMETRY;
@@ -138,6 +143,7 @@ int cmd_train(int argc, char **argv) {
     size_t n = 0;
     cli_settings_options(&s, groups, table, &n);
     table[n++] = (cli_option){"--save", CLI_STR, &save, "FILE", "write the trained model (atomically)"};
+    table[n++] = (cli_option){"--resume", CLI_STR, &resume, "FILE", "continue the run saved in FILE by --save"};
     table[n++] = (cli_option){"--log", CLI_STR, &log, "FILE.csv", "per-step CSV log"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &quiet, NULL, "no progress lines on the terminal"};
@@ -151,10 +157,14 @@ int cmd_train(int argc, char **argv) {
     if (st) return cli_fail(cmd, st, "--clip");
     if (s.log_groups && !log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
     if (save && (rc = check_save_dir(save))) return rc;
+    if (resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
+                   cli_argv_has(argc, argv, "--init")))
+        return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
     if (s.threads > 0) clipnn_set_threads(s.threads);
 
     clipnn_dataset *train = NULL, *test = NULL;
     clipnn_model *m = NULL;
+    clipnn_train_state *state = NULL;
     cli_steplog steplog;
     memset(&steplog, 0, sizeof steplog);
     char *groups_path = NULL;
@@ -163,7 +173,24 @@ int cmd_train(int argc, char **argv) {
     clipnn_train_options o;
     if ((rc = cli_load_data(cmd, &s, &train, &test))) goto done;
     if ((rc = cli_resolve_loss(cmd, &s, train, &loss))) goto done;
-    if ((rc = cli_build_model(cmd, &s, train, loss, &m, arch, sizeof arch))) goto done;
+    if (resume) {
+        if ((st = clipnn_checkpoint_load(resume, &m, &state))) {
+            rc = cli_fail(cmd, st, "--resume");
+            goto done;
+        }
+        size_t len = 0;
+        arch[0] = 0;
+        for (size_t l = 0; l < clipnn_model_n_layers(m) && len < sizeof arch; l++)
+            len += (size_t)snprintf(arch + len, sizeof arch - len, "%s%zu", l ? "-" : "",
+                                    clipnn_model_layer_width(m, l));
+        if (clipnn_model_n_layers(m) > 1) s.act = clipnn_act_name(clipnn_model_layer_act(m, 0));
+    } else {
+        if ((rc = cli_build_model(cmd, &s, train, loss, &m, arch, sizeof arch))) goto done;
+        if (save && (st = clipnn_train_state_create(&state))) {
+            rc = cli_fail(cmd, st, "training state");
+            goto done;
+        }
+    }
     if ((rc = cli_make_train_options(cmd, &s, rule, NAN, loss, &o))) goto done;
     if (log) {
         if (s.log_groups && !(groups_path = groups_path_for(log))) {
@@ -178,6 +205,7 @@ int cmd_train(int argc, char **argv) {
     o.on_step = on_step;
     o.on_epoch = on_epoch;
     o.user = &ctx;
+    o.state = state;
 
     clipnn_train_result r;
     st = clipnn_train(m, train, test, &o, &r);
@@ -185,15 +213,17 @@ int cmd_train(int argc, char **argv) {
         rc = cli_fail(cmd, st, "training");
         goto done;
     }
-    if (r.diverged && test) {
+    if (r.diverged) {
         /* The last per-epoch figures predate the divergence: report the
-         * model as it ended. */
-        clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
+         * model as it ended, and a training loss that did not stay finite
+         * as null. */
+        r.train_loss = NAN;
+        if (test) clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
     }
     if (log && (rc = cli_steplog_close(&steplog, cmd))) goto done;
     const char *saved = NULL;
     if (save && !r.diverged) {
-        st = clipnn_model_save(m, save);
+        st = clipnn_checkpoint_save(save, m, state);
         if (st) {
             rc = cli_fail(cmd, st, "--save");
             goto done;
@@ -210,6 +240,7 @@ int cmd_train(int argc, char **argv) {
 done:
     if (steplog.f) cli_steplog_close(&steplog, cmd);
     free(groups_path);
+    clipnn_train_state_free(state);
     clipnn_model_free(m);
     clipnn_dataset_free(train);
     clipnn_dataset_free(test);

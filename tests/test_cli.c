@@ -79,7 +79,7 @@ TEST(cli_train_json_summary) {
      * is 2 * ceil(n_train / 32), with n_train reported in the same line. */
     double n_train = json_num(j, "n_train");
     CHECK(n_train > 1000);
-    CHECK_NEAR(json_num(j, "steps"), 2 * ((long)n_train + 31) / 32, 0);
+    CHECK_NEAR(json_num(j, "steps"), 2 * (((long)n_train + 31) / 32), 0);
     /* Far above the 10% of guessing after two epochs; a broken update or
      * evaluation would sit near 0.1. */
     CHECK(json_num(j, "test_accuracy") > 0.8);
@@ -194,9 +194,10 @@ TEST(cli_failed_run_keeps_saved_model) {
     snprintf(args, sizeof args, "eval --model %s --json", model);
     CHECK(check_run_tool(args, &out) == 0);
     char *before = last_json(out);
-    /* A step size of 1e6 without clipping overflows float32 within a few
-     * steps: the run diverges (exit 1) and must not replace the file. */
-    snprintf(args, sizeof args, "train --steps 50 --lr 1e6 --clip none --quiet --save %s", model);
+    /* A ReLU net at step size 100 without clipping grows its weights
+     * geometrically and overflows float32 within a few dozen steps: the run
+     * diverges (exit 1) and must not replace the file. */
+    snprintf(args, sizeof args, "train --steps 200 --act relu --lr 100 --clip none --quiet --save %s", model);
     int rc = check_run_tool(args, &out);
     CHECK_MSG(rc == 1 && strstr(out, "diverged"), "diverging run: exit %d: %s", rc, out);
     snprintf(args, sizeof args, "eval --model %s --json", model);
