@@ -14,6 +14,7 @@
 
 #include "check.h"
 #include "clipnn.h"
+#include "internal.h" /* to build training states without the trainer */
 
 /* Offsets fixed by the format (src/checkpoint.c, docs/formats.md). */
 enum {
@@ -497,4 +498,196 @@ TEST(optimizer_state_round_trip_continues_exactly) {
     CHECK(strstr(clipnn_last_error(), "adam") != NULL);
     clipnn_optimizer_free(adam);
     clipnn_optimizer_free(sgd);
+}
+
+/* ------------------------------------------------ training state sections */
+
+/* Payload offset of section `tag` in a checkpoint image, or 0. */
+static size_t find_section(const blob *b, const char *tag, uint64_t *len) {
+    size_t off = 20;
+    while (off + 12 <= b->len - 4) {
+        uint64_t l = get_u64(b->data + off + 4);
+        if (memcmp(b->data + off, tag, 4) == 0) {
+            if (len) *len = l;
+            return off + 12;
+        }
+        off += 12 + (size_t)l;
+    }
+    return 0;
+}
+
+enum { ST_N = 6 };
+
+/* A state as clipnn_train would capture it, built from its parts so that
+ * the container is tested on its own (the resume tests below run the
+ * trainer). */
+static clipnn_train_state *made_state(clipnn_model *m, clipnn_train_loop *L, size_t *order) {
+    size_t P = clipnn_model_n_params(m);
+    clipnn_train_state *st = NULL;
+    CHECK_OK(clipnn_train_state_create(&st));
+    if (!st) return NULL;
+    *L = (clipnn_train_loop){.step = 17, .rng = {{1, 2, 0xfedcba9876543210ull, 4}}, .cursor = 3, .epoch = 2,
+                             .epoch_steps = 5, .epoch_clipped = 4, .clipped = 11, .skipped = 1,
+                             .sum_lr = 1.7, .sum_lr2 = 0.17, .epoch_loss = 3.25, .max_dist = 0.5};
+    for (size_t i = 0; i < ST_N; i++) order[i] = (i * 5 + 2) % ST_N; /* a permutation: 5 is prime to 6 */
+    CHECK_OK(clipnn_train_loop_encode(L, order, ST_N, clipnn_model_params(m), P, &st->loop, &st->loop_len));
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    oo.momentum = 0.9;
+    clipnn_optimizer *o = NULL;
+    CHECK_OK(clipnn_optimizer_create(&o, P, &oo));
+    float *p = malloc(P * sizeof *p), *g = malloc(P * sizeof *g);
+    memcpy(p, clipnn_model_params(m), P * sizeof *p);
+    for (int t = 0; t < 2; t++) {
+        fill_grads(g, P, t);
+        clipnn_optimizer_step(o, p, g, 0.1, 1.0);
+    }
+    st->optim_len = clipnn_optimizer_state_size(o);
+    st->optim = malloc(st->optim_len);
+    clipnn_optimizer_state_save(o, st->optim);
+    st->clip_len = 3;
+    st->clip = malloc(3);
+    memcpy(st->clip, "abc", 3);
+    clipnn_optimizer_free(o);
+    free(p), free(g);
+    return st;
+}
+
+TEST(checkpoint_training_state_round_trip) {
+    const char *path = check_tmp_path("state.ckpt");
+    clipnn_model *m = model_a(), *back = NULL;
+    clipnn_train_loop L, L2;
+    size_t order[ST_N], order2[ST_N];
+    clipnn_train_state *st = made_state(m, &L, order), *got = NULL;
+    if (!st) return;
+    CHECK(clipnn_train_state_steps(st) == 17);
+    CHECK_OK(clipnn_checkpoint_save(path, m, st));
+    CHECK_OK(clipnn_checkpoint_load(path, &back, &got));
+    CHECK(back && same_model(back, m));
+    CHECK(got && clipnn_train_state_steps(got) == 17);
+    if (got) {
+        CHECK(got->optim_len == st->optim_len && memcmp(got->optim, st->optim, st->optim_len) == 0);
+        CHECK(got->clip_len == 3 && memcmp(got->clip, "abc", 3) == 0);
+        CHECK(got->loop_len == st->loop_len && memcmp(got->loop, st->loop, st->loop_len) == 0);
+        CHECK(strcmp(got->source, path) == 0);
+        size_t P = clipnn_model_n_params(m);
+        float *theta0 = malloc(P * sizeof *theta0);
+        clipnn_train_loop_decode(got->loop, &L2, order2, ST_N, theta0, P);
+        CHECK(L.step == L2.step && L.cursor == L2.cursor && memcmp(L.rng.s, L2.rng.s, sizeof L.rng.s) == 0);
+        CHECK(L.epoch == L2.epoch && L.epoch_steps == L2.epoch_steps && L.epoch_clipped == L2.epoch_clipped &&
+              L.clipped == L2.clipped && L.skipped == L2.skipped);
+        CHECK(L.sum_lr == L2.sum_lr && L.sum_lr2 == L2.sum_lr2 && L.epoch_loss == L2.epoch_loss &&
+              L.max_dist == L2.max_dist);
+        CHECK(memcmp(order, order2, sizeof order) == 0);
+        CHECK(memcmp(theta0, clipnn_model_params(m), P * sizeof *theta0) == 0);
+        free(theta0);
+    }
+    clipnn_model_free(back);
+    clipnn_train_state_free(got);
+
+    /* A model-only file gives an empty state; a state-bearing file loads as
+     * a plain model too. */
+    CHECK_OK(clipnn_model_load(path, &back));
+    CHECK(back && same_model(back, m));
+    clipnn_model_free(back);
+    CHECK_OK(clipnn_model_save(m, path));
+    CHECK_OK(clipnn_checkpoint_load(path, &back, &got));
+    CHECK(got && clipnn_train_state_steps(got) == 0 && got->loop == NULL);
+    clipnn_model_free(back);
+    clipnn_train_state_free(got);
+
+    clipnn_train_state_free(st);
+    clipnn_model_free(m);
+    remove(path);
+}
+
+static void expect_state_refused(const char *path, clipnn_status want, const char *what, const char *needle) {
+    clipnn_model *m = NULL;
+    clipnn_train_state *st = NULL;
+    clipnn_status s = clipnn_checkpoint_load(path, &m, &st);
+    CHECK_MSG(s == want, "%s: status %d, expected %d: %s", what, (int)s, (int)want, clipnn_last_error());
+    CHECK_MSG(m == NULL && st == NULL, "%s: outputs not reset", what);
+    CHECK_MSG(strstr(clipnn_last_error(), path) != NULL, "%s: %s", what, clipnn_last_error());
+    CHECK_MSG(!needle || strstr(clipnn_last_error(), needle) != NULL, "%s: %s", what, clipnn_last_error());
+    clipnn_model_free(m);
+    clipnn_train_state_free(st);
+}
+
+TEST(checkpoint_training_state_damage_and_forgeries_are_refused) {
+    const char *path = check_tmp_path("state-ok.ckpt"), *bad = check_tmp_path("state-bad.ckpt");
+    clipnn_model *m = model_a();
+    clipnn_train_loop L;
+    size_t order[ST_N];
+    clipnn_train_state *st = made_state(m, &L, order);
+    if (!st) return;
+    CHECK_OK(clipnn_checkpoint_save(path, m, st));
+    blob b = slurp(path);
+    blob f = {malloc(b.len), b.len};
+
+    for (size_t len = 0; len < b.len; len += 7) {
+        spit(bad, b.data, len);
+        expect_state_refused(bad, CLIPNN_ERR_TRUNCATED, "truncated", NULL);
+    }
+    uint64_t tran_len = 0, optm_len = 0;
+    size_t tran = find_section(&b, "TRAN", &tran_len), optm = find_section(&b, "OPTM", &optm_len);
+    CHECK(tran && optm && find_section(&b, "CLIP", NULL));
+    if (!tran || !optm) goto done;
+
+    /* A flipped bit in the shuffle order: damage, caught by the CRC. */
+    memcpy(f.data, b.data, b.len);
+    f.data[tran + 136] ^= 4;
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_CHECKSUM, "flipped order", NULL);
+
+    /* Forged: an order that repeats an index, or points past the data,
+     * would make the trainer read outside the training set. */
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_FORMAT, "repeated index", "not a permutation");
+    memcpy(f.data, b.data, b.len);
+    put_u64(f.data + tran + 136, 1000000);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_FORMAT, "index past the data", "not a permutation");
+
+    /* Forged counts: theta0 for another model, a shuffle position past the
+     * data, an example count the section cannot hold, an optimizer state for
+     * another model. */
+    memcpy(f.data, b.data, b.len);
+    put_u64(f.data + tran + 128, 88);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_SHAPE, "theta0 size", "88 parameters");
+    memcpy(f.data, b.data, b.len);
+    put_u64(f.data + tran + 40, ST_N + 1);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_FORMAT, "cursor", "shuffle position");
+    memcpy(f.data, b.data, b.len);
+    put_u64(f.data + tran + 120, (uint64_t)1 << 61);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    uint64_t before = clipnn_allocation_count();
+    expect_state_refused(bad, CLIPNN_ERR_FORMAT, "example count", NULL);
+    /* Only the model and the section payloads were allocated, nothing of 2^61. */
+    CHECK(clipnn_allocation_count() - before < 20);
+    memcpy(f.data, b.data, b.len);
+    put_u64(f.data + optm + 8, 90);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_SHAPE, "optimizer size", "optimizer state for 90");
+
+    /* A TRAN section without its OPTM: rename OPTM's tag to one readers skip. */
+    memcpy(f.data, b.data, b.len);
+    memcpy(f.data + optm - 12, "XOPT", 4);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_state_refused(bad, CLIPNN_ERR_FORMAT, "no OPTM", "OPTM");
+
+done:
+    free(f.data);
+    free(b.data);
+    clipnn_train_state_free(st);
+    clipnn_model_free(m);
+    remove(path);
+    remove(bad);
 }
