@@ -444,7 +444,10 @@ clipnn_status clipnn_model_load(const char *path, clipnn_model **out);
  * state starts a fresh run, a state that holds a run continues it (steps and
  * epochs then count the whole run, the part already done included, so the
  * same options finish the same run); when clipnn_train returns, the state
- * holds the run after its last step. */
+ * holds the run after its last step. A schedule whose length defaults to
+ * the call's (cosine with total_steps 0) must be given the whole run's
+ * total_steps when a run is split, or its first part follows a shorter
+ * schedule. */
 typedef struct clipnn_train_state clipnn_train_state;
 clipnn_status clipnn_train_state_create(clipnn_train_state **out); /* empty */
 void clipnn_train_state_free(clipnn_train_state *s);
