@@ -484,6 +484,18 @@ clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size
 clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols);
 clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
 
+/* ------------------------------------------------------ theory lab (src/lab*.c) */
+/* @@lab-api */
+
+/* ------------------------------------ input optimization and attacks (src/inputopt.c, src/attack.c) */
+/* @@inputopt-api */
+
+/* ------------------------------------------------------ diagnosis (src/diagnose.c) */
+/* @@diagnose-api */
+
+/* ------------------------------------------------------------ images (src/png.c) */
+/* @@png-api */
+
 #ifdef __cplusplus
 }
 #endif

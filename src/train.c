@@ -254,7 +254,32 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     clipnn_step_record rec;
     memset(&rec, 0, sizeof rec);
 
-    for (uint64_t t = 0; t < total; t++) {
+    uint64_t t_start = 0;
+    if (o->state && o->state->loop) {
+        /* Resume: every variable a step depends on comes back as it was. */
+        clipnn_train_loop L;
+        s = clipnn_train_state_restore(o->state, &L, b.order, n, b.theta0, P, opt, clip);
+        if (s) {
+            clipnn_clipper_free(clip);
+            clipnn_optimizer_free(opt);
+            free_buffers(&b);
+            return s;
+        }
+        t_start = result->steps = L.step;
+        rng = L.rng;
+        cursor = L.cursor;
+        epoch = (size_t)L.epoch;
+        epoch_steps = L.epoch_steps;
+        epoch_clipped = L.epoch_clipped;
+        clipped = L.clipped;
+        result->skipped_steps = L.skipped;
+        sum_lr = L.sum_lr;
+        sum_lr2 = L.sum_lr2;
+        epoch_loss = L.epoch_loss;
+        result->max_dist_from_start = L.max_dist;
+    }
+
+    for (uint64_t t = t_start; t < total; t++) {
         /* Draw the minibatch: a shuffled pass, or uniform with replacement. */
         size_t Bt = B;
         if (o->replacement) {
@@ -327,24 +352,28 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
                                   &result->test_accuracy);
                 if (s) break;
             }
-            epoch++;
+            /* A run that stops mid-epoch reports the partial epoch but keeps
+             * its sums, so that a resumed run completes the same epoch. */
+            if (epoch_end) epoch++;
             if (o->on_epoch) {
                 double secs = now_seconds() - t0;
                 clipnn_epoch_record er = {
-                    .epoch = epoch,
+                    .epoch = epoch_end ? epoch : epoch + 1,
                     .n_epochs = o->steps ? (size_t)((total + steps_per_epoch - 1) / steps_per_epoch) : o->epochs,
                     .train_loss = result->train_loss,
                     .test_loss = result->test_loss,
                     .test_accuracy = result->test_accuracy,
                     .clipped_fraction = (double)epoch_clipped / (double)epoch_steps,
                     .seconds = secs,
-                    .samples_per_second = secs > 0 ? (double)(t + 1) * (double)B / secs : 0,
+                    .samples_per_second = secs > 0 ? (double)(t + 1 - t_start) * (double)B / secs : 0,
                 };
                 o->on_epoch(&er, o->user);
             }
-            epoch_loss = 0;
-            epoch_steps = 0;
-            epoch_clipped = 0;
+            if (epoch_end) {
+                epoch_loss = 0;
+                epoch_steps = 0;
+                epoch_clipped = 0;
+            }
         }
     }
     result->seconds = now_seconds() - t0;
@@ -355,6 +384,14 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     }
     if (s == CLIPNN_OK && o->expected_grad && !result->diverged)
         s = expected_gradients(m, train, o, b.xb, b.yb, result);
+    if (s == CLIPNN_OK && o->state) {
+        clipnn_train_loop L = {.step = result->steps, .rng = rng, .cursor = cursor, .epoch = epoch,
+                               .epoch_steps = epoch_steps, .epoch_clipped = epoch_clipped,
+                               .clipped = clipped, .skipped = result->skipped_steps, .sum_lr = sum_lr,
+                               .sum_lr2 = sum_lr2, .epoch_loss = epoch_loss,
+                               .max_dist = result->max_dist_from_start};
+        s = clipnn_train_state_capture(o->state, &L, b.order, n, b.theta0, P, opt, clip);
+    }
     clipnn_clipper_free(clip);
     clipnn_optimizer_free(opt);
     free_buffers(&b);
