@@ -243,7 +243,7 @@ typedef struct {
     double pre_norm;   /* global norm of g before clipping (order p) */
     double post_norm;  /* after */
     double factor;     /* c(t) >= 1 for global rules; pre/post otherwise */
-    double theta_norm; /* ||theta|| (2-norm) before the step */
+    double theta_norm; /* ||theta|| (order p) before the step when the rule reads it, else NaN */
     int clipped;       /* any part of g was changed */
     int skipped;       /* update dropped (non-finite policy skip) */
     int nonfinite;     /* pre-clip norm was not finite */
@@ -271,8 +271,20 @@ clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double pr
                                    int fuse, double *grad_scale, double *per_group_norms,
                                    clipnn_clip_record *rec);
 
-/* Rules that act after the update (projection): call after the optimizer. */
-clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m);
+/* Rules that act after the update (projection): call after the optimizer.
+ * rec (may be NULL) is the step's record, marked clipped when theta moved. */
+clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
+
+/* Per-example 2-norms of the gradient of the last clipnn_loss_grad
+ * (norms: [batch]), from ||a_i||^2 ||delta_i||^2 per dense layer: the
+ * per-example gradients are never formed (DP-SGD, Opacus). */
+clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms);
+
+/* DP-SGD clipping of materialised per-example gradients g: [n_examples][n]
+ * (Optax per_example_global_norm_clip): sum[n] = sum_i g_i / max(1, ||g_i|| / C);
+ * C = 0 zeroes every example, C = inf changes none. n_clipped may be NULL. */
+clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
+                                      size_t *n_clipped);
 
 /* Phase two on its own: g *= scale. */
 void clipnn_scale(float *g, size_t n, float scale);

@@ -108,6 +108,12 @@ double clipnn_norm_accumulate(const float *v, size_t n, double p);
 double clipnn_norm_finish(double acc, double p);
 /* Combine two accumulations of the same p. */
 double clipnn_norm_combine(double a, double b, double p);
+/* The accumulation of the same vector scaled by s >= 0. */
+double clipnn_norm_scale_acc(double acc, double s, double p);
+
+/* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
+ * v is reordered (src/clip.c). */
+double clipnn_percentile(double *v, size_t n, double q);
 
 /* ----------------------------------------------------------- optimizer */
 

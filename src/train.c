@@ -308,7 +308,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
             s = clipnn_optimizer_step(opt, m->params, m->grads, lr, scale);
-            if (!s) s = clipnn_clipper_after_update(clip, m);
+            if (!s) s = clipnn_clipper_after_update(clip, m, &rec.clip);
             if (s) break;
             sum_lr += lr;
             sum_lr2 += lr * lr;
@@ -335,6 +335,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             rec.sum_lr2 = sum_lr2;
             rec.loss = loss;
             rec.dist_from_start = distance(m->params, b.theta0, P);
+            if (isnan(rec.clip.theta_norm)) rec.clip.theta_norm = clipnn_norm(m->params, P, o->clip.p);
             rec.det_bound = lam * sum_lr;
             rec.lemma1_bound = o->stability_m > 0 && sum_lr2 > 0
                                    ? 2.0 * exp(-2.0 * o->stability_m * o->stability_m / (sum_lr2 * lam * lam))

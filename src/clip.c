@@ -1,0 +1,735 @@
+/* Gradient clipping: every rule of SPEC section 2 behind one clipper.
+ *
+ * A step has two phases, as torch's get_total_norm / clip_grads_with_norm_:
+ * the pre-clip norms (per group, accumulated in double) and then the rule,
+ * which either scales the gradient in place or, for a global factor with
+ * fusion asked, hands 1/c to the optimizer. Adding a rule is adding one
+ * function to `rules` below: it reads the step's norms and sets the factor
+ * or scales the gradient, and fills post-clip norm and `clipped`.
+ *
+ * Post-clip norms are derived from the pre-clip accumulations and the
+ * factors (a scaled group's accumulation scales by s^p), so no rule reads
+ * the gradient a second time just to report. */
+#include <math.h>
+#include <string.h>
+
+#include "bytes_le.h"
+#include "internal.h"
+
+struct clipnn_clipper {
+    clipnn_clip_options o;
+    size_t n_params, n_groups;
+    double *group_acc;   /* [n_groups] pre-clip accumulations (order of the rule) */
+    double *group_scale; /* [n_groups] factors of per-group rules */
+    float *theta0;       /* [n_params] projection centre theta(0), or NULL */
+    double *history;     /* [history_length] AutoClip ring of pre-clip norms */
+    double *scratch;     /* [history_length] percentile selection */
+    size_t hist_count, hist_pos;
+    double z_mean, z_var; /* ZClip EMAs (Welford sums during the warm-up) */
+    uint64_t z_seen;
+    clipnn_rng noise;     /* DP-SGD noise */
+    double *sample_norm;  /* [sample_cap] per-example norms */
+    size_t sample_cap;
+    uint64_t n_steps, n_clipped, n_skipped;
+};
+
+/* What a rule sees and says for one step. */
+typedef struct {
+    clipnn_model *m;
+    float *g;          /* [n_params] the gradient block */
+    double p;          /* order of pre/post */
+    double pre_acc;    /* global pre-clip accumulation */
+    double pre;        /* global pre-clip norm */
+    int fuse;
+    double grad_scale; /* out: factor left to the optimizer (1 unless fused) */
+    double post;       /* out: post-clip norm */
+    double factor;     /* out: c(t), or pre/post for non-global rules */
+    double theta_norm; /* out when the rule computes it, else NaN */
+    int clipped;       /* out */
+} clip_step;
+
+typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
+
+/* ----------------------------------------------------------- names */
+
+static const char *const rule_names[CLIPNN_CLIP_COUNT] = {
+    [CLIPNN_CLIP_NONE] = "none",
+    [CLIPNN_CLIP_VALUE] = "value",
+    [CLIPNN_CLIP_NORM] = "norm",
+    [CLIPNN_CLIP_NORM_TORCH] = "norm-torch",
+    [CLIPNN_CLIP_NORM_GROUP] = "norm-group",
+    [CLIPNN_CLIP_ADAPTIVE] = "adaptive",
+    [CLIPNN_CLIP_ADAPTIVE_LAYER] = "adaptive-layer",
+    [CLIPNN_CLIP_AGC] = "agc",
+    [CLIPNN_CLIP_PROJECT] = "project",
+    [CLIPNN_CLIP_PERCENTILE] = "percentile",
+    [CLIPNN_CLIP_ZSCORE] = "zscore",
+    [CLIPNN_CLIP_PER_SAMPLE] = "per-sample",
+};
+
+const char *clipnn_clip_rule_name(clipnn_clip_rule rule) {
+    return (unsigned)rule < CLIPNN_CLIP_COUNT ? rule_names[rule] : "unknown";
+}
+
+clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out) {
+    for (int r = 0; name && r < CLIPNN_CLIP_COUNT; r++)
+        if (!strcmp(name, rule_names[r])) {
+            *out = (clipnn_clip_rule)r;
+            return CLIPNN_OK;
+        }
+    return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                       "unknown clipping rule '%s' (none, value, norm, norm-torch, norm-group, adaptive, "
+                       "adaptive-layer, agc, project, percentile, zscore, per-sample)",
+                       name ? name : "(null)");
+}
+
+clipnn_clip_options clipnn_clip_options_default(void) {
+    clipnn_clip_options o;
+    memset(&o, 0, sizeof o);
+    o.rule = CLIPNN_CLIP_NONE;
+    o.lambda = 1.0;
+    o.p = 2.0;
+    o.eps = 1e-3;
+    o.value = 1.0;
+    o.nonfinite = CLIPNN_NONFINITE_ERROR;
+    o.project_kind = CLIPNN_PROJECT_BALL;
+    o.project_radius = 1.0;
+    o.project_center_initial = 1;
+    o.box_lo = -1.0;
+    o.box_hi = 1.0;
+    /* AutoClip's paper reports p = 10 as a good default; 1000 steps of
+     * history keep the selection cheap and still span several epochs of a
+     * small data set. */
+    o.percentile = 10.0;
+    o.history_length = 1000;
+    /* ZClip's published defaults. z_cap = 0: no hard cap. */
+    o.z_threshold = 2.5;
+    o.z_alpha = 0.97;
+    o.z_cap = 0;
+    o.z_warmup = 25;
+    o.noise_multiplier = 0;
+    o.noise_seed = 0;
+    return o;
+}
+
+/* Rules defined with Euclidean norms whatever p says. */
+static int rule_is_euclidean(clipnn_clip_rule r) {
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE;
+}
+
+static double rule_order(const clipnn_clip_options *o) { return rule_is_euclidean(o->rule) ? 2.0 : o->p; }
+
+static clipnn_status check_options(const clipnn_clip_options *o) {
+#define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
+    if ((unsigned)o->rule >= CLIPNN_CLIP_COUNT) BAD("clip: unknown rule %d", (int)o->rule);
+    const char *name = rule_names[o->rule];
+    if (!(o->p >= 1)) BAD("clip %s: norm order p = %g, want p >= 1 or inf", name, o->p);
+    if (rule_is_euclidean(o->rule) && o->p != 2)
+        BAD("clip %s: defined with Euclidean norms, p = %g is not supported", name, o->p);
+    if ((unsigned)o->nonfinite > CLIPNN_NONFINITE_PROPAGATE) BAD("clip: unknown non-finite policy %d", (int)o->nonfinite);
+    switch (o->rule) {
+    case CLIPNN_CLIP_VALUE:
+        if (!(o->value >= 0)) BAD("clip value: bound %g, want >= 0", o->value);
+        break;
+    case CLIPNN_CLIP_NORM:
+    case CLIPNN_CLIP_NORM_TORCH:
+    case CLIPNN_CLIP_NORM_GROUP:
+    case CLIPNN_CLIP_ADAPTIVE:
+    case CLIPNN_CLIP_ADAPTIVE_LAYER:
+    case CLIPNN_CLIP_AGC:
+        if (!(o->lambda > 0)) BAD("clip %s: lambda %g, want > 0", name, o->lambda);
+        if ((o->rule == CLIPNN_CLIP_ADAPTIVE || o->rule == CLIPNN_CLIP_ADAPTIVE_LAYER || o->rule == CLIPNN_CLIP_AGC) &&
+            !(o->eps >= 0 && isfinite(o->eps)))
+            BAD("clip %s: eps %g, want finite and >= 0", name, o->eps);
+        break;
+    case CLIPNN_CLIP_PROJECT:
+        if (o->project_kind == CLIPNN_PROJECT_BALL && !(o->project_radius >= 0))
+            BAD("clip project: radius %g, want >= 0", o->project_radius);
+        if (o->project_kind == CLIPNN_PROJECT_BOX && !(o->box_lo <= o->box_hi))
+            BAD("clip project: box [%g, %g] is empty", o->box_lo, o->box_hi);
+        if (o->project_kind != CLIPNN_PROJECT_BALL && o->project_kind != CLIPNN_PROJECT_BOX)
+            BAD("clip project: unknown kind %d", (int)o->project_kind);
+        break;
+    case CLIPNN_CLIP_PERCENTILE:
+        if (!(o->percentile >= 0 && o->percentile <= 100)) BAD("clip percentile: %g, want in [0, 100]", o->percentile);
+        if (o->history_length == 0 || o->history_length > ((size_t)1 << 24))
+            BAD("clip percentile: history length %zu, want 1 to 2^24", o->history_length);
+        break;
+    case CLIPNN_CLIP_ZSCORE:
+        if (!(o->z_threshold > 0)) BAD("clip zscore: threshold %g, want > 0", o->z_threshold);
+        if (!(o->z_alpha >= 0 && o->z_alpha < 1)) BAD("clip zscore: alpha %g, want in [0, 1)", o->z_alpha);
+        if (!(o->z_cap >= 0)) BAD("clip zscore: cap %g, want >= 0 (0: none)", o->z_cap);
+        if (o->z_warmup < 2) BAD("clip zscore: warm-up %zu, want >= 2 steps", o->z_warmup);
+        break;
+    case CLIPNN_CLIP_PER_SAMPLE:
+        if (!(o->lambda >= 0)) BAD("clip per-sample: C = %g, want >= 0", o->lambda);
+        if (!(o->noise_multiplier >= 0 && isfinite(o->noise_multiplier)))
+            BAD("clip per-sample: noise multiplier %g, want finite and >= 0", o->noise_multiplier);
+        break;
+    default: break;
+    }
+    return CLIPNN_OK;
+#undef BAD
+}
+
+/* ------------------------------------------------------ create / free */
+
+void clipnn_clipper_free(clipnn_clipper *c) {
+    if (!c) return;
+    clipnn_free(c->group_acc);
+    clipnn_free(c->group_scale);
+    clipnn_free(c->theta0);
+    clipnn_free(c->history);
+    clipnn_free(c->scratch);
+    clipnn_free(c->sample_norm);
+    clipnn_free(c);
+}
+
+clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m, const clipnn_clip_options *opts) {
+    if (!out || !m || !opts) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    *out = NULL;
+    clipnn_status s = check_options(opts);
+    if (s) return s;
+    clipnn_clipper *c = clipnn_alloc_array(1, sizeof *c);
+    if (!c) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory");
+    c->o = *opts;
+    c->n_params = m->n_params;
+    c->n_groups = clipnn_model_n_groups(m);
+    c->group_acc = clipnn_alloc_array(c->n_groups, sizeof *c->group_acc);
+    c->group_scale = clipnn_alloc_array(c->n_groups, sizeof *c->group_scale);
+    int ok = c->group_acc && c->group_scale;
+    if (ok && opts->rule == CLIPNN_CLIP_PROJECT && opts->project_kind == CLIPNN_PROJECT_BALL &&
+        opts->project_center_initial) {
+        /* theta(0) is the parameters as they are when the clipper is made. */
+        ok = (c->theta0 = clipnn_alloc_array(m->n_params, sizeof *c->theta0)) != NULL;
+        if (ok) memcpy(c->theta0, m->params, m->n_params * sizeof *c->theta0);
+    }
+    if (ok && opts->rule == CLIPNN_CLIP_PERCENTILE) {
+        c->history = clipnn_alloc_array(opts->history_length, sizeof *c->history);
+        c->scratch = clipnn_alloc_array(opts->history_length, sizeof *c->scratch);
+        ok = c->history && c->scratch;
+    }
+    if (ok && opts->rule == CLIPNN_CLIP_PER_SAMPLE) {
+        c->sample_cap = m->max_batch ? m->max_batch : 1;
+        ok = (c->sample_norm = clipnn_alloc_array(c->sample_cap, sizeof *c->sample_norm)) != NULL;
+    }
+    if (!ok) {
+        clipnn_clipper_free(c);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory for %zu parameters", m->n_params);
+    }
+    clipnn_rng_seed(&c->noise, opts->noise_seed ^ 0x6e6f697365ULL);
+    *out = c;
+    return CLIPNN_OK;
+}
+
+const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
+
+void clipnn_scale(float *g, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) g[i] *= scale;
+}
+
+/* --------------------------------------------------- shared mechanics */
+
+/* A global factor 1/c <= 1: folded into the update when fused, applied to
+ * g otherwise. */
+static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
+    if (factor < 1) {
+        s->clipped = 1;
+        if (s->fuse) s->grad_scale = factor;
+        else clipnn_scale(s->g, c->n_params, (float)factor);
+    }
+    s->factor = factor > 0 ? 1.0 / factor : INFINITY;
+    s->post = s->pre * factor;
+}
+
+/* Per-group factors in c->group_scale, applied to g; post norm from the
+ * pre-clip accumulations. */
+static void apply_groups(clipnn_clipper *c, clip_step *s) {
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        double f = c->group_scale[i];
+        if (f < 1) {
+            clipnn_group grp = clipnn_model_group(s->m, i);
+            clipnn_scale(s->g + grp.offset, grp.size, (float)f);
+            s->clipped = 1;
+        }
+        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_scale_acc(c->group_acc[i], f, s->p), s->p);
+    }
+    s->post = clipnn_norm_finish(post_acc, s->p);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+}
+
+/* c = max(norm / threshold, 1) as a factor 1/c; threshold 0 zeroes g. */
+static double classic_factor(double norm, double threshold) {
+    if (norm <= threshold) return 1.0;
+    return threshold / norm;
+}
+
+static double params_norm(const float *v, size_t n, double p) { return clipnn_norm(v, n, p); }
+
+/* ------------------------------------------------------------- rules */
+
+static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, 1.0);
+    return CLIPNN_OK;
+}
+
+/* torch clip_grad_value_: clamp to [-v, v]. */
+static clipnn_status rule_value(clipnn_clipper *c, clip_step *s) {
+    float v = (float)c->o.value;
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        float *g = s->g + grp.offset;
+        for (size_t j = 0; j < grp.size; j++) {
+            float x = g[j];
+            if (x > v) g[j] = v, s->clipped = 1;
+            else if (x < -v) g[j] = -v, s->clipped = 1;
+        }
+        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_accumulate(g, grp.size, s->p), s->p);
+    }
+    s->post = clipnn_norm_finish(post_acc, s->p);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 10-11: c = max(||g||_p / lambda, 1). */
+static clipnn_status rule_norm(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, classic_factor(s->pre, c->o.lambda));
+    return CLIPNN_OK;
+}
+
+/* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped
+ * to 1, computed in float32 as torch does on float32 gradients. */
+static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
+    float coef = (float)c->o.lambda / ((float)s->pre + 1e-6f);
+    apply_global(c, s, coef < 1.0f ? (double)coef : 1.0);
+    return CLIPNN_OK;
+}
+
+/* Keras clipnorm: classic clipping of each group on its own. */
+static clipnn_status rule_norm_group(clipnn_clipper *c, clip_step *s) {
+    for (size_t i = 0; i < c->n_groups; i++)
+        c->group_scale[i] = classic_factor(clipnn_norm_finish(c->group_acc[i], s->p), c->o.lambda);
+    apply_groups(c, s);
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 17: c = max(||g|| / (lambda max(||theta||, eps)), 1). */
+static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
+    s->theta_norm = params_norm(s->m->params, c->n_params, s->p);
+    double theta = s->theta_norm > c->o.eps ? s->theta_norm : c->o.eps;
+    apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 18: per group, Frobenius norms. */
+static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        double theta = clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
+        c->group_scale[i] = classic_factor(sqrt(c->group_acc[i]), c->o.lambda * (theta > c->o.eps ? theta : c->o.eps));
+    }
+    apply_groups(c, s);
+    return CLIPNN_OK;
+}
+
+/* NFNets AGC, unit-wise (Optax adaptive_grad_clip): a unit is a row of W
+ * (the incoming weights of one output neuron) or a whole bias vector;
+ * m = lambda max(||W_i||, eps); if ||G_i|| > m, G_i *= m / max(||G_i||, 1e-6). */
+static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
+    size_t skip_from = c->o.agc_skip_last ? c->n_groups - 2 : c->n_groups;
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        if (i >= skip_from) {
+            post_acc += c->group_acc[i];
+            continue;
+        }
+        for (size_t r = 0; r < grp.rows; r++) {
+            float *g = s->g + grp.offset + r * grp.cols;
+            const float *w = s->m->params + grp.offset + r * grp.cols;
+            double gacc = clipnn_norm_accumulate(g, grp.cols, 2.0), gn = sqrt(gacc);
+            double wn = clipnn_norm(w, grp.cols, 2.0);
+            double limit = c->o.lambda * (wn > c->o.eps ? wn : c->o.eps);
+            if (gn > limit) {
+                double f = limit / (gn > 1e-6 ? gn : 1e-6);
+                clipnn_scale(g, grp.cols, (float)f);
+                gacc *= f * f;
+                s->clipped = 1;
+            }
+            post_acc += gacc;
+        }
+    }
+    s->post = sqrt(post_acc);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 9: the gradient is left alone; theta is projected after the
+ * update (clipnn_clipper_after_update). */
+static clipnn_status rule_project(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, 1.0);
+    return CLIPNN_OK;
+}
+
+/* k-th smallest of v[n] (0-based), by quickselect; v is reordered. */
+static double select_kth(double *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot) i++;
+            while (v[j] > pivot) j--;
+            if (i <= j) {
+                double t = v[i];
+                v[i] = v[j], v[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return v[k];
+    }
+    return v[k];
+}
+
+/* Percentile q in [0, 100] of v[n] with linear interpolation between order
+ * statistics, numpy.percentile's default (the one AutoClip's code uses). */
+double clipnn_percentile(double *v, size_t n, double q) {
+    double pos = q / 100.0 * (double)(n - 1);
+    size_t k = (size_t)floor(pos);
+    double frac = pos - (double)k;
+    double lo = select_kth(v, n, k);
+    if (frac == 0 || k + 1 >= n) return lo;
+    /* The next order statistic is the minimum of the part above k. */
+    double hi = v[k + 1];
+    for (size_t i = k + 2; i < n; i++)
+        if (v[i] < hi) hi = v[i];
+    return lo + frac * (hi - lo);
+}
+
+/* AutoClip: threshold = percentile of the pre-clip norms seen so far (the
+ * last history_length of them, the current one included). */
+static clipnn_status rule_percentile(clipnn_clipper *c, clip_step *s) {
+    size_t cap = c->o.history_length;
+    if (isfinite(s->pre)) {
+        c->history[c->hist_pos] = s->pre;
+        c->hist_pos = (c->hist_pos + 1) % cap;
+        if (c->hist_count < cap) c->hist_count++;
+    }
+    if (c->hist_count == 0) {
+        apply_global(c, s, 1.0);
+        return CLIPNN_OK;
+    }
+    memcpy(c->scratch, c->history, c->hist_count * sizeof *c->scratch);
+    double threshold = clipnn_percentile(c->scratch, c->hist_count, c->o.percentile);
+    apply_global(c, s, classic_factor(s->pre, threshold));
+    return CLIPNN_OK;
+}
+
+/* ZClip: during the warm-up the mean and variance of the norm are plain
+ * sample statistics (Welford) and only the hard cap clips; after it they
+ * are EMAs (weight alpha on the past) of the norms as clipped, and a norm
+ * whose z-score exceeds the threshold is clipped to mean + z sd. */
+static clipnn_status rule_zscore(clipnn_clipper *c, clip_step *s) {
+    double target = s->pre;
+    if (isfinite(s->pre)) {
+        if (c->z_seen < c->o.z_warmup) {
+            if (c->o.z_cap > 0 && target > c->o.z_cap) target = c->o.z_cap;
+            c->z_seen++;
+            double d = target - c->z_mean;
+            c->z_mean += d / (double)c->z_seen;
+            c->z_var += d * (target - c->z_mean); /* sum of squares until the warm-up ends */
+            if (c->z_seen == c->o.z_warmup) c->z_var /= (double)c->z_seen;
+        } else {
+            double sd = sqrt(c->z_var);
+            double limit = c->z_mean + c->o.z_threshold * sd;
+            if (target > limit) target = limit;
+            if (c->o.z_cap > 0 && target > c->o.z_cap) target = c->o.z_cap;
+            double a = c->o.z_alpha;
+            c->z_mean = a * c->z_mean + (1 - a) * target;
+            double d = target - c->z_mean;
+            c->z_var = a * c->z_var + (1 - a) * d * d;
+            c->z_seen++;
+        }
+    }
+    apply_global(c, s, s->pre > target ? target / s->pre : 1.0);
+    return CLIPNN_OK;
+}
+
+/* Per-example factor of DP-SGD (Abadi et al.; Optax per_example_global_norm_clip):
+ * g_i / max(1, ||g_i|| / C), with C = 0 zeroing every example and C = inf
+ * leaving all alone. */
+static double per_example_factor(double norm, double C) {
+    if (!(norm > C)) return 1.0;
+    return C / norm;
+}
+
+clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
+                                      size_t *n_clipped) {
+    if (!g || !sum) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: NULL argument");
+    if (!(C >= 0)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: C = %g, want >= 0", C);
+    memset(sum, 0, n * sizeof *sum);
+    size_t clipped = 0;
+    for (size_t i = 0; i < n_examples; i++) {
+        const float *gi = g + i * n;
+        double f = per_example_factor(clipnn_norm(gi, n, 2.0), C);
+        clipped += f < 1;
+        for (size_t j = 0; j < n; j++) sum[j] += (float)(f * (double)gi[j]);
+    }
+    if (n_clipped) *n_clipped = clipped;
+    return CLIPNN_OK;
+}
+
+/* Per-example gradient norms of the last clipnn_loss_grad without forming
+ * the per-example gradients: example i's gradient of a dense layer is
+ * B delta_i a_i^T (delta: d mean-loss / dz, hence the B) plus B delta_i for
+ * the bias, so its squared norm is B^2 ||delta_i||^2 (||a_i||^2 + 1). */
+clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms) {
+    size_t B = m->last_batch;
+    if (B == 0 || !m->last_input)
+        return clipnn_fail(CLIPNN_ERR_STATE, "per-example norms: no forward/backward pass to read");
+    for (size_t i = 0; i < B; i++) norms[i] = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
+        for (size_t i = 0; i < B; i++) {
+            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
+            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
+            norms[i] += dd * (aa + 1.0);
+        }
+    }
+    for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
+    return CLIPNN_OK;
+}
+
+/* DP-SGD: scale each example's delta rows by its factor (every layer's
+ * gradient is linear in them) and form the gradient again from the scaled
+ * deltas; then Gaussian noise of std sigma C on the sum, i.e. sigma C / B on
+ * the mean. */
+static clipnn_status rule_per_sample(clipnn_clipper *c, clip_step *s) {
+    clipnn_model *m = s->m;
+    size_t B = m->last_batch;
+    if (B > c->sample_cap) {
+        /* Only when the caller did not reserve the batch before creating
+         * the clipper; clipnn_train does, so its steps never come here. */
+        double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
+        if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
+        c->sample_norm = grown;
+        c->sample_cap = B;
+    }
+    clipnn_status st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    if (st) return st;
+    double C = c->o.lambda;
+    int any = 0;
+    for (size_t i = 0; i < B; i++) {
+        double f = per_example_factor(c->sample_norm[i], C);
+        c->sample_norm[i] = f;
+        any |= f < 1;
+    }
+    double sigma = c->o.noise_multiplier * C / (double)B;
+    if (any) {
+        for (size_t l = 0; l < m->n_layers; l++) {
+            const clipnn_layer *L = &m->layers[l];
+            float *d = m->delta[l];
+            for (size_t i = 0; i < B; i++) clipnn_scale(d + i * L->out, L->out, (float)c->sample_norm[i]);
+            clipnn_dense_backward(s->g + L->w_offset, s->g + L->b_offset, NULL, d, clipnn_layer_input(m, l),
+                                  m->params + L->w_offset, B, L->in, L->out);
+        }
+    }
+    if (sigma > 0 && isfinite(sigma))
+        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    s->clipped = any;
+    s->post = any || sigma > 0 ? clipnn_norm(s->g, c->n_params, 2.0) : s->pre;
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}
+
+static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
+    [CLIPNN_CLIP_NONE] = rule_none,
+    [CLIPNN_CLIP_VALUE] = rule_value,
+    [CLIPNN_CLIP_NORM] = rule_norm,
+    [CLIPNN_CLIP_NORM_TORCH] = rule_norm_torch,
+    [CLIPNN_CLIP_NORM_GROUP] = rule_norm_group,
+    [CLIPNN_CLIP_ADAPTIVE] = rule_adaptive,
+    [CLIPNN_CLIP_ADAPTIVE_LAYER] = rule_adaptive_layer,
+    [CLIPNN_CLIP_AGC] = rule_agc,
+    [CLIPNN_CLIP_PROJECT] = rule_project,
+    [CLIPNN_CLIP_PERCENTILE] = rule_percentile,
+    [CLIPNN_CLIP_ZSCORE] = rule_zscore,
+    [CLIPNN_CLIP_PER_SAMPLE] = rule_per_sample,
+};
+
+/* ------------------------------------------------------------- apply */
+
+clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm, int fuse,
+                                   double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
+    if (!c || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    if (m->n_params != c->n_params)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip: clipper made for %zu parameters, model has %zu", c->n_params,
+                           m->n_params);
+    clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = fuse, .grad_scale = 1.0,
+                   .factor = 1.0, .theta_norm = NAN};
+    /* Phase one: the pre-clip norms of every group in one pass. */
+    double acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        c->group_acc[i] = clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s.p);
+        acc = clipnn_norm_combine(acc, c->group_acc[i], s.p);
+        if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s.p);
+    }
+    s.pre = precomputed_norm >= 0 ? precomputed_norm : clipnn_norm_finish(acc, s.p);
+    s.pre_acc = acc;
+
+    clipnn_clip_record r;
+    memset(&r, 0, sizeof r);
+    r.pre_norm = s.pre;
+    r.nonfinite = !isfinite(s.pre);
+    c->n_steps++;
+    clipnn_status st = CLIPNN_OK;
+    if (r.nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
+        if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
+            c->n_steps--;
+            st = clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched", s.pre);
+        } else {
+            r.skipped = 1;
+            c->n_skipped++;
+        }
+        r.post_norm = s.pre;
+        r.factor = NAN;
+    } else {
+        st = rules[c->o.rule](c, &s);
+        r.post_norm = s.post;
+        r.factor = s.factor;
+        r.clipped = s.clipped;
+        c->n_clipped += (uint64_t)s.clipped;
+    }
+    r.theta_norm = s.theta_norm;
+    r.n_steps = c->n_steps;
+    r.n_clipped = c->n_clipped;
+    r.n_skipped = c->n_skipped;
+    if (grad_scale) *grad_scale = s.grad_scale;
+    if (!grad_scale && s.grad_scale != 1.0) clipnn_scale(m->grads, c->n_params, (float)s.grad_scale);
+    if (rec) *rec = r;
+    return st;
+}
+
+/* Projection of theta (eq. 9), after the optimizer's step. */
+clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec) {
+    if (!c || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    if (c->o.rule != CLIPNN_CLIP_PROJECT) return CLIPNN_OK;
+    float *theta = m->params;
+    size_t n = c->n_params;
+    int moved = 0;
+    if (c->o.project_kind == CLIPNN_PROJECT_BOX) {
+        float lo = (float)c->o.box_lo, hi = (float)c->o.box_hi;
+        for (size_t i = 0; i < n; i++) {
+            if (theta[i] < lo) theta[i] = lo, moved = 1;
+            else if (theta[i] > hi) theta[i] = hi, moved = 1;
+        }
+    } else {
+        double d2 = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)theta[i] - (c->theta0 ? (double)c->theta0[i] : 0.0);
+            d2 += d * d;
+        }
+        double dist = sqrt(d2), R = c->o.project_radius;
+        if (dist > R) {
+            double f = R / dist;
+            for (size_t i = 0; i < n; i++) {
+                double centre = c->theta0 ? (double)c->theta0[i] : 0.0;
+                theta[i] = (float)(centre + f * ((double)theta[i] - centre));
+            }
+            moved = 1;
+        }
+    }
+    if (moved) {
+        c->n_clipped++;
+        if (rec) {
+            rec->clipped = 1;
+            rec->n_clipped = c->n_clipped;
+        }
+    }
+    return CLIPNN_OK;
+}
+
+/* ------------------------------------------------------------- state */
+
+/* CLIP section (little-endian, docs/formats.md):
+ *   0    u32 rule, u32 flags (bit 0: theta0 present)
+ *   8    u64 n_params, history_length
+ *   24   u64 n_steps, n_clipped, n_skipped
+ *   48   u64 hist_count, hist_pos
+ *   64   f64 z_mean, z_var; u64 z_seen
+ *   88   u64 noise rng s[4]
+ *   120  f64 history[history_length] when the rule is percentile
+ *        f32 theta0[n_params] when flag bit 0 */
+enum { CLIP_HEADER = 120 };
+
+static size_t history_slots(const clipnn_clipper *c) { return c->history ? c->o.history_length : 0; }
+
+size_t clipnn_clipper_state_size(const clipnn_clipper *c) {
+    return CLIP_HEADER + 8 * history_slots(c) + (c->theta0 ? 4 * c->n_params : 0);
+}
+
+void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf) {
+    unsigned char *p = buf;
+    le_put_u32(p, (uint32_t)c->o.rule);
+    le_put_u32(p + 4, c->theta0 ? 1u : 0u);
+    le_put_u64(p + 8, c->n_params);
+    le_put_u64(p + 16, history_slots(c));
+    le_put_u64(p + 24, c->n_steps);
+    le_put_u64(p + 32, c->n_clipped);
+    le_put_u64(p + 40, c->n_skipped);
+    le_put_u64(p + 48, c->hist_count);
+    le_put_u64(p + 56, c->hist_pos);
+    le_put_f64(p + 64, c->z_mean);
+    le_put_f64(p + 72, c->z_var);
+    le_put_u64(p + 80, c->z_seen);
+    for (int i = 0; i < 4; i++) le_put_u64(p + 88 + 8 * i, c->noise.s[i]);
+    p += CLIP_HEADER;
+    for (size_t i = 0; i < history_slots(c); i++, p += 8) le_put_f64(p, c->history[i]);
+    if (c->theta0) le_put_f32s(p, c->theta0, c->n_params);
+}
+
+clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len) {
+    const unsigned char *p = buf;
+    if (!c || (!buf && len)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip state: NULL argument");
+    if (len < CLIP_HEADER) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "clip state: %zu bytes, want at least %d", len, CLIP_HEADER);
+    uint32_t rule = le_get_u32(p), flags = le_get_u32(p + 4);
+    if (rule != (uint32_t)c->o.rule)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: saved for rule %s, this run clips with %s",
+                           clipnn_clip_rule_name((clipnn_clip_rule)rule), clipnn_clip_rule_name(c->o.rule));
+    if (le_get_u64(p + 8) != c->n_params)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip state: saved for %llu parameters, the model has %zu",
+                           (unsigned long long)le_get_u64(p + 8), c->n_params);
+    if (le_get_u64(p + 16) != history_slots(c))
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip state: history of %llu norms, this clipper keeps %zu",
+                           (unsigned long long)le_get_u64(p + 16), history_slots(c));
+    if ((flags & 1u) != (c->theta0 ? 1u : 0u))
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: projection centre %s, this clipper %s",
+                           flags & 1u ? "saved" : "absent", c->theta0 ? "needs one" : "has none");
+    if (len != clipnn_clipper_state_size(c))
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: %zu bytes, want %zu", len, clipnn_clipper_state_size(c));
+    uint64_t hc = le_get_u64(p + 48), hp = le_get_u64(p + 56);
+    if (hc > history_slots(c) || (history_slots(c) && hp >= history_slots(c)))
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: history position %llu/%llu out of range",
+                           (unsigned long long)hp, (unsigned long long)hc);
+    c->n_steps = le_get_u64(p + 24);
+    c->n_clipped = le_get_u64(p + 32);
+    c->n_skipped = le_get_u64(p + 40);
+    c->hist_count = (size_t)hc;
+    c->hist_pos = (size_t)hp;
+    c->z_mean = le_get_f64(p + 64);
+    c->z_var = le_get_f64(p + 72);
+    c->z_seen = le_get_u64(p + 80);
+    for (int i = 0; i < 4; i++) c->noise.s[i] = le_get_u64(p + 88 + 8 * i);
+    p += CLIP_HEADER;
+    for (size_t i = 0; i < history_slots(c); i++, p += 8) c->history[i] = le_get_f64(p);
+    if (c->theta0) le_get_f32s(c->theta0, p, c->n_params);
+    return CLIPNN_OK;
+}

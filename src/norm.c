@@ -1,0 +1,73 @@
+/* Vector norms accumulated in double, whatever the parameter type, and the
+ * per-group norms of phase one of two-phase clipping (torch's
+ * get_total_norm). A norm is kept as an accumulation (sum |v|^p, or max |v|
+ * for p = inf) until the end so that groups combine without roots. */
+#include <math.h>
+
+#include "internal.h"
+
+/* Sum of |v_i|^p (p finite) or max |v_i| (p = inf) of v[n]. NaN anywhere
+ * gives NaN (fmax would drop it, so the max is written out). */
+double clipnn_norm_accumulate(const float *v, size_t n, double p) {
+    if (isinf(p)) {
+        double m = 0;
+        for (size_t i = 0; i < n; i++) {
+            double a = fabs((double)v[i]);
+            if (!(a <= m)) m = a; /* also takes a NaN, which then sticks */
+            if (isnan(m)) return m;
+        }
+        return m;
+    }
+    double s = 0;
+    if (p == 2) {
+        for (size_t i = 0; i < n; i++) s += (double)v[i] * (double)v[i];
+    } else if (p == 1) {
+        for (size_t i = 0; i < n; i++) s += fabs((double)v[i]);
+    } else {
+        for (size_t i = 0; i < n; i++) s += pow(fabs((double)v[i]), p);
+    }
+    return s;
+}
+
+double clipnn_norm_finish(double acc, double p) {
+    if (isinf(p) || p == 1) return acc;
+    if (p == 2) return sqrt(acc);
+    return pow(acc, 1.0 / p);
+}
+
+double clipnn_norm_combine(double a, double b, double p) {
+    if (!isinf(p)) return a + b;
+    if (isnan(a) || isnan(b)) return NAN;
+    return a > b ? a : b;
+}
+
+/* Accumulation of a norm that has been scaled by s >= 0. */
+double clipnn_norm_scale_acc(double acc, double s, double p) {
+    if (isinf(p) || p == 1) return acc * s;
+    if (p == 2) return acc * s * s;
+    return acc * pow(s, p);
+}
+
+static int valid_order(double p) { return p >= 1 || isinf(p); }
+
+double clipnn_norm(const float *v, size_t n, double p) {
+    if (!valid_order(p)) return NAN;
+    return clipnn_norm_finish(clipnn_norm_accumulate(v, n, p), p);
+}
+
+clipnn_status clipnn_group_norms(const clipnn_model *m, const float *g, double p, double *per_group,
+                                 double *total) {
+    if (!m || !g) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "norms: NULL argument");
+    if (!valid_order(p) || isnan(p))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "norms: order p = %g, want p >= 1 or inf", p);
+    size_t G = clipnn_model_n_groups(m);
+    double acc = 0;
+    for (size_t i = 0; i < G; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        double a = clipnn_norm_accumulate(g + grp.offset, grp.size, p);
+        if (per_group) per_group[i] = clipnn_norm_finish(a, p);
+        acc = clipnn_norm_combine(acc, a, p);
+    }
+    if (total) *total = clipnn_norm_finish(acc, p);
+    return CLIPNN_OK;
+}
