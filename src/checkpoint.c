@@ -213,9 +213,7 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
     return total;
 }
 
-clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, const clipnn_train_state *st) {
-    if (!path || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: NULL argument");
-    if (!*path) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: empty file name");
+clipnn_status clipnn_write_atomic(const char *path, const char *what, clipnn_fill_fn fill, void *user) {
     static const char suffix[] = ".tmp.XXXXXX";
     size_t plen = strlen(path);
     char *tmp = clipnn_alloc(plen + sizeof suffix);
@@ -244,9 +242,7 @@ clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, co
         err = errno;
         close(fd);
     } else {
-        writer w = {f, crc32(0L, Z_NULL, 0), 0};
-        write_contents(&w, m, st, file_length(m, st));
-        err = w.err;
+        err = fill(f, user);
         if (!err && fflush(f) != 0) err = errno, stage = "flushing";
         if (!err && fsync(fileno(f)) != 0) err = errno, stage = "syncing";
         if (fclose(f) != 0 && !err) err = errno, stage = "closing";
@@ -255,13 +251,32 @@ clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, co
     clipnn_status s = CLIPNN_OK;
     if (err) {
         unlink(tmp);
-        s = clipnn_fail(CLIPNN_ERR_IO, "%s: checkpoint not saved (%s %s: %s); an existing file is left unchanged",
-                        path, stage, tmp, strerror(err));
+        s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s not saved (%s %s: %s); an existing file is left unchanged", path,
+                        what, stage, tmp, strerror(err));
     } else {
         sync_parent_dir(path);
     }
     clipnn_free(tmp);
     return s;
+}
+
+typedef struct {
+    const clipnn_model *m;
+    const clipnn_train_state *st;
+} checkpoint_job;
+
+static int fill_checkpoint(FILE *f, void *user) {
+    const checkpoint_job *job = user;
+    writer w = {f, crc32(0L, Z_NULL, 0), 0};
+    write_contents(&w, job->m, job->st, file_length(job->m, job->st));
+    return w.err;
+}
+
+clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, const clipnn_train_state *st) {
+    if (!path || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: NULL argument");
+    if (!*path) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: empty file name");
+    checkpoint_job job = {m, st};
+    return clipnn_write_atomic(path, "checkpoint", fill_checkpoint, &job);
 }
 
 clipnn_status clipnn_model_save(const clipnn_model *m, const char *path) {

@@ -5,6 +5,7 @@
 #include "clipnn.h"
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -174,6 +175,16 @@ clipnn_status clipnn_optimizer_state_check(const void *buf, size_t len, size_t n
  * n_params parameters (FORMAT / SHAPE naming the file). */
 clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_params,
                                           const char *path);
+
+/* ------------------------------------------- atomic files (src/checkpoint.c) */
+
+/* Writes the contents of a file; returns 0 or the errno of a failed write. */
+typedef int (*clipnn_fill_fn)(FILE *f, void *user);
+/* Write path atomically: fill() writes PATH.tmp.XXXXXX beside it, which is
+ * flushed, fsynced and renamed over path, then the directory is fsynced. On
+ * failure the temporary file is removed, an existing path is left as it was,
+ * and the IO message says "PATH: <what> not saved (...)". */
+clipnn_status clipnn_write_atomic(const char *path, const char *what, clipnn_fill_fn fill, void *user);
 
 /* ----------------------------------------------------------- threading */
 
