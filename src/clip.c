@@ -233,12 +233,14 @@ void clipnn_scale(float *g, size_t n, float scale) {
 /* A global factor 1/c <= 1: folded into the update when fused, applied to
  * g otherwise. */
 static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
-    if (factor < 1) {
+    /* A NaN factor (NaN norm under the propagate policy) is applied too:
+     * torch's clamp(NaN, max=1) is NaN and every entry becomes NaN. */
+    if (factor < 1 || isnan(factor)) {
         s->clipped = 1;
         if (s->fuse) s->grad_scale = factor;
         else clipnn_scale(s->g, c->n_params, (float)factor);
     }
-    s->factor = factor > 0 ? 1.0 / factor : INFINITY;
+    s->factor = factor > 0 || isnan(factor) ? 1.0 / factor : INFINITY;
     s->post = s->pre * factor;
 }
 
@@ -303,7 +305,7 @@ static clipnn_status rule_norm(clipnn_clipper *c, clip_step *s) {
  * to 1, computed in float32 as torch does on float32 gradients. */
 static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
     float coef = (float)c->o.lambda / ((float)s->pre + 1e-6f);
-    apply_global(c, s, coef < 1.0f ? (double)coef : 1.0);
+    apply_global(c, s, coef >= 1.0f ? 1.0 : (double)coef); /* NaN stays NaN, as torch.clamp */
     return CLIPNN_OK;
 }
 
