@@ -542,14 +542,334 @@ clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size
 /* ------------------------------------------------------ theory lab (src/lab*.c) */
 /* @@lab-api */
 
+/* Experiments that test the claims of the paper and the exercise (SPEC
+ * section 4): each prints a table and one verdict line per claim,
+ *   CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>),
+ * through the caller's write callback (nothing is printed without one), and
+ * writes a CSV of its traces and an SVG plot per figure into out_dir when it
+ * is set. docs/lab.md explains every claim and the bounds used. */
+typedef void (*clipnn_lab_write_fn)(const char *text, void *user);
+
+typedef struct {
+    uint64_t seed;          /* every experiment is reproducible from it (default 1) */
+    int quick;              /* reduced sizes: every claim still gets a verdict (tests) */
+    const char *out_dir;    /* CSV + SVG files go here (must exist); NULL: none */
+    const char *data_dir;   /* where breast_cancer.csv may be found; NULL or missing
+                               file: the built-in digits are used instead */
+    clipnn_lab_write_fn write; /* table and verdict text; NULL: silent */
+    void *user;
+} clipnn_lab_options;
+clipnn_lab_options clipnn_lab_options_default(void);
+
+size_t clipnn_lab_count(void);
+const char *clipnn_lab_name(size_t index);    /* NULL past the end */
+const char *clipnn_lab_summary(size_t index); /* one line */
+
+typedef enum { CLIPNN_CLAIM_HOLDS = 0, CLIPNN_CLAIM_FAILS, CLIPNN_CLAIM_HOLDS_UNDER } clipnn_claim_verdict;
+const char *clipnn_claim_verdict_name(clipnn_claim_verdict v); /* "HOLDS", "FAILS", "HOLDS UNDER" */
+
+#define CLIPNN_LAB_MAX_CLAIMS 12
+typedef struct {
+    char id[32];
+    clipnn_claim_verdict verdict;
+    char condition[160]; /* for HOLDS UNDER, else "" */
+    char numbers[480];   /* the measurements that decide it */
+} clipnn_lab_claim;
+
+typedef struct {
+    size_t n_claims;
+    clipnn_lab_claim claims[CLIPNN_LAB_MAX_CLAIMS];
+    char data[96];  /* real data set used, "" when none */
+    double seconds;
+} clipnn_lab_result;
+
+/* Runs experiment `name` (see clipnn_lab_name). result may be NULL. Fails
+ * with INVALID_ARG for an unknown name, IO when out_dir cannot be written. */
+clipnn_status clipnn_lab_run(const char *name, const clipnn_lab_options *opts,
+                             clipnn_lab_result *result);
+
 /* ------------------------------------ input optimization and attacks (src/inputopt.c, src/attack.c) */
 /* @@inputopt-api */
+
+/* What an input optimization or attack wants from the network. Every
+ * objective is a value to MINIMIZE, per example:
+ *   TARGET_CLASS, XENT    logsumexp(z) - z_t                          (>= 0)
+ *   TARGET_CLASS, MARGIN  max(max_{i!=t} z_i - z_t + kappa, 0)        (0 once t leads by kappa)
+ *   LEAVE_CLASS,  XENT    -(logsumexp(z) - z_y)   (the cross-entropy of the true class, maximized)
+ *   LEAVE_CLASS,  MARGIN  max(z_y - max_{i!=y} z_i + kappa, 0)        (= CLIPNN_LOSS_MARGIN: 0 once
+ *                                                                      another class leads by kappa)
+ *   TARGET_OUTPUT, MSE    mean_j (z_j - v_j)^2                         (regression)
+ *   MAXIMIZE_UNIT         -a   (a = activation of unit `unit` of layer `layer`, after its
+ *                               activation function; layer = last layer: a logit)
+ * The class t or y, or the vector v, comes per example in the y argument
+ * (class indices as floats, [batch]; v: [batch][n_outputs]) as for
+ * clipnn_loss_grad; MAXIMIZE_UNIT takes no y. */
+typedef enum {
+    CLIPNN_OBJ_TARGET_CLASS = 0,
+    CLIPNN_OBJ_LEAVE_CLASS,
+    CLIPNN_OBJ_TARGET_OUTPUT,
+    CLIPNN_OBJ_MAXIMIZE_UNIT,
+    CLIPNN_OBJ_COUNT
+} clipnn_objective_kind;
+
+typedef struct {
+    clipnn_objective_kind kind;
+    clipnn_loss loss;   /* XENT or MARGIN (class objectives), MSE (TARGET_OUTPUT) */
+    double kappa;       /* margin confidence (default 0) */
+    size_t layer, unit; /* MAXIMIZE_UNIT */
+    double output_tol;  /* TARGET_OUTPUT is reached when the MSE is <= output_tol (1e-4) */
+} clipnn_objective;
+clipnn_objective clipnn_objective_default(void); /* TARGET_CLASS, XENT */
+
+/* Per-example objective values ([batch]) and, when dx is not NULL, the
+ * gradient of each example's value with respect to its own input
+ * ([batch][n_inputs], not divided by the batch), float32 path. reached
+ * ([batch], may be NULL) receives 1 where the objective is met: the class
+ * is the arg-max (with the margin at 0 for MARGIN), the output within
+ * output_tol; never for MAXIMIZE_UNIT. */
+clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, const float *x,
+                                    const float *y, size_t batch, double *values, float *dx,
+                                    int *reached);
+/* The same for one example in double precision with plain loops: the
+ * reference. logits ([n_outputs]) may be NULL. */
+clipnn_status clipnn_objective_grad_d(const clipnn_model *m, const clipnn_objective *o,
+                                      const double *x, const double *y, double *value, double *dx,
+                                      double *logits);
+
+/* Where the optimized input lives. The model sees (x - mean) / std feature
+ * by feature (Foolbox's "preprocessing"), so that budgets and the box are
+ * in the data's own units (pixels in [0, 1]) even for a model trained on
+ * standardized inputs. mean and std NULL: the model sees x. */
+typedef struct {
+    double box_lo, box_hi; /* -INFINITY, INFINITY: no box */
+    const float *mean, *std; /* [n_inputs] or NULL */
+} clipnn_input_space;
+clipnn_input_space clipnn_input_space_default(void); /* box [0, 1], no preprocessing */
+
+typedef enum {
+    CLIPNN_PARAM_PIXEL = 0, /* optimize x itself, projected onto the box after each step */
+    CLIPNN_PARAM_TANH       /* optimize w with x = lo + (hi - lo) (tanh(w) + 1) / 2 (Carlini-Wagner) */
+} clipnn_param;
+
+typedef struct {
+    size_t step;
+    double value;     /* objective at this iterate */
+    double grad_norm; /* 2-norm of the gradient in the optimized variable (x or w) */
+    int reached;
+} clipnn_inputopt_step;
+
+typedef struct {
+    clipnn_objective objective;
+    clipnn_input_space space;
+    clipnn_param param;
+    size_t steps;          /* at most (default 1000) */
+    double lr;             /* step size (default 0.1) */
+    int stop_on_success;   /* default 1 */
+    size_t stall_steps;    /* stop when the best value has not improved by ... (default 100) */
+    double stall_tol;      /* ... more than stall_tol * (1 + |best|) over stall_steps steps (1e-6) */
+    double grad_tol;       /* stop at once when the gradient norm is <= grad_tol (0: exactly zero) */
+    void (*on_step)(const clipnn_inputopt_step *s, void *user);
+    void *user;
+} clipnn_inputopt_options;
+clipnn_inputopt_options clipnn_inputopt_options_default(void);
+
+typedef struct {
+    size_t steps;          /* taken */
+    int reached;           /* the kept iterate meets the objective */
+    int stalled;           /* stopped by the stall rule or a zero gradient, not reached */
+    double start_value, best_value;
+    size_t best_step;
+    double grad_norm;      /* at the last iterate */
+} clipnn_inputopt_result;
+
+/* Gradient descent on one input x ([n_inputs]): in, the start (inside the
+ * box; with the tanh parametrization it is shrunk by 0.999999 before atanh
+ * so that pixels at the bounds are not frozen); out, the best iterate seen
+ * (a reached iterate beats one that is not; then the lower value). y: the
+ * example's target as for clipnn_objective_grad (NULL for MAXIMIZE_UNIT). */
+clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_options *o,
+                                    const float *y, float *x, clipnn_inputopt_result *r);
+
+typedef enum {
+    CLIPNN_ATTACK_FGSM = 0,  /* one step x + eps sign(g) (Goodfellow et al. 2015) */
+    CLIPNN_ATTACK_PGD_LINF,  /* Madry et al. 2018, steps along sign(g), projected on the L-inf ball */
+    CLIPNN_ATTACK_PGD_L2,    /* steps along g / ||g||_2, projected on the L2 ball */
+    CLIPNN_ATTACK_COUNT
+} clipnn_attack_method;
+
+const char *clipnn_attack_method_name(clipnn_attack_method m);
+clipnn_status clipnn_attack_method_parse(const char *name, clipnn_attack_method *out);
+
+/* One row of the per-step trace: means over the examples of the batch. */
+typedef struct {
+    size_t restart, step; /* step 0 = the start point */
+    double loss;          /* the attack loss (cross-entropy or margin of the class, as maximized/minimized) */
+    double grad_norm;     /* mean 2-norm of the input gradient */
+    double success_rate;  /* fraction of the batch's examples already fooled at this iterate */
+    size_t batch_index, batch_size;
+} clipnn_attack_step;
+
+typedef struct {
+    clipnn_attack_method method;
+    double eps;            /* budget (L-inf or L2 radius) */
+    double step;           /* step size; 0: 2.5 eps / steps (Madry et al.) */
+    size_t steps;          /* PGD iterations (default 40); FGSM ignores it */
+    int random_start;      /* uniform in the L-inf ball, or uniform in the L2 ball */
+    size_t restarts;       /* runs per example, the best one kept (default 1) */
+    int targeted;          /* 1: reach target_class; 0: leave the true class */
+    size_t target_class;
+    clipnn_loss loss;      /* XENT or MARGIN */
+    double kappa;
+    clipnn_input_space space;
+    int keep_last;         /* 1: return the last iterate (torchattacks); 0: the best (default) */
+    size_t batch;          /* examples per forward pass (default 256) */
+    uint64_t seed;
+    void (*on_step)(const clipnn_attack_step *s, void *user);
+    void *user;
+} clipnn_attack_options;
+clipnn_attack_options clipnn_attack_options_default(void);
+
+typedef struct {
+    size_t n;               /* examples attacked */
+    size_t clean_correct;   /* classified right before the attack */
+    size_t robust_correct;  /* classified right after it */
+    size_t eligible;        /* examples the attack could succeed on: clean-correct ones
+                               (untargeted), those whose label is not the target (targeted) */
+    size_t successes;       /* eligible examples where it did */
+    size_t zero_grad;       /* eligible, failed, and the input gradient was exactly 0 at the end */
+    double clean_accuracy, robust_accuracy, success_rate;
+    double mean_linf, mean_l2; /* distortion of the successful adversarial inputs (NaN: none) */
+} clipnn_attack_result;
+
+/* Attacks the n inputs x ([n][n_inputs], inside the box) with true labels
+ * ([n], class indices). adv ([n][n_inputs], may be NULL) receives the
+ * adversarial inputs; examples the attack does not touch (misclassified
+ * ones for an untargeted attack) are copied unchanged. */
+clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, const float *x,
+                            const float *labels, size_t n, float *adv, clipnn_attack_result *r);
+
+/* Projections used by the attacks (exposed for tests and callers): delta
+ * onto the L-inf or L2 ball of radius eps, then x0 + delta onto the box.
+ * x and x0: [n]; x is overwritten. p = INFINITY or 2. */
+void clipnn_project_budget(float *x, const float *x0, size_t n, double p, double eps, double lo,
+                           double hi);
 
 /* ------------------------------------------------------ diagnosis (src/diagnose.c) */
 /* @@diagnose-api */
 
+/* Why is the gradient zero? (SPEC section 6.) A diagnosis runs a fixed set
+ * of tests at one point and reports every cause that applies, each with the
+ * test that found it, its numbers and a remedy. */
+typedef enum {
+    CLIPNN_CAUSE_LOCAL_MINIMUM = 0,
+    CLIPNN_CAUSE_SADDLE,
+    CLIPNN_CAUSE_SATURATION,
+    CLIPNN_CAUSE_PRECISION,
+    CLIPNN_CAUSE_PARAMETRIZATION, /* box, tanh parametrization, dead ReLUs, ignored directions */
+    CLIPNN_CAUSE_MASKING,         /* gradient-masking symptoms of an attack */
+    CLIPNN_CAUSE_COUNT
+} clipnn_cause;
+const char *clipnn_cause_name(clipnn_cause c); /* "local-minimum", "saddle", ... */
+
+#define CLIPNN_DIAG_MAX 24
+
+typedef struct {
+    clipnn_cause cause;
+    char test[64];     /* the test that found it, e.g. "lanczos-curvature" */
+    char numbers[320]; /* what it measured */
+    char remedy[256];
+} clipnn_finding;
+
+typedef struct {
+    char test[64];
+    int passed;        /* 1: nothing wrong found by this test */
+    char numbers[320];
+} clipnn_check;
+
+typedef struct {
+    int stalled;             /* the gradient the optimizer sees is tiny (<= grad_tol) */
+    int stationary;          /* the double reference gradient (in x) is tiny as well */
+    double value, value_ref; /* objective, float32 and double */
+    double grad_norm;        /* the optimizer's gradient (float32, analytic or finite differences, in
+                                the optimized variable, projected on the box) */
+    double grad_norm_raw;    /* the same before projection */
+    double grad_norm_ref;    /* double reference gradient in x */
+    double min_curvature, max_curvature; /* extreme curvatures found (NaN: not probed) */
+    double escape_decrease, escape_step; /* along the most negative curvature direction */
+    size_t n_findings, n_checks;
+    clipnn_finding findings[CLIPNN_DIAG_MAX];
+    clipnn_check checks[CLIPNN_DIAG_MAX];
+} clipnn_diagnosis;
+
+/* 1 when d names cause c. */
+int clipnn_diagnosis_has(const clipnn_diagnosis *d, clipnn_cause c);
+
+/* A generic objective, for functions a model does not express exactly
+ * (x1^2 - x2^2, the blog's quadratic): value and gradient in double (the
+ * reference, required) and, optionally, in float32 as the optimizer
+ * computes it (NULL: the double one rounded to float). */
+typedef struct {
+    size_t dim;
+    double (*eval_d)(const double *x, double *grad, void *user);
+    double (*eval_f)(const float *x, float *grad, void *user);
+    void *user;
+} clipnn_objective_fn;
+
+typedef struct {
+    clipnn_input_space space; /* box and preprocessing (default: no box) */
+    clipnn_param param;       /* TANH: the point given is w, x = lo + (hi - lo)(tanh w + 1)/2 */
+    double fd_step;           /* > 0: the optimizer's gradient is a float32 central difference
+                                 with this step (the blog's 1e-7); 0: analytic */
+    double grad_tol;          /* a gradient 2-norm at or below this is "tiny" (1e-6) */
+    double target;            /* objective value that counts as reached (NaN: unknown;
+                                 model objectives use their own rule) */
+    double loss_tol;          /* value - target <= loss_tol counts as at the target (1e-6) */
+    double curv_tol;          /* curvature beyond +-curv_tol is "non-zero" (1e-6) */
+    size_t lanczos_steps;     /* Lanczos iterations on Hessian-vector products (30) */
+    uint64_t seed;
+} clipnn_diagnose_options;
+clipnn_diagnose_options clipnn_diagnose_options_default(void);
+
+/* Diagnose a generic objective at point (x, or w for TANH; [dim]). */
+clipnn_status clipnn_diagnose_fn(const clipnn_objective_fn *f, const float *point,
+                                 const clipnn_diagnose_options *o, clipnn_diagnosis *d);
+/* Diagnose a model objective at point ([n_inputs]) for one example with
+ * target y (as for clipnn_objective_grad): the generic tests plus the
+ * model's own (saturated units, softmax margin, probability outputs,
+ * logit shift, dead ReLUs, directions the model ignores, where in the
+ * network the backward signal dies). */
+clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj, const float *y,
+                                    const float *point, const clipnn_diagnose_options *o,
+                                    clipnn_diagnosis *d);
+
+/* Gradient-masking checks of an attack over an epsilon grid (Athalye et al.
+ * 2018, Carlini et al. 2019): robust[i] of the iterative attack and
+ * one_step[i] of the one-step attack at eps[i] (eps increasing; one_step
+ * may be NULL), and the success rate of an unbounded attack (NaN: not run).
+ * Adds a MASKING finding for: iterative weaker than one-step, robust
+ * accuracy rising with epsilon, unbounded attack below 100%. */
+void clipnn_diagnose_masking(const double *eps, const double *robust, const double *one_step,
+                             size_t n_eps, double unbounded_success, clipnn_diagnosis *d);
+
+/* Empty diagnosis (no findings, no checks, NaN numbers). */
+void clipnn_diagnosis_init(clipnn_diagnosis *d);
+
 /* ------------------------------------------------------------ images (src/png.c) */
 /* @@png-api */
+
+/* 8-bit PNG files through libpng. rgb: [h][w][3]; gray: [h][w]. */
+clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, size_t h, size_t w);
+/* A float image [h][w] shown in gray, lo -> black, hi -> white, each pixel
+ * drawn as a zoom x zoom block. */
+clipnn_status clipnn_png_write_gray(const char *path, const float *img, size_t h, size_t w,
+                                    double lo, double hi, size_t zoom);
+/* Diverging colour map for signed values: -amp blue, 0 white, +amp red
+ * (values beyond clamp). */
+void clipnn_colour_diverging(double v, double amp, unsigned char rgb[3]);
+/* A perturbation [h][w] in the diverging map, zoomed, with a colour bar
+ * (from -amp on the left to +amp on the right) under the image. */
+clipnn_status clipnn_png_write_signed(const char *path, const float *img, size_t h, size_t w,
+                                      double amp, size_t zoom);
 
 #ifdef __cplusplus
 }

@@ -1,0 +1,154 @@
+/* clipnn lab: the theory lab, every claim of the paper and the exercise
+ * measured and given a verdict. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "report.h"
+
+static const char SYNOPSIS[] =
+    "list | NAME | all  [--seed S] [--out DIR] [--json] [--quick] [--data-dir DIR]\n"
+    "\n"
+    "Runs the experiments of the theory lab (docs/lab.md): each prints a table, then one\n"
+    "line per claim: CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>).\n"
+    "'clipnn lab list' names the experiments; 'all' runs them one after the other.\n"
+    "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure.\n"
+    "--data-dir: where breast_cancer.csv is looked for (default: ../shared/data from the\n"
+    "current directory or from the repository the tool was built in); without it the\n"
+    "logistic regressions use the built-in digits, labelled even/odd.\n"
+    "--json: the last line of stdout is one JSON object with every verdict.\n"
+    "Exit codes: 0 every experiment ran (whatever the verdicts), 2 bad option,\n"
+    "4 --out not writable.";
+
+static void write_stdout(const char *text, void *user) {
+    (void)user;
+    fputs(text, stdout);
+}
+
+static int file_exists(const char *path) {
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ../shared/data beside the working directory, or beside the repository
+ * holding the binary (build/clipnn -> ../../shared/data). */
+static const char *default_data_dir(char *buf, size_t cap) {
+    if (file_exists("../shared/data/breast_cancer.csv")) return "../shared/data";
+    char exe[4096];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return NULL;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return NULL;
+    *slash = 0;
+    snprintf(buf, cap, "%.3900s/../../shared/data", exe);
+    char probe[4200];
+    snprintf(probe, sizeof probe, "%s/breast_cancer.csv", buf);
+    return file_exists(probe) ? buf : NULL;
+}
+
+static void json_result(cli_json *j, const char *name, const clipnn_lab_result *r) {
+    cli_json_open(j, NULL, '{');
+    cli_json_str(j, "experiment", name);
+    cli_json_num(j, "seconds", r->seconds);
+    cli_json_str(j, "data", r->data[0] ? r->data : NULL);
+    cli_json_open(j, "claims", '[');
+    for (size_t i = 0; i < r->n_claims; i++) {
+        const clipnn_lab_claim *c = &r->claims[i];
+        cli_json_open(j, NULL, '{');
+        cli_json_str(j, "id", c->id);
+        cli_json_str(j, "verdict", clipnn_claim_verdict_name(c->verdict));
+        cli_json_str(j, "condition", c->condition[0] ? c->condition : NULL);
+        cli_json_str(j, "numbers", c->numbers);
+        cli_json_close(j, '}');
+    }
+    cli_json_close(j, ']');
+    cli_json_close(j, '}');
+}
+
+int cmd_lab(int argc, char **argv) {
+    const char *cmd = "lab";
+    uint64_t seed = 1;
+    const char *out = NULL, *data_dir = NULL;
+    int json = 0, quick = 0;
+    cli_option table[] = {
+        {"--seed", CLI_U64, &seed, "S", "seed of every random draw"},
+        {"--out", CLI_STR, &out, "DIR", "write CSV traces and SVG plots here (created if missing)"},
+        {"--data-dir", CLI_STR, &data_dir, "DIR", "directory holding breast_cancer.csv"},
+        {"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON line of the verdicts"},
+        {"--quick", CLI_FLAG, &quick, NULL, "reduced sizes (seconds instead of a minute)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    const char *pos[2];
+    int npos = 0;
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, pos, 2, &npos);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if (npos != 1) return cli_usage_error(cmd, "want one of: list, all, or an experiment name (see --help)");
+    const size_t n = clipnn_lab_count();
+    if (!strcmp(pos[0], "list")) {
+        for (size_t i = 0; i < n; i++) printf("%-14s %s\n", clipnn_lab_name(i), clipnn_lab_summary(i));
+        return CLI_EXIT_OK;
+    }
+    int all = !strcmp(pos[0], "all");
+    if (!all) {
+        size_t i = 0;
+        while (i < n && strcmp(clipnn_lab_name(i), pos[0])) i++;
+        if (i == n) return cli_usage_error(cmd, "unknown experiment '%s' (see 'clipnn lab list')", pos[0]);
+    }
+    if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
+        fprintf(stderr, "clipnn lab: --out %s: cannot create: %s\n", out, strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    char dbuf[4096];
+    if (data_dir && !file_exists(data_dir)) {
+        fprintf(stderr, "clipnn lab: --data-dir %s: no such directory\n", data_dir);
+        return CLI_EXIT_USAGE;
+    }
+    if (!data_dir) data_dir = default_data_dir(dbuf, sizeof dbuf);
+
+    clipnn_lab_options o = clipnn_lab_options_default();
+    o.seed = seed;
+    o.quick = quick;
+    o.out_dir = out;
+    o.data_dir = data_dir;
+    o.write = write_stdout;
+    clipnn_lab_result *res = calloc(n, sizeof *res);
+    if (!res) return CLI_EXIT_NOMEM;
+    double t0 = cli_now();
+    size_t counts[3] = {0, 0, 0}, ran = 0;
+    rc = CLI_EXIT_OK;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = clipnn_lab_name(i);
+        if (!all && strcmp(name, pos[0])) continue;
+        clipnn_status st = clipnn_lab_run(name, &o, &res[i]);
+        fflush(stdout);
+        if (st) {
+            rc = cli_fail(cmd, st, name);
+            break;
+        }
+        for (size_t k = 0; k < res[i].n_claims; k++) counts[res[i].claims[k].verdict]++;
+        printf("-- %s: %zu claims in %.1f s\n\n", name, res[i].n_claims, res[i].seconds);
+        ran++;
+    }
+    if (rc == CLI_EXIT_OK && all)
+        printf("lab all: %zu experiments, %zu claims: %zu HOLDS, %zu HOLDS UNDER, %zu FAILS; %.1f s\n", ran,
+               counts[0] + counts[1] + counts[2], counts[CLIPNN_CLAIM_HOLDS], counts[CLIPNN_CLAIM_HOLDS_UNDER],
+               counts[CLIPNN_CLAIM_FAILS], cli_now() - t0);
+    if (rc == CLI_EXIT_OK && json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_u64(&j, "seed", seed);
+        cli_json_bool(&j, "quick", quick);
+        cli_json_open(&j, "experiments", '[');
+        for (size_t i = 0; i < n; i++)
+            if (all || !strcmp(clipnn_lab_name(i), pos[0])) json_result(&j, clipnn_lab_name(i), &res[i]);
+        cli_json_close(&j, ']');
+        cli_json_end(&j);
+    }
+    free(res);
+    return rc;
+}
