@@ -13,7 +13,10 @@
 #define CLIPNN_DIGITS_GZ "data/digits.csv.gz"
 #endif
 
-__asm__(".section .rodata\n"
+/* pushsection/popsection put the assembler back in whatever section the
+ * compiler was emitting to: a plain .section here would leave code the
+ * compiler emits after this block (sanitizer constructors) in .rodata. */
+__asm__(".pushsection .rodata\n"
         ".balign 16\n"
         ".globl clipnn_digits_csv_gz\n"
         ".hidden clipnn_digits_csv_gz\n"
@@ -27,5 +30,6 @@ __asm__(".section .rodata\n"
         ".byte 0\n"
         ".size clipnn_digits_csv_gz, clipnn_digits_csv_gz_end - clipnn_digits_csv_gz\n"
         ".size clipnn_digits_csv_gz_end, 1\n"
-        ".section .note.GNU-stack,\"\",@progbits\n"
-        ".previous\n");
+        ".popsection\n"
+        ".pushsection .note.GNU-stack,\"\",@progbits\n"
+        ".popsection\n");
