@@ -285,7 +285,9 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
     if (st) {
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);
-        return cli_fail(cmd, st, what);
+        int rc = cli_fail(cmd, st, what);
+        /* NaN or Inf in a data file is a bad input file, not a failed run */
+        return st == CLIPNN_ERR_NONFINITE ? CLI_EXIT_INPUT : rc;
     }
     return CLI_EXIT_OK;
 }

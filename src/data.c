@@ -25,16 +25,16 @@ clipnn_data_options clipnn_data_options_default(void) {
 clipnn_status clipnn_dataset_new(const char *name, size_t n, size_t dim, size_t n_classes,
                                  size_t n_targets, clipnn_dataset **out) {
     *out = NULL;
-    size_t nx, ny;
-    if (clipnn_mul_size(n, dim, &nx) || clipnn_mul_size(nx, sizeof(float), &nx) ||
-        clipnn_mul_size(n, n_targets, &ny) || clipnn_mul_size(ny, sizeof(float), &ny))
+    size_t nx, ny, bytes;
+    if (clipnn_mul_size(n, dim, &nx) || clipnn_mul_size(nx, sizeof(float), &bytes) ||
+        clipnn_mul_size(n, n_targets, &ny) || clipnn_mul_size(ny, sizeof(float), &bytes))
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: %zu rows of %zu features is too large", name, n, dim);
     clipnn_dataset *d = clipnn_alloc_array(1, sizeof *d);
     size_t name_len = strlen(name);
     if (d) {
         d->name = clipnn_alloc(name_len + 1);
-        d->x = clipnn_alloc_array(n, dim * sizeof(float));
-        d->y = clipnn_alloc_array(n, n_targets * sizeof(float));
+        d->x = clipnn_alloc_array(nx, sizeof(float));
+        d->y = clipnn_alloc_array(ny, sizeof(float));
     }
     if (!d || !d->name || !d->x || !d->y) {
         clipnn_dataset_free(d);

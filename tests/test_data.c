@@ -594,3 +594,30 @@ TEST(npy_bad_files_are_refused_naming_the_file) {
     p = tmp("no_dir/out.npy");
     CHECK_REFUSED(clipnn_npy_write(p, v, 2, 0), CLIPNN_ERR_IO, p, NULL);
 }
+
+/* ------------------------------------------------------------ the tool */
+
+TEST(data_bad_files_through_the_tool_exit_3_naming_the_file) {
+    static const struct {
+        const char *name, *text, *want;
+    } cases[] = {{"tool_nan.csv", "1,2,0\n3,nan,1\n", "line 2, column 2"},
+                 {"tool_word.csv", "1,2,0\n3,x,1\n", "line 2, column 2"},
+                 {"tool_ragged.csv", "1,2,0\n3,1\n", "line 2"}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *p = write_text(cases[i].name, cases[i].text);
+        char args[4200];
+        snprintf(args, sizeof args, "train --quiet --data csv:%s", p);
+        const char *out = NULL;
+        int rc = check_run_tool(args, &out);
+        CHECK_MSG(rc == 3, "%s: exit %d: %s", cases[i].name, rc, out ? out : "");
+        CHECK_MSG(out && strstr(out, p) && strstr(out, cases[i].want), "%s: %s", cases[i].name, out ? out : "");
+    }
+    unsigned char im[256];
+    size_t ni = idx_images(im, 5, 2, 3);
+    const char *ip = write_bytes("tool_im.idx", im, ni - 3);
+    char args[4200];
+    snprintf(args, sizeof args, "train --quiet --data idx:%s,%s", ip, ip);
+    const char *out = NULL;
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 3 && out && strstr(out, ip) && strstr(out, "truncated"), "exit %d: %s", rc, out ? out : "");
+}
