@@ -252,25 +252,30 @@ TEST(data_csv_bad_files_are_refused_naming_the_file) {
     clipnn_dataset *d = NULL;
     const char *missing = tmp("no_such_file.csv");
     CHECK_REFUSED(clipnn_dataset_load_csv(missing, -1, -1, &d), CLIPNN_ERR_IO, missing, NULL);
-    const char *p = write_text("notnum.csv", "1,2,0\n3,4,1\n5,abc,0\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, "line 3, column 2");
-    p = write_text("nan.csv", "1,2,0\n3,nan,1\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_NONFINITE, p, "line 2, column 2");
-    p = write_text("inf.csv", "1,2,0\n3,4,1\n1e39,0,0\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_NONFINITE, p, "line 3, column 1");
-    p = write_text("ragged.csv", "1,2,0\n3,4,1\n5,0\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, "line 3");
-    p = write_text("emptycell.csv", "1,2,0\n3,,1\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, "empty");
-    p = write_text("headeronly.csv", "a,b,c\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, "no data");
-    p = write_text("onecol.csv", "1\n2\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, NULL);
-    p = write_text("fracclass.csv", "1,2,0\n3,4,1.5\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, 1, &d), CLIPNN_ERR_FORMAT, p, "line 2");
-    p = write_text("target.csv", "1,2,0\n3,4,1\n");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, 3, -1, &d), CLIPNN_ERR_INVALID_ARG, p, "target column");
-    CHECK_REFUSED(clipnn_dataset_load_csv(p, -4, -1, &d), CLIPNN_ERR_INVALID_ARG, p, "target column");
+    static const struct {
+        const char *name, *text;
+        long target;
+        int classification;
+        clipnn_status status;
+        const char *want;
+    } cases[] = {
+        {"notnum.csv", "1,2,0\n3,4,1\n5,abc,0\n", -1, -1, CLIPNN_ERR_FORMAT, "line 3, column 2: not a number: 'abc'"},
+        {"nan.csv", "1,2,0\n3,nan,1\n", -1, -1, CLIPNN_ERR_NONFINITE, "line 2, column 2"},
+        {"inf.csv", "1,2,0\n3,4,1\n1e39,0,0\n", -1, -1, CLIPNN_ERR_NONFINITE, "line 3, column 1"},
+        {"ragged.csv", "1,2,0\n3,4,1\n5,0\n", -1, -1, CLIPNN_ERR_FORMAT, "line 3"},
+        {"emptycell.csv", "1,2,0\n3,,1\n", -1, -1, CLIPNN_ERR_FORMAT, "empty"},
+        {"headeronly.csv", "a,b,c\n", -1, -1, CLIPNN_ERR_FORMAT, "no data"},
+        {"onecol.csv", "1\n2\n", -1, -1, CLIPNN_ERR_FORMAT, NULL},
+        {"fracclass.csv", "1,2,0\n3,4,1.5\n", -1, 1, CLIPNN_ERR_FORMAT, "line 2"},
+        {"target.csv", "1,2,0\n3,4,1\n", 3, -1, CLIPNN_ERR_INVALID_ARG, "target column"},
+        {"target.csv", "1,2,0\n3,4,1\n", -4, -1, CLIPNN_ERR_INVALID_ARG, "target column"},
+    };
+    const char *p;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = write_text(cases[i].name, cases[i].text);
+        CHECK_REFUSED(clipnn_dataset_load_csv(p, cases[i].target, cases[i].classification, &d), cases[i].status, p,
+                      cases[i].want);
+    }
     const char nul[] = "1,2,0\n3\0,4,1\n";
     p = write_bytes("binary.csv", nul, sizeof nul - 1);
     CHECK_REFUSED(clipnn_dataset_load_csv(p, -1, -1, &d), CLIPNN_ERR_FORMAT, p, NULL);
@@ -565,24 +570,29 @@ TEST(npy_bad_files_are_refused_naming_the_file) {
     CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_FORMAT, p, NULL);
     p = write_bytes("empty.npy", "", 0);
     CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_FORMAT, p, NULL);
-    p = npy_file("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 32);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_UNSUPPORTED, p, "<f8");
-    p = npy_file("be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 16);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_UNSUPPORTED, p, ">f4");
-    p = npy_file("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_UNSUPPORTED, p, "Fortran");
-    p = npy_file("3d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 32);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_UNSUPPORTED, p, NULL);
-    p = npy_file("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_TRUNCATED, p, NULL);
-    p = npy_file("long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_FORMAT, p, NULL);
-    p = npy_file("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4000000000, 4000000000), }", 8);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_TRUNCATED, p, NULL);
-    p = npy_file("garbled.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_FORMAT, p, "header");
-    p = npy_file("noshape.npy", "{'descr': '<f4', 'fortran_order': False, }", 8);
-    CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_FORMAT, p, "shape");
+    /* files with a well-formed prefix: the header dict and the data length vary */
+    static const struct {
+        const char *name, *dict;
+        size_t data_bytes;
+        clipnn_status status;
+        const char *want;
+    } cases[] = {
+        {"f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 32, CLIPNN_ERR_UNSUPPORTED, "<f8"},
+        {"be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 16, CLIPNN_ERR_UNSUPPORTED, ">f4"},
+        {"fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, CLIPNN_ERR_UNSUPPORTED,
+         "Fortran"},
+        {"3d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 32, CLIPNN_ERR_UNSUPPORTED, NULL},
+        {"short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, CLIPNN_ERR_TRUNCATED, NULL},
+        {"long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, CLIPNN_ERR_FORMAT, NULL},
+        {"huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4000000000, 4000000000), }", 8,
+         CLIPNN_ERR_TRUNCATED, NULL},
+        {"garbled.npy", "{'descr': '<f4', 'fortran_order': Maybe, 'shape': (2,), }", 8, CLIPNN_ERR_FORMAT, "header"},
+        {"noshape.npy", "{'descr': '<f4', 'fortran_order': False, }", 8, CLIPNN_ERR_FORMAT, "shape"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = npy_file(cases[i].name, cases[i].dict, cases[i].data_bytes);
+        CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), cases[i].status, p, cases[i].want);
+    }
     /* header length beyond the end of the file */
     p = write_bytes("cuthdr.npy", "\x93NUMPY\x01\x00\x76\x00{'descr'", 18);
     CHECK_REFUSED(clipnn_npy_read(p, &r, &rows, &cols), CLIPNN_ERR_TRUNCATED, p, NULL);
@@ -620,4 +630,72 @@ TEST(data_bad_files_through_the_tool_exit_3_naming_the_file) {
     const char *out = NULL;
     int rc = check_run_tool(args, &out);
     CHECK_MSG(rc == 3 && out && strstr(out, ip) && strstr(out, "truncated"), "exit %d: %s", rc, out ? out : "");
+}
+
+/* ------------------------------------------------------- damaged files */
+
+/* Mutated copies of valid files (bytes changed, cut at random lengths): each
+ * read must come back with a status, never crash or read out of bounds (the
+ * sanitizer build checks the latter), and a success must be self-consistent. */
+TEST(data_randomly_damaged_files_never_crash) {
+    unsigned char good[3][1024], buf[1024];
+    size_t glen[3];
+    float v[24];
+    for (int i = 0; i < 24; i++) v[i] = (float)i * 0.25f - 2;
+    const char *np = tmp("fuzz_src.npy");
+    CHECK_OK(clipnn_npy_write(np, v, 4, 6));
+    FILE *f = fopen(np, "rb");
+    glen[0] = f ? fread(good[0], 1, sizeof good[0], f) : 0;
+    if (f) fclose(f);
+    glen[1] = idx_images(good[1], 4, 3, 5);
+    const char *csv = "a,b,c\n1,2,0\n3.5,-4,1\n5e-3,6,0\n7,8,1\n";
+    glen[2] = strlen(csv);
+    memcpy(good[2], csv, glen[2]);
+    unsigned char lb[64];
+    const unsigned char lab[4] = {1, 0, 2, 1};
+    const char *lp = write_bytes("fuzz_lb.idx", lb, idx_labels(lb, 4, lab));
+    uint64_t state = 12345;
+    size_t ok_count = 0, refused = 0;
+    for (int round = 0; round < 600; round++) {
+        int kind = round % 3;
+        size_t n = glen[kind];
+        memcpy(buf, good[kind], n);
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        int flips = (int)(state >> 60) % 4;
+        for (int k = 0; k < flips; k++) {
+            state = state * 6364136223846793005ull + 1442695040888963407ull;
+            buf[(state >> 33) % n] = (unsigned char)(state >> 17);
+        }
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        if ((state >> 62) == 0) n = (size_t)((state >> 20) % (n + 1)); /* cut a quarter of the time */
+        int gz = round % 2;
+        const char *p = gz ? write_gz("fuzz.bin", buf, n) : write_bytes("fuzz.bin", buf, n);
+        clipnn_status st;
+        if (kind == 0) {
+            float *r = NULL;
+            size_t rows = 99, cols = 99;
+            st = clipnn_npy_read(p, &r, &rows, &cols);
+            if (st == CLIPNN_OK) CHECK(rows * (cols ? cols : 1) <= 24 + 64); /* bounded by the bytes present */
+            free(r);
+        } else {
+            clipnn_dataset *d = NULL;
+            st = kind == 1 ? clipnn_dataset_load_idx(p, lp, &d) : clipnn_dataset_load_csv(p, -1, -1, &d);
+            if (st == CLIPNN_OK) {
+                CHECK(d && clipnn_dataset_n(d) >= 1 && clipnn_dataset_n(d) <= 16);
+                const float *x = clipnn_dataset_x(d);
+                for (size_t i = 0; d && i < clipnn_dataset_n(d) * clipnn_dataset_dim(d); i++) CHECK(isfinite(x[i]));
+            } else {
+                CHECK(d == NULL);
+            }
+            clipnn_dataset_free(d);
+        }
+        CHECK_MSG(st == CLIPNN_OK || strstr(clipnn_last_error(), p), "status %d without the file name: %s", st,
+                  clipnn_last_error());
+        if (st == CLIPNN_OK)
+            ok_count++;
+        else
+            refused++;
+    }
+    /* the mix exercised both outcomes */
+    CHECK(ok_count > 20 && refused > 100);
 }
