@@ -102,6 +102,10 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->p = c.p;
     s->value = 0.1;
     s->percentile = c.percentile;
+    s->history = c.history_length;
+    s->z_warmup = c.z_warmup;
+    s->z_alpha = c.z_alpha;
+    s->z_cap = c.z_cap;
     s->noise = c.noise_multiplier;
     s->radius = 10.0;
     s->stability_m = 0;
@@ -174,6 +178,10 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--p", CLI_DOUBLE, &s->p, "P", "norm order, >= 1 or inf");
         ADD("--value", CLI_DOUBLE, &s->value, "V", "bound of --clip value");
         ADD("--percentile", CLI_DOUBLE, &s->percentile, "P", "percentile of --clip percentile (AutoClip)");
+        ADD("--history", CLI_SIZE, &s->history, "N", "--clip percentile: pre-clip norms kept (current included)");
+        ADD("--z-warmup", CLI_SIZE, &s->z_warmup, "N", "--clip zscore: steps of plain statistics before clipping");
+        ADD("--z-alpha", CLI_DOUBLE, &s->z_alpha, "A", "--clip zscore: EMA weight of the past");
+        ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
         ADD("--noise", CLI_DOUBLE, &s->noise, "S",
             "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
         ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
@@ -429,6 +437,10 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     c->p = s->p;
     c->value = s->value;
     c->percentile = s->percentile;
+    c->history_length = s->history;
+    c->z_warmup = s->z_warmup;
+    c->z_alpha = s->z_alpha;
+    c->z_cap = s->z_cap;
     c->noise_multiplier = s->noise;
     c->noise_seed = s->seed;
     c->agc_skip_last = s->agc_skip_last;

@@ -43,6 +43,8 @@ typedef struct {
     /* clipping */
     const char *clip, *lambda, *eps, *nonfinite, *center, *box;
     double p, value, percentile, noise, radius;
+    size_t history, z_warmup;
+    double z_alpha, z_cap;
     int agc_skip_last;
     /* telemetry */
     int log_groups, expected_grad;
