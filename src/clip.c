@@ -10,6 +10,7 @@
  * Post-clip norms are derived from the pre-clip accumulations and the
  * factors (a scaled group's accumulation scales by s^p), so no rule reads
  * the gradient a second time just to report. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -304,6 +305,12 @@ static clipnn_status rule_norm(clipnn_clipper *c, clip_step *s) {
 /* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped
  * to 1, computed in float32 as torch does on float32 gradients. */
 static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
+    if (s->pre > FLT_MAX && isfinite(s->pre)) {
+        /* A norm past float32's range (torch's float32 norm would be inf and
+         * zero g): the double norm still gives the right direction. */
+        apply_global(c, s, c->o.lambda / s->pre);
+        return CLIPNN_OK;
+    }
     float coef = (float)c->o.lambda / ((float)s->pre + 1e-6f);
     apply_global(c, s, coef >= 1.0f ? 1.0 : (double)coef); /* NaN stays NaN, as torch.clamp */
     return CLIPNN_OK;

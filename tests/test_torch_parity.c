@@ -609,3 +609,35 @@ TEST(torch_parity_nonfinite_policies) {
     }
     ref_free(f);
 }
+
+/* Beyond the 1e20 case: a gradient whose norm exceeds FLT_MAX although
+ * every entry is a finite float (two entries of 3e38; norm 4.24e38). torch
+ * in float32 gets inf and zeroes the gradient, as with 1e20; clipnn's
+ * double norm is finite, so norm-torch must still clip to the right
+ * direction: the two entries become max_norm / sqrt(2) and the others
+ * keep their ratios to them (max_norm 1e30 keeps them out of float32's
+ * subnormal range). */
+TEST(torch_parity_norm_beyond_float32_range) {
+    const double grad[17] = {0.5, -1, 0, 0, 3e38, 0, 0, 0, 0, 0, 0, 0, -3e38, 0, 0, 0, 2};
+    clipnn_model *m = norm_model(grad);
+    if (!m) return;
+    double total;
+    CHECK_OK(clipnn_group_norms(m, clipnn_model_grads(m), 2.0, NULL, &total));
+    double truth = hypot((double)3e38f, (double)3e38f);
+    CHECK_NEAR(total, truth, 1e-13 * truth);
+    clipnn_clip_options o = clipnn_clip_options_default();
+    o.rule = CLIPNN_CLIP_NORM_TORCH;
+    o.lambda = 1e30;
+    clipnn_clipper *c = NULL;
+    clipnn_clip_record rec;
+    CHECK_OK(clipnn_clipper_create(&c, m, &o));
+    CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, &rec));
+    const float *g = clipnn_model_grads(m);
+    for (size_t i = 0; i < 17; i++) {
+        double want = (double)(float)grad[i] * (1e30 / truth);
+        CHECK_NEAR(g[i], want, 4 * U * fabs(want));
+    }
+    CHECK(rec.clipped == 1 && !rec.nonfinite);
+    clipnn_clipper_free(c);
+    clipnn_model_free(m);
+}
