@@ -314,6 +314,11 @@ static clipnn_status load_fashion(const char *dir, clipnn_dataset **train, clipn
         if (!file_exists(path[i])) path[i][len - 3] = 0;
     }
     clipnn_status s = load_idx_pair(path[0], path[1], path[2], path[3], train, test);
+    if (s == CLIPNN_ERR_IO) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", clipnn_last_error());
+        return clipnn_fail(s, "%s (Debian: apt-get install dataset-fashion-mnist, or give fashion-mnist:DIR)", why);
+    }
     if (!s) {
         clipnn_dataset *parts[2] = {*train, test ? *test : NULL};
         for (int k = 0; k < 2; k++) {
