@@ -127,6 +127,15 @@ void lab_plot_init(lab_plot *p, const char *title, const char *xlabel, const cha
 size_t lab_plot_series(lab_plot *p, const char *name) {
     size_t i = p->n_series < LAB_MAX_SERIES ? p->n_series++ : LAB_MAX_SERIES - 1;
     snprintf(p->series[i].name, sizeof p->series[i].name, "%s", name);
+    p->series[i].dashed = 0;
+    p->series[i].color = i == 0 ? 0 : p->series[i - 1].color + 1;
+    return i;
+}
+
+size_t lab_plot_companion(lab_plot *p, const char *name) {
+    size_t i = lab_plot_series(p, name);
+    p->series[i].dashed = 1;
+    p->series[i].color = i == 0 ? 0 : p->series[i - 1].color;
     return i;
 }
 
@@ -177,7 +186,8 @@ clipnn_status lab_plot_save(lab_ctx *L, const lab_plot *p, const char *base) {
     if (fclose(f) != 0 || bad) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
     clipnn_svg_series ss[LAB_MAX_SERIES];
     for (size_t i = 0; i < p->n_series; i++)
-        ss[i] = (clipnn_svg_series){p->series[i].name, p->series[i].x, p->series[i].y, p->series[i].n};
+        ss[i] = (clipnn_svg_series){p->series[i].name, p->series[i].x, p->series[i].y, p->series[i].n,
+                                    p->series[i].color, p->series[i].dashed};
     clipnn_svg_axes ax = {p->title, p->xlabel, p->ylabel, p->logx, p->logy};
     snprintf(path, sizeof path, "%s/%s-%s.svg", L->opt->out_dir, L->name, base);
     return clipnn_svg_line_plot(path, &ax, ss, p->n_series);

@@ -385,7 +385,7 @@ clipnn_status lab_gd_clip(lab_ctx *L) {
         snprintf(nm, sizeof nm, "%.40s: min |g|", P[i].name);
         size_t smin = lab_plot_series(&rate, nm);
         snprintf(nm, sizeof nm, "%.40s: bound", P[i].name);
-        size_t sb = lab_plot_series(&rate, nm);
+        size_t sb = lab_plot_companion(&rate, nm);
         size_t sn = i == 0 ? lab_plot_series(&norms, "gamma*beta = 1, clipped") : 0;
         s = run_gd(L, &P[i], x0[i], &main_runs[i], &rate, smin, sb, i == 0 ? &norms : NULL, sn);
         if (s) goto done;

@@ -33,6 +33,7 @@ typedef struct {
     char name[64];
     double *x, *y;
     size_t n, cap;
+    int color, dashed;
 } lab_series;
 
 typedef struct {
@@ -47,6 +48,9 @@ void lab_plot_init(lab_plot *p, const char *title, const char *xlabel, const cha
                    int logy);
 /* Adds a series and returns its index (LAB_MAX_SERIES - 1 is reused when full). */
 size_t lab_plot_series(lab_plot *p, const char *name);
+/* A dashed series in the colour of the previous one: the bound or the
+ * prediction that goes with a measured series. */
+size_t lab_plot_companion(lab_plot *p, const char *name);
 void lab_plot_add(lab_plot *p, size_t series, double x, double y);
 /* Writes <out_dir>/<experiment>-<base>.csv (series,x,y) and .svg when the
  * options name an out_dir; frees nothing. */

@@ -6,7 +6,7 @@
 
 #include "svg.h"
 
-enum { WIDTH = 760, HEIGHT = 480, LEFT = 84, RIGHT = 24, TOP = 44, BOTTOM = 64 };
+enum { PLOT_WIDTH = 640, HEIGHT = 480, LEFT = 84, GAP = 16, RIGHT = 12, TOP = 44, BOTTOM = 64 };
 
 static const char *const PALETTE[] = {"#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
                                       "#8c564b", "#e377c2", "#17becf", "#7f7f7f", "#bcbd22"};
@@ -39,8 +39,8 @@ static void fit_axis(axis *a, const clipnn_svg_series *s, size_t ns, int use_x) 
         }
     if (!(lo <= hi)) lo = 0, hi = 1;
     if (a->log) {
-        lo = floor(lo);
-        hi = ceil(hi);
+        lo = floor(lo - 0.05); /* a margin, so that a line at a decade is not drawn on the frame */
+        hi = ceil(hi + 0.05);
         if (hi <= lo) hi = lo + 1;
     } else {
         if (hi == lo) {
@@ -96,8 +96,11 @@ static void draw_ticks(FILE *f, const axis *a, const axis *other, int horizontal
     }
 }
 
-static void draw_series(FILE *f, const clipnn_svg_series *s, const axis *ax, const axis *ay,
-                        const char *color) {
+static const char *color_of(const clipnn_svg_series *s) {
+    return PALETTE[(size_t)s->color % (sizeof PALETTE / sizeof *PALETTE)];
+}
+
+static void draw_series(FILE *f, const clipnn_svg_series *s, const axis *ax, const axis *ay) {
     int open = 0;
     for (size_t j = 0; j < s->n; j++) {
         if (!usable(s->x[j], ax->log) || !usable(s->y[j], ay->log)) {
@@ -105,26 +108,31 @@ static void draw_series(FILE *f, const clipnn_svg_series *s, const axis *ax, con
             open = 0;
             continue;
         }
-        if (!open) fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\" points=\"", color);
+        if (!open)
+            fprintf(f, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"1.6\"%s points=\"", color_of(s),
+                    s->dashed ? " stroke-dasharray=\"6,4\"" : "");
         fprintf(f, "%s%.1f,%.1f", open ? " " : "", to_px(ax, s->x[j]), to_px(ay, s->y[j]));
         open = 1;
     }
     if (open) fputs("\"/>\n", f);
 }
 
-static void draw_legend(FILE *f, const clipnn_svg_series *s, size_t ns) {
+static double legend_width(const clipnn_svg_series *s, size_t ns) {
     size_t longest = 0;
     for (size_t i = 0; i < ns; i++)
         if (s[i].name && strlen(s[i].name) > longest) longest = strlen(s[i].name);
-    double w = 40 + 6.6 * (double)longest, h = 8 + 16 * (double)ns;
-    double x = WIDTH - RIGHT - w - 6, y = TOP + 6;
+    return 44 + 6.8 * (double)longest;
+}
+
+/* The legend sits right of the plot area, so it never hides a line. */
+static void draw_legend(FILE *f, const clipnn_svg_series *s, size_t ns, double x) {
+    double w = legend_width(s, ns), h = 8 + 16 * (double)ns, y = TOP;
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"white\" "
                "fill-opacity=\"0.85\" stroke=\"#999\"/>\n", x, y, w, h);
     for (size_t i = 0; i < ns; i++) {
         double yy = y + 14 + 16 * (double)i;
-        const char *color = PALETTE[i % (sizeof PALETTE / sizeof *PALETTE)];
-        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"/>\n",
-                x + 6, yy - 4, x + 30, yy - 4, color);
+        fprintf(f, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"%s\" stroke-width=\"2\"%s/>\n",
+                x + 6, yy - 4, x + 30, yy - 4, color_of(&s[i]), s[i].dashed ? " stroke-dasharray=\"6,4\"" : "");
         fprintf(f, "<text x=\"%.1f\" y=\"%.1f\">", x + 36, yy);
         text_escaped(f, s[i].name);
         fputs("</text>\n", f);
@@ -135,7 +143,8 @@ clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a,
                                    const clipnn_svg_series *s, size_t ns) {
     FILE *f = fopen(path, "w");
     if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    axis ax = {.log = a->logx, .px0 = LEFT, .px1 = WIDTH - RIGHT};
+    const int right = LEFT + PLOT_WIDTH, WIDTH = right + GAP + (int)legend_width(s, ns) + RIGHT;
+    axis ax = {.log = a->logx, .px0 = LEFT, .px1 = right};
     axis ay = {.log = a->logy, .px0 = HEIGHT - BOTTOM, .px1 = TOP};
     fit_axis(&ax, s, ns, 1);
     fit_axis(&ay, s, ns, 0);
@@ -144,14 +153,14 @@ clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a,
                "viewBox=\"0 0 %d %d\" font-family=\"sans-serif\" font-size=\"12\">\n"
                "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n",
             WIDTH, HEIGHT, WIDTH, HEIGHT);
-    fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", WIDTH / 2);
+    fprintf(f, "<text x=\"%d\" y=\"24\" text-anchor=\"middle\" font-size=\"15\">", (LEFT + right) / 2);
     text_escaped(f, a->title);
     fputs("</text>\n", f);
     draw_ticks(f, &ax, &ay, 1);
     draw_ticks(f, &ay, &ax, 0);
     fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"none\" stroke=\"#333\"/>\n", LEFT,
-            TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM);
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (LEFT + WIDTH - RIGHT) / 2, HEIGHT - 18);
+            TOP, PLOT_WIDTH, HEIGHT - TOP - BOTTOM);
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">", (LEFT + right) / 2, HEIGHT - 18);
     text_escaped(f, a->xlabel);
     fputs(a->logx ? " (log scale)</text>\n" : "</text>\n", f);
     fprintf(f, "<text transform=\"translate(18,%d) rotate(-90)\" text-anchor=\"middle\">",
@@ -159,11 +168,10 @@ clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a,
     text_escaped(f, a->ylabel);
     fputs(a->logy ? " (log scale)</text>\n" : "</text>\n", f);
     fprintf(f, "<svg x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" viewBox=\"%d %d %d %d\" overflow=\"hidden\">\n",
-            LEFT, TOP, WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM, LEFT, TOP, WIDTH - LEFT - RIGHT,
-            HEIGHT - TOP - BOTTOM);
-    for (size_t i = 0; i < ns; i++) draw_series(f, &s[i], &ax, &ay, PALETTE[i % (sizeof PALETTE / sizeof *PALETTE)]);
+            LEFT, TOP, PLOT_WIDTH, HEIGHT - TOP - BOTTOM, LEFT, TOP, PLOT_WIDTH, HEIGHT - TOP - BOTTOM);
+    for (size_t i = 0; i < ns; i++) draw_series(f, &s[i], &ax, &ay);
     fputs("</svg>\n", f);
-    draw_legend(f, s, ns);
+    draw_legend(f, s, ns, right + GAP);
     fputs("</svg>\n", f);
     int bad = ferror(f);
     if (fclose(f) != 0 || bad) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);

@@ -9,6 +9,8 @@ typedef struct {
     const char *name;
     const double *x, *y; /* [n]; non-finite points (and <= 0 on a log axis) break the line */
     size_t n;
+    int color;  /* palette index */
+    int dashed; /* a bound or reference drawn beside the measured series of the same colour */
 } clipnn_svg_series;
 
 typedef struct {
