@@ -699,3 +699,34 @@ TEST(data_randomly_damaged_files_never_crash) {
     /* the mix exercised both outcomes */
     CHECK(ok_count > 20 && refused > 100);
 }
+
+/* The real Fashion-MNIST test part when Debian's dataset-fashion-mnist is
+ * installed (10000 images, 1000 of each of the 10 classes); nothing to check
+ * otherwise. Only the test files: the training ones take seconds under the
+ * sanitizers. */
+TEST(data_fashion_mnist_test_part_when_installed) {
+    const char *dir = "/usr/share/datasets/fashion-mnist";
+    char im[256], lb[256];
+    snprintf(im, sizeof im, "%s/t10k-images-idx3-ubyte.gz", dir);
+    snprintf(lb, sizeof lb, "%s/t10k-labels-idx1-ubyte.gz", dir);
+    FILE *f = fopen(im, "rb");
+    if (!f) return;
+    fclose(f);
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_load_idx(im, lb, &d));
+    if (!d) return;
+    size_t h, w, c;
+    clipnn_dataset_image_shape(d, &h, &w, &c);
+    CHECK(clipnn_dataset_n(d) == 10000 && clipnn_dataset_dim(d) == 784 && h == 28 && w == 28 && c == 1);
+    CHECK(clipnn_dataset_n_classes(d) == 10);
+    int count[10] = {0};
+    for (size_t i = 0; i < 10000; i++) {
+        float y = clipnn_dataset_y(d)[i];
+        if (y >= 0 && y < 10) count[(int)y]++;
+    }
+    for (int k = 0; k < 10; k++) CHECK_MSG(count[k] == 1000, "class %d: %d images", k, count[k]);
+    float hi = 0;
+    for (size_t i = 0; i < 10000 * 784; i++) hi = clipnn_dataset_x(d)[i] > hi ? clipnn_dataset_x(d)[i] : hi;
+    CHECK(hi == 255);
+    clipnn_dataset_free(d);
+}
