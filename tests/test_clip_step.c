@@ -359,19 +359,19 @@ TEST(clip_step_per_example_against_numeric_gradients) {
     clipnn_model_free(m);
 }
 
-/* Optax's per_example_global_norm_clip at its boundaries, on the example
- * of its documentation (norms 0, 5, 5, 5; tests/test_clip.c has C = 1.25, 0
- * and inf): C equal to the norm clips nothing (clip when norm > C), and a
- * C just below it clips all three non-zero examples to length C. */
-TEST(clip_step_optax_example_at_the_norm) {
-    const float g[4][3] = {{0, 0, 0}, {0, 3, 4}, {4, 0, 3}, {3, 4, 0}};
-    float sum[3];
-    size_t nc = 99;
-    CHECK_OK(clipnn_clip_per_example(&g[0][0], 4, 3, 5.0, sum, &nc));
-    CHECK(nc == 0 && sum[0] == 7 && sum[1] == 7 && sum[2] == 7);
-    const double C = 5.0 * (1 - 1e-6);
-    CHECK_OK(clipnn_clip_per_example(&g[0][0], 4, 3, C, sum, &nc));
-    CHECK(nc == 3);
-    for (int j = 0; j < 3; j++) CHECK_NEAR(sum[j], 7 * C / 5.0, 4 * U * 7);
-    CHECK(clipnn_clip_per_example(&g[0][0], 4, 3, NAN, sum, &nc) == CLIPNN_ERR_INVALID_ARG);
+/* per_example_global_norm_clip (Optax) at the boundary, on examples of
+ * norms 5, 13 and 0 (tests/test_clip.c has Optax's documented example at
+ * C = 1.25, 0 and inf): an example is clipped only when its norm exceeds C,
+ * so C = 5 leaves the first alone and scales the second to length 5. */
+TEST(clip_step_per_example_clip_at_the_norm) {
+    const float rows[3 * 2] = {3, 4, 5, 12, 0, 0};
+    float out[2];
+    size_t n_clipped = 99;
+    CHECK_OK(clipnn_clip_per_example(rows, 3, 2, 5.0, out, &n_clipped));
+    CHECK(n_clipped == 1);
+    CHECK_NEAR(out[0], 3 + 5 * 5 / 13.0, 4 * U * 5);
+    CHECK_NEAR(out[1], 4 + 5 * 12 / 13.0, 4 * U * 9);
+    CHECK_OK(clipnn_clip_per_example(rows, 3, 2, 13.0, out, &n_clipped));
+    CHECK(n_clipped == 0 && out[0] == 8 && out[1] == 16);
+    CHECK(clipnn_clip_per_example(rows, 3, 2, NAN, out, &n_clipped) == CLIPNN_ERR_INVALID_ARG);
 }

@@ -151,9 +151,8 @@ static double max_abs(const double *v, size_t n) {
     return m;
 }
 
-/* got[i] and torch's float32 ref32[i] both within tol of the truth t64[i];
- * reports the first few misses with the name. Returns the worst error of
- * clipnn in units of tol (for the log of a failure). */
+/* got[i] (clipnn) and torch's float32 ref32[i] (when not NULL) both within
+ * tol of the truth t64[i]; the first few misses are reported by name. */
 static void check_pair(const char *what, const float *got, const double *ref32, const double *t64, size_t n,
                        double tol) {
     int bad = 0;
@@ -400,6 +399,21 @@ static clipnn_model *norm_model(const double *grad) {
     return m;
 }
 
+/* norm_model(grad) clipped once by a clipper with options o, unfused (g
+ * scaled in place, as torch does); the record in *rec. NULL when the model
+ * cannot be made (the failure is reported). */
+static clipnn_model *clip_vector(const double *grad, const clipnn_clip_options *o, clipnn_clip_record *rec) {
+    clipnn_model *m = norm_model(grad);
+    clipnn_clipper *c = NULL;
+    CHECK(m != NULL);
+    if (!m) return NULL;
+    memset(rec, 0, sizeof *rec);
+    CHECK_OK(clipnn_clipper_create(&c, m, o));
+    if (c) CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, rec));
+    clipnn_clipper_free(c);
+    return m;
+}
+
 static const double ORDERS[3] = {2.0, 1.0, INFINITY};
 static const char *const ORDER_NAMES[3] = {"2", "1", "inf"};
 
@@ -474,20 +488,15 @@ static void check_clip_norm(const ref_file *f, const char *cname, const double *
             const double *c32 = ref_get(f, name, 17);
             snprintf(name, sizeof name, "%s.clip.p%s.%zu64", cname, ORDER_NAMES[k], j);
             const double *c64 = ref_get(f, name, 17);
-            clipnn_model *m = norm_model(grad);
-            if (!c32 || !c64 || !m) {
-                clipnn_model_free(m);
-                continue;
-            }
+            if (!c32 || !c64) continue;
             clipnn_clip_options o = clipnn_clip_options_default();
             o.rule = CLIPNN_CLIP_NORM_TORCH;
             o.lambda = maxes[j];
             o.p = ORDERS[k];
             o.nonfinite = CLIPNN_NONFINITE_PROPAGATE;
-            clipnn_clipper *c = NULL;
             clipnn_clip_record rec;
-            CHECK_OK(clipnn_clipper_create(&c, m, &o));
-            CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, &rec));
+            clipnn_model *m = clip_vector(grad, &o, &rec);
+            if (!m) continue;
             const float *g = clipnn_model_grads(m);
             CHECK(same_or_both_nan(rec.pre_norm, ret64[j]) || fabs(rec.pre_norm - ret64[j]) <= 1e-13 * ret64[j]);
             int torch32_overflows = !strcmp(cname, "huge") && k == 0;
@@ -520,7 +529,6 @@ static void check_clip_norm(const ref_file *f, const char *cname, const double *
             /* max_norm equal to torch's float32 norm: the 1e-6 keeps coef
              * just under 1, so torch (and clipnn) still scale. */
             if (j + 1 == nmax && isfinite(*t32) && *t32 > 0 && maxes[j] == *t32) CHECK(rec.clipped == 1);
-            clipnn_clipper_free(c);
             clipnn_model_free(m);
         }
     }
@@ -532,23 +540,18 @@ static void check_clip_value(const ref_file *f, const char *cname, const double 
     const double *v = ref_get(f, name, 1);
     snprintf(name, sizeof name, "%s.value", cname);
     const double *want = ref_get(f, name, 17);
-    clipnn_model *m = norm_model(grad);
-    if (!v || !want || !m) {
-        clipnn_model_free(m);
-        return;
-    }
+    if (!v || !want) return;
     clipnn_clip_options o = clipnn_clip_options_default();
     o.rule = CLIPNN_CLIP_VALUE;
     o.value = *v;
     o.nonfinite = CLIPNN_NONFINITE_PROPAGATE; /* torch clamps whatever the norm */
-    clipnn_clipper *c = NULL;
-    CHECK_OK(clipnn_clipper_create(&c, m, &o));
-    CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, NULL));
+    clipnn_clip_record rec;
+    clipnn_model *m = clip_vector(grad, &o, &rec);
+    if (!m) return;
     /* A clamp is exact: bit-for-bit equal, NaN staying NaN. */
     for (size_t i = 0; i < 17; i++)
         CHECK_MSG(same_or_both_nan(clipnn_model_grads(m)[i], (float)want[i]), "%s: value clip g[%zu] = %.9g, torch %.9g",
                   cname, i, clipnn_model_grads(m)[i], want[i]);
-    clipnn_clipper_free(c);
     clipnn_model_free(m);
 }
 
@@ -619,25 +622,22 @@ TEST(torch_parity_nonfinite_policies) {
  * subnormal range). */
 TEST(torch_parity_norm_beyond_float32_range) {
     const double grad[17] = {0.5, -1, 0, 0, 3e38, 0, 0, 0, 0, 0, 0, 0, -3e38, 0, 0, 0, 2};
-    clipnn_model *m = norm_model(grad);
-    if (!m) return;
-    double total;
-    CHECK_OK(clipnn_group_norms(m, clipnn_model_grads(m), 2.0, NULL, &total));
-    double truth = hypot((double)3e38f, (double)3e38f);
-    CHECK_NEAR(total, truth, 1e-13 * truth);
+    double total, truth = hypot((double)3e38f, (double)3e38f);
     clipnn_clip_options o = clipnn_clip_options_default();
     o.rule = CLIPNN_CLIP_NORM_TORCH;
     o.lambda = 1e30;
-    clipnn_clipper *c = NULL;
     clipnn_clip_record rec;
-    CHECK_OK(clipnn_clipper_create(&c, m, &o));
-    CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, &rec));
+    clipnn_model *m = clip_vector(grad, &o, &rec);
+    if (!m) return;
+    CHECK_NEAR(rec.pre_norm, truth, 1e-13 * truth);
     const float *g = clipnn_model_grads(m);
     for (size_t i = 0; i < 17; i++) {
         double want = (double)(float)grad[i] * (1e30 / truth);
         CHECK_NEAR(g[i], want, 4 * U * fabs(want));
     }
+    to_float(grad, clipnn_model_grads(m), 17);
+    CHECK_OK(clipnn_group_norms(m, clipnn_model_grads(m), 2.0, NULL, &total));
+    CHECK_NEAR(total, truth, 1e-13 * truth);
     CHECK(rec.clipped == 1 && !rec.nonfinite);
-    clipnn_clipper_free(c);
     clipnn_model_free(m);
 }
