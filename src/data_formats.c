@@ -57,7 +57,8 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
     int fd = open(path, O_RDONLY);
     if (fd < 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) == 0 && S_ISDIR(st.st_mode)) {
+    int known = fstat(fd, &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) {
         close(fd);
         return clipnn_fail(CLIPNN_ERR_IO, "%s: is a directory, not a file", path);
     }
@@ -69,6 +70,19 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
     (void)gzbuffer(g, 1 << 17);
     unsigned char *b = NULL;
     size_t cap = 0, n = 0, limit = max_len + 2; /* max_len + 1 bytes and the NUL */
+    /* Start near the final size when the file tells it: a plain file is its
+     * own size, and gzip rarely inflates past 8x. Still bounded by the bytes
+     * on disk, whatever a header inside claims. */
+    unsigned char magic[2] = {0, 0};
+    if (known && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 16 &&
+        pread(fd, magic, 2, 0) >= 0) {
+        int gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+        size_t guess = (gzip ? 8 : 1) * (size_t)st.st_size + 2;
+        if (grow(&b, &cap, guess < limit ? guess : limit, limit)) {
+            gzclose_r(g);
+            return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, guess);
+        }
+    }
     clipnn_status s = CLIPNN_OK;
     for (;;) {
         if (grow(&b, &cap, n + 2, limit)) {
