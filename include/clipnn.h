@@ -344,9 +344,10 @@ typedef struct clipnn_dataset clipnn_dataset;
  * feature becomes 0). UNIT: to [0, 1]: image sets divided by their
  * full-scale pixel value (digits 16, IDX 255), other sets min-max per
  * feature (test values may fall outside). AUTO: the set's own default:
- * digits and CSV standardize (a tanh MLP reaches ~97% on the digits
- * standardized, ~83% at [0, 1]); IDX and Fashion-MNIST unit (/255);
- * spirals and teacher none (already of order 1). */
+ * digits and CSV standardize; IDX and Fashion-MNIST unit (/255); spirals
+ * and teacher none (already of order 1). Measured on the digits with the
+ * tool's defaults (tanh 64-10, 20 epochs, 8 splits): test accuracy
+ * standardize 97.1% (95.8-98.6), unit 97.0% (96.4-97.8), none 94.3%. */
 typedef enum {
     CLIPNN_SCALE_NONE = 0,
     CLIPNN_SCALE_STANDARDIZE,
