@@ -79,10 +79,9 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     clipnn_data_options d = clipnn_data_options_default();
     clipnn_clip_options c = clipnn_clip_options_default();
     s->data = "digits";
-    /* Standardized inputs train the digits MLP to ~97% in 20 epochs where
-     * [0, 1] scaling reaches ~83%: the default of the tool, whatever the
-     * library's. */
-    s->scale = "standardize";
+    /* Each data set's own scaling (clipnn.h): standardized digits and CSV,
+     * images in [0, 1] so that attack budgets and the box mean pixels. */
+    s->scale = "auto";
     s->test_fraction = d.test_fraction;
     s->data_seed = d.seed;
     s->act = "tanh";
@@ -132,7 +131,8 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
             "digits | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
             "csv:PATH[,target=COLUMN] | spirals | teacher");
         ADD("--scale", CLI_STR, &s->scale, "KIND",
-            "input scaling fitted on the training part: none | standardize | unit");
+            "input scaling fitted on the training part: auto (the data set's own: standardize for digits "
+            "and CSV, [0, 1] for images) | none | standardize | unit");
         ADD("--test-fraction", CLI_DOUBLE, &s->test_fraction, "F",
             "test share for data without a test part");
         ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");
@@ -224,8 +224,9 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
     if (groups & CLI_OPTS_DATA) {
         if (!(s->test_fraction > 0 && s->test_fraction < 1))
             return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
-        if (strcmp(s->scale, "none") && strcmp(s->scale, "standardize") && strcmp(s->scale, "unit"))
-            return cli_usage_error(cmd, "--scale '%s': want none, standardize or unit", s->scale);
+        if (strcmp(s->scale, "auto") && strcmp(s->scale, "none") && strcmp(s->scale, "standardize") &&
+            strcmp(s->scale, "unit"))
+            return cli_usage_error(cmd, "--scale '%s': want auto, none, standardize or unit", s->scale);
     }
     if (groups & CLI_OPTS_OPTIM) {
         if (!(s->lr >= 0) || !isfinite(s->lr))
@@ -284,7 +285,8 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
     clipnn_data_options d = clipnn_data_options_default();
     d.seed = s->data_seed;
     d.test_fraction = s->test_fraction;
-    d.scaling = !strcmp(s->scale, "none")          ? CLIPNN_SCALE_NONE
+    d.scaling = !strcmp(s->scale, "auto")          ? CLIPNN_SCALE_AUTO
+                : !strcmp(s->scale, "none")        ? CLIPNN_SCALE_NONE
                 : !strcmp(s->scale, "standardize") ? CLIPNN_SCALE_STANDARDIZE
                                                    : CLIPNN_SCALE_UNIT;
     *train = NULL;
