@@ -600,6 +600,7 @@ clipnn_status clipnn_lab_run(const char *name, const clipnn_lab_options *opts,
  *   LEAVE_CLASS,  MARGIN  max(z_y - max_{i!=y} z_i + kappa, 0)        (= CLIPNN_LOSS_MARGIN: 0 once
  *                                                                      another class leads by kappa)
  *   TARGET_OUTPUT, MSE    mean_j (z_j - v_j)^2                         (regression)
+ *   TARGET_OUTPUT, BCE    mean_j of sigmoid cross-entropy on the logit z_j with target v_j
  *   MAXIMIZE_UNIT         -a   (a = activation of unit `unit` of layer `layer`, after its
  *                               activation function; layer = last layer: a logit)
  * The class t or y, or the vector v, comes per example in the y argument
@@ -615,10 +616,11 @@ typedef enum {
 
 typedef struct {
     clipnn_objective_kind kind;
-    clipnn_loss loss;   /* XENT or MARGIN (class objectives), MSE (TARGET_OUTPUT) */
+    clipnn_loss loss;   /* XENT or MARGIN (class objectives), MSE or BCE (TARGET_OUTPUT) */
     double kappa;       /* margin confidence (default 0) */
     size_t layer, unit; /* MAXIMIZE_UNIT */
-    double output_tol;  /* TARGET_OUTPUT is reached when the MSE is <= output_tol (1e-4) */
+    double output_tol;  /* TARGET_OUTPUT is reached when the mean squared difference between
+                           the prediction (z; sigmoid(z) for BCE) and v is <= output_tol (1e-4) */
 } clipnn_objective;
 clipnn_objective clipnn_objective_default(void); /* TARGET_CLASS, XENT */
 
@@ -854,6 +856,21 @@ void clipnn_diagnose_masking(const double *eps, const double *robust, const doub
 
 /* Empty diagnosis (no findings, no checks, NaN numbers). */
 void clipnn_diagnosis_init(clipnn_diagnosis *d);
+
+/* Built-in constructed cases, one per cause (src/diagnose_demo.c): each
+ * builds its objective (a small hand-set model, or an exact function),
+ * runs the optimization that stalls, and diagnoses where it stopped.
+ * Names: local-minimum, saddle, saturation, bce-no-saturation, precision,
+ * softmax-margin, box, tanh-param, dead-relu, ignored-directions. */
+typedef struct {
+    char description[320]; /* the construction */
+    char run[320];         /* what the optimization did before the diagnosis */
+    clipnn_cause expected; /* the cause the case shows (CLIPNN_CAUSE_COUNT: none, it does not stall) */
+    clipnn_cause also;     /* a second cause that applies as well, else CLIPNN_CAUSE_COUNT */
+} clipnn_demo_info;
+size_t clipnn_diagnose_demo_count(void);
+const char *clipnn_diagnose_demo_name(size_t i); /* NULL past the end */
+clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn_demo_info *info);
 
 /* ------------------------------------------------------------ images (src/png.c) */
 /* @@png-api */
