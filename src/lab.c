@@ -320,6 +320,64 @@ done:
     return s;
 }
 
+/* ------------------------------------------------------------- logistic */
+
+/* log(1 + e^z) without overflow */
+static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
+double lab_sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
+
+double lab_logistic_fg(const lab_logistic *p, const double *w, double *g) {
+    size_t n = p->n, d = p->d;
+    double f = 0;
+    if (g) memset(g, 0, d * sizeof *g);
+    for (size_t i = 0; i < n; i++) {
+        const double *xi = p->X + i * d;
+        double z = lab_dot(xi, w, d);
+        f += softplus(z) - p->y[i] * z;
+        if (g) {
+            double r = lab_sigmoid(z) - p->y[i];
+            for (size_t j = 0; j < d; j++) g[j] += r * xi[j];
+        }
+    }
+    f /= (double)n;
+    if (g)
+        for (size_t j = 0; j < d; j++) g[j] = g[j] / (double)n + p->mu * w[j];
+    return f + 0.5 * p->mu * lab_dot(w, w, d);
+}
+
+clipnn_status lab_logistic_min(const lab_logistic *p, double *w, double *fstar) {
+    size_t d = p->d, n = p->n;
+    double *g = clipnn_alloc_array(d * (d + 2), sizeof *g), *A = g + d, *wn = A + d * d;
+    if (!g) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
+    memset(w, 0, d * sizeof *w);
+    double f = lab_logistic_fg(p, w, g);
+    for (int it = 0; it < 60 && lab_nrm2(g, d) > 1e-13; it++) {
+        memset(A, 0, d * d * sizeof *A);
+        for (size_t i = 0; i < n; i++) {
+            const double *xi = p->X + i * d;
+            double s = lab_sigmoid(lab_dot(xi, w, d)), wt = s * (1 - s) / (double)n;
+            for (size_t a = 0; a < d; a++)
+                for (size_t b = 0; b <= a; b++) A[a * d + b] += wt * xi[a] * xi[b];
+        }
+        for (size_t a = 0; a < d; a++) {
+            A[a * d + a] += p->mu;
+            for (size_t b = 0; b < a; b++) A[b * d + a] = A[a * d + b];
+        }
+        if (lab_cholesky_solve(A, g, d)) break; /* g now holds the Newton direction */
+        double t = 1, fn = f;
+        for (int ls = 0; ls < 40; ls++, t *= 0.5) {
+            for (size_t j = 0; j < d; j++) wn[j] = w[j] - t * g[j];
+            fn = lab_logistic_fg(p, wn, NULL);
+            if (fn <= f) break;
+        }
+        memcpy(w, wn, d * sizeof *w);
+        f = lab_logistic_fg(p, w, g);
+    }
+    *fstar = f;
+    clipnn_free(g);
+    return CLIPNN_OK;
+}
+
 /* ---------------------------------------------------------- noise laws */
 
 static double clamp(double u, double c) { return u > c ? c : u < -c ? -c : u; }

@@ -14,9 +14,8 @@ struct gd_problem {
     double (*fg)(gd_problem *p, const double *x, double *g); /* f(x), g = grad f(x) */
     clipnn_status status;                                    /* first failure inside fg */
     const double *diag;                                      /* quadratic: Hessian eigenvalues */
-    const double *X, *y;                                     /* logistic: [n][d], labels */
-    size_t n;
-    double mu;
+    lab_logistic lr;                                         /* logistic */
+    size_t n;                                                /* MLP: examples */
     clipnn_model *mlp; /* MLP: the architecture; parameters come from x */
     const double *mx, *my;
     clipnn_loss_options lo;
@@ -33,30 +32,7 @@ static double quad_fg(gd_problem *p, const double *x, double *g) {
     return f;
 }
 
-/* log(1 + e^z) without overflow */
-static double softplus(double z) { return z > 0 ? z + log1p(exp(-z)) : log1p(exp(z)); }
-static double sigmoid(double z) { return z >= 0 ? 1 / (1 + exp(-z)) : exp(z) / (1 + exp(z)); }
-
-/* mean logistic loss + mu/2 ||w||^2; X: [n][d] */
-static double logistic_fg(gd_problem *p, const double *w, double *g) {
-    size_t n = p->n, d = p->d;
-    double f = 0;
-    if (g) memset(g, 0, d * sizeof *g);
-    for (size_t i = 0; i < n; i++) {
-        const double *xi = p->X + i * d;
-        double z = lab_dot(xi, w, d);
-        f += softplus(z) - p->y[i] * z;
-        if (g) {
-            double r = sigmoid(z) - p->y[i];
-            for (size_t j = 0; j < d; j++) g[j] += r * xi[j];
-        }
-    }
-    f /= (double)n;
-    double ww = lab_dot(w, w, d);
-    if (g)
-        for (size_t j = 0; j < d; j++) g[j] = g[j] / (double)n + p->mu * w[j];
-    return f + 0.5 * p->mu * ww;
-}
+static double logistic_fg(gd_problem *p, const double *w, double *g) { return lab_logistic_fg(&p->lr, w, g); }
 
 static double mlp_fg(gd_problem *p, const double *x, double *g) {
     double loss = NAN;
@@ -68,7 +44,7 @@ static double mlp_fg(gd_problem *p, const double *x, double *g) {
 /* ------------------------------------------------------------ curvature */
 
 static void gram_mv(const double *v, double *out, void *user) {
-    gd_problem *p = user;
+    const lab_logistic *p = &((gd_problem *)user)->lr;
     size_t n = p->n, d = p->d;
     memset(out, 0, d * sizeof *out);
     for (size_t i = 0; i < n; i++) {
@@ -94,39 +70,6 @@ static void hvp_fd(const double *v, double *out, void *user) {
     for (size_t i = 0; i < d; i++) c->xp[i] = c->x[i] - h * v[i];
     c->p->fg(c->p, c->xp, c->gm);
     for (size_t i = 0; i < d; i++) out[i] = (c->gp[i] - c->gm[i]) / (2 * h);
-}
-
-/* Newton on the strongly convex regularized logistic loss: its minimum f*. */
-static clipnn_status logistic_min(gd_problem *p, double *fstar) {
-    size_t d = p->d, n = p->n;
-    double *w = clipnn_alloc_array(d * (d + 3), sizeof *w), *g = w + d, *A = g + d, *wn = A + d * d;
-    if (!w) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab gd-clip: out of memory");
-    double f = logistic_fg(p, w, g);
-    for (int it = 0; it < 50 && lab_nrm2(g, d) > 1e-13; it++) {
-        memset(A, 0, d * d * sizeof *A);
-        for (size_t i = 0; i < n; i++) {
-            const double *xi = p->X + i * d;
-            double s = sigmoid(lab_dot(xi, w, d)), wt = s * (1 - s) / (double)n;
-            for (size_t a = 0; a < d; a++)
-                for (size_t b = 0; b <= a; b++) A[a * d + b] += wt * xi[a] * xi[b];
-        }
-        for (size_t a = 0; a < d; a++) {
-            A[a * d + a] += p->mu;
-            for (size_t b = 0; b < a; b++) A[b * d + a] = A[a * d + b];
-        }
-        if (lab_cholesky_solve(A, g, d)) break; /* g now holds the Newton direction */
-        double t = 1, fn = f;
-        for (int ls = 0; ls < 40; ls++, t *= 0.5) {
-            for (size_t j = 0; j < d; j++) wn[j] = w[j] - t * g[j];
-            fn = logistic_fg(p, wn, NULL);
-            if (fn <= f) break;
-        }
-        memcpy(w, wn, d * sizeof *w);
-        f = logistic_fg(p, w, g);
-    }
-    *fstar = f;
-    clipnn_free(w);
-    return CLIPNN_OK;
 }
 
 /* -------------------------------------------------------------- one run */
@@ -279,15 +222,17 @@ static clipnn_status make_logistic(lab_ctx *L, gd_problem *p, size_t max_n, doub
     const char *name;
     clipnn_status s = lab_logistic_data(L, max_n, X, y, &n, &d, &name);
     if (s) return s;
-    *p = (gd_problem){.d = d, .fg = logistic_fg, .X = *X, .y = *y, .n = n, .mu = 1e-3};
+    *p = (gd_problem){.d = d, .fg = logistic_fg, .lr = {.X = *X, .y = *y, .n = n, .d = d, .mu = 1e-3}};
     snprintf(p->name, sizeof p->name, "logistic (%s)", n == 569 ? "breast cancer" : "digits even/odd");
     *work = clipnn_alloc_array(2 * d, sizeof **work);
     if (!*work) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab gd-clip: out of memory");
     /* the logistic loss has f'' <= 1/4, so beta = lambda_max(X^T X / n) / 4 + mu */
     double lmax = lab_power_iteration(gram_mv, p, d, 500, &L->rng, *work);
-    p->beta = lmax / 4 * (1 + 1e-9) + p->mu;
-    snprintf(p->beta_how, sizeof p->beta_how, "lambda_max(X^T X/n)/4 + mu, n=%zu, d=%zu, mu=%g", n, d, p->mu);
-    s = logistic_min(p, &p->f_low);
+    p->beta = lmax / 4 * (1 + 1e-9) + p->lr.mu;
+    snprintf(p->beta_how, sizeof p->beta_how, "lambda_max(X^T X/n)/4 + mu, n=%zu, d=%zu, mu=%g", n, d, p->lr.mu);
+    double *wstar = clipnn_alloc_array(d, sizeof *wstar);
+    s = wstar ? lab_logistic_min(&p->lr, wstar, &p->f_low) : clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
+    clipnn_free(wstar);
     snprintf(p->f_low_how, sizeof p->f_low_how, "f* by Newton");
     return s;
 }

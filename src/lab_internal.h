@@ -78,6 +78,18 @@ double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters,
 clipnn_status lab_logistic_data(lab_ctx *L, size_t max_n, double **X, double **y, size_t *n,
                                 size_t *d, const char **name);
 
+/* Mean logistic loss + mu/2 ||w||^2 over X: [n][d], y in {0, 1}. */
+typedef struct {
+    const double *X, *y;
+    size_t n, d;
+    double mu;
+} lab_logistic;
+double lab_sigmoid(double z);
+/* f(w); g = grad f(w) when not NULL. */
+double lab_logistic_fg(const lab_logistic *p, const double *w, double *g);
+/* Newton's method from 0 with backtracking: the minimizer w ([d]) and f*. */
+clipnn_status lab_logistic_min(const lab_logistic *p, double *w, double *fstar);
+
 /* One 1-D noise law of the SGD experiments: discrete (values, probabilities)
  * or Gaussian N(0, sigma^2). */
 typedef struct {
