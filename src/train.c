@@ -299,12 +299,27 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         s = clipnn_loss_grad(m, &o->loss, b.xb, b.yb, Bt, &loss, NULL);
         if (s) break;
         double scale = 1;
-        s = clipnn_clipper_apply(clip, m, -1, fuse, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
-        if (s == CLIPNN_ERR_NONFINITE) {
-            result->diverged = 1;
+        if (!isfinite(loss) && o->clip.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
+            /* A loss past float range can come with a finite gradient
+             * (cross-entropy's is bounded): the policy covers it too. */
             result->diverged_step = t;
+            if (o->clip.nonfinite == CLIPNN_NONFINITE_ERROR) {
+                result->diverged = 1;
+                s = clipnn_fail(CLIPNN_ERR_NONFINITE, "train: the loss is %g at step %llu; parameters left as before it",
+                                loss, (unsigned long long)t);
+                break;
+            }
+            memset(&rec.clip, 0, sizeof rec.clip);
+            rec.clip.pre_norm = rec.clip.post_norm = rec.clip.factor = rec.clip.theta_norm = NAN;
+            rec.clip.skipped = rec.clip.nonfinite = 1;
+        } else {
+            s = clipnn_clipper_apply(clip, m, -1, fuse, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
+            if (s == CLIPNN_ERR_NONFINITE) {
+                result->diverged = 1;
+                result->diverged_step = t;
+            }
+            if (s) break;
         }
-        if (s) break;
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
             s = clipnn_optimizer_step(opt, m->params, m->grads, lr, scale);
@@ -317,7 +332,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         }
         clipped += rec.clip.clipped;
         epoch_clipped += rec.clip.clipped;
-        epoch_loss += loss;
+        if (!rec.clip.skipped) epoch_loss += loss;
         epoch_steps++;
         result->steps = t + 1;
         if (!isfinite(loss) && !rec.clip.skipped) {
