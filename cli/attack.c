@@ -41,10 +41,10 @@ static void on_step(const clipnn_attack_step *s, void *user) {
                 s->grad_norm, s->success_rate);
 }
 
-/* Diagnoses the first eligible example that the attack left unbroken with an
- * exactly zero input gradient: the attack stalled there. */
+/* Diagnoses the first eligible example that the attack left unbroken (with
+ * an exactly zero input gradient when require_zero): it stalled there. */
 static void diagnose_stalled(clipnn_model *m, const clipnn_attack_options *ao, const float *adv, const float *labels,
-                             size_t n, const clipnn_input_space *space) {
+                             size_t n, const clipnn_input_space *space, int require_zero) {
     size_t dim = clipnn_model_n_inputs(m);
     clipnn_objective obj = clipnn_objective_default();
     obj.kind = ao->targeted ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;
@@ -63,12 +63,12 @@ static void diagnose_stalled(clipnn_model *m, const clipnn_attack_options *ao, c
         if (reached || (ao->targeted && labels[i] == y)) continue;
         int zero = 1;
         for (size_t j = 0; j < dim && zero; j++) zero = g[j] == 0.0f;
-        if (!zero) continue;
+        if (require_zero && !zero) continue;
         clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
         dopt.space = *space;
         clipnn_diagnosis d;
         if (clipnn_diagnose_model(m, &obj, &y, x, &dopt, &d)) break;
-        printf("\nstalled: example %zu keeps its class with an input gradient of exactly 0; diagnosis:\n", i);
+        printf("diagnosis of the first, example %zu:\n", i);
         cli_print_diagnosis(stdout, &d);
         break;
     }
@@ -138,7 +138,7 @@ int cmd_attack(int argc, char **argv) {
         return cli_usage_error(cmd, "--targeted %d: the model has %zu classes", targeted, k);
     }
     cli_io_data io;
-    float *adv = NULL, *pert = NULL;
+    float *adv = NULL, *pert = NULL, *unbounded_adv = NULL;
     FILE *trace = NULL;
     if ((rc = cli_io_load(cmd, &s, box, dim, &io))) goto done;
     if (clipnn_dataset_n_classes(io.test) == 0) {
@@ -244,13 +244,18 @@ int cmd_attack(int argc, char **argv) {
     double unbounded = NAN;
     clipnn_attack_result ub = {0};
     if (checks && iterative && isfinite(io.space.box_lo) && isfinite(io.space.box_hi)) {
+        unbounded_adv = malloc(n_ex * dim * sizeof *unbounded_adv);
+        if (!unbounded_adv) {
+            rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "unbounded attack");
+            goto done;
+        }
         clipnn_attack_options ou = ao;
         ou.on_step = NULL;
         double width = io.space.box_hi - io.space.box_lo;
         ou.eps = l2 ? width * sqrt((double)dim) : width;
         ou.steps = steps > 100 ? steps : 100;
         ou.step = 0;
-        if ((st = clipnn_attack(m, &ou, x, labels, n_ex, NULL, &ub))) {
+        if ((st = clipnn_attack(m, &ou, x, labels, n_ex, unbounded_adv, &ub))) {
             rc = cli_fail(cmd, st, "unbounded attack");
             goto done;
         }
@@ -310,7 +315,15 @@ int cmd_attack(int argc, char **argv) {
             printf("  %s: %s\n    remedy: %s\n", d.findings[i].test, d.findings[i].numbers, d.findings[i].remedy);
         for (size_t i = 0; i < d.n_checks; i++) printf("  ok: %s (%s)\n", d.checks[i].test, d.checks[i].numbers);
         printf("%.1f s\n", secs);
-        if (res[n_eps - 1].zero_grad > 0) diagnose_stalled(m, &ao, adv, labels, n_ex, &io.space);
+        if (res[n_eps - 1].zero_grad > 0) {
+            printf("\nat eps %g, %zu unbroken examples end with an input gradient of exactly 0\n", eps[n_eps - 1],
+                   res[n_eps - 1].zero_grad);
+            diagnose_stalled(m, &ao, adv, labels, n_ex, &io.space, 1);
+        } else if (unbounded < 1) {
+            printf("\nthe unbounded attack leaves %zu examples unbroken (%zu with an input gradient of exactly 0)\n",
+                   ub.eligible - ub.successes, ub.zero_grad);
+            diagnose_stalled(m, &ao, unbounded_adv, labels, n_ex, &io.space, 0);
+        }
     }
 done:
     if (trace && fclose(trace) != 0 && !rc) {
@@ -319,6 +332,7 @@ done:
     }
     free(adv);
     free(pert);
+    free(unbounded_adv);
     cli_io_free(&io);
     clipnn_model_free(m);
     return rc;

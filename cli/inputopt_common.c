@@ -100,7 +100,6 @@ int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t 
     memset(d, 0, sizeof *d);
     int rc = cli_load_data(cmd, s, &d->train, &d->test);
     if (rc) return rc;
-    if (!d->test) d->test = NULL;
     size_t dim = clipnn_dataset_dim(d->train);
     if (dim != n_inputs) {
         fprintf(stderr, "clipnn %s: --data %s has %zu features but the model takes %zu inputs\n", cmd, s->data, dim,
@@ -124,6 +123,16 @@ int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t 
     su.scale = "unit";
     clipnn_dataset *utrain = NULL, *raw = NULL, *rawtest = NULL;
     if ((rc = cli_load_data(cmd, &su, &utrain, &d->pixels))) return rc;
+    /* "auto" may well have chosen the pixels already */
+    const float *a = clipnn_dataset_x(utrain), *b = clipnn_dataset_x(d->train);
+    int same = clipnn_dataset_n(utrain) == clipnn_dataset_n(d->train);
+    for (size_t i = 0; same && i < clipnn_dataset_n(utrain) * dim; i++) same = a[i] == b[i];
+    if (same) {
+        clipnn_dataset_free(utrain);
+        clipnn_dataset_free(d->pixels);
+        d->pixels = NULL;
+        return 0;
+    }
     if (!strcmp(s->scale, "none")) {
         raw = d->train;
     } else {

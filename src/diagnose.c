@@ -304,7 +304,7 @@ static double norm2f(const float *g, size_t n) {
 
 /* Everything that does not need a model. work: [8n + 3 + lanczos space]. */
 static clipnn_status diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
-                                      const target_state *ts, clipnn_diagnosis *d) {
+                                      const target_state *ts, double tiny, clipnn_diagnosis *d) {
     const size_t n = P->n;
     const double lo = o->space.box_lo, hi = o->space.box_hi, half = (hi - lo) / 2;
     const int tanh_param = o->param == CLIPNN_PARAM_TANH;
@@ -354,8 +354,8 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
     d->grad_norm = norm2f(gopt, n);
     d->value_ref = P->eval_d(P->ctx, x, gd);
     d->grad_norm_ref = sqrt(dot(gd, gd, n));
-    d->stalled = d->grad_norm <= o->grad_tol;
-    d->stationary = d->grad_norm_ref <= o->grad_tol;
+    d->stalled = d->grad_norm <= tiny;
+    d->stationary = d->grad_norm_ref <= tiny;
     const int reached = at_target(o, ts, d->value_ref);
 
     /* ---- numerical precision */
@@ -368,7 +368,9 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
         maxd = fmax(maxd, fabs(gd[i]));
     }
     diff = sqrt(diff);
-    const int off = diff > 1e-2 * d->grad_norm_ref && diff > o->grad_tol;
+    /* off: wrong by more than 1% and by more than a hundredth of "tiny" (so
+     * that rounding noise at a minimum is not called a cause) */
+    const int off = diff > 1e-2 * d->grad_norm_ref && diff > 1e-2 * tiny;
     if (o->fd_step > 0) {
         size_t lost = 0;
         double worst = 0, xmax = 0;
@@ -416,7 +418,7 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
 
     /* ---- parametrization: the box and the tanh map */
     if (!tanh_param && (isfinite(lo) || isfinite(hi))) {
-        int explains = pinned > 0 && d->stalled && d->grad_norm_raw > o->grad_tol;
+        int explains = pinned > 0 && d->stalled && d->grad_norm_raw > tiny;
         if (explains)
             add_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "box-pinned",
                         "a KKT point of the box-constrained problem: the objective keeps improving outside the box. "
@@ -438,7 +440,7 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
             gx += (double)gf[i] * gf[i];
         }
         gx = sqrt(gx);
-        if (sat > 0 && d->stalled && gx > o->grad_tol)
+        if (sat > 0 && d->stalled && gx > tiny)
             add_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "tanh-saturated",
                         "re-initialise w = atanh(0.999999 (2 (x - lo)/(hi - lo) - 1)) so that |w| <= 7.25, and keep "
                         "the step small; or optimize x directly with a box projection",
@@ -504,8 +506,8 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
         }
     } else {
         add_check(d, "stationarity", 1,
-                  "the double gradient has norm %.4g > %.1g: not a stationary point, so neither a minimum nor a saddle",
-                  d->grad_norm_ref, o->grad_tol);
+                  "the double gradient has norm %.4g > %.3g: not a stationary point, so neither a minimum nor a saddle",
+                  d->grad_norm_ref, tiny);
     }
     clipnn_free(work);
     clipnn_free(fw);
@@ -527,12 +529,16 @@ clipnn_status clipnn_diagnose_fn(const clipnn_objective_fn *f, const float *poin
     }
     problem P = {f->dim, fn_eval_d, fn_eval_f, &c};
     target_state ts = {0, 0};
-    s = diagnose_problem(&P, point, o, &ts, d);
+    s = diagnose_problem(&P, point, o, &ts, o->grad_tol, d);
     clipnn_free(c.scratch_d), clipnn_free(c.scratch_f);
     return s;
 }
 
 /* ------------------------------------------------------- the model's tests */
+
+/* An input gradient below this fraction of the signal at the top layer has
+ * vanished on the way down. */
+#define VANISHING 1e-5
 
 static double act_deriv_peak(clipnn_act a) { return a == CLIPNN_ACT_SIGMOID ? 0.25 : 1.0; }
 
@@ -710,6 +716,30 @@ static void model_tests(model_ctx *c, const clipnn_diagnose_options *o, int reac
     }
 }
 
+/* A flat stretch where the network kills the signal (saturated units, dead
+ * ReLUs, ignored directions) may curve upwards a little, but it is that
+ * flatness, not a minimum of the objective, that stops the descent: the
+ * local-minimum finding becomes a check. */
+static void demote_plateau_minimum(clipnn_diagnosis *d) {
+    int flat = 0;
+    for (size_t i = 0; i < d->n_findings; i++) {
+        const char *t = d->findings[i].test;
+        flat |= !strcmp(t, "saturated-units") || !strcmp(t, "saturated-output") || !strcmp(t, "dead-relu") ||
+                !strcmp(t, "ignored-directions");
+    }
+    if (!flat) return;
+    size_t w = 0;
+    for (size_t i = 0; i < d->n_findings; i++) {
+        if (d->findings[i].cause == CLIPNN_CAUSE_LOCAL_MINIMUM) {
+            add_check(d, "lanczos-curvature", 1, "no negative curvature (%.3g to %.3g), but the network's own flatness "
+                      "found below explains the stall better than a minimum", d->min_curvature, d->max_curvature);
+            continue;
+        }
+        d->findings[w++] = d->findings[i];
+    }
+    d->n_findings = w;
+}
+
 clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj, const float *y,
                                     const float *point, const clipnn_diagnose_options *o,
                                     clipnn_diagnosis *d) {
@@ -748,12 +778,22 @@ clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj
     memcpy(xs, c.xm, n * sizeof *xs);
     s = clipnn_objective_grad_space(m, obj, &o->space, xs, y, 1, &v, NULL, &reached, c.xm);
     target_state ts = {obj->kind != CLIPNN_OBJ_MAXIMIZE_UNIT, reached};
-    if (!s) s = diagnose_problem(&P, point, o, &ts, d);
+    /* Tiny for a network: at most grad_tol, or less than VANISHING of the
+     * signal the objective sends into the top layer (the network loses
+     * the rest on the way down). */
+    double tiny = o->grad_tol;
+    if (!s) {
+        model_eval_d(&c, x, NULL);
+        size_t top = obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? obj->layer : L - 1;
+        tiny = fmax(tiny, VANISHING * c.signal[top].out_norm);
+    }
+    if (!s) s = diagnose_problem(&P, point, o, &ts, tiny, d);
     if (!s) s = c.status;
     if (!s) {
         model_tests(&c, o, reached, d, x);
         s = c.status;
     }
+    if (!s) demote_plateau_minimum(d);
     clipnn_free(dblock), clipnn_free(fblock), clipnn_free(c.signal);
     return s;
 }
