@@ -69,6 +69,7 @@ clipnn_status clipnn_lab_run(const char *name, const clipnn_lab_options *opts, c
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     lab_printf(&L, "== %s: %s\n", e->name, e->summary);
+    if (L.opt->quick) lab_printf(&L, "(quick: reduced sizes; verdicts may differ from the full run)\n");
     clipnn_status s = e->run(&L);
     clock_gettime(CLOCK_MONOTONIC, &t1);
     L.res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);

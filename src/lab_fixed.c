@@ -281,8 +281,8 @@ static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, 
     size_t sg = lab_plot_companion(plot, nm);
     lab_printf(L, "  %-8s %9s %11s %11s %11s %11s %9s %9s\n", rule == CLIPNN_CLIP_NORM ? "classic" : "adaptive", "t",
                "||H||", "lib ||H||", "||E g||", "lib ||E g||", "clipped", "accuracy");
-    uint64_t total = lab_size(L, 204800, 6400);
-    for (uint64_t t = total / 128; t <= total; t *= 2) {
+    uint64_t total = lab_size(L, 204800, 3200);
+    for (uint64_t t = total / lab_size(L, 128, 4); t <= total; t *= 2) {
         to.steps = t;
         clipnn_train_result r;
         s = clipnn_train(m, ds, ds, &to, &r);
@@ -294,7 +294,7 @@ static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, 
                    pt.lib_H, pt.Eg, pt.lib_Eg, 100 * pt.clipped, 100 * pt.acc);
         lab_plot_add(plot, sh, (double)t, pt.H);
         lab_plot_add(plot, sg, (double)t, pt.Eg);
-        if (t == total / 128) *first = pt;
+        if (t == total / lab_size(L, 128, 4)) *first = pt;
         *last = pt;
     }
 done:
@@ -365,7 +365,7 @@ clipnn_status lab_fixed_point(lab_ctx *L) {
     clipnn_schedule sched = clipnn_schedule_default();
     sched.kind = CLIPNN_SCHED_RM;
     sched.a0 = 0.5, sched.t0 = 1000, sched.power = 1;
-    size_t T = lab_size(L, 400000, 20000), T3 = lab_size(L, 20000, 2000);
+    size_t T = lab_size(L, 400000, 10000), T3 = lab_size(L, 20000, 1000);
     lab_printf(L, "Clipped SGD, batch 1 drawn uniformly, a(t) = 0.5/(1+t/1000), theta(0) = 0, %zu steps:\n", T);
     sgd_fp rc, ra;
     size_t s1 = lab_plot_series(&plot, "classic: ||H||"), s2 = lab_plot_companion(&plot, "classic: ||E g||");

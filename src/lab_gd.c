@@ -198,7 +198,7 @@ static void print_run(lab_ctx *L, const gd_problem *p, const gd_run *r) {
     char c[32];
     if (isinf(r->c)) snprintf(c, sizeof c, "none");
     else snprintf(c, sizeof c, "%.3g", r->c);
-    lab_printf(L, "%-22s %5.2f %8s %6zu %7zu %5zu %10.3g %8.4f %8.4f %8.4f %10.3g %10.3g%s\n", p->name,
+    lab_printf(L, "%-24s %5.2f %8s %6zu %7zu %5zu %10.3g %8.4g %8.4g %8.4g %10.3g %10.3g%s\n", p->name,
                r->gamma_beta, c, r->K, r->clipped, r->q3_violations, r->q3_worst, r->q4_ratio, r->q4_tele_ratio,
                r->q5_ratio, r->g0, r->min_g, r->diverged ? "  diverged" : "");
 }
@@ -212,7 +212,7 @@ static clipnn_status make_quadratic(lab_ctx *L, gd_problem *p, double *diag, dou
     *p = (gd_problem){.d = d, .beta = beta, .f_low = 0, .fg = quad_fg, .diag = diag};
     snprintf(p->name, sizeof p->name, "quadratic kappa=%g", kappa);
     snprintf(p->beta_how, sizeof p->beta_how, "exact: largest Hessian eigenvalue");
-    snprintf(p->f_low_how, sizeof p->f_low_how, "f* = 0 exact");
+    snprintf(p->f_low_how, sizeof p->f_low_how, "f* (exact)");
     return CLIPNN_OK;
 }
 
@@ -233,7 +233,7 @@ static clipnn_status make_logistic(lab_ctx *L, gd_problem *p, size_t max_n, doub
     double *wstar = clipnn_alloc_array(d, sizeof *wstar);
     s = wstar ? lab_logistic_min(&p->lr, wstar, &p->f_low) : clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
     clipnn_free(wstar);
-    snprintf(p->f_low_how, sizeof p->f_low_how, "f* by Newton");
+    snprintf(p->f_low_how, sizeof p->f_low_how, "f* (Newton)");
     return s;
 }
 
@@ -270,7 +270,7 @@ static clipnn_status make_mlp(lab_ctx *L, gd_problem *p, size_t n, double **xd, 
     p->lo.loss = CLIPNN_LOSS_XENT;
     p->f_low = 0;
     snprintf(p->name, sizeof p->name, "MLP 64-8-10 tanh");
-    snprintf(p->f_low_how, sizeof p->f_low_how, "cross-entropy >= 0");
+    snprintf(p->f_low_how, sizeof p->f_low_how, "lower bound of f* (cross-entropy >= 0)");
     /* beta: largest Hessian eigenvalue at x0 (power iteration on finite-
      * difference Hessian-vector products); the run reports the largest
      * secant curvature met on the way, which tells whether it was enough */
@@ -309,9 +309,9 @@ clipnn_status lab_gd_clip(lab_ctx *L) {
 
     lab_printf(L, "Clipped GD x_{k+1} = x_k - gamma C(grad f(x_k)), C(g) = g min(1, c/||g||); c = ||grad f(x0)||/10\n");
     for (size_t i = 0; i < NP; i++)
-        lab_printf(L, "  %-22s d=%-4zu beta=%-10.4g (%s); %s = %.6g\n", P[i].name, P[i].d, P[i].beta,
+        lab_printf(L, "  %-24s d=%-4zu beta=%-10.4g (%s); %s: %.6g\n", P[i].name, P[i].d, P[i].beta,
                    P[i].beta_how, P[i].f_low_how, P[i].f_low);
-    lab_printf(L, "\n%-22s %5s %8s %6s %7s %5s %10s %8s %8s %8s %10s %10s\n", "problem", "g*b", "c", "K",
+    lab_printf(L, "\n%-24s %5s %8s %6s %7s %5s %10s %8s %8s %8s %10s %10s\n", "problem", "g*b", "c", "K",
                "clipped", "Q3bad", "Q3slack", "Q4ratio", "Q4tele", "Q5ratio", "|g0|", "min|g|");
     gd_run main_runs[NP];
     double q2_dev = 0;

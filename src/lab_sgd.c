@@ -162,7 +162,11 @@ clipnn_status lab_sgd_condition(lab_ctx *L) {
     size_t n_dec = 0;
     for (size_t t = 10; t <= T; t *= 10) n_dec++;
     lab_printf(L, "%-20s %8s", "noise", "ratio");
-    for (size_t t = 10; t <= T; t *= 10) lab_printf(L, "  |f'| t=%-7zu", t);
+    for (size_t t = 10; t <= T; t *= 10) {
+        char head[32];
+        snprintf(head, sizeof head, "|f'| t=%zu", t);
+        lab_printf(L, " %14s", head);
+    }
     lab_printf(L, "\n");
     double mean_at[3][8], ratio[3];
     double *xs = clipnn_alloc_array(R, sizeof *xs);
@@ -185,8 +189,8 @@ clipnn_status lab_sgd_condition(lab_ctx *L) {
                 if (t + 1 == p && dec < 8) mean_at[li][dec++] = sum / (double)R;
         }
         ratio[li] = condition_min(&laws[li], c, xmax);
-        lab_printf(L, "%-20s %8.4f", names[li], ratio[li]);
-        for (size_t k = 0; k < dec; k++) lab_printf(L, "  %14.4g", mean_at[li][k]);
+        lab_printf(L, "%-20s %8.3g", names[li], ratio[li]);
+        for (size_t k = 0; k < dec; k++) lab_printf(L, " %14.4g", mean_at[li][k]);
         lab_printf(L, "\n");
     }
     clipnn_free(xs);
@@ -198,7 +202,7 @@ clipnn_status lab_sgd_condition(lab_ctx *L) {
     lab_claim(L, "Q9", holds ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "Gaussian noise sigma=0.5, c=1: condition ratio >= %.3f along the runs; mean |f'(x_t)| %.3g at t=10 "
               "-> %.3g at t=%zu, falling at every decade; contrast: sigma=3 (ratio %.3f, condition broken) still "
-              "reaches %.3g, skewed noise (ratio %.3f) stays at %.3g",
+              "reaches %.3g, skewed noise (ratio %.3g) stays at %.3g",
               ratio[0], mean_at[0][0], last, T, ratio[1], mean_at[1][n_dec - 1], ratio[2], mean_at[2][n_dec - 1]);
     clipnn_status s = lab_plot_save(L, &plot, "gradient");
     lab_plot_free(&plot);

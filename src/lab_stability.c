@@ -19,7 +19,7 @@ typedef struct {
 
 /* sum_{t >= 0} a(t)^2: partial sum plus the integral of the power-law tail */
 static double series_a2(const clipnn_schedule *s) {
-    const uint64_t N = 1000000;
+    const uint64_t N = 100000; /* the tail integral's relative error is O(1/N) of a tail that is itself small */
     double sum = 0;
     for (uint64_t t = 0; t < N; t++) {
         double a = clipnn_schedule_lr(s, t);
@@ -134,6 +134,8 @@ clipnn_status lab_stability(lab_ctx *L) {
               DIM, R, T, delta, margin, delta);
     lab_printf(L, "%-9s %-14s %6s %8s %8s %10s %10s %10s %8s\n", "loss", "a(t)", "lambda", "M", "sum a^2",
                "eq14 bound", "eq15 bound", "lambda*Sa", "P");
+    double full_a2[3];
+    for (int k = 0; k < 3; k++) full_a2[k] = series_a2(&sc[k].s);
     mc_row row;
     memset(&row, 0, sizeof row);
     row.first = clipnn_alloc_array(R * NM, sizeof *row.first);
@@ -188,7 +190,7 @@ clipnn_status lab_stability(lab_ctx *L) {
                 }
                 double p = (double)row.max_dist_run_count / (double)R;
                 double b14 = lab_lemma1_bound(row.Ms[0], sum_a2, row.lambda);
-                double b15 = lab_lemma1_bound(row.Ms[0], series_a2(s), row.lambda);
+                double b15 = lab_lemma1_bound(row.Ms[0], full_a2[k], row.lambda);
                 int fails = p - margin > b14;
                 n_fail_rows += fails;
                 n_rows++;
