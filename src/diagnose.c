@@ -659,14 +659,21 @@ static void model_tests(model_ctx *c, const clipnn_diagnose_options *o, int reac
             if (j != y && c->logits[j] > c->logits[other]) other = j;
         double margin = c->logits[y] - c->logits[other];
         double dz = c->signal[L - 1].out_norm;
-        if (stuck && !reached && dz <= o->grad_tol && fabs(margin) > LN_FLT_MIN)
+        if (stuck && !reached && dz <= o->grad_tol) {
+            char range[160] = "";
+            if (fabs(margin) > LN_FLT_TRUE_MIN)
+                snprintf(range, sizeof range, ", below float32's smallest number (margins past %.1f): exactly 0 in float32",
+                         LN_FLT_TRUE_MIN);
+            else if (fabs(margin) > LN_FLT_MIN)
+                snprintf(range, sizeof range, ", a float32 subnormal (margins past %.1f) with few digits left", LN_FLT_MIN);
             add_finding(d, CLIPNN_CAUSE_SATURATION, "softmax-margin",
                         "the cross-entropy saturates once one class leads by this much: use the CW margin loss "
                         "(gradient +-1 on two logits whatever the margin), or compute the loss in double / log space",
-                        "class %zu %s class %zu by %.4g logits: exp(-%.4g) = %.3g is below float32's smallest number "
-                        "past a margin of %.1f (normal numbers end at %.1f); d objective / d logits has norm %.3g",
-                        margin > 0 ? y : other, "leads", margin > 0 ? other : y, fabs(margin), fabs(margin),
-                        exp(-fabs(margin)), LN_FLT_TRUE_MIN, LN_FLT_MIN, dz);
+                        "class %zu leads class %zu by %.4g logits, so the softmax gradient is about exp(-%.4g) = %.3g%s; "
+                        "d objective / d logits has norm %.3g",
+                        margin > 0 ? y : other, margin > 0 ? other : y, fabs(margin), fabs(margin), exp(-fabs(margin)),
+                        range, dz);
+        }
         else
             add_check(d, "softmax-margin", 1, "margin of class %zu over the best other: %.4g logits; d/d logits %.3g", y,
                       margin, dz);
