@@ -395,14 +395,15 @@ clipnn_status lab_fixed_point(lab_ctx *L) {
     if (s) goto done;
     lab_printf(L, "\n");
 
-    /* converges to the zero of H: far closer to it than at the start, than a decade
-     * earlier, and than to the zero of E g */
-    int thm_c = rc.distT < 0.05 * rc.dist0 && rc.distT < rc.dist_decade && rc.distT < 0.1 * rc.distT_star;
+    /* converging to the zero of H (docs/lab.md): over the last decade of steps the
+     * distance shrank by 30% or more, it ended below 5% of where it started and below
+     * a quarter of the distance to the zero of E g */
+    int thm_c = rc.distT < 0.05 * rc.dist0 && rc.distT <= 0.7 * rc.dist_decade && rc.distT < 0.25 * rc.distT_star;
     lab_claim(L, "thm1-classic", thm_c ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "logistic: |theta_T - zero(H)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)), ||H|| %.3g -> "
               "%.3g over %zu steps; MLP: ||H|| %.3g -> %.3g",
               rc.distT, rc.dist0, rc.dist_decade, rc.distT_star, rc.H0, rc.HT, T, m1.H, mT.H);
-    int thm_a = ra.distT < 0.05 * ra.dist0 && ra.distT < ra.dist_decade && ra.distT < 0.1 * ra.distT_star;
+    int thm_a = ra.distT < 0.05 * ra.dist0 && ra.distT <= 0.7 * ra.dist_decade && ra.distT < 0.25 * ra.distT_star;
     lab_claim(L, "thm1-adaptive", thm_a ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "logistic: |theta_T - zero(H_adaptive)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)); "
               "MLP: ||H|| %.3g -> %.3g",

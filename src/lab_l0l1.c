@@ -12,7 +12,8 @@ static double fprime(double x) { return 4 * x * x * x; }
 static uint64_t iterate(double x, double eta, double c, double tol, uint64_t cap, lab_plot *p, size_t series) {
     for (uint64_t k = 0; k < cap; k++) {
         double g = fprime(x);
-        if (p && lab_log_point(k + 1)) lab_plot_add(p, series, (double)(k + 1), fabs(x));
+        /* the diverging runs are cut at 1e12 in the plot, so that the converging ones stay visible */
+        if (p && lab_log_point(k + 1) && fabs(x) < 1e12) lab_plot_add(p, series, (double)(k + 1), fabs(x));
         if (fabs(g) <= tol) return k;
         if (!(fabs(x) < 1e100)) return 0;
         x -= eta * lab_clip_factor(fabs(g), c) * g;

@@ -39,8 +39,9 @@ static void fit_axis(axis *a, const clipnn_svg_series *s, size_t ns, int use_x) 
         }
     if (!(lo <= hi)) lo = 0, hi = 1;
     if (a->log) {
-        lo = floor(lo - 0.05); /* a margin, so that a line at a decade is not drawn on the frame */
-        hi = ceil(hi + 0.05);
+        double margin = use_x ? 0 : 0.05; /* so that a line at a decade is not drawn on the frame */
+        lo = floor(lo - margin);
+        hi = ceil(hi + margin);
         if (hi <= lo) hi = lo + 1;
     } else {
         if (hi == lo) {
