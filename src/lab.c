@@ -240,10 +240,11 @@ double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters,
     for (size_t i = 0; i < n; i++) v[i] /= nv;
     for (size_t it = 0; it < iters; it++) {
         mv(v, w, user);
-        lam = lab_dot(v, w, n); /* Rayleigh quotient: a lower estimate that rises to the top eigenvalue */
-        double nw = lab_nrm2(w, n);
-        if (!(nw > 0)) return 0;
-        for (size_t i = 0; i < n; i++) v[i] = w[i] / nw;
+        /* ||A v|| with ||v|| = 1: a lower estimate that rises to the spectral norm, the
+         * largest |eigenvalue|, whatever its sign (a Hessian may have negative ones) */
+        lam = lab_nrm2(w, n);
+        if (!(lam > 0)) return 0;
+        for (size_t i = 0; i < n; i++) v[i] = w[i] / lam;
     }
     return lam;
 }

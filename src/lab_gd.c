@@ -271,7 +271,7 @@ static clipnn_status make_mlp(lab_ctx *L, gd_problem *p, size_t n, double **xd, 
     p->f_low = 0;
     snprintf(p->name, sizeof p->name, "MLP 64-8-10 tanh");
     snprintf(p->f_low_how, sizeof p->f_low_how, "lower bound of f* (cross-entropy >= 0)");
-    /* beta: largest Hessian eigenvalue at x0 (power iteration on finite-
+    /* beta: twice the largest |eigenvalue| of the Hessian at x0 (power iteration on finite-
      * difference Hessian-vector products); the run reports the largest
      * secant curvature met on the way, which tells whether it was enough */
     double *w = clipnn_alloc_array(5 * p->d, sizeof *w);
@@ -281,7 +281,7 @@ static clipnn_status make_mlp(lab_ctx *L, gd_problem *p, size_t n, double **xd, 
     clipnn_free(w);
     p->beta = 2 * lmax;
     snprintf(p->beta_how, sizeof p->beta_how,
-             "estimated: 2 x lambda_max of the Hessian at x0 (%.4g), digits n=%zu", lmax, n);
+             "estimated: 2 x largest |eigenvalue| of the Hessian at x0 (%.4g), digits n=%zu", lmax, n);
     return p->status;
 }
 

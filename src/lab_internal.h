@@ -66,7 +66,7 @@ double lab_clip_factor(double norm, double c);
 /* Solves A x = b for symmetric positive definite A ([n][n], overwritten by
  * its Cholesky factor); -1 when A is not positive definite. */
 int lab_cholesky_solve(double *A, double *b, size_t n);
-/* Largest eigenvalue of a symmetric operator by power iteration. */
+/* Spectral norm (largest |eigenvalue|) of a symmetric operator by power iteration. */
 typedef void (*lab_matvec_fn)(const double *v, double *out, void *user);
 double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters, clipnn_rng *rng,
                            double *work /* [2n] */);
