@@ -277,6 +277,10 @@ int cmd_optimize_input(int argc, char **argv) {
             }
             printf("stalled short of the target; diagnosis at the kept point:\n");
             cli_print_diagnosis(stdout, &d);
+            if (!d.stalled)
+                printf("the gradient is not zero here: a step moves the input by lr x |g| = %.3g (box width %g), so "
+                       "the descent overshoots rather than stops; try a smaller --lr\n",
+                       io.lr * d.grad_norm, io.space.box_hi - io.space.box_lo);
         }
     }
     if (!rc && !all_reached) rc = CLI_EXIT_FAILURE;
