@@ -108,9 +108,9 @@ size_t lab_size(const lab_ctx *L, size_t full, size_t quick) { return L->opt->qu
 
 int lab_log_point(uint64_t k) {
     if (k < 100) return 1;
-    /* keep k when it is the first integer past a point of a 60-per-decade grid */
+    /* keep k when it is the first integer at or past a point 10^(e/60) of the grid */
     double e = floor(log10((double)k) * 60.0);
-    return (uint64_t)ceil(pow(10.0, e / 60.0)) == k || k == (uint64_t)ceil(pow(10.0, e / 60.0) - 1e-9);
+    return k == (uint64_t)ceil(pow(10.0, e / 60.0) - 1e-9);
 }
 
 /* --------------------------------------------------------------- traces */

@@ -53,7 +53,7 @@ static void simulate(lab_ctx *L, const clipnn_schedule *s, mc_row *row, lab_plot
     double w[DIM] = {0}, th[DIM], g[DIM], xi[DIM];
     w[0] = 3 * row->lambda;
     double *mean_dist = NULL;
-    if (dist) mean_dist = clipnn_alloc_array(row->T, sizeof *mean_dist);
+    if (dist && !(mean_dist = clipnn_alloc_array(row->T, sizeof *mean_dist))) dist->nomem = 1;
     double incr = 0;
     for (size_t r = 0; r < row->R; r++) {
         memset(th, 0, sizeof th);
