@@ -113,7 +113,6 @@ int cmd_attack(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
     if (!method_name) return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2)");
-    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
     clipnn_attack_options ao = clipnn_attack_options_default();
     clipnn_status st = clipnn_attack_method_parse(method_name, &ao.method);
     if (st) return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
@@ -127,11 +126,8 @@ int cmd_attack(int argc, char **argv) {
     if (steps == 0 || restarts == 0 || batch == 0)
         return cli_usage_error(cmd, "--steps, --restarts and --batch must be >= 1");
     if (!(step >= 0) || !isfinite(step)) return cli_usage_error(cmd, "--step %g must be >= 0", step);
-    if (s.threads > 0) clipnn_set_threads(s.threads);
-
     clipnn_model *m = NULL;
-    st = clipnn_model_load(model_path, &m);
-    if (st) return cli_fail(cmd, st, model_path);
+    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
     size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
     if (targeted >= 0 && (size_t)targeted >= k) {
         clipnn_model_free(m);

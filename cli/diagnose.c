@@ -64,24 +64,18 @@ int cmd_diagnose(int argc, char **argv) {
     const char *cmd = "diagnose";
     cli_settings s;
     cli_settings_default(&s, CLI_MODE_EVAL);
-    const char *model_path = NULL, *input = NULL, *demo = NULL, *target_class = NULL, *leave_class = NULL;
-    const char *target_output = NULL, *max_unit = NULL, *loss_text = NULL, *box = NULL, *param = "pixel";
+    const char *model_path = NULL, *input = NULL, *demo = NULL;
+    cli_objective_args oa = {0};
     clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
     int json = 0;
     const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_THREADS;
     cli_option table[CLI_MAX_OPTIONS];
     size_t n = 0;
     table[n++] = (cli_option){"--model", CLI_STR, &model_path, "FILE", "model checkpoint"};
-    table[n++] = (cli_option){"--input", CLI_STR, &input, "IN", "data:INDEX (test part) or FILE.npy"};
+    table[n++] = (cli_option){"--input", CLI_STR, &input, "IN", "data:INDEX (test part) or FILE.npy (x, also for tanh)"};
     table[n++] = (cli_option){"--demo", CLI_STR, &demo, "NAME", "a constructed case, all, or list"};
     cli_settings_options(&s, groups, table, &n);
-    table[n++] = (cli_option){"--target-class", CLI_STR, &target_class, "K", "objective: reach class K"};
-    table[n++] = (cli_option){"--leave-class", CLI_STR, &leave_class, "K", "objective: leave class K (default: the label)"};
-    table[n++] = (cli_option){"--target-output", CLI_STR, &target_output, "V,..", "objective: reach this output"};
-    table[n++] = (cli_option){"--maximize-unit", CLI_STR, &max_unit, "L:U", "objective: maximize unit U of layer L"};
-    table[n++] = (cli_option){"--loss", CLI_STR, &loss_text, "L", "xent | margin[:KAPPA] | mse | bce"};
-    table[n++] = (cli_option){"--box", CLI_STR, &box, "LO,HI", "input box (images: 0,1)"};
-    table[n++] = (cli_option){"--param", CLI_STR, &param, "P", "pixel | tanh (the input given is then x)"};
+    cli_objective_options(&oa, 1, table, &n);
     table[n++] = (cli_option){"--fd-step", CLI_DOUBLE, &dopt.fd_step, "H", "gradient by float32 differences, step H"};
     table[n++] = (cli_option){"--grad-tol", CLI_DOUBLE, &dopt.grad_tol, "T", "a gradient norm <= T is tiny"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "one JSON line (demos)"};
@@ -102,16 +96,13 @@ int cmd_diagnose(int argc, char **argv) {
         return worst;
     }
     if (!model_path || !input) return cli_usage_error(cmd, "--model FILE and --input IN are required (or --demo NAME)");
-    if (!!target_class + !!leave_class + !!target_output + !!max_unit > 1)
-        return cli_usage_error(cmd, "give at most one of --target-class, --leave-class, --target-output, --maximize-unit");
-    if (strcmp(param, "pixel") && strcmp(param, "tanh")) return cli_usage_error(cmd, "--param '%s': want pixel or tanh", param);
+    if ((rc = cli_objective_count_check(cmd, &oa, 0))) return rc;
+    if ((rc = cli_parse_param(cmd, oa.param, &dopt.param))) return rc;
     if (!(dopt.fd_step >= 0) || !(dopt.grad_tol >= 0)) return cli_usage_error(cmd, "--fd-step and --grad-tol must be >= 0");
-    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
-    if (s.threads > 0) clipnn_set_threads(s.threads);
 
     clipnn_model *m = NULL;
-    clipnn_status st = clipnn_model_load(model_path, &m);
-    if (st) return cli_fail(cmd, st, model_path);
+    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
+    clipnn_status st;
     size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
     cli_io_data data;
     memset(&data, 0, sizeof data);
@@ -120,55 +111,12 @@ int cmd_diagnose(int argc, char **argv) {
         rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "input");
         goto done;
     }
-    int have_data = strcmp(s.data, "none") != 0;
-    if (have_data) {
-        if ((rc = cli_io_load(cmd, &s, box, dim, &data))) goto done;
-    } else {
-        data.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
-        if (box && (rc = cli_parse_pair(cmd, "--box", box, &data.space.box_lo, &data.space.box_hi))) goto done;
-    }
-    int label;
+    int have_data, label;
+    if ((rc = cli_io_load_or_none(cmd, &s, oa.box, dim, &data, &have_data))) goto done;
     if ((rc = cli_io_input(cmd, input, have_data ? &data : NULL, dim, x, &label))) goto done;
-    clipnn_objective obj = clipnn_objective_default();
-    const char *cls = target_class ? target_class : leave_class;
-    if (target_output) {
-        double v[256];
-        size_t nv;
-        obj.kind = CLIPNN_OBJ_TARGET_OUTPUT;
-        if ((rc = cli_parse_list(cmd, "--target-output", target_output, v, 256, &nv))) goto done;
-        if (nv != k) {
-            rc = cli_usage_error(cmd, "--target-output: %zu values for %zu outputs", nv, k);
-            goto done;
-        }
-        for (size_t j = 0; j < k; j++) y[j] = (float)v[j];
-        if ((rc = cli_parse_io_loss(cmd, loss_text ? loss_text : "mse", 1, &obj.loss, &obj.kappa))) goto done;
-    } else if (max_unit) {
-        obj.kind = CLIPNN_OBJ_MAXIMIZE_UNIT;
-        char *end;
-        unsigned long l = strtoul(max_unit, &end, 10), u = *end == ':' ? strtoul(end + 1, &end, 10) : 0;
-        if (*end || l >= clipnn_model_n_layers(m) || u >= clipnn_model_layer_width(m, l)) {
-            rc = cli_usage_error(cmd, "--maximize-unit '%s': want L:U naming a unit of the model", max_unit);
-            goto done;
-        }
-        obj.layer = l, obj.unit = u;
-    } else {
-        obj.kind = target_class ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;
-        long c = label;
-        if (cls) {
-            char *end;
-            c = strtol(cls, &end, 10);
-            if (end == cls || *end) c = -1;
-        }
-        if (c < 0 || (size_t)c >= k) {
-            rc = cli_usage_error(cmd, "%s: name a class 0..%zu (--target-class K or --leave-class K)",
-                                 cls ? cls : "the input has no label", k - 1);
-            goto done;
-        }
-        y[0] = (float)c;
-        if ((rc = cli_parse_io_loss(cmd, loss_text ? loss_text : "xent", 0, &obj.loss, &obj.kappa))) goto done;
-    }
+    clipnn_objective obj;
+    if ((rc = cli_objective_build(cmd, &oa, m, label, &obj, y, NULL))) goto done;
     dopt.space = data.space;
-    dopt.param = strcmp(param, "tanh") ? CLIPNN_PARAM_PIXEL : CLIPNN_PARAM_TANH;
     if (dopt.param == CLIPNN_PARAM_TANH) {
         if (!isfinite(dopt.space.box_lo) || !isfinite(dopt.space.box_hi)) {
             rc = cli_usage_error(cmd, "--param tanh needs a finite --box");

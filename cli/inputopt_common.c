@@ -259,3 +259,106 @@ int cli_write_signed(const char *cmd, const char *dir, const char *name, const f
     clipnn_status st = clipnn_png_write_signed(path, x, h, w, amp, zoom_for(h, w));
     return st ? cli_fail(cmd, st, path) : 0;
 }
+
+int cli_io_load_or_none(const char *cmd, const cli_settings *s, const char *box, size_t n_inputs, cli_io_data *d,
+                        int *have_data) {
+    *have_data = strcmp(s->data, "none") != 0;
+    if (*have_data) return cli_io_load(cmd, s, box, n_inputs, d);
+    memset(d, 0, sizeof *d);
+    d->space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
+    return box ? cli_parse_pair(cmd, "--box", box, &d->space.box_lo, &d->space.box_hi) : 0;
+}
+
+void cli_objective_options(cli_objective_args *a, int leave, cli_option *table, size_t *n) {
+    table[(*n)++] = (cli_option){"--target-class", CLI_STR, &a->target_class, "K",
+                                 leave ? "objective: reach class K" : "reach class K (or all)"};
+    if (leave)
+        table[(*n)++] = (cli_option){"--leave-class", CLI_STR, &a->leave_class, "K",
+                                     "objective: leave class K (default: the input's label)"};
+    table[(*n)++] = (cli_option){"--target-output", CLI_STR, &a->target_output, "V,..", "reach this output vector"};
+    table[(*n)++] = (cli_option){"--maximize-unit", CLI_STR, &a->max_unit, "L:U", "maximize unit U of layer L (0-based)"};
+    table[(*n)++] = (cli_option){"--loss", CLI_STR, &a->loss, "L", "xent | margin[:KAPPA] (class), mse | bce (output)"};
+    table[(*n)++] = (cli_option){"--box", CLI_STR, &a->box, "LO,HI", "input box (images: 0,1)"};
+    table[(*n)++] = (cli_option){"--param", CLI_STR, &a->param, "P", "pixel | tanh"};
+}
+
+int cli_objective_count_check(const char *cmd, const cli_objective_args *a, int required) {
+    int count = !!a->target_class + !!a->leave_class + !!a->target_output + !!a->max_unit;
+    if (count > 1 || (required && count == 0))
+        return cli_usage_error(cmd, "give %s one of --target-class, %s--target-output, --maximize-unit",
+                               required ? "exactly" : "at most", a->leave_class || !required ? "--leave-class, " : "");
+    return 0;
+}
+
+int cli_parse_param(const char *cmd, const char *text, clipnn_param *out) {
+    if (!text || !strcmp(text, "pixel")) {
+        *out = CLIPNN_PARAM_PIXEL;
+    } else if (!strcmp(text, "tanh")) {
+        *out = CLIPNN_PARAM_TANH;
+    } else {
+        return cli_usage_error(cmd, "--param '%s': want pixel or tanh", text);
+    }
+    return 0;
+}
+
+/* A non-negative integer below limit, the whole text. */
+static int parse_index(const char *text, size_t limit, size_t *out, char stop) {
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(text, &end, 10);
+    if (end == text || text[0] == '-' || errno || *end != stop || v >= limit) return -1;
+    *out = (size_t)v;
+    return 0;
+}
+
+int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_model *m, int label,
+                        clipnn_objective *obj, float *y, int *all) {
+    size_t k = clipnn_model_n_outputs(m);
+    *obj = clipnn_objective_default();
+    if (all) *all = 0;
+    if (a->target_output) {
+        double v[256];
+        size_t nv;
+        obj->kind = CLIPNN_OBJ_TARGET_OUTPUT;
+        int rc = cli_parse_list(cmd, "--target-output", a->target_output, v, 256, &nv);
+        if (rc) return rc;
+        if (nv != k) return cli_usage_error(cmd, "--target-output: %zu values for a model of %zu outputs", nv, k);
+        for (size_t j = 0; j < k; j++) y[j] = (float)v[j];
+        rc = cli_parse_io_loss(cmd, a->loss ? a->loss : "mse", 1, &obj->loss, &obj->kappa);
+        if (!rc && obj->loss != CLIPNN_LOSS_MSE && obj->loss != CLIPNN_LOSS_BCE)
+            rc = cli_usage_error(cmd, "--target-output takes --loss mse or bce");
+        return rc;
+    }
+    if (a->max_unit) {
+        obj->kind = CLIPNN_OBJ_MAXIMIZE_UNIT;
+        const char *colon = strchr(a->max_unit, ':');
+        size_t L = clipnn_model_n_layers(m);
+        if (!colon || parse_index(a->max_unit, L, &obj->layer, ':') ||
+            parse_index(colon + 1, clipnn_model_layer_width(m, obj->layer), &obj->unit, 0))
+            return cli_usage_error(cmd, "--maximize-unit '%s': want L:U naming a unit (layers 0..%zu)", a->max_unit, L - 1);
+        return 0;
+    }
+    const char *cls = a->target_class ? a->target_class : a->leave_class;
+    obj->kind = a->target_class ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;
+    size_t c = 0;
+    if (all && cls && !strcmp(cls, "all")) {
+        *all = 1;
+    } else if (cls ? parse_index(cls, k, &c, 0) != 0 : label < 0 || (size_t)label >= k) {
+        return cli_usage_error(cmd, "%s: name a class 0..%zu%s", cls ? cls : "the input has no label", k - 1,
+                               all ? " or all" : " (--target-class K or --leave-class K)");
+    } else if (!cls) {
+        c = (size_t)label;
+    }
+    y[0] = (float)c;
+    return cli_parse_io_loss(cmd, a->loss ? a->loss : "xent", 0, &obj->loss, &obj->kappa);
+}
+
+int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+                 clipnn_model **m) {
+    *m = NULL;
+    int rc = cli_settings_check(cmd, s, groups, argc, argv);
+    if (rc) return rc;
+    if (s->threads > 0) clipnn_set_threads(s->threads);
+    clipnn_status st = clipnn_model_load(path, m);
+    return st ? cli_fail(cmd, st, path) : 0;
+}

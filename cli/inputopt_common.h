@@ -37,6 +37,33 @@ int cli_parse_io_loss(const char *cmd, const char *text, int allow_output, clipn
  * or a .npy file holding n_inputs numbers. x: [n_inputs]. */
 int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t n_inputs, float *x, int *label);
 
+/* Checks the settings of groups, sets --threads and loads the model at path
+ * (0, or the exit code with the message printed). */
+int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+                 clipnn_model **m);
+
+/* --data, or --data none (the model's own inputs, no box unless --box). */
+int cli_io_load_or_none(const char *cmd, const cli_settings *s, const char *box, size_t n_inputs, cli_io_data *d,
+                        int *have_data);
+
+/* The objective options shared by optimize-input and diagnose. */
+typedef struct {
+    const char *target_class, *leave_class, *target_output, *max_unit, *loss, *box, *param;
+} cli_objective_args;
+/* Adds --target-class, --leave-class (when leave), --target-output,
+ * --maximize-unit, --loss, --box and --param to table[*n...]. */
+void cli_objective_options(cli_objective_args *a, int leave, cli_option *table, size_t *n);
+/* At most one objective given (exactly one when required). */
+int cli_objective_count_check(const char *cmd, const cli_objective_args *a, int required);
+/* The objective of the args for model m: *obj and its target y ([k] for an
+ * output, the class in y[0] otherwise). Without a class objective option the
+ * objective is to leave class `label` (-1: none, an error). --target-class
+ * "all" is accepted when all != NULL (*all = 1, y[0] = 0). */
+int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_model *m, int label,
+                        clipnn_objective *obj, float *y, int *all);
+/* --param pixel|tanh. */
+int cli_parse_param(const char *cmd, const char *text, clipnn_param *out);
+
 /* Prints a diagnosis: findings (cause, test, numbers, remedy), then the checks. */
 void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d);
 

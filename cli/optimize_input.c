@@ -36,26 +36,12 @@ static void on_step(const clipnn_inputopt_step *s, void *user) {
     if (t->f) fprintf(t->f, "%zu,%.9g,%.9g,%d\n", s->step, s->value, s->grad_norm, s->reached);
 }
 
-static int parse_unit(const char *cmd, const char *text, clipnn_model *m, size_t *layer, size_t *unit) {
-    char *end;
-    unsigned long l = strtoul(text, &end, 10);
-    if (end == text || *end != ':' || text[0] == '-') return cli_usage_error(cmd, "--maximize-unit '%s': want L:U", text);
-    const char *u_text = end + 1;
-    unsigned long u = strtoul(u_text, &end, 10);
-    if (end == u_text || *end || u_text[0] == '-') return cli_usage_error(cmd, "--maximize-unit '%s': want L:U", text);
-    if (l >= clipnn_model_n_layers(m) || u >= clipnn_model_layer_width(m, l))
-        return cli_usage_error(cmd, "--maximize-unit %s: the model has %zu layers (0-based) and layer %lu has %zu units",
-                               text, clipnn_model_n_layers(m), l, clipnn_model_layer_width(m, l));
-    *layer = l, *unit = u;
-    return 0;
-}
-
 int cmd_optimize_input(int argc, char **argv) {
     const char *cmd = "optimize-input";
     cli_settings s;
     cli_settings_default(&s, CLI_MODE_EVAL);
-    const char *model_path = NULL, *target_class = NULL, *target_output = NULL, *max_unit = NULL;
-    const char *start = "zeros", *box = NULL, *param = "pixel", *loss_text = NULL, *out_dir = NULL;
+    const char *model_path = NULL, *start = "zeros", *out_dir = NULL;
+    cli_objective_args oa = {0};
     clipnn_inputopt_options io = clipnn_inputopt_options_default();
     uint64_t seed = 1;
     int json = 0;
@@ -64,16 +50,11 @@ int cmd_optimize_input(int argc, char **argv) {
     size_t n = 0;
     table[n++] = (cli_option){"--model", CLI_STR, &model_path, "FILE", "model checkpoint (required)"};
     cli_settings_options(&s, groups, table, &n);
-    table[n++] = (cli_option){"--target-class", CLI_STR, &target_class, "K", "reach class K (or all)"};
-    table[n++] = (cli_option){"--target-output", CLI_STR, &target_output, "V,..", "reach this output vector"};
-    table[n++] = (cli_option){"--maximize-unit", CLI_STR, &max_unit, "L:U", "maximize unit U of layer L"};
+    cli_objective_options(&oa, 0, table, &n);
     table[n++] = (cli_option){"--start", CLI_STR, &start, "S", "zeros | random | data:INDEX | FILE.npy"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &io.steps, "N", "at most N steps"};
     table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A", "step size"};
     table[n++] = (cli_option){"--stall", CLI_SIZE, &io.stall_steps, "N", "stop after N steps without progress"};
-    table[n++] = (cli_option){"--box", CLI_STR, &box, "LO,HI", "input box (images: 0,1)"};
-    table[n++] = (cli_option){"--param", CLI_STR, &param, "P", "pixel | tanh"};
-    table[n++] = (cli_option){"--loss", CLI_STR, &loss_text, "L", "xent | margin[:KAPPA] (class), mse | bce (output)"};
     table[n++] = (cli_option){"--seed", CLI_U64, &seed, "S", "seed of --start random"};
     table[n++] = (cli_option){"--out", CLI_STR, &out_dir, "DIR", "write PNG, .npy and trace CSV there"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "one JSON line per run"};
@@ -81,28 +62,19 @@ int cmd_optimize_input(int argc, char **argv) {
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (!!target_class + !!target_output + !!max_unit != 1)
-        return cli_usage_error(cmd, "give exactly one of --target-class, --target-output, --maximize-unit");
-    if (strcmp(param, "pixel") && strcmp(param, "tanh")) return cli_usage_error(cmd, "--param '%s': want pixel or tanh", param);
-    io.param = strcmp(param, "tanh") ? CLIPNN_PARAM_PIXEL : CLIPNN_PARAM_TANH;
+    if ((rc = cli_objective_count_check(cmd, &oa, 1))) return rc;
+    if ((rc = cli_parse_param(cmd, oa.param, &io.param))) return rc;
     if (!(io.lr > 0) || !isfinite(io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", io.lr);
-    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
-    if (s.threads > 0) clipnn_set_threads(s.threads);
 
     clipnn_model *m = NULL;
-    clipnn_status st = clipnn_model_load(model_path, &m);
-    if (st) return cli_fail(cmd, st, model_path);
+    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
+    clipnn_status st;
     size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
     cli_io_data data;
     memset(&data, 0, sizeof data);
     float *x0 = NULL, *x = NULL, *y = NULL, *xm = NULL;
-    int have_data = strcmp(s.data, "none") != 0;
-    if (have_data) {
-        if ((rc = cli_io_load(cmd, &s, box, dim, &data))) goto done;
-    } else {
-        data.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
-        if (box && (rc = cli_parse_pair(cmd, "--box", box, &data.space.box_lo, &data.space.box_hi))) goto done;
-    }
+    int have_data;
+    if ((rc = cli_io_load_or_none(cmd, &s, oa.box, dim, &data, &have_data))) goto done;
     io.space = data.space;
     x0 = malloc(dim * sizeof *x0);
     x = malloc(dim * sizeof *x);
@@ -114,40 +86,9 @@ int cmd_optimize_input(int argc, char **argv) {
     }
     /* objective */
     clipnn_objective *obj = &io.objective;
-    size_t first = 0, last = 0;
-    if (target_class) {
-        obj->kind = CLIPNN_OBJ_TARGET_CLASS;
-        if (!strcmp(target_class, "all")) {
-            first = 0, last = k - 1;
-        } else {
-            char *end;
-            unsigned long c = strtoul(target_class, &end, 10);
-            if (end == target_class || *end || target_class[0] == '-' || c >= k) {
-                rc = cli_usage_error(cmd, "--target-class '%s': want a class 0..%zu or all", target_class, k - 1);
-                goto done;
-            }
-            first = last = c;
-        }
-        if ((rc = cli_parse_io_loss(cmd, loss_text ? loss_text : "xent", 0, &obj->loss, &obj->kappa))) goto done;
-    } else if (target_output) {
-        obj->kind = CLIPNN_OBJ_TARGET_OUTPUT;
-        double v[256];
-        size_t nv;
-        if ((rc = cli_parse_list(cmd, "--target-output", target_output, v, 256, &nv))) goto done;
-        if (nv != k) {
-            rc = cli_usage_error(cmd, "--target-output: %zu values for a model of %zu outputs", nv, k);
-            goto done;
-        }
-        for (size_t j = 0; j < k; j++) y[j] = (float)v[j];
-        if ((rc = cli_parse_io_loss(cmd, loss_text ? loss_text : "mse", 1, &obj->loss, &obj->kappa))) goto done;
-        if (obj->loss != CLIPNN_LOSS_MSE && obj->loss != CLIPNN_LOSS_BCE) {
-            rc = cli_usage_error(cmd, "--target-output takes --loss mse or bce");
-            goto done;
-        }
-    } else {
-        obj->kind = CLIPNN_OBJ_MAXIMIZE_UNIT;
-        if ((rc = parse_unit(cmd, max_unit, m, &obj->layer, &obj->unit))) goto done;
-    }
+    int all;
+    if ((rc = cli_objective_build(cmd, &oa, m, -1, obj, y, &all))) goto done;
+    size_t first = all ? 0 : (size_t)y[0], last = all ? k - 1 : first;
     /* start */
     int label = -1;
     if (!strcmp(start, "zeros") || !strcmp(start, "random")) {
