@@ -65,6 +65,13 @@ void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
     }
 }
 
+/* z[n] += b[n]; y[n] = act(z[n]). Called on one row's slice at a time, so
+ * the second loop finds z in L1: one pass over memory. */
+void clipnn_bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n) {
+    for (size_t i = 0; i < n; i++) z[i] += b[i];
+    clipnn_act_forward(act, y, z, n);
+}
+
 /* d[n] *= act'(z[n]), with y[n] = act(z[n]) already computed; the output
  * form is used where it is exact (sigmoid, tanh, relu) as PyTorch does. */
 void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *y, size_t n) {

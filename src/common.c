@@ -105,7 +105,10 @@ void clipnn_set_threads(int n) {
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    if (openblas_set_num_threads) openblas_set_num_threads(n);
+    /* The library splits its kernels among its own OpenMP threads and calls
+     * BLAS on one slice per thread (src/dense.c); BLAS threads of their own
+     * would spin against the OpenMP ones on the same cores. */
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
 }
 
 int clipnn_get_threads(void) { return n_threads; }

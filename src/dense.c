@@ -1,37 +1,123 @@
-/* Dense layer kernels on CBLAS sgemm. Row-major throughout; W is
- * [out][in] like torch.nn.Linear.weight so that a row is one unit. */
+/* Dense layer kernels on CBLAS. Row-major throughout; W is [out][in] like
+ * torch.nn.Linear.weight so that a row is one unit.
+ *
+ * Threads split a layer by units (columns of z, rows of W and dW) at fixed
+ * boundaries (clipnn_chunk), and every thread calls a single-threaded BLAS
+ * on its slice: one thread pool (OpenMP) for everything, so no BLAS worker
+ * spins against an OpenMP worker on the same core, and the result depends
+ * only on the number of threads. A batch of one goes through GEMV (and a
+ * rank-one loop), which skips the packing a GEMM does for nothing. */
 #include <cblas.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "internal.h"
 
-/* z[B][out] = a[B][in] W[out][in]^T + b[out]
- * The bias is written first and the product accumulated onto it (beta = 1),
- * which saves a separate pass over z. */
-void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B,
-                          size_t in, size_t out) {
-    for (size_t r = 0; r < B; r++) memcpy(z + r * out, b, out * sizeof *z);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)out, (int)in, 1.0f, a,
-                (int)in, W, (int)in, 1.0f, z, (int)out);
+#ifdef _OPENMP
+int clipnn_thread_id(void) { return omp_get_thread_num(); }
+int clipnn_thread_count(void) { return omp_get_num_threads(); }
+#else
+int clipnn_thread_id(void) { return 0; }
+int clipnn_thread_count(void) { return 1; }
+#endif
+
+/* Thread t's share [lo, hi) of n units among T threads; boundaries on
+ * multiples of 16 floats (a cache line) when there is room, so that threads
+ * writing neighbouring columns of the same row do not share lines. */
+void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi) {
+    size_t unit = n >= 16 * (size_t)T ? 16 : 1;
+    size_t blocks = (n + unit - 1) / unit;
+    size_t b0 = blocks * (size_t)t / (size_t)T, b1 = blocks * (size_t)(t + 1) / (size_t)T;
+    *lo = b0 * unit < n ? b0 * unit : n;
+    *hi = b1 * unit < n ? b1 * unit : n;
 }
 
-/* dW[out][in] = dz[B][out]^T a[B][in]
- * db[out]     = sum over B of dz[B][out]
- * da[B][in]   = dz[B][out] W[out][in]      (skipped when da is NULL)
- * dW and db are skipped when NULL (input gradient only). */
-void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a,
-                           const float *W, size_t B, size_t in, size_t out) {
-    if (dW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)out, (int)in, (int)B, 1.0f, dz,
-                    (int)out, a, (int)in, 0.0f, dW, (int)in);
+/* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T   (z rows have stride out)
+ * No bias: it is added with the activation in one pass over z. */
+void clipnn_dense_forward_cols(float *z, const float *a, const float *W, size_t B, size_t in, size_t out,
+                               size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), (int)in, 1.0f, W + lo * in, (int)in, a, 1, 0.0f,
+                    z + lo, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(hi - lo), (int)in, 1.0f, a, (int)in,
+                    W + lo * in, (int)in, 0.0f, z + lo, (int)out);
+}
+
+/* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in]     (dW, db may be NULL)
+ * db[lo:hi)     = sum over B of dz[B][lo:hi) */
+void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const float *a, size_t B, size_t in,
+                                   size_t out, size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (dW && B == 1) {
+        /* Rank one: row j of dW is dz_j a. */
+        for (size_t j = lo; j < hi; j++) {
+            float d = dz[j], *restrict row = dW + j * in;
+#pragma omp simd
+            for (size_t i = 0; i < in; i++) row[i] = d * a[i];
+        }
+    } else if (dW) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)in, (int)B, 1.0f, dz + lo,
+                    (int)out, a, (int)in, 0.0f, dW + lo * in, (int)in);
+    }
     if (db) {
-        memcpy(db, dz, out * sizeof *db);
+        memcpy(db + lo, dz + lo, (hi - lo) * sizeof *db);
         for (size_t r = 1; r < B; r++) {
-            const float *row = dz + r * out;
-            for (size_t j = 0; j < out; j++) db[j] += row[j];
+            const float *restrict row = dz + r * out;
+            float *restrict acc = db;
+#pragma omp simd
+            for (size_t j = lo; j < hi; j++) acc[j] += row[j];
         }
     }
-    if (da)
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)in, (int)out, 1.0f, dz,
-                    (int)out, W, (int)in, 0.0f, da, (int)in);
+}
+
+/* da[B][lo:hi) = dz[B][out] W[out][lo:hi)   (da rows have stride in) */
+void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, size_t B, size_t in, size_t out,
+                                  size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)(hi - lo), 1.0f, W + lo, (int)in, dz, 1, 0.0f,
+                    da + lo, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - lo), (int)out, 1.0f, dz,
+                    (int)out, W + lo, (int)in, 0.0f, da + lo, (int)in);
+}
+
+static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for(B * in * out); }
+
+/* z[B][out] = a[B][in] W[out][in]^T + b[out] */
+void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B, size_t in,
+                          size_t out) {
+    int threads = threads_for_layer(B, in, out);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        size_t lo, hi;
+        clipnn_chunk(out, clipnn_thread_id(), clipnn_thread_count(), &lo, &hi);
+        clipnn_dense_forward_cols(z, a, W, B, in, out, lo, hi);
+        for (size_t r = 0; r < B && hi > lo; r++) {
+            float *zr = z + r * out;
+            for (size_t j = lo; j < hi; j++) zr[j] += b[j];
+        }
+    }
+}
+
+/* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
+ * da[B][in] = dz[B][out] W[out][in]. Any of dW, db, da may be NULL. */
+void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a, const float *W,
+                           size_t B, size_t in, size_t out) {
+    int threads = threads_for_layer(B, in, out);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = clipnn_thread_id(), T = clipnn_thread_count();
+        size_t lo, hi;
+        clipnn_chunk(out, t, T, &lo, &hi);
+        clipnn_dense_weight_grad_rows(dW, db, dz, a, B, in, out, lo, hi);
+        if (da) {
+            clipnn_chunk(in, t, T, &lo, &hi);
+            clipnn_dense_input_grad_cols(da, dz, W, B, in, out, lo, hi);
+        }
+    }
 }

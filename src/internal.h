@@ -67,6 +67,14 @@ struct clipnn_model {
     float *losses;     /* [max_batch] per-example losses of the last call */
     const float *last_input; /* x of the last forward, [batch][n_inputs] */
     size_t last_batch;
+    /* Norms fused into the backward (src/model.c): when row_acc_order > 0,
+     * clipnn_loss_grad leaves in row_acc[row_base(l) + j] the accumulation
+     * (clipnn_norm_accumulate, order row_acc_order) of row j of layer l's
+     * weight gradient, computed by the thread that wrote the row while it
+     * is in its cache. backward_id tells which backward they belong to. */
+    double row_acc_order;
+    double *row_acc;      /* [sum of layer widths] */
+    uint64_t backward_id; /* bumped by every clipnn_loss_grad with parameter gradients */
 };
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
@@ -82,7 +90,26 @@ void clipnn_dense_forward(float *z, const float *a, const float *W, const float 
 void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a,
                            const float *W, size_t B, size_t in, size_t out);
 
+/* Threaded form: the layer's units are split among threads at the fixed
+ * boundaries of clipnn_chunk; each call below does one thread's slice with
+ * a single-threaded BLAS. */
+void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi);
+int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
+int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
+/* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T (no bias; z rows of stride out) */
+void clipnn_dense_forward_cols(float *z, const float *a, const float *W, size_t B, size_t in, size_t out,
+                               size_t lo, size_t hi);
+/* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in]; db[lo:hi) = sum_B dz (either may be NULL) */
+void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const float *a, size_t B, size_t in,
+                                   size_t out, size_t lo, size_t hi);
+/* da[B][lo:hi) = dz[B][out] W[out][lo:hi) (da rows of stride in) */
+void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, size_t B, size_t in, size_t out,
+                                  size_t lo, size_t hi);
+
 /* -------------------------------------------- kernels (src/activation.c) */
+
+/* z[n] += b[n]; y[n] = act(z[n]) in one pass (y may be z). */
+void clipnn_bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n);
 
 /* y[n] = act(x[n]); may be in place. */
 void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n);

@@ -39,7 +39,10 @@ clipnn_status clipnn_model_create(clipnn_model **out, size_t n_inputs, size_t n_
     m->pre = clipnn_alloc_array(n_layers, sizeof *m->pre);
     m->post = clipnn_alloc_array(n_layers, sizeof *m->post);
     m->delta = clipnn_alloc_array(n_layers, sizeof *m->delta);
-    if (!m->layers || !m->params || !m->grads || !m->pre || !m->post || !m->delta) {
+    size_t units = 0;
+    for (size_t l = 0; l < n_layers; l++) units += widths[l];
+    m->row_acc = clipnn_alloc_array(units, sizeof *m->row_acc);
+    if (!m->layers || !m->params || !m->grads || !m->pre || !m->post || !m->delta || !m->row_acc) {
         clipnn_model_free(m);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for %zu parameters", n_params);
     }
@@ -67,6 +70,7 @@ void clipnn_model_free(clipnn_model *m) {
     clipnn_free(m->pre);
     clipnn_free(m->post);
     clipnn_free(m->delta);
+    clipnn_free(m->row_acc);
     clipnn_free(m->workspace);
     clipnn_free(m);
 }
@@ -203,7 +207,28 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
     return CLIPNN_OK;
 }
 
-static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
+/* Threads worth using for one pass over the model with this batch. */
+static int model_threads(const clipnn_model *m, size_t batch) { return clipnn_threads_for(batch * m->n_params); }
+
+/* Thread t of T: its slice of every layer's units, bias and activation
+ * fused into the pass that follows the product while the slice is in L1;
+ * a barrier between layers (the next one reads all of this one). */
+static void forward_slice(clipnn_model *m, const float *x, size_t batch, int t, int T) {
+    const float *a = x;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        size_t lo, hi;
+        clipnn_chunk(L->out, t, T, &lo, &hi);
+        clipnn_dense_forward_cols(m->pre[l], a, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
+        for (size_t r = 0; r < batch && hi > lo; r++)
+            clipnn_bias_act_forward(L->act, m->pre[l] + r * L->out + lo, m->post[l] + r * L->out + lo,
+                                    m->params + L->b_offset + lo, hi - lo);
+        a = m->post[l];
+#pragma omp barrier
+    }
+}
+
+static clipnn_status forward_check(clipnn_model *m, const float *x, size_t batch) {
     if (!x || batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "forward: empty batch");
     if (batch > m->max_batch) {
         /* Growing allocates; training reserves its batch up front so that
@@ -211,16 +236,17 @@ static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
         clipnn_status s = clipnn_model_reserve(m, batch);
         if (s) return s;
     }
-    const float *a = x;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *L = &m->layers[l];
-        clipnn_dense_forward(m->pre[l], a, m->params + L->w_offset, m->params + L->b_offset, batch,
-                             L->in, L->out);
-        clipnn_act_forward(L->act, m->post[l], m->pre[l], batch * L->out);
-        a = m->post[l];
-    }
+    return CLIPNN_OK;
+}
+
+static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
+    clipnn_status s = forward_check(m, x, batch);
+    if (s) return s;
+    int threads = model_threads(m, batch);
     m->last_input = x;
     m->last_batch = batch;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    forward_slice(m, x, batch, clipnn_thread_id(), clipnn_thread_count());
     return CLIPNN_OK;
 }
 
@@ -246,28 +272,61 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
     return CLIPNN_OK;
 }
 
+/* Backward for thread t of T. Thread t owns the same units as in the
+ * forward: it scales its columns of delta[l] by act', forms its rows of
+ * dW and db (and their norms, when asked, while the rows are in its
+ * cache); after a barrier (da reads every column of delta[l]) it forms its
+ * columns of da, which are its own units of layer l - 1, so the next layer
+ * needs no barrier before its activation pass. */
+static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T) {
+    size_t row_base = 0;
+    for (size_t l = 0; l + 1 < m->n_layers; l++) row_base += m->layers[l].out;
+    for (size_t l = m->n_layers; l-- > 0;) {
+        const clipnn_layer *L = &m->layers[l];
+        size_t lo, hi;
+        clipnn_chunk(L->out, t, T, &lo, &hi);
+        float *d = m->delta[l];
+        for (size_t r = 0; r < batch && hi > lo; r++)
+            clipnn_act_backward(L->act, d + r * L->out + lo, m->pre[l] + r * L->out + lo,
+                                m->post[l] + r * L->out + lo, hi - lo);
+        const float *a = clipnn_layer_input(m, l);
+        if (want_params) {
+            float *dW = m->grads + L->w_offset;
+            clipnn_dense_weight_grad_rows(dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo, hi);
+            if (m->row_acc_order > 0)
+                for (size_t j = lo; j < hi; j++)
+                    m->row_acc[row_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
+        }
+        float *da = l > 0 ? m->delta[l - 1] : dx;
+        if (!da || (!want_params && !dx)) break; /* nothing further down is wanted */
+#pragma omp barrier
+        clipnn_chunk(L->in, t, T, &lo, &hi);
+        clipnn_dense_input_grad_cols(da, d, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
+        if (l > 0) row_base -= m->layers[l - 1].out;
+    }
+}
+
 clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx) {
     if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
     clipnn_status s = check_targets(m, lo, y, batch);
+    if (!s) s = forward_check(m, x, batch);
     if (s) return s;
-    s = forward(m, x, batch);
-    if (s) return s;
-    size_t last = m->n_layers - 1;
-    const clipnn_layer *out = &m->layers[last];
-    /* delta[last] first holds d loss / d output, then d loss / d z. */
-    double loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, out->out, m->losses,
-                                               m->delta[last]);
-    if (loss_out) *loss_out = loss;
-    for (size_t l = m->n_layers; l-- > 0;) {
-        const clipnn_layer *L = &m->layers[l];
-        clipnn_act_backward(L->act, m->delta[l], m->pre[l], m->post[l], batch * L->out);
-        float *da = l > 0 ? m->delta[l - 1] : dx;
-        float *dW = lo->want_params ? m->grads + L->w_offset : NULL;
-        float *db = lo->want_params ? m->grads + L->b_offset : NULL;
-        if (!dW && !da) break; /* nothing further down is wanted */
-        clipnn_dense_backward(dW, db, da, m->delta[l], clipnn_layer_input(m, l),
-                              m->params + L->w_offset, batch, L->in, L->out);
+    size_t last = m->n_layers - 1, k = m->layers[last].out;
+    double loss = 0;
+    int threads = model_threads(m, batch);
+    m->last_input = x; /* the first layer's input, read by the backward */
+    m->last_batch = batch;
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = clipnn_thread_id(), T = clipnn_thread_count();
+        forward_slice(m, x, batch, t, T);
+        /* delta[last] first holds d loss / d output, then d loss / d z. */
+#pragma omp single
+        loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
+        backward_slice(m, lo->want_params, dx, batch, t, T);
     }
+    if (lo->want_params) m->backward_id++;
+    if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
 }

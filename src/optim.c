@@ -52,13 +52,17 @@ void clipnn_optimizer_free(clipnn_optimizer *o) {
 
 uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o) { return o->steps; }
 
-/* p[n] -= lr * (s g[n]) with momentum / Nesterov buffer m[n] (or NULL). */
-static void sgd_update(float *p, const float *g, float *m, size_t n, float lr, float s, float mu,
-                       int nesterov, int first) {
+/* p[n] -= lr * (s g[n]) with momentum / Nesterov buffer m[n] (or NULL).
+ * The loops are marked simd: at -O2 GCC vectorizes only loops whose trip
+ * count it knows, and these are memory-bound streams. */
+static void sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
+                       float s, float mu, int nesterov, int first) {
     if (!m) {
+#pragma omp simd
         for (size_t i = 0; i < n; i++) p[i] -= lr * (s * g[i]);
         return;
     }
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float gi = s * g[i];
         /* torch.optim.SGD starts the buffer at the first gradient. */
@@ -70,11 +74,12 @@ static void sgd_update(float *p, const float *g, float *m, size_t n, float lr, f
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
  * into the step size and the denominator, eps added after the sqrt. */
-static void adam_update(float *p, const float *g, float *m, float *v, size_t n, float lr, float s,
-                        float b1, float b2, float eps, uint64_t t) {
+static void adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                        size_t n, float lr, float s, float b1, float b2, float eps, uint64_t t) {
     float bc1 = (float)(1.0 - pow(b1, (double)t));
     float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
     float step = lr / bc1;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float gi = s * g[i];
         m[i] = m[i] * b1 + gi * (1.0f - b1);
@@ -94,6 +99,7 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
     if (op->weight_decay > 0) {
         /* Decoupled (Loshchilov and Hutter): shrink before the gradient step. */
         float keep = (float)(1.0 - lr * op->weight_decay);
+#pragma omp simd
         for (size_t i = 0; i < n; i++) params[i] *= keep;
     }
     /* Chunks split at fixed boundaries: the result does not depend on the

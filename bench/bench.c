@@ -1,0 +1,355 @@
+/* bench_clipnn: the clipnn side of `make bench` (bench/run.sh).
+ *
+ *   bench_clipnn sgemm  [--threads T] [--n 512] [--reps R]
+ *       cblas_sgemm n x n x n GFLOP/s (median), the yardstick of the table.
+ *   bench_clipnn grid   --arch 784-256-128-10 --batch B [--clips none,norm,...]
+ *                       [--threads T] [--reps R] [--rep-seconds S]
+ *       Training throughput through clipnn_train (the path the CLI takes):
+ *       tanh hidden layers, softmax cross-entropy, plain SGD, minibatches
+ *       drawn with replacement from 4096 synthetic examples. The rules are
+ *       interleaved within each repetition so that a noisy machine hits
+ *       all of them alike; each rule trains its own copy of the model.
+ *   bench_clipnn naive  --arch ... --batch B [--threads T] [--reps R]
+ *       Per-sample (DP-SGD) clipping: the per-example norm trick against
+ *       the naive computation (one backward per example, each clipped and
+ *       summed), with the largest difference between the two updates.
+ *
+ * Output: tab-separated lines starting with the mode, read by run.sh. */
+#include <cblas.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "clipnn.h"
+
+#define MAX_LAYERS 8
+#define MAX_CLIPS 12
+#define MAX_REPS 64
+#define N_EXAMPLES 4096
+
+static double now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Median of v[n] (v is reordered). */
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]);
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_clipnn: %s: %s\n", what, clipnn_last_error());
+    exit(1);
+}
+
+static void usage(const char *msg) {
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive [options] (see bench/bench.c)\n", msg);
+    exit(2);
+}
+
+typedef struct {
+    int threads, reps;
+    size_t n, batch;
+    double rep_seconds;
+    size_t widths[MAX_LAYERS];
+    size_t n_layers, n_inputs;
+    clipnn_clip_rule clips[MAX_CLIPS];
+    int n_clips;
+    const char *arch;
+} bench_args;
+
+static void parse_arch(bench_args *a, const char *text) {
+    char *copy = strdup(text), *save = NULL;
+    size_t count = 0, v[MAX_LAYERS + 1];
+    for (char *tok = strtok_r(copy, "-", &save); tok; tok = strtok_r(NULL, "-", &save)) {
+        if (count == MAX_LAYERS + 1) usage("--arch: too many layers");
+        v[count++] = (size_t)strtoul(tok, NULL, 10);
+    }
+    free(copy);
+    if (count < 2) usage("--arch wants INPUTS-W1-...-OUT");
+    a->n_inputs = v[0];
+    a->n_layers = count - 1;
+    for (size_t i = 1; i < count; i++) a->widths[i - 1] = v[i];
+    a->arch = text;
+}
+
+static void parse_clips(bench_args *a, const char *text) {
+    char *copy = strdup(text), *save = NULL;
+    a->n_clips = 0;
+    for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (a->n_clips == MAX_CLIPS) usage("--clips: too many");
+        if (clipnn_clip_rule_parse(tok, &a->clips[a->n_clips++])) die("--clips");
+    }
+    free(copy);
+}
+
+static bench_args parse_args(int argc, char **argv) {
+    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .rep_seconds = 0.1};
+    parse_arch(&a, "784-256-128-10");
+    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample");
+    for (int i = 2; i < argc; i++) {
+        const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) usage("option without a value");
+        if (!strcmp(k, "--threads")) a.threads = atoi(v);
+        else if (!strcmp(k, "--reps")) a.reps = atoi(v);
+        else if (!strcmp(k, "--n")) a.n = (size_t)atol(v);
+        else if (!strcmp(k, "--batch")) a.batch = (size_t)atol(v);
+        else if (!strcmp(k, "--rep-seconds")) a.rep_seconds = atof(v);
+        else if (!strcmp(k, "--arch")) parse_arch(&a, v);
+        else if (!strcmp(k, "--clips")) parse_clips(&a, v);
+        else usage("unknown option");
+        i++;
+    }
+    if (a.reps < 1 || a.reps > MAX_REPS) usage("--reps must be 1..64");
+    if (a.threads < 1) usage("--threads must be >= 1");
+    return a;
+}
+
+/* ------------------------------------------------------------- sgemm */
+
+static void bench_sgemm(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    size_t n = a->n;
+    float *A = malloc(n * n * sizeof *A), *B = malloc(n * n * sizeof *B), *C = malloc(n * n * sizeof *C);
+    if (!A || !B || !C) usage("out of memory");
+    for (size_t i = 0; i < n * n; i++) {
+        A[i] = (float)((i * 7 % 13) - 6) * 0.1f;
+        B[i] = (float)((i * 5 % 11) - 5) * 0.1f;
+        C[i] = 0;
+    }
+    const double flops = 2.0 * (double)n * (double)n * (double)n;
+    int inner = (int)ceil(0.05 / (flops / 50e9)); /* ~50 ms per repetition */
+    double rate[MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        double t0 = now();
+        for (int k = 0; k < inner; k++)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)n, (int)n, (int)n, 1.0f, A, (int)n, B,
+                        (int)n, 0.0f, C, (int)n);
+        double dt = now() - t0;
+        if (r >= 0) rate[r] = flops * inner / dt / 1e9;
+    }
+    printf("sgemm\t%zu\t%d\t%.2f\t%s\n", n, a->threads, median(rate, a->reps), clipnn_blas_name());
+    free(A), free(B), free(C);
+}
+
+/* ------------------------------------------------------ model and data */
+
+static clipnn_model *make_model(const bench_args *a) {
+    clipnn_act acts[MAX_LAYERS];
+    for (size_t l = 0; l < a->n_layers; l++) acts[l] = l + 1 < a->n_layers ? CLIPNN_ACT_TANH : CLIPNN_ACT_IDENTITY;
+    clipnn_model *m;
+    if (clipnn_model_create(&m, a->n_inputs, a->n_layers, a->widths, acts)) die("model");
+    if (clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1)) die("init");
+    return m;
+}
+
+/* Inputs uniform in [0, 1) (pixel-like), labels from a fixed linear rule
+ * of the inputs so that there is something to learn. */
+static clipnn_dataset *make_data(const bench_args *a) {
+    size_t k = a->widths[a->n_layers - 1], d = a->n_inputs;
+    float *x = malloc(N_EXAMPLES * d * sizeof *x), *y = malloc(N_EXAMPLES * sizeof *y);
+    if (!x || !y) usage("out of memory");
+    uint64_t s = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < N_EXAMPLES; i++) {
+        double acc = 0;
+        for (size_t j = 0; j < d; j++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            x[i * d + j] = (float)((double)(s >> 11) / 9007199254740992.0);
+            acc += x[i * d + j] * (double)((j * 31 % 17) - 8);
+        }
+        y[i] = (float)((uint64_t)fabs(acc * 7.0) % k);
+    }
+    clipnn_dataset *ds;
+    if (clipnn_dataset_from_arrays(x, y, N_EXAMPLES, d, k, 1, &ds)) die("data");
+    free(x), free(y);
+    return ds;
+}
+
+/* Multiply-adds x 2 of one training step, as both frameworks do them:
+ * forward, weight gradient, and the input gradient of every layer but the
+ * first (the data need none). */
+static double step_flops(const bench_args *a) {
+    double f = 0;
+    size_t in = a->n_inputs;
+    for (size_t l = 0; l < a->n_layers; l++) {
+        double mk = (double)in * (double)a->widths[l];
+        f += 2.0 * (double)a->batch * mk * (l == 0 ? 2.0 : 3.0);
+        in = a->widths[l];
+    }
+    return f;
+}
+
+/* The thresholds of the table: each rule active on a good part of the
+ * steps of this synthetic problem (the clipped fraction is printed). */
+static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
+    clipnn_clip_options c = clipnn_clip_options_default();
+    c.rule = rule;
+    switch (rule) {
+    case CLIPNN_CLIP_ADAPTIVE_LAYER: c.lambda = 0.01; break;
+    case CLIPNN_CLIP_AGC: c.lambda = 0.01; break;
+    case CLIPNN_CLIP_PER_SAMPLE: c.lambda = 1.0; break;
+    default: c.lambda = 1.0; break;
+    }
+    return c;
+}
+
+static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule rule, uint64_t steps) {
+    clipnn_train_options o = clipnn_train_options_default();
+    o.optim.kind = CLIPNN_OPT_SGD;
+    o.schedule.kind = CLIPNN_SCHED_CONST;
+    o.schedule.a0 = 0.01;
+    o.clip = clip_for(rule);
+    o.loss.loss = CLIPNN_LOSS_XENT;
+    o.batch = a->batch;
+    o.steps = steps;
+    o.replacement = 1;
+    return o;
+}
+
+/* ------------------------------------------------------------- grid */
+
+static void bench_grid(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_dataset *ds = make_data(a);
+    clipnn_model *models[MAX_CLIPS];
+    for (int c = 0; c < a->n_clips; c++) models[c] = make_model(a);
+    clipnn_train_result res;
+
+    /* Calibration (also the warm-up): steps per repetition so that one
+     * takes about rep_seconds. */
+    uint64_t steps = 2;
+    for (;;) {
+        clipnn_train_options o = train_options(a, a->clips[0], steps);
+        if (clipnn_train(models[0], ds, NULL, &o, &res)) die("train");
+        if (res.seconds >= 0.02 || steps >= 100000) break;
+        steps *= 2;
+    }
+    /* The fastest of three runs of that length: a busy machine only
+     * ever slows a run down. */
+    double per_step = res.seconds / (double)steps;
+    for (int k = 0; k < 3; k++) {
+        clipnn_train_options o = train_options(a, a->clips[0], steps);
+        if (clipnn_train(models[0], ds, NULL, &o, &res)) die("train");
+        if (res.seconds / (double)steps < per_step) per_step = res.seconds / (double)steps;
+    }
+    steps = (uint64_t)ceil(a->rep_seconds / per_step);
+    if (steps < 2) steps = 2;
+
+    double secs[MAX_CLIPS][MAX_REPS], frac[MAX_CLIPS] = {0};
+    for (int r = -1; r < a->reps; r++) /* r = -1: warm-up of every rule */
+        for (int c = 0; c < a->n_clips; c++) {
+            clipnn_train_options o = train_options(a, a->clips[c], r < 0 ? 2 : steps);
+            if (clipnn_train(models[c], ds, NULL, &o, &res)) die("train");
+            if (res.diverged) fprintf(stderr, "bench_clipnn: %s diverged\n", clipnn_clip_rule_name(a->clips[c]));
+            if (r < 0) continue;
+            secs[c][r] = res.seconds / (double)steps;
+            frac[c] += res.clipped_fraction / a->reps;
+        }
+
+    const double flops = step_flops(a);
+    for (int c = 0; c < a->n_clips; c++) {
+        /* Overhead against the first rule (none) from the paired
+         * repetitions: (t_rule - t_none) / t_rule, median over r. */
+        double over[MAX_REPS], t[MAX_REPS];
+        for (int r = 0; r < a->reps; r++) {
+            over[r] = (secs[c][r] - secs[0][r]) / secs[c][r];
+            t[r] = secs[c][r];
+        }
+        double tm = median(t, a->reps);
+        printf("grid\t%s\t%zu\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%llu\n", a->arch, a->batch,
+               clipnn_clip_rule_name(a->clips[c]), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
+               c == 0 ? 0.0 : median(over, a->reps), frac[c], a->reps, (unsigned long long)steps);
+    }
+    for (int c = 0; c < a->n_clips; c++) clipnn_model_free(models[c]);
+    clipnn_dataset_free(ds);
+}
+
+/* ------------------------------------------------------------- naive */
+
+/* One DP-SGD gradient (no noise) the naive way: a backward per example,
+ * its gradient clipped to C and summed, the sum divided by the batch. */
+static void naive_per_sample(clipnn_model *m, const float *x, const float *y, size_t B, double C, float *sum) {
+    size_t P = clipnn_model_n_params(m), d = clipnn_model_n_inputs(m);
+    const float *g = clipnn_model_grads(m);
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    memset(sum, 0, P * sizeof *sum);
+    for (size_t i = 0; i < B; i++) {
+        if (clipnn_loss_grad(m, &lo, x + i * d, y + i, 1, NULL, NULL)) die("loss_grad");
+        double norm = clipnn_norm(g, P, 2.0);
+        float f = (float)(norm > C ? C / norm : 1.0);
+        for (size_t j = 0; j < P; j++) sum[j] += f * g[j];
+    }
+    for (size_t j = 0; j < P; j++) sum[j] /= (float)B;
+}
+
+static void bench_naive(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_dataset *ds = make_data(a);
+    clipnn_model *m = make_model(a);
+    size_t B = a->batch, P = clipnn_model_n_params(m), d = a->n_inputs;
+    if (clipnn_model_reserve(m, B)) die("reserve");
+    const float *x = clipnn_dataset_x(ds), *y = clipnn_dataset_y(ds);
+    clipnn_clip_options co = clip_for(CLIPNN_CLIP_PER_SAMPLE);
+    clipnn_clipper *clip;
+    if (clipnn_clipper_create(&clip, m, &co)) die("clipper");
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    float *sum = malloc(P * sizeof *sum);
+    if (!sum) usage("out of memory");
+
+    /* Both on the same batch and parameters: the gradient is all that is
+     * timed (the update that follows is the same for both). */
+    double t_trick[MAX_REPS], t_naive[MAX_REPS], maxdiff = 0, maxg = 0;
+    for (int r = -1; r < a->reps; r++) {
+        const float *xb = x + ((size_t)(r + 1) * B % (N_EXAMPLES - B)) * d;
+        const float *yb = y + ((size_t)(r + 1) * B % (N_EXAMPLES - B));
+        double t0 = now();
+        if (clipnn_loss_grad(m, &lo, xb, yb, B, NULL, NULL)) die("loss_grad");
+        double scale;
+        clipnn_clip_record rec;
+        if (clipnn_clipper_apply(clip, m, -1, 1, &scale, NULL, &rec)) die("clip");
+        double t1 = now();
+        if (r >= 0) t_trick[r] = t1 - t0;
+        t0 = now();
+        naive_per_sample(m, xb, yb, B, co.lambda, sum);
+        t1 = now();
+        if (r >= 0) t_naive[r] = t1 - t0;
+        if (r == 0) {
+            /* The trick's gradient again (the naive loop overwrote the
+             * gradient block), compared with the naive sum. */
+            if (clipnn_loss_grad(m, &lo, xb, yb, B, NULL, NULL)) die("loss_grad");
+            if (clipnn_clipper_apply(clip, m, -1, 1, &scale, NULL, &rec)) die("clip");
+            const float *g = clipnn_model_grads(m);
+            for (size_t j = 0; j < P; j++) {
+                double diff = fabs((double)g[j] - (double)sum[j]);
+                if (diff > maxdiff) maxdiff = diff;
+                if (fabs((double)g[j]) > maxg) maxg = fabs((double)g[j]);
+            }
+        }
+    }
+    double tt = median(t_trick, a->reps), tn = median(t_naive, a->reps);
+    printf("naive\t%s\t%zu\t%d\t%.4g\t%.4g\t%.1f\t%.3g\n", a->arch, B, a->threads, tt * 1e3, tn * 1e3, tn / tt,
+           maxg > 0 ? maxdiff / maxg : maxdiff);
+    free(sum);
+    clipnn_clipper_free(clip);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) usage("missing mode");
+    bench_args a = parse_args(argc, argv);
+    if (!strcmp(argv[1], "sgemm")) bench_sgemm(&a);
+    else if (!strcmp(argv[1], "grid")) bench_grid(&a);
+    else if (!strcmp(argv[1], "naive")) bench_naive(&a);
+    else usage("unknown mode");
+    return 0;
+}

@@ -1,0 +1,277 @@
+#!/usr/bin/python3
+"""The PyTorch side of `make bench` (bench/run.sh); mirrors bench/bench.c.
+
+  torch_bench.py grid --arch 784-256-128-10 --batch B [--clips none,norm,...]
+                      [--threads T] [--reps R] [--rep-seconds S]
+      Training throughput of the same MLP (tanh hidden layers, softmax
+      cross-entropy, plain SGD, minibatches drawn with replacement from
+      4096 synthetic examples) with each clipping rule written the way a
+      PyTorch user would: clip_grad_norm_ for norm, per-tensor factors for
+      adaptive-layer, unit-wise factors for AGC, and for per-sample the
+      per-example norm trick (activations and output gradients from hooks,
+      a second backward of the reweighted loss), as Opacus's ghost clipping.
+  torch_bench.py fmnist [--dir /usr/share/datasets/fashion-mnist] [--threads T]
+      The Fashion-MNIST run equivalent to
+        clipnn train --data fashion-mnist --arch 256-128-10 --act relu
+          --opt sgd --lr 0.05 --momentum 0.9 --batch 128 --epochs 10
+          --clip norm-torch --lambda 1
+      (inputs standardized per feature on the training set, He init with
+      zero biases, shuffled passes, test evaluation after every epoch).
+
+Output: tab-separated lines, the same columns as bench_clipnn's.
+"""
+import argparse
+import gzip
+import math
+import statistics
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+N_EXAMPLES = 4096
+
+
+def lambda_for(rule):
+    # The same thresholds as bench/bench.c's clip_for().
+    return {"adaptive-layer": 0.01, "agc": 0.01}.get(rule, 1.0)
+
+
+def make_model(arch, act):
+    sizes = [int(v) for v in arch.split("-")]
+    layers = []
+    for i in range(1, len(sizes)):
+        lin = nn.Linear(sizes[i - 1], sizes[i])
+        layers.append(lin)
+        if i + 1 < len(sizes):
+            layers.append(act())
+    return nn.Sequential(*layers), sizes
+
+
+def step_flops(sizes, batch):
+    # Forward, weight gradient, and the input gradient of every layer but
+    # the first: what both frameworks compute.
+    f = 0.0
+    for l in range(1, len(sizes)):
+        mk = sizes[l - 1] * sizes[l]
+        f += 2.0 * batch * mk * (2.0 if l == 1 else 3.0)
+    return f
+
+
+class PerSample:
+    """DP-SGD clipping with per-example norms from ||a_i||^2 (||d_i||^2)."""
+
+    def __init__(self, model, C):
+        self.C = C
+        self.linears = [m for m in model if isinstance(m, nn.Linear)]
+        self.inputs = [None] * len(self.linears)
+        self.outs = [None] * len(self.linears)
+        for k, lin in enumerate(self.linears):
+            lin.register_forward_hook(self._hook(k))
+
+    def _hook(self, k):
+        def f(mod, inp, out):
+            self.inputs[k] = inp[0].detach()
+            self.outs[k] = out
+        return f
+
+    def loss_and_backward(self, model, x, y):
+        z = model(x)
+        losses = F.cross_entropy(z, y, reduction="none")
+        B = x.shape[0]
+        deltas = torch.autograd.grad(losses.sum() / B, self.outs, retain_graph=True)
+        sq = torch.zeros(B)
+        for a, d in zip(self.inputs, deltas):
+            sq += (d * d).sum(1) * ((a * a).sum(1) + 1.0)
+        norms = B * sq.sqrt()
+        factor = torch.clamp(self.C / norms, max=1.0)
+        (losses * factor).sum().div(B).backward()
+        return (factor < 1).any().item()
+
+
+def clip_adaptive_layer(model, lam, eps=1e-3):
+    clipped = False
+    with torch.no_grad():
+        for p in model.parameters():
+            g = p.grad
+            gn = torch.linalg.vector_norm(g)
+            bound = lam * max(torch.linalg.vector_norm(p).item(), eps)
+            if gn.item() > bound:
+                g.mul_(bound / gn.item())
+                clipped = True
+    return clipped
+
+
+def clip_agc(model, lam, eps=1e-3):
+    # Unit-wise: rows of W, the whole bias vector (as clipnn's agc).
+    clipped = False
+    with torch.no_grad():
+        for p in model.parameters():
+            g = p.grad
+            if p.dim() == 2:
+                pn = torch.linalg.vector_norm(p, dim=1, keepdim=True).clamp(min=eps)
+                gn = torch.linalg.vector_norm(g, dim=1, keepdim=True)
+            else:
+                pn = torch.linalg.vector_norm(p).clamp(min=eps)
+                gn = torch.linalg.vector_norm(g)
+            maxn = lam * pn
+            scale = torch.where(gn > maxn, maxn / gn.clamp(min=1e-6), torch.ones_like(gn))
+            clipped = clipped or bool((gn > maxn).any())
+            g.mul_(scale)
+    return clipped
+
+
+def make_data(n_in, k, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(N_EXAMPLES, n_in, generator=g)
+    w = torch.arange(n_in, dtype=torch.float64) * 31 % 17 - 8
+    y = ((x.double() @ w).abs() * 7).long() % k
+    return x, y
+
+
+def train_steps(model, opt, rule, ps, x, y, batch, steps, gen):
+    clipped = 0
+    for _ in range(steps):
+        idx = torch.randint(0, N_EXAMPLES, (batch,), generator=gen)
+        xb, yb = x[idx], y[idx]
+        opt.zero_grad(set_to_none=True)
+        if rule == "per-sample":
+            clipped += ps.loss_and_backward(model, xb, yb)
+        else:
+            loss = F.cross_entropy(model(xb), yb)
+            loss.backward()
+            if rule == "norm":
+                n = nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+                clipped += n.item() > 1.0
+            elif rule == "adaptive-layer":
+                clipped += clip_adaptive_layer(model, lambda_for(rule))
+            elif rule == "agc":
+                clipped += clip_agc(model, lambda_for(rule))
+        opt.step()
+    return clipped
+
+
+def grid(args):
+    torch.manual_seed(1)
+    clips = args.clips.split(",")
+    models, opts, pss = [], [], []
+    for rule in clips:
+        torch.manual_seed(1)
+        m, sizes = make_model(args.arch, nn.Tanh)
+        for mod in m:
+            if isinstance(mod, nn.Linear):
+                nn.init.xavier_uniform_(mod.weight)
+                nn.init.zeros_(mod.bias)
+        models.append(m)
+        opts.append(torch.optim.SGD(m.parameters(), lr=0.01))
+        pss.append(PerSample(m, lambda_for(rule)) if rule == "per-sample" else None)
+    x, y = make_data(sizes[0], sizes[-1])
+    gen = torch.Generator().manual_seed(2)
+    B = args.batch
+
+    steps = 2
+    while True:
+        t0 = time.perf_counter()
+        train_steps(models[0], opts[0], clips[0], pss[0], x, y, B, steps, gen)
+        dt = time.perf_counter() - t0
+        if dt >= 0.02 or steps >= 100000:
+            break
+        steps *= 4
+    steps = max(2, math.ceil(args.rep_seconds / (dt / steps)))
+
+    secs = [[0.0] * args.reps for _ in clips]
+    frac = [0.0] * len(clips)
+    for r in range(-1, args.reps):
+        for c, rule in enumerate(clips):
+            n = 2 if r < 0 else steps
+            t0 = time.perf_counter()
+            k = train_steps(models[c], opts[c], rule, pss[c], x, y, B, n, gen)
+            dt = time.perf_counter() - t0
+            if r >= 0:
+                secs[c][r] = dt / n
+                frac[c] += k / n / args.reps
+    flops = step_flops(sizes, B)
+    for c, rule in enumerate(clips):
+        tm = statistics.median(secs[c])
+        over = statistics.median((secs[c][r] - secs[0][r]) / secs[c][r] for r in range(args.reps))
+        print("grid\t%s\t%d\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%d" %
+              (args.arch, B, rule, torch.get_num_threads(), B / tm, tm * 1e3, flops / tm / 1e9,
+               0.0 if c == 0 else over, frac[c], args.reps, steps))
+        sys.stdout.flush()
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb") as f:
+        data = f.read()
+    ndim = data[3]
+    dims = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
+    arr = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    return arr.reshape(dims)
+
+
+def fmnist(args):
+    t_start = time.perf_counter()
+    d = args.dir
+    xtr = read_idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, -1).astype(np.float64)
+    ytr = read_idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
+    xte = read_idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, -1).astype(np.float64)
+    yte = read_idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    # clipnn's standardize: population std fitted on train, constant features -> 0.
+    mean = xtr.mean(0)
+    sd = xtr.std(0)
+    mul = np.where(sd > 0, 1.0 / np.where(sd > 0, sd, 1.0), 1.0)
+    xtr = torch.from_numpy(((xtr - mean) * mul).astype(np.float32))
+    xte = torch.from_numpy(((xte - mean) * mul).astype(np.float32))
+    ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
+
+    torch.manual_seed(1)
+    model, _ = make_model("784-256-128-10", nn.ReLU)
+    for mod in model:
+        if isinstance(mod, nn.Linear):
+            nn.init.kaiming_normal_(mod.weight, nonlinearity="relu")
+            nn.init.zeros_(mod.bias)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    n, B = xtr.shape[0], 128
+    t_train = time.perf_counter()
+    acc = float("nan")
+    for epoch in range(10):
+        perm = torch.randperm(n)
+        for s in range(0, n, B):
+            idx = perm[s:s + B]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        with torch.no_grad():
+            correct = 0
+            for s in range(0, xte.shape[0], 256):
+                correct += (model(xte[s:s + 256]).argmax(1) == yte[s:s + 256]).sum().item()
+            acc = correct / xte.shape[0]
+    t_end = time.perf_counter()
+    print("fmnist\ttorch\t%d\t%.2f\t%.2f\t%.4f" % (torch.get_num_threads(), t_end - t_start, t_end - t_train, acc))
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("mode", choices=["grid", "fmnist"])
+    ap.add_argument("--arch", default="784-256-128-10")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--clips", default="none,norm,adaptive-layer,agc,per-sample")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--rep-seconds", type=float, default=0.1)
+    ap.add_argument("--dir", default="/usr/share/datasets/fashion-mnist")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.mode == "grid":
+        grid(args)
+    else:
+        fmnist(args)
+
+
+if __name__ == "__main__":
+    main()
