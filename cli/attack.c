@@ -194,7 +194,8 @@ int cmd_attack(int argc, char **argv) {
             rc = cli_fail(cmd, st, "attack");
             goto done;
         }
-        robust[e] = res[e].robust_accuracy;
+        /* what the masking checks compare: examples left unbroken */
+        robust[e] = ao.targeted ? 1 - res[e].success_rate : res[e].robust_accuracy;
         robust_one[e] = NAN;
         if (checks && iterative) {
             clipnn_attack_options o1 = ao;
@@ -211,7 +212,7 @@ int cmd_attack(int argc, char **argv) {
                 rc = cli_fail(cmd, st, "one-step attack");
                 goto done;
             }
-            robust_one[e] = one[e].robust_accuracy;
+            robust_one[e] = ao.targeted ? 1 - one[e].success_rate : one[e].robust_accuracy;
         }
         if (out_dir && io.h > 0) {
             for (size_t i = 0; i < images && i < n_ex && !rc; i++) {
@@ -281,7 +282,8 @@ int cmd_attack(int argc, char **argv) {
             cli_json_num(&j, "success_rate", res[e].success_rate);
             cli_json_num(&j, "mean_linf", res[e].mean_linf);
             cli_json_num(&j, "mean_l2", res[e].mean_l2);
-            cli_json_num(&j, "one_step_robust_accuracy", robust_one[e]);
+            cli_json_num(&j, "one_step_robust_accuracy", isnan(robust_one[e]) ? NAN : one[e].robust_accuracy);
+            cli_json_num(&j, "one_step_success_rate", isnan(robust_one[e]) ? NAN : one[e].success_rate);
             cli_json_u64(&j, "zero_gradient_failures", res[e].zero_grad);
             cli_json_close(&j, '}');
         }
@@ -294,10 +296,12 @@ int cmd_attack(int argc, char **argv) {
         cli_json_end(&j);
     } else {
         printf("%-8s %-9s %-10s %-9s %-10s %-10s %-11s %s\n", "eps", "clean", "robust", "success", "mean_linf",
-               "mean_l2", iterative && checks ? (l2 ? "one-step" : "fgsm") : "", "zero-grad");
+               "mean_l2", !(iterative && checks) ? "" : ao.targeted ? "1step-succ" : l2 ? "one-step" : "fgsm",
+               "zero-grad");
         for (size_t e = 0; e < n_eps; e++) {
             char one_text[32] = "";
-            if (!isnan(robust_one[e])) snprintf(one_text, sizeof one_text, "%.4f", robust_one[e]);
+            if (!isnan(robust_one[e]))
+                snprintf(one_text, sizeof one_text, "%.4f", ao.targeted ? one[e].success_rate : one[e].robust_accuracy);
             printf("%-8g %-9.4f %-10.4f %-9.4f %-10.4g %-10.4g %-11s %zu\n", eps[e], res[e].clean_accuracy,
                    res[e].robust_accuracy, res[e].success_rate, res[e].mean_linf, res[e].mean_l2, one_text,
                    res[e].zero_grad);

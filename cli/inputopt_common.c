@@ -211,7 +211,9 @@ void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d) {
             d->grad_norm, d->grad_norm_raw, d->grad_norm_ref);
     fprintf(f, "objective %.8g (double %.8g); %s, %s\n", d->value, d->value_ref,
             d->stalled ? "stalled (gradient tiny)" : "not stalled", d->stationary ? "stationary" : "not stationary");
-    if (d->n_findings == 0) fprintf(f, "causes: none found\n");
+    if (d->n_findings == 0)
+        fprintf(f, "causes: none found%s\n",
+                d->at_target ? " (the objective is met here: nothing stops the optimization short of it)" : "");
     for (size_t i = 0; i < d->n_findings; i++) {
         const clipnn_finding *c = &d->findings[i];
         fprintf(f, "cause: %s\n  test:   %s\n  found:  %s\n  remedy: %s\n", clipnn_cause_name(c->cause), c->test,

@@ -792,6 +792,7 @@ typedef struct {
 typedef struct {
     int stalled;             /* the gradient the optimizer sees is tiny (<= grad_tol) */
     int stationary;          /* the double reference gradient (in x) is tiny as well */
+    int at_target;           /* the objective is met (model objectives) or within loss_tol of target */
     double value, value_ref; /* objective, float32 and double */
     double grad_norm;        /* the optimizer's gradient (float32, analytic or finite differences, in
                                 the optimized variable, projected on the box) */
@@ -846,9 +847,11 @@ clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj
                                     clipnn_diagnosis *d);
 
 /* Gradient-masking checks of an attack over an epsilon grid (Athalye et al.
- * 2018, Carlini et al. 2019): robust[i] of the iterative attack and
- * one_step[i] of the one-step attack at eps[i] (eps increasing; one_step
- * may be NULL), and the success rate of an unbounded attack (NaN: not run).
+ * 2018, Carlini et al. 2019): robust[i], the fraction of examples the
+ * iterative attack leaves unbroken at eps[i] (robust accuracy; for a
+ * targeted attack the fraction not taken to the target), one_step[i] the
+ * same for the one-step attack (eps increasing; one_step may be NULL), and
+ * the success rate of an unbounded attack (NaN: not run).
  * Adds a MASKING finding for: iterative weaker than one-step, robust
  * accuracy rising with epsilon, unbounded attack below 100%. */
 void clipnn_diagnose_masking(const double *eps, const double *robust, const double *one_step,

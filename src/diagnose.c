@@ -357,6 +357,7 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
     d->stalled = d->grad_norm <= tiny;
     d->stationary = d->grad_norm_ref <= tiny;
     const int reached = at_target(o, ts, d->value_ref);
+    d->at_target = reached;
 
     /* ---- numerical precision */
     double diff = 0, maxd = 0;
@@ -817,7 +818,8 @@ void clipnn_diagnose_masking(const double *eps, const double *robust, const doub
                         "an iterative attack must be at least as strong as one step: its gradients are misleading "
                         "(masked). Check the attack's loss (use the margin loss), its step size, and try more steps "
                         "and restarts before trusting the robustness",
-                        "at eps %.4g the iterative attack leaves robust accuracy %.4f, the one-step attack %.4f",
+                        "at eps %.4g the iterative attack leaves %.4f of the examples unbroken, the one-step attack "
+                        "only %.4f",
                         eps[i], robust[i], one_step[i]);
         }
         if (i > 0 && robust[i] > robust[i - 1] && !rising) {
@@ -825,12 +827,12 @@ void clipnn_diagnose_masking(const double *eps, const double *robust, const doub
             add_finding(d, CLIPNN_CAUSE_MASKING, "monotone-in-epsilon",
                         "a larger budget contains every smaller one, so accuracy cannot rise with epsilon under a "
                         "working attack: the attack fails to use its budget (step size, masking)",
-                        "robust accuracy %.4f at eps %.4g but %.4f at the larger eps %.4g", robust[i - 1], eps[i - 1],
+                        "%.4f of the examples unbroken at eps %.4g but %.4f at the larger eps %.4g", robust[i - 1], eps[i - 1],
                         robust[i], eps[i]);
         }
     }
     if (!weaker && one_step) add_check(d, "iterative-vs-one-step", 1, "iterative at least as strong at every epsilon");
-    if (!rising) add_check(d, "monotone-in-epsilon", 1, "robust accuracy never rises with epsilon");
+    if (!rising) add_check(d, "monotone-in-epsilon", 1, "the unbroken fraction never rises with epsilon");
     if (!isnan(unbounded_success)) {
         if (unbounded_success < 1.0)
             add_finding(d, CLIPNN_CAUSE_MASKING, "unbounded-attack",
