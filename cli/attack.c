@@ -70,6 +70,9 @@ static void diagnose_stalled(clipnn_model *m, const clipnn_attack_options *ao, c
         if (clipnn_diagnose_model(m, &obj, &y, x, &dopt, &d)) break;
         printf("diagnosis of the first, example %zu:\n", i);
         cli_print_diagnosis(stdout, &d);
+        if (!d.stalled)
+            printf("the gradient is not zero there: the attack did not stop on a zero gradient but failed to use "
+                   "it; try more --steps, --restarts, another --step, or the margin loss\n");
         break;
     }
 done:
@@ -323,6 +326,10 @@ int cmd_attack(int argc, char **argv) {
             printf("\nthe unbounded attack leaves %zu examples unbroken (%zu with an input gradient of exactly 0)\n",
                    ub.eligible - ub.successes, ub.zero_grad);
             diagnose_stalled(m, &ao, unbounded_adv, labels, n_ex, &io.space, 0);
+        } else if (d.n_findings > 0 && res[n_eps - 1].successes < res[n_eps - 1].eligible) {
+            printf("\nmasking symptoms: the first example the attack left unbroken at eps %g, diagnosed:\n",
+                   eps[n_eps - 1]);
+            diagnose_stalled(m, &ao, adv, labels, n_ex, &io.space, 0);
         }
     }
 done:
