@@ -294,21 +294,19 @@ clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objec
     for (size_t l = top + 1; l-- > 0;) {
         const clipnn_layer *Ly = &m->layers[l];
         const float *W = m->params + Ly->w_offset;
-        double n_out = 0, n_pre = 0, n_in;
+        double n_out = 0, n_pre = 0, n_in = 0;
         for (size_t u = 0; u < Ly->out; u++) {
             n_out += ds[l][u] * ds[l][u];
             ds[l][u] *= clipnn_act_deriv_d(Ly->act, zs[l][u]);
             n_pre += ds[l][u] * ds[l][u];
         }
         double *da = l > 0 ? ds[l - 1] : dx;
-        double tmp_in = 0;
         for (size_t i = 0; i < Ly->in; i++) {
             double acc = 0;
             for (size_t u = 0; u < Ly->out; u++) acc += ds[l][u] * (double)W[u * Ly->in + i];
             if (da) da[i] = acc;
-            tmp_in += acc * acc;
+            n_in += acc * acc;
         }
-        n_in = tmp_in;
         if (signal) signal[l] = (clipnn_signal){sqrt(n_out), sqrt(n_pre), sqrt(n_in)};
     }
     clipnn_free(block);
