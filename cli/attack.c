@@ -23,14 +23,16 @@ static const char SYNOPSIS[] =
     "unbounded attack (budget covering the box) unless --no-checks. Examples that stay\n"
     "unbroken with an input gradient of exactly zero are diagnosed (clipnn diagnose).\n"
     "--out DIR: PNGs of the first --images originals, adversarial inputs and perturbations\n"
-    "(amplified, blue - white - red colour scale with its bar) at each epsilon, and\n"
-    "trace.csv (eps,restart,batch,step,loss,grad_norm,success_rate).\n"
+    "(amplified, blue - white - red colour scale with its bar) at each epsilon,\n"
+    "trace.csv (eps,restart,batch,step,loss,grad_norm,success_rate: batch means) and\n"
+    "trace_examples.csv (eps,restart,example,step,loss,grad_norm,fooled) for those examples.\n"
     "Exit codes: 0 ok, 1 attack failed, 2 bad option, 3 bad model or data, 4 file error.";
 
 #define MAX_EPS 32
 
 typedef struct {
-    FILE *trace;
+    FILE *trace, *examples;
+    size_t n_examples; /* per-example rows for the first n_examples */
     double eps;
 } trace_ctx;
 
@@ -39,6 +41,9 @@ static void on_step(const clipnn_attack_step *s, void *user) {
     if (t->trace)
         fprintf(t->trace, "%.6g,%zu,%zu,%zu,%.9g,%.9g,%.6g\n", t->eps, s->restart, s->batch_index, s->step, s->loss,
                 s->grad_norm, s->success_rate);
+    for (size_t b = 0; t->examples && b < s->batch_size && s->first_example + b < t->n_examples; b++)
+        fprintf(t->examples, "%.6g,%zu,%zu,%zu,%.9g,%.9g,%d\n", t->eps, s->restart, s->first_example + b, s->step,
+                s->example_loss[b], s->example_grad_norm[b], s->example_fooled[b]);
 }
 
 /* Diagnoses the first eligible example that the attack left unbroken (with
@@ -138,7 +143,7 @@ int cmd_attack(int argc, char **argv) {
     }
     cli_io_data io;
     float *adv = NULL, *pert = NULL, *unbounded_adv = NULL;
-    FILE *trace = NULL;
+    FILE *trace = NULL, *examples = NULL;
     if ((rc = cli_io_load(cmd, &s, box, dim, &io))) goto done;
     if (clipnn_dataset_n_classes(io.test) == 0) {
         rc = cli_usage_error(cmd, "--data %s is a regression set; attacks need class labels", s.data);
@@ -164,8 +169,16 @@ int cmd_attack(int argc, char **argv) {
             goto done;
         }
         fprintf(trace, "eps,restart,batch,step,loss,grad_norm,success_rate\n");
+        snprintf(path, sizeof path, "%s/trace_examples.csv", out_dir);
+        examples = fopen(path, "w");
+        if (!examples) {
+            fprintf(stderr, "clipnn %s: %s: cannot open for writing\n", cmd, path);
+            rc = CLI_EXIT_IO;
+            goto done;
+        }
+        fprintf(examples, "eps,restart,example,step,loss,grad_norm,fooled\n");
     }
-    trace_ctx tctx = {trace, 0};
+    trace_ctx tctx = {trace, examples, images, 0};
     ao.steps = steps;
     ao.step = step;
     ao.random_start = random_start;
@@ -335,6 +348,10 @@ int cmd_attack(int argc, char **argv) {
 done:
     if (trace && fclose(trace) != 0 && !rc) {
         fprintf(stderr, "clipnn %s: trace.csv: write failed\n", cmd);
+        rc = CLI_EXIT_IO;
+    }
+    if (examples && fclose(examples) != 0 && !rc) {
+        fprintf(stderr, "clipnn %s: trace_examples.csv: write failed\n", cmd);
         rc = CLI_EXIT_IO;
     }
     free(adv);

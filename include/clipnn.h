@@ -710,6 +710,11 @@ typedef struct {
     double grad_norm;     /* mean 2-norm of the input gradient */
     double success_rate;  /* fraction of the batch's examples already fooled at this iterate */
     size_t batch_index, batch_size;
+    size_t first_example;       /* index of the batch's first example in the attacked set */
+    /* per example of the batch ([batch_size]), valid during the call: */
+    const double *example_loss;      /* the attack objective */
+    const double *example_grad_norm; /* 2-norm of its input gradient */
+    const int *example_fooled;       /* the iterate meets the attack's goal */
 } clipnn_attack_step;
 
 typedef struct {

@@ -87,8 +87,8 @@ static void random_start(clipnn_rng *rng, float *x, const float *x0, size_t n, i
 
 typedef struct {
     float *x0, *xa, *best, *g, *xm, *y;
-    double *values, *best_value;
-    int *reached, *best_reached, *eligible, *zero_grad;
+    double *values, *best_value, *gnorm;
+    int *reached, *best_reached, *eligible, *zero_grad, *fooled;
 } attack_work;
 
 static clipnn_status check_options(const clipnn_model *m, const clipnn_attack_options *o) {
@@ -148,7 +148,8 @@ static clipnn_status attack_batch(clipnn_model *m, const clipnn_attack_options *
                 const float *g = w->g + b * n;
                 double gn = 0;
                 for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
-                sum_gn += sqrt(gn);
+                w->gnorm[b] = sqrt(gn);
+                sum_gn += w->gnorm[b];
                 sum_loss += w->values[b];
                 fooled += w->eligible[b] && w->reached[b];
                 if (!w->eligible[b]) continue;
@@ -162,8 +163,9 @@ static clipnn_status attack_batch(clipnn_model *m, const clipnn_attack_options *
                 }
             }
             if (o->on_step) {
-                clipnn_attack_step st = {rs, t, sum_loss / (double)B, sum_gn / (double)B,
-                                         (double)fooled / (double)B, batch_index, B};
+                for (size_t b = 0; b < B; b++) w->fooled[b] = w->eligible[b] && w->reached[b];
+                clipnn_attack_step st = {rs,         t, sum_loss / (double)B, sum_gn / (double)B, (double)fooled / (double)B,
+                                         batch_index, B, batch_index * o->batch, w->values, w->gnorm, w->fooled};
                 o->on_step(&st, o->user);
             }
             if (last) break;
@@ -204,16 +206,17 @@ clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, con
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "attack: batch of %zu x %zu inputs is too large", bs, n);
     attack_work w;
     float *fblock = clipnn_alloc_array(5 * fl + bs, sizeof *fblock);
-    double *dblock = clipnn_alloc_array(2 * bs, sizeof *dblock);
-    int *iblock = clipnn_alloc_array(4 * bs, sizeof *iblock);
+    double *dblock = clipnn_alloc_array(3 * bs, sizeof *dblock);
+    int *iblock = clipnn_alloc_array(5 * bs, sizeof *iblock);
     if (!fblock || !dblock || !iblock) {
         clipnn_free(fblock), clipnn_free(dblock), clipnn_free(iblock);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "attack: out of memory for a batch of %zu", bs);
     }
     w.x0 = fblock, w.xa = fblock + fl, w.best = fblock + 2 * fl, w.g = fblock + 3 * fl, w.xm = fblock + 4 * fl;
     w.y = fblock + 5 * fl;
-    w.values = dblock, w.best_value = dblock + bs;
+    w.values = dblock, w.best_value = dblock + bs, w.gnorm = dblock + 2 * bs;
     w.reached = iblock, w.best_reached = iblock + bs, w.eligible = iblock + 2 * bs, w.zero_grad = iblock + 3 * bs;
+    w.fooled = iblock + 4 * bs;
 
     clipnn_objective obj = clipnn_objective_default();
     obj.kind = o->targeted ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;

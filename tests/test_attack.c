@@ -478,3 +478,43 @@ TEST(cli_attack_and_optimize_input) {
     snprintf(args, sizeof args, "attack --model %s --method fgsm --eps 0.2,0.1", model);
     CHECK(check_run_tool(args, &out) == 2);
 }
+
+/* The trace: per-example values average to the batch means, and a fooled
+ * example stays counted in the success rate of its step. */
+typedef struct {
+    size_t calls, bad;
+} trace_check;
+
+static void check_step(const clipnn_attack_step *s, void *user) {
+    trace_check *t = user;
+    double loss = 0, gn = 0, fooled = 0;
+    for (size_t b = 0; b < s->batch_size; b++) {
+        loss += s->example_loss[b];
+        gn += s->example_grad_norm[b];
+        fooled += s->example_fooled[b];
+    }
+    double B = (double)s->batch_size;
+    t->bad += fabs(loss / B - s->loss) > 1e-12 * (1 + fabs(s->loss)) || fabs(gn / B - s->grad_norm) > 1e-12 * (1 + gn) ||
+              fooled / B != s->success_rate;
+    t->calls++;
+}
+
+TEST(attack_trace_per_example) {
+    clipnn_model *m = ref_model();
+    size_t nx = 0, ny = 0;
+    float *x = ref_array("tests/ref/attack_model.txt", "x", &nx), *y = ref_array("tests/ref/attack_model.txt", "labels", &ny);
+    CHECK(m && x && y);
+    if (m && x && y) {
+        trace_check t = {0, 0};
+        clipnn_attack_options o = clipnn_attack_options_default();
+        o.eps = 0.03, o.steps = 6, o.batch = 3, o.restarts = 2, o.random_start = 1;
+        o.on_step = check_step;
+        o.user = &t;
+        clipnn_attack_result r;
+        CHECK_OK(clipnn_attack(m, &o, x, y, REF_B, NULL, &r));
+        CHECK(t.calls == 3 * 2 * 7); /* batches of 3, 3, 2; 2 restarts; steps 0..6 */
+        CHECK(t.bad == 0);
+    }
+    free(x), free(y);
+    clipnn_model_free(m);
+}
