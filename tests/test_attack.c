@@ -518,3 +518,33 @@ TEST(attack_trace_per_example) {
     free(x), free(y);
     clipnn_model_free(m);
 }
+
+/* The tanh parametrization: from mid-range it descends like pixel space;
+ * from the bounds the 0.999999 shrink gives w = atanh(-0.999999) = -7.25,
+ * finite, with dx/dw = (1 - 0.999999^2) / 2 ~ 1e-6 instead of 0: the
+ * gradient in w is not zero (atanh(-1) would be -infinity, and its
+ * derivative 0). It is still small: plain gradient descent moves such a
+ * pixel by ~1e-13 a step, which is why the diagnosis names it. */
+TEST(inputopt_tanh_parametrization) {
+    size_t w[1] = {2};
+    clipnn_act id[1] = {CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, 4, 1, w, id));
+    if (!m) return;
+    const float p[10] = {1, 1, 1, 1, 0, 0, 0, 0, 0, 2.5f}; /* z0 = sum x, z1 = 2.5 */
+    memcpy(clipnn_model_params(m), p, sizeof p);
+    clipnn_inputopt_options o = clipnn_inputopt_options_default();
+    o.param = CLIPNN_PARAM_TANH;
+    float y = 0, x[4] = {0.5f, 0.5f, 0.5f, 0.5f};
+    clipnn_inputopt_result r;
+    CHECK_OK(clipnn_optimize_input(m, &o, &y, x, &r));
+    CHECK(r.reached);
+    for (int i = 0; i < 4; i++) CHECK(x[i] > 0.5f && x[i] <= 1.0f);
+    float z[4] = {0, 0, 0, 0};
+    o.stall_steps = 0;
+    o.steps = 50;
+    CHECK_OK(clipnn_optimize_input(m, &o, &y, z, &r));
+    CHECK(r.grad_norm > 1e-7 && r.grad_norm < 1e-5); /* 4 pixels x 0.9 x 1e-6 */
+    for (int i = 0; i < 4; i++) CHECK_MSG(z[i] > 0.0f && z[i] < 1e-6f, "pixel %d at %g", i, (double)z[i]);
+    clipnn_model_free(m);
+}
