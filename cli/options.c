@@ -459,6 +459,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     } else {
         c->project_kind = CLIPNN_PROJECT_BALL;
     }
+    /* ZClip's threshold is a z-score: --lambda sets it. */
+    if (rule == CLIPNN_CLIP_ZSCORE && s->lambda && !parse_number(s->lambda, &v)) c->z_threshold = v;
     /* The threshold of rules without a lambda is their own parameter. */
     if (!isnan(threshold)) {
         if (rule == CLIPNN_CLIP_VALUE) c->value = threshold;
