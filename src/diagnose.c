@@ -310,6 +310,11 @@ static clipnn_status diagnose_problem(problem *P, const float *point, const clip
     const int tanh_param = o->param == CLIPNN_PARAM_TANH;
     if (tanh_param && !(isfinite(lo) && isfinite(hi)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: the tanh parametrization needs a finite box");
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(point[i]))
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "diagnose: coordinate %zu of the point is %g", i, (double)point[i]);
+    if (!(o->grad_tol >= 0) || !(o->curv_tol >= 0) || !(o->fd_step >= 0))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: grad_tol, curv_tol and fd_step must be >= 0");
     size_t k = o->lanczos_steps < n ? o->lanczos_steps : n;
     if (k == 0) k = 1;
     size_t nwork = 8 * n + (k * n + 4 * n + 2 * k * k);

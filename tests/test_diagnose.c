@@ -65,6 +65,9 @@ TEST(diagnose_local_minimum_of_quadratic) {
     CHECK_OK(clipnn_diagnose_fn(&f, &p, &o, &d));
     check_causes("quadratic, no target", &d, CAUSE(CLIPNN_CAUSE_LOCAL_MINIMUM));
     CHECK(strstr(d.findings[0].numbers, "at its target") == NULL);
+    /* a point that is not finite is refused */
+    float bad = NAN;
+    CHECK(clipnn_diagnose_fn(&f, &bad, &o, &d) == CLIPNN_ERR_NONFINITE);
     /* away from the minimum nothing stalls */
     p = 0;
     CHECK_OK(clipnn_diagnose_fn(&f, &p, &o, &d));
