@@ -302,3 +302,37 @@ TEST(cli_resume_continues_run) {
     snprintf(args, sizeof args, "train --resume %s --arch 32-10", half);
     CHECK(check_run_tool(args, &out) == 2);
 }
+
+/* Value of "key":number in the row of rule `rule` of compare's JSON. */
+static double row_number(const char *json, const char *rule, const char *key) {
+    char needle[64], k[64];
+    snprintf(needle, sizeof needle, "\"rule\":\"%s\"", rule);
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *row = strstr(json, needle);
+    if (!row) return NAN;
+    const char *end = strchr(row, '}');
+    const char *at = strstr(row, k);
+    if (!at || (end && at > end)) return NAN;
+    if (!strncmp(at + strlen(k), "true", 4)) return 1;
+    if (!strncmp(at + strlen(k), "false", 5)) return 0;
+    return strtod(at + strlen(k), NULL);
+}
+
+/* The README's claim at compare's documented defaults: without clipping
+ * the run diverges, norm, adaptive and AGC train to >= 90% (issue 3). */
+TEST(cli_compare_defaults_show_the_paper_claim) {
+    const char *out;
+    int rc = check_run_tool("compare --rules none,norm,adaptive,agc --json --quiet", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    char *j = last_json(out);
+    CHECK_MSG(j != NULL, "no JSON in %s", out);
+    if (!j) return;
+    CHECK(row_number(j, "none", "diverged") == 1);
+    const char *trained[3] = {"norm", "adaptive", "agc"};
+    for (int i = 0; i < 3; i++) {
+        CHECK_MSG(row_number(j, trained[i], "diverged") == 0, "%s diverged", trained[i]);
+        double acc = row_number(j, trained[i], "test_accuracy");
+        CHECK_MSG(acc >= 0.90, "%s: test accuracy %g", trained[i], acc);
+    }
+    free(j);
+}
