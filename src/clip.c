@@ -47,6 +47,10 @@ typedef struct {
     double factor;     /* out: c(t), or pre/post for non-global rules */
     double theta_norm; /* out when the rule computes it, else NaN */
     int clipped;       /* out */
+    /* clipnn_train's step (clipnn_clipper_apply_train), else NULL: */
+    const double *grad_acc;  /* [n_units] accumulations of g's units from the backward */
+    const double *theta_acc; /* [n_units] sums of squares of theta's units from the last update */
+    double *unit_scale;      /* [n_units] out: per-unit factors left to the optimizer */
 } clip_step;
 
 typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
@@ -245,15 +249,37 @@ static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
     s->post = s->pre * factor;
 }
 
-/* Per-group factors in c->group_scale, applied to g; post norm from the
- * pre-clip accumulations. */
+/* Units [first, first + count) of group i: the rows of W, or the bias. */
+static void group_units(const clipnn_model *m, size_t i, size_t *first, size_t *count) {
+    const clipnn_layer *L = &m->layers[i / 2];
+    *first = L->unit_base + (i % 2 ? L->out : 0);
+    *count = i % 2 ? 1 : L->out;
+}
+
+/* Sum over the units of group i of acc[unit] (order-2 accumulations). */
+static double group_sum(const clipnn_model *m, const double *acc, size_t i) {
+    size_t first, count;
+    group_units(m, i, &first, &count);
+    double sum = 0;
+    for (size_t u = first; u < first + count; u++) sum += acc[u];
+    return sum;
+}
+
+/* Per-group factors in c->group_scale, applied to g (or handed to the
+ * optimizer per unit); post norm from the pre-clip accumulations. */
 static void apply_groups(clipnn_clipper *c, clip_step *s) {
     double post_acc = 0;
     for (size_t i = 0; i < c->n_groups; i++) {
         double f = c->group_scale[i];
         if (f < 1) {
             clipnn_group grp = clipnn_model_group(s->m, i);
-            clipnn_scale(s->g + grp.offset, grp.size, (float)f);
+            if (s->unit_scale) {
+                size_t first, count;
+                group_units(s->m, i, &first, &count);
+                for (size_t u = first; u < first + count; u++) s->unit_scale[u] = f;
+            } else {
+                clipnn_scale(s->g + grp.offset, grp.size, (float)f);
+            }
             s->clipped = 1;
         }
         post_acc = clipnn_norm_combine(post_acc, clipnn_norm_scale_acc(c->group_acc[i], f, s->p), s->p);
@@ -326,7 +352,13 @@ static clipnn_status rule_norm_group(clipnn_clipper *c, clip_step *s) {
 
 /* Paper eq. 17: c = max(||g|| / (lambda max(||theta||, eps)), 1). */
 static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
-    s->theta_norm = params_norm(s->m->params, c->n_params, s->p);
+    if (s->theta_acc && s->p == 2) {
+        double acc = 0;
+        for (size_t i = 0; i < c->n_groups; i++) acc += group_sum(s->m, s->theta_acc, i);
+        s->theta_norm = sqrt(acc);
+    } else {
+        s->theta_norm = params_norm(s->m->params, c->n_params, s->p);
+    }
     double theta = s->theta_norm > c->o.eps ? s->theta_norm : c->o.eps;
     apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));
     return CLIPNN_OK;
@@ -336,7 +368,8 @@ static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
 static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(s->m, i);
-        double theta = clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
+        double theta = s->theta_acc ? sqrt(group_sum(s->m, s->theta_acc, i))
+                                    : clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
         c->group_scale[i] = classic_factor(sqrt(c->group_acc[i]), c->o.lambda * (theta > c->o.eps ? theta : c->o.eps));
     }
     apply_groups(c, s);
@@ -355,15 +388,19 @@ static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
             post_acc += c->group_acc[i];
             continue;
         }
+        size_t unit0, n_units;
+        group_units(s->m, i, &unit0, &n_units);
         for (size_t r = 0; r < grp.rows; r++) {
             float *g = s->g + grp.offset + r * grp.cols;
             const float *w = s->m->params + grp.offset + r * grp.cols;
-            double gacc = clipnn_norm_accumulate(g, grp.cols, 2.0), gn = sqrt(gacc);
-            double wn = clipnn_norm(w, grp.cols, 2.0);
+            double gacc = s->grad_acc ? s->grad_acc[unit0 + r] : clipnn_norm_accumulate(g, grp.cols, 2.0);
+            double gn = sqrt(gacc);
+            double wn = s->theta_acc ? sqrt(s->theta_acc[unit0 + r]) : clipnn_norm(w, grp.cols, 2.0);
             double limit = c->o.lambda * (wn > c->o.eps ? wn : c->o.eps);
             if (gn > limit) {
                 double f = limit / (gn > 1e-6 ? gn : 1e-6);
-                clipnn_scale(g, grp.cols, (float)f);
+                if (s->unit_scale) s->unit_scale[unit0 + r] = f;
+                else clipnn_scale(g, grp.cols, (float)f);
                 gacc *= f * f;
                 s->clipped = 1;
             }
@@ -575,19 +612,64 @@ static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
 
 /* ------------------------------------------------------------- apply */
 
-clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm, int fuse,
-                                   double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
+static clipnn_status check_apply(const clipnn_clipper *c, const clipnn_model *m) {
     if (!c || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
     if (m->n_params != c->n_params)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "clip: clipper made for %zu parameters, model has %zu", c->n_params,
                            m->n_params);
+    return CLIPNN_OK;
+}
+
+static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
+                                double *per_group_norms, clipnn_clip_record *rec);
+
+clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm, int fuse,
+                                   double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
+    clipnn_status st = check_apply(c, m);
+    if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = fuse, .grad_scale = 1.0,
                    .factor = 1.0, .theta_norm = NAN};
-    /* Phase one: the pre-clip norms of every group in one pass. */
+    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
+}
+
+/* clipnn_train's step: g is what the clipnn_loss_grad just before produced,
+ * so phase one adds up the unit norms that backward left in m->row_acc
+ * (when it computed them in this rule's order) instead of reading g again;
+ * theta_acc (may be NULL) holds theta's unit sums of squares from the
+ * update before, and per-group and per-unit factors go to unit_scale for
+ * the optimizer instead of a pass over g. */
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, const double *theta_acc,
+                                         double *unit_scale, double *grad_scale, double *per_group_norms,
+                                         clipnn_clip_record *rec) {
+    clipnn_status st = check_apply(c, m);
+    if (st) return st;
+    clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
+                   .factor = 1.0, .theta_norm = NAN, .theta_acc = theta_acc, .unit_scale = unit_scale};
+    if (m->row_acc_order > 0 && m->row_acc_order == s.p) s.grad_acc = m->row_acc;
+    for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
+    /* From now on the backward computes the unit norms this rule needs. */
+    m->row_acc_order = s.p;
+    return apply_step(c, &s, -1, grad_scale, per_group_norms, rec);
+}
+
+static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
+                                double *per_group_norms, clipnn_clip_record *rec) {
+    clip_step s = *sp;
+    clipnn_model *m = s.m;
+    /* Phase one: the pre-clip norms of every group in one pass (or from
+     * the unit norms of the backward). */
     double acc = 0;
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(m, i);
-        c->group_acc[i] = clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s.p);
+        if (s.grad_acc) {
+            size_t first, count;
+            group_units(m, i, &first, &count);
+            double a = 0;
+            for (size_t u = first; u < first + count; u++) a = clipnn_norm_combine(a, s.grad_acc[u], s.p);
+            c->group_acc[i] = a;
+        } else {
+            c->group_acc[i] = clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s.p);
+        }
         acc = clipnn_norm_combine(acc, c->group_acc[i], s.p);
         if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s.p);
     }

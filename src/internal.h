@@ -48,6 +48,7 @@ typedef struct {
     clipnn_act act;
     size_t w_offset; /* W: [out][in] at params + w_offset */
     size_t b_offset; /* b: [out]     at params + b_offset */
+    size_t unit_base; /* units (rows of W, then b as one unit): [unit_base, unit_base + out] */
 } clipnn_layer;
 
 struct clipnn_model {
@@ -68,13 +69,13 @@ struct clipnn_model {
     const float *last_input; /* x of the last forward, [batch][n_inputs] */
     size_t last_batch;
     /* Norms fused into the backward (src/model.c): when row_acc_order > 0,
-     * clipnn_loss_grad leaves in row_acc[row_base(l) + j] the accumulation
-     * (clipnn_norm_accumulate, order row_acc_order) of row j of layer l's
-     * weight gradient, computed by the thread that wrote the row while it
-     * is in its cache. backward_id tells which backward they belong to. */
+     * clipnn_loss_grad leaves in row_acc[unit] the accumulation
+     * (clipnn_norm_accumulate, order row_acc_order) of each unit of the
+     * gradient (a row of dW, or a whole db), computed by the thread that
+     * wrote the row while it is in its cache. */
     double row_acc_order;
-    double *row_acc;      /* [sum of layer widths] */
-    uint64_t backward_id; /* bumped by every clipnn_loss_grad with parameter gradients */
+    double *row_acc; /* [n_units] */
+    size_t n_units;  /* sum over layers of out + 1 */
 };
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
@@ -152,6 +153,24 @@ struct clipnn_optimizer {
     float *m;       /* SGD momentum buffer or Adam first moment, [n] or NULL */
     float *v;       /* Adam second moment, [n] or NULL */
 };
+
+/* The clipping step of clipnn_train (src/clip.c): clipnn_clipper_apply
+ * with fuse = 1 on a gradient block that is exactly what the last
+ * clipnn_loss_grad produced, with unit norms from that backward when it
+ * computed them (m->row_acc_order = the rule's order), theta's unit sums
+ * of squares from the last update (theta_acc, or NULL when theta changed
+ * since) and per-unit factors left in unit_scale ([n_units]). */
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, const double *theta_acc,
+                                         double *unit_scale, double *grad_scale, double *per_group_norms,
+                                         clipnn_clip_record *rec);
+
+/* The update of clipnn_train (src/optim.c): clipnn_optimizer_step on
+ * m->params with m->grads, unit by unit (rows of W, bias vectors), the
+ * gradient of unit u scaled by grad_scale * unit_scale[u] (unit_scale may
+ * be NULL); theta_acc ([n_units], may be NULL) receives the sum of squares
+ * of every unit after the update. */
+clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
+                                          const double *unit_scale, double *theta_acc);
 
 /* ------------------------------------- training state (src/train_state.c) */
 

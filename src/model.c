@@ -40,16 +40,19 @@ clipnn_status clipnn_model_create(clipnn_model **out, size_t n_inputs, size_t n_
     m->post = clipnn_alloc_array(n_layers, sizeof *m->post);
     m->delta = clipnn_alloc_array(n_layers, sizeof *m->delta);
     size_t units = 0;
-    for (size_t l = 0; l < n_layers; l++) units += widths[l];
+    for (size_t l = 0; l < n_layers; l++) units += widths[l] + 1;
+    m->n_units = units;
     m->row_acc = clipnn_alloc_array(units, sizeof *m->row_acc);
     if (!m->layers || !m->params || !m->grads || !m->pre || !m->post || !m->delta || !m->row_acc) {
         clipnn_model_free(m);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for %zu parameters", n_params);
     }
-    size_t offset = 0;
+    size_t offset = 0, unit = 0;
     in = n_inputs;
     for (size_t l = 0; l < n_layers; l++) {
         clipnn_layer *L = &m->layers[l];
+        L->unit_base = unit;
+        unit += widths[l] + 1;
         L->in = in;
         L->out = widths[l];
         L->act = acts[l];
@@ -279,8 +282,6 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
  * columns of da, which are its own units of layer l - 1, so the next layer
  * needs no barrier before its activation pass. */
 static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T) {
-    size_t row_base = 0;
-    for (size_t l = 0; l + 1 < m->n_layers; l++) row_base += m->layers[l].out;
     for (size_t l = m->n_layers; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
@@ -293,16 +294,21 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         if (want_params) {
             float *dW = m->grads + L->w_offset;
             clipnn_dense_weight_grad_rows(dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo, hi);
-            if (m->row_acc_order > 0)
+            if (m->row_acc_order == 2 && batch == 1) {
+                /* Row j of a batch-of-one dW is d_j a: its squared norm is
+                 * d_j^2 ||a||^2 (SPEC section 8), no second read of dW. */
+                double aa = clipnn_norm_accumulate(a, L->in, 2.0);
+                for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
+            } else if (m->row_acc_order > 0) {
                 for (size_t j = lo; j < hi; j++)
-                    m->row_acc[row_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
+                    m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
+            }
         }
         float *da = l > 0 ? m->delta[l - 1] : dx;
         if (!da || (!want_params && !dx)) break; /* nothing further down is wanted */
 #pragma omp barrier
         clipnn_chunk(L->in, t, T, &lo, &hi);
         clipnn_dense_input_grad_cols(da, d, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
-        if (l > 0) row_base -= m->layers[l - 1].out;
     }
 }
 
@@ -326,7 +332,12 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
         loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
         backward_slice(m, lo->want_params, dx, batch, t, T);
     }
-    if (lo->want_params) m->backward_id++;
+    if (lo->want_params && m->row_acc_order > 0)
+        for (size_t l = 0; l < m->n_layers; l++) {
+            const clipnn_layer *L = &m->layers[l];
+            m->row_acc[L->unit_base + L->out] =
+                clipnn_norm_accumulate(m->grads + L->b_offset, L->out, m->row_acc_order);
+        }
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
 }

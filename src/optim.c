@@ -89,19 +89,32 @@ static void adam_update(float *restrict p, const float *restrict g, float *restr
     }
 }
 
+/* One contiguous range [lo, lo + len) of the block: decoupled weight decay
+ * (shrink before the gradient step), then the rule's update with the
+ * gradient scaled by s. */
+static void update_range(const clipnn_optimizer *o, float *params, const float *grads, size_t lo, size_t len,
+                         double lr, float s, int first) {
+    const clipnn_optim_options *op = &o->opts;
+    float *p = params + lo;
+    if (op->weight_decay > 0) {
+        float keep = (float)(1.0 - lr * op->weight_decay);
+#pragma omp simd
+        for (size_t i = 0; i < len; i++) p[i] *= keep;
+    }
+    float *m = o->m ? o->m + lo : NULL;
+    if (op->kind == CLIPNN_OPT_ADAM)
+        adam_update(p, grads + lo, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
+                    (float)op->adam_eps, o->steps);
+    else
+        sgd_update(p, grads + lo, m, len, (float)lr, s, (float)op->momentum, op->nesterov, first);
+}
+
 clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
                                     double lr, double grad_scale) {
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
-    const clipnn_optim_options *op = &o->opts;
     size_t n = o->n;
     int first = o->steps == 0;
     o->steps++;
-    if (op->weight_decay > 0) {
-        /* Decoupled (Loshchilov and Hutter): shrink before the gradient step. */
-        float keep = (float)(1.0 - lr * op->weight_decay);
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) params[i] *= keep;
-    }
     /* Chunks split at fixed boundaries: the result does not depend on the
      * number of threads, element-wise updates have no reductions. */
     const size_t chunk = 16384;
@@ -110,13 +123,44 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
 #pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
     for (size_t c = 0; c < n_chunks; c++) {
         size_t lo = c * chunk, len = n - lo < chunk ? n - lo : chunk;
-        float *m = o->m ? o->m + lo : NULL;
-        if (op->kind == CLIPNN_OPT_ADAM)
-            adam_update(params + lo, grads + lo, m, o->v + lo, len, (float)lr, (float)grad_scale,
-                        (float)op->beta1, (float)op->beta2, (float)op->adam_eps, o->steps);
-        else
-            sgd_update(params + lo, grads + lo, m, len, (float)lr, (float)grad_scale,
-                       (float)op->momentum, op->nesterov, first);
+        update_range(o, params, grads, lo, len, lr, (float)grad_scale, first);
+    }
+    return CLIPNN_OK;
+}
+
+/* The update of clipnn_train, unit by unit (a row of W, a bias vector) so
+ * that per-unit clipping factors cost nothing and each thread updates the
+ * rows it formed in the backward (same clipnn_chunk split), while they are
+ * still in its cache. theta_acc[u] gets the sum of squares of the updated
+ * unit, read from L1 right after writing it: the parameter norms the
+ * adaptive rules need at the next step, without a pass over memory. */
+clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
+                                          const double *unit_scale, double *theta_acc) {
+    if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
+    if (o->n != m->n_params)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "optimizer: made for %zu parameters, the model has %zu", o->n,
+                           m->n_params);
+    int first = o->steps == 0;
+    o->steps++;
+    int threads = clipnn_threads_for(o->n);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = clipnn_thread_id(), T = clipnn_thread_count();
+        for (size_t l = 0; l < m->n_layers; l++) {
+            const clipnn_layer *L = &m->layers[l];
+            size_t lo, hi;
+            clipnn_chunk(L->out, t, T, &lo, &hi);
+            /* The bias goes to the thread with the last rows. */
+            if (t == T - 1) hi = L->out + 1;
+            for (size_t j = lo; j < hi; j++) {
+                size_t u = L->unit_base + j;
+                size_t off = j < L->out ? L->w_offset + j * L->in : L->b_offset;
+                size_t len = j < L->out ? L->in : L->out;
+                double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
+                update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
+                if (theta_acc) theta_acc[u] = clipnn_norm_accumulate(m->params + off, len, 2.0);
+            }
+        }
     }
     return CLIPNN_OK;
 }

@@ -130,6 +130,7 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
 
 static double distance(const float *a, const float *b, size_t n) {
     double s = 0;
+#pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) {
         double d = (double)a[i] - (double)b[i];
         s += d * d;
@@ -192,11 +193,13 @@ typedef struct {
     float *xb, *yb, *theta0;
     size_t *order, *idx;
     double *group_norms;
+    double *unit_scale, *theta_acc; /* [n_units]: per-unit clipping factors, theta's unit sums of squares */
 } train_buffers;
 
 static void free_buffers(train_buffers *b) {
     clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free(b->theta0);
     clipnn_free(b->order), clipnn_free(b->idx), clipnn_free(b->group_norms);
+    clipnn_free(b->unit_scale), clipnn_free(b->theta_acc);
 }
 
 clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
@@ -228,7 +231,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     b.order = clipnn_alloc_array(n, sizeof *b.order);
     b.idx = clipnn_alloc_array(eval_chunk, sizeof *b.idx);
     b.group_norms = clipnn_alloc_array(G, sizeof *b.group_norms);
-    if (!b.xb || !b.yb || !b.theta0 || !b.order || !b.idx || !b.group_norms) {
+    b.unit_scale = clipnn_alloc_array(m->n_units, sizeof *b.unit_scale);
+    b.theta_acc = clipnn_alloc_array(m->n_units, sizeof *b.theta_acc);
+    if (!b.xb || !b.yb || !b.theta0 || !b.order || !b.idx || !b.group_norms || !b.unit_scale || !b.theta_acc) {
         free_buffers(&b);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     }
@@ -246,7 +251,12 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     clipnn_rng_seed(&rng, o->seed);
     clipnn_schedule sched = o->schedule;
     if (sched.kind == CLIPNN_SCHED_COSINE && sched.total_steps == 0) sched.total_steps = total;
-    const int fuse = 1;
+    /* The rules that read ||theta|| get it from the update before (summed
+     * while the update writes theta), except after a projection moved it. */
+    const clipnn_clip_rule rule = o->clip.rule;
+    const int need_theta = rule == CLIPNN_CLIP_ADAPTIVE_LAYER || rule == CLIPNN_CLIP_AGC ||
+                           (rule == CLIPNN_CLIP_ADAPTIVE && o->clip.p == 2);
+    int theta_valid = 0;
     double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
     size_t cursor = n; /* forces a shuffle before the first step */
@@ -313,7 +323,8 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             rec.clip.pre_norm = rec.clip.post_norm = rec.clip.factor = rec.clip.theta_norm = NAN;
             rec.clip.skipped = rec.clip.nonfinite = 1;
         } else {
-            s = clipnn_clipper_apply(clip, m, -1, fuse, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
+            s = clipnn_clipper_apply_train(clip, m, theta_valid ? b.theta_acc : NULL, b.unit_scale, &scale,
+                                           o->log_groups ? b.group_norms : NULL, &rec.clip);
             if (s == CLIPNN_ERR_NONFINITE) {
                 result->diverged = 1;
                 result->diverged_step = t;
@@ -322,7 +333,8 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         }
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
-            s = clipnn_optimizer_step(opt, m->params, m->grads, lr, scale);
+            s = clipnn_optimizer_step_units(opt, m, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
+            theta_valid = need_theta;
             if (!s) s = clipnn_clipper_after_update(clip, m, &rec.clip);
             if (s) break;
             sum_lr += lr;
@@ -392,6 +404,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             }
         }
     }
+    m->row_acc_order = 0; /* other callers of clipnn_loss_grad do not pay for the unit norms */
     result->seconds = now_seconds() - t0;
     result->clipped_fraction = result->steps ? (double)clipped / (double)result->steps : 0;
     if (s == CLIPNN_OK && !result->diverged && !all_finite(m->params, P)) {

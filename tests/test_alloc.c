@@ -1,0 +1,121 @@
+/* Training steps allocate nothing (SPEC section 8): counted through
+ * clipnn_allocation_count(), the library's allocator hook. */
+#include <string.h>
+
+#include "check.h"
+#include "clipnn.h"
+
+enum { N_EX = 48, DIM = 10, CLASSES = 3 };
+
+static clipnn_dataset *small_data(void) {
+    float x[N_EX * DIM], y[N_EX];
+    for (int i = 0; i < N_EX; i++) {
+        for (int j = 0; j < DIM; j++) x[i * DIM + j] = (float)((i * 7 + j * 3) % 11) / 11.0f - 0.4f;
+        y[i] = (float)(i % CLASSES);
+    }
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_from_arrays(x, y, N_EX, DIM, CLASSES, 1, &d));
+    return d;
+}
+
+static clipnn_model *small_model(void) {
+    size_t widths[] = {16, 8, CLASSES};
+    clipnn_act acts[] = {CLIPNN_ACT_TANH, CLIPNN_ACT_RELU, CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, DIM, 3, widths, acts));
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 3));
+    return m;
+}
+
+static const clipnn_clip_rule rules[] = {CLIPNN_CLIP_NONE,           CLIPNN_CLIP_NORM,       CLIPNN_CLIP_ADAPTIVE,
+                                         CLIPNN_CLIP_ADAPTIVE_LAYER, CLIPNN_CLIP_AGC,        CLIPNN_CLIP_PER_SAMPLE,
+                                         CLIPNN_CLIP_PERCENTILE,     CLIPNN_CLIP_ZSCORE,     CLIPNN_CLIP_NORM_GROUP};
+#define N_RULES (sizeof rules / sizeof rules[0])
+
+/* Allocations made by one clipnn_train run of `steps` steps on a fresh model. */
+static uint64_t train_allocations(clipnn_clip_rule rule, uint64_t steps, size_t batch, int momentum) {
+    clipnn_dataset *d = small_data();
+    clipnn_model *m = small_model();
+    clipnn_train_options o = clipnn_train_options_default();
+    o.clip.rule = rule;
+    o.clip.lambda = rule == CLIPNN_CLIP_AGC || rule == CLIPNN_CLIP_ADAPTIVE_LAYER ? 0.01 : 0.5;
+    o.optim.momentum = momentum ? 0.9 : 0.0;
+    o.batch = batch;
+    o.steps = steps;
+    o.replacement = 1;
+    clipnn_train_result r;
+    uint64_t before = clipnn_allocation_count();
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    uint64_t used = clipnn_allocation_count() - before;
+    CHECK(r.steps == steps);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+    return used;
+}
+
+/* The setup allocates; if a step allocated, 2N steps would allocate more
+ * than N. Batch 1 and a larger batch take different kernels (GEMV, rank
+ * one, GEMM); two threads take the split kernels. */
+TEST(train_steps_allocate_nothing) {
+    int saved = clipnn_get_threads();
+    for (int threads = 1; threads <= 2; threads++) {
+        clipnn_set_threads(threads);
+        for (size_t r = 0; r < N_RULES; r++)
+            for (size_t batch = 1; batch <= 16; batch += 15) {
+                uint64_t a = train_allocations(rules[r], 20, batch, (int)(r % 2));
+                uint64_t b = train_allocations(rules[r], 40, batch, (int)(r % 2));
+                CHECK_MSG(a == b, "rule %s, batch %zu, %d threads: %llu allocations in 20 steps, %llu in 40",
+                          clipnn_clip_rule_name(rules[r]), batch, threads, (unsigned long long)a,
+                          (unsigned long long)b);
+                CHECK(a > 0); /* the counter does count the setup */
+            }
+    }
+    clipnn_set_threads(saved);
+}
+
+/* The low-level step: after a warm-up step, loss and gradient, clipping and
+ * the update allocate nothing. */
+TEST(low_level_steps_allocate_nothing) {
+    clipnn_dataset *d = small_data();
+    const float *x = clipnn_dataset_x(d), *y = clipnn_dataset_y(d);
+    for (size_t r = 0; r < N_RULES; r++) {
+        clipnn_model *m = small_model();
+        CHECK_OK(clipnn_model_reserve(m, 16));
+        clipnn_clip_options co = clipnn_clip_options_default();
+        co.rule = rules[r];
+        co.lambda = 0.05;
+        clipnn_clipper *c = NULL;
+        clipnn_optimizer *opt = NULL;
+        clipnn_optim_options oo = clipnn_optim_options_default();
+        oo.momentum = 0.9;
+        CHECK_OK(clipnn_clipper_create(&c, m, &co));
+        CHECK_OK(clipnn_optimizer_create(&opt, clipnn_model_n_params(m), &oo));
+        clipnn_loss_options lo = clipnn_loss_options_default();
+        uint64_t before = 0;
+        for (int step = 0; step < 12; step++) {
+            if (step == 1) before = clipnn_allocation_count();
+            size_t B = step % 3 == 0 ? 16 : step % 3 == 1 ? 1 : 5;
+            const float *xb = x + (size_t)(step * 3 % (N_EX - 16)) * DIM, *yb = y + step * 3 % (N_EX - 16);
+            double loss, scale = 1;
+            clipnn_clip_record rec;
+            CHECK_OK(clipnn_loss_grad(m, &lo, xb, yb, B, &loss, NULL));
+            CHECK_OK(clipnn_clipper_apply(c, m, -1, 1, &scale, NULL, &rec));
+            CHECK_OK(clipnn_optimizer_step(opt, clipnn_model_params(m), clipnn_model_grads(m), 0.05, scale));
+            CHECK_OK(clipnn_clipper_after_update(c, m, &rec));
+        }
+        CHECK_MSG(clipnn_allocation_count() == before, "rule %s: %llu allocations in 11 steps",
+                  clipnn_clip_rule_name(rules[r]), (unsigned long long)(clipnn_allocation_count() - before));
+        clipnn_optimizer_free(opt);
+        clipnn_clipper_free(c);
+        clipnn_model_free(m);
+    }
+    clipnn_dataset_free(d);
+}
+
+/* The hook itself: a model's creation is counted. */
+TEST(allocation_counter_counts) {
+    uint64_t before = clipnn_allocation_count();
+    clipnn_model *m = small_model();
+    CHECK(clipnn_allocation_count() > before);
+    clipnn_model_free(m);
+}
