@@ -160,23 +160,11 @@ int cmd_attack(int argc, char **argv) {
     }
     if (out_dir) {
         if ((rc = cli_make_dir(cmd, out_dir))) goto done;
-        char path[4096];
-        snprintf(path, sizeof path, "%s/trace.csv", out_dir);
-        trace = fopen(path, "w");
-        if (!trace) {
-            fprintf(stderr, "clipnn %s: %s: cannot open for writing\n", cmd, path);
-            rc = CLI_EXIT_IO;
+        if ((rc = cli_open_csv(cmd, out_dir, "trace.csv", "eps,restart,batch,step,loss,grad_norm,success_rate",
+                               &trace)) ||
+            (rc = cli_open_csv(cmd, out_dir, "trace_examples.csv", "eps,restart,example,step,loss,grad_norm,fooled",
+                               &examples)))
             goto done;
-        }
-        fprintf(trace, "eps,restart,batch,step,loss,grad_norm,success_rate\n");
-        snprintf(path, sizeof path, "%s/trace_examples.csv", out_dir);
-        examples = fopen(path, "w");
-        if (!examples) {
-            fprintf(stderr, "clipnn %s: %s: cannot open for writing\n", cmd, path);
-            rc = CLI_EXIT_IO;
-            goto done;
-        }
-        fprintf(examples, "eps,restart,example,step,loss,grad_norm,fooled\n");
     }
     trace_ctx tctx = {trace, examples, images, 0};
     ao.steps = steps;

@@ -364,3 +364,15 @@ int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int ar
     clipnn_status st = clipnn_model_load(path, m);
     return st ? cli_fail(cmd, st, path) : 0;
 }
+
+int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    *f = fopen(path, "w");
+    if (!*f) {
+        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, path, strerror(errno));
+        return CLI_EXIT_IO;
+    }
+    fprintf(*f, "%s\n", header);
+    return 0;
+}

@@ -67,6 +67,9 @@ int cli_parse_param(const char *cmd, const char *text, clipnn_param *out);
 /* Prints a diagnosis: findings (cause, test, numbers, remedy), then the checks. */
 void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d);
 
+/* Opens DIR/NAME for writing and writes the CSV header line; 0 or the exit
+ * code with the message printed. */
+int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f);
 /* Creates DIR (and parents); 0 or the exit code with the message printed. */
 int cli_make_dir(const char *cmd, const char *dir);
 /* DIR/NAME as a PNG: gray image in [lo, hi], or a signed one. */

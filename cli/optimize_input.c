@@ -122,15 +122,9 @@ int cmd_optimize_input(int argc, char **argv) {
             snprintf(tag, sizeof tag, "unit%zu_%zu", obj->layer, obj->unit);
         trace_ctx t = {NULL};
         if (out_dir) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s_trace.csv", out_dir, tag);
-            t.f = fopen(path, "w");
-            if (!t.f) {
-                fprintf(stderr, "clipnn %s: %s: cannot open for writing\n", cmd, path);
-                rc = CLI_EXIT_IO;
-                goto done;
-            }
-            fprintf(t.f, "step,value,grad_norm,reached\n");
+            char name[96];
+            snprintf(name, sizeof name, "%s_trace.csv", tag);
+            if ((rc = cli_open_csv(cmd, out_dir, name, "step,value,grad_norm,reached", &t.f))) goto done;
         }
         io.on_step = on_step;
         io.user = &t;
