@@ -53,7 +53,12 @@ int cmd_optimize_input(int argc, char **argv) {
     cli_objective_options(&oa, 0, table, &n);
     table[n++] = (cli_option){"--start", CLI_STR, &start, "S", "zeros | random | data:INDEX | FILE.npy"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &io.steps, "N", "at most N steps"};
-    table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A", "step size"};
+    table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A",
+                              "largest change of a coordinate in one step (the step is lr g / max|g_i|, halved "
+                              "when the objective rises); with --plain, the step size of x -= lr g"};
+    int plain = 0;
+    table[n++] = (cli_option){"--plain", CLI_FLAG, &plain, NULL,
+                              "plain gradient descent x -= lr g (no normalization, no backtracking), as the blog's"};
     table[n++] = (cli_option){"--stall", CLI_SIZE, &io.stall_steps, "N", "stop after N steps without progress"};
     table[n++] = (cli_option){"--seed", CLI_U64, &seed, "S", "seed of --start random"};
     table[n++] = (cli_option){"--out", CLI_STR, &out_dir, "DIR", "write PNG, .npy and trace CSV there"};
@@ -62,6 +67,7 @@ int cmd_optimize_input(int argc, char **argv) {
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
+    if (plain) io.normalize = io.backtrack = 0;
     if ((rc = cli_objective_count_check(cmd, &oa, 1))) return rc;
     if ((rc = cli_parse_param(cmd, oa.param, &io.param))) return rc;
     if (!(io.lr > 0) || !isfinite(io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", io.lr);

@@ -105,6 +105,9 @@ clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn
     memset(info, 0, sizeof *info);
     clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
     clipnn_inputopt_options io = clipnn_inputopt_options_default();
+    /* The blog's plain gradient descent, whose stalls the demos show
+     * (normalized steps would walk out of some of them). */
+    io.normalize = io.backtrack = 0;
     io.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
     clipnn_objective obj = clipnn_objective_default();
     clipnn_model *m = NULL;

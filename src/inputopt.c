@@ -29,6 +29,8 @@ clipnn_inputopt_options clipnn_inputopt_options_default(void) {
     o.param = CLIPNN_PARAM_PIXEL;
     o.steps = 1000;
     o.lr = 0.1;
+    o.normalize = 1;
+    o.backtrack = 1;
     o.stop_on_success = 1;
     o.stall_steps = 100;
     o.stall_tol = 1e-6;
@@ -341,9 +343,11 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return clipnn_fail(CLIPNN_ERR_NONFINITE, "optimize-input: start value %zu is not finite", i);
-    float *block = clipnn_alloc_array(5 * n, sizeof *block);
+    float *block = clipnn_alloc_array(6 * n, sizeof *block);
     if (!block) return clipnn_fail(CLIPNN_ERR_NOMEM, "optimize-input: out of memory for %zu inputs", n);
     float *var = block, *xc = block + n, *g = block + 2 * n, *xm = block + 3 * n, *best = block + 4 * n;
+    float *accepted = block + 5 * n; /* the iterate the last step started from */
+    double lr = o->lr, accepted_value = INFINITY;
     const double half = (hi - lo) / 2.0;
     for (size_t i = 0; i < n; i++) {
         double v = fmin(fmax(x[i], lo), hi);
@@ -366,7 +370,7 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
         }
         /* The gradient in the optimized variable; in pixel space the part
          * that would push a coordinate out of the box cannot move it. */
-        double gn = 0.0;
+        double gn = 0.0, gmax = 0.0;
         for (size_t i = 0; i < n; i++) {
             if (o->param == CLIPNN_PARAM_TANH) {
                 double th = tanh((double)var[i]);
@@ -375,8 +379,17 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
                 g[i] = 0.0f;
             }
             gn += (double)g[i] * g[i];
+            gmax = fmax(gmax, fabs((double)g[i]));
         }
         gn = sqrt(gn);
+        if (o->backtrack && value > accepted_value) {
+            /* The step overshot (the gradient is far from zero, the step
+             * size too large for the curvature): undo it, halve the step. */
+            memcpy(var, accepted, n * sizeof *var);
+            lr /= 2;
+            if (t >= o->steps) break;
+            continue;
+        }
         if (t == 0) r->start_value = value;
         r->steps = t;
         r->grad_norm = gn;
@@ -403,8 +416,18 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
             r->stalled = 1;
             break;
         }
+        /* After a halving the step grows back towards lr on accepted steps:
+         * a kink of a piecewise-linear objective (the margin loss) must not
+         * shrink it for good. */
+        if (accepted_value < INFINITY) lr = fmin(1.5 * lr, o->lr);
+        memcpy(accepted, var, n * sizeof *accepted);
+        accepted_value = value;
+        /* Input gradients of a model trained on standardized data scale
+         * with 1/std per pixel (hundreds for nearly constant pixels): a
+         * fixed lr either crawls or jumps into saturation. */
+        const float step = (float)(o->normalize && gmax > 0 ? lr / gmax : lr);
         for (size_t i = 0; i < n; i++) {
-            float v = var[i] - (float)o->lr * g[i];
+            float v = var[i] - step * g[i];
             if (o->param == CLIPNN_PARAM_PIXEL) v = (float)fmin(fmax(v, lo), hi);
             var[i] = v;
         }

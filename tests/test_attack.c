@@ -534,6 +534,7 @@ TEST(inputopt_tanh_parametrization) {
     const float p[10] = {1, 1, 1, 1, 0, 0, 0, 0, 0, 2.5f}; /* z0 = sum x, z1 = 2.5 */
     memcpy(clipnn_model_params(m), p, sizeof p);
     clipnn_inputopt_options o = clipnn_inputopt_options_default();
+    o.normalize = o.backtrack = 0; /* plain gradient descent: its pathology is the point */
     o.param = CLIPNN_PARAM_TANH;
     float y = 0, x[4] = {0.5f, 0.5f, 0.5f, 0.5f};
     clipnn_inputopt_result r;

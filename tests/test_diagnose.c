@@ -119,6 +119,7 @@ TEST(diagnose_sigmoid_mse_saturates_bce_does_not) {
     float y = 1;
     /* sigmoid output, MSE far from the target: 1000 steps barely move */
     clipnn_inputopt_options io = clipnn_inputopt_options_default();
+    io.normalize = io.backtrack = 0; /* plain gradient descent, as in the blog */
     io.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
     io.objective.kind = CLIPNN_OBJ_TARGET_OUTPUT;
     io.objective.loss = CLIPNN_LOSS_MSE;
@@ -229,6 +230,7 @@ TEST(diagnose_image_at_box_bound) {
     CHECK(m != NULL);
     if (!m) return;
     clipnn_inputopt_options io = clipnn_inputopt_options_default(); /* box [0, 1] */
+    io.normalize = io.backtrack = 0; /* plain gradient descent */
     float y = 0, x[4] = {0.5f, 0.5f, 0.5f, 0.5f};
     clipnn_inputopt_result r;
     CHECK_OK(clipnn_optimize_input(m, &io, &y, x, &r));
