@@ -23,6 +23,7 @@
 #include <time.h>
 
 #include "clipnn.h"
+#include "internal.h" /* only to switch the backward's unit norms off and time what they cost */
 
 #define MAX_LAYERS 8
 #define MAX_CLIPS 12
@@ -255,19 +256,47 @@ static void bench_grid(const bench_args *a) {
             frac[c] += res.clipped_fraction / a->reps;
         }
 
+    /* What the unit norms fused into the backward cost (every rule, none
+     * included, has them: the non-finite check and the record read them):
+     * clipnn_loss_grad with and without, interleaved, on one batch. */
+    double norm_cost;
+    {
+        clipnn_model *m = models[0];
+        const float *x = clipnn_dataset_x(ds), *y = clipnn_dataset_y(ds);
+        clipnn_loss_options lo = clipnn_loss_options_default();
+        int inner = (int)ceil(0.25 * a->rep_seconds / per_step);
+        if (inner < 1) inner = 1;
+        double diff[MAX_REPS];
+        for (int r = -1; r < a->reps; r++) {
+            double t[2];
+            for (int with = 0; with < 2; with++) {
+                m->row_acc_order = with ? 2.0 : 0.0;
+                double t0 = now();
+                for (int k = 0; k < inner; k++)
+                    if (clipnn_loss_grad(m, &lo, x, y, a->batch, NULL, NULL)) die("loss_grad");
+                t[with] = (now() - t0) / inner;
+            }
+            if (r >= 0) diff[r] = t[1] - t[0];
+        }
+        m->row_acc_order = 0;
+        norm_cost = median(diff, a->reps);
+    }
+
     const double flops = step_flops(a);
     for (int c = 0; c < a->n_clips; c++) {
         /* Overhead against the first rule (none) from the paired
          * repetitions: (t_rule - t_none) / t_rule, median over r. */
+        /* The rule's cost on top of none's, plus the unit norms that
+         * none pays for too. */
         double over[MAX_REPS], t[MAX_REPS];
         for (int r = 0; r < a->reps; r++) {
-            over[r] = (secs[c][r] - secs[0][r]) / secs[c][r];
+            over[r] = (secs[c][r] - secs[0][r] + norm_cost) / secs[c][r];
             t[r] = secs[c][r];
         }
         double tm = median(t, a->reps);
-        printf("grid\t%s\t%zu\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%llu\n", a->arch, a->batch,
+        printf("grid\t%s\t%zu\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%llu\t%.4f\n", a->arch, a->batch,
                clipnn_clip_rule_name(a->clips[c]), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
-               c == 0 ? 0.0 : median(over, a->reps), frac[c], a->reps, (unsigned long long)steps);
+               c == 0 ? 0.0 : median(over, a->reps), frac[c], a->reps, (unsigned long long)steps, norm_cost / tm);
     }
     for (int c = 0; c < a->n_clips; c++) clipnn_model_free(models[c]);
     clipnn_dataset_free(ds);

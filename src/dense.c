@@ -86,7 +86,17 @@ void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, si
                     (int)out, W + lo, (int)in, 0.0f, da + lo, (int)in);
 }
 
-static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for(B * in * out); }
+/* Threads for a pass of `macs` multiply-adds with a barrier every layer.
+ * On the 2-vCPU machines this was measured on, a barrier costs 1.5 to 25
+ * us when quiet, and a whole scheduler slice when another process holds
+ * the other core (a batch-of-one step went from 60 us to 40 ms); one
+ * thread only slows to half speed. So threads only above 2^24 (16M)
+ * multiply-adds, about 0.3 ms of work per pass. */
+size_t clipnn_parallel_macs = (size_t)1 << 24;
+
+int clipnn_threads_for_macs(size_t macs) { return macs >= clipnn_parallel_macs ? clipnn_threads_for(macs) : 1; }
+
+static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for_macs(B * in * out); }
 
 /* z[B][out] = a[B][in] W[out][in]^T + b[out] */
 void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B, size_t in,

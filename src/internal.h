@@ -95,6 +95,11 @@ void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, con
  * boundaries of clipnn_chunk; each call below does one thread's slice with
  * a single-threaded BLAS. */
 void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi);
+int clipnn_threads_for_macs(size_t macs); /* threads for a layer-by-layer pass of that many multiply-adds */
+/* Work below which model passes run on one thread (2^24 multiply-adds;
+ * updates: a sixteenth of it in parameters). Tests set 0 to run the split
+ * kernels on small models. */
+extern size_t clipnn_parallel_macs;
 int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
 int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
 /* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T (no bias; z rows of stride out) */

@@ -211,7 +211,7 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
 }
 
 /* Threads worth using for one pass over the model with this batch. */
-static int model_threads(const clipnn_model *m, size_t batch) { return clipnn_threads_for(batch * m->n_params); }
+static int model_threads(const clipnn_model *m, size_t batch) { return clipnn_threads_for_macs(batch * m->n_params); }
 
 /* Thread t of T: its slice of every layer's units, bias and activation
  * fused into the pass that follows the product while the slice is in L1;

@@ -142,7 +142,9 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                            m->n_params);
     int first = o->steps == 0;
     o->steps++;
-    int threads = clipnn_threads_for(o->n);
+    /* A memory stream: a second thread pays for its barrier only past
+     * about a million parameters (4 MB; see clipnn_threads_for_macs). */
+    int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = clipnn_thread_id(), T = clipnn_thread_count();

@@ -8,6 +8,7 @@
 
 #include "check.h"
 #include "clipnn.h"
+#include "internal.h" /* clipnn_parallel_macs: split kernels on small models */
 
 enum { N_EX = 40, DIM = 12, CLASSES = 3, STEPS = 6 };
 
@@ -103,6 +104,8 @@ TEST(fused_train_step_matches_two_phase_api) {
         CLIPNN_CLIP_ADAPTIVE, CLIPNN_CLIP_ADAPTIVE_LAYER, CLIPNN_CLIP_AGC,        CLIPNN_CLIP_PERCENTILE,
         CLIPNN_CLIP_PER_SAMPLE};
     int saved = clipnn_get_threads();
+    size_t saved_macs = clipnn_parallel_macs;
+    clipnn_parallel_macs = 0;
     for (int threads = 1; threads <= 2; threads++) {
         clipnn_set_threads(threads);
         for (size_t r = 0; r < sizeof rules / sizeof rules[0]; r++) {
@@ -111,6 +114,7 @@ TEST(fused_train_step_matches_two_phase_api) {
         }
     }
     clipnn_set_threads(saved);
+    clipnn_parallel_macs = saved_macs;
 }
 
 /* A batch of one takes the rank-one kernels and the Gram form of the unit
@@ -120,6 +124,8 @@ TEST(batch_of_one_gradient_matches_reference) {
     clipnn_dataset *d = data();
     clipnn_model *m = model();
     int saved = clipnn_get_threads();
+    size_t saved_macs = clipnn_parallel_macs;
+    clipnn_parallel_macs = 0;
     clipnn_set_threads(2);
     clipnn_loss_options lo = clipnn_loss_options_default();
     size_t P = clipnn_model_n_params(m);
@@ -135,6 +141,7 @@ TEST(batch_of_one_gradient_matches_reference) {
     for (size_t i = 0; i < P; i++) CHECK_NEAR(gf[i], g[i], 4e-6 * scale);
     free(g);
     clipnn_set_threads(saved);
+    clipnn_parallel_macs = saved_macs;
     clipnn_model_free(m);
     clipnn_dataset_free(d);
 }

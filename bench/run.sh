@@ -1,0 +1,109 @@
+#!/usr/bin/env bash
+# `make bench`: clipnn and PyTorch side by side, one table.
+#
+#   bash bench/run.sh BUILD/bench_clipnn BUILD/clipnn
+#
+# Environment: THREADS (default 2, both sides), REPS (default 5; every figure
+# is the median of REPS repetitions after a warm-up), QUICK=1 (grid only, no
+# Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
+# Runs in about 5 to 7 minutes on a 2-core machine, most of it PyTorch's
+# Fashion-MNIST run. The PyTorch side runs when /usr/bin/python3 can import
+# torch; otherwise the table has clipnn alone, and says so.
+set -euo pipefail
+
+BENCH=${1:?usage: run.sh BENCH_BINARY CLIPNN_TOOL}
+TOOL=${2:?usage: run.sh BENCH_BINARY CLIPNN_TOOL}
+HERE=$(cd "$(dirname "$0")" && pwd)
+THREADS=${THREADS:-2}
+REPS=${REPS:-5}
+FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
+PY=/usr/bin/python3
+OUT=$(mktemp -d)
+trap 'rm -rf "$OUT"' EXIT
+
+if [ -x "$PY" ] && "$PY" -c 'import torch' 2>/dev/null; then
+    HAVE_TORCH=1
+    TORCH_VERSION=$("$PY" -c 'import torch; print(torch.__version__)')
+else
+    HAVE_TORCH=0
+    TORCH_VERSION="not available (/usr/bin/python3 cannot import torch): clipnn alone"
+fi
+
+start=$(date +%s)
+echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
+echo "threads: $THREADS for clipnn (OpenMP, single-threaded BLAS per slice) and for PyTorch (torch.set_num_threads)"
+echo "PyTorch: $TORCH_VERSION"
+echo "figures: median of $REPS repetitions after a warm-up; MLPs tanh, softmax cross-entropy, plain SGD (lr 0.01)"
+
+# The yardstick: single-thread sgemm 512^3, in this run.
+"$BENCH" sgemm --threads 1 --n 512 --reps "$REPS" > "$OUT/sgemm1"
+"$BENCH" sgemm --threads "$THREADS" --n 512 --reps "$REPS" > "$OUT/sgemmT"
+SGEMM1=$(cut -f4 "$OUT/sgemm1")
+SGEMMT=$(cut -f4 "$OUT/sgemmT")
+echo "sgemm 512x512x512 ($(cut -f5 "$OUT/sgemm1")): $SGEMM1 GFLOP/s on 1 thread, $SGEMMT on $THREADS"
+
+# Grid: per (model, batch), clipnn then PyTorch, so that both meet the same
+# load on a shared machine; the clipping rules are interleaved inside each.
+CONFIGS="784-256-128-10:1 784-256-128-10:32 784-256-128-10:128 784-256-128-10:512 784-1024-1024-10:1 784-1024-1024-10:32 784-1024-1024-10:128 784-1024-1024-10:512"
+for cfg in $CONFIGS; do
+    arch=${cfg%%:*}
+    batch=${cfg##*:}
+    secs=0.1
+    if [ "$arch" = 784-1024-1024-10 ] && [ "$batch" -ge 128 ]; then secs=0.25; fi
+    "$BENCH" grid --arch "$arch" --batch "$batch" --threads "$THREADS" --reps "$REPS" --rep-seconds "$secs" >> "$OUT/clipnn"
+    if [ "$HAVE_TORCH" = 1 ]; then
+        "$PY" "$HERE/torch_bench.py" grid --arch "$arch" --batch "$batch" --threads "$THREADS" --reps "$REPS" \
+            --rep-seconds "$secs" >> "$OUT/torch"
+    fi
+done
+touch "$OUT/torch"
+
+# Per-sample clipping: the per-example norm trick against one backward per example.
+"$BENCH" naive --arch 784-256-128-10 --batch 128 --threads "$THREADS" --reps "$REPS" > "$OUT/naive"
+
+echo
+printf '%-26s %-15s %12s %12s %7s %8s %8s %9s %9s\n' "model, batch" "clipping" "clipnn s/s" "PyTorch s/s" "ratio" "GFLOP/s" "%sgemm" "clip ovh" "torch ovh"
+awk -F'\t' -v sg="$SGEMM1" -v th="$THREADS" '
+    FNR == NR { key = $2 "|" $3 "|" $4; tsps[key] = $6; tover[key] = $9; next }
+    {
+        key = $2 "|" $3 "|" $4
+        ratio = (key in tsps) && tsps[key] > 0 ? sprintf("%.1fx", $6 / tsps[key]) : "-"
+        tp = (key in tsps) ? sprintf("%.0f", tsps[key]) : "-"
+        over = $4 == "none" ? "-" : sprintf("%.1f%%", 100 * $9)
+        tov = !(key in tover) || $4 == "none" ? "-" : sprintf("%.1f%%", 100 * tover[key])
+        printf "%-26s %-15s %12.0f %12s %7s %8.1f %7.0f%% %9s %9s\n", $2 ", " $3, $4, $6, tp, ratio, $8, 100 * $8 / (sg * th), over, tov
+    }' "$OUT/torch" "$OUT/clipnn"
+echo
+echo "GFLOP/s: 2 x multiply-adds of forward, weight gradients and the input gradients of all layers but"
+echo "the first, per second (per-sample's second weight-gradient pass is not counted); %sgemm: of $THREADS x the"
+echo "1-thread sgemm above. clip ovh: (step with the rule - step with none + the unit norms the backward"
+echo "computes for every rule) / step with the rule; torch ovh: (step with the rule - step without) / step."
+echo "Clipped fraction of steps, unit-norm cost (fraction of the none step), steps per repetition:"
+awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x %s\n", $2, $3, $4, $10, 100 * $13, $12, $11 }' "$OUT/clipnn"
+
+echo
+awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"
+
+if [ "${QUICK:-0}" != 1 ]; then
+    echo
+    echo "Fashion-MNIST, 784-256-128-10 relu, SGD lr 0.05 momentum 0.9, batch 128, 10 epochs, norm-torch lambda 1:"
+    t0=$(date +%s.%N)
+    json=$("$TOOL" train --data "fashion-mnist:$FMNIST_DIR" --arch 256-128-10 --act relu --opt sgd --lr 0.05 \
+        --momentum 0.9 --batch 128 --epochs 10 --clip norm-torch --lambda 1 --threads "$THREADS" --json --quiet | tail -1)
+    t1=$(date +%s.%N)
+    c_wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }')
+    c_train=$(echo "$json" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
+    c_acc=$(echo "$json" | sed 's/.*"test_accuracy":\([0-9.e+-]*\).*/\1/')
+    printf '  clipnn:  %7.2f s wall (%.2f s in the training loop), test accuracy %.4f\n' "$c_wall" "$c_train" "$c_acc"
+    if [ "$HAVE_TORCH" = 1 ]; then
+        line=$("$PY" "$HERE/torch_bench.py" fmnist --dir "$FMNIST_DIR" --threads "$THREADS")
+        t_wall=$(echo "$line" | cut -f4)
+        t_train=$(echo "$line" | cut -f5)
+        t_acc=$(echo "$line" | cut -f6)
+        printf '  PyTorch: %7.2f s wall (%.2f s in the training loop), test accuracy %.4f\n' "$t_wall" "$t_train" "$t_acc"
+        awk -v a="$c_wall" -v b="$t_wall" -v ca="$c_acc" -v ta="$t_acc" \
+            'BEGIN { printf "  clipnn is %.1fx faster in wall time; accuracy %+.4f\n", b / a, ca - ta }'
+    fi
+fi
+echo
+echo "bench took $(( $(date +%s) - start )) s"
