@@ -54,8 +54,8 @@ int cmd_optimize_input(int argc, char **argv) {
     table[n++] = (cli_option){"--start", CLI_STR, &start, "S", "zeros | random | data:INDEX | FILE.npy"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &io.steps, "N", "at most N steps"};
     table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A",
-                              "largest change of a coordinate in one step (the step is lr g / max|g_i|, halved "
-                              "when the objective rises); with --plain, the step size of x -= lr g"};
+                              "change of each coordinate in one step (x -= lr sign(g), lr halved when the "
+                              "objective rises); with --plain, the step size of x -= lr g"};
     int plain = 0;
     table[n++] = (cli_option){"--plain", CLI_FLAG, &plain, NULL,
                               "plain gradient descent x -= lr g (no normalization, no backtracking), as the blog's"};

@@ -667,8 +667,8 @@ typedef struct {
     clipnn_param param;
     size_t steps;          /* at most (default 1000) */
     double lr;             /* step size (default 0.1) */
-    int normalize;         /* step lr * g / max|g_i|: lr is the largest change of a coordinate, whatever
-                            * the gradient's scale (default 1; 0: plain lr * g) */
+    int normalize;         /* sign steps lr * sign(g): every coordinate moves by lr whatever the
+                            * gradient's scale (default 1; 0: plain lr * g) */
     int backtrack;         /* a step that raises the objective is undone and the step size
                             * halved; accepted steps grow it back (x1.5) up to lr (default 1, 0: plain GD) */
     int stop_on_success;   /* default 1 */

@@ -370,7 +370,7 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
         }
         /* The gradient in the optimized variable; in pixel space the part
          * that would push a coordinate out of the box cannot move it. */
-        double gn = 0.0, gmax = 0.0;
+        double gn = 0.0;
         for (size_t i = 0; i < n; i++) {
             if (o->param == CLIPNN_PARAM_TANH) {
                 double th = tanh((double)var[i]);
@@ -379,7 +379,6 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
                 g[i] = 0.0f;
             }
             gn += (double)g[i] * g[i];
-            gmax = fmax(gmax, fabs((double)g[i]));
         }
         gn = sqrt(gn);
         if (o->backtrack && value > accepted_value) {
@@ -424,10 +423,11 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
         accepted_value = value;
         /* Input gradients of a model trained on standardized data scale
          * with 1/std per pixel (hundreds for nearly constant pixels): a
-         * fixed lr either crawls or jumps into saturation. */
-        const float step = (float)(o->normalize && gmax > 0 ? lr / gmax : lr);
+         * fixed lr g either crawls or jumps into saturation, while sign
+         * steps move every coordinate by lr whatever its gradient's scale. */
         for (size_t i = 0; i < n; i++) {
-            float v = var[i] - step * g[i];
+            float dir = o->normalize ? (float)((g[i] > 0) - (g[i] < 0)) : g[i];
+            float v = var[i] - (float)lr * dir;
             if (o->param == CLIPNN_PARAM_PIXEL) v = (float)fmin(fmax(v, lo), hi);
             var[i] = v;
         }
