@@ -76,6 +76,11 @@ struct clipnn_model {
     double row_acc_order;
     double *row_acc; /* [n_units] */
     size_t n_units;  /* sum over layers of out + 1 */
+    /* Set by clipnn_train around a batch-of-one step whose clipping reads
+     * only the unit norms: the backward leaves dW (= d a^T) unwritten and
+     * clipnn_optimizer_step_units forms each row from delta and the layer
+     * input instead (saves writing and re-reading every weight gradient). */
+    int lazy_rank1;
 };
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */

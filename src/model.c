@@ -293,7 +293,9 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         const float *a = clipnn_layer_input(m, l);
         if (want_params) {
             float *dW = m->grads + L->w_offset;
-            clipnn_dense_weight_grad_rows(dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo, hi);
+            int lazy = m->lazy_rank1 && batch == 1 && m->row_acc_order == 2;
+            clipnn_dense_weight_grad_rows(lazy ? NULL : dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo,
+                                          hi);
             if (m->row_acc_order == 2 && batch == 1) {
                 /* Row j of a batch-of-one dW is d_j a: its squared norm is
                  * d_j^2 ||a||^2 (SPEC section 8), no second read of dW. */

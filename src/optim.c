@@ -89,11 +89,11 @@ static void adam_update(float *restrict p, const float *restrict g, float *restr
     }
 }
 
-/* One contiguous range [lo, lo + len) of the block: decoupled weight decay
- * (shrink before the gradient step), then the rule's update with the
- * gradient scaled by s. */
-static void update_range(const clipnn_optimizer *o, float *params, const float *grads, size_t lo, size_t len,
-                         double lr, float s, int first) {
+/* One contiguous range [lo, lo + len) of the block, its gradient at g
+ * ([len]): decoupled weight decay (shrink before the gradient step), then
+ * the rule's update with the gradient scaled by s. */
+static void update_span(const clipnn_optimizer *o, float *params, const float *g, size_t lo, size_t len,
+                        double lr, float s, int first) {
     const clipnn_optim_options *op = &o->opts;
     float *p = params + lo;
     if (op->weight_decay > 0) {
@@ -103,10 +103,31 @@ static void update_range(const clipnn_optimizer *o, float *params, const float *
     }
     float *m = o->m ? o->m + lo : NULL;
     if (op->kind == CLIPNN_OPT_ADAM)
-        adam_update(p, grads + lo, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
+        adam_update(p, g, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
                     (float)op->adam_eps, o->steps);
     else
-        sgd_update(p, grads + lo, m, len, (float)lr, s, (float)op->momentum, op->nesterov, first);
+        sgd_update(p, g, m, len, (float)lr, s, (float)op->momentum, op->nesterov, first);
+}
+
+static void update_range(const clipnn_optimizer *o, float *params, const float *grads, size_t lo, size_t len,
+                         double lr, float s, int first) {
+    update_span(o, params, grads + lo, lo, len, lr, s, first);
+}
+
+/* Row off..off+len of W when the batch-of-one backward left dW unwritten
+ * (clipnn_model.lazy_rank1): its gradient d a (a: [len]) is formed in an
+ * L1-sized buffer, the same float products the backward would have
+ * stored, so the update is bit for bit the one from the stored gradient
+ * while dW is never written to memory and read back. */
+static void update_rank1(const clipnn_optimizer *o, float *params, size_t off, size_t len, float d, const float *a,
+                         double lr, float s, int first) {
+    float buf[1024];
+    for (size_t c = 0; c < len; c += 1024) {
+        size_t n = len - c < 1024 ? len - c : 1024;
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) buf[i] = d * a[c + i];
+        update_span(o, params, buf, off + c, n, lr, s, first);
+    }
 }
 
 clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
@@ -142,6 +163,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                            m->n_params);
     int first = o->steps == 0;
     o->steps++;
+    const int lazy = m->lazy_rank1 && m->last_batch == 1;
     /* A memory stream: a second thread pays for its barrier only past
      * about a million parameters (4 MB; see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
@@ -159,7 +181,10 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                 size_t off = j < L->out ? L->w_offset + j * L->in : L->b_offset;
                 size_t len = j < L->out ? L->in : L->out;
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
-                update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
+                if (lazy && j < L->out)
+                    update_rank1(o, m->params, off, len, m->delta[l][j], clipnn_layer_input(m, l), lr, (float)s, first);
+                else
+                    update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
                 if (theta_acc) theta_acc[u] = clipnn_norm_accumulate(m->params + off, len, 2.0);
             }
         }

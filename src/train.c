@@ -257,6 +257,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     const int need_theta = rule == CLIPNN_CLIP_ADAPTIVE_LAYER || rule == CLIPNN_CLIP_AGC ||
                            (rule == CLIPNN_CLIP_ADAPTIVE && o->clip.p == 2);
     int theta_valid = 0;
+    /* Batch-of-one steps may leave dW = d a^T unwritten when nothing reads
+     * g itself: rules acting through unit factors on 2-norms. */
+    const int lazy_ok = o->clip.p == 2 && rule != CLIPNN_CLIP_VALUE && rule != CLIPNN_CLIP_PER_SAMPLE;
     double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
     size_t cursor = n; /* forces a shuffle before the first step */
@@ -306,6 +309,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         gather_rows(train, b.idx, Bt, b.xb);
         gather_targets(train, b.idx, Bt, o->loss.loss, k, b.yb);
         double loss;
+        m->lazy_rank1 = lazy_ok && Bt == 1 && m->row_acc_order == 2;
         s = clipnn_loss_grad(m, &o->loss, b.xb, b.yb, Bt, &loss, NULL);
         if (s) break;
         double scale = 1;
@@ -405,6 +409,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         }
     }
     m->row_acc_order = 0; /* other callers of clipnn_loss_grad do not pay for the unit norms */
+    m->lazy_rank1 = 0;
     result->seconds = now_seconds() - t0;
     result->clipped_fraction = result->steps ? (double)clipped / (double)result->steps : 0;
     if (s == CLIPNN_OK && !result->diverged && !all_finite(m->params, P)) {
