@@ -117,8 +117,13 @@ static bench_args parse_args(int argc, char **argv) {
 
 /* ------------------------------------------------------------- sgemm */
 
+/* OpenBLAS's own threads for the sgemm yardstick (clipnn_set_threads keeps
+ * BLAS on one thread per slice); absent with other BLAS. */
+extern void openblas_set_num_threads(int) __attribute__((weak));
+
 static void bench_sgemm(const bench_args *a) {
     clipnn_set_threads(a->threads);
+    if (openblas_set_num_threads) openblas_set_num_threads(a->threads);
     size_t n = a->n;
     float *A = malloc(n * n * sizeof *A), *B = malloc(n * n * sizeof *B), *C = malloc(n * n * sizeof *C);
     if (!A || !B || !C) usage("out of memory");

@@ -29,6 +29,21 @@ else
     TORCH_VERSION="not available (/usr/bin/python3 cannot import torch): clipnn alone"
 fi
 
+# A shared machine: before each measurement wait (at most 20 s) until the
+# cores have been at least 80% idle for a second; runs that could not wait
+# for it are counted and reported under the table.
+BUSY=0
+wait_quiet() {
+    local i u n sy id rest t1 i1 t2 i2
+    for i in $(seq 20); do
+        read -r _ u n sy id rest < /proc/stat; t1=$((u + n + sy + id)); i1=$id
+        sleep 1
+        read -r _ u n sy id rest < /proc/stat; t2=$((u + n + sy + id)); i2=$id
+        if [ $(( (i2 - i1) * 100 / (t2 - t1 + 1) )) -ge 80 ]; then return 0; fi
+    done
+    BUSY=$((BUSY + 1))
+}
+
 start=$(date +%s)
 echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "threads: $THREADS for clipnn (OpenMP, single-threaded BLAS per slice) and for PyTorch (torch.set_num_threads)"
@@ -36,6 +51,7 @@ echo "PyTorch: $TORCH_VERSION"
 echo "figures: median of $REPS repetitions after a warm-up; MLPs tanh, softmax cross-entropy, plain SGD (lr 0.01)"
 
 # The yardstick: single-thread sgemm 512^3, in this run.
+wait_quiet
 "$BENCH" sgemm --threads 1 --n 512 --reps "$REPS" > "$OUT/sgemm1"
 "$BENCH" sgemm --threads "$THREADS" --n 512 --reps "$REPS" > "$OUT/sgemmT"
 SGEMM1=$(cut -f4 "$OUT/sgemm1")
@@ -50,8 +66,10 @@ for cfg in $CONFIGS; do
     batch=${cfg##*:}
     secs=0.1
     if [ "$arch" = 784-1024-1024-10 ] && [ "$batch" -ge 128 ]; then secs=0.25; fi
+    wait_quiet
     "$BENCH" grid --arch "$arch" --batch "$batch" --threads "$THREADS" --reps "$REPS" --rep-seconds "$secs" >> "$OUT/clipnn"
     if [ "$HAVE_TORCH" = 1 ]; then
+        wait_quiet
         "$PY" "$HERE/torch_bench.py" grid --arch "$arch" --batch "$batch" --threads "$THREADS" --reps "$REPS" \
             --rep-seconds "$secs" >> "$OUT/torch"
     fi
@@ -59,6 +77,7 @@ done
 touch "$OUT/torch"
 
 # Per-sample clipping: the per-example norm trick against one backward per example.
+wait_quiet
 "$BENCH" naive --arch 784-256-128-10 --batch 128 --threads "$THREADS" --reps "$REPS" > "$OUT/naive"
 
 echo
@@ -87,6 +106,7 @@ awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick 
 if [ "${QUICK:-0}" != 1 ]; then
     echo
     echo "Fashion-MNIST, 784-256-128-10 relu, SGD lr 0.05 momentum 0.9, batch 128, 10 epochs, norm-torch lambda 1:"
+    wait_quiet
     t0=$(date +%s.%N)
     json=$("$TOOL" train --data "fashion-mnist:$FMNIST_DIR" --arch 256-128-10 --act relu --opt sgd --lr 0.05 \
         --momentum 0.9 --batch 128 --epochs 10 --clip norm-torch --lambda 1 --threads "$THREADS" --json --quiet | tail -1)
@@ -96,6 +116,7 @@ if [ "${QUICK:-0}" != 1 ]; then
     c_acc=$(echo "$json" | sed 's/.*"test_accuracy":\([0-9.e+-]*\).*/\1/')
     printf '  clipnn:  %7.2f s wall (%.2f s in the training loop), test accuracy %.4f\n' "$c_wall" "$c_train" "$c_acc"
     if [ "$HAVE_TORCH" = 1 ]; then
+        wait_quiet
         line=$("$PY" "$HERE/torch_bench.py" fmnist --dir "$FMNIST_DIR" --threads "$THREADS")
         t_wall=$(echo "$line" | cut -f4)
         t_train=$(echo "$line" | cut -f5)
@@ -106,4 +127,7 @@ if [ "${QUICK:-0}" != 1 ]; then
     fi
 fi
 echo
+if [ "$BUSY" -gt 0 ]; then
+    echo "note: $BUSY measurement(s) started on a busy machine (other processes held the cores for 20 s)"
+fi
 echo "bench took $(( $(date +%s) - start )) s"

@@ -8,6 +8,8 @@
  * only on the number of threads. A batch of one goes through GEMV (and a
  * rank-one loop), which skips the packing a GEMM does for nothing. */
 #include <cblas.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -87,12 +89,35 @@ void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, si
 }
 
 /* Threads for a pass of `macs` multiply-adds with a barrier every layer.
- * On the 2-vCPU machines this was measured on, a barrier costs 1.5 to 25
- * us when quiet, and a whole scheduler slice when another process holds
- * the other core (a batch-of-one step went from 60 us to 40 ms); one
- * thread only slows to half speed. So threads only above 2^24 (16M)
- * multiply-adds, about 0.3 ms of work per pass. */
-size_t clipnn_parallel_macs = (size_t)1 << 24;
+ * With clipnn_barrier_wait a barrier costs ~0.2 us quiet and ~2 us with
+ * another process busy; the parallel region itself (libgomp) 1-10 us. So
+ * threads from 2^17 multiply-adds: a batch of one through 784-256-128-10
+ * (235k) takes 56 us on two threads against 90 us on one. */
+size_t clipnn_parallel_macs = (size_t)1 << 17;
+
+/* Barrier of the n threads of a parallel region: a short spin, then
+ * sched_yield. libgomp's barrier measured 15-300 us here (2 vCPUs on a
+ * shared host) against 0.2 us for this one, and its futex sleep costs a
+ * scheduler slice when another process holds the other core, where a
+ * yield hands the core back at once. */
+void clipnn_barrier_wait(clipnn_barrier *b, int n) {
+    if (n <= 1) return;
+    int gen = atomic_load_explicit(&b->gen, memory_order_acquire);
+    if (atomic_fetch_add_explicit(&b->count, 1, memory_order_acq_rel) == n - 1) {
+        atomic_store_explicit(&b->count, 0, memory_order_relaxed);
+        atomic_store_explicit(&b->gen, gen + 1, memory_order_release);
+        return;
+    }
+    for (int spins = 0; atomic_load_explicit(&b->gen, memory_order_acquire) == gen; spins++) {
+        if (spins < 500) {
+#if defined(__x86_64__) || defined(__i386__)
+            __builtin_ia32_pause();
+#endif
+        } else {
+            sched_yield();
+        }
+    }
+}
 
 int clipnn_threads_for_macs(size_t macs) { return macs >= clipnn_parallel_macs ? clipnn_threads_for(macs) : 1; }
 

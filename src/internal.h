@@ -101,7 +101,13 @@ void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, con
  * a single-threaded BLAS. */
 void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi);
 int clipnn_threads_for_macs(size_t macs); /* threads for a layer-by-layer pass of that many multiply-adds */
-/* Work below which model passes run on one thread (2^24 multiply-adds;
+/* Barrier for the threads of one parallel region (src/dense.c): zero it
+ * before the region, every thread calls clipnn_barrier_wait(b, team size). */
+typedef struct {
+    _Atomic int count, gen;
+} clipnn_barrier;
+void clipnn_barrier_wait(clipnn_barrier *b, int n);
+/* Work below which model passes run on one thread (2^17 multiply-adds;
  * updates: a sixteenth of it in parameters). Tests set 0 to run the split
  * kernels on small models. */
 extern size_t clipnn_parallel_macs;

@@ -216,7 +216,7 @@ static int model_threads(const clipnn_model *m, size_t batch) { return clipnn_th
 /* Thread t of T: its slice of every layer's units, bias and activation
  * fused into the pass that follows the product while the slice is in L1;
  * a barrier between layers (the next one reads all of this one). */
-static void forward_slice(clipnn_model *m, const float *x, size_t batch, int t, int T) {
+static void forward_slice(clipnn_model *m, const float *x, size_t batch, int t, int T, clipnn_barrier *bar) {
     const float *a = x;
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
@@ -227,7 +227,7 @@ static void forward_slice(clipnn_model *m, const float *x, size_t batch, int t, 
             clipnn_bias_act_forward(L->act, m->pre[l] + r * L->out + lo, m->post[l] + r * L->out + lo,
                                     m->params + L->b_offset + lo, hi - lo);
         a = m->post[l];
-#pragma omp barrier
+        clipnn_barrier_wait(bar, T);
     }
 }
 
@@ -248,8 +248,9 @@ static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
     int threads = model_threads(m, batch);
     m->last_input = x;
     m->last_batch = batch;
+    clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    forward_slice(m, x, batch, clipnn_thread_id(), clipnn_thread_count());
+    forward_slice(m, x, batch, clipnn_thread_id(), clipnn_thread_count(), &bar);
     return CLIPNN_OK;
 }
 
@@ -281,7 +282,8 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
  * cache); after a barrier (da reads every column of delta[l]) it forms its
  * columns of da, which are its own units of layer l - 1, so the next layer
  * needs no barrier before its activation pass. */
-static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T) {
+static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T,
+                           clipnn_barrier *bar) {
     for (size_t l = m->n_layers; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
@@ -308,7 +310,7 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         }
         float *da = l > 0 ? m->delta[l - 1] : dx;
         if (!da || (!want_params && !dx)) break; /* nothing further down is wanted */
-#pragma omp barrier
+        clipnn_barrier_wait(bar, T);
         clipnn_chunk(L->in, t, T, &lo, &hi);
         clipnn_dense_input_grad_cols(da, d, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
     }
@@ -325,14 +327,16 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
     int threads = model_threads(m, batch);
     m->last_input = x; /* the first layer's input, read by the backward */
     m->last_batch = batch;
+    clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = clipnn_thread_id(), T = clipnn_thread_count();
-        forward_slice(m, x, batch, t, T);
+        forward_slice(m, x, batch, t, T, &bar);
         /* delta[last] first holds d loss / d output, then d loss / d z. */
-#pragma omp single
-        loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
-        backward_slice(m, lo->want_params, dx, batch, t, T);
+        if (t == 0)
+            loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
+        clipnn_barrier_wait(&bar, T);
+        backward_slice(m, lo->want_params, dx, batch, t, T, &bar);
     }
     if (lo->want_params && m->row_acc_order > 0)
         for (size_t l = 0; l < m->n_layers; l++) {

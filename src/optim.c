@@ -164,8 +164,8 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
     int first = o->steps == 0;
     o->steps++;
     const int lazy = m->lazy_rank1 && m->last_batch == 1;
-    /* A memory stream: a second thread pays for its barrier only past
-     * about a million parameters (4 MB; see clipnn_threads_for_macs). */
+    /* A memory stream: a second thread pays for the parallel region from
+     * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
