@@ -2,6 +2,7 @@
  * Nesterov as torch.optim.SGD defines them, Adam as torch.optim.Adam, and
  * decoupled weight decay (AdamW's form) for both. The clipping factor 1/c(t)
  * arrives as grad_scale so that clipping costs no extra pass. */
+#include <float.h>
 #include <math.h>
 #include <string.h>
 
@@ -55,45 +56,59 @@ uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o) { return o->steps; }
 /* p[n] -= lr * (s g[n]) with momentum / Nesterov buffer m[n] (or NULL).
  * The loops are marked simd: at -O2 GCC vectorizes only loops whose trip
  * count it knows, and these are memory-bound streams. */
-static void sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
-                       float s, float mu, int nesterov, int first) {
+/* A parameter whose update would leave float range (or meet a NaN) keeps
+ * its value, and the update reports it: no NaN or Inf is ever written into
+ * the parameters, at the cost of one compare and blend per element in
+ * loops bound by memory. Returns the number of such parameters. */
+static inline float guarded(float old, float updated, int *bad) {
+    int ok = fabsf(updated) <= FLT_MAX;
+    *bad += !ok;
+    return ok ? updated : old;
+}
+
+static int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
+                      float s, float mu, int nesterov, int first) {
+    int bad = 0;
     if (!m) {
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) p[i] -= lr * (s * g[i]);
-        return;
+#pragma omp simd reduction(+ : bad)
+        for (size_t i = 0; i < n; i++) p[i] = guarded(p[i], p[i] - lr * (s * g[i]), &bad);
+        return bad;
     }
-#pragma omp simd
+#pragma omp simd reduction(+ : bad)
     for (size_t i = 0; i < n; i++) {
         float gi = s * g[i];
         /* torch.optim.SGD starts the buffer at the first gradient. */
         float buf = first ? gi : mu * m[i] + gi;
         m[i] = buf;
-        p[i] -= lr * (nesterov ? gi + mu * buf : buf);
+        p[i] = guarded(p[i], p[i] - lr * (nesterov ? gi + mu * buf : buf), &bad);
     }
+    return bad;
 }
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
  * into the step size and the denominator, eps added after the sqrt. */
-static void adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                        size_t n, float lr, float s, float b1, float b2, float eps, uint64_t t) {
+static int adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                       size_t n, float lr, float s, float b1, float b2, float eps, uint64_t t) {
     float bc1 = (float)(1.0 - pow(b1, (double)t));
     float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
     float step = lr / bc1;
-#pragma omp simd
+    int bad = 0;
+#pragma omp simd reduction(+ : bad)
     for (size_t i = 0; i < n; i++) {
         float gi = s * g[i];
         m[i] = m[i] * b1 + gi * (1.0f - b1);
         v[i] = v[i] * b2 + gi * gi * (1.0f - b2);
         float denom = sqrtf(v[i]) / bc2_sqrt + eps;
-        p[i] -= step * (m[i] / denom);
+        p[i] = guarded(p[i], p[i] - step * (m[i] / denom), &bad);
     }
+    return bad;
 }
 
 /* One contiguous range [lo, lo + len) of the block, its gradient at g
  * ([len]): decoupled weight decay (shrink before the gradient step), then
  * the rule's update with the gradient scaled by s. */
-static void update_span(const clipnn_optimizer *o, float *params, const float *g, size_t lo, size_t len,
-                        double lr, float s, int first) {
+static int update_span(const clipnn_optimizer *o, float *params, const float *g, size_t lo, size_t len,
+                       double lr, float s, int first) {
     const clipnn_optim_options *op = &o->opts;
     float *p = params + lo;
     if (op->weight_decay > 0) {
@@ -103,15 +118,14 @@ static void update_span(const clipnn_optimizer *o, float *params, const float *g
     }
     float *m = o->m ? o->m + lo : NULL;
     if (op->kind == CLIPNN_OPT_ADAM)
-        adam_update(p, g, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
-                    (float)op->adam_eps, o->steps);
-    else
-        sgd_update(p, g, m, len, (float)lr, s, (float)op->momentum, op->nesterov, first);
+        return adam_update(p, g, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
+                           (float)op->adam_eps, o->steps);
+    return sgd_update(p, g, m, len, (float)lr, s, (float)op->momentum, op->nesterov, first);
 }
 
-static void update_range(const clipnn_optimizer *o, float *params, const float *grads, size_t lo, size_t len,
-                         double lr, float s, int first) {
-    update_span(o, params, grads + lo, lo, len, lr, s, first);
+static int update_range(const clipnn_optimizer *o, float *params, const float *grads, size_t lo, size_t len,
+                        double lr, float s, int first) {
+    return update_span(o, params, grads + lo, lo, len, lr, s, first);
 }
 
 /* Row off..off+len of W when the batch-of-one backward left dW unwritten
@@ -119,15 +133,23 @@ static void update_range(const clipnn_optimizer *o, float *params, const float *
  * L1-sized buffer, the same float products the backward would have
  * stored, so the update is bit for bit the one from the stored gradient
  * while dW is never written to memory and read back. */
-static void update_rank1(const clipnn_optimizer *o, float *params, size_t off, size_t len, float d, const float *a,
-                         double lr, float s, int first) {
+static int update_rank1(const clipnn_optimizer *o, float *params, size_t off, size_t len, float d, const float *a,
+                        double lr, float s, int first) {
     float buf[1024];
+    int bad = 0;
     for (size_t c = 0; c < len; c += 1024) {
         size_t n = len - c < 1024 ? len - c : 1024;
 #pragma omp simd
         for (size_t i = 0; i < n; i++) buf[i] = d * a[c + i];
-        update_span(o, params, buf, off + c, n, lr, s, first);
+        bad += update_span(o, params, buf, off + c, n, lr, s, first);
     }
+    return bad;
+}
+
+static clipnn_status overflow_status(long long bad) {
+    if (!bad) return CLIPNN_OK;
+    return clipnn_fail(CLIPNN_ERR_NONFINITE,
+                       "optimizer: the update of %lld parameters left float range; they kept their values", bad);
 }
 
 clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
@@ -141,12 +163,13 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
     const size_t chunk = 16384;
     size_t n_chunks = (n + chunk - 1) / chunk;
     int threads = clipnn_threads_for(n);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
+    long long bad = 0;
+#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1) reduction(+ : bad)
     for (size_t c = 0; c < n_chunks; c++) {
         size_t lo = c * chunk, len = n - lo < chunk ? n - lo : chunk;
-        update_range(o, params, grads, lo, len, lr, (float)grad_scale, first);
+        bad += update_range(o, params, grads, lo, len, lr, (float)grad_scale, first);
     }
-    return CLIPNN_OK;
+    return overflow_status(bad);
 }
 
 /* The update of clipnn_train, unit by unit (a row of W, a bias vector) so
@@ -167,7 +190,8 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
-#pragma omp parallel num_threads(threads) if (threads > 1)
+    long long bad = 0;
+#pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
     {
         int t = clipnn_thread_id(), T = clipnn_thread_count();
         for (size_t l = 0; l < m->n_layers; l++) {
@@ -182,12 +206,13 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                 size_t len = j < L->out ? L->in : L->out;
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
                 if (lazy && j < L->out)
-                    update_rank1(o, m->params, off, len, m->delta[l][j], clipnn_layer_input(m, l), lr, (float)s, first);
+                    bad += update_rank1(o, m->params, off, len, m->delta[l][j], clipnn_layer_input(m, l), lr,
+                                        (float)s, first);
                 else
-                    update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
+                    bad += update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
                 if (theta_acc) theta_acc[u] = clipnn_norm_accumulate(m->params + off, len, 2.0);
             }
         }
     }
-    return CLIPNN_OK;
+    return overflow_status(bad);
 }

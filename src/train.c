@@ -262,6 +262,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     const int lazy_ok = o->clip.p == 2 && rule != CLIPNN_CLIP_VALUE && rule != CLIPNN_CLIP_PER_SAMPLE;
     double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
+    uint64_t epoch_skipped = 0; /* not in the saved state: a resumed epoch counts from the resume */
     size_t cursor = n; /* forces a shuffle before the first step */
     size_t epoch = 0;
     clipnn_step_record rec;
@@ -339,12 +340,28 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         if (!rec.clip.skipped) {
             s = clipnn_optimizer_step_units(opt, m, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
             theta_valid = need_theta;
+            if (s == CLIPNN_ERR_NONFINITE) {
+                /* The update would have left float range: the optimizer kept
+                 * those parameters, so none is NaN or Inf, but the run has
+                 * diverged; skip goes on from the parameters as they are. */
+                result->diverged_step = t;
+                if (o->clip.nonfinite != CLIPNN_NONFINITE_SKIP) {
+                    result->diverged = 1;
+                    if (o->clip.nonfinite == CLIPNN_NONFINITE_PROPAGATE) s = CLIPNN_OK;
+                    break;
+                }
+                s = CLIPNN_OK;
+                rec.clip.skipped = 1;
+            }
             if (!s) s = clipnn_clipper_after_update(clip, m, &rec.clip);
             if (s) break;
+        }
+        if (!rec.clip.skipped) {
             sum_lr += lr;
             sum_lr2 += lr * lr;
         } else {
             result->skipped_steps++;
+            epoch_skipped++;
         }
         clipped += rec.clip.clipped;
         epoch_clipped += rec.clip.clipped;
@@ -378,7 +395,8 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         }
         int epoch_end = o->replacement ? (t + 1) % steps_per_epoch == 0 : cursor >= n;
         if (epoch_end || t + 1 == total) {
-            result->train_loss = epoch_loss / (double)epoch_steps;
+            /* Skipped steps have no loss to count (NaN when all were skipped). */
+            result->train_loss = epoch_steps > epoch_skipped ? epoch_loss / (double)(epoch_steps - epoch_skipped) : NAN;
             if (test) {
                 s = evaluate_with(m, test, &o->loss, b.xb, b.yb, b.idx, eval_chunk, &result->test_loss,
                                   &result->test_accuracy);
@@ -403,7 +421,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             }
             if (epoch_end) {
                 epoch_loss = 0;
-                epoch_steps = 0;
+                epoch_steps = epoch_skipped = 0;
                 epoch_clipped = 0;
             }
         }

@@ -163,3 +163,33 @@ TEST(train_expected_clipped_gradient) {
     clipnn_model_free(m);
     clipnn_dataset_free(train), clipnn_dataset_free(test);
 }
+
+/* A finite gradient times a huge step overflows float: under every policy
+ * the optimizer keeps such parameters as they were, so none is NaN or Inf
+ * (tanh keeps the loss and gradient finite, so only the update overflows). */
+TEST(train_overflowing_update_never_writes_inf) {
+    clipnn_dataset *train = NULL, *test = NULL;
+    CHECK_OK(load_digits(&train, &test));
+    const clipnn_nonfinite policies[3] = {CLIPNN_NONFINITE_ERROR, CLIPNN_NONFINITE_SKIP, CLIPNN_NONFINITE_PROPAGATE};
+    for (int k = 0; k < 3; k++) {
+        clipnn_model *m = digits_model(CLIPNN_ACT_TANH, 1, train);
+        clipnn_train_options o = clipnn_train_options_default();
+        o.schedule.a0 = 1e36;
+        o.optim.momentum = 0;
+        o.steps = 50;
+        o.clip.rule = CLIPNN_CLIP_NONE;
+        o.clip.nonfinite = policies[k];
+        clipnn_train_result r;
+        clipnn_status s = clipnn_train(m, train, NULL, &o, &r);
+        CHECK_MSG(all_finite(clipnn_model_params(m), clipnn_model_n_params(m)), "policy %d: non-finite parameters", k);
+        if (policies[k] == CLIPNN_NONFINITE_SKIP) {
+            CHECK(s == CLIPNN_OK && r.skipped_steps > 0);
+            /* the mean loss counts the steps that were taken, never 0 from skipped ones */
+            CHECK_MSG(isnan(r.train_loss) || r.train_loss > 0, "train loss %g", r.train_loss);
+        } else {
+            CHECK(r.diverged == 1);
+        }
+        clipnn_model_free(m);
+    }
+    clipnn_dataset_free(train), clipnn_dataset_free(test);
+}
