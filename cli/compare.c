@@ -168,7 +168,7 @@ int cmd_compare(int argc, char **argv) {
     rule_spec rules[MAX_RULES];
     size_t n_rules = 0;
     if ((rc = parse_rules(cmd, rules_text, rules, &n_rules))) return rc;
-    if (s.threads > 0) clipnn_set_threads(s.threads);
+    clipnn_set_threads(s.threads);
 
     clipnn_dataset *train = NULL, *test = NULL;
     clipnn_model *m = NULL;

@@ -36,7 +36,7 @@ int cmd_eval(int argc, char **argv) {
     if (strcmp(split, "test") && strcmp(split, "train"))
         return cli_usage_error(cmd, "--split '%s': want test or train", split);
     if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
-    if (s.threads > 0) clipnn_set_threads(s.threads);
+    clipnn_set_threads(s.threads);
 
     clipnn_model *m = NULL;
     clipnn_status st = clipnn_model_load(model_path, &m);

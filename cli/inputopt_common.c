@@ -360,7 +360,7 @@ int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int ar
     *m = NULL;
     int rc = cli_settings_check(cmd, s, groups, argc, argv);
     if (rc) return rc;
-    if (s->threads > 0) clipnn_set_threads(s->threads);
+    clipnn_set_threads(s->threads);
     clipnn_status st = clipnn_model_load(path, m);
     return st ? cli_fail(cmd, st, path) : 0;
 }

@@ -95,6 +95,7 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->batch = 32;
     s->epochs = 20;
     s->seed = 1;
+    s->threads = 1;
     s->clip = "norm";
     s->nonfinite = nonfinite_name(c.nonfinite);
     s->center = c.project_center_initial ? "initial" : "zero";
@@ -165,7 +166,9 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
     }
     if (groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS))
-        ADD("--threads", CLI_INT, &s->threads, "N", "threads (0: OpenMP's default)");
+        ADD("--threads", CLI_INT, &s->threads, "N",
+            "threads, 0 to 256 (0: one per processor); results are bit-identical for a given count, "
+            "and the default 1 gives the same run on every machine");
     if (groups & CLI_OPTS_CLIP_RULE) {
         ADD("--clip", CLI_STR, &s->clip, "RULE",
             "none | value | norm | norm-torch | norm-group | adaptive | adaptive-layer | agc | "
@@ -243,8 +246,8 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         if (s->epochs == 0 && s->steps == 0)
             return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
     }
-    if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && s->threads < 0)
-        return cli_usage_error(cmd, "--threads %d: must be >= 0", s->threads);
+    if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
+        return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
     if (groups & CLI_OPTS_CLIP_PARAMS) {
         if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
         if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);

@@ -160,7 +160,7 @@ int cmd_train(int argc, char **argv) {
     if (resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                    cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
-    if (s.threads > 0) clipnn_set_threads(s.threads);
+    clipnn_set_threads(s.threads);
 
     clipnn_dataset *train = NULL, *test = NULL;
     clipnn_model *m = NULL;

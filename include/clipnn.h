@@ -61,8 +61,11 @@ const char *clipnn_last_error(void);
 typedef void (*clipnn_log_fn)(int level, const char *message, void *user);
 void clipnn_set_log(clipnn_log_fn fn, void *user);
 
-/* Number of threads used by OpenMP regions and by OpenBLAS when present.
- * Results are bit-identical for a given thread count. */
+/* Number of threads of the library's parallel passes (BLAS runs on one
+ * slice per thread). n <= 0: one per online processor; at most
+ * CLIPNN_MAX_THREADS. The default is 1. Results are bit-identical for a
+ * given thread count. */
+#define CLIPNN_MAX_THREADS 256
 void clipnn_set_threads(int n);
 int clipnn_get_threads(void);
 const char *clipnn_blas_name(void); /* "openblas", "netlib" ... */

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
@@ -99,8 +100,19 @@ extern char *openblas_get_config(void) __attribute__((weak));
 
 static int n_threads = 1;
 
+/* OpenBLAS starts with threads of its own; the library's single-threaded
+ * default must not run BLAS on several (see clipnn_set_threads). */
+__attribute__((constructor)) static void blas_single_threaded(void) {
+    if (openblas_set_num_threads) openblas_set_num_threads(1);
+}
+
 void clipnn_set_threads(int n) {
-    if (n < 1) n = 1;
+    if (n < 1) {
+        long online = sysconf(_SC_NPROCESSORS_ONLN);
+        n = online > 0 ? (int)(online < CLIPNN_MAX_THREADS ? online : CLIPNN_MAX_THREADS) : 1;
+    }
+    /* More threads than this only cost: each OpenMP thread is an OS thread. */
+    if (n > CLIPNN_MAX_THREADS) n = CLIPNN_MAX_THREADS;
     n_threads = n;
 #ifdef _OPENMP
     omp_set_num_threads(n);
