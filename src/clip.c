@@ -477,33 +477,41 @@ static clipnn_status rule_percentile(clipnn_clipper *c, clip_step *s) {
     return CLIPNN_OK;
 }
 
-/* ZClip: during the warm-up the mean and variance of the norm are plain
- * sample statistics (Welford) and only the hard cap clips; after it they
- * are EMAs (weight alpha on the past) of the norms as clipped, and a norm
- * whose z-score exceeds the threshold is clipped to mean + z sd. */
+/* ZClip (Kumar et al. 2025; its reference code's default: mode "zscore",
+ * clip option "adaptive_scaling", clip factor 1, eps 1e-6):
+ * - warm-up: the raw norms of the first z_warmup steps give the mean and
+ *   the population variance (Welford); only the hard cap clips;
+ * - then z = (g - mean) / (sd + 1e-6); when z > t the norm is clipped to
+ *   mean + t sd / (z / t) = mean + t^2 sd / z (the larger the spike, the
+ *   harder the clip), and the EMAs (weight alpha on the past; the variance
+ *   about the updated mean) take that value, else the raw norm;
+ * - the hard cap z_cap (> 0) bounds the norm on top, without entering the
+ *   statistics; like torch's clip_grad_norm_, the factor is
+ *   limit / (g + 1e-6). */
 static clipnn_status rule_zscore(clipnn_clipper *c, clip_step *s) {
-    double target = s->pre;
-    if (isfinite(s->pre)) {
+    const double g = s->pre, t = c->o.z_threshold, eps = 1e-6;
+    double limit = INFINITY;
+    if (isfinite(g)) {
         if (c->z_seen < c->o.z_warmup) {
-            if (c->o.z_cap > 0 && target > c->o.z_cap) target = c->o.z_cap;
             c->z_seen++;
-            double d = target - c->z_mean;
+            double d = g - c->z_mean;
             c->z_mean += d / (double)c->z_seen;
-            c->z_var += d * (target - c->z_mean); /* sum of squares until the warm-up ends */
+            c->z_var += d * (g - c->z_mean); /* sum of squares until the warm-up ends */
             if (c->z_seen == c->o.z_warmup) c->z_var /= (double)c->z_seen;
         } else {
             double sd = sqrt(c->z_var);
-            double limit = c->z_mean + c->o.z_threshold * sd;
-            if (target > limit) target = limit;
-            if (c->o.z_cap > 0 && target > c->o.z_cap) target = c->o.z_cap;
+            double z = (g - c->z_mean) / (sd + eps);
+            double seen = g;
+            if (z > t) limit = seen = c->z_mean + t * sd / (z / t);
             double a = c->o.z_alpha;
-            c->z_mean = a * c->z_mean + (1 - a) * target;
-            double d = target - c->z_mean;
+            c->z_mean = a * c->z_mean + (1 - a) * seen;
+            double d = seen - c->z_mean;
             c->z_var = a * c->z_var + (1 - a) * d * d;
             c->z_seen++;
         }
     }
-    apply_global(c, s, s->pre > target ? target / s->pre : 1.0);
+    if (c->o.z_cap > 0 && c->o.z_cap < limit) limit = c->o.z_cap;
+    apply_global(c, s, g > limit ? limit / (g + eps) : 1.0);
     return CLIPNN_OK;
 }
 

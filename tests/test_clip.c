@@ -368,6 +368,8 @@ TEST(clip_percentile_autoclip) {
     clipnn_model_free(m);
 }
 
+/* ZClip's zscore / adaptive_scaling rule, the expected values computed
+ * here from the reference code's formulas. */
 TEST(clip_zscore_spike) {
     clipnn_model *m = make_model(1.0);
     clipnn_clip_options o = clipnn_clip_options_default();
@@ -375,6 +377,7 @@ TEST(clip_zscore_spike) {
     o.z_warmup = 4;
     o.z_alpha = 0.9;
     o.z_threshold = 2.0;
+    o.z_cap = 1.1;
     clipnn_clipper *c = NULL;
     CHECK_OK(clipnn_clipper_create(&c, m, &o));
     clipnn_clip_record r;
@@ -382,19 +385,38 @@ TEST(clip_zscore_spike) {
     const double warm[4] = {1.0, 1.2, 0.8, 1.0};
     for (int t = 0; t < 4; t++) {
         CHECK_OK(clipnn_clipper_apply(c, m, warm[t], 1, &scale, NULL, &r));
-        CHECK(scale == 1.0); /* no clipping during the warm-up */
+        /* during the warm-up only the cap clips, torch-style */
+        double want = warm[t] > 1.1 ? 1.1 / (warm[t] + 1e-6) : 1.0;
+        CHECK_NEAR(scale, want, 1e-15);
     }
-    double mean = 1.0, var = (0 + 0.04 + 0.04 + 0) / 4.0; /* population variance of the warm-up */
-    /* A norm within mean + 2 sd passes and updates the EMAs. */
-    CHECK_OK(clipnn_clipper_apply(c, m, 1.1, 1, &scale, NULL, &r));
-    CHECK(scale == 1.0);
-    mean = 0.9 * mean + 0.1 * 1.1;
-    var = 0.9 * var + 0.1 * (1.1 - mean) * (1.1 - mean);
-    /* A spike is clipped to mean + 2 sd. */
-    CHECK_OK(clipnn_clipper_apply(c, m, 50.0, 1, &scale, NULL, &r));
-    double limit = mean + 2.0 * sqrt(var);
-    CHECK_NEAR(scale, limit / 50.0, 1e-12);
+    /* the raw norms (1.2 included: the cap does not enter the statistics) */
+    double mean = 1.0, var = (0 + 0.04 + 0.04 + 0) / 4;
+    /* a norm within the threshold passes and enters the EMAs as it is */
+    double g = 1.05, sd = sqrt(var), z = (g - mean) / (sd + 1e-6);
+    CHECK(z < 2.0);
+    CHECK_OK(clipnn_clipper_apply(c, m, g, 1, &scale, NULL, &r));
+    CHECK(scale == 1.0 && r.clipped == 0);
+    mean = 0.9 * mean + 0.1 * g;
+    var = 0.9 * var + 0.1 * (g - mean) * (g - mean);
+    /* a spike: clipped to mean + t^2 sd / z, which then enters the EMAs */
+    g = 5.0;
+    sd = sqrt(var);
+    z = (g - mean) / (sd + 1e-6);
+    double limit = mean + 4.0 * sd / z;
+    CHECK(z > 2.0 && limit < 1.1); /* the adaptive limit binds, not the cap */
+    CHECK_OK(clipnn_clipper_apply(c, m, g, 1, &scale, NULL, &r));
+    CHECK_NEAR(scale, limit / (g + 1e-6), 1e-14);
     CHECK(r.clipped == 1);
+    mean = 0.9 * mean + 0.1 * limit;
+    var = 0.9 * var + 0.1 * (limit - mean) * (limit - mean);
+    /* a small spike whose adaptive limit is above the cap: the cap binds */
+    sd = sqrt(var);
+    g = mean + 2.2 * (sd + 1e-6);
+    z = (g - mean) / (sd + 1e-6);
+    limit = mean + 4.0 * sd / z;
+    CHECK(z > 2.0 && limit > 1.1 && g > 1.1);
+    CHECK_OK(clipnn_clipper_apply(c, m, g, 1, &scale, NULL, &r));
+    CHECK_NEAR(scale, 1.1 / (g + 1e-6), 1e-14);
     clipnn_clipper_free(c);
     clipnn_model_free(m);
 }
