@@ -8,7 +8,7 @@ PREFIX   ?= /usr/local
 OPT      ?= -O2 -march=native
 CFLAGS   ?= $(OPT) -g
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
-WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter
+WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OMP      ?= -fopenmp
 ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -Iinclude -Isrc $(SANITIZE)
 LDLIBS   := -lblas -lpng -lz -lm
@@ -33,7 +33,7 @@ BENCHBIN := $(BUILD)/bench_clipnn
 .PHONY: all test sanitize bench install clean
 all: $(STATIC) $(SHARED) $(TOOL)
 
-$(BUILD)/%.o: %.c include/clipnn.h src/internal.h $(wildcard cli/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c include/clipnn.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

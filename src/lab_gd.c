@@ -111,7 +111,7 @@ static double clipper_deviation(clipnn_clipper *cl, clipnn_model *carrier, const
     return dev;
 }
 
-static clipnn_status run_gd(lab_ctx *L, gd_problem *p, const double *x0, gd_run *r, lab_plot *rate,
+static clipnn_status run_gd(gd_problem *p, const double *x0, gd_run *r, lab_plot *rate,
                             size_t s_min, size_t s_bound, lab_plot *norms, size_t s_norm) {
     size_t d = p->d;
     double *x = clipnn_alloc_array(4 * d, sizeof *x), *g = x + d, *xn = g + d, *gn = xn + d;
@@ -332,7 +332,7 @@ clipnn_status lab_gd_clip(lab_ctx *L) {
         snprintf(nm, sizeof nm, "%.40s: bound", P[i].name);
         size_t sb = lab_plot_companion(&rate, nm);
         size_t sn = i == 0 ? lab_plot_series(&norms, "gamma*beta = 1, clipped") : 0;
-        s = run_gd(L, &P[i], x0[i], &main_runs[i], &rate, smin, sb, i == 0 ? &norms : NULL, sn);
+        s = run_gd(&P[i], x0[i], &main_runs[i], &rate, smin, sb, i == 0 ? &norms : NULL, sn);
         if (s) goto done;
         print_run(L, &P[i], &main_runs[i]);
         if (main_runs[i].q2_max_dev > q2_dev) q2_dev = main_runs[i].q2_max_dev;
@@ -348,7 +348,7 @@ clipnn_status lab_gd_clip(lab_ctx *L) {
         char nm[64];
         snprintf(nm, sizeof nm, "gamma*beta = %.1f, %s", gb[j], j == 2 ? "no clipping" : "clipped");
         size_t sn = lab_plot_series(&norms, nm);
-        s = run_gd(L, &P[0], x0[0], &big[j], NULL, 0, 0, &norms, sn);
+        s = run_gd(&P[0], x0[0], &big[j], NULL, 0, 0, &norms, sn);
         if (s) goto done;
         print_run(L, &P[0], &big[j]);
         q3_bad += big[j].q3_violations;
