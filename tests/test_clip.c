@@ -555,3 +555,85 @@ TEST(clip_bad_options_refused) {
     }
     clipnn_model_free(m);
 }
+
+TEST(clip_project_ball_centred_on_zero) {
+    clipnn_model *m = make_model(1.0);
+    size_t n = clipnn_model_n_params(m);
+    clipnn_clip_options o = clipnn_clip_options_default();
+    o.rule = CLIPNN_CLIP_PROJECT;
+    o.project_center_initial = 0;
+    o.project_radius = 0.5;
+    clipnn_clipper *c = NULL;
+    CHECK_OK(clipnn_clipper_create(&c, m, &o));
+    float *p = clipnn_model_params(m);
+    double before[64] = {0}, norm = 0;
+    for (size_t i = 0; i < n; i++) before[i] = p[i], norm += before[i] * before[i];
+    norm = sqrt(norm);
+    CHECK(norm > 0.5);
+    clipnn_clip_record r = {0};
+    CHECK_OK(clipnn_clipper_after_update(c, m, &r));
+    CHECK(r.clipped == 1);
+    for (size_t i = 0; i < n; i++) CHECK_NEAR(p[i], before[i] * 0.5 / norm, 1e-6 * fabs(before[i]) + 1e-12);
+    /* inside the ball nothing moves */
+    float inside[64];
+    memcpy(inside, p, n * sizeof *p);
+    CHECK_OK(clipnn_clipper_after_update(c, m, &r));
+    CHECK(memcmp(inside, p, n * sizeof *p) == 0);
+    clipnn_clipper_free(c);
+    clipnn_model_free(m);
+}
+
+/* DP-SGD noise: with every example inside the threshold (no clipping),
+ * the noise is what is added to the mean gradient: zero mean and standard
+ * deviation sigma C / B per coordinate (Opacus: std sigma C on the sum).
+ * With n coordinates the sample sd has relative error ~1/sqrt(2n) (2.4%
+ * here); 5 of those (12%) still tells sigma C / B from a wrong factor of B,
+ * C or 2. The same seed gives the same noise. */
+TEST(clip_per_sample_noise_scale) {
+    size_t widths[2] = {200, 4};
+    clipnn_act acts[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, 3, 2, widths, acts));
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 3));
+    enum { B = 4 };
+    float x[B * 3], y[B];
+    for (int i = 0; i < B * 3; i++) x[i] = 0.1f * (float)sin(i + 1.0);
+    for (int i = 0; i < B; i++) y[i] = (float)(i % 4);
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    lo.loss = CLIPNN_LOSS_XENT;
+    CHECK_OK(clipnn_model_reserve(m, B));
+    size_t n = clipnn_model_n_params(m);
+    float *clean = malloc(n * sizeof *clean), *first = malloc(n * sizeof *first);
+    CHECK_OK(clipnn_loss_grad(m, &lo, x, y, B, NULL, NULL));
+    memcpy(clean, clipnn_model_grads(m), n * sizeof *clean);
+    double norms[B];
+    CHECK_OK(clipnn_per_example_grad_norms(m, norms));
+    const double C = 1e3, sigma = 0.02; /* C above every example's norm */
+    for (int i = 0; i < B; i++) CHECK(norms[i] < C);
+    clipnn_clip_options o = clipnn_clip_options_default();
+    o.rule = CLIPNN_CLIP_PER_SAMPLE;
+    o.lambda = C;
+    o.noise_multiplier = sigma;
+    o.noise_seed = 11;
+    for (int run = 0; run < 2; run++) {
+        CHECK_OK(clipnn_loss_grad(m, &lo, x, y, B, NULL, NULL));
+        clipnn_clip_record r = apply(m, &o, NULL);
+        CHECK(r.clipped == 0);
+        const float *g = clipnn_model_grads(m);
+        if (run == 0) {
+            double mean = 0, sq = 0;
+            for (size_t j = 0; j < n; j++) {
+                double e = (double)g[j] - clean[j];
+                mean += e / (double)n, sq += e * e / (double)n;
+            }
+            double sd = sqrt(sq - mean * mean), want = sigma * C / B;
+            CHECK_NEAR(sd, want, 5.0 / sqrt(2.0 * (double)n) * want);
+            CHECK_NEAR(mean, 0.0, 5.0 * want / sqrt((double)n));
+            memcpy(first, g, n * sizeof *first);
+        } else {
+            CHECK(memcmp(first, g, n * sizeof *first) == 0);
+        }
+    }
+    free(clean), free(first);
+    clipnn_model_free(m);
+}
