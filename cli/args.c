@@ -29,7 +29,13 @@ int cli_exit_code(clipnn_status s) {
 }
 
 int cli_fail(const char *cmd, clipnn_status s, const char *what) {
-    fprintf(stderr, "clipnn %s: %s: %s\n", cmd, what, clipnn_last_error());
+    const char *detail = clipnn_last_error();
+    size_t len = strlen(what);
+    /* The library's message usually names the file already. */
+    if (!strncmp(detail, what, len) && detail[len] == ':')
+        fprintf(stderr, "clipnn %s: %s\n", cmd, detail);
+    else
+        fprintf(stderr, "clipnn %s: %s: %s\n", cmd, what, detail);
     return cli_exit_code(s);
 }
 

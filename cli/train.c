@@ -1,6 +1,7 @@
 /* clipnn train: train an MLP with clipped SGD on a dataset. */
 #include <errno.h>
 #include <libgen.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static const char SYNOPSIS[] =
     "whole run); the architecture then comes from FILE.\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
-    "4 file not readable/writable.";
+    "4 file not readable/writable, 5 out of memory.";
 
 typedef struct {
     cli_steplog *log;
@@ -63,6 +64,11 @@ static char *groups_path_for(const char *log) {
 /* Fails early, before any training, when --save cannot be written: the
  * checkpoint goes to a temporary file in the same directory. */
 static int check_save_dir(const char *path) {
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fprintf(stderr, "clipnn train: --save %s: is a directory, want a file name\n", path);
+        return CLI_EXIT_IO;
+    }
     char *copy = strdup(path);
     if (!copy) return CLI_EXIT_NOMEM;
     const char *dir = dirname(copy);
