@@ -103,6 +103,11 @@ int cmd_lab(int argc, char **argv) {
         fprintf(stderr, "clipnn lab: --out %s: cannot create: %s\n", out, strerror(errno));
         return CLI_EXIT_IO;
     }
+    struct stat out_st;
+    if (out && (stat(out, &out_st) != 0 || !S_ISDIR(out_st.st_mode) || access(out, W_OK) != 0)) {
+        fprintf(stderr, "clipnn lab: --out %s: not a writable directory\n", out);
+        return CLI_EXIT_IO;
+    }
     char dbuf[4096];
     if (data_dir && !file_exists(data_dir)) {
         fprintf(stderr, "clipnn lab: --data-dir %s: no such directory\n", data_dir);
