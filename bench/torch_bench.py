@@ -225,7 +225,7 @@ def fmnist(args):
     xte = torch.from_numpy((xte / 255.0).astype(np.float32))
     ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
 
-    torch.manual_seed(1)
+    torch.manual_seed(args.seed)
     model, _ = make_model("784-256-128-10", nn.ReLU)
     for mod in model:
         if isinstance(mod, nn.Linear):
@@ -263,6 +263,7 @@ def main():
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--rep-seconds", type=float, default=0.1)
     ap.add_argument("--dir", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--seed", type=int, default=1, help="fmnist: seed of the weights and the shuffles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.mode == "grid":

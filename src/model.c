@@ -303,6 +303,8 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
                  * d_j^2 ||a||^2 (SPEC section 8), no second read of dW. */
                 double aa = clipnn_norm_accumulate(a, L->in, 2.0);
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
+            } else if (m->row_acc_order == 2) {
+                for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
             } else if (m->row_acc_order > 0) {
                 for (size_t j = lo; j < hi; j++)
                     m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
