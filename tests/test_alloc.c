@@ -5,6 +5,7 @@
 #include "check.h"
 #include "clipnn.h"
 #include "internal.h" /* clipnn_parallel_macs: split kernels on small models */
+#include "mlp_fixture.h"
 
 enum { N_EX = 48, DIM = 10, CLASSES = 3 };
 
@@ -19,14 +20,7 @@ static clipnn_dataset *small_data(void) {
     return d;
 }
 
-static clipnn_model *small_model(void) {
-    size_t widths[] = {16, 8, CLASSES};
-    clipnn_act acts[] = {CLIPNN_ACT_TANH, CLIPNN_ACT_RELU, CLIPNN_ACT_IDENTITY};
-    clipnn_model *m = NULL;
-    CHECK_OK(clipnn_model_create(&m, DIM, 3, widths, acts));
-    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 3));
-    return m;
-}
+static clipnn_model *small_model(void) { return fixture_mlp(DIM, 16, 8, CLASSES, CLIPNN_ACT_RELU, 3); }
 
 static const clipnn_clip_rule rules[] = {CLIPNN_CLIP_NONE,           CLIPNN_CLIP_NORM,       CLIPNN_CLIP_ADAPTIVE,
                                          CLIPNN_CLIP_ADAPTIVE_LAYER, CLIPNN_CLIP_AGC,        CLIPNN_CLIP_PER_SAMPLE,

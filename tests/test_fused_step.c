@@ -9,6 +9,7 @@
 #include "check.h"
 #include "clipnn.h"
 #include "internal.h" /* clipnn_parallel_macs: split kernels on small models */
+#include "mlp_fixture.h"
 
 enum { N_EX = 40, DIM = 12, CLASSES = 3, STEPS = 6 };
 
@@ -25,14 +26,7 @@ static clipnn_dataset *data_n(size_t n) {
 
 static clipnn_dataset *data(void) { return data_n(N_EX); }
 
-static clipnn_model *model(void) {
-    size_t widths[] = {20, 9, CLASSES};
-    clipnn_act acts[] = {CLIPNN_ACT_TANH, CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
-    clipnn_model *m = NULL;
-    CHECK_OK(clipnn_model_create(&m, DIM, 3, widths, acts));
-    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 11));
-    return m;
-}
+static clipnn_model *model(void) { return fixture_mlp(DIM, 20, 9, CLASSES, CLIPNN_ACT_TANH, 11); }
 
 static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
     clipnn_clip_options c = clipnn_clip_options_default();
