@@ -176,8 +176,9 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
  * that per-unit clipping factors cost nothing and each thread updates the
  * rows it formed in the backward (same clipnn_chunk split), while they are
  * still in its cache. theta_acc[u] gets the sum of squares of the updated
- * unit, read from L1 right after writing it: the parameter norms the
- * adaptive rules need at the next step, without a pass over memory. */
+ * unit (clipnn_sumsq_blocked), read from L1 right after writing it: the
+ * parameter norms the adaptive rules need at the next step, without a pass
+ * over memory. */
 clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
                                           const double *unit_scale, double *theta_acc) {
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
@@ -210,7 +211,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                                         (float)s, first);
                 else
                     bad += update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
-                if (theta_acc) theta_acc[u] = clipnn_norm_accumulate(m->params + off, len, 2.0);
+                if (theta_acc) theta_acc[u] = clipnn_sumsq_blocked(m->params + off, len);
             }
         }
     }
