@@ -8,6 +8,16 @@
 
 #include "internal.h"
 
+/* The update loops select with a float comparison (guarded below) and
+ * Adam takes a square root: GCC turns them into a vector blend and
+ * vsqrtps only when it need not preserve floating-point exception flags
+ * and errno, which nothing here reads. Without this the momentum and Adam
+ * loops run one element at a time (a momentum step over 235k parameters:
+ * 330 us instead of ~40). Values are unchanged. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math", "no-math-errno")
+#endif
+
 clipnn_optim_options clipnn_optim_options_default(void) {
     return (clipnn_optim_options){.kind = CLIPNN_OPT_SGD, .momentum = 0.0, .nesterov = 0,
                                   .weight_decay = 0.0, .beta1 = 0.9, .beta2 = 0.999,
