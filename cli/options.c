@@ -130,7 +130,7 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
     if (groups & CLI_OPTS_DATA) {
         ADD("--data", CLI_STR, &s->data, "SPEC",
             "digits | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
-            "csv:PATH[,target=COLUMN] | spirals | teacher");
+            "csv:PATH[,target=COLUMN|NAME] | spirals | teacher");
         ADD("--scale", CLI_STR, &s->scale, "KIND",
             "input scaling fitted on the training part: auto (the data set's own: standardize for digits "
             "and CSV, [0, 1] for images) | none | standardize | unit");

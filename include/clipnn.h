@@ -368,7 +368,8 @@ typedef struct {
 clipnn_data_options clipnn_data_options_default(void);
 
 /* spec: "digits" | "fashion-mnist[:DIR]" | "idx:IMAGES,LABELS[,TIMAGES,TLABELS]"
- *     | "csv:PATH[,target=COLUMN][,task=classification|regression]"
+ *     | "csv:PATH[,target=COLUMN|NAME][,task=classification|regression]"
+ *     (COLUMN a number, negative from the end; NAME a cell of the header line)
  *     | "spirals" | "teacher".
  *   digits: built in (no file), 1797 rows, 64 pixels 0..16 (8x8), 10 classes.
  *   fashion-mnist: the four IDX files (.gz or plain) in DIR, default

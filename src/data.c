@@ -237,14 +237,19 @@ static clipnn_status load_csv_spec(const char *arg, long target, clipnn_dataset 
     if (!path) return clipnn_fail(CLIPNN_ERR_NOMEM, "csv: out of memory");
     memcpy(path, arg, len + 1);
     int task = -1;
+    const char *target_name = NULL; /* points into path, after a cut comma */
     clipnn_status s = CLIPNN_OK;
     for (char *comma; !s && (comma = strrchr(path, ',')) != NULL;) {
         const char *opt = comma + 1;
         if (!strncmp(opt, "target=", 7)) {
             char *end;
-            target = strtol(opt + 7, &end, 10);
-            if (end == opt + 7 || *end)
-                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv:%s: target '%s' is not a column number", arg, opt + 7);
+            long col = strtol(opt + 7, &end, 10);
+            if (end == opt + 7 || *end) {
+                if (!opt[7]) s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv:%s: empty target", arg);
+                target_name = opt + 7; /* a column named in the header line */
+            } else {
+                target = col, target_name = NULL;
+            }
         } else if (!strcmp(opt, "task=classification")) {
             task = 1;
         } else if (!strcmp(opt, "task=regression")) {
@@ -255,7 +260,7 @@ static clipnn_status load_csv_spec(const char *arg, long target, clipnn_dataset 
         *comma = 0;
     }
     if (!s && !*path) s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv: no file name in 'csv:%s'", arg);
-    if (!s) s = clipnn_dataset_load_csv(path, target, task, out);
+    if (!s) s = clipnn_load_csv_file(path, target, target_name, task, out);
     clipnn_free(path);
     return s;
 }

@@ -350,8 +350,30 @@ static clipnn_status csv_dataset(csv_table *t, size_t target, int classification
     return s;
 }
 
-clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, long target_column,
-                               int classification, clipnn_dataset **out) {
+/* Index of the cell named `want` in the header line [a, le) split at sep
+ * (blanks when sep is ' '), cells trimmed and unquoted; -1 when absent. */
+static long header_column(const char *a, const char *le, char sep, const char *want) {
+    size_t wl = strlen(want);
+    long col = 0;
+    while (a <= le) {
+        const char *e = a;
+        while (e < le && (sep == ' ' ? !is_blank(*e) : *e != sep)) e++;
+        const char *c0 = a, *c1 = e;
+        while (c0 < c1 && is_blank(*c0)) c0++;
+        while (c1 > c0 && is_blank(c1[-1])) c1--;
+        if (c1 - c0 >= 2 && (*c0 == '"' || *c0 == '\'') && c1[-1] == *c0) c0++, c1--;
+        if ((size_t)(c1 - c0) == wl && !memcmp(c0, want, wl)) return col;
+        col++;
+        if (e == le) break;
+        a = e + 1;
+        if (sep == ' ')
+            while (a < le && is_blank(*a)) a++;
+    }
+    return -1;
+}
+
+static clipnn_status parse_csv(const char *name, const char *text, size_t len, long target_column,
+                               const char *target_name, int classification, clipnn_dataset **out) {
     csv_table t;
     memset(&t, 0, sizeof t);
     t.name = name;
@@ -373,9 +395,18 @@ clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, l
             first = 0;
             int numeric = 1;
             s = csv_row(&t, a, le, line, 1, &numeric);
-            if (!s && !numeric) continue; /* a header line */
+            if (!s && !numeric) { /* a header line */
+                if (target_name && (target_column = header_column(a, le, t.sep, target_name)) < 0)
+                    s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: no column named '%s' in the header line", name,
+                                    target_name);
+                target_name = NULL;
+                continue;
+            }
+            if (!s && target_name)
+                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: target '%s' names a column, but the file has no header line",
+                                name, target_name);
         }
-        s = csv_row(&t, a, le, line, 0, NULL);
+        if (!s) s = csv_row(&t, a, le, line, 0, NULL);
     }
     if (!s && t.rows == 0) s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: no data rows", name);
     if (!s && t.cols < 2)
@@ -390,8 +421,18 @@ clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, l
     return s;
 }
 
+clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, long target_column,
+                               int classification, clipnn_dataset **out) {
+    return parse_csv(name, text, len, target_column, NULL, classification, out);
+}
+
 clipnn_status clipnn_dataset_load_csv(const char *path, long target_column, int classification,
                                       clipnn_dataset **out) {
+    return clipnn_load_csv_file(path, target_column, NULL, classification, out);
+}
+
+clipnn_status clipnn_load_csv_file(const char *path, long target_column, const char *target_name,
+                                   int classification, clipnn_dataset **out) {
     if (!path || !out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv: NULL argument");
     *out = NULL;
     unsigned char *buf;
@@ -401,7 +442,7 @@ clipnn_status clipnn_dataset_load_csv(const char *path, long target_column, int 
     if (memchr(buf, 0, len))
         s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: binary data (a NUL byte), not a CSV text file", path);
     else
-        s = clipnn_parse_csv(path, (const char *)buf, len, target_column, classification, out);
+        s = parse_csv(path, (const char *)buf, len, target_column, target_name, classification, out);
     clipnn_free(buf);
     return s;
 }

@@ -37,6 +37,10 @@ clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, si
  * targets; 0: regression; > 0: classes. */
 clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, long target_column,
                                int classification, clipnn_dataset **out);
+/* The same from a file; target_name, when not NULL, picks the target
+ * column by its name in the header line instead of target_column. */
+clipnn_status clipnn_load_csv_file(const char *path, long target_column, const char *target_name,
+                                   int classification, clipnn_dataset **out);
 
 /* Synthetic sets (src/data_synthetic.c). */
 clipnn_status clipnn_make_spirals(size_t n, uint64_t seed, clipnn_dataset **out);

@@ -195,6 +195,18 @@ TEST(data_csv_header_target_column_and_class_remap) {
         CHECK(clipnn_dataset_y(a)[1] == 3 && clipnn_dataset_x(a)[3] == 7);
         clipnn_dataset_free(a);
     }
+    /* the target named in the header line (quotes and blanks around a name are dropped) */
+    const char *quoted = write_text("good_quoted.csv", "\"a\", b ,\"label\"\n1,2,5\n3,4.5,7\n-1,0,5\n2,2,9\n");
+    snprintf(spec, sizeof spec, "csv:%s,target=b", quoted);
+    CHECK_OK(clipnn_dataset_load(spec, &o, &a, NULL));
+    if (a) {
+        CHECK(clipnn_dataset_y(a)[1] == 4.5f && clipnn_dataset_x(a)[2] == 3 && clipnn_dataset_x(a)[3] == 7);
+        clipnn_dataset_free(a);
+    }
+    snprintf(spec, sizeof spec, "csv:%s,target=nosuch", quoted);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &a, NULL), CLIPNN_ERR_INVALID_ARG, quoted, "no column named 'nosuch'");
+    snprintf(spec, sizeof spec, "csv:%s,target=label", without);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &a, NULL), CLIPNN_ERR_INVALID_ARG, without, "no header line");
     /* integer targets forced to be a regression */
     snprintf(spec, sizeof spec, "csv:%s,task=regression", with);
     CHECK_OK(clipnn_dataset_load(spec, &o, &a, NULL));
