@@ -124,6 +124,8 @@ static int rule_is_euclidean(clipnn_clip_rule r) {
 
 static double rule_order(const clipnn_clip_options *o) { return rule_is_euclidean(o->rule) ? 2.0 : o->p; }
 
+double clipnn_clipper_norm_order(const clipnn_clipper *c) { return rule_order(&c->o); }
+
 static clipnn_status check_options(const clipnn_clip_options *o) {
 #define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
     if ((unsigned)o->rule >= CLIPNN_CLIP_COUNT) BAD("clip: unknown rule %d", (int)o->rule);

@@ -182,6 +182,8 @@ struct clipnn_optimizer {
 clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, const double *theta_acc,
                                          double *unit_scale, double *grad_scale, double *per_group_norms,
                                          clipnn_clip_record *rec);
+/* The norm order the clipper's rule reads (2 for the Euclidean rules). */
+double clipnn_clipper_norm_order(const clipnn_clipper *c);
 
 /* The update of clipnn_train (src/optim.c): clipnn_optimizer_step on
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the

@@ -239,6 +239,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     }
     s = clipnn_optimizer_create(&opt, P, &o->optim);
     if (!s) s = clipnn_clipper_create(&clip, m, &o->clip);
+    /* Unit norms from the backward from the first step on: a run split by
+     * a resume must compute every step's norms the same way. */
+    if (!s) m->row_acc_order = clipnn_clipper_norm_order(clip);
     if (s) {
         clipnn_optimizer_free(opt);
         free_buffers(&b);
@@ -274,6 +277,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         clipnn_train_loop L;
         s = clipnn_train_state_restore(o->state, &L, b.order, n, b.theta0, P, opt, clip);
         if (s) {
+            m->row_acc_order = 0;
             clipnn_clipper_free(clip);
             clipnn_optimizer_free(opt);
             free_buffers(&b);
