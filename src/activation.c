@@ -24,18 +24,14 @@ const char *clipnn_act_name(clipnn_act act) {
 }
 
 clipnn_status clipnn_act_parse(const char *name, clipnn_act *out) {
-    for (int i = 0; i < CLIPNN_ACT_COUNT; i++)
-        if (name && !strcmp(name, act_names[i])) {
-            *out = (clipnn_act)i;
-            return CLIPNN_OK;
-        }
-    if (name && !strcmp(name, "linear")) {
+    if (name && !strcmp(name, "linear")) { /* Keras' name for the identity */
         *out = CLIPNN_ACT_IDENTITY;
         return CLIPNN_OK;
     }
-    return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
-                       "unknown activation '%s' (identity, sigmoid, tanh, gelu, softplus, relu)",
-                       name ? name : "(null)");
+    int i = clipnn_lookup_name(act_names, CLIPNN_ACT_COUNT, name, "activation");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_act)i;
+    return CLIPNN_OK;
 }
 
 /* torch.nn.Softplus returns x itself above this (beta = 1), which also keeps

@@ -15,13 +15,10 @@ const char *clipnn_attack_method_name(clipnn_attack_method m) {
 }
 
 clipnn_status clipnn_attack_method_parse(const char *name, clipnn_attack_method *out) {
-    for (int i = 0; i < CLIPNN_ATTACK_COUNT; i++)
-        if (name && !strcmp(name, method_names[i])) {
-            *out = (clipnn_attack_method)i;
-            return CLIPNN_OK;
-        }
-    return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown attack '%s' (fgsm, pgd-linf, pgd-l2)",
-                       name ? name : "(null)");
+    int i = clipnn_lookup_name(method_names, CLIPNN_ATTACK_COUNT, name, "attack");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_attack_method)i;
+    return CLIPNN_OK;
 }
 
 clipnn_attack_options clipnn_attack_options_default(void) {

@@ -77,15 +77,10 @@ const char *clipnn_clip_rule_name(clipnn_clip_rule rule) {
 }
 
 clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out) {
-    for (int r = 0; name && r < CLIPNN_CLIP_COUNT; r++)
-        if (!strcmp(name, rule_names[r])) {
-            *out = (clipnn_clip_rule)r;
-            return CLIPNN_OK;
-        }
-    return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
-                       "unknown clipping rule '%s' (none, value, norm, norm-torch, norm-group, adaptive, "
-                       "adaptive-layer, agc, project, percentile, zscore, per-sample)",
-                       name ? name : "(null)");
+    int i = clipnn_lookup_name(rule_names, CLIPNN_CLIP_COUNT, name, "clipping rule");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_clip_rule)i;
+    return CLIPNN_OK;
 }
 
 clipnn_clip_options clipnn_clip_options_default(void) {

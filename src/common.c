@@ -44,6 +44,18 @@ clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...) {
     return status;
 }
 
+int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what) {
+    for (size_t i = 0; name && i < n; i++)
+        if (!strcmp(name, names[i])) return (int)i;
+    char list[256];
+    size_t len = 0;
+    list[0] = 0;
+    for (size_t i = 0; i < n && len < sizeof list; i++)
+        len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
+    clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown %s '%s' (%s)", what, name ? name : "(null)", list);
+    return -1;
+}
+
 static clipnn_log_fn log_fn;
 static void *log_user;
 

@@ -15,6 +15,10 @@
 clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* Index of name in names[n]; -1 (and "unknown WHAT 'name' (names...)" as
+ * the last error) when it is not there. The parsers of enum names share it. */
+int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what);
+
 /* --------------------------------------------------------- allocation */
 
 /* All library allocations go through these so that they can be counted

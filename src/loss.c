@@ -12,13 +12,10 @@ const char *clipnn_loss_name(clipnn_loss loss) {
 }
 
 clipnn_status clipnn_loss_parse(const char *name, clipnn_loss *out) {
-    for (int i = 0; i < CLIPNN_LOSS_COUNT; i++)
-        if (name && !strcmp(name, loss_names[i])) {
-            *out = (clipnn_loss)i;
-            return CLIPNN_OK;
-        }
-    return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown loss '%s' (mse, xent, bce, margin)",
-                       name ? name : "(null)");
+    int i = clipnn_lookup_name(loss_names, CLIPNN_LOSS_COUNT, name, "loss");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_loss)i;
+    return CLIPNN_OK;
 }
 
 clipnn_loss_options clipnn_loss_options_default(void) {
