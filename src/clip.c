@@ -14,46 +14,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "bytes_le.h"
-#include "internal.h"
-
-struct clipnn_clipper {
-    clipnn_clip_options o;
-    size_t n_params, n_groups;
-    double *group_acc;   /* [n_groups] pre-clip accumulations (order of the rule) */
-    double *group_scale; /* [n_groups] factors of per-group rules */
-    float *theta0;       /* [n_params] projection centre theta(0), or NULL */
-    double *history;     /* [history_length] AutoClip ring of pre-clip norms */
-    double *scratch;     /* [history_length] percentile selection */
-    size_t hist_count, hist_pos;
-    double z_mean, z_var; /* ZClip EMAs (Welford sums during the warm-up) */
-    uint64_t z_seen;
-    clipnn_rng noise;     /* DP-SGD noise */
-    double *sample_norm;  /* [sample_cap] per-example norms */
-    size_t sample_cap;
-    uint64_t n_steps, n_clipped, n_skipped;
-};
-
-/* What a rule sees and says for one step. */
-typedef struct {
-    clipnn_model *m;
-    float *g;          /* [n_params] the gradient block */
-    double p;          /* order of pre/post */
-    double pre_acc;    /* global pre-clip accumulation */
-    double pre;        /* global pre-clip norm */
-    int fuse;
-    double grad_scale; /* out: factor left to the optimizer (1 unless fused) */
-    double post;       /* out: post-clip norm */
-    double factor;     /* out: c(t), or pre/post for non-global rules */
-    double theta_norm; /* out when the rule computes it, else NaN */
-    int clipped;       /* out */
-    /* clipnn_train's step (clipnn_clipper_apply_train), else NULL: */
-    const double *grad_acc;  /* [n_units] accumulations of g's units from the backward */
-    const double *theta_acc; /* [n_units] sums of squares of theta's units from the last update */
-    double *unit_scale;      /* [n_units] out: per-unit factors left to the optimizer */
-} clip_step;
-
-typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
+#include "clip_internal.h"
 
 /* ----------------------------------------------------------- names */
 
@@ -512,94 +473,6 @@ static clipnn_status rule_zscore(clipnn_clipper *c, clip_step *s) {
     return CLIPNN_OK;
 }
 
-/* Per-example factor of DP-SGD (Abadi et al.; Optax per_example_global_norm_clip):
- * g_i / max(1, ||g_i|| / C), with C = 0 zeroing every example and C = inf
- * leaving all alone. */
-static double per_example_factor(double norm, double C) {
-    if (!(norm > C)) return 1.0;
-    return C / norm;
-}
-
-clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
-                                      size_t *n_clipped) {
-    if (!g || !sum) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: NULL argument");
-    if (!(C >= 0)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: C = %g, want >= 0", C);
-    memset(sum, 0, n * sizeof *sum);
-    size_t clipped = 0;
-    for (size_t i = 0; i < n_examples; i++) {
-        const float *gi = g + i * n;
-        double f = per_example_factor(clipnn_norm(gi, n, 2.0), C);
-        clipped += f < 1;
-        for (size_t j = 0; j < n; j++) sum[j] += (float)(f * (double)gi[j]);
-    }
-    if (n_clipped) *n_clipped = clipped;
-    return CLIPNN_OK;
-}
-
-/* Per-example gradient norms of the last clipnn_loss_grad without forming
- * the per-example gradients: example i's gradient of a dense layer is
- * B delta_i a_i^T (delta: d mean-loss / dz, hence the B) plus B delta_i for
- * the bias, so its squared norm is B^2 ||delta_i||^2 (||a_i||^2 + 1). */
-clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms) {
-    size_t B = m->last_batch;
-    if (B == 0 || !m->last_input)
-        return clipnn_fail(CLIPNN_ERR_STATE, "per-example norms: no forward/backward pass to read");
-    for (size_t i = 0; i < B; i++) norms[i] = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *L = &m->layers[l];
-        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
-        for (size_t i = 0; i < B; i++) {
-            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
-            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
-            norms[i] += dd * (aa + 1.0);
-        }
-    }
-    for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
-    return CLIPNN_OK;
-}
-
-/* DP-SGD: scale each example's delta rows by its factor (every layer's
- * gradient is linear in them) and form the gradient again from the scaled
- * deltas; then Gaussian noise of std sigma C on the sum, i.e. sigma C / B on
- * the mean. */
-static clipnn_status rule_per_sample(clipnn_clipper *c, clip_step *s) {
-    clipnn_model *m = s->m;
-    size_t B = m->last_batch;
-    if (B > c->sample_cap) {
-        /* Only when the caller did not reserve the batch before creating
-         * the clipper; clipnn_train does, so its steps never come here. */
-        double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
-        if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
-        c->sample_norm = grown;
-        c->sample_cap = B;
-    }
-    clipnn_status st = clipnn_per_example_grad_norms(m, c->sample_norm);
-    if (st) return st;
-    double C = c->o.lambda;
-    int any = 0;
-    for (size_t i = 0; i < B; i++) {
-        double f = per_example_factor(c->sample_norm[i], C);
-        c->sample_norm[i] = f;
-        any |= f < 1;
-    }
-    double sigma = c->o.noise_multiplier * C / (double)B;
-    if (any) {
-        for (size_t l = 0; l < m->n_layers; l++) {
-            const clipnn_layer *L = &m->layers[l];
-            float *d = m->delta[l];
-            for (size_t i = 0; i < B; i++) clipnn_scale(d + i * L->out, L->out, (float)c->sample_norm[i]);
-            clipnn_dense_backward(s->g + L->w_offset, s->g + L->b_offset, NULL, d, clipnn_layer_input(m, l),
-                                  m->params + L->w_offset, B, L->in, L->out);
-        }
-    }
-    if (sigma > 0 && isfinite(sigma))
-        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
-    s->clipped = any;
-    s->post = any || sigma > 0 ? clipnn_norm(s->g, c->n_params, 2.0) : s->pre;
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
-    return CLIPNN_OK;
-}
-
 static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_NONE] = rule_none,
     [CLIPNN_CLIP_VALUE] = rule_value,
@@ -612,7 +485,7 @@ static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_PROJECT] = rule_project,
     [CLIPNN_CLIP_PERCENTILE] = rule_percentile,
     [CLIPNN_CLIP_ZSCORE] = rule_zscore,
-    [CLIPNN_CLIP_PER_SAMPLE] = rule_per_sample,
+    [CLIPNN_CLIP_PER_SAMPLE] = clipnn_clip_rule_per_sample,
 };
 
 /* ------------------------------------------------------------- apply */
@@ -750,82 +623,5 @@ clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, cl
             rec->n_clipped = c->n_clipped;
         }
     }
-    return CLIPNN_OK;
-}
-
-/* ------------------------------------------------------------- state */
-
-/* CLIP section (little-endian, docs/formats.md):
- *   0    u32 rule, u32 flags (bit 0: theta0 present)
- *   8    u64 n_params, history_length
- *   24   u64 n_steps, n_clipped, n_skipped
- *   48   u64 hist_count, hist_pos
- *   64   f64 z_mean, z_var; u64 z_seen
- *   88   u64 noise rng s[4]
- *   120  f64 history[history_length] when the rule is percentile
- *        f32 theta0[n_params] when flag bit 0 */
-enum { CLIP_HEADER = 120 };
-
-static size_t history_slots(const clipnn_clipper *c) { return c->history ? c->o.history_length : 0; }
-
-size_t clipnn_clipper_state_size(const clipnn_clipper *c) {
-    return CLIP_HEADER + 8 * history_slots(c) + (c->theta0 ? 4 * c->n_params : 0);
-}
-
-void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf) {
-    unsigned char *p = buf;
-    le_put_u32(p, (uint32_t)c->o.rule);
-    le_put_u32(p + 4, c->theta0 ? 1u : 0u);
-    le_put_u64(p + 8, c->n_params);
-    le_put_u64(p + 16, history_slots(c));
-    le_put_u64(p + 24, c->n_steps);
-    le_put_u64(p + 32, c->n_clipped);
-    le_put_u64(p + 40, c->n_skipped);
-    le_put_u64(p + 48, c->hist_count);
-    le_put_u64(p + 56, c->hist_pos);
-    le_put_f64(p + 64, c->z_mean);
-    le_put_f64(p + 72, c->z_var);
-    le_put_u64(p + 80, c->z_seen);
-    for (int i = 0; i < 4; i++) le_put_u64(p + 88 + 8 * i, c->noise.s[i]);
-    p += CLIP_HEADER;
-    for (size_t i = 0; i < history_slots(c); i++, p += 8) le_put_f64(p, c->history[i]);
-    if (c->theta0) le_put_f32s(p, c->theta0, c->n_params);
-}
-
-clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len) {
-    const unsigned char *p = buf;
-    if (!c || (!buf && len)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip state: NULL argument");
-    if (len < CLIP_HEADER) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "clip state: %zu bytes, want at least %d", len, CLIP_HEADER);
-    uint32_t rule = le_get_u32(p), flags = le_get_u32(p + 4);
-    if (rule != (uint32_t)c->o.rule)
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: saved for rule %s, this run clips with %s",
-                           clipnn_clip_rule_name((clipnn_clip_rule)rule), clipnn_clip_rule_name(c->o.rule));
-    if (le_get_u64(p + 8) != c->n_params)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip state: saved for %llu parameters, the model has %zu",
-                           (unsigned long long)le_get_u64(p + 8), c->n_params);
-    if (le_get_u64(p + 16) != history_slots(c))
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip state: history of %llu norms, this clipper keeps %zu",
-                           (unsigned long long)le_get_u64(p + 16), history_slots(c));
-    if ((flags & 1u) != (c->theta0 ? 1u : 0u))
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: projection centre %s, this clipper %s",
-                           flags & 1u ? "saved" : "absent", c->theta0 ? "needs one" : "has none");
-    if (len != clipnn_clipper_state_size(c))
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: %zu bytes, want %zu", len, clipnn_clipper_state_size(c));
-    uint64_t hc = le_get_u64(p + 48), hp = le_get_u64(p + 56);
-    if (hc > history_slots(c) || (history_slots(c) && hp >= history_slots(c)))
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: history position %llu/%llu out of range",
-                           (unsigned long long)hp, (unsigned long long)hc);
-    c->n_steps = le_get_u64(p + 24);
-    c->n_clipped = le_get_u64(p + 32);
-    c->n_skipped = le_get_u64(p + 40);
-    c->hist_count = (size_t)hc;
-    c->hist_pos = (size_t)hp;
-    c->z_mean = le_get_f64(p + 64);
-    c->z_var = le_get_f64(p + 72);
-    c->z_seen = le_get_u64(p + 80);
-    for (int i = 0; i < 4; i++) c->noise.s[i] = le_get_u64(p + 88 + 8 * i);
-    p += CLIP_HEADER;
-    for (size_t i = 0; i < history_slots(c); i++, p += 8) c->history[i] = le_get_f64(p);
-    if (c->theta0) le_get_f32s(c->theta0, p, c->n_params);
     return CLIPNN_OK;
 }
