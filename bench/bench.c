@@ -170,7 +170,7 @@ static clipnn_dataset *make_data(const bench_args *a) {
         for (size_t j = 0; j < d; j++) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
             x[i * d + j] = (float)((double)(s >> 11) / 9007199254740992.0);
-            acc += x[i * d + j] * (double)((j * 31 % 17) - 8);
+            acc += x[i * d + j] * ((double)(j * 31 % 17) - 8.0); /* signed, as torch_bench.py */
         }
         y[i] = (float)((uint64_t)fabs(acc * 7.0) % k);
     }
