@@ -54,9 +54,11 @@ int cmd_optimize_input(int argc, char **argv) {
     table[n++] = (cli_option){"--start", CLI_STR, &start, "S", "zeros | random | data:INDEX | FILE.npy"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &io.steps, "N", "at most N steps"};
     table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A",
-                              "change of each coordinate in one step (x -= lr sign(g), lr halved when the "
-                              "objective rises); with --plain, the step size of x -= lr g"};
+                              "change of each coordinate in one step (x -= lr sign(g)); with --plain, the "
+                              "step size of x -= lr g"};
     int plain = 0;
+    table[n++] = (cli_option){"--backtrack", CLI_FLAG, &io.backtrack, NULL,
+                              "reject a step that raises the objective and retry it with half the step"};
     table[n++] = (cli_option){"--plain", CLI_FLAG, &plain, NULL,
                               "plain gradient descent x -= lr g (no normalization, no backtracking), as the blog's"};
     table[n++] = (cli_option){"--stall", CLI_SIZE, &io.stall_steps, "N", "stop after N steps without progress"};

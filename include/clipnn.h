@@ -673,8 +673,11 @@ typedef struct {
     double lr;             /* step size (default 0.1) */
     int normalize;         /* sign steps lr * sign(g): every coordinate moves by lr whatever the
                             * gradient's scale (default 1; 0: plain lr * g) */
-    int backtrack;         /* a step that raises the objective is undone and the step size
-                            * halved; accepted steps grow it back (x1.5) up to lr (default 1, 0: plain GD) */
+    int backtrack;         /* a trial step that raises the objective is rejected and tried again from the
+                            * last accepted iterate with half the step; accepted steps double it back up to
+                            * lr (default 0: sign steps of a fixed lr reach targets faster on the piecewise-
+                            * linear margin loss; 1 helps smooth objectives that need a precise end, such
+                            * as a target output) */
     int stop_on_success;   /* default 1 */
     size_t stall_steps;    /* stop when the best value has not improved by ... (default 100) */
     double stall_tol;      /* ... more than stall_tol * (1 + |best|) over stall_steps steps (1e-6) */

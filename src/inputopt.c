@@ -30,7 +30,7 @@ clipnn_inputopt_options clipnn_inputopt_options_default(void) {
     o.steps = 1000;
     o.lr = 0.1;
     o.normalize = 1;
-    o.backtrack = 1;
+    o.backtrack = 0;
     o.stop_on_success = 1;
     o.stall_steps = 100;
     o.stall_tol = 1e-6;
@@ -328,6 +328,22 @@ clipnn_status clipnn_objective_grad_d(const clipnn_model *m, const clipnn_object
  * they start with a derivative (1 - tanh^2 ~ 4e-6) instead of none. */
 #define TANH_SHRINK 0.999999
 
+/* var[n] = from[n] - lr dir(g), dir = sign(g) when normalized: every
+ * coordinate then moves by lr whatever its gradient's scale, which matters
+ * because a model trained on standardized pixels sees each pixel divided by
+ * its standard deviation, so its input gradient in pixel units is scaled by
+ * 1/std (hundreds for nearly constant pixels) and a fixed lr g either
+ * crawls or jumps into saturation. Pixel coordinates stay in the box. */
+static void take_step(float *var, const float *from, const float *g, size_t n, double lr, int normalize, int clamp,
+                      double lo, double hi) {
+    for (size_t i = 0; i < n; i++) {
+        float dir = normalize ? (float)((g[i] > 0) - (g[i] < 0)) : g[i];
+        float v = from[i] - (float)lr * dir;
+        if (clamp) v = (float)fmin(fmax(v, lo), hi);
+        var[i] = v;
+    }
+}
+
 clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_options *o,
                                     const float *y, float *x, clipnn_inputopt_result *r) {
     if (!m || !o || !x || !r) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimize-input: NULL argument");
@@ -343,10 +359,12 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
     for (size_t i = 0; i < n; i++)
         if (!isfinite(x[i]))
             return clipnn_fail(CLIPNN_ERR_NONFINITE, "optimize-input: start value %zu is not finite", i);
-    float *block = clipnn_alloc_array(6 * n, sizeof *block);
+    float *block = clipnn_alloc_array(7 * n, sizeof *block);
     if (!block) return clipnn_fail(CLIPNN_ERR_NOMEM, "optimize-input: out of memory for %zu inputs", n);
     float *var = block, *xc = block + n, *g = block + 2 * n, *xm = block + 3 * n, *best = block + 4 * n;
-    float *accepted = block + 5 * n; /* the iterate the last step started from */
+    /* The last accepted iterate and its gradient: a rejected trial step is
+     * tried again from there with half the step, without evaluating it anew. */
+    float *accepted = block + 5 * n, *accepted_g = block + 6 * n;
     double lr = o->lr, accepted_value = INFINITY;
     const double half = (hi - lo) / 2.0;
     for (size_t i = 0; i < n; i++) {
@@ -381,17 +399,11 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
             gn += (double)g[i] * g[i];
         }
         gn = sqrt(gn);
-        if (o->backtrack && value > accepted_value) {
-            /* The step overshot (the gradient is far from zero, the step
-             * size too large for the curvature): undo it, halve the step. */
-            memcpy(var, accepted, n * sizeof *var);
-            lr /= 2;
-            if (t >= o->steps) break;
-            continue;
-        }
+        /* The step overshot (the gradient is far from zero, the step too
+         * large for the curvature): this trial is rejected. */
+        const int rejected = o->backtrack && value > accepted_value;
         if (t == 0) r->start_value = value;
         r->steps = t;
-        r->grad_norm = gn;
         if (o->on_step) {
             clipnn_inputopt_step st = {t, value, gn, reached};
             o->on_step(&st, o->user);
@@ -404,6 +416,12 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
         }
         if (reached && o->stop_on_success) break;
         if (t >= o->steps) break;
+        if (rejected) {
+            lr /= 2;
+            take_step(var, accepted, accepted_g, n, lr, o->normalize, o->param == CLIPNN_PARAM_PIXEL, lo, hi);
+            continue;
+        }
+        r->grad_norm = gn;
         if (gn <= o->grad_tol) {
             r->stalled = 1;
             break;
@@ -415,22 +433,14 @@ clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_optio
             r->stalled = 1;
             break;
         }
-        /* After a halving the step grows back towards lr on accepted steps:
-         * a kink of a piecewise-linear objective (the margin loss) must not
+        /* An accepted trial lets a halved step grow back towards lr: a kink
+         * of a piecewise-linear objective (the margin loss) must not
          * shrink it for good. */
-        if (accepted_value < INFINITY) lr = fmin(1.5 * lr, o->lr);
+        if (accepted_value < INFINITY) lr = fmin(2.0 * lr, o->lr);
         memcpy(accepted, var, n * sizeof *accepted);
+        memcpy(accepted_g, g, n * sizeof *accepted_g);
         accepted_value = value;
-        /* Input gradients of a model trained on standardized data scale
-         * with 1/std per pixel (hundreds for nearly constant pixels): a
-         * fixed lr g either crawls or jumps into saturation, while sign
-         * steps move every coordinate by lr whatever its gradient's scale. */
-        for (size_t i = 0; i < n; i++) {
-            float dir = o->normalize ? (float)((g[i] > 0) - (g[i] < 0)) : g[i];
-            float v = var[i] - (float)lr * dir;
-            if (o->param == CLIPNN_PARAM_PIXEL) v = (float)fmin(fmax(v, lo), hi);
-            var[i] = v;
-        }
+        take_step(var, accepted, g, n, lr, o->normalize, o->param == CLIPNN_PARAM_PIXEL, lo, hi);
     }
     if (!s) {
         memcpy(x, best, n * sizeof *x);

@@ -549,3 +549,103 @@ TEST(inputopt_tanh_parametrization) {
     for (int i = 0; i < 4; i++) CHECK_MSG(z[i] > 0.0f && z[i] < 1e-6f, "pixel %d at %g", i, (double)z[i]);
     clipnn_model_free(m);
 }
+
+/* Random starts, seen through a model whose input gradient is exactly zero
+ * (all first-layer weights 0): PGD cannot move, so the last iterate is the
+ * start. L-inf: uniform in the cube, so |delta_i| has mean eps/2 (sd
+ * eps/sqrt(12) per coordinate; over N = 64 x 200 coordinates the sample
+ * mean is within 5 sd / sqrt(N) = 0.0128 eps of it). L2: radius eps u^(1/n)
+ * with mean eps n/(n+1) = 0.9846 eps for n = 64 and sd 0.0150 eps, so the
+ * mean of 200 radii is within 5 sd / sqrt(200) = 0.0053 eps; a start on the
+ * sphere (radius eps) or at the centre would be caught. */
+TEST(attack_random_starts_are_uniform) {
+    enum { D = 64, N = 200 };
+    size_t w[1] = {2};
+    clipnn_act id[1] = {CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, D, 1, w, id));
+    if (!m) return;
+    float *p = clipnn_model_params(m);
+    memset(p, 0, clipnn_model_n_params(m) * sizeof *p);
+    p[2 * D] = 1.0f; /* bias of class 0: every example is "correct" */
+    float *x = malloc(N * D * sizeof *x), *adv = malloc(N * D * sizeof *adv), labels[N];
+    for (int i = 0; i < N * D; i++) x[i] = 0.5f;
+    for (int i = 0; i < N; i++) labels[i] = 0;
+    for (int l2 = 0; l2 < 2; l2++) {
+        clipnn_attack_options o = clipnn_attack_options_default();
+        o.method = l2 ? CLIPNN_ATTACK_PGD_L2 : CLIPNN_ATTACK_PGD_LINF;
+        o.eps = l2 ? 0.1 : 0.05;
+        o.steps = 3;
+        o.random_start = 1;
+        o.keep_last = 1;
+        o.seed = 5;
+        clipnn_attack_result r;
+        CHECK_OK(clipnn_attack(m, &o, x, labels, N, adv, &r));
+        double sum = 0;
+        for (int i = 0; i < N; i++) {
+            double r2 = 0, rinf = 0;
+            for (int j = 0; j < D; j++) {
+                double d = (double)adv[i * D + j] - x[i * D + j];
+                r2 += d * d, rinf = fmax(rinf, fabs(d));
+                if (!l2) sum += fabs(d);
+            }
+            CHECK(l2 ? sqrt(r2) <= o.eps * (1 + 1e-6) : rinf <= o.eps * (1 + 1e-6));
+            if (l2) sum += sqrt(r2);
+        }
+        if (l2) CHECK_NEAR(sum / N, o.eps * D / (D + 1.0), 0.0053 * o.eps);
+        else CHECK_NEAR(sum / (N * D), o.eps / 2, 0.0128 * o.eps);
+    }
+    free(x), free(adv);
+    clipnn_model_free(m);
+}
+
+typedef struct {
+    size_t rows;
+    double last;
+    int repeated; /* two consecutive evaluations of the same value */
+} trace_rows;
+
+static void count_rows(const clipnn_inputopt_step *s, void *user) {
+    trace_rows *t = user;
+    if (t->rows > 0 && s->value == t->last) t->repeated++;
+    t->last = s->value;
+    t->rows++;
+}
+
+/* Fixed sign steps of 0.08 circle a target output they cannot hit within
+ * MSE 1e-4 (0.3 and 0.7 are not multiples of 0.08); backtracking halves the
+ * step on every overshoot and reaches it, evaluating each trial point once
+ * (a rejected trial is retried from the last accepted point, not
+ * re-evaluated there). */
+TEST(inputopt_backtracking_reaches_a_precise_target) {
+    size_t w[1] = {2};
+    clipnn_act id[1] = {CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, 2, 1, w, id));
+    if (!m) return;
+    const float p[6] = {1, 0, 0, 1, 0, 0}; /* z = x */
+    memcpy(clipnn_model_params(m), p, sizeof p);
+    for (int bt = 0; bt < 2; bt++) {
+        clipnn_inputopt_options o = clipnn_inputopt_options_default();
+        o.objective.kind = CLIPNN_OBJ_TARGET_OUTPUT;
+        o.objective.loss = CLIPNN_LOSS_MSE;
+        o.lr = 0.08;
+        o.steps = 200;
+        o.backtrack = bt;
+        trace_rows t = {0, 0, 0};
+        o.on_step = count_rows;
+        o.user = &t;
+        float y[2] = {0.3f, 0.7f}, x[2] = {0, 0};
+        clipnn_inputopt_result r;
+        CHECK_OK(clipnn_optimize_input(m, &o, y, x, &r));
+        if (bt) {
+            CHECK_MSG(r.reached, "backtracking: not reached, best %g after %zu steps", r.best_value, r.steps);
+            CHECK(fabs(x[0] - 0.3f) < 0.015f && fabs(x[1] - 0.7f) < 0.015f);
+            CHECK_MSG(t.repeated == 0, "%d evaluations repeated the previous one", t.repeated);
+            CHECK(t.rows == r.steps + 1);
+        } else {
+            CHECK(!r.reached);
+        }
+    }
+    clipnn_model_free(m);
+}
