@@ -102,7 +102,7 @@ int cmd_attack(int argc, char **argv) {
     cli_settings_options(&s, groups, table, &n);
     table[n++] = (cli_option){"--method", CLI_STR, &method_name, "M", "fgsm | pgd-linf | pgd-l2 (required)"};
     table[n++] = (cli_option){"--eps", CLI_STR, &eps_text, "E,..", "budgets, increasing (pixels for images)"};
-    table[n++] = (cli_option){"--step", CLI_DOUBLE, &step, "A", "PGD step size (0: 2.5 eps / steps)"};
+    table[n++] = (cli_option){"--step", CLI_DOUBLE, &step, "A", "PGD step size (0: max(2.5 eps / steps, eps / 4))"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &steps, "N", "PGD iterations"};
     table[n++] = (cli_option){"--random-start", CLI_FLAG, &random_start, NULL, "start uniformly in the budget"};
     table[n++] = (cli_option){"--restarts", CLI_SIZE, &restarts, "R", "runs per example, best kept"};

@@ -731,7 +731,7 @@ typedef struct {
 typedef struct {
     clipnn_attack_method method;
     double eps;            /* budget (L-inf or L2 radius) */
-    double step;           /* step size; 0: 2.5 eps / steps (Madry et al.) */
+    double step;           /* step size; 0: max(2.5 eps / steps (Madry et al.), eps / 4) */
     size_t steps;          /* PGD iterations (default 40); FGSM ignores it */
     int random_start;      /* uniform in the L-inf ball, or uniform in the L2 ball */
     size_t restarts;       /* runs per example, the best one kept (default 1) */
