@@ -266,7 +266,10 @@ const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c);
  * was asked (fuse != 0), in which case the gradient is left unscaled and the
  * factor 1/c is returned to be folded into the update. precomputed_norm,
  * when >= 0, is used as the global pre-clip norm instead of computing it
- * (e.g. a norm reduced elsewhere). per_group_norms, when not NULL, receives
+ * (e.g. a norm reduced elsewhere); NaN marks a step known to be non-finite
+ * (say its loss overflowed while the gradient stayed finite), so that the
+ * non-finite policy decides it; any negative value: compute the norm.
+ * per_group_norms, when not NULL, receives
  * the pre-clip norm of each group ([n_groups]). Under the error policy a
  * non-finite norm returns CLIPNN_ERR_NONFINITE; under skip, rec->skipped is
  * set and the caller must not update. */

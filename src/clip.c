@@ -82,6 +82,16 @@ static double rule_order(const clipnn_clip_options *o) { return rule_is_euclidea
 
 double clipnn_clipper_norm_order(const clipnn_clipper *c) { return rule_order(&c->o); }
 
+int clipnn_clipper_reads_theta_units(const clipnn_clipper *c) {
+    clipnn_clip_rule r = c->o.rule;
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || (r == CLIPNN_CLIP_ADAPTIVE && c->o.p == 2);
+}
+
+int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c) {
+    clipnn_clip_rule r = c->o.rule;
+    return rule_order(&c->o) == 2 && r != CLIPNN_CLIP_VALUE && r != CLIPNN_CLIP_PER_SAMPLE;
+}
+
 static clipnn_status check_options(const clipnn_clip_options *o) {
 #define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
     if ((unsigned)o->rule >= CLIPNN_CLIP_COUNT) BAD("clip: unknown rule %d", (int)o->rule);
@@ -516,9 +526,9 @@ clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double pr
  * theta_acc (may be NULL) holds theta's unit sums of squares from the
  * update before, and per-group and per-unit factors go to unit_scale for
  * the optimizer instead of a pass over g. */
-clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, const double *theta_acc,
-                                         double *unit_scale, double *grad_scale, double *per_group_norms,
-                                         clipnn_clip_record *rec) {
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
+                                         const double *theta_acc, double *unit_scale, double *grad_scale,
+                                         double *per_group_norms, clipnn_clip_record *rec) {
     clipnn_status st = check_apply(c, m);
     if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
@@ -527,7 +537,7 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, con
     for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
     /* From now on the backward computes the unit norms this rule needs. */
     m->row_acc_order = s.p;
-    return apply_step(c, &s, -1, grad_scale, per_group_norms, rec);
+    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
 }
 
 static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
@@ -551,7 +561,7 @@ static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomp
         acc = clipnn_norm_combine(acc, c->group_acc[i], s.p);
         if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s.p);
     }
-    s.pre = precomputed_norm >= 0 ? precomputed_norm : clipnn_norm_finish(acc, s.p);
+    s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
     s.pre_acc = acc;
 
     clipnn_clip_record r;

@@ -183,11 +183,18 @@ struct clipnn_optimizer {
  * computed them (m->row_acc_order = the rule's order), theta's unit sums
  * of squares from the last update (theta_acc, or NULL when theta changed
  * since) and per-unit factors left in unit_scale ([n_units]). */
-clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, const double *theta_acc,
-                                         double *unit_scale, double *grad_scale, double *per_group_norms,
-                                         clipnn_clip_record *rec);
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
+                                         const double *theta_acc, double *unit_scale, double *grad_scale,
+                                         double *per_group_norms, clipnn_clip_record *rec);
 /* The norm order the clipper's rule reads (2 for the Euclidean rules). */
 double clipnn_clipper_norm_order(const clipnn_clipper *c);
+/* The rule reads ||theta|| unit by unit (rows of W, biases): the update can
+ * sum theta's squares while it writes theta (clipnn_optimizer_step_units). */
+int clipnn_clipper_reads_theta_units(const clipnn_clipper *c);
+/* The rule reads only 2-norms of units and acts through unit factors, never
+ * through the gradient's entries: a batch-of-one backward may leave
+ * dW = d a^T unformed (clipnn_model.lazy_rank1). */
+int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c);
 
 /* The update of clipnn_train (src/optim.c): clipnn_optimizer_step on
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the

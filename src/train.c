@@ -255,14 +255,10 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     clipnn_schedule sched = o->schedule;
     if (sched.kind == CLIPNN_SCHED_COSINE && sched.total_steps == 0) sched.total_steps = total;
     /* The rules that read ||theta|| get it from the update before (summed
-     * while the update writes theta), except after a projection moved it. */
-    const clipnn_clip_rule rule = o->clip.rule;
-    const int need_theta = rule == CLIPNN_CLIP_ADAPTIVE_LAYER || rule == CLIPNN_CLIP_AGC ||
-                           (rule == CLIPNN_CLIP_ADAPTIVE && o->clip.p == 2);
+     * while the update writes theta); none is there before the first. */
+    const int need_theta = clipnn_clipper_reads_theta_units(clip);
     int theta_valid = 0;
-    /* Batch-of-one steps may leave dW = d a^T unwritten when nothing reads
-     * g itself: rules acting through unit factors on 2-norms. */
-    const int lazy_ok = o->clip.p == 2 && rule != CLIPNN_CLIP_VALUE && rule != CLIPNN_CLIP_PER_SAMPLE;
+    const int lazy_ok = clipnn_clipper_reads_unit_norms_only(clip);
     double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
     uint64_t epoch_skipped = 0; /* not in the saved state: a resumed epoch counts from the resume */
@@ -314,32 +310,22 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         gather_rows(train, b.idx, Bt, b.xb);
         gather_targets(train, b.idx, Bt, o->loss.loss, k, b.yb);
         double loss;
-        m->lazy_rank1 = lazy_ok && Bt == 1 && m->row_acc_order == 2;
+        m->lazy_rank1 = lazy_ok && Bt == 1;
         s = clipnn_loss_grad(m, &o->loss, b.xb, b.yb, Bt, &loss, NULL);
         if (s) break;
         double scale = 1;
-        if (!isfinite(loss) && o->clip.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
-            /* A loss past float range can come with a finite gradient
-             * (cross-entropy's is bounded): the policy covers it too. */
-            result->diverged_step = t;
-            if (o->clip.nonfinite == CLIPNN_NONFINITE_ERROR) {
-                result->diverged = 1;
-                s = clipnn_fail(CLIPNN_ERR_NONFINITE, "train: the loss is %g at step %llu; parameters left as before it",
-                                loss, (unsigned long long)t);
-                break;
-            }
-            memset(&rec.clip, 0, sizeof rec.clip);
-            rec.clip.pre_norm = rec.clip.post_norm = rec.clip.factor = rec.clip.theta_norm = NAN;
-            rec.clip.skipped = rec.clip.nonfinite = 1;
-        } else {
-            s = clipnn_clipper_apply_train(clip, m, theta_valid ? b.theta_acc : NULL, b.unit_scale, &scale,
-                                           o->log_groups ? b.group_norms : NULL, &rec.clip);
-            if (s == CLIPNN_ERR_NONFINITE) {
-                result->diverged = 1;
-                result->diverged_step = t;
-            }
-            if (s) break;
+        /* A loss past float range can come with a finite gradient
+         * (cross-entropy's is bounded): the clipper's non-finite policy
+         * decides that step as it decides a non-finite gradient. */
+        s = clipnn_clipper_apply_train(clip, m, isfinite(loss) ? -1.0 : NAN, theta_valid ? b.theta_acc : NULL,
+                                       b.unit_scale, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
+        if (rec.clip.nonfinite) result->diverged_step = t;
+        if (s == CLIPNN_ERR_NONFINITE) {
+            result->diverged = 1;
+            s = clipnn_fail(s, "train: step %llu: the %s is %g; parameters left as before it", (unsigned long long)t,
+                            isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? rec.clip.pre_norm : loss);
         }
+        if (s) break;
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
             s = clipnn_optimizer_step_units(opt, m, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
