@@ -262,8 +262,6 @@ static double classic_factor(double norm, double threshold) {
     return threshold / norm;
 }
 
-static double params_norm(const float *v, size_t n, double p) { return clipnn_norm(v, n, p); }
-
 /* ------------------------------------------------------------- rules */
 
 static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
@@ -325,7 +323,7 @@ static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
         for (size_t i = 0; i < c->n_groups; i++) acc += group_sum(s->m, s->theta_acc, i);
         s->theta_norm = sqrt(acc);
     } else {
-        s->theta_norm = params_norm(s->m->params, c->n_params, s->p);
+        s->theta_norm = clipnn_norm(s->m->params, c->n_params, s->p);
     }
     double theta = s->theta_norm > c->o.eps ? s->theta_norm : c->o.eps;
     apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));

@@ -123,22 +123,6 @@ int clipnn_threads_for_macs(size_t macs) { return macs >= clipnn_parallel_macs ?
 
 static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for_macs(B * in * out); }
 
-/* z[B][out] = a[B][in] W[out][in]^T + b[out] */
-void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B, size_t in,
-                          size_t out) {
-    int threads = threads_for_layer(B, in, out);
-#pragma omp parallel num_threads(threads) if (threads > 1)
-    {
-        size_t lo, hi;
-        clipnn_chunk(out, clipnn_thread_id(), clipnn_thread_count(), &lo, &hi);
-        clipnn_dense_forward_cols(z, a, W, B, in, out, lo, hi);
-        for (size_t r = 0; r < B && hi > lo; r++) {
-            float *zr = z + r * out;
-            for (size_t j = lo; j < hi; j++) zr[j] += b[j];
-        }
-    }
-}
-
 /* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
  * da[B][in] = dz[B][out] W[out][in]. Any of dW, db, da may be NULL. */
 void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a, const float *W,

@@ -92,9 +92,6 @@ const float *clipnn_layer_input(const clipnn_model *m, size_t l);
 
 /* ------------------------------------------------ kernels (src/dense.c) */
 
-/* z[B][out] = a[B][in] W[out][in]^T + b[out] */
-void clipnn_dense_forward(float *z, const float *a, const float *W, const float *b, size_t B,
-                          size_t in, size_t out);
 /* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
  * da[B][in] = dz[B][out] W[out][in] (skipped when da is NULL). */
 void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a,
