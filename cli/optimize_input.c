@@ -69,7 +69,8 @@ int cmd_optimize_input(int argc, char **argv) {
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (plain) io.normalize = io.backtrack = 0;
+    if (plain && io.backtrack) return cli_usage_error(cmd, "--plain and --backtrack exclude each other");
+    if (plain) io.normalize = 0;
     if ((rc = cli_objective_count_check(cmd, &oa, 1))) return rc;
     if ((rc = cli_parse_param(cmd, oa.param, &io.param))) return rc;
     if (!(io.lr > 0) || !isfinite(io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", io.lr);
