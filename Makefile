@@ -14,7 +14,7 @@ ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -Iinclude -Isrc $(SANITIZE)
 LDLIBS   := -lblas -lpng -lz -lm
 ALL_LDFLAGS = $(LDFLAGS) $(OMP) $(SANITIZE)
 
-LIB_SRC  := $(sort $(wildcard src/*.c))
+LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
@@ -33,12 +33,12 @@ BENCHBIN := $(BUILD)/bench_clipnn
 .PHONY: all test sanitize bench install clean
 all: $(STATIC) $(SHARED) $(TOOL)
 
-$(BUILD)/%.o: %.c include/clipnn.h $(wildcard src/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c include/clipnn.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
 # the built-in digits are embedded with .incbin
-$(BUILD)/src/builtin_data.o: data/digits.csv.gz
+$(BUILD)/src/data/builtin.o: data/digits.csv.gz
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@

@@ -23,7 +23,7 @@
 #include <time.h>
 
 #include "clipnn.h"
-#include "internal.h" /* only to switch the backward's unit norms off and time what they cost */
+#include "nn/nn.h" /* only to switch the backward's unit norms off and time what they cost */
 
 #define MAX_LAYERS 8
 #define MAX_CLIPS 12

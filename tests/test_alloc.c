@@ -4,7 +4,7 @@
 
 #include "check.h"
 #include "clipnn.h"
-#include "internal.h" /* clipnn_parallel_macs: split kernels on small models */
+#include "base/base.h" /* clipnn_parallel_macs: split kernels on small models */
 #include "mlp_fixture.h"
 
 enum { N_EX = 48, DIM = 10, CLASSES = 3 };

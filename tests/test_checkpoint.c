@@ -14,7 +14,7 @@
 
 #include "check.h"
 #include "clipnn.h"
-#include "internal.h" /* to build training states without the trainer */
+#include "train/train.h" /* to build training states without the trainer */
 
 /* Offsets fixed by the format (src/checkpoint.c, docs/formats.md). */
 enum {

@@ -8,7 +8,7 @@
 
 #include "check.h"
 #include "clipnn.h"
-#include "internal.h" /* clipnn_parallel_macs: split kernels on small models */
+#include "base/base.h" /* clipnn_parallel_macs: split kernels on small models */
 #include "mlp_fixture.h"
 
 enum { N_EX = 40, DIM = 12, CLASSES = 3, STEPS = 6 };

@@ -7,8 +7,8 @@
 
 #include "check.h"
 #include "clipnn.h"
-#include "lab_internal.h"
-#include "svg.h"
+#include "lab/lab.h"
+#include "io/io.h"
 
 /* Q8 by hand: xi = +9 (p = 0.1) or -1 (p = 0.9). For 0 < c < 9 and x near
  * 1 - c/9, x + 9 > c is clipped to c and x - 1 in [-c, c] is not, so

@@ -1,0 +1,90 @@
+/* The base of the library: status and error details, counted allocation,
+ * random numbers, threads, whole-file reads and atomic writes. Private; every
+ * other folder builds on it and it builds on nothing of the library's. */
+#ifndef CLIPNN_BASE_H
+#define CLIPNN_BASE_H
+
+#include "clipnn.h"
+
+#include <stdarg.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <stdio.h>
+
+/* ------------------------------------------------------------- errors */
+
+/* Record a one-line detail for clipnn_last_error() and return status. */
+clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+/* Index of name in names[n]; -1 (and "unknown WHAT 'name' (names...)" as
+ * the last error) when it is not there. The parsers of enum names share it. */
+int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what);
+
+/* --------------------------------------------------------- allocation */
+
+/* All library allocations go through these so that they can be counted
+ * (clipnn_allocation_count) and overflow-checked. */
+void *clipnn_alloc(size_t bytes);                  /* malloc, counted */
+void *clipnn_alloc_array(size_t count, size_t size); /* zeroed; NULL on overflow */
+void *clipnn_realloc_array(void *p, size_t count, size_t size);
+void clipnn_free(void *p);
+/* a * b into *out; 0 on success, -1 on overflow. */
+int clipnn_mul_size(size_t a, size_t b, size_t *out);
+int clipnn_add_size(size_t a, size_t b, size_t *out);
+
+/* ---------------------------------------------------------------- rng */
+
+/* xoshiro256** seeded through splitmix64: fast, reproducible everywhere. */
+typedef struct {
+    uint64_t s[4];
+} clipnn_rng;
+
+void clipnn_rng_seed(clipnn_rng *r, uint64_t seed);
+uint64_t clipnn_rng_next(clipnn_rng *r);
+double clipnn_rng_uniform(clipnn_rng *r);          /* [0, 1) */
+uint64_t clipnn_rng_below(clipnn_rng *r, uint64_t n); /* [0, n), unbiased */
+double clipnn_rng_normal(clipnn_rng *r);           /* N(0, 1) */
+void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
+
+/* ------------------------------------------------------------ threads */
+
+/* A pass is split among threads at the fixed boundaries of clipnn_chunk. */
+void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi);
+int clipnn_threads_for_macs(size_t macs); /* threads for a layer-by-layer pass of that many multiply-adds */
+/* Barrier for the threads of one parallel region (src/dense.c): zero it
+ * before the region, every thread calls clipnn_barrier_wait(b, team size). */
+typedef struct {
+    _Atomic int count, gen;
+} clipnn_barrier;
+void clipnn_barrier_wait(clipnn_barrier *b, int n);
+/* Work below which model passes run on one thread (2^17 multiply-adds;
+ * updates: a sixteenth of it in parameters). Tests set 0 to run the split
+ * kernels on small models. */
+extern size_t clipnn_parallel_macs;
+int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
+int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
+int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */
+void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+
+/* ---------------------------------------------------------------- files */
+
+/* The whole of path (gzip inflated) into *buf ([*len] bytes and a NUL);
+ * more than max_len bytes is an error. */
+clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len);
+/* Inflate gzip bytes held in memory; name is used in messages. */
+clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
+                                   unsigned char **buf, size_t *len);
+
+/* ------------------------------------------- atomic files (src/checkpoint.c) */
+
+/* Writes the contents of a file; returns 0 or the errno of a failed write. */
+typedef int (*clipnn_fill_fn)(FILE *f, void *user);
+/* Write path atomically: fill() writes PATH.tmp.XXXXXX beside it, which is
+ * flushed, fsynced and renamed over path, then the directory is fsynced. On
+ * failure the temporary file is removed, an existing path is left as it was,
+ * and the IO message says "PATH: <what> not saved (...)". */
+clipnn_status clipnn_write_atomic(const char *path, const char *what, clipnn_fill_fn fill, void *user);
+
+#endif

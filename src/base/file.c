@@ -1,0 +1,157 @@
+/* Reading a whole file, plain or gzip, and inflating gzip bytes in memory. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "base/base.h"
+
+enum { FIRST_CHUNK = 1 << 16 };
+
+/* Grow *buf ([*cap]) so that it holds at least need bytes, doubling, but
+ * never past limit. */
+static int grow(unsigned char **buf, size_t *cap, size_t need, size_t limit) {
+    if (need <= *cap) return 0;
+    size_t c = *cap ? *cap : FIRST_CHUNK;
+    while (c < need) c = c > SIZE_MAX / 2 ? SIZE_MAX : 2 * c;
+    if (c > limit) c = limit;
+    if (c < need) return -1;
+    unsigned char *p = clipnn_realloc_array(*buf, c, 1);
+    if (!p) return -1;
+    *buf = p;
+    *cap = c;
+    return 0;
+}
+
+static clipnn_status gz_status(gzFile g, const char *path) {
+    int errnum = Z_OK;
+    const char *msg = gzerror(g, &errnum);
+    switch (errnum) {
+    case Z_OK:
+    case Z_STREAM_END: return CLIPNN_OK;
+    case Z_BUF_ERROR:
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the compressed data end early (%s)", path, msg);
+    case Z_DATA_ERROR: return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: corrupt gzip data (%s)", path, msg);
+    case Z_MEM_ERROR: return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory while decompressing", path);
+    case Z_ERRNO: return clipnn_fail(CLIPNN_ERR_IO, "%s: read error: %s", path, strerror(errno));
+    default: return clipnn_fail(CLIPNN_ERR_IO, "%s: read error: %s", path, msg);
+    }
+}
+
+clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    if (max_len > SIZE_MAX / 2) max_len = SIZE_MAX / 2;
+    int fd = open(path, O_RDONLY);
+    if (fd < 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    struct stat st;
+    int known = fstat(fd, &st) == 0;
+    if (known && S_ISDIR(st.st_mode)) {
+        close(fd);
+        return clipnn_fail(CLIPNN_ERR_IO, "%s: is a directory, not a file", path);
+    }
+    gzFile g = gzdopen(fd, "rb");
+    if (!g) {
+        close(fd);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory opening the file", path);
+    }
+    (void)gzbuffer(g, 1 << 17);
+    unsigned char *b = NULL;
+    size_t cap = 0, n = 0, limit = max_len + 2; /* max_len + 1 bytes and the NUL */
+    /* Start near the final size when the file tells it: a plain file is its
+     * own size, and gzip rarely inflates past 8x. Still bounded by the bytes
+     * on disk, whatever a header inside claims. */
+    unsigned char magic[2] = {0, 0};
+    if (known && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 16 &&
+        pread(fd, magic, 2, 0) >= 0) {
+        int gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+        size_t guess = (gzip ? 8 : 1) * (size_t)st.st_size + 2;
+        if (grow(&b, &cap, guess < limit ? guess : limit, limit)) {
+            gzclose_r(g);
+            return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, guess);
+        }
+    }
+    clipnn_status s = CLIPNN_OK;
+    for (;;) {
+        if (grow(&b, &cap, n + 2, limit)) {
+            s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory after reading %zu bytes", path, n);
+            break;
+        }
+        size_t want = cap - 1 - n;
+        if (want > (1u << 30)) want = 1u << 30;
+        int r = gzread(g, b + n, (unsigned)want);
+        if (r < 0) {
+            s = gz_status(g, path);
+            if (s == CLIPNN_OK) s = clipnn_fail(CLIPNN_ERR_IO, "%s: read error", path);
+            break;
+        }
+        if (r == 0) {
+            s = gz_status(g, path);
+            break;
+        }
+        n += (size_t)r;
+        if (n > max_len) break;
+    }
+    gzclose_r(g);
+    if (s) {
+        clipnn_free(b);
+        return s;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
+                                   unsigned char **buf, size_t *len) {
+    *buf = NULL;
+    *len = 0;
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    if (inflateInit2(&z, 16 + MAX_WBITS) != Z_OK)
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: cannot start decompression", name);
+    unsigned char *b = NULL;
+    size_t cap = 0, n = 0;
+    clipnn_status s = CLIPNN_OK;
+    z.next_in = (unsigned char *)gz; /* zlib's API is not const-correct */
+    for (;;) {
+        if (grow(&b, &cap, n + 2, SIZE_MAX)) {
+            s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory decompressing", name);
+            break;
+        }
+        size_t in_chunk = gz_len > UINT_MAX ? UINT_MAX : gz_len;
+        size_t out_room = cap - 1 - n > UINT_MAX ? UINT_MAX : cap - 1 - n;
+        z.avail_in = (unsigned)in_chunk;
+        z.next_out = b + n;
+        z.avail_out = (unsigned)out_room;
+        int r = inflate(&z, Z_NO_FLUSH);
+        size_t used = in_chunk - z.avail_in;
+        gz += used;
+        gz_len -= used;
+        n += out_room - z.avail_out;
+        if (r == Z_STREAM_END) break;
+        if (r == Z_BUF_ERROR && gz_len == 0) {
+            s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the compressed data end early", name);
+            break;
+        }
+        if (r != Z_OK && r != Z_BUF_ERROR) {
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: corrupt gzip data (%s)", name, z.msg ? z.msg : "?");
+            break;
+        }
+    }
+    inflateEnd(&z);
+    if (s) {
+        clipnn_free(b);
+        return s;
+    }
+    b[n] = 0;
+    *buf = b;
+    *len = n;
+    return CLIPNN_OK;
+}
+

@@ -1,0 +1,635 @@
+/* Gradient clipping: every rule of SPEC section 2 behind one clipper.
+ *
+ * A step has two phases, as torch's get_total_norm / clip_grads_with_norm_:
+ * the pre-clip norms (per group, accumulated in double) and then the rule,
+ * which either scales the gradient in place or, for a global factor with
+ * fusion asked, hands 1/c to the optimizer. Adding a rule is adding one
+ * function to `rules` below: it reads the step's norms and sets the factor
+ * or scales the gradient, and fills post-clip norm and `clipped`.
+ *
+ * Post-clip norms are derived from the pre-clip accumulations and the
+ * factors (a scaled group's accumulation scales by s^p), so no rule reads
+ * the gradient a second time just to report. */
+#include <float.h>
+#include <math.h>
+#include <string.h>
+
+#include "clip/clip.h"
+
+/* ----------------------------------------------------------- names */
+
+static const char *const rule_names[CLIPNN_CLIP_COUNT] = {
+    [CLIPNN_CLIP_NONE] = "none",
+    [CLIPNN_CLIP_VALUE] = "value",
+    [CLIPNN_CLIP_NORM] = "norm",
+    [CLIPNN_CLIP_NORM_TORCH] = "norm-torch",
+    [CLIPNN_CLIP_NORM_GROUP] = "norm-group",
+    [CLIPNN_CLIP_ADAPTIVE] = "adaptive",
+    [CLIPNN_CLIP_ADAPTIVE_LAYER] = "adaptive-layer",
+    [CLIPNN_CLIP_AGC] = "agc",
+    [CLIPNN_CLIP_PROJECT] = "project",
+    [CLIPNN_CLIP_PERCENTILE] = "percentile",
+    [CLIPNN_CLIP_ZSCORE] = "zscore",
+    [CLIPNN_CLIP_PER_SAMPLE] = "per-sample",
+};
+
+const char *clipnn_clip_rule_name(clipnn_clip_rule rule) {
+    return (unsigned)rule < CLIPNN_CLIP_COUNT ? rule_names[rule] : "unknown";
+}
+
+clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out) {
+    int i = clipnn_lookup_name(rule_names, CLIPNN_CLIP_COUNT, name, "clipping rule");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_clip_rule)i;
+    return CLIPNN_OK;
+}
+
+clipnn_clip_options clipnn_clip_options_default(void) {
+    clipnn_clip_options o;
+    memset(&o, 0, sizeof o);
+    o.rule = CLIPNN_CLIP_NONE;
+    o.lambda = 1.0;
+    o.p = 2.0;
+    o.eps = 1e-3;
+    o.value = 1.0;
+    o.nonfinite = CLIPNN_NONFINITE_ERROR;
+    o.project_kind = CLIPNN_PROJECT_BALL;
+    o.project_radius = 1.0;
+    o.project_center_initial = 1;
+    o.box_lo = -1.0;
+    o.box_hi = 1.0;
+    /* AutoClip's paper reports p = 10 as a good default; 1000 steps of
+     * history keep the selection cheap and still span several epochs of a
+     * small data set. */
+    o.percentile = 10.0;
+    o.history_length = 1000;
+    /* ZClip's published defaults. z_cap = 0: no hard cap. */
+    o.z_threshold = 2.5;
+    o.z_alpha = 0.97;
+    o.z_cap = 0;
+    o.z_warmup = 25;
+    o.noise_multiplier = 0;
+    o.noise_seed = 0;
+    return o;
+}
+
+/* Rules defined with Euclidean norms whatever p says. */
+static int rule_is_euclidean(clipnn_clip_rule r) {
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE;
+}
+
+static double rule_order(const clipnn_clip_options *o) { return rule_is_euclidean(o->rule) ? 2.0 : o->p; }
+
+double clipnn_clipper_norm_order(const clipnn_clipper *c) { return rule_order(&c->o); }
+
+int clipnn_clipper_reads_theta_units(const clipnn_clipper *c) {
+    clipnn_clip_rule r = c->o.rule;
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || (r == CLIPNN_CLIP_ADAPTIVE && c->o.p == 2);
+}
+
+int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c) {
+    clipnn_clip_rule r = c->o.rule;
+    return rule_order(&c->o) == 2 && r != CLIPNN_CLIP_VALUE && r != CLIPNN_CLIP_PER_SAMPLE;
+}
+
+static clipnn_status check_options(const clipnn_clip_options *o) {
+#define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
+    if ((unsigned)o->rule >= CLIPNN_CLIP_COUNT) BAD("clip: unknown rule %d", (int)o->rule);
+    const char *name = rule_names[o->rule];
+    if (!(o->p >= 1)) BAD("clip %s: norm order p = %g, want p >= 1 or inf", name, o->p);
+    if (rule_is_euclidean(o->rule) && o->p != 2)
+        BAD("clip %s: defined with Euclidean norms, p = %g is not supported", name, o->p);
+    if ((unsigned)o->nonfinite > CLIPNN_NONFINITE_PROPAGATE) BAD("clip: unknown non-finite policy %d", (int)o->nonfinite);
+    switch (o->rule) {
+    case CLIPNN_CLIP_VALUE:
+        if (!(o->value >= 0)) BAD("clip value: bound %g, want >= 0", o->value);
+        break;
+    case CLIPNN_CLIP_NORM:
+    case CLIPNN_CLIP_NORM_TORCH:
+    case CLIPNN_CLIP_NORM_GROUP:
+    case CLIPNN_CLIP_ADAPTIVE:
+    case CLIPNN_CLIP_ADAPTIVE_LAYER:
+    case CLIPNN_CLIP_AGC:
+        if (!(o->lambda > 0)) BAD("clip %s: lambda %g, want > 0", name, o->lambda);
+        if ((o->rule == CLIPNN_CLIP_ADAPTIVE || o->rule == CLIPNN_CLIP_ADAPTIVE_LAYER || o->rule == CLIPNN_CLIP_AGC) &&
+            !(o->eps >= 0 && isfinite(o->eps)))
+            BAD("clip %s: eps %g, want finite and >= 0", name, o->eps);
+        break;
+    case CLIPNN_CLIP_PROJECT:
+        if (o->project_kind == CLIPNN_PROJECT_BALL && !(o->project_radius >= 0))
+            BAD("clip project: radius %g, want >= 0", o->project_radius);
+        if (o->project_kind == CLIPNN_PROJECT_BOX && !(o->box_lo <= o->box_hi))
+            BAD("clip project: box [%g, %g] is empty", o->box_lo, o->box_hi);
+        if (o->project_kind != CLIPNN_PROJECT_BALL && o->project_kind != CLIPNN_PROJECT_BOX)
+            BAD("clip project: unknown kind %d", (int)o->project_kind);
+        break;
+    case CLIPNN_CLIP_PERCENTILE:
+        if (!(o->percentile >= 0 && o->percentile <= 100)) BAD("clip percentile: %g, want in [0, 100]", o->percentile);
+        if (o->history_length == 0 || o->history_length > ((size_t)1 << 24))
+            BAD("clip percentile: history length %zu, want 1 to 2^24", o->history_length);
+        break;
+    case CLIPNN_CLIP_ZSCORE:
+        if (!(o->z_threshold > 0)) BAD("clip zscore: threshold %g, want > 0", o->z_threshold);
+        if (!(o->z_alpha >= 0 && o->z_alpha < 1)) BAD("clip zscore: alpha %g, want in [0, 1)", o->z_alpha);
+        if (!(o->z_cap >= 0)) BAD("clip zscore: cap %g, want >= 0 (0: none)", o->z_cap);
+        if (o->z_warmup < 2) BAD("clip zscore: warm-up %zu, want >= 2 steps", o->z_warmup);
+        break;
+    case CLIPNN_CLIP_PER_SAMPLE:
+        if (!(o->lambda >= 0)) BAD("clip per-sample: C = %g, want >= 0", o->lambda);
+        if (!(o->noise_multiplier >= 0 && isfinite(o->noise_multiplier)))
+            BAD("clip per-sample: noise multiplier %g, want finite and >= 0", o->noise_multiplier);
+        break;
+    default: break;
+    }
+    return CLIPNN_OK;
+#undef BAD
+}
+
+/* ------------------------------------------------------ create / free */
+
+void clipnn_clipper_free(clipnn_clipper *c) {
+    if (!c) return;
+    clipnn_free(c->group_acc);
+    clipnn_free(c->group_scale);
+    clipnn_free(c->theta0);
+    clipnn_free(c->history);
+    clipnn_free(c->scratch);
+    clipnn_free(c->sample_norm);
+    clipnn_free(c);
+}
+
+clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m, const clipnn_clip_options *opts) {
+    if (!out || !m || !opts) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    *out = NULL;
+    clipnn_status s = check_options(opts);
+    if (s) return s;
+    clipnn_clipper *c = clipnn_alloc_array(1, sizeof *c);
+    if (!c) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory");
+    c->o = *opts;
+    c->n_params = m->n_params;
+    c->n_groups = clipnn_model_n_groups(m);
+    c->group_acc = clipnn_alloc_array(c->n_groups, sizeof *c->group_acc);
+    c->group_scale = clipnn_alloc_array(c->n_groups, sizeof *c->group_scale);
+    int ok = c->group_acc && c->group_scale;
+    if (ok && opts->rule == CLIPNN_CLIP_PROJECT && opts->project_kind == CLIPNN_PROJECT_BALL &&
+        opts->project_center_initial) {
+        /* theta(0) is the parameters as they are when the clipper is made. */
+        ok = (c->theta0 = clipnn_alloc_array(m->n_params, sizeof *c->theta0)) != NULL;
+        if (ok) memcpy(c->theta0, m->params, m->n_params * sizeof *c->theta0);
+    }
+    if (ok && opts->rule == CLIPNN_CLIP_PERCENTILE) {
+        c->history = clipnn_alloc_array(opts->history_length, sizeof *c->history);
+        c->scratch = clipnn_alloc_array(opts->history_length, sizeof *c->scratch);
+        ok = c->history && c->scratch;
+    }
+    if (ok && opts->rule == CLIPNN_CLIP_PER_SAMPLE) {
+        c->sample_cap = m->max_batch ? m->max_batch : 1;
+        ok = (c->sample_norm = clipnn_alloc_array(c->sample_cap, sizeof *c->sample_norm)) != NULL;
+    }
+    if (!ok) {
+        clipnn_clipper_free(c);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory for %zu parameters", m->n_params);
+    }
+    clipnn_rng_seed(&c->noise, opts->noise_seed ^ 0x6e6f697365ULL);
+    *out = c;
+    return CLIPNN_OK;
+}
+
+const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
+
+void clipnn_scale(float *g, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) g[i] *= scale;
+}
+
+/* --------------------------------------------------- shared mechanics */
+
+/* A global factor 1/c <= 1: folded into the update when fused, applied to
+ * g otherwise. */
+static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
+    /* A NaN factor (NaN norm under the propagate policy) is applied too:
+     * torch's clamp(NaN, max=1) is NaN and every entry becomes NaN. */
+    if (factor < 1 || isnan(factor)) {
+        s->clipped = 1;
+        if (s->fuse) s->grad_scale = factor;
+        else clipnn_scale(s->g, c->n_params, (float)factor);
+    }
+    s->factor = factor > 0 || isnan(factor) ? 1.0 / factor : INFINITY;
+    s->post = s->pre * factor;
+}
+
+/* Units [first, first + count) of group i: the rows of W, or the bias. */
+static void group_units(const clipnn_model *m, size_t i, size_t *first, size_t *count) {
+    const clipnn_layer *L = &m->layers[i / 2];
+    *first = L->unit_base + (i % 2 ? L->out : 0);
+    *count = i % 2 ? 1 : L->out;
+}
+
+/* Sum over the units of group i of acc[unit] (order-2 accumulations). */
+static double group_sum(const clipnn_model *m, const double *acc, size_t i) {
+    size_t first, count;
+    group_units(m, i, &first, &count);
+    double sum = 0;
+    for (size_t u = first; u < first + count; u++) sum += acc[u];
+    return sum;
+}
+
+/* Per-group factors in c->group_scale, applied to g (or handed to the
+ * optimizer per unit); post norm from the pre-clip accumulations. */
+static void apply_groups(clipnn_clipper *c, clip_step *s) {
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        double f = c->group_scale[i];
+        if (f < 1) {
+            clipnn_group grp = clipnn_model_group(s->m, i);
+            if (s->unit_scale) {
+                size_t first, count;
+                group_units(s->m, i, &first, &count);
+                for (size_t u = first; u < first + count; u++) s->unit_scale[u] = f;
+            } else {
+                clipnn_scale(s->g + grp.offset, grp.size, (float)f);
+            }
+            s->clipped = 1;
+        }
+        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_scale_acc(c->group_acc[i], f, s->p), s->p);
+    }
+    s->post = clipnn_norm_finish(post_acc, s->p);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+}
+
+/* c = max(norm / threshold, 1) as a factor 1/c; threshold 0 zeroes g. */
+static double classic_factor(double norm, double threshold) {
+    if (norm <= threshold) return 1.0;
+    return threshold / norm;
+}
+
+/* ------------------------------------------------------------- rules */
+
+static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, 1.0);
+    return CLIPNN_OK;
+}
+
+/* torch clip_grad_value_: clamp to [-v, v]. */
+static clipnn_status rule_value(clipnn_clipper *c, clip_step *s) {
+    float v = (float)c->o.value;
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        float *g = s->g + grp.offset;
+        for (size_t j = 0; j < grp.size; j++) {
+            float x = g[j];
+            if (x > v) g[j] = v, s->clipped = 1;
+            else if (x < -v) g[j] = -v, s->clipped = 1;
+        }
+        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_accumulate(g, grp.size, s->p), s->p);
+    }
+    s->post = clipnn_norm_finish(post_acc, s->p);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 10-11: c = max(||g||_p / lambda, 1). */
+static clipnn_status rule_norm(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, classic_factor(s->pre, c->o.lambda));
+    return CLIPNN_OK;
+}
+
+/* torch.nn.utils.clip_grad_norm_: coef = max_norm / (norm + 1e-6), clamped
+ * to 1, computed in float32 as torch does on float32 gradients. */
+static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
+    if (s->pre > FLT_MAX && isfinite(s->pre)) {
+        /* A norm past float32's range (torch's float32 norm would be inf and
+         * zero g): the double norm still gives the right direction. */
+        apply_global(c, s, c->o.lambda / s->pre);
+        return CLIPNN_OK;
+    }
+    float coef = (float)c->o.lambda / ((float)s->pre + 1e-6f);
+    apply_global(c, s, coef >= 1.0f ? 1.0 : (double)coef); /* NaN stays NaN, as torch.clamp */
+    return CLIPNN_OK;
+}
+
+/* Keras clipnorm: classic clipping of each group on its own. */
+static clipnn_status rule_norm_group(clipnn_clipper *c, clip_step *s) {
+    for (size_t i = 0; i < c->n_groups; i++)
+        c->group_scale[i] = classic_factor(clipnn_norm_finish(c->group_acc[i], s->p), c->o.lambda);
+    apply_groups(c, s);
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 17: c = max(||g|| / (lambda max(||theta||, eps)), 1). */
+static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
+    if (s->theta_acc && s->p == 2) {
+        double acc = 0;
+        for (size_t i = 0; i < c->n_groups; i++) acc += group_sum(s->m, s->theta_acc, i);
+        s->theta_norm = sqrt(acc);
+    } else {
+        s->theta_norm = clipnn_norm(s->m->params, c->n_params, s->p);
+    }
+    double theta = s->theta_norm > c->o.eps ? s->theta_norm : c->o.eps;
+    apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 18: per group, Frobenius norms. */
+static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        double theta = s->theta_acc ? sqrt(group_sum(s->m, s->theta_acc, i))
+                                    : clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
+        c->group_scale[i] = classic_factor(sqrt(c->group_acc[i]), c->o.lambda * (theta > c->o.eps ? theta : c->o.eps));
+    }
+    apply_groups(c, s);
+    return CLIPNN_OK;
+}
+
+/* NFNets AGC, unit-wise (Optax adaptive_grad_clip): a unit is a row of W
+ * (the incoming weights of one output neuron) or a whole bias vector;
+ * m = lambda max(||W_i||, eps); if ||G_i|| > m, G_i *= m / max(||G_i||, 1e-6). */
+static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
+    size_t skip_from = c->o.agc_skip_last ? c->n_groups - 2 : c->n_groups;
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        if (i >= skip_from) {
+            post_acc += c->group_acc[i];
+            continue;
+        }
+        size_t unit0, n_units;
+        group_units(s->m, i, &unit0, &n_units);
+        for (size_t r = 0; r < grp.rows; r++) {
+            float *g = s->g + grp.offset + r * grp.cols;
+            const float *w = s->m->params + grp.offset + r * grp.cols;
+            double gacc = s->grad_acc ? s->grad_acc[unit0 + r] : clipnn_norm_accumulate(g, grp.cols, 2.0);
+            double gn = sqrt(gacc);
+            double wn = s->theta_acc ? sqrt(s->theta_acc[unit0 + r]) : clipnn_norm(w, grp.cols, 2.0);
+            double limit = c->o.lambda * (wn > c->o.eps ? wn : c->o.eps);
+            if (gn > limit) {
+                double f = limit / (gn > 1e-6 ? gn : 1e-6);
+                if (s->unit_scale) s->unit_scale[unit0 + r] = f;
+                else clipnn_scale(g, grp.cols, (float)f);
+                gacc *= f * f;
+                s->clipped = 1;
+            }
+            post_acc += gacc;
+        }
+    }
+    s->post = sqrt(post_acc);
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}
+
+/* Paper eq. 9: the gradient is left alone; theta is projected after the
+ * update (clipnn_clipper_after_update). */
+static clipnn_status rule_project(clipnn_clipper *c, clip_step *s) {
+    apply_global(c, s, 1.0);
+    return CLIPNN_OK;
+}
+
+/* k-th smallest of v[n] (0-based), by quickselect; v is reordered. */
+static double select_kth(double *v, size_t n, size_t k) {
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        double pivot = v[lo + (hi - lo) / 2];
+        size_t i = lo, j = hi;
+        while (i <= j) {
+            while (v[i] < pivot) i++;
+            while (v[j] > pivot) j--;
+            if (i <= j) {
+                double t = v[i];
+                v[i] = v[j], v[j] = t;
+                i++;
+                if (j == 0) break;
+                j--;
+            }
+        }
+        if (k <= j) hi = j;
+        else if (k >= i) lo = i;
+        else return v[k];
+    }
+    return v[k];
+}
+
+/* Percentile q in [0, 100] of v[n] with linear interpolation between order
+ * statistics, numpy.percentile's default (the one AutoClip's code uses). */
+double clipnn_percentile(double *v, size_t n, double q) {
+    double pos = q / 100.0 * (double)(n - 1);
+    size_t k = (size_t)floor(pos);
+    double frac = pos - (double)k;
+    double lo = select_kth(v, n, k);
+    if (frac == 0 || k + 1 >= n) return lo;
+    /* The next order statistic is the minimum of the part above k. */
+    double hi = v[k + 1];
+    for (size_t i = k + 2; i < n; i++)
+        if (v[i] < hi) hi = v[i];
+    return lo + frac * (hi - lo);
+}
+
+/* AutoClip: threshold = percentile of the pre-clip norms seen so far (the
+ * last history_length of them, the current one included). */
+static clipnn_status rule_percentile(clipnn_clipper *c, clip_step *s) {
+    size_t cap = c->o.history_length;
+    if (isfinite(s->pre)) {
+        c->history[c->hist_pos] = s->pre;
+        c->hist_pos = (c->hist_pos + 1) % cap;
+        if (c->hist_count < cap) c->hist_count++;
+    }
+    if (c->hist_count == 0) {
+        apply_global(c, s, 1.0);
+        return CLIPNN_OK;
+    }
+    memcpy(c->scratch, c->history, c->hist_count * sizeof *c->scratch);
+    double threshold = clipnn_percentile(c->scratch, c->hist_count, c->o.percentile);
+    apply_global(c, s, classic_factor(s->pre, threshold));
+    return CLIPNN_OK;
+}
+
+/* ZClip (Kumar et al. 2025; its reference code's default: mode "zscore",
+ * clip option "adaptive_scaling", clip factor 1, eps 1e-6):
+ * - warm-up: the raw norms of the first z_warmup steps give the mean and
+ *   the population variance (Welford); only the hard cap clips;
+ * - then z = (g - mean) / (sd + 1e-6); when z > t the norm is clipped to
+ *   mean + t sd / (z / t) = mean + t^2 sd / z (the larger the spike, the
+ *   harder the clip), and the EMAs (weight alpha on the past; the variance
+ *   about the updated mean) take that value, else the raw norm;
+ * - the hard cap z_cap (> 0) bounds the norm on top, without entering the
+ *   statistics; like torch's clip_grad_norm_, the factor is
+ *   limit / (g + 1e-6). */
+static clipnn_status rule_zscore(clipnn_clipper *c, clip_step *s) {
+    const double g = s->pre, t = c->o.z_threshold, eps = 1e-6;
+    double limit = INFINITY;
+    if (isfinite(g)) {
+        if (c->z_seen < c->o.z_warmup) {
+            c->z_seen++;
+            double d = g - c->z_mean;
+            c->z_mean += d / (double)c->z_seen;
+            c->z_var += d * (g - c->z_mean); /* sum of squares until the warm-up ends */
+            if (c->z_seen == c->o.z_warmup) c->z_var /= (double)c->z_seen;
+        } else {
+            double sd = sqrt(c->z_var);
+            double z = (g - c->z_mean) / (sd + eps);
+            double seen = g;
+            if (z > t) limit = seen = c->z_mean + t * sd / (z / t);
+            double a = c->o.z_alpha;
+            c->z_mean = a * c->z_mean + (1 - a) * seen;
+            double d = seen - c->z_mean;
+            c->z_var = a * c->z_var + (1 - a) * d * d;
+            c->z_seen++;
+        }
+    }
+    if (c->o.z_cap > 0 && c->o.z_cap < limit) limit = c->o.z_cap;
+    apply_global(c, s, g > limit ? limit / (g + eps) : 1.0);
+    return CLIPNN_OK;
+}
+
+static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
+    [CLIPNN_CLIP_NONE] = rule_none,
+    [CLIPNN_CLIP_VALUE] = rule_value,
+    [CLIPNN_CLIP_NORM] = rule_norm,
+    [CLIPNN_CLIP_NORM_TORCH] = rule_norm_torch,
+    [CLIPNN_CLIP_NORM_GROUP] = rule_norm_group,
+    [CLIPNN_CLIP_ADAPTIVE] = rule_adaptive,
+    [CLIPNN_CLIP_ADAPTIVE_LAYER] = rule_adaptive_layer,
+    [CLIPNN_CLIP_AGC] = rule_agc,
+    [CLIPNN_CLIP_PROJECT] = rule_project,
+    [CLIPNN_CLIP_PERCENTILE] = rule_percentile,
+    [CLIPNN_CLIP_ZSCORE] = rule_zscore,
+    [CLIPNN_CLIP_PER_SAMPLE] = clipnn_clip_rule_per_sample,
+};
+
+/* ------------------------------------------------------------- apply */
+
+static clipnn_status check_apply(const clipnn_clipper *c, const clipnn_model *m) {
+    if (!c || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    if (m->n_params != c->n_params)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "clip: clipper made for %zu parameters, model has %zu", c->n_params,
+                           m->n_params);
+    return CLIPNN_OK;
+}
+
+static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
+                                double *per_group_norms, clipnn_clip_record *rec);
+
+clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm, int fuse,
+                                   double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
+    clipnn_status st = check_apply(c, m);
+    if (st) return st;
+    clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = fuse, .grad_scale = 1.0,
+                   .factor = 1.0, .theta_norm = NAN};
+    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
+}
+
+/* clipnn_train's step: g is what the clipnn_loss_grad just before produced,
+ * so phase one adds up the unit norms that backward left in m->row_acc
+ * (when it computed them in this rule's order) instead of reading g again;
+ * theta_acc (may be NULL) holds theta's unit sums of squares from the
+ * update before, and per-group and per-unit factors go to unit_scale for
+ * the optimizer instead of a pass over g. */
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
+                                         const double *theta_acc, double *unit_scale, double *grad_scale,
+                                         double *per_group_norms, clipnn_clip_record *rec) {
+    clipnn_status st = check_apply(c, m);
+    if (st) return st;
+    clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
+                   .factor = 1.0, .theta_norm = NAN, .theta_acc = theta_acc, .unit_scale = unit_scale};
+    if (m->row_acc_order > 0 && m->row_acc_order == s.p) s.grad_acc = m->row_acc;
+    for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
+    /* From now on the backward computes the unit norms this rule needs. */
+    m->row_acc_order = s.p;
+    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
+}
+
+static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
+                                double *per_group_norms, clipnn_clip_record *rec) {
+    clip_step s = *sp;
+    clipnn_model *m = s.m;
+    /* Phase one: the pre-clip norms of every group in one pass (or from
+     * the unit norms of the backward). */
+    double acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        if (s.grad_acc) {
+            size_t first, count;
+            group_units(m, i, &first, &count);
+            double a = 0;
+            for (size_t u = first; u < first + count; u++) a = clipnn_norm_combine(a, s.grad_acc[u], s.p);
+            c->group_acc[i] = a;
+        } else {
+            c->group_acc[i] = clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s.p);
+        }
+        acc = clipnn_norm_combine(acc, c->group_acc[i], s.p);
+        if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s.p);
+    }
+    s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
+    s.pre_acc = acc;
+
+    clipnn_clip_record r;
+    memset(&r, 0, sizeof r);
+    r.pre_norm = s.pre;
+    r.nonfinite = !isfinite(s.pre);
+    c->n_steps++;
+    clipnn_status st = CLIPNN_OK;
+    if (r.nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
+        if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
+            c->n_steps--;
+            st = clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched", s.pre);
+        } else {
+            r.skipped = 1;
+            c->n_skipped++;
+        }
+        r.post_norm = s.pre;
+        r.factor = NAN;
+    } else {
+        st = rules[c->o.rule](c, &s);
+        r.post_norm = s.post;
+        r.factor = s.factor;
+        r.clipped = s.clipped;
+        c->n_clipped += (uint64_t)s.clipped;
+    }
+    r.theta_norm = s.theta_norm;
+    r.n_steps = c->n_steps;
+    r.n_clipped = c->n_clipped;
+    r.n_skipped = c->n_skipped;
+    if (grad_scale) *grad_scale = s.grad_scale;
+    if (!grad_scale && s.grad_scale != 1.0) clipnn_scale(m->grads, c->n_params, (float)s.grad_scale);
+    if (rec) *rec = r;
+    return st;
+}
+
+/* Projection of theta (eq. 9), after the optimizer's step. */
+clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec) {
+    if (!c || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip: NULL argument");
+    if (c->o.rule != CLIPNN_CLIP_PROJECT) return CLIPNN_OK;
+    float *theta = m->params;
+    size_t n = c->n_params;
+    int moved = 0;
+    if (c->o.project_kind == CLIPNN_PROJECT_BOX) {
+        float lo = (float)c->o.box_lo, hi = (float)c->o.box_hi;
+        for (size_t i = 0; i < n; i++) {
+            if (theta[i] < lo) theta[i] = lo, moved = 1;
+            else if (theta[i] > hi) theta[i] = hi, moved = 1;
+        }
+    } else {
+        double d2 = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)theta[i] - (c->theta0 ? (double)c->theta0[i] : 0.0);
+            d2 += d * d;
+        }
+        double dist = sqrt(d2), R = c->o.project_radius;
+        if (dist > R) {
+            double f = R / dist;
+            for (size_t i = 0; i < n; i++) {
+                double centre = c->theta0 ? (double)c->theta0[i] : 0.0;
+                theta[i] = (float)(centre + f * ((double)theta[i] - centre));
+            }
+            moved = 1;
+        }
+    }
+    if (moved) {
+        c->n_clipped++;
+        if (rec) {
+            rec->clipped = 1;
+            rec->n_clipped = c->n_clipped;
+        }
+    }
+    return CLIPNN_OK;
+}

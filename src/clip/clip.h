@@ -1,0 +1,73 @@
+/* The clipper's insides, shared by src/clip.c (the rules and the step),
+ * src/clip_per_sample.c (DP-SGD) and src/clip_state.c (the CLIP section). */
+#ifndef CLIPNN_CLIP_INTERNAL_H
+#define CLIPNN_CLIP_INTERNAL_H
+
+#include "nn/nn.h"
+
+struct clipnn_clipper {
+    clipnn_clip_options o;
+    size_t n_params, n_groups;
+    double *group_acc;   /* [n_groups] pre-clip accumulations (order of the rule) */
+    double *group_scale; /* [n_groups] factors of per-group rules */
+    float *theta0;       /* [n_params] projection centre theta(0), or NULL */
+    double *history;     /* [history_length] AutoClip ring of pre-clip norms */
+    double *scratch;     /* [history_length] percentile selection */
+    size_t hist_count, hist_pos;
+    double z_mean, z_var; /* ZClip EMAs (Welford sums during the warm-up) */
+    uint64_t z_seen;
+    clipnn_rng noise;     /* DP-SGD noise */
+    double *sample_norm;  /* [sample_cap] per-example norms */
+    size_t sample_cap;
+    uint64_t n_steps, n_clipped, n_skipped;
+};
+
+/* What a rule sees and says for one step. */
+typedef struct {
+    clipnn_model *m;
+    float *g;          /* [n_params] the gradient block */
+    double p;          /* order of pre/post */
+    double pre_acc;    /* global pre-clip accumulation */
+    double pre;        /* global pre-clip norm */
+    int fuse;
+    double grad_scale; /* out: factor left to the optimizer (1 unless fused) */
+    double post;       /* out: post-clip norm */
+    double factor;     /* out: c(t), or pre/post for non-global rules */
+    double theta_norm; /* out when the rule computes it, else NaN */
+    int clipped;       /* out */
+    /* clipnn_train's step (clipnn_clipper_apply_train), else NULL: */
+    const double *grad_acc;  /* [n_units] accumulations of g's units from the backward */
+    const double *theta_acc; /* [n_units] sums of squares of theta's units from the last update */
+    double *unit_scale;      /* [n_units] out: per-unit factors left to the optimizer */
+} clip_step;
+
+typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
+
+/* DP-SGD per-example clipping (src/clip_per_sample.c). */
+clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
+
+/* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
+ * v is reordered (src/clip.c). */
+double clipnn_percentile(double *v, size_t n, double q);
+
+
+/* The clipping step of clipnn_train (src/clip.c): clipnn_clipper_apply
+ * with fuse = 1 on a gradient block that is exactly what the last
+ * clipnn_loss_grad produced, with unit norms from that backward when it
+ * computed them (m->row_acc_order = the rule's order), theta's unit sums
+ * of squares from the last update (theta_acc, or NULL when theta changed
+ * since) and per-unit factors left in unit_scale ([n_units]). */
+clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
+                                         const double *theta_acc, double *unit_scale, double *grad_scale,
+                                         double *per_group_norms, clipnn_clip_record *rec);
+/* The norm order the clipper's rule reads (2 for the Euclidean rules). */
+double clipnn_clipper_norm_order(const clipnn_clipper *c);
+/* The rule reads ||theta|| unit by unit (rows of W, biases): the update can
+ * sum theta's squares while it writes theta (clipnn_optimizer_step_units). */
+int clipnn_clipper_reads_theta_units(const clipnn_clipper *c);
+/* The rule reads only 2-norms of units and acts through unit factors, never
+ * through the gradient's entries: a batch-of-one backward may leave
+ * dW = d a^T unformed (clipnn_model.lazy_rank1). */
+int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c);
+
+#endif

@@ -1,0 +1,95 @@
+/* DP-SGD: per-example clipping without per-example gradients (Abadi et
+ * al. 2016, Opacus), and clipping of materialised per-example gradients
+ * (Optax per_example_global_norm_clip). */
+#include <math.h>
+#include <string.h>
+
+#include "clip/clip.h"
+
+/* Per-example factor of DP-SGD (Abadi et al.; Optax per_example_global_norm_clip):
+ * g_i / max(1, ||g_i|| / C), with C = 0 zeroing every example and C = inf
+ * leaving all alone. */
+static double per_example_factor(double norm, double C) {
+    if (!(norm > C)) return 1.0;
+    return C / norm;
+}
+
+clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
+                                      size_t *n_clipped) {
+    if (!g || !sum) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: NULL argument");
+    if (!(C >= 0)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip per-example: C = %g, want >= 0", C);
+    memset(sum, 0, n * sizeof *sum);
+    size_t clipped = 0;
+    for (size_t i = 0; i < n_examples; i++) {
+        const float *gi = g + i * n;
+        double f = per_example_factor(clipnn_norm(gi, n, 2.0), C);
+        clipped += f < 1;
+        for (size_t j = 0; j < n; j++) sum[j] += (float)(f * (double)gi[j]);
+    }
+    if (n_clipped) *n_clipped = clipped;
+    return CLIPNN_OK;
+}
+
+/* Per-example gradient norms of the last clipnn_loss_grad without forming
+ * the per-example gradients: example i's gradient of a dense layer is
+ * B delta_i a_i^T (delta: d mean-loss / dz, hence the B) plus B delta_i for
+ * the bias, so its squared norm is B^2 ||delta_i||^2 (||a_i||^2 + 1). */
+clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms) {
+    size_t B = m->last_batch;
+    if (B == 0 || !m->last_input)
+        return clipnn_fail(CLIPNN_ERR_STATE, "per-example norms: no forward/backward pass to read");
+    for (size_t i = 0; i < B; i++) norms[i] = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
+        for (size_t i = 0; i < B; i++) {
+            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
+            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
+            norms[i] += dd * (aa + 1.0);
+        }
+    }
+    for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
+    return CLIPNN_OK;
+}
+
+/* DP-SGD: scale each example's delta rows by its factor (every layer's
+ * gradient is linear in them) and form the gradient again from the scaled
+ * deltas; then Gaussian noise of std sigma C on the sum, i.e. sigma C / B on
+ * the mean. */
+clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
+    clipnn_model *m = s->m;
+    size_t B = m->last_batch;
+    if (B > c->sample_cap) {
+        /* Only when the caller did not reserve the batch before creating
+         * the clipper; clipnn_train does, so its steps never come here. */
+        double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
+        if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
+        c->sample_norm = grown;
+        c->sample_cap = B;
+    }
+    clipnn_status st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    if (st) return st;
+    double C = c->o.lambda;
+    int any = 0;
+    for (size_t i = 0; i < B; i++) {
+        double f = per_example_factor(c->sample_norm[i], C);
+        c->sample_norm[i] = f;
+        any |= f < 1;
+    }
+    double sigma = c->o.noise_multiplier * C / (double)B;
+    if (any) {
+        for (size_t l = 0; l < m->n_layers; l++) {
+            const clipnn_layer *L = &m->layers[l];
+            float *d = m->delta[l];
+            for (size_t i = 0; i < B; i++) clipnn_scale(d + i * L->out, L->out, (float)c->sample_norm[i]);
+            clipnn_dense_backward(s->g + L->w_offset, s->g + L->b_offset, NULL, d, clipnn_layer_input(m, l),
+                                  m->params + L->w_offset, B, L->in, L->out);
+        }
+    }
+    if (sigma > 0 && isfinite(sigma))
+        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    s->clipped = any;
+    s->post = any || sigma > 0 ? clipnn_norm(s->g, c->n_params, 2.0) : s->pre;
+    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    return CLIPNN_OK;
+}

@@ -1,0 +1,45 @@
+/* Private declarations shared by the dataset sources: src/data.c (the object,
+ * specs, split, scaling), src/data_formats.c (file reading, CSV, IDX) and
+ * src/data_synthetic.c (spirals, teacher). */
+#ifndef CLIPNN_DATA_INTERNAL_H
+#define CLIPNN_DATA_INTERNAL_H
+
+#include "base/base.h"
+
+struct clipnn_dataset {
+    char *name;          /* file path or set name, used in messages */
+    size_t n, dim;       /* rows, features */
+    size_t n_classes;    /* 0: regression */
+    size_t n_targets;    /* 1 for classification */
+    size_t h, w, c;      /* image geometry, 0 when not an image set */
+    float pixel_max;     /* full-scale pixel value of an image set (16, 255), else 0 */
+    float *x;            /* [n][dim] */
+    float *y;            /* [n][n_targets] */
+};
+
+/* An empty dataset with room for n rows (x and y zeroed). */
+clipnn_status clipnn_dataset_new(const char *name, size_t n, size_t dim, size_t n_classes,
+                                 size_t n_targets, clipnn_dataset **out);
+
+
+/* Numeric text table (comma- or whitespace-separated) in text[len] (text[len]
+ * == 0) into a dataset named name. classification < 0: decide from the
+ * targets; 0: regression; > 0: classes. */
+clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, long target_column,
+                               int classification, clipnn_dataset **out);
+/* The same from a file; target_name, when not NULL, picks the target
+ * column by its name in the header line instead of target_column. */
+clipnn_status clipnn_load_csv_file(const char *path, long target_column, const char *target_name,
+                                   int classification, clipnn_dataset **out);
+
+/* Synthetic sets (src/data_synthetic.c). */
+clipnn_status clipnn_make_spirals(size_t n, uint64_t seed, clipnn_dataset **out);
+clipnn_status clipnn_make_teacher(size_t n, uint64_t seed, clipnn_dataset **out);
+
+/* ------------------------------------------------------------- built-in */
+
+/* The 8x8 digits CSV (gzip), embedded at build time. */
+extern const unsigned char clipnn_digits_csv_gz[];
+extern const unsigned char clipnn_digits_csv_gz_end[];
+
+#endif

@@ -1,0 +1,400 @@
+/* Dataset files: reading plain or gzip files, numeric CSV, MNIST IDX.
+ *
+ * Every error names the file and, for text, the line and column. Sizes read
+ * from a file are checked against the bytes that are really there before
+ * anything of that size is allocated. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "data/data.h"
+
+/* ------------------------------------------------------------------ CSV */
+
+typedef struct {
+    const char *name;
+    char sep; /* ',' ';' or ' ' (any run of blanks) */
+    float *v; /* values, row-major [rows][cols] */
+    size_t n_v, cap_v;
+    long *line; /* file line of each row, for messages about targets */
+    size_t rows, cols, cap_rows;
+    long cols_line; /* line that fixed the column count */
+} csv_table;
+
+static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+
+/* One cell as a float. 0: ok; 1: not a number; 2: not finite (or beyond float). */
+static int parse_cell(const char *a, const char *e, float *out) {
+    while (a < e && is_blank(*a)) a++;
+    while (e > a && is_blank(e[-1])) e--;
+    if (a == e) return 1;
+    char tmp[128];
+    size_t len = (size_t)(e - a);
+    if (len >= sizeof tmp) return 1;
+    memcpy(tmp, a, len);
+    tmp[len] = 0;
+    char *end;
+    errno = 0;
+    double d = strtod(tmp, &end);
+    if (end != tmp + len) return 1;
+    float f = (float)d;
+    if (!isfinite(d) || !isfinite(f)) return 2;
+    *out = f;
+    return 0;
+}
+
+/* Split [a, e) into cells; call parse on each. Returns the number of cells. */
+static const char *next_cell(const char *a, const char *e, char sep, const char **cell_end) {
+    if (sep == ' ') {
+        while (a < e && is_blank(*a)) a++;
+        const char *c = a;
+        while (c < e && !is_blank(*c)) c++;
+        *cell_end = c;
+        return a;
+    }
+    const char *c = memchr(a, sep, (size_t)(e - a));
+    *cell_end = c ? c : e;
+    return a;
+}
+
+static size_t count_cells(const char *a, const char *e, char sep) {
+    size_t k = 0;
+    while (a < e) {
+        const char *ce;
+        const char *c = next_cell(a, e, sep, &ce);
+        if (sep == ' ' && c == e) break;
+        k++;
+        if (ce == e) break;
+        a = ce + 1;
+    }
+    if (sep != ' ' && a == e && k > 0) k++; /* trailing separator: an empty last cell */
+    return k;
+}
+
+/* Parse the cells of one line into the table (a new row) or, when probe is
+ * set, only say whether every cell is a number (header detection). */
+static clipnn_status csv_row(csv_table *t, const char *a, const char *e, long line, int probe, int *numeric) {
+    size_t col = 0;
+    const char *p = a;
+    size_t k = count_cells(a, e, t->sep);
+    if (!probe) {
+        if (t->cols == 0) {
+            t->cols = k;
+            t->cols_line = line;
+        } else if (k != t->cols) {
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld has %zu columns, line %ld has %zu (ragged rows)",
+                               t->name, line, k, t->cols_line, t->cols);
+        }
+        size_t need;
+        if (clipnn_add_size(t->n_v, k, &need)) return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: too large", t->name);
+        if (need > t->cap_v) {
+            size_t c = t->cap_v ? t->cap_v : 4096;
+            while (c < need) c *= 2;
+            float *nv = clipnn_realloc_array(t->v, c, sizeof *nv);
+            if (!nv) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+            t->v = nv;
+            t->cap_v = c;
+        }
+        if (t->rows == t->cap_rows) {
+            size_t c = t->cap_rows ? 2 * t->cap_rows : 256;
+            long *nl = clipnn_realloc_array(t->line, c, sizeof *nl);
+            if (!nl) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+            t->line = nl;
+            t->cap_rows = c;
+        }
+    }
+    for (col = 0; col < k; col++) {
+        const char *ce;
+        const char *c = next_cell(p, e, t->sep, &ce);
+        float f = 0;
+        int r = parse_cell(c, ce, &f);
+        if (probe) {
+            if (r == 1) {
+                *numeric = 0;
+                return CLIPNN_OK;
+            }
+        } else if (r) {
+            const char *q = c, *qe = ce;
+            while (q < qe && is_blank(*q)) q++;
+            while (qe > q && is_blank(qe[-1])) qe--;
+            char shown[41];
+            size_t m = (size_t)(qe - q) < 40 ? (size_t)(qe - q) : 40;
+            for (size_t i = 0; i < m; i++) shown[i] = (q[i] >= 32 && q[i] < 127) ? q[i] : '?';
+            shown[m] = 0;
+            if (r == 2)
+                return clipnn_fail(CLIPNN_ERR_NONFINITE, "%s: line %ld, column %zu: value '%s' is not finite in float32",
+                                   t->name, line, col + 1, shown);
+            if (m == 0)
+                return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: empty cell", t->name, line, col + 1);
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: not a number: '%s'%s", t->name, line,
+                               col + 1, shown, (size_t)(qe - q) > 40 ? "..." : "");
+        }
+        if (!probe) t->v[t->n_v + col] = f;
+        p = ce < e ? ce + 1 : e;
+    }
+    if (probe) {
+        *numeric = 1;
+    } else {
+        t->n_v += k;
+        t->line[t->rows++] = line;
+    }
+    return CLIPNN_OK;
+}
+
+static int cmp_float(const void *a, const void *b) {
+    float x = *(const float *)a, y = *(const float *)b;
+    return (x > y) - (x < y);
+}
+
+/* Integer-valued targets with at most this many distinct values, and at
+ * least two rows per value on average, are taken as class labels. */
+enum { AUTO_MAX_CLASSES = 100 };
+
+/* Build the dataset from the table: x = every column but target, y = target,
+ * as classes (remapped to 0..K-1 in increasing order) or values. */
+static clipnn_status csv_dataset(csv_table *t, size_t target, int classification, clipnn_dataset **out) {
+    size_t n = t->rows, cols = t->cols;
+    float *sorted = clipnn_alloc_array(n, sizeof *sorted);
+    if (!sorted) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", t->name);
+    int integral = 1;
+    size_t bad_row = 0;
+    for (size_t r = 0; r < n; r++) {
+        float v = t->v[r * cols + target];
+        sorted[r] = v;
+        if (integral && (v != floorf(v) || fabsf(v) > 16777216.0f)) integral = 0, bad_row = r;
+    }
+    qsort(sorted, n, sizeof *sorted, cmp_float);
+    size_t k = n ? 1 : 0;
+    for (size_t r = 1; r < n; r++) k += sorted[r] != sorted[r - 1];
+    if (classification < 0) classification = integral && k <= AUTO_MAX_CLASSES && 2 * k <= n;
+    clipnn_status s = CLIPNN_OK;
+    if (classification && !integral)
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: target %g is not an integer class label",
+                        t->name, t->line[bad_row], target + 1, (double)t->v[bad_row * cols + target]);
+    clipnn_dataset *d = NULL;
+    if (!s) s = clipnn_dataset_new(t->name, n, cols - 1, classification ? k : 0, 1, &d);
+    if (!s) {
+        /* distinct values in place at the front of sorted[] */
+        size_t u = 0;
+        for (size_t r = 0; r < n; r++)
+            if (r == 0 || sorted[r] != sorted[u - 1]) sorted[u++] = sorted[r];
+        for (size_t r = 0; r < n; r++) {
+            const float *row = t->v + r * cols;
+            float *x = d->x + r * (cols - 1);
+            for (size_t c = 0, j = 0; c < cols; c++)
+                if (c != target) x[j++] = row[c];
+            float y = row[target];
+            if (classification) {
+                const float *hit = bsearch(&y, sorted, u, sizeof *sorted, cmp_float);
+                y = (float)(hit - sorted);
+            }
+            d->y[r] = y;
+        }
+        *out = d;
+    }
+    clipnn_free(sorted);
+    return s;
+}
+
+/* Index of the cell named `want` in the header line [a, le) split at sep
+ * (blanks when sep is ' '), cells trimmed and unquoted; -1 when absent. */
+static long header_column(const char *a, const char *le, char sep, const char *want) {
+    size_t wl = strlen(want);
+    long col = 0;
+    while (a <= le) {
+        const char *e = a;
+        while (e < le && (sep == ' ' ? !is_blank(*e) : *e != sep)) e++;
+        const char *c0 = a, *c1 = e;
+        while (c0 < c1 && is_blank(*c0)) c0++;
+        while (c1 > c0 && is_blank(c1[-1])) c1--;
+        if (c1 - c0 >= 2 && (*c0 == '"' || *c0 == '\'') && c1[-1] == *c0) c0++, c1--;
+        if ((size_t)(c1 - c0) == wl && !memcmp(c0, want, wl)) return col;
+        col++;
+        if (e == le) break;
+        a = e + 1;
+        if (sep == ' ')
+            while (a < le && is_blank(*a)) a++;
+    }
+    return -1;
+}
+
+static clipnn_status parse_csv(const char *name, const char *text, size_t len, long target_column,
+                               const char *target_name, int classification, clipnn_dataset **out) {
+    csv_table t;
+    memset(&t, 0, sizeof t);
+    t.name = name;
+    const char *p = text, *end = text + len;
+    long line = 0;
+    int first = 1;
+    clipnn_status s = CLIPNN_OK;
+    while (s == CLIPNN_OK && p < end) {
+        const char *e = memchr(p, '\n', (size_t)(end - p));
+        if (!e) e = end;
+        line++;
+        const char *a = p, *le = e;
+        p = e < end ? e + 1 : end;
+        while (a < le && is_blank(*a)) a++;
+        while (le > a && is_blank(le[-1])) le--;
+        if (a == le || *a == '#') continue;
+        if (first) {
+            t.sep = memchr(a, ',', (size_t)(le - a)) ? ',' : memchr(a, ';', (size_t)(le - a)) ? ';' : ' ';
+            first = 0;
+            int numeric = 1;
+            s = csv_row(&t, a, le, line, 1, &numeric);
+            if (!s && !numeric) { /* a header line */
+                if (target_name && (target_column = header_column(a, le, t.sep, target_name)) < 0)
+                    s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: no column named '%s' in the header line", name,
+                                    target_name);
+                target_name = NULL;
+                continue;
+            }
+            if (!s && target_name)
+                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: target '%s' names a column, but the file has no header line",
+                                name, target_name);
+        }
+        if (!s) s = csv_row(&t, a, le, line, 0, NULL);
+    }
+    if (!s && t.rows == 0) s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: no data rows", name);
+    if (!s && t.cols < 2)
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %zu column; need at least one feature and a target", name, t.cols);
+    long tc = target_column < 0 ? target_column + (long)t.cols : target_column;
+    if (!s && (tc < 0 || tc >= (long)t.cols))
+        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: target column %ld is out of range: the file has %zu columns", name,
+                        target_column, t.cols);
+    if (!s) s = csv_dataset(&t, (size_t)tc, classification, out);
+    clipnn_free(t.v);
+    clipnn_free(t.line);
+    return s;
+}
+
+clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, long target_column,
+                               int classification, clipnn_dataset **out) {
+    return parse_csv(name, text, len, target_column, NULL, classification, out);
+}
+
+clipnn_status clipnn_dataset_load_csv(const char *path, long target_column, int classification,
+                                      clipnn_dataset **out) {
+    return clipnn_load_csv_file(path, target_column, NULL, classification, out);
+}
+
+clipnn_status clipnn_load_csv_file(const char *path, long target_column, const char *target_name,
+                                   int classification, clipnn_dataset **out) {
+    if (!path || !out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv: NULL argument");
+    *out = NULL;
+    unsigned char *buf;
+    size_t len;
+    clipnn_status s = clipnn_read_file(path, SIZE_MAX, &buf, &len);
+    if (s) return s;
+    if (memchr(buf, 0, len))
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: binary data (a NUL byte), not a CSV text file", path);
+    else
+        s = parse_csv(path, (const char *)buf, len, target_column, target_name, classification, out);
+    clipnn_free(buf);
+    return s;
+}
+
+/* ------------------------------------------------------------------ IDX */
+
+static uint32_t be32(const unsigned char *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
+
+enum { IDX_IMAGES = 0x00000803, IDX_LABELS = 0x00000801 };
+
+/* Read an IDX file of unsigned bytes with the given magic: the header first,
+ * then exactly the bytes it announces. dims[0..ndim) receive the sizes;
+ * *data points into *buf past the header. */
+static clipnn_status idx_read(const char *path, uint32_t magic, size_t *dims, unsigned char **buf,
+                              const unsigned char **data) {
+    size_t ndim = magic & 0xff, hdr = 4 + 4 * ndim, len;
+    unsigned char *b;
+    clipnn_status s = clipnn_read_file(path, hdr, &b, &len);
+    if (s) return s;
+    const char *what = magic == IDX_IMAGES ? "image" : "label";
+    if (len < 4) {
+        clipnn_free(b);
+        return clipnn_fail(len == 0 ? CLIPNN_ERR_FORMAT : CLIPNN_ERR_TRUNCATED,
+                           "%s: %s, not an IDX %s file", path, len == 0 ? "empty" : "truncated inside the magic number",
+                           what);
+    }
+    uint32_t m = be32(b);
+    if (m != magic) {
+        clipnn_free(b);
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: not an IDX %s file (magic 0x%08x, want 0x%08x)", path, what,
+                           (unsigned)m, (unsigned)magic);
+    }
+    if (len < hdr) {
+        clipnn_free(b);
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the IDX header (%zu of %zu bytes)",
+                           path, len, hdr);
+    }
+    size_t total = hdr, count = 1;
+    for (size_t i = 0; i < ndim; i++) {
+        dims[i] = be32(b + 4 + 4 * i);
+        if (dims[i] == 0 || clipnn_mul_size(count, dims[i], &count)) {
+            clipnn_free(b);
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: IDX dimension %zu is %zu: impossible size", path, i, dims[i]);
+        }
+    }
+    clipnn_free(b);
+    if (clipnn_add_size(total, count, &total))
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the IDX header announces an impossible size", path);
+    s = clipnn_read_file(path, total, &b, &len);
+    if (s) return s;
+    char shape[96];
+    if (ndim == 3)
+        snprintf(shape, sizeof shape, "%zu images of %zux%zu", dims[0], dims[1], dims[2]);
+    else
+        snprintf(shape, sizeof shape, "%zu labels", dims[0]);
+    if (len != total) {
+        clipnn_free(b);
+        if (len < total)
+            return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %zu of the %zu bytes its header announces (%s)", path,
+                               len, total, shape);
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: longer than its header announces (%s in %zu bytes)", path, shape,
+                           total);
+    }
+    *buf = b;
+    *data = b + hdr;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_dataset_load_idx(const char *images, const char *labels, clipnn_dataset **out) {
+    if (!images || !labels || !out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "idx: NULL argument");
+    *out = NULL;
+    size_t idims[3], ldims[1];
+    unsigned char *ib = NULL, *lb = NULL;
+    const unsigned char *px, *lab;
+    clipnn_status s = idx_read(images, IDX_IMAGES, idims, &ib, &px);
+    if (!s) s = idx_read(labels, IDX_LABELS, ldims, &lb, &lab);
+    if (!s && idims[0] != ldims[0])
+        s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s holds %zu images but %s holds %zu labels", images, idims[0], labels,
+                        ldims[0]);
+    clipnn_dataset *d = NULL;
+    size_t n = idims[0], dim = 0;
+    if (!s) {
+        unsigned max = 0;
+        for (size_t i = 0; i < n; i++) max = lab[i] > max ? lab[i] : max;
+        dim = idims[1] * idims[2]; /* bounded by the file size, checked in idx_read */
+        s = clipnn_dataset_new(images, n, dim, (size_t)max + 1, 1, &d);
+    }
+    if (!s) {
+        for (size_t i = 0; i < n * dim; i++) d->x[i] = (float)px[i];
+        for (size_t i = 0; i < n; i++) d->y[i] = (float)lab[i];
+        d->h = idims[1];
+        d->w = idims[2];
+        d->c = 1;
+        d->pixel_max = 255.0f;
+        *out = d;
+    }
+    clipnn_free(ib);
+    clipnn_free(lb);
+    return s;
+}

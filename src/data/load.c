@@ -1,0 +1,319 @@
+/* Datasets: the object and its accessors, the spec strings of
+ * clipnn_dataset_load, the seeded train/test split and the scaling fitted on
+ * the training part (SPEC section 7). File formats are in data_formats.c,
+ * synthetic sets in data_synthetic.c. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "data/data.h"
+
+clipnn_data_options clipnn_data_options_default(void) {
+    clipnn_data_options o;
+    memset(&o, 0, sizeof o);
+    o.seed = 1;
+    o.test_fraction = 0.2;
+    o.scaling = CLIPNN_SCALE_AUTO;
+    o.target_column = -1;
+    o.synthetic_n = 2000;
+    return o;
+}
+
+/* Rows keep[i] != 0 (want = 1) or == 0 (want = 0) of d, in order, into a new set. */
+static clipnn_status subset(const clipnn_dataset *d, const unsigned char *keep, int want, size_t count,
+                            clipnn_dataset **out) {
+    clipnn_status s = clipnn_dataset_new(d->name, count, d->dim, d->n_classes, d->n_targets, out);
+    if (s) return s;
+    clipnn_dataset *o = *out;
+    o->h = d->h, o->w = d->w, o->c = d->c, o->pixel_max = d->pixel_max;
+    for (size_t i = 0, r = 0; i < d->n; i++) {
+        if ((keep[i] != 0) != want) continue;
+        memcpy(o->x + r * d->dim, d->x + i * d->dim, d->dim * sizeof(float));
+        memcpy(o->y + r * d->n_targets, d->y + i * d->n_targets, d->n_targets * sizeof(float));
+        r++;
+    }
+    return CLIPNN_OK;
+}
+
+/* ---------------------------------------------------------------- split */
+
+/* A seeded split: round(n * fraction) rows, at least one, chosen by a
+ * shuffle, go to the test part; both parts keep the file's order. The split
+ * stream is seeded apart from the synthetic sets' stream of the same seed. */
+static clipnn_status split(clipnn_dataset *all, double fraction, uint64_t seed, clipnn_dataset **train,
+                           clipnn_dataset **test) {
+    *train = *test = NULL;
+    size_t n = all->n, n_test = (size_t)floor(fraction * (double)n + 0.5);
+    if (fraction > 0 && n_test == 0) n_test = 1;
+    if (n_test == 0) {
+        *train = all;
+        return CLIPNN_OK;
+    }
+    if (n_test >= n)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu rows cannot be split into a training and a test part (test fraction %g)",
+                           all->name, n, fraction);
+    size_t *order = clipnn_alloc_array(n, sizeof *order);
+    unsigned char *is_test = clipnn_alloc_array(n, 1);
+    clipnn_status s = CLIPNN_OK;
+    if (!order || !is_test) s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory splitting", all->name);
+    if (!s) {
+        clipnn_rng r;
+        clipnn_rng_seed(&r, seed ^ 0x5b1d7e57c0ffee00ull);
+        for (size_t i = 0; i < n; i++) order[i] = i;
+        clipnn_rng_shuffle(&r, order, n);
+        for (size_t i = 0; i < n_test; i++) is_test[order[i]] = 1;
+        s = subset(all, is_test, 0, n - n_test, train);
+    }
+    if (!s) s = subset(all, is_test, 1, n_test, test);
+    if (s) {
+        clipnn_dataset_free(*train);
+        *train = NULL;
+    }
+    clipnn_free(order);
+    clipnn_free(is_test);
+    if (!s) clipnn_dataset_free(all);
+    return s;
+}
+
+/* -------------------------------------------------------------- scaling */
+
+/* Fit on train, apply to train and test (which may be NULL). Standardize:
+ * (x - mean) / std per feature, a constant feature becoming 0. Unit: images
+ * divided by their full-scale pixel value; other data min-max per feature
+ * (test values may then fall outside [0, 1]). */
+static clipnn_status scale(clipnn_scaling how, clipnn_dataset *train, clipnn_dataset *test) {
+    if (how == CLIPNN_SCALE_NONE) return CLIPNN_OK;
+    size_t dim = train->dim, n = train->n;
+    double *shift = clipnn_alloc_array(2 * dim, sizeof *shift), *mul = shift + dim;
+    if (!shift) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for scaling", train->name);
+    if (how == CLIPNN_SCALE_UNIT && train->pixel_max > 0) {
+        for (size_t j = 0; j < dim; j++) mul[j] = 1.0 / train->pixel_max;
+    } else if (how == CLIPNN_SCALE_UNIT) {
+        for (size_t j = 0; j < dim; j++) shift[j] = INFINITY, mul[j] = -INFINITY; /* min, max */
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < dim; j++) {
+                double v = train->x[i * dim + j];
+                shift[j] = v < shift[j] ? v : shift[j];
+                mul[j] = v > mul[j] ? v : mul[j];
+            }
+        for (size_t j = 0; j < dim; j++) mul[j] = mul[j] > shift[j] ? 1.0 / (mul[j] - shift[j]) : 1.0;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < dim; j++) shift[j] += train->x[i * dim + j];
+        for (size_t j = 0; j < dim; j++) shift[j] /= (double)(n ? n : 1);
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < dim; j++) {
+                double dv = train->x[i * dim + j] - shift[j];
+                mul[j] += dv * dv;
+            }
+        for (size_t j = 0; j < dim; j++) {
+            double sd = sqrt(mul[j] / (double)(n ? n : 1));
+            mul[j] = sd > 0 ? 1.0 / sd : 1.0;
+        }
+    }
+    clipnn_dataset *sets[2] = {train, test};
+    for (int k = 0; k < 2; k++) {
+        clipnn_dataset *d = sets[k];
+        if (!d) continue;
+        for (size_t i = 0; i < d->n; i++)
+            for (size_t j = 0; j < dim; j++) {
+                float *v = &d->x[i * dim + j];
+                *v = (float)((*v - shift[j]) * mul[j]);
+            }
+    }
+    clipnn_free(shift);
+    return CLIPNN_OK;
+}
+
+/* ---------------------------------------------------------------- specs */
+
+static clipnn_status load_digits(clipnn_dataset **out) {
+    unsigned char *text;
+    size_t len;
+    clipnn_status s = clipnn_gunzip_memory("digits (built in)", clipnn_digits_csv_gz,
+                                           (size_t)(clipnn_digits_csv_gz_end - clipnn_digits_csv_gz), &text, &len);
+    if (s) return s;
+    s = clipnn_parse_csv("digits", (const char *)text, len, -1, 1, out);
+    clipnn_free(text);
+    if (s) return s;
+    (*out)->h = 8, (*out)->w = 8, (*out)->c = 1, (*out)->pixel_max = 16.0f;
+    return CLIPNN_OK;
+}
+
+/* "csv:PATH[,target=COLUMN][,task=classification|regression]". The options
+ * are taken from the end, so a path may itself hold commas. */
+static clipnn_status load_csv_spec(const char *arg, long target, clipnn_dataset **out) {
+    size_t len = strlen(arg);
+    char *path = clipnn_alloc(len + 1);
+    if (!path) return clipnn_fail(CLIPNN_ERR_NOMEM, "csv: out of memory");
+    memcpy(path, arg, len + 1);
+    int task = -1;
+    const char *target_name = NULL; /* points into path, after a cut comma */
+    clipnn_status s = CLIPNN_OK;
+    for (char *comma; !s && (comma = strrchr(path, ',')) != NULL;) {
+        const char *opt = comma + 1;
+        if (!strncmp(opt, "target=", 7)) {
+            char *end;
+            long col = strtol(opt + 7, &end, 10);
+            if (end == opt + 7 || *end) {
+                if (!opt[7]) s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv:%s: empty target", arg);
+                target_name = opt + 7; /* a column named in the header line */
+            } else {
+                target = col, target_name = NULL;
+            }
+        } else if (!strcmp(opt, "task=classification")) {
+            task = 1;
+        } else if (!strcmp(opt, "task=regression")) {
+            task = 0;
+        } else {
+            break; /* part of the path */
+        }
+        *comma = 0;
+    }
+    if (!s && !*path) s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "csv: no file name in 'csv:%s'", arg);
+    if (!s) s = clipnn_load_csv_file(path, target, target_name, task, out);
+    clipnn_free(path);
+    return s;
+}
+
+/* Split "A,B" or "A,B,C,D" into up to 4 fresh strings in one block. */
+static clipnn_status split_list(const char *arg, char **block, char *parts[4], size_t *count) {
+    size_t len = strlen(arg);
+    *block = clipnn_alloc(len + 1);
+    if (!*block) return clipnn_fail(CLIPNN_ERR_NOMEM, "idx: out of memory");
+    memcpy(*block, arg, len + 1);
+    *count = 0;
+    for (char *p = *block; p;) {
+        char *c = strchr(p, ',');
+        if (c) *c = 0;
+        if (*count == 4) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "idx:%s: more than four files", arg);
+        parts[(*count)++] = p;
+        p = c ? c + 1 : NULL;
+    }
+    return CLIPNN_OK;
+}
+
+/* Train and test parts read from their own files must agree in features. */
+static clipnn_status match_parts(clipnn_dataset *train, clipnn_dataset *test) {
+    if (train->dim != test->dim || train->h != test->h || train->w != test->w)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zux%zu images, but the training images %s are %zux%zu", test->name,
+                           test->h, test->w, train->name, train->h, train->w);
+    size_t k = train->n_classes > test->n_classes ? train->n_classes : test->n_classes;
+    train->n_classes = test->n_classes = k;
+    return CLIPNN_OK;
+}
+
+static clipnn_status load_idx_pair(const char *images, const char *labels, const char *timages,
+                                   const char *tlabels, clipnn_dataset **train, clipnn_dataset **test) {
+    clipnn_status s = clipnn_dataset_load_idx(images, labels, train);
+    if (!s && test) s = clipnn_dataset_load_idx(timages, tlabels, test);
+    if (!s && test) s = match_parts(*train, *test);
+    return s;
+}
+
+static int file_exists(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (f) fclose(f);
+    return f != NULL;
+}
+
+/* The four Fashion-MNIST files in dir, gzipped (as Debian's
+ * dataset-fashion-mnist ships them) or not. */
+static clipnn_status load_fashion(const char *dir, clipnn_dataset **train, clipnn_dataset **test) {
+    static const char *const base[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                                        "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
+    char path[4][4096];
+    for (int i = 0; i < 4; i++) {
+        int len = snprintf(path[i], sizeof path[i], "%s/%s.gz", dir, base[i]);
+        if (len < 0 || (size_t)len >= sizeof path[i])
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "fashion-mnist: directory name too long");
+        if (!file_exists(path[i])) path[i][len - 3] = 0;
+    }
+    clipnn_status s = load_idx_pair(path[0], path[1], path[2], path[3], train, test);
+    if (s == CLIPNN_ERR_IO) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", clipnn_last_error());
+        return clipnn_fail(s, "%s (Debian: apt-get install dataset-fashion-mnist, or give fashion-mnist:DIR)", why);
+    }
+    if (!s) {
+        clipnn_dataset *parts[2] = {*train, test ? *test : NULL};
+        for (int k = 0; k < 2; k++) {
+            if (!parts[k]) continue;
+            char *name = clipnn_alloc(sizeof "fashion-mnist");
+            if (!name) return clipnn_fail(CLIPNN_ERR_NOMEM, "fashion-mnist: out of memory");
+            memcpy(name, "fashion-mnist", sizeof "fashion-mnist");
+            clipnn_free(parts[k]->name);
+            parts[k]->name = name;
+        }
+    }
+    return s;
+}
+
+static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
+
+clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *opts,
+                                  clipnn_dataset **train, clipnn_dataset **test) {
+    if (!spec || !train) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset: NULL argument");
+    *train = NULL;
+    if (test) *test = NULL;
+    clipnn_data_options o = opts ? *opts : clipnn_data_options_default();
+    if (!(o.test_fraction >= 0 && o.test_fraction < 1))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: test fraction %g must be in [0, 1)", spec,
+                           o.test_fraction);
+    if ((unsigned)o.scaling > CLIPNN_SCALE_AUTO)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: unknown scaling %d", spec, (int)o.scaling);
+
+    clipnn_dataset *all = NULL, *tr = NULL, *te = NULL;
+    clipnn_scaling auto_scale = CLIPNN_SCALE_STANDARDIZE;
+    int has_test = 0;
+    clipnn_status s;
+    if (!strcmp(spec, "digits")) {
+        s = load_digits(&all);
+    } else if (!strcmp(spec, "spirals") || !strcmp(spec, "teacher")) {
+        if (o.synthetic_n < 2)
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec, o.synthetic_n);
+        s = spec[0] == 's' ? clipnn_make_spirals(o.synthetic_n, o.seed, &all)
+                           : clipnn_make_teacher(o.synthetic_n, o.seed, &all);
+        auto_scale = CLIPNN_SCALE_NONE;
+    } else if (has_prefix(spec, "csv:")) {
+        s = load_csv_spec(spec + 4, o.target_column, &all);
+    } else if (!strcmp(spec, "fashion-mnist") || has_prefix(spec, "fashion-mnist:")) {
+        const char *dir = spec[13] == ':' ? spec + 14 : "/usr/share/datasets/fashion-mnist";
+        s = load_fashion(dir, &tr, test ? &te : NULL);
+        has_test = 1;
+        auto_scale = CLIPNN_SCALE_UNIT;
+    } else if (has_prefix(spec, "idx:")) {
+        char *block = NULL, *part[4];
+        size_t count = 0;
+        s = split_list(spec + 4, &block, part, &count);
+        if (!s && count != 2 && count != 4)
+            s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
+                            spec);
+        if (!s && count == 2) s = clipnn_dataset_load_idx(part[0], part[1], &all);
+        if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], &tr, test ? &te : NULL);
+        has_test = count == 4;
+        auto_scale = CLIPNN_SCALE_UNIT;
+        clipnn_free(block);
+    } else {
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                           "unknown dataset '%s' (want digits, fashion-mnist[:DIR], idx:IMAGES,LABELS[,TIMAGES,TLABELS], "
+                           "csv:PATH[,target=COLUMN], spirals or teacher)",
+                           spec);
+    }
+    if (!s && !has_test) s = split(all, o.test_fraction, o.seed, &tr, &te);
+    if (s && all != tr) clipnn_dataset_free(all);
+    if (!s && tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", tr->name);
+    if (!s) s = scale(o.scaling == CLIPNN_SCALE_AUTO ? auto_scale : o.scaling, tr, te);
+    if (s) {
+        clipnn_dataset_free(tr);
+        clipnn_dataset_free(te);
+        return s;
+    }
+    *train = tr;
+    if (test)
+        *test = te;
+    else
+        clipnn_dataset_free(te);
+    return CLIPNN_OK;
+}

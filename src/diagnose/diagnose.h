@@ -1,0 +1,34 @@
+/* Shared by src/diagnose.c (the tests any objective gets, the curvature
+ * probes, masking) and src/diagnose_model.c (the tests that look inside a
+ * network). */
+#ifndef CLIPNN_DIAGNOSE_INTERNAL_H
+#define CLIPNN_DIAGNOSE_INTERNAL_H
+
+#include "inputopt/inputopt.h"
+
+/* An objective in x (the data space) seen two ways. */
+typedef struct {
+    size_t n;
+    double (*eval_d)(void *ctx, const double *x, double *g); /* g may be NULL */
+    double (*eval_f)(void *ctx, const float *x, float *g);   /* g may be NULL */
+    void *ctx;
+} problem;
+
+typedef struct {
+    int known;   /* the objective knows whether it is reached */
+    int reached;
+} target_state;
+
+/* Record a cause found (with its numbers and remedy), or a check run. */
+void clipnn_diag_finding(clipnn_diagnosis *d, clipnn_cause cause, const char *test, const char *remedy,
+                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+void clipnn_diag_check(clipnn_diagnosis *d, const char *test, int passed, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Everything that does not need a model: stall, stationarity, curvature
+ * (Lanczos), precision, box and parametrization. tiny: the gradient norm
+ * below which the optimizer's gradient counts as zero. */
+clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
+                                      const target_state *ts, double tiny, clipnn_diagnosis *d);
+
+#endif

@@ -1,0 +1,45 @@
+/* Private declarations shared by input optimization (src/inputopt.c), the
+ * attacks (src/attack.c) and the diagnosis (src/diagnose.c). */
+#ifndef CLIPNN_INPUTOPT_INTERNAL_H
+#define CLIPNN_INPUTOPT_INTERNAL_H
+
+#include "nn/nn.h"
+
+/* Checks an objective against a model (kind, loss, layer and unit). */
+clipnn_status clipnn_objective_check(const clipnn_model *m, const clipnn_objective *o);
+/* Checks a space (box order, finite std); dim = the model's inputs. */
+clipnn_status clipnn_space_check(const clipnn_input_space *s);
+
+/* x ([B][dim], data space) into the model's input out ([B][dim]). */
+void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
+                           float *out);
+/* A gradient in the model's input ([B][dim]) into the data space, in place. */
+void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim);
+
+/* clipnn_objective_grad at inputs x given in the data space; dx in the
+ * data space too. xm: scratch [B][dim]. */
+clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objective *o,
+                                          const clipnn_input_space *s, const float *x,
+                                          const float *y, size_t B, double *values, float *dx,
+                                          int *reached, float *xm);
+
+/* The backward signal of the double path, layer by layer: the norm of
+ * d value / d a_l (the layer's output), of d value / d z_l (after the
+ * activation's derivative) and of d value / d a_{l-1} (after the dense
+ * layer's transpose). Layers above the objective's layer stay 0. */
+typedef struct {
+    double out_norm, pre_norm, in_norm;
+} clipnn_signal;
+
+/* clipnn_objective_grad_d with the signal per layer (signal: [n_layers] or
+ * NULL) and the pre-activations z_l of every layer (pre: concatenated
+ * [sum of widths] or NULL). x is the model's input (double). */
+clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objective *o,
+                                       const double *x, const double *y, double *value,
+                                       double *dx, double *logits, clipnn_signal *signal,
+                                       double *pre);
+
+/* Index of the first largest of z[k]. */
+size_t clipnn_argmax(const float *z, size_t k);
+
+#endif

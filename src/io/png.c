@@ -1,0 +1,107 @@
+/* PNG images through libpng: RGB and grayscale renderings of inputs, and
+ * signed perturbations in a diverging colour map with a colour bar. */
+#include <math.h>
+#include <png.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "io/io.h"
+
+/* libpng reports errors by longjmp; everything the jump can skip is
+ * volatile or released after it. */
+clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, size_t h, size_t w) {
+    if (!path || !rgb || h == 0 || w == 0)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "png: empty image or NULL argument");
+    if (h > 0x7fffffff || w > 0x7fffffff / 3)
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: image %zu x %zu is too large for PNG", path, h, w);
+    FILE *f = fopen(path, "wb");
+    if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open for writing", path);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_write_struct(&png, NULL);
+        fclose(f);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: libpng could not start", path);
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_write_struct(&png, &info);
+        fclose(f);
+        return clipnn_fail(CLIPNN_ERR_IO, "%s: libpng failed while writing", path);
+    }
+    png_init_io(png, f);
+    png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
+                 PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (size_t r = 0; r < h; r++) png_write_row(png, (png_const_bytep)(rgb + r * w * 3));
+    png_write_end(png, NULL);
+    png_destroy_write_struct(&png, &info);
+    if (fclose(f) != 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
+    return CLIPNN_OK;
+}
+
+static unsigned char to_byte(double v) {
+    if (!(v > 0)) return 0; /* NaN shows black */
+    if (v >= 1) return 255;
+    return (unsigned char)lround(v * 255.0);
+}
+
+void clipnn_colour_diverging(double v, double amp, unsigned char rgb[3]) {
+    double t = amp > 0 ? v / amp : 0.0;
+    if (!(t == t)) t = 0;
+    t = t > 1 ? 1 : t < -1 ? -1 : t;
+    /* white at 0, towards red (0.70, 0.09, 0.17) or blue (0.13, 0.40, 0.67) */
+    const double red[3] = {0.70, 0.09, 0.17}, blue[3] = {0.13, 0.40, 0.67};
+    const double *c = t >= 0 ? red : blue;
+    double a = fabs(t);
+    for (int i = 0; i < 3; i++) rgb[i] = to_byte(1.0 + a * (c[i] - 1.0));
+}
+
+/* An [h][w] float image rendered by colour(), zoomed, with extra rows
+ * (bar_rows) appended that draw a colour bar over [-amp, amp]. */
+static clipnn_status render(const char *path, const float *img, size_t h, size_t w, size_t zoom, int gray,
+                            double lo, double hi, size_t bar_rows) {
+    if (!img || h == 0 || w == 0 || zoom == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "png: empty image");
+    size_t H, W, bytes;
+    if (clipnn_mul_size(h, zoom, &H) || clipnn_mul_size(w, zoom, &W) || clipnn_add_size(H, bar_rows, &H) ||
+        clipnn_mul_size(H, W, &bytes) || clipnn_mul_size(bytes, 3, &bytes))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: image too large", path);
+    unsigned char *rgb = clipnn_alloc(bytes);
+    if (!rgb) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", path);
+    for (size_t r = 0; r < H; r++)
+        for (size_t c = 0; c < W; c++) {
+            unsigned char *px = rgb + (r * W + c) * 3;
+            if (r >= h * zoom) { /* colour bar: one gap row, then the scale */
+                if (r == h * zoom) {
+                    px[0] = px[1] = px[2] = 255;
+                } else {
+                    double v = -hi + 2.0 * hi * ((double)c + 0.5) / (double)W;
+                    clipnn_colour_diverging(v, hi, px);
+                }
+                continue;
+            }
+            double v = img[(r / zoom) * w + c / zoom];
+            if (gray) {
+                px[0] = px[1] = px[2] = to_byte((v - lo) / (hi - lo));
+            } else {
+                clipnn_colour_diverging(v, hi, px);
+            }
+        }
+    clipnn_status s = clipnn_png_write_rgb(path, rgb, H, W);
+    clipnn_free(rgb);
+    return s;
+}
+
+clipnn_status clipnn_png_write_gray(const char *path, const float *img, size_t h, size_t w,
+                                    double lo, double hi, size_t zoom) {
+    if (!(hi > lo)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: gray range [%g, %g] is empty", path, lo, hi);
+    return render(path, img, h, w, zoom, 1, lo, hi, 0);
+}
+
+clipnn_status clipnn_png_write_signed(const char *path, const float *img, size_t h, size_t w,
+                                      double amp, size_t zoom) {
+    if (!(amp > 0) || !isfinite(amp))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: colour range %g must be > 0", path, amp);
+    size_t bar = zoom * 2 > 6 ? zoom * 2 : 6;
+    return render(path, img, h, w, zoom, 0, -amp, amp, bar + 1);
+}

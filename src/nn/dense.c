@@ -1,0 +1,89 @@
+/* Dense layer kernels on CBLAS. Row-major throughout; W is [out][in] like
+ * torch.nn.Linear.weight so that a row is one unit.
+ *
+ * Threads split a layer by units (columns of z, rows of W and dW) at fixed
+ * boundaries (clipnn_chunk), and every thread calls a single-threaded BLAS
+ * on its slice: one thread pool (OpenMP) for everything, so no BLAS worker
+ * spins against an OpenMP worker on the same core, and the result depends
+ * only on the number of threads. A batch of one goes through GEMV (and a
+ * rank-one loop), which skips the packing a GEMM does for nothing. */
+#include <cblas.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "nn/nn.h"
+
+
+/* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T   (z rows have stride out)
+ * No bias: it is added with the activation in one pass over z. */
+void clipnn_dense_forward_cols(float *z, const float *a, const float *W, size_t B, size_t in, size_t out,
+                               size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), (int)in, 1.0f, W + lo * in, (int)in, a, 1, 0.0f,
+                    z + lo, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(hi - lo), (int)in, 1.0f, a, (int)in,
+                    W + lo * in, (int)in, 0.0f, z + lo, (int)out);
+}
+
+/* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in]     (dW, db may be NULL)
+ * db[lo:hi)     = sum over B of dz[B][lo:hi) */
+void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const float *a, size_t B, size_t in,
+                                   size_t out, size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (dW && B == 1) {
+        /* Rank one: row j of dW is dz_j a. */
+        for (size_t j = lo; j < hi; j++) {
+            float d = dz[j], *restrict row = dW + j * in;
+#pragma omp simd
+            for (size_t i = 0; i < in; i++) row[i] = d * a[i];
+        }
+    } else if (dW) {
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)in, (int)B, 1.0f, dz + lo,
+                    (int)out, a, (int)in, 0.0f, dW + lo * in, (int)in);
+    }
+    if (db) {
+        memcpy(db + lo, dz + lo, (hi - lo) * sizeof *db);
+        for (size_t r = 1; r < B; r++) {
+            const float *restrict row = dz + r * out;
+            float *restrict acc = db;
+#pragma omp simd
+            for (size_t j = lo; j < hi; j++) acc[j] += row[j];
+        }
+    }
+}
+
+/* da[B][lo:hi) = dz[B][out] W[out][lo:hi)   (da rows have stride in) */
+void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, size_t B, size_t in, size_t out,
+                                  size_t lo, size_t hi) {
+    if (hi <= lo) return;
+    if (B == 1)
+        cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)(hi - lo), 1.0f, W + lo, (int)in, dz, 1, 0.0f,
+                    da + lo, 1);
+    else
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - lo), (int)out, 1.0f, dz,
+                    (int)out, W + lo, (int)in, 0.0f, da + lo, (int)in);
+}
+
+static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for_macs(B * in * out); }
+
+/* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
+ * da[B][in] = dz[B][out] W[out][in]. Any of dW, db, da may be NULL. */
+void clipnn_dense_backward(float *dW, float *db, float *da, const float *dz, const float *a, const float *W,
+                           size_t B, size_t in, size_t out) {
+    int threads = threads_for_layer(B, in, out);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        int t = clipnn_thread_id(), T = clipnn_thread_count();
+        size_t lo, hi;
+        clipnn_chunk(out, t, T, &lo, &hi);
+        clipnn_dense_weight_grad_rows(dW, db, dz, a, B, in, out, lo, hi);
+        if (da) {
+            clipnn_chunk(in, t, T, &lo, &hi);
+            clipnn_dense_input_grad_cols(da, dz, W, B, in, out, lo, hi);
+        }
+    }
+}

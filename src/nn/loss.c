@@ -1,0 +1,45 @@
+/* Losses on raw outputs: MSE (paper eq. 4), softmax cross-entropy on logits
+ * (eq. 5/6), sigmoid binary cross-entropy on logits, and the CW margin. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+static const char *const loss_names[CLIPNN_LOSS_COUNT] = {"mse", "xent", "bce", "margin"};
+
+const char *clipnn_loss_name(clipnn_loss loss) {
+    return (unsigned)loss < CLIPNN_LOSS_COUNT ? loss_names[loss] : "unknown";
+}
+
+clipnn_status clipnn_loss_parse(const char *name, clipnn_loss *out) {
+    int i = clipnn_lookup_name(loss_names, CLIPNN_LOSS_COUNT, name, "loss");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_loss)i;
+    return CLIPNN_OK;
+}
+
+clipnn_loss_options clipnn_loss_options_default(void) {
+    return (clipnn_loss_options){.loss = CLIPNN_LOSS_XENT, .kappa = 0.0, .want_params = 1};
+}
+
+#define REAL float
+#define LOSS_FN loss_float
+#include "nn/loss_kernel.h"
+#undef REAL
+#undef LOSS_FN
+
+#define REAL double
+#define LOSS_FN loss_double
+#include "nn/loss_kernel.h"
+#undef REAL
+#undef LOSS_FN
+
+double clipnn_loss_forward_backward(const clipnn_loss_options *lo, const float *z, const float *y,
+                                    size_t B, size_t k, float *losses, float *dz) {
+    return loss_float(lo, z, y, B, k, losses, dz);
+}
+
+double clipnn_loss_forward_backward_d(const clipnn_loss_options *lo, const double *z,
+                                      const double *y, size_t B, size_t k, double *dz) {
+    return loss_double(lo, z, y, B, k, NULL, dz);
+}

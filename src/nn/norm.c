@@ -1,0 +1,84 @@
+/* Vector norms accumulated in double, whatever the parameter type, and the
+ * per-group norms of phase one of two-phase clipping (torch's
+ * get_total_norm). A norm is kept as an accumulation (sum |v|^p, or max |v|
+ * for p = inf) until the end so that groups combine without roots. */
+#include <math.h>
+
+#include "nn/nn.h"
+
+/* Sum of |v_i|^p (p finite) or max |v_i| (p = inf) of v[n]. NaN anywhere
+ * gives NaN (fmax would drop it, so the max is written out). */
+double clipnn_norm_accumulate(const float *v, size_t n, double p) {
+    if (isinf(p)) {
+        double m = 0;
+        for (size_t i = 0; i < n; i++) {
+            double a = fabs((double)v[i]);
+            if (!(a <= m)) m = a; /* also takes a NaN, which then sticks */
+            if (isnan(m)) return m;
+        }
+        return m;
+    }
+    double s = 0;
+    /* simd: partial sums per vector lane, added at the end. A fixed order
+     * for a given build (no thread count involved), and it lets the
+     * accumulation run at memory speed instead of one add latency per
+     * element. */
+    if (p == 2) {
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += (double)v[i] * (double)v[i];
+    } else if (p == 1) {
+#pragma omp simd reduction(+ : s)
+        for (size_t i = 0; i < n; i++) s += fabs((double)v[i]);
+    } else {
+        for (size_t i = 0; i < n; i++) s += pow(fabs((double)v[i]), p);
+    }
+    return s;
+}
+
+/* Sum of squares of v[n] with float partial sums: 16 lanes each add 8
+ * squares (a block of 128), the block's lanes are added in double. A lane's
+ * 8 float additions bound the relative error by 8 roundings (5e-7,
+ * typically 1e-7: the rounding of the float gradient entries themselves),
+ * at half the cost of converting every element to double, which is what
+ * the unit norms fused into the backward cost at small batches. */
+double clipnn_sumsq_blocked(const float *v, size_t n) {
+    double s = 0;
+    size_t i = 0;
+    for (; i + 128 <= n; i += 128) {
+        float lane[16] = {0};
+        for (size_t k = 0; k < 128; k += 16)
+#pragma omp simd
+            for (size_t l = 0; l < 16; l++) lane[l] += v[i + k + l] * v[i + k + l];
+        double t = 0;
+        for (size_t l = 0; l < 16; l++) t += (double)lane[l];
+        s += t;
+    }
+    for (; i < n; i++) s += (double)v[i] * (double)v[i];
+    return s;
+}
+
+double clipnn_norm_finish(double acc, double p) {
+    if (isinf(p) || p == 1) return acc;
+    if (p == 2) return sqrt(acc);
+    return pow(acc, 1.0 / p);
+}
+
+double clipnn_norm_combine(double a, double b, double p) {
+    if (!isinf(p)) return a + b;
+    if (isnan(a) || isnan(b)) return NAN;
+    return a > b ? a : b;
+}
+
+/* Accumulation of a norm that has been scaled by s >= 0. */
+double clipnn_norm_scale_acc(double acc, double s, double p) {
+    if (isinf(p) || p == 1) return acc * s;
+    if (p == 2) return acc * s * s;
+    return acc * pow(s, p);
+}
+
+int clipnn_norm_order_valid(double p) { return p >= 1 || isinf(p); }
+
+double clipnn_norm(const float *v, size_t n, double p) {
+    if (!clipnn_norm_order_valid(p)) return NAN;
+    return clipnn_norm_finish(clipnn_norm_accumulate(v, n, p), p);
+}
