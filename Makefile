@@ -10,7 +10,7 @@ CFLAGS   ?= $(OPT) -g
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OMP      ?= -fopenmp
-ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -Iinclude -Isrc $(SANITIZE)
+ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -fvisibility=hidden -Iinclude -Isrc $(SANITIZE)
 LDLIBS   := -lblas -lpng -lz -lm
 ALL_LDFLAGS = $(LDFLAGS) $(OMP) $(SANITIZE)
 
@@ -33,7 +33,7 @@ BENCHBIN := $(BUILD)/bench_clipnn
 .PHONY: all test sanitize bench install clean
 all: $(STATIC) $(SHARED) $(TOOL)
 
-$(BUILD)/%.o: %.c include/clipnn.h $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+$(BUILD)/%.o: %.c include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
@@ -70,7 +70,9 @@ bench: $(BENCHBIN) $(TOOL)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -d $(DESTDIR)$(PREFIX)/include/clipnn
 	install -m 644 include/clipnn.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 include/clipnn/*.h $(DESTDIR)$(PREFIX)/include/clipnn/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
 	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libclipnn.so.0
 	ln -sf libclipnn.so.0 $(DESTDIR)$(PREFIX)/lib/libclipnn.so

@@ -1,0 +1,122 @@
+/* clipnn: Gradient clipping: every rule behind one clipper handle, two-phase norms, per-example norms. */
+#ifndef CLIPNN_PUBLIC_CLIP_H
+#define CLIPNN_PUBLIC_CLIP_H
+
+#include "clipnn/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* -------------------------------------------------------------- clipping */
+
+typedef enum {
+    CLIPNN_CLIP_NONE = 0,
+    CLIPNN_CLIP_VALUE,          /* g_i clamped to [-value, value] */
+    CLIPNN_CLIP_NORM,           /* c = max(||g||_p / lambda, 1)   (eq. 10-11) */
+    CLIPNN_CLIP_NORM_TORCH,     /* g *= min(lambda / (||g|| + 1e-6), 1) */
+    CLIPNN_CLIP_NORM_GROUP,     /* per group c_l = max(||g_l|| / lambda, 1) */
+    CLIPNN_CLIP_ADAPTIVE,       /* c = max(||g|| / (lambda max(||theta||, eps)), 1)  (eq. 17) */
+    CLIPNN_CLIP_ADAPTIVE_LAYER, /* per group, Frobenius norms (eq. 18) */
+    CLIPNN_CLIP_AGC,            /* unit-wise adaptive (NFNets) */
+    CLIPNN_CLIP_PROJECT,        /* plain step, then projection of theta (eq. 9) */
+    CLIPNN_CLIP_PERCENTILE,     /* AutoClip */
+    CLIPNN_CLIP_ZSCORE,         /* ZClip */
+    CLIPNN_CLIP_PER_SAMPLE,     /* DP-SGD per-example clipping */
+    CLIPNN_CLIP_COUNT
+} clipnn_clip_rule;
+
+CLIPNN_API const char *clipnn_clip_rule_name(clipnn_clip_rule rule);
+CLIPNN_API clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out);
+
+typedef enum {
+    CLIPNN_NONFINITE_ERROR = 0, /* status, parameters untouched */
+    CLIPNN_NONFINITE_SKIP,      /* no update, counted */
+    CLIPNN_NONFINITE_PROPAGATE  /* what PyTorch does by default */
+} clipnn_nonfinite;
+
+typedef enum { CLIPNN_PROJECT_BALL = 0, CLIPNN_PROJECT_BOX } clipnn_project_kind;
+
+typedef struct {
+    clipnn_clip_rule rule;
+    double lambda; /* threshold of norm rules; factor of adaptive rules */
+    double p;      /* norm order, >= 1, INFINITY allowed (default 2) */
+    double eps;    /* adaptive rules: floor of ||theta|| */
+    double value;  /* CLIPNN_CLIP_VALUE bound */
+    clipnn_nonfinite nonfinite;
+    int agc_skip_last; /* leave the last layer unclipped (NFNets) */
+    /* projection (eq. 9) */
+    clipnn_project_kind project_kind;
+    double project_radius;       /* ball radius R */
+    int project_center_initial;  /* 1: centre theta(0); 0: centre 0 */
+    double box_lo, box_hi;       /* box bounds */
+    /* AutoClip */
+    double percentile;     /* in [0, 100] */
+    size_t history_length; /* bounded history of pre-clip norms */
+    /* ZClip */
+    double z_threshold, z_alpha, z_cap;
+    size_t z_warmup;
+    /* per-sample (DP-SGD) */
+    double noise_multiplier; /* sigma; noise std = sigma * lambda */
+    uint64_t noise_seed;
+} clipnn_clip_options;
+CLIPNN_API clipnn_clip_options clipnn_clip_options_default(void);
+
+/* What clipping did in one step (SPEC section 2). */
+typedef struct {
+    double pre_norm;   /* global norm of g before clipping (order p) */
+    double post_norm;  /* after */
+    double factor;     /* c(t) >= 1 for global rules; pre/post otherwise */
+    double theta_norm; /* ||theta|| (order p) before the step when the rule reads it, else NaN */
+    int clipped;       /* any part of g was changed */
+    int skipped;       /* update dropped (non-finite policy skip) */
+    int nonfinite;     /* pre-clip norm was not finite */
+    uint64_t n_steps, n_clipped, n_skipped; /* running counts */
+} clipnn_clip_record;
+
+typedef struct clipnn_clipper clipnn_clipper;
+
+CLIPNN_API clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
+                                    const clipnn_clip_options *opts);
+CLIPNN_API void clipnn_clipper_free(clipnn_clipper *c);
+CLIPNN_API const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c);
+
+/* Clip the model's gradient block in place (reads the parameters for
+ * adaptive rules). On return *grad_scale holds a factor the optimizer must
+ * still multiply the gradient by: 1 unless the rule is global and fusion
+ * was asked (fuse != 0), in which case the gradient is left unscaled and the
+ * factor 1/c is returned to be folded into the update. precomputed_norm,
+ * when >= 0, is used as the global pre-clip norm instead of computing it
+ * (e.g. a norm reduced elsewhere); NaN marks a step known to be non-finite
+ * (say its loss overflowed while the gradient stayed finite), so that the
+ * non-finite policy decides it; any negative value: compute the norm.
+ * per_group_norms, when not NULL, receives
+ * the pre-clip norm of each group ([n_groups]). Under the error policy a
+ * non-finite norm returns CLIPNN_ERR_NONFINITE; under skip, rec->skipped is
+ * set and the caller must not update. */
+CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
+                                   int fuse, double *grad_scale, double *per_group_norms,
+                                   clipnn_clip_record *rec);
+
+/* Rules that act after the update (projection): call after the optimizer.
+ * rec (may be NULL) is the step's record, marked clipped when theta moved. */
+CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
+
+/* Per-example 2-norms of the gradient of the last clipnn_loss_grad
+ * (norms: [batch]), from ||a_i||^2 ||delta_i||^2 per dense layer: the
+ * per-example gradients are never formed (DP-SGD, Opacus). */
+CLIPNN_API clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms);
+
+/* DP-SGD clipping of materialised per-example gradients g: [n_examples][n]
+ * (Optax per_example_global_norm_clip): sum[n] = sum_i g_i / max(1, ||g_i|| / C);
+ * C = 0 zeroes every example, C = inf changes none. n_clipped may be NULL. */
+CLIPNN_API clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
+                                      size_t *n_clipped);
+
+/* Phase two on its own: g *= scale. */
+CLIPNN_API void clipnn_scale(float *g, size_t n, float scale);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPNN_PUBLIC_CLIP_H */

@@ -1,0 +1,94 @@
+/* clipnn: Datasets: the built-in digits, CSV, IDX, Fashion-MNIST, synthetic sets, splits and scaling. */
+#ifndef CLIPNN_PUBLIC_DATA_H
+#define CLIPNN_PUBLIC_DATA_H
+
+#include "clipnn/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* --------------------------------------------------------------- datasets */
+
+typedef struct clipnn_dataset clipnn_dataset;
+
+/* Input scaling, fitted on the training part and applied to both parts.
+ * STANDARDIZE: (x - mean) / std per feature (population std; a constant
+ * feature becomes 0). UNIT: to [0, 1]: image sets divided by their
+ * full-scale pixel value (digits 16, IDX 255), other sets min-max per
+ * feature (test values may fall outside). AUTO: the set's own default:
+ * digits and CSV standardize; IDX and Fashion-MNIST unit (/255); spirals
+ * and teacher none (already of order 1). Measured on the digits with the
+ * tool's defaults (tanh 64-10, 20 epochs, 8 splits): test accuracy
+ * standardize 97.1% (95.8-98.6), unit 97.0% (96.4-97.8), none 94.3%. */
+typedef enum {
+    CLIPNN_SCALE_NONE = 0,
+    CLIPNN_SCALE_STANDARDIZE,
+    CLIPNN_SCALE_UNIT,
+    CLIPNN_SCALE_AUTO
+} clipnn_scaling;
+
+typedef struct {
+    uint64_t seed;          /* synthetic sets and splits (1) */
+    double test_fraction;   /* in [0, 1): split for sets without a test part (0.2) */
+    clipnn_scaling scaling; /* fitted on train, applied to both (AUTO) */
+    long target_column;     /* CSV: 0-based, negative counts from the end; -1 = last (default) */
+    size_t synthetic_n;     /* spirals / teacher size (default 2000) */
+} clipnn_data_options;
+CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
+
+/* spec: "digits" | "fashion-mnist[:DIR]" | "idx:IMAGES,LABELS[,TIMAGES,TLABELS]"
+ *     | "csv:PATH[,target=COLUMN|NAME][,task=classification|regression]"
+ *     (COLUMN a number, negative from the end; NAME a cell of the header line)
+ *     | "spirals" | "teacher".
+ *   digits: built in (no file), 1797 rows, 64 pixels 0..16 (8x8), 10 classes.
+ *   fashion-mnist: the four IDX files (.gz or plain) in DIR, default
+ *     /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist);
+ *     60000 train, 10000 test rows of 784 pixels (28x28), 10 classes.
+ *   idx: MNIST-format files, plain or gzip; labels are classes 0..max.
+ *   csv: numbers separated by commas, semicolons or blanks; blank lines and
+ *     lines starting with '#' are skipped; the first line is a header, and
+ *     skipped, when any of its cells is not a number. Targets are classes
+ *     (remapped to 0..K-1 in increasing order) when they are all integers
+ *     with at most 100 distinct values and at least two rows per value,
+ *     else one regression target; task= forces either.
+ *   spirals: two interleaved spirals, 2 features, 2 classes, synthetic_n rows.
+ *   teacher: regression, 10 N(0,1) inputs, target = a random 10-32-1 tanh
+ *     MLP's output (no noise), synthetic_n rows.
+ * Sets without a test part (all but fashion-mnist and four-file idx) are
+ * split by a shuffle seeded with opts->seed: round(n * test_fraction) rows
+ * (at least one when the fraction is > 0) go to the test part, both parts
+ * keep the file order; the split is the same whether or not test is asked
+ * for. test_fraction 0 gives no test part (*test = NULL). opts may be NULL
+ * (defaults). *test may be NULL when test is NULL. A set's name (in
+ * messages) is its file path (the images' for IDX) or its spec name. */
+CLIPNN_API clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *opts,
+                                  clipnn_dataset **train, clipnn_dataset **test);
+/* One file, unscaled and unsplit. classification < 0: decide from the
+ * targets as above; 0: regression; > 0: classes. */
+CLIPNN_API clipnn_status clipnn_dataset_load_csv(const char *path, long target_column, int classification,
+                                      clipnn_dataset **out);
+/* Raw pixel values 0..255; image shape from the header. */
+CLIPNN_API clipnn_status clipnn_dataset_load_idx(const char *images, const char *labels,
+                                      clipnn_dataset **out);
+/* From caller arrays (copied). n_classes = 0 means regression with n_targets
+ * targets per row; otherwise y holds class indices. */
+CLIPNN_API clipnn_status clipnn_dataset_from_arrays(const float *x, const float *y, size_t n, size_t dim,
+                                         size_t n_classes, size_t n_targets,
+                                         clipnn_dataset **out);
+CLIPNN_API void clipnn_dataset_free(clipnn_dataset *d);
+
+CLIPNN_API size_t clipnn_dataset_n(const clipnn_dataset *d);
+CLIPNN_API size_t clipnn_dataset_dim(const clipnn_dataset *d);
+CLIPNN_API size_t clipnn_dataset_n_classes(const clipnn_dataset *d); /* 0 for regression */
+CLIPNN_API size_t clipnn_dataset_n_targets(const clipnn_dataset *d); /* 1 for classification */
+/* Image geometry when known (height, width, channels), else 0. */
+CLIPNN_API void clipnn_dataset_image_shape(const clipnn_dataset *d, size_t *h, size_t *w, size_t *c);
+CLIPNN_API const float *clipnn_dataset_x(const clipnn_dataset *d); /* [n][dim] */
+CLIPNN_API const float *clipnn_dataset_y(const clipnn_dataset *d); /* [n][n_targets] */
+CLIPNN_API const char *clipnn_dataset_name(const clipnn_dataset *d);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPNN_PUBLIC_DATA_H */

@@ -1,0 +1,42 @@
+/* clipnn: Array and image files: NumPy .npy and PNG. */
+#ifndef CLIPNN_PUBLIC_IO_H
+#define CLIPNN_PUBLIC_IO_H
+
+#include "clipnn/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------------- files */
+
+/* NumPy .npy (float32 little-endian, C order, 1 or 2 dimensions). cols == 0
+ * means a 1-D array of rows elements, on writing and on reading; the data
+ * then hold rows * max(cols, 1) floats (*data from clipnn_npy_read is
+ * released with free()). Writing is atomic like checkpoints. Reading
+ * refuses a missing (IO), foreign or malformed (FORMAT), truncated
+ * (TRUNCATED), or other-dtype, Fortran-order or >2-D (UNSUPPORTED) file
+ * with a message naming it. */
+CLIPNN_API clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols);
+CLIPNN_API clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
+
+/* ------------------------------------------------------------ images */
+
+/* 8-bit PNG files through libpng. rgb: [h][w][3]; gray: [h][w]. */
+CLIPNN_API clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, size_t h, size_t w);
+/* A float image [h][w] shown in gray, lo -> black, hi -> white, each pixel
+ * drawn as a zoom x zoom block. */
+CLIPNN_API clipnn_status clipnn_png_write_gray(const char *path, const float *img, size_t h, size_t w,
+                                    double lo, double hi, size_t zoom);
+/* Diverging colour map for signed values: -amp blue, 0 white, +amp red
+ * (values beyond clamp). */
+CLIPNN_API void clipnn_colour_diverging(double v, double amp, unsigned char rgb[3]);
+/* A perturbation [h][w] in the diverging map, zoomed, with a colour bar
+ * (from -amp on the left to +amp on the right) under the image. */
+CLIPNN_API clipnn_status clipnn_png_write_signed(const char *path, const float *img, size_t h, size_t w,
+                                      double amp, size_t zoom);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPNN_PUBLIC_IO_H */

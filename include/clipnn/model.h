@@ -1,0 +1,127 @@
+/* clipnn: Multilayer perceptrons: creation, initialization, forward, loss and gradient, and vector norms. */
+#ifndef CLIPNN_PUBLIC_MODEL_H
+#define CLIPNN_PUBLIC_MODEL_H
+
+#include "clipnn/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ----------------------------------------------------------------- models */
+
+typedef enum {
+    CLIPNN_ACT_IDENTITY = 0,
+    CLIPNN_ACT_SIGMOID,
+    CLIPNN_ACT_TANH,
+    CLIPNN_ACT_GELU, /* exact erf form, torch.nn.GELU() */
+    CLIPNN_ACT_SOFTPLUS,
+    CLIPNN_ACT_RELU,
+    CLIPNN_ACT_COUNT
+} clipnn_act;
+
+CLIPNN_API const char *clipnn_act_name(clipnn_act act);
+CLIPNN_API clipnn_status clipnn_act_parse(const char *name, clipnn_act *out);
+
+typedef enum {
+    CLIPNN_LOSS_MSE = 0, /* mean over all elements of (z - y)^2 (paper eq. 4) */
+    CLIPNN_LOSS_XENT,    /* softmax cross-entropy on logits (eq. 5/6) */
+    CLIPNN_LOSS_BCE,     /* sigmoid binary cross-entropy on logits */
+    CLIPNN_LOSS_MARGIN,  /* CW margin max(z_y - max_{i!=y} z_i + kappa, 0) */
+    CLIPNN_LOSS_COUNT
+} clipnn_loss;
+
+CLIPNN_API const char *clipnn_loss_name(clipnn_loss loss);
+CLIPNN_API clipnn_status clipnn_loss_parse(const char *name, clipnn_loss *out);
+
+typedef enum {
+    CLIPNN_INIT_XAVIER = 0, /* Glorot uniform, bias 0 */
+    CLIPNN_INIT_HE,         /* Kaiming normal (fan_in), bias 0 */
+    CLIPNN_INIT_TORCH,      /* torch.nn.Linear default: U(+-1/sqrt(fan_in)) */
+    CLIPNN_INIT_COUNT
+} clipnn_init;
+
+typedef struct clipnn_model clipnn_model;
+
+/* widths[l] is the output width of layer l; acts[l] its activation. */
+CLIPNN_API clipnn_status clipnn_model_create(clipnn_model **out, size_t n_inputs, size_t n_layers,
+                                  const size_t *widths, const clipnn_act *acts);
+CLIPNN_API void clipnn_model_free(clipnn_model *m);
+/* Deep copy (parameters, not gradients or workspace). */
+CLIPNN_API clipnn_status clipnn_model_clone(const clipnn_model *m, clipnn_model **out);
+
+CLIPNN_API clipnn_status clipnn_model_init(clipnn_model *m, clipnn_init init, uint64_t seed);
+
+CLIPNN_API size_t clipnn_model_n_inputs(const clipnn_model *m);
+CLIPNN_API size_t clipnn_model_n_outputs(const clipnn_model *m);
+CLIPNN_API size_t clipnn_model_n_layers(const clipnn_model *m);
+CLIPNN_API size_t clipnn_model_layer_width(const clipnn_model *m, size_t layer);
+CLIPNN_API clipnn_act clipnn_model_layer_act(const clipnn_model *m, size_t layer);
+CLIPNN_API size_t clipnn_model_n_params(const clipnn_model *m);
+CLIPNN_API float *clipnn_model_params(clipnn_model *m); /* [n_params] */
+CLIPNN_API float *clipnn_model_grads(clipnn_model *m);  /* [n_params], same layout */
+
+/* Parameter groups: one per layer tensor (W of layer l is group 2l, b is
+ * group 2l+1). A unit is a row of W (rows x cols = out x in); a bias is one
+ * unit of length out (rows = 1). */
+typedef struct {
+    size_t offset; /* into the params / grads block */
+    size_t size;
+    size_t rows, cols;
+    size_t layer;
+    int is_bias;
+} clipnn_group;
+
+CLIPNN_API size_t clipnn_model_n_groups(const clipnn_model *m);
+CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
+
+/* Size activation buffers for batches up to max_batch. Called once; training
+ * steps never allocate. Forward/backward with a larger batch fail with
+ * CLIPNN_ERR_STATE. */
+CLIPNN_API clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch);
+
+/* x: [batch][n_inputs]. *out points into the model's workspace:
+ * [batch][n_outputs] raw outputs (logits), valid until the next call. */
+CLIPNN_API clipnn_status clipnn_forward(clipnn_model *m, const float *x, size_t batch, const float **out);
+
+typedef struct {
+    clipnn_loss loss;
+    double kappa;    /* CW margin */
+    int want_params; /* fill the gradient block (default 1) */
+} clipnn_loss_options;
+CLIPNN_API clipnn_loss_options clipnn_loss_options_default(void);
+
+/* Forward, loss and backward. Gradients of the batch-mean loss go to the
+ * gradient block (overwritten, not accumulated); dx, when not NULL, receives
+ * d(mean loss)/dx, [batch][n_inputs]. loss_out may be NULL. */
+CLIPNN_API clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                               const float *y, size_t batch, double *loss_out, float *dx);
+
+/* The same computation in double precision with plain loops (no BLAS): the
+ * oracle for tests and the diagnosis. grad: [n_params] or NULL; dx:
+ * [batch][n_inputs] or NULL; logits: [batch][n_outputs] or NULL. Parameters
+ * are taken from the model (or from params_override when not NULL). */
+CLIPNN_API clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const double *params_override,
+                                         const clipnn_loss_options *lo, const double *x,
+                                         const double *y, size_t batch, double *loss_out,
+                                         double *logits, double *grad, double *dx);
+
+/* Per-example losses of the last clipnn_loss_grad (batch entries). */
+CLIPNN_API const float *clipnn_model_last_losses(const clipnn_model *m);
+
+/* ----------------------------------------------------------------- norms */
+
+/* p-norm of a flat vector accumulated in double. p >= 1; p = INFINITY for the
+ * max norm. A NaN anywhere gives NaN, an Inf gives Inf. */
+CLIPNN_API double clipnn_norm(const float *v, size_t n, double p);
+
+/* Phase one of two-phase clipping: per-group norms into per_group
+ * ([n_groups], may be NULL) and the total norm over all groups into *total
+ * (may be NULL). Same semantics as torch.nn.utils.get_total_norm. */
+CLIPNN_API clipnn_status clipnn_group_norms(const clipnn_model *m, const float *g, double p,
+                                 double *per_group, double *total);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPNN_PUBLIC_MODEL_H */

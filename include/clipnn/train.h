@@ -1,0 +1,175 @@
+/* clipnn: Training: optimizers, schedules, the training loop with its telemetry, checkpoints and resume. */
+#ifndef CLIPNN_PUBLIC_TRAIN_H
+#define CLIPNN_PUBLIC_TRAIN_H
+
+#include "clipnn/clip.h"
+#include "clipnn/data.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ------------------------------------------------------------ optimizers */
+
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM } clipnn_opt_kind;
+
+typedef struct {
+    clipnn_opt_kind kind;
+    double momentum;     /* SGD heavy-ball coefficient (torch.optim.SGD) */
+    int nesterov;
+    double weight_decay; /* decoupled: theta -= lr * wd * theta */
+    double beta1, beta2, adam_eps;
+} clipnn_optim_options;
+CLIPNN_API clipnn_optim_options clipnn_optim_options_default(void);
+
+typedef struct clipnn_optimizer clipnn_optimizer;
+CLIPNN_API clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
+                                      const clipnn_optim_options *opts);
+CLIPNN_API void clipnn_optimizer_free(clipnn_optimizer *o);
+/* theta -= lr * update(grad_scale * g). Eq. 10 with grad_scale = 1/c(t). */
+CLIPNN_API clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
+                                    double lr, double grad_scale);
+CLIPNN_API uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o);
+
+/* ------------------------------------------------------------- schedules */
+
+typedef enum {
+    CLIPNN_SCHED_CONST = 0,
+    CLIPNN_SCHED_RM,     /* a0 / (1 + t/t0)^p, 0.5 < p <= 1 (assumption A2) */
+    CLIPNN_SCHED_STEP,   /* a0 * gamma^floor(t/every) */
+    CLIPNN_SCHED_COSINE  /* a0 * (1 + cos(pi t / total)) / 2 */
+} clipnn_sched_kind;
+
+typedef struct {
+    clipnn_sched_kind kind;
+    double a0;
+    double t0, power;     /* RM */
+    uint64_t every;       /* step */
+    double gamma;         /* step */
+    uint64_t total_steps; /* cosine */
+} clipnn_schedule;
+CLIPNN_API clipnn_schedule clipnn_schedule_default(void); /* constant 0.1 */
+/* Parses "const", "rm:T0,P", "step:EVERY,GAMMA", "cosine"; a0 and
+ * total_steps are left to the caller. */
+CLIPNN_API clipnn_status clipnn_schedule_parse(const char *text, clipnn_schedule *out);
+/* a(t), t = 0, 1, 2, ... */
+CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
+
+/* ----------------------------------------------------------------- training */
+
+/* One row of the per-step record (SPEC sections 2 and 3). */
+typedef struct {
+    uint64_t step;
+    double lr, sum_lr, sum_lr2;
+    double loss;
+    clipnn_clip_record clip;
+    double dist_from_start; /* ||theta(t) - theta(0)|| after the step */
+    double det_bound;       /* lambda * sum a(t) (classic clipping) */
+    double lemma1_bound;    /* 2 exp(-2 M^2 / (sum a^2 lambda^2)), when M > 0 */
+    const double *group_norms; /* [n_groups] pre-clip, when asked, else NULL */
+} clipnn_step_record;
+
+typedef struct {
+    size_t epoch, n_epochs;
+    double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
+} clipnn_epoch_record;
+
+typedef struct {
+    clipnn_optim_options optim;
+    clipnn_schedule schedule;
+    clipnn_clip_options clip;
+    clipnn_loss_options loss;
+    size_t batch;
+    size_t epochs;
+    uint64_t steps;    /* when > 0, overrides epochs */
+    int replacement;   /* draw minibatches with replacement */
+    uint64_t seed;
+    int log_groups;    /* fill clipnn_step_record.group_norms */
+    double stability_m; /* M of Lemma 1 (0: off) */
+    int expected_grad; /* evaluate H(theta) and the mean gradient at the end */
+    void (*on_step)(const clipnn_step_record *r, void *user);
+    void (*on_epoch)(const clipnn_epoch_record *r, void *user);
+    void *user;
+    struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
+} clipnn_train_options;
+CLIPNN_API clipnn_train_options clipnn_train_options_default(void);
+
+typedef struct {
+    uint64_t steps;
+    double train_loss; /* mean over the last epoch's batches */
+    double test_loss, test_accuracy;
+    double seconds;
+    int diverged;
+    uint64_t diverged_step;
+    double clipped_fraction;
+    uint64_t skipped_steps;
+    double max_dist_from_start;
+    double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
+    double mean_grad_norm;             /* ||E g||, when asked */
+} clipnn_train_result;
+
+CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                           const clipnn_train_options *opts, clipnn_train_result *result);
+
+/* Mean loss and accuracy (classification; accuracy NaN for regression). */
+CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
+                              double *loss, double *accuracy);
+
+/* ------------------------------------------------------------- checkpoints */
+
+/* Magic, format version, architecture, parameters, CRC-32; written to a
+ * temporary file, fsynced and renamed over path (an existing file at path is
+ * left intact when anything fails). Layout: docs/formats.md. Loading refuses
+ * a missing (IO), foreign (FORMAT), newer (UNSUPPORTED), truncated
+ * (TRUNCATED), damaged (CHECKSUM) or inconsistent (FORMAT, SHAPE) file with
+ * a message naming it. */
+CLIPNN_API clipnn_status clipnn_model_save(const clipnn_model *m, const char *path);
+CLIPNN_API clipnn_status clipnn_model_load(const char *path, clipnn_model **out);
+
+/* Training state: everything besides the parameters that clipnn_train needs
+ * to continue a run so that it follows the same trajectory, bit for bit, as
+ * a run that was never interrupted: the step count, the minibatch RNG and
+ * shuffle order, the optimizer's buffers, the clipper's state (histories,
+ * EMAs, noise RNG), theta(0) and the running sums of the step record.
+ * Give one to clipnn_train through clipnn_train_options.state: an empty
+ * state starts a fresh run, a state that holds a run continues it (steps and
+ * epochs then count the whole run, the part already done included, so the
+ * same options finish the same run); when clipnn_train returns, the state
+ * holds the run after its last step. A schedule whose length defaults to
+ * the call's (cosine with total_steps 0) must be given the whole run's
+ * total_steps when a run is split, or its first part follows a shorter
+ * schedule. */
+typedef struct clipnn_train_state clipnn_train_state;
+CLIPNN_API clipnn_status clipnn_train_state_create(clipnn_train_state **out); /* empty */
+CLIPNN_API void clipnn_train_state_free(clipnn_train_state *s);
+CLIPNN_API uint64_t clipnn_train_state_steps(const clipnn_train_state *s); /* 0 when empty */
+
+/* A checkpoint with the model and, when state is not NULL and holds a run,
+ * the training state. */
+CLIPNN_API clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m,
+                                     const clipnn_train_state *state);
+/* state may be NULL (the model only); otherwise *state receives the file's
+ * training state, empty when the file holds none. */
+CLIPNN_API clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
+                                     clipnn_train_state **state);
+
+/* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
+ * little-endian, the OPTM section of docs/formats.md. state_save writes
+ * exactly state_size bytes. state_load accepts only the state of an
+ * optimizer of the same kind, buffers and parameter count, and leaves o
+ * unchanged when it refuses. */
+CLIPNN_API size_t clipnn_optimizer_state_size(const clipnn_optimizer *o);
+CLIPNN_API void clipnn_optimizer_state_save(const clipnn_optimizer *o, void *buf);
+CLIPNN_API clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const void *buf, size_t len);
+
+/* The clipper's state (running counts, AutoClip history, ZClip EMAs, noise
+ * RNG, theta(0) of the projection), the CLIP section; same contract as the
+ * optimizer's (implemented in src/clip.c). */
+CLIPNN_API size_t clipnn_clipper_state_size(const clipnn_clipper *c);
+CLIPNN_API void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
+CLIPNN_API clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CLIPNN_PUBLIC_TRAIN_H */
