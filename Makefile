@@ -57,8 +57,8 @@ $(BENCHBIN): $(BENCH_OBJ) $(STATIC)
 	$(CC) -o $@ $(BENCH_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
-test: $(TESTBIN) $(TOOL)
-	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
+test: $(TESTBIN) $(TOOL) $(SHARED)
+	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
 
 # allocator_may_return_null: tests ask for absurd sizes on purpose and check
 # that the library reports NOMEM instead of aborting.
