@@ -37,8 +37,8 @@ $(BUILD)/%.o: %.c include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# the built-in digits are embedded with .incbin
-$(BUILD)/src/data/builtin.o: data/digits.csv.gz
+# the built-in data sets are embedded with .incbin
+$(BUILD)/src/data/builtin.o: data/digits.csv.gz data/breast_cancer.csv.gz
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@

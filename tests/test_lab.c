@@ -226,6 +226,8 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     CHECK(n == sizeof ids / sizeof *ids);
     CHECK(strstr(out, "lab all: 6 experiments, 17 claims") != NULL);
     CHECK(strstr(out, "{\"seed\":1,") != NULL); /* the JSON line */
+    /* the logistic regressions read the embedded breast cancer set, whatever the working directory */
+    CHECK(strstr(out, "\"data\":\"breast cancer (569 x 30, malignant/benign)\"") != NULL);
     CHECK(check_run_tool("lab no-such-lab", NULL) == 2);
     CHECK(check_run_tool("lab", NULL) == 2);
 }

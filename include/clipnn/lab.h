@@ -22,8 +22,6 @@ typedef struct {
     uint64_t seed;          /* every experiment is reproducible from it (default 1) */
     int quick;              /* reduced sizes: every claim still gets a verdict (tests) */
     const char *out_dir;    /* CSV + SVG files go here (must exist); NULL: none */
-    const char *data_dir;   /* where breast_cancer.csv may be found; NULL or missing
-                               file: the built-in digits are used instead */
     clipnn_lab_write_fn write; /* table and verdict text; NULL: silent */
     void *user;
 } clipnn_lab_options;
