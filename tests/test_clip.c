@@ -1,5 +1,5 @@
 /* Formula tests for every clipping rule: hand-made gradients and
- * parameters, the expected result computed here from the SPEC formula in
+ * parameters, the expected result computed here from the rule's formula in
  * double, compared at float32 rounding (the clipped gradient is one float
  * product g * f, so its relative error is at most 2^-24 plus the rounding of
  * f itself: 1e-6 relative is a bound with margin). */

@@ -200,7 +200,7 @@ TEST(lab_api) {
     CHECK(clipnn_lab_run("l0l1", &o, &r) == CLIPNN_ERR_IO);
 }
 
-/* Every claim of the issue gets exactly one well-formed verdict line. */
+/* Every claim of docs/lab.md gets exactly one well-formed verdict line. */
 TEST(lab_all_quick_gives_every_claim_a_verdict) {
     const char *out = NULL;
     int rc = check_run_tool("lab all --quick --json", &out);
