@@ -29,8 +29,10 @@
  *   - names (clipnn_strerror, clipnn_*_name, clipnn_lab_summary,
  *     clipnn_blas_name, clipnn_version) are static strings, valid for the
  *     life of the program;
- *   - clipnn_last_error's text is the calling thread's own; the next failure
- *     on that thread overwrites it (a successful call leaves it as it is);
+ *   - clipnn_last_error's text is the calling thread's own and stays until
+ *     that thread's next call into the library, which may overwrite it; a
+ *     successful call does not clear it, so it means something only right
+ *     after a failure;
  *   - a pointer into an object (clipnn_model_params, clipnn_model_grads,
  *     clipnn_dataset_x, clipnn_dataset_y, clipnn_dataset_name,
  *     clipnn_clipper_options) keeps its address until that object is freed;
