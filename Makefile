@@ -24,28 +24,53 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
 TEST_OBJ := $(TEST_SRC:%.c=$(BUILD)/%.o)
 BENCH_OBJ:= $(BENCH_SRC:%.c=$(BUILD)/%.o)
 
+# The version comes from the header only. While MAJOR is 0 every minor
+# version may break the ABI, so the soname carries MAJOR.MINOR; from 1.0 on,
+# MAJOR alone.
+version_part = $(shell sed -n 's/^\#define CLIPNN_VERSION_$(1) \([0-9][0-9]*\)$$/\1/p' include/clipnn/base.h)
+VERSION_MAJOR := $(call version_part,MAJOR)
+VERSION_MINOR := $(call version_part,MINOR)
+VERSION_PATCH := $(call version_part,PATCH)
+VERSION  := $(VERSION_MAJOR).$(VERSION_MINOR).$(VERSION_PATCH)
+SOVERSION := $(if $(filter 0,$(VERSION_MAJOR)),$(VERSION_MAJOR).$(VERSION_MINOR),$(VERSION_MAJOR))
+SONAME   := libclipnn.so.$(SOVERSION)
+
 STATIC   := $(BUILD)/libclipnn.a
-SHARED   := $(BUILD)/libclipnn.so
+SHARED   := $(BUILD)/libclipnn.so.$(VERSION)
+SHARED_LINKS := $(BUILD)/$(SONAME) $(BUILD)/libclipnn.so
+PCFILE   := $(BUILD)/clipnn.pc
 TOOL     := $(BUILD)/clipnn
 TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 
 .PHONY: all test sanitize bench install clean
-all: $(STATIC) $(SHARED) $(TOOL)
+all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL)
 
 $(BUILD)/%.o: %.c include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-# the built-in digits are embedded with .incbin
-$(BUILD)/src/data/builtin.o: data/digits.csv.gz
+# the built-in data sets are embedded with .incbin
+$(BUILD)/src/data/builtin.o: data/digits.csv.gz data/breast_cancer.csv.gz
 
 $(STATIC): $(LIB_OBJ)
 	@rm -f $@
 	ar rcs $@ $^
 
-$(SHARED): $(LIB_OBJ)
-	$(CC) -shared -Wl,-soname,libclipnn.so.0 -o $@ $^ $(ALL_LDFLAGS) $(LDLIBS)
+$(SHARED): $(LIB_OBJ) Makefile
+	$(CC) -shared -Wl,-soname,$(SONAME) -o $@ $(LIB_OBJ) $(ALL_LDFLAGS) $(LDLIBS)
+
+# the soname and development links, as install makes them
+$(SHARED_LINKS): $(SHARED)
+	ln -sf $(notdir $(SHARED)) $@
+
+# clipnn.pc for PREFIX into $(1): made at install (PREFIX may differ from the
+# build's) and in the build tree for the tests
+make_pc = sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' clipnn.pc.in > $(1)
+
+$(PCFILE): clipnn.pc.in include/clipnn/base.h
+	@mkdir -p $(dir $@)
+	$(call make_pc,$@)
 
 $(TOOL): $(CLI_OBJ) $(STATIC)
 	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
@@ -57,8 +82,9 @@ $(BENCHBIN): $(BENCH_OBJ) $(STATIC)
 	$(CC) -o $@ $(BENCH_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
-test: $(TESTBIN) $(TOOL) $(SHARED)
-	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
+test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE)
+	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_BUILD=$(abspath $(BUILD)) \
+	    CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
 
 # allocator_may_return_null: tests ask for absurd sizes on purpose and check
 # that the library reports NOMEM instead of aborting.
@@ -74,10 +100,11 @@ install: all
 	install -m 644 include/clipnn.h $(DESTDIR)$(PREFIX)/include/
 	install -m 644 include/clipnn/*.h $(DESTDIR)$(PREFIX)/include/clipnn/
 	install -m 644 $(STATIC) $(DESTDIR)$(PREFIX)/lib/
-	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/libclipnn.so.0
-	ln -sf libclipnn.so.0 $(DESTDIR)$(PREFIX)/lib/libclipnn.so
+	install -m 755 $(SHARED) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf $(notdir $(SHARED)) $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libclipnn.so
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/
-	sed -e 's|@PREFIX@|$(PREFIX)|' clipnn.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/clipnn.pc
+	$(call make_pc,$(DESTDIR)$(PREFIX)/lib/pkgconfig/clipnn.pc)
 
 clean:
 	rm -rf build build-*

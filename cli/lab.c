@@ -11,15 +11,13 @@
 #include "report.h"
 
 static const char SYNOPSIS[] =
-    "list | NAME | all  [--seed S] [--out DIR] [--json] [--quick] [--data-dir DIR]\n"
+    "list | NAME | all  [--seed S] [--out DIR] [--json] [--quick]\n"
     "\n"
     "Runs the experiments of the theory lab (docs/lab.md): each prints a table, then one\n"
     "line per claim: CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>).\n"
     "'clipnn lab list' names the experiments; 'all' runs them one after the other.\n"
     "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure.\n"
-    "--data-dir: where breast_cancer.csv is looked for (default: ../shared/data from the\n"
-    "current directory or from the repository the tool was built in); without it the\n"
-    "logistic regressions use the built-in digits, labelled even/odd.\n"
+    "The logistic regressions use the built-in breast cancer set (569 x 30).\n"
     "--json: the last line of stdout is one JSON object with every verdict.\n"
     "Exit codes: 0 every experiment ran (whatever the verdicts), 2 bad option,\n"
     "4 --out not writable.";
@@ -27,28 +25,6 @@ static const char SYNOPSIS[] =
 static void write_stdout(const char *text, void *user) {
     (void)user;
     fputs(text, stdout);
-}
-
-static int file_exists(const char *path) {
-    struct stat st;
-    return stat(path, &st) == 0;
-}
-
-/* ../shared/data beside the working directory, or beside the repository
- * holding the binary (build/clipnn -> ../../shared/data). */
-static const char *default_data_dir(char *buf, size_t cap) {
-    if (file_exists("../shared/data/breast_cancer.csv")) return "../shared/data";
-    char exe[4096];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len <= 0) return NULL;
-    exe[len] = 0;
-    char *slash = strrchr(exe, '/');
-    if (!slash) return NULL;
-    *slash = 0;
-    snprintf(buf, cap, "%.3900s/../../shared/data", exe);
-    char probe[4200];
-    snprintf(probe, sizeof probe, "%s/breast_cancer.csv", buf);
-    return file_exists(probe) ? buf : NULL;
 }
 
 static void json_result(cli_json *j, const char *name, const clipnn_lab_result *r) {
@@ -73,12 +49,11 @@ static void json_result(cli_json *j, const char *name, const clipnn_lab_result *
 int cmd_lab(int argc, char **argv) {
     const char *cmd = "lab";
     uint64_t seed = 1;
-    const char *out = NULL, *data_dir = NULL;
+    const char *out = NULL;
     int json = 0, quick = 0;
     cli_option table[] = {
         {"--seed", CLI_U64, &seed, "S", "seed of every random draw"},
         {"--out", CLI_STR, &out, "DIR", "write CSV traces and SVG plots here (created if missing)"},
-        {"--data-dir", CLI_STR, &data_dir, "DIR", "directory holding breast_cancer.csv"},
         {"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON line of the verdicts"},
         {"--quick", CLI_FLAG, &quick, NULL, "reduced sizes (seconds instead of a minute)"},
         {NULL, 0, NULL, NULL, NULL},
@@ -108,18 +83,10 @@ int cmd_lab(int argc, char **argv) {
         fprintf(stderr, "clipnn lab: --out %s: not a writable directory\n", out);
         return CLI_EXIT_IO;
     }
-    char dbuf[4096];
-    if (data_dir && !file_exists(data_dir)) {
-        fprintf(stderr, "clipnn lab: --data-dir %s: no such directory\n", data_dir);
-        return CLI_EXIT_USAGE;
-    }
-    if (!data_dir) data_dir = default_data_dir(dbuf, sizeof dbuf);
-
     clipnn_lab_options o = clipnn_lab_options_default();
     o.seed = seed;
     o.quick = quick;
     o.out_dir = out;
-    o.data_dir = data_dir;
     o.write = write_stdout;
     clipnn_lab_result *res = calloc(n, sizeof *res);
     if (!res) return CLI_EXIT_NOMEM;

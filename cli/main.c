@@ -25,7 +25,8 @@ static void usage(FILE *f) {
                "commands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         fprintf(f, "  %-16s %s\n", commands[i].name, commands[i].summary);
-    fprintf(f, "\nWith no command, 'clipnn' is 'clipnn train' on the built-in digits.\n");
+    fprintf(f, "\nWith no command, 'clipnn' is 'clipnn train' on the built-in digits.\n"
+               "'clipnn --version' prints the version of the tool and of its library.\n");
 }
 
 int main(int argc, char **argv) {
@@ -38,8 +39,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "--version")) {
-        printf("clipnn %d.%d.%d (BLAS: %s)\n", CLIPNN_VERSION_MAJOR, CLIPNN_VERSION_MINOR,
-               CLIPNN_VERSION_PATCH, clipnn_blas_name());
+        printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
         return 0;
     }
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)

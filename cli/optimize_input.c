@@ -60,7 +60,7 @@ int cmd_optimize_input(int argc, char **argv) {
     table[n++] = (cli_option){"--backtrack", CLI_FLAG, &io.backtrack, NULL,
                               "reject a step that raises the objective and retry it with half the step"};
     table[n++] = (cli_option){"--plain", CLI_FLAG, &plain, NULL,
-                              "plain gradient descent x -= lr g (no normalization, no backtracking), as the blog's"};
+                              "plain gradient descent x -= lr g (no normalization, no backtracking)"};
     table[n++] = (cli_option){"--stall", CLI_SIZE, &io.stall_steps, "N", "stop after N steps without progress"};
     table[n++] = (cli_option){"--seed", CLI_U64, &seed, "S", "seed of --start random"};
     table[n++] = (cli_option){"--out", CLI_STR, &out_dir, "DIR", "write PNG, .npy and trace CSV there"};

@@ -129,11 +129,11 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
 void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_DATA) {
         ADD("--data", CLI_STR, &s->data, "SPEC",
-            "digits | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
+            "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
             "csv:PATH[,target=COLUMN|NAME] | spirals | teacher");
         ADD("--scale", CLI_STR, &s->scale, "KIND",
-            "input scaling fitted on the training part: auto (the data set's own: standardize for digits "
-            "and CSV, [0, 1] for images) | none | standardize | unit");
+            "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
+            "breast-cancer and CSV, [0, 1] for images) | none | standardize | unit");
         ADD("--test-fraction", CLI_DOUBLE, &s->test_fraction, "F",
             "test share for data without a test part");
         ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");

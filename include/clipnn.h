@@ -11,15 +11,41 @@
  * last failure on the calling thread. The library never exits and never
  * prints unless a log callback is installed.
  *
- * Conventions (PyTorch's unless a formula of the SPEC says otherwise):
+ * Conventions (PyTorch's unless a formula below says otherwise):
  *   - a dense layer computes z = a W^T + b with W stored row-major as
  *     [out][in] (row i = the incoming weights of output unit i), like
  *     torch.nn.Linear;
  *   - all parameters live in one contiguous float block, all gradients in
  *     another of the same layout: for each layer, W then b;
- *   - losses are means over the batch (MSE: over all elements);
+ *   - losses are means: cross-entropy and margin over the examples of the
+ *     batch, MSE and BCE over all its elements (examples x outputs);
  *   - targets are floats: class indices for CLIPNN_LOSS_XENT and
- *     CLIPNN_LOSS_MARGIN ([batch]), values for MSE and BCE ([batch][n_out]).
+ *     CLIPNN_LOSS_MARGIN ([batch]), values for MSE and BCE ([batch][n_out]);
+ *   - "eq. N", "Lemma N" and "Theorem N" refer to A. Ramaswamy, "Gradient
+ *     Clipping in Deep Learning: A Dynamical Systems Perspective", ICPRAM
+ *     2023.
+ *
+ * Pointers the library returns:
+ *   - names (clipnn_strerror, clipnn_*_name, clipnn_lab_summary,
+ *     clipnn_blas_name, clipnn_version) are static strings, valid for the
+ *     life of the program;
+ *   - clipnn_last_error's text is the calling thread's own and stays until
+ *     that thread's next call into the library, which may overwrite it; a
+ *     successful call does not clear it, so it means something only right
+ *     after a failure;
+ *   - a pointer into an object (clipnn_model_params, clipnn_model_grads,
+ *     clipnn_dataset_x, clipnn_dataset_y, clipnn_dataset_name,
+ *     clipnn_clipper_options) keeps its address until that object is freed;
+ *     what it points to changes when the library writes it;
+ *   - a pointer into a model's workspace (clipnn_forward's outputs,
+ *     clipnn_model_last_losses) is valid until the next call that runs that
+ *     model (clipnn_forward, clipnn_loss_grad, clipnn_evaluate, clipnn_train,
+ *     clipnn_objective_grad, clipnn_optimize_input, clipnn_attack,
+ *     clipnn_diagnose_model), a clipnn_model_reserve, or its free: they
+ *     overwrite the workspace, and a batch larger than reserved reallocates
+ *     it;
+ *   - a pointer in a record given to a callback (group_norms, the per-example
+ *     arrays of an attack step) is valid during that callback only.
  */
 #ifndef CLIPNN_H
 #define CLIPNN_H

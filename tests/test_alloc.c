@@ -1,4 +1,4 @@
-/* Training steps allocate nothing (SPEC section 8): counted through
+/* Training steps allocate nothing: counted through
  * clipnn_allocation_count(), the library's allocator hook. */
 #include <string.h>
 

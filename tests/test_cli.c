@@ -319,7 +319,7 @@ static double row_number(const char *json, const char *rule, const char *key) {
 }
 
 /* The README's claim at compare's documented defaults: without clipping
- * the run diverges, norm, adaptive and AGC train to >= 90% (issue 3). */
+ * the run diverges, norm, adaptive and AGC train to >= 90%. */
 TEST(cli_compare_defaults_show_the_paper_claim) {
     const char *out;
     int rc = check_run_tool("compare --rules none,norm,adaptive,agc --json --quiet", &out);

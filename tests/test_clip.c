@@ -1,5 +1,5 @@
 /* Formula tests for every clipping rule: hand-made gradients and
- * parameters, the expected result computed here from the SPEC formula in
+ * parameters, the expected result computed here from the rule's formula in
  * double, compared at float32 rounding (the clipped gradient is one float
  * product g * f, so its relative error is at most 2^-24 plus the rounding of
  * f itself: 1e-6 relative is a bound with margin). */
@@ -636,4 +636,67 @@ TEST(clip_per_sample_noise_scale) {
     }
     free(clean), free(first);
     clipnn_model_free(m);
+}
+
+/* The record means what include/clipnn/clip.h says, rule by rule: norms of
+ * the rule's order q (2 for the Euclidean rules whatever p is elsewhere),
+ * post_norm the norm of the gradient the update uses, factor = pre/post
+ * (for a global rule also its divisor c >= 1), theta_norm only for
+ * adaptive, clipped exactly when g changed. The post-clip gradient is
+ * g * (float)f rounded to float: each entry is off by at most 2 x 2^-24
+ * relative, and so is its norm; norms accumulated in double add ~1e-15. */
+TEST(clip_record_fields_follow_the_header) {
+    static const struct {
+        clipnn_clip_rule rule;
+        double p, lambda; /* lambda < 0: a fraction -lambda of the pre-clip norm */
+        int global;
+    } cases[] = {
+        {CLIPNN_CLIP_NONE, 3, 1, 1},         {CLIPNN_CLIP_NORM, 3, -0.5, 1},
+        {CLIPNN_CLIP_NORM_TORCH, 2, -0.5, 1}, {CLIPNN_CLIP_NORM_GROUP, 3, -0.3, 0},
+        {CLIPNN_CLIP_ADAPTIVE, 3, 0.3, 1},   {CLIPNN_CLIP_ADAPTIVE_LAYER, 2, 1.0, 0},
+        {CLIPNN_CLIP_AGC, 2, 0.5, 0},        {CLIPNN_CLIP_VALUE, 3, 1, 0},
+        {CLIPNN_CLIP_PROJECT, 3, 1, 1},      {CLIPNN_CLIP_PERCENTILE, 3, 1, 1},
+        {CLIPNN_CLIP_ZSCORE, 3, 1, 1},
+    };
+    const double float_rel = 2.0 / 16777216.0 + 1e-12;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        clipnn_model *m = make_model(1.0);
+        size_t n = clipnn_model_n_params(m);
+        double g[64], th[64], after[64];
+        to_double(clipnn_model_grads(m), g, n);
+        to_double(clipnn_model_params(m), th, n);
+        int euclidean = cases[k].rule == CLIPNN_CLIP_ADAPTIVE_LAYER || cases[k].rule == CLIPNN_CLIP_AGC;
+        double q = euclidean ? 2 : cases[k].p, pre = dnorm(g, n, q);
+        clipnn_clip_options o = clipnn_clip_options_default();
+        o.rule = cases[k].rule;
+        o.p = cases[k].p;
+        o.lambda = cases[k].lambda > 0 ? cases[k].lambda : -cases[k].lambda * pre;
+        o.value = 0.4 * dnorm(g, n, INFINITY);
+        clipnn_status st;
+        clipnn_clip_record r = apply(m, &o, &st);
+        const char *name = clipnn_clip_rule_name(o.rule);
+        CHECK_MSG(st == CLIPNN_OK, "%s: %s", name, clipnn_last_error());
+        to_double(clipnn_model_grads(m), after, n);
+        int changed = 0;
+        for (size_t i = 0; i < n; i++) changed |= after[i] != (double)(float)g[i];
+        double post = dnorm(after, n, q);
+        CHECK_MSG(fabs(r.pre_norm - pre) <= 1e-12 * pre, "%s: pre_norm %.17g, want %.17g", name, r.pre_norm, pre);
+        CHECK_MSG(fabs(r.post_norm - post) <= float_rel * post, "%s: post_norm %.9g, g after clipping has %.9g", name,
+                  r.post_norm, post);
+        CHECK_MSG(fabs(r.factor * r.post_norm - r.pre_norm) <= 1e-12 * r.pre_norm, "%s: factor %.9g != pre/post",
+                  name, r.factor);
+        if (cases[k].global) CHECK_MSG(r.factor >= 1, "%s: global factor %g < 1", name, r.factor);
+        if (o.rule == CLIPNN_CLIP_ADAPTIVE)
+            CHECK_NEAR(r.theta_norm, dnorm(th, n, o.p), 1e-12 * dnorm(th, n, o.p));
+        else
+            CHECK_MSG(isnan(r.theta_norm), "%s: theta_norm %g, want NaN", name, r.theta_norm);
+        CHECK_MSG(r.clipped == changed, "%s: clipped %d but g %s", name, r.clipped, changed ? "changed" : "did not");
+        CHECK_MSG(r.n_steps == 1 && r.n_clipped == (uint64_t)changed && r.n_skipped == 0 && !r.skipped && !r.nonfinite,
+                  "%s: counts %llu/%llu/%llu", name, (unsigned long long)r.n_steps, (unsigned long long)r.n_clipped,
+                  (unsigned long long)r.n_skipped);
+        if (o.rule != CLIPNN_CLIP_NONE && o.rule != CLIPNN_CLIP_PROJECT && o.rule != CLIPNN_CLIP_PERCENTILE &&
+            o.rule != CLIPNN_CLIP_ZSCORE)
+            CHECK_MSG(changed, "%s: the case was meant to clip", name);
+        clipnn_model_free(m);
+    }
 }

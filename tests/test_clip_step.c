@@ -2,7 +2,7 @@
  * clipping rule moves every weight by exactly -lr * g / c, where g is the
  * numeric gradient (central finite differences of the double reference
  * loss) and c is computed here, independently, from the rule's formula in
- * SPEC section 2. Also DP-SGD's per-example clipping against per-example
+ * docs/clipping.md. Also DP-SGD's per-example clipping against per-example
  * numeric gradients.
  *
  * Tolerance of a weight's move, derived:
@@ -104,7 +104,7 @@ static double c_error(double scale, size_t n, double p, double norm) {
     return K_GRAD * U * scale * (isinf(p) ? 1.0 : pow((double)n, 1.0 / p)) / norm;
 }
 
-/* The rule's formula (SPEC section 2) applied to the numeric gradient g. */
+/* The rule's formula (docs/clipping.md) applied to the numeric gradient g. */
 static void expect_rule(const clipnn_clip_options *o, clipnn_model *m, const double *g, expectation *e) {
     size_t P = clipnn_model_n_params(m);
     const float *theta = clipnn_model_params(m);

@@ -128,6 +128,33 @@ TEST(data_digits_raw_values_follow_the_file) {
     clipnn_dataset_free(all);
 }
 
+/* The embedded breast cancer set is data/breast_cancer.csv.gz: 569 rows of
+ * 30 unscaled features, class 0 (malignant) 212 times, 1 (benign) 357. */
+TEST(data_breast_cancer_builtin_follows_the_file) {
+    clipnn_dataset *all = NULL;
+    clipnn_data_options o = raw_options();
+    CHECK_OK(clipnn_dataset_load("breast-cancer", &o, &all, NULL));
+    if (!all) return;
+    CHECK(clipnn_dataset_n(all) == 569 && clipnn_dataset_dim(all) == 30);
+    CHECK(clipnn_dataset_n_classes(all) == 2 && clipnn_dataset_n_targets(all) == 1);
+    CHECK(strcmp(clipnn_dataset_name(all), "breast-cancer") == 0);
+    size_t h, w, c;
+    clipnn_dataset_image_shape(all, &h, &w, &c);
+    CHECK(h == 0 && w == 0 && c == 0);
+    /* First row of the file: 17.99,10.38,122.8,1001,... worst radius 25.38 (column 20), class 0. */
+    const float *x = clipnn_dataset_x(all), *y = clipnn_dataset_y(all);
+    CHECK(x[0] == 17.99f && x[1] == 10.38f && x[2] == 122.8f && x[3] == 1001.0f && x[20] == 25.38f);
+    size_t benign = 0;
+    for (size_t i = 0; i < 569; i++) benign += y[i] == 1;
+    CHECK_MSG(benign == 357, "%zu benign rows", benign);
+    clipnn_dataset_free(all);
+    /* the default split: round(0.2 * 569) = 114 test rows */
+    clipnn_dataset *tr = NULL, *te = NULL;
+    CHECK_OK(clipnn_dataset_load("breast-cancer", NULL, &tr, &te));
+    if (tr && te) CHECK(clipnn_dataset_n(tr) == 455 && clipnn_dataset_n(te) == 114);
+    clipnn_dataset_free(tr), clipnn_dataset_free(te);
+}
+
 TEST(data_split_is_seeded_and_independent_of_asking_for_test) {
     clipnn_data_options o = clipnn_data_options_default();
     clipnn_dataset *a = NULL, *at = NULL, *b = NULL, *c = NULL, *ct = NULL;

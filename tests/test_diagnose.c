@@ -41,7 +41,7 @@ static double quadratic(const double *x, double *g, void *user) {
 }
 
 TEST(diagnose_local_minimum_of_quadratic) {
-    /* the blog's Example 1: gradient descent until |g| < 1e-6 */
+    /* the article's Example 1: gradient descent until |g| < 1e-6 */
     double x = -3, g = 0;
     int steps = 0;
     for (; steps < 1000; steps++) {
@@ -119,7 +119,7 @@ TEST(diagnose_sigmoid_mse_saturates_bce_does_not) {
     float y = 1;
     /* sigmoid output, MSE far from the target: 1000 steps barely move */
     clipnn_inputopt_options io = clipnn_inputopt_options_default();
-    io.normalize = io.backtrack = 0; /* plain gradient descent, as in the blog */
+    io.normalize = io.backtrack = 0; /* plain gradient descent, as in the article */
     io.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
     io.objective.kind = CLIPNN_OBJ_TARGET_OUTPUT;
     io.objective.loss = CLIPNN_LOSS_MSE;
@@ -161,7 +161,7 @@ done:
 TEST(diagnose_finite_difference_step_too_small) {
     size_t w[1] = {1};
     clipnn_act id[1] = {CLIPNN_ACT_IDENTITY};
-    const float p[2] = {2, 1}; /* the blog's 2x + 1 */
+    const float p[2] = {2, 1}; /* the article's 2x + 1 */
     clipnn_model *m = hand_model(1, 1, w, id, p);
     CHECK(m != NULL);
     if (!m) return;

@@ -200,7 +200,7 @@ TEST(lab_api) {
     CHECK(clipnn_lab_run("l0l1", &o, &r) == CLIPNN_ERR_IO);
 }
 
-/* Every claim of the issue gets exactly one well-formed verdict line. */
+/* Every claim of docs/lab.md gets exactly one well-formed verdict line. */
 TEST(lab_all_quick_gives_every_claim_a_verdict) {
     const char *out = NULL;
     int rc = check_run_tool("lab all --quick --json", &out);
@@ -226,6 +226,8 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     CHECK(n == sizeof ids / sizeof *ids);
     CHECK(strstr(out, "lab all: 6 experiments, 17 claims") != NULL);
     CHECK(strstr(out, "{\"seed\":1,") != NULL); /* the JSON line */
+    /* the logistic regressions read the embedded breast cancer set, whatever the working directory */
+    CHECK(strstr(out, "\"data\":\"breast cancer (569 x 30, malignant/benign)\"") != NULL);
     CHECK(check_run_tool("lab no-such-lab", NULL) == 2);
     CHECK(check_run_tool("lab", NULL) == 2);
 }

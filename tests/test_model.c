@@ -96,7 +96,7 @@ TEST(reference_gradients_match_finite_differences_every_activation_and_loss) {
     for (int a = 0; a < CLIPNN_ACT_COUNT; a++)
         for (int l = 0; l < CLIPNN_LOSS_COUNT; l++)
             check_reference_against_fd((clipnn_act)a, CLIPNN_ACT_IDENTITY, (clipnn_loss)l);
-    /* A non-identity output activation (the blog's sigmoid + MSE). */
+    /* A non-identity output activation (sigmoid + MSE). */
     check_reference_against_fd(CLIPNN_ACT_TANH, CLIPNN_ACT_SIGMOID, CLIPNN_LOSS_MSE);
 }
 

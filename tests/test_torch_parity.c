@@ -13,7 +13,7 @@
  *
  * Where torch's float32 arithmetic fails (a gradient entry of 1e20 makes its
  * float32 2-norm overflow to inf and clip_grad_norm_ zero the gradient),
- * clipnn, which accumulates norms in double (SPEC section 2), is checked
+ * clipnn, which accumulates norms in double, is checked
  * against the float64 truth, and torch's float32 result is asserted beside
  * it as documentation. */
 #include <math.h>

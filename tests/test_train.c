@@ -1,5 +1,5 @@
 /* The training loop: determinism, non-finite policies during a diverging
- * run, the stability telemetry of SPEC section 3 and Theorem 1's H(theta). */
+ * run, the stability telemetry of the step record and Theorem 1's H(theta). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,4 +1,5 @@
-/* clipnn: Status codes, error details, the log sink, threads and the allocation count: what every part of the API uses. */
+/* clipnn: status codes, error details, the version, the log sink, threads and
+ * the allocation count: what every part of the API uses. */
 #ifndef CLIPNN_PUBLIC_BASE_H
 #define CLIPNN_PUBLIC_BASE_H
 
@@ -16,9 +17,24 @@ extern "C" {
 #define CLIPNN_API __attribute__((visibility("default")))
 #endif
 
+/* The version of this header. The three numbers are the one source of the
+ * version: the build derives the shared library's soname (libclipnn.so.0.MINOR
+ * while MAJOR is 0, whose minor versions may break the ABI; libclipnn.so.MAJOR
+ * after) and clipnn.pc's Version from them. */
 #define CLIPNN_VERSION_MAJOR 0
-#define CLIPNN_VERSION_MINOR 1
+#define CLIPNN_VERSION_MINOR 2
 #define CLIPNN_VERSION_PATCH 0
+#define CLIPNN_VERSION_STR_(x) #x
+#define CLIPNN_VERSION_STR(x) CLIPNN_VERSION_STR_(x)
+/* "MAJOR.MINOR.PATCH", e.g. "0.2.0". */
+#define CLIPNN_VERSION                                                                            \
+    CLIPNN_VERSION_STR(CLIPNN_VERSION_MAJOR) "." CLIPNN_VERSION_STR(CLIPNN_VERSION_MINOR) "." \
+        CLIPNN_VERSION_STR(CLIPNN_VERSION_PATCH)
+
+/* The version of the library actually linked ("MAJOR.MINOR.PATCH"), which
+ * can differ from CLIPNN_VERSION when a program runs against another build
+ * of the shared library. A static string. */
+CLIPNN_API const char *clipnn_version(void);
 
 /* ------------------------------------------------------------------ status */
 

@@ -39,7 +39,7 @@ typedef enum { CLIPNN_PROJECT_BALL = 0, CLIPNN_PROJECT_BOX } clipnn_project_kind
 
 typedef struct {
     clipnn_clip_rule rule;
-    double lambda; /* threshold of norm rules; factor of adaptive rules */
+    double lambda; /* threshold of norm rules; factor of adaptive rules; C of per-sample */
     double p;      /* norm order, >= 1, INFINITY allowed (default 2) */
     double eps;    /* adaptive rules: floor of ||theta|| */
     double value;  /* CLIPNN_CLIP_VALUE bound */
@@ -57,18 +57,64 @@ typedef struct {
     double z_threshold, z_alpha, z_cap;
     size_t z_warmup;
     /* per-sample (DP-SGD) */
-    double noise_multiplier; /* sigma; noise std = sigma * lambda */
+    double noise_multiplier; /* sigma: noise std sigma * lambda on the sum, sigma * lambda / batch on the mean */
     uint64_t noise_seed;
 } clipnn_clip_options;
 CLIPNN_API clipnn_clip_options clipnn_clip_options_default(void);
 
-/* What clipping did in one step (SPEC section 2). */
+/* What clipping did in one step: filled by clipnn_clipper_apply, completed
+ * by clipnn_clipper_after_update for the projection.
+ *
+ * Norms are over the whole gradient block (every group), of the rule's
+ * order q: q = 2 for adaptive-layer, agc and per-sample (rules defined with
+ * Euclidean norms, which refuse p != 2), q = p for every other rule.
+ * "Global rules" are none, norm, norm-torch, adaptive, project, percentile
+ * and zscore: one factor for the whole gradient.
+ *
+ *   pre_norm    ||g||_q before clipping, or the precomputed_norm the caller
+ *               gave (>= 0, or NaN). per-sample: the norm of the batch-mean
+ *               gradient before any example is clipped.
+ *   post_norm   ||g||_q of the gradient the update uses:
+ *                 global rules: pre_norm / factor, whether the factor was
+ *                 applied to g or left to the optimizer in *grad_scale;
+ *                 project: pre_norm (g is left alone);
+ *                 value: the norm of the clamped g;
+ *                 norm-group, adaptive-layer, agc: from the pre-clip norms
+ *                 of the groups (agc: units) and the factors given to them;
+ *                 per-sample: the norm of the mean of the clipped
+ *                 per-example gradients plus the noise (pre_norm when no
+ *                 example was clipped and there is no noise).
+ *   factor      global rules: c(t) >= 1 (eq. 10-11), the divisor of the
+ *               step: 1 when nothing was clipped, +inf when the threshold is
+ *               0 and g is zeroed, NaN for a NaN pre_norm under the
+ *               propagate policy. Other rules: pre_norm / post_norm (1 when post_norm
+ *               is 0), a summary and not a divisor any part of g was given;
+ *               per-sample's includes the noise, so it can be below 1.
+ *   theta_norm  adaptive: ||theta||_p before the step, the value the rule
+ *               divided by (before its eps floor); every other rule: NaN.
+ *               clipnn_train's step record fills the NaN in (see
+ *               clipnn_step_record).
+ *   clipped     1 when the rule changed part of g: global rules when factor
+ *               > 1 or NaN, value when an entry was clamped, per-group and
+ *               per-unit rules when a group or unit was scaled, per-sample
+ *               when an example's norm exceeded C (noise alone does not
+ *               count), project when clipnn_clipper_after_update moved
+ *               theta.
+ *   skipped     1 when the skip policy dropped a non-finite step: the caller
+ *               must not update.
+ *   nonfinite   1 when pre_norm is NaN or infinite, whatever the policy.
+ *   n_steps, n_clipped, n_skipped: counts over the clipper's life (they
+ *               travel with its state): steps applied (one refused under the
+ *               error policy is not counted), steps clipped, steps skipped.
+ * When pre_norm is not finite and the policy is error or skip, the rule does
+ * not run: post_norm = pre_norm, factor = NaN, theta_norm = NaN, clipped =
+ * 0, g untouched. */
 typedef struct {
-    double pre_norm;   /* global norm of g before clipping (order p) */
-    double post_norm;  /* after */
-    double factor;     /* c(t) >= 1 for global rules; pre/post otherwise */
-    double theta_norm; /* ||theta|| (order p) before the step when the rule reads it, else NaN */
-    int clipped;       /* any part of g was changed */
+    double pre_norm;   /* ||g||_q before clipping (q: 2 for adaptive-layer, agc, per-sample; else p) */
+    double post_norm;  /* ||g||_q of the gradient the update uses */
+    double factor;     /* c(t) >= 1 for global rules; pre_norm / post_norm otherwise */
+    double theta_norm; /* adaptive: ||theta||_p before the step; other rules: NaN */
+    int clipped;       /* any part of g was changed (project: theta was moved) */
     int skipped;       /* update dropped (non-finite policy skip) */
     int nonfinite;     /* pre-clip norm was not finite */
     uint64_t n_steps, n_clipped, n_skipped; /* running counts */
@@ -90,10 +136,12 @@ CLIPNN_API const clipnn_clip_options *clipnn_clipper_options(const clipnn_clippe
  * (e.g. a norm reduced elsewhere); NaN marks a step known to be non-finite
  * (say its loss overflowed while the gradient stayed finite), so that the
  * non-finite policy decides it; any negative value: compute the norm.
- * per_group_norms, when not NULL, receives
- * the pre-clip norm of each group ([n_groups]). Under the error policy a
- * non-finite norm returns CLIPNN_ERR_NONFINITE; under skip, rec->skipped is
- * set and the caller must not update. */
+ * grad_scale NULL: the factor is applied to g whatever fuse says.
+ * per_group_norms, when not NULL, receives the pre-clip norm of each group
+ * ([n_groups] entries, the rule's order q as in clipnn_clip_record). rec
+ * may be NULL. Under the error policy a non-finite norm returns
+ * CLIPNN_ERR_NONFINITE; under skip, rec->skipped is set and the caller must
+ * not update. */
 CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                    int fuse, double *grad_scale, double *per_group_norms,
                                    clipnn_clip_record *rec);
@@ -102,14 +150,17 @@ CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m
  * rec (may be NULL) is the step's record, marked clipped when theta moved. */
 CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
 
-/* Per-example 2-norms of the gradient of the last clipnn_loss_grad
- * (norms: [batch]), from ||a_i||^2 ||delta_i||^2 per dense layer: the
- * per-example gradients are never formed (DP-SGD, Opacus). */
+/* Per-example 2-norms for the batch of the last clipnn_loss_grad: norms
+ * receives one entry per example of that batch, the 2-norm of the gradient
+ * of that example's own loss (not divided by the batch size), from
+ * (||a_i||^2 + 1) ||delta_i||^2 per dense layer: the per-example gradients
+ * are never formed (DP-SGD, Opacus). */
 CLIPNN_API clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms);
 
 /* DP-SGD clipping of materialised per-example gradients g: [n_examples][n]
- * (Optax per_example_global_norm_clip): sum[n] = sum_i g_i / max(1, ||g_i|| / C);
- * C = 0 zeroes every example, C = inf changes none. n_clipped may be NULL. */
+ * (Optax per_example_global_norm_clip): sum[n] = sum_i g_i / max(1, ||g_i|| / C)
+ * (n entries written); C = 0 zeroes every example, C = inf changes none.
+ * *n_clipped (may be NULL) receives how many examples were scaled. */
 CLIPNN_API clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t n, double C, float *sum,
                                       size_t *n_clipped);
 

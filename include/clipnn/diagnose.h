@@ -10,9 +10,9 @@ extern "C" {
 
 /* ------------------------------------------------------ diagnosis */
 
-/* Why is the gradient zero? (SPEC section 6.) A diagnosis runs a fixed set
- * of tests at one point and reports every cause that applies, each with the
- * test that found it, its numbers and a remedy. */
+/* Why is the gradient zero? A diagnosis runs a fixed set of tests at one
+ * point and reports every cause that applies, each with the test that found
+ * it, its numbers and a remedy (docs/input-optimization.md lists them). */
 typedef enum {
     CLIPNN_CAUSE_LOCAL_MINIMUM = 0,
     CLIPNN_CAUSE_SADDLE,
@@ -59,7 +59,7 @@ typedef struct {
 CLIPNN_API int clipnn_diagnosis_has(const clipnn_diagnosis *d, clipnn_cause c);
 
 /* A generic objective, for functions a model does not express exactly
- * (x1^2 - x2^2, the blog's quadratic): value and gradient in double (the
+ * (x1^2 - x2^2, a saddle): value and gradient in double (the
  * reference, required) and, optionally, in float32 as the optimizer
  * computes it (NULL: the double one rounded to float). */
 typedef struct {
@@ -73,7 +73,7 @@ typedef struct {
     clipnn_input_space space; /* box and preprocessing (default: no box) */
     clipnn_param param;       /* TANH: the point given is w, x = lo + (hi - lo)(tanh w + 1)/2 */
     double fd_step;           /* > 0: the optimizer's gradient is a float32 central difference
-                                 with this step (the blog's 1e-7); 0: analytic */
+                                 with this step (e.g. 1e-7); 0: analytic */
     double grad_tol;          /* a gradient 2-norm at or below this is "tiny" (1e-6) */
     double target;            /* objective value that counts as reached (NaN: unknown;
                                  model objectives use their own rule) */
@@ -110,7 +110,7 @@ CLIPNN_API void clipnn_diagnose_masking(const double *eps, const double *robust,
 /* Empty diagnosis (no findings, no checks, NaN numbers). */
 CLIPNN_API void clipnn_diagnosis_init(clipnn_diagnosis *d);
 
-/* Built-in constructed cases, one per cause (src/diagnose_demo.c): each
+/* Built-in constructed cases, one per cause: each
  * builds its objective (a small hand-set model, or an exact function),
  * runs the optimization that stalls, and diagnoses where it stopped.
  * Names: local-minimum, saddle, saturation, bce-no-saturation, precision,

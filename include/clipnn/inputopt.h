@@ -64,7 +64,7 @@ CLIPNN_API clipnn_status clipnn_objective_grad_d(const clipnn_model *m, const cl
  * standardized inputs. mean and std NULL: the model sees x. */
 typedef struct {
     double box_lo, box_hi; /* -INFINITY, INFINITY: no box */
-    const float *mean, *std; /* [n_inputs] or NULL */
+    const float *mean, *std; /* [n_inputs] or NULL; not copied: valid while in use */
 } clipnn_input_space;
 CLIPNN_API clipnn_input_space clipnn_input_space_default(void); /* box [0, 1], no preprocessing */
 
@@ -137,7 +137,7 @@ typedef struct {
     double success_rate;  /* fraction of the batch's examples already fooled at this iterate */
     size_t batch_index, batch_size;
     size_t first_example;       /* index of the batch's first example in the attacked set */
-    /* per example of the batch ([batch_size]), valid during the call: */
+    /* per example of the batch ([batch_size] entries), valid during the on_step call only: */
     const double *example_loss;      /* the attack objective */
     const double *example_grad_norm; /* 2-norm of its input gradient */
     const int *example_fooled;       /* the iterate meets the attack's goal */

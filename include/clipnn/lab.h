@@ -10,8 +10,10 @@ extern "C" {
 
 /* ------------------------------------------------------ theory lab */
 
-/* Experiments that test the claims of the paper and the exercise (SPEC
- * section 4): each prints a table and one verdict line per claim,
+/* Experiments that test the claims of the clipping paper (A. Ramaswamy,
+ * "Gradient Clipping in Deep Learning: A Dynamical Systems Perspective",
+ * ICPRAM 2023) and of an exercise on clipped GD and SGD: each prints a
+ * table and one verdict line per claim,
  *   CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>),
  * through the caller's write callback (nothing is printed without one), and
  * writes a CSV of its traces and an SVG plot per figure into out_dir when it
@@ -22,8 +24,6 @@ typedef struct {
     uint64_t seed;          /* every experiment is reproducible from it (default 1) */
     int quick;              /* reduced sizes: every claim still gets a verdict (tests) */
     const char *out_dir;    /* CSV + SVG files go here (must exist); NULL: none */
-    const char *data_dir;   /* where breast_cancer.csv may be found; NULL or missing
-                               file: the built-in digits are used instead */
     clipnn_lab_write_fn write; /* table and verdict text; NULL: silent */
     void *user;
 } clipnn_lab_options;
@@ -47,7 +47,7 @@ typedef struct {
 typedef struct {
     size_t n_claims;
     clipnn_lab_claim claims[CLIPNN_LAB_MAX_CLAIMS];
-    char data[96];  /* real data set used, "" when none */
+    char data[96];  /* real data set used (the built-in breast cancer set), "" when none */
     double seconds;
 } clipnn_lab_result;
 

@@ -24,10 +24,10 @@ CLIPNN_API const char *clipnn_act_name(clipnn_act act);
 CLIPNN_API clipnn_status clipnn_act_parse(const char *name, clipnn_act *out);
 
 typedef enum {
-    CLIPNN_LOSS_MSE = 0, /* mean over all elements of (z - y)^2 (paper eq. 4) */
-    CLIPNN_LOSS_XENT,    /* softmax cross-entropy on logits (eq. 5/6) */
-    CLIPNN_LOSS_BCE,     /* sigmoid binary cross-entropy on logits */
-    CLIPNN_LOSS_MARGIN,  /* CW margin max(z_y - max_{i!=y} z_i + kappa, 0) */
+    CLIPNN_LOSS_MSE = 0, /* (z - y)^2, mean over all elements (examples x outputs) (eq. 4) */
+    CLIPNN_LOSS_XENT,    /* softmax cross-entropy on logits, mean over the examples (eq. 5/6) */
+    CLIPNN_LOSS_BCE,     /* sigmoid binary cross-entropy on logits, mean over all elements (examples x outputs) */
+    CLIPNN_LOSS_MARGIN,  /* CW margin max(z_y - max_{i!=y} z_i + kappa, 0), mean over the examples */
     CLIPNN_LOSS_COUNT
 } clipnn_loss;
 
@@ -58,6 +58,11 @@ CLIPNN_API size_t clipnn_model_n_layers(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_layer_width(const clipnn_model *m, size_t layer);
 CLIPNN_API clipnn_act clipnn_model_layer_act(const clipnn_model *m, size_t layer);
 CLIPNN_API size_t clipnn_model_n_params(const clipnn_model *m);
+/* The parameter and gradient blocks, [n_params] each (layout: clipnn_group).
+ * Both keep their address from clipnn_model_create to clipnn_model_free;
+ * the parameters change in place (init, training, optimizer steps,
+ * projection), the gradients are overwritten by clipnn_loss_grad (with
+ * want_params) and scaled in place by clipping. */
 CLIPNN_API float *clipnn_model_params(clipnn_model *m); /* [n_params] */
 CLIPNN_API float *clipnn_model_grads(clipnn_model *m);  /* [n_params], same layout */
 
@@ -81,7 +86,8 @@ CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
 CLIPNN_API clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch);
 
 /* x: [batch][n_inputs]. *out points into the model's workspace:
- * [batch][n_outputs] raw outputs (logits), valid until the next call. */
+ * [batch][n_outputs] raw outputs (logits), valid until the next call that
+ * runs this model, clipnn_model_reserve or clipnn_model_free. */
 CLIPNN_API clipnn_status clipnn_forward(clipnn_model *m, const float *x, size_t batch, const float **out);
 
 typedef struct {
@@ -91,9 +97,11 @@ typedef struct {
 } clipnn_loss_options;
 CLIPNN_API clipnn_loss_options clipnn_loss_options_default(void);
 
-/* Forward, loss and backward. Gradients of the batch-mean loss go to the
- * gradient block (overwritten, not accumulated); dx, when not NULL, receives
- * d(mean loss)/dx, [batch][n_inputs]. loss_out may be NULL. */
+/* Forward, loss and backward. Gradients of the mean loss (over the
+ * examples; over all elements for MSE and BCE) go to the gradient block when
+ * lo->want_params (overwritten, not accumulated); dx, when not NULL,
+ * receives d(mean loss)/dx, [batch][n_inputs]. *loss_out (may be NULL)
+ * receives the mean loss. */
 CLIPNN_API clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx);
 
@@ -106,7 +114,12 @@ CLIPNN_API clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const
                                          const double *y, size_t batch, double *loss_out,
                                          double *logits, double *grad, double *dx);
 
-/* Per-example losses of the last clipnn_loss_grad (batch entries). */
+/* Per-example losses of the last clipnn_loss_grad (one made by clipnn_train
+ * included): one entry per example of its batch, each the example's loss
+ * (for MSE and BCE the mean over its outputs), so that their mean is the
+ * batch loss. Points into the workspace, with the lifetime of
+ * clipnn_forward's outputs; NULL before the model's first forward or
+ * reserve. */
 CLIPNN_API const float *clipnn_model_last_losses(const clipnn_model *m);
 
 /* ----------------------------------------------------------------- norms */

@@ -57,18 +57,58 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
 
 /* ----------------------------------------------------------------- training */
 
-/* One row of the per-step record (SPEC sections 2 and 3). */
+/* One row of the per-step record, given to on_step after every step that
+ * completes, skipped ones included (a step that ends the run with an error
+ * or a divergence is not reported). Steps count from the start of the run,
+ * across resumes.
+ *
+ *   step            t, 0-based.
+ *   lr              a(t), the schedule's step size for this step.
+ *   sum_lr, sum_lr2 sum of a(s) and of a(s)^2 over the steps taken so far,
+ *                   this one included; skipped steps add nothing.
+ *   loss            mean loss of the step's minibatch at the parameters
+ *                   before the update (the value clipnn_loss_grad returned).
+ *   clip            the clipper's record of the step (clipnn_clip_record),
+ *                   with theta_norm filled in for every rule: adaptive,
+ *                   ||theta||_p before the update (what the rule read);
+ *                   every other rule, ||theta||_p after the update (p of the
+ *                   clipping options).
+ *   dist_from_start ||theta(t+1) - theta(0)||_2 after the step, theta(0) the
+ *                   parameters when the run started (its first part when
+ *                   resumed).
+ *   det_bound       lambda * sum_lr: Lemma 1's deterministic bound on
+ *                   dist_from_start for classic clipping (norm, p = 2),
+ *                   whose steps are at most a(t) lambda long; for other
+ *                   rules it is the same number and bounds nothing.
+ *   lemma1_bound    2 exp(-2 M^2 / (sum_lr2 lambda^2)) with M = stability_m
+ *                   (eq. 14's bound on P(dist_from_start > M)); NaN when
+ *                   stability_m is 0 or no step was taken yet.
+ *   group_norms     [n_groups] pre-clip norms of each group (the rule's
+ *                   order q) when log_groups is set, else NULL; valid during
+ *                   the on_step call only. */
 typedef struct {
     uint64_t step;
     double lr, sum_lr, sum_lr2;
     double loss;
     clipnn_clip_record clip;
-    double dist_from_start; /* ||theta(t) - theta(0)|| after the step */
-    double det_bound;       /* lambda * sum a(t) (classic clipping) */
-    double lemma1_bound;    /* 2 exp(-2 M^2 / (sum a^2 lambda^2)), when M > 0 */
-    const double *group_norms; /* [n_groups] pre-clip, when asked, else NULL */
+    double dist_from_start; /* ||theta(t+1) - theta(0)||_2 after the step */
+    double det_bound;       /* lambda * sum_lr (classic clipping) */
+    double lemma1_bound;    /* 2 exp(-2 M^2 / (sum_lr2 lambda^2)), when M > 0, else NaN */
+    const double *group_norms; /* [n_groups] pre-clip, when asked, else NULL; valid during on_step */
 } clipnn_step_record;
 
+/* One row per epoch, given to on_epoch at the end of every epoch (and of a
+ * run that stops mid-epoch).
+ *   epoch             1-based number of the epoch the row closes;
+ *   n_epochs          epochs of the run (steps rounded up to whole epochs
+ *                     when steps is set);
+ *   train_loss        mean of the minibatch losses of the epoch's steps
+ *                     that were not skipped (NaN when all were);
+ *   test_loss, test_accuracy  on the whole test set after the epoch (NaN
+ *                     without a test set; accuracy NaN for regression);
+ *   clipped_fraction  the epoch's clipped steps / its steps;
+ *   seconds           since the start of this clipnn_train call;
+ *   samples_per_second  steps of this call x batch / seconds. */
 typedef struct {
     size_t epoch, n_epochs;
     double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
@@ -163,8 +203,8 @@ CLIPNN_API void clipnn_optimizer_state_save(const clipnn_optimizer *o, void *buf
 CLIPNN_API clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const void *buf, size_t len);
 
 /* The clipper's state (running counts, AutoClip history, ZClip EMAs, noise
- * RNG, theta(0) of the projection), the CLIP section; same contract as the
- * optimizer's (implemented in src/clip.c). */
+ * RNG, theta(0) of the projection), the CLIP section of docs/formats.md;
+ * same contract as the optimizer's. */
 CLIPNN_API size_t clipnn_clipper_state_size(const clipnn_clipper *c);
 CLIPNN_API void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
 CLIPNN_API clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);

@@ -1,4 +1,4 @@
-/* Status codes, error details, enum-name lookup, the log sink. */
+/* Status codes, error details, enum-name lookup, the log sink, the version. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +20,10 @@ static const char *const status_text[CLIPNN_STATUS_COUNT] = {
     [CLIPNN_ERR_UNSUPPORTED] = "unsupported",
     [CLIPNN_ERR_STATE] = "invalid state",
 };
+
+/* The version this library was built as (a program compiled against
+ * another header sees the difference). */
+const char *clipnn_version(void) { return CLIPNN_VERSION; }
 
 const char *clipnn_strerror(clipnn_status status) {
     if ((unsigned)status >= CLIPNN_STATUS_COUNT) return "unknown status";

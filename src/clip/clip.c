@@ -1,4 +1,4 @@
-/* Gradient clipping: every rule of SPEC section 2 behind one clipper.
+/* Gradient clipping: every rule of docs/clipping.md behind one clipper.
  *
  * A step has two phases, as torch's get_total_norm / clip_grads_with_norm_:
  * the pre-clip norms (per group, accumulated in double) and then the rule,

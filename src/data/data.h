@@ -38,8 +38,11 @@ clipnn_status clipnn_make_teacher(size_t n, uint64_t seed, clipnn_dataset **out)
 
 /* ------------------------------------------------------------- built-in */
 
-/* The 8x8 digits CSV (gzip), embedded at build time. */
+/* The CSV files of the built-in sets (gzip), embedded at build time
+ * (src/data/builtin.c): the 8x8 digits and breast cancer. */
 extern const unsigned char clipnn_digits_csv_gz[];
 extern const unsigned char clipnn_digits_csv_gz_end[];
+extern const unsigned char clipnn_breast_cancer_csv_gz[];
+extern const unsigned char clipnn_breast_cancer_csv_gz_end[];
 
 #endif

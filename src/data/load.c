@@ -1,7 +1,7 @@
 /* Datasets: the object and its accessors, the spec strings of
  * clipnn_dataset_load, the seeded train/test split and the scaling fitted on
- * the training part (SPEC section 7). File formats are in data_formats.c,
- * synthetic sets in data_synthetic.c. */
+ * the training part. File formats are in formats.c, synthetic sets in
+ * synthetic.c, the embedded files in builtin.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,16 +128,38 @@ static clipnn_status scale(clipnn_scaling how, clipnn_dataset *train, clipnn_dat
 
 /* ---------------------------------------------------------------- specs */
 
-static clipnn_status load_digits(clipnn_dataset **out) {
+/* The sets embedded in the library: a gzipped CSV each, last column the
+ * class; image geometry and full-scale pixel value for the image sets. */
+typedef struct {
+    const char *name;
+    const unsigned char *gz, *gz_end;
+    size_t h, w;
+    float pixel_max;
+} builtin_set;
+
+static const builtin_set builtin_sets[] = {
+    {"digits", clipnn_digits_csv_gz, clipnn_digits_csv_gz_end, 8, 8, 16.0f},
+    {"breast-cancer", clipnn_breast_cancer_csv_gz, clipnn_breast_cancer_csv_gz_end, 0, 0, 0.0f},
+};
+
+static const builtin_set *find_builtin(const char *spec) {
+    for (size_t i = 0; i < sizeof builtin_sets / sizeof builtin_sets[0]; i++)
+        if (!strcmp(spec, builtin_sets[i].name)) return &builtin_sets[i];
+    return NULL;
+}
+
+static clipnn_status load_builtin(const builtin_set *set, clipnn_dataset **out) {
     unsigned char *text;
     size_t len;
-    clipnn_status s = clipnn_gunzip_memory("digits (built in)", clipnn_digits_csv_gz,
-                                           (size_t)(clipnn_digits_csv_gz_end - clipnn_digits_csv_gz), &text, &len);
+    char what[64];
+    snprintf(what, sizeof what, "%s (built in)", set->name);
+    clipnn_status s = clipnn_gunzip_memory(what, set->gz, (size_t)(set->gz_end - set->gz), &text, &len);
     if (s) return s;
-    s = clipnn_parse_csv("digits", (const char *)text, len, -1, 1, out);
+    s = clipnn_parse_csv(set->name, (const char *)text, len, -1, 1, out);
     clipnn_free(text);
     if (s) return s;
-    (*out)->h = 8, (*out)->w = 8, (*out)->c = 1, (*out)->pixel_max = 16.0f;
+    if (set->h) (*out)->h = set->h, (*out)->w = set->w, (*out)->c = 1;
+    (*out)->pixel_max = set->pixel_max;
     return CLIPNN_OK;
 }
 
@@ -268,8 +290,9 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
     clipnn_scaling auto_scale = CLIPNN_SCALE_STANDARDIZE;
     int has_test = 0;
     clipnn_status s;
-    if (!strcmp(spec, "digits")) {
-        s = load_digits(&all);
+    const builtin_set *builtin = find_builtin(spec);
+    if (builtin) {
+        s = load_builtin(builtin, &all);
     } else if (!strcmp(spec, "spirals") || !strcmp(spec, "teacher")) {
         if (o.synthetic_n < 2)
             return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec, o.synthetic_n);
@@ -297,8 +320,8 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
         clipnn_free(block);
     } else {
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
-                           "unknown dataset '%s' (want digits, fashion-mnist[:DIR], idx:IMAGES,LABELS[,TIMAGES,TLABELS], "
-                           "csv:PATH[,target=COLUMN], spirals or teacher)",
+                           "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
+                           "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], spirals or teacher)",
                            spec);
     }
     if (!s && !has_test) s = split(all, o.test_fraction, o.seed, &tr, &te);

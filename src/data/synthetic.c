@@ -1,4 +1,4 @@
-/* Synthetic datasets made from a seed (SPEC section 7): the same seed gives
+/* Synthetic datasets made from a seed: the same seed gives
  * the same rows, bit for bit, with the same libm (the draws are xoshiro256**;
  * sin, cos and tanh are computed in double and rounded once to float). */
 #include <math.h>

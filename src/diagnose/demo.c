@@ -11,7 +11,8 @@
 
 /* ------------------------------------------------ exact functions */
 
-/* The blog's Example 1: (x - 2)^2 + 1, minimum 1 at x = 2. */
+/* Example 1 of the article "Why is the gradient zero during input
+ * optimization?": (x - 2)^2 + 1, minimum 1 at x = 2. */
 static double quadratic_d(const double *x, double *g, void *user) {
     (void)user;
     g[0] = 2 * (x[0] - 2);
@@ -26,7 +27,7 @@ static double saddle_d(const double *x, double *g, void *user) {
     return x[0] * x[0] - x[1] * x[1];
 }
 
-/* Plain gradient descent in double until |g| < tol (the blog's loop). */
+/* Plain gradient descent in double until |g| < tol (the article's loop). */
 static size_t descend(double (*f)(const double *, double *, void *), double *x, size_t n, double lr, double tol,
                       size_t max_steps, double *gnorm) {
     double g[2];
@@ -105,7 +106,7 @@ clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn
     memset(info, 0, sizeof *info);
     clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
     clipnn_inputopt_options io = clipnn_inputopt_options_default();
-    /* The blog's plain gradient descent, whose stalls the demos show
+    /* The article's plain gradient descent, whose stalls the demos show
      * (normalized steps would walk out of some of them). */
     io.normalize = io.backtrack = 0;
     io.space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
@@ -131,7 +132,8 @@ clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn
         } else {
             dopt.target = 1.0; /* the least value the function takes */
             set_info(info, CLIPNN_CAUSE_LOCAL_MINIMUM, CLIPNN_CAUSE_COUNT,
-                     "the blog's Example 1: f(x) = (x - 2)^2 + 1 from x = -3 (target: its least value, 1)");
+                     "Example 1 of the article \"Why is the gradient zero during input optimization?\": "
+                     "f(x) = (x - 2)^2 + 1 from x = -3 (target: its least value, 1)");
             snprintf(info->run, sizeof info->run,
                      "gradient descent (step 0.1) stopped after %zu steps at x = %.7g with |g| = %.3g < 1e-6, f = %.9g",
                      steps, x[0], gn, (x[0] - 2) * (x[0] - 2) + 1);
@@ -169,9 +171,10 @@ clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn
         obj.loss = CLIPNN_LOSS_MSE;
         float y[1] = {10.0f}, x[1] = {5.0f};
         set_info(info, CLIPNN_CAUSE_PRECISION, CLIPNN_CAUSE_COUNT,
-                 "the blog's Example 3 in float32: model 2x + 1, loss (2x + 1 - 10)^2, gradient by central "
-                 "differences with epsilon 1e-7, from x = 5");
-        /* the blog's loop, in float32 */
+                 "Example 3 of the article \"Why is the gradient zero during input optimization?\" in "
+                 "float32: model 2x + 1, loss (2x + 1 - 10)^2, gradient by central differences with epsilon "
+                 "1e-7, from x = 5");
+        /* the article's loop, in float32 */
         const float h = 1e-7f;
         size_t t = 0;
         float g = 0;

@@ -1,4 +1,4 @@
-/* Why is the gradient zero? Each cause of SPEC section 6 has a test that
+/* Why is the gradient zero? Each cause (docs/input-optimization.md) has a test that
  * measures it at the point where an optimization stopped; a cause is named
  * only when its test finds it, with the numbers and a remedy.
  *

@@ -223,7 +223,7 @@ static clipnn_status make_logistic(lab_ctx *L, gd_problem *p, size_t max_n, doub
     clipnn_status s = lab_logistic_data(L, max_n, X, y, &n, &d, &name);
     if (s) return s;
     *p = (gd_problem){.d = d, .fg = logistic_fg, .lr = {.X = *X, .y = *y, .n = n, .d = d, .mu = 1e-3}};
-    snprintf(p->name, sizeof p->name, "logistic (%s)", n == 569 ? "breast cancer" : "digits even/odd");
+    snprintf(p->name, sizeof p->name, "logistic (breast cancer)");
     *work = clipnn_alloc_array(2 * d, sizeof **work);
     if (!*work) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab gd-clip: out of memory");
     /* the logistic loss has f'' <= 1/4, so beta = lambda_max(X^T X / n) / 4 + mu */

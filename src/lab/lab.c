@@ -32,7 +32,7 @@ static const lab_entry LABS[] = {
 #define N_LABS (sizeof LABS / sizeof *LABS)
 
 clipnn_lab_options clipnn_lab_options_default(void) {
-    return (clipnn_lab_options){.seed = 1, .quick = 0, .out_dir = NULL, .data_dir = NULL, .write = NULL,
+    return (clipnn_lab_options){.seed = 1, .quick = 0, .out_dir = NULL, .write = NULL,
                                 .user = NULL};
 }
 
@@ -251,34 +251,15 @@ double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters,
 
 /* --------------------------------------------------------------- data */
 
-static clipnn_status load_real(lab_ctx *L, clipnn_dataset **d, const char **name, int *even_odd) {
-    clipnn_data_options o = clipnn_data_options_default();
-    o.test_fraction = 0;
-    o.scaling = CLIPNN_SCALE_NONE;
-    if (L->opt->data_dir) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/breast_cancer.csv", L->opt->data_dir);
-        FILE *f = fopen(path, "r");
-        if (f) {
-            fclose(f);
-            if (clipnn_dataset_load_csv(path, -1, 1, d) == CLIPNN_OK) {
-                *name = "breast cancer (569 x 30, malignant/benign)";
-                *even_odd = 0;
-                return CLIPNN_OK;
-            }
-        }
-    }
-    *name = "built-in digits labelled even/odd (1797 x 64)";
-    *even_odd = 1;
-    return clipnn_dataset_load("digits", &o, d, NULL);
-}
-
 clipnn_status lab_logistic_data(lab_ctx *L, size_t max_n, double **Xo, double **yo, size_t *no,
                                 size_t *dout, const char **name) {
+    clipnn_data_options o = clipnn_data_options_default();
+    o.test_fraction = 0;
+    o.scaling = CLIPNN_SCALE_NONE; /* standardized below, with constant columns dropped */
     clipnn_dataset *ds = NULL;
-    int even_odd = 0;
-    clipnn_status s = load_real(L, &ds, name, &even_odd);
+    clipnn_status s = clipnn_dataset_load("breast-cancer", &o, &ds, NULL);
     if (s) return s;
+    *name = "breast cancer (569 x 30, malignant/benign)";
     size_t n = clipnn_dataset_n(ds), dim = clipnn_dataset_dim(ds);
     if (max_n && n > max_n) n = max_n;
     const float *x = clipnn_dataset_x(ds), *lab = clipnn_dataset_y(ds);
@@ -310,8 +291,7 @@ clipnn_status lab_logistic_data(lab_ctx *L, size_t max_n, double **Xo, double **
             X[i * (d + 1) + k] = (x[i * dim + j] - mean[j]) / sd[j];
         }
         X[i * (d + 1) + d] = 1.0;
-        double label = lab[i];
-        y[i] = even_odd ? (double)((long)label % 2) : (label != 0 ? 1.0 : 0.0);
+        y[i] = lab[i] != 0 ? 1.0 : 0.0; /* 0 malignant, 1 benign */
     }
     *Xo = X, *yo = y, *no = n, *dout = d + 1;
     X = y = NULL;

@@ -73,8 +73,8 @@ typedef void (*lab_matvec_fn)(const double *v, double *out, void *user);
 double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters, clipnn_rng *rng,
                            double *work /* [2n] */);
 
-/* Real data for logistic regression: breast cancer from opt->data_dir when
- * present, else the built-in digits labelled even/odd. X: [n][d] standardized
+/* Real data for logistic regression: the built-in breast cancer set (the
+ * first max_n rows when max_n > 0). X: [n][d] standardized
  * with a last column of ones (intercept), y in {0, 1}; columns with no
  * variance are dropped. *name names what was used. */
 clipnn_status lab_logistic_data(lab_ctx *L, size_t max_n, double **X, double **y, size_t *n,

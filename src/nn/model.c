@@ -300,7 +300,7 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
                                           hi);
             if (m->row_acc_order == 2 && batch == 1) {
                 /* Row j of a batch-of-one dW is d_j a: its squared norm is
-                 * d_j^2 ||a||^2 (SPEC section 8), no second read of dW. */
+                 * d_j^2 ||a||^2, no second read of dW. */
                 double aa = clipnn_norm_accumulate(a, L->in, 2.0);
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
             } else if (m->row_acc_order == 2) {

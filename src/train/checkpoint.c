@@ -1,5 +1,5 @@
 /* Checkpoints: a model and, optionally, the training state of the run that
- * made it, in one self-checking file (SPEC section 7).
+ * made it, in one self-checking file.
  *
  * Layout, all integers little-endian (docs/formats.md says the same):
  *

@@ -1,5 +1,6 @@
 /* The training loop: minibatches, loss and backward, clipping, the update,
- * the per-step record of SPEC sections 2 and 3, evaluation per epoch.
+ * the per-step record (clipping and stability telemetry), evaluation per
+ * epoch.
  * Everything is allocated before the first step. */
 #include <math.h>
 #include <string.h>

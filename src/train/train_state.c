@@ -1,5 +1,5 @@
-/* The training state a resumed run continues from (SPEC section 7: "a
- * resumed run continues the same trajectory"). A step of clipnn_train
+/* The training state a resumed run continues from (a resumed run
+ * continues the same trajectory, bit for bit). A step of clipnn_train
  * depends on the parameters, the step count t (schedule, Adam's bias
  * correction, SGD's first momentum step), the minibatch RNG and the current
  * shuffle permutation (each pass shuffles the previous order in place), the
