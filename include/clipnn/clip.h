@@ -93,7 +93,12 @@ CLIPNN_API const clipnn_clip_options *clipnn_clipper_options(const clipnn_clippe
  * per_group_norms, when not NULL, receives
  * the pre-clip norm of each group ([n_groups]). Under the error policy a
  * non-finite norm returns CLIPNN_ERR_NONFINITE; under skip, rec->skipped is
- * set and the caller must not update. */
+ * set and the caller must not update. The per-sample rule reads the
+ * model's workspace instead of only the gradient block: it needs
+ * clipnn_loss_grad with want_params as the last call that wrote the
+ * workspace (else CLIPNN_ERR_STATE), rebuilds the gradient block from that
+ * backward's deltas and consumes them (see the workspace, beside
+ * clipnn_model_reserve). */
 CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                    int fuse, double *grad_scale, double *per_group_norms,
                                    clipnn_clip_record *rec);
@@ -102,9 +107,13 @@ CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m
  * rec (may be NULL) is the step's record, marked clipped when theta moved. */
 CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
 
-/* Per-example 2-norms of the gradient of the last clipnn_loss_grad
- * (norms: [batch]), from ||a_i||^2 ||delta_i||^2 per dense layer: the
- * per-example gradients are never formed (DP-SGD, Opacus). */
+/* Per-example 2-norms of the gradient of the last clipnn_loss_grad, from
+ * ||a_i||^2 ||delta_i||^2 per dense layer: the per-example gradients are
+ * never formed (DP-SGD, Opacus). Writes one entry per example of that
+ * call's batch (norms: [batch]). Needs that clipnn_loss_grad, with
+ * want_params or dx, as the last call that wrote the model's workspace;
+ * after any other (a forward, per-sample clipping, a growth) it fails with
+ * CLIPNN_ERR_STATE and writes nothing. */
 CLIPNN_API clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms);
 
 /* DP-SGD clipping of materialised per-example gradients g: [n_examples][n]
