@@ -165,14 +165,18 @@ TEST(train_expected_clipped_gradient) {
 }
 
 /* A finite gradient times a huge step overflows float: under every policy
- * the optimizer keeps such parameters as they were, so none is NaN or Inf
- * (tanh keeps the loss and gradient finite, so only the update overflows). */
+ * the optimizer keeps such parameters as they were, so none is NaN or Inf.
+ * Output weights scaled by 1e30 make the logits ~1e30 (the loss stays
+ * finite) and the first layer's gradient ~1e29 through unsaturated tanh
+ * units (finite); times the step, 1e36, only the update overflows. */
 TEST(train_overflowing_update_never_writes_inf) {
     clipnn_dataset *train = NULL, *test = NULL;
     CHECK_OK(load_digits(&train, &test));
     const clipnn_nonfinite policies[3] = {CLIPNN_NONFINITE_ERROR, CLIPNN_NONFINITE_SKIP, CLIPNN_NONFINITE_PROPAGATE};
     for (int k = 0; k < 3; k++) {
         clipnn_model *m = digits_model(CLIPNN_ACT_TANH, 1, train);
+        clipnn_group out_w = clipnn_model_group(m, 2);
+        for (size_t i = 0; i < out_w.size; i++) clipnn_model_params(m)[out_w.offset + i] *= 1e30f;
         clipnn_train_options o = clipnn_train_options_default();
         o.schedule.a0 = 1e36;
         o.optim.momentum = 0;

@@ -141,7 +141,11 @@ CLIPNN_API const clipnn_clip_options *clipnn_clipper_options(const clipnn_clippe
  * ([n_groups] entries, the rule's order q as in clipnn_clip_record). rec
  * may be NULL. Under the error policy a non-finite norm returns
  * CLIPNN_ERR_NONFINITE; under skip, rec->skipped is set and the caller must
- * not update. */
+ * not update. The per-sample rule reads the model's workspace instead of
+ * only the gradient block: it needs clipnn_loss_grad with want_params as
+ * the last call that wrote the workspace (else CLIPNN_ERR_STATE), rebuilds
+ * the gradient block from that backward's deltas and consumes them (see the
+ * workspace, beside clipnn_model_reserve). */
 CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                    int fuse, double *grad_scale, double *per_group_norms,
                                    clipnn_clip_record *rec);
@@ -151,10 +155,13 @@ CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m
 CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
 
 /* Per-example 2-norms for the batch of the last clipnn_loss_grad: norms
- * receives one entry per example of that batch, the 2-norm of the gradient
- * of that example's own loss (not divided by the batch size), from
+ * receives one entry per example of that batch ([batch]), the 2-norm of the
+ * gradient of that example's own loss (not divided by the batch size), from
  * (||a_i||^2 + 1) ||delta_i||^2 per dense layer: the per-example gradients
- * are never formed (DP-SGD, Opacus). */
+ * are never formed (DP-SGD, Opacus). Needs that clipnn_loss_grad, with
+ * want_params or dx, as the last call that wrote the model's workspace;
+ * after any other (a forward, per-sample clipping, a growth) it fails with
+ * CLIPNN_ERR_STATE and writes nothing. */
 CLIPNN_API clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms);
 
 /* DP-SGD clipping of materialised per-example gradients g: [n_examples][n]

@@ -80,14 +80,41 @@ typedef struct {
 CLIPNN_API size_t clipnn_model_n_groups(const clipnn_model *m);
 CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
 
-/* Size activation buffers for batches up to max_batch. Called once; training
- * steps never allocate. Forward/backward with a larger batch fail with
- * CLIPNN_ERR_STATE. */
+/* The workspace. Each model holds one workspace: the activations of the
+ * last forward and, after clipnn_loss_grad, the backward's deltas and the
+ * per-example losses. Some calls read what an earlier call left there:
+ *
+ *   clipnn_per_example_grad_norms    needs clipnn_loss_grad with want_params
+ *                                    or dx as the last call that wrote it;
+ *   clipnn_clipper_apply, rule       needs clipnn_loss_grad with want_params
+ *     CLIPNN_CLIP_PER_SAMPLE         as the last call that wrote it;
+ *   clipnn_model_last_losses         the losses of the last clipnn_loss_grad.
+ *
+ * The first two refuse with CLIPNN_ERR_STATE, saying which call must come
+ * first, when another call wrote the workspace since; they read the result
+ * for the batch of that clipnn_loss_grad (one entry per example). The
+ * calls that overwrite the workspace: clipnn_forward, clipnn_loss_grad,
+ * clipnn_model_reserve when it grows the workspace (so does a forward or
+ * clipnn_loss_grad of a batch larger than reserved), every call that runs
+ * the model (evaluation, training, input optimisation, attacks, diagnosis),
+ * and per-sample clipping, which rescales the deltas it reads: it consumes
+ * the backward (a second clipping or the per-example norms need a new
+ * clipnn_loss_grad). Changing the parameters or the gradient block
+ * invalidates nothing: the deltas stay those of the parameters at the
+ * backward. The model keeps a pointer to the x of the last forward, not a
+ * copy: the calls above read the first layer's input from it, so x must
+ * stay allocated and unchanged until they have run. */
+
+/* Size the workspace for batches up to max_batch. Called once before
+ * training, training steps never allocate. A forward or clipnn_loss_grad of
+ * a larger batch grows the workspace itself (an allocation). Growing
+ * discards what the workspace held; a max_batch within the current size
+ * changes nothing. */
 CLIPNN_API clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch);
 
 /* x: [batch][n_inputs]. *out points into the model's workspace:
  * [batch][n_outputs] raw outputs (logits), valid until the next call that
- * runs this model, clipnn_model_reserve or clipnn_model_free. */
+ * overwrites the workspace. */
 CLIPNN_API clipnn_status clipnn_forward(clipnn_model *m, const float *x, size_t batch, const float **out);
 
 typedef struct {
@@ -101,7 +128,9 @@ CLIPNN_API clipnn_loss_options clipnn_loss_options_default(void);
  * examples; over all elements for MSE and BCE) go to the gradient block when
  * lo->want_params (overwritten, not accumulated); dx, when not NULL,
  * receives d(mean loss)/dx, [batch][n_inputs]. *loss_out (may be NULL)
- * receives the mean loss. */
+ * receives the mean loss. The workspace then holds the deltas of every
+ * layer when want_params or dx asked for them (the calls that read them are
+ * listed above). */
 CLIPNN_API clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx);
 
@@ -117,9 +146,8 @@ CLIPNN_API clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const
 /* Per-example losses of the last clipnn_loss_grad (one made by clipnn_train
  * included): one entry per example of its batch, each the example's loss
  * (for MSE and BCE the mean over its outputs), so that their mean is the
- * batch loss. Points into the workspace, with the lifetime of
- * clipnn_forward's outputs; NULL before the model's first forward or
- * reserve. */
+ * batch loss. Valid until the next clipnn_loss_grad or until the workspace
+ * grows (a forward leaves them); NULL when there are none. */
 CLIPNN_API const float *clipnn_model_last_losses(const clipnn_model *m);
 
 /* ----------------------------------------------------------------- norms */

@@ -503,6 +503,7 @@ static clipnn_status check_apply(const clipnn_clipper *c, const clipnn_model *m)
     if (m->n_params != c->n_params)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "clip: clipper made for %zu parameters, model has %zu", c->n_params,
                            m->n_params);
+    if (c->o.rule == CLIPNN_CLIP_PER_SAMPLE) return clipnn_clip_per_sample_ready(m);
     return CLIPNN_OK;
 }
 
@@ -531,7 +532,8 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, dou
     if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
                    .factor = 1.0, .theta_norm = NAN, .theta_acc = theta_acc, .unit_scale = unit_scale};
-    if (m->row_acc_order > 0 && m->row_acc_order == s.p) s.grad_acc = m->row_acc;
+    if (m->row_acc_order > 0 && m->row_acc_order == s.p && m->row_acc_generation == m->ws.generation)
+        s.grad_acc = m->row_acc;
     for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
     /* From now on the backward computes the unit norms this rule needs. */
     m->row_acc_order = s.p;

@@ -45,6 +45,10 @@ typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
 
 /* DP-SGD per-example clipping (src/clip_per_sample.c). */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
+/* CLIPNN_OK when the model's workspace holds what per-sample clipping reads
+ * (a clipnn_loss_grad with parameter gradients, not clipped yet), else
+ * CLIPNN_ERR_STATE. */
+clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m);
 
 /* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
  * v is reordered (src/clip.c). */

@@ -35,9 +35,11 @@ clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t 
  * B delta_i a_i^T (delta: d mean-loss / dz, hence the B) plus B delta_i for
  * the bias, so its squared norm is B^2 ||delta_i||^2 (||a_i||^2 + 1). */
 clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms) {
-    size_t B = m->last_batch;
-    if (B == 0 || !m->last_input)
-        return clipnn_fail(CLIPNN_ERR_STATE, "per-example norms: no forward/backward pass to read");
+    if (!m || !norms) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "per-example norms: NULL argument");
+    clipnn_status st = clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS, "per-example norms",
+                                                "clipnn_loss_grad (with want_params or dx)");
+    if (st) return st;
+    size_t B = m->ws.batch;
     for (size_t i = 0; i < B; i++) norms[i] = 0;
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
@@ -52,13 +54,18 @@ clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms
     return CLIPNN_OK;
 }
 
+clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
+    return clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS | CLIPNN_WS_GRADS,
+                                    "per-sample clipping", "clipnn_loss_grad (with want_params)");
+}
+
 /* DP-SGD: scale each example's delta rows by its factor (every layer's
  * gradient is linear in them) and form the gradient again from the scaled
  * deltas; then Gaussian noise of std sigma C on the sum, i.e. sigma C / B on
  * the mean. */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     clipnn_model *m = s->m;
-    size_t B = m->last_batch;
+    size_t B = m->ws.batch;
     if (B > c->sample_cap) {
         /* Only when the caller did not reserve the batch before creating
          * the clipper; clipnn_train does, so its steps never come here. */
@@ -86,6 +93,10 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
                                   m->params + L->w_offset, B, L->in, L->out);
         }
     }
+    /* The deltas are now the clipped gradient's and g carries the noise:
+     * neither is the backward's any more (a second clipping or the
+     * per-example norms would read the clipped step). */
+    clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, B, "per-sample clipping");
     if (sigma > 0 && isfinite(sigma))
         for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
     s->clipped = any;

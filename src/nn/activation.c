@@ -42,15 +42,23 @@ clipnn_status clipnn_act_parse(const char *name, clipnn_act *out) {
  * about a third of a small layer's step time). Cephes' method: an odd
  * polynomial below |x| = 0.625, else 1 - 2 / (e^{2|x|} + 1) with e^y from
  * y = k ln 2 + r, a degree-6 polynomial in r and 2^k built in the exponent
- * bits; +-1 beyond |x| = 9 where float tanh rounds to 1. Both branches are
- * computed and one selected, so the loop has no branches. Error within
- * 2 ulp of the exact tanh (checked against double tanh in the tests). */
+ * bits. Both branches are computed and one selected, so the loop has no
+ * branches. Error within 2 ulp of the exact tanh (checked against double
+ * tanh in the tests).
+ *
+ * The tails are exactly +-1 as for the correctly rounded tanh: 1 - tanh|x|
+ * = 2 / (e^{2|x|} + 1) drops below half the ulp under 1 (2^-25) past
+ * |x| = 13 ln 2 = 9.0109, where 1 - q then rounds to 1 and the backward's
+ * 1 - y^2 is 0. |x| is clamped (so that e^{2|x|} stays finite) at
+ * TANH_CLAMP, past that point: a clamp below it would leave the tails at
+ * 1 - 2^-24 and a saturated unit passing a derivative of 1.2e-7. */
+#define TANH_CLAMP 10.0f
 static inline float tanh_fast(float x) {
     float ax = fabsf(x);
     float z = x * x;
     float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
                     1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-    float y = 2.0f * (ax < 9.0f ? ax : 9.0f);
+    float y = 2.0f * (ax < TANH_CLAMP ? ax : TANH_CLAMP);
     /* k = round(y / ln 2) by adding 1.5 * 2^23: the integer lands in the
      * low mantissa bits, read back with integer arithmetic (a float to int
      * conversion would stop GCC from vectorizing the loop). */
@@ -177,8 +185,10 @@ double clipnn_act_deriv_d(clipnn_act act, double x) {
         return s * (1.0 - s);
     }
     case CLIPNN_ACT_TANH: {
-        double t = tanh(x);
-        return 1.0 - t * t;
+        /* sech^2, accurate in the tails: 1 - tanh^2 cancels there (a
+         * relative error of 1 once double tanh rounds to 1 past 19). */
+        double c = cosh(x);
+        return 1.0 / (c * c);
     }
     case CLIPNN_ACT_GELU: return 0.5 * (1.0 + erf(x * M_SQRT1_2)) + x * exp(-0.5 * x * x) / sqrt(2.0 * M_PI);
     case CLIPNN_ACT_SOFTPLUS: return sigmoid_d(x);

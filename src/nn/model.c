@@ -166,10 +166,28 @@ clipnn_group clipnn_model_group(const clipnn_model *m, size_t index) {
     return g;
 }
 
-const float *clipnn_model_last_losses(const clipnn_model *m) { return m->losses; }
+const float *clipnn_model_last_losses(const clipnn_model *m) {
+    return m && m->ws.losses_batch ? m->losses : NULL;
+}
 
 const float *clipnn_layer_input(const clipnn_model *m, size_t l) {
     return l == 0 ? m->last_input : m->post[l - 1];
+}
+
+void clipnn_workspace_mark(clipnn_model *m, unsigned holds, size_t batch, const char *writer) {
+    m->ws.holds = holds;
+    m->ws.batch = batch;
+    m->ws.writer = writer;
+    m->ws.generation++;
+}
+
+clipnn_status clipnn_workspace_require(const clipnn_model *m, unsigned need, const char *who, const char *first) {
+    if ((m->ws.holds & need) == need) return CLIPNN_OK;
+    if (!m->ws.writer)
+        return clipnn_fail(CLIPNN_ERR_STATE, "%s: call %s first; nothing has run on the model since its workspace "
+                           "was sized", who, first);
+    return clipnn_fail(CLIPNN_ERR_STATE, "%s: call %s first; the model's workspace holds what %s left (batch %zu)",
+                       who, first, m->ws.writer, m->ws.batch);
 }
 
 clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
@@ -206,7 +224,8 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
         }
     }
     m->last_input = NULL;
-    m->last_batch = 0;
+    m->ws.losses_batch = 0;
+    clipnn_workspace_mark(m, 0, 0, NULL);
     return CLIPNN_OK;
 }
 
@@ -247,7 +266,7 @@ static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
     if (s) return s;
     int threads = model_threads(m, batch);
     m->last_input = x;
-    m->last_batch = batch;
+    clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, batch, "clipnn_forward");
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     forward_slice(m, x, batch, clipnn_thread_id(), clipnn_thread_count(), &bar);
@@ -276,6 +295,12 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
     return CLIPNN_OK;
 }
 
+/* clipnn_train's batch-of-one step whose rule reads only unit norms: the
+ * backward leaves dW = d a^T to the update (clipnn_model.lazy_rank1). */
+static int leaves_dw_unwritten(const clipnn_model *m, size_t batch) {
+    return m->lazy_rank1 && batch == 1 && m->row_acc_order == 2;
+}
+
 /* Backward for thread t of T. Thread t owns the same units as in the
  * forward: it scales its columns of delta[l] by act', forms its rows of
  * dW and db (and their norms, when asked, while the rows are in its
@@ -295,7 +320,7 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         const float *a = clipnn_layer_input(m, l);
         if (want_params) {
             float *dW = m->grads + L->w_offset;
-            int lazy = m->lazy_rank1 && batch == 1 && m->row_acc_order == 2;
+            int lazy = leaves_dw_unwritten(m, batch);
             clipnn_dense_weight_grad_rows(lazy ? NULL : dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo,
                                           hi);
             if (m->row_acc_order == 2 && batch == 1) {
@@ -318,6 +343,18 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
     }
 }
 
+/* What clipnn_loss_grad leaves: the backward stops after the top layer
+ * when neither parameter gradients nor dx are wanted, and a batch-of-one
+ * step of clipnn_train (lazy_rank1) leaves dW unwritten. */
+static void mark_backward(clipnn_model *m, int want_params, int want_dx, size_t batch) {
+    unsigned holds = CLIPNN_WS_ACTIVATIONS;
+    if (want_params || want_dx) holds |= CLIPNN_WS_DELTAS;
+    if (want_params && !leaves_dw_unwritten(m, batch)) holds |= CLIPNN_WS_GRADS;
+    clipnn_workspace_mark(m, holds, batch, "clipnn_loss_grad");
+    m->ws.losses_batch = batch;
+    if (want_params && m->row_acc_order > 0) m->row_acc_generation = m->ws.generation;
+}
+
 clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx) {
     if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
@@ -328,7 +365,7 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
     double loss = 0;
     int threads = model_threads(m, batch);
     m->last_input = x; /* the first layer's input, read by the backward */
-    m->last_batch = batch;
+    mark_backward(m, lo->want_params, dx != NULL, batch);
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {

@@ -7,6 +7,24 @@
 
 /* ------------------------------------------------------------- models */
 
+/* What the workspace holds (bits of clipnn_workspace.holds). */
+enum {
+    CLIPNN_WS_ACTIVATIONS = 1, /* pre and post of every layer */
+    CLIPNN_WS_DELTAS = 2,      /* delta of every layer: d mean-loss / dz of a clipnn_loss_grad */
+    CLIPNN_WS_GRADS = 4,       /* the gradient block is that backward's, every entry written */
+};
+
+/* The record of what the workspace holds, kept so that a call reading what
+ * an earlier call left checks it (clipnn_workspace_require) instead of
+ * reading whatever the last forward wrote. */
+typedef struct {
+    unsigned holds;       /* CLIPNN_WS_* bits */
+    size_t batch;         /* rows written by that call */
+    const char *writer;   /* the call that wrote it last (for messages), NULL: none since sized */
+    uint64_t generation;  /* bumped by every call that overwrites the workspace */
+    size_t losses_batch;  /* entries of losses from the last clipnn_loss_grad, 0: none */
+} clipnn_workspace;
+
 typedef struct {
     size_t in, out;
     clipnn_act act;
@@ -29,9 +47,9 @@ struct clipnn_model {
     float **pre;       /* pre[l]: [max_batch][out_l] z = a W^T + b */
     float **post;      /* post[l]: [max_batch][out_l] act(z); == pre[l] for identity */
     float **delta;     /* delta[l]: [max_batch][out_l] d loss / d z_l */
-    float *losses;     /* [max_batch] per-example losses of the last call */
-    const float *last_input; /* x of the last forward, [batch][n_inputs] */
-    size_t last_batch;
+    float *losses;     /* [max_batch] per-example losses of the last clipnn_loss_grad */
+    const float *last_input; /* x of the last forward, [ws.batch][n_inputs] (the caller's memory) */
+    clipnn_workspace ws;
     /* Norms fused into the backward (src/model.c): when row_acc_order > 0,
      * clipnn_loss_grad leaves in row_acc[unit] the accumulation
      * (clipnn_norm_accumulate, order row_acc_order) of each unit of the
@@ -39,6 +57,7 @@ struct clipnn_model {
      * wrote the row while it is in its cache. */
     double row_acc_order;
     double *row_acc; /* [n_units] */
+    uint64_t row_acc_generation; /* ws.generation of the backward that filled row_acc */
     size_t n_units;  /* sum over layers of out + 1 */
     /* Set by clipnn_train around a batch-of-one step whose clipping reads
      * only the unit norms: the backward leaves dW (= d a^T) unwritten and
@@ -49,6 +68,14 @@ struct clipnn_model {
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
 const float *clipnn_layer_input(const clipnn_model *m, size_t l);
+
+/* Record that the workspace now holds `holds` (CLIPNN_WS_* bits) for batch
+ * rows, written by the call named writer; bumps the generation. */
+void clipnn_workspace_mark(clipnn_model *m, unsigned holds, size_t batch, const char *writer);
+/* CLIPNN_OK when the workspace holds every bit of need; otherwise
+ * CLIPNN_ERR_STATE with one line: who refuses, which call must come first,
+ * and which call wrote the workspace last. */
+clipnn_status clipnn_workspace_require(const clipnn_model *m, unsigned need, const char *who, const char *first);
 
 /* ------------------------------------------------ kernels (src/dense.c) */
 

@@ -197,7 +197,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                            m->n_params);
     int first = o->steps == 0;
     o->steps++;
-    const int lazy = m->lazy_rank1 && m->last_batch == 1;
+    const int lazy = m->lazy_rank1 && m->ws.batch == 1;
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
