@@ -587,6 +587,20 @@ TEST(npy_round_trip_is_bit_identical) {
     free(r);
 }
 
+/* A v1.0 file with the given dict and data bytes. */
+static const char *npy_file_with(const char *name, const char *dict, const void *data, size_t data_bytes) {
+    unsigned char buf[4096];
+    size_t dl = strlen(dict), total = 10 + dl + 1, padded = (total + 63) / 64 * 64;
+    if (padded + data_bytes > sizeof buf) return tmp(name);
+    memcpy(buf, "\x93NUMPY\x01\x00", 8);
+    buf[8] = (unsigned char)((padded - 10) & 0xff), buf[9] = (unsigned char)((padded - 10) >> 8);
+    memcpy(buf + 10, dict, dl);
+    memset(buf + 10 + dl, ' ', padded - 11 - dl);
+    buf[padded - 1] = '\n';
+    memcpy(buf + padded, data, data_bytes);
+    return write_bytes(name, buf, padded + data_bytes);
+}
+
 /* A v1.0 file with the given dict and n data bytes of value 0. */
 static const char *npy_file(const char *name, const char *dict, size_t data_bytes) {
     unsigned char buf[512];
@@ -616,12 +630,15 @@ TEST(npy_bad_files_are_refused_naming_the_file) {
         clipnn_status status;
         const char *want;
     } cases[] = {
-        {"f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 2), }", 32, CLIPNN_ERR_UNSUPPORTED, "<f8"},
+        {"c8.npy", "{'descr': '<c8', 'fortran_order': False, 'shape': (2, 2), }", 32, CLIPNN_ERR_UNSUPPORTED, "<c8"},
+        {"obj.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", 16, CLIPNN_ERR_UNSUPPORTED, "|O"},
+        {"wide.npy", "{'descr': '|i8', 'fortran_order': False, 'shape': (2,), }", 16, CLIPNN_ERR_UNSUPPORTED, "|i8"},
         {"be.npy", "{'descr': '>f4', 'fortran_order': False, 'shape': (2, 2), }", 16, CLIPNN_ERR_UNSUPPORTED, ">f4"},
         {"fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 2), }", 16, CLIPNN_ERR_UNSUPPORTED,
          "Fortran"},
         {"3d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2, 2), }", 32, CLIPNN_ERR_UNSUPPORTED, NULL},
         {"short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 20, CLIPNN_ERR_TRUNCATED, NULL},
+        {"short8.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (2, 3), }", 40, CLIPNN_ERR_TRUNCATED, NULL},
         {"long.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 28, CLIPNN_ERR_FORMAT, NULL},
         {"huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4000000000, 4000000000), }", 8,
          CLIPNN_ERR_TRUNCATED, NULL},
@@ -768,4 +785,140 @@ TEST(data_fashion_mnist_test_part_when_installed) {
     for (size_t i = 0; i < 10000 * 784; i++) hi = clipnn_dataset_x(d)[i] > hi ? clipnn_dataset_x(d)[i] : hi;
     CHECK(hi == 255);
     clipnn_dataset_free(d);
+}
+
+/* Little-endian integers and doubles as numpy writes them, each read back
+ * as the float of the same value; shapes of up to three dimensions. */
+TEST(npy_reads_integer_and_double_arrays_of_up_to_three_dimensions) {
+    const int64_t i8[3] = {0, 7, -3};
+    const uint8_t u1[4] = {0, 1, 200, 255};
+    const double f8[12] = {0.5, -1.25, 3, 4, 5, 6, 7, 8, 9, 10, 11, 1e300};
+    const int16_t i2[2] = {-32768, 32767};
+    float *v = NULL;
+    size_t shape[CLIPNN_NPY_MAX_DIMS], ndim = 9;
+    const char *p = npy_file_with("i8.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", i8, 24);
+    CHECK_OK(clipnn_npy_read_nd(p, &v, shape, &ndim));
+    CHECK(ndim == 1 && shape[0] == 3 && shape[1] == 0 && v && v[0] == 0 && v[1] == 7 && v[2] == -3);
+    free(v);
+    p = npy_file_with("u1.npy", "{'descr': '|u1', 'fortran_order': False, 'shape': (2, 2), }", u1, 4);
+    CHECK_OK(clipnn_npy_read_nd(p, &v, shape, &ndim));
+    CHECK(ndim == 2 && shape[0] == 2 && shape[1] == 2 && v && v[2] == 200 && v[3] == 255);
+    free(v);
+    p = npy_file_with("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, 2), }", f8, 96);
+    CHECK_OK(clipnn_npy_read_nd(p, &v, shape, &ndim));
+    CHECK(ndim == 3 && shape[0] == 2 && shape[1] == 3 && shape[2] == 2);
+    CHECK(v && v[0] == 0.5f && v[1] == -1.25f && v[10] == 11.0f && isinf(v[11]));
+    free(v);
+    p = npy_file_with("i2.npy", "{'descr': '<i2', 'fortran_order': False, 'shape': (2,), }", i2, 4);
+    CHECK_OK(clipnn_npy_read_nd(p, &v, shape, &ndim));
+    CHECK(v && v[0] == -32768.0f && v[1] == 32767.0f);
+    free(v);
+    /* 2-D only through the two-dimensional reader */
+    size_t rows, cols;
+    p = npy_file_with("f8b.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (2, 3, 2), }", f8, 96);
+    CHECK_REFUSED(clipnn_npy_read(p, &v, &rows, &cols), CLIPNN_ERR_UNSUPPORTED, p, "3-dimensional");
+    p = npy_file("4d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 1, 1, 2), }", 8);
+    CHECK_REFUSED(clipnn_npy_read_nd(p, &v, shape, &ndim), CLIPNN_ERR_UNSUPPORTED, p, "4-dimensional");
+}
+
+/* Four sequences of 3 steps of 2 features; labels per sequence. */
+static const float seq_x[4][3][2] = {{{1, 2}, {3, 4}, {5, 6}},
+                                     {{7, 8}, {9, 10}, {11, 12}},
+                                     {{-1, -2}, {-3, -4}, {-5, -6}},
+                                     {{0, 0}, {0, 1}, {1, 0}}};
+
+static const char *seq_x_file(const char *name) {
+    return npy_file_with(name, "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 2), }", seq_x, sizeof seq_x);
+}
+
+TEST(data_npy_sequences_keep_their_steps_and_labels) {
+    const int64_t labels[4] = {2, 0, 1, 2};
+    char spec[1024];
+    snprintf(spec, sizeof spec, "npy:%s,%s", seq_x_file("sx.npy"),
+             npy_file_with("sy.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", labels, 32));
+    clipnn_data_options o = raw_options();
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_load(spec, &o, &d, NULL));
+    if (!d) return;
+    size_t T, D;
+    clipnn_dataset_seq_shape(d, &T, &D);
+    CHECK(clipnn_dataset_n(d) == 4 && clipnn_dataset_dim(d) == 6 && T == 3 && D == 2);
+    CHECK(clipnn_dataset_n_classes(d) == 3 && clipnn_dataset_n_targets(d) == 1);
+    CHECK(clipnn_dataset_target_steps(d) == 0);
+    CHECK(memcmp(clipnn_dataset_x(d), seq_x, sizeof seq_x) == 0);
+    CHECK(clipnn_dataset_y(d)[0] == 2 && clipnn_dataset_y(d)[3] == 2);
+    clipnn_dataset_free(d);
+    /* a split keeps the geometry */
+    clipnn_dataset *tr = NULL, *te = NULL;
+    o.test_fraction = 0.25;
+    CHECK_OK(clipnn_dataset_load(spec, &o, &tr, &te));
+    if (tr && te) {
+        clipnn_dataset_seq_shape(te, &T, &D);
+        CHECK(clipnn_dataset_n(tr) == 3 && clipnn_dataset_n(te) == 1 && T == 3 && D == 2);
+    }
+    clipnn_dataset_free(tr);
+    clipnn_dataset_free(te);
+}
+
+TEST(data_npy_targets_per_step_and_row_sequential_images) {
+    float y[4][3][1];
+    for (int i = 0; i < 4; i++)
+        for (int t = 0; t < 3; t++) y[i][t][0] = seq_x[i][t][0] + seq_x[i][t][1];
+    char spec[1024];
+    snprintf(spec, sizeof spec, "npy:%s,%s", seq_x_file("px.npy"),
+             npy_file_with("py.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 1), }", y, sizeof y));
+    clipnn_data_options o = raw_options();
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_load(spec, &o, &d, NULL));
+    if (d) {
+        CHECK(clipnn_dataset_n_classes(d) == 0 && clipnn_dataset_n_targets(d) == 3);
+        CHECK(clipnn_dataset_target_steps(d) == 3 && clipnn_dataset_y(d)[5] == 23);
+    }
+    clipnn_dataset_free(d);
+    /* the built-in digits are 8 steps of 8 pixels */
+    CHECK_OK(clipnn_dataset_load("digits", &o, &d, NULL));
+    size_t T = 0, D = 0;
+    if (d) clipnn_dataset_seq_shape(d, &T, &D);
+    CHECK(T == 8 && D == 8);
+    clipnn_dataset_free(d);
+}
+
+TEST(data_npy_bad_sequence_files_are_refused_naming_the_file) {
+    clipnn_data_options o = raw_options();
+    clipnn_dataset *d = NULL;
+    char spec[2048];
+    const char *x = seq_x_file("bx.npy");
+    const int64_t three[3] = {0, 1, 0}, four[4] = {0, 1, 0, 1};
+    const char *y3 = npy_file_with("b3.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (3,), }", three, 24);
+    snprintf(spec, sizeof spec, "npy:%s,%s", x, y3);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_SHAPE, y3, "3 targets");
+    /* a non-finite input names the file and the row */
+    float bad[4][3][2];
+    memcpy(bad, seq_x, sizeof bad);
+    bad[2][1][0] = NAN;
+    const char *xn = npy_file_with("bn.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 3, 2), }", bad,
+                                   sizeof bad);
+    const char *y4 = npy_file_with("b4.npy", "{'descr': '<i8', 'fortran_order': False, 'shape': (4,), }", four, 32);
+    snprintf(spec, sizeof spec, "npy:%s,%s", xn, y4);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_NONFINITE, xn, "row 2");
+    /* per-step targets for another number of steps */
+    float y2[4][2][1] = {{{0}}};
+    const char *ys = npy_file_with("bs.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4, 2, 1), }", y2,
+                                   sizeof y2);
+    snprintf(spec, sizeof spec, "npy:%s,%s", x, ys);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_SHAPE, ys, "2 steps");
+    /* 1-D inputs, and classes asked of fractional labels */
+    snprintf(spec, sizeof spec, "npy:%s,%s", y4, y4);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_SHAPE, y4, "want [n][features]");
+    const float frac[4] = {0.5f, 1, 0, 1};
+    const char *yf = npy_file_with("bf.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (4,), }", frac, 16);
+    snprintf(spec, sizeof spec, "npy:%s,%s,task=classification", x, yf);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_SHAPE, yf, "integer label");
+    /* a missing file, and a ragged (object) array */
+    snprintf(spec, sizeof spec, "npy:%s,%s", x, tmp("nonexistent.npy"));
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_IO, tmp("nonexistent.npy"), NULL);
+    const char *ragged = npy_file("rag.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (4,), }", 32);
+    snprintf(spec, sizeof spec, "npy:%s,%s", ragged, y4);
+    CHECK_REFUSED(clipnn_dataset_load(spec, &o, &d, NULL), CLIPNN_ERR_UNSUPPORTED, ragged, "|O");
+    CHECK(d == NULL);
 }

@@ -38,6 +38,7 @@ CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
 /* spec: "digits" | "breast-cancer" | "fashion-mnist[:DIR]" | "idx:IMAGES,LABELS[,TIMAGES,TLABELS]"
  *     | "csv:PATH[,target=COLUMN|NAME][,task=classification|regression]"
  *     (COLUMN a number, negative from the end; NAME a cell of the header line)
+ *     | "npy:X.npy,Y.npy[,TEST_X.npy,TEST_Y.npy][,task=classification|regression]"
  *     | "spirals" | "teacher".
  *   digits: built in (no file), 1797 rows, 64 pixels 0..16 (8x8), 10 classes.
  *   breast-cancer: built in (no file), 569 rows, 30 features in their own
@@ -52,10 +53,17 @@ CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
  *     (remapped to 0..K-1 in increasing order) when they are all integers
  *     with at most 100 distinct values and at least two rows per value,
  *     else one regression target; task= forces either.
+ *   npy: NumPy arrays (numpy.save; any float or integer dtype). X is
+ *     [n][T][d] (n sequences of T steps of d features) or [n][d]; Y is [n]
+ *     (one target per row: classes 0..K-1 when all are integers >= 0, as
+ *     for CSV, else a regression value), [n][k] (k regression targets) or
+ *     [n][T][k] (k regression targets per step, T as in X). Every value
+ *     must be finite; a file that breaks any of this is refused naming it.
  *   spirals: two interleaved spirals, 2 features, 2 classes, synthetic_n rows.
  *   teacher: regression, 10 N(0,1) inputs, target = a random 10-32-1 tanh
  *     MLP's output (no noise), synthetic_n rows.
- * Sets without a test part (all but fashion-mnist and four-file idx) are
+ * Sets without a test part (all but fashion-mnist, four-file idx and
+ * four-file npy) are
  * split by a shuffle seeded with opts->seed: round(n * test_fraction) rows
  * (at least one when the fraction is > 0) go to the test part, both parts
  * keep the file order; the split is the same whether or not test is asked
@@ -84,6 +92,13 @@ CLIPNN_API size_t clipnn_dataset_n_classes(const clipnn_dataset *d); /* 0 for re
 CLIPNN_API size_t clipnn_dataset_n_targets(const clipnn_dataset *d); /* 1 for classification */
 /* Image geometry when known (height, width, channels), else 0. */
 CLIPNN_API void clipnn_dataset_image_shape(const clipnn_dataset *d, size_t *h, size_t *w, size_t *c);
+/* A row as a sequence of *steps steps of *step_dim values each (steps *
+ * step_dim == dim): the file's [T][d] for a sequence set, h rows of w * c
+ * values for an image (row-sequential), else 0 and 0. */
+CLIPNN_API void clipnn_dataset_seq_shape(const clipnn_dataset *d, size_t *steps, size_t *step_dim);
+/* Targets given per step ([n][T][k] files): T, and each row of y holds
+ * T * k values, step after step; 0 when targets are per example. */
+CLIPNN_API size_t clipnn_dataset_target_steps(const clipnn_dataset *d);
 /* The rows, the targets and the name: owned by the dataset, unchanged and
  * valid until clipnn_dataset_free(d). */
 CLIPNN_API const float *clipnn_dataset_x(const clipnn_dataset *d); /* [n][dim] */

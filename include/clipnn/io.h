@@ -20,6 +20,15 @@ extern "C" {
 CLIPNN_API clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols);
 CLIPNN_API clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
 
+/* Any .npy array of 1 to CLIPNN_NPY_MAX_DIMS dimensions whose elements are
+ * little-endian floats (f4, f8) or integers (i1..i8, u1..u8), converted to
+ * float: shape[0..*ndim) receives its dimensions (the rest 0), *data their
+ * product of floats in C order (released with free()). Refuses a file as
+ * clipnn_npy_read does. */
+#define CLIPNN_NPY_MAX_DIMS 3
+CLIPNN_API clipnn_status clipnn_npy_read_nd(const char *path, float **data, size_t shape[CLIPNN_NPY_MAX_DIMS],
+                                            size_t *ndim);
+
 /* ------------------------------------------------------------ images */
 
 /* 8-bit PNG files through libpng. rgb: [h][w][3]; gray: [h][w]. */

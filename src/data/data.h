@@ -12,6 +12,8 @@ struct clipnn_dataset {
     size_t n_classes;    /* 0: regression */
     size_t n_targets;    /* 1 for classification */
     size_t h, w, c;      /* image geometry, 0 when not an image set */
+    size_t seq_len, seq_dim; /* x rows as [seq_len][seq_dim] steps; 0 when not read as sequences */
+    size_t target_steps; /* targets per step: y rows are [target_steps][n_targets / target_steps]; 0: per example */
     float pixel_max;     /* full-scale pixel value of an image set (16, 255), else 0 */
     float *x;            /* [n][dim] */
     float *y;            /* [n][n_targets] */
@@ -44,5 +46,13 @@ extern const unsigned char clipnn_digits_csv_gz[];
 extern const unsigned char clipnn_digits_csv_gz_end[];
 extern const unsigned char clipnn_breast_cancer_csv_gz[];
 extern const unsigned char clipnn_breast_cancer_csv_gz_end[];
+
+/* Copies what describes the rows (image and sequence geometry, pixel
+ * scale) from one set to another of the same rows' shape. */
+void clipnn_dataset_copy_geometry(clipnn_dataset *to, const clipnn_dataset *from);
+
+/* x: [n][T][d] or [n][d] and y: [n], [n][k] or [n][T][k] .npy files
+ * (task as for CSV: < 0 decide, 0 regression, > 0 classes). */
+clipnn_status clipnn_load_npy_pair(const char *x_path, const char *y_path, int task, clipnn_dataset **out);
 
 #endif

@@ -49,6 +49,20 @@ const float *clipnn_dataset_x(const clipnn_dataset *d) { return d->x; }
 const float *clipnn_dataset_y(const clipnn_dataset *d) { return d->y; }
 const char *clipnn_dataset_name(const clipnn_dataset *d) { return d->name; }
 
+void clipnn_dataset_seq_shape(const clipnn_dataset *d, size_t *steps, size_t *step_dim) {
+    /* An image is read row by row: h steps of w * c values. */
+    size_t T = d->seq_len ? d->seq_len : d->h, D = d->seq_len ? d->seq_dim : d->w * d->c;
+    if (steps) *steps = T;
+    if (step_dim) *step_dim = D;
+}
+
+size_t clipnn_dataset_target_steps(const clipnn_dataset *d) { return d->target_steps; }
+
+void clipnn_dataset_copy_geometry(clipnn_dataset *to, const clipnn_dataset *from) {
+    to->h = from->h, to->w = from->w, to->c = from->c, to->pixel_max = from->pixel_max;
+    to->seq_len = from->seq_len, to->seq_dim = from->seq_dim, to->target_steps = from->target_steps;
+}
+
 void clipnn_dataset_image_shape(const clipnn_dataset *d, size_t *h, size_t *w, size_t *c) {
     if (h) *h = d->h;
     if (w) *w = d->w;

@@ -26,7 +26,7 @@ static clipnn_status subset(const clipnn_dataset *d, const unsigned char *keep, 
     clipnn_status s = clipnn_dataset_new(d->name, count, d->dim, d->n_classes, d->n_targets, out);
     if (s) return s;
     clipnn_dataset *o = *out;
-    o->h = d->h, o->w = d->w, o->c = d->c, o->pixel_max = d->pixel_max;
+    clipnn_dataset_copy_geometry(o, d);
     for (size_t i = 0, r = 0; i < d->n; i++) {
         if ((keep[i] != 0) != want) continue;
         memcpy(o->x + r * d->dim, d->x + i * d->dim, d->dim * sizeof(float));
@@ -199,28 +199,36 @@ static clipnn_status load_csv_spec(const char *arg, long target, clipnn_dataset 
     return s;
 }
 
-/* Split "A,B" or "A,B,C,D" into up to 4 fresh strings in one block. */
-static clipnn_status split_list(const char *arg, char **block, char *parts[4], size_t *count) {
+/* Split "A,B,..." of the spec "KIND:A,B,..." into at most max fresh
+ * strings in one block (*block, freed by the caller even on failure). */
+static clipnn_status split_list(const char *kind, const char *arg, size_t max, char **block, char **parts,
+                                size_t *count) {
     size_t len = strlen(arg);
+    *count = 0;
     *block = clipnn_alloc(len + 1);
-    if (!*block) return clipnn_fail(CLIPNN_ERR_NOMEM, "idx: out of memory");
+    if (!*block) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", kind);
     memcpy(*block, arg, len + 1);
     *count = 0;
     for (char *p = *block; p;) {
         char *c = strchr(p, ',');
         if (c) *c = 0;
-        if (*count == 4) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "idx:%s: more than four files", arg);
+        if (*count == max) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s:%s: more than %zu parts", kind, arg, max);
         parts[(*count)++] = p;
         p = c ? c + 1 : NULL;
     }
     return CLIPNN_OK;
 }
 
-/* Train and test parts read from their own files must agree in features. */
+/* Train and test parts read from their own files must agree in features
+ * (and image or sequence geometry) and targets. */
 static clipnn_status match_parts(clipnn_dataset *train, clipnn_dataset *test) {
     if (train->dim != test->dim || train->h != test->h || train->w != test->w)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zux%zu images, but the training images %s are %zux%zu", test->name,
-                           test->h, test->w, train->name, train->h, train->w);
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu features (%zux%zu images), but the training set %s has %zu (%zux%zu)",
+                           test->name, test->dim, test->h, test->w, train->name, train->dim, train->h, train->w);
+    if (train->seq_len != test->seq_len || train->n_targets != test->n_targets ||
+        train->target_steps != test->target_steps || (train->n_classes == 0) != (test->n_classes == 0))
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu steps and %zu targets per row, but the training set %s has %zu and %zu",
+                           test->name, test->seq_len, test->n_targets, train->name, train->seq_len, train->n_targets);
     size_t k = train->n_classes > test->n_classes ? train->n_classes : test->n_classes;
     train->n_classes = test->n_classes = k;
     return CLIPNN_OK;
@@ -231,6 +239,31 @@ static clipnn_status load_idx_pair(const char *images, const char *labels, const
     clipnn_status s = clipnn_dataset_load_idx(images, labels, train);
     if (!s && test) s = clipnn_dataset_load_idx(timages, tlabels, test);
     if (!s && test) s = match_parts(*train, *test);
+    return s;
+}
+
+/* "npy:X,Y[,TX,TY][,task=classification|regression]". */
+static clipnn_status load_npy_spec(const char *arg, int want_test, clipnn_dataset **all, clipnn_dataset **train,
+                                   clipnn_dataset **test, int *has_test) {
+    char *block = NULL, *part[5];
+    size_t count = 0;
+    int task = -1;
+    clipnn_status s = split_list("npy", arg, 5, &block, part, &count);
+    if (!s && count > 1 && !strncmp(part[count - 1], "task=", 5)) {
+        const char *t = part[--count] + 5;
+        task = !strcmp(t, "classification") ? 1 : !strcmp(t, "regression") ? 0 : -2;
+        if (task == -2)
+            s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy:%s: task=%s (want classification or regression)", arg, t);
+    }
+    if (!s && count != 2 && count != 4)
+        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy:%s: want npy:X.npy,Y.npy or npy:X.npy,Y.npy,TEST_X.npy,TEST_Y.npy",
+                        arg);
+    *has_test = count == 4;
+    if (!s && count == 2) s = clipnn_load_npy_pair(part[0], part[1], task, all);
+    if (!s && count == 4) s = clipnn_load_npy_pair(part[0], part[1], task, train);
+    if (!s && count == 4 && want_test) s = clipnn_load_npy_pair(part[2], part[3], task, test);
+    if (!s && count == 4 && want_test) s = match_parts(*train, *test);
+    clipnn_free(block);
     return s;
 }
 
@@ -306,10 +339,13 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
         s = load_fashion(dir, &tr, test ? &te : NULL);
         has_test = 1;
         auto_scale = CLIPNN_SCALE_UNIT;
+    } else if (has_prefix(spec, "npy:")) {
+        s = load_npy_spec(spec + 4, test != NULL, &all, &tr, &te, &has_test);
+        auto_scale = CLIPNN_SCALE_STANDARDIZE;
     } else if (has_prefix(spec, "idx:")) {
         char *block = NULL, *part[4];
         size_t count = 0;
-        s = split_list(spec + 4, &block, part, &count);
+        s = split_list("idx", spec + 4, 4, &block, part, &count);
         if (!s && count != 2 && count != 4)
             s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
                             spec);
@@ -321,7 +357,8 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
     } else {
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
                            "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
-                           "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], spirals or teacher)",
+                           "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
+                           "spirals or teacher)",
                            spec);
     }
     if (!s && !has_test) s = split(all, o.test_fraction, o.seed, &tr, &te);

@@ -192,8 +192,55 @@ static clipnn_status read_exact(FILE *f, const char *path, void *buf, size_t n, 
     return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the %s", path, what);
 }
 
-static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, float **data, size_t *rows,
-                                   size_t *cols) {
+/* Element types read from a .npy file, all converted to float. */
+typedef enum { NPY_F4, NPY_F8, NPY_I1, NPY_U1, NPY_I2, NPY_U2, NPY_I4, NPY_U4, NPY_I8, NPY_U8 } npy_type;
+
+static const struct {
+    const char *descr; /* without the byte-order character */
+    npy_type type;
+    unsigned size;
+} npy_types[] = {{"f4", NPY_F4, 4}, {"f8", NPY_F8, 8}, {"i1", NPY_I1, 1}, {"u1", NPY_U1, 1},
+                 {"i2", NPY_I2, 2}, {"u2", NPY_U2, 2}, {"i4", NPY_I4, 4}, {"u4", NPY_U4, 4},
+                 {"i8", NPY_I8, 8}, {"u8", NPY_U8, 8}};
+
+/* The element type of descr ('<f4', '|u1', '<i8', ...); -1 when it is not
+ * a little-endian (or byte-sized) number clipnn reads. */
+static int npy_type_of(const char *descr) {
+    if (descr[0] != '<' && descr[0] != '|' && descr[0] != '=') return -1;
+    for (size_t i = 0; i < sizeof npy_types / sizeof npy_types[0]; i++)
+        if (!strcmp(descr + 1, npy_types[i].descr) && (descr[0] != '|' || npy_types[i].size == 1)) return (int)i;
+    return -1;
+}
+
+static float npy_element(const unsigned char *p, npy_type t) {
+    switch (t) {
+    case NPY_F4: return le_get_f32(p);
+    case NPY_F8: return (float)le_get_f64(p);
+    case NPY_I1: return (float)(int8_t)p[0];
+    case NPY_U1: return (float)p[0];
+    case NPY_I2: return (float)(int16_t)(uint16_t)(p[0] | p[1] << 8);
+    case NPY_U2: return (float)(uint16_t)(p[0] | p[1] << 8);
+    case NPY_I4: return (float)(int32_t)le_get_u32(p);
+    case NPY_U4: return (float)le_get_u32(p);
+    case NPY_I8: return (float)(int64_t)le_get_u64(p);
+    default: return (float)le_get_u64(p);
+    }
+}
+
+/* Elements in the shape, 0 with *ok = 0 when the product overflows. */
+static uint64_t shape_count(const npy_header *h, int *ok) {
+    uint64_t count = 1;
+    *ok = 1;
+    for (size_t i = 0; i < h->ndim; i++) {
+        if (h->dims[i] != 0 && count > UINT64_MAX / h->dims[i]) *ok = 0;
+        count *= h->dims[i];
+    }
+    return *ok ? count : 0;
+}
+
+/* The header of an open .npy file: magic, version, dict; the file is left
+ * at the first data byte, *body holds the bytes after the header. */
+static clipnn_status npy_read_header(FILE *f, const char *path, uint64_t size, npy_header *h, uint64_t *body) {
     unsigned char pre[NPY_PREFIX_V2];
     if (size == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: empty file, not a .npy array", path);
     size_t got = fread(pre, 1, size < 8 ? (size_t)size : 8, f);
@@ -214,56 +261,67 @@ static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, flo
     char *text = clipnn_alloc((size_t)header_len + 1);
     if (!text) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for the header", path);
     s = read_exact(f, path, text, (size_t)header_len, "header");
-    npy_header h;
-    memset(&h, 0, sizeof h);
-    if (!s) s = parse_header(path, text, (size_t)header_len, &h);
+    memset(h, 0, sizeof *h);
+    if (!s) s = parse_header(path, text, (size_t)header_len, h);
     clipnn_free(text);
-    if (s) return s;
-    if (strcmp(h.descr, "<f4"))
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: dtype '%s'; only little-endian float32 ('<f4') is read", path,
-                           h.descr);
-    if (h.fortran)
+    *body = size - prefix - header_len;
+    return s;
+}
+
+/* The checks on what the header announces, before anything is allocated. */
+static clipnn_status npy_check_layout(const char *path, const npy_header *h, size_t max_dims, uint64_t body,
+                                      int *type, uint64_t *count) {
+    *type = npy_type_of(h->descr);
+    if (*type < 0)
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED,
+                           "%s: dtype '%s'; little-endian floats (f4, f8) and integers (i1-i8, u1-u8) are read", path,
+                           h->descr);
+    if (h->fortran)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: Fortran-order array; save it in C order (numpy.ascontiguousarray)",
                            path);
-    if (h.ndim < 1 || h.ndim > 2)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: %zu-dimensional array; only 1-D and 2-D arrays are read", path,
-                           h.ndim);
-    uint64_t body = size - prefix - header_len;
-    uint64_t count = h.dims[0];
-    if (h.ndim == 2 && h.dims[1] != 0 && count > UINT64_MAX / h.dims[1])
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: impossible shape in the header", path);
-    if (h.ndim == 2) count *= h.dims[1];
-    if (count > body / 4)
-        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %llu bytes of data where the shape needs %llu x 4", path,
-                           (unsigned long long)body, (unsigned long long)count);
-    if (body != 4 * count)
+    if (h->ndim < 1 || h->ndim > max_dims)
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: %zu-dimensional array; arrays of 1 to %zu dimensions are read",
+                           path, h->ndim, max_dims);
+    int ok;
+    unsigned esize = npy_types[*type].size;
+    *count = shape_count(h, &ok);
+    if (!ok) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: impossible shape in the header", path);
+    if (*count > body / esize)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %llu bytes of data where the shape needs %llu x %u",
+                           path, (unsigned long long)body, (unsigned long long)*count, esize);
+    if (body != esize * *count)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu bytes after the data its shape announces", path,
-                           (unsigned long long)(body - 4 * count));
-    /* count <= size / 4, so it fits in memory terms; rows and cols in size_t too */
+                           (unsigned long long)(body - esize * *count));
+    return CLIPNN_OK;
+}
+
+static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, size_t max_dims, float **data,
+                                   npy_header *h) {
+    uint64_t body = 0, count = 0;
+    int type = -1;
+    clipnn_status s = npy_read_header(f, path, size, h, &body);
+    if (!s) s = npy_check_layout(path, h, max_dims, body, &type, &count);
+    if (s) return s;
+    /* count <= size / element size, so it fits in memory terms */
     float *v = clipnn_alloc_array((size_t)count, sizeof *v);
     unsigned char buf[4096];
+    unsigned esize = npy_types[type].size;
     if (!v) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu floats", path, (unsigned long long)count);
     for (size_t i = 0; i < count;) {
-        size_t k = (size_t)count - i < sizeof buf / 4 ? (size_t)count - i : sizeof buf / 4;
-        s = read_exact(f, path, buf, 4 * k, "data");
+        size_t k = (size_t)count - i < sizeof buf / esize ? (size_t)count - i : sizeof buf / esize;
+        s = read_exact(f, path, buf, esize * k, "data");
         if (s) {
             clipnn_free(v);
             return s;
         }
-        for (size_t j = 0; j < k; j++) v[i + j] = le_get_f32(buf + 4 * j);
+        for (size_t j = 0; j < k; j++) v[i + j] = npy_element(buf + esize * j, npy_types[type].type);
         i += k;
     }
     *data = v;
-    /* cols == 0 stands for 1-D, so an (R, 0) array comes back as (0,) */
-    *rows = count ? (size_t)h.dims[0] : 0;
-    *cols = h.ndim == 2 && count ? (size_t)h.dims[1] : 0;
     return CLIPNN_OK;
 }
 
-clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols) {
-    if (!path || !data || !rows || !cols) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy: NULL argument");
-    *data = NULL;
-    *rows = *cols = 0;
+static clipnn_status npy_read_path(const char *path, size_t max_dims, float **data, npy_header *h) {
     FILE *f = fopen(path, "rb");
     if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
@@ -271,7 +329,34 @@ clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
     else
-        s = npy_read_open(f, path, (uint64_t)st.st_size, data, rows, cols);
+        s = npy_read_open(f, path, (uint64_t)st.st_size, max_dims, data, h);
     fclose(f);
     return s;
+}
+
+clipnn_status clipnn_npy_read_nd(const char *path, float **data, size_t shape[CLIPNN_NPY_MAX_DIMS], size_t *ndim) {
+    if (!path || !data || !shape || !ndim) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy: NULL argument");
+    *data = NULL;
+    *ndim = 0;
+    npy_header h;
+    clipnn_status s = npy_read_path(path, CLIPNN_NPY_MAX_DIMS, data, &h);
+    if (s) return s;
+    *ndim = h.ndim;
+    for (size_t i = 0; i < CLIPNN_NPY_MAX_DIMS; i++) shape[i] = i < h.ndim ? (size_t)h.dims[i] : 0;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols) {
+    if (!path || !data || !rows || !cols) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy: NULL argument");
+    *data = NULL;
+    *rows = *cols = 0;
+    npy_header h;
+    clipnn_status s = npy_read_path(path, 2, data, &h);
+    if (s) return s;
+    int ok;
+    uint64_t count = shape_count(&h, &ok);
+    /* cols == 0 stands for 1-D, so an (R, 0) array comes back as (0,) */
+    *rows = count ? (size_t)h.dims[0] : 0;
+    *cols = h.ndim == 2 && count ? (size_t)h.dims[1] : 0;
+    return CLIPNN_OK;
 }
