@@ -41,8 +41,8 @@ typedef struct {
     size_t batch, epochs;
     uint64_t steps, seed;
     /* clipping */
-    const char *clip, *lambda, *eps, *nonfinite, *center, *box;
-    double p, value, percentile, noise, radius;
+    const char *clip, *lambda, *nonfinite, *center, *box;
+    double eps, p, value, percentile, noise, radius;
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
@@ -96,19 +96,11 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
 int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
                            double threshold, clipnn_loss loss, clipnn_train_options *o);
 
-/* Default threshold of each rule (lambda, eps): the one table of them. */
-typedef struct {
-    clipnn_clip_rule rule;
-    double lambda; /* NaN: the rule has no lambda */
-    double eps;    /* NaN: the library's default */
-} cli_rule_default;
-
-const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule);
 /* The threshold a run used, for reports: lambda for rules that have one,
  * the bound of value, the percentile of percentile, the radius of project
  * (ball), NaN for rules without a threshold. */
 double cli_rule_threshold(const clipnn_clip_options *c);
-/* Help text listing the per-rule defaults, e.g. "norm 1, agc 0.01, ...". */
+/* Help text listing the library's per-rule lambdas, e.g. "norm 1, agc 0.01, ...". */
 const char *cli_rule_defaults_help(void);
 
 #endif

@@ -11,7 +11,12 @@ extern "C" {
 
 /* ------------------------------------------------------------ optimizers */
 
-typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM } clipnn_opt_kind;
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
+
+/* "sgd", "adam". parse fails with INVALID_ARG and a message listing the
+ * valid names. */
+CLIPNN_API const char *clipnn_opt_kind_name(clipnn_opt_kind kind);
+CLIPNN_API clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out);
 
 typedef struct {
     clipnn_opt_kind kind;
@@ -49,6 +54,9 @@ typedef struct {
     uint64_t total_steps; /* cosine */
 } clipnn_schedule;
 CLIPNN_API clipnn_schedule clipnn_schedule_default(void); /* constant 0.1 */
+/* "const", "rm", "step", "cosine": the name clipnn_schedule_parse reads
+ * before the kind's parameters. */
+CLIPNN_API const char *clipnn_sched_kind_name(clipnn_sched_kind kind);
 /* Parses "const", "rm:T0,P", "step:EVERY,GAMMA", "cosine"; a0 and
  * total_steps are left to the caller. */
 CLIPNN_API clipnn_status clipnn_schedule_parse(const char *text, clipnn_schedule *out);
