@@ -33,42 +33,51 @@ const char *cli_rule_defaults_help(void) {
     return buf;
 }
 
+/* The clipping settings of a run: the library's defaults of rule. */
+static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c) {
+    s->clip = clipnn_clip_rule_name(c->rule);
+    s->nonfinite = clipnn_nonfinite_name(c->nonfinite);
+    s->center = c->project_center_initial ? "initial" : "zero";
+    s->eps = c->eps;
+    s->p = c->p;
+    s->value = c->value;
+    s->percentile = c->percentile;
+    s->history = c->history_length;
+    s->z_warmup = c->z_warmup;
+    s->z_alpha = c->z_alpha;
+    s->z_cap = c->z_cap;
+    s->noise = c->noise_multiplier;
+    s->radius = c->project_radius;
+}
+
+/* Every default but the model's comes from the library
+ * (clipnn_data_options_default, clipnn_train_options_default), so that a
+ * C program and the tool run the same thing. */
 void cli_settings_default(cli_settings *s, cli_mode mode) {
     memset(s, 0, sizeof *s);
     clipnn_data_options d = clipnn_data_options_default();
-    clipnn_clip_options c = clipnn_clip_options_default();
+    clipnn_train_options t = clipnn_train_options_default();
     s->data = "digits";
-    /* Each data set's own scaling (clipnn.h): standardized digits and CSV,
-     * images in [0, 1] so that attack budgets and the box mean pixels. */
     s->scale = clipnn_scaling_name(d.scaling);
     s->test_fraction = d.test_fraction;
     s->data_seed = d.seed;
     s->act = "tanh";
-    s->opt = "sgd";
-    s->schedule = "const";
-    /* Train defaults, measured on the digits (8 train/test splits, tanh
-     * 64-10): test accuracy 96.7% to 98.3%, mean 97.1%, in ~0.1 s. Norm
-     * clipping at lambda 1 touches ~1.5% of the steps (the early ones). */
-    s->lr = 0.05;
-    s->momentum = 0.9;
-    s->batch = 32;
-    s->epochs = 20;
-    s->seed = 1;
-    s->threads = 1;
-    s->clip = "norm";
-    s->nonfinite = clipnn_nonfinite_name(c.nonfinite);
-    s->center = c.project_center_initial ? "initial" : "zero";
-    s->eps = c.eps;
-    s->p = c.p;
-    s->value = c.value;
-    s->percentile = c.percentile;
-    s->history = c.history_length;
-    s->z_warmup = c.z_warmup;
-    s->z_alpha = c.z_alpha;
-    s->z_cap = c.z_cap;
-    s->noise = c.noise_multiplier;
-    s->radius = c.project_radius;
-    s->stability_m = 0;
+    s->opt = clipnn_opt_kind_name(t.optim.kind);
+    s->momentum = t.optim.momentum;
+    s->nesterov = t.optim.nesterov;
+    s->wd = t.optim.weight_decay;
+    s->schedule = clipnn_sched_kind_name(t.schedule.kind);
+    s->lr = t.schedule.a0;
+    s->batch = t.batch;
+    s->epochs = t.epochs;
+    s->steps = t.steps;
+    s->replacement = t.replacement;
+    s->seed = t.seed;
+    s->threads = clipnn_get_threads();
+    clip_settings_default(s, &t.clip);
+    s->log_groups = t.log_groups;
+    s->stability_m = t.stability_m;
+    s->expected_grad = t.expected_grad;
     if (mode == CLI_MODE_COMPARE) {
         /* Plain SGD at a large step on a ReLU net: measured on the digits
          * (64-10, 5 seeds), no clipping overflows to NaN within 60 to 200

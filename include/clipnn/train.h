@@ -100,6 +100,16 @@ typedef struct {
     void *user;
     struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
 } clipnn_train_options;
+/* What `clipnn train` runs with no options: SGD with momentum 0.9, a
+ * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
+ * clipnn_clip_options_for gives it; clip.noise_seed equal to seed, as the
+ * tool sets it), cross-entropy, batch 32, 20 shuffled epochs, seed 1; no
+ * telemetry, callbacks or state. The defaults of the parts on their own
+ * (clipnn_optim_options_default: plain SGD; clipnn_schedule_default: 0.1;
+ * clipnn_clip_options_default: no clipping) are each part's neutral
+ * setting, not this recipe. Outside these options the tool picks the loss
+ * from the data (mse for regression targets) and the model: one hidden
+ * layer of 64 tanh units, Xavier initialisation seeded with seed. */
 CLIPNN_API clipnn_train_options clipnn_train_options_default(void);
 
 typedef struct {
