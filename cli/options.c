@@ -368,27 +368,10 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     return CLI_EXIT_OK;
 }
 
-int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
-                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
-    *o = clipnn_train_options_default();
-    clipnn_status st;
-    if ((st = clipnn_opt_kind_parse(s->opt, &o->optim.kind))) return cli_fail(cmd, st, "--opt");
-    o->optim.momentum = s->momentum;
-    o->optim.nesterov = s->nesterov;
-    o->optim.weight_decay = s->wd;
-    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
-    o->schedule.a0 = s->lr;
-    o->loss.loss = loss;
-    o->batch = s->batch;
-    o->epochs = s->epochs;
-    o->steps = s->steps;
-    o->replacement = s->replacement;
-    o->seed = s->seed;
-    o->log_groups = s->log_groups;
-    o->stability_m = s->stability_m;
-    o->expected_grad = s->expected_grad;
-
-    clipnn_clip_options *c = &o->clip;
+/* The clipping options of a run: the library's defaults for rule, then
+ * the settings given. threshold as for cli_make_train_options. */
+static int make_clip_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule, double threshold,
+                             clipnn_clip_options *c) {
     *c = clipnn_clip_options_for(rule);
     double v;
     if (!isnan(threshold) && clipnn_clip_rule_uses_lambda(rule)) c->lambda = threshold;
@@ -404,7 +387,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     c->noise_multiplier = s->noise;
     c->noise_seed = s->seed;
     c->agc_skip_last = s->agc_skip_last;
-    if ((st = clipnn_nonfinite_parse(s->nonfinite, &c->nonfinite))) return cli_fail(cmd, st, "--nonfinite");
+    clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &c->nonfinite);
+    if (st) return cli_fail(cmd, st, "--nonfinite");
     c->project_radius = s->radius;
     c->project_center_initial = !strcmp(s->center, "initial");
     if (s->box) {
@@ -425,4 +409,26 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
         else if (rule == CLIPNN_CLIP_ZSCORE) c->z_threshold = threshold;
     }
     return CLI_EXIT_OK;
+}
+
+int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
+                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
+    *o = clipnn_train_options_default();
+    clipnn_status st;
+    if ((st = clipnn_opt_kind_parse(s->opt, &o->optim.kind))) return cli_fail(cmd, st, "--opt");
+    o->optim.momentum = s->momentum;
+    o->optim.nesterov = s->nesterov;
+    o->optim.weight_decay = s->wd;
+    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
+    o->schedule.a0 = s->lr;
+    o->loss.loss = loss;
+    o->batch = s->batch;
+    o->epochs = s->epochs;
+    o->steps = s->steps;
+    o->replacement = s->replacement;
+    o->seed = s->seed;
+    o->log_groups = s->log_groups;
+    o->stability_m = s->stability_m;
+    o->expected_grad = s->expected_grad;
+    return make_clip_options(cmd, s, rule, threshold, &o->clip);
 }

@@ -90,7 +90,9 @@ int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
                     clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap);
 
-/* Fills o from the settings for the given rule. threshold, when not NaN,
+/* Fills o from the settings for the given rule, over the library's
+ * defaults (clipnn_train_options_default, clipnn_clip_options_for(rule)).
+ * threshold, when not NaN,
  * wins over --lambda and the rule's default (and sets the bound of value,
  * the percentile of percentile, the radius of project). */
 int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
