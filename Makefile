@@ -1,4 +1,4 @@
-# clipnn build. `make` builds the libraries and the tool; `make test` builds
+# clipnn build. `make` builds the libraries, the tool and the examples; `make test` builds
 # and runs the tests; `make sanitize` runs them under ASan + UBSan;
 # `make bench` runs the benchmarks. BUILD=dir keeps a separate build tree.
 
@@ -18,6 +18,7 @@ LIB_SRC  := $(sort $(wildcard src/*/*.c))
 CLI_SRC  := $(sort $(wildcard cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/*.c))
 BENCH_SRC:= $(sort $(wildcard bench/*.c))
+EXAMPLE_SRC := $(sort $(wildcard examples/*.c))
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/%.o)
@@ -42,9 +43,10 @@ PCFILE   := $(BUILD)/clipnn.pc
 TOOL     := $(BUILD)/clipnn
 TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
+EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
 .PHONY: all test sanitize bench install clean
-all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL)
+all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 $(BUILD)/%.o: %.c include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
@@ -75,6 +77,12 @@ $(PCFILE): clipnn.pc.in include/clipnn/base.h
 $(TOOL): $(CLI_OBJ) $(STATIC)
 	$(CC) -o $@ $(CLI_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
+# Examples: compiled from the public headers alone and linked against the
+# shared library, so that they use nothing it does not export.
+$(BUILD)/examples/%: examples/%.c include/clipnn.h $(wildcard include/clipnn/*.h) $(SHARED) $(SHARED_LINKS)
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) $(SANITIZE) -Iinclude $< -o $@ $(LDFLAGS) $(SANITIZE) $(abspath $(SHARED)) -Wl,-rpath,$(abspath $(BUILD))
+
 $(TESTBIN): $(TEST_OBJ) $(STATIC)
 	$(CC) -o $@ $(TEST_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
@@ -82,9 +90,9 @@ $(BENCHBIN): $(BENCH_OBJ) $(STATIC)
 	$(CC) -o $@ $(BENCH_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
-test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE)
+test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_BUILD=$(abspath $(BUILD)) \
-	    CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
+	    CLIPNN_EXAMPLES=$(abspath $(BUILD))/examples CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
 
 # allocator_may_return_null: tests ask for absurd sizes on purpose and check
 # that the library reports NOMEM instead of aborting.

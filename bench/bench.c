@@ -210,7 +210,7 @@ static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
 
 static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule rule, uint64_t steps) {
     clipnn_train_options o = clipnn_train_options_default();
-    o.optim.kind = CLIPNN_OPT_SGD;
+    o.optim = clipnn_optim_options_default(); /* plain SGD, as torch_bench.py's grid */
     o.schedule.kind = CLIPNN_SCHED_CONST;
     o.schedule.a0 = 0.01;
     o.clip = clip_for(rule);

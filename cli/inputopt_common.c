@@ -37,23 +37,25 @@ int cli_parse_pair(const char *cmd, const char *opt, const char *text, double *a
 
 int cli_parse_io_loss(const char *cmd, const char *text, int allow_output, clipnn_loss *loss, double *kappa) {
     *kappa = 0;
-    if (!strcmp(text, "xent")) {
-        *loss = CLIPNN_LOSS_XENT;
-    } else if (!strncmp(text, "margin", 6) && (text[6] == 0 || text[6] == ':')) {
-        *loss = CLIPNN_LOSS_MARGIN;
-        if (text[6] == ':') {
-            char *end;
-            *kappa = strtod(text + 7, &end);
-            if (end == text + 7 || *end || !(*kappa >= 0) || !isfinite(*kappa))
-                return cli_usage_error(cmd, "--loss '%s': KAPPA must be a number >= 0", text);
-        }
-    } else if (allow_output && !strcmp(text, "mse")) {
-        *loss = CLIPNN_LOSS_MSE;
-    } else if (allow_output && !strcmp(text, "bce")) {
-        *loss = CLIPNN_LOSS_BCE;
-    } else {
+    /* LOSS or margin:KAPPA; the names are the library's, the choice of
+     * them this command's. */
+    char name[16];
+    size_t len = strcspn(text, ":");
+    int known = len < sizeof name;
+    if (known) {
+        memcpy(name, text, len);
+        name[len] = 0;
+        known = clipnn_loss_parse(name, loss) == CLIPNN_OK;
+    }
+    int class_loss = known && (*loss == CLIPNN_LOSS_XENT || *loss == CLIPNN_LOSS_MARGIN);
+    if (!known || !(class_loss || allow_output) || (text[len] && *loss != CLIPNN_LOSS_MARGIN))
         return cli_usage_error(cmd, "--loss '%s': want xent, margin or margin:KAPPA%s", text,
                                allow_output ? ", mse or bce" : "");
+    if (text[len]) {
+        char *end;
+        *kappa = strtod(text + len + 1, &end);
+        if (end == text + len + 1 || *end || !(*kappa >= 0) || !isfinite(*kappa))
+            return cli_usage_error(cmd, "--loss '%s': KAPPA must be a number >= 0", text);
     }
     return 0;
 }
@@ -293,14 +295,8 @@ int cli_objective_count_check(const char *cmd, const cli_objective_args *a, int 
 }
 
 int cli_parse_param(const char *cmd, const char *text, clipnn_param *out) {
-    if (!text || !strcmp(text, "pixel")) {
-        *out = CLIPNN_PARAM_PIXEL;
-    } else if (!strcmp(text, "tanh")) {
-        *out = CLIPNN_PARAM_TANH;
-    } else {
-        return cli_usage_error(cmd, "--param '%s': want pixel or tanh", text);
-    }
-    return 0;
+    clipnn_status st = text ? clipnn_param_parse(text, out) : CLIPNN_OK;
+    return st ? cli_fail(cmd, st, "--param") : 0;
 }
 
 /* A non-negative integer below limit, the whole text. */

@@ -61,7 +61,7 @@ int cli_objective_count_check(const char *cmd, const cli_objective_args *a, int 
  * "all" is accepted when all != NULL (*all = 1, y[0] = 0). */
 int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_model *m, int label,
                         clipnn_objective *obj, float *y, int *all);
-/* --param pixel|tanh. */
+/* --param pixel|tanh; text NULL leaves *out as it is (the caller's default). */
 int cli_parse_param(const char *cmd, const char *text, clipnn_param *out);
 
 /* Prints a diagnosis: findings (cause, test, numbers, remedy), then the checks. */

@@ -11,45 +11,12 @@
 /* Hidden width of the default architecture ("64-K", K from the data). */
 #define DEFAULT_HIDDEN 64
 
-/* Per-rule default thresholds, the one place they are set.
- * - norm family: 1, PyTorch's customary max_norm; on the digits MLP the
- *   pre-clip gradient norm is of order 1, so 1 clips the large steps only.
- * - adaptive (eq. 17/18): the update is at most lr * lambda * ||theta||
- *   (per layer for 18), so lambda is a relative step: 0.01 moves theta by
- *   at most 1% of its norm at lr 1. Measured on the digits MLP at the
- *   compare defaults (relu, lr 4): 0.01 trains to ~99%, while 0.03 and 0.1
- *   let large steps through and lose 5 to 15 points at lr 2 to 4.
- * - agc: NFNets' defaults lambda 0.01, eps 1e-3 (Brock et al. 2021, Optax).
- * - per-sample: C = 1 (Opacus examples' max_grad_norm).
- * - value, project, percentile, zscore take their own options (--value,
- *   --radius/--box, --percentile; z-score uses the library's defaults). */
-static const cli_rule_default rule_defaults[] = {
-    {CLIPNN_CLIP_NONE, NAN, NAN},
-    {CLIPNN_CLIP_VALUE, NAN, NAN},
-    {CLIPNN_CLIP_NORM, 1.0, NAN},
-    {CLIPNN_CLIP_NORM_TORCH, 1.0, NAN},
-    {CLIPNN_CLIP_NORM_GROUP, 1.0, NAN},
-    {CLIPNN_CLIP_ADAPTIVE, 0.01, 1e-3},
-    {CLIPNN_CLIP_ADAPTIVE_LAYER, 0.01, 1e-3},
-    {CLIPNN_CLIP_AGC, 0.01, 1e-3},
-    {CLIPNN_CLIP_PROJECT, NAN, NAN},
-    {CLIPNN_CLIP_PERCENTILE, NAN, NAN},
-    {CLIPNN_CLIP_ZSCORE, NAN, NAN},
-    {CLIPNN_CLIP_PER_SAMPLE, 1.0, NAN},
-};
-
-const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule) {
-    for (size_t i = 0; i < sizeof rule_defaults / sizeof rule_defaults[0]; i++)
-        if (rule_defaults[i].rule == rule) return &rule_defaults[i];
-    return &rule_defaults[0];
-}
-
 double cli_rule_threshold(const clipnn_clip_options *c) {
     if (c->rule == CLIPNN_CLIP_VALUE) return c->value;
     if (c->rule == CLIPNN_CLIP_PERCENTILE) return c->percentile;
     if (c->rule == CLIPNN_CLIP_ZSCORE) return c->z_threshold;
     if (c->rule == CLIPNN_CLIP_PROJECT) return c->project_kind == CLIPNN_PROJECT_BALL ? c->project_radius : NAN;
-    return isnan(cli_rule_defaults(c->rule)->lambda) ? NAN : c->lambda;
+    return clipnn_clip_rule_uses_lambda(c->rule) ? c->lambda : NAN;
 }
 
 const char *cli_rule_defaults_help(void) {
@@ -57,58 +24,60 @@ const char *cli_rule_defaults_help(void) {
     if (buf[0]) return buf;
     size_t len = 0;
     len += (size_t)snprintf(buf, sizeof buf, "clipping threshold (default per rule:");
-    for (size_t i = 0; i < sizeof rule_defaults / sizeof rule_defaults[0] && len < sizeof buf; i++) {
-        if (isnan(rule_defaults[i].lambda)) continue;
-        len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %g,",
-                                clipnn_clip_rule_name(rule_defaults[i].rule), rule_defaults[i].lambda);
+    for (int r = 0; r < CLIPNN_CLIP_COUNT && len < sizeof buf; r++) {
+        if (!clipnn_clip_rule_uses_lambda((clipnn_clip_rule)r)) continue;
+        len += (size_t)snprintf(buf + len, sizeof buf - len, " %s %g,", clipnn_clip_rule_name((clipnn_clip_rule)r),
+                                clipnn_clip_options_for((clipnn_clip_rule)r).lambda);
     }
     if (len < sizeof buf && len > 0 && buf[len - 1] == ',') buf[len - 1] = ')';
     return buf;
 }
 
-static const char *nonfinite_name(clipnn_nonfinite n) {
-    switch (n) {
-    case CLIPNN_NONFINITE_SKIP: return "skip";
-    case CLIPNN_NONFINITE_PROPAGATE: return "propagate";
-    default: return "error";
-    }
+/* The clipping settings of a run: the library's defaults of rule. */
+static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c) {
+    s->clip = clipnn_clip_rule_name(c->rule);
+    s->nonfinite = clipnn_nonfinite_name(c->nonfinite);
+    s->center = c->project_center_initial ? "initial" : "zero";
+    s->eps = c->eps;
+    s->p = c->p;
+    s->value = c->value;
+    s->percentile = c->percentile;
+    s->history = c->history_length;
+    s->z_warmup = c->z_warmup;
+    s->z_alpha = c->z_alpha;
+    s->z_cap = c->z_cap;
+    s->noise = c->noise_multiplier;
+    s->radius = c->project_radius;
 }
 
+/* Every default but the model's comes from the library
+ * (clipnn_data_options_default, clipnn_train_options_default), so that a
+ * C program and the tool run the same thing. */
 void cli_settings_default(cli_settings *s, cli_mode mode) {
     memset(s, 0, sizeof *s);
     clipnn_data_options d = clipnn_data_options_default();
-    clipnn_clip_options c = clipnn_clip_options_default();
+    clipnn_train_options t = clipnn_train_options_default();
     s->data = "digits";
-    /* Each data set's own scaling (clipnn.h): standardized digits and CSV,
-     * images in [0, 1] so that attack budgets and the box mean pixels. */
-    s->scale = "auto";
+    s->scale = clipnn_scaling_name(d.scaling);
     s->test_fraction = d.test_fraction;
     s->data_seed = d.seed;
     s->act = "tanh";
-    s->opt = "sgd";
-    s->schedule = "const";
-    /* Train defaults, measured on the digits (8 train/test splits, tanh
-     * 64-10): test accuracy 96.7% to 98.3%, mean 97.1%, in ~0.1 s. Norm
-     * clipping at lambda 1 touches ~1.5% of the steps (the early ones). */
-    s->lr = 0.05;
-    s->momentum = 0.9;
-    s->batch = 32;
-    s->epochs = 20;
-    s->seed = 1;
-    s->threads = 1;
-    s->clip = "norm";
-    s->nonfinite = nonfinite_name(c.nonfinite);
-    s->center = c.project_center_initial ? "initial" : "zero";
-    s->p = c.p;
-    s->value = 0.1;
-    s->percentile = c.percentile;
-    s->history = c.history_length;
-    s->z_warmup = c.z_warmup;
-    s->z_alpha = c.z_alpha;
-    s->z_cap = c.z_cap;
-    s->noise = c.noise_multiplier;
-    s->radius = 10.0;
-    s->stability_m = 0;
+    s->opt = clipnn_opt_kind_name(t.optim.kind);
+    s->momentum = t.optim.momentum;
+    s->nesterov = t.optim.nesterov;
+    s->wd = t.optim.weight_decay;
+    s->schedule = clipnn_sched_kind_name(t.schedule.kind);
+    s->lr = t.schedule.a0;
+    s->batch = t.batch;
+    s->epochs = t.epochs;
+    s->steps = t.steps;
+    s->replacement = t.replacement;
+    s->seed = t.seed;
+    s->threads = clipnn_get_threads();
+    clip_settings_default(s, &t.clip);
+    s->log_groups = t.log_groups;
+    s->stability_m = t.stability_m;
+    s->expected_grad = t.expected_grad;
     if (mode == CLI_MODE_COMPARE) {
         /* Plain SGD at a large step on a ReLU net: measured on the digits
          * (64-10, 5 seeds), no clipping overflows to NaN within 60 to 200
@@ -176,8 +145,7 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--lambda", CLI_STR, &s->lambda, "L", cli_rule_defaults_help());
     }
     if (groups & CLI_OPTS_CLIP_PARAMS) {
-        ADD("--eps", CLI_STR, &s->eps, "E",
-            "floor of ||theta|| in adaptive rules (default: 1e-3)");
+        ADD("--eps", CLI_DOUBLE, &s->eps, "E", "floor of ||theta|| in adaptive rules");
         ADD("--p", CLI_DOUBLE, &s->p, "P", "norm order, >= 1 or inf");
         ADD("--value", CLI_DOUBLE, &s->value, "V", "bound of --clip value");
         ADD("--percentile", CLI_DOUBLE, &s->percentile, "P", "percentile of --clip percentile (AutoClip)");
@@ -227,9 +195,9 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
     if (groups & CLI_OPTS_DATA) {
         if (!(s->test_fraction > 0 && s->test_fraction < 1))
             return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
-        if (strcmp(s->scale, "auto") && strcmp(s->scale, "none") && strcmp(s->scale, "standardize") &&
-            strcmp(s->scale, "unit"))
-            return cli_usage_error(cmd, "--scale '%s': want auto, none, standardize or unit", s->scale);
+        clipnn_scaling scaling;
+        clipnn_status st = clipnn_scaling_parse(s->scale, &scaling);
+        if (st) return cli_fail(cmd, st, "--scale");
     }
     if (groups & CLI_OPTS_OPTIM) {
         if (!(s->lr >= 0) || !isfinite(s->lr))
@@ -258,18 +226,17 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
         if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
             return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
-        double v;
-        if (s->eps && (parse_number(s->eps, &v) || !(v > 0) || !isfinite(v)))
-            return cli_usage_error(cmd, "--eps '%s': want a finite number > 0", s->eps);
+        if (!(s->eps > 0) || !isfinite(s->eps))
+            return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
         if (s->box) {
             char *end;
             double lo = strtod(s->box, &end), hi;
             if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
                 return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
         }
-        if (strcmp(s->nonfinite, "error") && strcmp(s->nonfinite, "skip") &&
-            strcmp(s->nonfinite, "propagate"))
-            return cli_usage_error(cmd, "--nonfinite '%s': want error, skip or propagate", s->nonfinite);
+        clipnn_nonfinite policy;
+        clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &policy);
+        if (st) return cli_fail(cmd, st, "--nonfinite");
     }
     if (groups & CLI_OPTS_CLIP_RULE) {
         double v;
@@ -288,13 +255,11 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
     clipnn_data_options d = clipnn_data_options_default();
     d.seed = s->data_seed;
     d.test_fraction = s->test_fraction;
-    d.scaling = !strcmp(s->scale, "auto")          ? CLIPNN_SCALE_AUTO
-                : !strcmp(s->scale, "none")        ? CLIPNN_SCALE_NONE
-                : !strcmp(s->scale, "standardize") ? CLIPNN_SCALE_STANDARDIZE
-                                                   : CLIPNN_SCALE_UNIT;
     *train = NULL;
     if (test) *test = NULL;
-    clipnn_status st = clipnn_dataset_load(s->data, &d, train, test);
+    clipnn_status st = clipnn_scaling_parse(s->scale, &d.scaling);
+    if (st) return cli_fail(cmd, st, "--scale");
+    st = clipnn_dataset_load(s->data, &d, train, test);
     if (st) {
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);
@@ -390,12 +355,7 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     if (st) return cli_fail(cmd, st, "--act");
     for (size_t i = 0; i < n; i++) acts[i] = i + 1 < n ? hidden : CLIPNN_ACT_IDENTITY;
     clipnn_init init = hidden == CLIPNN_ACT_RELU ? CLIPNN_INIT_HE : CLIPNN_INIT_XAVIER;
-    if (s->init) {
-        if (!strcmp(s->init, "xavier") || !strcmp(s->init, "glorot")) init = CLIPNN_INIT_XAVIER;
-        else if (!strcmp(s->init, "he") || !strcmp(s->init, "kaiming")) init = CLIPNN_INIT_HE;
-        else if (!strcmp(s->init, "torch")) init = CLIPNN_INIT_TORCH;
-        else return cli_usage_error(cmd, "--init '%s': want xavier, he or torch", s->init);
-    }
+    if (s->init && (st = clipnn_init_parse(s->init, &init))) return cli_fail(cmd, st, "--init");
     clipnn_model *m = NULL;
     st = clipnn_model_create(&m, clipnn_dataset_dim(d), n, widths, acts);
     if (!st) st = clipnn_model_init(m, init, s->seed);
@@ -408,37 +368,15 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     return CLI_EXIT_OK;
 }
 
-int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
-                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
-    *o = clipnn_train_options_default();
-    clipnn_status st;
-    if (!strcmp(s->opt, "sgd")) o->optim.kind = CLIPNN_OPT_SGD;
-    else if (!strcmp(s->opt, "adam")) o->optim.kind = CLIPNN_OPT_ADAM;
-    else return cli_usage_error(cmd, "--opt '%s': want sgd or adam", s->opt);
-    o->optim.momentum = s->momentum;
-    o->optim.nesterov = s->nesterov;
-    o->optim.weight_decay = s->wd;
-    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
-    o->schedule.a0 = s->lr;
-    o->loss.loss = loss;
-    o->batch = s->batch;
-    o->epochs = s->epochs;
-    o->steps = s->steps;
-    o->replacement = s->replacement;
-    o->seed = s->seed;
-    o->log_groups = s->log_groups;
-    o->stability_m = s->stability_m;
-    o->expected_grad = s->expected_grad;
-
-    clipnn_clip_options *c = &o->clip;
-    c->rule = rule;
-    const cli_rule_default *rd = cli_rule_defaults(rule);
+/* The clipping options of a run: the library's defaults for rule, then
+ * the settings given. threshold as for cli_make_train_options. */
+static int make_clip_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule, double threshold,
+                             clipnn_clip_options *c) {
+    *c = clipnn_clip_options_for(rule);
     double v;
-    if (!isnan(threshold) && !isnan(rd->lambda)) c->lambda = threshold;
+    if (!isnan(threshold) && clipnn_clip_rule_uses_lambda(rule)) c->lambda = threshold;
     else if (s->lambda && !parse_number(s->lambda, &v)) c->lambda = v;
-    else if (!isnan(rd->lambda)) c->lambda = rd->lambda;
-    if (s->eps && !parse_number(s->eps, &v)) c->eps = v;
-    else if (!isnan(rd->eps)) c->eps = rd->eps;
+    c->eps = s->eps;
     c->p = s->p;
     c->value = s->value;
     c->percentile = s->percentile;
@@ -449,9 +387,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     c->noise_multiplier = s->noise;
     c->noise_seed = s->seed;
     c->agc_skip_last = s->agc_skip_last;
-    c->nonfinite = !strcmp(s->nonfinite, "skip")        ? CLIPNN_NONFINITE_SKIP
-                   : !strcmp(s->nonfinite, "propagate") ? CLIPNN_NONFINITE_PROPAGATE
-                                                        : CLIPNN_NONFINITE_ERROR;
+    clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &c->nonfinite);
+    if (st) return cli_fail(cmd, st, "--nonfinite");
     c->project_radius = s->radius;
     c->project_center_initial = !strcmp(s->center, "initial");
     if (s->box) {
@@ -472,4 +409,26 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
         else if (rule == CLIPNN_CLIP_ZSCORE) c->z_threshold = threshold;
     }
     return CLI_EXIT_OK;
+}
+
+int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
+                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
+    *o = clipnn_train_options_default();
+    clipnn_status st;
+    if ((st = clipnn_opt_kind_parse(s->opt, &o->optim.kind))) return cli_fail(cmd, st, "--opt");
+    o->optim.momentum = s->momentum;
+    o->optim.nesterov = s->nesterov;
+    o->optim.weight_decay = s->wd;
+    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
+    o->schedule.a0 = s->lr;
+    o->loss.loss = loss;
+    o->batch = s->batch;
+    o->epochs = s->epochs;
+    o->steps = s->steps;
+    o->replacement = s->replacement;
+    o->seed = s->seed;
+    o->log_groups = s->log_groups;
+    o->stability_m = s->stability_m;
+    o->expected_grad = s->expected_grad;
+    return make_clip_options(cmd, s, rule, threshold, &o->clip);
 }

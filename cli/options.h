@@ -41,8 +41,8 @@ typedef struct {
     size_t batch, epochs;
     uint64_t steps, seed;
     /* clipping */
-    const char *clip, *lambda, *eps, *nonfinite, *center, *box;
-    double p, value, percentile, noise, radius;
+    const char *clip, *lambda, *nonfinite, *center, *box;
+    double eps, p, value, percentile, noise, radius;
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
@@ -90,25 +90,19 @@ int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
                     clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap);
 
-/* Fills o from the settings for the given rule. threshold, when not NaN,
+/* Fills o from the settings for the given rule, over the library's
+ * defaults (clipnn_train_options_default, clipnn_clip_options_for(rule)).
+ * threshold, when not NaN,
  * wins over --lambda and the rule's default (and sets the bound of value,
  * the percentile of percentile, the radius of project). */
 int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
                            double threshold, clipnn_loss loss, clipnn_train_options *o);
 
-/* Default threshold of each rule (lambda, eps): the one table of them. */
-typedef struct {
-    clipnn_clip_rule rule;
-    double lambda; /* NaN: the rule has no lambda */
-    double eps;    /* NaN: the library's default */
-} cli_rule_default;
-
-const cli_rule_default *cli_rule_defaults(clipnn_clip_rule rule);
 /* The threshold a run used, for reports: lambda for rules that have one,
  * the bound of value, the percentile of percentile, the radius of project
  * (ball), NaN for rules without a threshold. */
 double cli_rule_threshold(const clipnn_clip_options *c);
-/* Help text listing the per-rule defaults, e.g. "norm 1, agc 0.01, ...". */
+/* Help text listing the library's per-rule lambdas, e.g. "norm 1, agc 0.01, ...". */
 const char *cli_rule_defaults_help(void);
 
 #endif

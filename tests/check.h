@@ -18,6 +18,10 @@ const char *check_tmp_path(const char *name);
 /* Runs the clipnn tool with the given argument string; returns its exit
  * status; stdout+stderr go to *output (static buffer) when not NULL. */
 int check_run_tool(const char *args, const char **output);
+/* The same for a program of examples/ (built beside the tool). */
+int check_run_example(const char *name, const char *args, const char **output);
+/* The same for any program; the output buffer is shared by all three. */
+int check_run_program(const char *program, const char *args, const char **output);
 
 #define TEST(name)                                                            \
     static void test_##name(void);                                           \

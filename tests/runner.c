@@ -61,10 +61,21 @@ const char *check_tmp_path(const char *name) {
 }
 
 int check_run_tool(const char *args, const char **output) {
-    static char out[1 << 16];
     const char *bin = getenv("CLIPNN_BIN");
+    return check_run_program(bin ? bin : "build/clipnn", args, output);
+}
+
+int check_run_example(const char *name, const char *args, const char **output) {
+    const char *dir = getenv("CLIPNN_EXAMPLES");
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir ? dir : "build/examples", name);
+    return check_run_program(path, args, output);
+}
+
+int check_run_program(const char *program, const char *args, const char **output) {
+    static char out[1 << 16];
     char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin ? bin : "build/clipnn", args);
+    snprintf(cmd, sizeof cmd, "%s %s 2>&1", program, args);
     FILE *p = popen(cmd, "r");
     if (!p) return -1;
     size_t len = fread(out, 1, sizeof out - 1, p);

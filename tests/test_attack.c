@@ -209,6 +209,7 @@ static clipnn_model *train_digits(clipnn_dataset **test) {
     o.batch = 32;
     o.schedule.a0 = 0.1;
     o.optim.momentum = 0.9;
+    o.clip.rule = CLIPNN_CLIP_NONE;
     clipnn_train_result r;
     if (clipnn_model_create(&m, 64, 2, widths, acts) || clipnn_model_init(m, CLIPNN_INIT_HE, 1) ||
         clipnn_model_reserve(m, 32) || clipnn_train(m, train, *test, &o, &r) || r.test_accuracy < 0.9) {

@@ -1,5 +1,6 @@
 /* The command-line tool end to end: train, eval, compare run as a user runs
  * them (through check_run_tool), on the built-in digits with short runs. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -372,4 +373,53 @@ TEST(cli_resume_checkpoint_byte_identical) {
                   rules[r], la, lb);
         free(a), free(b);
     }
+}
+
+/* 1 when "key" holds the JSON string value. */
+static int json_str_is(const char *json, const char *key, const char *value) {
+    char buf[128], want[128];
+    const char *v = json_raw(json, key, buf, sizeof buf);
+    snprintf(want, sizeof want, "\"%s\"", value);
+    return v && !strcmp(v, want);
+}
+
+/* The number printed right after label in out; NaN when label is absent. */
+static double number_after(const char *out, const char *label) {
+    const char *p = out ? strstr(out, label) : NULL;
+    return p ? strtod(p + strlen(label), NULL) : NAN;
+}
+
+/* `clipnn train` with no options runs clipnn_train_options_default(): the
+ * settings it reports are the library's, and examples/train_digits.c, a C
+ * program built from the public header alone with those defaults, makes
+ * the same run. A run is deterministic for a thread count, so steps, test
+ * loss and test accuracy agree to the last printed digit (%.10g on both
+ * sides). */
+TEST(cli_train_defaults_are_the_library_defaults) {
+    const char *out;
+    int rc = check_run_tool("train --json --quiet", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    char *j = last_json(out);
+    CHECK_MSG(j != NULL, "no JSON line in: %s", out);
+    clipnn_train_options o = clipnn_train_options_default();
+    CHECK(json_str_is(j, "opt", clipnn_opt_kind_name(o.optim.kind)));
+    CHECK(json_str_is(j, "schedule", clipnn_sched_kind_name(o.schedule.kind)));
+    CHECK(json_str_is(j, "rule", clipnn_clip_rule_name(o.clip.rule)));
+    CHECK(json_str_is(j, "loss", clipnn_loss_name(o.loss.loss)));
+    CHECK(json_num(j, "lr") == o.schedule.a0 && json_num(j, "momentum") == o.optim.momentum);
+    CHECK(json_num(j, "lambda") == o.clip.lambda && json_num(j, "p") == o.clip.p);
+    CHECK(json_num(j, "batch") == (double)o.batch && json_num(j, "seed") == (double)o.seed);
+    size_t n_train = (size_t)json_num(j, "n_train");
+    CHECK(json_num(j, "steps") == (double)(o.epochs * ((n_train + o.batch - 1) / o.batch)));
+    double steps = json_num(j, "steps"), loss = json_num(j, "test_loss"), acc = json_num(j, "test_accuracy");
+    free(j);
+
+    rc = check_run_example("train_digits", "", &out);
+    CHECK_MSG(rc == 0, "train_digits: exit %d: %s", rc, out);
+    CHECK_MSG(number_after(out, "steps ") == steps, "steps: example %g, tool %g", number_after(out, "steps "), steps);
+    CHECK_MSG(number_after(out, "test loss ") == loss, "test loss: example %.10g, tool %.10g",
+              number_after(out, "test loss "), loss);
+    CHECK_MSG(number_after(out, "test accuracy ") == acc, "test accuracy: example %.10g, tool %.10g",
+              number_after(out, "test accuracy "), acc);
+    CHECK(acc > 0.9); /* a real run, not two equal failures */
 }

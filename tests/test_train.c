@@ -61,6 +61,7 @@ TEST(train_nonfinite_policies_keep_parameters_finite) {
     for (int k = 0; k < 2; k++) {
         clipnn_model *m = digits_model(CLIPNN_ACT_RELU, 1, train);
         clipnn_train_options o = clipnn_train_options_default();
+        o.optim = clipnn_optim_options_default(); /* plain SGD */
         o.schedule.a0 = 40.0;
         o.steps = 300;
         o.clip.rule = CLIPNN_CLIP_NONE;
@@ -105,6 +106,7 @@ TEST(train_telemetry_deterministic_bound_and_sums) {
     CHECK_OK(load_digits(&train, &test));
     clipnn_model *m = digits_model(CLIPNN_ACT_TANH, 1, train);
     clipnn_train_options o = clipnn_train_options_default();
+    o.optim = clipnn_optim_options_default(); /* plain SGD: the bound needs steps of at most a(t) lambda */
     o.schedule.kind = CLIPNN_SCHED_RM;
     o.schedule.a0 = 0.5;
     o.schedule.t0 = 10;

@@ -29,11 +29,18 @@ typedef enum {
 CLIPNN_API const char *clipnn_clip_rule_name(clipnn_clip_rule rule);
 CLIPNN_API clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out);
 
+/* What a step does when its gradient norm (or loss) is not finite. */
 typedef enum {
     CLIPNN_NONFINITE_ERROR = 0, /* status, parameters untouched */
     CLIPNN_NONFINITE_SKIP,      /* no update, counted */
-    CLIPNN_NONFINITE_PROPAGATE  /* what PyTorch does by default */
+    CLIPNN_NONFINITE_PROPAGATE, /* what PyTorch does by default */
+    CLIPNN_NONFINITE_COUNT
 } clipnn_nonfinite;
+
+/* "error", "skip", "propagate". parse fails with INVALID_ARG and a message
+ * listing the valid names. */
+CLIPNN_API const char *clipnn_nonfinite_name(clipnn_nonfinite policy);
+CLIPNN_API clipnn_status clipnn_nonfinite_parse(const char *name, clipnn_nonfinite *out);
 
 typedef enum { CLIPNN_PROJECT_BALL = 0, CLIPNN_PROJECT_BOX } clipnn_project_kind;
 
@@ -60,7 +67,23 @@ typedef struct {
     double noise_multiplier; /* sigma: noise std sigma * lambda on the sum, sigma * lambda / batch on the mean */
     uint64_t noise_seed;
 } clipnn_clip_options;
+/* No clipping (rule NONE); every other field at its default: p 2, eps
+ * 1e-3, value bound 0.1, projection onto the ball of radius 10 around
+ * theta(0), AutoClip percentile 10 over 1000 norms, ZClip's published
+ * settings (threshold 2.5, alpha 0.97, warm-up 25, no cap), no DP noise,
+ * non-finite policy error. lambda is 1, the threshold of the norm rules;
+ * a caller that picks a rule should start from clipnn_clip_options_for. */
 CLIPNN_API clipnn_clip_options clipnn_clip_options_default(void);
+/* The defaults for one rule, the ones the clipnn tool uses: the defaults
+ * above with rule set and lambda at the rule's own default: 1 for norm,
+ * norm-torch, norm-group and per-sample (C), 0.01 for adaptive,
+ * adaptive-layer and agc (a step relative to ||theta||). An unknown rule
+ * is kept, and refused by clipnn_clipper_create. */
+CLIPNN_API clipnn_clip_options clipnn_clip_options_for(clipnn_clip_rule rule);
+/* 1 when the rule reads lambda (the norm rules, the adaptive ones, agc and
+ * per-sample); value, project, percentile and zscore have thresholds of
+ * their own. */
+CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
 
 /* What clipping did in one step: filled by clipnn_clipper_apply, completed
  * by clipnn_clipper_after_update for the projection.

@@ -23,8 +23,14 @@ typedef enum {
     CLIPNN_SCALE_NONE = 0,
     CLIPNN_SCALE_STANDARDIZE,
     CLIPNN_SCALE_UNIT,
-    CLIPNN_SCALE_AUTO
+    CLIPNN_SCALE_AUTO,
+    CLIPNN_SCALE_COUNT
 } clipnn_scaling;
+
+/* "none", "standardize", "unit", "auto". parse fails with INVALID_ARG and
+ * a message listing the valid names. */
+CLIPNN_API const char *clipnn_scaling_name(clipnn_scaling scaling);
+CLIPNN_API clipnn_status clipnn_scaling_parse(const char *name, clipnn_scaling *out);
 
 typedef struct {
     uint64_t seed;          /* synthetic sets and splits (1) */

@@ -70,8 +70,14 @@ CLIPNN_API clipnn_input_space clipnn_input_space_default(void); /* box [0, 1], n
 
 typedef enum {
     CLIPNN_PARAM_PIXEL = 0, /* optimize x itself, projected onto the box after each step */
-    CLIPNN_PARAM_TANH       /* optimize w with x = lo + (hi - lo) (tanh(w) + 1) / 2 (Carlini-Wagner) */
+    CLIPNN_PARAM_TANH,      /* optimize w with x = lo + (hi - lo) (tanh(w) + 1) / 2 (Carlini-Wagner) */
+    CLIPNN_PARAM_COUNT
 } clipnn_param;
+
+/* "pixel", "tanh". parse fails with INVALID_ARG and a message listing the
+ * valid names. */
+CLIPNN_API const char *clipnn_param_name(clipnn_param param);
+CLIPNN_API clipnn_status clipnn_param_parse(const char *name, clipnn_param *out);
 
 typedef struct {
     size_t step;

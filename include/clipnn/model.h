@@ -41,6 +41,11 @@ typedef enum {
     CLIPNN_INIT_COUNT
 } clipnn_init;
 
+/* "xavier", "he", "torch"; parse also takes "glorot" and "kaiming", and
+ * fails with INVALID_ARG and a message listing the valid names. */
+CLIPNN_API const char *clipnn_init_name(clipnn_init init);
+CLIPNN_API clipnn_status clipnn_init_parse(const char *name, clipnn_init *out);
+
 typedef struct clipnn_model clipnn_model;
 
 /* widths[l] is the output width of layer l; acts[l] its activation. */

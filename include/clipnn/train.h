@@ -11,7 +11,12 @@ extern "C" {
 
 /* ------------------------------------------------------------ optimizers */
 
-typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM } clipnn_opt_kind;
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
+
+/* "sgd", "adam". parse fails with INVALID_ARG and a message listing the
+ * valid names. */
+CLIPNN_API const char *clipnn_opt_kind_name(clipnn_opt_kind kind);
+CLIPNN_API clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out);
 
 typedef struct {
     clipnn_opt_kind kind;
@@ -49,6 +54,9 @@ typedef struct {
     uint64_t total_steps; /* cosine */
 } clipnn_schedule;
 CLIPNN_API clipnn_schedule clipnn_schedule_default(void); /* constant 0.1 */
+/* "const", "rm", "step", "cosine": the name clipnn_schedule_parse reads
+ * before the kind's parameters. */
+CLIPNN_API const char *clipnn_sched_kind_name(clipnn_sched_kind kind);
 /* Parses "const", "rm:T0,P", "step:EVERY,GAMMA", "cosine"; a0 and
  * total_steps are left to the caller. */
 CLIPNN_API clipnn_status clipnn_schedule_parse(const char *text, clipnn_schedule *out);
@@ -132,6 +140,16 @@ typedef struct {
     void *user;
     struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
 } clipnn_train_options;
+/* What `clipnn train` runs with no options: SGD with momentum 0.9, a
+ * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
+ * clipnn_clip_options_for gives it; clip.noise_seed equal to seed, as the
+ * tool sets it), cross-entropy, batch 32, 20 shuffled epochs, seed 1; no
+ * telemetry, callbacks or state. The defaults of the parts on their own
+ * (clipnn_optim_options_default: plain SGD; clipnn_schedule_default: 0.1;
+ * clipnn_clip_options_default: no clipping) are each part's neutral
+ * setting, not this recipe. Outside these options the tool picks the loss
+ * from the data (mse for regression targets) and the model: one hidden
+ * layer of 64 tanh units, Xavier initialisation seeded with seed. */
 CLIPNN_API clipnn_train_options clipnn_train_options_default(void);
 
 typedef struct {

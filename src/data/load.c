@@ -9,6 +9,24 @@
 
 #include "data/data.h"
 
+static const char *const scaling_names[CLIPNN_SCALE_COUNT] = {
+    [CLIPNN_SCALE_NONE] = "none",
+    [CLIPNN_SCALE_STANDARDIZE] = "standardize",
+    [CLIPNN_SCALE_UNIT] = "unit",
+    [CLIPNN_SCALE_AUTO] = "auto",
+};
+
+const char *clipnn_scaling_name(clipnn_scaling scaling) {
+    return (unsigned)scaling < CLIPNN_SCALE_COUNT ? scaling_names[scaling] : "unknown";
+}
+
+clipnn_status clipnn_scaling_parse(const char *name, clipnn_scaling *out) {
+    int i = clipnn_lookup_name(scaling_names, CLIPNN_SCALE_COUNT, name, "scaling");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_scaling)i;
+    return CLIPNN_OK;
+}
+
 clipnn_data_options clipnn_data_options_default(void) {
     clipnn_data_options o;
     memset(&o, 0, sizeof o);
@@ -316,7 +334,7 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
     if (!(o.test_fraction >= 0 && o.test_fraction < 1))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: test fraction %g must be in [0, 1)", spec,
                            o.test_fraction);
-    if ((unsigned)o.scaling > CLIPNN_SCALE_AUTO)
+    if ((unsigned)o.scaling >= CLIPNN_SCALE_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: unknown scaling %d", spec, (int)o.scaling);
 
     clipnn_dataset *all = NULL, *tr = NULL, *te = NULL;

@@ -264,6 +264,7 @@ static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, 
     if (!s) s = clipnn_train_state_create(&state);
     if (s) goto done;
     clipnn_train_options to = clipnn_train_options_default();
+    to.optim = clipnn_optim_options_default(); /* plain SGD, the iteration of Theorem 1 */
     to.batch = 1;
     to.replacement = 1;
     to.seed = L->opt->seed;

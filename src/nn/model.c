@@ -100,6 +100,26 @@ clipnn_status clipnn_model_clone(const clipnn_model *m, clipnn_model **out) {
     return s;
 }
 
+static const char *const init_names[CLIPNN_INIT_COUNT] = {
+    [CLIPNN_INIT_XAVIER] = "xavier",
+    [CLIPNN_INIT_HE] = "he",
+    [CLIPNN_INIT_TORCH] = "torch",
+};
+
+const char *clipnn_init_name(clipnn_init init) {
+    return (unsigned)init < CLIPNN_INIT_COUNT ? init_names[init] : "unknown";
+}
+
+clipnn_status clipnn_init_parse(const char *name, clipnn_init *out) {
+    /* the other names the literature and the frameworks use */
+    if (name && !strcmp(name, "glorot")) name = "xavier";
+    if (name && !strcmp(name, "kaiming")) name = "he";
+    int i = clipnn_lookup_name(init_names, CLIPNN_INIT_COUNT, name, "initialisation");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_init)i;
+    return CLIPNN_OK;
+}
+
 clipnn_status clipnn_model_init(clipnn_model *m, clipnn_init init, uint64_t seed) {
     if ((unsigned)init >= CLIPNN_INIT_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: unknown initialisation %d", (int)init);

@@ -5,6 +5,13 @@
 
 #include "train/train.h"
 
+const char *clipnn_sched_kind_name(clipnn_sched_kind kind) {
+    static const char *const names[] = {
+        [CLIPNN_SCHED_CONST] = "const", [CLIPNN_SCHED_RM] = "rm", [CLIPNN_SCHED_STEP] = "step",
+        [CLIPNN_SCHED_COSINE] = "cosine"};
+    return (unsigned)kind < sizeof names / sizeof names[0] ? names[kind] : "unknown";
+}
+
 clipnn_schedule clipnn_schedule_default(void) {
     return (clipnn_schedule){.kind = CLIPNN_SCHED_CONST, .a0 = 0.1, .t0 = 1.0, .power = 1.0,
                              .every = 1000, .gamma = 0.1, .total_steps = 0};
