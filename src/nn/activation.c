@@ -38,13 +38,6 @@ clipnn_status clipnn_act_parse(const char *name, clipnn_act *out) {
  * exp() from overflowing. */
 #define SOFTPLUS_THRESHOLD 20.0f
 
-static float sigmoidf(float x) {
-    /* Two branches so that exp never overflows. */
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* y[n] = act(x[n]); may be in place (y == x). */
 void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
     switch (act) {
@@ -52,7 +45,8 @@ void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
         if (y != x) memcpy(y, x, n * sizeof *y);
         break;
     case CLIPNN_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) y[i] = clipnn_sigmoidf_fast(x[i]);
         break;
     case CLIPNN_ACT_TANH:
 #pragma omp simd
@@ -104,7 +98,7 @@ void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *
     }
     case CLIPNN_ACT_SOFTPLUS:
         for (size_t i = 0; i < n; i++)
-            if (!(z[i] > SOFTPLUS_THRESHOLD)) d[i] *= sigmoidf(z[i]);
+            if (!(z[i] > SOFTPLUS_THRESHOLD)) d[i] *= clipnn_sigmoidf_fast(z[i]);
         break;
     case CLIPNN_ACT_RELU:
 #pragma omp simd
