@@ -4,17 +4,8 @@
 #include <math.h>
 #include <string.h>
 
-#include "nn/fast_math.h"
+#include "nn/fast_math.h" /* builds the rest of this file with no-trapping-math */
 #include "nn/nn.h"
-
-/* The element-wise loops select with comparisons (ReLU, the two ranges of
- * tanh). GCC will not turn a float comparison into a vector select while
- * it must preserve floating-point exception flags, which nothing here
- * reads: without this, no activation loop vectorizes (checked with
- * -fopt-info-vec). Values are unchanged. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
 
 static const char *const act_names[CLIPNN_ACT_COUNT] = {"identity", "sigmoid", "tanh",
                                                          "gelu",     "softplus", "relu"};

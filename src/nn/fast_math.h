@@ -1,10 +1,18 @@
 /* Float32 exp, tanh and sigmoid that vectorize (glibc's expf and tanhf are a
  * call per element, about a third of a small layer's step time). Shared by
- * the activations and the recurrent gates. The element loops that call them
- * select with comparisons, so their files build with no-trapping-math (GCC
- * will not turn a float comparison into a vector select otherwise). */
+ * the activations and the recurrent gates. */
 #ifndef CLIPNN_FAST_MATH_H
 #define CLIPNN_FAST_MATH_H
+
+/* These functions and the element loops that call them select with
+ * comparisons. GCC will not turn a float comparison into a vector select
+ * while it must preserve floating-point exception flags, which nothing
+ * here reads, so the rest of every file that includes this header builds
+ * with no-trapping-math (the functions here and their callers must share
+ * the option, or they are not inlined). Values are unchanged. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
 
 #include <math.h>
 #include <stdint.h>
