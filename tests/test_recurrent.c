@@ -1,0 +1,498 @@
+/* Recurrent kernels (torch.nn.RNN tanh/relu, LSTM, GRU with batch_first):
+ * the double path against central finite differences, the float path
+ * against the double path, both against PyTorch (tests/ref/rec_*.txt from
+ * scripts/torch_recurrent_reference.py), 20 clipped SGD steps of a
+ * many-to-one classifier against torch, state carried across chunks,
+ * truncated backpropagation, the per-example norms and the argument checks. */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "clipnn.h"
+#include "nn/fast_math.h"
+#include "nn/nn.h"
+#include "ref_file.h"
+
+#define U53 1.1102230246251565e-16 /* 2^-53, float64 unit roundoff */
+#define MAX_LAYERS 2
+
+static const clipnn_cell CELLS[CLIPNN_CELL_COUNT] = {CLIPNN_CELL_RNN_TANH, CLIPNN_CELL_RNN_RELU, CLIPNN_CELL_LSTM,
+                                                     CLIPNN_CELL_GRU};
+
+/* ------------------------------------------------------ a layer stack */
+
+typedef struct {
+    clipnn_cell cell;
+    size_t in, hidden, layers, batch, steps;
+    size_t x_stride; /* of layer 0's input; 0 = in */
+} net_dims;
+
+/* `layers` recurrent layers over one chunk (layer l > 0 reads layer l-1's
+ * H, as torch's num_layers), run by the float or the double kernels. Every
+ * array crosses this interface in double; float32 values convert exactly. */
+typedef struct {
+    net_dims d;
+    int dbl;   /* 1: the double kernels */
+    size_t es; /* element size */
+    size_t bh; /* batch * hidden: one layer's state */
+    clipnn_rec_shape shape[MAX_LAYERS];
+    size_t p_off[MAX_LAYERS + 1]; /* parameter offsets; p_off[layers] = the total */
+    void *params, *grad, *x, *dx, *H[MAX_LAYERS], *work[MAX_LAYERS], *dbuf[2];
+    void *st[8]; /* [layers][B][h] each: h0, c0, hT, cT, dhT, dcT, dh0, dc0 */
+} net;
+
+enum { ST_H0, ST_C0, ST_HT, ST_CT, ST_DHT, ST_DCT, ST_DH0, ST_DC0 };
+
+static void *at(const net *n, void *base, size_t i) { return base ? (char *)base + i * n->es : NULL; }
+
+static void put(const net *n, void *dst, const double *src, size_t count) {
+    for (size_t i = 0; i < count; i++) {
+        if (n->dbl) ((double *)dst)[i] = src[i];
+        else ((float *)dst)[i] = (float)src[i];
+    }
+}
+
+static void get(const net *n, double *dst, const void *src, size_t count) {
+    for (size_t i = 0; i < count; i++) dst[i] = n->dbl ? ((const double *)src)[i] : ((const float *)src)[i];
+}
+
+static void net_free(net *n) {
+    if (!n) return;
+    void *all[] = {n->params, n->grad, n->x, n->dx, n->dbuf[0], n->dbuf[1]};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+    for (size_t l = 0; l < MAX_LAYERS; l++) free(n->H[l]), free(n->work[l]);
+    for (int i = 0; i < 8; i++) free(n->st[i]);
+    free(n);
+}
+
+static size_t n_params(const net *n) { return n->p_off[n->d.layers]; }
+static size_t seq_size(const net_dims *d, size_t width) { return d->batch * d->steps * width; }
+
+static net *net_create(const net_dims *d, int dbl) {
+    net *n = calloc(1, sizeof *n);
+    if (!n || d->layers < 1 || d->layers > MAX_LAYERS) return free(n), NULL;
+    n->d = *d;
+    if (!n->d.x_stride) n->d.x_stride = d->in;
+    n->dbl = dbl;
+    n->es = dbl ? sizeof(double) : sizeof(float);
+    n->bh = d->batch * d->hidden;
+    int ok = 1;
+    for (size_t l = 0; l < d->layers && ok; l++) {
+        clipnn_rec_params p;
+        size_t ws;
+        n->shape[l] = (clipnn_rec_shape){d->cell, l ? d->hidden : d->in, d->hidden, d->batch, d->steps};
+        ok = clipnn_rec_param_layout(d->cell, n->shape[l].in, d->hidden, &p) == CLIPNN_OK &&
+             clipnn_rec_workspace_size(&n->shape[l], &ws) == CLIPNN_OK;
+        n->p_off[l + 1] = n->p_off[l] + (ok ? p.total : 0);
+        n->H[l] = calloc(seq_size(d, d->hidden), n->es);
+        n->work[l] = ok ? calloc(ws, n->es) : NULL;
+        ok = ok && n->H[l] && n->work[l];
+    }
+    n->params = calloc(n_params(n), n->es);
+    n->grad = calloc(n_params(n), n->es);
+    n->x = calloc(d->batch * d->steps * n->d.x_stride, n->es);
+    n->dx = calloc(seq_size(d, d->in), n->es);
+    for (int i = 0; i < 2; i++) n->dbuf[i] = calloc(seq_size(d, d->hidden), n->es);
+    for (int i = 0; i < 8; i++) ok = ok && (n->st[i] = calloc(d->layers * n->bh, n->es)) != NULL;
+    if (!ok || !n->params || !n->grad || !n->x || !n->dx || !n->dbuf[0] || !n->dbuf[1]) return net_free(n), NULL;
+    return n;
+}
+
+/* Layer 0's input rows, padded to x_stride with NaN: a kernel that read
+ * past `in` would show it. */
+static void put_input(net *n, const double *x) {
+    size_t rows = n->d.batch * n->d.steps, xs = n->d.x_stride;
+    for (size_t r = 0; r < rows; r++) {
+        put(n, at(n, n->x, r * xs), x + r * n->d.in, n->d.in);
+        for (size_t j = n->d.in; j < xs; j++) {
+            double nan_value = NAN;
+            put(n, at(n, n->x, r * xs + j), &nan_value, 1);
+        }
+    }
+}
+
+static clipnn_status layer_forward(net *n, size_t l, const void *h0, const void *c0) {
+    const void *x = l ? n->H[l - 1] : n->x;
+    size_t xs = l ? n->d.hidden : n->d.x_stride, o = l * n->bh;
+    void *P = at(n, n->params, n->p_off[l]), *hT = at(n, n->st[ST_HT], o), *cT = at(n, n->st[ST_CT], o);
+    if (n->dbl) return clipnn_rec_forward_d(&n->shape[l], P, x, xs, h0, c0, n->H[l], hT, cT, n->work[l]);
+    return clipnn_rec_forward(&n->shape[l], P, x, xs, h0, c0, n->H[l], hT, cT, n->work[l]);
+}
+
+/* Forward of the stack. h0, c0: [layers][B][h] or NULL (zeros). Outputs
+ * (each may be NULL): out [B][T][h] of the last layer, h_n, c_n
+ * [layers][B][h] the final states, as torch returns them. */
+static clipnn_status net_forward(net *n, const double *params, const double *x, const double *h0, const double *c0,
+                                 double *out, double *h_n, double *c_n) {
+    size_t L = n->d.layers, bh = n->bh;
+    put(n, n->params, params, n_params(n));
+    put_input(n, x);
+    if (h0) put(n, n->st[ST_H0], h0, L * bh);
+    if (c0) put(n, n->st[ST_C0], c0, L * bh);
+    for (size_t l = 0; l < L; l++) {
+        clipnn_status st = layer_forward(n, l, h0 ? at(n, n->st[ST_H0], l * bh) : NULL,
+                                         c0 ? at(n, n->st[ST_C0], l * bh) : NULL);
+        if (st != CLIPNN_OK) return st;
+    }
+    if (out) get(n, out, n->H[L - 1], seq_size(&n->d, n->d.hidden));
+    if (h_n) get(n, h_n, n->st[ST_HT], L * bh);
+    if (c_n) get(n, c_n, n->st[ST_CT], L * bh);
+    return CLIPNN_OK;
+}
+
+static clipnn_status layer_backward(net *n, size_t l, const void *dH, void *dx, int carried_in, size_t last_steps) {
+    const void *x = l ? n->H[l - 1] : n->x;
+    size_t xs = l ? n->d.hidden : n->d.x_stride, o = l * n->bh;
+    const void *P = at(n, n->params, n->p_off[l]);
+    const void *dhT = carried_in ? at(n, n->st[ST_DHT], o) : NULL, *dcT = carried_in ? at(n, n->st[ST_DCT], o) : NULL;
+    void *g = at(n, n->grad, n->p_off[l]), *dh0 = at(n, n->st[ST_DH0], o), *dc0 = at(n, n->st[ST_DC0], o);
+    if (n->dbl)
+        return clipnn_rec_backward_d(&n->shape[l], P, x, xs, dH, dhT, dcT, last_steps, g, dx, dh0, dc0, n->work[l]);
+    return clipnn_rec_backward(&n->shape[l], P, x, xs, dH, dhT, dcT, last_steps, g, dx, dh0, dc0, n->work[l]);
+}
+
+/* Backward of the stack after net_forward: dout [B][T][h] = d loss / d out
+ * (NULL: zero), dh_n, dc_n [layers][B][h] = d loss / d h_n, c_n (NULL:
+ * zero). Writes grad (the parameters' layout), dx [B][T][in], dh0, dc0
+ * [layers][B][h] (each may be NULL). */
+static clipnn_status net_backward(net *n, const double *dout, const double *dh_n, const double *dc_n,
+                                  size_t last_steps, double *grad, double *dx, double *dh0, double *dc0) {
+    size_t L = n->d.layers, bh = n->bh;
+    memset(n->grad, 0, n_params(n) * n->es);
+    memset(n->st[ST_DHT], 0, L * bh * n->es);
+    memset(n->st[ST_DCT], 0, L * bh * n->es);
+    if (dout) put(n, n->dbuf[0], dout, seq_size(&n->d, n->d.hidden));
+    if (dh_n) put(n, n->st[ST_DHT], dh_n, L * bh);
+    if (dc_n) put(n, n->st[ST_DCT], dc_n, L * bh);
+    for (size_t l = L; l-- > 0;) {
+        /* layer l reads dbuf[(L-1-l) % 2] and writes its dx into the other */
+        const void *dH = l + 1 == L && !dout ? NULL : n->dbuf[(L - 1 - l) % 2];
+        clipnn_status st = layer_backward(n, l, dH, l ? n->dbuf[(L - l) % 2] : n->dx, dh_n || dc_n, last_steps);
+        if (st != CLIPNN_OK) return st;
+    }
+    if (grad) get(n, grad, n->grad, n_params(n));
+    if (dx) get(n, dx, n->dx, seq_size(&n->d, n->d.in));
+    if (dh0) get(n, dh0, n->st[ST_DH0], L * bh);
+    if (dc0) get(n, dc0, n->st[ST_DC0], L * bh);
+    return CLIPNN_OK;
+}
+
+/* ------------------------------------------------ problems and results */
+
+/* The inputs of a weighted-sum problem: loss = sum(w_out * out) +
+ * sum(w_hn * h_n) + sum(w_cn * c_n) (the last for the LSTM only). */
+typedef struct {
+    net_dims d;
+    size_t P, seq_in, seq_h, states;
+    double *params, *x, *h0, *c0, *w_out, *w_hn, *w_cn;
+} problem;
+
+/* What a run gives: the forward's outputs and every gradient. */
+typedef struct {
+    double *out, *h_n, *c_n, *grad, *dx, *dh0, *dc0;
+    double loss;
+} result;
+
+static size_t stack_params(const net_dims *d) {
+    size_t total = 0;
+    for (size_t l = 0; l < d->layers; l++) {
+        clipnn_rec_params p;
+        if (clipnn_rec_param_layout(d->cell, l ? d->hidden : d->in, d->hidden, &p) != CLIPNN_OK) return 0;
+        total += p.total;
+    }
+    return total;
+}
+
+static double *fresh(size_t n) { return calloc(n ? n : 1, sizeof(double)); }
+
+static void problem_alloc(problem *p, const net_dims *d) {
+    p->d = *d;
+    p->P = stack_params(d);
+    p->seq_in = seq_size(d, d->in);
+    p->seq_h = seq_size(d, d->hidden);
+    p->states = d->layers * d->batch * d->hidden;
+    p->params = fresh(p->P), p->x = fresh(p->seq_in), p->w_out = fresh(p->seq_h);
+    p->h0 = fresh(p->states), p->c0 = fresh(p->states), p->w_hn = fresh(p->states), p->w_cn = fresh(p->states);
+}
+
+static void problem_free(problem *p) {
+    double *all[] = {p->params, p->x, p->h0, p->c0, p->w_out, p->w_hn, p->w_cn};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+}
+
+static void uniform_fill(clipnn_rng *r, double *v, size_t n, double bound) {
+    for (size_t i = 0; i < n; i++) v[i] = (float)((2 * clipnn_rng_uniform(r) - 1) * bound);
+}
+
+/* A random problem with float32-representable values: weights U(+-0.5)
+ * (a little beyond torch's 1/sqrt(hidden), so the gates leave their linear
+ * range), inputs U(+-1.5), initial states U(+-0.5), loss weights U(+-1). */
+static void problem_random(problem *p, const net_dims *d, uint64_t seed) {
+    clipnn_rng r;
+    clipnn_rng_seed(&r, seed);
+    problem_alloc(p, d);
+    uniform_fill(&r, p->params, p->P, 0.5);
+    uniform_fill(&r, p->x, p->seq_in, 1.5);
+    uniform_fill(&r, p->h0, p->states, 0.5);
+    uniform_fill(&r, p->c0, p->states, 0.5);
+    uniform_fill(&r, p->w_out, p->seq_h, 1.0);
+    uniform_fill(&r, p->w_hn, p->states, 1.0);
+    uniform_fill(&r, p->w_cn, p->states, 1.0);
+}
+
+static void result_alloc(result *r, const problem *p) {
+    r->out = fresh(p->seq_h), r->h_n = fresh(p->states), r->c_n = fresh(p->states), r->grad = fresh(p->P);
+    r->dx = fresh(p->seq_in), r->dh0 = fresh(p->states), r->dc0 = fresh(p->states);
+}
+
+static void result_free(result *r) {
+    double *all[] = {r->out, r->h_n, r->c_n, r->grad, r->dx, r->dh0, r->dc0};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+}
+
+static int is_lstm(const net_dims *d) { return d->cell == CLIPNN_CELL_LSTM; }
+
+static double dot(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* The weighted-sum loss of a forward's outputs. */
+static double problem_loss(const problem *p, const result *r) {
+    double loss = dot(p->w_out, r->out, p->seq_h) + dot(p->w_hn, r->h_n, p->states);
+    return is_lstm(&p->d) ? loss + dot(p->w_cn, r->c_n, p->states) : loss;
+}
+
+/* Forward and (when backward) backward of problem p on a fresh stack. */
+static int problem_run(const problem *p, int dbl, int backward, result *r) {
+    net *n = net_create(&p->d, dbl);
+    CHECK(n != NULL);
+    if (!n) return -1;
+    int lstm = is_lstm(&p->d), ok;
+    ok = net_forward(n, p->params, p->x, p->h0, lstm ? p->c0 : NULL, r->out, r->h_n, lstm ? r->c_n : NULL) == 0;
+    r->loss = problem_loss(p, r);
+    if (ok && backward)
+        ok = net_backward(n, p->w_out, p->w_hn, lstm ? p->w_cn : NULL, 0, r->grad, r->dx, r->dh0, r->dc0) == 0;
+    CHECK_MSG(ok, "recurrent stack run failed: %s", clipnn_last_error());
+    net_free(n);
+    return ok ? 0 : -1;
+}
+
+/* --------------------------------------------------------- comparisons */
+
+/* Largest error seen per kind of check, in units of the tolerance's base
+ * (u times the compared array's scale); printed with CLIPNN_TEST_VERBOSE=1
+ * to show how far below the tolerance the results sit. */
+static double worst_units[8];
+static const char *const worst_names[8] = {"float vs double", "float vs torch64", "torch32 vs torch64",
+                                           "double vs torch64", "theta vs torch64", "torch32 theta"};
+
+static void report_worst(void) {
+    if (!getenv("CLIPNN_TEST_VERBOSE")) return;
+    for (int i = 0; i < 6; i++) fprintf(stderr, "    worst %s: %.3g units\n", worst_names[i], worst_units[i]);
+}
+
+/* got[i] within tol of want[i]; the first few misses are reported. The
+ * worst |error| / unit is recorded under `kind`. */
+static void check_close(int kind, const char *what, const double *got, const double *want, size_t n, double tol,
+                        double unit) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double err = fabs(got[i] - want[i]);
+        if (unit > 0 && err / unit > worst_units[kind]) worst_units[kind] = err / unit;
+        if (!(err <= tol) && bad++ < 3)
+            check_fail(__FILE__, __LINE__, "%s[%zu]: %.17g, want %.17g (error %.3g, tol %.3g)", what, i, got[i],
+                       want[i], err, tol);
+    }
+}
+
+static double max_abs_d(const double *v, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fmax(m, fabs(v[i]));
+    return m;
+}
+
+static double sum_abs(const double *v, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += fabs(v[i]);
+    return s;
+}
+
+/* The tolerance of a float32 stack result, in units of u times the
+ * compared array's scale (its largest magnitude; per tensor for the
+ * gradient).
+ *
+ * One step of one layer: a pre-activation is a float sum of n = in +
+ * hidden + 2 terms (x W_ih, h W_hh, the two biases), off by at most n u
+ * times the sum of their magnitudes, which for these weights (|w| <= 0.5,
+ * |x| <= 1.5, |h| <= 1) is within a few times the scale of the result; the
+ * gate functions add at most 3 ulp (the fast tanh 2, the sigmoid 3), the
+ * state update 3 roundings: about n + 8 u per step. An error in h_{t-1}
+ * reaches h_t through diag(act') W_hh, whose norm is below 1 here (the
+ * states stay O(1) and do not explode), so the forward error after T steps
+ * is at most T such step errors (each step adds its own; none is
+ * amplified), and L layers add theirs in turn. The backward runs the same
+ * structure back (the same dot lengths, the gate derivatives 2-4
+ * roundings) and inherits the forward's error: twice that. So K = 2 L T
+ * (n + 8) with n for the wider layer: the aligned worst case, of order
+ * 1000 u at T = 17 and 2 layers (6e-5 relative). A swapped gate or a
+ * dropped bias changes results by tens of percent. */
+static double rec_k(const net_dims *d) {
+    double n = (double)(d->in > d->hidden ? d->in : d->hidden) + (double)d->hidden + 2;
+    return 2.0 * (double)d->layers * (double)d->steps * (n + 8);
+}
+
+enum { F_OUT, F_HN, F_CN, F_DX, F_DH0, F_DC0, F_COUNT };
+static const char *const field_names[F_COUNT] = {"out", "h_n", "c_n", "dx", "dh0", "dc0"};
+
+static const double *field(const result *r, int f) {
+    const double *v[F_COUNT] = {r->out, r->h_n, r->c_n, r->dx, r->dh0, r->dc0};
+    return v[f];
+}
+
+static size_t field_size(const problem *p, int f) {
+    if (f == F_OUT) return p->seq_h;
+    if (f == F_DX) return p->seq_in;
+    return (f == F_CN || f == F_DC0) && !is_lstm(&p->d) ? 0 : p->states;
+}
+
+/* Compares got (and torch's float32 ref32, when not NULL) with the truth
+ * array by array (the gradient tensor by tensor), at tolerance k u times
+ * each array's scale. */
+static void compare_results(int kind, const char *what, const problem *p, const result *got, const result *ref32,
+                            const result *truth, double k, double u) {
+    char name[320];
+    for (int f = 0; f < F_COUNT; f++) {
+        size_t n = field_size(p, f);
+        double unit = u * max_abs_d(field(truth, f), n);
+        snprintf(name, sizeof name, "%s %s", what, field_names[f]);
+        check_close(kind, name, field(got, f), field(truth, f), n, k * unit, unit);
+        snprintf(name, sizeof name, "%s %s (torch float32: tolerance too tight?)", what, field_names[f]);
+        if (ref32) check_close(2, name, field(ref32, f), field(truth, f), n, k * unit, unit);
+    }
+    for (size_t l = 0, base = 0; l < p->d.layers; l++) {
+        clipnn_rec_params L;
+        if (clipnn_rec_param_layout(p->d.cell, l ? p->d.hidden : p->d.in, p->d.hidden, &L) != CLIPNN_OK) return;
+        size_t offs[5] = {L.w_ih, L.w_hh, L.b_ih, L.b_hh, L.total};
+        static const char *const tensor[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
+        for (int t = 0; t < 4; t++) {
+            size_t at_t = base + offs[t], n = offs[t + 1] - offs[t];
+            double unit = u * max_abs_d(truth->grad + at_t, n);
+            snprintf(name, sizeof name, "%s layer %zu d%s", what, l, tensor[t]);
+            check_close(kind, name, got->grad + at_t, truth->grad + at_t, n, k * unit, unit);
+            snprintf(name, sizeof name, "%s layer %zu d%s (torch float32: tolerance too tight?)", what, l, tensor[t]);
+            if (ref32) check_close(2, name, ref32->grad + at_t, truth->grad + at_t, n, k * unit, unit);
+        }
+        base += L.total;
+    }
+    /* The loss is sum(w . outputs): its error is at most the outputs'
+     * tolerances weighted by |w|. */
+    double tol = k * u *
+                 (sum_abs(p->w_out, p->seq_h) * max_abs_d(truth->out, p->seq_h) +
+                  sum_abs(p->w_hn, p->states) * max_abs_d(truth->h_n, p->states) +
+                  (is_lstm(&p->d) ? sum_abs(p->w_cn, p->states) * max_abs_d(truth->c_n, p->states) : 0));
+    snprintf(name, sizeof name, "%s loss", what);
+    check_close(kind, name, &got->loss, &truth->loss, 1, tol, 0);
+}
+
+/* ------------------------------------------------- finite differences */
+
+/* Central differences of the double path's loss with step e = 1e-5:
+ * (f(v + e) - f(v - e)) / 2e = f'(v) + e^2 f'''(xi) / 6 + (rounding of
+ * the two losses) / 2e. The loss sums ~100 terms of size <= 1, each ~100
+ * double roundings deep: its absolute rounding error is below 1e-12, which
+ * contributes 1e-12 / 2e-5 = 5e-8; the third derivatives of these smooth
+ * compositions are O(10) (|w| <= 1.5 and the gates' derivatives <= 1 on
+ * every path), contributing 1e-10 * 10 / 6 < 2e-10. The sum is < 1e-7: a
+ * tolerance of 1e-6 has ten times that, and a wrong derivative (a missing
+ * term, a swapped gate) is off by O(0.01 .. 1). The relu cells' kinks are
+ * met with probability ~ e per pre-activation; these seeds meet none. */
+#define FD_STEP 1e-5
+#define FD_TOL 1e-6
+
+static double worst_fd;
+
+static double fd_loss(const problem *p) {
+    result r;
+    result_alloc(&r, p);
+    double loss = problem_run(p, 1, 0, &r) == 0 ? r.loss : NAN;
+    result_free(&r);
+    return loss;
+}
+
+/* Every entry of v (n values, inside problem p) against grad. */
+static void fd_check(const char *what, problem *p, double *v, size_t n, const double *grad) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i++) {
+        double keep = v[i];
+        v[i] = keep + FD_STEP;
+        double lp = fd_loss(p);
+        v[i] = keep - FD_STEP;
+        double lm = fd_loss(p);
+        v[i] = keep;
+        double fd = (lp - lm) / (2 * FD_STEP), err = fabs(fd - grad[i]);
+        worst_fd = fmax(worst_fd, err);
+        if (!(err <= FD_TOL) && bad++ < 3)
+            check_fail(__FILE__, __LINE__, "%s %s layers %zu: d/d%s[%zu]: finite difference %.12g, analytic %.12g",
+                       clipnn_cell_name(p->d.cell), what, p->d.layers, what, i, fd, grad[i]);
+    }
+}
+
+static void fd_case(clipnn_cell cell, size_t layers, uint64_t seed) {
+    net_dims d = {cell, 4, 9, layers, 2, 4, 0};
+    problem p;
+    result r;
+    problem_random(&p, &d, seed);
+    result_alloc(&r, &p);
+    if (problem_run(&p, 1, 1, &r) == 0) {
+        fd_check("params", &p, p.params, p.P, r.grad);
+        fd_check("x", &p, p.x, p.seq_in, r.dx);
+        fd_check("h0", &p, p.h0, p.states, r.dh0);
+        if (is_lstm(&d)) fd_check("c0", &p, p.c0, p.states, r.dc0);
+    }
+    result_free(&r);
+    problem_free(&p);
+}
+
+/* Every parameter tensor (W_ih, W_hh, b_ih, b_hh of each layer), x, h0 and
+ * c0, through the outputs of every step and the final states. */
+TEST(recurrent_double_path_matches_finite_differences) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++)
+        for (size_t layers = 1; layers <= 2; layers++) fd_case(CELLS[c], layers, 10 + 3 * (uint64_t)c + layers);
+    if (getenv("CLIPNN_TEST_VERBOSE")) fprintf(stderr, "    worst finite-difference error %.3g\n", worst_fd);
+}
+
+/* ------------------------------------------------- float against double */
+
+static void float_double_case(const net_dims *d, uint64_t seed) {
+    problem p;
+    result r32, r64;
+    char what[128];
+    problem_random(&p, d, seed);
+    result_alloc(&r32, &p);
+    result_alloc(&r64, &p);
+    snprintf(what, sizeof what, "%s %zu layers B %zu T %zu float", clipnn_cell_name(d->cell), d->layers, d->batch,
+             d->steps);
+    if (problem_run(&p, 0, 1, &r32) == 0 && problem_run(&p, 1, 1, &r64) == 0)
+        compare_results(0, what, &p, &r32, NULL, &r64, rec_k(d), U);
+    result_free(&r32);
+    result_free(&r64);
+    problem_free(&p);
+}
+
+/* hidden 11: the fused gate loops run a vector body and a remainder; the
+ * input rows are padded (x_stride 9 > in 6) with NaN; a batch of one and a
+ * single step go through the GEMV branch. */
+TEST(recurrent_float_path_matches_double_path) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++) {
+        const net_dims dims[] = {
+            {CELLS[c], 6, 11, 2, 3, 9, 9}, {CELLS[c], 6, 11, 1, 1, 9, 0},
+            {CELLS[c], 6, 11, 1, 5, 1, 0}, {CELLS[c], 6, 11, 2, 1, 1, 7},
+        };
+        for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) float_double_case(&dims[i], 100 + 10 * (uint64_t)c + i);
+    }
+    report_worst();
+}
