@@ -496,3 +496,92 @@ TEST(recurrent_float_path_matches_double_path) {
     }
     report_worst();
 }
+
+/* ------------------------------------------------------ PyTorch parity */
+
+static size_t attr_size(const ref_file *f, const char *key) { return (size_t)strtoul(ref_attr(f, key), NULL, 10); }
+
+/* The file's cell name ("rnn_tanh") as clipnn's ("rnn-tanh"). */
+static int ref_cell(const ref_file *f, clipnn_cell *cell) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", ref_attr(f, "cell"));
+    for (char *c = name; *c; c++)
+        if (*c == '_') *c = '-';
+    return clipnn_cell_parse(name, cell) == CLIPNN_OK ? 0 : -1;
+}
+
+/* prefix + name (+ "64") of n values copied into dst; 0 when present. */
+static int ref_copy(const ref_file *f, const char *prefix, const char *name, const char *suffix, double *dst,
+                    size_t n) {
+    char key[96];
+    snprintf(key, sizeof key, "%s%s%s", prefix, name, suffix);
+    const double *v = ref_get(f, key, n);
+    if (v && n) memcpy(dst, v, n * sizeof *dst);
+    return v ? 0 : -1;
+}
+
+/* torch's outputs and gradients (suffix "" float32, "64" float64). */
+static int ref_result(const ref_file *f, const char *prefix, const char *suffix, const problem *p, result *r) {
+    int bad = ref_copy(f, prefix, "loss", suffix, &r->loss, 1);
+    for (int k = 0; k < F_COUNT; k++)
+        if (field_size(p, k)) bad |= ref_copy(f, prefix, field_names[k], suffix, (double *)field(r, k), field_size(p, k));
+    return bad | ref_copy(f, prefix, "grad", suffix, r->grad, p->P);
+}
+
+/* The file prints float32 inputs with 9 digits, which name the float32
+ * value but not exactly: rounded back to float32 they are what torch used
+ * (in float64 too). */
+static int ref_input(const ref_file *f, const char *prefix, const char *name, double *dst, size_t n) {
+    int bad = ref_copy(f, prefix, name, "", dst, n);
+    for (size_t i = 0; i < n; i++) dst[i] = (float)dst[i];
+    return bad;
+}
+
+static int ref_problem(const ref_file *f, const char *prefix, problem *p) {
+    int bad = ref_input(f, prefix, "params", p->params, p->P) | ref_input(f, prefix, "x", p->x, p->seq_in) |
+              ref_input(f, prefix, "h0", p->h0, p->states) | ref_input(f, prefix, "w_out", p->w_out, p->seq_h) |
+              ref_input(f, prefix, "w_hn", p->w_hn, p->states);
+    if (is_lstm(&p->d))
+        bad |= ref_input(f, prefix, "c0", p->c0, p->states) | ref_input(f, prefix, "w_cn", p->w_cn, p->states);
+    return bad;
+}
+
+/* One case lL.tT.bB: clipnn's float path against torch's float64 at the
+ * float32 tolerance (torch's float32 held to the same), clipnn's double
+ * path against torch's float64 at the same derivation in float64 units,
+ * doubled (both sides round). */
+static void parity_case(const ref_file *f, clipnn_cell cell, size_t layers, size_t T, size_t B) {
+    net_dims d = {cell, attr_size(f, "in"), attr_size(f, "hidden"), layers, B, T, 0};
+    char prefix[32], what[128];
+    snprintf(prefix, sizeof prefix, "l%zu.t%zu.b%zu.", layers, T, B);
+    snprintf(what, sizeof what, "%s %s", f->path + strlen(f->path) - strlen(strrchr(f->path, '/') + 1), prefix);
+    problem p;
+    result t32, t64, c32, c64;
+    problem_alloc(&p, &d);
+    result_alloc(&t32, &p), result_alloc(&t64, &p), result_alloc(&c32, &p), result_alloc(&c64, &p);
+    if (!ref_problem(f, prefix, &p) && !ref_result(f, prefix, "", &p, &t32) && !ref_result(f, prefix, "64", &p, &t64) &&
+        !problem_run(&p, 0, 1, &c32) && !problem_run(&p, 1, 1, &c64)) {
+        compare_results(1, what, &p, &c32, &t32, &t64, rec_k(&d), U);
+        compare_results(3, what, &p, &c64, NULL, &t64, 2 * rec_k(&d), U53);
+    }
+    result_free(&t32), result_free(&t64), result_free(&c32), result_free(&c64);
+    problem_free(&p);
+}
+
+/* torch.nn.RNN (tanh, relu), LSTM and GRU, batch_first, 1 and 2 layers, 1
+ * and 17 steps, batch 1 and 7, random initial states, a loss reading every
+ * output and the final states (h_n, c_n of every layer). */
+TEST(recurrent_torch_parity_forward_and_gradients) {
+    static const char *const files[] = {"rec_rnn_tanh.txt", "rec_rnn_relu.txt", "rec_lstm.txt", "rec_gru.txt"};
+    for (size_t i = 0; i < 4; i++) {
+        ref_file *f = ref_load(files[i]);
+        clipnn_cell cell;
+        if (!f) continue;
+        CHECK(ref_cell(f, &cell) == 0 && cell == CELLS[i]);
+        for (size_t layers = 1; layers <= 2; layers++)
+            for (size_t T = 1; T <= 17; T += 16)
+                for (size_t B = 1; B <= 7; B += 6) parity_case(f, CELLS[i], layers, T, B);
+        ref_free(f);
+    }
+    report_worst();
+}
