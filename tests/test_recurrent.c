@@ -585,3 +585,158 @@ TEST(recurrent_torch_parity_forward_and_gradients) {
     }
     report_worst();
 }
+
+/* ------------------------------------------- 20 clipped SGD steps */
+
+/* A many-to-one classifier: the recurrent stack, then a dense layer on the
+ * last step's h (the library's dense kernels) and the mean cross-entropy
+ * (its loss kernel); clip_grad_norm_ as torch does it (coefficient
+ * max_norm / (norm + 1e-6), capped at 1) and the library's SGD step. */
+typedef struct {
+    net *n;
+    size_t P, K, Ptot; /* recurrent parameters, classes, all parameters */
+    float *params, *grads, *hl, *dhl, *z, *dz;
+    double *theta, *grad, *h_n, *dh_n;
+} classifier;
+
+static void classifier_free(classifier *c) {
+    net_free(c->n);
+    void *all[] = {c->params, c->grads, c->hl, c->dhl, c->z, c->dz, c->theta, c->grad, c->h_n, c->dh_n};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) free(all[i]);
+}
+
+static int classifier_init(classifier *c, const net_dims *d, size_t K, const double *params) {
+    memset(c, 0, sizeof *c);
+    c->n = net_create(d, 0);
+    c->P = stack_params(d), c->K = K, c->Ptot = c->P + K * d->hidden + K;
+    size_t bh = d->batch * d->hidden, states = d->layers * bh;
+    c->params = calloc(c->Ptot, sizeof(float)), c->grads = calloc(c->Ptot, sizeof(float));
+    c->hl = calloc(bh, sizeof(float)), c->dhl = calloc(bh, sizeof(float));
+    c->z = calloc(d->batch * K, sizeof(float)), c->dz = calloc(d->batch * K, sizeof(float));
+    c->theta = fresh(c->P), c->grad = fresh(c->P), c->h_n = fresh(states), c->dh_n = fresh(states);
+    if (!c->n || !c->params || !c->grads || !c->hl || !c->dhl || !c->z || !c->dz) return -1;
+    to_float(params, c->params, c->Ptot);
+    return 0;
+}
+
+/* Loss and gradient of one batch into c->grads; the mean loss. */
+static double classifier_grad(classifier *c, const double *x, const float *y) {
+    const net_dims *d = &c->n->d;
+    size_t B = d->batch, h = d->hidden, K = c->K, last = (d->layers - 1) * B * h;
+    const float *W = c->params + c->P, *b = W + K * h;
+    for (size_t i = 0; i < c->P; i++) c->theta[i] = c->params[i];
+    CHECK_OK(net_forward(c->n, c->theta, x, NULL, NULL, NULL, c->h_n, NULL));
+    for (size_t i = 0; i < B * h; i++) c->hl[i] = (float)c->h_n[last + i];
+    clipnn_dense_forward_cols(c->z, c->hl, W, B, h, K, 0, K);
+    for (size_t r = 0; r < B; r++)
+        for (size_t k = 0; k < K; k++) c->z[r * K + k] += b[k];
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    lo.loss = CLIPNN_LOSS_XENT;
+    double loss = clipnn_loss_forward_backward(&lo, c->z, y, B, K, NULL, c->dz);
+    clipnn_dense_backward(c->grads + c->P, c->grads + c->P + K * h, c->dhl, c->dz, c->hl, W, B, h, K);
+    for (size_t i = 0; i < B * h; i++) c->dh_n[last + i] = c->dhl[i];
+    CHECK_OK(net_backward(c->n, NULL, c->dh_n, NULL, 0, c->grad, NULL, NULL, NULL));
+    for (size_t i = 0; i < c->P; i++) c->grads[i] = (float)c->grad[i];
+    return loss;
+}
+
+/* Tolerance on theta after t steps (absolute), as for the MLP's clipped
+ * trajectories: a step moves theta by lr times the clipped gradient, whose
+ * entries are at most max_norm and carry float32 errors of at most K u
+ * max_norm (K: the stack's rec_k plus 64 for the dense head and the loss,
+ * the coefficient's rounding inside the same bound); the update rounds
+ * once more, 2 u |theta|. After t steps: t such errors; their feedback
+ * through the next gradients (lr |Hessian| < 1 here) at most doubles it. */
+static double theta_tol(size_t t, double k, double lr, double max_norm, double theta_scale) {
+    return 2.0 * U * (double)t * (k * lr * max_norm + 2.0 * theta_scale);
+}
+
+/* One reference trajectory: its arrays (pointers into the file). */
+typedef struct {
+    const char *file;
+    size_t updates;
+    const double *lr, *max_norm, *at, *x, *y, *l64, *n32, *n64, *th32, *th64;
+} trajectory;
+
+static int trajectory_load(const ref_file *f, const char *file, const net_dims *d, size_t Ptot, trajectory *tr) {
+    size_t updates = attr_size(f, "updates");
+    *tr = (trajectory){
+        file,
+        updates,
+        ref_get(f, "lr", 1),
+        ref_get(f, "max_norm", 1),
+        ref_get(f, "theta_steps", 5),
+        ref_get(f, "x", updates * seq_size(d, d->in)),
+        ref_get(f, "y", updates * d->batch),
+        ref_get(f, "loss64", updates),
+        ref_get(f, "total_norm", updates),
+        ref_get(f, "total_norm64", updates),
+        ref_get(f, "theta", 5 * Ptot),
+        ref_get(f, "theta64", 5 * Ptot),
+    };
+    return tr->lr && tr->max_norm && tr->at && tr->x && tr->y && tr->l64 && tr->n32 && tr->n64 && tr->th32 &&
+                   tr->th64 && d->batch <= 64
+               ? 0
+               : -1;
+}
+
+/* The 20 steps against the trajectory: the loss and the total norm of
+ * every step, theta after the steps the file lists. */
+static void trajectory_check(classifier *c, const trajectory *tr) {
+    const net_dims *d = &c->n->d;
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    clipnn_optimizer *opt = NULL;
+    CHECK_OK(clipnn_optimizer_create(&opt, c->Ptot, &oo));
+    double k = rec_k(d) + 64, *theta = fresh(c->Ptot);
+    size_t next = 0, clipped = 0;
+    for (size_t t = 0; opt && theta && t < tr->updates; t++) {
+        float yf[64];
+        to_float(tr->y + t * d->batch, yf, d->batch);
+        double loss = classifier_grad(c, tr->x + t * seq_size(d, d->in), yf);
+        double norm = clipnn_norm(c->grads, c->Ptot, 2.0), coef = fmin(1.0, *tr->max_norm / (norm + 1e-6));
+        clipped += norm > *tr->max_norm;
+        CHECK_OK(clipnn_optimizer_step(opt, c->params, c->grads, *tr->lr, coef));
+        CHECK_NEAR(loss, tr->l64[t], k * U * fmax(1.0, fabs(tr->l64[t])) * (double)(t + 1));
+        CHECK_NEAR(norm, tr->n64[t], k * U * tr->n64[t] * (double)(t + 1));
+        CHECK_NEAR(tr->n32[t], tr->n64[t], k * U * tr->n64[t] * (double)(t + 1));
+        if (next == 5 || (size_t)tr->at[next] != t + 1) continue;
+        const double *want = tr->th64 + next * c->Ptot;
+        double scale = max_abs_d(want, c->Ptot), tol = theta_tol(t + 1, k, *tr->lr, *tr->max_norm, scale);
+        char what[160];
+        for (size_t i = 0; i < c->Ptot; i++) theta[i] = c->params[i];
+        snprintf(what, sizeof what, "%s theta after step %zu", tr->file, t + 1);
+        check_close(4, what, theta, want, c->Ptot, tol, U * scale);
+        check_close(5, what, tr->th32 + next * c->Ptot, want, c->Ptot, tol, U * scale);
+        next++;
+    }
+    CHECK_MSG(next == 5, "%s: theta checked after %zu of 5 steps", tr->file, next);
+    CHECK_MSG(clipped >= 15, "%s: clipping acted on %zu of %zu steps", tr->file, clipped, tr->updates);
+    free(theta);
+    clipnn_optimizer_free(opt);
+}
+
+static void train_case(const char *file) {
+    ref_file *f = ref_load(file);
+    if (!f) return;
+    clipnn_cell cell = CLIPNN_CELL_COUNT;
+    CHECK(ref_cell(f, &cell) == 0);
+    net_dims d = {cell, attr_size(f, "in"), attr_size(f, "hidden"), attr_size(f, "layers"), attr_size(f, "batch"),
+                  attr_size(f, "steps"), 0};
+    classifier c;
+    trajectory tr;
+    size_t K = attr_size(f, "classes");
+    const double *params = ref_get(f, "params", stack_params(&d) + K * d.hidden + K);
+    int ok = cell != CLIPNN_CELL_COUNT && params && classifier_init(&c, &d, K, params) == 0;
+    ok = ok && trajectory_load(f, file, &d, c.Ptot, &tr) == 0;
+    CHECK_MSG(ok, "%s: cannot set up the classifier", file);
+    if (ok) trajectory_check(&c, &tr);
+    if (cell != CLIPNN_CELL_COUNT && params) classifier_free(&c);
+    ref_free(f);
+}
+
+TEST(recurrent_torch_parity_twenty_clipped_sgd_steps) {
+    static const char *const files[] = {"rec_train_rnn_tanh_l1.txt", "rec_train_rnn_relu_l1.txt",
+                                        "rec_train_lstm_l2.txt", "rec_train_gru_l2.txt"};
+    for (size_t i = 0; i < 4; i++) train_case(files[i]);
+    report_worst();
+}
