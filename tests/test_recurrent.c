@@ -287,12 +287,13 @@ static int problem_run(const problem *p, int dbl, int backward, result *r) {
  * (u times the compared array's scale); printed with CLIPNN_TEST_VERBOSE=1
  * to show how far below the tolerance the results sit. */
 static double worst_units[8];
-static const char *const worst_names[8] = {"float vs double", "float vs torch64", "torch32 vs torch64",
-                                           "double vs torch64", "theta vs torch64", "torch32 theta"};
+static const char *const worst_names[8] = {"float vs double",  "float vs torch64", "torch32 vs torch64",
+                                           "double vs torch64", "theta vs torch64", "torch32 theta",
+                                           "chunked vs whole",  "truncated vs sub-chunk"};
 
 static void report_worst(void) {
     if (!getenv("CLIPNN_TEST_VERBOSE")) return;
-    for (int i = 0; i < 6; i++) fprintf(stderr, "    worst %s: %.3g units\n", worst_names[i], worst_units[i]);
+    for (int i = 0; i < 8; i++) fprintf(stderr, "    worst %s: %.3g units\n", worst_names[i], worst_units[i]);
 }
 
 /* got[i] within tol of want[i]; the first few misses are reported. The
@@ -359,6 +360,28 @@ static size_t field_size(const problem *p, int f) {
     return (f == F_CN || f == F_DC0) && !is_lstm(&p->d) ? 0 : p->states;
 }
 
+/* The gradient block tensor by tensor (W_ih, W_hh, b_ih, b_hh of each
+ * layer), each at k u times its own scale. */
+static void compare_grads(int kind, const char *what, const problem *p, const double *got, const double *ref32,
+                          const double *truth, double k, double u) {
+    char name[320];
+    for (size_t l = 0, base = 0; l < p->d.layers; l++) {
+        clipnn_rec_params L;
+        if (clipnn_rec_param_layout(p->d.cell, l ? p->d.hidden : p->d.in, p->d.hidden, &L) != CLIPNN_OK) return;
+        size_t offs[5] = {L.w_ih, L.w_hh, L.b_ih, L.b_hh, L.total};
+        static const char *const tensor[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
+        for (int t = 0; t < 4; t++) {
+            size_t at_t = base + offs[t], n = offs[t + 1] - offs[t];
+            double unit = u * max_abs_d(truth + at_t, n);
+            snprintf(name, sizeof name, "%s layer %zu d%s", what, l, tensor[t]);
+            check_close(kind, name, got + at_t, truth + at_t, n, k * unit, unit);
+            snprintf(name, sizeof name, "%s layer %zu d%s (torch float32: tolerance too tight?)", what, l, tensor[t]);
+            if (ref32) check_close(2, name, ref32 + at_t, truth + at_t, n, k * unit, unit);
+        }
+        base += L.total;
+    }
+}
+
 /* Compares got (and torch's float32 ref32, when not NULL) with the truth
  * array by array (the gradient tensor by tensor), at tolerance k u times
  * each array's scale. */
@@ -373,21 +396,7 @@ static void compare_results(int kind, const char *what, const problem *p, const 
         snprintf(name, sizeof name, "%s %s (torch float32: tolerance too tight?)", what, field_names[f]);
         if (ref32) check_close(2, name, field(ref32, f), field(truth, f), n, k * unit, unit);
     }
-    for (size_t l = 0, base = 0; l < p->d.layers; l++) {
-        clipnn_rec_params L;
-        if (clipnn_rec_param_layout(p->d.cell, l ? p->d.hidden : p->d.in, p->d.hidden, &L) != CLIPNN_OK) return;
-        size_t offs[5] = {L.w_ih, L.w_hh, L.b_ih, L.b_hh, L.total};
-        static const char *const tensor[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
-        for (int t = 0; t < 4; t++) {
-            size_t at_t = base + offs[t], n = offs[t + 1] - offs[t];
-            double unit = u * max_abs_d(truth->grad + at_t, n);
-            snprintf(name, sizeof name, "%s layer %zu d%s", what, l, tensor[t]);
-            check_close(kind, name, got->grad + at_t, truth->grad + at_t, n, k * unit, unit);
-            snprintf(name, sizeof name, "%s layer %zu d%s (torch float32: tolerance too tight?)", what, l, tensor[t]);
-            if (ref32) check_close(2, name, ref32->grad + at_t, truth->grad + at_t, n, k * unit, unit);
-        }
-        base += L.total;
-    }
+    compare_grads(kind, what, p, got->grad, ref32 ? ref32->grad : NULL, truth->grad, k, u);
     /* The loss is sum(w . outputs): its error is at most the outputs'
      * tolerances weighted by |w|. */
     double tol = k * u *
@@ -739,4 +748,304 @@ TEST(recurrent_torch_parity_twenty_clipped_sgd_steps) {
                                         "rec_train_lstm_l2.txt", "rec_train_gru_l2.txt"};
     for (size_t i = 0; i < 4; i++) train_case(files[i]);
     report_worst();
+}
+
+/* ------------------------------------------ chunks and truncation */
+
+/* dst [B][t1 - t0][w] = steps [t0, t1) of src [B][T][w]; place_steps is
+ * the inverse. */
+static void slice_steps(const double *src, size_t B, size_t T, size_t w, size_t t0, size_t t1, double *dst) {
+    for (size_t b = 0; b < B; b++) memcpy(dst + b * (t1 - t0) * w, src + (b * T + t0) * w, (t1 - t0) * w * sizeof *dst);
+}
+
+static void place_steps(double *dst, size_t B, size_t T, size_t w, size_t t0, size_t t1, const double *src) {
+    for (size_t b = 0; b < B; b++) memcpy(dst + (b * T + t0) * w, src + b * (t1 - t0) * w, (t1 - t0) * w * sizeof *dst);
+}
+
+/* Steps [t0, t1) of p as a problem of their own (the same parameters,
+ * initial states and final-state weights). */
+static void problem_steps(const problem *p, size_t t0, size_t t1, problem *q) {
+    net_dims d = p->d;
+    d.steps = t1 - t0;
+    problem_alloc(q, &d);
+    memcpy(q->params, p->params, p->P * sizeof *q->params);
+    slice_steps(p->x, d.batch, p->d.steps, d.in, t0, t1, q->x);
+    slice_steps(p->w_out, d.batch, p->d.steps, d.hidden, t0, t1, q->w_out);
+    memcpy(q->h0, p->h0, p->states * sizeof *q->h0), memcpy(q->c0, p->c0, p->states * sizeof *q->c0);
+    memcpy(q->w_hn, p->w_hn, p->states * sizeof *q->w_hn), memcpy(q->w_cn, p->w_cn, p->states * sizeof *q->w_cn);
+}
+
+/* Chunk q forward from initial states h0, c0 (its final states to h_n,
+ * c_n) and, when dh_n is not NULL, backward from d loss / d final states
+ * (dh_n, dc_n) with truncation last_steps; the result in r. */
+static void chunk_run(const problem *q, int dbl, const double *h0, const double *c0, const double *dh_n,
+                      const double *dc_n, size_t last_steps, result *r) {
+    net *n = net_create(&q->d, dbl);
+    int lstm = is_lstm(&q->d);
+    CHECK(n != NULL);
+    if (!n) return;
+    CHECK_OK(net_forward(n, q->params, q->x, h0, lstm ? c0 : NULL, r->out, r->h_n, lstm ? r->c_n : NULL));
+    if (dh_n) CHECK_OK(net_backward(n, q->w_out, dh_n, dc_n, last_steps, r->grad, r->dx, r->dh0, r->dc0));
+    net_free(n);
+}
+
+/* A chunk of 10 steps run whole and as chunks of 4 and 6 with the state
+ * carried forward (h_n, c_n of the first as h0, c0 of the second) and the
+ * gradient carried back (dh0, dc0 of the second as dhT, dcT of the first):
+ * the same outputs and gradients, up to the rounding of the different GEMM
+ * shapes (each side within the float or double tolerance of the truth). */
+static void chunk_case(clipnn_cell cell, int dbl, uint64_t seed) {
+    net_dims d = {cell, 4, 7, 2, 3, 10, 0};
+    problem p, q1, q2;
+    result whole, r1, r2, joined;
+    problem_random(&p, &d, seed);
+    problem_steps(&p, 0, 4, &q1), problem_steps(&p, 4, 10, &q2);
+    result_alloc(&whole, &p), result_alloc(&joined, &p), result_alloc(&r1, &q1), result_alloc(&r2, &q2);
+    if (problem_run(&p, dbl, 1, &whole) == 0) {
+        chunk_run(&q1, dbl, p.h0, p.c0, NULL, NULL, 0, &r1);
+        chunk_run(&q2, dbl, r1.h_n, r1.c_n, p.w_hn, p.w_cn, 0, &r2);
+        chunk_run(&q1, dbl, p.h0, p.c0, r2.dh0, r2.dc0, 0, &r1);
+        place_steps(joined.out, d.batch, 10, d.hidden, 0, 4, r1.out);
+        place_steps(joined.out, d.batch, 10, d.hidden, 4, 10, r2.out);
+        place_steps(joined.dx, d.batch, 10, d.in, 0, 4, r1.dx);
+        place_steps(joined.dx, d.batch, 10, d.in, 4, 10, r2.dx);
+        memcpy(joined.h_n, r2.h_n, p.states * sizeof *joined.h_n), memcpy(joined.c_n, r2.c_n, p.states * sizeof *joined.c_n);
+        memcpy(joined.dh0, r1.dh0, p.states * sizeof *joined.dh0), memcpy(joined.dc0, r1.dc0, p.states * sizeof *joined.dc0);
+        for (size_t i = 0; i < p.P; i++) joined.grad[i] = r1.grad[i] + r2.grad[i];
+        joined.loss = problem_loss(&p, &joined);
+        char what[96];
+        snprintf(what, sizeof what, "%s %s chunks 4 + 6", clipnn_cell_name(cell), dbl ? "double" : "float");
+        compare_results(6, what, &p, &joined, NULL, &whole, 2 * rec_k(&d), dbl ? U53 : U);
+    }
+    result_free(&whole), result_free(&joined), result_free(&r1), result_free(&r2);
+    problem_free(&p), problem_free(&q1), problem_free(&q2);
+}
+
+TEST(recurrent_state_and_gradient_carry_across_chunks) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++)
+        for (int dbl = 0; dbl <= 1; dbl++) chunk_case(CELLS[c], dbl, 300 + (uint64_t)c);
+}
+
+static int all_zero(const double *v, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (v[i] != 0) return 0;
+    return 1;
+}
+
+/* Backpropagation through the last 3 of 8 steps only is the full backward
+ * of the chunk of those 3 steps started from the state the first 5 left:
+ * the same parameter gradient and dx on those steps; dx of the earlier
+ * steps and dh0, dc0 exactly zero. */
+static void truncation_case(clipnn_cell cell, size_t layers, uint64_t seed) {
+    net_dims d = {cell, 4, 7, layers, 3, 8, 0};
+    problem p, head, tail;
+    result trunc, rh, rt;
+    problem_random(&p, &d, seed);
+    problem_steps(&p, 0, 5, &head), problem_steps(&p, 5, 8, &tail);
+    result_alloc(&trunc, &p), result_alloc(&rh, &head), result_alloc(&rt, &tail);
+    chunk_run(&p, 1, p.h0, p.c0, p.w_hn, p.w_cn, 3, &trunc);
+    chunk_run(&head, 1, p.h0, p.c0, NULL, NULL, 0, &rh);
+    chunk_run(&tail, 1, rh.h_n, rh.c_n, p.w_hn, p.w_cn, 0, &rt);
+    double *dx_tail = fresh(tail.seq_in), *dx_head = fresh(head.seq_in);
+    char what[96];
+    snprintf(what, sizeof what, "%s layers %zu last 3 of 8 steps", clipnn_cell_name(cell), layers);
+    compare_grads(7, what, &p, trunc.grad, NULL, rt.grad, 2 * rec_k(&d), U53);
+    slice_steps(trunc.dx, d.batch, 8, d.in, 5, 8, dx_tail);
+    slice_steps(trunc.dx, d.batch, 8, d.in, 0, 5, dx_head);
+    check_close(7, what, dx_tail, rt.dx, tail.seq_in, 2 * rec_k(&d) * U53 * max_abs_d(rt.dx, tail.seq_in), 0);
+    CHECK_MSG(all_zero(dx_head, head.seq_in) && all_zero(trunc.dh0, p.states), "%s: gradient before the window", what);
+    CHECK(!is_lstm(&d) || all_zero(trunc.dc0, p.states));
+    free(dx_tail), free(dx_head);
+    result_free(&trunc), result_free(&rh), result_free(&rt);
+    problem_free(&p), problem_free(&head), problem_free(&tail);
+}
+
+TEST(recurrent_truncated_backpropagation) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++)
+        for (size_t layers = 1; layers <= 2; layers++) truncation_case(CELLS[c], layers, 400 + 2 * (uint64_t)c + layers);
+    report_worst();
+}
+
+/* ------------------------------------------------ per-example norms */
+
+/* Example b of p as a problem of batch one. */
+static void problem_example(const problem *p, size_t b, problem *q) {
+    net_dims d = p->d;
+    size_t T = d.steps, h = d.hidden;
+    d.batch = 1;
+    problem_alloc(q, &d);
+    memcpy(q->params, p->params, p->P * sizeof *q->params);
+    memcpy(q->x, p->x + b * T * d.in, T * d.in * sizeof *q->x);
+    memcpy(q->w_out, p->w_out + b * T * h, T * h * sizeof *q->w_out);
+    memcpy(q->h0, p->h0 + b * h, h * sizeof *q->h0), memcpy(q->c0, p->c0 + b * h, h * sizeof *q->c0);
+    memcpy(q->w_hn, p->w_hn + b * h, h * sizeof *q->w_hn), memcpy(q->w_cn, p->w_cn + b * h, h * sizeof *q->w_cn);
+}
+
+/* sq[4] = the squared norms of the four tensors of a gradient block. */
+static void tensor_sqnorms(const problem *p, const double *grad, double *sq) {
+    clipnn_rec_params L;
+    CHECK_OK(clipnn_rec_param_layout(p->d.cell, p->d.in, p->d.hidden, &L));
+    size_t offs[5] = {L.w_ih, L.w_hh, L.b_ih, L.b_hh, L.total};
+    for (int t = 0; t < 4; t++) sq[t] = dot(grad + offs[t], grad + offs[t], offs[t + 1] - offs[t]);
+}
+
+/* The batched per-example squared norms of problem p (one layer) from the
+ * float or the double kernels into sq [B][4]. */
+static void batched_sqnorms(const problem *p, int dbl, double *sq) {
+    net *n = net_create(&p->d, dbl);
+    size_t scratch_size = 0;
+    CHECK(n != NULL);
+    if (!n || clipnn_rec_norm_scratch_size(&n->shape[0], &scratch_size) != CLIPNN_OK) return net_free(n);
+    void *scratch = calloc(scratch_size, n->es);
+    int lstm = is_lstm(&p->d);
+    if (scratch) {
+        /* The kernels take every buffer from the caller. */
+        uint64_t allocations = clipnn_allocation_count();
+        CHECK_OK(net_forward(n, p->params, p->x, p->h0, lstm ? p->c0 : NULL, NULL, NULL, NULL));
+        CHECK_OK(net_backward(n, p->w_out, p->w_hn, lstm ? p->w_cn : NULL, 0, NULL, NULL, NULL, NULL));
+        if (dbl) CHECK_OK(clipnn_rec_example_sqnorms_d(&n->shape[0], n->x, n->d.x_stride, n->work[0], scratch, sq));
+        else CHECK_OK(clipnn_rec_example_sqnorms(&n->shape[0], n->x, n->d.x_stride, n->work[0], scratch, sq));
+        CHECK_MSG(clipnn_allocation_count() == allocations, "the recurrent kernels allocated");
+    }
+    free(scratch);
+    net_free(n);
+}
+
+/* The batched squared norms against a backward of each example alone
+ * (batch one), per tensor. T = 3 takes the ghost form (Gram matrices) for
+ * every tensor of these shapes, T = 9 the materialised gradient: the
+ * ghost form wins while T (na + G h) < G h na (na = 6 inputs or 11
+ * hidden; G h = 11 .. 44).
+ *
+ * Double: both sides are sums of ~T (in + G h) products per entry, off by
+ * that many roundings of 2^-53 relative to the sum of the terms' sizes,
+ * which exceeds the result by at most the cancellation between steps
+ * (a factor < 100 for these signals): 1e-11 relative bounds it, and a
+ * wrong pairing (a_t with d_s, a missing GRU block) is off by O(1).
+ * Float: each gradient entry is within K u of its scale (K = rec_k), so a
+ * squared norm over N entries is within 2 sqrt(N) K u of itself. */
+static double worst_sq64, worst_sq32;
+
+static void sqnorm_case(clipnn_cell cell, size_t T, uint64_t seed) {
+    net_dims d = {cell, 6, 11, 1, 4, T, 8};
+    problem p;
+    double sq64[16], sq32[16], naive[16];
+    problem_random(&p, &d, seed);
+    batched_sqnorms(&p, 1, sq64);
+    batched_sqnorms(&p, 0, sq32);
+    for (size_t b = 0; b < d.batch; b++) {
+        problem q;
+        result r;
+        problem_example(&p, b, &q);
+        result_alloc(&r, &q);
+        if (problem_run(&q, 1, 1, &r) == 0) tensor_sqnorms(&q, r.grad, naive + 4 * b);
+        result_free(&r);
+        problem_free(&q);
+    }
+    clipnn_rec_params L;
+    CHECK_OK(clipnn_rec_param_layout(cell, d.in, d.hidden, &L));
+    double n_entries[4] = {(double)L.w_hh, (double)(L.b_ih - L.w_hh), (double)(L.b_hh - L.b_ih), (double)(L.total - L.b_hh)};
+    for (size_t i = 0; i < 4 * d.batch; i++) {
+        worst_sq64 = fmax(worst_sq64, fabs(sq64[i] - naive[i]) / naive[i]);
+        worst_sq32 = fmax(worst_sq32, fabs(sq32[i] - naive[i]) / naive[i]);
+        double float_tol = 2 * sqrt(n_entries[i % 4]) * rec_k(&d) * U * naive[i];
+        CHECK_MSG(fabs(sq64[i] - naive[i]) <= 1e-11 * naive[i] && fabs(sq32[i] - naive[i]) <= float_tol,
+                  "%s T %zu example %zu tensor %zu: batched %.17g (float %.9g), alone %.17g", clipnn_cell_name(cell), T,
+                  i / 4, i % 4, sq64[i], sq32[i], naive[i]);
+    }
+    problem_free(&p);
+}
+
+TEST(recurrent_per_example_gradient_norms) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++) {
+        sqnorm_case(CELLS[c], 3, 500 + (uint64_t)c);
+        sqnorm_case(CELLS[c], 9, 510 + (uint64_t)c);
+    }
+    if (getenv("CLIPNN_TEST_VERBOSE"))
+        fprintf(stderr, "    worst relative error of the per-example squared norms: double %.3g, float %.3g\n", worst_sq64,
+                worst_sq32);
+}
+
+/* ------------------------------------------------------ the interface */
+
+TEST(recurrent_cells_names_and_sizes) {
+    static const size_t gates[CLIPNN_CELL_COUNT] = {1, 1, 4, 3};
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++) {
+        clipnn_cell parsed = CLIPNN_CELL_COUNT;
+        CHECK_OK(clipnn_cell_parse(clipnn_cell_name(CELLS[c]), &parsed));
+        CHECK(parsed == CELLS[c] && clipnn_cell_gates(CELLS[c]) == gates[c]);
+        /* torch's layout: W_ih [G h][in], W_hh [G h][h], b_ih, b_hh [G h] */
+        clipnn_rec_params p;
+        CHECK_OK(clipnn_rec_param_layout(CELLS[c], 3, 5, &p));
+        size_t gh = 5 * gates[c];
+        CHECK(p.w_ih == 0 && p.w_hh == gh * 3 && p.b_ih == gh * 8 && p.b_hh == gh * 9 && p.total == gh * 10);
+    }
+    clipnn_cell parsed;
+    CHECK(clipnn_cell_parse("lstm2", &parsed) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "rnn-tanh") != NULL); /* the message lists the names */
+    CHECK(clipnn_cell_gates(CLIPNN_CELL_COUNT) == 0);
+    CHECK(!strcmp(clipnn_cell_name(CLIPNN_CELL_COUNT), "unknown"));
+}
+
+/* Bad shapes and arguments fail with a status and a message, before any
+ * memory is touched; sizes that overflow (or that a BLAS int cannot hold)
+ * are refused. */
+TEST(recurrent_bad_arguments_are_refused) {
+    clipnn_rec_params p;
+    size_t n;
+    CHECK(clipnn_rec_param_layout(CLIPNN_CELL_COUNT, 3, 5, &p) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_param_layout(CLIPNN_CELL_GRU, 0, 5, &p) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_param_layout(CLIPNN_CELL_GRU, 3, 0, &p) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_param_layout(CLIPNN_CELL_LSTM, 3, SIZE_MAX / 2, &p) == CLIPNN_ERR_OVERFLOW);
+    CHECK(clipnn_rec_workspace_size(NULL, &n) == CLIPNN_ERR_INVALID_ARG);
+    const clipnn_rec_shape empty = {CLIPNN_CELL_LSTM, 3, 5, 0, 4}, no_steps = {CLIPNN_CELL_LSTM, 3, 5, 2, 0};
+    const clipnn_rec_shape huge = {CLIPNN_CELL_LSTM, 3, 5, (size_t)1 << 20, (size_t)1 << 12};
+    const clipnn_rec_shape wide = {CLIPNN_CELL_RNN_TANH, (size_t)1 << 32, 5, 1, 1};
+    CHECK(clipnn_rec_workspace_size(&empty, &n) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_workspace_size(&no_steps, &n) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_workspace_size(&huge, &n) == CLIPNN_ERR_OVERFLOW);      /* 2^32 rows for a BLAS int */
+    CHECK(clipnn_rec_workspace_size(&wide, &n) == CLIPNN_ERR_OVERFLOW);      /* in beyond a BLAS int */
+    CHECK(clipnn_rec_norm_scratch_size(&huge, &n) == CLIPNN_ERR_OVERFLOW);
+
+    const clipnn_rec_shape s = {CLIPNN_CELL_GRU, 3, 5, 2, 4};
+    float params[3 * 5 * 10] = {0}, x[2 * 4 * 3] = {0}, H[2 * 4 * 5], grad[150], work[512], scratch[512];
+    double sq[8];
+    CHECK_OK(clipnn_rec_workspace_size(&s, &n));
+    CHECK(n <= 512);
+    CHECK_OK(clipnn_rec_norm_scratch_size(&s, &n));
+    CHECK(n <= 512);
+    CHECK(clipnn_rec_forward(&s, NULL, x, 3, NULL, NULL, H, NULL, NULL, work) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_forward(&s, params, x, 3, NULL, NULL, NULL, NULL, NULL, work) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_forward(&s, params, x, 3, NULL, NULL, H, NULL, NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_forward(&s, params, x, 2, NULL, NULL, H, NULL, NULL, work) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "stride") != NULL);
+    CHECK_OK(clipnn_rec_forward(&s, params, x, 3, NULL, NULL, H, NULL, NULL, work));
+    CHECK(clipnn_rec_backward(&s, params, x, 3, NULL, NULL, NULL, 5, grad, NULL, NULL, NULL, work) ==
+          CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_backward(&s, params, x, 3, NULL, NULL, NULL, 0, NULL, NULL, NULL, NULL, work) ==
+          CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_example_sqnorms(&s, x, 3, work, NULL, sq) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_example_sqnorms(&s, x, 3, work, scratch, NULL) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_forward_d(&empty, NULL, NULL, 3, NULL, NULL, NULL, NULL, NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
+}
+
+/* The gate functions of the float path: tanh within 2 ulp, the sigmoid
+ * within 3 ulp above -80 and 2^-23 absolute everywhere, against double
+ * libm on a dense sweep of [-100, 100]; the limits within an ulp. */
+TEST(recurrent_fast_tanh_and_sigmoid_accuracy) {
+    double worst_tanh = 0, worst_sig = 0, worst_sig_abs = 0;
+    for (float x = -100.0f; x <= 100.0f; x += fabsf(x) < 1 ? 1.0f / 4096 : 1.0f / 256) {
+        double t = tanh((double)x), s = 1 / (1 + exp(-(double)x));
+        double ulp_t = fmax(nextafterf((float)fabs(t), INFINITY) - (float)fabs(t), FLT_TRUE_MIN);
+        double ulp_s = fmax(nextafterf((float)s, INFINITY) - (float)s, FLT_TRUE_MIN);
+        worst_tanh = fmax(worst_tanh, fabs(clipnn_tanhf_fast(x) - t) / ulp_t);
+        if (x >= -80) worst_sig = fmax(worst_sig, fabs(clipnn_sigmoidf_fast(x) - s) / ulp_s);
+        worst_sig_abs = fmax(worst_sig_abs, fabs(clipnn_sigmoidf_fast(x) - s));
+    }
+    CHECK_MSG(worst_tanh <= 2 && worst_sig <= 3 && worst_sig_abs <= 2 * U,
+              "tanh %.3g ulp, sigmoid %.3g ulp, %.3g absolute", worst_tanh, worst_sig, worst_sig_abs);
+    CHECK(clipnn_tanhf_fast(0.0f) == 0.0f && clipnn_sigmoidf_fast(0.0f) == 0.5f);
+    CHECK(fabsf(clipnn_tanhf_fast(INFINITY) - 1) <= U && fabsf(clipnn_tanhf_fast(-INFINITY) + 1) <= U);
+    CHECK(clipnn_sigmoidf_fast(INFINITY) == 1.0f && clipnn_sigmoidf_fast(-INFINITY) <= 1e-38f);
+    CHECK(isnan(clipnn_tanhf_fast(NAN)) && isnan(clipnn_sigmoidf_fast(NAN)));
 }

@@ -44,7 +44,7 @@ static inline float clipnn_expf_fast(float y) {
 }
 
 /* tanh: an odd polynomial below |x| = 0.625, else 1 - 2 / (e^{2|x|} + 1);
- * +-1 beyond |x| = 9 where float tanh rounds to 1. Both branches are
+ * |x| is clamped at 9, where tanh is within an ulp of +-1. Both branches are
  * computed and one selected, so the loop has no branches. Within 2 ulp of
  * the exact tanh. */
 static inline float clipnn_tanhf_fast(float x) {
@@ -60,7 +60,7 @@ static inline float clipnn_tanhf_fast(float x) {
 
 /* 1 / (1 + e^-x) from E = e^|x|: 1 / (1 + E) below 0 (relative accuracy
  * down to tiny values), 1 - 1 / (1 + E) above. Within 3 ulp for x >= -80,
- * within 2^-24 absolute everywhere (|x| is clamped at 88, where the result
+ * within 2^-23 absolute everywhere (|x| is clamped at 88, where the result
  * is 1 or below 1e-38). */
 static inline float clipnn_sigmoidf_fast(float x) {
     float ax = fabsf(x);
