@@ -533,7 +533,8 @@ static int ref_copy(const ref_file *f, const char *prefix, const char *name, con
 static int ref_result(const ref_file *f, const char *prefix, const char *suffix, const problem *p, result *r) {
     int bad = ref_copy(f, prefix, "loss", suffix, &r->loss, 1);
     for (int k = 0; k < F_COUNT; k++)
-        if (field_size(p, k)) bad |= ref_copy(f, prefix, field_names[k], suffix, (double *)field(r, k), field_size(p, k));
+        if (field_size(p, k))
+            bad |= ref_copy(f, prefix, field_names[k], suffix, (double *)field(r, k), field_size(p, k));
     return bad | ref_copy(f, prefix, "grad", suffix, r->grad, p->P);
 }
 
@@ -809,8 +810,9 @@ static void chunk_case(clipnn_cell cell, int dbl, uint64_t seed) {
         place_steps(joined.out, d.batch, 10, d.hidden, 4, 10, r2.out);
         place_steps(joined.dx, d.batch, 10, d.in, 0, 4, r1.dx);
         place_steps(joined.dx, d.batch, 10, d.in, 4, 10, r2.dx);
-        memcpy(joined.h_n, r2.h_n, p.states * sizeof *joined.h_n), memcpy(joined.c_n, r2.c_n, p.states * sizeof *joined.c_n);
-        memcpy(joined.dh0, r1.dh0, p.states * sizeof *joined.dh0), memcpy(joined.dc0, r1.dc0, p.states * sizeof *joined.dc0);
+        size_t state_bytes = p.states * sizeof(double);
+        memcpy(joined.h_n, r2.h_n, state_bytes), memcpy(joined.c_n, r2.c_n, state_bytes);
+        memcpy(joined.dh0, r1.dh0, state_bytes), memcpy(joined.dc0, r1.dc0, state_bytes);
         for (size_t i = 0; i < p.P; i++) joined.grad[i] = r1.grad[i] + r2.grad[i];
         joined.loss = problem_loss(&p, &joined);
         char what[96];
@@ -862,7 +864,8 @@ static void truncation_case(clipnn_cell cell, size_t layers, uint64_t seed) {
 
 TEST(recurrent_truncated_backpropagation) {
     for (int c = 0; c < CLIPNN_CELL_COUNT; c++)
-        for (size_t layers = 1; layers <= 2; layers++) truncation_case(CELLS[c], layers, 400 + 2 * (uint64_t)c + layers);
+        for (size_t layers = 1; layers <= 2; layers++)
+            truncation_case(CELLS[c], layers, 400 + 2 * (uint64_t)c + layers);
     report_worst();
 }
 
@@ -944,11 +947,11 @@ static void sqnorm_case(clipnn_cell cell, size_t T, uint64_t seed) {
     }
     clipnn_rec_params L;
     CHECK_OK(clipnn_rec_param_layout(cell, d.in, d.hidden, &L));
-    double n_entries[4] = {(double)L.w_hh, (double)(L.b_ih - L.w_hh), (double)(L.b_hh - L.b_ih), (double)(L.total - L.b_hh)};
+    size_t offs[5] = {L.w_ih, L.w_hh, L.b_ih, L.b_hh, L.total};
     for (size_t i = 0; i < 4 * d.batch; i++) {
         worst_sq64 = fmax(worst_sq64, fabs(sq64[i] - naive[i]) / naive[i]);
         worst_sq32 = fmax(worst_sq32, fabs(sq32[i] - naive[i]) / naive[i]);
-        double float_tol = 2 * sqrt(n_entries[i % 4]) * rec_k(&d) * U * naive[i];
+        double float_tol = 2 * sqrt((double)(offs[i % 4 + 1] - offs[i % 4])) * rec_k(&d) * U * naive[i];
         CHECK_MSG(fabs(sq64[i] - naive[i]) <= 1e-11 * naive[i] && fabs(sq32[i] - naive[i]) <= float_tol,
                   "%s T %zu example %zu tensor %zu: batched %.17g (float %.9g), alone %.17g", clipnn_cell_name(cell), T,
                   i / 4, i % 4, sq64[i], sq32[i], naive[i]);
@@ -962,8 +965,8 @@ TEST(recurrent_per_example_gradient_norms) {
         sqnorm_case(CELLS[c], 9, 510 + (uint64_t)c);
     }
     if (getenv("CLIPNN_TEST_VERBOSE"))
-        fprintf(stderr, "    worst relative error of the per-example squared norms: double %.3g, float %.3g\n", worst_sq64,
-                worst_sq32);
+        fprintf(stderr, "    worst relative error of the per-example squared norms: double %.3g, float %.3g\n",
+                worst_sq64, worst_sq32);
 }
 
 /* ------------------------------------------------------ the interface */

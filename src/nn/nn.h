@@ -133,9 +133,11 @@ clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *el
 
 /* Forward over the chunk. x: row (b, t) at x + (b T + t) x_stride, x_stride
  * >= in (so x may be a strided view). h0, c0: [B][h] initial state, NULL =
- * zeros (c0 only for LSTM). Writes H [B][T][h] (every h_t), the final
- * state hT, cT [B][h] (either may be NULL) to carry into the next chunk, and
- * the caches of the backward into work. No allocation. */
+ * zeros. Writes H [B][T][h] (every h_t), the final state hT, cT [B][h]
+ * (either may be NULL) to carry into the next chunk, and the caches of the
+ * backward into work (so each layer of a stack has its own workspace). The
+ * c arguments here and below are the LSTM's cell state, ignored by the
+ * other cells. No allocation. */
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
                                  const float *h0, const float *c0, float *H, float *hT, float *cT, float *work);
 /* Backpropagation through time over the chunk of the last forward on work

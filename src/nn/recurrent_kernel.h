@@ -83,15 +83,18 @@ static void K_(step_cells)(const clipnn_rec_shape *s, const rec_layout *L, const
     size_t T = s->steps, h = s->hidden, gh = L->gh;
     for (size_t b = 0; b < s->batch; b++) {
         size_t row = b * T + t;
-        REAL *g = work + L->gates + row * gh, *out = H + row * h, *state = work + L->state + row * h;
-        const REAL *h_prev = work + L->hprev + row * h;
+        REAL *g = work + L->gates + row * gh, *out = H + row * h;
         switch (s->cell) {
         case CLIPNN_CELL_RNN_TANH:
         case CLIPNN_CELL_RNN_RELU: K_(rnn_row)(s->cell == CLIPNN_CELL_RNN_RELU, g, out, h); break;
-        case CLIPNN_CELL_LSTM:
-            K_(lstm_row)(g, t ? state - h : work + L->c0 + b * h, state, out, h);
+        case CLIPNN_CELL_LSTM: {
+            REAL *c = work + L->state + row * h;
+            K_(lstm_row)(g, t ? c - h : work + L->c0 + b * h, c, out, h);
             break;
-        case CLIPNN_CELL_GRU: K_(gru_row)(g, state, P + L->p.b_hh + 2 * h, h_prev, out, h); break;
+        }
+        case CLIPNN_CELL_GRU:
+            K_(gru_row)(g, work + L->state + row * h, P + L->p.b_hh + 2 * h, work + L->hprev + row * h, out, h);
+            break;
         default: break;
         }
         if (t + 1 < T) memcpy(work + L->hprev + (row + 1) * h, out, h * sizeof *out);
@@ -179,16 +182,18 @@ static void K_(step_cells_back)(const clipnn_rec_shape *s, const rec_layout *L, 
     size_t T = s->steps, h = s->hidden, gh = L->gh;
     for (size_t b = 0; b < s->batch; b++) {
         size_t row = b * T + t;
-        REAL *g = work + L->gates + row * gh, *dh = work + L->carry_h + b * h, *state = work + L->state + row * h;
+        REAL *g = work + L->gates + row * gh, *dh = work + L->carry_h + b * h;
         if (dH)
             for (size_t j = 0; j < h; j++) dh[j] += dH[row * h + j];
         switch (s->cell) {
         case CLIPNN_CELL_RNN_TANH:
         case CLIPNN_CELL_RNN_RELU: K_(rnn_row_back)(s->cell == CLIPNN_CELL_RNN_RELU, g, dh, h); break;
-        case CLIPNN_CELL_LSTM:
-            K_(lstm_row_back)(g, t ? state - h : work + L->c0 + b * h, state, dh, work + L->carry_c + b * h, h);
+        case CLIPNN_CELL_LSTM: {
+            const REAL *c = work + L->state + row * h;
+            K_(lstm_row_back)(g, t ? c - h : work + L->c0 + b * h, c, dh, work + L->carry_c + b * h, h);
             break;
-        case CLIPNN_CELL_GRU: K_(gru_row_back)(g, state, work + L->hprev + row * h, dh, h); break;
+        }
+        case CLIPNN_CELL_GRU: K_(gru_row_back)(g, work + L->state + row * h, work + L->hprev + row * h, dh, h); break;
         default: break;
         }
     }
