@@ -50,7 +50,7 @@ class RefFile:
     def __init__(self, path, comment):
         self.path = path
         self.lines = ["# " + line for line in comment.strip().splitlines()]
-        self.lines.append("# written by scripts/torch_reference.py, torch %s" % torch.__version__)
+        self.lines.append("# written by scripts/%s, torch %s" % (os.path.basename(sys.argv[0]), torch.__version__))
 
     def attr(self, key, value):
         self.lines.append("=%s %s" % (key, value))

@@ -2,19 +2,10 @@
  * references. The smooth ones (sigmoid, tanh, GELU, softplus) satisfy the
  * paper's assumption A1; ReLU is there because users expect it. */
 #include <math.h>
-#include <stdint.h>
 #include <string.h>
 
+#include "nn/fast_math.h" /* builds the rest of this file with no-trapping-math */
 #include "nn/nn.h"
-
-/* The element-wise loops select with comparisons (ReLU, the two ranges of
- * tanh). GCC will not turn a float comparison into a vector select while
- * it must preserve floating-point exception flags, which nothing here
- * reads: without this, no activation loop vectorizes (checked with
- * -fopt-info-vec). Values are unchanged. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
 
 static const char *const act_names[CLIPNN_ACT_COUNT] = {"identity", "sigmoid", "tanh",
                                                          "gelu",     "softplus", "relu"};
@@ -38,59 +29,6 @@ clipnn_status clipnn_act_parse(const char *name, clipnn_act *out) {
  * exp() from overflowing. */
 #define SOFTPLUS_THRESHOLD 20.0f
 
-/* tanh in float32 that vectorizes (glibc's tanhf is a call per element,
- * about a third of a small layer's step time). Cephes' method: an odd
- * polynomial below |x| = 0.625, else 1 - 2 / (e^{2|x|} + 1) with e^y from
- * y = k ln 2 + r, a degree-6 polynomial in r and 2^k built in the exponent
- * bits. Both branches are computed and one selected, so the loop has no
- * branches. Error within 2 ulp of the exact tanh (checked against double
- * tanh in the tests).
- *
- * The tails are exactly +-1 as for the correctly rounded tanh: 1 - tanh|x|
- * = 2 / (e^{2|x|} + 1) drops below half the ulp under 1 (2^-25) past
- * |x| = 13 ln 2 = 9.0109, where 1 - q then rounds to 1 and the backward's
- * 1 - y^2 is 0. |x| is clamped (so that e^{2|x|} stays finite) at
- * TANH_CLAMP, past that point: a clamp below it would leave the tails at
- * 1 - 2^-24 and a saturated unit passing a derivative of 1.2e-7. */
-#define TANH_CLAMP 10.0f
-static inline float tanh_fast(float x) {
-    float ax = fabsf(x);
-    float z = x * x;
-    float small = ((((-5.70498872745e-3f * z + 2.06390887954e-2f) * z - 5.37397155531e-2f) * z +
-                    1.33314422036e-1f) * z - 3.33332819422e-1f) * z * x + x;
-    float y = 2.0f * (ax < TANH_CLAMP ? ax : TANH_CLAMP);
-    /* k = round(y / ln 2) by adding 1.5 * 2^23: the integer lands in the
-     * low mantissa bits, read back with integer arithmetic (a float to int
-     * conversion would stop GCC from vectorizing the loop). */
-    float shifted = y * 1.44269504088896341f + 12582912.0f;
-    int32_t kbits;
-    memcpy(&kbits, &shifted, sizeof kbits);
-    int32_t ki = kbits - 0x4b400000;
-    float k = shifted - 12582912.0f;
-    float r = y - k * 0.693359375f + k * 2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    int32_t bits = (ki + 127) << 23;
-    float two_k;
-    memcpy(&two_k, &bits, sizeof two_k);
-    float big = 1.0f - 2.0f / (p * two_k + 1.0f);
-    big = x < 0.0f ? -big : big;
-    float t = ax < 0.625f ? small : big;
-    return x == x ? t : x; /* NaN stays NaN */
-}
-
-static float sigmoidf(float x) {
-    /* Two branches so that exp never overflows. */
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    float e = expf(x);
-    return e / (1.0f + e);
-}
-
 /* y[n] = act(x[n]); may be in place (y == x). */
 void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
     switch (act) {
@@ -98,11 +36,12 @@ void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
         if (y != x) memcpy(y, x, n * sizeof *y);
         break;
     case CLIPNN_ACT_SIGMOID:
-        for (size_t i = 0; i < n; i++) y[i] = sigmoidf(x[i]);
+#pragma omp simd
+        for (size_t i = 0; i < n; i++) y[i] = clipnn_sigmoidf_fast(x[i]);
         break;
     case CLIPNN_ACT_TANH:
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) y[i] = tanh_fast(x[i]);
+        for (size_t i = 0; i < n; i++) y[i] = clipnn_tanhf_fast(x[i]);
         break;
     case CLIPNN_ACT_GELU:
         for (size_t i = 0; i < n; i++) y[i] = 0.5f * x[i] * (1.0f + erff(x[i] * (float)M_SQRT1_2));
@@ -150,7 +89,7 @@ void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *
     }
     case CLIPNN_ACT_SOFTPLUS:
         for (size_t i = 0; i < n; i++)
-            if (!(z[i] > SOFTPLUS_THRESHOLD)) d[i] *= sigmoidf(z[i]);
+            if (!(z[i] > SOFTPLUS_THRESHOLD)) d[i] *= clipnn_sigmoidf_fast(z[i]);
         break;
     case CLIPNN_ACT_RELU:
 #pragma omp simd
