@@ -67,6 +67,10 @@ int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
 int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */
 void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---------------------------------------------------------------- clock */
+
+/* Monotonic seconds (CLOCK_MONOTONIC), for the durations results report. */
+double clipnn_now_seconds(void);
 
 /* ---------------------------------------------------------------- files */
 

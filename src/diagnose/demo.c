@@ -33,9 +33,7 @@ static size_t descend(double (*f)(const double *, double *, void *), double *x, 
     size_t t = 0;
     for (;; t++) {
         f(x, g, NULL);
-        double s = 0;
-        for (size_t i = 0; i < n; i++) s += g[i] * g[i];
-        *gnorm = sqrt(s);
+        *gnorm = clipnn_nrm2_d(g, n);
         if (*gnorm < tol || t == max_steps) break;
         for (size_t i = 0; i < n; i++) x[i] -= lr * g[i];
     }

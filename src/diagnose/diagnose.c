@@ -103,12 +103,6 @@ static double fn_eval_f(void *ctx, const float *x, float *g) {
 
 /* ------------------------------------------------------- linear algebra */
 
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 /* Eigenvalues (ascending order not needed) and vectors of a symmetric k x k
  * matrix A (destroyed) by cyclic Jacobi rotations; V: [k][k], column j the
  * vector of eigenvalue A[j][j]. k is small (Lanczos steps). */
@@ -172,7 +166,7 @@ static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, 
     clipnn_rng rng;
     clipnn_rng_seed(&rng, seed);
     for (size_t i = 0; i < n; i++) Q[i] = clipnn_rng_normal(&rng);
-    double nq = sqrt(dot(Q, Q, n));
+    double nq = clipnn_nrm2_d(Q, n);
     for (size_t i = 0; i < n; i++) Q[i] /= nq;
     memset(T, 0, k * k * sizeof *T);
     size_t m = 0;
@@ -180,16 +174,16 @@ static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, 
         m = j + 1;
         double *q = Q + j * n;
         hvp(P, x, q, h, w, tmp);
-        double alpha = dot(w, q, n);
+        double alpha = clipnn_dot_d(w, q, n);
         T[j * k + j] = alpha;
         /* Full reorthogonalisation (twice is enough) keeps the Ritz
          * values honest in floating point. */
         for (int pass = 0; pass < 2; pass++)
             for (size_t i = 0; i <= j; i++) {
-                double c = dot(w, Q + i * n, n);
+                double c = clipnn_dot_d(w, Q + i * n, n);
                 for (size_t t = 0; t < n; t++) w[t] -= c * Q[i * n + t];
             }
-        double beta = sqrt(dot(w, w, n));
+        double beta = clipnn_nrm2_d(w, n);
         if (j + 1 == k || beta < 1e-12 * (fabs(alpha) + 1e-300) || beta < 1e-200) break;
         T[j * k + j + 1] = T[(j + 1) * k + j] = beta;
         for (size_t t = 0; t < n; t++) Q[(j + 1) * n + t] = w[t] / beta;
@@ -210,7 +204,7 @@ static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, 
         for (size_t i = 0; i < m; i++) s += V[i * m + imin] * Q[i * n + t];
         dir[t] = s;
     }
-    double nd = sqrt(dot(dir, dir, n));
+    double nd = clipnn_nrm2_d(dir, n);
     if (nd > 0)
         for (size_t t = 0; t < n; t++) dir[t] /= nd;
     return m;
@@ -241,12 +235,6 @@ static void describe_direction(const double *dir, size_t n, char *buf, size_t ca
 static int at_target(const clipnn_diagnose_options *o, const target_state *ts, double value) {
     if (ts->known) return ts->reached;
     return !isnan(o->target) && value - o->target <= o->loss_tol;
-}
-
-static double norm2f(const float *g, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-    return sqrt(s);
 }
 
 /* Everything that does not need a model. work: [8n + 3 + lanczos space]. */
@@ -296,16 +284,16 @@ clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clip
     size_t pinned = 0;
     double pinned_sq = 0;
     for (size_t i = 0; i < n; i++) gopt[i] = (float)(gf[i] * chain[i]);
-    d->grad_norm_raw = norm2f(gopt, n);
+    d->grad_norm_raw = clipnn_norm(gopt, n, 2.0);
     for (size_t i = 0; i < n; i++)
         if (!tanh_param && ((xf[i] <= lo && gopt[i] > 0) || (xf[i] >= hi && gopt[i] < 0))) {
             pinned++;
             pinned_sq += (double)gopt[i] * gopt[i];
             gopt[i] = 0;
         }
-    d->grad_norm = norm2f(gopt, n);
+    d->grad_norm = clipnn_norm(gopt, n, 2.0);
     d->value_ref = P->eval_d(P->ctx, x, gd);
-    d->grad_norm_ref = sqrt(dot(gd, gd, n));
+    d->grad_norm_ref = clipnn_nrm2_d(gd, n);
     d->stalled = d->grad_norm <= tiny;
     d->stationary = d->grad_norm_ref <= tiny;
     const int reached = at_target(o, ts, d->value_ref);
@@ -346,7 +334,7 @@ clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clip
                         "step h = %.3g at |x| up to %.4g, where float32 numbers are %.3g apart: x + h is off by up to "
                         "%.0f%% of h in %zu of %zu coordinates; the central difference gives |g| = %.4g, the double "
                         "gradient |g| = %.4g",
-                        o->fd_step, xmax, spacing, 100 * worst, lost, n, norm2f(gf, n), d->grad_norm_ref);
+                        o->fd_step, xmax, spacing, 100 * worst, lost, n, clipnn_norm(gf, n, 2.0), d->grad_norm_ref);
         } else {
             clipnn_diag_check(d, "finite-difference-step", 1, "step %.3g resolves x in float32; difference %.3g from the double gradient",
                       o->fd_step, diff);
@@ -362,10 +350,10 @@ clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clip
         clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "float32-vs-double",
                     "float32 loses the gradient here: evaluate in double, or rescale the objective (shift logits, "
                     "subtract constants) so that the quantities that matter are not differences of large numbers",
-                    "float32 gradient norm %.4g, double %.4g, difference %.4g (%.2g relative)", norm2f(gf, n),
+                    "float32 gradient norm %.4g, double %.4g, difference %.4g (%.2g relative)", clipnn_norm(gf, n, 2.0),
                     d->grad_norm_ref, diff, diff / fmax(d->grad_norm_ref, DBL_MIN));
     } else {
-        clipnn_diag_check(d, "float32-vs-double", 1, "float32 gradient norm %.4g, double %.4g, difference %.3g", norm2f(gf, n),
+        clipnn_diag_check(d, "float32-vs-double", 1, "float32 gradient norm %.4g, double %.4g, difference %.3g", clipnn_norm(gf, n, 2.0),
                   d->grad_norm_ref, diff);
     }
 

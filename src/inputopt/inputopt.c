@@ -38,13 +38,6 @@ clipnn_inputopt_options clipnn_inputopt_options_default(void) {
     return o;
 }
 
-size_t clipnn_argmax(const float *z, size_t k) {
-    size_t best = 0;
-    for (size_t j = 1; j < k; j++)
-        if (z[j] > z[best]) best = j;
-    return best;
-}
-
 /* ------------------------------------------------------------ checks */
 
 static size_t top_layer(const clipnn_model *m, const clipnn_objective *o) {

@@ -24,12 +24,12 @@ static const char *rule_name(rule_kind r) { return r == RULE_CLASSIC ? "classic"
 static double example_grad(const fp_ctx *c, const double *th, size_t i, double *g) {
     size_t d = c->lr.d;
     const double *xi = c->lr.X + i * d;
-    double r = lab_sigmoid(lab_dot(xi, th, d)) - c->lr.y[i];
+    double r = lab_sigmoid(clipnn_dot_d(xi, th, d)) - c->lr.y[i];
     for (size_t j = 0; j < d; j++) g[j] = r * xi[j] + c->lr.mu * th[j];
-    double gn = lab_nrm2(g, d);
+    double gn = clipnn_nrm2_d(g, d);
     if (c->rule == RULE_CLASSIC) return gn / c->lambda > 1 ? gn / c->lambda : 1;
     if (c->rule == RULE_ADAPTIVE) {
-        double tn = lab_nrm2(th, d), m = c->lambda * (tn > c->eps ? tn : c->eps);
+        double tn = clipnn_nrm2_d(th, d), m = c->lambda * (tn > c->eps ? tn : c->eps);
         return gn / m > 1 ? gn / m : 1;
     }
     return 1;
@@ -94,7 +94,7 @@ static double find_zero(const fp_ctx *c, double *th, clipnn_status *st) {
     }
     double *H = w, *Hp = H + d, *tp = Hp + d, *step = tp + d, *J = step + d;
     expectations(c, th, c->rule == RULE_NONE ? NULL : H, c->rule == RULE_NONE ? H : NULL);
-    double hn = lab_nrm2(H, d);
+    double hn = clipnn_nrm2_d(H, d);
     for (int it = 0; it < 100 && hn > 1e-14; it++) {
         for (size_t j = 0; j < d; j++) {
             memcpy(tp, th, d * sizeof *tp);
@@ -109,7 +109,7 @@ static double find_zero(const fp_ctx *c, double *th, clipnn_status *st) {
         for (int ls = 0; ls < 30; ls++, t *= 0.5) {
             for (size_t j = 0; j < d; j++) tp[j] = th[j] - t * step[j];
             expectations(c, tp, c->rule == RULE_NONE ? NULL : Hp, c->rule == RULE_NONE ? Hp : NULL);
-            best = lab_nrm2(Hp, d);
+            best = clipnn_nrm2_d(Hp, d);
             if (best < hn) break;
         }
         if (!(best < hn)) break; /* no progress: the residual is as small as this method gets it */
@@ -150,7 +150,7 @@ static clipnn_status run_sgd(lab_ctx *L, const fp_ctx *c, const double *zero_H, 
     double *th = w, *g = th + d, *H = g + d, *Eg = H + d, *xi = Eg + d, *xi_mark = xi + d;
     memset(out, 0, sizeof *out);
     expectations(c, th, H, NULL);
-    out->H0 = lab_nrm2(H, d);
+    out->H0 = clipnn_nrm2_d(H, d);
     out->dist0 = dist(th, zero_H, d);
     int part = -1; /* Lemma 3: xi over [T3/8, T3/4), [T3/4, T3/2), [T3/2, T3) */
     lab_printf(L, "  %-8s %9s %11s %11s %13s %13s %9s\n", rule_name(c->rule), "t", "||H||", "||E g||",
@@ -169,7 +169,7 @@ static clipnn_status run_sgd(lab_ctx *L, const fp_ctx *c, const double *zero_H, 
             }
             out->qv_total += a * a * m2;
             if (part >= 0) out->qv_part[part] += a * a * m2;
-            double xn = lab_nrm2(xi, d);
+            double xn = clipnn_nrm2_d(xi, d);
             if (xn > out->xi_sup) out->xi_sup = xn;
             for (int k = 0; k < 4; k++)
                 if (t + 1 == (T3 >> (3 - k))) { /* T3/8, T3/4, T3/2, T3 */
@@ -187,15 +187,15 @@ static clipnn_status run_sgd(lab_ctx *L, const fp_ctx *c, const double *zero_H, 
         if (report || (plot && lab_log_point(t + 1) && (t + 1) % 10 == 0)) {
             double frac = expectations(c, th, H, Eg);
             if (plot) {
-                lab_plot_add(plot, s_h, (double)(t + 1), lab_nrm2(H, d));
-                lab_plot_add(plot, s_g, (double)(t + 1), lab_nrm2(Eg, d));
+                lab_plot_add(plot, s_h, (double)(t + 1), clipnn_nrm2_d(H, d));
+                lab_plot_add(plot, s_g, (double)(t + 1), clipnn_nrm2_d(Eg, d));
             }
             if (report) {
                 double dh = dist(th, zero_H, d), dg = dist(th, zero_g, d);
-                lab_printf(L, "  %-8s %9zu %11.3g %11.3g %13.3g %13.3g %8.1f%%\n", "", t + 1, lab_nrm2(H, d),
-                           lab_nrm2(Eg, d), dh, dg, 100 * frac);
+                lab_printf(L, "  %-8s %9zu %11.3g %11.3g %13.3g %13.3g %8.1f%%\n", "", t + 1, clipnn_nrm2_d(H, d),
+                           clipnn_nrm2_d(Eg, d), dh, dg, 100 * frac);
                 if (t + 1 == T / 10) out->dist_decade = dh;
-                out->HT = lab_nrm2(H, d), out->Eg_T = lab_nrm2(Eg, d), out->distT = dh, out->distT_star = dg;
+                out->HT = clipnn_nrm2_d(H, d), out->Eg_T = clipnn_nrm2_d(Eg, d), out->distT = dh, out->distT_star = dg;
                 out->clipped_T = frac;
             }
         }
@@ -332,7 +332,7 @@ clipnn_status lab_fixed_point(lab_ctx *L) {
      * so that about a fifth of the examples are clipped near the solution */
     for (size_t i = 0; i < n; i++) {
         example_grad(&c, zg, i, scratch);
-        norms[i] = lab_nrm2(scratch, d);
+        norms[i] = clipnn_nrm2_d(scratch, d);
     }
     qsort(norms, n, sizeof *norms, cmp_double);
     double lambda = norms[(size_t)(0.8 * (double)n)];
@@ -340,16 +340,16 @@ clipnn_status lab_fixed_point(lab_ctx *L) {
     memcpy(zh, zg, d * sizeof *zh);
     double res_h = find_zero(&c, zh, &s);
     if (s) goto done;
-    double frac_h = expectations(&c, zh, H, Eg), eg_at_zh = lab_nrm2(Eg, d);
+    double frac_h = expectations(&c, zh, H, Eg), eg_at_zh = clipnn_nrm2_d(Eg, d);
     expectations(&c, zg, H, NULL);
-    double h_at_zg = lab_nrm2(H, d);
+    double h_at_zg = clipnn_nrm2_d(H, d);
     /* adaptive clipping (eq. 17) with lambda_a = lambda / ||zero(E g)||: the same threshold there */
     fp_ctx ca = c;
-    ca.rule = RULE_ADAPTIVE, ca.lambda = lambda / lab_nrm2(zg, d), ca.eps = 1e-3;
+    ca.rule = RULE_ADAPTIVE, ca.lambda = lambda / clipnn_nrm2_d(zg, d), ca.eps = 1e-3;
     memcpy(za, zg, d * sizeof *za);
     double res_a = find_zero(&ca, za, &s);
     if (s) goto done;
-    double frac_a = expectations(&ca, za, H, Eg), eg_at_za = lab_nrm2(Eg, d);
+    double frac_a = expectations(&ca, za, H, Eg), eg_at_za = clipnn_nrm2_d(Eg, d);
 
     lab_printf(L, "Logistic regression on %s, per-example loss + (mu/2)||theta||^2, mu = %g, d = %zu.\n", name,
                c.lr.mu, d);

@@ -48,7 +48,7 @@ static void gram_mv(const double *v, double *out, void *user) {
     size_t n = p->n, d = p->d;
     memset(out, 0, d * sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        double z = lab_dot(p->X + i * d, v, d);
+        double z = clipnn_dot_d(p->X + i * d, v, d);
         for (size_t j = 0; j < d; j++) out[j] += z * p->X[i * d + j];
     }
     for (size_t j = 0; j < d; j++) out[j] /= (double)n;
@@ -130,11 +130,11 @@ static clipnn_status run_gd(gd_problem *p, const double *x0, gd_run *r, lab_plot
     const double beta = p->beta, gamma = r->gamma_beta / beta;
     double f = p->fg(p, x, g);
     r->f0 = f;
-    r->g0 = r->min_g = r->max_g = lab_nrm2(g, d);
+    r->g0 = r->min_g = r->max_g = clipnn_nrm2_d(g, d);
     double gap = f - p->f_low, S = 0;
     size_t increases = 0, k;
     for (k = 0; k < r->K; k++) {
-        double gk = lab_nrm2(g, d);
+        double gk = clipnn_nrm2_d(g, d);
         if (!isfinite(gk) || gk > 1e30) { /* past float range: the clipper check would overflow */
             r->diverged = 1;
             break;
@@ -323,7 +323,7 @@ clipnn_status lab_gd_clip(lab_ctx *L) {
             goto done;
         }
         P[i].fg(&P[i], x0[i], gtmp);
-        double c = lab_nrm2(gtmp, P[i].d) / 10;
+        double c = clipnn_nrm2_d(gtmp, P[i].d) / 10;
         clipnn_free(gtmp);
         main_runs[i] = (gd_run){.gamma_beta = 1, .c = c, .K = K[i]};
         char nm[64];

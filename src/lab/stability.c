@@ -67,12 +67,12 @@ static void simulate(lab_ctx *L, const clipnn_schedule *s, mc_row *row, lab_plot
             } else {
                 for (int i = 0; i < DIM; i++) g[i] = th[i] - row->lambda * clipnn_rng_normal(&L->rng);
             }
-            double gn = lab_nrm2(g, DIM), c = gn > row->lambda ? gn / row->lambda : 1; /* eq. 11 */
+            double gn = clipnn_nrm2_d(g, DIM), c = gn > row->lambda ? gn / row->lambda : 1; /* eq. 11 */
             double a = clipnn_schedule_lr(s, t);
             for (int i = 0; i < DIM; i++) th[i] -= a * g[i] / c; /* eq. 10 */
             if (t == 0) incr += a * gn / c;
             sum_a += a;
-            double d = lab_nrm2(th, DIM); /* theta(0) = 0 */
+            double d = clipnn_nrm2_d(th, DIM); /* theta(0) = 0 */
             if (d / (row->lambda * sum_a) > row->det_ratio_max) row->det_ratio_max = d / (row->lambda * sum_a);
             if (d > row->max_dist) row->max_dist = d;
             for (int j = 0; j < NM; j++)
@@ -99,7 +99,7 @@ static size_t first_counterexample(const mc_row *row, const clipnn_schedule *s, 
         sum_a2 += a * a;
         size_t hit = 0;
         for (size_t r = 0; r < row->R; r++) hit += row->first[r * NM + (size_t)j] <= t;
-        double p = (double)hit / (double)row->R, b = lab_lemma1_bound(row->Ms[j], sum_a2, row->lambda);
+        double p = (double)hit / (double)row->R, b = clipnn_lemma1_bound(row->Ms[j], sum_a2, row->lambda);
         if (p - margin > b) {
             *p_out = p;
             *bound_out = b;
@@ -184,13 +184,13 @@ clipnn_status lab_stability(lab_ctx *L) {
                         size_t hit = 0;
                         for (size_t r = 0; r < R; r++) hit += row.first[r * NM + 4] <= t; /* M = M_GRID[3] lambda = 2 lambda */
                         lab_plot_add(&pp, sp, (double)t, (double)hit / (double)R);
-                        double b = lab_lemma1_bound(row.Ms[4], sa2, row.lambda);
+                        double b = clipnn_lemma1_bound(row.Ms[4], sa2, row.lambda);
                         if (b >= 1e-12) lab_plot_add(&pp, sb, (double)t, b); /* keep the axis readable */
                     }
                 }
                 double p = (double)row.max_dist_run_count / (double)R;
-                double b14 = lab_lemma1_bound(row.Ms[0], sum_a2, row.lambda);
-                double b15 = lab_lemma1_bound(row.Ms[0], full_a2[k], row.lambda);
+                double b14 = clipnn_lemma1_bound(row.Ms[0], sum_a2, row.lambda);
+                double b15 = clipnn_lemma1_bound(row.Ms[0], full_a2[k], row.lambda);
                 int fails = p - margin > b14;
                 n_fail_rows += fails;
                 n_rows++;

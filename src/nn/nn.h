@@ -106,4 +106,12 @@ double clipnn_norm_scale_acc(double acc, double s, double p);
 /* p >= 1 or p = inf: an order the norms accept. */
 int clipnn_norm_order_valid(double p);
 
+/* ------------------------------------------------- vectors (vector.c) */
+
+/* Index of the first largest of z[k]. */
+size_t clipnn_argmax(const float *z, size_t k);
+/* sum a_i b_i and its square root for b = a, in plain order. */
+double clipnn_dot_d(const double *a, const double *b, size_t n);
+double clipnn_nrm2_d(const double *a, size_t n);
+
 #endif

@@ -3,7 +3,6 @@
  * Everything is allocated before the first step. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "train/train.h"
 
@@ -18,12 +17,6 @@ clipnn_train_options clipnn_train_options_default(void) {
     o.epochs = 10;
     o.seed = 1;
     return o;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int is_class_loss(clipnn_loss l) { return l == CLIPNN_LOSS_XENT || l == CLIPNN_LOSS_MARGIN; }
@@ -72,13 +65,6 @@ static void gather_rows(const clipnn_dataset *d, const size_t *idx, size_t B, fl
     for (size_t r = 0; r < B; r++) memcpy(x_out + r * dim, x + idx[r] * dim, dim * sizeof *x_out);
 }
 
-static size_t argmax(const float *v, size_t n) {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 /* Mean loss and accuracy over d in chunks of the reserved batch; x/y
  * scratch comes from the caller so that evaluation inside training does not
  * allocate. */
@@ -102,7 +88,7 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
         if (nc > 0)
             for (size_t r = 0; r < B; r++) {
                 size_t label = (size_t)y[start + r];
-                size_t pred = k == 1 ? (out[r] > 0 ? 1 : 0) : argmax(out + r * k, k);
+                size_t pred = k == 1 ? (out[r] > 0 ? 1 : 0) : clipnn_argmax(out + r * k, k);
                 correct += pred == label;
             }
     }
@@ -259,7 +245,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     const int need_theta = clipnn_clipper_reads_theta_units(clip);
     int theta_valid = 0;
     const int lazy_ok = clipnn_clipper_reads_unit_norms_only(clip);
-    double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
+    double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = clipnn_now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
     uint64_t epoch_skipped = 0; /* not in the saved state: a resumed epoch counts from the resume */
     size_t cursor = n; /* forces a shuffle before the first step */
@@ -375,9 +361,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             rec.dist_from_start = distance(m->params, b.theta0, P);
             if (isnan(rec.clip.theta_norm)) rec.clip.theta_norm = clipnn_norm(m->params, P, o->clip.p);
             rec.det_bound = lam * sum_lr;
-            rec.lemma1_bound = o->stability_m > 0 && sum_lr2 > 0
-                                   ? 2.0 * exp(-2.0 * o->stability_m * o->stability_m / (sum_lr2 * lam * lam))
-                                   : NAN;
+            rec.lemma1_bound = o->stability_m > 0 && sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, sum_lr2, lam) : NAN;
             rec.group_norms = o->log_groups ? b.group_norms : NULL;
             if (rec.dist_from_start > result->max_dist_from_start)
                 result->max_dist_from_start = rec.dist_from_start;
@@ -396,7 +380,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
              * its sums, so that a resumed run completes the same epoch. */
             if (epoch_end) epoch++;
             if (o->on_epoch) {
-                double secs = now_seconds() - t0;
+                double secs = clipnn_now_seconds() - t0;
                 clipnn_epoch_record er = {
                     .epoch = epoch_end ? epoch : epoch + 1,
                     .n_epochs = o->steps ? (size_t)((total + steps_per_epoch - 1) / steps_per_epoch) : o->epochs,
@@ -418,7 +402,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     }
     m->row_acc_order = 0; /* other callers of clipnn_loss_grad do not pay for the unit norms */
     m->lazy_rank1 = 0;
-    result->seconds = now_seconds() - t0;
+    result->seconds = clipnn_now_seconds() - t0;
     result->clipped_fraction = result->steps ? (double)clipped / (double)result->steps : 0;
     if (s == CLIPNN_OK && !result->diverged && !all_finite(m->params, P)) {
         result->diverged = 1;

@@ -23,6 +23,13 @@ struct clipnn_optimizer {
 clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
                                           const double *unit_scale, double *theta_acc);
 
+/* ------------------------------------------------------------ schedules */
+
+/* The tail bound of the paper's Lemma 1 (eq. 14) on the deviation of the
+ * clipped iterates: 2 exp(-2 M^2 / (sum_a2 lambda^2)), sum_a2 = sum of
+ * a(t)^2 (schedule.c). The training log and the lab both report it. */
+double clipnn_lemma1_bound(double M, double sum_a2, double lambda);
+
 /* ------------------------------------- training state (src/train_state.c) */
 
 /* The payloads of a checkpoint's OPTM, CLIP and TRAN sections, kept as bytes
