@@ -282,8 +282,10 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
  * cache); after a barrier (da reads every column of delta[l]) it forms its
  * columns of da, which are its own units of layer l - 1, so the next layer
  * needs no barrier before its activation pass. */
-static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T,
-                           clipnn_barrier *bar) {
+static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_opts *f, float *dx, size_t batch,
+                           int t, int T, clipnn_barrier *bar) {
+    const double order = f ? f->unit_norm_order : 0;
+    const int lazy = clipnn_fused_dw_unformed(f, batch);
     for (size_t l = m->n_layers; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
@@ -295,19 +297,18 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         const float *a = clipnn_layer_input(m, l);
         if (want_params) {
             float *dW = m->grads + L->w_offset;
-            int lazy = m->lazy_rank1 && batch == 1 && m->row_acc_order == 2;
             clipnn_dense_weight_grad_rows(lazy ? NULL : dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo,
                                           hi);
-            if (m->row_acc_order == 2 && batch == 1) {
+            if (order == 2 && batch == 1) {
                 /* Row j of a batch-of-one dW is d_j a: its squared norm is
                  * d_j^2 ||a||^2 (SPEC section 8), no second read of dW. */
                 double aa = clipnn_norm_accumulate(a, L->in, 2.0);
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
-            } else if (m->row_acc_order == 2) {
+            } else if (order == 2) {
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
-            } else if (m->row_acc_order > 0) {
+            } else if (order > 0) {
                 for (size_t j = lo; j < hi; j++)
-                    m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
+                    m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, order);
             }
         }
         float *da = l > 0 ? m->delta[l - 1] : dx;
@@ -318,8 +319,18 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
     }
 }
 
+int clipnn_fused_dw_unformed(const clipnn_fused_opts *f, size_t batch) {
+    return f && f->lazy_rank1 && batch == 1 && f->unit_norm_order == 2;
+}
+
 clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx) {
+    return clipnn_loss_grad_fused(m, lo, x, y, batch, NULL, loss_out, dx);
+}
+
+clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                                     const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
+                                     float *dx) {
     if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
     clipnn_status s = check_targets(m, lo, y, batch);
     if (!s) s = forward_check(m, x, batch);
@@ -338,13 +349,13 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
         if (t == 0)
             loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
         clipnn_barrier_wait(&bar, T);
-        backward_slice(m, lo->want_params, dx, batch, t, T, &bar);
+        backward_slice(m, lo->want_params, f, dx, batch, t, T, &bar);
     }
-    if (lo->want_params && m->row_acc_order > 0)
+    const double order = f ? f->unit_norm_order : 0;
+    if (lo->want_params && order > 0)
         for (size_t l = 0; l < m->n_layers; l++) {
             const clipnn_layer *L = &m->layers[l];
-            m->row_acc[L->unit_base + L->out] =
-                clipnn_norm_accumulate(m->grads + L->b_offset, L->out, m->row_acc_order);
+            m->row_acc[L->unit_base + L->out] = clipnn_norm_accumulate(m->grads + L->b_offset, L->out, order);
         }
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;

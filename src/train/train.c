@@ -225,9 +225,6 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     }
     s = clipnn_optimizer_create(&opt, P, &o->optim);
     if (!s) s = clipnn_clipper_create(&clip, m, &o->clip);
-    /* Unit norms from the backward from the first step on: a run split by
-     * a resume must compute every step's norms the same way. */
-    if (!s) m->row_acc_order = clipnn_clipper_norm_order(clip);
     if (s) {
         clipnn_optimizer_free(opt);
         free_buffers(&b);
@@ -245,6 +242,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     const int need_theta = clipnn_clipper_reads_theta_units(clip);
     int theta_valid = 0;
     const int lazy_ok = clipnn_clipper_reads_unit_norms_only(clip);
+    /* Unit norms from the backward at every step: a run split by a resume
+     * must compute every step's norms the same way. */
+    clipnn_fused_opts fused = {.unit_norm_order = clipnn_clipper_norm_order(clip)};
     double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = clipnn_now_seconds();
     uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
     uint64_t epoch_skipped = 0; /* not in the saved state: a resumed epoch counts from the resume */
@@ -259,7 +259,6 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         clipnn_train_loop L;
         s = clipnn_train_state_restore(o->state, &L, b.order, n, b.theta0, P, opt, clip);
         if (s) {
-            m->row_acc_order = 0;
             clipnn_clipper_free(clip);
             clipnn_optimizer_free(opt);
             free_buffers(&b);
@@ -296,15 +295,16 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         gather_rows(train, b.idx, Bt, b.xb);
         gather_targets(train, b.idx, Bt, o->loss.loss, k, b.yb);
         double loss;
-        m->lazy_rank1 = lazy_ok && Bt == 1;
-        s = clipnn_loss_grad(m, &o->loss, b.xb, b.yb, Bt, &loss, NULL);
+        fused.lazy_rank1 = lazy_ok && Bt == 1;
+        s = clipnn_loss_grad_fused(m, &o->loss, b.xb, b.yb, Bt, &fused, &loss, NULL);
         if (s) break;
         double scale = 1;
         /* A loss past float range can come with a finite gradient
          * (cross-entropy's is bounded): the clipper's non-finite policy
          * decides that step as it decides a non-finite gradient. */
-        s = clipnn_clipper_apply_train(clip, m, isfinite(loss) ? -1.0 : NAN, theta_valid ? b.theta_acc : NULL,
-                                       b.unit_scale, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
+        s = clipnn_clipper_apply_train(clip, m, isfinite(loss) ? -1.0 : NAN, m->row_acc,
+                                       theta_valid ? b.theta_acc : NULL, b.unit_scale, &scale,
+                                       o->log_groups ? b.group_norms : NULL, &rec.clip);
         if (rec.clip.nonfinite) result->diverged_step = t;
         if (s == CLIPNN_ERR_NONFINITE) {
             result->diverged = 1;
@@ -314,7 +314,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         if (s) break;
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
-            s = clipnn_optimizer_step_units(opt, m, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
+            s = clipnn_optimizer_step_units(opt, m, &fused, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
             theta_valid = need_theta;
             if (s == CLIPNN_ERR_NONFINITE) {
                 /* The update would have left float range: the optimizer kept
@@ -400,8 +400,6 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
             }
         }
     }
-    m->row_acc_order = 0; /* other callers of clipnn_loss_grad do not pay for the unit norms */
-    m->lazy_rank1 = 0;
     result->seconds = clipnn_now_seconds() - t0;
     result->clipped_fraction = result->steps ? (double)clipped / (double)result->steps : 0;
     if (s == CLIPNN_OK && !result->diverged && !all_finite(m->params, P)) {

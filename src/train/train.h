@@ -19,9 +19,11 @@ struct clipnn_optimizer {
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the
  * gradient of unit u scaled by grad_scale * unit_scale[u] (unit_scale may
  * be NULL); theta_acc ([n_units], may be NULL) receives the sum of squares
- * of every unit after the update. */
-clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
-                                          const double *unit_scale, double *theta_acc);
+ * of every unit after the update. f: the options the last backward was
+ * given (clipnn_loss_grad_fused; NULL for none), which say whether it left
+ * the weight gradients for the update to form. */
+clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
+                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc);
 
 /* ------------------------------------------------------------ schedules */
 
