@@ -276,6 +276,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
         sum_lr2 = L.sum_lr2;
         epoch_loss = L.epoch_loss;
         result->max_dist_from_start = L.max_dist;
+        clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %zu)",
+                   o->state->source[0] ? o->state->source : "a saved run", (unsigned long long)t_start,
+                   (unsigned long long)total, epoch + 1);
     }
 
     for (uint64_t t = t_start; t < total; t++) {
@@ -312,6 +315,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
                             isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? rec.clip.pre_norm : loss);
         }
         if (s) break;
+        if (rec.clip.skipped)
+            clipnn_log(1, "train: step %llu skipped: the %s is %g", (unsigned long long)t,
+                       isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? rec.clip.pre_norm : loss);
         double lr = clipnn_schedule_lr(&sched, t);
         if (!rec.clip.skipped) {
             s = clipnn_optimizer_step_units(opt, m, &fused, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
@@ -326,6 +332,7 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
                     if (o->clip.nonfinite == CLIPNN_NONFINITE_PROPAGATE) s = CLIPNN_OK;
                     break;
                 }
+                clipnn_log(1, "train: step %llu skipped: %s", (unsigned long long)t, clipnn_last_error());
                 s = CLIPNN_OK;
                 rec.clip.skipped = 1;
             }
