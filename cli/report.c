@@ -1,4 +1,4 @@
-/* JSON summary writer, per-step CSV log, progress line. */
+/* JSON summary writer, per-step CSV log, a training run as reported, progress line. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -193,6 +193,20 @@ int cli_steplog_close(cli_steplog *l, const char *cmd) {
     free(l->post_norms);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
+}
+
+/* ------------------------------------------------------------ training */
+
+clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                        const clipnn_train_options *o, clipnn_train_result *r) {
+    clipnn_status st = clipnn_train(m, train, test, o, r);
+    if (st && !(st == CLIPNN_ERR_NONFINITE && r->diverged)) return st;
+    if (r->diverged) {
+        /* The last per-epoch figures predate the divergence. */
+        r->train_loss = NAN;
+        if (test) clipnn_evaluate(m, test, &o->loss, &r->test_loss, &r->test_accuracy);
+    }
+    return CLIPNN_OK;
 }
 
 /* ------------------------------------------------------------ progress */

@@ -236,16 +236,10 @@ static int prepare(const char *cmd, train_run *r) {
 }
 
 /* After training: the log closed, the model saved (unless it diverged),
- * the report; a divergence is exit code 1. */
-static int finish(const char *cmd, train_run *r, clipnn_train_result *res) {
+ * the report (a training loss that did not stay finite as null); a
+ * divergence is exit code 1. */
+static int finish(const char *cmd, train_run *r, const clipnn_train_result *res) {
     const train_args *a = &r->a;
-    if (res->diverged) {
-        /* The last per-epoch figures predate the divergence: report the
-         * model as it ended, and a training loss that did not stay finite
-         * as null. */
-        res->train_loss = NAN;
-        if (r->test) clipnn_evaluate(r->m, r->test, &r->o.loss, &res->test_loss, &res->test_accuracy);
-    }
     int rc = a->log ? cli_steplog_close(&r->steplog, cmd) : 0;
     if (rc) return rc;
     const char *saved = NULL;
@@ -266,9 +260,8 @@ static int finish(const char *cmd, train_run *r, clipnn_train_result *res) {
 
 static int train_and_report(const char *cmd, train_run *r) {
     clipnn_train_result res;
-    clipnn_status st = clipnn_train(r->m, r->train, r->test, &r->o, &res);
-    if (st && !(st == CLIPNN_ERR_NONFINITE && res.diverged)) return cli_fail(cmd, st, "training");
-    return finish(cmd, r, &res);
+    clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
+    return st ? cli_fail(cmd, st, "training") : finish(cmd, r, &res);
 }
 
 int cmd_train(int argc, char **argv) {
