@@ -209,6 +209,13 @@ clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clip
     return CLIPNN_OK;
 }
 
+void cli_model_arch(const clipnn_model *m, int with_inputs, char *buf, size_t cap) {
+    size_t len = with_inputs ? (size_t)snprintf(buf, cap, "%zu", clipnn_model_n_inputs(m)) : 0;
+    if (!with_inputs) buf[0] = 0;
+    for (size_t l = 0; l < clipnn_model_n_layers(m) && len < cap; l++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%zu", len ? "-" : "", clipnn_model_layer_width(m, l));
+}
+
 /* ------------------------------------------------------------ progress */
 
 void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_record *r) {

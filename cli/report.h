@@ -63,6 +63,10 @@ int cli_steplog_close(cli_steplog *l, const char *cmd);
 clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                         const clipnn_train_options *o, clipnn_train_result *r);
 
+/* The model's layer widths joined by '-' ("64-10"); with_inputs puts the
+ * input width first ("64-64-10"). */
+void cli_model_arch(const clipnn_model *m, int with_inputs, char *buf, size_t cap);
+
 /* ------------------------------------------------------------ progress */
 
 /* One line per epoch on stderr: epoch, losses, accuracy, clip rate, speed. */

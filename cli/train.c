@@ -193,11 +193,7 @@ typedef struct {
 static int resume_model(const char *cmd, train_run *r) {
     clipnn_status st = clipnn_checkpoint_load(r->a.resume, &r->m, &r->state);
     if (st) return cli_fail(cmd, st, "--resume");
-    size_t len = 0;
-    r->arch[0] = 0;
-    for (size_t l = 0; l < clipnn_model_n_layers(r->m) && len < sizeof r->arch; l++)
-        len += (size_t)snprintf(r->arch + len, sizeof r->arch - len, "%s%zu", l ? "-" : "",
-                                clipnn_model_layer_width(r->m, l));
+    cli_model_arch(r->m, 0, r->arch, sizeof r->arch);
     if (clipnn_model_n_layers(r->m) > 1) r->a.s.act = clipnn_act_name(clipnn_model_layer_act(r->m, 0));
     return 0;
 }
