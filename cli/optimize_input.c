@@ -263,9 +263,10 @@ static int diagnose_stall(const char *cmd, oi_run *r) {
     dopt.space = io->space;
     dopt.param = io->param;
     float *point = r->xm;
-    const double lo = io->space.box_lo, half = (io->space.box_hi - io->space.box_lo) / 2;
-    for (size_t i = 0; i < r->dim; i++)
-        point[i] = io->param == CLIPNN_PARAM_TANH ? (float)atanh(0.999999 * ((r->x[i] - lo) / half - 1)) : r->x[i];
+    if (io->param == CLIPNN_PARAM_TANH)
+        cli_tanh_variable(&io->space, r->x, point, r->dim);
+    else
+        memcpy(point, r->x, r->dim * sizeof *point);
     clipnn_diagnosis d;
     clipnn_status st = clipnn_diagnose_model(r->m, &io->objective, target_of(r), point, &dopt, &d);
     if (st) return cli_fail(cmd, st, "diagnose");
