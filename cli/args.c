@@ -74,7 +74,25 @@ void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const cli_op
         print_default(f, o);
         fputc('\n', f);
     }
+    fprintf(f, "  %-24s %s\n", "--verbose", "also print the library's information (data scaling, a resumed run)");
     fprintf(f, "  %-24s %s\n", "--help", "show this help");
+}
+
+typedef struct {
+    const char *cmd;
+    int verbose;
+} log_sink;
+
+static log_sink sink;
+
+/* The library's messages on stderr: warnings always, information with
+ * --verbose. */
+static void log_to_stderr(int level, const char *message, void *user) {
+    const log_sink *s = user;
+    if (level >= 1)
+        fprintf(stderr, "clipnn %s: warning: %s\n", s->cmd, message);
+    else if (s->verbose)
+        fprintf(stderr, "clipnn %s: %s\n", s->cmd, message);
 }
 
 static int parse_value(const char *cmd, const cli_option *o, const char *text) {
@@ -118,11 +136,17 @@ static int parse_value(const char *cmd, const cli_option *o, const char *text) {
 int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int argc,
               char **argv, const char **positional, int max_positional, int *n_positional) {
     int npos = 0;
+    sink = (log_sink){cmd, 0};
+    clipnn_set_log(log_to_stderr, &sink);
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
         if (!strcmp(arg, "--help") || !strcmp(arg, "-h")) {
             cli_print_help(stdout, cmd, synopsis, opts);
             return -1;
+        }
+        if (!strcmp(arg, "--verbose")) {
+            sink.verbose = 1;
+            continue;
         }
         if (strncmp(arg, "--", 2) != 0) {
             if (!positional || npos >= max_positional)

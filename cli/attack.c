@@ -85,267 +85,368 @@ done:
     free(xm);
 }
 
-int cmd_attack(int argc, char **argv) {
-    const char *cmd = "attack";
+/* The command line of one attack. */
+typedef struct {
     cli_settings s;
-    cli_settings_default(&s, CLI_MODE_EVAL);
-    const char *model_path = NULL, *method_name = NULL, *eps_text = "0,0.01,0.03,0.1", *loss_text = "xent";
-    const char *out_dir = NULL, *box = NULL;
-    double step = 0;
-    size_t steps = 40, restarts = 1, n_ex = 1000, batch = 256, images = 8;
-    int random_start = 0, json = 0, targeted = -1, no_checks = 0;
-    uint64_t seed = 1;
-    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_THREADS;
-    cli_option table[CLI_MAX_OPTIONS];
+    const char *model_path, *method_name, *eps_text, *loss_text, *out_dir, *box;
+    double step;
+    size_t steps, restarts, n_ex, batch, images;
+    int random_start, json, targeted, no_checks;
+    uint64_t seed;
+} attack_args;
+
+enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+
+static void attack_args_default(attack_args *a) {
+    *a = (attack_args){.eps_text = "0,0.01,0.03,0.1", .loss_text = "xent", .steps = 40, .restarts = 1,
+                       .n_ex = 1000, .batch = 256, .images = 8, .targeted = -1, .seed = 1};
+    cli_settings_default(&a->s, CLI_MODE_EVAL);
+}
+
+static void attack_option_table(attack_args *a, cli_option *table) {
     size_t n = 0;
-    table[n++] = (cli_option){"--model", CLI_STR, &model_path, "FILE", "model checkpoint (required)"};
-    cli_settings_options(&s, groups, table, &n);
-    table[n++] = (cli_option){"--method", CLI_STR, &method_name, "M", "fgsm | pgd-linf | pgd-l2 (required)"};
-    table[n++] = (cli_option){"--eps", CLI_STR, &eps_text, "E,..", "budgets, increasing (pixels for images)"};
-    table[n++] = (cli_option){"--step", CLI_DOUBLE, &step, "A", "PGD step size (0: max(2.5 eps / steps, eps / 4))"};
-    table[n++] = (cli_option){"--steps", CLI_SIZE, &steps, "N", "PGD iterations"};
-    table[n++] = (cli_option){"--random-start", CLI_FLAG, &random_start, NULL, "start uniformly in the budget"};
-    table[n++] = (cli_option){"--restarts", CLI_SIZE, &restarts, "R", "runs per example, best kept"};
-    table[n++] = (cli_option){"--targeted", CLI_INT, &targeted, "K", "reach class K (-1: untargeted)"};
-    table[n++] = (cli_option){"--loss", CLI_STR, &loss_text, "L", "xent | margin | margin:KAPPA"};
-    table[n++] = (cli_option){"--n", CLI_SIZE, &n_ex, "EXAMPLES", "test examples attacked (0: all)"};
-    table[n++] = (cli_option){"--batch", CLI_SIZE, &batch, "B", "examples per forward pass"};
-    table[n++] = (cli_option){"--box", CLI_STR, &box, "LO,HI", "input box (images: 0,1; other data: none)"};
-    table[n++] = (cli_option){"--seed", CLI_U64, &seed, "S", "seed of the random starts"};
-    table[n++] = (cli_option){"--no-checks", CLI_FLAG, &no_checks, NULL, "skip the one-step and unbounded runs"};
-    table[n++] = (cli_option){"--out", CLI_STR, &out_dir, "DIR", "write PNGs and trace.csv there"};
-    table[n++] = (cli_option){"--images", CLI_SIZE, &images, "N", "examples drawn with --out"};
-    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON summary line"};
+    table[n++] = (cli_option){"--model", CLI_STR, &a->model_path, "FILE", "model checkpoint (required)"};
+    cli_settings_options(&a->s, ATTACK_GROUPS, table, &n);
+    table[n++] = (cli_option){"--method", CLI_STR, &a->method_name, "M", "fgsm | pgd-linf | pgd-l2 (required)"};
+    table[n++] = (cli_option){"--eps", CLI_STR, &a->eps_text, "E,..", "budgets, increasing (pixels for images)"};
+    table[n++] = (cli_option){"--step", CLI_DOUBLE, &a->step, "A", "PGD step size (0: max(2.5 eps / steps, eps / 4))"};
+    table[n++] = (cli_option){"--steps", CLI_SIZE, &a->steps, "N", "PGD iterations"};
+    table[n++] = (cli_option){"--random-start", CLI_FLAG, &a->random_start, NULL, "start uniformly in the budget"};
+    table[n++] = (cli_option){"--restarts", CLI_SIZE, &a->restarts, "R", "runs per example, best kept"};
+    table[n++] = (cli_option){"--targeted", CLI_INT, &a->targeted, "K", "reach class K (-1: untargeted)"};
+    table[n++] = (cli_option){"--loss", CLI_STR, &a->loss_text, "L", "xent | margin | margin:KAPPA"};
+    table[n++] = (cli_option){"--n", CLI_SIZE, &a->n_ex, "EXAMPLES", "test examples attacked (0: all)"};
+    table[n++] = (cli_option){"--batch", CLI_SIZE, &a->batch, "B", "examples per forward pass"};
+    table[n++] = (cli_option){"--box", CLI_STR, &a->box, "LO,HI", "input box (images: 0,1; other data: none)"};
+    table[n++] = (cli_option){"--seed", CLI_U64, &a->seed, "S", "seed of the random starts"};
+    table[n++] = (cli_option){"--no-checks", CLI_FLAG, &a->no_checks, NULL, "skip the one-step and unbounded runs"};
+    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR", "write PNGs and trace.csv there"};
+    table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out"};
+    table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
-    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
-    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (!method_name) return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2)");
-    clipnn_attack_options ao = clipnn_attack_options_default();
-    clipnn_status st = clipnn_attack_method_parse(method_name, &ao.method);
-    if (st) return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
-    double eps[MAX_EPS];
-    size_t n_eps;
-    if ((rc = cli_parse_list(cmd, "--eps", eps_text, eps, MAX_EPS, &n_eps))) return rc;
-    for (size_t i = 0; i < n_eps; i++)
-        if (eps[i] < 0 || (i > 0 && eps[i] <= eps[i - 1]))
-            return cli_usage_error(cmd, "--eps '%s': want increasing values >= 0", eps_text);
-    if ((rc = cli_parse_io_loss(cmd, loss_text, 0, &ao.loss, &ao.kappa))) return rc;
-    if (steps == 0 || restarts == 0 || batch == 0)
-        return cli_usage_error(cmd, "--steps, --restarts and --batch must be >= 1");
-    if (!(step >= 0) || !isfinite(step)) return cli_usage_error(cmd, "--step %g must be >= 0", step);
-    clipnn_model *m = NULL;
-    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
-    size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
-    if (targeted >= 0 && (size_t)targeted >= k) {
-        clipnn_model_free(m);
-        return cli_usage_error(cmd, "--targeted %d: the model has %zu classes", targeted, k);
-    }
+}
+
+/* One attack run: the model and data, the options, the results per epsilon. */
+typedef struct {
+    attack_args a;
+    clipnn_model *m;
     cli_io_data io;
-    float *adv = NULL, *pert = NULL, *unbounded_adv = NULL;
-    FILE *trace = NULL, *examples = NULL;
-    if ((rc = cli_io_load(cmd, &s, box, dim, &io))) goto done;
-    if (clipnn_dataset_n_classes(io.test) == 0) {
-        rc = cli_usage_error(cmd, "--data %s is a regression set; attacks need class labels", s.data);
-        goto done;
-    }
-    size_t total = clipnn_dataset_n(io.test);
-    if (n_ex == 0 || n_ex > total) n_ex = total;
-    const float *x = cli_io_test_x(&io), *labels = clipnn_dataset_y(io.test);
-    adv = malloc(n_ex * dim * sizeof *adv);
-    pert = malloc(dim * sizeof *pert);
-    if (!adv || !pert) {
-        rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "adversarial inputs");
-        goto done;
-    }
-    if (out_dir) {
-        if ((rc = cli_make_dir(cmd, out_dir))) goto done;
-        if ((rc = cli_open_csv(cmd, out_dir, "trace.csv", "eps,restart,batch,step,loss,grad_norm,success_rate",
-                               &trace)) ||
-            (rc = cli_open_csv(cmd, out_dir, "trace_examples.csv", "eps,restart,example,step,loss,grad_norm,fooled",
-                               &examples)))
-            goto done;
-    }
-    trace_ctx tctx = {trace, examples, images, 0};
-    ao.steps = steps;
-    ao.step = step;
-    ao.random_start = random_start;
-    ao.restarts = restarts;
-    ao.targeted = targeted >= 0;
-    ao.target_class = targeted >= 0 ? (size_t)targeted : 0;
-    ao.space = io.space;
-    ao.batch = batch;
-    ao.seed = seed;
-    ao.on_step = on_step;
-    ao.user = &tctx;
-    const int l2 = ao.method == CLIPNN_ATTACK_PGD_L2;
-    const int iterative = ao.method != CLIPNN_ATTACK_FGSM;
-    const int checks = !no_checks;
-    clipnn_attack_result res[MAX_EPS], one[MAX_EPS];
-    double robust[MAX_EPS], robust_one[MAX_EPS];
-    double t0 = cli_now();
-    if (!json)
-        printf("%s on %s: %zu test examples, %s%s, loss %s%s, %zu steps, %zu restart(s)%s; box [%g, %g]%s\n",
-               model_path, s.data, n_ex, clipnn_attack_method_name(ao.method), ao.targeted ? " (targeted)" : "",
-               clipnn_loss_name(ao.loss), ao.loss == CLIPNN_LOSS_MARGIN ? "" : " (cross-entropy)",
-               iterative ? steps : 1, restarts, random_start ? ", random start" : "", io.space.box_lo, io.space.box_hi,
-               io.space.mean ? ", model input (x - mean)/std as trained" : "");
-    for (size_t e = 0; e < n_eps; e++) {
-        ao.eps = eps[e];
-        tctx.eps = eps[e];
-        st = clipnn_attack(m, &ao, x, labels, n_ex, adv, &res[e]);
-        if (st) {
-            rc = cli_fail(cmd, st, "attack");
-            goto done;
-        }
-        /* what the masking checks compare: examples left unbroken */
-        robust[e] = ao.targeted ? 1 - res[e].success_rate : res[e].robust_accuracy;
-        robust_one[e] = NAN;
-        if (checks && iterative) {
-            clipnn_attack_options o1 = ao;
-            o1.on_step = NULL;
-            o1.random_start = 0;
-            o1.restarts = 1;
-            if (l2) {
-                o1.steps = 1;
-                o1.step = eps[e];
-            } else {
-                o1.method = CLIPNN_ATTACK_FGSM;
-            }
-            if ((st = clipnn_attack(m, &o1, x, labels, n_ex, NULL, &one[e]))) {
-                rc = cli_fail(cmd, st, "one-step attack");
-                goto done;
-            }
-            robust_one[e] = ao.targeted ? 1 - one[e].success_rate : one[e].robust_accuracy;
-        }
-        if (out_dir && io.h > 0) {
-            for (size_t i = 0; i < images && i < n_ex && !rc; i++) {
-                char name[128];
-                const float *x0 = x + i * dim, *xa = adv + i * dim;
-                double amp = 0;
-                for (size_t j = 0; j < dim; j++) {
-                    pert[j] = xa[j] - x0[j];
-                    amp = fmax(amp, fabs(pert[j]));
-                }
-                if (e == 0) {
-                    snprintf(name, sizeof name, "ex%03zu_original.png", i);
-                    rc = cli_write_gray(cmd, out_dir, name, x0, io.h, io.w, io.space.box_lo, io.space.box_hi);
-                }
-                snprintf(name, sizeof name, "ex%03zu_eps%g_adversarial.png", i, eps[e]);
-                if (!rc) rc = cli_write_gray(cmd, out_dir, name, xa, io.h, io.w, io.space.box_lo, io.space.box_hi);
-                /* amplified: the colour scale spans the budget (or the largest change) */
-                snprintf(name, sizeof name, "ex%03zu_eps%g_perturbation.png", i, eps[e]);
-                double scale = eps[e] > 0 && !l2 ? eps[e] : amp > 0 ? amp : 1;
-                if (!rc) rc = cli_write_signed(cmd, out_dir, name, pert, io.h, io.w, scale);
-            }
-            if (rc) goto done;
-        }
-    }
-    /* unbounded: a budget covering the whole box */
-    double unbounded = NAN;
-    clipnn_attack_result ub = {0};
-    if (checks && iterative && isfinite(io.space.box_lo) && isfinite(io.space.box_hi)) {
-        unbounded_adv = malloc(n_ex * dim * sizeof *unbounded_adv);
-        if (!unbounded_adv) {
-            rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "unbounded attack");
-            goto done;
-        }
-        clipnn_attack_options ou = ao;
-        ou.on_step = NULL;
-        double width = io.space.box_hi - io.space.box_lo;
-        ou.eps = l2 ? width * sqrt((double)dim) : width;
-        ou.steps = steps > 100 ? steps : 100;
-        ou.step = 0;
-        if ((st = clipnn_attack(m, &ou, x, labels, n_ex, unbounded_adv, &ub))) {
-            rc = cli_fail(cmd, st, "unbounded attack");
-            goto done;
-        }
-        unbounded = ub.success_rate;
-    }
-    clipnn_diagnosis d;
-    clipnn_diagnosis_init(&d);
-    clipnn_diagnose_masking(eps, robust, checks && iterative ? robust_one : NULL, n_eps, unbounded, &d);
-    double secs = cli_now() - t0;
-    if (json) {
-        cli_json j;
-        cli_json_begin(&j, stdout);
-        cli_json_str(&j, "model", model_path);
-        cli_json_str(&j, "data", s.data);
-        cli_json_str(&j, "method", clipnn_attack_method_name(ao.method));
-        cli_json_str(&j, "loss", clipnn_loss_name(ao.loss));
-        cli_json_u64(&j, "n", n_ex);
-        cli_json_u64(&j, "steps", iterative ? steps : 1);
-        cli_json_u64(&j, "restarts", restarts);
-        cli_json_bool(&j, "random_start", random_start);
-        cli_json_open(&j, "rows", '[');
-        for (size_t e = 0; e < n_eps; e++) {
-            cli_json_open(&j, NULL, '{');
-            cli_json_num(&j, "eps", eps[e]);
-            cli_json_num(&j, "clean_accuracy", res[e].clean_accuracy);
-            cli_json_num(&j, "robust_accuracy", res[e].robust_accuracy);
-            cli_json_num(&j, "success_rate", res[e].success_rate);
-            cli_json_num(&j, "mean_linf", res[e].mean_linf);
-            cli_json_num(&j, "mean_l2", res[e].mean_l2);
-            cli_json_num(&j, "one_step_robust_accuracy", isnan(robust_one[e]) ? NAN : one[e].robust_accuracy);
-            cli_json_num(&j, "one_step_success_rate", isnan(robust_one[e]) ? NAN : one[e].success_rate);
-            cli_json_u64(&j, "zero_gradient_failures", res[e].zero_grad);
-            cli_json_close(&j, '}');
-        }
-        cli_json_close(&j, ']');
-        cli_json_num(&j, "unbounded_success_rate", unbounded);
-        cli_json_open(&j, "masking", '[');
-        for (size_t i = 0; i < d.n_findings; i++) cli_json_str(&j, NULL, d.findings[i].test);
-        cli_json_close(&j, ']');
-        cli_json_num(&j, "seconds", secs);
-        cli_json_end(&j);
-    } else {
-        printf("%-8s %-9s %-10s %-9s %-10s %-10s %-11s %s\n", "eps", "clean", "robust", "success", "mean_linf",
-               "mean_l2", !(iterative && checks) ? "" : ao.targeted ? "1step-succ" : l2 ? "one-step" : "fgsm",
-               "zero-grad");
-        for (size_t e = 0; e < n_eps; e++) {
-            char one_text[32] = "";
-            if (!isnan(robust_one[e]))
-                snprintf(one_text, sizeof one_text, "%.4f", ao.targeted ? one[e].success_rate : one[e].robust_accuracy);
-            printf("%-8g %-9.4f %-10.4f %-9.4f %-10.4g %-10.4g %-11s %zu\n", eps[e], res[e].clean_accuracy,
-                   res[e].robust_accuracy, res[e].success_rate, res[e].mean_linf, res[e].mean_l2, one_text,
-                   res[e].zero_grad);
-        }
-        if (!isnan(unbounded))
-            printf("unbounded attack (eps %g, %zu steps): success rate %.4f\n",
-                   l2 ? (io.space.box_hi - io.space.box_lo) * sqrt((double)dim) : io.space.box_hi - io.space.box_lo,
-                   steps > 100 ? steps : 100, unbounded);
-        printf("masking checks:%s\n", d.n_findings ? "" : " none of the symptoms");
-        for (size_t i = 0; i < d.n_findings; i++)
-            printf("  %s: %s\n    remedy: %s\n", d.findings[i].test, d.findings[i].numbers, d.findings[i].remedy);
-        for (size_t i = 0; i < d.n_checks; i++) printf("  ok: %s (%s)\n", d.checks[i].test, d.checks[i].numbers);
-        printf("%.1f s\n", secs);
-        if (res[n_eps - 1].zero_grad > 0) {
-            printf("\nat eps %g, %zu unbroken examples end with an input gradient of exactly 0\n", eps[n_eps - 1],
-                   res[n_eps - 1].zero_grad);
-            diagnose_stalled(m, &ao, adv, labels, n_ex, &io.space, 1);
-        } else if (unbounded < 1) {
-            printf("\nthe unbounded attack leaves %zu examples unbroken (%zu with an input gradient of exactly 0)\n",
-                   ub.eligible - ub.successes, ub.zero_grad);
-            diagnose_stalled(m, &ao, unbounded_adv, labels, n_ex, &io.space, 0);
-        } else if (d.n_findings > 0 && res[n_eps - 1].successes < res[n_eps - 1].eligible) {
-            printf("\nmasking symptoms: the first example the attack left unbroken at eps %g, diagnosed:\n",
-                   eps[n_eps - 1]);
-            diagnose_stalled(m, &ao, adv, labels, n_ex, &io.space, 0);
-        }
-    }
-done:
-    if (trace && fclose(trace) != 0 && !rc) {
+    size_t dim, n_ex;
+    const float *x, *labels;
+    float *adv, *pert, *unbounded_adv;
+    trace_ctx trace;
+    clipnn_attack_options ao;
+    int l2, iterative, checks;
+    size_t n_eps;
+    double eps[MAX_EPS];
+    clipnn_attack_result res[MAX_EPS], one[MAX_EPS], ub;
+    double robust[MAX_EPS], robust_one[MAX_EPS]; /* examples left unbroken: what the masking checks compare */
+    double unbounded;                             /* success rate of the unbounded attack (NaN: not run) */
+} attack_run;
+
+/* The options' values that need no model: method, budgets, loss, counts. */
+static int check_args(const char *cmd, attack_run *r) {
+    const attack_args *a = &r->a;
+    if (!a->model_path) return cli_usage_error(cmd, "--model FILE is required");
+    if (!a->method_name) return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2)");
+    if (clipnn_attack_method_parse(a->method_name, &r->ao.method))
+        return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
+    int rc = cli_parse_list(cmd, "--eps", a->eps_text, r->eps, MAX_EPS, &r->n_eps);
+    if (rc) return rc;
+    for (size_t i = 0; i < r->n_eps; i++)
+        if (r->eps[i] < 0 || (i > 0 && r->eps[i] <= r->eps[i - 1]))
+            return cli_usage_error(cmd, "--eps '%s': want increasing values >= 0", a->eps_text);
+    if ((rc = cli_parse_io_loss(cmd, a->loss_text, 0, &r->ao.loss, &r->ao.kappa))) return rc;
+    if (a->steps == 0 || a->restarts == 0 || a->batch == 0)
+        return cli_usage_error(cmd, "--steps, --restarts and --batch must be >= 1");
+    if (!(a->step >= 0) || !isfinite(a->step)) return cli_usage_error(cmd, "--step %g must be >= 0", a->step);
+    return 0;
+}
+
+/* The model, the test examples attacked (class labels needed) and room
+ * for the adversarial inputs. */
+static int load_inputs(const char *cmd, int argc, char **argv, attack_run *r) {
+    attack_args *a = &r->a;
+    int rc = cli_io_model(cmd, &a->s, ATTACK_GROUPS, argc, argv, a->model_path, &r->m);
+    if (rc) return rc;
+    r->dim = clipnn_model_n_inputs(r->m);
+    size_t k = clipnn_model_n_outputs(r->m);
+    if (a->targeted >= 0 && (size_t)a->targeted >= k)
+        return cli_usage_error(cmd, "--targeted %d: the model has %zu classes", a->targeted, k);
+    if ((rc = cli_io_load(cmd, &a->s, a->box, r->dim, &r->io))) return rc;
+    if (clipnn_dataset_n_classes(r->io.test) == 0)
+        return cli_usage_error(cmd, "--data %s is a regression set; attacks need class labels", a->s.data);
+    size_t total = clipnn_dataset_n(r->io.test);
+    r->n_ex = a->n_ex == 0 || a->n_ex > total ? total : a->n_ex;
+    r->x = cli_io_test_x(&r->io);
+    r->labels = clipnn_dataset_y(r->io.test);
+    r->adv = malloc(r->n_ex * r->dim * sizeof *r->adv);
+    r->pert = malloc(r->dim * sizeof *r->pert);
+    return r->adv && r->pert ? 0 : cli_fail(cmd, CLIPNN_ERR_NOMEM, "adversarial inputs");
+}
+
+static int open_traces(const char *cmd, attack_run *r) {
+    const char *dir = r->a.out_dir;
+    r->trace = (trace_ctx){NULL, NULL, r->a.images, 0};
+    if (!dir) return 0;
+    int rc = cli_make_dir(cmd, dir);
+    if (!rc) rc = cli_open_csv(cmd, dir, "trace.csv", "eps,restart,batch,step,loss,grad_norm,success_rate", &r->trace.trace);
+    if (!rc)
+        rc = cli_open_csv(cmd, dir, "trace_examples.csv", "eps,restart,example,step,loss,grad_norm,fooled",
+                          &r->trace.examples);
+    return rc;
+}
+
+static int close_traces(const char *cmd, attack_run *r, int rc) {
+    if (r->trace.trace && fclose(r->trace.trace) != 0 && !rc) {
         fprintf(stderr, "clipnn %s: trace.csv: write failed\n", cmd);
         rc = CLI_EXIT_IO;
     }
-    if (examples && fclose(examples) != 0 && !rc) {
+    if (r->trace.examples && fclose(r->trace.examples) != 0 && !rc) {
         fprintf(stderr, "clipnn %s: trace_examples.csv: write failed\n", cmd);
         rc = CLI_EXIT_IO;
     }
-    free(adv);
-    free(pert);
-    free(unbounded_adv);
-    cli_io_free(&io);
-    clipnn_model_free(m);
+    return rc;
+}
+
+static void set_attack_options(attack_run *r) {
+    const attack_args *a = &r->a;
+    clipnn_attack_options *ao = &r->ao;
+    ao->steps = a->steps;
+    ao->step = a->step;
+    ao->random_start = a->random_start;
+    ao->restarts = a->restarts;
+    ao->targeted = a->targeted >= 0;
+    ao->target_class = a->targeted >= 0 ? (size_t)a->targeted : 0;
+    ao->space = r->io.space;
+    ao->batch = a->batch;
+    ao->seed = a->seed;
+    ao->on_step = on_step;
+    ao->user = &r->trace;
+    r->l2 = ao->method == CLIPNN_ATTACK_PGD_L2;
+    r->iterative = ao->method != CLIPNN_ATTACK_FGSM;
+    r->checks = !a->no_checks;
+}
+
+static void print_header(const attack_run *r) {
+    const attack_args *a = &r->a;
+    const clipnn_attack_options *ao = &r->ao;
+    printf("%s on %s: %zu test examples, %s%s, loss %s%s, %zu steps, %zu restart(s)%s; box [%g, %g]%s\n",
+           a->model_path, a->s.data, r->n_ex, clipnn_attack_method_name(ao->method), ao->targeted ? " (targeted)" : "",
+           clipnn_loss_name(ao->loss), ao->loss == CLIPNN_LOSS_MARGIN ? "" : " (cross-entropy)",
+           r->iterative ? a->steps : 1, a->restarts, a->random_start ? ", random start" : "", r->io.space.box_lo,
+           r->io.space.box_hi, r->io.space.mean ? ", model input (x - mean)/std as trained" : "");
+}
+
+/* The masking check at budget e: one step (FGSM, or one L2 step). */
+static int one_step_attack(const char *cmd, attack_run *r, size_t e) {
+    clipnn_attack_options o1 = r->ao;
+    o1.on_step = NULL;
+    o1.random_start = 0;
+    o1.restarts = 1;
+    if (r->l2) {
+        o1.steps = 1;
+        o1.step = r->eps[e];
+    } else {
+        o1.method = CLIPNN_ATTACK_FGSM;
+    }
+    clipnn_status st = clipnn_attack(r->m, &o1, r->x, r->labels, r->n_ex, NULL, &r->one[e]);
+    if (st) return cli_fail(cmd, st, "one-step attack");
+    r->robust_one[e] = r->ao.targeted ? 1 - r->one[e].success_rate : r->one[e].robust_accuracy;
+    return 0;
+}
+
+/* PNGs of the first --images examples at budget e: original (once),
+ * adversarial input, perturbation amplified so that its colour scale spans
+ * the budget (or the largest change). */
+static int write_images(const char *cmd, attack_run *r, size_t e) {
+    const cli_io_data *io = &r->io;
+    const double lo = io->space.box_lo, hi = io->space.box_hi;
+    int rc = 0;
+    for (size_t i = 0; i < r->a.images && i < r->n_ex && !rc; i++) {
+        char name[128];
+        const float *x0 = r->x + i * r->dim, *xa = r->adv + i * r->dim;
+        double amp = 0;
+        for (size_t j = 0; j < r->dim; j++) {
+            r->pert[j] = xa[j] - x0[j];
+            amp = fmax(amp, fabs(r->pert[j]));
+        }
+        if (e == 0) {
+            snprintf(name, sizeof name, "ex%03zu_original.png", i);
+            rc = cli_write_gray(cmd, r->a.out_dir, name, x0, io->h, io->w, lo, hi);
+        }
+        snprintf(name, sizeof name, "ex%03zu_eps%g_adversarial.png", i, r->eps[e]);
+        if (!rc) rc = cli_write_gray(cmd, r->a.out_dir, name, xa, io->h, io->w, lo, hi);
+        snprintf(name, sizeof name, "ex%03zu_eps%g_perturbation.png", i, r->eps[e]);
+        double scale = r->eps[e] > 0 && !r->l2 ? r->eps[e] : amp > 0 ? amp : 1;
+        if (!rc) rc = cli_write_signed(cmd, r->a.out_dir, name, r->pert, io->h, io->w, scale);
+    }
+    return rc;
+}
+
+/* The attack at budget e, its one-step check and its images. */
+static int attack_at(const char *cmd, attack_run *r, size_t e) {
+    r->ao.eps = r->eps[e];
+    r->trace.eps = r->eps[e];
+    clipnn_status st = clipnn_attack(r->m, &r->ao, r->x, r->labels, r->n_ex, r->adv, &r->res[e]);
+    if (st) return cli_fail(cmd, st, "attack");
+    r->robust[e] = r->ao.targeted ? 1 - r->res[e].success_rate : r->res[e].robust_accuracy;
+    r->robust_one[e] = NAN;
+    int rc = r->checks && r->iterative ? one_step_attack(cmd, r, e) : 0;
+    if (!rc && r->a.out_dir && r->io.h > 0) rc = write_images(cmd, r, e);
+    return rc;
+}
+
+/* The budget of the unbounded attack: one covering the whole box. */
+static double unbounded_eps(const attack_run *r) {
+    double width = r->io.space.box_hi - r->io.space.box_lo;
+    return r->l2 ? width * sqrt((double)r->dim) : width;
+}
+
+static size_t unbounded_steps(const attack_run *r) { return r->a.steps > 100 ? r->a.steps : 100; }
+
+static int unbounded_attack(const char *cmd, attack_run *r) {
+    r->unbounded = NAN;
+    if (!(r->checks && r->iterative && isfinite(r->io.space.box_lo) && isfinite(r->io.space.box_hi))) return 0;
+    r->unbounded_adv = malloc(r->n_ex * r->dim * sizeof *r->unbounded_adv);
+    if (!r->unbounded_adv) return cli_fail(cmd, CLIPNN_ERR_NOMEM, "unbounded attack");
+    clipnn_attack_options ou = r->ao;
+    ou.on_step = NULL;
+    ou.eps = unbounded_eps(r);
+    ou.steps = unbounded_steps(r);
+    ou.step = 0;
+    clipnn_status st = clipnn_attack(r->m, &ou, r->x, r->labels, r->n_ex, r->unbounded_adv, &r->ub);
+    if (st) return cli_fail(cmd, st, "unbounded attack");
+    r->unbounded = r->ub.success_rate;
+    return 0;
+}
+
+static void print_json(const attack_run *r, const clipnn_diagnosis *d, double secs) {
+    const attack_args *a = &r->a;
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_str(&j, "model", a->model_path);
+    cli_json_str(&j, "data", a->s.data);
+    cli_json_str(&j, "method", clipnn_attack_method_name(r->ao.method));
+    cli_json_str(&j, "loss", clipnn_loss_name(r->ao.loss));
+    cli_json_u64(&j, "n", r->n_ex);
+    cli_json_u64(&j, "steps", r->iterative ? a->steps : 1);
+    cli_json_u64(&j, "restarts", a->restarts);
+    cli_json_bool(&j, "random_start", a->random_start);
+    cli_json_open(&j, "rows", '[');
+    for (size_t e = 0; e < r->n_eps; e++) {
+        const clipnn_attack_result *res = &r->res[e], *one = &r->one[e];
+        int no_one = isnan(r->robust_one[e]);
+        cli_json_open(&j, NULL, '{');
+        cli_json_num(&j, "eps", r->eps[e]);
+        cli_json_num(&j, "clean_accuracy", res->clean_accuracy);
+        cli_json_num(&j, "robust_accuracy", res->robust_accuracy);
+        cli_json_num(&j, "success_rate", res->success_rate);
+        cli_json_num(&j, "mean_linf", res->mean_linf);
+        cli_json_num(&j, "mean_l2", res->mean_l2);
+        cli_json_num(&j, "one_step_robust_accuracy", no_one ? NAN : one->robust_accuracy);
+        cli_json_num(&j, "one_step_success_rate", no_one ? NAN : one->success_rate);
+        cli_json_u64(&j, "zero_gradient_failures", res->zero_grad);
+        cli_json_close(&j, '}');
+    }
+    cli_json_close(&j, ']');
+    cli_json_num(&j, "unbounded_success_rate", r->unbounded);
+    cli_json_open(&j, "masking", '[');
+    for (size_t i = 0; i < d->n_findings; i++) cli_json_str(&j, NULL, d->findings[i].test);
+    cli_json_close(&j, ']');
+    cli_json_num(&j, "seconds", secs);
+    cli_json_end(&j);
+}
+
+static void print_rows(const attack_run *r) {
+    const int targeted = r->ao.targeted;
+    printf("%-8s %-9s %-10s %-9s %-10s %-10s %-11s %s\n", "eps", "clean", "robust", "success", "mean_linf",
+           "mean_l2", !(r->iterative && r->checks) ? "" : targeted ? "1step-succ" : r->l2 ? "one-step" : "fgsm",
+           "zero-grad");
+    for (size_t e = 0; e < r->n_eps; e++) {
+        const clipnn_attack_result *res = &r->res[e];
+        char one_text[32] = "";
+        if (!isnan(r->robust_one[e]))
+            snprintf(one_text, sizeof one_text, "%.4f", targeted ? r->one[e].success_rate : r->one[e].robust_accuracy);
+        printf("%-8g %-9.4f %-10.4f %-9.4f %-10.4g %-10.4g %-11s %zu\n", r->eps[e], res->clean_accuracy,
+               res->robust_accuracy, res->success_rate, res->mean_linf, res->mean_l2, one_text, res->zero_grad);
+    }
+    if (!isnan(r->unbounded))
+        printf("unbounded attack (eps %g, %zu steps): success rate %.4f\n", unbounded_eps(r), unbounded_steps(r),
+               r->unbounded);
+}
+
+/* Why examples stayed unbroken, when the results point at something: a
+ * zero gradient at the largest budget, an unbounded attack that fails, or
+ * masking symptoms. */
+static void explain_failures(attack_run *r, const clipnn_diagnosis *d) {
+    const clipnn_attack_result *last = &r->res[r->n_eps - 1];
+    const double eps = r->eps[r->n_eps - 1];
+    if (last->zero_grad > 0) {
+        printf("\nat eps %g, %zu unbroken examples end with an input gradient of exactly 0\n", eps, last->zero_grad);
+        diagnose_stalled(r->m, &r->ao, r->adv, r->labels, r->n_ex, &r->io.space, 1);
+    } else if (r->unbounded < 1) {
+        printf("\nthe unbounded attack leaves %zu examples unbroken (%zu with an input gradient of exactly 0)\n",
+               r->ub.eligible - r->ub.successes, r->ub.zero_grad);
+        diagnose_stalled(r->m, &r->ao, r->unbounded_adv, r->labels, r->n_ex, &r->io.space, 0);
+    } else if (d->n_findings > 0 && last->successes < last->eligible) {
+        printf("\nmasking symptoms: the first example the attack left unbroken at eps %g, diagnosed:\n", eps);
+        diagnose_stalled(r->m, &r->ao, r->adv, r->labels, r->n_ex, &r->io.space, 0);
+    }
+}
+
+static void print_report(attack_run *r, const clipnn_diagnosis *d, double secs) {
+    print_rows(r);
+    printf("masking checks:%s\n", d->n_findings ? "" : " none of the symptoms");
+    for (size_t i = 0; i < d->n_findings; i++)
+        printf("  %s: %s\n    remedy: %s\n", d->findings[i].test, d->findings[i].numbers, d->findings[i].remedy);
+    for (size_t i = 0; i < d->n_checks; i++) printf("  ok: %s (%s)\n", d->checks[i].test, d->checks[i].numbers);
+    printf("%.1f s\n", secs);
+    explain_failures(r, d);
+}
+
+/* Every budget, the unbounded attack, the masking diagnosis, the report. */
+static int run_attacks(const char *cmd, attack_run *r) {
+    double t0 = cli_now();
+    if (!r->a.json) print_header(r);
+    int rc = 0;
+    for (size_t e = 0; e < r->n_eps && !rc; e++) rc = attack_at(cmd, r, e);
+    if (!rc) rc = unbounded_attack(cmd, r);
+    if (rc) return rc;
+    clipnn_diagnosis d;
+    clipnn_diagnosis_init(&d);
+    clipnn_diagnose_masking(r->eps, r->robust, r->checks && r->iterative ? r->robust_one : NULL, r->n_eps,
+                            r->unbounded, &d);
+    double secs = cli_now() - t0;
+    if (r->a.json)
+        print_json(r, &d, secs);
+    else
+        print_report(r, &d, secs);
+    return 0;
+}
+
+int cmd_attack(int argc, char **argv) {
+    const char *cmd = "attack";
+    attack_run r;
+    memset(&r, 0, sizeof r);
+    attack_args_default(&r.a);
+    r.ao = clipnn_attack_options_default();
+    cli_option table[CLI_MAX_OPTIONS];
+    attack_option_table(&r.a, table);
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = check_args(cmd, &r))) return rc;
+    rc = load_inputs(cmd, argc, argv, &r);
+    if (!rc) rc = open_traces(cmd, &r);
+    if (!rc) {
+        set_attack_options(&r);
+        rc = run_attacks(cmd, &r);
+    }
+    rc = close_traces(cmd, &r, rc);
+    free(r.adv);
+    free(r.pert);
+    free(r.unbounded_adv);
+    cli_io_free(&r.io);
+    clipnn_model_free(r.m);
     return rc;
 }

@@ -37,7 +37,10 @@ typedef struct {
 /* Parse argv[first..argc) against opts (terminated by a {NULL} entry).
  * Returns -1 when --help was printed (exit 0), CLI_EXIT_USAGE on error
  * (message printed), 0 on success. Positional arguments go to *positional
- * (may be NULL: then they are an error), up to max_positional. */
+ * (may be NULL: then they are an error), up to max_positional. Every
+ * command takes --help and --verbose: cli_parse installs the library's log
+ * sink for cmd, which prints warnings on stderr, and information too with
+ * --verbose. */
 int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int argc,
               char **argv, const char **positional, int max_positional, int *n_positional);
 void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const cli_option *opts);

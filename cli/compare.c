@@ -81,6 +81,13 @@ static void on_step_none(const clipnn_step_record *r, void *user) {
     (void)user;
 }
 
+/* Mean test accuracy of a row and its standard deviation over the seeds. */
+static double accuracy_sd(const rule_row *w, double *mean) {
+    *mean = w->acc_sum / w->runs;
+    double var = w->runs > 1 ? (w->acc_sq - w->runs * *mean * *mean) / (w->runs - 1) : 0;
+    return sqrt(var > 0 ? var : 0);
+}
+
 static void print_table(const rule_spec *rules, const rule_row *rows, size_t n_rules, size_t seeds) {
     printf("%-18s %8s  %-20s %11s  %-19s %8s %12s %8s\n", "rule", "lambda", "diverged", "train loss",
            "test acc (sd)", "clipped", "max|th-th0|", "time s");
@@ -93,9 +100,8 @@ static void print_table(const rule_spec *rules, const rule_row *rows, size_t n_r
             snprintf(div, sizeof div, "%d/%zu at step %llu", w->diverged_runs, seeds,
                      (unsigned long long)w->first_diverged_step);
         else snprintf(div, sizeof div, "0/%zu", seeds);
-        double mean = w->acc_sum / w->runs;
-        double var = w->runs > 1 ? (w->acc_sq - w->runs * mean * mean) / (w->runs - 1) : 0;
-        snprintf(acc, sizeof acc, "%6.2f%% (%.2f)", 100 * mean, 100 * sqrt(var > 0 ? var : 0));
+        double mean, sd = accuracy_sd(w, &mean);
+        snprintf(acc, sizeof acc, "%6.2f%% (%.2f)", 100 * mean, 100 * sd);
         printf("%-18s %8s  %-20s %11.4g  %-19s %7.1f%% %12.4g %8.2f\n", rules[i].label, lam, div,
                w->train_loss_sum / w->runs, acc, 100 * w->clipped_sum / w->runs, w->max_dist, w->seconds);
     }
@@ -120,8 +126,7 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
     cli_json_open(&j, "rows", '[');
     for (size_t i = 0; i < n_rules; i++) {
         const rule_row *w = &rows[i];
-        double mean = w->acc_sum / w->runs;
-        double var = w->runs > 1 ? (w->acc_sq - w->runs * mean * mean) / (w->runs - 1) : 0;
+        double mean, sd = accuracy_sd(w, &mean);
         cli_json_open(&j, NULL, '{');
         cli_json_str(&j, "rule", clipnn_clip_rule_name(rules[i].rule));
         cli_json_str(&j, "label", rules[i].label);
@@ -132,7 +137,7 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
         else cli_json_null(&j, "diverged_step");
         cli_json_num(&j, "train_loss", w->train_loss_sum / w->runs);
         cli_json_num(&j, "test_accuracy", mean);
-        cli_json_num(&j, "test_accuracy_sd", sqrt(var > 0 ? var : 0));
+        cli_json_num(&j, "test_accuracy_sd", sd);
         cli_json_num(&j, "test_accuracy_min", w->acc_min);
         cli_json_num(&j, "test_accuracy_max", w->acc_max);
         cli_json_num(&j, "clipped_fraction", w->clipped_sum / w->runs);
@@ -144,101 +149,130 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
     cli_json_end(&j);
 }
 
-int cmd_compare(int argc, char **argv) {
-    const char *cmd = "compare";
+/* The command line of one comparison. */
+typedef struct {
     cli_settings s;
-    cli_settings_default(&s, CLI_MODE_COMPARE);
-    const char *rules_text = "none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore";
-    size_t seeds = 3;
-    int json = 0, quiet = 0;
-    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM | CLI_OPTS_CLIP_PARAMS;
-    cli_option table[CLI_MAX_OPTIONS];
+    const char *rules_text;
+    size_t seeds;
+    int json, quiet;
+} compare_args;
+
+enum { COMPARE_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM | CLI_OPTS_CLIP_PARAMS };
+
+static void compare_option_table(compare_args *a, cli_option *table) {
     size_t n = 0;
-    table[n++] = (cli_option){"--rules", CLI_STR, &rules_text, "LIST", "rules to compare, RULE or RULE:LAMBDA"};
-    table[n++] = (cli_option){"--seeds", CLI_SIZE, &seeds, "K", "runs per rule, seeds S .. S+K-1"};
-    cli_settings_options(&s, groups, table, &n);
-    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON summary line"};
-    table[n++] = (cli_option){"--quiet", CLI_FLAG, &quiet, NULL, "no progress lines on the terminal"};
+    table[n++] = (cli_option){"--rules", CLI_STR, &a->rules_text, "LIST", "rules to compare, RULE or RULE:LAMBDA"};
+    table[n++] = (cli_option){"--seeds", CLI_SIZE, &a->seeds, "K", "runs per rule, seeds S .. S+K-1"};
+    cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
+    table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+}
 
-    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
-    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
-    if (seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
+/* A comparison: the rules, the data, and one row of results per rule. */
+typedef struct {
+    compare_args a;
     rule_spec rules[MAX_RULES];
-    size_t n_rules = 0;
-    if ((rc = parse_rules(cmd, rules_text, rules, &n_rules))) return rc;
-    clipnn_set_threads(s.threads);
-
-    clipnn_dataset *train = NULL, *test = NULL;
-    clipnn_model *m = NULL;
-    rule_row rows[MAX_RULES];
-    memset(rows, 0, sizeof rows);
+    size_t n_rules;
+    clipnn_dataset *train, *test;
     clipnn_loss loss;
     char arch[256];
-    uint64_t steps = 0;
-    int progress = !quiet && cli_is_tty();
-    const uint64_t base_seed = s.seed;
-    if ((rc = cli_load_data(cmd, &s, &train, &test))) goto done;
-    if ((rc = cli_resolve_loss(cmd, &s, train, &loss))) goto done;
-    /* Seeds outer, rules inner: the rules of one seed run back to back. */
-    for (size_t k = 0; k < seeds; k++) {
-        s.seed = base_seed + k;
-        for (size_t i = 0; i < n_rules; i++) {
-            clipnn_train_options o;
-            if ((rc = cli_build_model(cmd, &s, train, loss, &m, arch, sizeof arch))) goto done;
-            if ((rc = cli_make_train_options(cmd, &s, rules[i].rule, rules[i].lambda, loss, &o))) goto done;
-            o.on_step = on_step_none;
-            clipnn_train_result r;
-            clipnn_status st = clipnn_train(m, train, test, &o, &r);
-            if (st && !(st == CLIPNN_ERR_NONFINITE && r.diverged)) {
-                char what[96];
-                snprintf(what, sizeof what, "rule %s, seed %llu", rules[i].label, (unsigned long long)s.seed);
-                rc = cli_fail(cmd, st, what);
-                goto done;
-            }
-            if (r.diverged) {
-                /* Report the model as it ended, not the last epoch before. */
-                r.train_loss = NAN;
-                if (test) clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
-            }
-            steps = r.steps > steps ? r.steps : steps;
-            rule_row *w = &rows[i];
-            w->lambda = cli_rule_threshold(&o.clip);
-            if (r.diverged) {
-                if (!w->diverged_runs || r.diverged_step < w->first_diverged_step)
-                    w->first_diverged_step = r.diverged_step;
-                w->diverged_runs++;
-            }
-            double acc = r.test_accuracy;
-            w->train_loss_sum += r.train_loss;
-            w->acc_sum += acc;
-            w->acc_sq += acc * acc;
-            if (!w->runs || acc < w->acc_min) w->acc_min = acc;
-            if (!w->runs || acc > w->acc_max) w->acc_max = acc;
-            w->clipped_sum += r.clipped_fraction;
-            if (r.max_dist_from_start > w->max_dist || isnan(r.max_dist_from_start)) w->max_dist = r.max_dist_from_start;
-            w->seconds += r.seconds;
-            w->runs++;
-            if (progress)
-                fprintf(stderr, "clipnn compare: %-16s seed %llu: test acc %.2f%%%s  (%.2f s)\n", rules[i].label,
-                        (unsigned long long)s.seed, 100 * acc, r.diverged ? "  diverged" : "", r.seconds);
-            clipnn_model_free(m);
-            m = NULL;
-        }
+    uint64_t steps; /* the longest run's */
+    rule_row rows[MAX_RULES];
+} compare_run;
+
+/* One run's figures into its rule's row. */
+static void add_run(rule_row *w, const clipnn_train_options *o, const clipnn_train_result *r) {
+    w->lambda = cli_rule_threshold(&o->clip);
+    if (r->diverged) {
+        if (!w->diverged_runs || r->diverged_step < w->first_diverged_step) w->first_diverged_step = r->diverged_step;
+        w->diverged_runs++;
     }
-    s.seed = base_seed;
-    if (json) {
-        print_json(&s, arch, rules, rows, n_rules, seeds, steps);
-    } else {
-        printf("%s: model %s (%s), %s lr %g momentum %g, batch %zu, %llu steps, seeds %llu..%llu\n", s.data,
-               arch, s.act, s.opt, s.lr, s.momentum, s.batch, (unsigned long long)steps,
-               (unsigned long long)base_seed, (unsigned long long)(base_seed + seeds - 1));
-        print_table(rules, rows, n_rules, seeds);
+    double acc = r->test_accuracy;
+    w->train_loss_sum += r->train_loss;
+    w->acc_sum += acc;
+    w->acc_sq += acc * acc;
+    if (!w->runs || acc < w->acc_min) w->acc_min = acc;
+    if (!w->runs || acc > w->acc_max) w->acc_max = acc;
+    w->clipped_sum += r->clipped_fraction;
+    if (r->max_dist_from_start > w->max_dist || isnan(r->max_dist_from_start)) w->max_dist = r->max_dist_from_start;
+    w->seconds += r->seconds;
+    w->runs++;
+}
+
+/* Rule i from the initial weights of seed s.seed. */
+static int run_rule(const char *cmd, compare_run *c, size_t i) {
+    const rule_spec *rule = &c->rules[i];
+    const cli_settings *s = &c->a.s;
+    clipnn_model *m = NULL;
+    clipnn_train_options o;
+    int rc = cli_build_model(cmd, s, c->train, c->loss, &m, c->arch, sizeof c->arch);
+    if (!rc) rc = cli_make_train_options(cmd, s, rule->rule, rule->lambda, c->loss, &o);
+    if (rc) {
+        clipnn_model_free(m);
+        return rc;
     }
-done:
+    o.on_step = on_step_none;
+    clipnn_train_result r;
+    clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
     clipnn_model_free(m);
-    clipnn_dataset_free(train);
-    clipnn_dataset_free(test);
+    if (st) {
+        char what[96];
+        snprintf(what, sizeof what, "rule %s, seed %llu", rule->label, (unsigned long long)s->seed);
+        return cli_fail(cmd, st, what);
+    }
+    c->steps = r.steps > c->steps ? r.steps : c->steps;
+    add_run(&c->rows[i], &o, &r);
+    if (!c->a.quiet && cli_is_tty())
+        fprintf(stderr, "clipnn compare: %-16s seed %llu: test acc %.2f%%%s  (%.2f s)\n", rule->label,
+                (unsigned long long)s->seed, 100 * r.test_accuracy, r.diverged ? "  diverged" : "", r.seconds);
+    return 0;
+}
+
+/* Seeds outer, rules inner: the rules of one seed run back to back. */
+static int run_all(const char *cmd, compare_run *c) {
+    const uint64_t base_seed = c->a.s.seed;
+    int rc = 0;
+    for (size_t k = 0; k < c->a.seeds && !rc; k++) {
+        c->a.s.seed = base_seed + k;
+        for (size_t i = 0; i < c->n_rules && !rc; i++) rc = run_rule(cmd, c, i);
+    }
+    c->a.s.seed = base_seed;
+    return rc;
+}
+
+static void print_comparison(const compare_run *c) {
+    const cli_settings *s = &c->a.s;
+    if (c->a.json) {
+        print_json(s, c->arch, c->rules, c->rows, c->n_rules, c->a.seeds, c->steps);
+        return;
+    }
+    printf("%s: model %s (%s), %s lr %g momentum %g, batch %zu, %llu steps, seeds %llu..%llu\n", s->data, c->arch,
+           s->act, s->opt, s->lr, s->momentum, s->batch, (unsigned long long)c->steps, (unsigned long long)s->seed,
+           (unsigned long long)(s->seed + c->a.seeds - 1));
+    print_table(c->rules, c->rows, c->n_rules, c->a.seeds);
+}
+
+int cmd_compare(int argc, char **argv) {
+    const char *cmd = "compare";
+    compare_run c;
+    memset(&c, 0, sizeof c);
+    cli_settings_default(&c.a.s, CLI_MODE_COMPARE);
+    c.a.rules_text = "none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore";
+    c.a.seeds = 3;
+    cli_option table[CLI_MAX_OPTIONS];
+    compare_option_table(&c.a, table);
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = cli_settings_check(cmd, &c.a.s, COMPARE_GROUPS, argc, argv))) return rc;
+    if (c.a.seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
+    if ((rc = parse_rules(cmd, c.a.rules_text, c.rules, &c.n_rules))) return rc;
+    clipnn_set_threads(c.a.s.threads);
+    rc = cli_load_data(cmd, &c.a.s, &c.train, &c.test);
+    if (!rc) rc = cli_resolve_loss(cmd, &c.a.s, c.train, &c.loss);
+    if (!rc) rc = run_all(cmd, &c);
+    if (!rc) print_comparison(&c);
+    clipnn_dataset_free(c.train);
+    clipnn_dataset_free(c.test);
     return rc;
 }

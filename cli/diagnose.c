@@ -60,88 +60,117 @@ static int run_demo(const char *name, int json) {
     return right ? 0 : CLI_EXIT_FAILURE;
 }
 
+/* --demo list, all or NAME: the exit code is the worst of the demos run. */
+static int run_demos(const char *demo, int json) {
+    if (!strcmp(demo, "list")) {
+        for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) printf("%s\n", clipnn_diagnose_demo_name(i));
+        return 0;
+    }
+    if (strcmp(demo, "all")) return run_demo(demo, json);
+    int worst = 0;
+    for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) {
+        int r = run_demo(clipnn_diagnose_demo_name(i), json);
+        if (r > worst) worst = r;
+    }
+    return worst;
+}
+
+/* The command line of one diagnosis. */
+typedef struct {
+    cli_settings s;
+    const char *model_path, *input, *demo;
+    cli_objective_args oa;
+    clipnn_diagnose_options dopt;
+    int json;
+} diag_args;
+
+enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+
+static void diag_option_table(diag_args *a, cli_option *table) {
+    size_t n = 0;
+    table[n++] = (cli_option){"--model", CLI_STR, &a->model_path, "FILE", "model checkpoint"};
+    table[n++] = (cli_option){"--input", CLI_STR, &a->input, "IN", "data:INDEX (test part) or FILE.npy (x, also for tanh)"};
+    table[n++] = (cli_option){"--demo", CLI_STR, &a->demo, "NAME", "a constructed case, all, or list"};
+    cli_settings_options(&a->s, DIAG_GROUPS, table, &n);
+    cli_objective_options(&a->oa, 1, table, &n);
+    table[n++] = (cli_option){"--fd-step", CLI_DOUBLE, &a->dopt.fd_step, "H", "gradient by float32 differences, step H"};
+    table[n++] = (cli_option){"--grad-tol", CLI_DOUBLE, &a->dopt.grad_tol, "T", "a gradient norm <= T is tiny"};
+    table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "one JSON line (demos)"};
+    table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+}
+
+static int check_diag_args(const char *cmd, diag_args *a) {
+    if (!a->model_path || !a->input)
+        return cli_usage_error(cmd, "--model FILE and --input IN are required (or --demo NAME)");
+    int rc = cli_objective_count_check(cmd, &a->oa, 0);
+    if (!rc) rc = cli_parse_param(cmd, a->oa.param, &a->dopt.param);
+    if (rc) return rc;
+    if (!(a->dopt.fd_step >= 0) || !(a->dopt.grad_tol >= 0))
+        return cli_usage_error(cmd, "--fd-step and --grad-tol must be >= 0");
+    return 0;
+}
+
+/* A diagnosis at one input: the model, its data, the point and target. */
+typedef struct {
+    clipnn_model *m;
+    cli_io_data data;
+    float *x, *y;
+    clipnn_objective obj;
+} diag_run;
+
+/* The point (in w for the tanh parametrization) and the objective. */
+static int load_point(const char *cmd, int argc, char **argv, diag_args *a, diag_run *r) {
+    int rc = cli_io_model(cmd, &a->s, DIAG_GROUPS, argc, argv, a->model_path, &r->m);
+    if (rc) return rc;
+    size_t dim = clipnn_model_n_inputs(r->m), k = clipnn_model_n_outputs(r->m);
+    r->x = malloc(dim * sizeof *r->x), r->y = malloc((k + 1) * sizeof *r->y);
+    if (!r->x || !r->y) return cli_fail(cmd, CLIPNN_ERR_NOMEM, "input");
+    int have_data, label;
+    rc = cli_io_load_or_none(cmd, &a->s, a->oa.box, dim, &r->data, &have_data);
+    if (!rc) rc = cli_io_input(cmd, a->input, have_data ? &r->data : NULL, dim, r->x, &label);
+    if (!rc) rc = cli_objective_build(cmd, &a->oa, r->m, label, &r->obj, r->y, NULL);
+    if (rc) return rc;
+    a->dopt.space = r->data.space;
+    if (a->dopt.param != CLIPNN_PARAM_TANH) return 0;
+    if (!isfinite(a->dopt.space.box_lo) || !isfinite(a->dopt.space.box_hi))
+        return cli_usage_error(cmd, "--param tanh needs a finite --box");
+    cli_tanh_variable(&a->dopt.space, r->x, r->x, dim);
+    return 0;
+}
+
+static int diagnose_point(const char *cmd, const diag_args *a, diag_run *r) {
+    const clipnn_objective *obj = &r->obj;
+    clipnn_diagnosis d;
+    clipnn_status st =
+        clipnn_diagnose_model(r->m, obj, obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : r->y, r->x, &a->dopt, &d);
+    if (st) return cli_fail(cmd, st, "diagnose");
+    printf("%s at %s: objective %s", a->model_path, a->input,
+           obj->kind == CLIPNN_OBJ_TARGET_CLASS    ? "reach class"
+           : obj->kind == CLIPNN_OBJ_LEAVE_CLASS   ? "leave class"
+           : obj->kind == CLIPNN_OBJ_TARGET_OUTPUT ? "reach output"
+                                                   : "maximize unit");
+    if (obj->kind == CLIPNN_OBJ_TARGET_CLASS || obj->kind == CLIPNN_OBJ_LEAVE_CLASS) printf(" %d", (int)r->y[0]);
+    printf(" (%s)\n", clipnn_loss_name(obj->loss));
+    cli_print_diagnosis(stdout, &d);
+    return 0;
+}
+
 int cmd_diagnose(int argc, char **argv) {
     const char *cmd = "diagnose";
-    cli_settings s;
-    cli_settings_default(&s, CLI_MODE_EVAL);
-    const char *model_path = NULL, *input = NULL, *demo = NULL;
-    cli_objective_args oa = {0};
-    clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
-    int json = 0;
-    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_THREADS;
+    diag_args a = {.dopt = clipnn_diagnose_options_default()};
+    cli_settings_default(&a.s, CLI_MODE_EVAL);
     cli_option table[CLI_MAX_OPTIONS];
-    size_t n = 0;
-    table[n++] = (cli_option){"--model", CLI_STR, &model_path, "FILE", "model checkpoint"};
-    table[n++] = (cli_option){"--input", CLI_STR, &input, "IN", "data:INDEX (test part) or FILE.npy (x, also for tanh)"};
-    table[n++] = (cli_option){"--demo", CLI_STR, &demo, "NAME", "a constructed case, all, or list"};
-    cli_settings_options(&s, groups, table, &n);
-    cli_objective_options(&oa, 1, table, &n);
-    table[n++] = (cli_option){"--fd-step", CLI_DOUBLE, &dopt.fd_step, "H", "gradient by float32 differences, step H"};
-    table[n++] = (cli_option){"--grad-tol", CLI_DOUBLE, &dopt.grad_tol, "T", "a gradient norm <= T is tiny"};
-    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "one JSON line (demos)"};
-    table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+    diag_option_table(&a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if (demo) {
-        if (!strcmp(demo, "list")) {
-            for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) printf("%s\n", clipnn_diagnose_demo_name(i));
-            return 0;
-        }
-        if (strcmp(demo, "all")) return run_demo(demo, json);
-        int worst = 0;
-        for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) {
-            int r = run_demo(clipnn_diagnose_demo_name(i), json);
-            if (r > worst) worst = r;
-        }
-        return worst;
-    }
-    if (!model_path || !input) return cli_usage_error(cmd, "--model FILE and --input IN are required (or --demo NAME)");
-    if ((rc = cli_objective_count_check(cmd, &oa, 0))) return rc;
-    if ((rc = cli_parse_param(cmd, oa.param, &dopt.param))) return rc;
-    if (!(dopt.fd_step >= 0) || !(dopt.grad_tol >= 0)) return cli_usage_error(cmd, "--fd-step and --grad-tol must be >= 0");
-
-    clipnn_model *m = NULL;
-    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
-    clipnn_status st;
-    size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
-    cli_io_data data;
-    memset(&data, 0, sizeof data);
-    float *x = malloc(dim * sizeof *x), *y = malloc((k + 1) * sizeof *y);
-    if (!x || !y) {
-        rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "input");
-        goto done;
-    }
-    int have_data, label;
-    if ((rc = cli_io_load_or_none(cmd, &s, oa.box, dim, &data, &have_data))) goto done;
-    if ((rc = cli_io_input(cmd, input, have_data ? &data : NULL, dim, x, &label))) goto done;
-    clipnn_objective obj;
-    if ((rc = cli_objective_build(cmd, &oa, m, label, &obj, y, NULL))) goto done;
-    dopt.space = data.space;
-    if (dopt.param == CLIPNN_PARAM_TANH) {
-        if (!isfinite(dopt.space.box_lo) || !isfinite(dopt.space.box_hi)) {
-            rc = cli_usage_error(cmd, "--param tanh needs a finite --box");
-            goto done;
-        }
-        double lo = dopt.space.box_lo, half = (dopt.space.box_hi - lo) / 2;
-        for (size_t i = 0; i < dim; i++) x[i] = (float)atanh(0.999999 * ((x[i] - lo) / half - 1));
-    }
-    clipnn_diagnosis d;
-    st = clipnn_diagnose_model(m, &obj, obj.kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : y, x, &dopt, &d);
-    if (st) {
-        rc = cli_fail(cmd, st, "diagnose");
-        goto done;
-    }
-    printf("%s at %s: objective %s", model_path, input,
-           obj.kind == CLIPNN_OBJ_TARGET_CLASS   ? "reach class"
-           : obj.kind == CLIPNN_OBJ_LEAVE_CLASS  ? "leave class"
-           : obj.kind == CLIPNN_OBJ_TARGET_OUTPUT ? "reach output"
-                                                 : "maximize unit");
-    if (obj.kind == CLIPNN_OBJ_TARGET_CLASS || obj.kind == CLIPNN_OBJ_LEAVE_CLASS) printf(" %d", (int)y[0]);
-    printf(" (%s)\n", clipnn_loss_name(obj.loss));
-    cli_print_diagnosis(stdout, &d);
-done:
-    free(x), free(y);
-    cli_io_free(&data);
-    clipnn_model_free(m);
+    if (a.demo) return run_demos(a.demo, a.json);
+    if ((rc = check_diag_args(cmd, &a))) return rc;
+    diag_run r;
+    memset(&r, 0, sizeof r);
+    rc = load_point(cmd, argc, argv, &a, &r);
+    if (!rc) rc = diagnose_point(cmd, &a, &r);
+    free(r.x), free(r.y);
+    cli_io_free(&r.data);
+    clipnn_model_free(r.m);
     return rc;
 }

@@ -299,6 +299,11 @@ int cli_parse_param(const char *cmd, const char *text, clipnn_param *out) {
     return st ? cli_fail(cmd, st, "--param") : 0;
 }
 
+void cli_tanh_variable(const clipnn_input_space *sp, const float *x, float *w, size_t n) {
+    const double lo = sp->box_lo, half = (sp->box_hi - sp->box_lo) / 2;
+    for (size_t i = 0; i < n; i++) w[i] = (float)atanh(0.999999 * ((x[i] - lo) / half - 1));
+}
+
 /* A non-negative integer below limit, the whole text. */
 static int parse_index(const char *text, size_t limit, size_t *out, char stop) {
     char *end;

@@ -63,6 +63,9 @@ int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_mod
                         clipnn_objective *obj, float *y, int *all);
 /* --param pixel|tanh; text NULL leaves *out as it is (the caller's default). */
 int cli_parse_param(const char *cmd, const char *text, clipnn_param *out);
+/* The tanh parametrization's variable of x in the box of sp (finite):
+ * w = atanh(0.999999 (2 (x - lo) / (hi - lo) - 1)), [n] (w may be x). */
+void cli_tanh_variable(const clipnn_input_space *sp, const float *x, float *w, size_t n);
 
 /* Prints a diagnosis: findings (cause, test, numbers, remedy), then the checks. */
 void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d);

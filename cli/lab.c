@@ -46,34 +46,24 @@ static void json_result(cli_json *j, const char *name, const clipnn_lab_result *
     cli_json_close(j, '}');
 }
 
-int cmd_lab(int argc, char **argv) {
-    const char *cmd = "lab";
-    uint64_t seed = 1;
-    const char *out = NULL;
-    int json = 0, quick = 0;
-    cli_option table[] = {
-        {"--seed", CLI_U64, &seed, "S", "seed of every random draw"},
-        {"--out", CLI_STR, &out, "DIR", "write CSV traces and SVG plots here (created if missing)"},
-        {"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON line of the verdicts"},
-        {"--quick", CLI_FLAG, &quick, NULL, "reduced sizes (seconds instead of a minute)"},
-        {NULL, 0, NULL, NULL, NULL},
-    };
-    const char *pos[2];
-    int npos = 0;
-    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, pos, 2, &npos);
-    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if (npos != 1) return cli_usage_error(cmd, "want one of: list, all, or an experiment name (see --help)");
+/* The command line: the experiment (list, all or a name) and options. */
+typedef struct {
+    const char *which;
+    uint64_t seed;
+    const char *out;
+    int json, quick;
+} lab_args;
+
+/* The experiment named exists (or is all); --out is a writable directory,
+ * created if missing. */
+static int check_lab_args(const char *cmd, lab_args *a) {
     const size_t n = clipnn_lab_count();
-    if (!strcmp(pos[0], "list")) {
-        for (size_t i = 0; i < n; i++) printf("%-14s %s\n", clipnn_lab_name(i), clipnn_lab_summary(i));
-        return CLI_EXIT_OK;
-    }
-    int all = !strcmp(pos[0], "all");
-    if (!all) {
+    if (strcmp(a->which, "all")) {
         size_t i = 0;
-        while (i < n && strcmp(clipnn_lab_name(i), pos[0])) i++;
-        if (i == n) return cli_usage_error(cmd, "unknown experiment '%s' (see 'clipnn lab list')", pos[0]);
+        while (i < n && strcmp(clipnn_lab_name(i), a->which)) i++;
+        if (i == n) return cli_usage_error(cmd, "unknown experiment '%s' (see 'clipnn lab list')", a->which);
     }
+    const char *out = a->out;
     if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
         fprintf(stderr, "clipnn lab: --out %s: cannot create: %s\n", out, strerror(errno));
         return CLI_EXIT_IO;
@@ -83,44 +73,76 @@ int cmd_lab(int argc, char **argv) {
         fprintf(stderr, "clipnn lab: --out %s: not a writable directory\n", out);
         return CLI_EXIT_IO;
     }
+    return 0;
+}
+
+static int selected(const lab_args *a, size_t i) {
+    return !strcmp(a->which, "all") || !strcmp(clipnn_lab_name(i), a->which);
+}
+
+/* Runs the selected experiments into res ([count]); the totals line for all. */
+static int run_labs(const char *cmd, const lab_args *a, clipnn_lab_result *res) {
     clipnn_lab_options o = clipnn_lab_options_default();
-    o.seed = seed;
-    o.quick = quick;
-    o.out_dir = out;
+    o.seed = a->seed;
+    o.quick = a->quick;
+    o.out_dir = a->out;
     o.write = write_stdout;
-    clipnn_lab_result *res = calloc(n, sizeof *res);
-    if (!res) return CLI_EXIT_NOMEM;
     double t0 = cli_now();
     size_t counts[3] = {0, 0, 0}, ran = 0;
-    rc = CLI_EXIT_OK;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = 0; i < clipnn_lab_count(); i++) {
         const char *name = clipnn_lab_name(i);
-        if (!all && strcmp(name, pos[0])) continue;
+        if (!selected(a, i)) continue;
         clipnn_status st = clipnn_lab_run(name, &o, &res[i]);
         fflush(stdout);
-        if (st) {
-            rc = cli_fail(cmd, st, name);
-            break;
-        }
+        if (st) return cli_fail(cmd, st, name);
         for (size_t k = 0; k < res[i].n_claims; k++) counts[res[i].claims[k].verdict]++;
         printf("-- %s: %zu claims in %.1f s\n\n", name, res[i].n_claims, res[i].seconds);
         ran++;
     }
-    if (rc == CLI_EXIT_OK && all)
+    if (!strcmp(a->which, "all"))
         printf("lab all: %zu experiments, %zu claims: %zu HOLDS, %zu HOLDS UNDER, %zu FAILS; %.1f s\n", ran,
                counts[0] + counts[1] + counts[2], counts[CLIPNN_CLAIM_HOLDS], counts[CLIPNN_CLAIM_HOLDS_UNDER],
                counts[CLIPNN_CLAIM_FAILS], cli_now() - t0);
-    if (rc == CLI_EXIT_OK && json) {
-        cli_json j;
-        cli_json_begin(&j, stdout);
-        cli_json_u64(&j, "seed", seed);
-        cli_json_bool(&j, "quick", quick);
-        cli_json_open(&j, "experiments", '[');
-        for (size_t i = 0; i < n; i++)
-            if (all || !strcmp(clipnn_lab_name(i), pos[0])) json_result(&j, clipnn_lab_name(i), &res[i]);
-        cli_json_close(&j, ']');
-        cli_json_end(&j);
+    return CLI_EXIT_OK;
+}
+
+static void print_lab_json(const lab_args *a, const clipnn_lab_result *res) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_u64(&j, "seed", a->seed);
+    cli_json_bool(&j, "quick", a->quick);
+    cli_json_open(&j, "experiments", '[');
+    for (size_t i = 0; i < clipnn_lab_count(); i++)
+        if (selected(a, i)) json_result(&j, clipnn_lab_name(i), &res[i]);
+    cli_json_close(&j, ']');
+    cli_json_end(&j);
+}
+
+int cmd_lab(int argc, char **argv) {
+    const char *cmd = "lab";
+    lab_args a = {.seed = 1};
+    cli_option table[] = {
+        {"--seed", CLI_U64, &a.seed, "S", "seed of every random draw"},
+        {"--out", CLI_STR, &a.out, "DIR", "write CSV traces and SVG plots here (created if missing)"},
+        {"--json", CLI_FLAG, &a.json, NULL, "end stdout with one JSON line of the verdicts"},
+        {"--quick", CLI_FLAG, &a.quick, NULL, "reduced sizes (seconds instead of a minute)"},
+        {NULL, 0, NULL, NULL, NULL},
+    };
+    const char *pos[2];
+    int npos = 0;
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, pos, 2, &npos);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if (npos != 1) return cli_usage_error(cmd, "want one of: list, all, or an experiment name (see --help)");
+    a.which = pos[0];
+    if (!strcmp(a.which, "list")) {
+        for (size_t i = 0; i < clipnn_lab_count(); i++) printf("%-14s %s\n", clipnn_lab_name(i), clipnn_lab_summary(i));
+        return CLI_EXIT_OK;
     }
+    if ((rc = check_lab_args(cmd, &a))) return rc;
+    clipnn_lab_result *res = calloc(clipnn_lab_count(), sizeof *res);
+    if (!res) return CLI_EXIT_NOMEM;
+    rc = run_labs(cmd, &a, res);
+    if (rc == CLI_EXIT_OK && a.json) print_lab_json(&a, res);
     free(res);
     return rc;
 }

@@ -36,201 +36,291 @@ static void on_step(const clipnn_inputopt_step *s, void *user) {
     if (t->f) fprintf(t->f, "%zu,%.9g,%.9g,%d\n", s->step, s->value, s->grad_norm, s->reached);
 }
 
-int cmd_optimize_input(int argc, char **argv) {
-    const char *cmd = "optimize-input";
+/* The command line of one optimize-input call. */
+typedef struct {
     cli_settings s;
-    cli_settings_default(&s, CLI_MODE_EVAL);
-    const char *model_path = NULL, *start = "zeros", *out_dir = NULL;
-    cli_objective_args oa = {0};
-    clipnn_inputopt_options io = clipnn_inputopt_options_default();
-    uint64_t seed = 1;
-    int json = 0;
-    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_THREADS;
-    cli_option table[CLI_MAX_OPTIONS];
+    const char *model_path, *start, *out_dir;
+    cli_objective_args oa;
+    clipnn_inputopt_options io;
+    uint64_t seed;
+    int json, plain;
+} oi_args;
+
+enum { OI_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+
+static void oi_option_table(oi_args *a, cli_option *table) {
     size_t n = 0;
-    table[n++] = (cli_option){"--model", CLI_STR, &model_path, "FILE", "model checkpoint (required)"};
-    cli_settings_options(&s, groups, table, &n);
-    cli_objective_options(&oa, 0, table, &n);
-    table[n++] = (cli_option){"--start", CLI_STR, &start, "S", "zeros | random | data:INDEX | FILE.npy"};
-    table[n++] = (cli_option){"--steps", CLI_SIZE, &io.steps, "N", "at most N steps"};
-    table[n++] = (cli_option){"--lr", CLI_DOUBLE, &io.lr, "A",
+    table[n++] = (cli_option){"--model", CLI_STR, &a->model_path, "FILE", "model checkpoint (required)"};
+    cli_settings_options(&a->s, OI_GROUPS, table, &n);
+    cli_objective_options(&a->oa, 0, table, &n);
+    table[n++] = (cli_option){"--start", CLI_STR, &a->start, "S", "zeros | random | data:INDEX | FILE.npy"};
+    table[n++] = (cli_option){"--steps", CLI_SIZE, &a->io.steps, "N", "at most N steps"};
+    table[n++] = (cli_option){"--lr", CLI_DOUBLE, &a->io.lr, "A",
                               "change of each coordinate in one step (x -= lr sign(g)); with --plain, the "
                               "step size of x -= lr g"};
-    int plain = 0;
-    table[n++] = (cli_option){"--backtrack", CLI_FLAG, &io.backtrack, NULL,
+    table[n++] = (cli_option){"--backtrack", CLI_FLAG, &a->io.backtrack, NULL,
                               "reject a step that raises the objective and retry it with half the step"};
-    table[n++] = (cli_option){"--plain", CLI_FLAG, &plain, NULL,
+    table[n++] = (cli_option){"--plain", CLI_FLAG, &a->plain, NULL,
                               "plain gradient descent x -= lr g (no normalization, no backtracking)"};
-    table[n++] = (cli_option){"--stall", CLI_SIZE, &io.stall_steps, "N", "stop after N steps without progress"};
-    table[n++] = (cli_option){"--seed", CLI_U64, &seed, "S", "seed of --start random"};
-    table[n++] = (cli_option){"--out", CLI_STR, &out_dir, "DIR", "write PNG, .npy and trace CSV there"};
-    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "one JSON line per run"};
+    table[n++] = (cli_option){"--stall", CLI_SIZE, &a->io.stall_steps, "N", "stop after N steps without progress"};
+    table[n++] = (cli_option){"--seed", CLI_U64, &a->seed, "S", "seed of --start random"};
+    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR", "write PNG, .npy and trace CSV there"};
+    table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "one JSON line per run"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+}
+
+static int check_oi_args(const char *cmd, oi_args *a) {
+    if (!a->model_path) return cli_usage_error(cmd, "--model FILE is required");
+    if (a->plain && a->io.backtrack) return cli_usage_error(cmd, "--plain and --backtrack exclude each other");
+    if (a->plain) a->io.normalize = 0;
+    int rc = cli_objective_count_check(cmd, &a->oa, 1);
+    if (!rc) rc = cli_parse_param(cmd, a->oa.param, &a->io.param);
+    if (rc) return rc;
+    if (!(a->io.lr > 0) || !isfinite(a->io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", a->io.lr);
+    return 0;
+}
+
+/* One call: the model, its data, the start x0, the target y and the
+ * classes it runs for (first..last; one run unless --target-class all). */
+typedef struct {
+    oi_args a;
+    clipnn_model *m;
+    size_t dim, k;
+    cli_io_data data;
+    int have_data;
+    float *x0, *x, *y, *xm;
+    size_t first, last;
+} oi_run;
+
+/* What the model makes of a result. */
+typedef struct {
+    size_t pred;
+    double logit, linf, l2; /* the predicted class's logit; the change from the start */
+} oi_outcome;
+
+static int load_inputs(const char *cmd, int argc, char **argv, oi_run *r) {
+    int rc = cli_io_model(cmd, &r->a.s, OI_GROUPS, argc, argv, r->a.model_path, &r->m);
+    if (rc) return rc;
+    r->dim = clipnn_model_n_inputs(r->m);
+    r->k = clipnn_model_n_outputs(r->m);
+    if ((rc = cli_io_load_or_none(cmd, &r->a.s, r->a.oa.box, r->dim, &r->data, &r->have_data))) return rc;
+    r->a.io.space = r->data.space;
+    r->x0 = malloc(r->dim * sizeof *r->x0);
+    r->x = malloc(r->dim * sizeof *r->x);
+    r->xm = malloc(r->dim * sizeof *r->xm);
+    r->y = malloc((r->k + 1) * sizeof *r->y);
+    if (!r->x0 || !r->x || !r->y || !r->xm) return cli_fail(cmd, CLIPNN_ERR_NOMEM, "input");
+    return 0;
+}
+
+/* The objective and its target; a class objective runs for its class, or
+ * for every class with --target-class all; the others run once. */
+static int build_objective(const char *cmd, oi_run *r) {
+    clipnn_objective *obj = &r->a.io.objective;
+    int all;
+    int rc = cli_objective_build(cmd, &r->a.oa, r->m, -1, obj, r->y, &all);
+    if (rc) return rc;
+    int per_class = obj->kind == CLIPNN_OBJ_TARGET_CLASS;
+    r->first = all ? 0 : per_class ? (size_t)r->y[0] : 0;
+    r->last = all ? r->k - 1 : r->first;
+    return 0;
+}
+
+/* x0 from --start (zeros, uniform in the box or [-1, 1], an example, a
+ * .npy file), which must lie in the box. */
+static int start_point(const char *cmd, oi_run *r) {
+    const clipnn_input_space *sp = &r->a.io.space;
+    const char *start = r->a.start;
+    if (!strcmp(start, "zeros") || !strcmp(start, "random")) {
+        double lo = isfinite(sp->box_lo) ? sp->box_lo : -1, hi = isfinite(sp->box_hi) ? sp->box_hi : 1;
+        srand((unsigned)r->a.seed);
+        for (size_t i = 0; i < r->dim; i++) {
+            double v = start[0] == 'z' ? 0.0 : lo + (hi - lo) * (double)rand() / RAND_MAX;
+            r->x0[i] = (float)fmin(fmax(v, sp->box_lo), sp->box_hi);
+        }
+    } else {
+        int label = -1;
+        int rc = cli_io_input(cmd, start, r->have_data ? &r->data : NULL, r->dim, r->x0, &label);
+        if (rc) return rc;
+    }
+    for (size_t i = 0; i < r->dim; i++)
+        if (!(r->x0[i] >= sp->box_lo && r->x0[i] <= sp->box_hi))
+            return cli_usage_error(cmd, "--start: feature %zu is %g, outside the box [%g, %g]", i, (double)r->x0[i],
+                                   sp->box_lo, sp->box_hi);
+    return 0;
+}
+
+static int write_start(const char *cmd, const oi_run *r) {
+    const char *dir = r->a.out_dir;
+    if (!dir) return 0;
+    int rc = cli_make_dir(cmd, dir);
+    if (!rc && r->data.h > 0)
+        rc = cli_write_gray(cmd, dir, "start.png", r->x0, r->data.h, r->data.w, r->a.io.space.box_lo,
+                            r->a.io.space.box_hi);
+    return rc;
+}
+
+static void run_tag(const clipnn_objective *obj, size_t c, char *tag, size_t cap) {
+    if (obj->kind == CLIPNN_OBJ_TARGET_CLASS)
+        snprintf(tag, cap, "class%zu", c);
+    else if (obj->kind == CLIPNN_OBJ_TARGET_OUTPUT)
+        snprintf(tag, cap, "output");
+    else
+        snprintf(tag, cap, "unit%zu_%zu", obj->layer, obj->unit);
+}
+
+/* The objective's target, NULL for a unit to maximize. */
+static const float *target_of(const oi_run *r) {
+    return r->a.io.objective.kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : r->y;
+}
+
+/* Descent from x0 into x, the trace in DIR/TAG_trace.csv with --out. */
+static int descend(const char *cmd, oi_run *r, const char *tag, clipnn_inputopt_result *res, double *secs) {
+    trace_ctx t = {NULL};
+    int rc = 0;
+    if (r->a.out_dir) {
+        char name[96];
+        snprintf(name, sizeof name, "%s_trace.csv", tag);
+        if ((rc = cli_open_csv(cmd, r->a.out_dir, name, "step,value,grad_norm,reached", &t.f))) return rc;
+    }
+    r->a.io.on_step = on_step;
+    r->a.io.user = &t;
+    memcpy(r->x, r->x0, r->dim * sizeof *r->x);
+    double t0 = cli_now();
+    clipnn_status st = clipnn_optimize_input(r->m, &r->a.io, target_of(r), r->x, res);
+    *secs = cli_now() - t0;
+    if (t.f && fclose(t.f) != 0 && !st) {
+        fprintf(stderr, "clipnn %s: %s trace: write failed\n", cmd, tag);
+        return CLI_EXIT_IO;
+    }
+    return st ? cli_fail(cmd, st, "optimize-input") : 0;
+}
+
+/* The model's prediction at the result (xm: the model's input), and how
+ * far the result moved from the start. */
+static int judge(const char *cmd, oi_run *r, oi_outcome *out) {
+    const clipnn_input_space *sp = &r->a.io.space;
+    for (size_t i = 0; i < r->dim; i++) r->xm[i] = sp->mean ? (r->x[i] - sp->mean[i]) / sp->std[i] : r->x[i];
+    const float *z;
+    clipnn_status st = clipnn_forward(r->m, r->xm, 1, &z);
+    if (st) return cli_fail(cmd, st, "forward");
+    size_t pred = 0;
+    for (size_t j = 1; j < r->k; j++)
+        if (z[j] > z[pred]) pred = j;
+    double linf = 0, l2 = 0;
+    for (size_t i = 0; i < r->dim; i++) {
+        double dlt = (double)r->x[i] - r->x0[i];
+        linf = fmax(linf, fabs(dlt));
+        l2 += dlt * dlt;
+    }
+    *out = (oi_outcome){pred, (double)z[pred], linf, sqrt(l2)};
+    return 0;
+}
+
+static void print_run(const oi_run *r, const char *tag, const clipnn_inputopt_result *res, const oi_outcome *out,
+                      double secs) {
+    if (r->a.json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_str(&j, "objective", tag);
+        cli_json_bool(&j, "reached", res->reached);
+        cli_json_bool(&j, "stalled", res->stalled);
+        cli_json_u64(&j, "steps", res->steps);
+        cli_json_num(&j, "start_value", res->start_value);
+        cli_json_num(&j, "best_value", res->best_value);
+        cli_json_u64(&j, "best_step", res->best_step);
+        cli_json_u64(&j, "predicted_class", out->pred);
+        cli_json_num(&j, "linf", out->linf);
+        cli_json_num(&j, "l2", out->l2);
+        cli_json_num(&j, "seconds", secs);
+        cli_json_end(&j);
+        return;
+    }
+    int unit = r->a.io.objective.kind == CLIPNN_OBJ_MAXIMIZE_UNIT;
+    printf("%-10s %s after %zu steps (best at %zu): objective %.6g -> %.6g, predicted class %zu (logit %.4g), "
+           "change L-inf %.3g L2 %.3g\n",
+           tag, res->reached ? "reached" : res->stalled ? "STALLED" : unit ? "done" : "NOT reached", res->steps,
+           res->best_step, res->start_value, res->best_value, out->pred, out->logit, out->linf, out->l2);
+}
+
+/* DIR/TAG.npy, and DIR/TAG.png for image data. */
+static int save_result(const char *cmd, const oi_run *r, const char *tag) {
+    const char *dir = r->a.out_dir;
+    char name[128], path[4096];
+    snprintf(path, sizeof path, "%s/%s.npy", dir, tag);
+    clipnn_status st = clipnn_npy_write(path, r->x, r->dim, 0);
+    if (st) return cli_fail(cmd, st, path);
+    if (r->data.h == 0) return 0;
+    snprintf(name, sizeof name, "%s.png", tag);
+    return cli_write_gray(cmd, dir, name, r->x, r->data.h, r->data.w, r->a.io.space.box_lo, r->a.io.space.box_hi);
+}
+
+/* A run that stalled short of its target: the diagnosis at the kept point
+ * (in w for the tanh parametrization). */
+static int diagnose_stall(const char *cmd, oi_run *r) {
+    const clipnn_inputopt_options *io = &r->a.io;
+    clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
+    dopt.space = io->space;
+    dopt.param = io->param;
+    float *point = r->xm;
+    if (io->param == CLIPNN_PARAM_TANH)
+        cli_tanh_variable(&io->space, r->x, point, r->dim);
+    else
+        memcpy(point, r->x, r->dim * sizeof *point);
+    clipnn_diagnosis d;
+    clipnn_status st = clipnn_diagnose_model(r->m, &io->objective, target_of(r), point, &dopt, &d);
+    if (st) return cli_fail(cmd, st, "diagnose");
+    printf("stalled short of the target; diagnosis at the kept point:\n");
+    cli_print_diagnosis(stdout, &d);
+    if (!d.stalled)
+        printf("the gradient is not zero here: a step moves the input by lr x |g| = %.3g (box width %g), so "
+               "the descent overshoots rather than stops; try a smaller --lr\n",
+               io->lr * d.grad_norm, io->space.box_hi - io->space.box_lo);
+    return 0;
+}
+
+/* The run for class c (or the one run of another objective); *reached is
+ * cleared when it falls short of its target. */
+static int optimize_for(const char *cmd, oi_run *r, size_t c, int *reached) {
+    const clipnn_objective *obj = &r->a.io.objective;
+    if (obj->kind == CLIPNN_OBJ_TARGET_CLASS) r->y[0] = (float)c;
+    char tag[64];
+    run_tag(obj, c, tag, sizeof tag);
+    clipnn_inputopt_result res;
+    oi_outcome out = {0};
+    double secs;
+    int rc = descend(cmd, r, tag, &res, &secs);
+    if (!rc) rc = judge(cmd, r, &out);
+    if (rc) return rc;
+    *reached &= obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? 1 : res.reached;
+    print_run(r, tag, &res, &out, secs);
+    if (r->a.out_dir && (rc = save_result(cmd, r, tag))) return rc;
+    if (!res.reached && res.stalled && !r->a.json) rc = diagnose_stall(cmd, r);
+    return rc;
+}
+
+int cmd_optimize_input(int argc, char **argv) {
+    const char *cmd = "optimize-input";
+    oi_run r;
+    memset(&r, 0, sizeof r);
+    cli_settings_default(&r.a.s, CLI_MODE_EVAL);
+    r.a.start = "zeros";
+    r.a.io = clipnn_inputopt_options_default();
+    r.a.seed = 1;
+    cli_option table[CLI_MAX_OPTIONS];
+    oi_option_table(&r.a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if (!model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (plain && io.backtrack) return cli_usage_error(cmd, "--plain and --backtrack exclude each other");
-    if (plain) io.normalize = 0;
-    if ((rc = cli_objective_count_check(cmd, &oa, 1))) return rc;
-    if ((rc = cli_parse_param(cmd, oa.param, &io.param))) return rc;
-    if (!(io.lr > 0) || !isfinite(io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", io.lr);
-
-    clipnn_model *m = NULL;
-    if ((rc = cli_io_model(cmd, &s, groups, argc, argv, model_path, &m))) return rc;
-    clipnn_status st;
-    size_t dim = clipnn_model_n_inputs(m), k = clipnn_model_n_outputs(m);
-    cli_io_data data;
-    memset(&data, 0, sizeof data);
-    float *x0 = NULL, *x = NULL, *y = NULL, *xm = NULL;
-    int have_data;
-    if ((rc = cli_io_load_or_none(cmd, &s, oa.box, dim, &data, &have_data))) goto done;
-    io.space = data.space;
-    x0 = malloc(dim * sizeof *x0);
-    x = malloc(dim * sizeof *x);
-    xm = malloc(dim * sizeof *xm);
-    y = malloc((k + 1) * sizeof *y);
-    if (!x0 || !x || !y || !xm) {
-        rc = cli_fail(cmd, CLIPNN_ERR_NOMEM, "input");
-        goto done;
-    }
-    /* objective */
-    clipnn_objective *obj = &io.objective;
-    int all;
-    if ((rc = cli_objective_build(cmd, &oa, m, -1, obj, y, &all))) goto done;
-    size_t first = all ? 0 : (size_t)y[0], last = all ? k - 1 : first;
-    /* start */
-    int label = -1;
-    if (!strcmp(start, "zeros") || !strcmp(start, "random")) {
-        double lo = isfinite(io.space.box_lo) ? io.space.box_lo : -1, hi = isfinite(io.space.box_hi) ? io.space.box_hi : 1;
-        srand((unsigned)seed);
-        for (size_t i = 0; i < dim; i++) {
-            double v = start[0] == 'z' ? 0.0 : lo + (hi - lo) * (double)rand() / RAND_MAX;
-            x0[i] = (float)fmin(fmax(v, io.space.box_lo), io.space.box_hi);
-        }
-    } else if ((rc = cli_io_input(cmd, start, have_data ? &data : NULL, dim, x0, &label))) {
-        goto done;
-    }
-    for (size_t i = 0; i < dim; i++)
-        if (!(x0[i] >= io.space.box_lo && x0[i] <= io.space.box_hi)) {
-            rc = cli_usage_error(cmd, "--start: feature %zu is %g, outside the box [%g, %g]", i, (double)x0[i],
-                                 io.space.box_lo, io.space.box_hi);
-            goto done;
-        }
-    if (out_dir && (rc = cli_make_dir(cmd, out_dir))) goto done;
-    if (out_dir && data.h > 0) rc = cli_write_gray(cmd, out_dir, "start.png", x0, data.h, data.w, io.space.box_lo, io.space.box_hi);
-    if (rc) goto done;
+    if ((rc = check_oi_args(cmd, &r.a))) return rc;
+    rc = load_inputs(cmd, argc, argv, &r);
+    if (!rc) rc = build_objective(cmd, &r);
+    if (!rc) rc = start_point(cmd, &r);
+    if (!rc) rc = write_start(cmd, &r);
     int all_reached = 1;
-    for (size_t c = first; c <= last; c++) {
-        if (obj->kind == CLIPNN_OBJ_TARGET_CLASS) y[0] = (float)c;
-        char tag[64];
-        if (obj->kind == CLIPNN_OBJ_TARGET_CLASS)
-            snprintf(tag, sizeof tag, "class%zu", c);
-        else if (obj->kind == CLIPNN_OBJ_TARGET_OUTPUT)
-            snprintf(tag, sizeof tag, "output");
-        else
-            snprintf(tag, sizeof tag, "unit%zu_%zu", obj->layer, obj->unit);
-        trace_ctx t = {NULL};
-        if (out_dir) {
-            char name[96];
-            snprintf(name, sizeof name, "%s_trace.csv", tag);
-            if ((rc = cli_open_csv(cmd, out_dir, name, "step,value,grad_norm,reached", &t.f))) goto done;
-        }
-        io.on_step = on_step;
-        io.user = &t;
-        memcpy(x, x0, dim * sizeof *x);
-        clipnn_inputopt_result r;
-        double t0 = cli_now();
-        st = clipnn_optimize_input(m, &io, obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : y, x, &r);
-        double secs = cli_now() - t0;
-        if (t.f && fclose(t.f) != 0 && !st) {
-            fprintf(stderr, "clipnn %s: %s trace: write failed\n", cmd, tag);
-            rc = CLI_EXIT_IO;
-            goto done;
-        }
-        if (st) {
-            rc = cli_fail(cmd, st, "optimize-input");
-            goto done;
-        }
-        /* what the model makes of the result */
-        for (size_t i = 0; i < dim; i++)
-            xm[i] = io.space.mean ? (x[i] - io.space.mean[i]) / io.space.std[i] : x[i];
-        const float *z;
-        if ((st = clipnn_forward(m, xm, 1, &z))) {
-            rc = cli_fail(cmd, st, "forward");
-            goto done;
-        }
-        size_t pred = 0;
-        for (size_t j = 1; j < k; j++)
-            if (z[j] > z[pred]) pred = j;
-        double linf = 0, l2 = 0;
-        for (size_t i = 0; i < dim; i++) {
-            double dlt = (double)x[i] - x0[i];
-            linf = fmax(linf, fabs(dlt));
-            l2 += dlt * dlt;
-        }
-        l2 = sqrt(l2);
-        int ok = obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? 1 : r.reached;
-        all_reached &= ok;
-        if (json) {
-            cli_json j;
-            cli_json_begin(&j, stdout);
-            cli_json_str(&j, "objective", tag);
-            cli_json_bool(&j, "reached", r.reached);
-            cli_json_bool(&j, "stalled", r.stalled);
-            cli_json_u64(&j, "steps", r.steps);
-            cli_json_num(&j, "start_value", r.start_value);
-            cli_json_num(&j, "best_value", r.best_value);
-            cli_json_u64(&j, "best_step", r.best_step);
-            cli_json_u64(&j, "predicted_class", pred);
-            cli_json_num(&j, "linf", linf);
-            cli_json_num(&j, "l2", l2);
-            cli_json_num(&j, "seconds", secs);
-            cli_json_end(&j);
-        } else {
-            printf("%-10s %s after %zu steps (best at %zu): objective %.6g -> %.6g, predicted class %zu (logit %.4g), "
-                   "change L-inf %.3g L2 %.3g\n",
-                   tag, r.reached ? "reached" : r.stalled ? "STALLED" : obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? "done" : "NOT reached",
-                   r.steps, r.best_step, r.start_value, r.best_value, pred, (double)z[pred], linf, l2);
-        }
-        if (out_dir) {
-            char name[128], path[4096];
-            snprintf(path, sizeof path, "%s/%s.npy", out_dir, tag);
-            if ((st = clipnn_npy_write(path, x, dim, 0))) {
-                rc = cli_fail(cmd, st, path);
-                goto done;
-            }
-            if (data.h > 0) {
-                snprintf(name, sizeof name, "%s.png", tag);
-                if ((rc = cli_write_gray(cmd, out_dir, name, x, data.h, data.w, io.space.box_lo, io.space.box_hi)))
-                    goto done;
-            }
-        }
-        if (!r.reached && r.stalled && !json) {
-            clipnn_diagnose_options dopt = clipnn_diagnose_options_default();
-            dopt.space = io.space;
-            dopt.param = io.param;
-            float *point = xm;
-            const double lo = io.space.box_lo, half = (io.space.box_hi - io.space.box_lo) / 2;
-            for (size_t i = 0; i < dim; i++)
-                point[i] = io.param == CLIPNN_PARAM_TANH ? (float)atanh(0.999999 * ((x[i] - lo) / half - 1)) : x[i];
-            clipnn_diagnosis d;
-            st = clipnn_diagnose_model(m, obj, obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : y, point, &dopt, &d);
-            if (st) {
-                rc = cli_fail(cmd, st, "diagnose");
-                goto done;
-            }
-            printf("stalled short of the target; diagnosis at the kept point:\n");
-            cli_print_diagnosis(stdout, &d);
-            if (!d.stalled)
-                printf("the gradient is not zero here: a step moves the input by lr x |g| = %.3g (box width %g), so "
-                       "the descent overshoots rather than stops; try a smaller --lr\n",
-                       io.lr * d.grad_norm, io.space.box_hi - io.space.box_lo);
-        }
-    }
+    for (size_t c = r.first; !rc && c <= r.last; c++) rc = optimize_for(cmd, &r, c, &all_reached);
     if (!rc && !all_reached) rc = CLI_EXIT_FAILURE;
-done:
-    free(x0), free(x), free(y), free(xm);
-    cli_io_free(&data);
-    clipnn_model_free(m);
+    free(r.x0), free(r.x), free(r.y), free(r.xm);
+    cli_io_free(&r.data);
+    clipnn_model_free(r.m);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "report.h"
 
 /* Hidden width of the default architecture ("64-K", K from the data). */
 #define DEFAULT_HIDDEN 64
@@ -295,8 +296,7 @@ size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss) {
 }
 
 int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                   clipnn_loss loss, size_t *widths, size_t *n_layers, char *arch_text,
-                   size_t cap) {
+                   clipnn_loss loss, size_t *widths, size_t *n_layers) {
     size_t k = cli_expected_outputs(d, loss), n = 0;
     if (!s->arch) {
         widths[0] = DEFAULT_HIDDEN;
@@ -337,10 +337,6 @@ int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset 
         }
     }
     *n_layers = n;
-    size_t len = 0;
-    arch_text[0] = 0;
-    for (size_t i = 0; i < n && len < cap; i++)
-        len += (size_t)snprintf(arch_text + len, cap - len, "%s%zu", i ? "-" : "", widths[i]);
     return CLI_EXIT_OK;
 }
 
@@ -349,7 +345,7 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     size_t widths[CLI_MAX_LAYERS], n = 0;
     clipnn_act acts[CLI_MAX_LAYERS], hidden;
     *out = NULL;
-    int rc = cli_parse_arch(cmd, s, d, loss, widths, &n, arch_text, cap);
+    int rc = cli_parse_arch(cmd, s, d, loss, widths, &n);
     if (rc) return rc;
     clipnn_status st = clipnn_act_parse(s->act, &hidden);
     if (st) return cli_fail(cmd, st, "--act");
@@ -364,6 +360,7 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
         clipnn_model_free(m);
         return cli_fail(cmd, st, "model");
     }
+    cli_model_arch(m, 0, arch_text, cap);
     *out = m;
     return CLI_EXIT_OK;
 }

@@ -80,13 +80,12 @@ size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss);
 
 /* Parses --arch (default: the default hidden width, then the output width
  * the data ask for) into widths; the last width must be one the data and
- * loss accept. arch_text receives the widths as "64-10". */
+ * loss accept. */
 int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                   clipnn_loss loss, size_t *widths, size_t *n_layers, char *arch_text,
-                   size_t cap);
+                   clipnn_loss loss, size_t *widths, size_t *n_layers);
 
 /* Creates and initialises the model (--arch, --act, --init, --seed) and
- * reserves it for --batch. */
+ * reserves it for --batch; arch_text receives its widths as "64-10". */
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
                     clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap);
 

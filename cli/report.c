@@ -1,4 +1,4 @@
-/* JSON summary writer, per-step CSV log, progress line. */
+/* JSON summary writer, per-step CSV log, a training run as reported, progress line. */
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -193,6 +193,27 @@ int cli_steplog_close(cli_steplog *l, const char *cmd) {
     free(l->post_norms);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
+}
+
+/* ------------------------------------------------------------ training */
+
+clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                        const clipnn_train_options *o, clipnn_train_result *r) {
+    clipnn_status st = clipnn_train(m, train, test, o, r);
+    if (st && !(st == CLIPNN_ERR_NONFINITE && r->diverged)) return st;
+    if (r->diverged) {
+        /* The last per-epoch figures predate the divergence. */
+        r->train_loss = NAN;
+        if (test) clipnn_evaluate(m, test, &o->loss, &r->test_loss, &r->test_accuracy);
+    }
+    return CLIPNN_OK;
+}
+
+void cli_model_arch(const clipnn_model *m, int with_inputs, char *buf, size_t cap) {
+    size_t len = with_inputs ? (size_t)snprintf(buf, cap, "%zu", clipnn_model_n_inputs(m)) : 0;
+    if (!with_inputs) buf[0] = 0;
+    for (size_t l = 0; l < clipnn_model_n_layers(m) && len < cap; l++)
+        len += (size_t)snprintf(buf + len, cap - len, "%s%zu", len ? "-" : "", clipnn_model_layer_width(m, l));
 }
 
 /* ------------------------------------------------------------ progress */

@@ -1,5 +1,6 @@
 /* Output of the training subcommands: a JSON object writer (non-finite
- * numbers become null), the per-step CSV log, the per-epoch progress line. */
+ * numbers become null), the per-step CSV log, a training run as reported,
+ * the per-epoch progress line. */
 #ifndef CLIPNN_CLI_REPORT_H
 #define CLIPNN_CLI_REPORT_H
 
@@ -53,6 +54,18 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r);
 /* Flushes and closes; returns the exit code (CLI_EXIT_IO when a write
  * failed, with the message printed). */
 int cli_steplog_close(cli_steplog *l, const char *cmd);
+
+/* ------------------------------------------------------------ training */
+
+/* clipnn_train, with a run that diverged under the error policy as a
+ * result rather than a failure: its figures then describe the model as it
+ * ended (training loss NaN, test figures of the final parameters). */
+clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                        const clipnn_train_options *o, clipnn_train_result *r);
+
+/* The model's layer widths joined by '-' ("64-10"); with_inputs puts the
+ * input width first ("64-64-10"). */
+void cli_model_arch(const clipnn_model *m, int with_inputs, char *buf, size_t cap);
 
 /* ------------------------------------------------------------ progress */
 

@@ -137,118 +137,147 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (saved) printf("saved %s\n", saved);
 }
 
-int cmd_train(int argc, char **argv) {
-    const char *cmd = "train";
+/* The command line of one training run. */
+typedef struct {
     cli_settings s;
-    cli_settings_default(&s, CLI_MODE_TRAIN);
-    const char *save = NULL, *log = NULL, *resume = NULL;
-    int json = 0, quiet = 0;
-    const unsigned groups = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM |
-                            CLI_OPTS_CLIP_RULE | CLI_OPTS_CLIP_PARAMS | CLI_OPTS_TELEMETRY;
-    cli_option table[CLI_MAX_OPTIONS];
-    size_t n = 0;
-    cli_settings_options(&s, groups, table, &n);
-    table[n++] = (cli_option){"--save", CLI_STR, &save, "FILE", "write the trained model (atomically)"};
-    table[n++] = (cli_option){"--resume", CLI_STR, &resume, "FILE", "continue the run saved in FILE by --save"};
-    table[n++] = (cli_option){"--log", CLI_STR, &log, "FILE.csv", "per-step CSV log"};
-    table[n++] = (cli_option){"--json", CLI_FLAG, &json, NULL, "end stdout with one JSON summary line"};
-    table[n++] = (cli_option){"--quiet", CLI_FLAG, &quiet, NULL, "no progress lines on the terminal"};
-    table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
-
-    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
-    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if ((rc = cli_settings_check(cmd, &s, groups, argc, argv))) return rc;
+    const char *save, *log, *resume;
+    int json, quiet;
     clipnn_clip_rule rule;
-    clipnn_status st = clipnn_clip_rule_parse(s.clip, &rule);
-    if (st) return cli_fail(cmd, st, "--clip");
-    if (s.log_groups && !log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
-    if (save && (rc = check_save_dir(save))) return rc;
-    if (resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
-                   cli_argv_has(argc, argv, "--init")))
-        return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
-    clipnn_set_threads(s.threads);
+} train_args;
 
-    clipnn_dataset *train = NULL, *test = NULL;
-    clipnn_model *m = NULL;
-    clipnn_train_state *state = NULL;
+enum {
+    TRAIN_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM | CLI_OPTS_CLIP_RULE |
+                   CLI_OPTS_CLIP_PARAMS | CLI_OPTS_TELEMETRY
+};
+
+static void train_option_table(train_args *a, cli_option *table) {
+    size_t n = 0;
+    cli_settings_options(&a->s, TRAIN_GROUPS, table, &n);
+    table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
+    table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
+    table[n++] = (cli_option){"--log", CLI_STR, &a->log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
+    table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
+}
+
+static int check_train_args(const char *cmd, train_args *a, int argc, char **argv) {
+    int rc = cli_settings_check(cmd, &a->s, TRAIN_GROUPS, argc, argv);
+    if (rc) return rc;
+    clipnn_status st = clipnn_clip_rule_parse(a->s.clip, &a->rule);
+    if (st) return cli_fail(cmd, st, "--clip");
+    if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
+    if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
+                      cli_argv_has(argc, argv, "--init")))
+        return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
+    return 0;
+}
+
+/* One run: data, model, training state, log, options. */
+typedef struct {
+    train_args a;
+    clipnn_dataset *train, *test;
+    clipnn_model *m;
+    clipnn_train_state *state;
     cli_steplog steplog;
-    memset(&steplog, 0, sizeof steplog);
-    char *groups_path = NULL;
+    char *groups_path;
     char arch[256];
     clipnn_loss loss;
     clipnn_train_options o;
-    if ((rc = cli_load_data(cmd, &s, &train, &test))) goto done;
-    if ((rc = cli_resolve_loss(cmd, &s, train, &loss))) goto done;
-    if (resume) {
-        if ((st = clipnn_checkpoint_load(resume, &m, &state))) {
-            rc = cli_fail(cmd, st, "--resume");
-            goto done;
-        }
-        size_t len = 0;
-        arch[0] = 0;
-        for (size_t l = 0; l < clipnn_model_n_layers(m) && len < sizeof arch; l++)
-            len += (size_t)snprintf(arch + len, sizeof arch - len, "%s%zu", l ? "-" : "",
-                                    clipnn_model_layer_width(m, l));
-        if (clipnn_model_n_layers(m) > 1) s.act = clipnn_act_name(clipnn_model_layer_act(m, 0));
-    } else {
-        if ((rc = cli_build_model(cmd, &s, train, loss, &m, arch, sizeof arch))) goto done;
-        if (save && (st = clipnn_train_state_create(&state))) {
-            rc = cli_fail(cmd, st, "training state");
-            goto done;
-        }
-    }
-    if ((rc = cli_make_train_options(cmd, &s, rule, NAN, loss, &o))) goto done;
-    if (log) {
-        if (s.log_groups && !(groups_path = groups_path_for(log))) {
-            rc = CLI_EXIT_NOMEM;
-            goto done;
-        }
-        if ((rc = cli_steplog_open(&steplog, cmd, log, groups_path, m, rule, o.clip.p))) goto done;
-    }
-    train_ctx ctx = {log ? &steplog : NULL, !quiet && cli_is_tty()};
+    train_ctx ctx;
+} train_run;
+
+/* --resume: the model and state from the checkpoint; the architecture
+ * and activation reported are the checkpoint's. */
+static int resume_model(const char *cmd, train_run *r) {
+    clipnn_status st = clipnn_checkpoint_load(r->a.resume, &r->m, &r->state);
+    if (st) return cli_fail(cmd, st, "--resume");
+    cli_model_arch(r->m, 0, r->arch, sizeof r->arch);
+    if (clipnn_model_n_layers(r->m) > 1) r->a.s.act = clipnn_act_name(clipnn_model_layer_act(r->m, 0));
+    return 0;
+}
+
+/* A new model (and, with --save, a state to save with it). */
+static int new_model(const char *cmd, train_run *r) {
+    int rc = cli_build_model(cmd, &r->a.s, r->train, r->loss, &r->m, r->arch, sizeof r->arch);
+    if (rc) return rc;
+    clipnn_status st = r->a.save ? clipnn_train_state_create(&r->state) : CLIPNN_OK;
+    return st ? cli_fail(cmd, st, "training state") : 0;
+}
+
+static int open_log(const char *cmd, train_run *r) {
+    const char *log = r->a.log;
+    if (!log) return 0;
+    if (r->a.s.log_groups && !(r->groups_path = groups_path_for(log))) return CLI_EXIT_NOMEM;
+    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m, r->a.rule, r->o.clip.p);
+}
+
+/* Data, model, options, log, and the callbacks. */
+static int prepare(const char *cmd, train_run *r) {
+    int rc = cli_load_data(cmd, &r->a.s, &r->train, &r->test);
+    if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
+    if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
+    if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
+    if (!rc) rc = open_log(cmd, r);
+    if (rc) return rc;
+    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty()};
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
-    o.on_step = on_step;
-    o.on_epoch = on_epoch;
-    o.user = &ctx;
-    o.state = state;
+    r->o.on_step = on_step;
+    r->o.on_epoch = on_epoch;
+    r->o.user = &r->ctx;
+    r->o.state = r->state;
+    return 0;
+}
 
-    clipnn_train_result r;
-    st = clipnn_train(m, train, test, &o, &r);
-    if (st && !(st == CLIPNN_ERR_NONFINITE && r.diverged)) {
-        rc = cli_fail(cmd, st, "training");
-        goto done;
-    }
-    if (r.diverged) {
-        /* The last per-epoch figures predate the divergence: report the
-         * model as it ended, and a training loss that did not stay finite
-         * as null. */
-        r.train_loss = NAN;
-        if (test) clipnn_evaluate(m, test, &o.loss, &r.test_loss, &r.test_accuracy);
-    }
-    if (log && (rc = cli_steplog_close(&steplog, cmd))) goto done;
+/* After training: the log closed, the model saved (unless it diverged),
+ * the report (a training loss that did not stay finite as null); a
+ * divergence is exit code 1. */
+static int finish(const char *cmd, train_run *r, const clipnn_train_result *res) {
+    const train_args *a = &r->a;
+    int rc = a->log ? cli_steplog_close(&r->steplog, cmd) : 0;
+    if (rc) return rc;
     const char *saved = NULL;
-    if (save && !r.diverged) {
-        st = clipnn_checkpoint_save(save, m, state);
-        if (st) {
-            rc = cli_fail(cmd, st, "--save");
-            goto done;
-        }
-        saved = save;
+    if (a->save && !res->diverged) {
+        clipnn_status st = clipnn_checkpoint_save(a->save, r->m, r->state);
+        if (st) return cli_fail(cmd, st, "--save");
+        saved = a->save;
     }
-    if (json) print_json(&s, arch, train, test, loss, &o, &r, saved, clipnn_model_n_params(m));
-    else print_text(arch, train, &o, &r, saved);
-    if (r.diverged) {
-        fprintf(stderr, "clipnn train: training diverged at step %llu (non-finite loss, gradient or parameters)%s\n",
-                (unsigned long long)r.diverged_step, save ? "; model not saved" : "");
-        rc = CLI_EXIT_FAILURE;
-    }
-done:
-    if (steplog.f) cli_steplog_close(&steplog, cmd);
-    free(groups_path);
-    clipnn_train_state_free(state);
-    clipnn_model_free(m);
-    clipnn_dataset_free(train);
-    clipnn_dataset_free(test);
+    if (a->json)
+        print_json(&a->s, r->arch, r->train, r->test, r->loss, &r->o, res, saved, clipnn_model_n_params(r->m));
+    else
+        print_text(r->arch, r->train, &r->o, res, saved);
+    if (!res->diverged) return 0;
+    fprintf(stderr, "clipnn train: training diverged at step %llu (non-finite loss, gradient or parameters)%s\n",
+            (unsigned long long)res->diverged_step, a->save ? "; model not saved" : "");
+    return CLI_EXIT_FAILURE;
+}
+
+static int train_and_report(const char *cmd, train_run *r) {
+    clipnn_train_result res;
+    clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
+    return st ? cli_fail(cmd, st, "training") : finish(cmd, r, &res);
+}
+
+int cmd_train(int argc, char **argv) {
+    const char *cmd = "train";
+    train_run r;
+    memset(&r, 0, sizeof r);
+    cli_settings_default(&r.a.s, CLI_MODE_TRAIN);
+    cli_option table[CLI_MAX_OPTIONS];
+    train_option_table(&r.a, table);
+    int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
+    if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
+    if ((rc = check_train_args(cmd, &r.a, argc, argv))) return rc;
+    clipnn_set_threads(r.a.s.threads);
+    rc = prepare(cmd, &r);
+    if (!rc) rc = train_and_report(cmd, &r);
+    if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
+    free(r.groups_path);
+    clipnn_train_state_free(r.state);
+    clipnn_model_free(r.m);
+    clipnn_dataset_free(r.train);
+    clipnn_dataset_free(r.test);
     return rc;
 }

@@ -271,6 +271,20 @@ TEST(cli_compare_rows) {
     CHECK_MSG(rc == 0 && strstr(out, "none") && strstr(out, "norm"), "table: exit %d: %s", rc, out);
 }
 
+/* Every step skipped under --nonfinite skip is a warning on stderr, shown
+ * without --verbose. */
+TEST(cli_skipped_steps_are_warnings) {
+    const char *out;
+    int rc = check_run_tool("train --quiet --json --clip none --nonfinite skip --act relu --lr 40 --steps 100", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    char *j = last_json(out);
+    double skipped = json_num(j, "skipped_steps");
+    CHECK_MSG(skipped > 0, "no step skipped: %s", out);
+    CHECK_MSG(count_substr(out, "clipnn train: warning: train: step ") == (int)skipped, "%g skipped steps: %s",
+              skipped, out);
+    free(j);
+}
+
 TEST(cli_resume_continues_run) {
     const char *whole = check_tmp_path("cli_whole.model"), *half = check_tmp_path("cli_half.model"),
                *resumed = check_tmp_path("cli_resumed.model");
@@ -283,9 +297,16 @@ TEST(cli_resume_continues_run) {
     CHECK(check_run_tool(args, &out) == 0);
     snprintf(args, sizeof args, "train %s --steps 25 --save %s", common, half);
     CHECK(check_run_tool(args, &out) == 0);
-    snprintf(args, sizeof args, "train %s --steps 40 --resume %s --save %s --json", common, half, resumed);
+    CHECK_MSG(!strstr(out, "standardized"), "information without --verbose: %s", out);
+    snprintf(args, sizeof args, "train %s --steps 40 --resume %s --save %s --json --verbose", common, half,
+             resumed);
     int rc = check_run_tool(args, &out);
     CHECK_MSG(rc == 0, "resume: exit %d: %s", rc, out);
+    /* --verbose: the library's information, the resume and the scaling. */
+    char said[512];
+    snprintf(said, sizeof said, "train: resuming %s at step 25 of 40", half);
+    CHECK_MSG(strstr(out, said) != NULL, "no '%s' in: %s", said, out);
+    CHECK_MSG(strstr(out, "digits: inputs standardized") != NULL, "no scaling line in: %s", out);
     char *jr = last_json(out);
     CHECK(json_num(jr, "steps") == 40);
     free(jr);

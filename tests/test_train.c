@@ -80,6 +80,71 @@ TEST(train_nonfinite_policies_keep_parameters_finite) {
     clipnn_dataset_free(train), clipnn_dataset_free(test);
 }
 
+/* What a log sink heard, and which steps the step records marked skipped. */
+enum { LOG_STEPS = 300 };
+typedef struct {
+    int warnings, info, unparsed;
+    char last_warning[256];
+    unsigned char warned[LOG_STEPS], skipped[LOG_STEPS];
+} log_capture;
+
+static void capture_log(int level, const char *message, void *user) {
+    log_capture *c = user;
+    if (level == 0) {
+        c->info++;
+        return;
+    }
+    c->warnings++;
+    snprintf(c->last_warning, sizeof c->last_warning, "%s", message);
+    unsigned long long step;
+    if (sscanf(message, "train: step %llu skipped", &step) == 1 && step < LOG_STEPS)
+        c->warned[step] = 1;
+    else
+        c->unparsed++;
+}
+
+static void capture_skipped(const clipnn_step_record *r, void *user) {
+    log_capture *c = user;
+    if (r->clip.skipped && r->step < LOG_STEPS) c->skipped[r->step] = 1;
+}
+
+/* Under the skip policy every skipped step is one warning naming that step
+ * and what was not finite; a run without skips is silent. */
+TEST(train_skip_policy_warns_of_each_skipped_step) {
+    clipnn_dataset *train = NULL, *test = NULL;
+    CHECK_OK(load_digits(&train, &test));
+    for (int diverge = 0; diverge < 2; diverge++) {
+        clipnn_model *m = digits_model(CLIPNN_ACT_RELU, 1, train);
+        clipnn_train_options o = clipnn_train_options_default();
+        o.schedule.a0 = diverge ? 40.0 : 0.05;
+        o.steps = LOG_STEPS;
+        o.clip.rule = CLIPNN_CLIP_NONE;
+        o.clip.nonfinite = CLIPNN_NONFINITE_SKIP;
+        log_capture c;
+        memset(&c, 0, sizeof c);
+        o.on_step = capture_skipped;
+        o.user = &c;
+        clipnn_set_log(capture_log, &c);
+        clipnn_train_result r;
+        clipnn_status s = clipnn_train(m, train, test, &o, &r);
+        clipnn_set_log(NULL, NULL);
+        CHECK_MSG(s == CLIPNN_OK, "status %d: %s", (int)s, clipnn_last_error());
+        CHECK_MSG((uint64_t)c.warnings == r.skipped_steps, "%d warnings for %llu skipped steps", c.warnings,
+                  (unsigned long long)r.skipped_steps);
+        CHECK_MSG(c.unparsed == 0, "a warning names no step: %s", c.last_warning);
+        CHECK_MSG(memcmp(c.warned, c.skipped, LOG_STEPS) == 0, "the warnings name other steps than were skipped");
+        CHECK(c.info == 0);
+        if (diverge) {
+            CHECK_MSG(r.skipped_steps > 0, "no step skipped at lr 40");
+            CHECK_MSG(strstr(c.last_warning, "loss is") || strstr(c.last_warning, "gradient norm is") ||
+                          strstr(c.last_warning, "float range"),
+                      "the warning does not say what was not finite: %s", c.last_warning);
+        }
+        clipnn_model_free(m);
+    }
+    clipnn_dataset_free(train), clipnn_dataset_free(test);
+}
+
 typedef struct {
     double max_excess; /* max of dist - det_bound */
     double lam;

@@ -60,7 +60,11 @@ CLIPNN_API const char *clipnn_strerror(clipnn_status status);
 CLIPNN_API const char *clipnn_last_error(void);
 
 /* Optional log sink for messages the library wants to tell (level 0 = info,
- * 1 = warning). NULL (the default) keeps the library silent. */
+ * 1 = warning), one line each without a newline, called on the thread that
+ * made the library call. Warnings: a training step skipped under the skip
+ * policy for non-finite values (its number and what was not finite).
+ * Information: a resumed run (where it resumes), the input scaling a
+ * loaded data set got. NULL (the default) keeps the library silent. */
 typedef void (*clipnn_log_fn)(int level, const char *message, void *user);
 CLIPNN_API void clipnn_set_log(clipnn_log_fn fn, void *user);
 

@@ -21,6 +21,11 @@ clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...)
  * the last error) when it is not there. The parsers of enum names share it. */
 int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what);
 
+/* A message for the sink of clipnn_set_log (level 0 information, 1
+ * warning); nothing without a sink. Formats on the stack: safe inside the
+ * training steps, which must not allocate. */
+void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* --------------------------------------------------------- allocation */
 
 /* All library allocations go through these so that they can be counted
@@ -65,8 +70,11 @@ extern size_t clipnn_parallel_macs;
 int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
 int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
 int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */
-void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---------------------------------------------------------------- clock */
+
+/* Monotonic seconds (CLOCK_MONOTONIC), for the durations results report. */
+double clipnn_now_seconds(void);
 
 /* ---------------------------------------------------------------- files */
 

@@ -584,24 +584,21 @@ clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double pr
     return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
 }
 
-/* clipnn_train's step: g is what the clipnn_loss_grad just before produced,
- * so phase one adds up the unit norms that backward left in m->row_acc
- * (when it computed them in this rule's order) instead of reading g again;
- * theta_acc (may be NULL) holds theta's unit sums of squares from the
- * update before, and per-group and per-unit factors go to unit_scale for
- * the optimizer instead of a pass over g. */
+/* clipnn_train's step: g is what the clipnn_loss_grad_fused just before
+ * produced, so phase one adds up the unit norms that backward computed
+ * (grad_acc) instead of reading g again; theta_acc (may be NULL) holds
+ * theta's unit sums of squares from the update before, and per-group and
+ * per-unit factors go to unit_scale for the optimizer instead of a pass
+ * over g. */
 clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
-                                         const double *theta_acc, double *unit_scale, double *grad_scale,
-                                         double *per_group_norms, clipnn_clip_record *rec) {
+                                         const double *grad_acc, const double *theta_acc, double *unit_scale,
+                                         double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
     clipnn_status st = check_apply(c, m);
     if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
-                   .factor = 1.0, .theta_norm = NAN, .theta_acc = theta_acc, .unit_scale = unit_scale};
-    if (m->row_acc_order > 0 && m->row_acc_order == s.p && m->row_acc_generation == m->ws.generation)
-        s.grad_acc = m->row_acc;
+                   .factor = 1.0, .theta_norm = NAN, .grad_acc = grad_acc, .theta_acc = theta_acc,
+                   .unit_scale = unit_scale};
     for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
-    /* From now on the backward computes the unit norms this rule needs. */
-    m->row_acc_order = s.p;
     return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
 }
 

@@ -57,13 +57,15 @@ double clipnn_percentile(double *v, size_t n, double q);
 
 /* The clipping step of clipnn_train (src/clip.c): clipnn_clipper_apply
  * with fuse = 1 on a gradient block that is exactly what the last
- * clipnn_loss_grad produced, with unit norms from that backward when it
- * computed them (m->row_acc_order = the rule's order), theta's unit sums
- * of squares from the last update (theta_acc, or NULL when theta changed
- * since) and per-unit factors left in unit_scale ([n_units]). */
+ * clipnn_loss_grad_fused produced, with the unit norms that backward
+ * computed in the rule's order (grad_acc, [n_units]: m->row_acc after
+ * unit_norm_order = clipnn_clipper_norm_order; NULL: read the gradient),
+ * theta's unit sums of squares from the last update (theta_acc, or NULL
+ * when theta changed since) and per-unit factors left in unit_scale
+ * ([n_units]). */
 clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
-                                         const double *theta_acc, double *unit_scale, double *grad_scale,
-                                         double *per_group_norms, clipnn_clip_record *rec);
+                                         const double *grad_acc, const double *theta_acc, double *unit_scale,
+                                         double *grad_scale, double *per_group_norms, clipnn_clip_record *rec);
 /* The norm order the clipper's rule reads (2 for the Euclidean rules). */
 double clipnn_clipper_norm_order(const clipnn_clipper *c);
 /* The rule reads ||theta|| unit by unit (rows of W, biases): the update can
@@ -71,7 +73,7 @@ double clipnn_clipper_norm_order(const clipnn_clipper *c);
 int clipnn_clipper_reads_theta_units(const clipnn_clipper *c);
 /* The rule reads only 2-norms of units and acts through unit factors, never
  * through the gradient's entries: a batch-of-one backward may leave
- * dW = d a^T unformed (clipnn_model.lazy_rank1). */
+ * dW = d a^T unformed (clipnn_fused_opts.lazy_rank1). */
 int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c);
 
 #endif

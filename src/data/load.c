@@ -144,6 +144,20 @@ static clipnn_status scale(clipnn_scaling how, clipnn_dataset *train, clipnn_dat
     return CLIPNN_OK;
 }
 
+/* Which scaling the inputs got, for the log: the model's inputs depend on
+ * it, and "auto" chooses per data set. */
+static void log_scaling(clipnn_scaling how, int automatic, const clipnn_dataset *train) {
+    const char *why = automatic ? " (the data set's automatic scaling)" : "";
+    if (how == CLIPNN_SCALE_NONE)
+        clipnn_log(0, "%s: inputs left unscaled%s", train->name, why);
+    else if (how == CLIPNN_SCALE_STANDARDIZE)
+        clipnn_log(0, "%s: inputs standardized per feature on the %zu training rows%s", train->name, train->n, why);
+    else if (train->pixel_max > 0)
+        clipnn_log(0, "%s: pixels divided by %g into [0, 1]%s", train->name, (double)train->pixel_max, why);
+    else
+        clipnn_log(0, "%s: inputs min-max scaled per feature on the %zu training rows%s", train->name, train->n, why);
+}
+
 /* ---------------------------------------------------------------- specs */
 
 /* The sets embedded in the library: a gzipped CSV each, last column the
@@ -382,7 +396,9 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
     if (!s && !has_test) s = split(all, o.test_fraction, o.seed, &tr, &te);
     if (s && all != tr) clipnn_dataset_free(all);
     if (!s && tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", tr->name);
-    if (!s) s = scale(o.scaling == CLIPNN_SCALE_AUTO ? auto_scale : o.scaling, tr, te);
+    clipnn_scaling how = o.scaling == CLIPNN_SCALE_AUTO ? auto_scale : o.scaling;
+    if (!s) s = scale(how, tr, te);
+    if (!s) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, tr);
     if (s) {
         clipnn_dataset_free(tr);
         clipnn_dataset_free(te);

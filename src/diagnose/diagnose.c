@@ -103,12 +103,6 @@ static double fn_eval_f(void *ctx, const float *x, float *g) {
 
 /* ------------------------------------------------------- linear algebra */
 
-static double dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
 /* Eigenvalues (ascending order not needed) and vectors of a symmetric k x k
  * matrix A (destroyed) by cyclic Jacobi rotations; V: [k][k], column j the
  * vector of eigenvalue A[j][j]. k is small (Lanczos steps). */
@@ -158,42 +152,11 @@ static void hvp(problem *P, const double *x, const double *v, double h, double *
     for (size_t i = 0; i < n; i++) out[i] = (gp[i] - gm[i]) / (2 * h);
 }
 
-/* Lanczos with full reorthogonalisation on Hessian-vector products: the
- * extreme curvatures and the direction of the lowest. Returns the number
- * of steps taken; dir: [n] unit vector. */
-static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, double h, double *lmin,
-                      double *lmax, double *dir, double *work) {
-    size_t n = P->n, k = steps < n ? steps : n;
-    double *Q = work;              /* [k][n] */
-    double *w = Q + k * n;         /* [n] */
-    double *tmp = w + n;           /* [3n] */
-    double *T = tmp + 3 * n;       /* [k][k] */
-    double *V = T + k * k;         /* [k][k] */
-    clipnn_rng rng;
-    clipnn_rng_seed(&rng, seed);
-    for (size_t i = 0; i < n; i++) Q[i] = clipnn_rng_normal(&rng);
-    double nq = sqrt(dot(Q, Q, n));
-    for (size_t i = 0; i < n; i++) Q[i] /= nq;
-    memset(T, 0, k * k * sizeof *T);
-    size_t m = 0;
-    for (size_t j = 0; j < k; j++) {
-        m = j + 1;
-        double *q = Q + j * n;
-        hvp(P, x, q, h, w, tmp);
-        double alpha = dot(w, q, n);
-        T[j * k + j] = alpha;
-        /* Full reorthogonalisation (twice is enough) keeps the Ritz
-         * values honest in floating point. */
-        for (int pass = 0; pass < 2; pass++)
-            for (size_t i = 0; i <= j; i++) {
-                double c = dot(w, Q + i * n, n);
-                for (size_t t = 0; t < n; t++) w[t] -= c * Q[i * n + t];
-            }
-        double beta = sqrt(dot(w, w, n));
-        if (j + 1 == k || beta < 1e-12 * (fabs(alpha) + 1e-300) || beta < 1e-200) break;
-        T[j * k + j + 1] = T[(j + 1) * k + j] = beta;
-        for (size_t t = 0; t < n; t++) Q[(j + 1) * n + t] = w[t] / beta;
-    }
+/* The extreme eigenvalues of the leading m x m block of the tridiagonal
+ * T ([k][k], overwritten) and the Ritz vector of the lowest, from the
+ * Lanczos basis Q ([m][n]), as a unit vector into dir. V: [m][m]. */
+static void ritz_extremes(double *T, double *V, const double *Q, size_t m, size_t k, size_t n, double *lmin,
+                          double *lmax, double *dir) {
     /* the leading m x m block, compacted in place (destinations never pass their sources) */
     for (size_t i = 0; i < m; i++)
         for (size_t j = 0; j < m; j++) T[i * m + j] = T[i * k + j];
@@ -210,9 +173,48 @@ static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, 
         for (size_t i = 0; i < m; i++) s += V[i * m + imin] * Q[i * n + t];
         dir[t] = s;
     }
-    double nd = sqrt(dot(dir, dir, n));
+    double nd = clipnn_nrm2_d(dir, n);
     if (nd > 0)
         for (size_t t = 0; t < n; t++) dir[t] /= nd;
+}
+
+/* Lanczos with full reorthogonalisation on Hessian-vector products: the
+ * extreme curvatures and the direction of the lowest. Returns the number
+ * of steps taken; dir: [n] unit vector. */
+static size_t lanczos(problem *P, const double *x, size_t steps, uint64_t seed, double h, double *lmin,
+                      double *lmax, double *dir, double *work) {
+    size_t n = P->n, k = steps < n ? steps : n;
+    double *Q = work;              /* [k][n] */
+    double *w = Q + k * n;         /* [n] */
+    double *tmp = w + n;           /* [3n] */
+    double *T = tmp + 3 * n;       /* [k][k] */
+    double *V = T + k * k;         /* [k][k] */
+    clipnn_rng rng;
+    clipnn_rng_seed(&rng, seed);
+    for (size_t i = 0; i < n; i++) Q[i] = clipnn_rng_normal(&rng);
+    double nq = clipnn_nrm2_d(Q, n);
+    for (size_t i = 0; i < n; i++) Q[i] /= nq;
+    memset(T, 0, k * k * sizeof *T);
+    size_t m = 0;
+    for (size_t j = 0; j < k; j++) {
+        m = j + 1;
+        double *q = Q + j * n;
+        hvp(P, x, q, h, w, tmp);
+        double alpha = clipnn_dot_d(w, q, n);
+        T[j * k + j] = alpha;
+        /* Full reorthogonalisation (twice is enough) keeps the Ritz
+         * values honest in floating point. */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i <= j; i++) {
+                double c = clipnn_dot_d(w, Q + i * n, n);
+                for (size_t t = 0; t < n; t++) w[t] -= c * Q[i * n + t];
+            }
+        double beta = clipnn_nrm2_d(w, n);
+        if (j + 1 == k || beta < 1e-12 * (fabs(alpha) + 1e-300) || beta < 1e-200) break;
+        T[j * k + j + 1] = T[(j + 1) * k + j] = beta;
+        for (size_t t = 0; t < n; t++) Q[(j + 1) * n + t] = w[t] / beta;
+    }
+    ritz_extremes(T, V, Q, m, k, n, lmin, lmax, dir);
     return m;
 }
 
@@ -243,114 +245,158 @@ static int at_target(const clipnn_diagnose_options *o, const target_state *ts, d
     return !isnan(o->target) && value - o->target <= o->loss_tol;
 }
 
-static double norm2f(const float *g, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
-    return sqrt(s);
-}
+/* The point under diagnosis as the generic tests see it: x (the tanh map
+ * applied) in double and float32, the optimizer's gradient (gopt, in the
+ * optimized variable, projected on the box; gf, in x) and the double
+ * reference gd, with the scratch the curvature probe needs. */
+typedef struct {
+    problem *P;
+    const clipnn_diagnose_options *o;
+    const target_state *ts;
+    const float *point;
+    double tiny;
+    clipnn_diagnosis *d;
+    size_t n, k; /* dimension, Lanczos steps */
+    double lo, hi, half;
+    int tanh_param, reached;
+    double *work, *x, *gd, *chain, *dir, *xt, *lw;
+    float *fw, *xf, *gf, *gopt, *xp;
+    size_t pinned;    /* coordinates on the box whose descent points out */
+    double pinned_sq; /* their share of the squared gradient */
+} probe;
 
-/* Everything that does not need a model. work: [8n + 3 + lanczos space]. */
-clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
-                                      const target_state *ts, double tiny, clipnn_diagnosis *d) {
-    const size_t n = P->n;
-    const double lo = o->space.box_lo, hi = o->space.box_hi, half = (hi - lo) / 2;
-    const int tanh_param = o->param == CLIPNN_PARAM_TANH;
-    if (tanh_param && !(isfinite(lo) && isfinite(hi)))
+static clipnn_status check_point(const probe *p) {
+    if (p->tanh_param && !(isfinite(p->lo) && isfinite(p->hi)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: the tanh parametrization needs a finite box");
-    for (size_t i = 0; i < n; i++)
-        if (!isfinite(point[i]))
-            return clipnn_fail(CLIPNN_ERR_NONFINITE, "diagnose: coordinate %zu of the point is %g", i, (double)point[i]);
+    for (size_t i = 0; i < p->n; i++)
+        if (!isfinite(p->point[i]))
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "diagnose: coordinate %zu of the point is %g", i,
+                               (double)p->point[i]);
+    const clipnn_diagnose_options *o = p->o;
     if (!(o->grad_tol >= 0) || !(o->curv_tol >= 0) || !(o->fd_step >= 0))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: grad_tol, curv_tol and fd_step must be >= 0");
-    size_t k = o->lanczos_steps < n ? o->lanczos_steps : n;
-    if (k == 0) k = 1;
-    size_t nwork = 8 * n + (k * n + 4 * n + 2 * k * k);
-    double *work = clipnn_alloc_array(nwork, sizeof *work);
-    float *fw = clipnn_alloc_array(4 * n, sizeof *fw);
-    if (!work || !fw) {
-        clipnn_free(work), clipnn_free(fw);
+    return CLIPNN_OK;
+}
+
+/* work: [8n] for the vectors and the Lanczos space; fw: [4n]. */
+static clipnn_status alloc_probe(probe *p) {
+    size_t n = p->n, k = p->o->lanczos_steps < n ? p->o->lanczos_steps : n;
+    p->k = k ? k : 1;
+    size_t nwork = 8 * n + (p->k * n + 4 * n + 2 * p->k * p->k);
+    p->work = clipnn_alloc_array(nwork, sizeof *p->work);
+    p->fw = clipnn_alloc_array(4 * n, sizeof *p->fw);
+    if (!p->work || !p->fw) {
+        clipnn_free(p->work), clipnn_free(p->fw);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "diagnose: out of memory for %zu inputs", n);
     }
-    double *x = work, *gd = x + n, *chain = gd + n, *dir = chain + n, *xt = dir + n, *lw = work + 8 * n;
-    float *xf = fw, *gf = fw + n, *gopt = fw + 2 * n, *xp = fw + 3 * n;
-    for (size_t i = 0; i < n; i++) {
-        double w = point[i];
-        double th = tanh(w);
-        x[i] = tanh_param ? lo + half * (th + 1) : w;
-        chain[i] = tanh_param ? half * (1 - th * th) : 1.0;
-        xf[i] = (float)x[i];
-    }
-    /* the gradient the optimizer used */
-    d->value = P->eval_f(P->ctx, xf, gf);
-    if (o->fd_step > 0) {
-        const float h = (float)o->fd_step;
-        for (size_t i = 0; i < n; i++) {
-            memcpy(xp, xf, n * sizeof *xp);
-            xp[i] = xf[i] + h;
-            float fp = (float)P->eval_f(P->ctx, xp, NULL);
-            xp[i] = xf[i] - h;
-            float fm = (float)P->eval_f(P->ctx, xp, NULL);
-            gf[i] = (fp - fm) / (2.0f * h);
-        }
-    }
-    size_t pinned = 0;
-    double pinned_sq = 0;
-    for (size_t i = 0; i < n; i++) gopt[i] = (float)(gf[i] * chain[i]);
-    d->grad_norm_raw = norm2f(gopt, n);
-    for (size_t i = 0; i < n; i++)
-        if (!tanh_param && ((xf[i] <= lo && gopt[i] > 0) || (xf[i] >= hi && gopt[i] < 0))) {
-            pinned++;
-            pinned_sq += (double)gopt[i] * gopt[i];
-            gopt[i] = 0;
-        }
-    d->grad_norm = norm2f(gopt, n);
-    d->value_ref = P->eval_d(P->ctx, x, gd);
-    d->grad_norm_ref = sqrt(dot(gd, gd, n));
-    d->stalled = d->grad_norm <= tiny;
-    d->stationary = d->grad_norm_ref <= tiny;
-    const int reached = at_target(o, ts, d->value_ref);
-    d->at_target = reached;
+    p->x = p->work, p->gd = p->x + n, p->chain = p->gd + n, p->dir = p->chain + n, p->xt = p->dir + n;
+    p->lw = p->work + 8 * n;
+    p->xf = p->fw, p->gf = p->fw + n, p->gopt = p->fw + 2 * n, p->xp = p->fw + 3 * n;
+    return CLIPNN_OK;
+}
 
-    /* ---- numerical precision */
+/* x from the point (through the tanh map), and dx/dw. */
+static void map_point(probe *p) {
+    for (size_t i = 0; i < p->n; i++) {
+        double w = p->point[i];
+        double th = tanh(w);
+        p->x[i] = p->tanh_param ? p->lo + p->half * (th + 1) : w;
+        p->chain[i] = p->tanh_param ? p->half * (1 - th * th) : 1.0;
+        p->xf[i] = (float)p->x[i];
+    }
+}
+
+/* gf: the float32 gradient in x, analytic or a central difference of step
+ * fd_step as the optimizer took it. */
+static void float_gradient(probe *p) {
+    const size_t n = p->n;
+    p->d->value = p->P->eval_f(p->P->ctx, p->xf, p->gf);
+    if (!(p->o->fd_step > 0)) return;
+    const float h = (float)p->o->fd_step;
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p->xp, p->xf, n * sizeof *p->xp);
+        p->xp[i] = p->xf[i] + h;
+        float fp = (float)p->P->eval_f(p->P->ctx, p->xp, NULL);
+        p->xp[i] = p->xf[i] - h;
+        float fm = (float)p->P->eval_f(p->P->ctx, p->xp, NULL);
+        p->gf[i] = (fp - fm) / (2.0f * h);
+    }
+}
+
+/* The two gradients and what they say: stalled (the optimizer's is tiny),
+ * stationary (the double one is), at the target. */
+static void measure_gradients(probe *p) {
+    clipnn_diagnosis *d = p->d;
+    const size_t n = p->n;
+    float_gradient(p);
+    for (size_t i = 0; i < n; i++) p->gopt[i] = (float)(p->gf[i] * p->chain[i]);
+    d->grad_norm_raw = clipnn_norm(p->gopt, n, 2.0);
+    for (size_t i = 0; i < n; i++)
+        if (!p->tanh_param && ((p->xf[i] <= p->lo && p->gopt[i] > 0) || (p->xf[i] >= p->hi && p->gopt[i] < 0))) {
+            p->pinned++;
+            p->pinned_sq += (double)p->gopt[i] * p->gopt[i];
+            p->gopt[i] = 0;
+        }
+    d->grad_norm = clipnn_norm(p->gopt, n, 2.0);
+    d->value_ref = p->P->eval_d(p->P->ctx, p->x, p->gd);
+    d->grad_norm_ref = clipnn_nrm2_d(p->gd, n);
+    d->stalled = d->grad_norm <= p->tiny;
+    d->stationary = d->grad_norm_ref <= p->tiny;
+    p->reached = at_target(p->o, p->ts, d->value_ref);
+    d->at_target = p->reached;
+}
+
+/* Does float32 resolve x + h - x for the finite-difference step? */
+static void test_fd_step(probe *p, int off, double diff) {
+    const clipnn_diagnose_options *o = p->o;
+    size_t lost = 0;
+    double worst = 0, xmax = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        float up = p->xf[i] + (float)o->fd_step;
+        double err = fabs(((double)up - p->xf[i]) - o->fd_step) / o->fd_step;
+        lost += err > 0.1;
+        worst = fmax(worst, err);
+        xmax = fmax(xmax, fabs(p->xf[i]));
+    }
+    double spacing = xmax > 0 ? (double)nextafterf((float)xmax, INFINITY) - xmax : FLT_MIN;
+    double good = cbrt(FLT_EPSILON) * fmax(1.0, xmax);
+    if (!off && !lost) {
+        clipnn_diag_check(p->d, "finite-difference-step", 1,
+                          "step %.3g resolves x in float32; difference %.3g from the double gradient", o->fd_step, diff);
+        return;
+    }
+    char rem[256];
+    snprintf(rem, sizeof rem,
+             "use the analytic (backpropagated) gradient; if differences are needed, take a step near "
+             "cbrt(eps32) * max(1, |x|) = %.2g in float32, or evaluate in double",
+             good);
+    clipnn_diag_finding(p->d, CLIPNN_CAUSE_PRECISION, "finite-difference-step", rem,
+                        "step h = %.3g at |x| up to %.4g, where float32 numbers are %.3g apart: x + h is off by up to "
+                        "%.0f%% of h in %zu of %zu coordinates; the central difference gives |g| = %.4g, the double "
+                        "gradient |g| = %.4g",
+                        o->fd_step, xmax, spacing, 100 * worst, lost, p->n, clipnn_norm(p->gf, p->n, 2.0),
+                        p->d->grad_norm_ref);
+}
+
+/* Numerical precision: the float32 gradient against the double one. */
+static void test_precision(probe *p) {
+    clipnn_diagnosis *d = p->d;
+    const size_t n = p->n;
     double diff = 0, maxd = 0;
     int f_zero = 1, d_nonzero = 0;
     for (size_t i = 0; i < n; i++) {
-        diff += ((double)gf[i] - gd[i]) * ((double)gf[i] - gd[i]);
-        f_zero &= gf[i] == 0.0f;
-        d_nonzero |= gd[i] != 0.0;
-        maxd = fmax(maxd, fabs(gd[i]));
+        diff += ((double)p->gf[i] - p->gd[i]) * ((double)p->gf[i] - p->gd[i]);
+        f_zero &= p->gf[i] == 0.0f;
+        d_nonzero |= p->gd[i] != 0.0;
+        maxd = fmax(maxd, fabs(p->gd[i]));
     }
     diff = sqrt(diff);
     /* off: wrong by more than 1% and by more than a hundredth of "tiny" (so
      * that rounding noise at a minimum is not called a cause) */
-    const int off = diff > 1e-2 * d->grad_norm_ref && diff > 1e-2 * tiny;
-    if (o->fd_step > 0) {
-        size_t lost = 0;
-        double worst = 0, xmax = 0;
-        for (size_t i = 0; i < n; i++) {
-            float up = xf[i] + (float)o->fd_step;
-            double err = fabs(((double)up - xf[i]) - o->fd_step) / o->fd_step;
-            lost += err > 0.1;
-            worst = fmax(worst, err);
-            xmax = fmax(xmax, fabs(xf[i]));
-        }
-        double spacing = xmax > 0 ? (double)nextafterf((float)xmax, INFINITY) - xmax : FLT_MIN;
-        double good = cbrt(FLT_EPSILON) * fmax(1.0, xmax);
-        if (off || lost) {
-            char rem[256];
-            snprintf(rem, sizeof rem,
-                     "use the analytic (backpropagated) gradient; if differences are needed, take a step near "
-                     "cbrt(eps32) * max(1, |x|) = %.2g in float32, or evaluate in double",
-                     good);
-            clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "finite-difference-step", rem,
-                        "step h = %.3g at |x| up to %.4g, where float32 numbers are %.3g apart: x + h is off by up to "
-                        "%.0f%% of h in %zu of %zu coordinates; the central difference gives |g| = %.4g, the double "
-                        "gradient |g| = %.4g",
-                        o->fd_step, xmax, spacing, 100 * worst, lost, n, norm2f(gf, n), d->grad_norm_ref);
-        } else {
-            clipnn_diag_check(d, "finite-difference-step", 1, "step %.3g resolves x in float32; difference %.3g from the double gradient",
-                      o->fd_step, diff);
-        }
+    const int off = diff > 1e-2 * d->grad_norm_ref && diff > 1e-2 * p->tiny;
+    const double gf_norm = clipnn_norm(p->gf, n, 2.0);
+    if (p->o->fd_step > 0) {
+        test_fd_step(p, off, diff);
     } else if (f_zero && d_nonzero) {
         clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "float32-vs-double",
                     "the true gradient is below float32's range here (smallest float 1.4e-45): use a loss whose "
@@ -362,108 +408,143 @@ clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clip
         clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "float32-vs-double",
                     "float32 loses the gradient here: evaluate in double, or rescale the objective (shift logits, "
                     "subtract constants) so that the quantities that matter are not differences of large numbers",
-                    "float32 gradient norm %.4g, double %.4g, difference %.4g (%.2g relative)", norm2f(gf, n),
+                    "float32 gradient norm %.4g, double %.4g, difference %.4g (%.2g relative)", gf_norm,
                     d->grad_norm_ref, diff, diff / fmax(d->grad_norm_ref, DBL_MIN));
     } else {
-        clipnn_diag_check(d, "float32-vs-double", 1, "float32 gradient norm %.4g, double %.4g, difference %.3g", norm2f(gf, n),
-                  d->grad_norm_ref, diff);
+        clipnn_diag_check(d, "float32-vs-double", 1, "float32 gradient norm %.4g, double %.4g, difference %.3g",
+                          gf_norm, d->grad_norm_ref, diff);
     }
+}
 
-    /* ---- parametrization: the box and the tanh map */
-    if (!tanh_param && (isfinite(lo) || isfinite(hi))) {
-        int explains = pinned > 0 && d->stalled && d->grad_norm_raw > tiny;
-        if (explains)
-            clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "box-pinned",
-                        "a KKT point of the box-constrained problem: the objective keeps improving outside the box. "
-                        "Widen the box if it is not a real constraint; otherwise this is the constrained optimum (a "
-                        "different start or objective may lead elsewhere)",
-                        "%zu of %zu coordinates sit on the box [%g, %g] with the descent direction pointing out; they "
-                        "carry gradient norm %.4g of %.4g, and %.3g is left after projection",
-                        pinned, n, lo, hi, sqrt(pinned_sq), d->grad_norm_raw, d->grad_norm);
-        else
-            clipnn_diag_check(d, "box-pinned", 1, "%zu of %zu coordinates pinned on the box [%g, %g] (gradient %.3g of %.3g)", pinned,
-                      n, lo, hi, sqrt(pinned_sq), d->grad_norm_raw);
-    }
-    if (tanh_param) {
-        size_t sat = 0;
-        double wmax = 0, gx = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (chain[i] < 1e-4 * half) sat++;
-            wmax = fmax(wmax, fabs(point[i]));
-            gx += (double)gf[i] * gf[i];
-        }
-        gx = sqrt(gx);
-        if (sat > 0 && d->stalled && gx > tiny)
-            clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "tanh-saturated",
-                        "re-initialise w = atanh(0.999999 (2 (x - lo)/(hi - lo) - 1)) so that |w| <= 7.25, and keep "
-                        "the step small; or optimize x directly with a box projection",
-                        "%zu of %zu coordinates have |w| > 5.3 (dx/dw below 1e-4 of its peak; |w| up to %.3g): the "
-                        "gradient is %.4g in x but %.4g in w",
-                        sat, n, wmax, gx, d->grad_norm);
-        else
-            clipnn_diag_check(d, "tanh-saturated", 1, "%zu of %zu coordinates saturated (|w| up to %.3g)", sat, n, wmax);
-    }
+/* Parametrization: coordinates held on the box by the projection. */
+static void test_box(probe *p) {
+    clipnn_diagnosis *d = p->d;
+    int explains = p->pinned > 0 && d->stalled && d->grad_norm_raw > p->tiny;
+    if (explains)
+        clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "box-pinned",
+                    "a KKT point of the box-constrained problem: the objective keeps improving outside the box. "
+                    "Widen the box if it is not a real constraint; otherwise this is the constrained optimum (a "
+                    "different start or objective may lead elsewhere)",
+                    "%zu of %zu coordinates sit on the box [%g, %g] with the descent direction pointing out; they "
+                    "carry gradient norm %.4g of %.4g, and %.3g is left after projection",
+                    p->pinned, p->n, p->lo, p->hi, sqrt(p->pinned_sq), d->grad_norm_raw, d->grad_norm);
+    else
+        clipnn_diag_check(d, "box-pinned", 1, "%zu of %zu coordinates pinned on the box [%g, %g] (gradient %.3g of %.3g)",
+                          p->pinned, p->n, p->lo, p->hi, sqrt(p->pinned_sq), d->grad_norm_raw);
+}
 
-    /* ---- curvature: only a stationary point can be a minimum or a saddle */
-    if (d->stationary) {
-        double xs = 0;
-        for (size_t i = 0; i < n; i++) xs = fmax(xs, fabs(x[i]));
-        double h = 1e-4 * fmax(1.0, xs);
-        double lmin, lmax;
-        size_t used = lanczos(P, x, k, o->seed, h, &lmin, &lmax, dir, lw);
-        d->min_curvature = lmin;
-        d->max_curvature = lmax;
-        char where[128];
-        describe_direction(dir, n, where, sizeof where);
-        if (lmin < -o->curv_tol) {
-            /* how far along the escape direction the objective keeps falling */
-            double best = 0, best_t = 0;
-            for (int sign = -1; sign <= 1; sign += 2)
-                for (double t = 1e-3; t <= 1.0 + 1e-12; t *= 10) {
-                    int inside = 1;
-                    for (size_t i = 0; i < n; i++) {
-                        xt[i] = x[i] + sign * t * dir[i];
-                        inside &= xt[i] >= lo && xt[i] <= hi;
-                    }
-                    if (!inside) continue;
-                    double dec = d->value_ref - P->eval_d(P->ctx, xt, NULL);
-                    if (dec > best) best = dec, best_t = sign * t;
-                }
-            d->escape_decrease = best;
-            d->escape_step = best_t;
-            clipnn_diag_finding(d, CLIPNN_CAUSE_SADDLE, "lanczos-curvature",
-                        "step along the escape direction (or add noise, or restart from a perturbed point): the "
-                        "gradient has no component along it, so gradient descent from here cannot leave",
-                        "gradient norm %.3g; Lanczos (%zu steps on Hessian-vector products, central differences h = "
-                        "%.2g) finds curvature %.4g along the unit direction (%s); a step of %.3g along it lowers the "
-                        "objective by %.4g (largest curvature %.4g)",
-                        d->grad_norm_ref, used, h, lmin, where, best_t, best, lmax);
-        } else if (lmax > o->curv_tol) {
-            char nums[320];
-            snprintf(nums, sizeof nums,
-                     "gradient norm %.3g; curvature in [%.4g, %.4g] over %zu Lanczos directions, none negative "
-                     "(tolerance %.1g); value %.6g%s",
-                     d->grad_norm_ref, lmin, lmax, used, o->curv_tol, d->value_ref,
-                     reached                 ? ", at its target"
-                     : ts->known || !isnan(o->target) ? ", above its target"
-                                             : " (target unknown)");
-            clipnn_diag_finding(d, CLIPNN_CAUSE_LOCAL_MINIMUM, "lanczos-curvature",
-                        reached ? "converged: a minimum where the objective has reached its target; nothing to fix"
-                                : "a local minimum: restart from other points (random restarts), change the starting "
-                                  "point or the objective (e.g. the margin loss)",
-                        "%s", nums);
-        } else {
-            clipnn_diag_check(d, "lanczos-curvature", 1,
-                      "flat: curvature in [%.3g, %.3g] over %zu directions, within +-%.1g (no minimum, no saddle)", lmin,
-                      lmax, used, o->curv_tol);
+/* Parametrization: the tanh map flattened (dx/dw tiny). */
+static void test_tanh(probe *p) {
+    clipnn_diagnosis *d = p->d;
+    size_t sat = 0;
+    double wmax = 0, gx = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        if (p->chain[i] < 1e-4 * p->half) sat++;
+        wmax = fmax(wmax, fabs(p->point[i]));
+        gx += (double)p->gf[i] * p->gf[i];
+    }
+    gx = sqrt(gx);
+    if (sat > 0 && d->stalled && gx > p->tiny)
+        clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "tanh-saturated",
+                    "re-initialise w = atanh(0.999999 (2 (x - lo)/(hi - lo) - 1)) so that |w| <= 7.25, and keep "
+                    "the step small; or optimize x directly with a box projection",
+                    "%zu of %zu coordinates have |w| > 5.3 (dx/dw below 1e-4 of its peak; |w| up to %.3g): the "
+                    "gradient is %.4g in x but %.4g in w",
+                    sat, p->n, wmax, gx, d->grad_norm);
+    else
+        clipnn_diag_check(d, "tanh-saturated", 1, "%zu of %zu coordinates saturated (|w| up to %.3g)", sat, p->n, wmax);
+}
+
+/* How far along the escape direction (dir, either sign, steps 1e-3 to 1
+ * inside the box) the objective keeps falling: the best decrease and its
+ * signed step into d. */
+static void escape_search(probe *p) {
+    double best = 0, best_t = 0;
+    for (int sign = -1; sign <= 1; sign += 2)
+        for (double t = 1e-3; t <= 1.0 + 1e-12; t *= 10) {
+            int inside = 1;
+            for (size_t i = 0; i < p->n; i++) {
+                p->xt[i] = p->x[i] + sign * t * p->dir[i];
+                inside &= p->xt[i] >= p->lo && p->xt[i] <= p->hi;
+            }
+            if (!inside) continue;
+            double dec = p->d->value_ref - p->P->eval_d(p->P->ctx, p->xt, NULL);
+            if (dec > best) best = dec, best_t = sign * t;
         }
+    p->d->escape_decrease = best;
+    p->d->escape_step = best_t;
+}
+
+static void report_minimum(probe *p, double lmin, double lmax, size_t used) {
+    clipnn_diagnosis *d = p->d;
+    char nums[320];
+    snprintf(nums, sizeof nums,
+             "gradient norm %.3g; curvature in [%.4g, %.4g] over %zu Lanczos directions, none negative "
+             "(tolerance %.1g); value %.6g%s",
+             d->grad_norm_ref, lmin, lmax, used, p->o->curv_tol, d->value_ref,
+             p->reached                                ? ", at its target"
+             : p->ts->known || !isnan(p->o->target) ? ", above its target"
+                                                       : " (target unknown)");
+    clipnn_diag_finding(d, CLIPNN_CAUSE_LOCAL_MINIMUM, "lanczos-curvature",
+                p->reached ? "converged: a minimum where the objective has reached its target; nothing to fix"
+                           : "a local minimum: restart from other points (random restarts), change the starting "
+                             "point or the objective (e.g. the margin loss)",
+                "%s", nums);
+}
+
+/* Curvature at a stationary point (Lanczos): a saddle, a minimum, or flat. */
+static void test_curvature(probe *p) {
+    clipnn_diagnosis *d = p->d;
+    double xs = 0;
+    for (size_t i = 0; i < p->n; i++) xs = fmax(xs, fabs(p->x[i]));
+    double h = 1e-4 * fmax(1.0, xs);
+    double lmin, lmax;
+    size_t used = lanczos(p->P, p->x, p->k, p->o->seed, h, &lmin, &lmax, p->dir, p->lw);
+    d->min_curvature = lmin;
+    d->max_curvature = lmax;
+    char where[128];
+    describe_direction(p->dir, p->n, where, sizeof where);
+    if (lmin < -p->o->curv_tol) {
+        escape_search(p);
+        clipnn_diag_finding(d, CLIPNN_CAUSE_SADDLE, "lanczos-curvature",
+                    "step along the escape direction (or add noise, or restart from a perturbed point): the "
+                    "gradient has no component along it, so gradient descent from here cannot leave",
+                    "gradient norm %.3g; Lanczos (%zu steps on Hessian-vector products, central differences h = "
+                    "%.2g) finds curvature %.4g along the unit direction (%s); a step of %.3g along it lowers the "
+                    "objective by %.4g (largest curvature %.4g)",
+                    d->grad_norm_ref, used, h, lmin, where, d->escape_step, d->escape_decrease, lmax);
+    } else if (lmax > p->o->curv_tol) {
+        report_minimum(p, lmin, lmax, used);
     } else {
+        clipnn_diag_check(d, "lanczos-curvature", 1,
+                  "flat: curvature in [%.3g, %.3g] over %zu directions, within +-%.1g (no minimum, no saddle)", lmin,
+                  lmax, used, p->o->curv_tol);
+    }
+}
+
+/* Everything that does not need a model. */
+clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
+                                      const target_state *ts, double tiny, clipnn_diagnosis *d) {
+    probe p = {.P = P, .o = o, .ts = ts, .point = point, .tiny = tiny, .d = d, .n = P->n,
+               .lo = o->space.box_lo, .hi = o->space.box_hi, .tanh_param = o->param == CLIPNN_PARAM_TANH};
+    p.half = (p.hi - p.lo) / 2;
+    clipnn_status s = check_point(&p);
+    if (!s) s = alloc_probe(&p);
+    if (s) return s;
+    map_point(&p);
+    measure_gradients(&p);
+    test_precision(&p);
+    if (!p.tanh_param && (isfinite(p.lo) || isfinite(p.hi))) test_box(&p);
+    if (p.tanh_param) test_tanh(&p);
+    /* only a stationary point can be a minimum or a saddle */
+    if (d->stationary)
+        test_curvature(&p);
+    else
         clipnn_diag_check(d, "stationarity", 1,
                   "the double gradient has norm %.4g > %.3g: not a stationary point, so neither a minimum nor a saddle",
                   d->grad_norm_ref, tiny);
-    }
-    clipnn_free(work);
-    clipnn_free(fw);
+    clipnn_free(p.work);
+    clipnn_free(p.fw);
     return CLIPNN_OK;
 }
 

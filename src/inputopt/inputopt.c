@@ -54,13 +54,6 @@ clipnn_inputopt_options clipnn_inputopt_options_default(void) {
     return o;
 }
 
-size_t clipnn_argmax(const float *z, size_t k) {
-    size_t best = 0;
-    for (size_t j = 1; j < k; j++)
-        if (z[j] > z[best]) best = j;
-    return best;
-}
-
 /* ------------------------------------------------------------ checks */
 
 static size_t top_layer(const clipnn_model *m, const clipnn_objective *o) {
@@ -140,74 +133,86 @@ void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t d
 
 /* ------------------------------------------------- objective at the top */
 
-/* Value of one example's objective from the outputs a[k] of its top layer,
- * with d value / d a into da[k] (double: the float path rounds the result
- * once, so both paths share this one definition). y: the class ([1]) or
- * the target vector ([k]); NULL for MAXIMIZE_UNIT. */
-static double top_objective(const clipnn_objective *o, const double *a, size_t k, const float *yf,
-                            const double *yd, double *da, int *reached) {
-    double v = 0.0;
-    *reached = 0;
-    for (size_t j = 0; j < k; j++) da[j] = 0.0;
-    if (o->kind == CLIPNN_OBJ_MAXIMIZE_UNIT) {
-        da[o->unit] = -1.0;
-        return -a[o->unit];
-    }
-    if (o->kind == CLIPNN_OBJ_TARGET_OUTPUT) {
-        /* reached: the prediction (z, or sigmoid(z) for BCE) within
-         * output_tol of the target in mean square */
-        double pred_err = 0.0;
-        for (size_t j = 0; j < k; j++) {
-            double t = yf ? (double)yf[j] : yd[j], z = a[j];
-            if (o->loss == CLIPNN_LOSS_BCE) {
-                double sg = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
-                v += (z > 0 ? z : 0.0) - z * t + log1p(exp(-fabs(z)));
-                da[j] = (sg - t) / (double)k;
-                pred_err += (sg - t) * (sg - t);
-            } else {
-                v += (z - t) * (z - t);
-                da[j] = 2.0 * (z - t) / (double)k;
-                pred_err += (z - t) * (z - t);
-            }
+/* TARGET_OUTPUT: mean squared error, or sigmoid cross-entropy on the
+ * logits (BCE); reached when the prediction (z, or sigmoid(z) for BCE) is
+ * within output_tol of the target in mean square. t: the target of output j. */
+static double output_objective(const clipnn_objective *o, const double *a, size_t k, const float *yf,
+                               const double *yd, double *da, int *reached) {
+    double v = 0.0, pred_err = 0.0;
+    for (size_t j = 0; j < k; j++) {
+        double t = yf ? (double)yf[j] : yd[j], z = a[j];
+        if (o->loss == CLIPNN_LOSS_BCE) {
+            double sg = z >= 0 ? 1.0 / (1.0 + exp(-z)) : exp(z) / (1.0 + exp(z));
+            v += (z > 0 ? z : 0.0) - z * t + log1p(exp(-fabs(z)));
+            da[j] = (sg - t) / (double)k;
+            pred_err += (sg - t) * (sg - t);
+        } else {
+            v += (z - t) * (z - t);
+            da[j] = 2.0 * (z - t) / (double)k;
+            pred_err += (z - t) * (z - t);
         }
-        v /= (double)k;
-        *reached = pred_err / (double)k <= o->output_tol;
-        return v;
     }
-    size_t c = (size_t)(yf ? (double)yf[0] : yd[0]);
-    size_t am = 0;
-    for (size_t j = 1; j < k; j++)
-        if (a[j] > a[am]) am = j;
-    int target = o->kind == CLIPNN_OBJ_TARGET_CLASS;
-    if (o->loss == CLIPNN_LOSS_XENT) {
-        double mx = a[am], sum = 0.0;
-        for (size_t j = 0; j < k; j++) sum += exp(a[j] - mx);
-        double lse = mx + log(sum);
-        /* d/da_c = p_c - 1 is summed from the other classes: when p_c
-         * rounds to 1 the difference would be lost (as in the loss kernel). */
-        double rest = 0.0;
-        for (size_t j = 0; j < k; j++) {
-            if (j == c) continue;
-            double p = exp(a[j] - lse);
-            rest += p;
-            da[j] = target ? p : -p;
-        }
-        da[c] = target ? -rest : rest;
-        v = lse - a[c];
-        *reached = target ? am == c : am != c;
-        return target ? v : -v;
+    v /= (double)k;
+    *reached = pred_err / (double)k <= o->output_tol;
+    return v;
+}
+
+/* Cross-entropy of class c (am: the arg-max), minimized for TARGET_CLASS
+ * and maximized for LEAVE_CLASS. */
+static double xent_objective(int target, const double *a, size_t k, size_t c, size_t am, double *da, int *reached) {
+    double mx = a[am], sum = 0.0;
+    for (size_t j = 0; j < k; j++) sum += exp(a[j] - mx);
+    double lse = mx + log(sum);
+    /* d/da_c = p_c - 1 is summed from the other classes: when p_c
+     * rounds to 1 the difference would be lost (as in the loss kernel). */
+    double rest = 0.0;
+    for (size_t j = 0; j < k; j++) {
+        if (j == c) continue;
+        double p = exp(a[j] - lse);
+        rest += p;
+        da[j] = target ? p : -p;
     }
-    /* margin: the best class other than c */
+    da[c] = target ? -rest : rest;
+    double v = lse - a[c];
+    *reached = target ? am == c : am != c;
+    return target ? v : -v;
+}
+
+/* The CW margin of class c against the best other class. */
+static double margin_objective(int target, double kappa, const double *a, size_t k, size_t c, size_t am, double *da,
+                               int *reached) {
     size_t other = c == 0 ? 1 : 0;
     for (size_t j = 0; j < k; j++)
         if (j != c && a[j] > a[other]) other = j;
-    double mv = target ? a[other] - a[c] + o->kappa : a[c] - a[other] + o->kappa;
+    double mv = target ? a[other] - a[c] + kappa : a[c] - a[other] + kappa;
     if (mv > 0) {
         da[c] = target ? -1.0 : 1.0;
         da[other] = target ? 1.0 : -1.0;
     }
     *reached = mv <= 0 && (target ? am == c : am != c);
     return mv > 0 ? mv : 0.0;
+}
+
+/* Value of one example's objective from the outputs a[k] of its top layer,
+ * with d value / d a into da[k] (double: the float path rounds the result
+ * once, so both paths share this one definition). y: the class ([1]) or
+ * the target vector ([k]); NULL for MAXIMIZE_UNIT. */
+static double top_objective(const clipnn_objective *o, const double *a, size_t k, const float *yf,
+                            const double *yd, double *da, int *reached) {
+    *reached = 0;
+    for (size_t j = 0; j < k; j++) da[j] = 0.0;
+    if (o->kind == CLIPNN_OBJ_MAXIMIZE_UNIT) {
+        da[o->unit] = -1.0;
+        return -a[o->unit];
+    }
+    if (o->kind == CLIPNN_OBJ_TARGET_OUTPUT) return output_objective(o, a, k, yf, yd, da, reached);
+    size_t c = (size_t)(yf ? (double)yf[0] : yd[0]);
+    size_t am = 0;
+    for (size_t j = 1; j < k; j++)
+        if (a[j] > a[am]) am = j;
+    int target = o->kind == CLIPNN_OBJ_TARGET_CLASS;
+    if (o->loss == CLIPNN_LOSS_XENT) return xent_objective(target, a, k, c, am, da, reached);
+    return margin_objective(target, o->kappa, a, k, c, am, da, reached);
 }
 
 /* ------------------------------------------------------- float32 path */
@@ -259,10 +264,8 @@ clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objectiv
 
 /* ------------------------------------------------- double reference */
 
-clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objective *o,
-                                       const double *x, const double *y, double *value,
-                                       double *dx, double *logits, clipnn_signal *signal,
-                                       double *pre) {
+static clipnn_status check_trace_args(const clipnn_model *m, const clipnn_objective *o, const double *x,
+                                     const double *y) {
     clipnn_status s = clipnn_objective_check(m, o);
     if (s) return s;
     if (!x || (o->kind != CLIPNN_OBJ_MAXIMIZE_UNIT && !y))
@@ -272,63 +275,100 @@ clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objec
         if (!(y[0] >= 0 && y[0] < (double)k && y[0] == floor(y[0])))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: class %g is not one of %zu outputs", y[0], k);
     }
+    return CLIPNN_OK;
+}
+
+/* The double pass's vectors: z_l, a_l and the backward signal of each
+ * layer, one after the other in one block; as[l] is the input of layer l
+ * (as[0] = x). */
+typedef struct {
+    double *block;
+    double **zs, **as, **ds; /* [L], [L + 1], [L] */
+} trace_space;
+
+static void free_trace_space(trace_space *t) { clipnn_free(t->block), clipnn_free(t->zs); }
+
+static clipnn_status alloc_trace_space(const clipnn_model *m, const double *x, trace_space *t) {
     size_t L = m->n_layers, total = m->n_inputs;
     for (size_t l = 0; l < L; l++) total += 3 * m->layers[l].out;
-    double *block = clipnn_alloc_array(total, sizeof *block);
-    double **zs = clipnn_alloc_array(3 * L + 1, sizeof *zs), **as = zs ? zs + L : NULL, **ds = zs ? zs + 2 * L + 1 : NULL;
-    if (!block || !zs) {
-        clipnn_free(block), clipnn_free(zs);
+    t->block = clipnn_alloc_array(total, sizeof *t->block);
+    t->zs = clipnn_alloc_array(3 * L + 1, sizeof *t->zs);
+    if (!t->block || !t->zs) {
+        free_trace_space(t);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "objective (double): out of memory");
     }
-    /* z_l, a_l and the backward signal of each layer, one after the other;
-     * as[l] is the input of layer l. */
-    double *p = block;
-    as[0] = p, p += m->n_inputs;
-    memcpy(as[0], x, m->n_inputs * sizeof *x);
+    t->as = t->zs + L, t->ds = t->zs + 2 * L + 1;
+    double *p = t->block;
+    t->as[0] = p, p += m->n_inputs;
+    memcpy(t->as[0], x, m->n_inputs * sizeof *x);
     for (size_t l = 0; l < L; l++) {
         size_t n = m->layers[l].out;
-        zs[l] = p, p += n;
-        as[l + 1] = p, p += n;
-        ds[l] = p, p += n;
+        t->zs[l] = p, p += n;
+        t->as[l + 1] = p, p += n;
+        t->ds[l] = p, p += n;
     }
-    size_t top = top_layer(m, o), off = 0;
-    for (size_t l = 0; l < L; l++) {
+    return CLIPNN_OK;
+}
+
+/* Forward in double with plain loops; the pre-activations also into pre
+ * (concatenated, may be NULL). */
+static void forward_d(const clipnn_model *m, trace_space *t, double *pre) {
+    size_t off = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *Ly = &m->layers[l];
         const float *W = m->params + Ly->w_offset, *b = m->params + Ly->b_offset;
         for (size_t u = 0; u < Ly->out; u++) {
             double acc = b[u];
-            for (size_t i = 0; i < Ly->in; i++) acc += (double)W[u * Ly->in + i] * as[l][i];
-            zs[l][u] = acc;
-            as[l + 1][u] = clipnn_act_eval_d(Ly->act, acc);
+            for (size_t i = 0; i < Ly->in; i++) acc += (double)W[u * Ly->in + i] * t->as[l][i];
+            t->zs[l][u] = acc;
+            t->as[l + 1][u] = clipnn_act_eval_d(Ly->act, acc);
         }
-        if (pre) memcpy(pre + off, zs[l], Ly->out * sizeof *pre);
+        if (pre) memcpy(pre + off, t->zs[l], Ly->out * sizeof *pre);
         off += Ly->out;
     }
-    if (logits) memcpy(logits, as[L], m->layers[L - 1].out * sizeof *logits);
-    int reached;
-    double v = top_objective(o, as[top + 1], m->layers[top].out, NULL, y, ds[top], &reached);
-    if (value) *value = v;
-    if (signal) memset(signal, 0, L * sizeof *signal);
+}
+
+/* Backward in double from ds[top] down to dx (may be NULL), with the
+ * signal's norms per layer (signal may be NULL). */
+static void backward_d(const clipnn_model *m, trace_space *t, size_t top, double *dx, clipnn_signal *signal) {
     for (size_t l = top + 1; l-- > 0;) {
         const clipnn_layer *Ly = &m->layers[l];
         const float *W = m->params + Ly->w_offset;
+        double *d = t->ds[l];
         double n_out = 0, n_pre = 0, n_in = 0;
         for (size_t u = 0; u < Ly->out; u++) {
-            n_out += ds[l][u] * ds[l][u];
-            ds[l][u] *= clipnn_act_deriv_d(Ly->act, zs[l][u]);
-            n_pre += ds[l][u] * ds[l][u];
+            n_out += d[u] * d[u];
+            d[u] *= clipnn_act_deriv_d(Ly->act, t->zs[l][u]);
+            n_pre += d[u] * d[u];
         }
-        double *da = l > 0 ? ds[l - 1] : dx;
+        double *da = l > 0 ? t->ds[l - 1] : dx;
         for (size_t i = 0; i < Ly->in; i++) {
             double acc = 0;
-            for (size_t u = 0; u < Ly->out; u++) acc += ds[l][u] * (double)W[u * Ly->in + i];
+            for (size_t u = 0; u < Ly->out; u++) acc += d[u] * (double)W[u * Ly->in + i];
             if (da) da[i] = acc;
             n_in += acc * acc;
         }
         if (signal) signal[l] = (clipnn_signal){sqrt(n_out), sqrt(n_pre), sqrt(n_in)};
     }
-    clipnn_free(block);
-    clipnn_free(zs);
+}
+
+clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objective *o,
+                                       const double *x, const double *y, double *value,
+                                       double *dx, double *logits, clipnn_signal *signal,
+                                       double *pre) {
+    clipnn_status s = check_trace_args(m, o, x, y);
+    trace_space t = {0};
+    if (!s) s = alloc_trace_space(m, x, &t);
+    if (s) return s;
+    size_t L = m->n_layers, top = top_layer(m, o);
+    forward_d(m, &t, pre);
+    if (logits) memcpy(logits, t.as[L], m->layers[L - 1].out * sizeof *logits);
+    int reached;
+    double v = top_objective(o, t.as[top + 1], m->layers[top].out, NULL, y, t.ds[top], &reached);
+    if (value) *value = v;
+    if (signal) memset(signal, 0, L * sizeof *signal);
+    backward_d(m, &t, top, dx, signal);
+    free_trace_space(&t);
     return CLIPNN_OK;
 }
 
@@ -360,110 +400,157 @@ static void take_step(float *var, const float *from, const float *g, size_t n, d
     }
 }
 
-clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_options *o,
-                                    const float *y, float *x, clipnn_inputopt_result *r) {
+static clipnn_status check_descent(const clipnn_model *m, const clipnn_inputopt_options *o, const float *x,
+                                   const clipnn_inputopt_result *r) {
     if (!m || !o || !x || !r) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimize-input: NULL argument");
     clipnn_status s = clipnn_objective_check(m, &o->objective);
     if (!s) s = clipnn_space_check(&o->space);
     if (s) return s;
-    const double lo = o->space.box_lo, hi = o->space.box_hi;
-    if (o->param == CLIPNN_PARAM_TANH && !(isfinite(lo) && isfinite(hi)))
+    if (o->param == CLIPNN_PARAM_TANH && !(isfinite(o->space.box_lo) && isfinite(o->space.box_hi)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimize-input: the tanh parametrization needs a finite box");
     if (!(o->lr > 0) || !isfinite(o->lr))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimize-input: step size %g must be > 0", o->lr);
-    size_t n = m->n_inputs;
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < m->n_inputs; i++)
         if (!isfinite(x[i]))
             return clipnn_fail(CLIPNN_ERR_NONFINITE, "optimize-input: start value %zu is not finite", i);
-    float *block = clipnn_alloc_array(7 * n, sizeof *block);
-    if (!block) return clipnn_fail(CLIPNN_ERR_NOMEM, "optimize-input: out of memory for %zu inputs", n);
-    float *var = block, *xc = block + n, *g = block + 2 * n, *xm = block + 3 * n, *best = block + 4 * n;
-    /* The last accepted iterate and its gradient: a rejected trial step is
-     * tried again from there with half the step, without evaluating it anew. */
-    float *accepted = block + 5 * n, *accepted_g = block + 6 * n;
-    double lr = o->lr, accepted_value = INFINITY;
-    const double half = (hi - lo) / 2.0;
+    return CLIPNN_OK;
+}
+
+/* One descent: the optimized variable var (x, or w for tanh), the point xc
+ * in x, its gradient g, the best iterate; the last accepted iterate and
+ * its gradient, from which a rejected trial step is tried again with half
+ * the step, without evaluating it anew. */
+typedef struct {
+    clipnn_model *m;
+    const clipnn_inputopt_options *o;
+    const float *y;
+    clipnn_inputopt_result *r;
+    size_t n;
+    double lo, hi, half;
+    float *block, *var, *xc, *g, *xm, *best, *accepted, *accepted_g;
+    double lr, accepted_value;
+    int best_reached;
+    double best_value, stall_ref;
+    size_t stall_since;
+} descent;
+
+static clipnn_status open_descent(descent *D, const float *x) {
+    size_t n = D->n;
+    D->block = clipnn_alloc_array(7 * n, sizeof *D->block);
+    if (!D->block) return clipnn_fail(CLIPNN_ERR_NOMEM, "optimize-input: out of memory for %zu inputs", n);
+    D->var = D->block, D->xc = D->block + n, D->g = D->block + 2 * n, D->xm = D->block + 3 * n;
+    D->best = D->block + 4 * n, D->accepted = D->block + 5 * n, D->accepted_g = D->block + 6 * n;
+    D->lr = D->o->lr, D->accepted_value = INFINITY;
+    D->half = (D->hi - D->lo) / 2.0;
     for (size_t i = 0; i < n; i++) {
-        double v = fmin(fmax(x[i], lo), hi);
-        var[i] = (float)(o->param == CLIPNN_PARAM_TANH ? atanh(TANH_SHRINK * ((v - lo) / half - 1.0)) : v);
+        double v = fmin(fmax(x[i], D->lo), D->hi);
+        D->var[i] = (float)(D->o->param == CLIPNN_PARAM_TANH ? atanh(TANH_SHRINK * ((v - D->lo) / D->half - 1.0)) : v);
     }
-    memset(r, 0, sizeof *r);
-    int best_reached = -1;
-    double best_value = INFINITY, stall_ref = INFINITY;
-    size_t stall_since = 0;
-    for (size_t t = 0;; t++) {
-        for (size_t i = 0; i < n; i++)
-            xc[i] = o->param == CLIPNN_PARAM_TANH ? (float)(lo + half * (tanh((double)var[i]) + 1.0)) : var[i];
-        double value;
-        int reached;
-        s = clipnn_objective_grad_space(m, &o->objective, &o->space, xc, y, 1, &value, g, &reached, xm);
-        if (s) break;
-        if (!isfinite(value)) {
-            s = clipnn_fail(CLIPNN_ERR_NONFINITE, "optimize-input: objective is %g at step %zu", value, t);
-            break;
+    memset(D->r, 0, sizeof *D->r);
+    D->best_reached = -1;
+    D->best_value = D->stall_ref = INFINITY;
+    return CLIPNN_OK;
+}
+
+/* The gradient in the optimized variable, in place in g, and its norm; in
+ * pixel space the part that would push a coordinate out of the box cannot
+ * move it. */
+static double optimized_gradient(descent *D) {
+    const int tanh_param = D->o->param == CLIPNN_PARAM_TANH;
+    double gn = 0.0;
+    for (size_t i = 0; i < D->n; i++) {
+        if (tanh_param) {
+            double th = tanh((double)D->var[i]);
+            D->g[i] = (float)((double)D->g[i] * D->half * (1.0 - th * th));
+        } else if ((D->xc[i] <= D->lo && D->g[i] > 0) || (D->xc[i] >= D->hi && D->g[i] < 0)) {
+            D->g[i] = 0.0f;
         }
-        /* The gradient in the optimized variable; in pixel space the part
-         * that would push a coordinate out of the box cannot move it. */
-        double gn = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            if (o->param == CLIPNN_PARAM_TANH) {
-                double th = tanh((double)var[i]);
-                g[i] = (float)((double)g[i] * half * (1.0 - th * th));
-            } else if ((xc[i] <= lo && g[i] > 0) || (xc[i] >= hi && g[i] < 0)) {
-                g[i] = 0.0f;
-            }
-            gn += (double)g[i] * g[i];
-        }
-        gn = sqrt(gn);
-        /* The step overshot (the gradient is far from zero, the step too
-         * large for the curvature): this trial is rejected. */
-        const int rejected = o->backtrack && value > accepted_value;
-        if (t == 0) r->start_value = value;
-        r->steps = t;
-        if (o->on_step) {
-            clipnn_inputopt_step st = {t, value, gn, reached};
-            o->on_step(&st, o->user);
-        }
-        if (reached > best_reached || (reached == best_reached && value < best_value)) {
-            best_reached = reached;
-            best_value = value;
-            r->best_step = t;
-            memcpy(best, xc, n * sizeof *best);
-        }
-        if (reached && o->stop_on_success) break;
-        if (t >= o->steps) break;
-        if (rejected) {
-            lr /= 2;
-            take_step(var, accepted, accepted_g, n, lr, o->normalize, o->param == CLIPNN_PARAM_PIXEL, lo, hi);
-            continue;
-        }
-        r->grad_norm = gn;
-        if (gn <= o->grad_tol) {
-            r->stalled = 1;
-            break;
-        }
-        if (t == 0 || value < stall_ref - o->stall_tol * (1.0 + fabs(stall_ref))) {
-            stall_ref = value;
-            stall_since = t;
-        } else if (o->stall_steps > 0 && t - stall_since >= o->stall_steps) {
-            r->stalled = 1;
-            break;
-        }
-        /* An accepted trial lets a halved step grow back towards lr: a kink
-         * of a piecewise-linear objective (the margin loss) must not
-         * shrink it for good. */
-        if (accepted_value < INFINITY) lr = fmin(2.0 * lr, o->lr);
-        memcpy(accepted, var, n * sizeof *accepted);
-        memcpy(accepted_g, g, n * sizeof *accepted_g);
-        accepted_value = value;
-        take_step(var, accepted, g, n, lr, o->normalize, o->param == CLIPNN_PARAM_PIXEL, lo, hi);
+        gn += (double)D->g[i] * D->g[i];
     }
+    return sqrt(gn);
+}
+
+/* A reached iterate beats one that is not; then the lower value. */
+static void keep_best(descent *D, size_t t, double value, int reached) {
+    if (!(reached > D->best_reached || (reached == D->best_reached && value < D->best_value))) return;
+    D->best_reached = reached;
+    D->best_value = value;
+    D->r->best_step = t;
+    memcpy(D->best, D->xc, D->n * sizeof *D->best);
+}
+
+/* A zero gradient, or no progress by stall_tol over stall_steps steps. */
+static int stalls(descent *D, size_t t, double value, double gn) {
+    const clipnn_inputopt_options *o = D->o;
+    if (gn <= o->grad_tol) return D->r->stalled = 1;
+    if (t == 0 || value < D->stall_ref - o->stall_tol * (1.0 + fabs(D->stall_ref))) {
+        D->stall_ref = value;
+        D->stall_since = t;
+    } else if (o->stall_steps > 0 && t - D->stall_since >= o->stall_steps) {
+        return D->r->stalled = 1;
+    }
+    return 0;
+}
+
+/* Step t: evaluate, report, keep the best, then the next trial step.
+ * Returns 1 when the descent ends (*s: its status). */
+static int descent_step(descent *D, size_t t, clipnn_status *s) {
+    const clipnn_inputopt_options *o = D->o;
+    const int pixel = o->param == CLIPNN_PARAM_PIXEL;
+    for (size_t i = 0; i < D->n; i++)
+        D->xc[i] = o->param == CLIPNN_PARAM_TANH ? (float)(D->lo + D->half * (tanh((double)D->var[i]) + 1.0))
+                                                 : D->var[i];
+    double value;
+    int reached;
+    *s = clipnn_objective_grad_space(D->m, &o->objective, &o->space, D->xc, D->y, 1, &value, D->g, &reached, D->xm);
+    if (*s) return 1;
+    if (!isfinite(value)) {
+        *s = clipnn_fail(CLIPNN_ERR_NONFINITE, "optimize-input: objective is %g at step %zu", value, t);
+        return 1;
+    }
+    double gn = optimized_gradient(D);
+    /* The step overshot (the gradient is far from zero, the step too
+     * large for the curvature): this trial is rejected. */
+    const int rejected = o->backtrack && value > D->accepted_value;
+    if (t == 0) D->r->start_value = value;
+    D->r->steps = t;
+    if (o->on_step) {
+        clipnn_inputopt_step st = {t, value, gn, reached};
+        o->on_step(&st, o->user);
+    }
+    keep_best(D, t, value, reached);
+    if ((reached && o->stop_on_success) || t >= o->steps) return 1;
+    if (rejected) {
+        D->lr /= 2;
+        take_step(D->var, D->accepted, D->accepted_g, D->n, D->lr, o->normalize, pixel, D->lo, D->hi);
+        return 0;
+    }
+    D->r->grad_norm = gn;
+    if (stalls(D, t, value, gn)) return 1;
+    /* An accepted trial lets a halved step grow back towards lr: a kink
+     * of a piecewise-linear objective (the margin loss) must not
+     * shrink it for good. */
+    if (D->accepted_value < INFINITY) D->lr = fmin(2.0 * D->lr, o->lr);
+    memcpy(D->accepted, D->var, D->n * sizeof *D->accepted);
+    memcpy(D->accepted_g, D->g, D->n * sizeof *D->accepted_g);
+    D->accepted_value = value;
+    take_step(D->var, D->accepted, D->g, D->n, D->lr, o->normalize, pixel, D->lo, D->hi);
+    return 0;
+}
+
+clipnn_status clipnn_optimize_input(clipnn_model *m, const clipnn_inputopt_options *o,
+                                    const float *y, float *x, clipnn_inputopt_result *r) {
+    clipnn_status s = check_descent(m, o, x, r);
+    if (s) return s;
+    descent D = {.m = m, .o = o, .y = y, .r = r, .n = m->n_inputs, .lo = o->space.box_lo, .hi = o->space.box_hi};
+    if ((s = open_descent(&D, x))) return s;
+    for (size_t t = 0; !descent_step(&D, t, &s); t++) continue;
     if (!s) {
-        memcpy(x, best, n * sizeof *x);
-        r->reached = best_reached == 1;
-        r->best_value = best_value;
+        memcpy(x, D.best, D.n * sizeof *x);
+        r->reached = D.best_reached == 1;
+        r->best_value = D.best_value;
         if (r->reached) r->stalled = 0;
     }
-    clipnn_free(block);
+    clipnn_free(D.block);
     return s;
 }

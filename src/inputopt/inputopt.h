@@ -39,7 +39,4 @@ clipnn_status clipnn_objective_trace_d(const clipnn_model *m, const clipnn_objec
                                        double *dx, double *logits, clipnn_signal *signal,
                                        double *pre);
 
-/* Index of the first largest of z[k]. */
-size_t clipnn_argmax(const float *z, size_t k);
-
 #endif

@@ -24,12 +24,12 @@ static const char *rule_name(rule_kind r) { return r == RULE_CLASSIC ? "classic"
 static double example_grad(const fp_ctx *c, const double *th, size_t i, double *g) {
     size_t d = c->lr.d;
     const double *xi = c->lr.X + i * d;
-    double r = lab_sigmoid(lab_dot(xi, th, d)) - c->lr.y[i];
+    double r = lab_sigmoid(clipnn_dot_d(xi, th, d)) - c->lr.y[i];
     for (size_t j = 0; j < d; j++) g[j] = r * xi[j] + c->lr.mu * th[j];
-    double gn = lab_nrm2(g, d);
+    double gn = clipnn_nrm2_d(g, d);
     if (c->rule == RULE_CLASSIC) return gn / c->lambda > 1 ? gn / c->lambda : 1;
     if (c->rule == RULE_ADAPTIVE) {
-        double tn = lab_nrm2(th, d), m = c->lambda * (tn > c->eps ? tn : c->eps);
+        double tn = clipnn_nrm2_d(th, d), m = c->lambda * (tn > c->eps ? tn : c->eps);
         return gn / m > 1 ? gn / m : 1;
     }
     return 1;
@@ -94,7 +94,7 @@ static double find_zero(const fp_ctx *c, double *th, clipnn_status *st) {
     }
     double *H = w, *Hp = H + d, *tp = Hp + d, *step = tp + d, *J = step + d;
     expectations(c, th, c->rule == RULE_NONE ? NULL : H, c->rule == RULE_NONE ? H : NULL);
-    double hn = lab_nrm2(H, d);
+    double hn = clipnn_nrm2_d(H, d);
     for (int it = 0; it < 100 && hn > 1e-14; it++) {
         for (size_t j = 0; j < d; j++) {
             memcpy(tp, th, d * sizeof *tp);
@@ -109,7 +109,7 @@ static double find_zero(const fp_ctx *c, double *th, clipnn_status *st) {
         for (int ls = 0; ls < 30; ls++, t *= 0.5) {
             for (size_t j = 0; j < d; j++) tp[j] = th[j] - t * step[j];
             expectations(c, tp, c->rule == RULE_NONE ? NULL : Hp, c->rule == RULE_NONE ? Hp : NULL);
-            best = lab_nrm2(Hp, d);
+            best = clipnn_nrm2_d(Hp, d);
             if (best < hn) break;
         }
         if (!(best < hn)) break; /* no progress: the residual is as small as this method gets it */
@@ -138,69 +138,90 @@ typedef struct {
     double dist_decade;                                      /* distance at T/10 */
 } sgd_fp;
 
+/* The state of run_sgd: theta, the scratch vectors and Lemma 3's xi. */
+typedef struct {
+    double *th, *g, *H, *Eg, *xi, *xi_mark;
+    int part; /* Lemma 3: xi over [T3/8, T3/4), [T3/4, T3/2), [T3/2, T3); -1: none */
+} sgd_state;
+
+/* Step t of clipped SGD (eq. 10) with Lemma 3's bookkeeping: M(t+1) =
+ * g/c - H(theta(t)) needs H at every step, so only on the first T3 steps. */
+static void lemma3_step(lab_ctx *L, const fp_ctx *c, sgd_state *w, double a, size_t t, size_t T3, sgd_fp *out) {
+    size_t d = c->lr.d;
+    expectations(c, w->th, w->H, NULL);
+    size_t i = (size_t)clipnn_rng_below(&L->rng, c->lr.n);
+    double ci = example_grad(c, w->th, i, w->g);
+    double m2 = 0;
+    for (size_t j = 0; j < d; j++) {
+        double m = w->g[j] / ci - w->H[j];
+        w->xi[j] += a * m;
+        m2 += m * m;
+    }
+    out->qv_total += a * a * m2;
+    if (w->part >= 0) out->qv_part[w->part] += a * a * m2;
+    double xn = clipnn_nrm2_d(w->xi, d);
+    if (xn > out->xi_sup) out->xi_sup = xn;
+    for (int k = 0; k < 4; k++)
+        if (t + 1 == (T3 >> (3 - k))) { /* T3/8, T3/4, T3/2, T3 */
+            if (w->part >= 0) out->xi_change[w->part] = dist(w->xi, w->xi_mark, d);
+            memcpy(w->xi_mark, w->xi, d * sizeof *w->xi);
+            w->part = k < 3 ? k : -1;
+        }
+    for (size_t j = 0; j < d; j++) w->th[j] -= a * w->g[j] / ci;
+}
+
+static void sgd_step(lab_ctx *L, const fp_ctx *c, sgd_state *w, double a) {
+    size_t i = (size_t)clipnn_rng_below(&L->rng, c->lr.n);
+    double ci = example_grad(c, w->th, i, w->g);
+    for (size_t j = 0; j < c->lr.d; j++) w->th[j] -= a * w->g[j] / ci; /* eq. 10 */
+}
+
+/* At step t + 1: the plot's points, and at the checkpoints (T/1000, T/100,
+ * T/10, T) a table row and the measurements. */
+static void observe_sgd(lab_ctx *L, const fp_ctx *c, sgd_state *w, size_t t, size_t T, const double *zero_H,
+                        const double *zero_g, sgd_fp *out, lab_plot *plot, size_t s_h, size_t s_g) {
+    size_t d = c->lr.d;
+    int report = t + 1 == T / 1000 || t + 1 == T / 100 || t + 1 == T / 10 || t + 1 == T;
+    if (!report && !(plot && lab_log_point(t + 1) && (t + 1) % 10 == 0)) return;
+    double frac = expectations(c, w->th, w->H, w->Eg);
+    if (plot) {
+        lab_plot_add(plot, s_h, (double)(t + 1), clipnn_nrm2_d(w->H, d));
+        lab_plot_add(plot, s_g, (double)(t + 1), clipnn_nrm2_d(w->Eg, d));
+    }
+    if (!report) return;
+    double dh = dist(w->th, zero_H, d), dg = dist(w->th, zero_g, d);
+    lab_printf(L, "  %-8s %9zu %11.3g %11.3g %13.3g %13.3g %8.1f%%\n", "", t + 1, clipnn_nrm2_d(w->H, d),
+               clipnn_nrm2_d(w->Eg, d), dh, dg, 100 * frac);
+    if (t + 1 == T / 10) out->dist_decade = dh;
+    out->HT = clipnn_nrm2_d(w->H, d), out->Eg_T = clipnn_nrm2_d(w->Eg, d), out->distT = dh, out->distT_star = dg;
+    out->clipped_T = frac;
+}
+
 /* Clipped SGD, batch 1, examples drawn uniformly with replacement (the
  * paper's setting), a(t) = a0/(1+t/t0); table rows at checkpoints; for
  * t < T3 also xi(t) = sum_s a(s) (g_s/c_s - H(theta_s)) of Lemma 3. */
 static clipnn_status run_sgd(lab_ctx *L, const fp_ctx *c, const double *zero_H, const double *zero_g,
                              const clipnn_schedule *sched, size_t T, size_t T3, sgd_fp *out, lab_plot *plot,
                              size_t s_h, size_t s_g) {
-    size_t d = c->lr.d, n = c->lr.n;
-    double *w = clipnn_alloc_array(6 * d, sizeof *w);
-    if (!w) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab fixed-point: out of memory");
-    double *th = w, *g = th + d, *H = g + d, *Eg = H + d, *xi = Eg + d, *xi_mark = xi + d;
+    size_t d = c->lr.d;
+    double *buf = clipnn_alloc_array(6 * d, sizeof *buf);
+    if (!buf) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab fixed-point: out of memory");
+    sgd_state w = {buf, buf + d, buf + 2 * d, buf + 3 * d, buf + 4 * d, buf + 5 * d, -1};
     memset(out, 0, sizeof *out);
-    expectations(c, th, H, NULL);
-    out->H0 = lab_nrm2(H, d);
-    out->dist0 = dist(th, zero_H, d);
-    int part = -1; /* Lemma 3: xi over [T3/8, T3/4), [T3/4, T3/2), [T3/2, T3) */
+    expectations(c, w.th, w.H, NULL);
+    out->H0 = clipnn_nrm2_d(w.H, d);
+    out->dist0 = dist(w.th, zero_H, d);
     lab_printf(L, "  %-8s %9s %11s %11s %13s %13s %9s\n", rule_name(c->rule), "t", "||H||", "||E g||",
                "|th-zero(H)|", "|th-zero(Eg)|", "clipped");
     for (size_t t = 0; t < T; t++) {
         double a = clipnn_schedule_lr(sched, t);
-        if (t < T3) { /* M(t+1) = g/c - H(theta(t)) needs H at every step: only on the first T3 steps */
-            expectations(c, th, H, NULL);
-            size_t i = (size_t)clipnn_rng_below(&L->rng, n);
-            double ci = example_grad(c, th, i, g);
-            double m2 = 0;
-            for (size_t j = 0; j < d; j++) {
-                double m = g[j] / ci - H[j];
-                xi[j] += a * m;
-                m2 += m * m;
-            }
-            out->qv_total += a * a * m2;
-            if (part >= 0) out->qv_part[part] += a * a * m2;
-            double xn = lab_nrm2(xi, d);
-            if (xn > out->xi_sup) out->xi_sup = xn;
-            for (int k = 0; k < 4; k++)
-                if (t + 1 == (T3 >> (3 - k))) { /* T3/8, T3/4, T3/2, T3 */
-                    if (part >= 0) out->xi_change[part] = dist(xi, xi_mark, d);
-                    memcpy(xi_mark, xi, d * sizeof *xi);
-                    part = k < 3 ? k : -1;
-                }
-            for (size_t j = 0; j < d; j++) th[j] -= a * g[j] / ci;
-        } else {
-            size_t i = (size_t)clipnn_rng_below(&L->rng, n);
-            double ci = example_grad(c, th, i, g);
-            for (size_t j = 0; j < d; j++) th[j] -= a * g[j] / ci; /* eq. 10 */
-        }
-        int report = t + 1 == T / 1000 || t + 1 == T / 100 || t + 1 == T / 10 || t + 1 == T;
-        if (report || (plot && lab_log_point(t + 1) && (t + 1) % 10 == 0)) {
-            double frac = expectations(c, th, H, Eg);
-            if (plot) {
-                lab_plot_add(plot, s_h, (double)(t + 1), lab_nrm2(H, d));
-                lab_plot_add(plot, s_g, (double)(t + 1), lab_nrm2(Eg, d));
-            }
-            if (report) {
-                double dh = dist(th, zero_H, d), dg = dist(th, zero_g, d);
-                lab_printf(L, "  %-8s %9zu %11.3g %11.3g %13.3g %13.3g %8.1f%%\n", "", t + 1, lab_nrm2(H, d),
-                           lab_nrm2(Eg, d), dh, dg, 100 * frac);
-                if (t + 1 == T / 10) out->dist_decade = dh;
-                out->HT = lab_nrm2(H, d), out->Eg_T = lab_nrm2(Eg, d), out->distT = dh, out->distT_star = dg;
-                out->clipped_T = frac;
-            }
-        }
+        if (t < T3)
+            lemma3_step(L, c, &w, a, t, T3, out);
+        else
+            sgd_step(L, c, &w, a);
+        observe_sgd(L, c, &w, t, T, zero_H, zero_g, out, plot, s_h, s_g);
     }
-    clipnn_free(w);
+    clipnn_free(buf);
     return CLIPNN_OK;
 }
 
@@ -246,23 +267,26 @@ static clipnn_status mlp_expect(clipnn_model *m, const clipnn_dataset *d, const 
     return s;
 }
 
-static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, mlp_point *first, mlp_point *last,
-                              lab_plot *plot) {
+/* The digits (standardized, all of them for training), a 16-unit tanh
+ * MLP and a training state that carries the run from one length to the
+ * next. */
+static clipnn_status mlp_setup(lab_ctx *L, clipnn_dataset **ds, clipnn_model **m, clipnn_train_state **state) {
     clipnn_data_options o = clipnn_data_options_default();
     o.test_fraction = 0;
     o.scaling = CLIPNN_SCALE_STANDARDIZE;
     o.seed = L->opt->seed;
-    clipnn_dataset *ds = NULL;
-    clipnn_model *m = NULL;
-    clipnn_train_state *state = NULL;
     size_t widths[2] = {16, 10};
     clipnn_act acts[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
-    clipnn_status s = clipnn_dataset_load("digits", &o, &ds, NULL);
-    if (!s) s = clipnn_model_create(&m, clipnn_dataset_dim(ds), 2, widths, acts);
-    if (!s) s = clipnn_model_init(m, CLIPNN_INIT_XAVIER, L->opt->seed);
-    if (!s) s = clipnn_model_reserve(m, 256);
-    if (!s) s = clipnn_train_state_create(&state);
-    if (s) goto done;
+    clipnn_status s = clipnn_dataset_load("digits", &o, ds, NULL);
+    if (!s) s = clipnn_model_create(m, clipnn_dataset_dim(*ds), 2, widths, acts);
+    if (!s) s = clipnn_model_init(*m, CLIPNN_INIT_XAVIER, L->opt->seed);
+    if (!s) s = clipnn_model_reserve(*m, 256);
+    if (!s) s = clipnn_train_state_create(state);
+    return s;
+}
+
+/* Batch 1 with replacement, a(t) = 0.05/(1+t/2000), H(theta) at the end. */
+static clipnn_train_options mlp_options(lab_ctx *L, clipnn_clip_rule rule, double lambda, clipnn_train_state *state) {
     clipnn_train_options to = clipnn_train_options_default();
     to.optim = clipnn_optim_options_default(); /* plain SGD, the iteration of Theorem 1 */
     to.batch = 1;
@@ -275,22 +299,30 @@ static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, 
     to.clip.lambda = lambda;
     to.expected_grad = 1;
     to.state = state;
+    return to;
+}
+
+/* One rule on the MLP: the run resumed to twice its length again and
+ * again, H and E g measured after each; the first and last points. */
+static clipnn_status mlp_trace(lab_ctx *L, const clipnn_train_options *to0, clipnn_model *m, const clipnn_dataset *ds,
+                               mlp_point *first, mlp_point *last, lab_plot *plot) {
+    clipnn_train_options to = *to0;
+    const char *rule_text = to.clip.rule == CLIPNN_CLIP_NORM ? "classic" : "adaptive";
     char nm[64];
-    snprintf(nm, sizeof nm, "MLP %s: ||H||", rule == CLIPNN_CLIP_NORM ? "classic" : "adaptive");
+    snprintf(nm, sizeof nm, "MLP %s: ||H||", rule_text);
     size_t sh = lab_plot_series(plot, nm);
-    snprintf(nm, sizeof nm, "MLP %s: ||E g||", rule == CLIPNN_CLIP_NORM ? "classic" : "adaptive");
+    snprintf(nm, sizeof nm, "MLP %s: ||E g||", rule_text);
     size_t sg = lab_plot_companion(plot, nm);
-    lab_printf(L, "  %-8s %9s %11s %11s %11s %11s %9s %9s\n", rule == CLIPNN_CLIP_NORM ? "classic" : "adaptive", "t",
-               "||H||", "lib ||H||", "||E g||", "lib ||E g||", "clipped", "accuracy");
+    lab_printf(L, "  %-8s %9s %11s %11s %11s %11s %9s %9s\n", rule_text, "t", "||H||", "lib ||H||", "||E g||",
+               "lib ||E g||", "clipped", "accuracy");
     uint64_t total = lab_size(L, 204800, 3200);
     for (uint64_t t = total / lab_size(L, 128, 4); t <= total; t *= 2) {
         to.steps = t;
         clipnn_train_result r;
-        s = clipnn_train(m, ds, ds, &to, &r);
-        if (s) goto done;
+        clipnn_status s = clipnn_train(m, ds, ds, &to, &r);
+        if (s) return s;
         mlp_point pt = {.lib_H = r.expected_clipped_grad_norm, .lib_Eg = r.mean_grad_norm, .acc = r.test_accuracy};
-        s = mlp_expect(m, ds, &to.clip, &pt);
-        if (s) goto done;
+        if ((s = mlp_expect(m, ds, &to.clip, &pt))) return s;
         lab_printf(L, "  %-8s %9llu %11.4g %11.4g %11.4g %11.4g %8.1f%% %8.1f%%\n", "", (unsigned long long)t, pt.H,
                    pt.lib_H, pt.Eg, pt.lib_Eg, 100 * pt.clipped, 100 * pt.acc);
         lab_plot_add(plot, sh, (double)t, pt.H);
@@ -298,7 +330,19 @@ static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, 
         if (t == total / lab_size(L, 128, 4)) *first = pt;
         *last = pt;
     }
-done:
+    return CLIPNN_OK;
+}
+
+static clipnn_status mlp_part(lab_ctx *L, clipnn_clip_rule rule, double lambda, mlp_point *first, mlp_point *last,
+                              lab_plot *plot) {
+    clipnn_dataset *ds = NULL;
+    clipnn_model *m = NULL;
+    clipnn_train_state *state = NULL;
+    clipnn_status s = mlp_setup(L, &ds, &m, &state);
+    if (!s) {
+        clipnn_train_options to = mlp_options(L, rule, lambda, state);
+        s = mlp_trace(L, &to, m, ds, first, last, plot);
+    }
     clipnn_train_state_free(state);
     clipnn_model_free(m);
     clipnn_dataset_free(ds);
@@ -307,125 +351,178 @@ done:
 
 /* ------------------------------------------------------------ experiment */
 
-clipnn_status lab_fixed_point(lab_ctx *L) {
-    double *X = NULL, *y = NULL, *w = NULL;
+/* The experiment: the logistic data and its zeros, the SGD runs, the MLP
+ * points, the plots. */
+typedef struct {
+    double *X, *y, *w;
     size_t n, d;
     const char *name;
     lab_plot plot, mplot;
-    lab_plot_init(&plot, "fixed-point: logistic regression, clipped SGD, ||H(theta_t)|| and ||E g(theta_t)||",
+    double *zg, *zh, *za, *H, *Eg, *scratch, *norms; /* in w */
+    fp_ctx c, ca;                                    /* classic and adaptive clipping */
+    double lambda, res_h, frac_h, eg_at_zh, h_at_zg, res_a, frac_a, eg_at_za;
+    clipnn_schedule sched;
+    size_t T, T3;
+    sgd_fp rc, ra;
+    double sum_a2;
+    int l3;
+    mlp_point m1, mT, a1, aT;
+} fp_exp;
+
+static clipnn_status open_fixed_point(lab_ctx *L, fp_exp *e) {
+    memset(e, 0, sizeof *e);
+    lab_plot_init(&e->plot, "fixed-point: logistic regression, clipped SGD, ||H(theta_t)|| and ||E g(theta_t)||",
                   "t (steps)", "norm", 1, 1);
-    lab_plot_init(&mplot, "fixed-point: MLP 64-16-10 tanh on digits, ||H(theta_t)|| and ||E g(theta_t)||",
+    lab_plot_init(&e->mplot, "fixed-point: MLP 64-16-10 tanh on digits, ||H(theta_t)|| and ||E g(theta_t)||",
                   "t (steps)", "norm", 1, 1);
-    clipnn_status s = lab_logistic_data(L, 0, &X, &y, &n, &d, &name);
+    clipnn_status s = lab_logistic_data(L, 0, &e->X, &e->y, &e->n, &e->d, &e->name);
     if (s) return s;
-    w = clipnn_alloc_array(6 * d + n, sizeof *w);
-    if (!w) {
-        s = clipnn_fail(CLIPNN_ERR_NOMEM, "lab fixed-point: out of memory");
-        goto done;
-    }
-    double *zg = w, *zh = zg + d, *za = zh + d, *H = za + d, *Eg = H + d, *scratch = Eg + d, *norms = scratch + d;
-    fp_ctx c = {.lr = {.X = X, .y = y, .n = n, .d = d, .mu = 1e-2}, .rule = RULE_NONE, .g = scratch};
-    /* the zero of E g: the minimizer of the regularized logistic loss */
+    size_t d = e->d;
+    e->w = clipnn_alloc_array(6 * d + e->n, sizeof *e->w);
+    if (!e->w) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab fixed-point: out of memory");
+    e->zg = e->w, e->zh = e->zg + d, e->za = e->zh + d, e->H = e->za + d, e->Eg = e->H + d;
+    e->scratch = e->Eg + d, e->norms = e->scratch + d;
+    e->c = (fp_ctx){.lr = {.X = e->X, .y = e->y, .n = e->n, .d = d, .mu = 1e-2}, .rule = RULE_NONE, .g = e->scratch};
+    return CLIPNN_OK;
+}
+
+static void close_fixed_point(fp_exp *e) {
+    lab_plot_free(&e->plot);
+    lab_plot_free(&e->mplot);
+    clipnn_free(e->X), clipnn_free(e->y), clipnn_free(e->w);
+}
+
+/* The zero of E g (the minimizer of the regularized logistic loss), the
+ * classic threshold there, and the zeros of H under both rules. */
+static clipnn_status find_zeros(fp_exp *e) {
+    size_t d = e->d, n = e->n;
     double fstar;
-    s = lab_logistic_min(&c.lr, zg, &fstar);
-    if (s) goto done;
+    clipnn_status s = lab_logistic_min(&e->c.lr, e->zg, &fstar);
+    if (s) return s;
     /* lambda: the 80th percentile of the per-example gradient norms there,
      * so that about a fifth of the examples are clipped near the solution */
     for (size_t i = 0; i < n; i++) {
-        example_grad(&c, zg, i, scratch);
-        norms[i] = lab_nrm2(scratch, d);
+        example_grad(&e->c, e->zg, i, e->scratch);
+        e->norms[i] = clipnn_nrm2_d(e->scratch, d);
     }
-    qsort(norms, n, sizeof *norms, cmp_double);
-    double lambda = norms[(size_t)(0.8 * (double)n)];
-    c.rule = RULE_CLASSIC, c.lambda = lambda;
-    memcpy(zh, zg, d * sizeof *zh);
-    double res_h = find_zero(&c, zh, &s);
-    if (s) goto done;
-    double frac_h = expectations(&c, zh, H, Eg), eg_at_zh = lab_nrm2(Eg, d);
-    expectations(&c, zg, H, NULL);
-    double h_at_zg = lab_nrm2(H, d);
+    qsort(e->norms, n, sizeof *e->norms, cmp_double);
+    e->lambda = e->norms[(size_t)(0.8 * (double)n)];
+    e->c.rule = RULE_CLASSIC, e->c.lambda = e->lambda;
+    memcpy(e->zh, e->zg, d * sizeof *e->zh);
+    e->res_h = find_zero(&e->c, e->zh, &s);
+    if (s) return s;
+    e->frac_h = expectations(&e->c, e->zh, e->H, e->Eg), e->eg_at_zh = clipnn_nrm2_d(e->Eg, d);
+    expectations(&e->c, e->zg, e->H, NULL);
+    e->h_at_zg = clipnn_nrm2_d(e->H, d);
     /* adaptive clipping (eq. 17) with lambda_a = lambda / ||zero(E g)||: the same threshold there */
-    fp_ctx ca = c;
-    ca.rule = RULE_ADAPTIVE, ca.lambda = lambda / lab_nrm2(zg, d), ca.eps = 1e-3;
-    memcpy(za, zg, d * sizeof *za);
-    double res_a = find_zero(&ca, za, &s);
-    if (s) goto done;
-    double frac_a = expectations(&ca, za, H, Eg), eg_at_za = lab_nrm2(Eg, d);
+    e->ca = e->c;
+    e->ca.rule = RULE_ADAPTIVE, e->ca.lambda = e->lambda / clipnn_nrm2_d(e->zg, d), e->ca.eps = 1e-3;
+    memcpy(e->za, e->zg, d * sizeof *e->za);
+    e->res_a = find_zero(&e->ca, e->za, &s);
+    if (s) return s;
+    e->frac_a = expectations(&e->ca, e->za, e->H, e->Eg), e->eg_at_za = clipnn_nrm2_d(e->Eg, d);
+    return CLIPNN_OK;
+}
 
-    lab_printf(L, "Logistic regression on %s, per-example loss + (mu/2)||theta||^2, mu = %g, d = %zu.\n", name,
-               c.lr.mu, d);
+static void print_zeros(lab_ctx *L, const fp_exp *e) {
+    lab_printf(L, "Logistic regression on %s, per-example loss + (mu/2)||theta||^2, mu = %g, d = %zu.\n", e->name,
+               e->c.lr.mu, e->d);
     lab_printf(L, "Zeros found by Newton's method (finite-difference Jacobian) in double:\n");
-    lab_printf(L, "  zero of E g (minimizer): ||H_classic|| there = %.4g\n", h_at_zg);
+    lab_printf(L, "  zero of E g (minimizer): ||H_classic|| there = %.4g\n", e->h_at_zg);
     lab_printf(L, "  zero of H, classic lambda = %.4g: ||H|| = %.2g, ||E g|| = %.4g, %.1f%% of examples clipped, "
                   "%.4g from the minimizer\n",
-               lambda, res_h, eg_at_zh, 100 * frac_h, dist(zh, zg, d));
+               e->lambda, e->res_h, e->eg_at_zh, 100 * e->frac_h, dist(e->zh, e->zg, e->d));
     lab_printf(L, "  zero of H, adaptive lambda = %.4g, eps = %g: ||H|| = %.2g, ||E g|| = %.4g, %.1f%% clipped, %.4g "
                   "from the minimizer\n\n",
-               ca.lambda, ca.eps, res_a, eg_at_za, 100 * frac_a, dist(za, zg, d));
+               e->ca.lambda, e->ca.eps, e->res_a, e->eg_at_za, 100 * e->frac_a, dist(e->za, e->zg, e->d));
+}
 
-    clipnn_schedule sched = clipnn_schedule_default();
-    sched.kind = CLIPNN_SCHED_RM;
-    sched.a0 = 0.5, sched.t0 = 1000, sched.power = 1;
-    size_t T = lab_size(L, 400000, 10000), T3 = lab_size(L, 20000, 1000);
-    lab_printf(L, "Clipped SGD, batch 1 drawn uniformly, a(t) = 0.5/(1+t/1000), theta(0) = 0, %zu steps:\n", T);
-    sgd_fp rc, ra;
-    size_t s1 = lab_plot_series(&plot, "classic: ||H||"), s2 = lab_plot_companion(&plot, "classic: ||E g||");
-    s = run_sgd(L, &c, zh, zg, &sched, T, T3, &rc, &plot, s1, s2);
-    if (s) goto done;
-    s1 = lab_plot_series(&plot, "adaptive: ||H||"), s2 = lab_plot_companion(&plot, "adaptive: ||E g||");
-    s = run_sgd(L, &ca, za, zg, &sched, T, 0, &ra, &plot, s1, s2);
-    if (s) goto done;
-    double sum_a2 = 0;
-    for (size_t t = 0; t < T3; t++) sum_a2 += pow(clipnn_schedule_lr(&sched, t), 2);
+/* Lemma 3 on the classic run: the quadratic variation against its bound,
+ * and the moves of xi over three stretches. */
+static void lemma3_table(lab_ctx *L, fp_exp *e) {
+    const sgd_fp *rc = &e->rc;
+    e->sum_a2 = 0;
+    for (size_t t = 0; t < e->T3; t++) e->sum_a2 += pow(clipnn_schedule_lr(&e->sched, t), 2);
     lab_printf(L, "Lemma 3, classic, xi(t) = sum_{s<t} a(s) M(s+1) over the first %zu steps: sum a^2 ||M||^2 = %.4g "
                   "(<= (2 lambda)^2 sum a^2 = %.4g), sup ||xi|| = %.4g\n",
-               T3, rc.qv_total, 4 * lambda * lambda * sum_a2, rc.xi_sup);
-    int l3 = rc.qv_total <= 4 * lambda * lambda * sum_a2;
+               e->T3, rc->qv_total, 4 * e->lambda * e->lambda * e->sum_a2, rc->xi_sup);
+    e->l3 = rc->qv_total <= 4 * e->lambda * e->lambda * e->sum_a2;
     for (int k = 0; k < 3; k++) {
-        lab_printf(L, "  ||xi(%zu) - xi(%zu)|| = %.4g   sqrt(sum of a^2 ||M||^2 there) = %.4g\n", T3 >> (2 - k),
-                   T3 >> (3 - k), rc.xi_change[k], sqrt(rc.qv_part[k]));
-        l3 &= rc.xi_change[k] <= 3 * sqrt(rc.qv_part[k]) && (k == 0 || rc.qv_part[k] < rc.qv_part[k - 1]);
+        lab_printf(L, "  ||xi(%zu) - xi(%zu)|| = %.4g   sqrt(sum of a^2 ||M||^2 there) = %.4g\n", e->T3 >> (2 - k),
+                   e->T3 >> (3 - k), rc->xi_change[k], sqrt(rc->qv_part[k]));
+        e->l3 &= rc->xi_change[k] <= 3 * sqrt(rc->qv_part[k]) && (k == 0 || rc->qv_part[k] < rc->qv_part[k - 1]);
     }
     lab_printf(L, "\n");
+}
 
+/* Clipped SGD on the logistic loss under both rules, then Lemma 3. */
+static clipnn_status logistic_sgd(lab_ctx *L, fp_exp *e) {
+    e->sched = clipnn_schedule_default();
+    e->sched.kind = CLIPNN_SCHED_RM;
+    e->sched.a0 = 0.5, e->sched.t0 = 1000, e->sched.power = 1;
+    e->T = lab_size(L, 400000, 10000), e->T3 = lab_size(L, 20000, 1000);
+    lab_printf(L, "Clipped SGD, batch 1 drawn uniformly, a(t) = 0.5/(1+t/1000), theta(0) = 0, %zu steps:\n", e->T);
+    size_t s1 = lab_plot_series(&e->plot, "classic: ||H||"), s2 = lab_plot_companion(&e->plot, "classic: ||E g||");
+    clipnn_status s = run_sgd(L, &e->c, e->zh, e->zg, &e->sched, e->T, e->T3, &e->rc, &e->plot, s1, s2);
+    if (s) return s;
+    s1 = lab_plot_series(&e->plot, "adaptive: ||H||"), s2 = lab_plot_companion(&e->plot, "adaptive: ||E g||");
+    s = run_sgd(L, &e->ca, e->za, e->zg, &e->sched, e->T, 0, &e->ra, &e->plot, s1, s2);
+    if (s) return s;
+    lemma3_table(L, e);
+    return CLIPNN_OK;
+}
+
+static clipnn_status mlp_runs(lab_ctx *L, fp_exp *e) {
     lab_printf(L, "MLP 64-16-10 tanh on the built-in digits (1797 examples), batch 1 with replacement, "
                   "a(t) = 0.05/(1+t/2000), clipnn_train (lib: its expected_grad):\n");
-    mlp_point m1, mT, a1, aT;
-    s = mlp_part(L, CLIPNN_CLIP_NORM, 0.5, &m1, &mT, &mplot);
-    if (!s) s = mlp_part(L, CLIPNN_CLIP_ADAPTIVE, 0.05, &a1, &aT, &mplot);
-    if (s) goto done;
-    lab_printf(L, "\n");
+    clipnn_status s = mlp_part(L, CLIPNN_CLIP_NORM, 0.5, &e->m1, &e->mT, &e->mplot);
+    if (!s) s = mlp_part(L, CLIPNN_CLIP_ADAPTIVE, 0.05, &e->a1, &e->aT, &e->mplot);
+    if (!s) lab_printf(L, "\n");
+    return s;
+}
 
-    /* converging to the zero of H (docs/lab.md): over the last decade of steps the
-     * distance shrank by 30% or more, it ended below 5% of where it started and below
-     * a quarter of the distance to the zero of E g */
-    int thm_c = rc.distT < 0.05 * rc.dist0 && rc.distT <= 0.7 * rc.dist_decade && rc.distT < 0.25 * rc.distT_star;
-    lab_claim(L, "thm1-classic", thm_c ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+/* Converging to the zero of H (docs/lab.md): over the last decade of
+ * steps the distance shrank by 30% or more, it ended below 5% of where it
+ * started and below a quarter of the distance to the zero of E g. */
+static int converges(const sgd_fp *r) {
+    return r->distT < 0.05 * r->dist0 && r->distT <= 0.7 * r->dist_decade && r->distT < 0.25 * r->distT_star;
+}
+
+static void fixed_point_claims(lab_ctx *L, const fp_exp *e) {
+    const sgd_fp *rc = &e->rc, *ra = &e->ra;
+    lab_claim(L, "thm1-classic", converges(rc) ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "logistic: |theta_T - zero(H)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)), ||H|| %.3g -> "
               "%.3g over %zu steps; MLP: ||H|| %.3g -> %.3g",
-              rc.distT, rc.dist0, rc.dist_decade, rc.distT_star, rc.H0, rc.HT, T, m1.H, mT.H);
-    int thm_a = ra.distT < 0.05 * ra.dist0 && ra.distT <= 0.7 * ra.dist_decade && ra.distT < 0.25 * ra.distT_star;
-    lab_claim(L, "thm1-adaptive", thm_a ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+              rc->distT, rc->dist0, rc->dist_decade, rc->distT_star, rc->H0, rc->HT, e->T, e->m1.H, e->mT.H);
+    lab_claim(L, "thm1-adaptive", converges(ra) ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "logistic: |theta_T - zero(H_adaptive)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)); "
               "MLP: ||H|| %.3g -> %.3g",
-              ra.distT, ra.dist0, ra.dist_decade, ra.distT_star, a1.H, aT.H);
+              ra->distT, ra->dist0, ra->dist_decade, ra->distT_star, e->a1.H, e->aT.H);
     /* the remark: at a zero of H the mean gradient is zero too */
-    int remark_holds = eg_at_zh <= 1e3 * res_h + 1e-12;
+    int remark_holds = e->eg_at_zh <= 1e3 * e->res_h + 1e-12;
     lab_claim(L, "thm1-remark", remark_holds ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "at the zero of H (||H|| = %.2g, %.0f%% of examples clipped) ||E g|| = %.3g; adaptive: ||H|| = %.2g, "
               "||E g|| = %.3g; at the minimizer ||H|| = %.3g; SGD end: ||E g||/||H|| = %.3g; MLP end: ||H|| = %.3g, "
               "||E g|| = %.3g (%.0f%% clipped)",
-              res_h, 100 * frac_h, eg_at_zh, res_a, eg_at_za, h_at_zg, rc.Eg_T / rc.HT, mT.H, mT.Eg, 100 * mT.clipped);
-    lab_claim(L, "lemma3", l3 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+              e->res_h, 100 * e->frac_h, e->eg_at_zh, e->res_a, e->eg_at_za, e->h_at_zg, rc->Eg_T / rc->HT, e->mT.H,
+              e->mT.Eg, 100 * e->mT.clipped);
+    lab_claim(L, "lemma3", e->l3 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "sum a^2||M||^2 = %.3g <= 4 lambda^2 sum a^2 = %.3g; moves of xi over [T/8,T/4], [T/4,T/2], [T/2,T] "
               "= %.3g, %.3g, %.3g, each within 3 sqrt of its quadratic variation (%.3g, %.3g, %.3g), which shrinks",
-              rc.qv_total, 4 * lambda * lambda * sum_a2, rc.xi_change[0], rc.xi_change[1], rc.xi_change[2],
-              3 * sqrt(rc.qv_part[0]), 3 * sqrt(rc.qv_part[1]), 3 * sqrt(rc.qv_part[2]));
-    s = lab_plot_save(L, &plot, "logistic");
-    if (!s) s = lab_plot_save(L, &mplot, "mlp");
-done:
-    lab_plot_free(&plot);
-    lab_plot_free(&mplot);
-    clipnn_free(X), clipnn_free(y), clipnn_free(w);
+              rc->qv_total, 4 * e->lambda * e->lambda * e->sum_a2, rc->xi_change[0], rc->xi_change[1],
+              rc->xi_change[2], 3 * sqrt(rc->qv_part[0]), 3 * sqrt(rc->qv_part[1]), 3 * sqrt(rc->qv_part[2]));
+}
+
+clipnn_status lab_fixed_point(lab_ctx *L) {
+    fp_exp e;
+    clipnn_status s = open_fixed_point(L, &e);
+    if (!s) s = find_zeros(&e);
+    if (!s) print_zeros(L, &e);
+    if (!s) s = logistic_sgd(L, &e);
+    if (!s) s = mlp_runs(L, &e);
+    if (!s) fixed_point_claims(L, &e);
+    if (!s) s = lab_plot_save(L, &e.plot, "logistic");
+    if (!s) s = lab_plot_save(L, &e.mplot, "mlp");
+    close_fixed_point(&e);
     return s;
 }

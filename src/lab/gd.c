@@ -48,7 +48,7 @@ static void gram_mv(const double *v, double *out, void *user) {
     size_t n = p->n, d = p->d;
     memset(out, 0, d * sizeof *out);
     for (size_t i = 0; i < n; i++) {
-        double z = lab_dot(p->X + i * d, v, d);
+        double z = clipnn_dot_d(p->X + i * d, v, d);
         for (size_t j = 0; j < d; j++) out[j] += z * p->X[i * d + j];
     }
     for (size_t j = 0; j < d; j++) out[j] /= (double)n;
@@ -111,86 +111,132 @@ static double clipper_deviation(clipnn_clipper *cl, clipnn_model *carrier, const
     return dev;
 }
 
-static clipnn_status run_gd(gd_problem *p, const double *x0, gd_run *r, lab_plot *rate,
-                            size_t s_min, size_t s_bound, lab_plot *norms, size_t s_norm) {
+/* One run's vectors (x, its gradient g, the next point xn and its
+ * gradient gn), the library's clipper with its carrier model, and the sums
+ * the checks keep. */
+typedef struct {
+    double *x, *g, *xn, *gn;
+    clipnn_model *carrier;
+    clipnn_clipper *cl;
+    double gamma, f, gap, S; /* step size, f(x), f0 - f_low, sum of gamma_k ||g_k||^2 */
+    size_t increases;        /* steps where f rose */
+} gd_state;
+
+static void close_gd(gd_state *w) {
+    clipnn_clipper_free(w->cl);
+    clipnn_model_free(w->carrier);
+    clipnn_free(w->x);
+}
+
+static clipnn_status open_gd(gd_state *w, const gd_problem *p, const gd_run *r) {
     size_t d = p->d;
-    double *x = clipnn_alloc_array(4 * d, sizeof *x), *g = x + d, *xn = g + d, *gn = xn + d;
-    clipnn_model *carrier = NULL;
-    clipnn_clipper *cl = NULL;
-    clipnn_status st = x ? CLIPNN_OK : clipnn_fail(CLIPNN_ERR_NOMEM, "lab gd-clip: out of memory");
+    memset(w, 0, sizeof *w);
+    w->x = clipnn_alloc_array(4 * d, sizeof *w->x);
+    if (!w->x) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab gd-clip: out of memory");
+    w->g = w->x + d, w->xn = w->g + d, w->gn = w->xn + d;
     size_t width = 1;
     clipnn_act act = CLIPNN_ACT_IDENTITY;
-    if (!st) st = clipnn_model_create(&carrier, d, 1, &width, &act);
+    clipnn_status st = clipnn_model_create(&w->carrier, d, 1, &width, &act);
     clipnn_clip_options co = clipnn_clip_options_default();
     co.rule = CLIPNN_CLIP_NORM;
     co.lambda = isinf(r->c) ? 1e300 : r->c;
-    if (!st) st = clipnn_clipper_create(&cl, carrier, &co);
-    if (st) goto done;
-    memcpy(x, x0, d * sizeof *x);
-    const double beta = p->beta, gamma = r->gamma_beta / beta;
-    double f = p->fg(p, x, g);
-    r->f0 = f;
-    r->g0 = r->min_g = r->max_g = lab_nrm2(g, d);
-    double gap = f - p->f_low, S = 0;
-    size_t increases = 0, k;
-    for (k = 0; k < r->K; k++) {
-        double gk = lab_nrm2(g, d);
-        if (!isfinite(gk) || gk > 1e30) { /* past float range: the clipper check would overflow */
-            r->diverged = 1;
-            break;
-        }
-        if (gk < r->min_g) r->min_g = gk;
-        if (gk > r->max_g) r->max_g = gk;
-        double factor = lab_clip_factor(gk, r->c), gk_step = gamma * factor; /* Q2: gamma_k */
-        r->clipped += factor < 1;
-        double dev = clipper_deviation(cl, carrier, g, d, factor, &st);
-        if (st) goto done;
-        r->q2_checked++;
-        if (dev > r->q2_max_dev) r->q2_max_dev = dev;
-        for (size_t i = 0; i < d; i++) xn[i] = x[i] - gk_step * g[i];
-        double fn = p->fg(p, xn, gn);
-        if ((st = p->status)) goto done;
-        /* Q3: f(x_{k+1}) - f(x_k) <= -gamma_k (1 - gamma_k beta / 2) ||g_k||^2, up to the
-         * rounding of two evaluations of f (relative 1e-12 covers sums of ~1e3 terms) */
-        double lhs = fn - f, rhs = -gk_step * (1 - gk_step * beta / 2) * gk * gk;
-        double tol = 1e-12 * (fabs(f) + fabs(fn)) + 1e-300;
-        if (lhs > rhs + tol) r->q3_violations++;
-        double slack = (rhs - lhs) / (fabs(rhs) + tol);
-        if (k == 0 || slack < r->q3_worst) r->q3_worst = slack;
-        increases += fn > f;
-        /* Q4: sum_{j<=k} gamma_j ||g_j||^2 against 2 (f0 - f*) and 2 (f0 - f_{k+1}) */
-        S += gk_step * gk * gk;
-        if (gap > 0 && S / (2 * gap) > r->q4_ratio) r->q4_ratio = S / (2 * gap);
-        if (S > 2 * gap * (1 + 1e-12) && !r->q4_first_violation) r->q4_first_violation = k + 1;
-        double tele = 2 * (r->f0 - fn);
-        if (tele > 0 && S / tele > r->q4_tele_ratio) r->q4_tele_ratio = S / tele;
-        /* Q5: min_{j<=k} ||g_j|| under the rate bound with K = k + 1 */
-        double bound = lab_q5_bound(gap, gamma, r->c, (double)(k + 1));
-        if (r->min_g / bound > r->q5_ratio) r->q5_ratio = r->min_g / bound;
-        double dx = gk_step * gk;
-        if (dx > 0) {
-            double e = 0;
-            for (size_t i = 0; i < d; i++) e += (gn[i] - g[i]) * (gn[i] - g[i]);
-            if (sqrt(e) / dx > r->secant_max) r->secant_max = sqrt(e) / dx;
-        }
-        if (lab_log_point(k + 1)) {
-            if (rate) {
-                lab_plot_add(rate, s_min, (double)(k + 1), r->min_g);
-                lab_plot_add(rate, s_bound, (double)(k + 1), bound);
-            }
-            if (norms) lab_plot_add(norms, s_norm, (double)(k + 1), gk);
-        }
-        memcpy(x, xn, d * sizeof *x);
-        memcpy(g, gn, d * sizeof *g);
-        f = fn;
+    if (!st) st = clipnn_clipper_create(&w->cl, w->carrier, &co);
+    w->gamma = r->gamma_beta / p->beta;
+    return st;
+}
+
+/* Q3 to Q5 and the secant curvature at step k, from x_k (f, g: gk =
+ * ||g_k||, step gk_step) to x_{k+1} (fn, w->gn). Returns the Q5 bound. */
+static double check_step(const gd_problem *p, gd_run *r, gd_state *w, size_t k, double fn, double gk,
+                         double gk_step) {
+    const double f = w->f, beta = p->beta;
+    /* Q3: f(x_{k+1}) - f(x_k) <= -gamma_k (1 - gamma_k beta / 2) ||g_k||^2, up to the
+     * rounding of two evaluations of f (relative 1e-12 covers sums of ~1e3 terms) */
+    double lhs = fn - f, rhs = -gk_step * (1 - gk_step * beta / 2) * gk * gk;
+    double tol = 1e-12 * (fabs(f) + fabs(fn)) + 1e-300;
+    if (lhs > rhs + tol) r->q3_violations++;
+    double slack = (rhs - lhs) / (fabs(rhs) + tol);
+    if (k == 0 || slack < r->q3_worst) r->q3_worst = slack;
+    w->increases += fn > f;
+    /* Q4: sum_{j<=k} gamma_j ||g_j||^2 against 2 (f0 - f*) and 2 (f0 - f_{k+1}) */
+    w->S += gk_step * gk * gk;
+    if (w->gap > 0 && w->S / (2 * w->gap) > r->q4_ratio) r->q4_ratio = w->S / (2 * w->gap);
+    if (w->S > 2 * w->gap * (1 + 1e-12) && !r->q4_first_violation) r->q4_first_violation = k + 1;
+    double tele = 2 * (r->f0 - fn);
+    if (tele > 0 && w->S / tele > r->q4_tele_ratio) r->q4_tele_ratio = w->S / tele;
+    /* Q5: min_{j<=k} ||g_j|| under the rate bound with K = k + 1 */
+    double bound = lab_q5_bound(w->gap, w->gamma, r->c, (double)(k + 1));
+    if (r->min_g / bound > r->q5_ratio) r->q5_ratio = r->min_g / bound;
+    double dx = gk_step * gk;
+    if (dx > 0) {
+        double e = 0;
+        for (size_t i = 0; i < p->d; i++) e += (w->gn[i] - w->g[i]) * (w->gn[i] - w->g[i]);
+        if (sqrt(e) / dx > r->secant_max) r->secant_max = sqrt(e) / dx;
     }
-    r->fK = f;
-    r->f_increase_frac = k ? (double)increases / (double)k : 0;
-    if (!r->diverged && !isfinite(f)) r->diverged = 1;
-done:
-    clipnn_clipper_free(cl);
-    clipnn_model_free(carrier);
-    clipnn_free(x);
+    return bound;
+}
+
+/* Where a run's traces go: the rate plot (min |g| and the bound), the norms plot. */
+typedef struct {
+    lab_plot *rate, *norms;
+    size_t s_min, s_bound, s_norm;
+} gd_plots;
+
+/* Step k of clipped GD: Q2 (the library's clipper), the step, the checks.
+ * Returns 0 to go on, 1 when the gradient has left float range. */
+static int gd_step(gd_problem *p, gd_run *r, gd_state *w, size_t k, const gd_plots *pl, clipnn_status *st) {
+    size_t d = p->d;
+    double gk = clipnn_nrm2_d(w->g, d);
+    if (!isfinite(gk) || gk > 1e30) { /* past float range: the clipper check would overflow */
+        r->diverged = 1;
+        return 1;
+    }
+    if (gk < r->min_g) r->min_g = gk;
+    if (gk > r->max_g) r->max_g = gk;
+    double factor = lab_clip_factor(gk, r->c), gk_step = w->gamma * factor; /* Q2: gamma_k */
+    r->clipped += factor < 1;
+    double dev = clipper_deviation(w->cl, w->carrier, w->g, d, factor, st);
+    if (*st) return 1;
+    r->q2_checked++;
+    if (dev > r->q2_max_dev) r->q2_max_dev = dev;
+    for (size_t i = 0; i < d; i++) w->xn[i] = w->x[i] - gk_step * w->g[i];
+    double fn = p->fg(p, w->xn, w->gn);
+    if ((*st = p->status)) return 1;
+    double bound = check_step(p, r, w, k, fn, gk, gk_step);
+    if (lab_log_point(k + 1)) {
+        if (pl->rate) {
+            lab_plot_add(pl->rate, pl->s_min, (double)(k + 1), r->min_g);
+            lab_plot_add(pl->rate, pl->s_bound, (double)(k + 1), bound);
+        }
+        if (pl->norms) lab_plot_add(pl->norms, pl->s_norm, (double)(k + 1), gk);
+    }
+    memcpy(w->x, w->xn, d * sizeof *w->x);
+    memcpy(w->g, w->gn, d * sizeof *w->g);
+    w->f = fn;
+    return 0;
+}
+
+static clipnn_status run_gd(gd_problem *p, const double *x0, gd_run *r, const gd_plots *pl) {
+    gd_state w;
+    clipnn_status st = open_gd(&w, p, r);
+    if (st) {
+        close_gd(&w);
+        return st;
+    }
+    memcpy(w.x, x0, p->d * sizeof *w.x);
+    w.f = p->fg(p, w.x, w.g);
+    r->f0 = w.f;
+    r->g0 = r->min_g = r->max_g = clipnn_nrm2_d(w.g, p->d);
+    w.gap = w.f - p->f_low;
+    size_t k;
+    for (k = 0; k < r->K; k++)
+        if (gd_step(p, r, &w, k, pl, &st)) break;
+    if (!st) {
+        r->fK = w.f;
+        r->f_increase_frac = k ? (double)w.increases / (double)k : 0;
+        if (!r->diverged && !isfinite(w.f)) r->diverged = 1;
+    }
+    close_gd(&w);
     return st;
 }
 
@@ -287,114 +333,157 @@ static clipnn_status make_mlp(lab_ctx *L, gd_problem *p, size_t n, double **xd, 
 
 /* ------------------------------------------------------------ experiment */
 
-clipnn_status lab_gd_clip(lab_ctx *L) {
-    enum { NP = 3 };
-    gd_problem P[NP];
-    memset(P, 0, sizeof P);
-    const size_t dq = 20;
-    double diag[20], xq[20];
-    double *X = NULL, *y = NULL, *work = NULL, *mx = NULL, *my = NULL, *xm = NULL, *xl = NULL;
-    lab_plot rate, norms;
-    lab_plot_init(&rate, "gd-clip: min_{k<K} ||grad f(x_k)|| and the rate bound of Q4/Q5 (gamma = 1/beta)",
-                  "K (steps)", "gradient norm", 1, 1);
-    lab_plot_init(&norms, "gd-clip: ||grad f(x_k)|| on the quadratic for several gamma*beta", "k (steps)",
-                  "||grad f(x_k)||", 1, 1);
-    clipnn_status s = make_quadratic(L, &P[0], diag, xq, dq);
-    if (!s) s = make_logistic(L, &P[1], 0, &X, &y, &work);
-    if (!s) s = make_mlp(L, &P[2], lab_size(L, 256, 64), &mx, &my, &xm);
-    if (!s && !(xl = clipnn_alloc_array(P[1].d, sizeof *xl))) s = clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
-    if (s) goto done;
-    const double *x0[NP] = {xq, xl, xm};
-    size_t K[NP] = {lab_size(L, 3000, 300), lab_size(L, 3000, 300), lab_size(L, 1500, 60)};
+enum { NP = 3, NBIG = 3 };
 
+/* The experiment: three problems, their runs at gamma = 1/beta, the
+ * large-step runs on the quadratic, the plots and the totals. */
+typedef struct {
+    gd_problem P[NP];
+    double diag[20], xq[20];
+    double *X, *y, *work, *mx, *my, *xm, *xl;
+    const double *x0[NP];
+    size_t K[NP];
+    lab_plot rate, norms;
+    gd_run main_runs[NP], big[NBIG];
+    double q2_dev;
+    size_t q2_n, q3_bad, q3_n;
+} gd_exp;
+
+static clipnn_status make_problems(lab_ctx *L, gd_exp *e) {
+    lab_plot_init(&e->rate, "gd-clip: min_{k<K} ||grad f(x_k)|| and the rate bound of Q4/Q5 (gamma = 1/beta)",
+                  "K (steps)", "gradient norm", 1, 1);
+    lab_plot_init(&e->norms, "gd-clip: ||grad f(x_k)|| on the quadratic for several gamma*beta", "k (steps)",
+                  "||grad f(x_k)||", 1, 1);
+    clipnn_status s = make_quadratic(L, &e->P[0], e->diag, e->xq, 20);
+    if (!s) s = make_logistic(L, &e->P[1], 0, &e->X, &e->y, &e->work);
+    if (!s) s = make_mlp(L, &e->P[2], lab_size(L, 256, 64), &e->mx, &e->my, &e->xm);
+    if (!s && !(e->xl = clipnn_alloc_array(e->P[1].d, sizeof *e->xl)))
+        s = clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
+    e->x0[0] = e->xq, e->x0[1] = e->xl, e->x0[2] = e->xm;
+    e->K[0] = lab_size(L, 3000, 300), e->K[1] = lab_size(L, 3000, 300), e->K[2] = lab_size(L, 1500, 60);
+    return s;
+}
+
+static void free_problems(gd_exp *e) {
+    lab_plot_free(&e->rate);
+    lab_plot_free(&e->norms);
+    clipnn_model_free(e->P[2].mlp);
+    clipnn_free(e->X), clipnn_free(e->y), clipnn_free(e->work), clipnn_free(e->mx), clipnn_free(e->my);
+    clipnn_free(e->xm), clipnn_free(e->xl);
+}
+
+static void print_problems(lab_ctx *L, const gd_exp *e) {
     lab_printf(L, "Clipped GD x_{k+1} = x_k - gamma C(grad f(x_k)), C(g) = g min(1, c/||g||); c = ||grad f(x0)||/10\n");
     for (size_t i = 0; i < NP; i++)
-        lab_printf(L, "  %-24s d=%-4zu beta=%-10.4g (%s); %s: %.6g\n", P[i].name, P[i].d, P[i].beta,
-                   P[i].beta_how, P[i].f_low_how, P[i].f_low);
+        lab_printf(L, "  %-24s d=%-4zu beta=%-10.4g (%s); %s: %.6g\n", e->P[i].name, e->P[i].d, e->P[i].beta,
+                   e->P[i].beta_how, e->P[i].f_low_how, e->P[i].f_low);
     lab_printf(L, "\n%-24s %5s %8s %6s %7s %5s %10s %8s %8s %8s %10s %10s\n", "problem", "g*b", "c", "K",
                "clipped", "Q3bad", "Q3slack", "Q4ratio", "Q4tele", "Q5ratio", "|g0|", "min|g|");
-    gd_run main_runs[NP];
-    double q2_dev = 0;
-    size_t q2_n = 0, q3_bad = 0, q3_n = 0;
-    for (size_t i = 0; i < NP; i++) {
-        double *gtmp = clipnn_alloc_array(P[i].d, sizeof *gtmp);
-        if (!gtmp) {
-            s = clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
-            goto done;
-        }
-        P[i].fg(&P[i], x0[i], gtmp);
-        double c = lab_nrm2(gtmp, P[i].d) / 10;
-        clipnn_free(gtmp);
-        main_runs[i] = (gd_run){.gamma_beta = 1, .c = c, .K = K[i]};
-        char nm[64];
-        snprintf(nm, sizeof nm, "%.40s: min |g|", P[i].name);
-        size_t smin = lab_plot_series(&rate, nm);
-        snprintf(nm, sizeof nm, "%.40s: bound", P[i].name);
-        size_t sb = lab_plot_companion(&rate, nm);
-        size_t sn = i == 0 ? lab_plot_series(&norms, "gamma*beta = 1, clipped") : 0;
-        s = run_gd(&P[i], x0[i], &main_runs[i], &rate, smin, sb, i == 0 ? &norms : NULL, sn);
-        if (s) goto done;
-        print_run(L, &P[i], &main_runs[i]);
-        if (main_runs[i].q2_max_dev > q2_dev) q2_dev = main_runs[i].q2_max_dev;
-        q2_n += main_runs[i].q2_checked;
-        q3_bad += main_runs[i].q3_violations;
-        q3_n += main_runs[i].K;
-    }
-    /* step sizes past 1/beta on the quadratic */
-    const double gb[3] = {1.9, 2.5, 2.5};
-    gd_run big[3];
-    for (size_t j = 0; j < 3; j++) {
-        big[j] = (gd_run){.gamma_beta = gb[j], .c = j == 2 ? INFINITY : main_runs[0].c, .K = K[0]};
+}
+
+/* Problem i at gamma = 1/beta with c = ||grad f(x0)|| / 10. */
+static clipnn_status run_main(lab_ctx *L, gd_exp *e, size_t i) {
+    gd_problem *p = &e->P[i];
+    double *gtmp = clipnn_alloc_array(p->d, sizeof *gtmp);
+    if (!gtmp) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
+    p->fg(p, e->x0[i], gtmp);
+    double c = clipnn_nrm2_d(gtmp, p->d) / 10;
+    clipnn_free(gtmp);
+    gd_run *r = &e->main_runs[i];
+    *r = (gd_run){.gamma_beta = 1, .c = c, .K = e->K[i]};
+    char nm[64];
+    gd_plots pl = {.rate = &e->rate, .norms = i == 0 ? &e->norms : NULL};
+    snprintf(nm, sizeof nm, "%.40s: min |g|", p->name);
+    pl.s_min = lab_plot_series(&e->rate, nm);
+    snprintf(nm, sizeof nm, "%.40s: bound", p->name);
+    pl.s_bound = lab_plot_companion(&e->rate, nm);
+    pl.s_norm = i == 0 ? lab_plot_series(&e->norms, "gamma*beta = 1, clipped") : 0;
+    clipnn_status s = run_gd(p, e->x0[i], r, &pl);
+    if (s) return s;
+    print_run(L, p, r);
+    if (r->q2_max_dev > e->q2_dev) e->q2_dev = r->q2_max_dev;
+    e->q2_n += r->q2_checked;
+    e->q3_bad += r->q3_violations;
+    e->q3_n += r->K;
+    return CLIPNN_OK;
+}
+
+/* Step sizes past 1/beta on the quadratic, clipped and not. */
+static clipnn_status run_large_steps(lab_ctx *L, gd_exp *e) {
+    const double gb[NBIG] = {1.9, 2.5, 2.5};
+    for (size_t j = 0; j < NBIG; j++) {
+        gd_run *r = &e->big[j];
+        *r = (gd_run){.gamma_beta = gb[j], .c = j == 2 ? INFINITY : e->main_runs[0].c, .K = e->K[0]};
         char nm[64];
         snprintf(nm, sizeof nm, "gamma*beta = %.1f, %s", gb[j], j == 2 ? "no clipping" : "clipped");
-        size_t sn = lab_plot_series(&norms, nm);
-        s = run_gd(&P[0], x0[0], &big[j], NULL, 0, 0, &norms, sn);
-        if (s) goto done;
-        print_run(L, &P[0], &big[j]);
-        q3_bad += big[j].q3_violations;
-        q3_n += big[j].K;
+        gd_plots pl = {.norms = &e->norms, .s_norm = lab_plot_series(&e->norms, nm)};
+        clipnn_status s = run_gd(&e->P[0], e->x0[0], r, &pl);
+        if (s) return s;
+        print_run(L, &e->P[0], r);
+        e->q3_bad += r->q3_violations;
+        e->q3_n += r->K;
     }
+    return CLIPNN_OK;
+}
+
+static void print_notes(lab_ctx *L, const gd_exp *e) {
+    const gd_run *big = e->big;
     lab_printf(L, "Q3bad: steps where the descent inequality failed; Q3slack: smallest (rhs-lhs)/|rhs|;\n"
                   "Q4ratio: max_K sum_{k<K} gamma_k|g_k|^2 / (2(f0-f*)); Q4tele: the same against 2(f0-f_K);\n"
                   "Q5ratio: max_K min_{k<K}|g_k| / bound_K (bound of docs/lab.md); MLP: largest secant curvature "
                   "on the path %.4g vs beta %.4g\n",
-              main_runs[2].secant_max, P[2].beta);
+              e->main_runs[2].secant_max, e->P[2].beta);
     lab_printf(L, "gamma > 2/beta: clipped run: f rose at %.0f%% of steps, |g| stays in [%.3g, %.3g], sum passes "
                   "2(f0-f*) at K=%zu; unclipped run: |g| %s from %.3g to %.3g\n\n",
               100 * big[1].f_increase_frac, big[1].min_g, big[1].max_g, big[1].q4_first_violation,
               big[2].diverged ? "diverged" : "went", big[2].g0, big[2].max_g);
+}
 
-    lab_claim(L, "Q2", q2_dev <= 8 * 0x1p-24 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+static void claims_q2_q3(lab_ctx *L, const gd_exp *e) {
+    const gd_run *mr = e->main_runs;
+    lab_claim(L, "Q2", e->q2_dev <= 8 * 0x1p-24 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "library clipper step vs gamma*min(1,c/|g|)*g: max relative deviation %.2g over %zu steps "
               "(float32 tolerance %.2g), %zu/%zu/%zu steps clipped",
-              q2_dev, q2_n, 8 * 0x1p-24, main_runs[0].clipped, main_runs[1].clipped, main_runs[2].clipped);
-    lab_claim(L, "Q3", q3_bad == 0 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+              e->q2_dev, e->q2_n, 8 * 0x1p-24, mr[0].clipped, mr[1].clipped, mr[2].clipped);
+    lab_claim(L, "Q3", e->q3_bad == 0 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "%zu violations in %zu steps over 3 problems and gamma*beta in {1, 1.9, 2.5}; smallest relative "
               "slack %.3g (quadratic), %.3g (logistic), %.3g (MLP, beta estimated)",
-              q3_bad, q3_n, main_runs[0].q3_worst, main_runs[1].q3_worst, main_runs[2].q3_worst);
+              e->q3_bad, e->q3_n, mr[0].q3_worst, mr[1].q3_worst, mr[2].q3_worst);
+}
+
+static void claims_q4_q5(lab_ctx *L, const gd_exp *e) {
+    const gd_run *mr = e->main_runs, *big = e->big;
     int q4_ok = 1, q5_ok = 1;
     for (size_t i = 0; i < NP; i++) {
-        q4_ok &= main_runs[i].q4_ratio <= 1 + 1e-12 && main_runs[i].q4_tele_ratio <= 1 + 1e-9;
-        q5_ok &= main_runs[i].q5_ratio <= 1 + 1e-12;
+        q4_ok &= mr[i].q4_ratio <= 1 + 1e-12 && mr[i].q4_tele_ratio <= 1 + 1e-9;
+        q5_ok &= mr[i].q5_ratio <= 1 + 1e-12;
     }
     lab_claim(L, "Q4", q4_ok ? CLIPNN_CLAIM_HOLDS_UNDER : CLIPNN_CLAIM_FAILS, "gamma <= 1/beta",
               "max_K sum/(2(f0-f*)) = %.4f, %.4f, %.4f at gamma=1/beta (quadratic, logistic, MLP); "
               "%.4f at gamma=1.9/beta; %.4g at gamma=2.5/beta (passes 1 at K=%zu)",
-              main_runs[0].q4_ratio, main_runs[1].q4_ratio, main_runs[2].q4_ratio, big[0].q4_ratio, big[1].q4_ratio,
+              mr[0].q4_ratio, mr[1].q4_ratio, mr[2].q4_ratio, big[0].q4_ratio, big[1].q4_ratio,
               big[1].q4_first_violation);
     lab_claim(L, "Q5", q5_ok ? CLIPNN_CLAIM_HOLDS_UNDER : CLIPNN_CLAIM_FAILS, "gamma <= 1/beta",
               "max_K min|g|/bound_K = %.3f, %.3f, %.3f; min|g| fell %.3g->%.3g, %.3g->%.3g, %.3g->%.3g; at "
               "gamma=2.5/beta clipped min|g| stalls at %.3g (ratio to bound %.3g), unclipped %s",
-              main_runs[0].q5_ratio, main_runs[1].q5_ratio, main_runs[2].q5_ratio, main_runs[0].g0, main_runs[0].min_g,
-              main_runs[1].g0, main_runs[1].min_g, main_runs[2].g0, main_runs[2].min_g, big[1].min_g, big[1].q5_ratio,
-              big[2].diverged ? "diverges" : "does not diverge");
-    s = lab_plot_save(L, &rate, "rate");
-    if (!s) s = lab_plot_save(L, &norms, "large-step");
-done:
-    lab_plot_free(&rate);
-    lab_plot_free(&norms);
-    clipnn_model_free(P[2].mlp);
-    clipnn_free(X), clipnn_free(y), clipnn_free(work), clipnn_free(mx), clipnn_free(my), clipnn_free(xm);
-    clipnn_free(xl);
+              mr[0].q5_ratio, mr[1].q5_ratio, mr[2].q5_ratio, mr[0].g0, mr[0].min_g, mr[1].g0, mr[1].min_g, mr[2].g0,
+              mr[2].min_g, big[1].min_g, big[1].q5_ratio, big[2].diverged ? "diverges" : "does not diverge");
+}
+
+clipnn_status lab_gd_clip(lab_ctx *L) {
+    gd_exp e;
+    memset(&e, 0, sizeof e);
+    clipnn_status s = make_problems(L, &e);
+    if (!s) print_problems(L, &e);
+    for (size_t i = 0; i < NP && !s; i++) s = run_main(L, &e, i);
+    if (!s) s = run_large_steps(L, &e);
+    if (!s) {
+        print_notes(L, &e);
+        claims_q2_q3(L, &e);
+        claims_q4_q5(L, &e);
+        s = lab_plot_save(L, &e.rate, "rate");
+    }
+    if (!s) s = lab_plot_save(L, &e.norms, "large-step");
+    free_problems(&e);
     return s;
 }

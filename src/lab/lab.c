@@ -5,7 +5,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include "lab/lab.h"
 #include "io/io.h"
@@ -66,13 +65,11 @@ clipnn_status clipnn_lab_run(const char *name, const clipnn_lab_options *opts, c
     lab_ctx L = {.opt = opts ? opts : &def, .res = result ? result : &local, .name = e->name};
     memset(L.res, 0, sizeof *L.res);
     clipnn_rng_seed(&L.rng, L.opt->seed ^ name_hash(e->name));
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    double t0 = clipnn_now_seconds();
     lab_printf(&L, "== %s: %s\n", e->name, e->summary);
     if (L.opt->quick) lab_printf(&L, "(quick: reduced sizes; verdicts may differ from the full run)\n");
     clipnn_status s = e->run(&L);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    L.res->seconds = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    L.res->seconds = clipnn_now_seconds() - t0;
     return s;
 }
 
@@ -196,14 +193,6 @@ clipnn_status lab_plot_save(lab_ctx *L, const lab_plot *p, const char *base) {
 
 /* ----------------------------------------------------------- small math */
 
-double lab_dot(const double *a, const double *b, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-double lab_nrm2(const double *a, size_t n) { return sqrt(lab_dot(a, a, n)); }
-
 double lab_clip_factor(double norm, double c) { return norm > c ? c / norm : 1.0; }
 
 int lab_cholesky_solve(double *A, double *b, size_t n) {
@@ -236,13 +225,13 @@ double lab_power_iteration(lab_matvec_fn mv, void *user, size_t n, size_t iters,
                            double *work) {
     double *v = work, *w = work + n, lam = 0;
     for (size_t i = 0; i < n; i++) v[i] = clipnn_rng_normal(rng);
-    double nv = lab_nrm2(v, n);
+    double nv = clipnn_nrm2_d(v, n);
     for (size_t i = 0; i < n; i++) v[i] /= nv;
     for (size_t it = 0; it < iters; it++) {
         mv(v, w, user);
         /* ||A v|| with ||v|| = 1: a lower estimate that rises to the spectral norm, the
          * largest |eigenvalue|, whatever its sign (a Hessian may have negative ones) */
-        lam = lab_nrm2(w, n);
+        lam = clipnn_nrm2_d(w, n);
         if (!(lam > 0)) return 0;
         for (size_t i = 0; i < n; i++) v[i] = w[i] / lam;
     }
@@ -314,7 +303,7 @@ double lab_logistic_fg(const lab_logistic *p, const double *w, double *g) {
     if (g) memset(g, 0, d * sizeof *g);
     for (size_t i = 0; i < n; i++) {
         const double *xi = p->X + i * d;
-        double z = lab_dot(xi, w, d);
+        double z = clipnn_dot_d(xi, w, d);
         f += softplus(z) - p->y[i] * z;
         if (g) {
             double r = lab_sigmoid(z) - p->y[i];
@@ -324,7 +313,7 @@ double lab_logistic_fg(const lab_logistic *p, const double *w, double *g) {
     f /= (double)n;
     if (g)
         for (size_t j = 0; j < d; j++) g[j] = g[j] / (double)n + p->mu * w[j];
-    return f + 0.5 * p->mu * lab_dot(w, w, d);
+    return f + 0.5 * p->mu * clipnn_dot_d(w, w, d);
 }
 
 clipnn_status lab_logistic_min(const lab_logistic *p, double *w, double *fstar) {
@@ -333,11 +322,11 @@ clipnn_status lab_logistic_min(const lab_logistic *p, double *w, double *fstar) 
     if (!g) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab: out of memory");
     memset(w, 0, d * sizeof *w);
     double f = lab_logistic_fg(p, w, g);
-    for (int it = 0; it < 60 && lab_nrm2(g, d) > 1e-13; it++) {
+    for (int it = 0; it < 60 && clipnn_nrm2_d(g, d) > 1e-13; it++) {
         memset(A, 0, d * d * sizeof *A);
         for (size_t i = 0; i < n; i++) {
             const double *xi = p->X + i * d;
-            double s = lab_sigmoid(lab_dot(xi, w, d)), wt = s * (1 - s) / (double)n;
+            double s = lab_sigmoid(clipnn_dot_d(xi, w, d)), wt = s * (1 - s) / (double)n;
             for (size_t a = 0; a < d; a++)
                 for (size_t b = 0; b <= a; b++) A[a * d + b] += wt * xi[a] * xi[b];
         }
@@ -403,8 +392,4 @@ double lab_q5_bound(double gap, double gamma, double c, double K) {
     double v = 2.0 * gap / (gamma * K);
     double a = sqrt(v), b = isinf(c) ? 0.0 : v / c;
     return a > b ? a : b;
-}
-
-double lab_lemma1_bound(double M, double sum_a2, double lambda) {
-    return 2.0 * exp(-2.0 * M * M / (sum_a2 * lambda * lambda));
 }

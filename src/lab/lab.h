@@ -61,8 +61,6 @@ void lab_plot_free(lab_plot *p);
 
 /* --------------------------------------------------------- small math */
 
-double lab_dot(const double *a, const double *b, size_t n);
-double lab_nrm2(const double *a, size_t n);
 /* C(g) factor of the exercise: min(1, c / ||g||) (1 for c = INFINITY). */
 double lab_clip_factor(double norm, double c);
 /* Solves A x = b for symmetric positive definite A ([n][n], overwritten by
@@ -109,8 +107,6 @@ double lab_noise_draw(const lab_noise *z, clipnn_rng *r);
 /* The exercise's rate bound (docs/lab.md): for gamma <= 1/beta,
  * min_{k<K} ||grad|| <= max(sqrt(v), v / c) with v = 2 (f(x0) - f*) / (gamma K). */
 double lab_q5_bound(double gap, double gamma, double c, double K);
-/* The bound Lemma 1 states (eq. 14): 2 exp(-2 M^2 / (sum_a2 lambda^2)). */
-double lab_lemma1_bound(double M, double sum_a2, double lambda);
 
 /* ------------------------------------------------------------ experiments */
 

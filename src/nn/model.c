@@ -315,20 +315,16 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_opti
     return CLIPNN_OK;
 }
 
-/* clipnn_train's batch-of-one step whose rule reads only unit norms: the
- * backward leaves dW = d a^T to the update (clipnn_model.lazy_rank1). */
-static int leaves_dw_unwritten(const clipnn_model *m, size_t batch) {
-    return m->lazy_rank1 && batch == 1 && m->row_acc_order == 2;
-}
-
 /* Backward for thread t of T. Thread t owns the same units as in the
  * forward: it scales its columns of delta[l] by act', forms its rows of
  * dW and db (and their norms, when asked, while the rows are in its
  * cache); after a barrier (da reads every column of delta[l]) it forms its
  * columns of da, which are its own units of layer l - 1, so the next layer
  * needs no barrier before its activation pass. */
-static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t batch, int t, int T,
-                           clipnn_barrier *bar) {
+static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_opts *f, float *dx, size_t batch,
+                           int t, int T, clipnn_barrier *bar) {
+    const double order = f ? f->unit_norm_order : 0;
+    const int lazy = clipnn_fused_dw_unformed(f, batch);
     for (size_t l = m->n_layers; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
@@ -340,19 +336,18 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
         const float *a = clipnn_layer_input(m, l);
         if (want_params) {
             float *dW = m->grads + L->w_offset;
-            int lazy = leaves_dw_unwritten(m, batch);
             clipnn_dense_weight_grad_rows(lazy ? NULL : dW, m->grads + L->b_offset, d, a, batch, L->in, L->out, lo,
                                           hi);
-            if (m->row_acc_order == 2 && batch == 1) {
+            if (order == 2 && batch == 1) {
                 /* Row j of a batch-of-one dW is d_j a: its squared norm is
                  * d_j^2 ||a||^2, no second read of dW. */
                 double aa = clipnn_norm_accumulate(a, L->in, 2.0);
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
-            } else if (m->row_acc_order == 2) {
+            } else if (order == 2) {
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
-            } else if (m->row_acc_order > 0) {
+            } else if (order > 0) {
                 for (size_t j = lo; j < hi; j++)
-                    m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, m->row_acc_order);
+                    m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, order);
             }
         }
         float *da = l > 0 ? m->delta[l - 1] : dx;
@@ -363,20 +358,29 @@ static void backward_slice(clipnn_model *m, int want_params, float *dx, size_t b
     }
 }
 
+int clipnn_fused_dw_unformed(const clipnn_fused_opts *f, size_t batch) {
+    return f && f->lazy_rank1 && batch == 1 && f->unit_norm_order == 2;
+}
+
 /* What clipnn_loss_grad leaves: the backward stops after the top layer
  * when neither parameter gradients nor dx are wanted, and a batch-of-one
  * step of clipnn_train (lazy_rank1) leaves dW unwritten. */
-static void mark_backward(clipnn_model *m, int want_params, int want_dx, size_t batch) {
+static void mark_backward(clipnn_model *m, int want_params, int want_dx, size_t batch, const clipnn_fused_opts *f) {
     unsigned holds = CLIPNN_WS_ACTIVATIONS;
     if (want_params || want_dx) holds |= CLIPNN_WS_DELTAS;
-    if (want_params && !leaves_dw_unwritten(m, batch)) holds |= CLIPNN_WS_GRADS;
+    if (want_params && !clipnn_fused_dw_unformed(f, batch)) holds |= CLIPNN_WS_GRADS;
     clipnn_workspace_mark(m, holds, batch, "clipnn_loss_grad");
     m->ws.losses_batch = batch;
-    if (want_params && m->row_acc_order > 0) m->row_acc_generation = m->ws.generation;
 }
 
 clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx) {
+    return clipnn_loss_grad_fused(m, lo, x, y, batch, NULL, loss_out, dx);
+}
+
+clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                                     const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
+                                     float *dx) {
     if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
     clipnn_status s = check_targets(m, lo, y, batch);
     if (!s) s = forward_check(m, x, batch);
@@ -385,7 +389,7 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
     double loss = 0;
     int threads = model_threads(m, batch);
     m->last_input = x; /* the first layer's input, read by the backward */
-    mark_backward(m, lo->want_params, dx != NULL, batch);
+    mark_backward(m, lo->want_params, dx != NULL, batch, f);
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
@@ -395,13 +399,13 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
         if (t == 0)
             loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
         clipnn_barrier_wait(&bar, T);
-        backward_slice(m, lo->want_params, dx, batch, t, T, &bar);
+        backward_slice(m, lo->want_params, f, dx, batch, t, T, &bar);
     }
-    if (lo->want_params && m->row_acc_order > 0)
+    const double order = f ? f->unit_norm_order : 0;
+    if (lo->want_params && order > 0)
         for (size_t l = 0; l < m->n_layers; l++) {
             const clipnn_layer *L = &m->layers[l];
-            m->row_acc[L->unit_base + L->out] =
-                clipnn_norm_accumulate(m->grads + L->b_offset, L->out, m->row_acc_order);
+            m->row_acc[L->unit_base + L->out] = clipnn_norm_accumulate(m->grads + L->b_offset, L->out, order);
         }
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;

@@ -50,20 +50,8 @@ struct clipnn_model {
     float *losses;     /* [max_batch] per-example losses of the last clipnn_loss_grad */
     const float *last_input; /* x of the last forward, [ws.batch][n_inputs] (the caller's memory) */
     clipnn_workspace ws;
-    /* Norms fused into the backward (src/model.c): when row_acc_order > 0,
-     * clipnn_loss_grad leaves in row_acc[unit] the accumulation
-     * (clipnn_norm_accumulate, order row_acc_order) of each unit of the
-     * gradient (a row of dW, or a whole db), computed by the thread that
-     * wrote the row while it is in its cache. */
-    double row_acc_order;
-    double *row_acc; /* [n_units] */
-    uint64_t row_acc_generation; /* ws.generation of the backward that filled row_acc */
+    double *row_acc; /* [n_units] unit norms of the last clipnn_loss_grad_fused that asked for them */
     size_t n_units;  /* sum over layers of out + 1 */
-    /* Set by clipnn_train around a batch-of-one step whose clipping reads
-     * only the unit norms: the backward leaves dW (= d a^T) unwritten and
-     * clipnn_optimizer_step_units forms each row from delta and the layer
-     * input instead (saves writing and re-reading every weight gradient). */
-    int lazy_rank1;
 };
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
@@ -76,6 +64,29 @@ void clipnn_workspace_mark(clipnn_model *m, unsigned holds, size_t batch, const 
  * CLIPNN_ERR_STATE with one line: who refuses, which call must come first,
  * and which call wrote the workspace last. */
 clipnn_status clipnn_workspace_require(const clipnn_model *m, unsigned need, const char *who, const char *first);
+
+/* What clipnn_train's fused step asks of one backward; given per call, so
+ * that no call leaves a mode on the model for another to read. */
+typedef struct {
+    /* > 0: leave in m->row_acc[unit] the accumulation (clipnn_norm_accumulate,
+     * this order) of each unit of the gradient (a row of dW, or a whole
+     * db), computed by the thread that wrote the row while it is in its
+     * cache. 0: no unit norms. */
+    double unit_norm_order;
+    /* For a batch-of-one step whose clipping reads only the unit 2-norms:
+     * leave dW (= d a^T) unwritten; clipnn_optimizer_step_units, given the
+     * same options, forms each row from delta and the layer input instead
+     * (saves writing and re-reading every weight gradient). */
+    int lazy_rank1;
+} clipnn_fused_opts;
+
+/* Does a backward of `batch` rows under f (may be NULL) leave dW unformed? */
+int clipnn_fused_dw_unformed(const clipnn_fused_opts *f, size_t batch);
+
+/* clipnn_loss_grad with the fused step's options (f NULL: none). */
+clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                                     const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
+                                     float *dx);
 
 /* ------------------------------------------------ kernels (src/dense.c) */
 
@@ -214,5 +225,13 @@ double clipnn_norm_scale_acc(double acc, double s, double p);
 
 /* p >= 1 or p = inf: an order the norms accept. */
 int clipnn_norm_order_valid(double p);
+
+/* ------------------------------------------------- vectors (vector.c) */
+
+/* Index of the first largest of z[k]. */
+size_t clipnn_argmax(const float *z, size_t k);
+/* sum a_i b_i and its square root for b = a, in plain order. */
+double clipnn_dot_d(const double *a, const double *b, size_t n);
+double clipnn_nrm2_d(const double *a, size_t n);
 
 #endif

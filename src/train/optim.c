@@ -155,7 +155,7 @@ static int update_range(const clipnn_optimizer *o, float *params, const float *g
 }
 
 /* Row off..off+len of W when the batch-of-one backward left dW unwritten
- * (clipnn_model.lazy_rank1): its gradient d a (a: [len]) is formed in an
+ * (clipnn_fused_opts.lazy_rank1): its gradient d a (a: [len]) is formed in an
  * L1-sized buffer, the same float products the backward would have
  * stored, so the update is bit for bit the one from the stored gradient
  * while dW is never written to memory and read back. */
@@ -205,15 +205,15 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
  * unit (clipnn_sumsq_blocked), read from L1 right after writing it: the
  * parameter norms the adaptive rules need at the next step, without a pass
  * over memory. */
-clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
-                                          const double *unit_scale, double *theta_acc) {
+clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
+                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc) {
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
     if (o->n != m->n_params)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "optimizer: made for %zu parameters, the model has %zu", o->n,
                            m->n_params);
     int first = o->steps == 0;
     o->steps++;
-    const int lazy = m->lazy_rank1 && m->ws.batch == 1;
+    const int lazy = clipnn_fused_dw_unformed(f, m->ws.batch);
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;

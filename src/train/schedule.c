@@ -1,4 +1,5 @@
-/* Step-size schedules a(t), t = 0, 1, 2, ... */
+/* Step-size schedules a(t), t = 0, 1, 2, ..., and the stability bound
+ * that their squares give. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,10 @@ double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t) {
     }
     default: return s->a0;
     }
+}
+
+double clipnn_lemma1_bound(double M, double sum_a2, double lambda) {
+    return 2.0 * exp(-2.0 * M * M / (sum_a2 * lambda * lambda));
 }
 
 /* Two comma-separated numbers after "name:"; 0 on success. */

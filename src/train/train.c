@@ -4,7 +4,6 @@
  * Everything is allocated before the first step. */
 #include <math.h>
 #include <string.h>
-#include <time.h>
 
 #include "train/train.h"
 
@@ -26,12 +25,6 @@ clipnn_train_options clipnn_train_options_default(void) {
     o.seed = 1;
     o.clip.noise_seed = o.seed;
     return o;
-}
-
-static double now_seconds(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int is_class_loss(clipnn_loss l) { return l == CLIPNN_LOSS_XENT || l == CLIPNN_LOSS_MARGIN; }
@@ -80,13 +73,6 @@ static void gather_rows(const clipnn_dataset *d, const size_t *idx, size_t B, fl
     for (size_t r = 0; r < B; r++) memcpy(x_out + r * dim, x + idx[r] * dim, dim * sizeof *x_out);
 }
 
-static size_t argmax(const float *v, size_t n) {
-    size_t best = 0;
-    for (size_t i = 1; i < n; i++)
-        if (v[i] > v[best]) best = i;
-    return best;
-}
-
 /* Mean loss and accuracy over d in chunks of the reserved batch; x/y
  * scratch comes from the caller so that evaluation inside training does not
  * allocate. */
@@ -110,7 +96,7 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
         if (nc > 0)
             for (size_t r = 0; r < B; r++) {
                 size_t label = (size_t)y[start + r];
-                size_t pred = k == 1 ? (out[r] > 0 ? 1 : 0) : argmax(out + r * k, k);
+                size_t pred = k == 1 ? (out[r] > 0 ? 1 : 0) : clipnn_argmax(out + r * k, k);
                 correct += pred == label;
             }
     }
@@ -210,8 +196,304 @@ static void free_buffers(train_buffers *b) {
     clipnn_free(b->unit_scale), clipnn_free(b->theta_acc);
 }
 
-clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
-                           const clipnn_train_options *o, clipnn_train_result *result) {
+/* Batches of up to `chunk` rows (training and evaluation), the shuffle
+ * order of n examples, theta(0) and the per-group and per-unit vectors. */
+static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size_t chunk, size_t n) {
+    size_t dim = m->n_inputs, k = clipnn_model_n_outputs(m), G = clipnn_model_n_groups(m);
+    b->xb = clipnn_alloc_array(chunk * dim, sizeof *b->xb);
+    b->yb = clipnn_alloc_array(chunk * k, sizeof *b->yb);
+    b->theta0 = clipnn_alloc_array(m->n_params, sizeof *b->theta0);
+    b->order = clipnn_alloc_array(n, sizeof *b->order);
+    b->idx = clipnn_alloc_array(chunk, sizeof *b->idx);
+    b->group_norms = clipnn_alloc_array(G, sizeof *b->group_norms);
+    b->unit_scale = clipnn_alloc_array(m->n_units, sizeof *b->unit_scale);
+    b->theta_acc = clipnn_alloc_array(m->n_units, sizeof *b->theta_acc);
+    if (b->xb && b->yb && b->theta0 && b->order && b->idx && b->group_norms && b->unit_scale && b->theta_acc)
+        return CLIPNN_OK;
+    free_buffers(b);
+    return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+}
+
+/* One run of clipnn_train: what is fixed before the first step, and the
+ * loop's variables (L: what a saved state holds and a resume restores). */
+typedef struct {
+    clipnn_model *m;
+    const clipnn_dataset *train, *test;
+    const clipnn_train_options *o;
+    clipnn_train_result *result;
+    size_t n, k, B, eval_chunk, P;
+    uint64_t steps_per_epoch, total, t_start;
+    clipnn_schedule sched;
+    clipnn_optimizer *opt;
+    clipnn_clipper *clip;
+    train_buffers b;
+    int need_theta, theta_valid, lazy_ok;
+    clipnn_fused_opts fused;
+    clipnn_train_loop L;
+    uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
+    double t0;
+    clipnn_step_record rec;
+} train_run;
+
+static void close_run(train_run *r) {
+    clipnn_clipper_free(r->clip);
+    clipnn_optimizer_free(r->opt);
+    free_buffers(&r->b);
+}
+
+/* Sizes, the workspace for the larger of a batch and an evaluation chunk,
+ * the buffers, the optimizer and the clipper: every allocation of the run. */
+static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                              const clipnn_train_options *o, clipnn_train_result *result) {
+    *r = (train_run){.m = m, .train = train, .test = test, .o = o, .result = result};
+    r->n = clipnn_dataset_n(train);
+    r->k = clipnn_model_n_outputs(m);
+    r->B = o->batch < r->n || o->replacement ? o->batch : r->n;
+    r->eval_chunk = r->B > 256 ? r->B : 256;
+    r->P = m->n_params;
+    r->steps_per_epoch = (r->n + r->B - 1) / r->B;
+    r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
+    clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
+    if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
+    if (s) return s;
+    s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
+    if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
+    if (s) close_run(r);
+    return s;
+}
+
+/* Resume: every variable a step depends on comes back as it was. */
+static clipnn_status resume_loop(train_run *r) {
+    const clipnn_train_state *st = r->o->state;
+    clipnn_status s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip);
+    if (s) return s;
+    r->t_start = r->L.step;
+    clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %llu)", st->source[0] ? st->source : "a saved run",
+               (unsigned long long)r->t_start, (unsigned long long)r->total, (unsigned long long)r->L.epoch + 1);
+    return CLIPNN_OK;
+}
+
+/* The loop's variables before the first step, or those of a saved run. */
+static clipnn_status start_loop(train_run *r) {
+    const clipnn_train_options *o = r->o;
+    memcpy(r->b.theta0, r->m->params, r->P * sizeof *r->b.theta0);
+    for (size_t i = 0; i < r->n; i++) r->b.order[i] = i;
+    clipnn_rng_seed(&r->L.rng, o->seed);
+    r->L.cursor = r->n; /* forces a shuffle before the first step */
+    r->sched = o->schedule;
+    if (r->sched.kind == CLIPNN_SCHED_COSINE && r->sched.total_steps == 0) r->sched.total_steps = r->total;
+    /* The rules that read ||theta|| get it from the update before (summed
+     * while the update writes theta); none is there before the first. */
+    r->need_theta = clipnn_clipper_reads_theta_units(r->clip);
+    r->lazy_ok = clipnn_clipper_reads_unit_norms_only(r->clip);
+    /* Unit norms from the backward at every step: a run split by a resume
+     * must compute every step's norms the same way. */
+    r->fused.unit_norm_order = clipnn_clipper_norm_order(r->clip);
+    r->t0 = clipnn_now_seconds();
+    return o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
+}
+
+/* The minibatch into b.idx: the next rows of a shuffled pass, or uniform
+ * draws with replacement. Returns its size (a pass may end short). */
+static size_t draw_batch(train_run *r) {
+    clipnn_train_loop *L = &r->L;
+    if (r->o->replacement) {
+        for (size_t i = 0; i < r->B; i++) r->b.idx[i] = (size_t)clipnn_rng_below(&L->rng, r->n);
+        return r->B;
+    }
+    if (L->cursor >= r->n) {
+        clipnn_rng_shuffle(&L->rng, r->b.order, r->n);
+        L->cursor = 0;
+    }
+    size_t Bt = r->n - L->cursor < r->B ? r->n - L->cursor : r->B;
+    memcpy(r->b.idx, r->b.order + L->cursor, Bt * sizeof *r->b.idx);
+    L->cursor += Bt;
+    return Bt;
+}
+
+/* Loss and gradient of the batch, then the clipper: the factor left to the
+ * update in *scale and b.unit_scale, the record in rec.clip. */
+static clipnn_status gradient_and_clip(train_run *r, uint64_t t, size_t Bt, double *loss, double *scale) {
+    const clipnn_train_options *o = r->o;
+    gather_rows(r->train, r->b.idx, Bt, r->b.xb);
+    gather_targets(r->train, r->b.idx, Bt, o->loss.loss, r->k, r->b.yb);
+    r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
+    clipnn_status s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
+    if (s) return s;
+    clipnn_clip_record *c = &r->rec.clip;
+    /* A loss past float range can come with a finite gradient
+     * (cross-entropy's is bounded): the clipper's non-finite policy
+     * decides that step as it decides a non-finite gradient. */
+    s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN, r->m->row_acc,
+                                   r->theta_valid ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
+                                   o->log_groups ? r->b.group_norms : NULL, c);
+    if (c->nonfinite) r->result->diverged_step = t;
+    const char *what = isfinite(*loss) ? "gradient norm" : "loss";
+    double value = isfinite(*loss) ? c->pre_norm : *loss;
+    if (s == CLIPNN_ERR_NONFINITE) {
+        r->result->diverged = 1;
+        return clipnn_fail(s, "train: step %llu: the %s is %g; parameters left as before it", (unsigned long long)t,
+                           what, value);
+    }
+    if (!s && c->skipped) clipnn_log(1, "train: step %llu skipped: the %s is %g", (unsigned long long)t, what, value);
+    return s;
+}
+
+/* The optimizer's step and the clipper's projection. An update past float
+ * range ends the run (*stop, or the error) unless the policy is skip. */
+static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, int *stop) {
+    const clipnn_nonfinite policy = r->o->clip.nonfinite;
+    clipnn_status s = clipnn_optimizer_step_units(r->opt, r->m, &r->fused, lr, scale, r->b.unit_scale,
+                                                  r->need_theta ? r->b.theta_acc : NULL);
+    r->theta_valid = r->need_theta;
+    if (s == CLIPNN_ERR_NONFINITE) {
+        /* The update would have left float range: the optimizer kept
+         * those parameters, so none is NaN or Inf, but the run has
+         * diverged; skip goes on from the parameters as they are. */
+        r->result->diverged_step = t;
+        if (policy != CLIPNN_NONFINITE_SKIP) {
+            r->result->diverged = 1;
+            *stop = policy == CLIPNN_NONFINITE_PROPAGATE;
+            return *stop ? CLIPNN_OK : s;
+        }
+        clipnn_log(1, "train: step %llu skipped: %s", (unsigned long long)t, clipnn_last_error());
+        s = CLIPNN_OK;
+        r->rec.clip.skipped = 1;
+    }
+    return s ? s : clipnn_clipper_after_update(r->clip, r->m, &r->rec.clip);
+}
+
+/* The step's share of the sums (skipped steps have no step size or loss). */
+static void count_step(train_run *r, uint64_t t, double lr, double loss) {
+    clipnn_train_loop *L = &r->L;
+    const clipnn_clip_record *c = &r->rec.clip;
+    if (!c->skipped) {
+        L->sum_lr += lr;
+        L->sum_lr2 += lr * lr;
+        L->epoch_loss += loss;
+    } else {
+        L->skipped++;
+        r->epoch_skipped++;
+    }
+    L->clipped += c->clipped;
+    L->epoch_clipped += c->clipped;
+    L->epoch_steps++;
+    L->step = t + 1;
+}
+
+/* The step record for on_step, with the stability telemetry. */
+static void report_step(train_run *r, uint64_t t, double lr, double loss) {
+    const clipnn_train_options *o = r->o;
+    clipnn_step_record *rec = &r->rec;
+    clipnn_train_loop *L = &r->L;
+    double lam = o->clip.lambda;
+    rec->step = t;
+    rec->lr = lr;
+    rec->sum_lr = L->sum_lr;
+    rec->sum_lr2 = L->sum_lr2;
+    rec->loss = loss;
+    rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
+    if (isnan(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, o->clip.p);
+    rec->det_bound = lam * L->sum_lr;
+    rec->lemma1_bound =
+        o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;
+    rec->group_norms = o->log_groups ? r->b.group_norms : NULL;
+    if (rec->dist_from_start > L->max_dist) L->max_dist = rec->dist_from_start;
+    o->on_step(rec, o->user);
+}
+
+static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
+    const clipnn_train_options *o = r->o;
+    const clipnn_train_result *res = r->result;
+    double secs = clipnn_now_seconds() - r->t0;
+    uint64_t per_epoch = r->steps_per_epoch;
+    clipnn_epoch_record er = {
+        .epoch = (size_t)(epoch_end ? r->L.epoch : r->L.epoch + 1),
+        .n_epochs = o->steps ? (size_t)((r->total + per_epoch - 1) / per_epoch) : o->epochs,
+        .train_loss = res->train_loss,
+        .test_loss = res->test_loss,
+        .test_accuracy = res->test_accuracy,
+        .clipped_fraction = (double)r->L.epoch_clipped / (double)r->L.epoch_steps,
+        .seconds = secs,
+        .samples_per_second = secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / secs : 0,
+    };
+    o->on_epoch(&er, o->user);
+}
+
+/* At the end of an epoch, and after the last step: the epoch's training
+ * loss, the test evaluation, on_epoch. */
+static clipnn_status end_epoch(train_run *r, uint64_t t) {
+    clipnn_train_loop *L = &r->L;
+    clipnn_train_result *res = r->result;
+    int epoch_end = r->o->replacement ? (t + 1) % r->steps_per_epoch == 0 : L->cursor >= r->n;
+    if (!epoch_end && t + 1 != r->total) return CLIPNN_OK;
+    /* Skipped steps have no loss to count (NaN when all were skipped). */
+    res->train_loss = L->epoch_steps > r->epoch_skipped ? L->epoch_loss / (double)(L->epoch_steps - r->epoch_skipped)
+                                                         : NAN;
+    if (r->test) {
+        clipnn_status s = evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk,
+                                        &res->test_loss, &res->test_accuracy);
+        if (s) return s;
+    }
+    /* A run that stops mid-epoch reports the partial epoch but keeps
+     * its sums, so that a resumed run completes the same epoch. */
+    if (epoch_end) L->epoch++;
+    if (r->o->on_epoch) report_epoch(r, t, epoch_end);
+    if (epoch_end) {
+        L->epoch_loss = 0;
+        L->epoch_steps = r->epoch_skipped = 0;
+        L->epoch_clipped = 0;
+    }
+    return CLIPNN_OK;
+}
+
+/* Step t: batch, gradient, clipping, update, telemetry. *stop ends the run
+ * without an error (it has diverged under the propagate policy). */
+static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
+    double loss, scale = 1;
+    clipnn_status s = gradient_and_clip(r, t, draw_batch(r), &loss, &scale);
+    if (s) return s;
+    double lr = clipnn_schedule_lr(&r->sched, t);
+    if (!r->rec.clip.skipped) {
+        s = update(r, t, lr, scale, stop);
+        if (s || *stop) return s;
+    }
+    count_step(r, t, lr, loss);
+    if (!isfinite(loss) && !r->rec.clip.skipped) {
+        /* The parameters are spoiled (propagate policy or an unclipped
+         * explosion): nothing further can be learnt from this run. */
+        r->result->diverged = 1;
+        r->result->diverged_step = t;
+        *stop = 1;
+        return CLIPNN_OK;
+    }
+    if (r->o->on_step) report_step(r, t, lr, loss);
+    return end_epoch(r, t);
+}
+
+/* The result's totals after the last step; H(theta) and the saved state
+ * when asked (both allocate: outside the steps). */
+static clipnn_status finish_run(train_run *r, clipnn_status s) {
+    clipnn_train_result *res = r->result;
+    const clipnn_train_options *o = r->o;
+    res->steps = r->L.step;
+    res->skipped_steps = r->L.skipped;
+    res->max_dist_from_start = r->L.max_dist;
+    res->seconds = clipnn_now_seconds() - r->t0;
+    res->clipped_fraction = res->steps ? (double)r->L.clipped / (double)res->steps : 0;
+    if (s == CLIPNN_OK && !res->diverged && !all_finite(r->m->params, r->P)) {
+        res->diverged = 1;
+        res->diverged_step = res->steps;
+    }
+    if (s == CLIPNN_OK && o->expected_grad && !res->diverged)
+        s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
+    if (s == CLIPNN_OK && o->state)
+        s = clipnn_train_state_capture(o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip);
+    return s;
+}
+
+static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                                      const clipnn_train_options *o, clipnn_train_result *result) {
     if (!m || !train || !o || !result) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: NULL argument");
     memset(result, 0, sizeof *result);
     result->test_loss = result->test_accuracy = NAN;
@@ -219,231 +501,21 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     clipnn_status s = check_options(o, train);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);
+    return s;
+}
+
+clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
+                           const clipnn_train_options *o, clipnn_train_result *result) {
+    clipnn_status s = check_train_args(m, train, test, o, result);
     if (s) return s;
-
-    const size_t n = clipnn_dataset_n(train), dim = m->n_inputs, k = clipnn_model_n_outputs(m);
-    const size_t B = o->batch < n || o->replacement ? o->batch : n;
-    const size_t eval_chunk = B > 256 ? B : 256;
-    const size_t P = m->n_params, G = clipnn_model_n_groups(m);
-    const uint64_t steps_per_epoch = o->replacement ? (n + B - 1) / B : (n + B - 1) / B;
-    const uint64_t total = o->steps ? o->steps : (uint64_t)o->epochs * steps_per_epoch;
-
-    train_buffers b = {0};
-    clipnn_optimizer *opt = NULL;
-    clipnn_clipper *clip = NULL;
-    s = clipnn_model_reserve(m, eval_chunk);
-    if (s) return s;
-    b.xb = clipnn_alloc_array(eval_chunk * dim, sizeof *b.xb);
-    b.yb = clipnn_alloc_array(eval_chunk * k, sizeof *b.yb);
-    b.theta0 = clipnn_alloc_array(P, sizeof *b.theta0);
-    b.order = clipnn_alloc_array(n, sizeof *b.order);
-    b.idx = clipnn_alloc_array(eval_chunk, sizeof *b.idx);
-    b.group_norms = clipnn_alloc_array(G, sizeof *b.group_norms);
-    b.unit_scale = clipnn_alloc_array(m->n_units, sizeof *b.unit_scale);
-    b.theta_acc = clipnn_alloc_array(m->n_units, sizeof *b.theta_acc);
-    if (!b.xb || !b.yb || !b.theta0 || !b.order || !b.idx || !b.group_norms || !b.unit_scale || !b.theta_acc) {
-        free_buffers(&b);
-        return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    train_run r;
+    if ((s = open_run(&r, m, train, test, o, result))) return s;
+    s = start_loop(&r);
+    if (!s) {
+        int stop = 0;
+        for (uint64_t t = r.t_start; t < r.total && !s && !stop; t++) s = train_step(&r, t, &stop);
+        s = finish_run(&r, s);
     }
-    s = clipnn_optimizer_create(&opt, P, &o->optim);
-    if (!s) s = clipnn_clipper_create(&clip, m, &o->clip);
-    /* Unit norms from the backward from the first step on: a run split by
-     * a resume must compute every step's norms the same way. */
-    if (!s) m->row_acc_order = clipnn_clipper_norm_order(clip);
-    if (s) {
-        clipnn_optimizer_free(opt);
-        free_buffers(&b);
-        return s;
-    }
-    memcpy(b.theta0, m->params, P * sizeof *b.theta0);
-    for (size_t i = 0; i < n; i++) b.order[i] = i;
-
-    clipnn_rng rng;
-    clipnn_rng_seed(&rng, o->seed);
-    clipnn_schedule sched = o->schedule;
-    if (sched.kind == CLIPNN_SCHED_COSINE && sched.total_steps == 0) sched.total_steps = total;
-    /* The rules that read ||theta|| get it from the update before (summed
-     * while the update writes theta); none is there before the first. */
-    const int need_theta = clipnn_clipper_reads_theta_units(clip);
-    int theta_valid = 0;
-    const int lazy_ok = clipnn_clipper_reads_unit_norms_only(clip);
-    double sum_lr = 0, sum_lr2 = 0, epoch_loss = 0, t0 = now_seconds();
-    uint64_t epoch_steps = 0, clipped = 0, epoch_clipped = 0;
-    uint64_t epoch_skipped = 0; /* not in the saved state: a resumed epoch counts from the resume */
-    size_t cursor = n; /* forces a shuffle before the first step */
-    size_t epoch = 0;
-    clipnn_step_record rec;
-    memset(&rec, 0, sizeof rec);
-
-    uint64_t t_start = 0;
-    if (o->state && o->state->loop) {
-        /* Resume: every variable a step depends on comes back as it was. */
-        clipnn_train_loop L;
-        s = clipnn_train_state_restore(o->state, &L, b.order, n, b.theta0, P, opt, clip);
-        if (s) {
-            m->row_acc_order = 0;
-            clipnn_clipper_free(clip);
-            clipnn_optimizer_free(opt);
-            free_buffers(&b);
-            return s;
-        }
-        t_start = result->steps = L.step;
-        rng = L.rng;
-        cursor = L.cursor;
-        epoch = (size_t)L.epoch;
-        epoch_steps = L.epoch_steps;
-        epoch_clipped = L.epoch_clipped;
-        clipped = L.clipped;
-        result->skipped_steps = L.skipped;
-        sum_lr = L.sum_lr;
-        sum_lr2 = L.sum_lr2;
-        epoch_loss = L.epoch_loss;
-        result->max_dist_from_start = L.max_dist;
-    }
-
-    for (uint64_t t = t_start; t < total; t++) {
-        /* Draw the minibatch: a shuffled pass, or uniform with replacement. */
-        size_t Bt = B;
-        if (o->replacement) {
-            for (size_t r = 0; r < B; r++) b.idx[r] = (size_t)clipnn_rng_below(&rng, n);
-        } else {
-            if (cursor >= n) {
-                clipnn_rng_shuffle(&rng, b.order, n);
-                cursor = 0;
-            }
-            Bt = n - cursor < B ? n - cursor : B;
-            memcpy(b.idx, b.order + cursor, Bt * sizeof *b.idx);
-            cursor += Bt;
-        }
-        gather_rows(train, b.idx, Bt, b.xb);
-        gather_targets(train, b.idx, Bt, o->loss.loss, k, b.yb);
-        double loss;
-        m->lazy_rank1 = lazy_ok && Bt == 1;
-        s = clipnn_loss_grad(m, &o->loss, b.xb, b.yb, Bt, &loss, NULL);
-        if (s) break;
-        double scale = 1;
-        /* A loss past float range can come with a finite gradient
-         * (cross-entropy's is bounded): the clipper's non-finite policy
-         * decides that step as it decides a non-finite gradient. */
-        s = clipnn_clipper_apply_train(clip, m, isfinite(loss) ? -1.0 : NAN, theta_valid ? b.theta_acc : NULL,
-                                       b.unit_scale, &scale, o->log_groups ? b.group_norms : NULL, &rec.clip);
-        if (rec.clip.nonfinite) result->diverged_step = t;
-        if (s == CLIPNN_ERR_NONFINITE) {
-            result->diverged = 1;
-            s = clipnn_fail(s, "train: step %llu: the %s is %g; parameters left as before it", (unsigned long long)t,
-                            isfinite(loss) ? "gradient norm" : "loss", isfinite(loss) ? rec.clip.pre_norm : loss);
-        }
-        if (s) break;
-        double lr = clipnn_schedule_lr(&sched, t);
-        if (!rec.clip.skipped) {
-            s = clipnn_optimizer_step_units(opt, m, lr, scale, b.unit_scale, need_theta ? b.theta_acc : NULL);
-            theta_valid = need_theta;
-            if (s == CLIPNN_ERR_NONFINITE) {
-                /* The update would have left float range: the optimizer kept
-                 * those parameters, so none is NaN or Inf, but the run has
-                 * diverged; skip goes on from the parameters as they are. */
-                result->diverged_step = t;
-                if (o->clip.nonfinite != CLIPNN_NONFINITE_SKIP) {
-                    result->diverged = 1;
-                    if (o->clip.nonfinite == CLIPNN_NONFINITE_PROPAGATE) s = CLIPNN_OK;
-                    break;
-                }
-                s = CLIPNN_OK;
-                rec.clip.skipped = 1;
-            }
-            if (!s) s = clipnn_clipper_after_update(clip, m, &rec.clip);
-            if (s) break;
-        }
-        if (!rec.clip.skipped) {
-            sum_lr += lr;
-            sum_lr2 += lr * lr;
-        } else {
-            result->skipped_steps++;
-            epoch_skipped++;
-        }
-        clipped += rec.clip.clipped;
-        epoch_clipped += rec.clip.clipped;
-        if (!rec.clip.skipped) epoch_loss += loss;
-        epoch_steps++;
-        result->steps = t + 1;
-        if (!isfinite(loss) && !rec.clip.skipped) {
-            /* The parameters are spoiled (propagate policy or an unclipped
-             * explosion): nothing further can be learnt from this run. */
-            result->diverged = 1;
-            result->diverged_step = t;
-            break;
-        }
-        if (o->on_step) {
-            double lam = o->clip.lambda;
-            rec.step = t;
-            rec.lr = lr;
-            rec.sum_lr = sum_lr;
-            rec.sum_lr2 = sum_lr2;
-            rec.loss = loss;
-            rec.dist_from_start = distance(m->params, b.theta0, P);
-            if (isnan(rec.clip.theta_norm)) rec.clip.theta_norm = clipnn_norm(m->params, P, o->clip.p);
-            rec.det_bound = lam * sum_lr;
-            rec.lemma1_bound = o->stability_m > 0 && sum_lr2 > 0
-                                   ? 2.0 * exp(-2.0 * o->stability_m * o->stability_m / (sum_lr2 * lam * lam))
-                                   : NAN;
-            rec.group_norms = o->log_groups ? b.group_norms : NULL;
-            if (rec.dist_from_start > result->max_dist_from_start)
-                result->max_dist_from_start = rec.dist_from_start;
-            o->on_step(&rec, o->user);
-        }
-        int epoch_end = o->replacement ? (t + 1) % steps_per_epoch == 0 : cursor >= n;
-        if (epoch_end || t + 1 == total) {
-            /* Skipped steps have no loss to count (NaN when all were skipped). */
-            result->train_loss = epoch_steps > epoch_skipped ? epoch_loss / (double)(epoch_steps - epoch_skipped) : NAN;
-            if (test) {
-                s = evaluate_with(m, test, &o->loss, b.xb, b.yb, b.idx, eval_chunk, &result->test_loss,
-                                  &result->test_accuracy);
-                if (s) break;
-            }
-            /* A run that stops mid-epoch reports the partial epoch but keeps
-             * its sums, so that a resumed run completes the same epoch. */
-            if (epoch_end) epoch++;
-            if (o->on_epoch) {
-                double secs = now_seconds() - t0;
-                clipnn_epoch_record er = {
-                    .epoch = epoch_end ? epoch : epoch + 1,
-                    .n_epochs = o->steps ? (size_t)((total + steps_per_epoch - 1) / steps_per_epoch) : o->epochs,
-                    .train_loss = result->train_loss,
-                    .test_loss = result->test_loss,
-                    .test_accuracy = result->test_accuracy,
-                    .clipped_fraction = (double)epoch_clipped / (double)epoch_steps,
-                    .seconds = secs,
-                    .samples_per_second = secs > 0 ? (double)(t + 1 - t_start) * (double)B / secs : 0,
-                };
-                o->on_epoch(&er, o->user);
-            }
-            if (epoch_end) {
-                epoch_loss = 0;
-                epoch_steps = epoch_skipped = 0;
-                epoch_clipped = 0;
-            }
-        }
-    }
-    m->row_acc_order = 0; /* other callers of clipnn_loss_grad do not pay for the unit norms */
-    m->lazy_rank1 = 0;
-    result->seconds = now_seconds() - t0;
-    result->clipped_fraction = result->steps ? (double)clipped / (double)result->steps : 0;
-    if (s == CLIPNN_OK && !result->diverged && !all_finite(m->params, P)) {
-        result->diverged = 1;
-        result->diverged_step = result->steps;
-    }
-    if (s == CLIPNN_OK && o->expected_grad && !result->diverged)
-        s = expected_gradients(m, train, o, b.xb, b.yb, result);
-    if (s == CLIPNN_OK && o->state) {
-        clipnn_train_loop L = {.step = result->steps, .rng = rng, .cursor = cursor, .epoch = epoch,
-                               .epoch_steps = epoch_steps, .epoch_clipped = epoch_clipped,
-                               .clipped = clipped, .skipped = result->skipped_steps, .sum_lr = sum_lr,
-                               .sum_lr2 = sum_lr2, .epoch_loss = epoch_loss,
-                               .max_dist = result->max_dist_from_start};
-        s = clipnn_train_state_capture(o->state, &L, b.order, n, b.theta0, P, opt, clip);
-    }
-    clipnn_clipper_free(clip);
-    clipnn_optimizer_free(opt);
-    free_buffers(&b);
+    close_run(&r);
     return s;
 }

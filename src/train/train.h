@@ -19,9 +19,18 @@ struct clipnn_optimizer {
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the
  * gradient of unit u scaled by grad_scale * unit_scale[u] (unit_scale may
  * be NULL); theta_acc ([n_units], may be NULL) receives the sum of squares
- * of every unit after the update. */
-clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, double lr, double grad_scale,
-                                          const double *unit_scale, double *theta_acc);
+ * of every unit after the update. f: the options the last backward was
+ * given (clipnn_loss_grad_fused; NULL for none), which say whether it left
+ * the weight gradients for the update to form. */
+clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
+                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc);
+
+/* ------------------------------------------------------------ schedules */
+
+/* The tail bound of the paper's Lemma 1 (eq. 14) on the deviation of the
+ * clipped iterates: 2 exp(-2 M^2 / (sum_a2 lambda^2)), sum_a2 = sum of
+ * a(t)^2 (schedule.c). The training log and the lab both report it. */
+double clipnn_lemma1_bound(double M, double sum_a2, double lambda);
 
 /* ------------------------------------- training state (src/train_state.c) */
 

@@ -1,0 +1,20 @@
+/* Small vector helpers every folder above nn shares: the arg-max of a
+ * score row, dot products and Euclidean norms of double vectors. */
+#include <math.h>
+
+#include "nn/nn.h"
+
+size_t clipnn_argmax(const float *z, size_t k) {
+    size_t best = 0;
+    for (size_t j = 1; j < k; j++)
+        if (z[j] > z[best]) best = j;
+    return best;
+}
+
+double clipnn_dot_d(const double *a, const double *b, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+double clipnn_nrm2_d(const double *a, size_t n) { return sqrt(clipnn_dot_d(a, a, n)); }
