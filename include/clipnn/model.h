@@ -1,4 +1,5 @@
-/* clipnn: Multilayer perceptrons: creation, initialization, forward, loss and gradient, and vector norms. */
+/* clipnn: Models (multilayer perceptrons, recurrent networks): creation, initialization, forward, loss and
+ * gradient, and vector norms. */
 #ifndef CLIPNN_PUBLIC_MODEL_H
 #define CLIPNN_PUBLIC_MODEL_H
 
@@ -55,13 +56,84 @@ CLIPNN_API void clipnn_model_free(clipnn_model *m);
 /* Deep copy (parameters, not gradients or workspace). */
 CLIPNN_API clipnn_status clipnn_model_clone(const clipnn_model *m, clipnn_model **out);
 
+/* Layer kinds. A recurrent layer is exactly PyTorch's (batch_first): rnn is
+ * nn.RNN with tanh (rnn-relu: with relu), lstm nn.LSTM (gates i, f, g, o),
+ * gru nn.GRU (gates r, z, n); each has the tensors W_ih [G h][in], W_hh
+ * [G h][h], b_ih [G h], b_hh [G h] (G = 1, 4, 3 gates, h its width), its
+ * state starts at zero for every sequence. */
+typedef enum {
+    CLIPNN_LAYER_DENSE = 0,
+    CLIPNN_LAYER_RNN,      /* Elman, tanh */
+    CLIPNN_LAYER_RNN_RELU, /* Elman, relu */
+    CLIPNN_LAYER_LSTM,
+    CLIPNN_LAYER_GRU,
+    CLIPNN_LAYER_COUNT
+} clipnn_layer_kind;
+
+/* "dense", "rnn", "rnn-relu", "lstm", "gru". */
+CLIPNN_API const char *clipnn_layer_kind_name(clipnn_layer_kind kind);
+CLIPNN_API clipnn_status clipnn_layer_kind_parse(const char *name, clipnn_layer_kind *out);
+
+typedef struct {
+    clipnn_layer_kind kind;
+    size_t width; /* units of a dense layer, hidden size h of a recurrent one */
+    clipnn_act act; /* dense layers only */
+} clipnn_layer_spec;
+
+/* A model over sequences: each input row is steps x step_dim values, step
+ * after step ([batch][steps][step_dim], batch_first). The recurrent layers
+ * come first (stacked: each reads the h_t of the one before), then at least
+ * one dense layer. every_step = 0: the dense layers read the last step's h
+ * (many-to-one: n_outputs values per example); 1: they read every step's h
+ * (many-to-many: [steps][n_outputs] per example, and the loss is the mean
+ * over examples x steps, PyTorch's on the flattened [batch * steps] rows).
+ * With no recurrent layer this is clipnn_model_create with steps x
+ * step_dim inputs. */
+typedef struct {
+    size_t steps, step_dim;
+    int every_step;
+} clipnn_seq_shape;
+
+CLIPNN_API clipnn_status clipnn_model_create_seq(clipnn_model **out, const clipnn_seq_shape *seq, size_t n_layers,
+                                                 const clipnn_layer_spec *layers);
+
+/* Dense layers by init; recurrent layers by PyTorch's default,
+ * U(+-1/sqrt(h)) for all four tensors, whatever init says. */
 CLIPNN_API clipnn_status clipnn_model_init(clipnn_model *m, clipnn_init init, uint64_t seed);
+
+typedef enum {
+    CLIPNN_RECURRENT_INIT_TORCH = 0,  /* keep U(+-1/sqrt(h)) */
+    CLIPNN_RECURRENT_INIT_ORTHOGONAL, /* each gate's h x h block of W_hh orthogonal (torch.nn.init.orthogonal_) */
+    CLIPNN_RECURRENT_INIT_SCALED,     /* W_hh's blocks scaled to spectral radius `radius` */
+    CLIPNN_RECURRENT_INIT_COUNT
+} clipnn_recurrent_init;
+
+/* "torch", "orthogonal", "scaled". */
+CLIPNN_API const char *clipnn_recurrent_init_name(clipnn_recurrent_init how);
+CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_recurrent_init *out);
+
+/* Re-initialises every recurrent layer's W_hh (after clipnn_model_init):
+ * orthogonal draws a Gaussian matrix per gate block and keeps the Q of its
+ * QR factorisation (signs fixed by R's diagonal), scaled divides each block
+ * by its spectral radius (power iteration on the block) and multiplies by
+ * radius (> 0). A model without recurrent layers is left unchanged. */
+CLIPNN_API clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius,
+                                                     uint64_t seed);
 
 CLIPNN_API size_t clipnn_model_n_inputs(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_n_outputs(const clipnn_model *m);
+/* Layers are counted front to back, recurrent layers first. For a
+ * recurrent layer the width is h and the activation tanh (rnn, lstm, gru)
+ * or relu (rnn-relu). */
 CLIPNN_API size_t clipnn_model_n_layers(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_layer_width(const clipnn_model *m, size_t layer);
 CLIPNN_API clipnn_act clipnn_model_layer_act(const clipnn_model *m, size_t layer);
+CLIPNN_API clipnn_layer_kind clipnn_model_layer_kind(const clipnn_model *m, size_t layer);
+/* The input shape: steps 0 (and step_dim n_inputs) for a model without
+ * recurrent layers. */
+CLIPNN_API clipnn_seq_shape clipnn_model_seq_shape(const clipnn_model *m);
+/* Output rows per example: steps for a many-to-many model, else 1. */
+CLIPNN_API size_t clipnn_model_output_steps(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_n_params(const clipnn_model *m);
 /* The parameter and gradient blocks, [n_params] each (layout: clipnn_group).
  * Both keep their address from clipnn_model_create to clipnn_model_free;
@@ -71,9 +143,11 @@ CLIPNN_API size_t clipnn_model_n_params(const clipnn_model *m);
 CLIPNN_API float *clipnn_model_params(clipnn_model *m); /* [n_params] */
 CLIPNN_API float *clipnn_model_grads(clipnn_model *m);  /* [n_params], same layout */
 
-/* Parameter groups: one per layer tensor (W of layer l is group 2l, b is
- * group 2l+1). A unit is a row of W (rows x cols = out x in); a bias is one
- * unit of length out (rows = 1). */
+/* Parameter groups: one per tensor, in the block's order: W_ih, W_hh, b_ih,
+ * b_hh of each recurrent layer, then W and b of each dense layer (for an MLP
+ * W of layer l is group 2l, b group 2l+1). A unit is a row of a weight
+ * (rows x cols = out x in); a bias is one unit of length out (rows = 1).
+ * layer counts as clipnn_model_n_layers does. */
 typedef struct {
     size_t offset; /* into the params / grads block */
     size_t size;

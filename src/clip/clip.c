@@ -228,6 +228,9 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
     *out = NULL;
     clipnn_status s = check_options(opts);
     if (s) return s;
+    if (opts->rule == CLIPNN_CLIP_PER_SAMPLE && m->n_rec)
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "clip: per-sample clipping of a model with recurrent layers is not "
+                           "supported yet");
     clipnn_clipper *c = clipnn_alloc_array(1, sizeof *c);
     if (!c) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory");
     c->o = *opts;
@@ -282,11 +285,10 @@ static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
     s->post = s->pre * factor;
 }
 
-/* Units [first, first + count) of group i: the rows of W, or the bias. */
+/* Units [first, first + count) of group i: the rows of a weight, or the bias. */
 static void group_units(const clipnn_model *m, size_t i, size_t *first, size_t *count) {
-    const clipnn_layer *L = &m->layers[i / 2];
-    *first = L->unit_base + (i % 2 ? L->out : 0);
-    *count = i % 2 ? 1 : L->out;
+    *first = m->group_unit[i];
+    *count = m->groups[i].is_bias ? 1 : m->groups[i].rows;
 }
 
 /* Sum over the units of group i of acc[unit] (order-2 accumulations). */

@@ -39,6 +39,9 @@ clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms
     clipnn_status st = clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS, "per-example norms",
                                                 "clipnn_loss_grad (with want_params or dx)");
     if (st) return st;
+    if (m->n_rec)
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "per-example norms: not supported yet for a model with recurrent "
+                           "layers");
     size_t B = m->ws.batch;
     for (size_t i = 0; i < B; i++) norms[i] = 0;
     for (size_t l = 0; l < m->n_layers; l++) {

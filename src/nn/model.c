@@ -1,10 +1,174 @@
-/* Sequential MLP: construction, parameter layout, workspace, forward and
- * backward. Parameters sit in one block and gradients in another (W then b
- * for each layer) so that optimizers and clipping are flat loops. */
+/* Models: construction, parameter layout, groups, initialisation, the
+ * workspace, forward and backward. A model is a front of recurrent layers
+ * (src/nn/sequence.c, none for an MLP) and a head of dense layers.
+ * Parameters sit in one block and gradients in another (the front's tensors,
+ * then W and b for each dense layer) so that optimizers and clipping are
+ * flat loops. */
 #include <math.h>
 #include <string.h>
 
 #include "nn/nn.h"
+
+static const char *const kind_names[CLIPNN_LAYER_COUNT] = {"dense", "rnn", "rnn-relu", "lstm", "gru"};
+
+const char *clipnn_layer_kind_name(clipnn_layer_kind kind) {
+    return (unsigned)kind < CLIPNN_LAYER_COUNT ? kind_names[kind] : "unknown";
+}
+
+clipnn_status clipnn_layer_kind_parse(const char *name, clipnn_layer_kind *out) {
+    int i = clipnn_lookup_name(kind_names, CLIPNN_LAYER_COUNT, name, "layer kind");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_layer_kind)i;
+    return CLIPNN_OK;
+}
+
+static const clipnn_cell cell_of_kind[CLIPNN_LAYER_COUNT] = {
+    [CLIPNN_LAYER_RNN] = CLIPNN_CELL_RNN_TANH, [CLIPNN_LAYER_RNN_RELU] = CLIPNN_CELL_RNN_RELU,
+    [CLIPNN_LAYER_LSTM] = CLIPNN_CELL_LSTM, [CLIPNN_LAYER_GRU] = CLIPNN_CELL_GRU};
+
+/* What a list of layers makes: the recurrent layers (a prefix), the number
+ * of parameters, groups and units; every size checked. */
+typedef struct {
+    size_t n_rec, n_params, n_groups, n_units;
+} model_size;
+
+static clipnn_status size_layer(const clipnn_layer_spec *L, size_t l, size_t in, model_size *z) {
+    const size_t max_dim = (size_t)1 << 30; /* BLAS takes int dimensions */
+    if ((unsigned)L->kind >= CLIPNN_LAYER_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu has unknown kind %d", l, (int)L->kind);
+    if (L->width == 0 || L->width > max_dim)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu has width %zu", l, L->width);
+    size_t n = 0, rows = L->width;
+    if (L->kind == CLIPNN_LAYER_DENSE) {
+        if ((unsigned)L->act >= CLIPNN_ACT_COUNT)
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu has unknown activation %d", l, (int)L->act);
+        if (clipnn_mul_size(in, L->width, &n) || clipnn_add_size(n, L->width, &n))
+            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: parameter count overflows");
+        z->n_groups += 2;
+    } else {
+        if (l != z->n_rec)
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu (%s) follows a dense layer; recurrent "
+                               "layers come first", l, clipnn_layer_kind_name(L->kind));
+        clipnn_rec_params off;
+        clipnn_status s = clipnn_rec_param_layout(cell_of_kind[L->kind], in, L->width, &off);
+        if (s) return s;
+        n = off.total;
+        rows = 2 * clipnn_cell_gates(cell_of_kind[L->kind]) * L->width;
+        z->n_rec++;
+        z->n_groups += 4;
+    }
+    if (clipnn_add_size(z->n_params, n, &z->n_params) || clipnn_add_size(z->n_units, rows + 1, &z->n_units))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: parameter count overflows");
+    if (L->kind != CLIPNN_LAYER_DENSE) z->n_units++; /* two biases */
+    return CLIPNN_OK;
+}
+
+static clipnn_status size_model(const clipnn_seq_shape *seq, size_t n_layers, const clipnn_layer_spec *ls,
+                                size_t *n_inputs, model_size *z) {
+    memset(z, 0, sizeof *z);
+    if (!seq || !ls || n_layers == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: needs at least one layer");
+    if (seq->steps == 0 || seq->step_dim == 0 || clipnn_mul_size(seq->steps, seq->step_dim, n_inputs) ||
+        *n_inputs > ((size_t)1 << 30))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: inputs of %zu steps of %zu values", seq->steps,
+                           seq->step_dim);
+    size_t in = seq->step_dim;
+    for (size_t l = 0; l < n_layers; l++) {
+        if (l == 0 && ls[0].kind == CLIPNN_LAYER_DENSE) in = *n_inputs; /* an MLP reads the whole row */
+        clipnn_status s = size_layer(&ls[l], l, in, z);
+        if (s) return s;
+        in = ls[l].width;
+    }
+    if (z->n_rec == n_layers)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: the recurrent layers need a dense layer after them");
+    return CLIPNN_OK;
+}
+
+static clipnn_status alloc_model(clipnn_model *m, size_t n_dense, const model_size *z) {
+    m->n_layers = n_dense;
+    m->n_rec = z->n_rec;
+    m->n_params = z->n_params;
+    m->n_groups = z->n_groups;
+    m->n_units = z->n_units;
+    m->layers = clipnn_alloc_array(n_dense, sizeof *m->layers);
+    m->rec = clipnn_alloc_array(z->n_rec, sizeof *m->rec);
+    m->params = clipnn_alloc_array(z->n_params, sizeof *m->params);
+    m->grads = clipnn_alloc_array(z->n_params, sizeof *m->grads);
+    m->groups = clipnn_alloc_array(z->n_groups, sizeof *m->groups);
+    m->group_unit = clipnn_alloc_array(z->n_groups, sizeof *m->group_unit);
+    m->pre = clipnn_alloc_array(n_dense, sizeof *m->pre);
+    m->post = clipnn_alloc_array(n_dense, sizeof *m->post);
+    m->delta = clipnn_alloc_array(n_dense, sizeof *m->delta);
+    m->row_acc = clipnn_alloc_array(z->n_units, sizeof *m->row_acc);
+    if (!m->layers || !m->rec || !m->params || !m->grads || !m->groups || !m->group_unit || !m->pre || !m->post ||
+        !m->delta || !m->row_acc)
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for %zu parameters", z->n_params);
+    return CLIPNN_OK;
+}
+
+/* Appends a group (the next tensor of the block) for public layer index l. */
+static void add_group(clipnn_model *m, size_t *g, size_t *offset, size_t *unit, size_t l, size_t rows, size_t cols,
+                      int is_bias) {
+    m->groups[*g] = (clipnn_group){*offset, rows * cols, rows, cols, l, is_bias};
+    m->group_unit[*g] = *unit;
+    *offset += rows * cols;
+    *unit += is_bias ? 1 : rows;
+    (*g)++;
+}
+
+static void lay_out_recurrent(clipnn_model *m, const clipnn_layer_spec *ls, size_t *g, size_t *offset, size_t *unit) {
+    size_t in = m->step_dim;
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_layer *R = &m->rec[l];
+        R->shape = (clipnn_rec_shape){cell_of_kind[ls[l].kind], in, ls[l].width, 0, m->steps};
+        (void)clipnn_rec_param_layout(R->shape.cell, in, ls[l].width, &R->off); /* checked by size_model */
+        R->p_offset = *offset;
+        size_t gh = clipnn_cell_gates(R->shape.cell) * ls[l].width;
+        add_group(m, g, offset, unit, l, gh, in, 0);
+        add_group(m, g, offset, unit, l, gh, ls[l].width, 0);
+        add_group(m, g, offset, unit, l, 1, gh, 1);
+        add_group(m, g, offset, unit, l, 1, gh, 1);
+        in = ls[l].width;
+    }
+}
+
+static void lay_out_dense(clipnn_model *m, const clipnn_layer_spec *ls, size_t *g, size_t *offset, size_t *unit) {
+    size_t in = m->n_rec ? ls[m->n_rec - 1].width : m->n_inputs;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer_spec *S = &ls[m->n_rec + l];
+        clipnn_layer *L = &m->layers[l];
+        *L = (clipnn_layer){.in = in, .out = S->width, .act = S->act, .unit_base = *unit};
+        L->w_offset = *offset;
+        add_group(m, g, offset, unit, m->n_rec + l, S->width, in, 0);
+        L->b_offset = *offset;
+        add_group(m, g, offset, unit, m->n_rec + l, 1, S->width, 1);
+        in = S->width;
+    }
+}
+
+clipnn_status clipnn_model_create_seq(clipnn_model **out, const clipnn_seq_shape *seq, size_t n_layers,
+                                      const clipnn_layer_spec *layers) {
+    if (!out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: NULL argument");
+    *out = NULL;
+    size_t n_inputs;
+    model_size z;
+    clipnn_status s = size_model(seq, n_layers, layers, &n_inputs, &z);
+    if (s) return s;
+    clipnn_model *m = clipnn_alloc_array(1, sizeof *m);
+    if (!m) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory");
+    if ((s = alloc_model(m, n_layers - z.n_rec, &z))) {
+        clipnn_model_free(m);
+        return s;
+    }
+    m->n_inputs = n_inputs;
+    m->steps = z.n_rec ? seq->steps : 0;
+    m->step_dim = z.n_rec ? seq->step_dim : n_inputs;
+    m->every_step = z.n_rec ? seq->every_step != 0 : 0;
+    size_t g = 0, offset = 0, unit = 0;
+    lay_out_recurrent(m, layers, &g, &offset, &unit);
+    lay_out_dense(m, layers, &g, &offset, &unit);
+    *out = m;
+    return CLIPNN_OK;
+}
 
 clipnn_status clipnn_model_create(clipnn_model **out, size_t n_inputs, size_t n_layers,
                                   const size_t *widths, const clipnn_act *acts) {
@@ -12,64 +176,23 @@ clipnn_status clipnn_model_create(clipnn_model **out, size_t n_inputs, size_t n_
     *out = NULL;
     if (n_inputs == 0 || n_layers == 0)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: needs at least one input and one layer");
-    /* BLAS takes int dimensions. */
-    const size_t max_dim = (size_t)1 << 30;
-    if (n_inputs > max_dim) return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: %zu inputs is too many", n_inputs);
-    size_t n_params = 0, in = n_inputs;
-    for (size_t l = 0; l < n_layers; l++) {
-        if (widths[l] == 0 || widths[l] > max_dim)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu has width %zu", l, widths[l]);
-        if ((unsigned)acts[l] >= CLIPNN_ACT_COUNT)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: layer %zu has unknown activation %d", l,
-                               (int)acts[l]);
-        size_t w, wb;
-        if (clipnn_mul_size(in, widths[l], &w) || clipnn_add_size(w, widths[l], &wb) ||
-            clipnn_add_size(n_params, wb, &n_params))
-            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: parameter count overflows");
-        in = widths[l];
-    }
-    clipnn_model *m = clipnn_alloc_array(1, sizeof *m);
-    if (!m) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory");
-    m->n_inputs = n_inputs;
-    m->n_layers = n_layers;
-    m->n_params = n_params;
-    m->layers = clipnn_alloc_array(n_layers, sizeof *m->layers);
-    m->params = clipnn_alloc_array(n_params, sizeof *m->params);
-    m->grads = clipnn_alloc_array(n_params, sizeof *m->grads);
-    m->pre = clipnn_alloc_array(n_layers, sizeof *m->pre);
-    m->post = clipnn_alloc_array(n_layers, sizeof *m->post);
-    m->delta = clipnn_alloc_array(n_layers, sizeof *m->delta);
-    size_t units = 0;
-    for (size_t l = 0; l < n_layers; l++) units += widths[l] + 1;
-    m->n_units = units;
-    m->row_acc = clipnn_alloc_array(units, sizeof *m->row_acc);
-    if (!m->layers || !m->params || !m->grads || !m->pre || !m->post || !m->delta || !m->row_acc) {
-        clipnn_model_free(m);
-        return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for %zu parameters", n_params);
-    }
-    size_t offset = 0, unit = 0;
-    in = n_inputs;
-    for (size_t l = 0; l < n_layers; l++) {
-        clipnn_layer *L = &m->layers[l];
-        L->unit_base = unit;
-        unit += widths[l] + 1;
-        L->in = in;
-        L->out = widths[l];
-        L->act = acts[l];
-        L->w_offset = offset;
-        L->b_offset = offset + in * widths[l];
-        offset = L->b_offset + widths[l];
-        in = widths[l];
-    }
-    *out = m;
-    return CLIPNN_OK;
+    clipnn_layer_spec *ls = clipnn_alloc_array(n_layers, sizeof *ls);
+    if (!ls) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory");
+    for (size_t l = 0; l < n_layers; l++) ls[l] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, widths[l], acts[l]};
+    clipnn_seq_shape seq = {1, n_inputs, 0};
+    clipnn_status s = clipnn_model_create_seq(out, &seq, n_layers, ls);
+    clipnn_free(ls);
+    return s;
 }
 
 void clipnn_model_free(clipnn_model *m) {
     if (!m) return;
     clipnn_free(m->layers);
+    clipnn_free(m->rec);
     clipnn_free(m->params);
     clipnn_free(m->grads);
+    clipnn_free(m->groups);
+    clipnn_free(m->group_unit);
     clipnn_free(m->pre);
     clipnn_free(m->post);
     clipnn_free(m->delta);
@@ -78,25 +201,27 @@ void clipnn_model_free(clipnn_model *m) {
     clipnn_free(m);
 }
 
+/* The layer list a model was made from; *specs from clipnn_alloc. */
+clipnn_status clipnn_model_specs(const clipnn_model *m, clipnn_layer_spec **specs, clipnn_seq_shape *seq) {
+    size_t n = m->n_rec + m->n_layers;
+    clipnn_layer_spec *ls = clipnn_alloc_array(n, sizeof *ls);
+    if (!ls) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory");
+    for (size_t l = 0; l < n; l++)
+        ls[l] = (clipnn_layer_spec){clipnn_model_layer_kind(m, l), clipnn_model_layer_width(m, l),
+                                    clipnn_model_layer_act(m, l)};
+    *seq = m->n_rec ? (clipnn_seq_shape){m->steps, m->step_dim, m->every_step} : (clipnn_seq_shape){1, m->n_inputs, 0};
+    *specs = ls;
+    return CLIPNN_OK;
+}
+
 clipnn_status clipnn_model_clone(const clipnn_model *m, clipnn_model **out) {
-    size_t widths_buf[64], *widths = widths_buf;
-    clipnn_act acts_buf[64], *acts = acts_buf;
-    if (m->n_layers > 64) {
-        widths = clipnn_alloc_array(m->n_layers, sizeof *widths);
-        acts = clipnn_alloc_array(m->n_layers, sizeof *acts);
-    }
-    clipnn_status s = CLIPNN_ERR_NOMEM;
-    if (widths && acts) {
-        for (size_t l = 0; l < m->n_layers; l++) {
-            widths[l] = m->layers[l].out;
-            acts[l] = m->layers[l].act;
-        }
-        s = clipnn_model_create(out, m->n_inputs, m->n_layers, widths, acts);
-        if (s == CLIPNN_OK) memcpy((*out)->params, m->params, m->n_params * sizeof *m->params);
-    }
-    if (widths != widths_buf) clipnn_free(widths);
-    if (acts != acts_buf) clipnn_free(acts);
-    if (s == CLIPNN_ERR_NOMEM) clipnn_fail(s, "model: out of memory while cloning");
+    clipnn_layer_spec *ls;
+    clipnn_seq_shape seq;
+    clipnn_status s = clipnn_model_specs(m, &ls, &seq);
+    if (s) return s;
+    s = clipnn_model_create_seq(out, &seq, m->n_rec + m->n_layers, ls);
+    if (s == CLIPNN_OK) memcpy((*out)->params, m->params, m->n_params * sizeof *m->params);
+    clipnn_free(ls);
     return s;
 }
 
@@ -120,70 +245,76 @@ clipnn_status clipnn_init_parse(const char *name, clipnn_init *out) {
     return CLIPNN_OK;
 }
 
+static void init_dense(const clipnn_layer *L, float *W, float *b, clipnn_init init, clipnn_rng *rng) {
+    double fan_in = (double)L->in, fan_out = (double)L->out;
+    size_t nw = L->in * L->out;
+    switch (init) {
+    case CLIPNN_INIT_XAVIER: {
+        double bound = sqrt(6.0 / (fan_in + fan_out));
+        for (size_t i = 0; i < nw; i++) W[i] = (float)(bound * (2.0 * clipnn_rng_uniform(rng) - 1.0));
+        memset(b, 0, L->out * sizeof *b);
+        break;
+    }
+    case CLIPNN_INIT_HE: {
+        double std = sqrt(2.0 / fan_in);
+        for (size_t i = 0; i < nw; i++) W[i] = (float)(std * clipnn_rng_normal(rng));
+        memset(b, 0, L->out * sizeof *b);
+        break;
+    }
+    default: { /* CLIPNN_INIT_TORCH */
+        double bound = 1.0 / sqrt(fan_in);
+        for (size_t i = 0; i < nw; i++) W[i] = (float)(bound * (2.0 * clipnn_rng_uniform(rng) - 1.0));
+        for (size_t i = 0; i < L->out; i++) b[i] = (float)(bound * (2.0 * clipnn_rng_uniform(rng) - 1.0));
+    }
+    }
+}
+
 clipnn_status clipnn_model_init(clipnn_model *m, clipnn_init init, uint64_t seed) {
     if ((unsigned)init >= CLIPNN_INIT_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: unknown initialisation %d", (int)init);
     clipnn_rng rng;
     clipnn_rng_seed(&rng, seed);
+    clipnn_front_init(m, &rng);
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
-        float *W = m->params + L->w_offset, *b = m->params + L->b_offset;
-        double fan_in = (double)L->in, fan_out = (double)L->out;
-        size_t nw = L->in * L->out;
-        switch (init) {
-        case CLIPNN_INIT_XAVIER: {
-            double bound = sqrt(6.0 / (fan_in + fan_out));
-            for (size_t i = 0; i < nw; i++) W[i] = (float)(bound * (2.0 * clipnn_rng_uniform(&rng) - 1.0));
-            memset(b, 0, L->out * sizeof *b);
-            break;
-        }
-        case CLIPNN_INIT_HE: {
-            double std = sqrt(2.0 / fan_in);
-            for (size_t i = 0; i < nw; i++) W[i] = (float)(std * clipnn_rng_normal(&rng));
-            memset(b, 0, L->out * sizeof *b);
-            break;
-        }
-        default: { /* CLIPNN_INIT_TORCH */
-            double bound = 1.0 / sqrt(fan_in);
-            for (size_t i = 0; i < nw; i++) W[i] = (float)(bound * (2.0 * clipnn_rng_uniform(&rng) - 1.0));
-            for (size_t i = 0; i < L->out; i++) b[i] = (float)(bound * (2.0 * clipnn_rng_uniform(&rng) - 1.0));
-        }
-        }
+        init_dense(L, m->params + L->w_offset, m->params + L->b_offset, init, &rng);
     }
     return CLIPNN_OK;
 }
 
+static clipnn_layer_kind kind_of_cell(clipnn_cell c) {
+    for (int k = 0; k < CLIPNN_LAYER_COUNT; k++)
+        if (k != CLIPNN_LAYER_DENSE && cell_of_kind[k] == c) return (clipnn_layer_kind)k;
+    return CLIPNN_LAYER_DENSE;
+}
+
 size_t clipnn_model_n_inputs(const clipnn_model *m) { return m->n_inputs; }
 size_t clipnn_model_n_outputs(const clipnn_model *m) { return m->layers[m->n_layers - 1].out; }
-size_t clipnn_model_n_layers(const clipnn_model *m) { return m->n_layers; }
+size_t clipnn_model_n_layers(const clipnn_model *m) { return m->n_rec + m->n_layers; }
 size_t clipnn_model_layer_width(const clipnn_model *m, size_t layer) {
-    return layer < m->n_layers ? m->layers[layer].out : 0;
+    if (layer < m->n_rec) return m->rec[layer].shape.hidden;
+    return layer - m->n_rec < m->n_layers ? m->layers[layer - m->n_rec].out : 0;
 }
 clipnn_act clipnn_model_layer_act(const clipnn_model *m, size_t layer) {
-    return layer < m->n_layers ? m->layers[layer].act : CLIPNN_ACT_IDENTITY;
+    if (layer < m->n_rec) return m->rec[layer].shape.cell == CLIPNN_CELL_RNN_RELU ? CLIPNN_ACT_RELU : CLIPNN_ACT_TANH;
+    return layer - m->n_rec < m->n_layers ? m->layers[layer - m->n_rec].act : CLIPNN_ACT_IDENTITY;
 }
+clipnn_layer_kind clipnn_model_layer_kind(const clipnn_model *m, size_t layer) {
+    return layer < m->n_rec ? kind_of_cell(m->rec[layer].shape.cell) : CLIPNN_LAYER_DENSE;
+}
+clipnn_seq_shape clipnn_model_seq_shape(const clipnn_model *m) {
+    return (clipnn_seq_shape){m->steps, m->step_dim, m->every_step};
+}
+size_t clipnn_model_output_steps(const clipnn_model *m) { return m->every_step ? m->steps : 1; }
+size_t clipnn_head_rows(const clipnn_model *m, size_t batch) { return m->every_step ? batch * m->steps : batch; }
 size_t clipnn_model_n_params(const clipnn_model *m) { return m->n_params; }
 float *clipnn_model_params(clipnn_model *m) { return m->params; }
 float *clipnn_model_grads(clipnn_model *m) { return m->grads; }
-size_t clipnn_model_n_groups(const clipnn_model *m) { return 2 * m->n_layers; }
+size_t clipnn_model_n_groups(const clipnn_model *m) { return m->n_groups; }
 
 clipnn_group clipnn_model_group(const clipnn_model *m, size_t index) {
     clipnn_group g = {0};
-    if (index >= 2 * m->n_layers) return g;
-    const clipnn_layer *L = &m->layers[index / 2];
-    g.layer = index / 2;
-    g.is_bias = (int)(index % 2);
-    if (g.is_bias) {
-        g.offset = L->b_offset;
-        g.rows = 1;
-        g.cols = L->out;
-    } else {
-        g.offset = L->w_offset;
-        g.rows = L->out;
-        g.cols = L->in;
-    }
-    g.size = g.rows * g.cols;
-    return g;
+    return index < m->n_groups ? m->groups[index] : g;
 }
 
 const float *clipnn_model_last_losses(const clipnn_model *m) {
@@ -191,7 +322,7 @@ const float *clipnn_model_last_losses(const clipnn_model *m) {
 }
 
 const float *clipnn_layer_input(const clipnn_model *m, size_t l) {
-    return l == 0 ? m->last_input : m->post[l - 1];
+    return l == 0 ? m->head_input : m->post[l - 1];
 }
 
 void clipnn_workspace_mark(clipnn_model *m, unsigned holds, size_t batch, const char *writer) {
@@ -210,28 +341,24 @@ clipnn_status clipnn_workspace_require(const clipnn_model *m, unsigned need, con
                        who, first, m->ws.writer, m->ws.batch);
 }
 
-clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
-    if (max_batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: batch size 0");
-    if (max_batch <= m->max_batch) return CLIPNN_OK;
-    if (max_batch > ((size_t)1 << 30))
-        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: batch %zu is too large", max_batch);
-    /* pre, delta, and post when the activation is not the identity. */
-    size_t floats = max_batch, per_row;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        size_t copies = m->layers[l].act == CLIPNN_ACT_IDENTITY ? 2 : 3;
-        if (clipnn_mul_size(m->layers[l].out, copies, &per_row) ||
-            clipnn_mul_size(per_row, max_batch, &per_row) || clipnn_add_size(floats, per_row, &floats))
-            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
-    }
-    float *ws = clipnn_alloc_array(floats, sizeof *ws);
-    if (!ws) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for a batch of %zu", max_batch);
-    clipnn_free(m->workspace);
-    m->workspace = ws;
-    m->max_batch = max_batch;
+/* Floats of the head's buffers for max_rows rows: losses, pre, delta, and
+ * post when the activation is not the identity; and the gradient of the
+ * head's input when there is a front. */
+static clipnn_status head_size(const clipnn_model *m, size_t max_rows, size_t *floats) {
+    size_t per_row = 1;
+    for (size_t l = 0; l < m->n_layers; l++)
+        per_row += m->layers[l].out * (m->layers[l].act == CLIPNN_ACT_IDENTITY ? 2 : 3);
+    if (m->n_rec) per_row += m->layers[0].in;
+    if (clipnn_mul_size(per_row, max_rows, floats))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    return CLIPNN_OK;
+}
+
+static void place_head(clipnn_model *m, size_t max_rows, float *ws) {
     m->losses = ws;
-    ws += max_batch;
+    ws += max_rows;
     for (size_t l = 0; l < m->n_layers; l++) {
-        size_t n = m->layers[l].out * max_batch;
+        size_t n = m->layers[l].out * max_rows;
         m->pre[l] = ws;
         ws += n;
         m->delta[l] = ws;
@@ -243,14 +370,39 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
             ws += n;
         }
     }
-    m->last_input = NULL;
+    m->head_dx = m->n_rec ? ws : NULL;
+}
+
+clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
+    if (max_batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: batch size 0");
+    if (max_batch <= m->max_batch) return CLIPNN_OK;
+    if (max_batch > ((size_t)1 << 30))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: batch %zu is too large", max_batch);
+    size_t max_rows, head, front, floats;
+    if (clipnn_mul_size(max_batch, m->every_step ? m->steps : 1, &max_rows))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    clipnn_status s = head_size(m, max_rows, &head);
+    if (!s) s = clipnn_front_size(m, max_batch, &front);
+    if (!s && clipnn_add_size(head, front, &floats)) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    if (s) return s;
+    float *ws = clipnn_alloc_array(floats, sizeof *ws);
+    if (!ws) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for a batch of %zu", max_batch);
+    clipnn_free(m->workspace);
+    m->workspace = ws;
+    m->max_batch = max_batch;
+    place_head(m, max_rows, ws);
+    clipnn_front_place(m, max_batch, ws + head);
+    m->last_input = m->head_input = NULL;
     m->ws.losses_batch = 0;
     clipnn_workspace_mark(m, 0, 0, NULL);
     return CLIPNN_OK;
 }
 
-/* Threads worth using for one pass over the model with this batch. */
-static int model_threads(const clipnn_model *m, size_t batch) { return clipnn_threads_for_macs(batch * m->n_params); }
+/* Threads worth using for one pass over the head with this many rows. */
+static int model_threads(const clipnn_model *m, size_t rows) {
+    size_t head_params = m->n_params - m->layers[0].w_offset;
+    return clipnn_threads_for_macs(rows * head_params);
+}
 
 /* Thread t of T: its slice of every layer's units, bias and activation
  * fused into the pass that follows the product while the slice is in L1;
@@ -281,15 +433,24 @@ static clipnn_status forward_check(clipnn_model *m, const float *x, size_t batch
     return CLIPNN_OK;
 }
 
+/* The front (recurrent layers) over x; the head's input after it. */
+static const float *run_front(clipnn_model *m, const float *x, size_t batch) {
+    m->last_input = x;
+    m->head_input = x;
+    if (m->n_rec) clipnn_front_forward(m, x, batch);
+    return m->head_input;
+}
+
 static clipnn_status forward(clipnn_model *m, const float *x, size_t batch) {
     clipnn_status s = forward_check(m, x, batch);
     if (s) return s;
-    int threads = model_threads(m, batch);
-    m->last_input = x;
+    const float *a = run_front(m, x, batch);
+    size_t rows = clipnn_head_rows(m, batch);
+    int threads = model_threads(m, rows);
     clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, batch, "clipnn_forward");
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    forward_slice(m, x, batch, clipnn_thread_id(), clipnn_thread_count(), &bar);
+    forward_slice(m, a, rows, clipnn_thread_id(), clipnn_thread_count(), &bar);
     return CLIPNN_OK;
 }
 
@@ -378,35 +539,54 @@ clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, c
     return clipnn_loss_grad_fused(m, lo, x, y, batch, NULL, loss_out, dx);
 }
 
+/* The unit norms of the fused step that the head's backward does not
+ * leave: the dense biases, and every unit of the front (read from the
+ * gradient block after BPTT). */
+static void finish_unit_norms(clipnn_model *m, double order) {
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        m->row_acc[L->unit_base + L->out] = clipnn_norm_accumulate(m->grads + L->b_offset, L->out, order);
+    }
+    for (size_t g = 0; g < 4 * m->n_rec; g++) {
+        const clipnn_group *G = &m->groups[g];
+        for (size_t r = 0; r < G->rows; r++)
+            m->row_acc[m->group_unit[g] + r] = clipnn_norm_accumulate(m->grads + G->offset + r * G->cols,
+                                                                      G->cols, order);
+    }
+}
+
 clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                      const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
                                      float *dx) {
     if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
-    clipnn_status s = check_targets(m, lo, y, batch);
+    clipnn_fused_opts front_f; /* a front leaves every dW formed */
+    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0}, f = &front_f;
+    size_t rows = clipnn_head_rows(m, batch);
+    clipnn_status s = check_targets(m, lo, y, rows);
     if (!s) s = forward_check(m, x, batch);
     if (s) return s;
     size_t last = m->n_layers - 1, k = m->layers[last].out;
     double loss = 0;
-    int threads = model_threads(m, batch);
-    m->last_input = x; /* the first layer's input, read by the backward */
+    const float *a = run_front(m, x, batch);
+    int threads = model_threads(m, rows);
+    int want_back = lo->want_params || dx;
+    float *head_dx = m->n_rec ? (want_back ? m->head_dx : NULL) : dx;
     mark_backward(m, lo->want_params, dx != NULL, batch, f);
+    m->ws.losses_batch = rows;
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         int t = clipnn_thread_id(), T = clipnn_thread_count();
-        forward_slice(m, x, batch, t, T, &bar);
+        forward_slice(m, a, rows, t, T, &bar);
         /* delta[last] first holds d loss / d output, then d loss / d z. */
         if (t == 0)
-            loss = clipnn_loss_forward_backward(lo, m->post[last], y, batch, k, m->losses, m->delta[last]);
+            loss = clipnn_loss_forward_backward(lo, m->post[last], y, rows, k, m->losses, m->delta[last]);
         clipnn_barrier_wait(&bar, T);
-        backward_slice(m, lo->want_params, f, dx, batch, t, T, &bar);
+        backward_slice(m, lo->want_params, f, head_dx, rows, t, T, &bar);
     }
+    if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx);
     const double order = f ? f->unit_norm_order : 0;
-    if (lo->want_params && order > 0)
-        for (size_t l = 0; l < m->n_layers; l++) {
-            const clipnn_layer *L = &m->layers[l];
-            m->row_acc[L->unit_base + L->out] = clipnn_norm_accumulate(m->grads + L->b_offset, L->out, order);
-        }
+    if (lo->want_params && order > 0) finish_unit_norms(m, order);
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
 }

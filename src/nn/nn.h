@@ -5,6 +5,88 @@
 
 #include "base/base.h"
 
+/* ------------------------------------ recurrent kernels (recurrent.c) */
+
+/* Recurrent cells, exactly torch.nn.RNN (tanh, relu), nn.LSTM and nn.GRU with
+ * batch_first = True. G = gates per cell (1, 1, 4, 3). A layer's parameters
+ * are one block [W_ih [G h][in], W_hh [G h][h], b_ih [G h], b_hh [G h]]
+ * (torch's weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 in order),
+ * gate blocks in torch's order: LSTM i, f, g, o; GRU r, z, n. */
+typedef enum {
+    CLIPNN_CELL_RNN_TANH = 0, /* h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) */
+    CLIPNN_CELL_RNN_RELU,     /* the same with relu */
+    CLIPNN_CELL_LSTM,         /* c_t = f c_{t-1} + i g, h_t = o tanh(c_t) */
+    CLIPNN_CELL_GRU,          /* n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h_t = (1 - z) n + z h_{t-1} */
+    CLIPNN_CELL_COUNT
+} clipnn_cell;
+
+const char *clipnn_cell_name(clipnn_cell cell); /* "rnn-tanh", "rnn-relu", "lstm", "gru" */
+clipnn_status clipnn_cell_parse(const char *name, clipnn_cell *out);
+size_t clipnn_cell_gates(clipnn_cell cell); /* G; 0 for an invalid cell */
+
+/* One recurrent layer over one chunk of B sequences of T steps. */
+typedef struct {
+    clipnn_cell cell;
+    size_t in;     /* features of x_t */
+    size_t hidden; /* h */
+    size_t batch;  /* B */
+    size_t steps;  /* T */
+} clipnn_rec_shape;
+
+/* Offsets of the four tensors in a layer's parameter (and gradient) block. */
+typedef struct {
+    size_t w_ih, w_hh, b_ih, b_hh, total;
+} clipnn_rec_params;
+
+clipnn_status clipnn_rec_param_layout(clipnn_cell cell, size_t in, size_t hidden, clipnn_rec_params *out);
+/* Elements (floats, or doubles for the _d kernels) of the workspace that a
+ * forward and the backward after it share: the gate activations, h_{t-1}
+ * of every step, c_t (LSTM) or W_hn h_{t-1} + b_hn (GRU), and the carried
+ * gradients. Checks the shape and that every BLAS dimension fits an int. */
+clipnn_status clipnn_rec_workspace_size(const clipnn_rec_shape *s, size_t *elements);
+/* Elements of the scratch that clipnn_rec_example_sqnorms needs. */
+clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *elements);
+
+/* Forward over the chunk. x: row (b, t) at x + (b T + t) x_stride, x_stride
+ * >= in (so x may be a strided view). h0, c0: [B][h] initial state, NULL =
+ * zeros. Writes H [B][T][h] (every h_t), the final state hT, cT [B][h]
+ * (either may be NULL) to carry into the next chunk, and the caches of the
+ * backward into work (so each layer of a stack has its own workspace). The
+ * c arguments here and below are the LSTM's cell state, ignored by the
+ * other cells. No allocation. */
+clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
+                                 const float *h0, const float *c0, float *H, float *hT, float *cT, float *work);
+/* Backpropagation through time over the chunk of the last forward on work
+ * (whose caches it consumes: run the forward again before another backward).
+ * dH [B][T][h]: d loss / d h_t from above (NULL = zero: only dhT feeds in);
+ * dhT, dcT: the gradient carried back from a later chunk (NULL = zero).
+ * last_steps: the gradient flows back through the last last_steps steps
+ * only (0 = all T); earlier steps are constants, their dH is ignored, their
+ * dx rows are 0 and dh0 = dc0 = 0. Adds (+=) into grad, a block of the
+ * parameters' layout (NULL: no parameter gradients); writes dx [B][T][in] (contiguous) and dh0, dc0 [B][h],
+ * each skipped when NULL. */
+clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
+                                  const float *dH, const float *dhT, const float *dcT, size_t last_steps,
+                                  float *grad, float *dx, float *dh0, float *dc0, float *work);
+/* After a backward: the squared Frobenius norm of each example's gradient,
+ * per tensor: sqnorms[b][4] = W_ih, W_hh, b_ih, b_hh of example b alone (an
+ * example's gradient is its sum over steps). x as given to the forward;
+ * scratch sized by clipnn_rec_norm_scratch_size. */
+clipnn_status clipnn_rec_example_sqnorms(const clipnn_rec_shape *s, const float *x, size_t x_stride,
+                                         const float *work, float *scratch, double *sqnorms);
+
+/* The same three in double (the reference path; one kernel body with the
+ * float path). */
+clipnn_status clipnn_rec_forward_d(const clipnn_rec_shape *s, const double *params, const double *x, size_t x_stride,
+                                   const double *h0, const double *c0, double *H, double *hT, double *cT,
+                                   double *work);
+clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *params, const double *x,
+                                    size_t x_stride, const double *dH, const double *dhT, const double *dcT,
+                                    size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
+                                    double *work);
+clipnn_status clipnn_rec_example_sqnorms_d(const clipnn_rec_shape *s, const double *x, size_t x_stride,
+                                           const double *work, double *scratch, double *sqnorms);
+
 /* ------------------------------------------------------------- models */
 
 /* What the workspace holds (bits of clipnn_workspace.holds). */
@@ -33,26 +115,70 @@ typedef struct {
     size_t unit_base; /* units (rows of W, then b as one unit): [unit_base, unit_base + out] */
 } clipnn_layer;
 
+/* A recurrent layer of the model's front; its four tensors (W_ih, W_hh,
+ * b_ih, b_hh) sit at params + p_offset in the kernel's layout. */
+typedef struct {
+    clipnn_rec_shape shape;  /* cell, in, hidden; batch and steps are set per pass */
+    clipnn_rec_params off;   /* the tensors' offsets inside the layer's block */
+    size_t p_offset;         /* the layer's block in params and grads */
+    float *H;                /* [max_batch][steps][hidden] h_t of the last pass */
+    float *dH;               /* [max_batch][steps][hidden] d loss / d h_t from above */
+    float *work;             /* the kernel's workspace (caches of the last forward) */
+} clipnn_rec_layer;
+
+/* A model is a front of n_rec recurrent layers over x rows read as
+ * [steps][step_dim] (none for an MLP), then a head of n_layers dense
+ * layers over the last step's h (or every step's, every_step). */
 struct clipnn_model {
     size_t n_inputs;
-    size_t n_layers;
+    size_t n_layers;      /* dense layers of the head */
     clipnn_layer *layers; /* [n_layers] */
+    size_t n_rec;         /* recurrent layers of the front, 0 for an MLP */
+    clipnn_rec_layer *rec; /* [n_rec] */
+    size_t steps, step_dim; /* x rows as [steps][step_dim] (an MLP: 1 step of n_inputs) */
+    int every_step;       /* the head reads h_t of every step (its rows: batch x steps) */
     size_t n_params;
     float *params; /* [n_params] */
     float *grads;  /* [n_params] */
+    size_t n_groups;
+    clipnn_group *groups; /* [n_groups] every tensor: the front's four per layer, then W and b per dense layer */
+    size_t *group_unit;   /* [n_groups] first unit of each group (a row of a weight, or a whole bias) */
 
     /* Workspace, sized by clipnn_model_reserve for max_batch rows. */
     size_t max_batch;
     float *workspace;  /* one block holding everything below */
-    float **pre;       /* pre[l]: [max_batch][out_l] z = a W^T + b */
-    float **post;      /* post[l]: [max_batch][out_l] act(z); == pre[l] for identity */
-    float **delta;     /* delta[l]: [max_batch][out_l] d loss / d z_l */
-    float *losses;     /* [max_batch] per-example losses of the last clipnn_loss_grad */
+    float **pre;       /* pre[l]: [max_rows][out_l] z = a W^T + b */
+    float **post;      /* post[l]: [max_rows][out_l] act(z); == pre[l] for identity */
+    float **delta;     /* delta[l]: [max_rows][out_l] d loss / d z_l */
+    float *losses;     /* [max_rows] per-row losses of the last clipnn_loss_grad */
+    float *head_in;    /* [max_batch][hidden] the last step's h, for a many-to-one head */
+    float *head_dx;    /* [max_rows][hidden] d loss / d (the head's input) */
     const float *last_input; /* x of the last forward, [ws.batch][n_inputs] (the caller's memory) */
+    const float *head_input; /* the dense head's input in the last pass (x for an MLP) */
     clipnn_workspace ws;
     double *row_acc; /* [n_units] unit norms of the last clipnn_loss_grad_fused that asked for them */
-    size_t n_units;  /* sum over layers of out + 1 */
+    size_t n_units;  /* units of every group */
 };
+
+/* The layer list and input shape a model was made from (*specs: [layers],
+ * from clipnn_alloc, for clipnn_model_create_seq). */
+clipnn_status clipnn_model_specs(const clipnn_model *m, clipnn_layer_spec **specs, clipnn_seq_shape *seq);
+
+/* Rows the head runs for a batch: batch, or batch x steps for every_step. */
+size_t clipnn_head_rows(const clipnn_model *m, size_t batch);
+
+/* The recurrent front (src/nn/sequence.c). */
+/* Floats of the front's buffers for max_batch sequences (0 for an MLP). */
+clipnn_status clipnn_front_size(const clipnn_model *m, size_t max_batch, size_t *floats);
+/* Points the front's buffers into block, which holds clipnn_front_size floats. */
+void clipnn_front_place(clipnn_model *m, size_t max_batch, float *block);
+/* Runs the front over x [batch][n_inputs]; sets m->head_input. */
+void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch);
+/* BPTT from m->head_dx (d loss / d the head's input) into m->grads (when
+ * want_params) and dx ([batch][n_inputs], NULL: not wanted). */
+void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx);
+/* The front's initialisation: PyTorch's U(+-1/sqrt(hidden)) for all four tensors. */
+void clipnn_front_init(clipnn_model *m, clipnn_rng *rng);
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
 const float *clipnn_layer_input(const clipnn_model *m, size_t l);
@@ -126,88 +252,6 @@ double clipnn_loss_forward_backward(const clipnn_loss_options *lo, const float *
 /* The same in double (reference path). */
 double clipnn_loss_forward_backward_d(const clipnn_loss_options *lo, const double *z,
                                       const double *y, size_t B, size_t k, double *dz);
-
-/* ------------------------------------ recurrent kernels (src/recurrent.c) */
-
-/* Recurrent cells, exactly torch.nn.RNN (tanh, relu), nn.LSTM and nn.GRU with
- * batch_first = True. G = gates per cell (1, 1, 4, 3). A layer's parameters
- * are one block [W_ih [G h][in], W_hh [G h][h], b_ih [G h], b_hh [G h]]
- * (torch's weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0 in order),
- * gate blocks in torch's order: LSTM i, f, g, o; GRU r, z, n. */
-typedef enum {
-    CLIPNN_CELL_RNN_TANH = 0, /* h_t = tanh(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh) */
-    CLIPNN_CELL_RNN_RELU,     /* the same with relu */
-    CLIPNN_CELL_LSTM,         /* c_t = f c_{t-1} + i g, h_t = o tanh(c_t) */
-    CLIPNN_CELL_GRU,          /* n = tanh(W_in x + b_in + r (W_hn h + b_hn)), h_t = (1 - z) n + z h_{t-1} */
-    CLIPNN_CELL_COUNT
-} clipnn_cell;
-
-const char *clipnn_cell_name(clipnn_cell cell); /* "rnn-tanh", "rnn-relu", "lstm", "gru" */
-clipnn_status clipnn_cell_parse(const char *name, clipnn_cell *out);
-size_t clipnn_cell_gates(clipnn_cell cell); /* G; 0 for an invalid cell */
-
-/* One recurrent layer over one chunk of B sequences of T steps. */
-typedef struct {
-    clipnn_cell cell;
-    size_t in;     /* features of x_t */
-    size_t hidden; /* h */
-    size_t batch;  /* B */
-    size_t steps;  /* T */
-} clipnn_rec_shape;
-
-/* Offsets of the four tensors in a layer's parameter (and gradient) block. */
-typedef struct {
-    size_t w_ih, w_hh, b_ih, b_hh, total;
-} clipnn_rec_params;
-
-clipnn_status clipnn_rec_param_layout(clipnn_cell cell, size_t in, size_t hidden, clipnn_rec_params *out);
-/* Elements (floats, or doubles for the _d kernels) of the workspace that a
- * forward and the backward after it share: the gate activations, h_{t-1}
- * of every step, c_t (LSTM) or W_hn h_{t-1} + b_hn (GRU), and the carried
- * gradients. Checks the shape and that every BLAS dimension fits an int. */
-clipnn_status clipnn_rec_workspace_size(const clipnn_rec_shape *s, size_t *elements);
-/* Elements of the scratch that clipnn_rec_example_sqnorms needs. */
-clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *elements);
-
-/* Forward over the chunk. x: row (b, t) at x + (b T + t) x_stride, x_stride
- * >= in (so x may be a strided view). h0, c0: [B][h] initial state, NULL =
- * zeros. Writes H [B][T][h] (every h_t), the final state hT, cT [B][h]
- * (either may be NULL) to carry into the next chunk, and the caches of the
- * backward into work (so each layer of a stack has its own workspace). The
- * c arguments here and below are the LSTM's cell state, ignored by the
- * other cells. No allocation. */
-clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
-                                 const float *h0, const float *c0, float *H, float *hT, float *cT, float *work);
-/* Backpropagation through time over the chunk of the last forward on work
- * (whose caches it consumes: run the forward again before another backward).
- * dH [B][T][h]: d loss / d h_t from above (NULL = zero: only dhT feeds in);
- * dhT, dcT: the gradient carried back from a later chunk (NULL = zero).
- * last_steps: the gradient flows back through the last last_steps steps
- * only (0 = all T); earlier steps are constants, their dH is ignored, their
- * dx rows are 0 and dh0 = dc0 = 0. Adds (+=) into grad, a block of the
- * parameters' layout; writes dx [B][T][in] (contiguous) and dh0, dc0 [B][h],
- * each skipped when NULL. */
-clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
-                                  const float *dH, const float *dhT, const float *dcT, size_t last_steps,
-                                  float *grad, float *dx, float *dh0, float *dc0, float *work);
-/* After a backward: the squared Frobenius norm of each example's gradient,
- * per tensor: sqnorms[b][4] = W_ih, W_hh, b_ih, b_hh of example b alone (an
- * example's gradient is its sum over steps). x as given to the forward;
- * scratch sized by clipnn_rec_norm_scratch_size. */
-clipnn_status clipnn_rec_example_sqnorms(const clipnn_rec_shape *s, const float *x, size_t x_stride,
-                                         const float *work, float *scratch, double *sqnorms);
-
-/* The same three in double (the reference path; one kernel body with the
- * float path). */
-clipnn_status clipnn_rec_forward_d(const clipnn_rec_shape *s, const double *params, const double *x, size_t x_stride,
-                                   const double *h0, const double *c0, double *H, double *hT, double *cT,
-                                   double *work);
-clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *params, const double *x,
-                                    size_t x_stride, const double *dH, const double *dhT, const double *dcT,
-                                    size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
-                                    double *work);
-clipnn_status clipnn_rec_example_sqnorms_d(const clipnn_rec_shape *s, const double *x, size_t x_stride,
-                                           const double *work, double *scratch, double *sqnorms);
 
 /* ---------------------------------------------------------------- norms */
 

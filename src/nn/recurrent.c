@@ -209,10 +209,9 @@ clipnn_status clipnn_rec_forward_d(const clipnn_rec_shape *s, const double *para
 }
 
 static clipnn_status backward_check(const clipnn_rec_shape *s, const void *params, const void *x, size_t x_stride,
-                                    const void *grad, size_t last_steps, const void *work, rec_layout *L) {
+                                    size_t last_steps, const void *work, rec_layout *L) {
     clipnn_status st = rec_check(s, params, x, x_stride, work, L);
     if (st != CLIPNN_OK) return st;
-    if (!grad) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent backward: NULL gradient block");
     if (last_steps > s->steps)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent backward: %zu steps back in a chunk of %zu", last_steps,
                            s->steps);
@@ -223,7 +222,7 @@ clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params
                                   const float *dH, const float *dhT, const float *dcT, size_t last_steps,
                                   float *grad, float *dx, float *dh0, float *dc0, float *work) {
     rec_layout L;
-    clipnn_status st = backward_check(s, params, x, x_stride, grad, last_steps, work, &L);
+    clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
     if (st != CLIPNN_OK) return st;
     backward_float(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work);
     return CLIPNN_OK;
@@ -234,7 +233,7 @@ clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *par
                                     size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
                                     double *work) {
     rec_layout L;
-    clipnn_status st = backward_check(s, params, x, x_stride, grad, last_steps, work, &L);
+    clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
     if (st != CLIPNN_OK) return st;
     backward_double(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work);
     return CLIPNN_OK;

@@ -267,7 +267,7 @@ static void K_(backward)(const clipnn_rec_shape *s, const rec_layout *L, const R
         if (t > first || (first == 0 && dh0)) K_(step_hidden_back)(s, L, P, t, work);
     }
     K_(zero_early_steps)(s, L, first, work);
-    K_(weight_grads)(s, L, x, x_stride, grad, work);
+    if (grad) K_(weight_grads)(s, L, x, x_stride, grad, work);
     if (dx) K_(gemm)(0, 0, B * T, s->in, L->gh, work + L->gates, L->gh, P + L->p.w_ih, s->in, 0, dx, s->in);
     if (dh0) K_(copy_rows)(dh0, h, first ? NULL : work + L->carry_h, B, h);
     if (dc0 && lstm) K_(copy_rows)(dc0, h, first ? NULL : work + L->carry_c, B, h);

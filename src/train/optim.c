@@ -213,7 +213,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                            m->n_params);
     int first = o->steps == 0;
     o->steps++;
-    const int lazy = clipnn_fused_dw_unformed(f, m->ws.batch);
+    const int lazy = m->n_rec == 0 && clipnn_fused_dw_unformed(f, m->ws.batch);
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
@@ -221,23 +221,23 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
     {
         int t = clipnn_thread_id(), T = clipnn_thread_count();
-        for (size_t l = 0; l < m->n_layers; l++) {
-            const clipnn_layer *L = &m->layers[l];
-            size_t lo, hi;
-            clipnn_chunk(L->out, t, T, &lo, &hi);
-            /* The bias goes to the thread with the last rows. */
-            if (t == T - 1) hi = L->out + 1;
+        for (size_t g = 0; g < m->n_groups; g++) {
+            const clipnn_group *G = &m->groups[g];
+            /* a weight's rows split as the backward split them; a bias
+             * goes to the thread with the last rows */
+            size_t lo = 0, hi = 1;
+            if (!G->is_bias) clipnn_chunk(G->rows, t, T, &lo, &hi);
+            else if (t != T - 1) continue;
+            size_t dense = G->layer - m->n_rec; /* the head's layer of a dense group */
             for (size_t j = lo; j < hi; j++) {
-                size_t u = L->unit_base + j;
-                size_t off = j < L->out ? L->w_offset + j * L->in : L->b_offset;
-                size_t len = j < L->out ? L->in : L->out;
+                size_t u = m->group_unit[g] + j, off = G->offset + j * G->cols;
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
-                if (lazy && j < L->out)
-                    bad += update_rank1(o, m->params, off, len, m->delta[l][j], clipnn_layer_input(m, l), lr,
-                                        (float)s, first);
+                if (lazy && !G->is_bias)
+                    bad += update_rank1(o, m->params, off, G->cols, m->delta[dense][j], clipnn_layer_input(m, dense),
+                                        lr, (float)s, first);
                 else
-                    bad += update_range(o, m->params, m->grads, off, len, lr, (float)s, first);
-                if (theta_acc) theta_acc[u] = clipnn_sumsq_blocked(m->params + off, len);
+                    bad += update_range(o, m->params, m->grads, off, G->cols, lr, (float)s, first);
+                if (theta_acc) theta_acc[u] = clipnn_sumsq_blocked(m->params + off, G->cols);
             }
         }
     }

@@ -285,7 +285,7 @@ static clipnn_status start_loop(train_run *r) {
     /* The rules that read ||theta|| get it from the update before (summed
      * while the update writes theta); none is there before the first. */
     r->need_theta = clipnn_clipper_reads_theta_units(r->clip);
-    r->lazy_ok = clipnn_clipper_reads_unit_norms_only(r->clip);
+    r->lazy_ok = clipnn_clipper_reads_unit_norms_only(r->clip) && r->m->n_rec == 0;
     /* Unit norms from the backward at every step: a run split by a resume
      * must compute every step's norms the same way. */
     r->fused.unit_norm_order = clipnn_clipper_norm_order(r->clip);

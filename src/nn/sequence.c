@@ -1,0 +1,198 @@
+/* The recurrent front of a model: its buffers, the forward over the steps,
+ * backpropagation through time into the gradient block, and the
+ * initialisations of its tensors. The kernels are in recurrent.c; the dense
+ * head that follows is model.c's. */
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn.h"
+
+static size_t last_hidden(const clipnn_model *m) { return m->rec[m->n_rec - 1].shape.hidden; }
+
+/* Per layer: H and dH ([batch][steps][hidden]) and the kernel's workspace;
+ * the last step's h for a many-to-one head. */
+clipnn_status clipnn_front_size(const clipnn_model *m, size_t max_batch, size_t *floats) {
+    *floats = 0;
+    size_t total = 0, n;
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_shape shape = m->rec[l].shape;
+        shape.batch = max_batch;
+        clipnn_status s = clipnn_rec_workspace_size(&shape, &n);
+        if (s) return s;
+        size_t seq;
+        if (clipnn_mul_size(max_batch * shape.steps, shape.hidden, &seq) || clipnn_add_size(total, n, &total) ||
+            clipnn_add_size(total, 2 * seq, &total))
+            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    }
+    if (m->n_rec && !m->every_step && clipnn_add_size(total, max_batch * last_hidden(m), &total))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    *floats = total;
+    return CLIPNN_OK;
+}
+
+void clipnn_front_place(clipnn_model *m, size_t max_batch, float *block) {
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_layer *R = &m->rec[l];
+        clipnn_rec_shape shape = R->shape;
+        shape.batch = max_batch;
+        size_t n = 0, seq = max_batch * shape.steps * shape.hidden;
+        (void)clipnn_rec_workspace_size(&shape, &n); /* checked by clipnn_front_size */
+        R->H = block;
+        R->dH = block + seq;
+        R->work = block + 2 * seq;
+        block += 2 * seq + n;
+    }
+    m->head_in = m->n_rec && !m->every_step ? block : NULL;
+}
+
+/* Layer l's input: x ([batch][steps][step_dim]) or the layer below's H. */
+static const float *layer_input(const clipnn_model *m, size_t l, size_t *stride) {
+    *stride = l ? m->rec[l - 1].shape.hidden : m->step_dim;
+    return l ? m->rec[l - 1].H : m->last_input;
+}
+
+void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch) {
+    m->last_input = x;
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_layer *R = &m->rec[l];
+        size_t stride;
+        const float *in = layer_input(m, l, &stride);
+        R->shape.batch = batch;
+        /* the shape was checked when the workspace was sized */
+        (void)clipnn_rec_forward(&R->shape, m->params + R->p_offset, in, stride, NULL, NULL, R->H, NULL, NULL,
+                                 R->work);
+    }
+    const clipnn_rec_layer *top = &m->rec[m->n_rec - 1];
+    if (m->every_step) {
+        m->head_input = top->H;
+        return;
+    }
+    /* many-to-one: the head reads h_T of each sequence */
+    size_t h = top->shape.hidden, T = m->steps;
+    for (size_t b = 0; b < batch; b++) memcpy(m->head_in + b * h, top->H + (b * T + T - 1) * h, h * sizeof(float));
+    m->head_input = m->head_in;
+}
+
+void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx) {
+    for (size_t l = m->n_rec; l-- > 0;) {
+        clipnn_rec_layer *R = &m->rec[l];
+        int top = l + 1 == m->n_rec;
+        /* d loss / d h_t: the head's gradient (every step, or only h_T as
+         * the carried gradient), else what the layer above left in dH */
+        const float *dH = top ? (m->every_step ? m->head_dx : NULL) : R->dH;
+        const float *dhT = top && !m->every_step ? m->head_dx : NULL;
+        float *grad = want_params ? m->grads + R->p_offset : NULL;
+        if (grad) memset(grad, 0, R->off.total * sizeof *grad);
+        float *below = l ? m->rec[l - 1].dH : dx;
+        if (!grad && !below) break; /* nothing further down is wanted */
+        size_t stride;
+        const float *in = layer_input(m, l, &stride);
+        R->shape.batch = batch;
+        (void)clipnn_rec_backward(&R->shape, m->params + R->p_offset, in, stride, dH, dhT, NULL, 0, grad, below,
+                                  NULL, NULL, R->work);
+    }
+}
+
+void clipnn_front_init(clipnn_model *m, clipnn_rng *rng) {
+    for (size_t l = 0; l < m->n_rec; l++) {
+        const clipnn_rec_layer *R = &m->rec[l];
+        double bound = 1.0 / sqrt((double)R->shape.hidden);
+        float *p = m->params + R->p_offset;
+        for (size_t i = 0; i < R->off.total; i++) p[i] = (float)(bound * (2.0 * clipnn_rng_uniform(rng) - 1.0));
+    }
+}
+
+/* ------------------------------------------------ recurrent initialisation */
+
+static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled"};
+
+const char *clipnn_recurrent_init_name(clipnn_recurrent_init how) {
+    return (unsigned)how < CLIPNN_RECURRENT_INIT_COUNT ? rinit_names[how] : "unknown";
+}
+
+clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_recurrent_init *out) {
+    int i = clipnn_lookup_name(rinit_names, CLIPNN_RECURRENT_INIT_COUNT, name, "recurrent initialisation");
+    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
+    *out = (clipnn_recurrent_init)i;
+    return CLIPNN_OK;
+}
+
+/* a[n][n] := Q of the QR factorisation of a Gaussian draw (modified
+ * Gram-Schmidt on the columns, in double), each column's sign that of R's
+ * diagonal, as torch.nn.init.orthogonal_ does. q: [n][n] scratch. */
+static void orthogonal_block(float *a, size_t n, size_t lda, double *q, clipnn_rng *rng) {
+    for (size_t i = 0; i < n * n; i++) q[i] = clipnn_rng_normal(rng);
+    for (size_t j = 0; j < n; j++) {
+        for (size_t k = 0; k < j; k++) {
+            double d = 0;
+            for (size_t i = 0; i < n; i++) d += q[i * n + k] * q[i * n + j];
+            for (size_t i = 0; i < n; i++) q[i * n + j] -= d * q[i * n + k];
+        }
+        double norm = 0;
+        for (size_t i = 0; i < n; i++) norm += q[i * n + j] * q[i * n + j];
+        norm = sqrt(norm); /* R's diagonal entry: positive, so Q keeps its sign */
+        for (size_t i = 0; i < n; i++) q[i * n + j] /= norm;
+    }
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < n; j++) a[i * lda + j] = (float)q[i * n + j];
+}
+
+/* The spectral radius of a[n][n] (row stride lda): the mean growth
+ * log ||A v|| of a unit vector over many steps after a burn-in, which
+ * converges to log max |eigenvalue| also when the dominant eigenvalues are
+ * a complex pair. v, w: [n] scratch. */
+static double spectral_radius(const float *a, size_t n, size_t lda, double *v, double *w, clipnn_rng *rng) {
+    const int burn = 200, steps = 2000;
+    for (size_t i = 0; i < n; i++) v[i] = clipnn_rng_normal(rng);
+    double log_sum = 0;
+    for (int it = 0; it < burn + steps; it++) {
+        double norm = 0;
+        for (size_t i = 0; i < n; i++) {
+            double s = 0;
+            for (size_t j = 0; j < n; j++) s += (double)a[i * lda + j] * v[j];
+            w[i] = s;
+            norm += s * s;
+        }
+        norm = sqrt(norm);
+        if (!(norm > 0)) return 0;
+        for (size_t i = 0; i < n; i++) v[i] = w[i] / norm;
+        if (it >= burn) log_sum += log(norm);
+    }
+    return exp(log_sum / steps);
+}
+
+static clipnn_status check_recurrent_init(const clipnn_model *m, clipnn_recurrent_init how, double radius) {
+    if (!m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: NULL model");
+    if ((unsigned)how >= CLIPNN_RECURRENT_INIT_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: unknown kind %d", (int)how);
+    if (how == CLIPNN_RECURRENT_INIT_SCALED && !(radius > 0 && isfinite(radius)))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: spectral radius %g, want > 0", radius);
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius, uint64_t seed) {
+    clipnn_status s = check_recurrent_init(m, how, radius);
+    if (s || how == CLIPNN_RECURRENT_INIT_TORCH || m->n_rec == 0) return s;
+    size_t hmax = 0;
+    for (size_t l = 0; l < m->n_rec; l++) hmax = m->rec[l].shape.hidden > hmax ? m->rec[l].shape.hidden : hmax;
+    double *scratch = clipnn_alloc_array(hmax * hmax + 2 * hmax, sizeof *scratch);
+    if (!scratch) return clipnn_fail(CLIPNN_ERR_NOMEM, "recurrent init: out of memory");
+    clipnn_rng rng;
+    clipnn_rng_seed(&rng, seed);
+    for (size_t l = 0; l < m->n_rec; l++) {
+        const clipnn_rec_layer *R = &m->rec[l];
+        size_t h = R->shape.hidden, G = clipnn_cell_gates(R->shape.cell);
+        for (size_t g = 0; g < G; g++) {
+            float *block = m->params + R->p_offset + R->off.w_hh + g * h * h;
+            if (how == CLIPNN_RECURRENT_INIT_ORTHOGONAL) {
+                orthogonal_block(block, h, h, scratch, &rng);
+                continue;
+            }
+            double rho = spectral_radius(block, h, h, scratch, scratch + hmax, &rng);
+            double f = rho > 0 ? radius / rho : 0;
+            for (size_t i = 0; i < h * h; i++) block[i] = (float)(block[i] * f);
+        }
+    }
+    clipnn_free(scratch);
+    return CLIPNN_OK;
+}
