@@ -1,0 +1,375 @@
+/* Models with recurrent layers, through the public API: the float path
+ * against the double reference path and the reference against central
+ * finite differences (every kind, many-to-one and many-to-many, one and two
+ * recurrent layers); 20 clipped SGD steps of clipnn's model, clipper and
+ * optimizer against PyTorch's trajectories (tests/ref/rec_train_*.txt);
+ * the parameter groups every clipping rule reads; the recurrent
+ * initialisations; steps that allocate nothing. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "clipnn.h"
+#include "ref_file.h"
+
+typedef struct {
+    clipnn_layer_kind kind;
+    size_t layers, in, hidden, steps, batch, classes;
+    int every_step;
+} rec_case;
+
+static clipnn_model *make_model(const rec_case *c) {
+    clipnn_layer_spec ls[4];
+    size_t n = 0;
+    for (size_t l = 0; l < c->layers; l++) ls[n++] = (clipnn_layer_spec){c->kind, c->hidden, CLIPNN_ACT_IDENTITY};
+    ls[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, 4, CLIPNN_ACT_TANH};
+    ls[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, c->classes, CLIPNN_ACT_IDENTITY};
+    clipnn_seq_shape seq = {c->steps, c->in, c->every_step};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, n, ls));
+    if (m) CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 7));
+    return m;
+}
+
+/* Inputs in [-1, 1] and class targets (one per output row). */
+static void make_batch(const rec_case *c, uint64_t seed, float *x, float *y) {
+    size_t rows = c->batch * (c->every_step ? c->steps : 1);
+    uint64_t s = seed * 0x9e3779b97f4a7c15ULL + 1;
+    for (size_t i = 0; i < c->batch * c->steps * c->in; i++) {
+        s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+        x[i] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+    }
+    for (size_t r = 0; r < rows; r++) y[r] = (float)((r * 7 + seed) % c->classes);
+}
+
+static double max_abs_diff(const float *a, const double *b, size_t n, double *scale) {
+    double worst = 0, big = 0;
+    for (size_t i = 0; i < n; i++) {
+        worst = fmax(worst, fabs((double)a[i] - b[i]));
+        big = fmax(big, fabs(b[i]));
+    }
+    *scale = big;
+    return worst;
+}
+
+/* The float path's error bound in units of u = 2^-24, the kernels' (two
+ * roundings per multiply-add along the longest chain: every layer and step,
+ * fan-in n plus the gate arithmetic) plus the head's and the loss's 64. */
+static double float_k(const rec_case *c) {
+    double n = (double)(c->in > c->hidden ? c->in : c->hidden) + (double)c->hidden + 2;
+    return 2.0 * (double)(c->layers + 2) * (double)c->steps * (n + 8) + 64;
+}
+
+static void float_vs_reference(const rec_case *c) {
+    clipnn_model *m = make_model(c);
+    if (!m) return;
+    size_t P = clipnn_model_n_params(m), nx = c->batch * c->steps * c->in, rows = c->batch * (c->every_step ? c->steps : 1);
+    float *x = calloc(nx, sizeof *x), *y = calloc(rows, sizeof *y), *dx = calloc(nx, sizeof *dx);
+    double *xd = calloc(nx, sizeof *xd), *yd = calloc(rows, sizeof *yd), *g = calloc(P, sizeof *g);
+    double *dxd = calloc(nx, sizeof *dxd), loss32, loss64, scale;
+    make_batch(c, 3, x, y);
+    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
+    for (size_t i = 0; i < rows; i++) yd[i] = y[i];
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    CHECK_OK(clipnn_loss_grad(m, &lo, x, y, c->batch, &loss32, dx));
+    CHECK_OK(clipnn_reference_loss_grad(m, NULL, &lo, xd, yd, c->batch, &loss64, NULL, g, dxd));
+    double k = float_k(c), err = max_abs_diff(clipnn_model_grads(m), g, P, &scale);
+    CHECK_MSG(err <= k * U * scale, "%s layers %zu every_step %d: gradient error %.3g > %.3g (scale %.3g)",
+              clipnn_layer_kind_name(c->kind), c->layers, c->every_step, err, k * U * scale, scale);
+    err = max_abs_diff(dx, dxd, nx, &scale);
+    CHECK_MSG(err <= k * U * scale, "%s: dx error %.3g > %.3g", clipnn_layer_kind_name(c->kind), err, k * U * scale);
+    CHECK_NEAR(loss32, loss64, k * U * fabs(loss64));
+    CHECK(scale > 0);
+    free(x), free(y), free(dx), free(xd), free(yd), free(g), free(dxd);
+    clipnn_model_free(m);
+}
+
+/* Central differences of the reference loss, step h = 1e-5 on parameters
+ * of size ~0.5: truncation h^2 |f'''| / 6 ~ 1e-11 and rounding 1e-16 / h ~
+ * 1e-11, so 1e-8 absolute leaves a margin of 1000 while a wrong term of the
+ * chain rule (a gradient entry off by its own size, >= 1e-4 here) fails. */
+static void reference_vs_differences(const rec_case *c) {
+    clipnn_model *m = make_model(c);
+    if (!m) return;
+    size_t P = clipnn_model_n_params(m), nx = c->batch * c->steps * c->in, rows = c->batch * (c->every_step ? c->steps : 1);
+    float *x = calloc(nx, sizeof *x), *y = calloc(rows, sizeof *y);
+    double *xd = calloc(nx, sizeof *xd), *yd = calloc(rows, sizeof *yd), *g = calloc(P, sizeof *g);
+    double *theta = calloc(P, sizeof *theta), *dxd = calloc(nx, sizeof *dxd);
+    make_batch(c, 5, x, y);
+    for (size_t i = 0; i < nx; i++) xd[i] = x[i];
+    for (size_t i = 0; i < rows; i++) yd[i] = y[i];
+    for (size_t i = 0; i < P; i++) theta[i] = clipnn_model_params(m)[i];
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    CHECK_OK(clipnn_reference_loss_grad(m, theta, &lo, xd, yd, c->batch, NULL, NULL, g, dxd));
+    const double h = 1e-5;
+    double worst = 0;
+    for (size_t i = 0; i < P; i += 1 + P / 97) { /* about 100 parameters of every group */
+        double lp, lm, keep = theta[i];
+        theta[i] = keep + h;
+        CHECK_OK(clipnn_reference_loss_grad(m, theta, &lo, xd, yd, c->batch, &lp, NULL, NULL, NULL));
+        theta[i] = keep - h;
+        CHECK_OK(clipnn_reference_loss_grad(m, theta, &lo, xd, yd, c->batch, &lm, NULL, NULL, NULL));
+        theta[i] = keep;
+        worst = fmax(worst, fabs((lp - lm) / (2 * h) - g[i]));
+    }
+    for (size_t i = 0; i < nx; i += 1 + nx / 31) {
+        double lp, lm, keep = xd[i];
+        xd[i] = keep + h;
+        CHECK_OK(clipnn_reference_loss_grad(m, theta, &lo, xd, yd, c->batch, &lp, NULL, NULL, NULL));
+        xd[i] = keep - h;
+        CHECK_OK(clipnn_reference_loss_grad(m, theta, &lo, xd, yd, c->batch, &lm, NULL, NULL, NULL));
+        xd[i] = keep;
+        worst = fmax(worst, fabs((lp - lm) / (2 * h) - dxd[i]));
+    }
+    CHECK_MSG(worst < 1e-8, "%s layers %zu every_step %d: finite differences off by %.3g",
+              clipnn_layer_kind_name(c->kind), c->layers, c->every_step, worst);
+    free(x), free(y), free(xd), free(yd), free(g), free(theta), free(dxd);
+    clipnn_model_free(m);
+}
+
+static const clipnn_layer_kind KINDS[4] = {CLIPNN_LAYER_RNN, CLIPNN_LAYER_RNN_RELU, CLIPNN_LAYER_LSTM,
+                                           CLIPNN_LAYER_GRU};
+
+TEST(recurrent_model_float_path_matches_reference) {
+    for (int k = 0; k < 4; k++)
+        for (size_t layers = 1; layers <= 2; layers++)
+            for (int every = 0; every <= 1; every++) {
+                rec_case c = {KINDS[k], layers, 3, 6, 9, 5, 3, every};
+                float_vs_reference(&c);
+            }
+}
+
+TEST(recurrent_model_reference_matches_finite_differences) {
+    for (int k = 0; k < 4; k++)
+        for (size_t layers = 1; layers <= 2; layers++)
+            for (int every = 0; every <= 1; every++) {
+                rec_case c = {KINDS[k], layers, 2, 4, 5, 3, 3, every};
+                reference_vs_differences(&c);
+            }
+}
+
+/* ---------------------------------------------- against PyTorch */
+
+static clipnn_layer_kind kind_of(const char *cell) {
+    static const char *const cells[4] = {"rnn_tanh", "rnn_relu", "lstm", "gru"};
+    for (int k = 0; k < 4; k++)
+        if (!strcmp(cell, cells[k])) return KINDS[k];
+    return CLIPNN_LAYER_COUNT;
+}
+
+static size_t attr(const ref_file *f, const char *key) { return (size_t)strtoul(ref_attr(f, key), NULL, 10); }
+
+/* The file's classifier as a clipnn model: its recurrent layers, then one
+ * dense layer on the last step's h; torch's parameters in the same order. */
+static clipnn_model *torch_classifier(const ref_file *f, size_t *P) {
+    clipnn_layer_kind kind = kind_of(ref_attr(f, "cell"));
+    size_t layers = attr(f, "layers"), K = attr(f, "classes");
+    clipnn_layer_spec ls[3];
+    for (size_t l = 0; l < layers && l < 2; l++) ls[l] = (clipnn_layer_spec){kind, attr(f, "hidden"), CLIPNN_ACT_IDENTITY};
+    ls[layers] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, K, CLIPNN_ACT_IDENTITY};
+    clipnn_seq_shape seq = {attr(f, "steps"), attr(f, "in"), 0};
+    clipnn_model *m = NULL;
+    CHECK_MSG(kind != CLIPNN_LAYER_COUNT && layers <= 2, "%s: unexpected cell or layers", f->path);
+    if (kind == CLIPNN_LAYER_COUNT || layers > 2) return NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, layers + 1, ls));
+    const double *params = m ? ref_get(f, "params", clipnn_model_n_params(m)) : NULL;
+    if (!params) {
+        clipnn_model_free(m);
+        return NULL;
+    }
+    *P = clipnn_model_n_params(m);
+    to_float(params, clipnn_model_params(m), *P);
+    return m;
+}
+
+/* As the kernel test derives it: per step lr times a clipped gradient of
+ * norm <= max_norm with float32 errors of K u max_norm (K the stack's
+ * bound plus 64 for the head and the loss), the update's 2 u |theta|; t
+ * steps, their feedback at most doubling it. */
+static double theta_tol(size_t t, double k, double lr, double max_norm, double scale) {
+    return 2.0 * U * (double)t * (k * lr * max_norm + 2.0 * scale);
+}
+
+static void torch_trajectory(const char *file) {
+    ref_file *f = ref_load(file);
+    size_t P = 0;
+    clipnn_model *m = f ? torch_classifier(f, &P) : NULL;
+    if (!m) {
+        ref_free(f);
+        return;
+    }
+    size_t B = attr(f, "batch"), T = attr(f, "steps"), in = attr(f, "in"), updates = attr(f, "updates");
+    double lr = *ref_get(f, "lr", 1), max_norm = *ref_get(f, "max_norm", 1);
+    const double *x = ref_get(f, "x", updates * B * T * in), *y = ref_get(f, "y", updates * B);
+    const double *at = ref_get(f, "theta_steps", 5), *th = ref_get(f, "theta64", 5 * P), *l64 = ref_get(f, "loss64", updates);
+    clipnn_clip_options co = clipnn_clip_options_for(CLIPNN_CLIP_NORM_TORCH);
+    co.lambda = max_norm;
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    clipnn_clipper *clip = NULL;
+    clipnn_optimizer *opt = NULL;
+    CHECK_OK(clipnn_clipper_create(&clip, m, &co));
+    CHECK_OK(clipnn_optimizer_create(&opt, P, &oo));
+    rec_case c = {CLIPNN_LAYER_LSTM, attr(f, "layers"), in, attr(f, "hidden"), T, B, 0, 0};
+    double k = float_k(&c);
+    float *xf = calloc(B * T * in, sizeof *xf), yf[64];
+    size_t next = 0;
+    for (size_t t = 0; x && y && at && th && l64 && clip && opt && xf && B <= 64 && t < updates; t++) {
+        to_float(x + t * B * T * in, xf, B * T * in);
+        to_float(y + t * B, yf, B);
+        double loss, scale;
+        clipnn_loss_options lo = clipnn_loss_options_default();
+        CHECK_OK(clipnn_loss_grad(m, &lo, xf, yf, B, &loss, NULL));
+        CHECK_NEAR(loss, l64[t], k * U * fmax(1.0, fabs(l64[t])) * (double)(t + 1));
+        CHECK_OK(clipnn_clipper_apply(clip, m, -1, 0, NULL, NULL, NULL));
+        CHECK_OK(clipnn_optimizer_step(opt, clipnn_model_params(m), clipnn_model_grads(m), lr, 1.0));
+        if (next == 5 || (size_t)at[next] != t + 1) continue;
+        double err = max_abs_diff(clipnn_model_params(m), th + next * P, P, &scale);
+        double tol = theta_tol(t + 1, k, lr, max_norm, scale);
+        CHECK_MSG(err <= tol, "%s: theta after step %zu off by %.3g (tolerance %.3g)", file, t + 1, err, tol);
+        next++;
+    }
+    CHECK_MSG(next == 5, "%s: theta checked after %zu of 5 steps", file, next);
+    free(xf);
+    clipnn_clipper_free(clip);
+    clipnn_optimizer_free(opt);
+    clipnn_model_free(m);
+    ref_free(f);
+}
+
+TEST(recurrent_model_matches_torch_twenty_clipped_sgd_steps) {
+    static const char *const files[] = {"rec_train_rnn_tanh_l1.txt", "rec_train_rnn_relu_l1.txt",
+                                        "rec_train_lstm_l2.txt", "rec_train_gru_l2.txt"};
+    for (size_t i = 0; i < 4; i++) torch_trajectory(files[i]);
+}
+
+/* ------------------------------------------- groups and clipping */
+
+TEST(recurrent_model_groups_tile_the_block_and_every_rule_runs) {
+    rec_case c = {CLIPNN_LAYER_GRU, 2, 3, 5, 4, 6, 3, 0};
+    clipnn_model *m = make_model(&c);
+    if (!m) return;
+    size_t G = clipnn_model_n_groups(m), next = 0;
+    CHECK(G == 4 * 2 + 2 * 2);
+    for (size_t i = 0; i < G; i++) {
+        clipnn_group g = clipnn_model_group(m, i);
+        CHECK(g.offset == next && g.size == g.rows * g.cols);
+        next += g.size;
+        if (i < 8) {
+            size_t want_rows[4] = {15, 15, 1, 1}, want_cols[4] = {i < 4 ? 3u : 5u, 5, 15, 15};
+            CHECK(g.layer == i / 4 && g.is_bias == (i % 4 >= 2));
+            CHECK(g.rows == want_rows[i % 4] && g.cols == want_cols[i % 4]);
+        }
+    }
+    CHECK(next == clipnn_model_n_params(m));
+    CHECK(clipnn_model_n_layers(m) == 4 && clipnn_model_layer_kind(m, 1) == CLIPNN_LAYER_GRU);
+    CHECK(clipnn_model_layer_width(m, 1) == 5 && clipnn_model_layer_kind(m, 2) == CLIPNN_LAYER_DENSE);
+    /* every rule but per-sample clips a recurrent model's gradient, finite */
+    float x[6 * 4 * 3], y[6];
+    make_batch(&c, 1, x, y);
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    for (int r = CLIPNN_CLIP_NONE; r < CLIPNN_CLIP_COUNT; r++) {
+        clipnn_clip_options co = clipnn_clip_options_for((clipnn_clip_rule)r);
+        clipnn_clipper *clip = NULL;
+        clipnn_status s = clipnn_clipper_create(&clip, m, &co);
+        if (r == CLIPNN_CLIP_PER_SAMPLE) {
+            CHECK(s == CLIPNN_ERR_UNSUPPORTED && strstr(clipnn_last_error(), "recurrent") != NULL);
+            continue;
+        }
+        CHECK_OK(s);
+        CHECK_OK(clipnn_loss_grad(m, &lo, x, y, 6, NULL, NULL));
+        clipnn_clip_record rec;
+        CHECK_OK(clipnn_clipper_apply(clip, m, -1, 0, NULL, NULL, &rec));
+        CHECK_MSG(isfinite(rec.pre_norm) && isfinite(rec.post_norm) && rec.post_norm <= rec.pre_norm * (1 + 1e-6),
+                  "rule %s: pre %g post %g", clipnn_clip_rule_name((clipnn_clip_rule)r), rec.pre_norm, rec.post_norm);
+        clipnn_clipper_free(clip);
+    }
+    clipnn_model_free(m);
+}
+
+/* ------------------------------------------- initialisations */
+
+/* rho(A) = lim ||A^k||^(1/k), by repeated squaring with rescaling in
+ * double: an estimate independent of the library's vector iteration. */
+static double spectral_radius_by_squaring(const float *a, size_t n) {
+    double *p = calloc(n * n, sizeof *p), *q = calloc(n * n, sizeof *q), log_scale = 0;
+    for (size_t i = 0; i < n * n; i++) p[i] = a[i];
+    const int squarings = 12; /* A^4096 */
+    for (int s = 0; s < squarings; s++) {
+        double norm = 0;
+        for (size_t i = 0; i < n; i++)
+            for (size_t j = 0; j < n; j++) {
+                double v = 0;
+                for (size_t k = 0; k < n; k++) v += p[i * n + k] * p[k * n + j];
+                q[i * n + j] = v;
+                norm = fmax(norm, fabs(v));
+            }
+        for (size_t i = 0; i < n * n; i++) p[i] = q[i] / norm;
+        log_scale = 2 * log_scale + log(norm);
+    }
+    double fro = 0;
+    for (size_t i = 0; i < n * n; i++) fro += p[i] * p[i];
+    free(p), free(q);
+    return exp((log_scale + 0.5 * log(fro)) / 4096.0);
+}
+
+TEST(recurrent_init_orthogonal_and_spectral_radius) {
+    rec_case c = {CLIPNN_LAYER_LSTM, 1, 3, 16, 4, 2, 3, 0};
+    clipnn_model *m = make_model(&c);
+    if (!m) return;
+    const size_t h = 16, w_hh = 4 * h * 3; /* W_hh follows W_ih [4h][3] */
+    CHECK_OK(clipnn_model_init_recurrent(m, CLIPNN_RECURRENT_INIT_ORTHOGONAL, 0, 3));
+    for (size_t g = 0; g < 4; g++) {
+        const float *Q = clipnn_model_params(m) + w_hh + g * h * h;
+        double worst = 0;
+        for (size_t i = 0; i < h; i++)
+            for (size_t j = 0; j < h; j++) {
+                double d = 0;
+                for (size_t k = 0; k < h; k++) d += (double)Q[k * h + i] * Q[k * h + j];
+                worst = fmax(worst, fabs(d - (i == j)));
+            }
+        CHECK_MSG(worst < 1e-6, "gate %zu: Q^T Q - I up to %.3g", g, worst);
+    }
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 7));
+    CHECK_OK(clipnn_model_init_recurrent(m, CLIPNN_RECURRENT_INIT_SCALED, 1.5, 3));
+    for (size_t g = 0; g < 4; g++) {
+        double rho = spectral_radius_by_squaring(clipnn_model_params(m) + w_hh + g * h * h, h);
+        CHECK_MSG(fabs(rho - 1.5) < 0.015, "gate %zu: spectral radius %.4f, want 1.5", g, rho);
+    }
+    CHECK(clipnn_model_init_recurrent(m, CLIPNN_RECURRENT_INIT_SCALED, -1, 3) == CLIPNN_ERR_INVALID_ARG);
+    clipnn_recurrent_init how;
+    CHECK_OK(clipnn_recurrent_init_parse("orthogonal", &how));
+    CHECK(how == CLIPNN_RECURRENT_INIT_ORTHOGONAL && !strcmp(clipnn_recurrent_init_name(how), "orthogonal"));
+    clipnn_model_free(m);
+}
+
+/* ------------------------------------------- no allocation in a step */
+
+TEST(recurrent_model_steps_allocate_nothing) {
+    for (int every = 0; every <= 1; every++) {
+        rec_case c = {CLIPNN_LAYER_LSTM, 2, 3, 8, 5, 4, 3, every};
+        clipnn_model *m = make_model(&c);
+        if (!m) return;
+        CHECK_OK(clipnn_model_reserve(m, 4));
+        clipnn_clip_options co = clipnn_clip_options_for(CLIPNN_CLIP_AGC);
+        clipnn_optim_options oo = clipnn_optim_options_default();
+        clipnn_clipper *clip = NULL;
+        clipnn_optimizer *opt = NULL;
+        CHECK_OK(clipnn_clipper_create(&clip, m, &co));
+        CHECK_OK(clipnn_optimizer_create(&opt, clipnn_model_n_params(m), &oo));
+        float x[4 * 5 * 3], y[4 * 5];
+        make_batch(&c, 2, x, y);
+        clipnn_loss_options lo = clipnn_loss_options_default();
+        uint64_t before = 0;
+        for (int step = 0; clip && opt && step < 6; step++) {
+            if (step == 1) before = clipnn_allocation_count();
+            CHECK_OK(clipnn_loss_grad(m, &lo, x, y, 4, NULL, NULL));
+            CHECK_OK(clipnn_clipper_apply(clip, m, -1, 0, NULL, NULL, NULL));
+            CHECK_OK(clipnn_optimizer_step(opt, clipnn_model_params(m), clipnn_model_grads(m), 0.1, 1.0));
+        }
+        CHECK(clipnn_allocation_count() == before);
+        clipnn_clipper_free(clip);
+        clipnn_optimizer_free(opt);
+        clipnn_model_free(m);
+    }
+}
