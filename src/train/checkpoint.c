@@ -5,7 +5,8 @@
  *
  *   offset   size  field
  *   0        8     magic: 'C' 'L' 'I' 'P' 'N' 'N' 0x00 0x1a
- *   8        4     u32 format version, 1
+ *   8        4     u32 format version: 1 for a model without recurrent
+ *                  layers (as every earlier build wrote), 2 with them
  *   12       8     u64 length of the whole file, CRC included
  *   20       ...   sections, each: u32 tag (four ASCII bytes in file order),
  *                  u64 payload length, payload
@@ -14,9 +15,14 @@
  *
  *   ARCH  required, before PARM: u64 n_inputs, u64 n_layers, then for each
  *         layer u64 width, u32 activation code (0 identity, 1 sigmoid,
- *         2 tanh, 3 gelu, 4 softplus, 5 relu)
- *   PARM  required: the n_params float32 of the model, for each layer W
- *         ([out][in], row-major) then b ([out])
+ *         2 tanh, 3 gelu, 4 softplus, 5 relu; a recurrent layer's is its
+ *         nonlinearity)
+ *   SEQN  required in version 2, before PARM: u64 steps, u64 step_dim, u32
+ *         every_step, u32 n_layers, then a u32 kind code per layer (0 dense,
+ *         1 rnn, 2 rnn-relu, 3 lstm, 4 gru)
+ *   PARM  required: the n_params float32 of the model, for each recurrent
+ *         layer W_ih, W_hh, b_ih, b_hh, for each dense layer W ([out][in],
+ *         row-major) then b ([out])
  *   OPTM  optional: optimizer state (src/optim_state.c)
  *   CLIP  optional: clipper state (src/clip.c; opaque here)
  *   TRAN  optional: loop state of clipnn_train (src/train_state.c); its
@@ -50,10 +56,11 @@
 #include "train/train.h"
 
 static const unsigned char magic[8] = {'C', 'L', 'I', 'P', 'N', 'N', 0x00, 0x1a};
-enum { FORMAT_VERSION = 1, HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
+enum { FORMAT_VERSION = 2, FORMAT_VERSION_MLP = 1, HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_ARCH TAG('A', 'R', 'C', 'H')
+#define TAG_SEQN TAG('S', 'E', 'Q', 'N')
 #define TAG_PARM TAG('P', 'A', 'R', 'M')
 #define TAG_OPTM TAG('O', 'P', 'T', 'M')
 #define TAG_CLIP TAG('C', 'L', 'I', 'P')
@@ -121,24 +128,44 @@ static void put_floats(writer *w, const float *v, size_t n) {
     }
 }
 
+static size_t all_layers(const clipnn_model *m) { return clipnn_model_n_layers(m); }
+
+static uint64_t arch_bytes(const clipnn_model *m) { return 16 + 12 * (uint64_t)all_layers(m); }
+static uint64_t seqn_bytes(const clipnn_model *m) { return m->n_rec ? 24 + 4 * (uint64_t)all_layers(m) : 0; }
+
+/* ARCH, and SEQN for a model with recurrent layers. */
+static void write_arch(writer *w, const clipnn_model *m) {
+    size_t n = all_layers(m);
+    put_section_header(w, TAG_ARCH, arch_bytes(m));
+    unsigned char a[24];
+    le_put_u64(a, m->n_inputs);
+    le_put_u64(a + 8, n);
+    put(w, a, 16);
+    for (size_t l = 0; l < n; l++) {
+        le_put_u64(a, clipnn_model_layer_width(m, l));
+        le_put_u32(a + 8, act_code(clipnn_model_layer_act(m, l)));
+        put(w, a, 12);
+    }
+    if (!m->n_rec) return;
+    put_section_header(w, TAG_SEQN, seqn_bytes(m));
+    le_put_u64(a, m->steps);
+    le_put_u64(a + 8, m->step_dim);
+    le_put_u32(a + 16, (uint32_t)m->every_step);
+    le_put_u32(a + 20, (uint32_t)n);
+    put(w, a, 24);
+    for (size_t l = 0; l < n; l++) {
+        le_put_u32(a, (uint32_t)clipnn_model_layer_kind(m, l));
+        put(w, a, 4);
+    }
+}
+
 static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_state *st, uint64_t total) {
     unsigned char h[HEADER_BYTES];
     memcpy(h, magic, sizeof magic);
-    le_put_u32(h + 8, FORMAT_VERSION);
+    le_put_u32(h + 8, m->n_rec ? FORMAT_VERSION : FORMAT_VERSION_MLP);
     le_put_u64(h + 12, total);
     put(w, h, sizeof h);
-
-    put_section_header(w, TAG_ARCH, 16 + 12 * (uint64_t)m->n_layers);
-    unsigned char a[16];
-    le_put_u64(a, m->n_inputs);
-    le_put_u64(a + 8, m->n_layers);
-    put(w, a, 16);
-    for (size_t l = 0; l < m->n_layers; l++) {
-        unsigned char e[12];
-        le_put_u64(e, m->layers[l].out);
-        le_put_u32(e + 8, act_code(m->layers[l].act));
-        put(w, e, 12);
-    }
+    write_arch(w, m);
 
     put_section_header(w, TAG_PARM, 4 * (uint64_t)m->n_params);
     put_floats(w, m->params, m->n_params);
@@ -164,8 +191,8 @@ static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_
 }
 
 static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st) {
-    uint64_t total = HEADER_BYTES + SECTION_HEADER + 16 + 12 * (uint64_t)m->n_layers + SECTION_HEADER +
-                     4 * (uint64_t)m->n_params + CRC_BYTES;
+    uint64_t total = HEADER_BYTES + SECTION_HEADER + arch_bytes(m) + (m->n_rec ? SECTION_HEADER : 0) +
+                     seqn_bytes(m) + SECTION_HEADER + 4 * (uint64_t)m->n_params + CRC_BYTES;
     if (st && st->loop) {
         if (st->optim) total += SECTION_HEADER + st->optim_len;
         if (st->clip) total += SECTION_HEADER + st->clip_len;
@@ -203,6 +230,7 @@ typedef struct {
     FILE *f;
     const char *path;
     uint64_t size;
+    uint32_t version; /* of the file, once its header is checked */
 } reader;
 
 /* n bytes at offset off; the offsets come from a walk already bounded by
@@ -231,6 +259,7 @@ static clipnn_status check_header(reader *r) {
         return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %llu bytes, shorter than the header", r->path,
                            (unsigned long long)r->size);
     uint32_t version = le_get_u32(h + 8);
+    r->version = version;
     if (version == 0)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: invalid checkpoint format version 0", r->path);
     if (version > FORMAT_VERSION)
@@ -283,7 +312,7 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, N_SECTIONS };
+enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, N_SECTIONS };
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -324,21 +353,105 @@ static clipnn_status find_sections(reader *r, section *sec) {
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: no parameter (PARM) section", r->path);
     if (sec[SEC_PARM].off < sec[SEC_ARCH].off)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameters stored before the architecture", r->path);
+    if (r->version >= 2 && !sec[SEC_SEQN].present)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a version 2 checkpoint without its sequence (SEQN) section",
+                           r->path);
+    if (r->version < 2) sec[SEC_SEQN].present = 0; /* not part of version 1: skipped as unknown */
     return CLIPNN_OK;
 }
 
 /* "64-32-10" for messages. */
-static void arch_text(char *out, size_t cap, uint64_t n_inputs, const size_t *widths, size_t n_layers) {
+static void arch_text(char *out, size_t cap, uint64_t n_inputs, const clipnn_layer_spec *ls, size_t n_layers) {
     int k = snprintf(out, cap, "%llu", (unsigned long long)n_inputs);
     for (size_t l = 0; l < n_layers && k > 0 && (size_t)k < cap; l++)
-        k += snprintf(out + k, cap - (size_t)k, "-%zu", widths[l]);
+        k += snprintf(out + k, cap - (size_t)k, "-%s%s%zu", ls[l].kind ? clipnn_layer_kind_name(ls[l].kind) : "",
+                      ls[l].kind ? ":" : "", ls[l].width);
     if (k < 0 || (size_t)k >= cap) strcpy(out + cap - 4, "...");
 }
 
-/* Reads ARCH and checks it against the PARM length before anything the
- * size of the model is allocated. */
-static clipnn_status read_arch(reader *r, const section *sec, size_t *n_inputs, size_t *n_layers,
-                               size_t **widths_out, clipnn_act **acts_out) {
+/* The widths and activations of ARCH (every layer dense until SEQN says
+ * otherwise) into ls[nl]. */
+static clipnn_status read_layers(reader *r, const section *a, size_t nl, clipnn_layer_spec *ls) {
+    /* nl * 12 <= the section length <= the file size: bounded. */
+    unsigned char *raw = clipnn_alloc(12 * nl);
+    if (!raw) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu layers", r->path, nl);
+    clipnn_status s = read_at(r, a->off + 16, raw, 12 * nl);
+    for (size_t l = 0; !s && l < nl; l++) {
+        uint64_t w = le_get_u64(raw + 12 * l);
+        uint32_t code = le_get_u32(raw + 12 * l + 8);
+        if (w == 0 || w > MAX_DIM)
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has width %llu, out of range (1 to %llu)", r->path, l,
+                            (unsigned long long)w, (unsigned long long)MAX_DIM);
+        else if (code >= N_ACT_CODES)
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has unknown activation code %u", r->path, l, code);
+        else
+            ls[l] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, (size_t)w, act_by_code[code]};
+    }
+    clipnn_free(raw);
+    return s;
+}
+
+/* SEQN: the input's steps and the layer kinds (recurrent ones first, a
+ * dense one last), consistent with ARCH's n_inputs. */
+static clipnn_status read_seqn(reader *r, const section *q, uint64_t ni, size_t nl, clipnn_layer_spec *ls,
+                               clipnn_seq_shape *seq) {
+    unsigned char h[24];
+    if (q->len != 24 + 4 * (uint64_t)nl)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: sequence section of %llu bytes for %zu layers", r->path,
+                           (unsigned long long)q->len, nl);
+    clipnn_status s = read_at(r, q->off, h, sizeof h);
+    if (s) return s;
+    uint64_t steps = le_get_u64(h), dim = le_get_u64(h + 8);
+    if (steps == 0 || dim == 0 || steps > ni || steps * dim != ni || le_get_u32(h + 20) != nl)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu steps of %llu values for %llu inputs and %u layers", r->path,
+                           (unsigned long long)steps, (unsigned long long)dim, (unsigned long long)ni,
+                           le_get_u32(h + 20));
+    *seq = (clipnn_seq_shape){(size_t)steps, (size_t)dim, le_get_u32(h + 16) != 0};
+    for (size_t l = 0; !s && l < nl; l++) {
+        unsigned char k[4];
+        s = read_at(r, q->off + 24 + 4 * l, k, 4);
+        uint32_t kind = s ? 0 : le_get_u32(k);
+        int misplaced = l > 0 && kind != CLIPNN_LAYER_DENSE && ls[l - 1].kind == CLIPNN_LAYER_DENSE;
+        if (!s && (kind >= CLIPNN_LAYER_COUNT || misplaced || (l + 1 == nl && kind != CLIPNN_LAYER_DENSE)))
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has kind code %u where it cannot be", r->path, l, kind);
+        if (!s) ls[l].kind = (clipnn_layer_kind)kind;
+    }
+    return s;
+}
+
+/* Parameters of the layers (each width <= 2^30 and G <= 4, so a layer's
+ * count is below 2^63: the sum is what can overflow); 0 on overflow. */
+static uint64_t count_params(const clipnn_layer_spec *ls, size_t nl, const clipnn_seq_shape *seq) {
+    uint64_t n = 0, in = seq->step_dim;
+    for (size_t l = 0; l < nl; l++) {
+        uint64_t w = ls[l].width, G = ls[l].kind == CLIPNN_LAYER_LSTM ? 4 : ls[l].kind == CLIPNN_LAYER_GRU ? 3 : 1;
+        if (l == 0 && ls[0].kind == CLIPNN_LAYER_DENSE) in = (uint64_t)seq->steps * seq->step_dim;
+        uint64_t layer = ls[l].kind == CLIPNN_LAYER_DENSE ? (in + 1) * w : G * w * (in + w + 2);
+        if (n > UINT64_MAX / 4 - layer) return 0;
+        n += layer;
+        in = w;
+    }
+    return n;
+}
+
+static clipnn_status check_param_count(reader *r, const section *sec, uint64_t ni, const clipnn_layer_spec *ls,
+                                       size_t nl, const clipnn_seq_shape *seq) {
+    uint64_t n_params = count_params(ls, nl, seq);
+    if (n_params == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
+    if (sec[SEC_PARM].len == 4 * n_params) return CLIPNN_OK;
+    if (sec[SEC_PARM].len % 4)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
+                           r->path, (unsigned long long)sec[SEC_PARM].len);
+    char text[128];
+    arch_text(text, sizeof text, ni, ls, nl);
+    return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %llu parameters stored, the architecture %s needs %llu", r->path,
+                       (unsigned long long)(sec[SEC_PARM].len / 4), text, (unsigned long long)n_params);
+}
+
+/* Reads ARCH (and SEQN) and checks them against the PARM length before
+ * anything the size of the model is allocated. */
+static clipnn_status read_arch(reader *r, const section *sec, clipnn_seq_shape *seq, size_t *n_layers,
+                               clipnn_layer_spec **specs) {
     const section *a = &sec[SEC_ARCH];
     if (a->len < 16)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: architecture section of %llu bytes is too short", r->path,
@@ -353,62 +466,19 @@ static clipnn_status read_arch(reader *r, const section *sec, size_t *n_inputs, 
     if (ni == 0 || ni > MAX_DIM)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu inputs is out of range (1 to %llu)", r->path,
                            (unsigned long long)ni, (unsigned long long)MAX_DIM);
-    /* nl * 12 <= the section length <= the file size: these are bounded. */
-    unsigned char *raw = clipnn_alloc((size_t)(a->len - 16));
-    size_t *widths = clipnn_alloc_array((size_t)nl, sizeof *widths);
-    clipnn_act *acts = clipnn_alloc_array((size_t)nl, sizeof *acts);
-    if (!raw || !widths || !acts) {
-        s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu layers", r->path, (unsigned long long)nl);
-        goto fail;
+    clipnn_layer_spec *ls = clipnn_alloc_array((size_t)nl, sizeof *ls);
+    if (!ls) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu layers", r->path, (unsigned long long)nl);
+    *seq = (clipnn_seq_shape){1, (size_t)ni, 0};
+    s = read_layers(r, a, (size_t)nl, ls);
+    if (!s && sec[SEC_SEQN].present) s = read_seqn(r, &sec[SEC_SEQN], ni, (size_t)nl, ls, seq);
+    if (!s) s = check_param_count(r, sec, ni, ls, (size_t)nl, seq);
+    if (s) {
+        clipnn_free(ls);
+        return s;
     }
-    s = read_at(r, a->off + 16, raw, (size_t)(a->len - 16));
-    if (s) goto fail;
-    uint64_t n_params = 0, in = ni;
-    for (size_t l = 0; l < nl; l++) {
-        uint64_t w = le_get_u64(raw + 12 * l);
-        uint32_t code = le_get_u32(raw + 12 * l + 8);
-        if (w == 0 || w > MAX_DIM) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has width %llu, out of range (1 to %llu)", r->path, l,
-                            (unsigned long long)w, (unsigned long long)MAX_DIM);
-            goto fail;
-        }
-        if (code >= N_ACT_CODES) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has unknown activation code %u", r->path, l, code);
-            goto fail;
-        }
-        /* in, w <= 2^30, so (in + 1) * w < 2^61: the sum is what can overflow. */
-        uint64_t layer = (in + 1) * w;
-        if (n_params > UINT64_MAX / 4 - layer) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
-            goto fail;
-        }
-        n_params += layer;
-        widths[l] = (size_t)w;
-        acts[l] = act_by_code[code];
-        in = w;
-    }
-    if (sec[SEC_PARM].len != 4 * n_params) {
-        char text[128];
-        arch_text(text, sizeof text, ni, widths, (size_t)nl);
-        if (sec[SEC_PARM].len % 4)
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
-                            r->path, (unsigned long long)sec[SEC_PARM].len);
-        else
-            s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %llu parameters stored, the architecture %s needs %llu", r->path,
-                            (unsigned long long)(sec[SEC_PARM].len / 4), text, (unsigned long long)n_params);
-        goto fail;
-    }
-    clipnn_free(raw);
-    *n_inputs = (size_t)ni;
     *n_layers = (size_t)nl;
-    *widths_out = widths;
-    *acts_out = acts;
+    *specs = ls;
     return CLIPNN_OK;
-fail:
-    clipnn_free(raw);
-    clipnn_free(widths);
-    clipnn_free(acts);
-    return s;
 }
 
 static clipnn_status read_params(reader *r, const section *p, clipnn_model *m) {
@@ -469,20 +539,21 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
     if (!s) s = check_crc(r);
     if (s) return s;
     section sec[N_SECTIONS] = {
-        [SEC_ARCH] = {TAG_ARCH, "ARCH", 0, 0, 0}, [SEC_PARM] = {TAG_PARM, "PARM", 0, 0, 0},
+        [SEC_ARCH] = {TAG_ARCH, "ARCH", 0, 0, 0}, [SEC_SEQN] = {TAG_SEQN, "SEQN", 0, 0, 0},
+        [SEC_PARM] = {TAG_PARM, "PARM", 0, 0, 0},
         [SEC_OPTM] = {TAG_OPTM, "OPTM", 0, 0, 0}, [SEC_CLIP] = {TAG_CLIP, "CLIP", 0, 0, 0},
         [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0},
     };
     s = find_sections(r, sec);
     if (s) return s;
-    size_t n_inputs = 0, n_layers = 0, *widths = NULL;
-    clipnn_act *acts = NULL;
-    s = read_arch(r, sec, &n_inputs, &n_layers, &widths, &acts);
+    size_t n_layers = 0;
+    clipnn_layer_spec *specs = NULL;
+    clipnn_seq_shape seq;
+    s = read_arch(r, sec, &seq, &n_layers, &specs);
     if (s) return s;
     clipnn_model *m = NULL;
-    s = clipnn_model_create(&m, n_inputs, n_layers, widths, acts);
-    clipnn_free(widths);
-    clipnn_free(acts);
+    s = clipnn_model_create_seq(&m, &seq, n_layers, specs);
+    clipnn_free(specs);
     if (s) return s;
     s = read_params(r, &sec[SEC_PARM], m);
     clipnn_train_state *st = NULL;
@@ -509,7 +580,7 @@ clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **out, clipn
     else if (!S_ISREG(sb.st_mode))
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
     else {
-        reader r = {f, path, (uint64_t)sb.st_size};
+        reader r = {f, path, (uint64_t)sb.st_size, 0};
         s = load(&r, out, state);
     }
     fclose(f);
