@@ -63,6 +63,7 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->test_fraction = d.test_fraction;
     s->data_seed = d.seed;
     s->act = "tanh";
+    s->rec_radius = 1.0;
     s->opt = clipnn_opt_kind_name(t.optim.kind);
     s->momentum = t.optim.momentum;
     s->nesterov = t.optim.nesterov;
@@ -112,9 +113,18 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--loss", CLI_STR, &s->loss, "LOSS",
             "xent | mse | bce (default: xent for class labels, mse for regression targets)");
     if (groups & CLI_OPTS_MODEL) {
-        ADD("--arch", CLI_STR, &s->arch, "W1-W2-..",
-            "layer widths after the input; the last must equal the number of classes (or "
-            "targets) (default: 64-K, K from the data: 64-10 on digits)");
+        ADD("--arch", CLI_STR, &s->arch, "L1-L2-..",
+            "layers after the input: a width is a dense layer, KIND:WIDTH a recurrent one (rnn, rnn_relu, lstm, "
+            "gru; they come first and read the rows as sequences); the last width must equal the number of "
+            "classes (or targets) (default: 64-K, K from the data: 64-10 on digits)");
+        ADD("--seq-steps", CLI_SIZE, &s->seq_steps, "T",
+            "recurrent layers read each row as T steps (default: the data's own: an image's rows, an .npy "
+            "file's second dimension)");
+        ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
+            "the dense layers read every step's h (many-to-many; the data need targets for every step)");
+        ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
+            "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled");
+        ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled (> 0)");
         ADD("--act", CLI_STR, &s->act, "ACT",
             "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
         ADD("--init", CLI_STR, &s->init, "INIT",
@@ -295,70 +305,120 @@ size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss) {
     return nc;
 }
 
+/* One token of --arch at *p: "W" (dense) or "KIND:W"; *p moves past it and
+ * its '-'. */
+static int parse_layer(const char *cmd, const char *arch, const char **p, clipnn_layer_spec *L) {
+    L->kind = CLIPNN_LAYER_DENSE;
+    const char *colon = strchr(*p, ':'), *dash = strchr(*p, '-');
+    if (colon && (!dash || colon < dash)) {
+        char kind[16];
+        size_t len = (size_t)(colon - *p);
+        if (len >= sizeof kind) return cli_usage_error(cmd, "--arch '%s': unknown layer kind '%.*s'", arch, (int)len, *p);
+        memcpy(kind, *p, len);
+        kind[len] = 0;
+        for (char *c = kind; *c; c++) *c = *c == '_' ? '-' : *c; /* rnn_relu: '-' separates layers */
+        if (clipnn_layer_kind_parse(kind, &L->kind) || L->kind == CLIPNN_LAYER_DENSE)
+            return cli_usage_error(cmd, "--arch '%s': unknown layer kind '%s' (rnn, rnn_relu, lstm, gru, or a "
+                                   "width alone for a dense layer)", arch, kind);
+        *p = colon + 1;
+    }
+    char *end;
+    errno = 0;
+    unsigned long long w = **p >= '0' && **p <= '9' ? strtoull(*p, &end, 10) : 0;
+    if (w == 0 || errno || w > (1u << 24) || (*end && (*end != '-' || !end[1])))
+        return cli_usage_error(cmd, "--arch '%s': layers are positive widths (1 to %u), dense or KIND:WIDTH, "
+                               "separated by '-'", arch, 1u << 24);
+    L->width = (size_t)w;
+    *p = *end ? end + 1 : end;
+    return CLI_EXIT_OK;
+}
+
+/* The output layer must give what the data and loss need. */
+static int check_output_width(const char *cmd, const cli_settings *s, const clipnn_dataset *d, clipnn_loss loss,
+                              size_t last) {
+    size_t k = cli_expected_outputs(d, loss);
+    if (clipnn_dataset_target_steps(d) && s->every_step) k /= clipnn_dataset_target_steps(d);
+    if (last == k || (loss == CLIPNN_LOSS_BCE && clipnn_dataset_n_classes(d) == 2 && last == 2)) return CLI_EXIT_OK;
+    const char *what = clipnn_dataset_n_classes(d) ? "classes" : "targets";
+    size_t count = clipnn_dataset_n_classes(d) ? clipnn_dataset_n_classes(d) : clipnn_dataset_n_targets(d);
+    return cli_usage_error(cmd, "--arch '%s': the last width is the output layer and must be %zu (%s has %zu %s)",
+                           s->arch, k, clipnn_dataset_name(d), count, what);
+}
+
 int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                   clipnn_loss loss, size_t *widths, size_t *n_layers) {
-    size_t k = cli_expected_outputs(d, loss), n = 0;
+                   clipnn_loss loss, clipnn_layer_spec *layers, size_t *n_layers) {
+    size_t n = 0;
     if (!s->arch) {
-        widths[0] = DEFAULT_HIDDEN;
-        widths[1] = k;
-        n = 2;
-    } else {
-        const char *p = s->arch;
-        if (!*p) return cli_usage_error(cmd, "--arch is empty: give widths such as 64-%zu", k);
-        while (*p) {
-            char *end;
-            if (*p < '0' || *p > '9')
-                return cli_usage_error(cmd, "--arch '%s': widths are positive integers separated by '-'",
-                                       s->arch);
-            errno = 0;
-            unsigned long long w = strtoull(p, &end, 10);
-            if (errno || w == 0 || w > (1u << 24))
-                return cli_usage_error(cmd, "--arch '%s': width %.*s out of range (1 to %u)", s->arch,
-                                       (int)(end - p), p, 1u << 24);
-            if (n == CLI_MAX_LAYERS)
-                return cli_usage_error(cmd, "--arch '%s': more than %d layers", s->arch, CLI_MAX_LAYERS);
-            widths[n++] = (size_t)w;
-            if (*end == '-' && end[1]) end++;
-            else if (*end)
-                return cli_usage_error(cmd, "--arch '%s': widths are positive integers separated by '-'",
-                                       s->arch);
-            p = end;
-        }
-        size_t last = widths[n - 1];
-        int ok = last == k || (loss == CLIPNN_LOSS_BCE && clipnn_dataset_n_classes(d) == 2 && last == 2);
-        if (!ok) {
-            const char *what = clipnn_dataset_n_classes(d) ? "classes" : "targets";
-            size_t count = clipnn_dataset_n_classes(d) ? clipnn_dataset_n_classes(d)
-                                                       : clipnn_dataset_n_targets(d);
-            return cli_usage_error(cmd,
-                                   "--arch '%s': the last width is the output layer and must be %zu "
-                                   "(%s has %zu %s)",
-                                   s->arch, k, clipnn_dataset_name(d), count, what);
-        }
+        layers[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, DEFAULT_HIDDEN, CLIPNN_ACT_IDENTITY};
+        layers[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, cli_expected_outputs(d, loss), CLIPNN_ACT_IDENTITY};
+        *n_layers = n;
+        return CLI_EXIT_OK;
+    }
+    if (!*s->arch)
+        return cli_usage_error(cmd, "--arch is empty: give widths such as 64-%zu", cli_expected_outputs(d, loss));
+    for (const char *p = s->arch; *p;) {
+        if (n == CLI_MAX_LAYERS)
+            return cli_usage_error(cmd, "--arch '%s': more than %d layers", s->arch, CLI_MAX_LAYERS);
+        int rc = parse_layer(cmd, s->arch, &p, &layers[n++]);
+        if (rc) return rc;
     }
     *n_layers = n;
+    return check_output_width(cmd, s, d, loss, layers[n - 1].width);
+}
+
+/* The input shape: the data's own steps (row-sequential images, .npy
+ * sequences) or --steps; every step's h with --every-step. */
+static int seq_shape_for(const char *cmd, const cli_settings *s, const clipnn_dataset *d, int recurrent,
+                         clipnn_seq_shape *seq) {
+    size_t dim = clipnn_dataset_dim(d), T = 0, D = 0;
+    clipnn_dataset_seq_shape(d, &T, &D);
+    if (s->seq_steps) {
+        if (dim % s->seq_steps)
+            return cli_usage_error(cmd, "--seq-steps %zu: %s has %zu values per row, not a multiple", s->seq_steps,
+                                   clipnn_dataset_name(d), dim);
+        T = s->seq_steps, D = dim / T;
+    }
+    if (!recurrent) T = 1, D = dim;
+    if (recurrent && T == 0)
+        return cli_usage_error(cmd, "--arch '%s': recurrent layers read sequences, and %s has no steps; give --seq-steps T",
+                               s->arch, clipnn_dataset_name(d));
+    if (s->every_step && (!recurrent || clipnn_dataset_target_steps(d) != T))
+        return cli_usage_error(cmd, "--every-step needs recurrent layers and targets for each of the %zu steps", T);
+    *seq = (clipnn_seq_shape){T, D, s->every_step};
     return CLI_EXIT_OK;
+}
+
+/* --rec-init on the recurrent layers' W_hh (nothing for an MLP). */
+static clipnn_status init_recurrent(const cli_settings *s, clipnn_model *m) {
+    clipnn_recurrent_init how = CLIPNN_RECURRENT_INIT_TORCH;
+    clipnn_status st = s->rec_init ? clipnn_recurrent_init_parse(s->rec_init, &how) : CLIPNN_OK;
+    if (!st) st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
+    return st;
 }
 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
                     clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap) {
-    size_t widths[CLI_MAX_LAYERS], n = 0;
-    clipnn_act acts[CLI_MAX_LAYERS], hidden;
+    clipnn_layer_spec layers[CLI_MAX_LAYERS];
+    clipnn_act hidden;
+    size_t n = 0;
     *out = NULL;
-    int rc = cli_parse_arch(cmd, s, d, loss, widths, &n);
+    int rc = cli_parse_arch(cmd, s, d, loss, layers, &n);
     if (rc) return rc;
     clipnn_status st = clipnn_act_parse(s->act, &hidden);
     if (st) return cli_fail(cmd, st, "--act");
-    for (size_t i = 0; i < n; i++) acts[i] = i + 1 < n ? hidden : CLIPNN_ACT_IDENTITY;
+    for (size_t i = 0; i < n; i++) layers[i].act = i + 1 < n ? hidden : CLIPNN_ACT_IDENTITY;
+    clipnn_seq_shape seq;
+    if ((rc = seq_shape_for(cmd, s, d, layers[0].kind != CLIPNN_LAYER_DENSE, &seq))) return rc;
     clipnn_init init = hidden == CLIPNN_ACT_RELU ? CLIPNN_INIT_HE : CLIPNN_INIT_XAVIER;
     if (s->init && (st = clipnn_init_parse(s->init, &init))) return cli_fail(cmd, st, "--init");
     clipnn_model *m = NULL;
-    st = clipnn_model_create(&m, clipnn_dataset_dim(d), n, widths, acts);
+    st = clipnn_model_create_seq(&m, &seq, n, layers);
     if (!st) st = clipnn_model_init(m, init, s->seed);
+    if (!st) st = init_recurrent(s, m);
     if (!st) st = clipnn_model_reserve(m, s->batch);
     if (st) {
         clipnn_model_free(m);
-        return cli_fail(cmd, st, "model");
+        return cli_fail(cmd, st, "--arch");
     }
     cli_model_arch(m, 0, arch_text, cap);
     *out = m;

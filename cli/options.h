@@ -34,6 +34,10 @@ typedef struct {
     uint64_t data_seed;
     /* model and loss */
     const char *arch, *act, *init, *loss;
+    const char *rec_init; /* W_hh of recurrent layers: torch | orthogonal | scaled */
+    double rec_radius;    /* spectral radius of --rec-init scaled */
+    size_t seq_steps;     /* --seq-steps: each row as this many steps (0: the data's own) */
+    int every_step;       /* the dense layers read every step's h */
     /* optimizer, schedule, run */
     const char *opt, *schedule;
     double lr, momentum, wd;
@@ -79,10 +83,11 @@ int cli_resolve_loss(const char *cmd, const cli_settings *s, const clipnn_datase
 size_t cli_expected_outputs(const clipnn_dataset *d, clipnn_loss loss);
 
 /* Parses --arch (default: the default hidden width, then the output width
- * the data ask for) into widths; the last width must be one the data and
- * loss accept. */
+ * the data ask for) into layers: a width is a dense layer (with --act, the
+ * last one identity), KIND:WIDTH a recurrent one (rnn, rnn_relu, lstm,
+ * gru); the last width must be one the data and loss accept. */
 int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                   clipnn_loss loss, size_t *widths, size_t *n_layers);
+                   clipnn_loss loss, clipnn_layer_spec *layers, size_t *n_layers);
 
 /* Creates and initialises the model (--arch, --act, --init, --seed) and
  * reserves it for --batch; arch_text receives its widths as "64-10". */

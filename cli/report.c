@@ -212,8 +212,13 @@ clipnn_status cli_train(clipnn_model *m, const clipnn_dataset *train, const clip
 void cli_model_arch(const clipnn_model *m, int with_inputs, char *buf, size_t cap) {
     size_t len = with_inputs ? (size_t)snprintf(buf, cap, "%zu", clipnn_model_n_inputs(m)) : 0;
     if (!with_inputs) buf[0] = 0;
-    for (size_t l = 0; l < clipnn_model_n_layers(m) && len < cap; l++)
-        len += (size_t)snprintf(buf + len, cap - len, "%s%zu", len ? "-" : "", clipnn_model_layer_width(m, l));
+    for (size_t l = 0; l < clipnn_model_n_layers(m) && len < cap; l++) {
+        clipnn_layer_kind kind = clipnn_model_layer_kind(m, l);
+        char name[16] = "";
+        if (kind != CLIPNN_LAYER_DENSE) snprintf(name, sizeof name, "%s:", clipnn_layer_kind_name(kind));
+        for (char *c = name; *c; c++) *c = *c == '-' ? '_' : *c; /* as --arch writes it */
+        len += (size_t)snprintf(buf + len, cap - len, "%s%s%zu", len ? "-" : "", name, clipnn_model_layer_width(m, l));
+    }
 }
 
 /* ------------------------------------------------------------ progress */
