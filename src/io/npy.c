@@ -192,8 +192,8 @@ static clipnn_status read_exact(FILE *f, const char *path, void *buf, size_t n, 
     return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the %s", path, what);
 }
 
-static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, float **data, size_t *rows,
-                                   size_t *cols) {
+/* The magic, the version and the header length; *prefix: the bytes before the header. */
+static clipnn_status read_prefix(FILE *f, const char *path, uint64_t size, size_t *prefix, uint64_t *header_len) {
     unsigned char pre[NPY_PREFIX_V2];
     if (size == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: empty file, not a .npy array", path);
     size_t got = fread(pre, 1, size < 8 ? (size_t)size : 8, f);
@@ -201,51 +201,65 @@ static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, flo
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: not a .npy file (no \\x93NUMPY magic)", path);
     if (got < 8) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the .npy magic", path);
     unsigned major = pre[6];
-    size_t prefix = major == 1 ? NPY_PREFIX_V1 : NPY_PREFIX_V2;
+    *prefix = major == 1 ? NPY_PREFIX_V1 : NPY_PREFIX_V2;
     if (major < 1 || major > 3)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: .npy format version %u.%u; versions 1 to 3 are read", path,
                            major, pre[7]);
-    clipnn_status s = read_exact(f, path, pre + 8, prefix - 8, "header length");
+    clipnn_status s = read_exact(f, path, pre + 8, *prefix - 8, "header length");
     if (s) return s;
-    uint64_t header_len = major == 1 ? (uint64_t)pre[8] | (uint64_t)pre[9] << 8 : le_get_u32(pre + 8);
-    if (header_len > size - prefix)
+    *header_len = major == 1 ? (uint64_t)pre[8] | (uint64_t)pre[9] << 8 : le_get_u32(pre + 8);
+    if (*header_len > size - *prefix)
         return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the header should have %llu bytes, the file has %llu",
-                           path, (unsigned long long)header_len, (unsigned long long)(size - prefix));
+                           path, (unsigned long long)*header_len, (unsigned long long)(size - *prefix));
+    return CLIPNN_OK;
+}
+
+/* The header's dictionary: a C-order little-endian float32 array of 1 or 2 dimensions. */
+static clipnn_status read_header(FILE *f, const char *path, uint64_t header_len, npy_header *h) {
     char *text = clipnn_alloc((size_t)header_len + 1);
     if (!text) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for the header", path);
-    s = read_exact(f, path, text, (size_t)header_len, "header");
-    npy_header h;
-    memset(&h, 0, sizeof h);
-    if (!s) s = parse_header(path, text, (size_t)header_len, &h);
+    clipnn_status s = read_exact(f, path, text, (size_t)header_len, "header");
+    memset(h, 0, sizeof *h);
+    if (!s) s = parse_header(path, text, (size_t)header_len, h);
     clipnn_free(text);
     if (s) return s;
-    if (strcmp(h.descr, "<f4"))
+    if (strcmp(h->descr, "<f4"))
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: dtype '%s'; only little-endian float32 ('<f4') is read", path,
-                           h.descr);
-    if (h.fortran)
+                           h->descr);
+    if (h->fortran)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: Fortran-order array; save it in C order (numpy.ascontiguousarray)",
                            path);
-    if (h.ndim < 1 || h.ndim > 2)
+    if (h->ndim < 1 || h->ndim > 2)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: %zu-dimensional array; only 1-D and 2-D arrays are read", path,
-                           h.ndim);
-    uint64_t body = size - prefix - header_len;
-    uint64_t count = h.dims[0];
-    if (h.ndim == 2 && h.dims[1] != 0 && count > UINT64_MAX / h.dims[1])
+                           h->ndim);
+    return CLIPNN_OK;
+}
+
+/* The number of values the shape announces, which must be what the body holds. */
+static clipnn_status value_count(const char *path, const npy_header *h, uint64_t body, uint64_t *count) {
+    uint64_t c = h->dims[0];
+    if (h->ndim == 2 && h->dims[1] != 0 && c > UINT64_MAX / h->dims[1])
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: impossible shape in the header", path);
-    if (h.ndim == 2) count *= h.dims[1];
-    if (count > body / 4)
+    if (h->ndim == 2) c *= h->dims[1];
+    if (c > body / 4)
         return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %llu bytes of data where the shape needs %llu x 4", path,
-                           (unsigned long long)body, (unsigned long long)count);
-    if (body != 4 * count)
+                           (unsigned long long)body, (unsigned long long)c);
+    if (body != 4 * c)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu bytes after the data its shape announces", path,
-                           (unsigned long long)(body - 4 * count));
+                           (unsigned long long)(body - 4 * c));
+    *count = c;
+    return CLIPNN_OK;
+}
+
+/* count little-endian float32 values into a new array *data. */
+static clipnn_status read_values(FILE *f, const char *path, uint64_t count, float **data) {
     /* count <= size / 4, so it fits in memory terms; rows and cols in size_t too */
     float *v = clipnn_alloc_array((size_t)count, sizeof *v);
     unsigned char buf[4096];
     if (!v) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu floats", path, (unsigned long long)count);
     for (size_t i = 0; i < count;) {
         size_t k = (size_t)count - i < sizeof buf / 4 ? (size_t)count - i : sizeof buf / 4;
-        s = read_exact(f, path, buf, 4 * k, "data");
+        clipnn_status s = read_exact(f, path, buf, 4 * k, "data");
         if (s) {
             clipnn_free(v);
             return s;
@@ -254,6 +268,19 @@ static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, flo
         i += k;
     }
     *data = v;
+    return CLIPNN_OK;
+}
+
+static clipnn_status npy_read_open(FILE *f, const char *path, uint64_t size, float **data, size_t *rows,
+                                   size_t *cols) {
+    size_t prefix = 0;
+    uint64_t header_len = 0, count = 0;
+    npy_header h;
+    clipnn_status s = read_prefix(f, path, size, &prefix, &header_len);
+    if (!s) s = read_header(f, path, header_len, &h);
+    if (!s) s = value_count(path, &h, size - prefix - header_len, &count);
+    if (!s) s = read_values(f, path, count, data);
+    if (s) return s;
     /* cols == 0 stands for 1-D, so an (R, 0) array comes back as (0,) */
     *rows = count ? (size_t)h.dims[0] : 0;
     *cols = h.ndim == 2 && count ? (size_t)h.dims[1] : 0;
