@@ -127,7 +127,7 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
         if (*n < CLI_MAX_OPTIONS - 1) table[(*n)++] = (cli_option){nm, ty, dst, mv, hl};    \
     } while (0)
 
-void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
+static void data_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_DATA) {
         ADD("--data", CLI_STR, &s->data, "SPEC",
             "digits | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
@@ -139,9 +139,15 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
             "test share for data without a test part");
         ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");
     }
+}
+
+static void loss_option(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_LOSS)
         ADD("--loss", CLI_STR, &s->loss, "LOSS",
             "xent | mse | bce (default: xent for class labels, mse for regression targets)");
+}
+
+static void model_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_MODEL) {
         ADD("--arch", CLI_STR, &s->arch, "W1-W2-..",
             "layer widths after the input; the last must equal the number of classes (or "
@@ -151,6 +157,9 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--init", CLI_STR, &s->init, "INIT",
             "xavier | he | torch (default: he for relu, xavier otherwise)");
     }
+}
+
+static void optim_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_OPTIM) {
         ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam");
         ADD("--lr", CLI_DOUBLE, &s->lr, "A0", "step size a0 (>= 0)");
@@ -166,16 +175,25 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
             "draw minibatches uniformly with replacement (default: shuffled passes)");
         ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
     }
+}
+
+static void threads_option(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS))
         ADD("--threads", CLI_INT, &s->threads, "N",
             "threads, 0 to 256 (0: one per processor); results are bit-identical for a given count, "
             "and the default 1 gives the same run on every machine");
+}
+
+static void clip_rule_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_CLIP_RULE) {
         ADD("--clip", CLI_STR, &s->clip, "RULE",
             "none | value | norm | norm-torch | norm-group | adaptive | adaptive-layer | agc | "
             "project | percentile | zscore | per-sample");
         ADD("--lambda", CLI_STR, &s->lambda, "L", cli_rule_defaults_help());
     }
+}
+
+static void clip_param_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_CLIP_PARAMS) {
         ADD("--eps", CLI_STR, &s->eps, "E",
             "floor of ||theta|| in adaptive rules (default: 1e-3)");
@@ -195,6 +213,9 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY",
             "non-finite gradient norm: error | skip | propagate");
     }
+}
+
+static void telemetry_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_TELEMETRY) {
         ADD("--log-groups", CLI_FLAG, &s->log_groups, NULL,
             "with --log FILE.csv, also FILE.groups.csv: one row per step per parameter group");
@@ -203,6 +224,17 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
         ADD("--expected-grad", CLI_FLAG, &s->expected_grad, NULL,
             "at the end, ||H(theta)|| = ||mean of g/c|| and ||mean g|| over the training set");
     }
+}
+
+void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
+    data_options(s, groups, table, n);
+    loss_option(s, groups, table, n);
+    model_options(s, groups, table, n);
+    optim_options(s, groups, table, n);
+    threads_option(s, groups, table, n);
+    clip_rule_options(s, groups, table, n);
+    clip_param_options(s, groups, table, n);
+    telemetry_options(s, groups, table, n);
 }
 
 int cli_argv_has(int argc, char **argv, const char *name) {
@@ -223,15 +255,7 @@ static int parse_number(const char *text, double *out) {
     return 0;
 }
 
-int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
-                       char **argv) {
-    if (groups & CLI_OPTS_DATA) {
-        if (!(s->test_fraction > 0 && s->test_fraction < 1))
-            return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
-        if (strcmp(s->scale, "auto") && strcmp(s->scale, "none") && strcmp(s->scale, "standardize") &&
-            strcmp(s->scale, "unit"))
-            return cli_usage_error(cmd, "--scale '%s': want auto, none, standardize or unit", s->scale);
-    }
+static int check_optim(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv) {
     if (groups & CLI_OPTS_OPTIM) {
         if (!(s->lr >= 0) || !isfinite(s->lr))
             return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
@@ -247,8 +271,10 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         if (s->epochs == 0 && s->steps == 0)
             return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
     }
-    if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
-        return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
+    return CLI_EXIT_OK;
+}
+
+static int check_clip_params(const char *cmd, const cli_settings *s, unsigned groups) {
     if (groups & CLI_OPTS_CLIP_PARAMS) {
         if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
         if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
@@ -272,6 +298,23 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
             strcmp(s->nonfinite, "propagate"))
             return cli_usage_error(cmd, "--nonfinite '%s': want error, skip or propagate", s->nonfinite);
     }
+    return CLI_EXIT_OK;
+}
+
+int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
+                       char **argv) {
+    if (groups & CLI_OPTS_DATA) {
+        if (!(s->test_fraction > 0 && s->test_fraction < 1))
+            return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
+        if (strcmp(s->scale, "auto") && strcmp(s->scale, "none") && strcmp(s->scale, "standardize") &&
+            strcmp(s->scale, "unit"))
+            return cli_usage_error(cmd, "--scale '%s': want auto, none, standardize or unit", s->scale);
+    }
+    int rc = check_optim(cmd, s, groups, argc, argv);
+    if (rc) return rc;
+    if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
+        return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
+    if ((rc = check_clip_params(cmd, s, groups))) return rc;
     if (groups & CLI_OPTS_CLIP_RULE) {
         double v;
         if (s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
@@ -405,29 +448,9 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     return CLI_EXIT_OK;
 }
 
-int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
-                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
-    *o = clipnn_train_options_default();
-    clipnn_status st;
-    if (!strcmp(s->opt, "sgd")) o->optim.kind = CLIPNN_OPT_SGD;
-    else if (!strcmp(s->opt, "adam")) o->optim.kind = CLIPNN_OPT_ADAM;
-    else return cli_usage_error(cmd, "--opt '%s': want sgd or adam", s->opt);
-    o->optim.momentum = s->momentum;
-    o->optim.nesterov = s->nesterov;
-    o->optim.weight_decay = s->wd;
-    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
-    o->schedule.a0 = s->lr;
-    o->loss.loss = loss;
-    o->batch = s->batch;
-    o->epochs = s->epochs;
-    o->steps = s->steps;
-    o->replacement = s->replacement;
-    o->seed = s->seed;
-    o->log_groups = s->log_groups;
-    o->stability_m = s->stability_m;
-    o->expected_grad = s->expected_grad;
-
-    clipnn_clip_options *c = &o->clip;
+/* The clipping options of rule (threshold: as for cli_make_train_options). */
+static void make_clip_options(const cli_settings *s, clipnn_clip_rule rule, double threshold,
+                              clipnn_clip_options *c) {
     c->rule = rule;
     const cli_rule_default *rd = cli_rule_defaults(rule);
     double v;
@@ -468,5 +491,29 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
         else if (rule == CLIPNN_CLIP_PROJECT) c->project_radius = threshold;
         else if (rule == CLIPNN_CLIP_ZSCORE) c->z_threshold = threshold;
     }
+}
+
+int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_rule rule,
+                           double threshold, clipnn_loss loss, clipnn_train_options *o) {
+    *o = clipnn_train_options_default();
+    clipnn_status st;
+    if (!strcmp(s->opt, "sgd")) o->optim.kind = CLIPNN_OPT_SGD;
+    else if (!strcmp(s->opt, "adam")) o->optim.kind = CLIPNN_OPT_ADAM;
+    else return cli_usage_error(cmd, "--opt '%s': want sgd or adam", s->opt);
+    o->optim.momentum = s->momentum;
+    o->optim.nesterov = s->nesterov;
+    o->optim.weight_decay = s->wd;
+    if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
+    o->schedule.a0 = s->lr;
+    o->loss.loss = loss;
+    o->batch = s->batch;
+    o->epochs = s->epochs;
+    o->steps = s->steps;
+    o->replacement = s->replacement;
+    o->seed = s->seed;
+    o->log_groups = s->log_groups;
+    o->stability_m = s->stability_m;
+    o->expected_grad = s->expected_grad;
+    make_clip_options(s, rule, threshold, &o->clip);
     return CLI_EXIT_OK;
 }
