@@ -260,6 +260,14 @@ typedef struct {
     double linf, l2;
 } distortion;
 
+/* The model's outputs *z for the B inputs x given in the data space (xm:
+ * scratch for the model's inputs). */
+static clipnn_status outputs_of(clipnn_model *m, const clipnn_input_space *space, const float *x, size_t B, float *xm,
+                                const float **z) {
+    clipnn_space_to_model(space, x, B, m->n_inputs, xm);
+    return clipnn_forward(m, xm, B, z);
+}
+
 /* The batch's inputs into w->x0 (inside the box), and the clean
  * predictions, which decide the examples the attack can fool. */
 static clipnn_status load_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w, const float *xb,
@@ -270,9 +278,8 @@ static clipnn_status load_batch(clipnn_model *m, const clipnn_attack_options *o,
             return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: input %zu, feature %zu is %g, outside the box [%g, %g]",
                                start + i / n, i % n, (double)xb[i], o->space.box_lo, o->space.box_hi);
     memcpy(w->x0, xb, B * n * sizeof *w->x0);
-    clipnn_space_to_model(&o->space, w->x0, B, n, w->xm);
     const float *z;
-    clipnn_status s = clipnn_forward(m, w->xm, B, &z);
+    clipnn_status s = outputs_of(m, &o->space, w->x0, B, w->xm, &z);
     if (s) return s;
     for (size_t b = 0; b < B; b++) {
         size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
@@ -289,9 +296,8 @@ static clipnn_status load_batch(clipnn_model *m, const clipnn_attack_options *o,
 static clipnn_status score_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w,
                                  const float *labels, size_t start, size_t B, clipnn_attack_result *r, distortion *sum) {
     const size_t n = m->n_inputs, k = clipnn_model_n_outputs(m);
-    clipnn_space_to_model(&o->space, w->best, B, n, w->xm);
     const float *z;
-    clipnn_status s = clipnn_forward(m, w->xm, B, &z);
+    clipnn_status s = outputs_of(m, &o->space, w->best, B, w->xm, &z);
     if (s) return s;
     for (size_t b = 0; b < B; b++) {
         size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
