@@ -13,7 +13,7 @@ static const char SYNOPSIS[] =
     "             [--box LO,HI] [--fd-step H] [--grad-tol T]\n"
     "       clipnn diagnose --demo NAME|all|list\n"
     "\n"
-    "Runs the tests of SPEC section 6 at one input and names every cause of a zero (or\n"
+    "Runs the diagnosis's tests at one input and names every cause of a zero (or\n"
     "tiny) input gradient that applies, with the test that found it, its numbers and a\n"
     "remedy: local minimum, saddle (Lanczos on Hessian-vector products), saturation\n"
     "(saturated units, softmax margin past float32, probability outputs), numerical\n"
