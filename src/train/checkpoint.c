@@ -337,78 +337,90 @@ static void arch_text(char *out, size_t cap, uint64_t n_inputs, const size_t *wi
 
 /* Reads ARCH and checks it against the PARM length before anything the
  * size of the model is allocated. */
-static clipnn_status read_arch(reader *r, const section *sec, size_t *n_inputs, size_t *n_layers,
-                               size_t **widths_out, clipnn_act **acts_out) {
-    const section *a = &sec[SEC_ARCH];
+/* The ARCH header: input count and layer count, checked against the
+ * section's length. */
+static clipnn_status read_arch_header(reader *r, const section *a, uint64_t *ni, uint64_t *nl) {
     if (a->len < 16)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: architecture section of %llu bytes is too short", r->path,
                            (unsigned long long)a->len);
     unsigned char h[16];
     clipnn_status s = read_at(r, a->off, h, sizeof h);
     if (s) return s;
-    uint64_t ni = le_get_u64(h), nl = le_get_u64(h + 8);
-    if (nl == 0 || nl != (a->len - 16) / 12 || (a->len - 16) % 12 != 0)
+    *ni = le_get_u64(h), *nl = le_get_u64(h + 8);
+    if (*nl == 0 || *nl != (a->len - 16) / 12 || (a->len - 16) % 12 != 0)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: architecture section of %llu bytes cannot hold %llu layers",
-                           r->path, (unsigned long long)a->len, (unsigned long long)nl);
-    if (ni == 0 || ni > MAX_DIM)
+                           r->path, (unsigned long long)a->len, (unsigned long long)*nl);
+    if (*ni == 0 || *ni > MAX_DIM)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu inputs is out of range (1 to %llu)", r->path,
-                           (unsigned long long)ni, (unsigned long long)MAX_DIM);
-    /* nl * 12 <= the section length <= the file size: these are bounded. */
-    unsigned char *raw = clipnn_alloc((size_t)(a->len - 16));
-    size_t *widths = clipnn_alloc_array((size_t)nl, sizeof *widths);
-    clipnn_act *acts = clipnn_alloc_array((size_t)nl, sizeof *acts);
-    if (!raw || !widths || !acts) {
-        s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu layers", r->path, (unsigned long long)nl);
-        goto fail;
-    }
-    s = read_at(r, a->off + 16, raw, (size_t)(a->len - 16));
-    if (s) goto fail;
-    uint64_t n_params = 0, in = ni;
+                           (unsigned long long)*ni, (unsigned long long)MAX_DIM);
+    return CLIPNN_OK;
+}
+
+/* The nl layer records (width, activation code) of raw into widths and
+ * acts, with the parameter count they imply. */
+static clipnn_status decode_layers(reader *r, const unsigned char *raw, uint64_t ni, uint64_t nl, size_t *widths,
+                                   clipnn_act *acts, uint64_t *n_params) {
+    uint64_t total = 0, in = ni;
     for (size_t l = 0; l < nl; l++) {
         uint64_t w = le_get_u64(raw + 12 * l);
         uint32_t code = le_get_u32(raw + 12 * l + 8);
-        if (w == 0 || w > MAX_DIM) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has width %llu, out of range (1 to %llu)", r->path, l,
-                            (unsigned long long)w, (unsigned long long)MAX_DIM);
-            goto fail;
-        }
-        if (code >= N_ACT_CODES) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has unknown activation code %u", r->path, l, code);
-            goto fail;
-        }
+        if (w == 0 || w > MAX_DIM)
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has width %llu, out of range (1 to %llu)", r->path, l,
+                               (unsigned long long)w, (unsigned long long)MAX_DIM);
+        if (code >= N_ACT_CODES)
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: layer %zu has unknown activation code %u", r->path, l, code);
         /* in, w <= 2^30, so (in + 1) * w < 2^61: the sum is what can overflow. */
         uint64_t layer = (in + 1) * w;
-        if (n_params > UINT64_MAX / 4 - layer) {
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
-            goto fail;
-        }
-        n_params += layer;
+        if (total > UINT64_MAX / 4 - layer)
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
+        total += layer;
         widths[l] = (size_t)w;
         acts[l] = act_by_code[code];
         in = w;
     }
-    if (sec[SEC_PARM].len != 4 * n_params) {
-        char text[128];
-        arch_text(text, sizeof text, ni, widths, (size_t)nl);
-        if (sec[SEC_PARM].len % 4)
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
-                            r->path, (unsigned long long)sec[SEC_PARM].len);
-        else
-            s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %llu parameters stored, the architecture %s needs %llu", r->path,
-                            (unsigned long long)(sec[SEC_PARM].len / 4), text, (unsigned long long)n_params);
-        goto fail;
-    }
+    *n_params = total;
+    return CLIPNN_OK;
+}
+
+/* The PARM section must hold exactly the architecture's parameters. */
+static clipnn_status check_param_count(reader *r, const section *sec, uint64_t ni, const size_t *widths, size_t nl,
+                                       uint64_t n_params) {
+    if (sec[SEC_PARM].len == 4 * n_params) return CLIPNN_OK;
+    if (sec[SEC_PARM].len % 4)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
+                           r->path, (unsigned long long)sec[SEC_PARM].len);
+    char text[128];
+    arch_text(text, sizeof text, ni, widths, nl);
+    return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %llu parameters stored, the architecture %s needs %llu", r->path,
+                       (unsigned long long)(sec[SEC_PARM].len / 4), text, (unsigned long long)n_params);
+}
+
+static clipnn_status read_arch(reader *r, const section *sec, size_t *n_inputs, size_t *n_layers,
+                               size_t **widths_out, clipnn_act **acts_out) {
+    const section *a = &sec[SEC_ARCH];
+    uint64_t ni = 0, nl = 0, n_params = 0;
+    clipnn_status s = read_arch_header(r, a, &ni, &nl);
+    if (s) return s;
+    /* nl * 12 <= the section length <= the file size: these are bounded. */
+    unsigned char *raw = clipnn_alloc((size_t)(a->len - 16));
+    size_t *widths = clipnn_alloc_array((size_t)nl, sizeof *widths);
+    clipnn_act *acts = clipnn_alloc_array((size_t)nl, sizeof *acts);
+    if (!raw || !widths || !acts)
+        s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %llu layers", r->path, (unsigned long long)nl);
+    if (!s) s = read_at(r, a->off + 16, raw, (size_t)(a->len - 16));
+    if (!s) s = decode_layers(r, raw, ni, nl, widths, acts, &n_params);
+    if (!s) s = check_param_count(r, sec, ni, widths, (size_t)nl, n_params);
     clipnn_free(raw);
+    if (s) {
+        clipnn_free(widths);
+        clipnn_free(acts);
+        return s;
+    }
     *n_inputs = (size_t)ni;
     *n_layers = (size_t)nl;
     *widths_out = widths;
     *acts_out = acts;
     return CLIPNN_OK;
-fail:
-    clipnn_free(raw);
-    clipnn_free(widths);
-    clipnn_free(acts);
-    return s;
 }
 
 static clipnn_status read_params(reader *r, const section *p, clipnn_model *m) {
