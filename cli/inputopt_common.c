@@ -98,33 +98,15 @@ static int fit_map(const char *cmd, const clipnn_dataset *u, const clipnn_datase
     return 0;
 }
 
-int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t n_inputs, cli_io_data *d) {
-    memset(d, 0, sizeof *d);
-    int rc = cli_load_data(cmd, s, &d->train, &d->test);
-    if (rc) return rc;
-    size_t dim = clipnn_dataset_dim(d->train);
-    if (dim != n_inputs) {
-        fprintf(stderr, "clipnn %s: --data %s has %zu features but the model takes %zu inputs\n", cmd, s->data, dim,
-                n_inputs);
-        return CLI_EXIT_INPUT;
-    }
-    if (!d->test) {
-        fprintf(stderr, "clipnn %s: --data %s has no test part\n", cmd, s->data);
-        return CLI_EXIT_USAGE;
-    }
-    size_t c;
-    clipnn_dataset_image_shape(d->train, &d->h, &d->w, &c);
-    int image = d->h > 0 && d->w > 0 && c == 1 && d->h * d->w == dim;
-    if (!image) d->h = d->w = 0;
-    d->space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
-    if (image) d->space.box_lo = 0, d->space.box_hi = 1;
-    if (box && (rc = cli_parse_pair(cmd, "--box", box, &d->space.box_lo, &d->space.box_hi))) return rc;
-    if (!image || !strcmp(s->scale, "unit")) return 0;
-    /* The model saw other units than pixels: optimize the pixels and map. */
+/* The model saw other units than pixels: the pixels in d->pixels and the
+ * map from them to the model's inputs (d->mean, d->std), read off the
+ * training set loaded as pixels and, for the constant features, raw. */
+static int map_pixels(const char *cmd, const cli_settings *s, size_t dim, cli_io_data *d) {
     cli_settings su = *s;
     su.scale = "unit";
     clipnn_dataset *utrain = NULL, *raw = NULL, *rawtest = NULL;
-    if ((rc = cli_load_data(cmd, &su, &utrain, &d->pixels))) return rc;
+    int rc = cli_load_data(cmd, &su, &utrain, &d->pixels);
+    if (rc) return rc;
     /* "auto" may well have chosen the pixels already */
     const float *a = clipnn_dataset_x(utrain), *b = clipnn_dataset_x(d->train);
     int same = clipnn_dataset_n(utrain) == clipnn_dataset_n(d->train);
@@ -158,6 +140,31 @@ int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t 
     d->space.mean = d->mean;
     d->space.std = d->std;
     return rc;
+}
+
+int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t n_inputs, cli_io_data *d) {
+    memset(d, 0, sizeof *d);
+    int rc = cli_load_data(cmd, s, &d->train, &d->test);
+    if (rc) return rc;
+    size_t dim = clipnn_dataset_dim(d->train);
+    if (dim != n_inputs) {
+        fprintf(stderr, "clipnn %s: --data %s has %zu features but the model takes %zu inputs\n", cmd, s->data, dim,
+                n_inputs);
+        return CLI_EXIT_INPUT;
+    }
+    if (!d->test) {
+        fprintf(stderr, "clipnn %s: --data %s has no test part\n", cmd, s->data);
+        return CLI_EXIT_USAGE;
+    }
+    size_t c;
+    clipnn_dataset_image_shape(d->train, &d->h, &d->w, &c);
+    int image = d->h > 0 && d->w > 0 && c == 1 && d->h * d->w == dim;
+    if (!image) d->h = d->w = 0;
+    d->space = (clipnn_input_space){-INFINITY, INFINITY, NULL, NULL};
+    if (image) d->space.box_lo = 0, d->space.box_hi = 1;
+    if (box && (rc = cli_parse_pair(cmd, "--box", box, &d->space.box_lo, &d->space.box_hi))) return rc;
+    if (!image || !strcmp(s->scale, "unit")) return 0;
+    return map_pixels(cmd, s, dim, d);
 }
 
 void cli_io_free(cli_io_data *d) {

@@ -97,90 +97,96 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
         if (*n < CLI_MAX_OPTIONS - 1) table[(*n)++] = (cli_option){nm, ty, dst, mv, hl};    \
     } while (0)
 
-void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
-    if (groups & CLI_OPTS_DATA) {
-        ADD("--data", CLI_STR, &s->data, "SPEC",
-            "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
-            "csv:PATH[,target=COLUMN|NAME] | spirals | teacher");
-        ADD("--scale", CLI_STR, &s->scale, "KIND",
-            "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
-            "breast-cancer and CSV, [0, 1] for images) | none | standardize | unit");
-        ADD("--test-fraction", CLI_DOUBLE, &s->test_fraction, "F",
-            "test share for data without a test part");
-        ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");
-    }
-    if (groups & CLI_OPTS_LOSS)
-        ADD("--loss", CLI_STR, &s->loss, "LOSS",
-            "xent | mse | bce (default: xent for class labels, mse for regression targets)");
-    if (groups & CLI_OPTS_MODEL) {
-        ADD("--arch", CLI_STR, &s->arch, "L1-L2-..",
-            "layers after the input: a width is a dense layer, KIND:WIDTH a recurrent one (rnn, rnn_relu, lstm, "
-            "gru; they come first and read the rows as sequences); the last width must equal the number of "
-            "classes (or targets) (default: 64-K, K from the data: 64-10 on digits)");
-        ADD("--seq-steps", CLI_SIZE, &s->seq_steps, "T",
-            "recurrent layers read each row as T steps (default: the data's own: an image's rows, an .npy "
-            "file's second dimension)");
-        ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
-            "the dense layers read every step's h (many-to-many; the data need targets for every step)");
-        ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
-            "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled");
-        ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled (> 0)");
-        ADD("--act", CLI_STR, &s->act, "ACT",
-            "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
-        ADD("--init", CLI_STR, &s->init, "INIT",
-            "xavier | he | torch (default: he for relu, xavier otherwise)");
-    }
-    if (groups & CLI_OPTS_OPTIM) {
-        ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam");
-        ADD("--lr", CLI_DOUBLE, &s->lr, "A0", "step size a0 (>= 0)");
-        ADD("--momentum", CLI_DOUBLE, &s->momentum, "B", "SGD momentum in [0, 1)");
-        ADD("--nesterov", CLI_FLAG, &s->nesterov, NULL, "Nesterov momentum");
-        ADD("--wd", CLI_DOUBLE, &s->wd, "W", "decoupled weight decay");
-        ADD("--schedule", CLI_STR, &s->schedule, "SCHED",
-            "const | rm:T0,P (a0/(1+t/T0)^P, 0.5<P<=1) | step:EVERY,GAMMA | cosine");
-        ADD("--batch", CLI_SIZE, &s->batch, "M", "minibatch size");
-        ADD("--epochs", CLI_SIZE, &s->epochs, "N", "passes over the training data");
-        ADD("--steps", CLI_U64, &s->steps, "N", "number of steps instead of --epochs (0: use --epochs)");
-        ADD("--replacement", CLI_FLAG, &s->replacement, NULL,
-            "draw minibatches uniformly with replacement (default: shuffled passes)");
-        ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
-    }
-    if (groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS))
-        ADD("--threads", CLI_INT, &s->threads, "N",
-            "threads, 0 to 256 (0: one per processor); results are bit-identical for a given count, "
-            "and the default 1 gives the same run on every machine");
+static void data_options(cli_settings *s, cli_option *table, size_t *n) {
+    ADD("--data", CLI_STR, &s->data, "SPEC",
+        "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
+        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher");
+    ADD("--scale", CLI_STR, &s->scale, "KIND",
+        "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
+        "breast-cancer, CSV and npy, [0, 1] for images) | none | standardize | unit");
+    ADD("--test-fraction", CLI_DOUBLE, &s->test_fraction, "F", "test share for data without a test part");
+    ADD("--data-seed", CLI_U64, &s->data_seed, "S", "seed of the train/test split and synthetic data");
+}
+
+static void model_options(cli_settings *s, cli_option *table, size_t *n) {
+    ADD("--arch", CLI_STR, &s->arch, "L1-L2-..",
+        "layers after the input: a width is a dense layer, KIND:WIDTH a recurrent one (rnn, rnn_relu, lstm, "
+        "gru; they come first and read the rows as sequences); the last width must equal the number of "
+        "classes (or targets) (default: 64-K, K from the data: 64-10 on digits)");
+    ADD("--seq-steps", CLI_SIZE, &s->seq_steps, "T",
+        "recurrent layers read each row as T steps (default: the data's own: an image's rows, an .npy "
+        "file's second dimension)");
+    ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
+        "the dense layers read every step's h (many-to-many; the data need targets for every step)");
+    ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
+        "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled");
+    ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled (> 0)");
+    ADD("--act", CLI_STR, &s->act, "ACT",
+        "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
+    ADD("--init", CLI_STR, &s->init, "INIT", "xavier | he | torch (default: he for relu, xavier otherwise)");
+}
+
+static void optim_options(cli_settings *s, cli_option *table, size_t *n) {
+    ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam");
+    ADD("--lr", CLI_DOUBLE, &s->lr, "A0", "step size a0 (>= 0)");
+    ADD("--momentum", CLI_DOUBLE, &s->momentum, "B", "SGD momentum in [0, 1)");
+    ADD("--nesterov", CLI_FLAG, &s->nesterov, NULL, "Nesterov momentum");
+    ADD("--wd", CLI_DOUBLE, &s->wd, "W", "decoupled weight decay");
+    ADD("--schedule", CLI_STR, &s->schedule, "SCHED",
+        "const | rm:T0,P (a0/(1+t/T0)^P, 0.5<P<=1) | step:EVERY,GAMMA | cosine");
+    ADD("--batch", CLI_SIZE, &s->batch, "M", "minibatch size");
+    ADD("--epochs", CLI_SIZE, &s->epochs, "N", "passes over the training data");
+    ADD("--steps", CLI_U64, &s->steps, "N", "number of steps instead of --epochs (0: use --epochs)");
+    ADD("--replacement", CLI_FLAG, &s->replacement, NULL,
+        "draw minibatches uniformly with replacement (default: shuffled passes)");
+    ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
+}
+
+static void clip_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
     if (groups & CLI_OPTS_CLIP_RULE) {
         ADD("--clip", CLI_STR, &s->clip, "RULE",
             "none | value | norm | norm-torch | norm-group | adaptive | adaptive-layer | agc | "
             "project | percentile | zscore | per-sample");
         ADD("--lambda", CLI_STR, &s->lambda, "L", cli_rule_defaults_help());
     }
-    if (groups & CLI_OPTS_CLIP_PARAMS) {
-        ADD("--eps", CLI_DOUBLE, &s->eps, "E", "floor of ||theta|| in adaptive rules");
-        ADD("--p", CLI_DOUBLE, &s->p, "P", "norm order, >= 1 or inf");
-        ADD("--value", CLI_DOUBLE, &s->value, "V", "bound of --clip value");
-        ADD("--percentile", CLI_DOUBLE, &s->percentile, "P", "percentile of --clip percentile (AutoClip)");
-        ADD("--history", CLI_SIZE, &s->history, "N", "--clip percentile: pre-clip norms kept (current included)");
-        ADD("--z-warmup", CLI_SIZE, &s->z_warmup, "N", "--clip zscore: steps of plain statistics before clipping");
-        ADD("--z-alpha", CLI_DOUBLE, &s->z_alpha, "A", "--clip zscore: EMA weight of the past");
-        ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
-        ADD("--noise", CLI_DOUBLE, &s->noise, "S",
-            "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
-        ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
-        ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
-        ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
-        ADD("--agc-skip-last", CLI_FLAG, &s->agc_skip_last, NULL, "--clip agc: leave the last layer unclipped");
-        ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY",
-            "non-finite gradient norm: error | skip | propagate");
-    }
-    if (groups & CLI_OPTS_TELEMETRY) {
-        ADD("--log-groups", CLI_FLAG, &s->log_groups, NULL,
-            "with --log FILE.csv, also FILE.groups.csv: one row per step per parameter group");
-        ADD("--stability-m", CLI_DOUBLE, &s->stability_m, "M",
-            "M of the paper's Lemma 1 bound in the log (0: off)");
-        ADD("--expected-grad", CLI_FLAG, &s->expected_grad, NULL,
-            "at the end, ||H(theta)|| = ||mean of g/c|| and ||mean g|| over the training set");
-    }
+    if (!(groups & CLI_OPTS_CLIP_PARAMS)) return;
+    ADD("--eps", CLI_DOUBLE, &s->eps, "E", "floor of ||theta|| in adaptive rules");
+    ADD("--p", CLI_DOUBLE, &s->p, "P", "norm order, >= 1 or inf");
+    ADD("--value", CLI_DOUBLE, &s->value, "V", "bound of --clip value");
+    ADD("--percentile", CLI_DOUBLE, &s->percentile, "P", "percentile of --clip percentile (AutoClip)");
+    ADD("--history", CLI_SIZE, &s->history, "N", "--clip percentile: pre-clip norms kept (current included)");
+    ADD("--z-warmup", CLI_SIZE, &s->z_warmup, "N", "--clip zscore: steps of plain statistics before clipping");
+    ADD("--z-alpha", CLI_DOUBLE, &s->z_alpha, "A", "--clip zscore: EMA weight of the past");
+    ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
+    ADD("--noise", CLI_DOUBLE, &s->noise, "S", "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
+    ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
+    ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
+    ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
+    ADD("--agc-skip-last", CLI_FLAG, &s->agc_skip_last, NULL, "--clip agc: leave the last layer unclipped");
+    ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY", "non-finite gradient norm: error | skip | propagate");
+}
+
+static void telemetry_options(cli_settings *s, cli_option *table, size_t *n) {
+    ADD("--log-groups", CLI_FLAG, &s->log_groups, NULL,
+        "with --log FILE.csv, also FILE.groups.csv: one row per step per parameter group");
+    ADD("--stability-m", CLI_DOUBLE, &s->stability_m, "M", "M of the paper's Lemma 1 bound in the log (0: off)");
+    ADD("--expected-grad", CLI_FLAG, &s->expected_grad, NULL,
+        "at the end, ||H(theta)|| = ||mean of g/c|| and ||mean g|| over the training set");
+}
+
+void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
+    if (groups & CLI_OPTS_DATA) data_options(s, table, n);
+    if (groups & CLI_OPTS_LOSS)
+        ADD("--loss", CLI_STR, &s->loss, "LOSS",
+            "xent | mse | bce (default: xent for class labels, mse for regression targets)");
+    if (groups & CLI_OPTS_MODEL) model_options(s, table, n);
+    if (groups & CLI_OPTS_OPTIM) optim_options(s, table, n);
+    if (groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS))
+        ADD("--threads", CLI_INT, &s->threads, "N",
+            "threads, 0 to 256 (0: one per processor); results are bit-identical for a given count, "
+            "and the default 1 gives the same run on every machine");
+    clip_options(s, groups, table, n);
+    if (groups & CLI_OPTS_TELEMETRY) telemetry_options(s, table, n);
 }
 
 int cli_argv_has(int argc, char **argv, const char *name) {

@@ -42,60 +42,73 @@ static clipnn_status gz_status(gzFile g, const char *path) {
     }
 }
 
+/* path opened for reading through zlib (plain files pass through); *st
+ * and *known: what fstat said of it. */
+static clipnn_status open_file(const char *path, gzFile *g, int *fd, struct stat *st, int *known) {
+    *fd = open(path, O_RDONLY);
+    if (*fd < 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    *known = fstat(*fd, st) == 0;
+    if (*known && S_ISDIR(st->st_mode)) {
+        close(*fd);
+        return clipnn_fail(CLIPNN_ERR_IO, "%s: is a directory, not a file", path);
+    }
+    *g = gzdopen(*fd, "rb");
+    if (!*g) {
+        close(*fd);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory opening the file", path);
+    }
+    (void)gzbuffer(*g, 1 << 17);
+    return CLIPNN_OK;
+}
+
+/* Start near the final size when the file tells it: a plain file is its
+ * own size, and gzip rarely inflates past 8x. Still bounded by the bytes
+ * on disk, whatever a header inside claims. */
+static clipnn_status presize(const char *path, int fd, const struct stat *st, unsigned char **b, size_t *cap,
+                             size_t limit) {
+    unsigned char magic[2] = {0, 0};
+    if (!(S_ISREG(st->st_mode) && st->st_size > 0 && (uint64_t)st->st_size < SIZE_MAX / 16 &&
+          pread(fd, magic, 2, 0) >= 0))
+        return CLIPNN_OK;
+    int gzip = magic[0] == 0x1f && magic[1] == 0x8b;
+    size_t guess = (gzip ? 8 : 1) * (size_t)st->st_size + 2;
+    if (grow(b, cap, guess < limit ? guess : limit, limit))
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, guess);
+    return CLIPNN_OK;
+}
+
+/* Everything g inflates into *b (grown as needed), up to max_len + 1 bytes. */
+static clipnn_status read_all(gzFile g, const char *path, size_t max_len, size_t limit, unsigned char **b,
+                              size_t *cap, size_t *n) {
+    for (;;) {
+        if (grow(b, cap, *n + 2, limit))
+            return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory after reading %zu bytes", path, *n);
+        size_t want = *cap - 1 - *n;
+        if (want > (1u << 30)) want = 1u << 30;
+        int r = gzread(g, *b + *n, (unsigned)want);
+        if (r < 0) {
+            clipnn_status s = gz_status(g, path);
+            return s ? s : clipnn_fail(CLIPNN_ERR_IO, "%s: read error", path);
+        }
+        if (r == 0) return gz_status(g, path);
+        *n += (size_t)r;
+        if (*n > max_len) return CLIPNN_OK;
+    }
+}
+
 clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     if (max_len > SIZE_MAX / 2) max_len = SIZE_MAX / 2;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    gzFile g = NULL;
+    int fd = -1, known = 0;
     struct stat st;
-    int known = fstat(fd, &st) == 0;
-    if (known && S_ISDIR(st.st_mode)) {
-        close(fd);
-        return clipnn_fail(CLIPNN_ERR_IO, "%s: is a directory, not a file", path);
-    }
-    gzFile g = gzdopen(fd, "rb");
-    if (!g) {
-        close(fd);
-        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory opening the file", path);
-    }
-    (void)gzbuffer(g, 1 << 17);
+    clipnn_status s = open_file(path, &g, &fd, &st, &known);
+    if (s) return s;
     unsigned char *b = NULL;
     size_t cap = 0, n = 0, limit = max_len + 2; /* max_len + 1 bytes and the NUL */
-    /* Start near the final size when the file tells it: a plain file is its
-     * own size, and gzip rarely inflates past 8x. Still bounded by the bytes
-     * on disk, whatever a header inside claims. */
-    unsigned char magic[2] = {0, 0};
-    if (known && S_ISREG(st.st_mode) && st.st_size > 0 && (uint64_t)st.st_size < SIZE_MAX / 16 &&
-        pread(fd, magic, 2, 0) >= 0) {
-        int gzip = magic[0] == 0x1f && magic[1] == 0x8b;
-        size_t guess = (gzip ? 8 : 1) * (size_t)st.st_size + 2;
-        if (grow(&b, &cap, guess < limit ? guess : limit, limit)) {
-            gzclose_r(g);
-            return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, guess);
-        }
-    }
-    clipnn_status s = CLIPNN_OK;
-    for (;;) {
-        if (grow(&b, &cap, n + 2, limit)) {
-            s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory after reading %zu bytes", path, n);
-            break;
-        }
-        size_t want = cap - 1 - n;
-        if (want > (1u << 30)) want = 1u << 30;
-        int r = gzread(g, b + n, (unsigned)want);
-        if (r < 0) {
-            s = gz_status(g, path);
-            if (s == CLIPNN_OK) s = clipnn_fail(CLIPNN_ERR_IO, "%s: read error", path);
-            break;
-        }
-        if (r == 0) {
-            s = gz_status(g, path);
-            break;
-        }
-        n += (size_t)r;
-        if (n > max_len) break;
-    }
+    if (known) s = presize(path, fd, &st, &b, &cap, limit);
+    if (!s) s = read_all(g, path, max_len, limit, &b, &cap, &n);
     gzclose_r(g);
     if (s) {
         clipnn_free(b);

@@ -291,13 +291,13 @@ static void group_units(const clipnn_model *m, size_t i, size_t *first, size_t *
     *count = m->groups[i].is_bias ? 1 : m->groups[i].rows;
 }
 
-/* Sum over the units of group i of acc[unit] (order-2 accumulations). */
-static double group_sum(const clipnn_model *m, const double *acc, size_t i) {
+/* The accumulations acc[unit] of order p of group i's units, combined. */
+static double group_combine(const clipnn_model *m, const double *acc, size_t i, double p) {
     size_t first, count;
     group_units(m, i, &first, &count);
-    double sum = 0;
-    for (size_t u = first; u < first + count; u++) sum += acc[u];
-    return sum;
+    double a = 0;
+    for (size_t u = first; u < first + count; u++) a = clipnn_norm_combine(a, acc[u], p);
+    return a;
 }
 
 /* Per-group factors in c->group_scale, applied to g (or handed to the
@@ -387,7 +387,7 @@ static clipnn_status rule_norm_group(clipnn_clipper *c, clip_step *s) {
 static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
     if (s->theta_acc && s->p == 2) {
         double acc = 0;
-        for (size_t i = 0; i < c->n_groups; i++) acc += group_sum(s->m, s->theta_acc, i);
+        for (size_t i = 0; i < c->n_groups; i++) acc += group_combine(s->m, s->theta_acc, i, 2.0);
         s->theta_norm = sqrt(acc);
     } else {
         s->theta_norm = clipnn_norm(s->m->params, c->n_params, s->p);
@@ -401,7 +401,7 @@ static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
 static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(s->m, i);
-        double theta = s->theta_acc ? sqrt(group_sum(s->m, s->theta_acc, i))
+        double theta = s->theta_acc ? sqrt(group_combine(s->m, s->theta_acc, i, 2.0))
                                     : clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
         c->group_scale[i] = classic_factor(sqrt(c->group_acc[i]), c->o.lambda * (theta > c->o.eps ? theta : c->o.eps));
     }
@@ -604,27 +604,27 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, dou
     return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
 }
 
+/* Phase one: the pre-clip norms of every group in one pass (or from the
+ * unit norms of the backward) into c->group_acc and per_group_norms (may
+ * be NULL); returns the global accumulation. */
+static double measure_groups(clipnn_clipper *c, const clip_step *s, double *per_group_norms) {
+    const clipnn_model *m = s->m;
+    double acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
+                                       : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
+        acc = clipnn_norm_combine(acc, c->group_acc[i], s->p);
+        if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s->p);
+    }
+    return acc;
+}
+
 static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
                                 double *per_group_norms, clipnn_clip_record *rec) {
     clip_step s = *sp;
     clipnn_model *m = s.m;
-    /* Phase one: the pre-clip norms of every group in one pass (or from
-     * the unit norms of the backward). */
-    double acc = 0;
-    for (size_t i = 0; i < c->n_groups; i++) {
-        clipnn_group grp = clipnn_model_group(m, i);
-        if (s.grad_acc) {
-            size_t first, count;
-            group_units(m, i, &first, &count);
-            double a = 0;
-            for (size_t u = first; u < first + count; u++) a = clipnn_norm_combine(a, s.grad_acc[u], s.p);
-            c->group_acc[i] = a;
-        } else {
-            c->group_acc[i] = clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s.p);
-        }
-        acc = clipnn_norm_combine(acc, c->group_acc[i], s.p);
-        if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s.p);
-    }
+    double acc = measure_groups(c, &s, per_group_norms);
     s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
     s.pre_acc = acc;
 

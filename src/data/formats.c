@@ -78,64 +78,72 @@ static size_t count_cells(const char *a, const char *e, char sep) {
     return k;
 }
 
+/* Room for a row of k cells (the first row fixes the column count). */
+static clipnn_status reserve_row(csv_table *t, size_t k, long line) {
+    if (t->cols == 0) {
+        t->cols = k;
+        t->cols_line = line;
+    } else if (k != t->cols) {
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld has %zu columns, line %ld has %zu (ragged rows)", t->name,
+                           line, k, t->cols_line, t->cols);
+    }
+    size_t need;
+    if (clipnn_add_size(t->n_v, k, &need)) return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: too large", t->name);
+    if (need > t->cap_v) {
+        size_t c = t->cap_v ? t->cap_v : 4096;
+        while (c < need) c *= 2;
+        float *nv = clipnn_realloc_array(t->v, c, sizeof *nv);
+        if (!nv) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+        t->v = nv;
+        t->cap_v = c;
+    }
+    if (t->rows == t->cap_rows) {
+        size_t c = t->cap_rows ? 2 * t->cap_rows : 256;
+        long *nl = clipnn_realloc_array(t->line, c, sizeof *nl);
+        if (!nl) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+        t->line = nl;
+        t->cap_rows = c;
+    }
+    return CLIPNN_OK;
+}
+
+/* The error for cell [c, ce) that parse_cell refused with code r, showing
+ * at most 40 of its printable characters. */
+static clipnn_status bad_cell(const csv_table *t, const char *c, const char *ce, int r, long line, size_t col) {
+    const char *q = c, *qe = ce;
+    while (q < qe && is_blank(*q)) q++;
+    while (qe > q && is_blank(qe[-1])) qe--;
+    char shown[41];
+    size_t m = (size_t)(qe - q) < 40 ? (size_t)(qe - q) : 40;
+    for (size_t i = 0; i < m; i++) shown[i] = (q[i] >= 32 && q[i] < 127) ? q[i] : '?';
+    shown[m] = 0;
+    if (r == 2)
+        return clipnn_fail(CLIPNN_ERR_NONFINITE, "%s: line %ld, column %zu: value '%s' is not finite in float32",
+                           t->name, line, col + 1, shown);
+    if (m == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: empty cell", t->name, line, col + 1);
+    return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: not a number: '%s'%s", t->name, line, col + 1,
+                       shown, (size_t)(qe - q) > 40 ? "..." : "");
+}
+
 /* Parse the cells of one line into the table (a new row) or, when probe is
  * set, only say whether every cell is a number (header detection). */
 static clipnn_status csv_row(csv_table *t, const char *a, const char *e, long line, int probe, int *numeric) {
-    size_t col = 0;
     const char *p = a;
     size_t k = count_cells(a, e, t->sep);
     if (!probe) {
-        if (t->cols == 0) {
-            t->cols = k;
-            t->cols_line = line;
-        } else if (k != t->cols) {
-            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld has %zu columns, line %ld has %zu (ragged rows)",
-                               t->name, line, k, t->cols_line, t->cols);
-        }
-        size_t need;
-        if (clipnn_add_size(t->n_v, k, &need)) return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: too large", t->name);
-        if (need > t->cap_v) {
-            size_t c = t->cap_v ? t->cap_v : 4096;
-            while (c < need) c *= 2;
-            float *nv = clipnn_realloc_array(t->v, c, sizeof *nv);
-            if (!nv) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
-            t->v = nv;
-            t->cap_v = c;
-        }
-        if (t->rows == t->cap_rows) {
-            size_t c = t->cap_rows ? 2 * t->cap_rows : 256;
-            long *nl = clipnn_realloc_array(t->line, c, sizeof *nl);
-            if (!nl) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
-            t->line = nl;
-            t->cap_rows = c;
-        }
+        clipnn_status s = reserve_row(t, k, line);
+        if (s) return s;
     }
-    for (col = 0; col < k; col++) {
+    for (size_t col = 0; col < k; col++) {
         const char *ce;
         const char *c = next_cell(p, e, t->sep, &ce);
         float f = 0;
         int r = parse_cell(c, ce, &f);
-        if (probe) {
-            if (r == 1) {
-                *numeric = 0;
-                return CLIPNN_OK;
-            }
-        } else if (r) {
-            const char *q = c, *qe = ce;
-            while (q < qe && is_blank(*q)) q++;
-            while (qe > q && is_blank(qe[-1])) qe--;
-            char shown[41];
-            size_t m = (size_t)(qe - q) < 40 ? (size_t)(qe - q) : 40;
-            for (size_t i = 0; i < m; i++) shown[i] = (q[i] >= 32 && q[i] < 127) ? q[i] : '?';
-            shown[m] = 0;
-            if (r == 2)
-                return clipnn_fail(CLIPNN_ERR_NONFINITE, "%s: line %ld, column %zu: value '%s' is not finite in float32",
-                                   t->name, line, col + 1, shown);
-            if (m == 0)
-                return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: empty cell", t->name, line, col + 1);
-            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld, column %zu: not a number: '%s'%s", t->name, line,
-                               col + 1, shown, (size_t)(qe - q) > 40 ? "..." : "");
+        if (probe && r == 1) {
+            *numeric = 0;
+            return CLIPNN_OK;
         }
+        if (!probe && r) return bad_cell(t, c, ce, r, line, col);
         if (!probe) t->v[t->n_v + col] = f;
         p = ce < e ? ce + 1 : e;
     }

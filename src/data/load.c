@@ -339,6 +339,58 @@ static clipnn_status load_fashion(const char *dir, clipnn_dataset **train, clipn
 
 static int has_prefix(const char *s, const char *p) { return strncmp(s, p, strlen(p)) == 0; }
 
+/* What a data spec read: the whole set (all), or a train part (and test
+ * part) of its own; the scaling "auto" means for it. */
+typedef struct {
+    clipnn_dataset *all, *tr, *te;
+    int has_test;
+    clipnn_scaling auto_scale;
+} spec_data;
+
+/* idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS. */
+static clipnn_status load_idx_spec(const char *spec, spec_data *d, int want_test) {
+    char *block = NULL, *part[4];
+    size_t count = 0;
+    clipnn_status s = split_list("idx", spec + 4, 4, &block, part, &count);
+    if (!s && count != 2 && count != 4)
+        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
+                        spec);
+    if (!s && count == 2) s = clipnn_dataset_load_idx(part[0], part[1], &d->all);
+    if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], &d->tr, want_test ? &d->te : NULL);
+    d->has_test = count == 4;
+    d->auto_scale = CLIPNN_SCALE_UNIT;
+    clipnn_free(block);
+    return s;
+}
+
+/* The data a spec names, before the split and the scaling. */
+static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, int want_test, spec_data *d) {
+    d->auto_scale = CLIPNN_SCALE_STANDARDIZE;
+    const builtin_set *builtin = find_builtin(spec);
+    if (builtin) return load_builtin(builtin, &d->all);
+    if (!strcmp(spec, "spirals") || !strcmp(spec, "teacher")) {
+        if (o->synthetic_n < 2)
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec, o->synthetic_n);
+        d->auto_scale = CLIPNN_SCALE_NONE;
+        return spec[0] == 's' ? clipnn_make_spirals(o->synthetic_n, o->seed, &d->all)
+                              : clipnn_make_teacher(o->synthetic_n, o->seed, &d->all);
+    }
+    if (has_prefix(spec, "csv:")) return load_csv_spec(spec + 4, o->target_column, &d->all);
+    if (!strcmp(spec, "fashion-mnist") || has_prefix(spec, "fashion-mnist:")) {
+        const char *dir = spec[13] == ':' ? spec + 14 : "/usr/share/datasets/fashion-mnist";
+        d->has_test = 1;
+        d->auto_scale = CLIPNN_SCALE_UNIT;
+        return load_fashion(dir, &d->tr, want_test ? &d->te : NULL);
+    }
+    if (has_prefix(spec, "idx:")) return load_idx_spec(spec, d, want_test);
+    if (has_prefix(spec, "npy:")) return load_npy_spec(spec + 4, want_test, &d->all, &d->tr, &d->te, &d->has_test);
+    return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                       "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
+                       "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
+                       "spirals or teacher)",
+                       spec);
+}
+
 clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *opts,
                                   clipnn_dataset **train, clipnn_dataset **test) {
     if (!spec || !train) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset: NULL argument");
@@ -350,64 +402,23 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
                            o.test_fraction);
     if ((unsigned)o.scaling >= CLIPNN_SCALE_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: unknown scaling %d", spec, (int)o.scaling);
-
-    clipnn_dataset *all = NULL, *tr = NULL, *te = NULL;
-    clipnn_scaling auto_scale = CLIPNN_SCALE_STANDARDIZE;
-    int has_test = 0;
-    clipnn_status s;
-    const builtin_set *builtin = find_builtin(spec);
-    if (builtin) {
-        s = load_builtin(builtin, &all);
-    } else if (!strcmp(spec, "spirals") || !strcmp(spec, "teacher")) {
-        if (o.synthetic_n < 2)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec, o.synthetic_n);
-        s = spec[0] == 's' ? clipnn_make_spirals(o.synthetic_n, o.seed, &all)
-                           : clipnn_make_teacher(o.synthetic_n, o.seed, &all);
-        auto_scale = CLIPNN_SCALE_NONE;
-    } else if (has_prefix(spec, "csv:")) {
-        s = load_csv_spec(spec + 4, o.target_column, &all);
-    } else if (!strcmp(spec, "fashion-mnist") || has_prefix(spec, "fashion-mnist:")) {
-        const char *dir = spec[13] == ':' ? spec + 14 : "/usr/share/datasets/fashion-mnist";
-        s = load_fashion(dir, &tr, test ? &te : NULL);
-        has_test = 1;
-        auto_scale = CLIPNN_SCALE_UNIT;
-    } else if (has_prefix(spec, "npy:")) {
-        s = load_npy_spec(spec + 4, test != NULL, &all, &tr, &te, &has_test);
-        auto_scale = CLIPNN_SCALE_STANDARDIZE;
-    } else if (has_prefix(spec, "idx:")) {
-        char *block = NULL, *part[4];
-        size_t count = 0;
-        s = split_list("idx", spec + 4, 4, &block, part, &count);
-        if (!s && count != 2 && count != 4)
-            s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
-                            spec);
-        if (!s && count == 2) s = clipnn_dataset_load_idx(part[0], part[1], &all);
-        if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], &tr, test ? &te : NULL);
-        has_test = count == 4;
-        auto_scale = CLIPNN_SCALE_UNIT;
-        clipnn_free(block);
-    } else {
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
-                           "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
-                           "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
-                           "spirals or teacher)",
-                           spec);
-    }
-    if (!s && !has_test) s = split(all, o.test_fraction, o.seed, &tr, &te);
-    if (s && all != tr) clipnn_dataset_free(all);
-    if (!s && tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", tr->name);
-    clipnn_scaling how = o.scaling == CLIPNN_SCALE_AUTO ? auto_scale : o.scaling;
-    if (!s) s = scale(how, tr, te);
-    if (!s) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, tr);
+    spec_data d = {0};
+    clipnn_status s = load_spec(spec, &o, test != NULL, &d);
+    if (!s && !d.has_test) s = split(d.all, o.test_fraction, o.seed, &d.tr, &d.te);
+    if (s && d.all != d.tr) clipnn_dataset_free(d.all);
+    if (!s && d.tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", d.tr->name);
+    clipnn_scaling how = o.scaling == CLIPNN_SCALE_AUTO ? d.auto_scale : o.scaling;
+    if (!s) s = scale(how, d.tr, d.te);
+    if (!s) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, d.tr);
     if (s) {
-        clipnn_dataset_free(tr);
-        clipnn_dataset_free(te);
+        clipnn_dataset_free(d.tr);
+        clipnn_dataset_free(d.te);
         return s;
     }
-    *train = tr;
+    *train = d.tr;
     if (test)
-        *test = te;
+        *test = d.te;
     else
-        clipnn_dataset_free(te);
+        clipnn_dataset_free(d.te);
     return CLIPNN_OK;
 }

@@ -107,118 +107,236 @@ static clipnn_status check_options(const clipnn_model *m, const clipnn_attack_op
     return clipnn_space_check(&o->space);
 }
 
-/* One batch: every restart from x0, each iterate compared with the kept one. */
-static clipnn_status attack_batch(clipnn_model *m, const clipnn_attack_options *o,
-                                  const clipnn_objective *obj, attack_work *w, size_t B,
-                                  size_t batch_index, clipnn_rng *rng) {
-    const size_t n = m->n_inputs;
-    const int l2 = o->method == CLIPNN_ATTACK_PGD_L2;
-    const size_t steps = o->method == CLIPNN_ATTACK_FGSM ? 1 : o->steps;
-    /* Default step: Madry et al.'s 2.5 eps / steps, but at least eps / 4
-     * (torchattacks' 2/255 at 8/255): with 40 steps the first is eps / 16,
-     * and on the Fashion-MNIST MLP of docs/input-optimization.md eps / 4
-     * leaves 0.4 points fewer examples unbroken at eps 0.1. */
-    const double alpha = o->method == CLIPNN_ATTACK_FGSM ? o->eps
-                         : o->step > 0                   ? o->step
-                                                         : fmax(2.5 * o->eps / (double)steps, o->eps / 4.0);
-    const double p = l2 ? 2.0 : INFINITY, lo = o->space.box_lo, hi = o->space.box_hi;
+/* One batch under attack: the options, the objective, the work arrays
+ * and what the method fixes (step alpha, norm p, number of steps). */
+typedef struct {
+    clipnn_model *m;
+    const clipnn_attack_options *o;
+    const clipnn_objective *obj;
+    attack_work *w;
+    size_t B, batch_index, n, steps;
+    int l2;
+    double alpha, p, lo, hi;
+    clipnn_rng *rng;
+} attack_batch_ctx;
+
+/* Default step: Madry et al.'s 2.5 eps / steps, but at least eps / 4
+ * (torchattacks' 2/255 at 8/255): with 40 steps the first is eps / 16, and
+ * on the Fashion-MNIST MLP of docs/input-optimization.md eps / 4 leaves 0.4
+ * points fewer examples unbroken at eps 0.1. */
+static double attack_step_size(const clipnn_attack_options *o, size_t steps) {
+    if (o->method == CLIPNN_ATTACK_FGSM) return o->eps;
+    return o->step > 0 ? o->step : fmax(2.5 * o->eps / (double)steps, o->eps / 4.0);
+}
+
+/* Every example back at x0, or at a random start in the budget. */
+static void restart_from_x0(attack_batch_ctx *A) {
+    attack_work *w = A->w;
+    for (size_t b = 0; b < A->B; b++) {
+        float *xa = w->xa + b * A->n;
+        const float *x0 = w->x0 + b * A->n;
+        if (A->o->random_start && w->eligible[b]) {
+            random_start(A->rng, xa, x0, A->n, A->l2, A->o->eps);
+            clipnn_project_budget(xa, x0, A->n, A->p, A->o->eps, A->lo, A->hi);
+        } else {
+            memcpy(xa, x0, A->n * sizeof *xa);
+        }
+    }
+}
+
+/* The iterate's gradient norms, the kept iterate per example (a fooled
+ * one beats one that is not, then the lower value; the last one with
+ * keep_last), and the trace row. */
+static void observe_iterate(attack_batch_ctx *A, size_t rs, size_t t, int last) {
+    attack_work *w = A->w;
+    const size_t n = A->n, B = A->B;
+    double sum_loss = 0, sum_gn = 0;
+    size_t fooled = 0;
     for (size_t b = 0; b < B; b++) {
+        const float *g = w->g + b * n;
+        double gn = 0;
+        for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
+        w->gnorm[b] = sqrt(gn);
+        sum_gn += w->gnorm[b];
+        sum_loss += w->values[b];
+        fooled += w->eligible[b] && w->reached[b];
+        if (!w->eligible[b]) continue;
+        int better = w->reached[b] > w->best_reached[b] ||
+                     (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
+        if (better || (A->o->keep_last && last)) {
+            w->best_reached[b] = w->reached[b];
+            w->best_value[b] = w->values[b];
+            w->zero_grad[b] = gn == 0.0;
+            memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
+        }
+    }
+    const clipnn_attack_options *o = A->o;
+    if (!o->on_step) return;
+    for (size_t b = 0; b < B; b++) w->fooled[b] = w->eligible[b] && w->reached[b];
+    clipnn_attack_step st = {rs,         t, sum_loss / (double)B, sum_gn / (double)B, (double)fooled / (double)B,
+                             A->batch_index, B, A->batch_index * o->batch, w->values, w->gnorm, w->fooled};
+    o->on_step(&st, o->user);
+}
+
+/* One step downhill on the objective, then back into the budget. */
+static void step_iterate(attack_batch_ctx *A) {
+    attack_work *w = A->w;
+    const size_t n = A->n;
+    for (size_t b = 0; b < A->B; b++) {
+        if (!w->eligible[b]) continue;
+        float *xa = w->xa + b * n;
+        const float *g = w->g + b * n;
+        if (A->l2) {
+            float scale = (float)(A->alpha / (w->gnorm[b] + 1e-10));
+            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
+        } else {
+            const float a = (float)A->alpha;
+            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f);
+        }
+        clipnn_project_budget(xa, w->x0 + b * n, n, A->p, A->o->eps, A->lo, A->hi);
+    }
+}
+
+/* One batch: every restart from x0, each iterate compared with the kept one. */
+static clipnn_status attack_batch(attack_batch_ctx *A) {
+    attack_work *w = A->w;
+    for (size_t b = 0; b < A->B; b++) {
         w->best_value[b] = INFINITY;
         w->best_reached[b] = -1;
     }
-    memcpy(w->best, w->x0, B * n * sizeof *w->best);
-    for (size_t rs = 0; rs < o->restarts; rs++) {
-        for (size_t b = 0; b < B; b++) {
-            float *xa = w->xa + b * n;
-            const float *x0 = w->x0 + b * n;
-            if (o->random_start && w->eligible[b]) {
-                random_start(rng, xa, x0, n, l2, o->eps);
-                clipnn_project_budget(xa, x0, n, p, o->eps, lo, hi);
-            } else {
-                memcpy(xa, x0, n * sizeof *xa);
-            }
-        }
+    memcpy(w->best, w->x0, A->B * A->n * sizeof *w->best);
+    for (size_t rs = 0; rs < A->o->restarts; rs++) {
+        restart_from_x0(A);
         for (size_t t = 0;; t++) {
-            clipnn_status s = clipnn_objective_grad_space(m, obj, &o->space, w->xa, w->y, B, w->values, w->g,
-                                                          w->reached, w->xm);
+            clipnn_status s = clipnn_objective_grad_space(A->m, A->obj, &A->o->space, w->xa, w->y, A->B, w->values,
+                                                          w->g, w->reached, w->xm);
             if (s) return s;
-            double sum_loss = 0, sum_gn = 0;
-            size_t fooled = 0;
-            int last = t == steps;
-            for (size_t b = 0; b < B; b++) {
-                const float *g = w->g + b * n;
-                double gn = 0;
-                for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
-                w->gnorm[b] = sqrt(gn);
-                sum_gn += w->gnorm[b];
-                sum_loss += w->values[b];
-                fooled += w->eligible[b] && w->reached[b];
-                if (!w->eligible[b]) continue;
-                int better = w->reached[b] > w->best_reached[b] ||
-                             (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
-                if (better || (o->keep_last && last)) {
-                    w->best_reached[b] = w->reached[b];
-                    w->best_value[b] = w->values[b];
-                    w->zero_grad[b] = gn == 0.0;
-                    memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
-                }
-            }
-            if (o->on_step) {
-                for (size_t b = 0; b < B; b++) w->fooled[b] = w->eligible[b] && w->reached[b];
-                clipnn_attack_step st = {rs,         t, sum_loss / (double)B, sum_gn / (double)B, (double)fooled / (double)B,
-                                         batch_index, B, batch_index * o->batch, w->values, w->gnorm, w->fooled};
-                o->on_step(&st, o->user);
-            }
-            if (last) break;
-            /* One step downhill on the objective, then back into the budget. */
-            for (size_t b = 0; b < B; b++) {
-                if (!w->eligible[b]) continue;
-                float *xa = w->xa + b * n;
-                const float *g = w->g + b * n;
-                if (l2) {
-                    double gn = 0;
-                    for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
-                    float scale = (float)(alpha / (sqrt(gn) + 1e-10));
-                    for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
-                } else {
-                    const float a = (float)alpha;
-                    for (size_t i = 0; i < n; i++) xa[i] = xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f);
-                }
-                clipnn_project_budget(xa, w->x0 + b * n, n, p, o->eps, lo, hi);
-            }
+            observe_iterate(A, rs, t, t == A->steps);
+            if (t == A->steps) break;
+            step_iterate(A);
         }
     }
     return CLIPNN_OK;
 }
 
-clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, const float *x,
-                            const float *labels, size_t n_ex, float *adv, clipnn_attack_result *r) {
+static clipnn_status check_attack(const clipnn_model *m, const clipnn_attack_options *o, const float *x,
+                                  const float *labels, size_t n_ex, const clipnn_attack_result *r) {
     if (!m || !o || !x || !labels || !r) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: NULL argument");
     clipnn_status s = check_options(m, o);
     if (s) return s;
-    const size_t n = m->n_inputs, k = clipnn_model_n_outputs(m);
+    const size_t k = clipnn_model_n_outputs(m);
     for (size_t i = 0; i < n_ex; i++)
         if (!(labels[i] >= 0 && labels[i] < (float)k && labels[i] == floorf(labels[i])))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "attack: label %g of example %zu is not one of %zu classes",
                                (double)labels[i], i, k);
-    const size_t bs = o->batch < n_ex ? o->batch : (n_ex ? n_ex : 1);
+    return CLIPNN_OK;
+}
+
+static void free_work(attack_work *w) { clipnn_free(w->x0), clipnn_free(w->values), clipnn_free(w->reached); }
+
+/* The work arrays of batches of bs examples of n inputs. */
+static clipnn_status alloc_work(attack_work *w, size_t bs, size_t n) {
     size_t fl;
     if (clipnn_mul_size(bs, n, &fl) || fl > SIZE_MAX / 8)
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "attack: batch of %zu x %zu inputs is too large", bs, n);
-    attack_work w;
     float *fblock = clipnn_alloc_array(5 * fl + bs, sizeof *fblock);
     double *dblock = clipnn_alloc_array(3 * bs, sizeof *dblock);
     int *iblock = clipnn_alloc_array(5 * bs, sizeof *iblock);
+    w->x0 = fblock, w->values = dblock, w->reached = iblock;
     if (!fblock || !dblock || !iblock) {
-        clipnn_free(fblock), clipnn_free(dblock), clipnn_free(iblock);
+        free_work(w);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "attack: out of memory for a batch of %zu", bs);
     }
-    w.x0 = fblock, w.xa = fblock + fl, w.best = fblock + 2 * fl, w.g = fblock + 3 * fl, w.xm = fblock + 4 * fl;
-    w.y = fblock + 5 * fl;
-    w.values = dblock, w.best_value = dblock + bs, w.gnorm = dblock + 2 * bs;
-    w.reached = iblock, w.best_reached = iblock + bs, w.eligible = iblock + 2 * bs, w.zero_grad = iblock + 3 * bs;
-    w.fooled = iblock + 4 * bs;
+    w->xa = fblock + fl, w->best = fblock + 2 * fl, w->g = fblock + 3 * fl, w->xm = fblock + 4 * fl;
+    w->y = fblock + 5 * fl;
+    w->best_value = dblock + bs, w->gnorm = dblock + 2 * bs;
+    w->best_reached = iblock + bs, w->eligible = iblock + 2 * bs, w->zero_grad = iblock + 3 * bs;
+    w->fooled = iblock + 4 * bs;
+    return CLIPNN_OK;
+}
 
+/* Sums over the successful adversarial inputs, for the mean distortions. */
+typedef struct {
+    double linf, l2;
+} distortion;
+
+/* The model's outputs *z for the B inputs x given in the data space (xm:
+ * scratch for the model's inputs). */
+static clipnn_status outputs_of(clipnn_model *m, const clipnn_input_space *space, const float *x, size_t B, float *xm,
+                                const float **z) {
+    clipnn_space_to_model(space, x, B, m->n_inputs, xm);
+    return clipnn_forward(m, xm, B, z);
+}
+
+/* The batch's inputs into w->x0 (inside the box), and the clean
+ * predictions, which decide the examples the attack can fool. */
+static clipnn_status load_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w, const float *xb,
+                                const float *labels, size_t start, size_t B, clipnn_attack_result *r) {
+    const size_t n = m->n_inputs, k = clipnn_model_n_outputs(m);
+    for (size_t i = 0; i < B * n; i++)
+        if (!(xb[i] >= o->space.box_lo && xb[i] <= o->space.box_hi))
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: input %zu, feature %zu is %g, outside the box [%g, %g]",
+                               start + i / n, i % n, (double)xb[i], o->space.box_lo, o->space.box_hi);
+    memcpy(w->x0, xb, B * n * sizeof *w->x0);
+    const float *z;
+    clipnn_status s = outputs_of(m, &o->space, w->x0, B, w->xm, &z);
+    if (s) return s;
+    for (size_t b = 0; b < B; b++) {
+        size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
+        r->clean_correct += pred == label;
+        w->eligible[b] = o->targeted ? label != o->target_class : pred == label;
+        w->y[b] = o->targeted ? (float)o->target_class : labels[start + b];
+        w->zero_grad[b] = 0;
+    }
+    return CLIPNN_OK;
+}
+
+/* The kept inputs of the batch: robust predictions, successes and their
+ * distortions, and the failures with a zero gradient. */
+static clipnn_status score_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w,
+                                 const float *labels, size_t start, size_t B, clipnn_attack_result *r, distortion *sum) {
+    const size_t n = m->n_inputs, k = clipnn_model_n_outputs(m);
+    const float *z;
+    clipnn_status s = outputs_of(m, &o->space, w->best, B, w->xm, &z);
+    if (s) return s;
+    for (size_t b = 0; b < B; b++) {
+        size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
+        r->robust_correct += pred == label;
+        if (!w->eligible[b]) continue;
+        r->eligible++;
+        if (w->best_reached[b] != 1) {
+            r->zero_grad += w->zero_grad[b];
+            continue;
+        }
+        r->successes++;
+        double linf = 0, ss = 0;
+        for (size_t i = 0; i < n; i++) {
+            double d = fabs((double)w->best[b * n + i] - (double)w->x0[b * n + i]);
+            linf = d > linf ? d : linf;
+            ss += d * d;
+        }
+        sum->linf += linf;
+        sum->l2 += sqrt(ss);
+    }
+    return CLIPNN_OK;
+}
+
+static void finish_result(clipnn_attack_result *r, size_t n_ex, const distortion *sum) {
+    double nn = n_ex ? (double)n_ex : NAN;
+    r->clean_accuracy = (double)r->clean_correct / nn;
+    r->robust_accuracy = (double)r->robust_correct / nn;
+    r->success_rate = r->eligible ? (double)r->successes / (double)r->eligible : NAN;
+    r->mean_linf = r->successes ? sum->linf / (double)r->successes : NAN;
+    r->mean_l2 = r->successes ? sum->l2 / (double)r->successes : NAN;
+}
+
+clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, const float *x,
+                            const float *labels, size_t n_ex, float *adv, clipnn_attack_result *r) {
+    clipnn_status s = check_attack(m, o, x, labels, n_ex, r);
+    if (s) return s;
+    const size_t n = m->n_inputs, bs = o->batch < n_ex ? o->batch : (n_ex ? n_ex : 1);
+    attack_work w = {0};
+    if ((s = alloc_work(&w, bs, n))) return s;
     clipnn_objective obj = clipnn_objective_default();
     obj.kind = o->targeted ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;
     obj.loss = o->loss;
@@ -227,60 +345,21 @@ clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, con
     clipnn_rng_seed(&rng, o->seed);
     memset(r, 0, sizeof *r);
     r->n = n_ex;
-    double sum_linf = 0, sum_l2 = 0;
+    const size_t steps = o->method == CLIPNN_ATTACK_FGSM ? 1 : o->steps;
+    const int l2 = o->method == CLIPNN_ATTACK_PGD_L2;
+    attack_batch_ctx A = {.m = m, .o = o, .obj = &obj, .w = &w, .n = n, .steps = steps, .l2 = l2,
+                          .alpha = attack_step_size(o, steps), .p = l2 ? 2.0 : INFINITY, .lo = o->space.box_lo,
+                          .hi = o->space.box_hi, .rng = &rng};
+    distortion sum = {0, 0};
     for (size_t start = 0; start < n_ex && !s; start += bs) {
-        size_t B = n_ex - start < bs ? n_ex - start : bs;
-        const float *xb = x + start * n;
-        for (size_t i = 0; i < B * n; i++)
-            if (!(xb[i] >= o->space.box_lo && xb[i] <= o->space.box_hi)) {
-                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: input %zu, feature %zu is %g, outside the box [%g, %g]",
-                                start + i / n, i % n, (double)xb[i], o->space.box_lo, o->space.box_hi);
-                break;
-            }
-        if (s) break;
-        memcpy(w.x0, xb, B * n * sizeof *w.x0);
-        /* Clean predictions decide which examples the attack can fool. */
-        clipnn_space_to_model(&o->space, w.x0, B, n, w.xm);
-        const float *z;
-        if ((s = clipnn_forward(m, w.xm, B, &z))) break;
-        for (size_t b = 0; b < B; b++) {
-            size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
-            r->clean_correct += pred == label;
-            w.eligible[b] = o->targeted ? label != o->target_class : pred == label;
-            w.y[b] = o->targeted ? (float)o->target_class : labels[start + b];
-            w.zero_grad[b] = 0;
-        }
-        if ((s = attack_batch(m, o, &obj, &w, B, start / bs, &rng))) break;
-        clipnn_space_to_model(&o->space, w.best, B, n, w.xm);
-        if ((s = clipnn_forward(m, w.xm, B, &z))) break;
-        for (size_t b = 0; b < B; b++) {
-            size_t label = (size_t)labels[start + b], pred = clipnn_argmax(z + b * k, k);
-            r->robust_correct += pred == label;
-            if (!w.eligible[b]) continue;
-            r->eligible++;
-            if (w.best_reached[b] == 1) {
-                r->successes++;
-                double linf = 0, ss = 0;
-                for (size_t i = 0; i < n; i++) {
-                    double d = fabs((double)w.best[b * n + i] - (double)w.x0[b * n + i]);
-                    linf = d > linf ? d : linf;
-                    ss += d * d;
-                }
-                sum_linf += linf;
-                sum_l2 += sqrt(ss);
-            } else {
-                r->zero_grad += w.zero_grad[b];
-            }
-        }
-        if (adv) memcpy(adv + start * n, w.best, B * n * sizeof *adv);
+        A.B = n_ex - start < bs ? n_ex - start : bs;
+        A.batch_index = start / bs;
+        s = load_batch(m, o, &w, x + start * n, labels, start, A.B, r);
+        if (!s) s = attack_batch(&A);
+        if (!s) s = score_batch(m, o, &w, labels, start, A.B, r, &sum);
+        if (!s && adv) memcpy(adv + start * n, w.best, A.B * n * sizeof *adv);
     }
-    clipnn_free(fblock), clipnn_free(dblock), clipnn_free(iblock);
-    if (s) return s;
-    double nn = n_ex ? (double)n_ex : NAN;
-    r->clean_accuracy = (double)r->clean_correct / nn;
-    r->robust_accuracy = (double)r->robust_correct / nn;
-    r->success_rate = r->eligible ? (double)r->successes / (double)r->eligible : NAN;
-    r->mean_linf = r->successes ? sum_linf / (double)r->successes : NAN;
-    r->mean_l2 = r->successes ? sum_l2 / (double)r->successes : NAN;
-    return CLIPNN_OK;
+    free_work(&w);
+    if (!s) finish_result(r, n_ex, &sum);
+    return s;
 }

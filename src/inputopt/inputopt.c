@@ -310,21 +310,14 @@ static clipnn_status alloc_trace_space(const clipnn_model *m, const double *x, t
     return CLIPNN_OK;
 }
 
-/* Forward in double with plain loops; the pre-activations also into pre
- * (concatenated, may be NULL). */
+/* Forward in double; the pre-activations also into pre (concatenated,
+ * may be NULL). */
 static void forward_d(const clipnn_model *m, trace_space *t, double *pre) {
+    clipnn_reference_forward(m, NULL, 1, t->zs, t->as);
     size_t off = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *Ly = &m->layers[l];
-        const float *W = m->params + Ly->w_offset, *b = m->params + Ly->b_offset;
-        for (size_t u = 0; u < Ly->out; u++) {
-            double acc = b[u];
-            for (size_t i = 0; i < Ly->in; i++) acc += (double)W[u * Ly->in + i] * t->as[l][i];
-            t->zs[l][u] = acc;
-            t->as[l + 1][u] = clipnn_act_eval_d(Ly->act, acc);
-        }
-        if (pre) memcpy(pre + off, t->zs[l], Ly->out * sizeof *pre);
-        off += Ly->out;
+    for (size_t l = 0; pre && l < m->n_layers; l++) {
+        memcpy(pre + off, t->zs[l], m->layers[l].out * sizeof *pre);
+        off += m->layers[l].out;
     }
 }
 

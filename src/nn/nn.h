@@ -243,6 +243,14 @@ void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *
 double clipnn_act_eval_d(clipnn_act act, double x);  /* double reference */
 double clipnn_act_deriv_d(clipnn_act act, double x); /* double reference */
 
+/* ------------------------------------------- reference (src/reference.c) */
+
+/* The reference's forward in double with plain loops: zs[l] (z of layer l)
+ * and as[l + 1] (its activations) for batch rows, from the input as[0];
+ * the weights from theta ([n_params]), or the model's own when NULL. */
+void clipnn_reference_forward(const clipnn_model *m, const double *theta, size_t batch, double *const *zs,
+                              double *const *as);
+
 /* ------------------------------------------------ kernels (src/loss.c) */
 
 /* Per-example losses into losses[B]; d loss_mean / dz into dz[B][k] (may be

@@ -8,6 +8,46 @@
 
 #include "nn/nn.h"
 
+void clipnn_reference_forward(const clipnn_model *m, const double *theta, size_t batch, double *const *zs,
+                              double *const *as) {
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *Ly = &m->layers[l];
+        for (size_t r = 0; r < batch; r++)
+            for (size_t o = 0; o < Ly->out; o++) {
+                size_t b = Ly->b_offset + o, w = Ly->w_offset + o * Ly->in;
+                double s = theta ? theta[b] : (double)m->params[b];
+                for (size_t i = 0; i < Ly->in; i++)
+                    s += as[l][r * Ly->in + i] * (theta ? theta[w + i] : (double)m->params[w + i]);
+                zs[l][r * Ly->out + o] = s;
+                as[l + 1][r * Ly->out + o] = clipnn_act_eval_d(Ly->act, s);
+            }
+    }
+}
+
+/* Layer l's backward: delta ds[l] through the activation's derivative,
+ * its parameter gradients added into grad (may be NULL), its input
+ * gradient into da (may be NULL). */
+static void reference_layer_backward(const clipnn_model *m, const double *theta, size_t l, size_t batch,
+                                     double *const *zs, double *const *as, double *ds, double *grad, double *da) {
+    const clipnn_layer *Ly = &m->layers[l];
+    const double *W = theta + Ly->w_offset;
+    for (size_t i = 0; i < batch * Ly->out; i++) ds[i] *= clipnn_act_deriv_d(Ly->act, zs[l][i]);
+    if (grad)
+        for (size_t r = 0; r < batch; r++)
+            for (size_t o = 0; o < Ly->out; o++) {
+                double d = ds[r * Ly->out + o];
+                grad[Ly->b_offset + o] += d;
+                for (size_t i = 0; i < Ly->in; i++) grad[Ly->w_offset + o * Ly->in + i] += d * as[l][r * Ly->in + i];
+            }
+    if (!da) return;
+    for (size_t r = 0; r < batch; r++)
+        for (size_t i = 0; i < Ly->in; i++) {
+            double s = 0;
+            for (size_t o = 0; o < Ly->out; o++) s += ds[r * Ly->out + o] * W[o * Ly->in + i];
+            da[r * Ly->in + i] = s;
+        }
+}
+
 /* One pass's buffers, in one block. Head: as[l] the input of dense layer l
  * (as[0] the head's input), zs[l] its z, ds[l] d loss / d z. Front: per
  * recurrent layer H, dH ([batch][steps][hidden]) and the kernel's work. */
@@ -107,46 +147,6 @@ static void ref_front_backward(const clipnn_model *m, ref_pass *r, const double 
     }
 }
 
-static void ref_head_forward(const clipnn_model *m, ref_pass *r) {
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *Ly = &m->layers[l];
-        const double *W = r->theta + Ly->w_offset, *b = r->theta + Ly->b_offset;
-        for (size_t row = 0; row < r->rows; row++)
-            for (size_t o = 0; o < Ly->out; o++) {
-                double s = b[o];
-                for (size_t i = 0; i < Ly->in; i++) s += r->as[l][row * Ly->in + i] * W[o * Ly->in + i];
-                r->zs[l][row * Ly->out + o] = s;
-                r->as[l + 1][row * Ly->out + o] = clipnn_act_eval_d(Ly->act, s);
-            }
-    }
-}
-
-/* From ds[last] = d loss / d output: the head's parameter gradients (grad
- * may be NULL) and d loss / d its input into da0 (may be NULL). */
-static void ref_head_backward(const clipnn_model *m, ref_pass *r, double *grad, double *da0) {
-    for (size_t l = m->n_layers; l-- > 0;) {
-        const clipnn_layer *Ly = &m->layers[l];
-        const double *W = r->theta + Ly->w_offset;
-        for (size_t i = 0; i < r->rows * Ly->out; i++) r->ds[l][i] *= clipnn_act_deriv_d(Ly->act, r->zs[l][i]);
-        if (grad)
-            for (size_t row = 0; row < r->rows; row++)
-                for (size_t o = 0; o < Ly->out; o++) {
-                    double d = r->ds[l][row * Ly->out + o];
-                    grad[Ly->b_offset + o] += d;
-                    for (size_t i = 0; i < Ly->in; i++)
-                        grad[Ly->w_offset + o * Ly->in + i] += d * r->as[l][row * Ly->in + i];
-                }
-        double *da = l > 0 ? r->ds[l - 1] : da0;
-        if (!da) continue;
-        for (size_t row = 0; row < r->rows; row++)
-            for (size_t i = 0; i < Ly->in; i++) {
-                double s = 0;
-                for (size_t o = 0; o < Ly->out; o++) s += r->ds[l][row * Ly->out + o] * W[o * Ly->in + i];
-                da[row * Ly->in + i] = s;
-            }
-    }
-}
-
 clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const double *params_override,
                                          const clipnn_loss_options *lo, const double *x,
                                          const double *y, size_t batch, double *loss_out,
@@ -158,13 +158,15 @@ clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const double *pa
     if (s) return s;
     for (size_t i = 0; i < m->n_params; i++) r.theta[i] = params_override ? params_override[i] : (double)m->params[i];
     r.as[0] = (double *)ref_front_forward(m, &r, x, batch);
-    ref_head_forward(m, &r);
+    clipnn_reference_forward(m, r.theta, r.rows, r.zs, r.as);
     size_t L = m->n_layers, k = m->layers[L - 1].out;
     if (logits) memcpy(logits, r.as[L], r.rows * k * sizeof *logits);
     double loss = clipnn_loss_forward_backward_d(lo, r.as[L], y, r.rows, k, r.ds[L - 1]);
     if (loss_out) *loss_out = loss;
     if (grad) memset(grad, 0, m->n_params * sizeof *grad);
-    ref_head_backward(m, &r, grad, m->n_rec ? r.head_dx : dx);
+    for (size_t l = L; l-- > 0;)
+        reference_layer_backward(m, r.theta, l, r.rows, r.zs, r.as, r.ds[l], grad,
+                                 l > 0 ? r.ds[l - 1] : m->n_rec ? r.head_dx : dx);
     if (m->n_rec && (grad || dx)) ref_front_backward(m, &r, x, batch, grad, dx);
     ref_free(&r);
     return CLIPNN_OK;
