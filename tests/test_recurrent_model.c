@@ -407,3 +407,78 @@ TEST(recurrent_model_checkpoint_round_trip) {
     clipnn_model_free(back);
     clipnn_model_free(m);
 }
+
+/* ------------------------------------------- many-to-many training */
+
+/* A .npy file of float32 [d0][d1][d2] written by hand (numpy.save's v1.0). */
+static const char *save_npy3(const char *name, const float *v, size_t d0, size_t d1, size_t d2) {
+    const char *path = check_tmp_path(name);
+    char dict[128];
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu, %zu), }", d0,
+                       d1, d2);
+    size_t total = 10 + (size_t)len + 1, padded = (total + 63) / 64 * 64;
+    unsigned char head[256];
+    memcpy(head, "\x93NUMPY\x01\x00", 8);
+    head[8] = (unsigned char)(padded - 10), head[9] = 0;
+    memcpy(head + 10, dict, (size_t)len);
+    memset(head + 10 + len, ' ', padded - 11 - (size_t)len);
+    head[padded - 1] = '\n';
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fwrite(head, 1, padded, f);
+    fwrite(v, sizeof *v, d0 * d1 * d2, f); /* little-endian host */
+    fclose(f);
+    return path;
+}
+
+/* The running mean of a sequence, every step a target: an RNN read at
+ * every step learns it (the test loss falls tenfold), and a model that
+ * reads only the last step is refused for such targets. */
+TEST(recurrent_model_trains_many_to_many_on_step_targets) {
+    enum { N = 400, T = 6 };
+    static float x[N][T][1], y[N][T][1];
+    uint64_t s = 12345;
+    for (int i = 0; i < N; i++) {
+        double sum = 0;
+        for (int t = 0; t < T; t++) {
+            s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+            x[i][t][0] = (float)((double)(s >> 11) / 9007199254740992.0 * 2.0 - 1.0);
+            sum += x[i][t][0];
+            y[i][t][0] = (float)(sum / (t + 1));
+        }
+    }
+    char spec[2048];
+    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy3("mm_x.npy", &x[0][0][0], N, T, 1),
+             save_npy3("mm_y.npy", &y[0][0][0], N, T, 1));
+    clipnn_data_options dopt = clipnn_data_options_default();
+    dopt.scaling = CLIPNN_SCALE_NONE;
+    clipnn_dataset *tr = NULL, *te = NULL;
+    CHECK_OK(clipnn_dataset_load(spec, &dopt, &tr, &te));
+    if (!tr || !te) return;
+    clipnn_layer_spec ls[2] = {{CLIPNN_LAYER_RNN, 16, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_DENSE, 1, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {T, 1, 1};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 2, ls));
+    if (!m) return;
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1));
+    clipnn_train_options o = clipnn_train_options_default();
+    o.loss.loss = CLIPNN_LOSS_MSE;
+    o.epochs = 1;
+    clipnn_train_result first, last;
+    CHECK_OK(clipnn_train(m, tr, te, &o, &first));
+    o.epochs = 30;
+    CHECK_OK(clipnn_train(m, tr, te, &o, &last));
+    CHECK_MSG(last.test_loss < first.test_loss / 10, "test loss %g after 1 epoch, %g after 30 more", first.test_loss,
+              last.test_loss);
+    /* a many-to-one model does not fit targets for every step */
+    clipnn_seq_shape one = {T, 1, 0};
+    clipnn_model *m1 = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m1, &one, 2, ls));
+    clipnn_status st = m1 ? clipnn_train(m1, tr, te, &o, &last) : CLIPNN_OK;
+    CHECK_MSG(st == CLIPNN_ERR_SHAPE, "status %d: %s", (int)st, clipnn_last_error());
+    CHECK(strstr(clipnn_last_error(), "targets for 6 steps") != NULL);
+    clipnn_model_free(m1);
+    clipnn_model_free(m);
+    clipnn_dataset_free(tr);
+    clipnn_dataset_free(te);
+}

@@ -30,11 +30,26 @@ clipnn_train_options clipnn_train_options_default(void) {
 static int is_class_loss(clipnn_loss l) { return l == CLIPNN_LOSS_XENT || l == CLIPNN_LOSS_MARGIN; }
 
 /* Does the model's output fit the data and the loss? */
+/* Targets for every step ([n][T][k] data) fit a many-to-many model of T
+ * steps and k outputs, and nothing else does. */
+static clipnn_status check_step_targets(const clipnn_model *m, const clipnn_dataset *d) {
+    size_t T = clipnn_model_output_steps(m), ts = clipnn_dataset_target_steps(d), k = clipnn_model_n_outputs(m);
+    if (T == 1 && ts == 0) return CLIPNN_OK;
+    if (ts != T)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s", clipnn_dataset_name(d),
+                           ts, T > 1 ? "outputs at every step of sequences of another length" : "one output per row");
+    if (ts * k != clipnn_dataset_n_targets(d))
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu targets per step but the model has %zu outputs",
+                           clipnn_dataset_name(d), clipnn_dataset_n_targets(d) / ts, k);
+    return CLIPNN_OK;
+}
+
 static clipnn_status check_fit(const clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo) {
     size_t k = clipnn_model_n_outputs(m), nc = clipnn_dataset_n_classes(d);
     if (clipnn_dataset_dim(d) != m->n_inputs)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu features but the model takes %zu inputs",
                            clipnn_dataset_name(d), clipnn_dataset_dim(d), m->n_inputs);
+    if (clipnn_dataset_target_steps(d) || clipnn_model_output_steps(m) > 1) return check_step_targets(m, d);
     if (is_class_loss(lo->loss) && nc == 0)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: loss %s needs class labels, the data are a regression set",
                            clipnn_dataset_name(d), clipnn_loss_name(lo->loss));
@@ -92,7 +107,8 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
         const float *out;
         clipnn_status s = clipnn_forward(m, xb, B, &out);
         if (s) return s;
-        loss_sum += (double)B * clipnn_loss_forward_backward(lo, out, yb, B, k, NULL, NULL);
+        size_t rows = B * clipnn_model_output_steps(m); /* many-to-many: every step's output */
+        loss_sum += (double)B * clipnn_loss_forward_backward(lo, out, yb, rows, k, NULL, NULL);
         if (nc > 0)
             for (size_t r = 0; r < B; r++) {
                 size_t label = (size_t)y[start + r];
@@ -111,7 +127,7 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
     if (s) return s;
     size_t chunk = 256, dim = clipnn_dataset_dim(d), k = clipnn_model_n_outputs(m);
     float *xb = clipnn_alloc_array(chunk * dim, sizeof *xb);
-    float *yb = clipnn_alloc_array(chunk * k, sizeof *yb);
+    float *yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *yb);
     size_t *idx = clipnn_alloc_array(chunk, sizeof *idx);
     double l = NAN, a = NAN;
     if (!xb || !yb || !idx) s = clipnn_fail(CLIPNN_ERR_NOMEM, "evaluate: out of memory");
@@ -201,7 +217,7 @@ static void free_buffers(train_buffers *b) {
 static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size_t chunk, size_t n) {
     size_t dim = m->n_inputs, k = clipnn_model_n_outputs(m), G = clipnn_model_n_groups(m);
     b->xb = clipnn_alloc_array(chunk * dim, sizeof *b->xb);
-    b->yb = clipnn_alloc_array(chunk * k, sizeof *b->yb);
+    b->yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *b->yb);
     b->theta0 = clipnn_alloc_array(m->n_params, sizeof *b->theta0);
     b->order = clipnn_alloc_array(n, sizeof *b->order);
     b->idx = clipnn_alloc_array(chunk, sizeof *b->idx);
