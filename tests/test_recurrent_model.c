@@ -482,3 +482,31 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
     clipnn_dataset_free(tr);
     clipnn_dataset_free(te);
 }
+
+/* ------------------------------------------- the tool */
+
+/* clipnn train takes recurrent layers (on the digits: 8 steps of 8
+ * pixels), saves them, and eval reads them back; the commands that
+ * optimize inputs refuse a recurrent model with one line and exit 2. */
+TEST(recurrent_model_through_the_tool) {
+    const char *out, *ckpt = check_tmp_path("lstm_digits.ckpt");
+    char args[1200];
+    snprintf(args, sizeof args, "train --arch lstm:24-10 --epochs 3 --save %s --json", ckpt);
+    CHECK(check_run_tool(args, &out) == 0);
+    const char *acc = strstr(out, "\"test_accuracy\":");
+    double a = acc ? strtod(acc + 16, NULL) : 0;
+    CHECK_MSG(a > 0.8, "lstm on the digits: test accuracy %g after 3 epochs\n%s", a, out);
+    CHECK(strstr(out, "\"arch\":\"lstm:24-10\"") != NULL);
+    snprintf(args, sizeof args, "eval --model %s", ckpt);
+    CHECK(check_run_tool(args, &out) == 0);
+    CHECK(strstr(out, "64-lstm:24-10") != NULL);
+    snprintf(args, sizeof args, "attack --model %s --method fgsm --eps 0.1", ckpt);
+    CHECK(check_run_tool(args, &out) == 2);
+    CHECK(strstr(out, "without recurrent layers") != NULL);
+    CHECK(check_run_tool("train --arch 10-lstm:5-10", &out) != 0);
+    CHECK(strstr(out, "recurrent layers come first") != NULL);
+    CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer", &out) == 2);
+    CHECK(strstr(out, "--seq-steps") != NULL);
+    CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer --seq-steps 7", &out) == 2);
+    CHECK(strstr(out, "not a multiple") != NULL);
+}
