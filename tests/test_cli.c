@@ -376,15 +376,16 @@ static unsigned char *slurp(const char *path, size_t *len) {
  * never interrupted: parameters, optimizer buffers and the clipper's state
  * (here AutoClip's history of pre-clip norms, and ZClip's EMAs). */
 TEST(cli_resume_checkpoint_byte_identical) {
-    const char *rules[2] = {"percentile", "zscore"};
-    for (int r = 0; r < 2; r++) {
+    /* the rules with state of their own, and a recurrent model (agc) */
+    const char *rules[3] = {"percentile", "zscore", "agc"}, *arch[3] = {"", "", "--arch gru:16-10"};
+    for (int r = 0; r < 3; r++) {
         const char *whole = check_tmp_path("cli_bw.ckpt"), *half = check_tmp_path("cli_bh.ckpt"),
                    *resumed = check_tmp_path("cli_br.ckpt");
         char args[1024];
         const char *out;
-        snprintf(args, sizeof args, "train --quiet --clip %s --epochs 2 --save %s", rules[r], whole);
+        snprintf(args, sizeof args, "train --quiet --clip %s %s --epochs 2 --save %s", rules[r], arch[r], whole);
         CHECK(check_run_tool(args, &out) == 0);
-        snprintf(args, sizeof args, "train --quiet --clip %s --epochs 1 --save %s", rules[r], half);
+        snprintf(args, sizeof args, "train --quiet --clip %s %s --epochs 1 --save %s", rules[r], arch[r], half);
         CHECK(check_run_tool(args, &out) == 0);
         snprintf(args, sizeof args, "train --quiet --clip %s --epochs 2 --resume %s --save %s", rules[r], half, resumed);
         CHECK(check_run_tool(args, &out) == 0);
