@@ -360,18 +360,21 @@ static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
     return CLIPNN_OK;
 }
 
-/* torch clip_grad_value_: clamp to [-v, v]. */
+/* torch clip_grad_value_: clamp to [-v, v]. A group with no entry clamped
+ * keeps its pre-clip accumulation, so that its factor is exactly 1. */
 static clipnn_status rule_value(clipnn_clipper *c, clip_step *s) {
     float v = (float)c->o.value;
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(s->m, i);
         float *g = s->g + grp.offset;
+        int clamped = 0;
         for (size_t j = 0; j < grp.size; j++) {
             float x = g[j];
-            if (x > v) g[j] = v, s->clipped = 1;
-            else if (x < -v) g[j] = -v, s->clipped = 1;
+            if (x > v) g[j] = v, clamped = 1;
+            else if (x < -v) g[j] = -v, clamped = 1;
         }
-        c->group_post_acc[i] = clipnn_norm_accumulate(g, grp.size, s->p);
+        c->group_post_acc[i] = clamped ? clipnn_norm_accumulate(g, grp.size, s->p) : c->group_acc[i];
+        s->clipped |= clamped;
     }
     clipnn_clip_finish_groups(c, s);
     return CLIPNN_OK;
