@@ -438,12 +438,14 @@ static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
  * (the incoming weights of one output neuron) or a whole bias vector;
  * m = lambda max(||W_i||, eps); if ||G_i|| > m, G_i *= m / max(||G_i||, 1e-6).
  * Here on the units of group i; returns the group's post-clip accumulation,
- * from the units' accumulations scaled by their factors. */
+ * from the units' accumulations scaled by their factors (a group with no
+ * unit scaled keeps its pre-clip one, so that its factor is exactly 1). */
 static double agc_group(clipnn_clipper *c, clip_step *s, size_t i) {
     clipnn_group grp = clipnn_model_group(s->m, i);
     size_t unit0, n_units;
     group_units(s->m, i, &unit0, &n_units);
     double post_acc = 0;
+    int scaled = 0;
     for (size_t r = 0; r < grp.rows; r++) {
         float *g = s->g + grp.offset + r * grp.cols;
         const float *w = s->m->params + grp.offset + r * grp.cols;
@@ -456,11 +458,12 @@ static double agc_group(clipnn_clipper *c, clip_step *s, size_t i) {
             if (s->unit_scale) s->unit_scale[unit0 + r] = f;
             else clipnn_scale(g, grp.cols, (float)f);
             gacc *= f * f;
-            s->clipped = 1;
+            scaled = 1;
         }
         post_acc += gacc;
     }
-    return post_acc;
+    s->clipped |= scaled;
+    return scaled ? post_acc : c->group_acc[i];
 }
 
 static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
