@@ -271,7 +271,8 @@ static size_t read_step_norms(const char *path, step_norms *rows, size_t max) {
     }
     while (n < max && fgets(line, sizeof line, f)) {
         double step, lr, loss;
-        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf", &step, &lr, &loss, &rows[n].pre, &rows[n].post, &rows[n].c) != 6) break;
+        step_norms *r = &rows[n];
+        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf", &step, &lr, &loss, &r->pre, &r->post, &r->c) != 6) break;
         n++;
     }
     fclose(f);
@@ -306,20 +307,20 @@ static void check_group_log(const char *rule, const char *extra, int global) {
             unsigned step, group, layer;
             char tensor;
             double pre, post, factor;
-            int k = fgets(line, sizeof line, f) ? sscanf(line, "%u,%u,%u,%c,%lf,%lf,%lf", &step, &group, &layer, &tensor,
-                                                         &pre, &post, &factor)
-                                                  : 0;
+            int k = 0;
+            if (fgets(line, sizeof line, f))
+                k = sscanf(line, "%u,%u,%u,%c,%lf,%lf,%lf", &step, &group, &layer, &tensor, &pre, &post, &factor);
             CHECK_MSG(k == 7 && step == (unsigned)t && group == (unsigned)g, "%s: row %d.%d: %s", rule, t, g, line);
-            CHECK_MSG(fabs(factor * post - pre) <= tol * pre, "%s step %d group %d: factor %.9g pre %.9g post %.9g", rule,
-                      t, g, factor, pre, post);
+            CHECK_MSG(fabs(factor * post - pre) <= tol * pre, "%s step %d group %d: factor %.9g pre %.9g post %.9g",
+                      rule, t, g, factor, pre, post);
             if (global) CHECK_MSG(fabs(factor - steps[t].c) <= tol * factor, "%s step %d group %d: factor %.9g, c %.9g",
                                   rule, t, g, factor, steps[t].c);
             pre2 += pre * pre, post2 += post * post;
         }
         CHECK_MSG(fabs(sqrt(pre2) - steps[t].pre) <= tol * steps[t].pre, "%s step %d: groups' pre %.9g, step's %.9g",
                   rule, t, sqrt(pre2), steps[t].pre);
-        CHECK_MSG(fabs(sqrt(post2) - steps[t].post) <= tol * steps[t].post, "%s step %d: groups' post %.9g, step's %.9g",
-                  rule, t, sqrt(post2), steps[t].post);
+        CHECK_MSG(fabs(sqrt(post2) - steps[t].post) <= tol * steps[t].post,
+                  "%s step %d: groups' post %.9g, step's %.9g", rule, t, sqrt(post2), steps[t].post);
     }
     if (f) fclose(f);
 }
@@ -336,7 +337,8 @@ TEST(cli_train_group_log_every_rule) {
                 {"adaptive-layer", "", 0}, {"agc", "", 0},          {"agc", "--batch 1", 0},
                 {"project", "", 1},      {"percentile", "", 1},     {"zscore", "--z-warmup 2 --z-cap 1", 1},
                 {"per-sample", "", 0}};
-    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) check_group_log(runs[i].rule, runs[i].extra, runs[i].global);
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+        check_group_log(runs[i].rule, runs[i].extra, runs[i].global);
 }
 
 TEST(cli_compare_rows) {

@@ -204,8 +204,9 @@ static int near_rel(double a, double b, double tol) { return fabs(a - b) <= tol 
 static void check_recombined(checker *k, const clipnn_step_record *r) {
     double tol = (double)(k->G + 3) * DBL_EPSILON;
     double pre = combine(r->group_norms, k->G, k->q), post = combine(r->group_post_norms, k->G, k->q);
-    CHECK_MSG(near_rel(pre, r->clip.pre_norm, tol), "%s step %llu: groups' pre norms combine to %.17g, the step's %.17g",
-              k->label, (unsigned long long)r->step, pre, r->clip.pre_norm);
+    CHECK_MSG(near_rel(pre, r->clip.pre_norm, tol),
+              "%s step %llu: groups' pre norms combine to %.17g, the step's %.17g", k->label,
+              (unsigned long long)r->step, pre, r->clip.pre_norm);
     CHECK_MSG(near_rel(post, r->clip.post_norm, tol),
               "%s step %llu: groups' post norms combine to %.17g, the step's %.17g", k->label,
               (unsigned long long)r->step, post, r->clip.post_norm);
@@ -223,8 +224,9 @@ static void check_factors(checker *k, const clipnn_step_record *r) {
             CHECK_MSG(f == r->clip.factor, "%s step %llu group %zu: factor %.17g, the step's c %.17g", k->label,
                       (unsigned long long)r->step, g, f, r->clip.factor);
         if (post > 0)
-            CHECK_MSG(near_rel(f * post, pre, 3 * DBL_EPSILON), "%s step %llu group %zu: factor %.17g, pre %.17g, post %.17g",
-                      k->label, (unsigned long long)r->step, g, f, pre, post);
+            CHECK_MSG(near_rel(f * post, pre, 3 * DBL_EPSILON),
+                      "%s step %llu group %zu: factor %.17g, pre %.17g, post %.17g", k->label,
+                      (unsigned long long)r->step, g, f, pre, post);
         if (k->clip.noise_multiplier == 0)
             CHECK_MSG(f >= 1, "%s step %llu group %zu: factor %.17g < 1", k->label, (unsigned long long)r->step, g, f);
     }
@@ -322,7 +324,8 @@ static void run_variant(const scenario *sc, size_t i) {
     clipnn_model *m = make_model(sc->recurrent);
     calibration cal;
     calibrate(&cal, m, d, sc->batch);
-    checker k = {.trained = m, .d = d, .batch = sc->batch, .G = clipnn_model_n_groups(m), .P = clipnn_model_n_params(m)};
+    checker k = {.trained = m, .d = d, .batch = sc->batch};
+    k.G = clipnn_model_n_groups(m), k.P = clipnn_model_n_params(m);
     snprintf(k.label, sizeof k.label, "%s, %s", sc->name, variants[i].label);
     k.clip = clip_variant(i, &cal);
     k.q = k.clip.rule == CLIPNN_CLIP_ADAPTIVE_LAYER || k.clip.rule == CLIPNN_CLIP_AGC ? 2.0 : k.clip.p;
@@ -381,7 +384,8 @@ TEST(group_log_recombines_on_shuffled_batches) {
 TEST(group_log_of_skipped_steps) {
     clipnn_dataset *d = make_data(0);
     clipnn_model *m = fixture_mlp(DIM, 20, 9, CLASSES, CLIPNN_ACT_RELU, 11);
-    checker k = {.trained = m, .d = d, .batch = 8, .G = clipnn_model_n_groups(m), .P = clipnn_model_n_params(m), .q = 2};
+    checker k = {.trained = m, .d = d, .batch = 8, .q = 2};
+    k.G = clipnn_model_n_groups(m), k.P = clipnn_model_n_params(m);
     snprintf(k.label, sizeof k.label, "skip policy");
     k.clip = clipnn_clip_options_for(CLIPNN_CLIP_NONE);
     k.clip.nonfinite = CLIPNN_NONFINITE_SKIP;
@@ -390,8 +394,9 @@ TEST(group_log_of_skipped_steps) {
     o.steps = 40;
     clipnn_train_result res;
     CHECK_OK(clipnn_train(m, d, NULL, &o, &res));
-    CHECK_MSG(k.skipped_steps > 0 && k.skipped_steps == res.skipped_steps, "%llu steps seen skipped, %llu in the result",
-              (unsigned long long)k.skipped_steps, (unsigned long long)res.skipped_steps);
+    CHECK_MSG(k.skipped_steps > 0 && k.skipped_steps == res.skipped_steps,
+              "%llu steps seen skipped, %llu in the result", (unsigned long long)k.skipped_steps,
+              (unsigned long long)res.skipped_steps);
     clipnn_model_free(m);
     clipnn_dataset_free(d);
 }

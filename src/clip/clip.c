@@ -664,7 +664,8 @@ static clipnn_status run_rule(clipnn_clipper *c, clip_step *s, clipnn_clip_recor
         for (size_t i = 0; i < c->n_groups; i++) c->group_post_acc[i] = c->group_acc[i], c->group_factor[i] = NAN;
         if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
             c->n_steps--;
-            return clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched", s->pre);
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched",
+                               s->pre);
         }
         r->skipped = 1;
         c->n_skipped++;
