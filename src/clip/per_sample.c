@@ -103,7 +103,12 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     if (sigma > 0 && isfinite(sigma))
         for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
     s->clipped = any;
-    s->post = any || sigma > 0 ? clipnn_norm(s->g, c->n_params, 2.0) : s->pre;
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    int changed = any || sigma > 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+    }
+    clipnn_clip_finish_groups(c, s);
+    if (!changed) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
     return CLIPNN_OK;
 }
