@@ -270,7 +270,7 @@ clipnn_status clipnn_rec_example_sqnorms_d(const clipnn_rec_shape *s, const doub
 double clipnn_shared_dense_sqnorm(size_t steps, const float *a, size_t na, const float *d, size_t nd,
                                   float *scratch) {
     return shared_weight_sqnorm_float(steps, a, na, na, d, nd, nd, NULL, 0, 0, scratch) +
-           shared_bias_sqnorm_float(steps, d, nd, nd);
+           shared_bias_sqnorm_float(steps, d, nd, nd, scratch);
 }
 
 /* Every row of example b that the parameter gradients are formed from is
