@@ -17,7 +17,8 @@
  *                       --batch B [--every-step 1] [--threads T] [--reps R]
  *       Per-sample clipping of a recurrent model (one recurrent layer, a
  *       dense layer of 10 outputs): a step (loss and gradient, clipping,
- *       SGD) with per-sample clipping against one with norm clipping,
+ *       SGD) with per-sample clipping (C small enough to clip every
+ *       example; noise 1, and none) against one with norm clipping,
  *       interleaved; the loss and gradient alone (what a second forward and
  *       backpropagation through time would add); the naive computation;
  *       the largest difference between the per-sample and the naive
@@ -446,28 +447,33 @@ static double rec_naive_diff(clipnn_model *m, clipnn_clip_options dp, const floa
 }
 
 /* Per repetition, interleaved: ms per step with norm clipping (t[0]), with
- * per-sample clipping (t[1]), of the loss and gradient alone (t[2]), of the
- * naive per-sample gradient (t[3]), and per-sample / norm (t[4]); medians. */
-static void time_recdp(const bench_args *a, clipnn_model *m, const float *x, const float *y, double t[5]) {
-    clipnn_clip_options norm = clip_for(CLIPNN_CLIP_NORM), dp = clip_for(CLIPNN_CLIP_PER_SAMPLE);
+ * per-sample clipping and noise 1 (t[1]), of the loss and gradient alone
+ * (t[2]), of the naive per-sample gradient (t[3]), per-sample / norm
+ * (t[4]), per-sample without noise (t[5]); medians. */
+static void time_recdp(const bench_args *a, clipnn_model *m, const float *x, const float *y, clipnn_clip_options dp,
+                       double t[6]) {
+    clipnn_clip_options norm = clip_for(CLIPNN_CLIP_NORM), dp0 = dp;
     dp.noise_multiplier = 1.0;
-    clipnn_clipper *c_norm, *c_dp;
-    if (clipnn_clipper_create(&c_norm, m, &norm) || clipnn_clipper_create(&c_dp, m, &dp)) die("clipper");
+    clipnn_clipper *c_norm, *c_dp, *c_dp0;
+    if (clipnn_clipper_create(&c_norm, m, &norm) || clipnn_clipper_create(&c_dp, m, &dp) ||
+        clipnn_clipper_create(&c_dp0, m, &dp0))
+        die("clipper");
     float *sum = malloc(clipnn_model_n_params(m) * sizeof *sum);
     if (!sum) usage("out of memory");
     const int steps = 10;
-    double v[5][MAX_REPS];
+    double v[6][MAX_REPS];
     for (int r = -1; r < a->reps; r++) {
         double tp = time_steps(m, c_norm, x, y, a->batch, steps), td = time_steps(m, c_dp, x, y, a->batch, steps);
-        double tg = time_steps(m, NULL, x, y, a->batch, steps), t0 = clipnn_now_seconds();
+        double tg = time_steps(m, NULL, x, y, a->batch, steps), td0 = time_steps(m, c_dp0, x, y, a->batch, steps);
+        double t0 = clipnn_now_seconds();
         naive_per_sample(m, x, y, a->batch, dp.lambda, sum);
         double tn = clipnn_now_seconds() - t0;
         if (r < 0) continue;
         v[0][r] = tp / steps * 1e3, v[1][r] = td / steps * 1e3, v[2][r] = tg / steps * 1e3, v[3][r] = tn * 1e3;
-        v[4][r] = td / tp;
+        v[4][r] = td / tp, v[5][r] = td0 / steps * 1e3;
     }
-    for (int i = 0; i < 5; i++) t[i] = median(v[i], a->reps);
-    clipnn_clipper_free(c_norm), clipnn_clipper_free(c_dp);
+    for (int i = 0; i < 6; i++) t[i] = median(v[i], a->reps);
+    clipnn_clipper_free(c_norm), clipnn_clipper_free(c_dp), clipnn_clipper_free(c_dp0);
     free(sum);
 }
 
@@ -480,10 +486,15 @@ static void bench_recdp(const bench_args *a) {
     for (size_t i = 0; i < nx; i++) s ^= s << 13, s ^= s >> 7, s ^= s << 17, x[i] = (float)(s >> 40) / 16777216.0f;
     for (size_t i = 0; i < ny; i++) y[i] = (float)(i * 7 % 10);
     clipnn_model *m = make_rec_model(a);
-    double t[5], diff = rec_naive_diff(m, clip_for(CLIPNN_CLIP_PER_SAMPLE), x, y, B);
-    time_recdp(a, m, x, y, t);
-    printf("recdp\t%s:%zu\t%zu\t%zu\t%d\t%d\t%.4g\t%.4g\t%.2f\t%.4g\t%.4g\t%.3g\n", clipnn_layer_kind_name(a->cell),
-           a->hidden, a->seq_steps, B, a->every_step, a->threads, t[0], t[1], t[4], t[2], t[3], diff);
+    /* C small enough that every example is clipped, as in DP-SGD practice:
+     * the step then forms the weight gradients again every time. */
+    clipnn_clip_options dp = clip_for(CLIPNN_CLIP_PER_SAMPLE);
+    dp.lambda = 1e-3;
+    double t[6], diff = rec_naive_diff(m, dp, x, y, B);
+    time_recdp(a, m, x, y, dp, t);
+    printf("recdp\t%s:%zu\t%zu\t%zu\t%d\t%d\t%.4g\t%.4g\t%.2f\t%.4g\t%.4g\t%.3g\t%.4g\n",
+           clipnn_layer_kind_name(a->cell), a->hidden, a->seq_steps, B, a->every_step, a->threads, t[0], t[1], t[4],
+           t[2], t[3], diff, t[5]);
     clipnn_model_free(m);
     free(x), free(y);
 }

@@ -108,7 +108,7 @@ awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x 
 
 echo
 awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"
-awk -F'\t' '{ printf "per-sample clipping, %s, %s steps, batch %s, %s, 1 thread: step %.3f ms against %.3f ms with norm clipping (%.2fx); loss and gradient alone %.3f ms; naive (one backward per sequence) %.2f ms; largest difference between the per-sample and the naive gradients %.2g (relative)\n", $2, $3, $4, $5 ? "many-to-many" : "many-to-one", $8, $7, $9, $10, $11, $12 }' "$OUT/recdp"
+awk -F'\t' '{ printf "per-sample clipping, %s, %s steps, batch %s, %s, 1 thread: step %.3f ms (%.3f ms without noise) against %.3f ms with norm clipping (%.2fx); loss and gradient alone %.3f ms; naive (one backward per sequence) %.2f ms; largest difference between the per-sample and the naive gradients %.2g (relative)\n", $2, $3, $4, $5 ? "many-to-many" : "many-to-one", $8, $13, $7, $9, $10, $11, $12 }' "$OUT/recdp"
 
 if [ "${QUICK:-0}" != 1 ]; then
     echo

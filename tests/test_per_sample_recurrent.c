@@ -4,7 +4,7 @@
  * clipped to C on its own, averaged), for every kind, one and two
  * recurrent layers, many-to-one and many-to-many (an example is a whole
  * sequence, all its steps); the noise's scale; the workspace rules; steps
- * that allocate nothing. */
+ * that allocate nothing (by hand and in clipnn_train); the tool. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -296,7 +296,8 @@ static uint64_t train_allocations(uint64_t steps, size_t batch) {
     }
     clipnn_dataset *d = NULL;
     CHECK_OK(clipnn_dataset_from_arrays(x, y, N, T * D, 3, 1, &d));
-    clipnn_layer_spec ls[2] = {{CLIPNN_LAYER_LSTM, 6, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_DENSE, 3, CLIPNN_ACT_IDENTITY}};
+    clipnn_layer_spec ls[2] = {{CLIPNN_LAYER_LSTM, 6, CLIPNN_ACT_IDENTITY},
+                               {CLIPNN_LAYER_DENSE, 3, CLIPNN_ACT_IDENTITY}};
     clipnn_seq_shape seq = {T, D, 0};
     clipnn_model *m = NULL;
     CHECK_OK(clipnn_model_create_seq(&m, &seq, 2, ls));
@@ -326,4 +327,16 @@ TEST(per_sample_recurrent_training_steps_allocate_nothing) {
         CHECK_MSG(a == b && a > 0, "batch %zu: %llu allocations in 20 steps, %llu in 40", batch,
                   (unsigned long long)a, (unsigned long long)b);
     }
+}
+
+/* The tool takes the rule for a recurrent model: an LSTM on the digits (8
+ * steps of 8 pixels) with per-sample clipping learns (3 epochs: 0.59-0.67
+ * test accuracy over seeds 1-3, chance 0.1), and with noise it still runs. */
+TEST(per_sample_recurrent_through_the_tool) {
+    const char *out;
+    CHECK(check_run_tool("train --arch lstm:16-10 --clip per-sample --lambda 1 --epochs 3 --json", &out) == 0);
+    const char *acc = strstr(out, "\"test_accuracy\":");
+    double a = acc ? strtod(acc + 16, NULL) : 0;
+    CHECK_MSG(a > 0.4, "lstm on the digits, per-sample clipping: test accuracy %g after 3 epochs\n%s", a, out);
+    CHECK(check_run_tool("train --arch gru:8-10 --clip per-sample --noise 1 --epochs 1", &out) == 0);
 }
