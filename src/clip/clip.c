@@ -230,9 +230,6 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
     *out = NULL;
     clipnn_status s = check_options(opts);
     if (s) return s;
-    if (opts->rule == CLIPNN_CLIP_PER_SAMPLE && m->n_rec)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "clip: per-sample clipping of a model with recurrent layers is not "
-                           "supported yet");
     clipnn_clipper *c = clipnn_alloc_array(1, sizeof *c);
     if (!c) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory");
     c->o = *opts;
@@ -268,10 +265,6 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
 }
 
 const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
-
-void clipnn_scale(float *g, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) g[i] *= scale;
-}
 
 /* --------------------------------------------------- shared mechanics */
 
