@@ -428,8 +428,8 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
         }
     }
     char spec[2048];
-    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy3("mm_x.npy", &x[0][0][0], N, T, 1),
-             save_npy3("mm_y.npy", &y[0][0][0], N, T, 1));
+    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy("mm_x.npy", &x[0][0][0], N, T, 1),
+             save_npy("mm_y.npy", &y[0][0][0], N, T, 1));
     clipnn_data_options dopt = clipnn_data_options_default();
     dopt.scaling = CLIPNN_SCALE_NONE;
     clipnn_dataset *tr = NULL, *te = NULL;
