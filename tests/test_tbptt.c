@@ -469,3 +469,106 @@ TEST(tbptt_stream_batches_continue_their_sequences) {
     clipnn_model_free(m), clipnn_model_free(whole);
     clipnn_dataset_free(d);
 }
+
+/* ------------------------------------------------------------ resume */
+
+static int file_version(const char *path) {
+    FILE *f = fopen(path, "rb");
+    unsigned char head[12] = {0};
+    size_t got = f ? fread(head, 1, sizeof head, f) : 0;
+    if (f) fclose(f);
+    return got == sizeof head ? head[8] : -1;
+}
+
+/* A run of 2 epochs with chunks of 2 of 6 steps, 3 steps back (shuffled
+ * batches, or a stream with its state carried), split after step `split`
+ * (6: between two batches of an epoch; 7: inside one, the run's end
+ * evaluating the test set in between) into a checkpoint and a resumed run:
+ * the same losses and parameters, bit for bit, as the run made at once.
+ * The file is version 3; resuming with other options is refused. */
+static void resume_case(int carry, uint64_t split) {
+    enum { N = 7 };
+    seq_case c = {CLIPNN_LAYER_LSTM, 2, 3, 5, 6, 2, 1};
+    clipnn_dataset *d = random_data("resume", &c, N, 51);
+    clipnn_model *a = seq_model(&c, c.steps, 9), *b = NULL, *b2 = NULL;
+    clipnn_train_state *sa = NULL, *sb = NULL, *sb2 = NULL;
+    if (!d || !a) return;
+    CHECK_OK(clipnn_model_clone(a, &b));
+    CHECK_OK(clipnn_train_state_create(&sa));
+    CHECK_OK(clipnn_train_state_create(&sb));
+    clipnn_train_options o = clipnn_train_options_default();
+    o.loss.loss = CLIPNN_LOSS_MSE;
+    o.batch = 2, o.epochs = 2;
+    o.bptt_chunk = 2, o.bptt_steps = 3, o.carry_state = carry;
+    size_t total = carry ? 2 * 3 * 3 : 2 * 4 * 3, P = clipnn_model_n_params(a);
+    step_log la, lb;
+    log_open(&la, a, total, 0), log_open(&lb, b, total, 0);
+    clipnn_train_result ra, rb;
+    log_attach(&la, &o);
+    o.state = sa;
+    CHECK_OK(clipnn_train(a, d, d, &o, &ra));
+    CHECK(ra.steps == total);
+    log_attach(&lb, &o);
+    o.state = sb, o.steps = split;
+    CHECK_OK(clipnn_train(b, d, d, &o, &rb));
+    const char *path = check_tmp_path(carry ? "tbptt_stream.ckpt" : "tbptt.ckpt");
+    CHECK_OK(clipnn_checkpoint_save(path, b, sb));
+    CHECK(file_version(path) == 3);
+    CHECK_OK(clipnn_checkpoint_load(path, &b2, &sb2));
+    if (!b2 || !sb2) return;
+    lb.m = b2;
+    o.state = sb2, o.steps = 0;
+    CHECK_OK(clipnn_train(b2, d, d, &o, &rb));
+    CHECK_MSG(rb.steps == total && lb.steps == total, "carry %d: %llu steps, %zu logged", carry,
+              (unsigned long long)rb.steps, lb.steps);
+    CHECK_MSG(memcmp(la.loss, lb.loss, total * sizeof *la.loss) == 0, "carry %d: losses differ", carry);
+    CHECK_MSG(memcmp(clipnn_model_params(a), clipnn_model_params(b2), P * sizeof(float)) == 0,
+              "carry %d: parameters differ after the resumed run", carry);
+    /* the saved run's options are part of its state */
+    clipnn_train_state *again = NULL;
+    clipnn_model *b3 = NULL;
+    CHECK_OK(clipnn_checkpoint_load(path, &b3, &again));
+    o.state = again, o.on_step = NULL, o.bptt_steps = 2;
+    CHECK(b3 && clipnn_train(b3, d, NULL, &o, &rb) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "continue it with the same") != NULL);
+    o.bptt_chunk = o.bptt_steps = 0, o.carry_state = 0;
+    CHECK(b3 && clipnn_train(b3, d, NULL, &o, &rb) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "continue it with them") != NULL);
+    log_close(&la), log_close(&lb);
+    clipnn_train_state_free(sa), clipnn_train_state_free(sb), clipnn_train_state_free(sb2);
+    clipnn_train_state_free(again);
+    clipnn_model_free(a), clipnn_model_free(b), clipnn_model_free(b2), clipnn_model_free(b3);
+    clipnn_dataset_free(d);
+}
+
+TEST(tbptt_resume_mid_batch_and_mid_stream_is_byte_identical) {
+    for (uint64_t split = 6; split <= 7; split++) {
+        resume_case(0, split);
+        resume_case(1, split);
+    }
+}
+
+/* A run without these options still writes the file every earlier build
+ * reads (version 2 for a recurrent model), and a run with them refuses it. */
+TEST(tbptt_plain_runs_keep_their_checkpoint_version) {
+    seq_case c = {CLIPNN_LAYER_GRU, 1, 3, 5, 6, 2, 1};
+    clipnn_dataset *d = random_data("plainv", &c, 5, 61);
+    clipnn_model *m = seq_model(&c, c.steps, 2), *back = NULL;
+    clipnn_train_state *st = NULL, *st2 = NULL;
+    if (!d || !m) return;
+    CHECK_OK(clipnn_train_state_create(&st));
+    clipnn_train_options o = plain_options(2, 1, 0.1);
+    o.state = st;
+    clipnn_train_result r;
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    const char *path = check_tmp_path("plain_rec.ckpt");
+    CHECK_OK(clipnn_checkpoint_save(path, m, st));
+    CHECK(file_version(path) == 2);
+    CHECK_OK(clipnn_checkpoint_load(path, &back, &st2));
+    o.state = st2, o.epochs = 2, o.bptt_chunk = 3;
+    CHECK(back && clipnn_train(back, d, NULL, &o, &r) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "made without truncated") != NULL);
+    clipnn_train_state_free(st), clipnn_train_state_free(st2);
+    clipnn_model_free(m), clipnn_model_free(back);
+    clipnn_dataset_free(d);
+}
