@@ -572,3 +572,151 @@ TEST(tbptt_plain_runs_keep_their_checkpoint_version) {
     clipnn_model_free(m), clipnn_model_free(back);
     clipnn_dataset_free(d);
 }
+
+/* ----------------------------------------------- when truncation matters */
+
+/* Inputs +-1, the target of step t the input of step t - D (0 for the
+ * first D steps), n sequences of T steps; a test part of n / 2 more. */
+static void delay_data(size_t n, size_t T, size_t D, uint64_t seed, clipnn_dataset **train, clipnn_dataset **test) {
+    size_t all = n + n / 2;
+    float *x = malloc(all * T * sizeof *x), *y = calloc(all * T, sizeof *y);
+    random_fill(x, all * T, seed);
+    for (size_t i = 0; i < all * T; i++) x[i] = x[i] < 0 ? -1.0f : 1.0f;
+    for (size_t i = 0; i < all; i++)
+        for (size_t t = D; t < T; t++) y[i * T + t] = x[i * T + t - D];
+    char spec[4200];
+    snprintf(spec, sizeof spec, "npy:%s,%s,%s,%s", save_npy("delay_x.npy", x, n, T, 1), save_npy("delay_y.npy", y, n, T, 1),
+             save_npy("delay_tx.npy", x + n * T, n / 2, T, 1), save_npy("delay_ty.npy", y + n * T, n / 2, T, 1));
+    clipnn_data_options o = clipnn_data_options_default();
+    o.scaling = CLIPNN_SCALE_NONE;
+    CHECK_OK(clipnn_dataset_load(spec, &o, train, test));
+    free(x), free(y);
+}
+
+static double delay_test_loss(const clipnn_dataset *train, const clipnn_dataset *test, size_t T, size_t k1,
+                              size_t k2) {
+    seq_case c = {CLIPNN_LAYER_RNN, 1, 1, 16, T, 1, 1};
+    clipnn_model *m = seq_model(&c, T, 12);
+    if (!m) return NAN;
+    clipnn_train_options o = clipnn_train_options_default();
+    o.loss.loss = CLIPNN_LOSS_MSE;
+    o.optim.kind = CLIPNN_OPT_ADAM;
+    o.schedule.a0 = 0.01;
+    o.epochs = 30;
+    o.bptt_chunk = k1, o.bptt_steps = k2;
+    clipnn_train_result r;
+    CHECK_OK(clipnn_train(m, train, test, &o, &r));
+    clipnn_model_free(m);
+    return r.test_loss;
+}
+
+/* The target of each step is the input D = 4 steps before: the loss of
+ * step t reaches the input it needs only through k2 >= D + 1 steps back.
+ * Chunks of 2 steps with k2 = 2 or D cannot learn it (the test loss stays
+ * near predicting 0, measured 0.65 and 0.63 of 0.67), k2 = D + 1 or 8 can
+ * (measured 0.001); 30 epochs of Adam each, in well under a second. */
+TEST(tbptt_delay_task_needs_the_steps_back) {
+    enum { N = 256, T = 12, D = 4 };
+    clipnn_dataset *train = NULL, *test = NULL;
+    delay_data(N, T, D, 71, &train, &test);
+    if (!train || !test) return;
+    const double base = (double)(T - D) / T; /* the loss of predicting 0 */
+    const size_t back[4] = {2, D, D + 1, 8};
+    for (size_t i = 0; i < 4; i++) {
+        double loss = delay_test_loss(train, test, T, 2, back[i]);
+        if (back[i] <= D)
+            CHECK_MSG(loss > base / 2, "delay %d learnt with %zu steps back: test loss %g", D, back[i], loss);
+        else
+            CHECK_MSG(loss < base / 20, "delay %d not learnt with %zu steps back: test loss %g", D, back[i], loss);
+    }
+    clipnn_dataset_free(train), clipnn_dataset_free(test);
+}
+
+/* ------------------------------------------------------ checks and cost */
+
+static clipnn_status train_status(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o) {
+    clipnn_train_result r;
+    return clipnn_train(m, d, NULL, o, &r);
+}
+
+/* Each impossible combination is refused with one line, before a step. */
+TEST(tbptt_options_are_checked) {
+    seq_case many = {CLIPNN_LAYER_LSTM, 1, 3, 4, 6, 2, 1}, one = many;
+    one.every_step = 0;
+    clipnn_dataset *dm = random_data("opt_many", &many, 6, 81), *d1 = random_data("opt_one", &one, 6, 82);
+    clipnn_model *mm = seq_model(&many, 6, 1), *m1 = seq_model(&one, 6, 1), *mlp = NULL;
+    size_t widths[2] = {4, 2};
+    clipnn_act acts[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
+    CHECK_OK(clipnn_model_create(&mlp, 18, 2, widths, acts));
+    if (!dm || !d1 || !mm || !m1 || !mlp) return;
+    clipnn_train_options o = plain_options(2, 1, 0.1);
+    o.bptt_chunk = 7;
+    CHECK(train_status(mm, dm, &o) == CLIPNN_ERR_INVALID_ARG && strstr(clipnn_last_error(), "6 steps"));
+    o.bptt_chunk = 2, o.bptt_steps = 9;
+    CHECK(train_status(mm, dm, &o) == CLIPNN_ERR_INVALID_ARG);
+    o.bptt_steps = 0;
+    CHECK(train_status(m1, d1, &o) == CLIPNN_ERR_INVALID_ARG && strstr(clipnn_last_error(), "many-to-one"));
+    CHECK(train_status(mlp, d1, &o) == CLIPNN_ERR_INVALID_ARG && strstr(clipnn_last_error(), "recurrent layers"));
+    o.bptt_chunk = 0, o.carry_state = 1, o.replacement = 1;
+    CHECK(train_status(mm, dm, &o) == CLIPNN_ERR_INVALID_ARG && strstr(clipnn_last_error(), "replacement"));
+    o.replacement = 0, o.clip = clipnn_clip_options_for(CLIPNN_CLIP_PER_SAMPLE);
+    CHECK(train_status(mm, dm, &o) == CLIPNN_ERR_UNSUPPORTED && strstr(clipnn_last_error(), "per-sample"));
+    /* many-to-one: every step in one chunk, the gradient through fewer */
+    o = plain_options(2, 1, 0.1);
+    o.bptt_chunk = 6, o.bptt_steps = 2, o.carry_state = 1;
+    CHECK_OK(train_status(m1, d1, &o));
+    clipnn_model_free(mm), clipnn_model_free(m1), clipnn_model_free(mlp);
+    clipnn_dataset_free(dm), clipnn_dataset_free(d1);
+}
+
+/* After the first step nothing is allocated: chunks, windows reaching back,
+ * the carried state and a new stream pass each epoch. */
+TEST(tbptt_steps_allocate_nothing) {
+    seq_case c = {CLIPNN_LAYER_GRU, 2, 3, 5, 6, 2, 1};
+    clipnn_dataset *d = random_data("alloc", &c, 8, 91);
+    clipnn_model *m = seq_model(&c, c.steps, 3);
+    if (!d || !m) return;
+    clipnn_train_options o = clipnn_train_options_default();
+    o.loss.loss = CLIPNN_LOSS_MSE;
+    o.clip = clipnn_clip_options_for(CLIPNN_CLIP_AGC);
+    o.batch = 4, o.epochs = 3;
+    o.bptt_chunk = 2, o.bptt_steps = 5, o.carry_state = 1;
+    step_log log;
+    log_open(&log, m, 64, 0);
+    log_attach(&log, &o);
+    clipnn_train_result r;
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    CHECK(r.steps == 3 * 2 * 3 && log.steps == r.steps);
+    CHECK_MSG(log.allocs_last == log.allocs_first, "%llu allocations in the steps after the first",
+              (unsigned long long)(log.allocs_last - log.allocs_first));
+    log_close(&log);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+}
+
+/* The tool: --bptt and --carry-state train a many-to-many model, save it
+ * and resume it; bad values and a resume with other options exit 2. */
+TEST(tbptt_through_the_tool) {
+    enum { N = 12 };
+    float x[N * 6], y[N * 6];
+    random_fill(x, N * 6, 93), random_fill(y, N * 6, 94);
+    char spec[2200], args[3000];
+    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy("tool_x.npy", x, N, 6, 1), save_npy("tool_y.npy", y, N, 6, 1));
+    const char *out, *ckpt = check_tmp_path("tbptt_tool.ckpt");
+    snprintf(args, sizeof args, "train --data %s --arch rnn:4-1 --every-step --bptt 2,3 --carry-state --batch 3 "
+             "--steps 5 --save %s --json", spec, ckpt);
+    CHECK_MSG(check_run_tool(args, &out) == 0, "%s", out);
+    CHECK(strstr(out, "\"bptt\":\"2,3\"") && strstr(out, "\"carry_state\":true") && strstr(out, "\"steps\":5"));
+    snprintf(args, sizeof args, "train --data %s --bptt 2,3 --carry-state --batch 3 --steps 9 --resume %s --json",
+             spec, ckpt);
+    CHECK_MSG(check_run_tool(args, &out) == 0, "%s", out);
+    CHECK(strstr(out, "\"steps\":9") != NULL);
+    snprintf(args, sizeof args, "train --data %s --bptt 2 --carry-state --batch 3 --steps 9 --resume %s", spec,
+             ckpt);
+    CHECK(check_run_tool(args, &out) == 2 && strstr(out, "continue it with the same"));
+    snprintf(args, sizeof args, "train --data %s --arch rnn:4-1 --every-step --bptt 2,0", spec);
+    CHECK(check_run_tool(args, &out) == 2 && strstr(out, "--bptt '2,0'"));
+    snprintf(args, sizeof args, "train --data %s --arch rnn:4-1 --every-step --carry-state --replacement", spec);
+    CHECK(check_run_tool(args, &out) == 2 && strstr(out, "--replacement"));
+    CHECK(check_run_tool("train --arch lstm:8-10 --bptt 4", &out) == 2 && strstr(out, "many-to-one"));
+}
