@@ -13,6 +13,16 @@
  *       Per-sample (DP-SGD) clipping: the per-example norm trick against
  *       the naive computation (one backward per example, each clipped and
  *       summed), with the largest difference between the two updates.
+ *   bench_clipnn recdp  --cell lstm --hidden 64 --seq-steps 28 --step-dim 28
+ *                       --batch B [--every-step 1] [--threads T] [--reps R]
+ *       Per-sample clipping of a recurrent model (one recurrent layer, a
+ *       dense layer of 10 outputs): a step (loss and gradient, clipping,
+ *       SGD) with per-sample clipping (C small enough to clip every
+ *       example; noise 1, and none) against one with norm clipping,
+ *       interleaved; the loss and gradient alone (what a second forward and
+ *       backpropagation through time would add); the naive computation;
+ *       the largest difference between the per-sample and the naive
+ *       gradients.
  *
  * Output: tab-separated lines starting with the mode, read by run.sh. */
 #include <cblas.h>
@@ -46,7 +56,8 @@ static void die(const char *what) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive [options] (see bench/bench.c)\n", msg);
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp [options] (see bench/bench.c)\n",
+            msg);
     exit(2);
 }
 
@@ -59,6 +70,9 @@ typedef struct {
     clipnn_clip_rule clips[MAX_CLIPS];
     int n_clips;
     const char *arch;
+    clipnn_layer_kind cell; /* recdp */
+    size_t hidden, seq_steps, step_dim;
+    int every_step;
 } bench_args;
 
 static void parse_arch(bench_args *a, const char *text) {
@@ -87,7 +101,8 @@ static void parse_clips(bench_args *a, const char *text) {
 }
 
 static bench_args parse_args(int argc, char **argv) {
-    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .rep_seconds = 0.1};
+    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .rep_seconds = 0.1, .cell = CLIPNN_LAYER_LSTM,
+                    .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
     parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample");
     for (int i = 2; i < argc; i++) {
@@ -100,6 +115,13 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--rep-seconds")) a.rep_seconds = atof(v);
         else if (!strcmp(k, "--arch")) parse_arch(&a, v);
         else if (!strcmp(k, "--clips")) parse_clips(&a, v);
+        else if (!strcmp(k, "--cell")) {
+            if (clipnn_layer_kind_parse(v, &a.cell) || a.cell == CLIPNN_LAYER_DENSE)
+                usage("--cell: rnn, rnn-relu, lstm, gru");
+        } else if (!strcmp(k, "--hidden")) a.hidden = (size_t)atol(v);
+        else if (!strcmp(k, "--seq-steps")) a.seq_steps = (size_t)atol(v);
+        else if (!strcmp(k, "--step-dim")) a.step_dim = (size_t)atol(v);
+        else if (!strcmp(k, "--every-step")) a.every_step = atoi(v) != 0;
         else usage("unknown option");
         i++;
     }
@@ -301,15 +323,16 @@ static void bench_grid(const bench_args *a) {
 
 /* ------------------------------------------------------------- naive */
 
-/* One DP-SGD gradient (no noise) the naive way: a backward per example,
- * its gradient clipped to C and summed, the sum divided by the batch. */
+/* One DP-SGD gradient (no noise) the naive way: a backward per example (a
+ * whole sequence, its targets for every step when the model reads them), its
+ * gradient clipped to C and summed, the sum divided by the batch. */
 static void naive_per_sample(clipnn_model *m, const float *x, const float *y, size_t B, double C, float *sum) {
-    size_t P = clipnn_model_n_params(m), d = clipnn_model_n_inputs(m);
+    size_t P = clipnn_model_n_params(m), d = clipnn_model_n_inputs(m), rows = clipnn_model_output_steps(m);
     const float *g = clipnn_model_grads(m);
     clipnn_loss_options lo = clipnn_loss_options_default();
     memset(sum, 0, P * sizeof *sum);
     for (size_t i = 0; i < B; i++) {
-        if (clipnn_loss_grad(m, &lo, x + i * d, y + i, 1, NULL, NULL)) die("loss_grad");
+        if (clipnn_loss_grad(m, &lo, x + i * d, y + i * rows, 1, NULL, NULL)) die("loss_grad");
         double norm = clipnn_norm(g, P, 2.0);
         float f = (float)(norm > C ? C / norm : 1.0);
         for (size_t j = 0; j < P; j++) sum[j] += f * g[j];
@@ -370,12 +393,119 @@ static void bench_naive(const bench_args *a) {
     clipnn_dataset_free(ds);
 }
 
+/* -------------------------------------------- recurrent per-sample */
+
+static clipnn_model *make_rec_model(const bench_args *a) {
+    clipnn_layer_spec ls[2] = {{a->cell, a->hidden, CLIPNN_ACT_IDENTITY},
+                               {CLIPNN_LAYER_DENSE, 10, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {a->seq_steps, a->step_dim, a->every_step};
+    clipnn_model *m;
+    if (clipnn_model_create_seq(&m, &seq, 2, ls)) die("model");
+    if (clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1)) die("init");
+    if (clipnn_model_reserve(m, a->batch)) die("reserve");
+    return m;
+}
+
+/* Seconds of `steps` steps: loss and gradient, clipping (c NULL: none),
+ * plain SGD. */
+static double time_steps(clipnn_model *m, clipnn_clipper *c, const float *x, const float *y, size_t B, int steps) {
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    float *theta = clipnn_model_params(m);
+    const float *g = clipnn_model_grads(m);
+    size_t P = clipnn_model_n_params(m);
+    double t0 = clipnn_now_seconds();
+    for (int k = 0; k < steps; k++) {
+        if (clipnn_loss_grad(m, &lo, x, y, B, NULL, NULL)) die("loss_grad");
+        if (c && clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, NULL)) die("clip");
+        for (size_t j = 0; j < P; j++) theta[j] -= 1e-3f * g[j];
+    }
+    return clipnn_now_seconds() - t0;
+}
+
+/* The largest difference between the per-sample gradient (no noise, C as
+ * dp's) and the naive one, relative to the largest entry. */
+static double rec_naive_diff(clipnn_model *m, clipnn_clip_options dp, const float *x, const float *y, size_t B) {
+    size_t P = clipnn_model_n_params(m);
+    float *sum = malloc(P * sizeof *sum), *got = malloc(P * sizeof *got);
+    if (!sum || !got) usage("out of memory");
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    clipnn_clipper *c;
+    dp.noise_multiplier = 0;
+    if (clipnn_clipper_create(&c, m, &dp) || clipnn_loss_grad(m, &lo, x, y, B, NULL, NULL) ||
+        clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, NULL))
+        die("per-sample");
+    memcpy(got, clipnn_model_grads(m), P * sizeof *got);
+    naive_per_sample(m, x, y, B, dp.lambda, sum);
+    double diff = 0, big = 0;
+    for (size_t j = 0; j < P; j++) {
+        diff = fmax(diff, fabs((double)got[j] - (double)sum[j]));
+        big = fmax(big, fabs((double)sum[j]));
+    }
+    clipnn_clipper_free(c);
+    free(sum), free(got);
+    return big > 0 ? diff / big : diff;
+}
+
+/* Per repetition, interleaved: ms per step with norm clipping (t[0]), with
+ * per-sample clipping and noise 1 (t[1]), of the loss and gradient alone
+ * (t[2]), of the naive per-sample gradient (t[3]), per-sample / norm
+ * (t[4]), per-sample without noise (t[5]); medians. */
+static void time_recdp(const bench_args *a, clipnn_model *m, const float *x, const float *y, clipnn_clip_options dp,
+                       double t[6]) {
+    clipnn_clip_options norm = clip_for(CLIPNN_CLIP_NORM), dp0 = dp;
+    dp.noise_multiplier = 1.0;
+    clipnn_clipper *c_norm, *c_dp, *c_dp0;
+    if (clipnn_clipper_create(&c_norm, m, &norm) || clipnn_clipper_create(&c_dp, m, &dp) ||
+        clipnn_clipper_create(&c_dp0, m, &dp0))
+        die("clipper");
+    float *sum = malloc(clipnn_model_n_params(m) * sizeof *sum);
+    if (!sum) usage("out of memory");
+    const int steps = 10;
+    double v[6][MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        double tp = time_steps(m, c_norm, x, y, a->batch, steps), td = time_steps(m, c_dp, x, y, a->batch, steps);
+        double tg = time_steps(m, NULL, x, y, a->batch, steps), td0 = time_steps(m, c_dp0, x, y, a->batch, steps);
+        double t0 = clipnn_now_seconds();
+        naive_per_sample(m, x, y, a->batch, dp.lambda, sum);
+        double tn = clipnn_now_seconds() - t0;
+        if (r < 0) continue;
+        v[0][r] = tp / steps * 1e3, v[1][r] = td / steps * 1e3, v[2][r] = tg / steps * 1e3, v[3][r] = tn * 1e3;
+        v[4][r] = td / tp, v[5][r] = td0 / steps * 1e3;
+    }
+    for (int i = 0; i < 6; i++) t[i] = median(v[i], a->reps);
+    clipnn_clipper_free(c_norm), clipnn_clipper_free(c_dp), clipnn_clipper_free(c_dp0);
+    free(sum);
+}
+
+static void bench_recdp(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    size_t B = a->batch, nx = B * a->seq_steps * a->step_dim, ny = B * (a->every_step ? a->seq_steps : 1);
+    float *x = malloc(nx * sizeof *x), *y = malloc(ny * sizeof *y);
+    if (!x || !y) usage("out of memory");
+    uint64_t s = 0x9e3779b97f4a7c15ULL;
+    for (size_t i = 0; i < nx; i++) s ^= s << 13, s ^= s >> 7, s ^= s << 17, x[i] = (float)(s >> 40) / 16777216.0f;
+    for (size_t i = 0; i < ny; i++) y[i] = (float)(i * 7 % 10);
+    clipnn_model *m = make_rec_model(a);
+    /* C small enough that every example is clipped, as in DP-SGD practice:
+     * the step then forms the weight gradients again every time. */
+    clipnn_clip_options dp = clip_for(CLIPNN_CLIP_PER_SAMPLE);
+    dp.lambda = 1e-3;
+    double t[6], diff = rec_naive_diff(m, dp, x, y, B);
+    time_recdp(a, m, x, y, dp, t);
+    printf("recdp\t%s:%zu\t%zu\t%zu\t%d\t%d\t%.4g\t%.4g\t%.2f\t%.4g\t%.4g\t%.3g\t%.4g\n",
+           clipnn_layer_kind_name(a->cell), a->hidden, a->seq_steps, B, a->every_step, a->threads, t[0], t[1], t[4],
+           t[2], t[3], diff, t[5]);
+    clipnn_model_free(m);
+    free(x), free(y);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) usage("missing mode");
     bench_args a = parse_args(argc, argv);
     if (!strcmp(argv[1], "sgemm")) bench_sgemm(&a);
     else if (!strcmp(argv[1], "grid")) bench_grid(&a);
     else if (!strcmp(argv[1], "naive")) bench_naive(&a);
+    else if (!strcmp(argv[1], "recdp")) bench_recdp(&a);
     else usage("unknown mode");
     return 0;
 }

@@ -79,6 +79,12 @@ touch "$OUT/torch"
 # Per-sample clipping: the per-example norm trick against one backward per example.
 wait_quiet
 "$BENCH" naive --arch 784-256-128-10 --batch 128 --threads "$THREADS" --reps "$REPS" > "$OUT/naive"
+# Per-sample clipping of an LSTM, many-to-one and many-to-many (the recurrent layers run on one thread).
+for every in 0 1; do
+    wait_quiet
+    "$BENCH" recdp --cell lstm --hidden 64 --seq-steps 28 --step-dim 28 --batch 32 --every-step "$every" \
+        --threads 1 --reps "$REPS" >> "$OUT/recdp"
+done
 
 echo
 printf '%-26s %-15s %12s %12s %7s %8s %8s %9s %9s\n' "model, batch" "clipping" "clipnn s/s" "PyTorch s/s" "ratio" "GFLOP/s" "%sgemm" "clip ovh" "torch ovh"
@@ -102,6 +108,7 @@ awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x 
 
 echo
 awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"
+awk -F'\t' '{ printf "per-sample clipping, %s, %s steps, batch %s, %s, 1 thread: step %.3f ms (%.3f ms without noise) against %.3f ms with norm clipping (%.2fx); loss and gradient alone %.3f ms; naive (one backward per sequence) %.2f ms; largest difference between the per-sample and the naive gradients %.2g (relative)\n", $2, $3, $4, $5 ? "many-to-many" : "many-to-one", $8, $13, $7, $9, $10, $11, $12 }' "$OUT/recdp"
 
 if [ "${QUICK:-0}" != 1 ]; then
     echo

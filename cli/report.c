@@ -87,15 +87,11 @@ static const char STEP_HEADER[] =
 static const char GROUP_HEADER[] = "step,group,layer,tensor,pre_norm,post_norm,factor\n";
 
 int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
-                     clipnn_model *m, clipnn_clip_rule rule, double p) {
+                     const clipnn_model *m) {
     memset(l, 0, sizeof *l);
     l->path = path;
     l->groups_path = groups_path;
     l->model = m;
-    l->p = p;
-    l->global_rule = rule == CLIPNN_CLIP_NONE || rule == CLIPNN_CLIP_NORM ||
-                     rule == CLIPNN_CLIP_NORM_TORCH || rule == CLIPNN_CLIP_ADAPTIVE ||
-                     rule == CLIPNN_CLIP_PERCENTILE || rule == CLIPNN_CLIP_ZSCORE;
     l->f = fopen(path, "w");
     if (!l->f) {
         fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, path, strerror(errno));
@@ -103,22 +99,12 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
     }
     fputs(STEP_HEADER, l->f);
     if (groups_path) {
-        l->n_groups = clipnn_model_n_groups(m);
-        l->post_norms = calloc(l->n_groups, sizeof *l->post_norms);
-        if (!l->post_norms) {
-            fclose(l->f);
-            l->f = NULL;
-            fprintf(stderr, "clipnn %s: out of memory\n", cmd);
-            return CLI_EXIT_NOMEM;
-        }
         l->groups = fopen(groups_path, "w");
         if (!l->groups) {
             fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, groups_path,
                     strerror(errno));
             fclose(l->f);
             l->f = NULL;
-            free(l->post_norms);
-            l->post_norms = NULL;
             return CLI_EXIT_IO;
         }
         fputs(GROUP_HEADER, l->groups);
@@ -130,30 +116,16 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
  * readers such as numpy and pandas parse them). */
 static void csv_num(FILE *f, double v, char sep) { fprintf(f, "%.9g%c", v, sep); }
 
+/* The clipper's own per-group norms and factors: the gradient block after
+ * the step may hold the unclipped gradient (factors left to the update). */
 static void group_rows(cli_steplog *l, const clipnn_step_record *r) {
-    const double *pre = r->group_norms;
-    if (!pre) return;
-    /* A global rule scales every group by the same factor, so a group's
-     * post-clip norm is its pre-clip norm times post/pre of the whole (the
-     * gradient block may still be unscaled when the factor was fused into
-     * the update). Other rules clip the gradient block in place, so the
-     * block holds the post-clip gradient when this callback runs. */
-    if (l->global_rule) {
-        double ratio = r->clip.pre_norm > 0 ? r->clip.post_norm / r->clip.pre_norm : 1.0;
-        for (size_t g = 0; g < l->n_groups; g++) l->post_norms[g] = pre[g] * ratio;
-    } else if (clipnn_group_norms(l->model, clipnn_model_grads(l->model), l->p, l->post_norms,
-                                  NULL) != CLIPNN_OK) {
-        for (size_t g = 0; g < l->n_groups; g++) l->post_norms[g] = NAN;
-    }
-    for (size_t g = 0; g < l->n_groups; g++) {
+    if (!r->group_norms) return;
+    for (size_t g = 0; g < clipnn_model_n_groups(l->model); g++) {
         clipnn_group info = clipnn_model_group(l->model, g);
-        double post = r->clip.skipped ? 0.0 : l->post_norms[g];
-        double factor = post > 0 ? pre[g] / post : (pre[g] > 0 ? INFINITY : 1.0);
-        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer,
-                info.is_bias ? "b" : "W");
-        csv_num(l->groups, pre[g], ',');
-        csv_num(l->groups, post, ',');
-        csv_num(l->groups, factor, '\n');
+        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer, info.is_bias ? "b" : "W");
+        csv_num(l->groups, r->group_norms[g], ',');
+        csv_num(l->groups, r->group_post_norms[g], ',');
+        csv_num(l->groups, r->group_factors[g], '\n');
     }
 }
 
@@ -190,7 +162,6 @@ static int close_one(FILE *f, const char *cmd, const char *path) {
 int cli_steplog_close(cli_steplog *l, const char *cmd) {
     int rc = close_one(l->f, cmd, l->path);
     int rc2 = close_one(l->groups, cmd, l->groups_path);
-    free(l->post_norms);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
 }

@@ -38,18 +38,14 @@ void cli_json_null(cli_json *j, const char *key);
 typedef struct {
     FILE *f, *groups;
     const char *path, *groups_path;
-    clipnn_model *model;
-    int global_rule;    /* the rule scales all groups by one factor */
-    double p;           /* norm order of the group norms */
-    double *post_norms; /* [n_groups] scratch, allocated before training */
-    size_t n_groups;
+    const clipnn_model *model; /* its groups name the rows */
     int write_error;
 } cli_steplog;
 
 /* Opens path (and groups_path when not NULL) and writes the headers. On
  * failure prints "clipnn CMD: ..." and returns the exit code. */
 int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
-                     clipnn_model *m, clipnn_clip_rule rule, double p);
+                     const clipnn_model *m);
 void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r);
 /* Flushes and closes; returns the exit code (CLI_EXIT_IO when a write
  * failed, with the message printed). */

@@ -27,7 +27,9 @@ static const char SYNOPSIS[] =
     "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
     "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
     "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
-    "pre_norm,post_norm,factor, one row per step per parameter group (W and b of each layer).\n"
+    "pre_norm,post_norm,factor, one row per step per parameter group (W and b of each layer):\n"
+    "post_norm is the group's norm in the gradient the update used, factor the rule's c(t)\n"
+    "for the global rules, the group's own for norm-group and adaptive-layer, pre/post else.\n"
     "--save writes the model and the training state (optimizer, clipping state, batch\n"
     "order, step count); --resume FILE continues that run with the same options and\n"
     "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
@@ -215,7 +217,7 @@ static int open_log(const char *cmd, train_run *r) {
     const char *log = r->a.log;
     if (!log) return 0;
     if (r->a.s.log_groups && !(r->groups_path = groups_path_for(log))) return CLI_EXIT_NOMEM;
-    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m, r->a.rule, r->o.clip.p);
+    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
 }
 
 /* Data, model, options, log, and the callbacks. */

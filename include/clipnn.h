@@ -44,8 +44,9 @@
  *     clipnn_diagnose_model), a clipnn_model_reserve, or its free: they
  *     overwrite the workspace, and a batch larger than reserved reallocates
  *     it;
- *   - a pointer in a record given to a callback (group_norms, the per-example
- *     arrays of an attack step) is valid during that callback only.
+ *   - a pointer in a record given to a callback (group_norms,
+ *     group_post_norms, group_factors, the per-example arrays of an attack
+ *     step) is valid during that callback only.
  */
 #ifndef CLIPNN_H
 #define CLIPNN_H

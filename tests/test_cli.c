@@ -255,6 +255,92 @@ TEST(cli_train_log_rows) {
     fclose(f);
 }
 
+/* One row of the step log: pre_norm, post_norm and c (fields 4 to 6). */
+typedef struct {
+    double pre, post, c;
+} step_norms;
+
+/* The step log's rows into rows[max]; returns how many were read. */
+static size_t read_step_norms(const char *path, step_norms *rows, size_t max) {
+    FILE *f = fopen(path, "r");
+    char line[1024];
+    size_t n = 0;
+    if (!f || !fgets(line, sizeof line, f)) {
+        if (f) fclose(f);
+        return 0;
+    }
+    while (n < max && fgets(line, sizeof line, f)) {
+        double step, lr, loss;
+        step_norms *r = &rows[n];
+        if (sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf", &step, &lr, &loss, &r->pre, &r->post, &r->c) != 6) break;
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+enum { LOG_STEPS = 4, LOG_GROUPS = 4 };
+
+/* One clipnn train run with --log-groups: each step's group rows combine
+ * (2-norms) into the step's pre and post norms, every factor divides its
+ * group's pre norm into its post norm, and a global rule's factor is the
+ * step's c. The files hold 9 significant digits (relative rounding 5e-9 of
+ * each number), so a sum, a quotient or a product of them errs by at most
+ * twice that, and a comparison of two by 2e-8. */
+static void check_group_log(const char *rule, const char *extra, int global) {
+    const char *log = check_tmp_path("cli_groups.csv"), *groups = check_tmp_path("cli_groups.groups.csv");
+    char args[512];
+    const char *out;
+    snprintf(args, sizeof args, "train --steps %d --clip %s %s --quiet --log %s --log-groups", LOG_STEPS, rule, extra,
+             log);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 0, "%s: exit %d: %s", args, rc, out);
+    step_norms steps[LOG_STEPS];
+    CHECK(read_step_norms(log, steps, LOG_STEPS) == LOG_STEPS);
+    FILE *f = fopen(groups, "r");
+    char line[256];
+    CHECK(f && fgets(line, sizeof line, f) && !strcmp(line, "step,group,layer,tensor,pre_norm,post_norm,factor\n"));
+    const double tol = 2e-8;
+    for (int t = 0; f && t < LOG_STEPS; t++) {
+        double pre2 = 0, post2 = 0;
+        for (int g = 0; g < LOG_GROUPS; g++) {
+            unsigned step, group, layer;
+            char tensor;
+            double pre, post, factor;
+            int k = 0;
+            if (fgets(line, sizeof line, f))
+                k = sscanf(line, "%u,%u,%u,%c,%lf,%lf,%lf", &step, &group, &layer, &tensor, &pre, &post, &factor);
+            CHECK_MSG(k == 7 && step == (unsigned)t && group == (unsigned)g, "%s: row %d.%d: %s", rule, t, g, line);
+            CHECK_MSG(fabs(factor * post - pre) <= tol * pre, "%s step %d group %d: factor %.9g pre %.9g post %.9g",
+                      rule, t, g, factor, pre, post);
+            if (global) CHECK_MSG(fabs(factor - steps[t].c) <= tol * factor, "%s step %d group %d: factor %.9g, c %.9g",
+                                  rule, t, g, factor, steps[t].c);
+            pre2 += pre * pre, post2 += post * post;
+        }
+        CHECK_MSG(fabs(sqrt(pre2) - steps[t].pre) <= tol * steps[t].pre, "%s step %d: groups' pre %.9g, step's %.9g",
+                  rule, t, sqrt(pre2), steps[t].pre);
+        CHECK_MSG(fabs(sqrt(post2) - steps[t].post) <= tol * steps[t].post,
+                  "%s step %d: groups' post %.9g, step's %.9g", rule, t, sqrt(post2), steps[t].post);
+    }
+    if (f) fclose(f);
+}
+
+/* The groups file of every rule at the tool's defaults on the digits (64-10:
+ * four groups), agc also on single examples, where the step never forms the
+ * weight gradient. */
+TEST(cli_train_group_log_every_rule) {
+    static const struct {
+        const char *rule, *extra;
+        int global;
+    } runs[] = {{"none", "", 1},         {"value", "", 0},          {"norm", "", 1},
+                {"norm-torch", "", 1},   {"norm-group", "", 0},     {"adaptive", "", 1},
+                {"adaptive-layer", "", 0}, {"agc", "", 0},          {"agc", "--batch 1", 0},
+                {"project", "", 1},      {"percentile", "", 1},     {"zscore", "--z-warmup 2 --z-cap 1", 1},
+                {"per-sample", "", 0}};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++)
+        check_group_log(runs[i].rule, runs[i].extra, runs[i].global);
+}
+
 TEST(cli_compare_rows) {
     const char *out;
     int rc = check_run_tool("compare --steps 30 --seeds 2 --rules none,norm,agc:0.02 --json --quiet", &out);

@@ -1032,6 +1032,12 @@ TEST(recurrent_bad_arguments_are_refused) {
     CHECK(grad[0] == 7.0f);
     CHECK(clipnn_rec_example_sqnorms(&s, x, 3, work, NULL, sq) == CLIPNN_ERR_INVALID_ARG);
     CHECK(clipnn_rec_example_sqnorms(&s, x, 3, work, scratch, NULL) == CLIPNN_ERR_INVALID_ARG);
+    double factor[2] = {1, 0.5};
+    CHECK(clipnn_rec_scale_examples(&s, NULL, work) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_scale_examples(&empty, factor, work) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_param_grads(&s, x, 3, work, NULL) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_rec_param_grads(&s, x, 2, work, grad) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_shared_norm_scratch_size((size_t)1 << 31, 3, 5, &n) == CLIPNN_ERR_OVERFLOW);
     CHECK(clipnn_rec_forward_d(&empty, NULL, NULL, 3, NULL, NULL, NULL, NULL, NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
 }
 

@@ -22,7 +22,7 @@ typedef enum {
     CLIPNN_CLIP_PROJECT,        /* plain step, then projection of theta (eq. 9) */
     CLIPNN_CLIP_PERCENTILE,     /* AutoClip */
     CLIPNN_CLIP_ZSCORE,         /* ZClip */
-    CLIPNN_CLIP_PER_SAMPLE,     /* DP-SGD per-example clipping */
+    CLIPNN_CLIP_PER_SAMPLE,     /* DP-SGD per-example clipping (an example: a row of x, a whole sequence) */
     CLIPNN_CLIP_COUNT
 } clipnn_clip_rule;
 
@@ -167,8 +167,11 @@ CLIPNN_API const clipnn_clip_options *clipnn_clipper_options(const clipnn_clippe
  * not update. The per-sample rule reads the model's workspace instead of
  * only the gradient block: it needs clipnn_loss_grad with want_params as
  * the last call that wrote the workspace (else CLIPNN_ERR_STATE), rebuilds
- * the gradient block from that backward's deltas and consumes them (see the
- * workspace, beside clipnn_model_reserve). */
+ * the gradient block from that backward's deltas (and, for recurrent
+ * layers, its gradients of every step) scaled per example, without a
+ * second forward or backward, and consumes them (see the workspace, beside
+ * clipnn_model_reserve). It allocates nothing when the model's batch was
+ * reserved before the clipper was created. */
 CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                    int fuse, double *grad_scale, double *per_group_norms,
                                    clipnn_clip_record *rec);
@@ -179,9 +182,16 @@ CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_m
 
 /* Per-example 2-norms for the batch of the last clipnn_loss_grad: norms
  * receives one entry per example of that batch ([batch]), the 2-norm of the
- * gradient of that example's own loss (not divided by the batch size), from
- * (||a_i||^2 + 1) ||delta_i||^2 per dense layer: the per-example gradients
- * are never formed (DP-SGD, Opacus). Needs that clipnn_loss_grad, with
+ * gradient of that example's own loss (not divided by the batch size) with
+ * respect to every parameter. An example is a row of x: for a model with
+ * recurrent layers a whole sequence, whose loss is the mean over its steps
+ * when the model reads every step (clipnn_loss_grad of that row alone).
+ * The per-example gradients are never formed (DP-SGD, Opacus): a dense
+ * layer that sees one row per example gives (||a_i||^2 + 1) ||delta_i||^2;
+ * a weight shared by the steps of a sequence (a recurrent layer's, a dense
+ * layer's reading every step) gives the ghost norm
+ * sum_{t,s} (a_t . a_s)(d_t . d_s) or that tensor's gradient for the one
+ * example, whichever is cheaper. Needs that clipnn_loss_grad, with
  * want_params or dx, as the last call that wrote the model's workspace;
  * after any other (a forward, per-sample clipping, a growth) it fails with
  * CLIPNN_ERR_STATE and writes nothing. */

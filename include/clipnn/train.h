@@ -91,9 +91,28 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
  *   lemma1_bound    2 exp(-2 M^2 / (sum_lr2 lambda^2)) with M = stability_m
  *                   (eq. 14's bound on P(dist_from_start > M)); NaN when
  *                   stability_m is 0 or no step was taken yet.
- *   group_norms     [n_groups] pre-clip norms of each group (the rule's
- *                   order q) when log_groups is set, else NULL; valid during
- *                   the on_step call only. */
+ *   group_norms, group_post_norms, group_factors
+ *                   when log_groups is set, [n_groups] arrays in the order
+ *                   of clipnn_model_group (else NULL), valid during the
+ *                   on_step call only; norms of the rule's order q, as in
+ *                   clipnn_clip_record. The clipper gives them as it clips:
+ *                   the model's gradient block after the step need not hold
+ *                   the clipped gradient (a factor may be left to the
+ *                   update), so norms read from it are not these.
+ *     group_norms       each group's norm before clipping;
+ *     group_post_norms  its norm in the gradient the update uses. Both
+ *                       combine into the whole's norms (sum of q-th powers,
+ *                       then the q-th root; the largest for q = inf) up to
+ *                       rounding: clip.pre_norm and clip.post_norm, except
+ *                       where those are NaN for a loss that was not finite;
+ *     group_factors     global rules: clip.factor, the one c(t) of every
+ *                       group; norm-group and adaptive-layer: the group's
+ *                       own divisor c_l >= 1 (+inf when its threshold is 0);
+ *                       value, agc and per-sample: the group's pre / post
+ *                       (1 when post is 0), a summary as clip.factor is.
+ *                   A step the non-finite policy kept the rule from: every
+ *                   group's post norm is its pre norm and its factor NaN,
+ *                   as in clip. */
 typedef struct {
     uint64_t step;
     double lr, sum_lr, sum_lr2;
@@ -102,7 +121,9 @@ typedef struct {
     double dist_from_start; /* ||theta(t+1) - theta(0)||_2 after the step */
     double det_bound;       /* lambda * sum_lr (classic clipping) */
     double lemma1_bound;    /* 2 exp(-2 M^2 / (sum_lr2 lambda^2)), when M > 0, else NaN */
-    const double *group_norms; /* [n_groups] pre-clip, when asked, else NULL; valid during on_step */
+    const double *group_norms;      /* [n_groups] pre-clip, when asked, else NULL; valid during on_step */
+    const double *group_post_norms; /* [n_groups] post-clip, likewise */
+    const double *group_factors;    /* [n_groups] each group's factor, likewise */
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and of a
@@ -132,7 +153,7 @@ typedef struct {
     uint64_t steps;    /* when > 0, overrides epochs */
     int replacement;   /* draw minibatches with replacement */
     uint64_t seed;
-    int log_groups;    /* fill clipnn_step_record.group_norms */
+    int log_groups;    /* fill clipnn_step_record's group_norms, group_post_norms, group_factors */
     double stability_m; /* M of Lemma 1 (0: off) */
     int expected_grad; /* evaluate H(theta) and the mean gradient at the end */
     /* Truncated backpropagation through time, TBPTT(k1, k2) as Williams

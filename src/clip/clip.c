@@ -216,6 +216,8 @@ void clipnn_clipper_free(clipnn_clipper *c) {
     if (!c) return;
     clipnn_free(c->group_acc);
     clipnn_free(c->group_scale);
+    clipnn_free(c->group_post_acc);
+    clipnn_free(c->group_factor);
     clipnn_free(c->theta0);
     clipnn_free(c->history);
     clipnn_free(c->scratch);
@@ -228,9 +230,6 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
     *out = NULL;
     clipnn_status s = check_options(opts);
     if (s) return s;
-    if (opts->rule == CLIPNN_CLIP_PER_SAMPLE && m->n_rec)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "clip: per-sample clipping of a model with recurrent layers is not "
-                           "supported yet");
     clipnn_clipper *c = clipnn_alloc_array(1, sizeof *c);
     if (!c) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory");
     c->o = *opts;
@@ -238,7 +237,9 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
     c->n_groups = clipnn_model_n_groups(m);
     c->group_acc = clipnn_alloc_array(c->n_groups, sizeof *c->group_acc);
     c->group_scale = clipnn_alloc_array(c->n_groups, sizeof *c->group_scale);
-    int ok = c->group_acc && c->group_scale;
+    c->group_post_acc = clipnn_alloc_array(c->n_groups, sizeof *c->group_post_acc);
+    c->group_factor = clipnn_alloc_array(c->n_groups, sizeof *c->group_factor);
+    int ok = c->group_acc && c->group_scale && c->group_post_acc && c->group_factor;
     if (ok && opts->rule == CLIPNN_CLIP_PROJECT && opts->project_kind == CLIPNN_PROJECT_BALL &&
         opts->project_center_initial) {
         /* theta(0) is the parameters as they are when the clipper is made. */
@@ -265,14 +266,15 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
 
 const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
 
-void clipnn_scale(float *g, size_t n, float scale) {
-    for (size_t i = 0; i < n; i++) g[i] *= scale;
-}
-
 /* --------------------------------------------------- shared mechanics */
 
+/* The divisor c = 1/factor of a factor <= 1 (NaN stays NaN, 0 gives +inf). */
+static double divisor_of(double factor) { return factor > 0 || isnan(factor) ? 1.0 / factor : INFINITY; }
+
+double clipnn_clip_summary_factor(double pre, double post) { return post > 0 ? pre / post : 1.0; }
+
 /* A global factor 1/c <= 1: folded into the update when fused, applied to
- * g otherwise. */
+ * g otherwise. Every group keeps its share: its norm scales by the factor. */
 static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
     /* A NaN factor (NaN norm under the propagate policy) is applied too:
      * torch's clamp(NaN, max=1) is NaN and every entry becomes NaN. */
@@ -281,8 +283,23 @@ static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
         if (s->fuse) s->grad_scale = factor;
         else clipnn_scale(s->g, c->n_params, (float)factor);
     }
-    s->factor = factor > 0 || isnan(factor) ? 1.0 / factor : INFINITY;
+    s->factor = divisor_of(factor);
     s->post = s->pre * factor;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        c->group_post_acc[i] = clipnn_norm_scale_acc(c->group_acc[i], factor, s->p);
+        c->group_factor[i] = s->factor;
+    }
+}
+
+void clipnn_clip_finish_groups(clipnn_clipper *c, clip_step *s) {
+    double post_acc = 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        post_acc = clipnn_norm_combine(post_acc, c->group_post_acc[i], s->p);
+        c->group_factor[i] = clipnn_clip_summary_factor(clipnn_norm_finish(c->group_acc[i], s->p),
+                                                        clipnn_norm_finish(c->group_post_acc[i], s->p));
+    }
+    s->post = clipnn_norm_finish(post_acc, s->p);
+    s->factor = clipnn_clip_summary_factor(s->pre, s->post);
 }
 
 /* Units [first, first + count) of group i: the rows of a weight, or the bias. */
@@ -301,9 +318,9 @@ static double group_combine(const clipnn_model *m, const double *acc, size_t i, 
 }
 
 /* Per-group factors in c->group_scale, applied to g (or handed to the
- * optimizer per unit); post norm from the pre-clip accumulations. */
+ * optimizer per unit); post norms from the pre-clip accumulations, each
+ * group's factor the divisor it was given. */
 static void apply_groups(clipnn_clipper *c, clip_step *s) {
-    double post_acc = 0;
     for (size_t i = 0; i < c->n_groups; i++) {
         double f = c->group_scale[i];
         if (f < 1) {
@@ -317,10 +334,10 @@ static void apply_groups(clipnn_clipper *c, clip_step *s) {
             }
             s->clipped = 1;
         }
-        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_scale_acc(c->group_acc[i], f, s->p), s->p);
+        c->group_post_acc[i] = clipnn_norm_scale_acc(c->group_acc[i], f, s->p);
     }
-    s->post = clipnn_norm_finish(post_acc, s->p);
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    clipnn_clip_finish_groups(c, s);
+    for (size_t i = 0; i < c->n_groups; i++) c->group_factor[i] = divisor_of(c->group_scale[i]);
 }
 
 /* c = max(norm / threshold, 1) as a factor 1/c; threshold 0 zeroes g. */
@@ -336,22 +353,23 @@ static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
     return CLIPNN_OK;
 }
 
-/* torch clip_grad_value_: clamp to [-v, v]. */
+/* torch clip_grad_value_: clamp to [-v, v]. A group with no entry clamped
+ * keeps its pre-clip accumulation, so that its factor is exactly 1. */
 static clipnn_status rule_value(clipnn_clipper *c, clip_step *s) {
     float v = (float)c->o.value;
-    double post_acc = 0;
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(s->m, i);
         float *g = s->g + grp.offset;
+        int clamped = 0;
         for (size_t j = 0; j < grp.size; j++) {
             float x = g[j];
-            if (x > v) g[j] = v, s->clipped = 1;
-            else if (x < -v) g[j] = -v, s->clipped = 1;
+            if (x > v) g[j] = v, clamped = 1;
+            else if (x < -v) g[j] = -v, clamped = 1;
         }
-        post_acc = clipnn_norm_combine(post_acc, clipnn_norm_accumulate(g, grp.size, s->p), s->p);
+        c->group_post_acc[i] = clamped ? clipnn_norm_accumulate(g, grp.size, s->p) : c->group_acc[i];
+        s->clipped |= clamped;
     }
-    s->post = clipnn_norm_finish(post_acc, s->p);
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    clipnn_clip_finish_groups(c, s);
     return CLIPNN_OK;
 }
 
@@ -411,37 +429,41 @@ static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
 
 /* NFNets AGC, unit-wise (Optax adaptive_grad_clip): a unit is a row of W
  * (the incoming weights of one output neuron) or a whole bias vector;
- * m = lambda max(||W_i||, eps); if ||G_i|| > m, G_i *= m / max(||G_i||, 1e-6). */
+ * m = lambda max(||W_i||, eps); if ||G_i|| > m, G_i *= m / max(||G_i||, 1e-6).
+ * Here on the units of group i; returns the group's post-clip accumulation,
+ * from the units' accumulations scaled by their factors (a group with no
+ * unit scaled keeps its pre-clip one, so that its factor is exactly 1). */
+static double agc_group(clipnn_clipper *c, clip_step *s, size_t i) {
+    clipnn_group grp = clipnn_model_group(s->m, i);
+    size_t unit0, n_units;
+    group_units(s->m, i, &unit0, &n_units);
+    double post_acc = 0;
+    int scaled = 0;
+    for (size_t r = 0; r < grp.rows; r++) {
+        float *g = s->g + grp.offset + r * grp.cols;
+        const float *w = s->m->params + grp.offset + r * grp.cols;
+        double gacc = s->grad_acc ? s->grad_acc[unit0 + r] : clipnn_norm_accumulate(g, grp.cols, 2.0);
+        double gn = sqrt(gacc);
+        double wn = s->theta_acc ? sqrt(s->theta_acc[unit0 + r]) : clipnn_norm(w, grp.cols, 2.0);
+        double limit = c->o.lambda * (wn > c->o.eps ? wn : c->o.eps);
+        if (gn > limit) {
+            double f = limit / (gn > 1e-6 ? gn : 1e-6);
+            if (s->unit_scale) s->unit_scale[unit0 + r] = f;
+            else clipnn_scale(g, grp.cols, (float)f);
+            gacc *= f * f;
+            scaled = 1;
+        }
+        post_acc += gacc;
+    }
+    s->clipped |= scaled;
+    return scaled ? post_acc : c->group_acc[i];
+}
+
 static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
     size_t skip_from = c->o.agc_skip_last ? c->n_groups - 2 : c->n_groups;
-    double post_acc = 0;
-    for (size_t i = 0; i < c->n_groups; i++) {
-        clipnn_group grp = clipnn_model_group(s->m, i);
-        if (i >= skip_from) {
-            post_acc += c->group_acc[i];
-            continue;
-        }
-        size_t unit0, n_units;
-        group_units(s->m, i, &unit0, &n_units);
-        for (size_t r = 0; r < grp.rows; r++) {
-            float *g = s->g + grp.offset + r * grp.cols;
-            const float *w = s->m->params + grp.offset + r * grp.cols;
-            double gacc = s->grad_acc ? s->grad_acc[unit0 + r] : clipnn_norm_accumulate(g, grp.cols, 2.0);
-            double gn = sqrt(gacc);
-            double wn = s->theta_acc ? sqrt(s->theta_acc[unit0 + r]) : clipnn_norm(w, grp.cols, 2.0);
-            double limit = c->o.lambda * (wn > c->o.eps ? wn : c->o.eps);
-            if (gn > limit) {
-                double f = limit / (gn > 1e-6 ? gn : 1e-6);
-                if (s->unit_scale) s->unit_scale[unit0 + r] = f;
-                else clipnn_scale(g, grp.cols, (float)f);
-                gacc *= f * f;
-                s->clipped = 1;
-            }
-            post_acc += gacc;
-        }
-    }
-    s->post = sqrt(post_acc);
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    for (size_t i = 0; i < c->n_groups; i++)
+        c->group_post_acc[i] = i < skip_from ? agc_group(c, s, i) : c->group_acc[i];
+    clipnn_clip_finish_groups(c, s);
     return CLIPNN_OK;
 }
 
@@ -575,7 +597,7 @@ static clipnn_status check_apply(const clipnn_clipper *c, const clipnn_model *m)
 }
 
 static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
-                                double *per_group_norms, clipnn_clip_record *rec);
+                                const clipnn_group_report *groups, clipnn_clip_record *rec);
 
 clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double precomputed_norm, int fuse,
                                    double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
@@ -583,7 +605,8 @@ clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double pr
     if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = fuse, .grad_scale = 1.0,
                    .factor = 1.0, .theta_norm = NAN};
-    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
+    const clipnn_group_report groups = {.pre = per_group_norms};
+    return apply_step(c, &s, precomputed_norm, grad_scale, &groups, rec);
 }
 
 /* clipnn_train's step: g is what the clipnn_loss_grad_fused just before
@@ -594,20 +617,21 @@ clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m, double pr
  * over g. */
 clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                          const double *grad_acc, const double *theta_acc, double *unit_scale,
-                                         double *grad_scale, double *per_group_norms, clipnn_clip_record *rec) {
+                                         double *grad_scale, const clipnn_group_report *groups,
+                                         clipnn_clip_record *rec) {
     clipnn_status st = check_apply(c, m);
     if (st) return st;
     clip_step s = {.m = m, .g = m->grads, .p = rule_order(&c->o), .fuse = 1, .grad_scale = 1.0,
                    .factor = 1.0, .theta_norm = NAN, .grad_acc = grad_acc, .theta_acc = theta_acc,
                    .unit_scale = unit_scale};
     for (size_t u = 0; u < m->n_units; u++) unit_scale[u] = 1.0;
-    return apply_step(c, &s, precomputed_norm, grad_scale, per_group_norms, rec);
+    return apply_step(c, &s, precomputed_norm, grad_scale, groups, rec);
 }
 
 /* Phase one: the pre-clip norms of every group in one pass (or from the
- * unit norms of the backward) into c->group_acc and per_group_norms (may
- * be NULL); returns the global accumulation. */
-static double measure_groups(clipnn_clipper *c, const clip_step *s, double *per_group_norms) {
+ * unit norms of the backward) into c->group_acc and pre (may be NULL);
+ * returns the global accumulation. */
+static double measure_groups(clipnn_clipper *c, const clip_step *s, double *pre) {
     const clipnn_model *m = s->m;
     double acc = 0;
     for (size_t i = 0; i < c->n_groups; i++) {
@@ -615,48 +639,60 @@ static double measure_groups(clipnn_clipper *c, const clip_step *s, double *per_
         c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
                                        : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
         acc = clipnn_norm_combine(acc, c->group_acc[i], s->p);
-        if (per_group_norms) per_group_norms[i] = clipnn_norm_finish(c->group_acc[i], s->p);
+        if (pre) pre[i] = clipnn_norm_finish(c->group_acc[i], s->p);
     }
     return acc;
 }
 
+/* Phase two: the rule, or the non-finite policy when the norm is not
+ * finite and the policy does not let the rule run (then every group keeps
+ * its norm and has no factor, as the whole). */
+static clipnn_status run_rule(clipnn_clipper *c, clip_step *s, clipnn_clip_record *r) {
+    r->pre_norm = s->pre;
+    r->nonfinite = !isfinite(s->pre);
+    c->n_steps++;
+    if (r->nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
+        r->post_norm = s->pre;
+        r->factor = NAN;
+        for (size_t i = 0; i < c->n_groups; i++) c->group_post_acc[i] = c->group_acc[i], c->group_factor[i] = NAN;
+        if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
+            c->n_steps--;
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched",
+                               s->pre);
+        }
+        r->skipped = 1;
+        c->n_skipped++;
+        return CLIPNN_OK;
+    }
+    clipnn_status st = rules[c->o.rule](c, s);
+    r->post_norm = s->post;
+    r->factor = s->factor;
+    r->clipped = s->clipped;
+    c->n_clipped += (uint64_t)s->clipped;
+    return st;
+}
+
 static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomputed_norm, double *grad_scale,
-                                double *per_group_norms, clipnn_clip_record *rec) {
+                                const clipnn_group_report *groups, clipnn_clip_record *rec) {
     clip_step s = *sp;
     clipnn_model *m = s.m;
-    double acc = measure_groups(c, &s, per_group_norms);
+    double acc = measure_groups(c, &s, groups ? groups->pre : NULL);
     s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
     s.pre_acc = acc;
 
     clipnn_clip_record r;
     memset(&r, 0, sizeof r);
-    r.pre_norm = s.pre;
-    r.nonfinite = !isfinite(s.pre);
-    c->n_steps++;
-    clipnn_status st = CLIPNN_OK;
-    if (r.nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
-        if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
-            c->n_steps--;
-            st = clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched", s.pre);
-        } else {
-            r.skipped = 1;
-            c->n_skipped++;
-        }
-        r.post_norm = s.pre;
-        r.factor = NAN;
-    } else {
-        st = rules[c->o.rule](c, &s);
-        r.post_norm = s.post;
-        r.factor = s.factor;
-        r.clipped = s.clipped;
-        c->n_clipped += (uint64_t)s.clipped;
-    }
+    clipnn_status st = run_rule(c, &s, &r);
     r.theta_norm = s.theta_norm;
     r.n_steps = c->n_steps;
     r.n_clipped = c->n_clipped;
     r.n_skipped = c->n_skipped;
     if (grad_scale) *grad_scale = s.grad_scale;
     if (!grad_scale && s.grad_scale != 1.0) clipnn_scale(m->grads, c->n_params, (float)s.grad_scale);
+    for (size_t i = 0; groups && i < c->n_groups; i++) {
+        if (groups->post) groups->post[i] = clipnn_norm_finish(c->group_post_acc[i], s.p);
+        if (groups->factor) groups->factor[i] = c->group_factor[i];
+    }
     if (rec) *rec = r;
     return st;
 }

@@ -10,6 +10,8 @@ struct clipnn_clipper {
     size_t n_params, n_groups;
     double *group_acc;   /* [n_groups] pre-clip accumulations (order of the rule) */
     double *group_scale; /* [n_groups] factors of per-group rules */
+    double *group_post_acc; /* [n_groups] post-clip accumulations: what the rule left of each group */
+    double *group_factor;   /* [n_groups] each group's factor, as clipnn_group_report gives it */
     float *theta0;       /* [n_params] projection centre theta(0), or NULL */
     double *history;     /* [history_length] AutoClip ring of pre-clip norms */
     double *scratch;     /* [history_length] percentile selection */
@@ -43,6 +45,20 @@ typedef struct {
 
 typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
 
+/* pre / post as a factor where no single divisor exists: 1 when post is 0. */
+double clipnn_clip_summary_factor(double pre, double post);
+/* The rule left c->group_post_acc: each group's factor (the summary), the
+ * post-clip norm of the whole and its factor. */
+void clipnn_clip_finish_groups(clipnn_clipper *c, clip_step *s);
+
+/* Per-group telemetry of one step, each [n_groups] or NULL (not wanted):
+ * the pre-clip norms, the post-clip norms of the gradient the update uses
+ * and the factors, all in the rule's order, as the clipper knows them
+ * (clipnn_step_record says what each is for every rule). */
+typedef struct {
+    double *pre, *post, *factor;
+} clipnn_group_report;
+
 /* DP-SGD per-example clipping (src/clip_per_sample.c). */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
 /* CLIPNN_OK when the model's workspace holds what per-sample clipping reads
@@ -62,10 +78,13 @@ double clipnn_percentile(double *v, size_t n, double q);
  * unit_norm_order = clipnn_clipper_norm_order; NULL: read the gradient),
  * theta's unit sums of squares from the last update (theta_acc, or NULL
  * when theta changed since) and per-unit factors left in unit_scale
- * ([n_units]). */
+ * ([n_units]). groups (may be NULL) receives the per-group telemetry: the
+ * gradient block itself may be left unscaled or unformed, so its norms
+ * after the step are not the clipped ones. */
 clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, double precomputed_norm,
                                          const double *grad_acc, const double *theta_acc, double *unit_scale,
-                                         double *grad_scale, double *per_group_norms, clipnn_clip_record *rec);
+                                         double *grad_scale, const clipnn_group_report *groups,
+                                         clipnn_clip_record *rec);
 /* The norm order the clipper's rule reads (2 for the Euclidean rules). */
 double clipnn_clipper_norm_order(const clipnn_clipper *c);
 /* The rule reads ||theta|| unit by unit (rows of W, biases): the update can

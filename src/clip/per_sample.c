@@ -31,28 +31,15 @@ clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t 
 }
 
 /* Per-example gradient norms of the last clipnn_loss_grad without forming
- * the per-example gradients: example i's gradient of a dense layer is
- * B delta_i a_i^T (delta: d mean-loss / dz, hence the B) plus B delta_i for
- * the bias, so its squared norm is B^2 ||delta_i||^2 (||a_i||^2 + 1). */
+ * the per-example gradients. The backward's gradients are of the mean loss,
+ * sum_b g_b / B with g_b the gradient of example b's own loss, hence the B. */
 clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms) {
     if (!m || !norms) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "per-example norms: NULL argument");
     clipnn_status st = clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS, "per-example norms",
                                                 "clipnn_loss_grad (with want_params or dx)");
     if (st) return st;
-    if (m->n_rec)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "per-example norms: not supported yet for a model with recurrent "
-                           "layers");
     size_t B = m->ws.batch;
-    for (size_t i = 0; i < B; i++) norms[i] = 0;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *L = &m->layers[l];
-        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
-        for (size_t i = 0; i < B; i++) {
-            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
-            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
-            norms[i] += dd * (aa + 1.0);
-        }
-    }
+    clipnn_example_sqnorms(m, norms);
     for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
     return CLIPNN_OK;
 }
@@ -62,10 +49,10 @@ clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
                                     "per-sample clipping", "clipnn_loss_grad (with want_params)");
 }
 
-/* DP-SGD: scale each example's delta rows by its factor (every layer's
- * gradient is linear in them) and form the gradient again from the scaled
- * deltas; then Gaussian noise of std sigma C on the sum, i.e. sigma C / B on
- * the mean. */
+/* DP-SGD: the mean of the per-example gradients, each scaled by
+ * min(1, C / ||g_b||), formed again from the backward's rows scaled by
+ * those factors; then Gaussian noise of std sigma C on the sum, i.e.
+ * sigma C / B on the mean. */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     clipnn_model *m = s->m;
     size_t B = m->ws.batch;
@@ -87,15 +74,7 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
         any |= f < 1;
     }
     double sigma = c->o.noise_multiplier * C / (double)B;
-    if (any) {
-        for (size_t l = 0; l < m->n_layers; l++) {
-            const clipnn_layer *L = &m->layers[l];
-            float *d = m->delta[l];
-            for (size_t i = 0; i < B; i++) clipnn_scale(d + i * L->out, L->out, (float)c->sample_norm[i]);
-            clipnn_dense_backward(s->g + L->w_offset, s->g + L->b_offset, NULL, d, clipnn_layer_input(m, l),
-                                  m->params + L->w_offset, B, L->in, L->out);
-        }
-    }
+    if (any) clipnn_example_reweight(m, c->sample_norm, s->g);
     /* The deltas are now the clipped gradient's and g carries the noise:
      * neither is the backward's any more (a second clipping or the
      * per-example norms would read the clipped step). */
@@ -103,7 +82,12 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     if (sigma > 0 && isfinite(sigma))
         for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
     s->clipped = any;
-    s->post = any || sigma > 0 ? clipnn_norm(s->g, c->n_params, 2.0) : s->pre;
-    s->factor = s->post > 0 ? s->pre / s->post : 1.0;
+    int changed = any || sigma > 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(m, i);
+        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+    }
+    clipnn_clip_finish_groups(c, s);
+    if (!changed) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
     return CLIPNN_OK;
 }

@@ -198,6 +198,7 @@ void clipnn_model_free(clipnn_model *m) {
     clipnn_free(m->delta);
     clipnn_free(m->row_acc);
     clipnn_free(m->workspace);
+    clipnn_free(m->example_sq);
     clipnn_free(m);
 }
 
@@ -384,6 +385,7 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
     clipnn_status s = head_size(m, max_rows, &head);
     if (!s) s = clipnn_front_size(m, max_batch, &front);
     if (!s && clipnn_add_size(head, front, &floats)) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    if (!s) s = clipnn_example_scratch_reserve(m, max_batch);
     if (s) return s;
     float *ws = clipnn_alloc_array(floats, sizeof *ws);
     if (!ws) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for a batch of %zu", max_batch);

@@ -79,6 +79,28 @@ clipnn_status clipnn_rec_state_after(const clipnn_rec_shape *s, const float *H, 
  * scratch sized by clipnn_rec_norm_scratch_size. */
 clipnn_status clipnn_rec_example_sqnorms(const clipnn_rec_shape *s, const float *x, size_t x_stride,
                                          const float *work, float *scratch, double *sqnorms);
+/* After a backward: scales every row of example b in work that the
+ * parameter gradients are formed from by factor[b] (b < batch), as if that
+ * example's d loss / d H had been scaled by it; consumes the backward's
+ * gradients for anything else. */
+clipnn_status clipnn_rec_scale_examples(const clipnn_rec_shape *s, const double *factor, float *work);
+/* After a backward (and any clipnn_rec_scale_examples): adds (+=) into grad
+ * the parameter gradients formed from work, what the backward added. x as
+ * given to the forward. */
+clipnn_status clipnn_rec_param_grads(const clipnn_rec_shape *s, const float *x, size_t x_stride, const float *work,
+                                     float *grad);
+/* Elements of the scratch for the per-example squared norm of a weight
+ * [nd][na] shared by `steps` rows (the larger of the ghost and the
+ * materialised form); fails when a size overflows or a BLAS int cannot
+ * hold it. */
+clipnn_status clipnn_shared_norm_scratch_size(size_t steps, size_t na, size_t nd, size_t *elements);
+/* ||sum_t d_t a_t^T||_F^2 + ||sum_t d_t||^2: the squared norm of one
+ * example's gradient of a dense layer (weight and bias) applied to its
+ * `steps` rows, a [steps][na] and d [steps][nd] contiguous; in double, by
+ * the ghost or the materialised form, whichever is cheaper. scratch: sized
+ * by clipnn_shared_norm_scratch_size. */
+double clipnn_shared_dense_sqnorm(size_t steps, const float *a, size_t na, const float *d, size_t nd,
+                                  float *scratch);
 
 /* The same three in double (the reference path; one kernel body with the
  * float path). */
@@ -163,6 +185,10 @@ struct clipnn_model {
     clipnn_workspace ws;
     double *row_acc; /* [n_units] unit norms of the last clipnn_loss_grad_fused that asked for them */
     size_t n_units;  /* units of every group */
+    /* Scratch of the per-example norms (src/nn/per_example.c), sized with
+     * the workspace; NULL for an MLP, which needs none. */
+    double *example_sq;  /* [4 max_batch] a recurrent layer's per-example squared norms, per tensor */
+    float *norm_scratch; /* behind example_sq in the same block */
 };
 
 /* The layer list and input shape a model was made from (*specs: [layers],
@@ -184,6 +210,24 @@ void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch);
 void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx);
 /* The front's initialisation: PyTorch's U(+-1/sqrt(hidden)) for all four tensors. */
 void clipnn_front_init(clipnn_model *m, clipnn_rng *rng);
+/* Recurrent layer l's input in the last pass: x or the layer below's H,
+ * its rows *stride apart. */
+const float *clipnn_front_layer_input(const clipnn_model *m, size_t l, size_t *stride);
+
+/* Per-example gradients (src/nn/per_example.c), for DP-SGD: read what the
+ * last backward left in the workspace (m->ws.batch examples; an example is
+ * one row of an MLP, one whole sequence of a recurrent model, all its steps
+ * when the head reads every step). */
+/* Sizes the scratch of the per-example norms for max_batch examples;
+ * nothing for an MLP. Called by clipnn_model_reserve. */
+clipnn_status clipnn_example_scratch_reserve(clipnn_model *m, size_t max_batch);
+/* sq[b] = the squared 2-norm of example b's share of the gradient of the
+ * mean loss (every tensor), without forming it. */
+void clipnn_example_sqnorms(const clipnn_model *m, double *sq);
+/* g = the gradient of the last backward with example b's share scaled by
+ * factor[b]: every tensor re-formed from the workspace, whose deltas are
+ * scaled in place (consumed). */
+void clipnn_example_reweight(clipnn_model *m, const double *factor, float *g);
 
 /* A window of truncated backpropagation through time: one pass of the
  * front over `steps` steps from a given state, the loss on some of its

@@ -111,19 +111,25 @@ clipnn_status clipnn_rec_workspace_size(const clipnn_rec_shape *s, size_t *eleme
     return st;
 }
 
-/* The per-example norm of a shared weight takes Gram matrices [T][T] of
- * the inputs and of the gate gradients, or one materialised gradient
- * [G h][max(in, h)]: whichever is cheaper, so room for both. */
+/* The per-example norm of a weight shared by T rows takes Gram matrices
+ * [T][T] of the inputs and of the gradients, or one materialised gradient
+ * [nd][na]: whichever is cheaper, so room for both. */
+clipnn_status clipnn_shared_norm_scratch_size(size_t steps, size_t na, size_t nd, size_t *elements) {
+    size_t gram, grad;
+    if (clipnn_mul_size(steps, steps, &gram) || clipnn_mul_size(gram, 2, &gram) || clipnn_mul_size(nd, na, &grad) ||
+        !fits_int(steps) || !fits_int(na) || !fits_int(nd))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "per-example norms: scratch size overflows (%zu rows of %zu x %zu)",
+                           steps, nd, na);
+    if (elements) *elements = gram > grad ? gram : grad;
+    return CLIPNN_OK;
+}
+
+/* The layer's widest shared weight: [G h][max(in, h)]. */
 clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *elements) {
     rec_layout L;
     clipnn_status st = rec_layout_of(s, &L);
-    size_t gram, grad;
     if (st != CLIPNN_OK) return st;
-    if (clipnn_mul_size(s->steps, s->steps, &gram) || clipnn_mul_size(gram, 2, &gram) ||
-        clipnn_mul_size(L.gh, s->in > s->hidden ? s->in : s->hidden, &grad) || !fits_int(s->steps))
-        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "recurrent layer: norm scratch size overflows");
-    if (elements) *elements = gram > grad ? gram : grad;
-    return CLIPNN_OK;
+    return clipnn_shared_norm_scratch_size(s->steps, s->in > s->hidden ? s->in : s->hidden, L.gh, elements);
 }
 
 /* The checks every kernel entry makes before touching memory. */
@@ -275,5 +281,42 @@ clipnn_status clipnn_rec_example_sqnorms_d(const clipnn_rec_shape *s, const doub
     if (st != CLIPNN_OK) return st;
     if (!scratch || !sqnorms) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent norms: NULL argument");
     example_sqnorms_double(s, &L, x, x_stride, work, scratch, sqnorms);
+    return CLIPNN_OK;
+}
+
+/* A dense layer applied to T rows of one example (contiguous a [T][na], d
+ * [T][nd]): the same two shared-weight sums as a recurrent layer's. */
+double clipnn_shared_dense_sqnorm(size_t steps, const float *a, size_t na, const float *d, size_t nd,
+                                  float *scratch) {
+    return shared_weight_sqnorm_float(steps, a, na, na, d, nd, nd, NULL, 0, 0, scratch) +
+           shared_bias_sqnorm_float(steps, d, nd, nd, scratch);
+}
+
+/* Every row of example b that the parameter gradients are formed from is
+ * linear in that example's d loss / d H: the gate gradients dG (all cells)
+ * and GRU's hidden gradient of n in the state rows (LSTM's state rows hold
+ * c_t, a value of the forward, and stay). */
+clipnn_status clipnn_rec_scale_examples(const clipnn_rec_shape *s, const double *factor, float *work) {
+    rec_layout L;
+    clipnn_status st = rec_layout_of(s, &L);
+    if (st != CLIPNN_OK) return st;
+    if (!factor || !work) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent layer: NULL argument");
+    size_t T = s->steps, h = s->hidden;
+    for (size_t b = 0; b < s->batch; b++) {
+        float f = (float)factor[b];
+        if (f == 1.0f) continue;
+        clipnn_scale(work + L.gates + b * T * L.gh, T * L.gh, f);
+        if (s->cell == CLIPNN_CELL_GRU) clipnn_scale(work + L.state + b * T * h, T * h, f);
+    }
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_rec_param_grads(const clipnn_rec_shape *s, const float *x, size_t x_stride, const float *work,
+                                     float *grad) {
+    rec_layout L;
+    clipnn_status st = rec_check(s, x, x, x_stride, work, &L);
+    if (st != CLIPNN_OK) return st;
+    if (!grad) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent layer: NULL gradient");
+    weight_grads_float(s, &L, x, x_stride, grad, work);
     return CLIPNN_OK;
 }

@@ -275,6 +275,14 @@ static void K_(backward)(const clipnn_rec_shape *s, const rec_layout *L, const R
 
 /* ------------------------------------------------- per-example norms */
 
+/* sum_i a_i b_i in double (a vectorised reduction). */
+static double K_(dot_acc)(const REAL *a, const REAL *b, size_t n) {
+    double acc = 0;
+#pragma omp simd reduction(+ : acc)
+    for (size_t i = 0; i < n; i++) acc += (double)a[i] * (double)b[i];
+    return acc;
+}
+
 /* ||sum_t [d1_t; d2_t] a_t^T||_F^2 for one example's T rows (a: [na] at
  * stride lda; d1: [n1] at ld1; d2: [n2] at ld2, absent when n2 = 0), in
  * double. Ghost form sum_{t,s} (a_t . a_s)(d_t . d_s) from two Gram
@@ -283,30 +291,24 @@ static void K_(backward)(const clipnn_rec_shape *s, const rec_layout *L, const R
 static double K_(shared_weight_sqnorm)(size_t T, const REAL *a, size_t lda, size_t na, const REAL *d1, size_t ld1,
                                        size_t n1, const REAL *d2, size_t ld2, size_t n2, REAL *scratch) {
     size_t nd = n1 + n2;
-    double acc = 0;
     if (T * (na + nd) < nd * na) {
         REAL *ga = scratch, *gd = scratch + T * T;
         K_(gemm)(0, 1, T, T, na, a, lda, a, lda, 0, ga, T);
         K_(gemm)(0, 1, T, T, n1, d1, ld1, d1, ld1, 0, gd, T);
         if (n2) K_(gemm)(0, 1, T, T, n2, d2, ld2, d2, ld2, 1, gd, T);
-        for (size_t i = 0; i < T * T; i++) acc += (double)ga[i] * (double)gd[i];
-        return acc;
+        return K_(dot_acc)(ga, gd, T * T);
     }
     K_(gemm)(1, 0, n1, na, T, d1, ld1, a, lda, 0, scratch, na);
     if (n2) K_(gemm)(1, 0, n2, na, T, d2, ld2, a, lda, 0, scratch + n1 * na, na);
-    for (size_t i = 0; i < nd * na; i++) acc += (double)scratch[i] * (double)scratch[i];
-    return acc;
+    return K_(dot_acc)(scratch, scratch, nd * na);
 }
 
-/* ||sum_t d_t||^2 for one example's T rows d ([n] at stride ld). */
-static double K_(shared_bias_sqnorm)(size_t T, const REAL *d, size_t ld, size_t n) {
-    double acc = 0;
-    for (size_t j = 0; j < n; j++) {
-        double sum = 0;
-        for (size_t t = 0; t < T; t++) sum += (double)d[t * ld + j];
-        acc += sum * sum;
-    }
-    return acc;
+/* ||sum_t d_t||^2 for one example's T rows d ([n] at stride ld): the sum
+ * row by row into scratch ([n]), as the bias gradient of the backward. */
+static double K_(shared_bias_sqnorm)(size_t T, const REAL *d, size_t ld, size_t n, REAL *scratch) {
+    memset(scratch, 0, n * sizeof *scratch);
+    K_(add_column_sums)(scratch, d, T, ld, n);
+    return K_(dot_acc)(scratch, scratch, n);
 }
 
 static void K_(example_sqnorms)(const clipnn_rec_shape *s, const rec_layout *L, const REAL *x, size_t x_stride,
@@ -320,7 +322,8 @@ static void K_(example_sqnorms)(const clipnn_rec_shape *s, const rec_layout *L, 
         double *out = sqnorms + 4 * b;
         out[0] = K_(shared_weight_sqnorm)(T, xb, x_stride, s->in, dg, gh, gh, NULL, 0, 0, scratch);
         out[1] = K_(shared_weight_sqnorm)(T, hp, h, h, dg, gh, n1, dhn, h, n2, scratch);
-        out[2] = K_(shared_bias_sqnorm)(T, dg, gh, gh);
-        out[3] = K_(shared_bias_sqnorm)(T, dg, gh, n1) + (gru ? K_(shared_bias_sqnorm)(T, dhn, h, h) : 0);
+        out[2] = K_(shared_bias_sqnorm)(T, dg, gh, gh, scratch);
+        out[3] = K_(shared_bias_sqnorm)(T, dg, gh, n1, scratch);
+        if (gru) out[3] += K_(shared_bias_sqnorm)(T, dhn, h, h, scratch);
     }
 }

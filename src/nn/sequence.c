@@ -51,6 +51,10 @@ static const float *layer_input(const clipnn_model *m, size_t l, size_t *stride)
     return l ? m->rec[l - 1].H : m->last_input;
 }
 
+const float *clipnn_front_layer_input(const clipnn_model *m, size_t l, size_t *stride) {
+    return layer_input(m, l, stride);
+}
+
 void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch) {
     m->last_input = x;
     for (size_t l = 0; l < m->n_rec; l++) {

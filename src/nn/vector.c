@@ -1,5 +1,7 @@
 /* Small vector helpers every folder above nn shares: the arg-max of a
- * score row, dot products and Euclidean norms of double vectors. */
+ * score row, dot products and Euclidean norms of double vectors, scaling a
+ * float vector (clipping's phase two, and the per-example weights of
+ * DP-SGD). */
 #include <math.h>
 
 #include "nn/nn.h"
@@ -18,3 +20,7 @@ double clipnn_dot_d(const double *a, const double *b, size_t n) {
 }
 
 double clipnn_nrm2_d(const double *a, size_t n) { return sqrt(clipnn_dot_d(a, a, n)); }
+
+void clipnn_scale(float *g, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) g[i] *= scale;
+}

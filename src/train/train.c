@@ -202,7 +202,7 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
 typedef struct {
     float *xb, *yb, *theta0;
     size_t *order, *idx;
-    double *group_norms;
+    double *group_norms; /* [3][n_groups]: pre-clip norms, post-clip norms, factors (log_groups) */
     double *unit_scale, *theta_acc; /* [n_units]: per-unit clipping factors, theta's unit sums of squares */
 } train_buffers;
 
@@ -221,7 +221,7 @@ static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size
     b->theta0 = clipnn_alloc_array(m->n_params, sizeof *b->theta0);
     b->order = clipnn_alloc_array(n, sizeof *b->order);
     b->idx = clipnn_alloc_array(chunk, sizeof *b->idx);
-    b->group_norms = clipnn_alloc_array(G, sizeof *b->group_norms);
+    b->group_norms = clipnn_alloc_array(3 * G, sizeof *b->group_norms);
     b->unit_scale = clipnn_alloc_array(m->n_units, sizeof *b->unit_scale);
     b->theta_acc = clipnn_alloc_array(m->n_units, sizeof *b->theta_acc);
     if (b->xb && b->yb && b->theta0 && b->order && b->idx && b->group_norms && b->unit_scale && b->theta_acc)
@@ -247,6 +247,7 @@ typedef struct {
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     clipnn_fused_opts fused;
+    clipnn_group_report groups; /* into b.group_norms */
     clipnn_train_loop L;
     uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
     double t0;
@@ -278,6 +279,8 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     if (s) return s;
     r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
     r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
+    size_t G = clipnn_model_n_groups(m);
+    r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
     s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
     if (s) close_run(r);
@@ -380,7 +383,7 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
      * decides that step as it decides a non-finite gradient. */
     s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN, r->m->row_acc,
                                    r->theta_valid ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
-                                   o->log_groups ? r->b.group_norms : NULL, c);
+                                   o->log_groups ? &r->groups : NULL, c);
     if (c->nonfinite) r->result->diverged_step = t;
     const char *what = isfinite(*loss) ? "gradient norm" : "loss";
     double value = isfinite(*loss) ? c->pre_norm : *loss;
@@ -452,7 +455,9 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->det_bound = lam * L->sum_lr;
     rec->lemma1_bound =
         o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;
-    rec->group_norms = o->log_groups ? r->b.group_norms : NULL;
+    rec->group_norms = o->log_groups ? r->groups.pre : NULL;
+    rec->group_post_norms = o->log_groups ? r->groups.post : NULL;
+    rec->group_factors = o->log_groups ? r->groups.factor : NULL;
     if (rec->dist_from_start > L->max_dist) L->max_dist = rec->dist_from_start;
     o->on_step(rec, o->user);
 }

@@ -1,0 +1,131 @@
+/* Per-example gradients for DP-SGD (Abadi et al. 2016, Opacus), from what
+ * the last backward left in the workspace, never forming an example's
+ * gradient block:
+ *
+ * - norms: a dense layer that sees one row per example has the gradient
+ *   delta_i a_i^T (+ delta_i for the bias), of squared norm
+ *   ||delta_i||^2 (||a_i||^2 + 1); one that sees an example's T rows (the
+ *   head of a many-to-many model) and a recurrent layer (a weight shared by
+ *   the steps) take the ghost norm sum_{t,s} (a_t . a_s)(d_t . d_s) or the
+ *   materialised sum_t d_t a_t^T, whichever is cheaper;
+ * - the re-weighted gradient: every gradient is linear in the rows that the
+ *   backward formed it from (the dense layers' deltas, the recurrent layers'
+ *   gate gradients), and each row belongs to one example, so scaling
+ *   example b's rows by its factor and forming the gradient again gives
+ *   sum_b factor_b g_b, without a second forward or backpropagation
+ *   through time. */
+#include <string.h>
+
+#include "nn/nn.h"
+
+/* The head's rows per example: every step's when it reads every step. */
+static size_t rows_per_example(const clipnn_model *m) { return m->every_step ? m->steps : 1; }
+
+/* Floats of norm scratch: the widest shared weight of the front and, for a
+ * head with T rows per example, of the head. */
+static clipnn_status norm_scratch_size(const clipnn_model *m, size_t max_batch, size_t *floats) {
+    size_t most = 0, n;
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_shape shape = m->rec[l].shape;
+        shape.batch = max_batch;
+        clipnn_status s = clipnn_rec_norm_scratch_size(&shape, &n);
+        if (s) return s;
+        most = n > most ? n : most;
+    }
+    for (size_t l = 0; l < m->n_layers && rows_per_example(m) > 1; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        clipnn_status s = clipnn_shared_norm_scratch_size(m->steps, L->in, L->out, &n);
+        if (s) return s;
+        most = n > most ? n : most;
+    }
+    *floats = most;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_example_scratch_reserve(clipnn_model *m, size_t max_batch) {
+    if (!m->n_rec) return CLIPNN_OK;
+    size_t floats, doubles, bytes;
+    clipnn_status s = norm_scratch_size(m, max_batch, &floats);
+    if (s) return s;
+    if (clipnn_mul_size(max_batch, 4, &doubles) || clipnn_mul_size(floats, sizeof(float), &bytes) ||
+        clipnn_add_size(bytes, doubles * sizeof(double), &bytes))
+        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: per-example norm scratch overflows");
+    double *block = clipnn_alloc(bytes);
+    if (!block) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for a batch of %zu", max_batch);
+    clipnn_free(m->example_sq);
+    m->example_sq = block;
+    m->norm_scratch = (float *)(block + doubles);
+    return CLIPNN_OK;
+}
+
+static void head_sqnorms(const clipnn_model *m, size_t B, double *sq) {
+    const size_t R = rows_per_example(m);
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
+        for (size_t i = 0; i < B; i++) {
+            if (R > 1) {
+                sq[i] += clipnn_shared_dense_sqnorm(R, a + i * R * L->in, L->in, d + i * R * L->out, L->out,
+                                                    m->norm_scratch);
+                continue;
+            }
+            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
+            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
+            sq[i] += dd * (aa + 1.0);
+        }
+    }
+}
+
+static void front_sqnorms(const clipnn_model *m, size_t B, double *sq) {
+    for (size_t l = 0; l < m->n_rec; l++) {
+        const clipnn_rec_layer *R = &m->rec[l];
+        clipnn_rec_shape shape = R->shape;
+        shape.batch = B;
+        size_t stride;
+        const float *in = clipnn_front_layer_input(m, l, &stride);
+        /* the shape was checked when the workspace was sized */
+        (void)clipnn_rec_example_sqnorms(&shape, in, stride, R->work, m->norm_scratch, m->example_sq);
+        for (size_t b = 0; b < B; b++) {
+            const double *t = m->example_sq + 4 * b;
+            sq[b] += t[0] + t[1] + t[2] + t[3];
+        }
+    }
+}
+
+void clipnn_example_sqnorms(const clipnn_model *m, double *sq) {
+    size_t B = m->ws.batch;
+    for (size_t i = 0; i < B; i++) sq[i] = 0;
+    head_sqnorms(m, B, sq);
+    front_sqnorms(m, B, sq);
+}
+
+static void head_reweight(clipnn_model *m, size_t B, const double *factor, float *g) {
+    const size_t R = rows_per_example(m);
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        float *d = m->delta[l];
+        for (size_t i = 0; i < B; i++) clipnn_scale(d + i * R * L->out, R * L->out, (float)factor[i]);
+        clipnn_dense_backward(g + L->w_offset, g + L->b_offset, NULL, d, clipnn_layer_input(m, l),
+                              m->params + L->w_offset, B * R, L->in, L->out);
+    }
+}
+
+static void front_reweight(clipnn_model *m, size_t B, const double *factor, float *g) {
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_layer *R = &m->rec[l];
+        clipnn_rec_shape shape = R->shape;
+        shape.batch = B;
+        size_t stride;
+        const float *in = clipnn_front_layer_input(m, l, &stride);
+        float *grad = g + R->p_offset;
+        memset(grad, 0, R->off.total * sizeof *grad);
+        (void)clipnn_rec_scale_examples(&shape, factor, R->work);
+        (void)clipnn_rec_param_grads(&shape, in, stride, R->work, grad);
+    }
+}
+
+void clipnn_example_reweight(clipnn_model *m, const double *factor, float *g) {
+    size_t B = m->ws.batch;
+    head_reweight(m, B, factor, g);
+    front_reweight(m, B, factor, g);
+}
