@@ -480,6 +480,24 @@ static int file_version(const char *path) {
     return got == sizeof head ? head[8] : -1;
 }
 
+/* The saved run's options are part of its state: other chunks, or none,
+ * are refused. */
+static void resume_refuses_other_options(const char *path, const clipnn_dataset *d, clipnn_train_options o) {
+    clipnn_train_state *st = NULL;
+    clipnn_model *m = NULL;
+    clipnn_train_result r;
+    CHECK_OK(clipnn_checkpoint_load(path, &m, &st));
+    if (!m) return;
+    o.state = st, o.on_step = NULL, o.bptt_steps = 2;
+    CHECK(clipnn_train(m, d, NULL, &o, &r) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "continue it with the same") != NULL);
+    o.bptt_chunk = o.bptt_steps = 0, o.carry_state = 0;
+    CHECK(clipnn_train(m, d, NULL, &o, &r) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "continue it with them") != NULL);
+    clipnn_train_state_free(st);
+    clipnn_model_free(m);
+}
+
 /* A run of 2 epochs with chunks of 2 of 6 steps, 3 steps back (shuffled
  * batches, or a stream with its state carried), split after step `split`
  * (6: between two batches of an epoch; 7: inside one, the run's end
@@ -524,20 +542,10 @@ static void resume_case(int carry, uint64_t split) {
     CHECK_MSG(memcmp(la.loss, lb.loss, total * sizeof *la.loss) == 0, "carry %d: losses differ", carry);
     CHECK_MSG(memcmp(clipnn_model_params(a), clipnn_model_params(b2), P * sizeof(float)) == 0,
               "carry %d: parameters differ after the resumed run", carry);
-    /* the saved run's options are part of its state */
-    clipnn_train_state *again = NULL;
-    clipnn_model *b3 = NULL;
-    CHECK_OK(clipnn_checkpoint_load(path, &b3, &again));
-    o.state = again, o.on_step = NULL, o.bptt_steps = 2;
-    CHECK(b3 && clipnn_train(b3, d, NULL, &o, &rb) == CLIPNN_ERR_INVALID_ARG);
-    CHECK(strstr(clipnn_last_error(), "continue it with the same") != NULL);
-    o.bptt_chunk = o.bptt_steps = 0, o.carry_state = 0;
-    CHECK(b3 && clipnn_train(b3, d, NULL, &o, &rb) == CLIPNN_ERR_INVALID_ARG);
-    CHECK(strstr(clipnn_last_error(), "continue it with them") != NULL);
+    resume_refuses_other_options(path, d, o);
     log_close(&la), log_close(&lb);
     clipnn_train_state_free(sa), clipnn_train_state_free(sb), clipnn_train_state_free(sb2);
-    clipnn_train_state_free(again);
-    clipnn_model_free(a), clipnn_model_free(b), clipnn_model_free(b2), clipnn_model_free(b3);
+    clipnn_model_free(a), clipnn_model_free(b), clipnn_model_free(b2);
     clipnn_dataset_free(d);
 }
 
@@ -585,8 +593,9 @@ static void delay_data(size_t n, size_t T, size_t D, uint64_t seed, clipnn_datas
     for (size_t i = 0; i < all; i++)
         for (size_t t = D; t < T; t++) y[i * T + t] = x[i * T + t - D];
     char spec[4200];
-    snprintf(spec, sizeof spec, "npy:%s,%s,%s,%s", save_npy("delay_x.npy", x, n, T, 1), save_npy("delay_y.npy", y, n, T, 1),
-             save_npy("delay_tx.npy", x + n * T, n / 2, T, 1), save_npy("delay_ty.npy", y + n * T, n / 2, T, 1));
+    snprintf(spec, sizeof spec, "npy:%s,%s,%s,%s", save_npy("delay_x.npy", x, n, T, 1),
+             save_npy("delay_y.npy", y, n, T, 1), save_npy("delay_tx.npy", x + n * T, n / 2, T, 1),
+             save_npy("delay_ty.npy", y + n * T, n / 2, T, 1));
     clipnn_data_options o = clipnn_data_options_default();
     o.scaling = CLIPNN_SCALE_NONE;
     CHECK_OK(clipnn_dataset_load(spec, &o, train, test));
