@@ -140,6 +140,13 @@ static void optim_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--replacement", CLI_FLAG, &s->replacement, NULL,
         "draw minibatches uniformly with replacement (default: shuffled passes)");
     ADD("--seed", CLI_U64, &s->seed, "S", "seed of the initial weights, batches and noise");
+    ADD("--bptt", CLI_STR, &s->bptt, "K1[,K2]",
+        "recurrent layers: truncated backpropagation through time, an update after every K1 steps with the "
+        "gradient through the last K2 of them (default K2 = K1; many-to-one models: K1 = the steps; default: "
+        "the whole sequence)");
+    ADD("--carry-state", CLI_FLAG, &s->carry_state, NULL,
+        "recurrent layers: each batch starts from the state the previous one ended with; the rows are one long "
+        "sequence in order, cut into --batch streams (no shuffling; zero state at each epoch)");
 }
 
 static void clip_options(cli_settings *s, unsigned groups, cli_option *table, size_t *n) {
@@ -196,6 +203,22 @@ int cli_argv_has(int argc, char **argv, const char *name) {
     return 0;
 }
 
+/* --bptt K1[,K2]: positive step counts, K2 = 0 when not given; 0 on success. */
+static int parse_bptt(const char *text, size_t *k1, size_t *k2) {
+    char *end;
+    errno = 0;
+    unsigned long long a = text[0] >= '0' && text[0] <= '9' ? strtoull(text, &end, 10) : 0, b = 0;
+    if (a == 0 || errno) return -1;
+    if (*end == ',') {
+        const char *second = end + 1;
+        b = second[0] >= '0' && second[0] <= '9' ? strtoull(second, &end, 10) : 0;
+        if (b == 0 || errno) return -1;
+    }
+    if (*end || a > SIZE_MAX || b > SIZE_MAX) return -1;
+    *k1 = (size_t)a, *k2 = (size_t)b;
+    return 0;
+}
+
 /* Parses a finite or infinite number; 0 on success. */
 static int parse_number(const char *text, double *out) {
     char *end;
@@ -230,6 +253,11 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
             return cli_usage_error(cmd, "--epochs and --steps exclude each other");
         if (s->epochs == 0 && s->steps == 0)
             return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
+        size_t k1, k2;
+        if (s->bptt && parse_bptt(s->bptt, &k1, &k2))
+            return cli_usage_error(cmd, "--bptt '%s': want K1 or K1,K2, steps >= 1", s->bptt);
+        if (s->carry_state && s->replacement)
+            return cli_usage_error(cmd, "--carry-state takes the batches in order: no --replacement");
     }
     if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
         return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
@@ -490,6 +518,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     o->steps = s->steps;
     o->replacement = s->replacement;
     o->seed = s->seed;
+    if (s->bptt) (void)parse_bptt(s->bptt, &o->bptt_chunk, &o->bptt_steps); /* checked by cli_settings_check */
+    o->carry_state = s->carry_state;
     o->log_groups = s->log_groups;
     o->stability_m = s->stability_m;
     o->expected_grad = s->expected_grad;

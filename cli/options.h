@@ -44,6 +44,8 @@ typedef struct {
     int nesterov, replacement, threads;
     size_t batch, epochs;
     uint64_t steps, seed;
+    const char *bptt; /* --bptt K1[,K2] */
+    int carry_state;
     /* clipping */
     const char *clip, *lambda, *nonfinite, *center, *box;
     double eps, p, value, percentile, noise, radius;

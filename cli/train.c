@@ -16,7 +16,8 @@ static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10] [--act tanh] [--loss xent|mse|bce]\n"
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
-    "             [--epochs N | --steps N] [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
+    "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
+    "             [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
     "             [--resume FILE]\n"
     "\n"
@@ -33,6 +34,8 @@ static const char SYNOPSIS[] =
     "order, step count); --resume FILE continues that run with the same options and\n"
     "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
     "whole run); the architecture then comes from FILE.\n"
+    "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
+    "(docs/recurrent.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory.";
@@ -114,6 +117,8 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_num(&j, "momentum", s->momentum);
     cli_json_str(&j, "schedule", s->schedule);
     cli_json_u64(&j, "batch", s->batch);
+    if (s->bptt) cli_json_str(&j, "bptt", s->bptt);
+    if (s->carry_state) cli_json_bool(&j, "carry_state", 1);
     cli_json_str(&j, "rule", clipnn_clip_rule_name(o->clip.rule));
     cli_json_num(&j, "lambda", cli_rule_threshold(&o->clip));
     cli_json_num(&j, "p", o->clip.p);

@@ -190,17 +190,19 @@ TEST(checkpoint_versions_newer_or_invalid_are_refused) {
     clipnn_model *m = model_a();
     CHECK_OK(clipnn_model_save(m, path));
     blob b = slurp(path);
-    put_u32(b.data + OFF_VERSION, 3);
+    put_u32(b.data + OFF_VERSION, 4);
     reseal(&b);
     spit(path, b.data, b.len);
-    expect_refused(path, CLIPNN_ERR_UNSUPPORTED, "version 3");
-    CHECK(strstr(clipnn_last_error(), "version 3") != NULL);
-    /* version 2 (recurrent layers) needs its sequence section */
-    put_u32(b.data + OFF_VERSION, 2);
-    reseal(&b);
-    spit(path, b.data, b.len);
-    expect_refused(path, CLIPNN_ERR_FORMAT, "version 2 without SEQN");
-    CHECK(strstr(clipnn_last_error(), "SEQN") != NULL);
+    expect_refused(path, CLIPNN_ERR_UNSUPPORTED, "version 4");
+    CHECK(strstr(clipnn_last_error(), "version 4") != NULL);
+    /* versions 2 (recurrent layers) and 3 (truncated BPTT) need the sequence section */
+    for (uint32_t v = 2; v <= 3; v++) {
+        put_u32(b.data + OFF_VERSION, v);
+        reseal(&b);
+        spit(path, b.data, b.len);
+        expect_refused(path, CLIPNN_ERR_FORMAT, "version 2 or 3 without SEQN");
+        CHECK(strstr(clipnn_last_error(), "SEQN") != NULL);
+    }
     put_u32(b.data + OFF_VERSION, 0);
     reseal(&b);
     spit(path, b.data, b.len);

@@ -11,6 +11,7 @@
 
 #include "check.h"
 #include "clipnn.h"
+#include "npy_fixture.h"
 #include "ref_file.h"
 
 typedef struct {
@@ -405,27 +406,6 @@ TEST(recurrent_model_checkpoint_round_trip) {
 
 /* ------------------------------------------- many-to-many training */
 
-/* A .npy file of float32 [d0][d1][d2] written by hand (numpy.save's v1.0). */
-static const char *save_npy3(const char *name, const float *v, size_t d0, size_t d1, size_t d2) {
-    const char *path = check_tmp_path(name);
-    char dict[128];
-    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu, %zu), }", d0,
-                       d1, d2);
-    size_t total = 10 + (size_t)len + 1, padded = (total + 63) / 64 * 64;
-    unsigned char head[256];
-    memcpy(head, "\x93NUMPY\x01\x00", 8);
-    head[8] = (unsigned char)(padded - 10), head[9] = 0;
-    memcpy(head + 10, dict, (size_t)len);
-    memset(head + 10 + len, ' ', padded - 11 - (size_t)len);
-    head[padded - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    if (!f) return path;
-    fwrite(head, 1, padded, f);
-    fwrite(v, sizeof *v, d0 * d1 * d2, f); /* little-endian host */
-    fclose(f);
-    return path;
-}
-
 /* The running mean of a sequence, every step a target: an RNN read at
  * every step learns it (the test loss falls tenfold), and a model that
  * reads only the last step is refused for such targets. */
@@ -443,8 +423,8 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
         }
     }
     char spec[2048];
-    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy3("mm_x.npy", &x[0][0][0], N, T, 1),
-             save_npy3("mm_y.npy", &y[0][0][0], N, T, 1));
+    snprintf(spec, sizeof spec, "npy:%s,%s", save_npy("mm_x.npy", &x[0][0][0], N, T, 1),
+             save_npy("mm_y.npy", &y[0][0][0], N, T, 1));
     clipnn_data_options dopt = clipnn_data_options_default();
     dopt.scaling = CLIPNN_SCALE_NONE;
     clipnn_dataset *tr = NULL, *te = NULL;

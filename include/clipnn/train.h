@@ -156,6 +156,37 @@ typedef struct {
     int log_groups;    /* fill clipnn_step_record's group_norms, group_post_norms, group_factors */
     double stability_m; /* M of Lemma 1 (0: off) */
     int expected_grad; /* evaluate H(theta) and the mean gradient at the end */
+    /* Truncated backpropagation through time, TBPTT(k1, k2) as Williams
+     * and Peng and Sutskever define it, for models with recurrent layers
+     * (sequences of T steps): each batch is processed in chunks of k1
+     * steps (the last one shorter when k1 does not divide T); after each
+     * chunk a parameter update, one step of the run, is made with the
+     * gradient of the chunk's loss (the mean over its sequences and steps)
+     * backpropagated through the last k2 steps up to the chunk's end. With
+     * k2 > k1 those steps reach back into the chunks before (never before
+     * the batch's first step): they are forwarded again with the current
+     * parameters from the state the previous update's forward left at the
+     * first of them, a constant; with k2 < k1 the chunk's earlier steps are
+     * constants (their outputs still reach the dense layers' gradient).
+     * The state is carried from chunk to chunk without gradient. Full
+     * BPTT is k1 = k2 = T, the default (0, 0), and gives the same results
+     * bit for bit. A many-to-one model has a loss at the last step only, so
+     * it takes k1 = T alone (an error otherwise) and k2 <= T truncates its
+     * gradient to the last k2 steps. Steps and epochs count updates: an
+     * epoch of b batches has b ceil(T / k1) steps. Needs k1 <= T and
+     * k2 <= T; per-sample clipping refuses these options. */
+    size_t bptt_chunk; /* k1 (0: T) */
+    size_t bptt_steps; /* k2 (0: k1) */
+    /* A stream: consecutive batches are consecutive segments of the same
+     * sequences, and each batch starts from the state (every layer's h, and
+     * c for an LSTM) the last one ended with, without gradient (the state
+     * of the first batch of each epoch is zero). The rows of the training
+     * set are taken in their order, as one long sequence cut into segments
+     * of T steps: split into `batch` streams of floor(n / batch)
+     * consecutive rows (the rows past batch x floor(n / batch) are not
+     * used), batch j holds row j of every stream. No shuffling; refused
+     * with replacement. Evaluation still starts every row from zero. */
+    int carry_state;
     void (*on_step)(const clipnn_step_record *r, void *user);
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;

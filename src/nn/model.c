@@ -557,23 +557,33 @@ static void finish_unit_norms(clipnn_model *m, double order) {
     }
 }
 
-clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
-                                     const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
-                                     float *dx) {
-    if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
+/* The front's forward: over whole sequences from zero states, or over a
+ * window (w not NULL). */
+static const float *pass_front(clipnn_model *m, const float *x, size_t batch, const clipnn_window *w) {
+    if (!w) return run_front(m, x, batch);
+    clipnn_front_forward_window(m, x, batch, w);
+    return m->head_input;
+}
+
+/* Forward, loss and backward of the head, then of the front (w: over a
+ * window, which leaves the gradient only). */
+static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                    size_t batch, const clipnn_fused_opts *f, const clipnn_window *w,
+                                    double *loss_out, float *dx) {
     clipnn_fused_opts front_f; /* a front leaves every dW formed */
     if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0}, f = &front_f;
-    size_t rows = clipnn_head_rows(m, batch);
+    size_t rows = w ? clipnn_window_rows(m, batch, w) : clipnn_head_rows(m, batch);
     clipnn_status s = check_targets(m, lo, y, rows);
     if (!s) s = forward_check(m, x, batch);
     if (s) return s;
     size_t last = m->n_layers - 1, k = m->layers[last].out;
     double loss = 0;
-    const float *a = run_front(m, x, batch);
+    const float *a = pass_front(m, x, batch, w);
     int threads = model_threads(m, rows);
     int want_back = lo->want_params || dx;
     float *head_dx = m->n_rec ? (want_back ? m->head_dx : NULL) : dx;
-    mark_backward(m, lo->want_params, dx != NULL, batch, f);
+    if (w) clipnn_workspace_mark(m, CLIPNN_WS_GRADS, batch, "clipnn_train (truncated backpropagation)");
+    else mark_backward(m, lo->want_params, dx != NULL, batch, f);
     m->ws.losses_batch = rows;
     clipnn_barrier bar = {0, 0};
 #pragma omp parallel num_threads(threads) if (threads > 1)
@@ -586,9 +596,35 @@ clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options 
         clipnn_barrier_wait(&bar, T);
         backward_slice(m, lo->want_params, f, head_dx, rows, t, T, &bar);
     }
-    if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx);
+    if (w) clipnn_front_backward_window(m, batch, w);
+    else if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx);
     const double order = f ? f->unit_norm_order : 0;
     if (lo->want_params && order > 0) finish_unit_norms(m, order);
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
+}
+
+clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                                     const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
+                                     float *dx) {
+    if (!lo || !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options or targets");
+    return loss_grad_pass(m, lo, x, y, batch, f, NULL, loss_out, dx);
+}
+
+static clipnn_status check_window(const clipnn_model *m, const clipnn_window *w) {
+    if (!m->n_rec) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: a window of steps needs recurrent layers");
+    if (w->steps == 0 || w->steps > m->steps || w->back == 0 || w->back > w->steps || w->carry_at > w->steps ||
+        w->loss_from >= w->steps || (!m->every_step && w->loss_from))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: window of %zu steps (loss from %zu, %zu back, state "
+                           "after %zu) in sequences of %zu", w->steps, w->loss_from, w->back, w->carry_at, m->steps);
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_loss_grad_window(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t batch, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss_out) {
+    if (!lo || !y || !w) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: NULL options, targets or window");
+    if (!lo->want_params) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: a window is for parameter gradients");
+    clipnn_status s = check_window(m, w);
+    return s ? s : loss_grad_pass(m, lo, x, y, batch, f, w, loss_out, NULL);
 }

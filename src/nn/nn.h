@@ -68,6 +68,11 @@ clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params,
 clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
                                   const float *dH, const float *dhT, const float *dcT, size_t last_steps,
                                   float *grad, float *dx, float *dh0, float *dc0, float *work);
+/* The state after the first t steps (1 <= t <= steps) of the last forward
+ * on work, whose H it wrote: h_t [B][h] into h and, for an LSTM, c_t into c
+ * (may be NULL). A backward leaves both readable. */
+clipnn_status clipnn_rec_state_after(const clipnn_rec_shape *s, const float *H, const float *work, size_t t, float *h,
+                                     float *c);
 /* After a backward: the squared Frobenius norm of each example's gradient,
  * per tensor: sqnorms[b][4] = W_ih, W_hh, b_ih, b_hh of example b alone (an
  * example's gradient is its sum over steps). x as given to the forward;
@@ -224,6 +229,35 @@ void clipnn_example_sqnorms(const clipnn_model *m, double *sq);
  * scaled in place (consumed). */
 void clipnn_example_reweight(clipnn_model *m, const double *factor, float *g);
 
+/* A window of truncated backpropagation through time: one pass of the
+ * front over `steps` steps from a given state, the loss on some of its
+ * steps and the gradient through the last `back` of them (the steps before
+ * are constants). Steps count from the window's first; its input x is
+ * [batch][steps][step_dim]. */
+typedef struct {
+    size_t steps;          /* steps forwarded, 1 to the model's */
+    size_t loss_from;      /* many-to-many: the steps [loss_from, steps) have targets; many-to-one: 0, the last step */
+    size_t back;           /* the gradient flows back through the last `back` steps, 1 to steps */
+    const float *state_in; /* every layer's state before the first step (layout below); NULL: zeros */
+    float *state_out;      /* receives every layer's state after carry_at steps; may be state_in; NULL: not wanted */
+    size_t carry_at;       /* 0 to steps */
+} clipnn_window;
+
+/* The state of the front for `batch` sequences, layer after layer: h
+ * [batch][hidden], then for an LSTM c [batch][hidden]. Its floats: */
+size_t clipnn_front_state_floats(const clipnn_model *m, size_t batch);
+/* The front over window w of x; sets m->head_input to the rows with a loss
+ * and writes w->state_out. */
+void clipnn_front_forward_window(clipnn_model *m, const float *x, size_t batch, const clipnn_window *w);
+/* BPTT of that window from m->head_dx into m->grads. */
+void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w);
+/* dst [batch][to - from][width] = the steps [from, to) of each sequence of
+ * src [batch][steps][width]. */
+void clipnn_slice_steps(float *dst, const float *src, size_t batch, size_t steps, size_t width, size_t from,
+                        size_t to);
+/* Rows the head runs for window w: batch, or batch x its steps with a loss. */
+size_t clipnn_window_rows(const clipnn_model *m, size_t batch, const clipnn_window *w);
+
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
 const float *clipnn_layer_input(const clipnn_model *m, size_t l);
 
@@ -257,6 +291,15 @@ int clipnn_fused_dw_unformed(const clipnn_fused_opts *f, size_t batch);
 clipnn_status clipnn_loss_grad_fused(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                      const float *y, size_t batch, const clipnn_fused_opts *f, double *loss_out,
                                      float *dx);
+
+/* clipnn_loss_grad_fused over window w of a model with recurrent layers:
+ * the mean loss of the window's rows with a loss, y [rows][n_outputs]
+ * (clipnn_window_rows), and its parameter gradient (lo->want_params must
+ * be set). The workspace then holds the gradient only: the per-example
+ * calls refuse it. */
+clipnn_status clipnn_loss_grad_window(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t batch, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss_out);
 
 /* ------------------------------------------------ kernels (src/dense.c) */
 

@@ -245,6 +245,25 @@ clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *par
     return CLIPNN_OK;
 }
 
+/* h_t is row t - 1 of H; the LSTM's c_t is the state row the forward
+ * kept for its backward, which only reads it. */
+clipnn_status clipnn_rec_state_after(const clipnn_rec_shape *s, const float *H, const float *work, size_t t, float *h,
+                                     float *c) {
+    rec_layout L;
+    clipnn_status st = rec_layout_of(s, &L);
+    if (st != CLIPNN_OK) return st;
+    if (!H || !work || !h || t == 0 || t > s->steps)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent state: step %zu of %zu, or a NULL argument", t,
+                           s->steps);
+    size_t T = s->steps, n = s->hidden;
+    for (size_t b = 0; b < s->batch; b++) {
+        size_t row = (b * T + t - 1) * n;
+        memcpy(h + b * n, H + row, n * sizeof *h);
+        if (c && s->cell == CLIPNN_CELL_LSTM) memcpy(c + b * n, work + L.state + row, n * sizeof *c);
+    }
+    return CLIPNN_OK;
+}
+
 clipnn_status clipnn_rec_example_sqnorms(const clipnn_rec_shape *s, const float *x, size_t x_stride,
                                          const float *work, float *scratch, double *sqnorms) {
     rec_layout L;

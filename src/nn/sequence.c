@@ -106,6 +106,123 @@ void clipnn_front_init(clipnn_model *m, clipnn_rng *rng) {
     }
 }
 
+/* ------------------------------------------------ windows (truncated BPTT) */
+
+static int is_lstm(const clipnn_rec_layer *R) { return R->shape.cell == CLIPNN_CELL_LSTM; }
+
+size_t clipnn_front_state_floats(const clipnn_model *m, size_t batch) {
+    size_t n = 0;
+    for (size_t l = 0; l < m->n_rec; l++) n += m->rec[l].shape.hidden * (is_lstm(&m->rec[l]) ? 2 : 1);
+    return n * batch;
+}
+
+/* Where layer l's h starts in a state block of `batch` sequences (its c
+ * follows, batch x hidden further). */
+static size_t state_offset(const clipnn_model *m, size_t batch, size_t l) {
+    size_t off = 0;
+    for (size_t i = 0; i < l; i++) off += batch * m->rec[i].shape.hidden * (is_lstm(&m->rec[i]) ? 2 : 1);
+    return off;
+}
+
+static clipnn_rec_shape window_shape(const clipnn_model *m, size_t l, size_t batch, const clipnn_window *w) {
+    clipnn_rec_shape s = m->rec[l].shape;
+    s.batch = batch;
+    s.steps = w->steps;
+    return s;
+}
+
+size_t clipnn_window_rows(const clipnn_model *m, size_t batch, const clipnn_window *w) {
+    return m->every_step ? batch * (w->steps - w->loss_from) : batch;
+}
+
+/* state_out := every layer's state after carry_at steps of the window just
+ * forwarded (the state it started from when carry_at is 0). */
+static void carry_state(const clipnn_model *m, size_t batch, const clipnn_window *w) {
+    if (w->carry_at == 0) {
+        size_t n = clipnn_front_state_floats(m, batch);
+        if (!w->state_in) memset(w->state_out, 0, n * sizeof *w->state_out);
+        else if (w->state_in != w->state_out) memcpy(w->state_out, w->state_in, n * sizeof *w->state_out);
+        return;
+    }
+    for (size_t l = 0; l < m->n_rec; l++) {
+        const clipnn_rec_layer *R = &m->rec[l];
+        clipnn_rec_shape s = window_shape(m, l, batch, w);
+        float *h = w->state_out + state_offset(m, batch, l);
+        (void)clipnn_rec_state_after(&s, R->H, R->work, w->carry_at, h, h + batch * s.hidden); /* checked */
+    }
+}
+
+void clipnn_slice_steps(float *dst, const float *src, size_t batch, size_t steps, size_t width, size_t from,
+                        size_t to) {
+    size_t n = (to - from) * width;
+    for (size_t b = 0; b < batch; b++) memcpy(dst + b * n, src + (b * steps + from) * width, n * sizeof *dst);
+}
+
+/* H [batch][steps][h] := rows [batch][steps - from][h] on the steps from
+ * `from`, zeros before (the inverse of slicing the steps [from, steps)). */
+static void scatter_steps(float *H, const float *rows, size_t batch, size_t steps, size_t from, size_t h) {
+    size_t n = steps - from;
+    for (size_t b = 0; b < batch; b++) {
+        memset(H + b * steps * h, 0, from * h * sizeof *H);
+        memcpy(H + (b * steps + from) * h, rows + b * n * h, n * h * sizeof *H);
+    }
+}
+
+/* The head reads the rows with a loss: the last step (many-to-one), every
+ * step, or the steps from loss_from, gathered into the top layer's dH,
+ * which its backward needs only after the head's. */
+static void window_head_input(clipnn_model *m, size_t batch, const clipnn_window *w) {
+    clipnn_rec_layer *top = &m->rec[m->n_rec - 1];
+    size_t h = top->shape.hidden, T = w->steps;
+    if (!m->every_step) {
+        for (size_t b = 0; b < batch; b++) memcpy(m->head_in + b * h, top->H + (b * T + T - 1) * h, h * sizeof(float));
+        m->head_input = m->head_in;
+    } else if (w->loss_from == 0) {
+        m->head_input = top->H;
+    } else {
+        clipnn_slice_steps(top->dH, top->H, batch, T, h, w->loss_from, T);
+        m->head_input = top->dH;
+    }
+}
+
+void clipnn_front_forward_window(clipnn_model *m, const float *x, size_t batch, const clipnn_window *w) {
+    m->last_input = x;
+    for (size_t l = 0; l < m->n_rec; l++) {
+        clipnn_rec_layer *R = &m->rec[l];
+        size_t stride;
+        const float *in = layer_input(m, l, &stride);
+        clipnn_rec_shape s = window_shape(m, l, batch, w);
+        const float *h0 = w->state_in ? w->state_in + state_offset(m, batch, l) : NULL;
+        /* the shape fits the workspace (steps <= the model's), checked by clipnn_loss_grad_window */
+        (void)clipnn_rec_forward(&s, m->params + R->p_offset, in, stride, h0, h0 ? h0 + batch * s.hidden : NULL, R->H,
+                                 NULL, NULL, R->work);
+    }
+    /* after every layer's forward, so that state_out may be state_in */
+    if (w->state_out) carry_state(m, batch, w);
+    window_head_input(m, batch, w);
+}
+
+void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w) {
+    clipnn_rec_layer *top = &m->rec[m->n_rec - 1];
+    const float *dH_top = m->every_step ? m->head_dx : NULL;
+    if (m->every_step && w->loss_from) {
+        scatter_steps(top->dH, m->head_dx, batch, w->steps, w->loss_from, top->shape.hidden);
+        dH_top = top->dH;
+    }
+    for (size_t l = m->n_rec; l-- > 0;) {
+        clipnn_rec_layer *R = &m->rec[l];
+        int is_top = l + 1 == m->n_rec;
+        float *grad = m->grads + R->p_offset;
+        memset(grad, 0, R->off.total * sizeof *grad);
+        size_t stride;
+        const float *in = layer_input(m, l, &stride);
+        clipnn_rec_shape s = window_shape(m, l, batch, w);
+        (void)clipnn_rec_backward(&s, m->params + R->p_offset, in, stride, is_top ? dH_top : R->dH,
+                                  is_top && !m->every_step ? m->head_dx : NULL, NULL, w->back, grad,
+                                  l ? m->rec[l - 1].dH : NULL, NULL, NULL, R->work);
+    }
+}
+
 /* ------------------------------------------------ recurrent initialisation */
 
 static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled"};

@@ -6,7 +6,8 @@
  *   offset   size  field
  *   0        8     magic: 'C' 'L' 'I' 'P' 'N' 'N' 0x00 0x1a
  *   8        4     u32 format version: 1 for a model without recurrent
- *                  layers (as every earlier build wrote), 2 with them
+ *                  layers (as every earlier build wrote), 2 with them, 3
+ *                  with a BPTT section
  *   12       8     u64 length of the whole file, CRC included
  *   20       ...   sections, each: u32 tag (four ASCII bytes in file order),
  *                  u64 payload length, payload
@@ -27,6 +28,10 @@
  *   CLIP  optional: clipper state (src/clip.c; opaque here)
  *   TRAN  optional: loop state of clipnn_train (src/train_state.c); its
  *         presence is what makes the file resumable
+ *   BPTT  optional, with TRAN, version 3: the chunk position, current batch
+ *         and carried state of a run with truncated BPTT or a carried state
+ *         (src/train_state.c); a build that cannot continue such a run
+ *         refuses the version instead of resuming it as another
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
  * later writer can add optional sections without a new version; a change old
@@ -56,7 +61,8 @@
 #include "train/train.h"
 
 static const unsigned char magic[8] = {'C', 'L', 'I', 'P', 'N', 'N', 0x00, 0x1a};
-enum { FORMAT_VERSION = 2, FORMAT_VERSION_MLP = 1, HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
+enum { FORMAT_VERSION = 3, FORMAT_VERSION_SEQ = 2, FORMAT_VERSION_MLP = 1 };
+enum { HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 
 #define TAG(a, b, c, d) ((uint32_t)(a) | (uint32_t)(b) << 8 | (uint32_t)(c) << 16 | (uint32_t)(d) << 24)
 #define TAG_ARCH TAG('A', 'R', 'C', 'H')
@@ -65,6 +71,7 @@ enum { FORMAT_VERSION = 2, FORMAT_VERSION_MLP = 1, HEADER_BYTES = 20, SECTION_HE
 #define TAG_OPTM TAG('O', 'P', 'T', 'M')
 #define TAG_CLIP TAG('C', 'L', 'I', 'P')
 #define TAG_TRAN TAG('T', 'R', 'A', 'N')
+#define TAG_BPTT TAG('B', 'P', 'T', 'T')
 
 /* On-disk activation codes are fixed by the format, whatever the order of
  * the enum in the header. */
@@ -159,10 +166,17 @@ static void write_arch(writer *w, const clipnn_model *m) {
     }
 }
 
+/* The oldest version that holds everything written: earlier builds read the
+ * files they can continue. */
+static uint32_t format_version(const clipnn_model *m, const clipnn_train_state *st) {
+    if (st && st->loop && st->bptt) return FORMAT_VERSION;
+    return m->n_rec ? FORMAT_VERSION_SEQ : FORMAT_VERSION_MLP;
+}
+
 static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_state *st, uint64_t total) {
     unsigned char h[HEADER_BYTES];
     memcpy(h, magic, sizeof magic);
-    le_put_u32(h + 8, m->n_rec ? FORMAT_VERSION : FORMAT_VERSION_MLP);
+    le_put_u32(h + 8, format_version(m, st));
     le_put_u64(h + 12, total);
     put(w, h, sizeof h);
     write_arch(w, m);
@@ -177,7 +191,8 @@ static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_
             size_t len;
         } extra[] = {{TAG_OPTM, st->optim, st->optim_len},
                      {TAG_CLIP, st->clip, st->clip_len},
-                     {TAG_TRAN, st->loop, st->loop_len}};
+                     {TAG_TRAN, st->loop, st->loop_len},
+                     {TAG_BPTT, st->bptt, st->bptt_len}};
         for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
             if (!extra[i].data) continue;
             put_section_header(w, extra[i].tag, extra[i].len);
@@ -197,6 +212,7 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
         if (st->optim) total += SECTION_HEADER + st->optim_len;
         if (st->clip) total += SECTION_HEADER + st->clip_len;
         total += SECTION_HEADER + st->loop_len;
+        if (st->bptt) total += SECTION_HEADER + st->bptt_len;
     }
     return total;
 }
@@ -312,7 +328,7 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, N_SECTIONS };
+enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, N_SECTIONS };
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -354,9 +370,10 @@ static clipnn_status find_sections(reader *r, section *sec) {
     if (sec[SEC_PARM].off < sec[SEC_ARCH].off)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameters stored before the architecture", r->path);
     if (r->version >= 2 && !sec[SEC_SEQN].present)
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a version 2 checkpoint without its sequence (SEQN) section",
-                           r->path);
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a version %u checkpoint without its sequence (SEQN) section",
+                           r->path, r->version);
     if (r->version < 2) sec[SEC_SEQN].present = 0; /* not part of version 1: skipped as unknown */
+    if (r->version < 3) sec[SEC_BPTT].present = 0; /* nor BPTT of versions 1 and 2 */
     return CLIPNN_OK;
 }
 
@@ -521,9 +538,10 @@ static clipnn_status read_state(reader *r, const section *sec, size_t n_params, 
         s = read_blob(r, &sec[SEC_OPTM], &st->optim, &st->optim_len);
         if (!s) s = read_blob(r, &sec[SEC_CLIP], &st->clip, &st->clip_len);
         if (!s) s = read_blob(r, &sec[SEC_TRAN], &st->loop, &st->loop_len);
+        if (!s) s = read_blob(r, &sec[SEC_BPTT], &st->bptt, &st->bptt_len);
         if (!s) s = clipnn_train_state_validate(st, n_params, r->path);
-    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present) {
-        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: optimizer or clipper state without the training (TRAN) section",
+    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present) {
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: optimizer, clipper or BPTT state without the training (TRAN) section",
                         r->path);
     }
     if (s) {
@@ -542,7 +560,7 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
         [SEC_ARCH] = {TAG_ARCH, "ARCH", 0, 0, 0}, [SEC_SEQN] = {TAG_SEQN, "SEQN", 0, 0, 0},
         [SEC_PARM] = {TAG_PARM, "PARM", 0, 0, 0},
         [SEC_OPTM] = {TAG_OPTM, "OPTM", 0, 0, 0}, [SEC_CLIP] = {TAG_CLIP, "CLIP", 0, 0, 0},
-        [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0},
+        [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0}, [SEC_BPTT] = {TAG_BPTT, "BPTT", 0, 0, 0},
     };
     s = find_sections(r, sec);
     if (s) return s;

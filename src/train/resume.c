@@ -9,24 +9,29 @@
 clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_train_loop *l,
                                          const size_t *order, size_t n, const float *theta0,
                                          size_t n_params, const clipnn_optimizer *o,
-                                         const clipnn_clipper *c) {
-    unsigned char *loop = NULL;
-    size_t loop_len = 0;
+                                         const clipnn_clipper *c, const clipnn_bptt_loop *bptt) {
+    unsigned char *loop = NULL, *bp = NULL;
+    size_t loop_len = 0, bp_len = 0;
     clipnn_status st = clipnn_train_loop_encode(l, order, n, theta0, n_params, &loop, &loop_len);
-    if (st) return st;
+    if (!st && bptt) st = clipnn_bptt_loop_encode(bptt, &bp, &bp_len);
+    if (st) {
+        clipnn_free(loop);
+        return st;
+    }
     size_t olen = clipnn_optimizer_state_size(o), clen = clipnn_clipper_state_size(c);
     /* clipnn_alloc never returns NULL for 0 bytes, so an empty clipper
      * state is still a (zero-length) section of the file. */
     unsigned char *ob = clipnn_alloc(olen), *cb = clipnn_alloc(clen);
     if (!ob || !cb) {
-        clipnn_free(loop), clipnn_free(ob), clipnn_free(cb);
+        clipnn_free(loop), clipnn_free(bp), clipnn_free(ob), clipnn_free(cb);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "training state: out of memory");
     }
     clipnn_optimizer_state_save(o, ob);
     clipnn_clipper_state_save(c, cb);
 
-    clipnn_free(s->optim), clipnn_free(s->clip), clipnn_free(s->loop);
+    clipnn_free(s->optim), clipnn_free(s->clip), clipnn_free(s->loop), clipnn_free(s->bptt);
     s->loop = loop, s->loop_len = loop_len;
+    s->bptt = bp, s->bptt_len = bp_len;
     s->optim = ob, s->optim_len = olen;
     s->clip = cb, s->clip_len = clen;
     s->source[0] = 0;
@@ -35,7 +40,7 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
 
 clipnn_status clipnn_train_state_restore(const clipnn_train_state *s, clipnn_train_loop *l, size_t *order,
                                          size_t n, float *theta0, size_t n_params, clipnn_optimizer *o,
-                                         clipnn_clipper *c) {
+                                         clipnn_clipper *c, clipnn_bptt_loop *bptt) {
     const char *origin = s->source[0] ? s->source : "training state";
     if (!s->loop) return clipnn_fail(CLIPNN_ERR_STATE, "%s: empty, nothing to resume", origin);
     clipnn_status st = clipnn_train_state_validate(s, n_params, origin);
@@ -44,6 +49,12 @@ clipnn_status clipnn_train_state_restore(const clipnn_train_state *s, clipnn_tra
     if (saved_n != n)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: the run was trained on %llu examples, this training set has %zu",
                            origin, (unsigned long long)saved_n, n);
+    if (!s->bptt != !bptt)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: the run was made %s truncated backpropagation through time "
+                           "or a carried state; continue it %s them", origin, s->bptt ? "with" : "without",
+                           s->bptt ? "with" : "without");
+    /* decoded first: it checks the most and leaves o and c as they were */
+    if (bptt && (st = clipnn_bptt_loop_decode(s->bptt, bptt, n, origin))) return st;
     st = clipnn_optimizer_state_load(o, s->optim, s->optim_len);
     if (!st) st = clipnn_clipper_state_load(c, s->clip, s->clip_len);
     if (st) {

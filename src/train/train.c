@@ -238,11 +238,13 @@ typedef struct {
     const clipnn_train_options *o;
     clipnn_train_result *result;
     size_t n, k, B, eval_chunk, P;
+    size_t n_pass; /* rows a pass over the data takes: n, or whole batches of a stream */
     uint64_t steps_per_epoch, total, t_start;
     clipnn_schedule sched;
     clipnn_optimizer *opt;
     clipnn_clipper *clip;
     train_buffers b;
+    clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     clipnn_fused_opts fused;
     clipnn_group_report groups; /* into b.group_norms */
@@ -256,6 +258,7 @@ static void close_run(train_run *r) {
     clipnn_clipper_free(r->clip);
     clipnn_optimizer_free(r->opt);
     free_buffers(&r->b);
+    clipnn_bptt_close(&r->bptt);
 }
 
 /* Sizes, the workspace for the larger of a batch and an evaluation chunk,
@@ -268,11 +271,14 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->B = o->batch < r->n || o->replacement ? o->batch : r->n;
     r->eval_chunk = r->B > 256 ? r->B : 256;
     r->P = m->n_params;
-    r->steps_per_epoch = (r->n + r->B - 1) / r->B;
-    r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
+    /* a stream is batch streams of n / batch rows each, every batch full */
+    r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
     clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
     if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
+    if (!s && (s = clipnn_bptt_open(&r->bptt, o, m, r->B, clipnn_dataset_n_targets(train)))) free_buffers(&r->b);
     if (s) return s;
+    r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
+    r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
     size_t G = clipnn_model_n_groups(m);
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
     s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
@@ -281,11 +287,19 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     return s;
 }
 
+/* The rows idx[Bt] and their targets into b.xb and b.yb. */
+static void gather_batch(train_run *r, const size_t *idx, size_t Bt) {
+    gather_rows(r->train, idx, Bt, r->b.xb);
+    gather_targets(r->train, idx, Bt, r->o->loss.loss, r->k, r->b.yb);
+}
+
 /* Resume: every variable a step depends on comes back as it was. */
 static clipnn_status resume_loop(train_run *r) {
     const clipnn_train_state *st = r->o->state;
-    clipnn_status s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip);
+    clipnn_bptt_loop *bp = r->bptt.on ? &r->bptt.loop : NULL;
+    clipnn_status s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
+    if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
     r->t_start = r->L.step;
     clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %llu)", st->source[0] ? st->source : "a saved run",
                (unsigned long long)r->t_start, (unsigned long long)r->total, (unsigned long long)r->L.epoch + 1);
@@ -312,17 +326,27 @@ static clipnn_status start_loop(train_run *r) {
     return o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
 }
 
-/* The minibatch into b.idx: the next rows of a shuffled pass, or uniform
- * draws with replacement. Returns its size (a pass may end short). */
-static size_t draw_batch(train_run *r) {
+/* The minibatch into b.idx: the next rows of a shuffled pass, the next
+ * batch of a stream (row j of each of the B streams of n_pass / B rows), or
+ * uniform draws with replacement. Returns its size (a shuffled pass may end
+ * short); *new_pass tells that it begins a pass. */
+static size_t draw_batch(train_run *r, int *new_pass) {
     clipnn_train_loop *L = &r->L;
+    *new_pass = 0;
     if (r->o->replacement) {
         for (size_t i = 0; i < r->B; i++) r->b.idx[i] = (size_t)clipnn_rng_below(&L->rng, r->n);
         return r->B;
     }
-    if (L->cursor >= r->n) {
-        clipnn_rng_shuffle(&L->rng, r->b.order, r->n);
+    if (L->cursor >= r->n_pass) {
+        if (!r->o->carry_state) clipnn_rng_shuffle(&L->rng, r->b.order, r->n);
         L->cursor = 0;
+        *new_pass = 1;
+    }
+    if (r->o->carry_state) {
+        size_t rows = r->n_pass / r->B, j = L->cursor / r->B;
+        for (size_t i = 0; i < r->B; i++) r->b.idx[i] = i * rows + j;
+        L->cursor += r->B;
+        return r->B;
     }
     size_t Bt = r->n - L->cursor < r->B ? r->n - L->cursor : r->B;
     memcpy(r->b.idx, r->b.order + L->cursor, Bt * sizeof *r->b.idx);
@@ -330,14 +354,28 @@ static size_t draw_batch(train_run *r) {
     return Bt;
 }
 
-/* Loss and gradient of the batch, then the clipper: the factor left to the
+/* Loss and gradient of the step: of the next batch, or with truncated
+ * BPTT of the next chunk (a new batch at its first). */
+static clipnn_status step_loss_grad(train_run *r, double *loss) {
+    clipnn_bptt_run *bp = &r->bptt;
+    int new_pass;
+    if (!bp->on || bp->loop.chunk == 0) {
+        size_t Bt = draw_batch(r, &new_pass);
+        gather_batch(r, r->b.idx, Bt);
+        if (!bp->on) {
+            r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
+            return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
+        }
+        clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
+    }
+    return clipnn_bptt_loss_grad(bp, r->m, &r->o->loss, r->b.xb, r->b.yb, &r->fused, loss);
+}
+
+/* Loss and gradient of the step, then the clipper: the factor left to the
  * update in *scale and b.unit_scale, the record in rec.clip. */
-static clipnn_status gradient_and_clip(train_run *r, uint64_t t, size_t Bt, double *loss, double *scale) {
+static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, double *scale) {
     const clipnn_train_options *o = r->o;
-    gather_rows(r->train, r->b.idx, Bt, r->b.xb);
-    gather_targets(r->train, r->b.idx, Bt, o->loss.loss, r->k, r->b.yb);
-    r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
-    clipnn_status s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
+    clipnn_status s = step_loss_grad(r, loss);
     if (s) return s;
     clipnn_clip_record *c = &r->rec.clip;
     /* A loss past float range can come with a finite gradient
@@ -398,6 +436,7 @@ static void count_step(train_run *r, uint64_t t, double lr, double loss) {
     L->epoch_clipped += c->clipped;
     L->epoch_steps++;
     L->step = t + 1;
+    if (r->bptt.on) clipnn_bptt_advance(&r->bptt);
 }
 
 /* The step record for on_step, with the stability telemetry. */
@@ -436,7 +475,8 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
         .test_accuracy = res->test_accuracy,
         .clipped_fraction = (double)r->L.epoch_clipped / (double)r->L.epoch_steps,
         .seconds = secs,
-        .samples_per_second = secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / secs : 0,
+        .samples_per_second =
+            secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / (double)r->bptt.loop.chunks / secs : 0,
     };
     o->on_epoch(&er, o->user);
 }
@@ -446,7 +486,8 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
 static clipnn_status end_epoch(train_run *r, uint64_t t) {
     clipnn_train_loop *L = &r->L;
     clipnn_train_result *res = r->result;
-    int epoch_end = r->o->replacement ? (t + 1) % r->steps_per_epoch == 0 : L->cursor >= r->n;
+    int epoch_end = r->o->replacement ? (t + 1) % r->steps_per_epoch == 0
+                                      : L->cursor >= r->n_pass && r->bptt.loop.chunk == 0;
     if (!epoch_end && t + 1 != r->total) return CLIPNN_OK;
     /* Skipped steps have no loss to count (NaN when all were skipped). */
     res->train_loss = L->epoch_steps > r->epoch_skipped ? L->epoch_loss / (double)(L->epoch_steps - r->epoch_skipped)
@@ -472,7 +513,7 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
  * without an error (it has diverged under the propagate policy). */
 static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
     double loss, scale = 1;
-    clipnn_status s = gradient_and_clip(r, t, draw_batch(r), &loss, &scale);
+    clipnn_status s = gradient_and_clip(r, t, &loss, &scale);
     if (s) return s;
     double lr = clipnn_schedule_lr(&r->sched, t);
     if (!r->rec.clip.skipped) {
@@ -509,7 +550,8 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
     if (s == CLIPNN_OK && o->state)
-        s = clipnn_train_state_capture(o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip);
+        s = clipnn_train_state_capture(o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
+                                       r->bptt.on ? &r->bptt.loop : NULL);
     return s;
 }
 
@@ -520,6 +562,7 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     result->test_loss = result->test_accuracy = NAN;
     result->expected_clipped_grad_norm = result->mean_grad_norm = NAN;
     clipnn_status s = check_options(o, train);
+    if (!s) s = clipnn_bptt_check(o, m);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);
     return s;

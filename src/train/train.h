@@ -39,7 +39,8 @@ double clipnn_lemma1_bound(double M, double sum_a2, double lambda);
  * the optimizer and clipper that clipnn_train creates. */
 struct clipnn_train_state {
     unsigned char *optim, *clip, *loop; /* NULL when absent; loop == NULL: empty state */
-    size_t optim_len, clip_len, loop_len;
+    unsigned char *bptt;                /* BPTT section: a run with truncated BPTT or a carried state; or NULL */
+    size_t optim_len, clip_len, loop_len, bptt_len;
     char source[256]; /* file it was read from, named in messages ("" if none) */
 };
 
@@ -52,6 +53,57 @@ typedef struct {
     double sum_lr, sum_lr2, epoch_loss, max_dist;
 } clipnn_train_loop;
 
+/* Truncated BPTT and the carried state of a run (clipnn_train_options
+ * bptt_chunk, bptt_steps, carry_state): the options as resolved and the
+ * capacity of the buffers, fixed for the run; the loop variables a resumed
+ * run continues. */
+typedef struct {
+    uint64_t k1, k2, carry;      /* steps per chunk, steps back, carried state (0 or 1) */
+    uint64_t chunks;             /* chunks per batch, ceil(T / k1) */
+    size_t max_batch, state_width; /* sequences per batch at most; state floats per sequence */
+    size_t chunk;                /* the next step's chunk of the current batch (0: the next step draws one) */
+    size_t batch;                /* sequences of the current batch (0: none drawn yet) */
+    size_t *idx;                 /* [max_batch] its rows */
+    float *state;                /* [max_batch][state_width] the state the next chunk starts from */
+} clipnn_bptt_loop;
+
+/* A run's truncated BPTT and carried state (src/train/bptt.c). */
+typedef struct {
+    int on;                     /* the options ask for it: chunks go through clipnn_loss_grad_window */
+    size_t T, step_dim, y_step; /* steps, x values per step, targets per step (many-to-many) */
+    clipnn_bptt_loop loop;      /* what a saved state holds */
+    float *next;                /* [max_batch][state_width] the state the chunk's forward leaves */
+    float *xw, *yw;             /* the chunk's window of the batch's x, its targets */
+} clipnn_bptt_run;
+
+/* Are the options' truncation and carried state possible for m? */
+clipnn_status clipnn_bptt_check(const clipnn_train_options *o, const clipnn_model *m);
+/* Resolves the options and allocates for batches of up to max_batch
+ * sequences of y_row targets each (b->on = 0 and nothing allocated when
+ * the options ask for neither; then loop.chunks = 1). */
+clipnn_status clipnn_bptt_open(clipnn_bptt_run *b, const clipnn_train_options *o, const clipnn_model *m,
+                               size_t max_batch, size_t y_row);
+void clipnn_bptt_close(clipnn_bptt_run *b);
+/* A new batch, rows idx[batch], gathered by the caller: its first chunk
+ * next; the state zero unless carried from the batch before in the same
+ * pass over the data. */
+void clipnn_bptt_new_batch(clipnn_bptt_run *b, const size_t *idx, size_t batch, int new_pass);
+/* Loss and gradient of the current chunk of the batch xb, yb (the whole
+ * sequences, as gathered); the state it leaves for the next goes to next. */
+clipnn_status clipnn_bptt_loss_grad(clipnn_bptt_run *b, clipnn_model *m, const clipnn_loss_options *lo,
+                                    const float *xb, const float *yb, const clipnn_fused_opts *f, double *loss);
+/* After the chunk's step: its state becomes the one carried; the next chunk. */
+void clipnn_bptt_advance(clipnn_bptt_run *b);
+
+/* The BPTT payload (src/train_state.c), written only for a run that uses
+ * these options: encode allocates *out ([*len]); check tells whether a
+ * payload is well formed (errors name `path`); decode restores a payload
+ * that check accepted into a run of the same options and capacity, or
+ * fails with SHAPE or INVALID_ARG naming `origin`. */
+clipnn_status clipnn_bptt_loop_encode(const clipnn_bptt_loop *b, unsigned char **out, size_t *len);
+clipnn_status clipnn_bptt_loop_check(const unsigned char *p, size_t len, const char *path);
+clipnn_status clipnn_bptt_loop_decode(const unsigned char *p, clipnn_bptt_loop *b, size_t n, const char *origin);
+
 /* The TRAN payload (src/train_state.c): encode allocates *out ([*len]);
  * decode and examples read a payload that clipnn_train_state_validate
  * accepted. */
@@ -63,16 +115,20 @@ void clipnn_train_loop_decode(const unsigned char *p, clipnn_train_loop *loop, s
 uint64_t clipnn_train_loop_examples(const unsigned char *p);
 
 /* (src/resume.c) Store a run into s (allocates: call outside the steps); s is unchanged on
- * failure. order: [n] the shuffle permutation; theta0: [n_params]. */
+ * failure. order: [n] the shuffle permutation; theta0: [n_params]; bptt:
+ * NULL for a run without truncated BPTT or carried state. */
 clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_train_loop *loop,
                                          const size_t *order, size_t n, const float *theta0,
                                          size_t n_params, const clipnn_optimizer *o,
-                                         const clipnn_clipper *c);
+                                         const clipnn_clipper *c, const clipnn_bptt_loop *bptt);
 /* Put the run held by s (not empty) back into the loop variables, order,
- * theta0, o and c; fails with SHAPE when the data or model do not match. */
+ * theta0, o, c and bptt (NULL as for capture); fails with SHAPE when the
+ * data or model do not match, INVALID_ARG when the run was made with other
+ * truncation or carried-state options. */
 clipnn_status clipnn_train_state_restore(const clipnn_train_state *s, clipnn_train_loop *loop,
                                          size_t *order, size_t n, float *theta0,
-                                         size_t n_params, clipnn_optimizer *o, clipnn_clipper *c);
+                                         size_t n_params, clipnn_optimizer *o, clipnn_clipper *c,
+                                         clipnn_bptt_loop *bptt);
 /* Is an OPTM payload well formed for n_params parameters? (src/optim_state.c;
  * used before any optimizer exists, errors name `path`.) */
 clipnn_status clipnn_optimizer_state_check(const void *buf, size_t len, size_t n_params,

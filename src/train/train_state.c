@@ -14,13 +14,19 @@
  *   88   f64 sum_lr, sum_lr2, epoch_loss, max_dist
  *   120  u64 n (training set size), u64 n_params
  *   136  u64 order[n] (a permutation of 0..n-1), then f32 theta0[n_params]
+ *
+ * BPTT layout (a run with truncated BPTT or a carried state only):
+ *   0    u64 k1, k2, carry_state (the options, as resolved)
+ *   24   u64 chunk (the next step's chunk of the current batch)
+ *   32   u64 batch (its sequences, 0: none drawn yet), u64 state floats
+ *   48   u64 idx[batch] (its rows), then f32 state[state floats]
  */
 #include <string.h>
 
 #include "base/bytes_le.h"
 #include "train/train.h"
 
-enum { TRAN_HEADER = 136 };
+enum { TRAN_HEADER = 136, BPTT_HEADER = 48 };
 
 clipnn_status clipnn_train_state_create(clipnn_train_state **out) {
     if (!out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "training state: NULL argument");
@@ -32,8 +38,9 @@ static void clear(clipnn_train_state *s) {
     clipnn_free(s->optim);
     clipnn_free(s->clip);
     clipnn_free(s->loop);
-    s->optim = s->clip = s->loop = NULL;
-    s->optim_len = s->clip_len = s->loop_len = 0;
+    clipnn_free(s->bptt);
+    s->optim = s->clip = s->loop = s->bptt = NULL;
+    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = 0;
 }
 
 void clipnn_train_state_free(clipnn_train_state *s) {
@@ -99,6 +106,76 @@ void clipnn_train_loop_decode(const unsigned char *p, clipnn_train_loop *l, size
     le_get_f32s(theta0, p + 8 * n, n_params);
 }
 
+/* ---------------------------------------------------------------- BPTT */
+
+/* Bytes of a BPTT payload; 0 when that overflows. */
+static uint64_t bptt_bytes(uint64_t batch, uint64_t floats) {
+    if (batch > (UINT64_MAX / 4) / 8 || floats > (UINT64_MAX / 4) / 4) return 0;
+    return BPTT_HEADER + 8 * batch + 4 * floats;
+}
+
+clipnn_status clipnn_bptt_loop_encode(const clipnn_bptt_loop *b, unsigned char **out, size_t *len) {
+    size_t floats = b->batch * b->state_width;
+    uint64_t bytes = bptt_bytes(b->batch, floats);
+    unsigned char *p = bytes && bytes <= SIZE_MAX ? clipnn_alloc((size_t)bytes) : NULL;
+    if (!p) return clipnn_fail(CLIPNN_ERR_NOMEM, "training state: out of memory for the carried state");
+    const uint64_t fields[6] = {b->k1, b->k2, b->carry, b->chunk, b->batch, floats};
+    for (int i = 0; i < 6; i++) le_put_u64(p + 8 * i, fields[i]);
+    for (size_t i = 0; i < b->batch; i++) le_put_u64(p + BPTT_HEADER + 8 * i, b->idx[i]);
+    le_put_f32s(p + BPTT_HEADER + 8 * b->batch, b->state, floats);
+    *out = p;
+    *len = (size_t)bytes;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_bptt_loop_check(const unsigned char *p, size_t len, const char *path) {
+    if (len < BPTT_HEADER)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: BPTT section of %zu bytes, shorter than its %d-byte header", path,
+                           len, BPTT_HEADER);
+    uint64_t k1 = le_get_u64(p), k2 = le_get_u64(p + 8), carry = le_get_u64(p + 16);
+    uint64_t batch = le_get_u64(p + 32), floats = le_get_u64(p + 40);
+    if (k1 == 0 || k2 == 0 || carry > 1)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: BPTT section with chunks of %llu steps, %llu back, carry %llu",
+                           path, (unsigned long long)k1, (unsigned long long)k2, (unsigned long long)carry);
+    uint64_t want = bptt_bytes(batch, floats);
+    if (want == 0 || want != len)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: BPTT section of %zu bytes does not hold %llu rows and %llu state "
+                           "values", path, len, (unsigned long long)batch, (unsigned long long)floats);
+    return CLIPNN_OK;
+}
+
+/* The saved run's options against this run's. */
+static clipnn_status bptt_same_options(const unsigned char *p, const clipnn_bptt_loop *b, const char *origin) {
+    uint64_t k1 = le_get_u64(p), k2 = le_get_u64(p + 8), carry = le_get_u64(p + 16);
+    if (k1 == b->k1 && k2 == b->k2 && carry == b->carry) return CLIPNN_OK;
+    return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: the run was made with chunks of %llu steps, %llu steps back%s; "
+                       "continue it with the same (here %llu, %llu%s)", origin, (unsigned long long)k1,
+                       (unsigned long long)k2, carry ? " and the state carried" : "", (unsigned long long)b->k1,
+                       (unsigned long long)b->k2, b->carry ? " and the state carried" : "");
+}
+
+clipnn_status clipnn_bptt_loop_decode(const unsigned char *p, clipnn_bptt_loop *b, size_t n, const char *origin) {
+    clipnn_status st = bptt_same_options(p, b, origin);
+    if (st) return st;
+    uint64_t chunk = le_get_u64(p + 24), batch = le_get_u64(p + 32), floats = le_get_u64(p + 40);
+    if (batch > b->max_batch || floats != batch * b->state_width || chunk >= b->chunks || (chunk && !batch))
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: a batch of %llu sequences with %llu state values at chunk %llu, "
+                           "this run takes %zu with %zu each in %llu chunks", origin, (unsigned long long)batch,
+                           (unsigned long long)floats, (unsigned long long)chunk, b->max_batch, b->state_width,
+                           (unsigned long long)b->chunks);
+    for (uint64_t i = 0; i < batch; i++) {
+        uint64_t row = le_get_u64(p + BPTT_HEADER + 8 * i);
+        if (row >= n)
+            return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: the current batch holds row %llu of %zu", origin,
+                               (unsigned long long)row, n);
+        b->idx[i] = (size_t)row;
+    }
+    b->chunk = (size_t)chunk;
+    b->batch = (size_t)batch;
+    le_get_f32s(b->state, p + BPTT_HEADER + 8 * batch, (size_t)floats);
+    return CLIPNN_OK;
+}
+
 clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_params, const char *path) {
     if (!s->loop) return CLIPNN_OK;
     if (s->loop_len < TRAN_HEADER)
@@ -134,6 +211,7 @@ clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_
     if (st) return st;
     if (!s->optim) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: training state without optimizer (OPTM) section", path);
     if (!s->clip) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: training state without clipper (CLIP) section", path);
+    if (s->bptt && (st = clipnn_bptt_loop_check(s->bptt, s->bptt_len, path))) return st;
     return clipnn_optimizer_state_check(s->optim, s->optim_len, n_params, path);
 }
 
