@@ -24,7 +24,7 @@ enum {
     CLI_OPTS_THREADS = 1 << 7      /* --threads alone (eval) */
 };
 
-#define CLI_MAX_OPTIONS 64
+#define CLI_MAX_OPTIONS 128
 #define CLI_MAX_LAYERS 64
 
 typedef struct {
