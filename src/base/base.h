@@ -21,6 +21,19 @@ clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...)
  * the last error) when it is not there. The parsers of enum names share it. */
 int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what);
 
+/* The public PREFIX_name(TYPE) and PREFIX_parse(const char *, TYPE *) of an
+ * enum whose names are the table NAMES[COUNT] ("unknown" past its end;
+ * parse fails with INVALID_ARG and a message listing the names, calling
+ * the enum WHAT). */
+#define CLIPNN_NAME_FUNCTIONS(PREFIX, TYPE, NAMES, COUNT, WHAT)                   \
+    const char *PREFIX##_name(TYPE v) { return (unsigned)v < (COUNT) ? NAMES[v] : "unknown"; } \
+    clipnn_status PREFIX##_parse(const char *name, TYPE *out) {                  \
+        int i = clipnn_lookup_name(NAMES, (COUNT), name, WHAT);                   \
+        if (i < 0) return CLIPNN_ERR_INVALID_ARG;                                 \
+        *out = (TYPE)i;                                                           \
+        return CLIPNN_OK;                                                         \
+    }
+
 /* A message for the sink of clipnn_set_log (level 0 information, 1
  * warning); nothing without a sink. Formats on the stack: safe inside the
  * training steps, which must not allocate. */

@@ -33,16 +33,7 @@ static const char *const rule_names[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_PER_SAMPLE] = "per-sample",
 };
 
-const char *clipnn_clip_rule_name(clipnn_clip_rule rule) {
-    return (unsigned)rule < CLIPNN_CLIP_COUNT ? rule_names[rule] : "unknown";
-}
-
-clipnn_status clipnn_clip_rule_parse(const char *name, clipnn_clip_rule *out) {
-    int i = clipnn_lookup_name(rule_names, CLIPNN_CLIP_COUNT, name, "clipping rule");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_clip_rule)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_clip_rule, clipnn_clip_rule, rule_names, CLIPNN_CLIP_COUNT, "clipping rule")
 
 static const char *const nonfinite_names[CLIPNN_NONFINITE_COUNT] = {
     [CLIPNN_NONFINITE_ERROR] = "error",
@@ -50,16 +41,7 @@ static const char *const nonfinite_names[CLIPNN_NONFINITE_COUNT] = {
     [CLIPNN_NONFINITE_PROPAGATE] = "propagate",
 };
 
-const char *clipnn_nonfinite_name(clipnn_nonfinite policy) {
-    return (unsigned)policy < CLIPNN_NONFINITE_COUNT ? nonfinite_names[policy] : "unknown";
-}
-
-clipnn_status clipnn_nonfinite_parse(const char *name, clipnn_nonfinite *out) {
-    int i = clipnn_lookup_name(nonfinite_names, CLIPNN_NONFINITE_COUNT, name, "non-finite policy");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_nonfinite)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_nonfinite, clipnn_nonfinite, nonfinite_names, CLIPNN_NONFINITE_COUNT, "non-finite policy")
 
 /* -------------------------------------------------------- defaults */
 

@@ -16,16 +16,7 @@ static const char *const scaling_names[CLIPNN_SCALE_COUNT] = {
     [CLIPNN_SCALE_AUTO] = "auto",
 };
 
-const char *clipnn_scaling_name(clipnn_scaling scaling) {
-    return (unsigned)scaling < CLIPNN_SCALE_COUNT ? scaling_names[scaling] : "unknown";
-}
-
-clipnn_status clipnn_scaling_parse(const char *name, clipnn_scaling *out) {
-    int i = clipnn_lookup_name(scaling_names, CLIPNN_SCALE_COUNT, name, "scaling");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_scaling)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_scaling, clipnn_scaling, scaling_names, CLIPNN_SCALE_COUNT, "scaling")
 
 clipnn_data_options clipnn_data_options_default(void) {
     clipnn_data_options o;

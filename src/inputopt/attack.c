@@ -10,16 +10,7 @@
 
 static const char *const method_names[CLIPNN_ATTACK_COUNT] = {"fgsm", "pgd-linf", "pgd-l2"};
 
-const char *clipnn_attack_method_name(clipnn_attack_method m) {
-    return (unsigned)m < CLIPNN_ATTACK_COUNT ? method_names[m] : "unknown";
-}
-
-clipnn_status clipnn_attack_method_parse(const char *name, clipnn_attack_method *out) {
-    int i = clipnn_lookup_name(method_names, CLIPNN_ATTACK_COUNT, name, "attack");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_attack_method)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_attack_method, clipnn_attack_method, method_names, CLIPNN_ATTACK_COUNT, "attack")
 
 clipnn_attack_options clipnn_attack_options_default(void) {
     clipnn_attack_options o;

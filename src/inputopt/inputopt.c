@@ -12,16 +12,7 @@ static const char *const param_names[CLIPNN_PARAM_COUNT] = {
     [CLIPNN_PARAM_TANH] = "tanh",
 };
 
-const char *clipnn_param_name(clipnn_param param) {
-    return (unsigned)param < CLIPNN_PARAM_COUNT ? param_names[param] : "unknown";
-}
-
-clipnn_status clipnn_param_parse(const char *name, clipnn_param *out) {
-    int i = clipnn_lookup_name(param_names, CLIPNN_PARAM_COUNT, name, "parametrization");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_param)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_param, clipnn_param, param_names, CLIPNN_PARAM_COUNT, "parametrization")
 
 clipnn_objective clipnn_objective_default(void) {
     clipnn_objective o;

@@ -7,16 +7,7 @@
 
 static const char *const loss_names[CLIPNN_LOSS_COUNT] = {"mse", "xent", "bce", "margin"};
 
-const char *clipnn_loss_name(clipnn_loss loss) {
-    return (unsigned)loss < CLIPNN_LOSS_COUNT ? loss_names[loss] : "unknown";
-}
-
-clipnn_status clipnn_loss_parse(const char *name, clipnn_loss *out) {
-    int i = clipnn_lookup_name(loss_names, CLIPNN_LOSS_COUNT, name, "loss");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_loss)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_loss, clipnn_loss, loss_names, CLIPNN_LOSS_COUNT, "loss")
 
 clipnn_loss_options clipnn_loss_options_default(void) {
     return (clipnn_loss_options){.loss = CLIPNN_LOSS_XENT, .kappa = 0.0, .want_params = 1};

@@ -11,16 +11,7 @@
 
 static const char *const kind_names[CLIPNN_LAYER_COUNT] = {"dense", "rnn", "rnn-relu", "lstm", "gru"};
 
-const char *clipnn_layer_kind_name(clipnn_layer_kind kind) {
-    return (unsigned)kind < CLIPNN_LAYER_COUNT ? kind_names[kind] : "unknown";
-}
-
-clipnn_status clipnn_layer_kind_parse(const char *name, clipnn_layer_kind *out) {
-    int i = clipnn_lookup_name(kind_names, CLIPNN_LAYER_COUNT, name, "layer kind");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_layer_kind)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_layer_kind, clipnn_layer_kind, kind_names, CLIPNN_LAYER_COUNT, "layer kind")
 
 static const clipnn_cell cell_of_kind[CLIPNN_LAYER_COUNT] = {
     [CLIPNN_LAYER_RNN] = CLIPNN_CELL_RNN_TANH, [CLIPNN_LAYER_RNN_RELU] = CLIPNN_CELL_RNN_RELU,

@@ -20,16 +20,7 @@
 
 static const char *const cell_names[CLIPNN_CELL_COUNT] = {"rnn-tanh", "rnn-relu", "lstm", "gru"};
 
-const char *clipnn_cell_name(clipnn_cell cell) {
-    return (unsigned)cell < CLIPNN_CELL_COUNT ? cell_names[cell] : "unknown";
-}
-
-clipnn_status clipnn_cell_parse(const char *name, clipnn_cell *out) {
-    int i = clipnn_lookup_name(cell_names, CLIPNN_CELL_COUNT, name, "recurrent cell");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_cell)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_cell, clipnn_cell, cell_names, CLIPNN_CELL_COUNT, "recurrent cell")
 
 size_t clipnn_cell_gates(clipnn_cell cell) {
     switch (cell) {

@@ -227,16 +227,7 @@ void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_wi
 
 static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled"};
 
-const char *clipnn_recurrent_init_name(clipnn_recurrent_init how) {
-    return (unsigned)how < CLIPNN_RECURRENT_INIT_COUNT ? rinit_names[how] : "unknown";
-}
-
-clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_recurrent_init *out) {
-    int i = clipnn_lookup_name(rinit_names, CLIPNN_RECURRENT_INIT_COUNT, name, "recurrent initialisation");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_recurrent_init)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_recurrent_init, clipnn_recurrent_init, rinit_names, CLIPNN_RECURRENT_INIT_COUNT, "recurrent initialisation")
 
 /* a[n][n] := Q of the QR factorisation of a Gaussian draw (modified
  * Gram-Schmidt on the columns, in double), each column's sign that of R's

@@ -23,16 +23,7 @@ static const char *const opt_kind_names[CLIPNN_OPT_COUNT] = {
     [CLIPNN_OPT_ADAM] = "adam",
 };
 
-const char *clipnn_opt_kind_name(clipnn_opt_kind kind) {
-    return (unsigned)kind < CLIPNN_OPT_COUNT ? opt_kind_names[kind] : "unknown";
-}
-
-clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out) {
-    int i = clipnn_lookup_name(opt_kind_names, CLIPNN_OPT_COUNT, name, "optimizer");
-    if (i < 0) return CLIPNN_ERR_INVALID_ARG;
-    *out = (clipnn_opt_kind)i;
-    return CLIPNN_OK;
-}
+CLIPNN_NAME_FUNCTIONS(clipnn_opt_kind, clipnn_opt_kind, opt_kind_names, CLIPNN_OPT_COUNT, "optimizer")
 
 clipnn_optim_options clipnn_optim_options_default(void) {
     return (clipnn_optim_options){.kind = CLIPNN_OPT_SGD, .momentum = 0.0, .nesterov = 0,
