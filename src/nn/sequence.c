@@ -227,7 +227,8 @@ void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_wi
 
 static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled"};
 
-CLIPNN_NAME_FUNCTIONS(clipnn_recurrent_init, clipnn_recurrent_init, rinit_names, CLIPNN_RECURRENT_INIT_COUNT, "recurrent initialisation")
+CLIPNN_NAME_FUNCTIONS(clipnn_recurrent_init, clipnn_recurrent_init, rinit_names,
+                      CLIPNN_RECURRENT_INIT_COUNT, "recurrent initialisation")
 
 /* a[n][n] := Q of the QR factorisation of a Gaussian draw (modified
  * Gram-Schmidt on the columns, in double), each column's sign that of R's
