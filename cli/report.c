@@ -119,10 +119,14 @@ static void csv_num(FILE *f, double v, char sep) { fprintf(f, "%.9g%c", v, sep);
 /* The clipper's own per-group norms and factors: the gradient block after
  * the step may hold the unclipped gradient (factors left to the update). */
 static void group_rows(cli_steplog *l, const clipnn_step_record *r) {
+    static const char *const rec_tensors[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
     if (!r->group_norms) return;
     for (size_t g = 0; g < clipnn_model_n_groups(l->model); g++) {
         clipnn_group info = clipnn_model_group(l->model, g);
-        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer, info.is_bias ? "b" : "W");
+        /* a recurrent layer's four tensors come first, in PyTorch's order */
+        int dense = clipnn_model_layer_kind(l->model, info.layer) == CLIPNN_LAYER_DENSE;
+        const char *tensor = dense ? (info.is_bias ? "b" : "W") : rec_tensors[g % 4];
+        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer, tensor);
         csv_num(l->groups, r->group_norms[g], ',');
         csv_num(l->groups, r->group_post_norms[g], ',');
         csv_num(l->groups, r->group_factors[g], '\n');
