@@ -197,9 +197,14 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
 
 const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
 
-void clipnn_scale(float *g, size_t n, float scale) {
+/* The clipping of the two-phase path (g scaled in place) and of per-example
+ * deltas. simd: GCC at -O2 vectorizes no loop of unknown trip count. */
+CLIPNN_HOT_KERNEL void scale_kernel(float *g, size_t n, float scale) {
+#pragma omp simd
     for (size_t i = 0; i < n; i++) g[i] *= scale;
 }
+
+void clipnn_scale(float *g, size_t n, float scale) { scale_kernel(g, n, scale); }
 
 /* --------------------------------------------------- shared mechanics */
 
