@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Build trees against each other (compiler flags, e.g. NATIVE=1 against the
-# portable default): the grid of `make bench` and its Fashion-MNIST run, with
-# the bench_clipnn and clipnn of every tree, run in turn and in a rotating
-# order (A B C, B C A, C A B, ...) so that the load of a shared machine falls
-# on all of them alike. Every figure is the median over the rounds; the
-# ratios are to the first tree.
+# portable default): the grid of `make bench`, the element-wise kernels
+# (bench_clipnn kernels) and the Fashion-MNIST run of `make bench`, with the
+# bench_clipnn and clipnn of every tree, run in turn and in a rotating order
+# (A B C, B C A, C A B, ...) so that the load of a shared machine falls on
+# all of them alike. Every figure is given as the median over the rounds
+# and as the best round, with its ratio to the first tree.
 #
 #   make NATIVE=1 BUILD=build-native build-native/bench_clipnn build-native/clipnn
 #   make BUILD=build build/bench_clipnn build/clipnn
@@ -54,8 +55,13 @@ for r in $(seq 1 "$ROUNDS"); do
             wait_quiet
             "${BUILDS[$i]}/bench_clipnn" grid --arch "$arch" --batch "$batch" --clips "$CLIPS" --threads "$THREADS" \
                 --reps "$REPS" --rep-seconds "$(grid_rep_seconds "$arch" "$batch")" |
-                awk -F'\t' -v b="$i" -v r="$r" '{ printf "grid\t%s, %s\t%s\t%s\t%s\t%s\n", $2, $3, $4, b, r, $6 }' >> "$RAW"
+                awk -F'\t' -v b="$i" -v r="$r" '{ printf "higher\t%s, %s\t%s\t%s\t%s\t%s\n", $2, $3, $4, b, r, $6 }' >> "$RAW"
         done
+    done
+    for i in $(rotated "$r"); do
+        wait_quiet
+        "${BUILDS[$i]}/bench_clipnn" kernels --reps 20 |
+            awk -F'\t' -v b="$i" -v r="$r" '{ printf "lower\tkernels, ns/element\t%s\t%s\t%s\t%s\n", $2, b, r, $4 }' >> "$RAW"
     done
 done
 if [ "$FM_ROUNDS" -gt 0 ]; then
@@ -63,16 +69,17 @@ if [ "$FM_ROUNDS" -gt 0 ]; then
         for i in $(rotated "$r"); do
             wait_quiet
             read -r wall train acc < <(fmnist_run "${BUILDS[$i]}/clipnn" "$FMNIST_DIR" "$THREADS")
-            printf 'fmnist\tFashion-MNIST 10 epochs\twall s\t%s\t%s\t%s\n' "$i" "$r" "$wall" >> "$RAW"
-            printf 'fmnist\tFashion-MNIST 10 epochs\ttraining loop s\t%s\t%s\t%s\n' "$i" "$r" "$train" >> "$RAW"
-            printf 'fmnist\tFashion-MNIST 10 epochs\ttest accuracy\t%s\t%s\t%s\n' "$i" "$r" "$acc" >> "$RAW"
+            printf 'lower\tFashion-MNIST 10 epochs\twall s\t%s\t%s\t%s\n' "$i" "$r" "$wall" >> "$RAW"
+            printf 'lower\tFashion-MNIST 10 epochs\ttraining loop s\t%s\t%s\t%s\n' "$i" "$r" "$train" >> "$RAW"
+            printf 'higher\tFashion-MNIST 10 epochs\ttest accuracy\t%s\t%s\t%s\n' "$i" "$r" "$acc" >> "$RAW"
         done
     done
 fi
 
-# Per (configuration, measure, tree): the median over the rounds and the
-# best round (a busy machine only ever slows a run down; the fastest, or for
-# the accuracy the highest); then per configuration and measure the trees'
+# Raw lines: higher|lower (which is better), configuration, measure, tree,
+# round, figure. Per (configuration, measure, tree): the median over the
+# rounds and the best round (a busy machine only ever slows a run down);
+# then per configuration and measure the trees'
 # figures and their ratios to the first tree.
 table() {
     echo
@@ -89,7 +96,7 @@ table() {
                 else fig[key] = lower_is_better ? v[1] : v[n]
                 n = 0
             }
-            { k = $2 "\t" $3 "\t" $4; if (k != key) { flush(); key = k; lower_is_better = $3 ~ / s$/ } v[++n] = $6 }
+            { k = $2 "\t" $3 "\t" $4; if (k != key) { flush(); key = k; lower_is_better = $1 == "lower" } v[++n] = $6 }
             END {
                 flush()
                 for (j = 1; j <= m; j++) {
@@ -108,7 +115,8 @@ table() {
 table "median over the rounds" median
 table "best round" best
 echo
-echo "grid: samples/s of one run (the median of its $REPS repetitions), over $ROUNDS rounds; Fashion-MNIST: $FM_ROUNDS rounds."
-echo "Ratios: a tree's figure over the first tree's (samples/s: above 1 is faster; seconds: above 1 is slower)."
+echo "grid: samples/s of one run (the median of its $REPS repetitions) and kernels: ns per element (one thread, the fastest"
+echo "of 20 repetitions), over $ROUNDS rounds; Fashion-MNIST: $FM_ROUNDS rounds. Ratios: a tree's figure over the first"
+echo "tree's (samples/s: above 1 is faster; seconds and ns: above 1 is slower)."
 if [ "$BUSY" -gt 0 ]; then echo "note: $BUSY run(s) started on a busy machine (waited $QUIET_WAIT s for idle cores)"; fi
 echo "raw measurements: $RAW; took $(( $(date +%s) - start )) s"
