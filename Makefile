@@ -1,16 +1,34 @@
 # clipnn build. `make` builds the libraries, the tool and the examples; `make test` builds
 # and runs the tests; `make sanitize` runs them under ASan + UBSan;
 # `make bench` runs the benchmarks. BUILD=dir keeps a separate build tree.
+#
+# The default build runs on any x86-64 (what `make install` installs can be
+# copied to another machine): the hot loops outside BLAS are compiled for
+# AVX-512, AVX2 + FMA and the baseline, picked at load time for the CPU.
+# NATIVE=1 compiles everything for this CPU alone (-march=native, one
+# version of each loop); DISPATCH=0 keeps the portable flags without the
+# per-CPU versions. A build tree remembers its flags and rebuilds when they
+# change.
 
 CC       ?= cc
 BUILD    ?= build
 PREFIX   ?= /usr/local
+NATIVE   ?= 0
+DISPATCH ?= 1
+ifeq ($(NATIVE),1)
 OPT      ?= -O2 -march=native
+DISPATCH := 0
+else
+OPT      ?= -O2
+endif
+ifeq ($(DISPATCH),0)
+CPPFLAGS += -DCLIPNN_NO_DISPATCH
+endif
 CFLAGS   ?= $(OPT) -g
 CSTD     := -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE
 WARN     := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes
 OMP      ?= -fopenmp
-ALL_CFLAGS = $(CSTD) $(WARN) $(CFLAGS) $(OMP) -fPIC -fvisibility=hidden -Iinclude -Isrc $(SANITIZE)
+ALL_CFLAGS = $(CSTD) $(WARN) $(CPPFLAGS) $(CFLAGS) $(OMP) -fPIC -fvisibility=hidden -Iinclude -Isrc $(SANITIZE)
 LDLIBS   := -lblas -lpng -lz -lm
 ALL_LDFLAGS = $(LDFLAGS) $(OMP) $(SANITIZE)
 
@@ -45,10 +63,17 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install clean
+.PHONY: all test sanitize bench install clean FORCE
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
-$(BUILD)/%.o: %.c include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
+# The compile command of the last build in this tree; rewritten (and so
+# newer than the objects) only when it changes, e.g. by NATIVE=1.
+FLAGS_STAMP := $(BUILD)/cflags
+$(FLAGS_STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' > $@
+
+$(BUILD)/%.o: %.c $(FLAGS_STAMP) include/clipnn.h $(wildcard include/clipnn/*.h) $(wildcard src/*/*.h) $(wildcard cli/*.h) $(wildcard tests/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 

@@ -23,6 +23,10 @@
  *       backpropagation through time would add); the naive computation;
  *       the largest difference between the per-sample and the naive
  *       gradients.
+ *   bench_clipnn kernels [--elements 65536] [--reps R]
+ *       The element-wise kernels outside BLAS on n floats, one thread: ns
+ *       per element, the fastest repetition; what a build's compiler flags
+ *       change (bench/builds.sh compares build trees).
  *
  * Output: tab-separated lines starting with the mode, read by run.sh. */
 #include <cblas.h>
@@ -32,7 +36,7 @@
 #include <string.h>
 
 #include "clipnn.h"
-#include "nn/nn.h" /* private: the library's clock, and the backward with and without its unit norms */
+#include "nn/nn.h" /* private: the library's clock, the backward with and without its unit norms, the kernels */
 
 #define MAX_LAYERS 8
 #define MAX_CLIPS 12
@@ -56,14 +60,14 @@ static void die(const char *what) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp [options] (see bench/bench.c)\n",
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp|kernels [options] (see bench/bench.c)\n",
             msg);
     exit(2);
 }
 
 typedef struct {
     int threads, reps;
-    size_t n, batch;
+    size_t n, batch, elements;
     double rep_seconds;
     size_t widths[MAX_LAYERS];
     size_t n_layers, n_inputs;
@@ -101,8 +105,8 @@ static void parse_clips(bench_args *a, const char *text) {
 }
 
 static bench_args parse_args(int argc, char **argv) {
-    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .rep_seconds = 0.1, .cell = CLIPNN_LAYER_LSTM,
-                    .hidden = 64, .seq_steps = 28, .step_dim = 28};
+    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1,
+                    .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
     parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample");
     for (int i = 2; i < argc; i++) {
@@ -112,6 +116,7 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--reps")) a.reps = atoi(v);
         else if (!strcmp(k, "--n")) a.n = (size_t)atol(v);
         else if (!strcmp(k, "--batch")) a.batch = (size_t)atol(v);
+        else if (!strcmp(k, "--elements")) a.elements = (size_t)atol(v);
         else if (!strcmp(k, "--rep-seconds")) a.rep_seconds = atof(v);
         else if (!strcmp(k, "--arch")) parse_arch(&a, v);
         else if (!strcmp(k, "--clips")) parse_clips(&a, v);
@@ -127,6 +132,7 @@ static bench_args parse_args(int argc, char **argv) {
     }
     if (a.reps < 1 || a.reps > MAX_REPS) usage("--reps must be 1..64");
     if (a.threads < 1) usage("--threads must be >= 1");
+    if (a.elements < 1) usage("--elements must be >= 1");
     return a;
 }
 
@@ -160,6 +166,67 @@ static void bench_sgemm(const bench_args *a) {
     }
     printf("sgemm\t%zu\t%d\t%.2f\t%s\n", n, a->threads, median(rate, a->reps), clipnn_blas_name());
     free(A), free(B), free(C);
+}
+
+/* ----------------------------------------------------------- kernels */
+
+typedef struct {
+    float *x, *y, *zero, *d, *g, *p;
+    size_t n;
+    clipnn_optimizer *opt;
+    volatile double sink; /* keeps the norms from being optimized away */
+} kernel_data;
+
+static const char *const kernel_names[] = {"tanh forward", "relu forward",   "tanh backward", "sgd momentum",
+                                           "sum of squares", "2-norm", "scale"};
+#define N_KERNELS (sizeof kernel_names / sizeof *kernel_names)
+
+/* One call of kernel k. Values stay put from call to call (the backward
+ * multiplies by 1 - 0^2, the scale alternates 2 and 1/2): no drift into
+ * subnormals, which would time the FPU's slow path instead. */
+static void run_kernel(size_t k, kernel_data *kd, int call) {
+    size_t n = kd->n;
+    switch (k) {
+    case 0: clipnn_act_forward(CLIPNN_ACT_TANH, kd->y, kd->x, n); break;
+    case 1: clipnn_act_forward(CLIPNN_ACT_RELU, kd->y, kd->x, n); break;
+    case 2: clipnn_act_backward(CLIPNN_ACT_TANH, kd->d, kd->x, kd->zero, n); break;
+    case 3:
+        if (clipnn_optimizer_step(kd->opt, kd->p, kd->g, 1e-9, 1.0)) die("optimizer");
+        break;
+    case 4: kd->sink += clipnn_sumsq_blocked(kd->x, n); break;
+    case 5: kd->sink += clipnn_norm_accumulate(kd->x, n, 2.0); break;
+    default: clipnn_scale(kd->d, n, call % 2 ? 0.5f : 2.0f); break;
+    }
+}
+
+static void bench_kernels(const bench_args *a) {
+    clipnn_set_threads(1);
+    kernel_data kd = {.n = a->elements};
+    float **arrays[] = {&kd.x, &kd.y, &kd.zero, &kd.d, &kd.g, &kd.p};
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++)
+        if (!(*arrays[i] = calloc(kd.n, sizeof(float)))) usage("out of memory");
+    for (size_t i = 0; i < kd.n; i++) {
+        kd.x[i] = (float)((double)(i * 7919 % 2000) - 1000.0) / 300.0f; /* [-3.3, 3.3]: both tanh ranges */
+        kd.d[i] = 1e-3f * (float)(i % 13 + 1);
+        kd.g[i] = 1e-3f * (float)(i % 17);
+        kd.p[i] = 1e-2f * (float)(i % 11);
+    }
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    oo.momentum = 0.9;
+    if (clipnn_optimizer_create(&kd.opt, kd.n, &oo)) die("optimizer");
+    int inner = (int)ceil(2e6 / (double)kd.n); /* ~2M elements, about a millisecond */
+    for (size_t k = 0; k < N_KERNELS; k++) {
+        double best = INFINITY;
+        for (int r = -1; r < a->reps; r++) {
+            double t0 = clipnn_now_seconds();
+            for (int c = 0; c < inner; c++) run_kernel(k, &kd, c);
+            double t = (clipnn_now_seconds() - t0) / inner;
+            if (r >= 0 && t < best) best = t;
+        }
+        printf("kernel\t%s\t%zu\t%.4f\n", kernel_names[k], kd.n, best * 1e9 / (double)kd.n);
+    }
+    clipnn_optimizer_free(kd.opt);
+    for (size_t i = 0; i < sizeof arrays / sizeof *arrays; i++) free(*arrays[i]);
 }
 
 /* ------------------------------------------------------ model and data */
@@ -506,6 +573,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "grid")) bench_grid(&a);
     else if (!strcmp(argv[1], "naive")) bench_naive(&a);
     else if (!strcmp(argv[1], "recdp")) bench_recdp(&a);
+    else if (!strcmp(argv[1], "kernels")) bench_kernels(&a);
     else usage("unknown mode");
     return 0;
 }

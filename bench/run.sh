@@ -29,20 +29,7 @@ else
     TORCH_VERSION="not available (/usr/bin/python3 cannot import torch): clipnn alone"
 fi
 
-# A shared machine: before each measurement wait (at most 20 s) until the
-# cores have been at least 80% idle for a second; runs that could not wait
-# for it are counted and reported under the table.
-BUSY=0
-wait_quiet() {
-    local i u n sy id rest t1 i1 t2 i2
-    for i in $(seq 20); do
-        read -r _ u n sy id rest < /proc/stat; t1=$((u + n + sy + id)); i1=$id
-        sleep 1
-        read -r _ u n sy id rest < /proc/stat; t2=$((u + n + sy + id)); i2=$id
-        if [ $(( (i2 - i1) * 100 / (t2 - t1 + 1) )) -ge 80 ]; then return 0; fi
-    done
-    BUSY=$((BUSY + 1))
-}
+. "$HERE/common.sh"
 
 start=$(date +%s)
 echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
@@ -60,12 +47,10 @@ echo "sgemm 512x512x512 ($(cut -f5 "$OUT/sgemm1")): $SGEMM1 GFLOP/s on 1 thread,
 
 # Grid: per (model, batch), clipnn then PyTorch, so that both meet the same
 # load on a shared machine; the clipping rules are interleaved inside each.
-CONFIGS="784-256-128-10:1 784-256-128-10:32 784-256-128-10:128 784-256-128-10:512 784-1024-1024-10:1 784-1024-1024-10:32 784-1024-1024-10:128 784-1024-1024-10:512"
-for cfg in $CONFIGS; do
+for cfg in $GRID_CONFIGS; do
     arch=${cfg%%:*}
     batch=${cfg##*:}
-    secs=0.1
-    if [ "$arch" = 784-1024-1024-10 ] && [ "$batch" -ge 128 ]; then secs=0.25; fi
+    secs=$(grid_rep_seconds "$arch" "$batch")
     wait_quiet
     "$BENCH" grid --arch "$arch" --batch "$batch" --threads "$THREADS" --reps "$REPS" --rep-seconds "$secs" >> "$OUT/clipnn"
     if [ "$HAVE_TORCH" = 1 ]; then
@@ -118,13 +103,7 @@ if [ "${QUICK:-0}" != 1 ]; then
     : > "$OUT/fm"
     for rep in 1 2 3; do
         wait_quiet
-        t0=$(date +%s.%N)
-        json=$("$TOOL" train --data "fashion-mnist:$FMNIST_DIR" --arch 256-128-10 --act relu --opt sgd --lr 0.05 \
-            --momentum 0.9 --batch 128 --epochs 10 --clip norm-torch --lambda 1 --threads "$THREADS" --json --quiet | tail -1)
-        t1=$(date +%s.%N)
-        c_train=$(echo "$json" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
-        c_acc=$(echo "$json" | sed 's/.*"test_accuracy":\([0-9.e+-]*\).*/\1/')
-        awk -v a="$t0" -v b="$t1" -v t="$c_train" -v acc="$c_acc" 'BEGIN { printf "%.2f %s %s\n", b - a, t, acc }' >> "$OUT/fm"
+        fmnist_run "$TOOL" "$FMNIST_DIR" "$THREADS" >> "$OUT/fm"
     done
     read -r c_wall c_train c_acc < <(sort -n "$OUT/fm" | sed -n 2p)
     printf '  clipnn:  %7.2f s wall (%.2f s in the training loop), test accuracy %.4f (median of 3 runs: %s s)\n' \

@@ -89,6 +89,29 @@ int clipnn_threads_for(size_t work); /* threads worth using for `work` element o
 /* Monotonic seconds (CLOCK_MONOTONIC), for the durations results report. */
 double clipnn_now_seconds(void);
 
+/* -------------------------------------------------------- hot kernels */
+
+/* Starts the definition of a static function holding a hot loop outside
+ * BLAS. The function is compiled three times, for x86-64-v4 (AVX-512),
+ * x86-64-v3 (AVX2, FMA) and the x86-64 baseline, and the dynamic loader
+ * picks the one the CPU runs (GCC's target_clones, an ifunc): a build that
+ * can be copied to any x86-64 keeps the vector width of the machine it
+ * runs on. Static because GCC 12 gives the dispatcher of a non-static
+ * clone default visibility whatever -fvisibility says, so the library
+ * would export it; an external function calls the static kernel. Numbers
+ * depend on the clone only through the order of simd reductions (the
+ * vector width; -std=c11 fuses no a * b + c into an FMA), so they are the
+ * same on every run of a given machine. CLIPNN_NO_DISPATCH (make NATIVE=1,
+ * make DISPATCH=0) compiles one version, for the flags of the build; so
+ * do compilers and C libraries without ifuncs. */
+#if defined(__GNUC__) && __GNUC__ >= 12 && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+    !defined(CLIPNN_NO_DISPATCH)
+#define CLIPNN_HOT_KERNEL static __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define CLIPNN_HOT_KERNEL static
+#endif
+
+
 /* ---------------------------------------------------------------- files */
 
 /* The whole of path (gzip inflated) into *buf ([*len] bytes and a NUL);

@@ -30,7 +30,7 @@ clipnn_status clipnn_act_parse(const char *name, clipnn_act *out) {
 #define SOFTPLUS_THRESHOLD 20.0f
 
 /* y[n] = act(x[n]); may be in place (y == x). */
-void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
+CLIPNN_HOT_KERNEL void act_forward(clipnn_act act, float *y, const float *x, size_t n) {
     switch (act) {
     case CLIPNN_ACT_IDENTITY:
         if (y != x) memcpy(y, x, n * sizeof *y);
@@ -60,15 +60,15 @@ void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) {
 
 /* z[n] += b[n]; y[n] = act(z[n]). Called on one row's slice at a time, so
  * the second loop finds z in L1: one pass over memory. */
-void clipnn_bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n) {
+CLIPNN_HOT_KERNEL void bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n) {
 #pragma omp simd
     for (size_t i = 0; i < n; i++) z[i] += b[i];
-    clipnn_act_forward(act, y, z, n);
+    act_forward(act, y, z, n);
 }
 
 /* d[n] *= act'(z[n]), with y[n] = act(z[n]) already computed; the output
  * form is used where it is exact (sigmoid, tanh, relu) as PyTorch does. */
-void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *y, size_t n) {
+CLIPNN_HOT_KERNEL void act_backward(clipnn_act act, float *d, const float *z, const float *y, size_t n) {
     switch (act) {
     case CLIPNN_ACT_IDENTITY: break;
     case CLIPNN_ACT_SIGMOID:
@@ -97,6 +97,17 @@ void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *
         break;
     default: break;
     }
+}
+
+/* The library's entries to the kernels above (one version per CPU level). */
+void clipnn_act_forward(clipnn_act act, float *y, const float *x, size_t n) { act_forward(act, y, x, n); }
+
+void clipnn_bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n) {
+    bias_act_forward(act, z, y, b, n);
+}
+
+void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *y, size_t n) {
+    act_backward(act, d, z, y, n);
 }
 
 static double sigmoid_d(double x) {

@@ -29,31 +29,37 @@ void clipnn_dense_forward_cols(float *z, const float *a, const float *W, size_t 
                     W + lo * in, (int)in, 0.0f, z + lo, (int)out);
 }
 
+/* Rows lo..hi of the batch-of-one dW = dz a^T: row j is dz_j a. */
+CLIPNN_HOT_KERNEL void rank_one_rows(float *dW, const float *dz, const float *a, size_t in, size_t lo, size_t hi) {
+    for (size_t j = lo; j < hi; j++) {
+        float d = dz[j], *restrict row = dW + j * in;
+#pragma omp simd
+        for (size_t i = 0; i < in; i++) row[i] = d * a[i];
+    }
+}
+
+/* db[lo:hi) = sum over the B rows of dz[B][out] of their columns lo..hi. */
+CLIPNN_HOT_KERNEL void column_sums(float *db, const float *dz, size_t B, size_t out, size_t lo, size_t hi) {
+    memcpy(db + lo, dz + lo, (hi - lo) * sizeof *db);
+    for (size_t r = 1; r < B; r++) {
+        const float *restrict row = dz + r * out;
+        float *restrict acc = db;
+#pragma omp simd
+        for (size_t j = lo; j < hi; j++) acc[j] += row[j];
+    }
+}
+
 /* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in]     (dW, db may be NULL)
  * db[lo:hi)     = sum over B of dz[B][lo:hi) */
 void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const float *a, size_t B, size_t in,
                                    size_t out, size_t lo, size_t hi) {
     if (hi <= lo) return;
-    if (dW && B == 1) {
-        /* Rank one: row j of dW is dz_j a. */
-        for (size_t j = lo; j < hi; j++) {
-            float d = dz[j], *restrict row = dW + j * in;
-#pragma omp simd
-            for (size_t i = 0; i < in; i++) row[i] = d * a[i];
-        }
-    } else if (dW) {
+    if (dW && B == 1)
+        rank_one_rows(dW, dz, a, in, lo, hi);
+    else if (dW)
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)in, (int)B, 1.0f, dz + lo,
                     (int)out, a, (int)in, 0.0f, dW + lo * in, (int)in);
-    }
-    if (db) {
-        memcpy(db + lo, dz + lo, (hi - lo) * sizeof *db);
-        for (size_t r = 1; r < B; r++) {
-            const float *restrict row = dz + r * out;
-            float *restrict acc = db;
-#pragma omp simd
-            for (size_t j = lo; j < hi; j++) acc[j] += row[j];
-        }
-    }
+    if (db) column_sums(db, dz, B, out, lo, hi);
 }
 
 /* da[B][lo:hi) = dz[B][out] W[out][lo:hi)   (da rows have stride in) */

@@ -8,7 +8,7 @@
 
 /* Sum of |v_i|^p (p finite) or max |v_i| (p = inf) of v[n]. NaN anywhere
  * gives NaN (fmax would drop it, so the max is written out). */
-double clipnn_norm_accumulate(const float *v, size_t n, double p) {
+CLIPNN_HOT_KERNEL double norm_accumulate(const float *v, size_t n, double p) {
     if (isinf(p)) {
         double m = 0;
         for (size_t i = 0; i < n; i++) {
@@ -41,7 +41,7 @@ double clipnn_norm_accumulate(const float *v, size_t n, double p) {
  * typically 1e-7: the rounding of the float gradient entries themselves),
  * at half the cost of converting every element to double, which is what
  * the unit norms fused into the backward cost at small batches. */
-double clipnn_sumsq_blocked(const float *v, size_t n) {
+CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) {
     double s = 0;
     size_t i = 0;
     for (; i + 128 <= n; i += 128) {
@@ -56,6 +56,10 @@ double clipnn_sumsq_blocked(const float *v, size_t n) {
     for (; i < n; i++) s += (double)v[i] * (double)v[i];
     return s;
 }
+
+double clipnn_norm_accumulate(const float *v, size_t n, double p) { return norm_accumulate(v, n, p); }
+
+double clipnn_sumsq_blocked(const float *v, size_t n) { return sumsq_blocked(v, n); }
 
 double clipnn_norm_finish(double acc, double p) {
     if (isinf(p) || p == 1) return acc;

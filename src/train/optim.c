@@ -83,8 +83,8 @@ static inline float guarded(float old, float updated, int *bad) {
     return ok ? updated : old;
 }
 
-static int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
-                      float s, float mu, int nesterov, int first) {
+CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
+                                 float s, float mu, int nesterov, int first) {
     int bad = 0;
     if (!m) {
 #pragma omp simd reduction(+ : bad)
@@ -104,8 +104,8 @@ static int sgd_update(float *restrict p, const float *restrict g, float *restric
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
  * into the step size and the denominator, eps added after the sqrt. */
-static int adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
-                       size_t n, float lr, float s, float b1, float b2, float eps, uint64_t t) {
+CLIPNN_HOT_KERNEL int adam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+                                  size_t n, float lr, float s, float b1, float b2, float eps, uint64_t t) {
     float bc1 = (float)(1.0 - pow(b1, (double)t));
     float bc2_sqrt = (float)sqrt(1.0 - pow(b2, (double)t));
     float step = lr / bc1;
@@ -124,8 +124,8 @@ static int adam_update(float *restrict p, const float *restrict g, float *restri
 /* One contiguous range [lo, lo + len) of the block, its gradient at g
  * ([len]): decoupled weight decay (shrink before the gradient step), then
  * the rule's update with the gradient scaled by s. */
-static int update_span(const clipnn_optimizer *o, float *params, const float *g, size_t lo, size_t len,
-                       double lr, float s, int first) {
+CLIPNN_HOT_KERNEL int update_span(const clipnn_optimizer *o, float *params, const float *g, size_t lo, size_t len,
+                                  double lr, float s, int first) {
     const clipnn_optim_options *op = &o->opts;
     float *p = params + lo;
     if (op->weight_decay > 0) {
@@ -150,8 +150,8 @@ static int update_range(const clipnn_optimizer *o, float *params, const float *g
  * L1-sized buffer, the same float products the backward would have
  * stored, so the update is bit for bit the one from the stored gradient
  * while dW is never written to memory and read back. */
-static int update_rank1(const clipnn_optimizer *o, float *params, size_t off, size_t len, float d, const float *a,
-                        double lr, float s, int first) {
+CLIPNN_HOT_KERNEL int update_rank1(const clipnn_optimizer *o, float *params, size_t off, size_t len, float d,
+                                   const float *a, double lr, float s, int first) {
     float buf[1024];
     int bad = 0;
     for (size_t c = 0; c < len; c += 1024) {

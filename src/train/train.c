@@ -138,7 +138,7 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
     return s;
 }
 
-static double distance(const float *a, const float *b, size_t n) {
+CLIPNN_HOT_KERNEL double distance(const float *a, const float *b, size_t n) {
     double s = 0;
 #pragma omp simd reduction(+ : s)
     for (size_t i = 0; i < n; i++) {
