@@ -20,9 +20,9 @@ CLIPNN_HOT_KERNEL double norm_accumulate(const float *v, size_t n, double p) {
     }
     double s = 0;
     /* simd: partial sums per vector lane, added at the end. A fixed order
-     * for a given build (no thread count involved), and it lets the
-     * accumulation run at memory speed instead of one add latency per
-     * element. */
+     * for a given build and CPU level (the vector width of the version that
+     * runs; no thread count involved), and it lets the accumulation run at
+     * memory speed instead of one add latency per element. */
     if (p == 2) {
 #pragma omp simd reduction(+ : s)
         for (size_t i = 0; i < n; i++) s += (double)v[i] * (double)v[i];
@@ -57,6 +57,7 @@ CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) {
     return s;
 }
 
+/* The library's entries to the kernels above (one version per CPU level). */
 double clipnn_norm_accumulate(const float *v, size_t n, double p) { return norm_accumulate(v, n, p); }
 
 double clipnn_sumsq_blocked(const float *v, size_t n) { return sumsq_blocked(v, n); }
