@@ -92,7 +92,7 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_objective
     if (o->kind == CLIPNN_OBJ_TARGET_OUTPUT) return CLIPNN_OK;
     size_t k = clipnn_model_n_outputs(m);
     for (size_t r = 0; r < batch; r++)
-        if (!(y[r] >= 0.0f && y[r] < (float)k && y[r] == floorf(y[r])))
+        if (!clipnn_is_class_index(y[r], k))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: class %g of example %zu is not one of %zu outputs",
                                (double)y[r], r, k);
     return CLIPNN_OK;

@@ -340,6 +340,14 @@ void clipnn_reference_forward(const clipnn_model *m, const double *theta, size_t
 
 /* ------------------------------------------------ kernels (src/loss.c) */
 
+/* Is v a class index of k outputs (an integer in [0, k))? */
+int clipnn_is_class_index(double v, size_t k);
+/* What the loss kernels assume of their targets, checked once per call:
+ * a known loss kind, class indices (xent, margin) that name one of k
+ * outputs, margin with at least 2 outputs. The targets of rows rows in
+ * float (yf) or double (yd, when yf is NULL). */
+clipnn_status clipnn_loss_check_targets(const clipnn_loss_options *lo, size_t k, const float *yf, const double *yd,
+                                        size_t rows);
 /* Per-example losses into losses[B]; d loss_mean / dz into dz[B][k] (may be
  * NULL); returns the batch mean (double accumulation). z: [B][k]. */
 double clipnn_loss_forward_backward(const clipnn_loss_options *lo, const float *z, const float *y,
