@@ -373,6 +373,8 @@ static clipnn_status find_sections(reader *r, section *sec) {
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a version %u checkpoint without its sequence (SEQN) section",
                            r->path, r->version);
     if (r->version < 2) sec[SEC_SEQN].present = 0; /* not part of version 1: skipped as unknown */
+    if (sec[SEC_SEQN].present && sec[SEC_PARM].off < sec[SEC_SEQN].off)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameters stored before the sequence (SEQN) section", r->path);
     if (r->version < 3) sec[SEC_BPTT].present = 0; /* nor BPTT of versions 1 and 2 */
     return CLIPNN_OK;
 }
@@ -419,7 +421,8 @@ static clipnn_status read_seqn(reader *r, const section *q, uint64_t ni, size_t 
     clipnn_status s = read_at(r, q->off, h, sizeof h);
     if (s) return s;
     uint64_t steps = le_get_u64(h), dim = le_get_u64(h + 8);
-    if (steps == 0 || dim == 0 || steps > ni || steps * dim != ni || le_get_u32(h + 20) != nl)
+    /* both at most ni (<= 2^30), so their product cannot wrap around to ni */
+    if (steps == 0 || dim == 0 || steps > ni || dim > ni || steps * dim != ni || le_get_u32(h + 20) != nl)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu steps of %llu values for %llu inputs and %u layers", r->path,
                            (unsigned long long)steps, (unsigned long long)dim, (unsigned long long)ni,
                            le_get_u32(h + 20));
