@@ -309,8 +309,10 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);
         int rc = cli_fail(cmd, st, what);
-        /* NaN or Inf in a data file is a bad input file, not a failed run */
-        return st == CLIPNN_ERR_NONFINITE ? CLI_EXIT_INPUT : rc;
+        /* NaN or Inf in a data file, or an array of a kind the readers do not
+         * take (4-D, an object array, another dtype), is a bad input file,
+         * not a failed run or a bad option */
+        return st == CLIPNN_ERR_NONFINITE || st == CLIPNN_ERR_UNSUPPORTED ? CLI_EXIT_INPUT : rc;
     }
     return CLI_EXIT_OK;
 }

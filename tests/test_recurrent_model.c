@@ -485,3 +485,53 @@ TEST(recurrent_model_through_the_tool) {
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer --seq-steps 7", &out) == 2);
     CHECK(strstr(out, "not a multiple") != NULL);
 }
+
+/* A .npy file with the header dict given and `floats` float32 zeros after it. */
+static const char *save_raw_npy(const char *name, const char *dict, size_t floats) {
+    const char *path = check_tmp_path(name);
+    size_t len = strlen(dict), padded = (10 + len + 1 + 63) / 64 * 64;
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((int)((padded - 10) & 0xff), f), fputc((int)((padded - 10) >> 8), f);
+    fputs(dict, f);
+    for (size_t i = 10 + len; i + 1 < padded; i++) fputc(' ', f);
+    fputc('\n', f);
+    float zero = 0;
+    for (size_t i = 0; i < floats; i++) fwrite(&zero, sizeof zero, 1, f);
+    fclose(f);
+    return path;
+}
+
+/* Sequence files the tool cannot use: one line on stderr naming the file
+ * and exit 3, whatever the reason (a shape, a value, a kind of array the
+ * reader does not take), as docs/recurrent.md says. */
+TEST(recurrent_data_errors_exit_3_naming_the_file) {
+    enum { N = 6, T = 3, D = 2 };
+    float x[N][T][D] = {{{0}}}, y[N] = {0, 1, 0, 1, 0, 1};
+    char xs[1024], ys[1024], args[2400];
+    snprintf(ys, sizeof ys, "%s", save_npy("bad_y.npy", y, N, 1, 0));
+    struct {
+        const char *name, *dict;
+        size_t floats;
+    } bad[] = {
+        {"x4d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 3, 2, 1), }", N * T * D},
+        {"xobj.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (6,), }", 0},
+        {"xfortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (6, 3, 2), }", N * T * D},
+        {"xempty.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 0, 2), }", 0},
+        {"xshort.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 3, 2), }", N * T * D - 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(xs, sizeof xs, "%s", save_raw_npy(bad[i].name, bad[i].dict, bad[i].floats));
+        snprintf(args, sizeof args, "train --arch gru:4-2 --epochs 1 --data npy:%s,%s", xs, ys);
+        const char *out;
+        int rc = check_run_tool(args, &out);
+        CHECK_MSG(rc == 3 && strstr(out, bad[i].name) && strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s: exit %d: %s", bad[i].name, rc, out);
+    }
+    x[N - 1][T - 1][D - 1] = NAN;
+    snprintf(args, sizeof args, "train --arch gru:4-2 --epochs 1 --data npy:%s,%s",
+             save_npy("xnan.npy", &x[0][0][0], N, T, D), ys);
+    const char *out;
+    CHECK(check_run_tool(args, &out) == 3 && strstr(out, "xnan.npy") && strstr(out, "non-finite"));
+}
