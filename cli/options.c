@@ -424,12 +424,17 @@ static int seq_shape_for(const char *cmd, const cli_settings *s, const clipnn_da
     return CLI_EXIT_OK;
 }
 
-/* --rec-init on the recurrent layers' W_hh (nothing for an MLP). */
-static clipnn_status init_recurrent(const cli_settings *s, clipnn_model *m) {
-    clipnn_recurrent_init how = CLIPNN_RECURRENT_INIT_TORCH;
-    clipnn_status st = s->rec_init ? clipnn_recurrent_init_parse(s->rec_init, &how) : CLIPNN_OK;
-    if (!st) st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
-    return st;
+/* --rec-init (and --rec-radius) on the recurrent layers' W_hh; refused for
+ * a model without them, where it would change nothing. */
+static int init_recurrent(const char *cmd, const cli_settings *s, clipnn_model *m) {
+    if (!s->rec_init) return CLI_EXIT_OK;
+    clipnn_recurrent_init how;
+    clipnn_status st = clipnn_recurrent_init_parse(s->rec_init, &how);
+    if (st) return cli_fail(cmd, st, "--rec-init");
+    if (clipnn_model_seq_shape(m).steps == 0)
+        return cli_usage_error(cmd, "--rec-init %s: the model has no recurrent layers", s->rec_init);
+    st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
+    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_SCALED ? "--rec-radius" : "--rec-init") : CLI_EXIT_OK;
 }
 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
@@ -450,11 +455,14 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     clipnn_model *m = NULL;
     st = clipnn_model_create_seq(&m, &seq, n, layers);
     if (!st) st = clipnn_model_init(m, init, s->seed);
-    if (!st) st = init_recurrent(s, m);
     if (!st) st = clipnn_model_reserve(m, s->batch);
     if (st) {
         clipnn_model_free(m);
         return cli_fail(cmd, st, "--arch");
+    }
+    if ((rc = init_recurrent(cmd, s, m))) {
+        clipnn_model_free(m);
+        return rc;
     }
     cli_model_arch(m, 0, arch_text, cap);
     *out = m;

@@ -484,6 +484,12 @@ TEST(recurrent_model_through_the_tool) {
     CHECK(strstr(out, "--seq-steps") != NULL);
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer --seq-steps 7", &out) == 2);
     CHECK(strstr(out, "not a multiple") != NULL);
+    /* --rec-init: a bad radius is named as such; nothing to initialise in an MLP */
+    CHECK(check_run_tool("train --arch rnn:8-10 --epochs 1 --quiet --rec-init scaled --rec-radius 0.9", &out) == 0);
+    CHECK(check_run_tool("train --arch rnn:8-10 --rec-init scaled --rec-radius -1", &out) == 2);
+    CHECK_MSG(strstr(out, "--rec-radius") && strstr(out, "spectral radius -1"), "%s", out);
+    CHECK(check_run_tool("train --arch 64-10 --rec-init orthogonal", &out) == 2);
+    CHECK_MSG(strstr(out, "no recurrent layers"), "%s", out);
 }
 
 /* A .npy file with the header dict given and `floats` float32 zeros after it. */
