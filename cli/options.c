@@ -114,8 +114,8 @@ static void model_options(cli_settings *s, cli_option *table, size_t *n) {
         "gru; they come first and read the rows as sequences); the last width must equal the number of "
         "classes (or targets) (default: 64-K, K from the data: 64-10 on digits)");
     ADD("--seq-steps", CLI_SIZE, &s->seq_steps, "T",
-        "recurrent layers read each row as T steps (default: the data's own: an image's rows, an .npy "
-        "file's second dimension)");
+        "recurrent layers read each row as T steps (0: the data's own: an image's rows, an .npy file's "
+        "second dimension)");
     ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
         "the dense layers read every step's h (many-to-many; the data need targets for every step)");
     ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
