@@ -229,7 +229,12 @@ CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *
 
 /* Magic, format version, architecture, parameters, CRC-32; written to a
  * temporary file, fsynced and renamed over path (an existing file at path is
- * left intact when anything fails). Layout: docs/formats.md. Loading refuses
+ * left intact when anything fails). Layout: docs/formats.md. The format
+ * version written is the oldest that holds the file's content, so that
+ * older builds read what they can use: 1 for a model without recurrent
+ * layers, 2 with them, 3 for a training state of a run with truncated
+ * backpropagation through time or a carried state (bptt_chunk, bptt_steps,
+ * carry_state). Loading reads every version up to this build's and refuses
  * a missing (IO), foreign (FORMAT), newer (UNSUPPORTED), truncated
  * (TRUNCATED), damaged (CHECKSUM) or inconsistent (FORMAT, SHAPE) file with
  * a message naming it. */
