@@ -16,7 +16,7 @@
 #include "clipnn.h"
 #include "train/train.h" /* to build training states without the trainer */
 
-/* Offsets fixed by the format (src/checkpoint.c, docs/formats.md). */
+/* Offsets fixed by the format (src/train/checkpoint.c, docs/formats.md). */
 enum {
     OFF_VERSION = 8,
     OFF_LENGTH = 12,

@@ -18,19 +18,19 @@
  *         layer u64 width, u32 activation code (0 identity, 1 sigmoid,
  *         2 tanh, 3 gelu, 4 softplus, 5 relu; a recurrent layer's is its
  *         nonlinearity)
- *   SEQN  required in version 2, before PARM: u64 steps, u64 step_dim, u32
+ *   SEQN  required from version 2, before PARM: u64 steps, u64 step_dim, u32
  *         every_step, u32 n_layers, then a u32 kind code per layer (0 dense,
  *         1 rnn, 2 rnn-relu, 3 lstm, 4 gru)
  *   PARM  required: the n_params float32 of the model, for each recurrent
  *         layer W_ih, W_hh, b_ih, b_hh, for each dense layer W ([out][in],
  *         row-major) then b ([out])
- *   OPTM  optional: optimizer state (src/optim_state.c)
- *   CLIP  optional: clipper state (src/clip.c; opaque here)
- *   TRAN  optional: loop state of clipnn_train (src/train_state.c); its
+ *   OPTM  optional: optimizer state (src/train/optim_state.c)
+ *   CLIP  optional: clipper state (src/clip/state.c; opaque here)
+ *   TRAN  optional: loop state of clipnn_train (src/train/train_state.c); its
  *         presence is what makes the file resumable
  *   BPTT  optional, with TRAN, version 3: the chunk position, current batch
  *         and carried state of a run with truncated BPTT or a carried state
- *         (src/train_state.c); a build that cannot continue such a run
+ *         (src/train/train_state.c); a build that cannot continue such a run
  *         refuses the version instead of resuming it as another
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
