@@ -230,8 +230,51 @@ static int parse_number(const char *text, double *out) {
     return 0;
 }
 
+static int check_optim(const char *cmd, const cli_settings *s, int argc, char **argv) {
+    if (!(s->lr >= 0) || !isfinite(s->lr))
+        return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
+    if (!(s->momentum >= 0 && s->momentum < 1))
+        return cli_usage_error(cmd, "--momentum %g: must be in [0, 1)", s->momentum);
+    if (s->nesterov && s->momentum == 0) return cli_usage_error(cmd, "--nesterov needs a --momentum > 0");
+    if (!(s->wd >= 0) || !isfinite(s->wd)) return cli_usage_error(cmd, "--wd %g: must be finite and >= 0", s->wd);
+    if (s->batch == 0) return cli_usage_error(cmd, "--batch 0: the minibatch size must be >= 1");
+    if (cli_argv_has(argc, argv, "--epochs") && cli_argv_has(argc, argv, "--steps"))
+        return cli_usage_error(cmd, "--epochs and --steps exclude each other");
+    if (s->epochs == 0 && s->steps == 0)
+        return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
+    size_t k1, k2;
+    if (s->bptt && parse_bptt(s->bptt, &k1, &k2))
+        return cli_usage_error(cmd, "--bptt '%s': want K1 or K1,K2, steps >= 1", s->bptt);
+    if (s->carry_state && s->replacement)
+        return cli_usage_error(cmd, "--carry-state takes the batches in order: no --replacement");
+    return CLI_EXIT_OK;
+}
+
+static int check_clip_params(const char *cmd, const cli_settings *s) {
+    if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
+    if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
+    if (!(s->percentile >= 0 && s->percentile <= 100))
+        return cli_usage_error(cmd, "--percentile %g: must be in [0, 100]", s->percentile);
+    if (!(s->noise >= 0) || !isfinite(s->noise))
+        return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
+    if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
+    if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
+        return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
+    if (!(s->eps > 0) || !isfinite(s->eps)) return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
+    if (s->box) {
+        char *end;
+        double lo = strtod(s->box, &end), hi;
+        if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
+            return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
+    }
+    clipnn_nonfinite policy;
+    clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &policy);
+    return st ? cli_fail(cmd, st, "--nonfinite") : CLI_EXIT_OK;
+}
+
 int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
                        char **argv) {
+    int rc;
     if (groups & CLI_OPTS_DATA) {
         if (!(s->test_fraction > 0 && s->test_fraction < 1))
             return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
@@ -239,59 +282,15 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         clipnn_status st = clipnn_scaling_parse(s->scale, &scaling);
         if (st) return cli_fail(cmd, st, "--scale");
     }
-    if (groups & CLI_OPTS_OPTIM) {
-        if (!(s->lr >= 0) || !isfinite(s->lr))
-            return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
-        if (!(s->momentum >= 0 && s->momentum < 1))
-            return cli_usage_error(cmd, "--momentum %g: must be in [0, 1)", s->momentum);
-        if (s->nesterov && s->momentum == 0)
-            return cli_usage_error(cmd, "--nesterov needs a --momentum > 0");
-        if (!(s->wd >= 0) || !isfinite(s->wd))
-            return cli_usage_error(cmd, "--wd %g: must be finite and >= 0", s->wd);
-        if (s->batch == 0) return cli_usage_error(cmd, "--batch 0: the minibatch size must be >= 1");
-        if (cli_argv_has(argc, argv, "--epochs") && cli_argv_has(argc, argv, "--steps"))
-            return cli_usage_error(cmd, "--epochs and --steps exclude each other");
-        if (s->epochs == 0 && s->steps == 0)
-            return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
-        size_t k1, k2;
-        if (s->bptt && parse_bptt(s->bptt, &k1, &k2))
-            return cli_usage_error(cmd, "--bptt '%s': want K1 or K1,K2, steps >= 1", s->bptt);
-        if (s->carry_state && s->replacement)
-            return cli_usage_error(cmd, "--carry-state takes the batches in order: no --replacement");
-    }
+    if ((groups & CLI_OPTS_OPTIM) && (rc = check_optim(cmd, s, argc, argv))) return rc;
     if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
         return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
-    if (groups & CLI_OPTS_CLIP_PARAMS) {
-        if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
-        if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
-        if (!(s->percentile >= 0 && s->percentile <= 100))
-            return cli_usage_error(cmd, "--percentile %g: must be in [0, 100]", s->percentile);
-        if (!(s->noise >= 0) || !isfinite(s->noise))
-            return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
-        if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
-        if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
-            return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
-        if (!(s->eps > 0) || !isfinite(s->eps))
-            return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
-        if (s->box) {
-            char *end;
-            double lo = strtod(s->box, &end), hi;
-            if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
-                return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
-        }
-        clipnn_nonfinite policy;
-        clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &policy);
-        if (st) return cli_fail(cmd, st, "--nonfinite");
-    }
-    if (groups & CLI_OPTS_CLIP_RULE) {
-        double v;
-        if (s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
-            return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
-    }
-    if (groups & CLI_OPTS_TELEMETRY) {
-        if (!(s->stability_m >= 0) || !isfinite(s->stability_m))
-            return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
-    }
+    if ((groups & CLI_OPTS_CLIP_PARAMS) && (rc = check_clip_params(cmd, s))) return rc;
+    double v;
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
+        return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
+    if ((groups & CLI_OPTS_TELEMETRY) && (!(s->stability_m >= 0) || !isfinite(s->stability_m)))
+        return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
     return CLI_EXIT_OK;
 }
 
