@@ -452,6 +452,14 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
     clipnn_status st = m1 ? clipnn_train(m1, tr, te, &o, &last) : CLIPNN_OK;
     CHECK_MSG(st == CLIPNN_ERR_SHAPE, "status %d: %s", (int)st, clipnn_last_error());
     CHECK(strstr(clipnn_last_error(), "targets for 6 steps") != NULL);
+    /* nor does a many-to-many model fit one target per sequence */
+    clipnn_dataset *per_row = NULL;
+    CHECK_OK(clipnn_dataset_from_arrays(&x[0][0][0], &y[0][0][0], N / T, T, 0, 1, &per_row));
+    double l, a;
+    st = per_row ? clipnn_evaluate(m, per_row, &o.loss, &l, &a) : CLIPNN_OK;
+    CHECK_MSG(st == CLIPNN_ERR_SHAPE && strstr(clipnn_last_error(), "one target row per sequence"), "status %d: %s",
+              (int)st, clipnn_last_error());
+    clipnn_dataset_free(per_row);
     clipnn_model_free(m1);
     clipnn_model_free(m);
     clipnn_dataset_free(tr);

@@ -6,6 +6,7 @@
 
 #include "clipnn.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -33,6 +34,10 @@ int clipnn_lookup_name(const char *const *names, size_t n, const char *name, con
         *out = (TYPE)i;                                                           \
         return CLIPNN_OK;                                                         \
     }
+
+/* Is v a class index of k outputs or classes (an integer in [0, k))? The
+ * one test of every place that takes class labels. */
+static inline int clipnn_is_class_index(double v, size_t k) { return v >= 0 && v < (double)k && v == floor(v); }
 
 /* A message for the sink of clipnn_set_log (level 0 information, 1
  * warning); nothing without a sink. Formats on the stack: safe inside the

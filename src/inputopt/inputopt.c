@@ -267,7 +267,7 @@ static clipnn_status check_trace_args(const clipnn_model *m, const clipnn_object
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective (double): NULL input or target");
     if (o->kind == CLIPNN_OBJ_TARGET_CLASS || o->kind == CLIPNN_OBJ_LEAVE_CLASS) {
         size_t k = clipnn_model_n_outputs(m);
-        if (!(y[0] >= 0 && y[0] < (double)k && y[0] == floor(y[0])))
+        if (!clipnn_is_class_index(y[0], k))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: class %g is not one of %zu outputs", y[0], k);
     }
     return CLIPNN_OK;

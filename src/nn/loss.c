@@ -9,8 +9,6 @@ static const char *const loss_names[CLIPNN_LOSS_COUNT] = {"mse", "xent", "bce", 
 
 CLIPNN_NAME_FUNCTIONS(clipnn_loss, clipnn_loss, loss_names, CLIPNN_LOSS_COUNT, "loss")
 
-int clipnn_is_class_index(double v, size_t k) { return v >= 0 && v < (double)k && v == floor(v); }
-
 clipnn_status clipnn_loss_check_targets(const clipnn_loss_options *lo, size_t k, const float *yf, const double *yd,
                                         size_t rows) {
     if ((unsigned)lo->loss >= CLIPNN_LOSS_COUNT)

@@ -340,8 +340,6 @@ void clipnn_reference_forward(const clipnn_model *m, const double *theta, size_t
 
 /* ------------------------------------------------ kernels (src/nn/loss.c) */
 
-/* Is v a class index of k outputs (an integer in [0, k))? */
-int clipnn_is_class_index(double v, size_t k);
 /* What the loss kernels assume of their targets, checked once per call:
  * a known loss kind, class indices (xent, margin) that name one of k
  * outputs, margin with at least 2 outputs. The targets of rows rows in
