@@ -122,6 +122,8 @@ CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_re
 CLIPNN_API clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius,
                                                      uint64_t seed);
 
+/* Values per input row (steps x step_dim for a model over sequences), and
+ * outputs per output row (per step for a many-to-many model). */
 CLIPNN_API size_t clipnn_model_n_inputs(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_n_outputs(const clipnn_model *m);
 /* Layers are counted front to back, recurrent layers first. For a
@@ -158,6 +160,8 @@ typedef struct {
     int is_bias;
 } clipnn_group;
 
+/* 4 per recurrent layer, 2 per dense layer; group index (all zero past
+ * the last). */
 CLIPNN_API size_t clipnn_model_n_groups(const clipnn_model *m);
 CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
 
