@@ -483,9 +483,16 @@ TEST(recurrent_model_through_the_tool) {
     snprintf(args, sizeof args, "eval --model %s", ckpt);
     CHECK(check_run_tool(args, &out) == 0);
     CHECK(strstr(out, "64-lstm:24-10") != NULL);
-    snprintf(args, sizeof args, "attack --model %s --method fgsm --eps 0.1", ckpt);
-    CHECK(check_run_tool(args, &out) == 2);
-    CHECK(strstr(out, "without recurrent layers") != NULL);
+    const char *refusing[] = {"attack --method fgsm --eps 0.1", "optimize-input --target-class 3",
+                              "diagnose --input data:3 --target-class 3"};
+    for (size_t i = 0; i < sizeof refusing / sizeof refusing[0]; i++) {
+        snprintf(args, sizeof args, "%s --model %s", refusing[i], ckpt);
+        int rc = check_run_tool(args, &out);
+        /* one line, before anything else is printed */
+        CHECK_MSG(rc == 2 && strstr(out, "a model with recurrent layers (the first: lstm)") &&
+                      strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s: exit %d: %s", refusing[i], rc, out);
+    }
     CHECK(check_run_tool("train --arch 10-lstm:5-10", &out) != 0);
     CHECK(strstr(out, "recurrent layers come first") != NULL);
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer", &out) == 2);
