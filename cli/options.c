@@ -454,10 +454,11 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     clipnn_model *m = NULL;
     st = clipnn_model_create_seq(&m, &seq, n, layers);
     if (!st) st = clipnn_model_init(m, init, s->seed);
-    if (!st) st = clipnn_model_reserve(m, s->batch);
+    const char *what = "--arch";
+    if (!st && (st = clipnn_model_reserve(m, s->batch))) what = "--batch";
     if (st) {
         clipnn_model_free(m);
-        return cli_fail(cmd, st, "--arch");
+        return cli_fail(cmd, st, what);
     }
     if ((rc = init_recurrent(cmd, s, m))) {
         clipnn_model_free(m);
