@@ -26,6 +26,7 @@ static const char SYNOPSIS[] =
     "(amplified, blue - white - red colour scale with its bar) at each epsilon,\n"
     "trace.csv (eps,restart,batch,step,loss,grad_norm,success_rate: batch means) and\n"
     "trace_examples.csv (eps,restart,example,step,loss,grad_norm,fooled) for those examples.\n"
+    "The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 ok, 1 attack failed, 2 bad option, 3 bad model or data, 4 file error.";
 
 #define MAX_EPS 32

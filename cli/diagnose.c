@@ -26,6 +26,7 @@ static const char SYNOPSIS[] =
     "--demo NAME runs a constructed case (the tests' cases): local-minimum, saddle,\n"
     "saturation, bce-no-saturation, precision, softmax-margin, box, tanh-param,\n"
     "dead-relu, ignored-directions; 'all' runs each and checks it names its cause.\n"
+    "The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 ok, 1 a demo named a wrong cause, 2 bad option, 3 bad model or input,\n"
     "4 file error.";
 

@@ -370,7 +370,15 @@ int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int ar
     if (rc) return rc;
     clipnn_set_threads(s->threads);
     clipnn_status st = clipnn_model_load(path, m);
-    return st ? cli_fail(cmd, st, path) : 0;
+    if (st) return cli_fail(cmd, st, path);
+    if (clipnn_model_seq_shape(*m).steps == 0) return 0;
+    /* refused before anything is printed or loaded for it */
+    fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks, input optimization and "
+            "the diagnosis take models without them\n", cmd, path,
+            clipnn_layer_kind_name(clipnn_model_layer_kind(*m, 0)));
+    clipnn_model_free(*m);
+    *m = NULL;
+    return CLI_EXIT_USAGE;
 }
 
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f) {

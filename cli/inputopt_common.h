@@ -37,8 +37,9 @@ int cli_parse_io_loss(const char *cmd, const char *text, int allow_output, clipn
  * or a .npy file holding n_inputs numbers. x: [n_inputs]. */
 int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t n_inputs, float *x, int *label);
 
-/* Checks the settings of groups, sets --threads and loads the model at path
- * (0, or the exit code with the message printed). */
+/* Checks the settings of groups, sets --threads and loads the model at path,
+ * which must have no recurrent layers (0, or the exit code with the message
+ * printed). */
 int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m);
 

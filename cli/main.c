@@ -11,7 +11,7 @@ typedef struct {
 } command;
 
 static const command commands[] = {
-    {"train", cmd_train, "train an MLP with clipped SGD"},
+    {"train", cmd_train, "train a model (MLP or recurrent) with clipped SGD"},
     {"eval", cmd_eval, "evaluate a saved model on a dataset"},
     {"compare", cmd_compare, "train the same model with each clipping rule, one row per rule"},
     {"lab", cmd_lab, "run the theory lab: every claim of the paper and exercise, with a verdict"},

@@ -23,7 +23,7 @@ static const char SYNOPSIS[] =
     "optimizes w with x = lo + (hi - lo)(tanh(w) + 1)/2 (the start shrunk by 0.999999\n"
     "before atanh). --out DIR: start and result as PNG (image data) and .npy, and a trace\n"
     "CSV (step,value,grad_norm,reached) per run. A run that stalls short of its target is\n"
-    "diagnosed (as 'clipnn diagnose').\n"
+    "diagnosed (as 'clipnn diagnose'). The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 every run reached its target, 1 some did not, 2 bad option, 3 bad\n"
     "model or data, 4 file error.";
 

@@ -114,8 +114,8 @@ static void model_options(cli_settings *s, cli_option *table, size_t *n) {
         "gru; they come first and read the rows as sequences); the last width must equal the number of "
         "classes (or targets) (default: 64-K, K from the data: 64-10 on digits)");
     ADD("--seq-steps", CLI_SIZE, &s->seq_steps, "T",
-        "recurrent layers read each row as T steps (default: the data's own: an image's rows, an .npy "
-        "file's second dimension)");
+        "recurrent layers read each row as T steps (0: the data's own: an image's rows, an .npy file's "
+        "second dimension)");
     ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
         "the dense layers read every step's h (many-to-many; the data need targets for every step)");
     ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
@@ -230,8 +230,51 @@ static int parse_number(const char *text, double *out) {
     return 0;
 }
 
+static int check_optim(const char *cmd, const cli_settings *s, int argc, char **argv) {
+    if (!(s->lr >= 0) || !isfinite(s->lr))
+        return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
+    if (!(s->momentum >= 0 && s->momentum < 1))
+        return cli_usage_error(cmd, "--momentum %g: must be in [0, 1)", s->momentum);
+    if (s->nesterov && s->momentum == 0) return cli_usage_error(cmd, "--nesterov needs a --momentum > 0");
+    if (!(s->wd >= 0) || !isfinite(s->wd)) return cli_usage_error(cmd, "--wd %g: must be finite and >= 0", s->wd);
+    if (s->batch == 0) return cli_usage_error(cmd, "--batch 0: the minibatch size must be >= 1");
+    if (cli_argv_has(argc, argv, "--epochs") && cli_argv_has(argc, argv, "--steps"))
+        return cli_usage_error(cmd, "--epochs and --steps exclude each other");
+    if (s->epochs == 0 && s->steps == 0)
+        return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
+    size_t k1, k2;
+    if (s->bptt && parse_bptt(s->bptt, &k1, &k2))
+        return cli_usage_error(cmd, "--bptt '%s': want K1 or K1,K2, steps >= 1", s->bptt);
+    if (s->carry_state && s->replacement)
+        return cli_usage_error(cmd, "--carry-state takes the batches in order: no --replacement");
+    return CLI_EXIT_OK;
+}
+
+static int check_clip_params(const char *cmd, const cli_settings *s) {
+    if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
+    if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
+    if (!(s->percentile >= 0 && s->percentile <= 100))
+        return cli_usage_error(cmd, "--percentile %g: must be in [0, 100]", s->percentile);
+    if (!(s->noise >= 0) || !isfinite(s->noise))
+        return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
+    if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
+    if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
+        return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
+    if (!(s->eps > 0) || !isfinite(s->eps)) return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
+    if (s->box) {
+        char *end;
+        double lo = strtod(s->box, &end), hi;
+        if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
+            return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
+    }
+    clipnn_nonfinite policy;
+    clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &policy);
+    return st ? cli_fail(cmd, st, "--nonfinite") : CLI_EXIT_OK;
+}
+
 int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, int argc,
                        char **argv) {
+    int rc;
     if (groups & CLI_OPTS_DATA) {
         if (!(s->test_fraction > 0 && s->test_fraction < 1))
             return cli_usage_error(cmd, "--test-fraction %g: must be in (0, 1)", s->test_fraction);
@@ -239,59 +282,15 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         clipnn_status st = clipnn_scaling_parse(s->scale, &scaling);
         if (st) return cli_fail(cmd, st, "--scale");
     }
-    if (groups & CLI_OPTS_OPTIM) {
-        if (!(s->lr >= 0) || !isfinite(s->lr))
-            return cli_usage_error(cmd, "--lr %g: the step size must be finite and >= 0", s->lr);
-        if (!(s->momentum >= 0 && s->momentum < 1))
-            return cli_usage_error(cmd, "--momentum %g: must be in [0, 1)", s->momentum);
-        if (s->nesterov && s->momentum == 0)
-            return cli_usage_error(cmd, "--nesterov needs a --momentum > 0");
-        if (!(s->wd >= 0) || !isfinite(s->wd))
-            return cli_usage_error(cmd, "--wd %g: must be finite and >= 0", s->wd);
-        if (s->batch == 0) return cli_usage_error(cmd, "--batch 0: the minibatch size must be >= 1");
-        if (cli_argv_has(argc, argv, "--epochs") && cli_argv_has(argc, argv, "--steps"))
-            return cli_usage_error(cmd, "--epochs and --steps exclude each other");
-        if (s->epochs == 0 && s->steps == 0)
-            return cli_usage_error(cmd, "--epochs 0: train for at least one epoch or give --steps");
-        size_t k1, k2;
-        if (s->bptt && parse_bptt(s->bptt, &k1, &k2))
-            return cli_usage_error(cmd, "--bptt '%s': want K1 or K1,K2, steps >= 1", s->bptt);
-        if (s->carry_state && s->replacement)
-            return cli_usage_error(cmd, "--carry-state takes the batches in order: no --replacement");
-    }
+    if ((groups & CLI_OPTS_OPTIM) && (rc = check_optim(cmd, s, argc, argv))) return rc;
     if ((groups & (CLI_OPTS_OPTIM | CLI_OPTS_THREADS)) && (s->threads < 0 || s->threads > CLIPNN_MAX_THREADS))
         return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
-    if (groups & CLI_OPTS_CLIP_PARAMS) {
-        if (!(s->p >= 1)) return cli_usage_error(cmd, "--p %g: the norm order must be >= 1 (or inf)", s->p);
-        if (!(s->value > 0)) return cli_usage_error(cmd, "--value %g: must be > 0", s->value);
-        if (!(s->percentile >= 0 && s->percentile <= 100))
-            return cli_usage_error(cmd, "--percentile %g: must be in [0, 100]", s->percentile);
-        if (!(s->noise >= 0) || !isfinite(s->noise))
-            return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
-        if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
-        if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
-            return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
-        if (!(s->eps > 0) || !isfinite(s->eps))
-            return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
-        if (s->box) {
-            char *end;
-            double lo = strtod(s->box, &end), hi;
-            if (end == s->box || *end != ',' || parse_number(end + 1, &hi) || !(lo < hi))
-                return cli_usage_error(cmd, "--box '%s': want LO,HI with LO < HI", s->box);
-        }
-        clipnn_nonfinite policy;
-        clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &policy);
-        if (st) return cli_fail(cmd, st, "--nonfinite");
-    }
-    if (groups & CLI_OPTS_CLIP_RULE) {
-        double v;
-        if (s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
-            return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
-    }
-    if (groups & CLI_OPTS_TELEMETRY) {
-        if (!(s->stability_m >= 0) || !isfinite(s->stability_m))
-            return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
-    }
+    if ((groups & CLI_OPTS_CLIP_PARAMS) && (rc = check_clip_params(cmd, s))) return rc;
+    double v;
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
+        return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
+    if ((groups & CLI_OPTS_TELEMETRY) && (!(s->stability_m >= 0) || !isfinite(s->stability_m)))
+        return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
     return CLI_EXIT_OK;
 }
 
@@ -309,8 +308,10 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);
         int rc = cli_fail(cmd, st, what);
-        /* NaN or Inf in a data file is a bad input file, not a failed run */
-        return st == CLIPNN_ERR_NONFINITE ? CLI_EXIT_INPUT : rc;
+        /* NaN or Inf in a data file, or an array of a kind the readers do not
+         * take (4-D, an object array, another dtype), is a bad input file,
+         * not a failed run or a bad option */
+        return st == CLIPNN_ERR_NONFINITE || st == CLIPNN_ERR_UNSUPPORTED ? CLI_EXIT_INPUT : rc;
     }
     return CLI_EXIT_OK;
 }
@@ -422,12 +423,17 @@ static int seq_shape_for(const char *cmd, const cli_settings *s, const clipnn_da
     return CLI_EXIT_OK;
 }
 
-/* --rec-init on the recurrent layers' W_hh (nothing for an MLP). */
-static clipnn_status init_recurrent(const cli_settings *s, clipnn_model *m) {
-    clipnn_recurrent_init how = CLIPNN_RECURRENT_INIT_TORCH;
-    clipnn_status st = s->rec_init ? clipnn_recurrent_init_parse(s->rec_init, &how) : CLIPNN_OK;
-    if (!st) st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
-    return st;
+/* --rec-init (and --rec-radius) on the recurrent layers' W_hh; refused for
+ * a model without them, where it would change nothing. */
+static int init_recurrent(const char *cmd, const cli_settings *s, clipnn_model *m) {
+    if (!s->rec_init) return CLI_EXIT_OK;
+    clipnn_recurrent_init how;
+    clipnn_status st = clipnn_recurrent_init_parse(s->rec_init, &how);
+    if (st) return cli_fail(cmd, st, "--rec-init");
+    if (clipnn_model_seq_shape(m).steps == 0)
+        return cli_usage_error(cmd, "--rec-init %s: the model has no recurrent layers", s->rec_init);
+    st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
+    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_SCALED ? "--rec-radius" : "--rec-init") : CLI_EXIT_OK;
 }
 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
@@ -448,11 +454,15 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     clipnn_model *m = NULL;
     st = clipnn_model_create_seq(&m, &seq, n, layers);
     if (!st) st = clipnn_model_init(m, init, s->seed);
-    if (!st) st = init_recurrent(s, m);
-    if (!st) st = clipnn_model_reserve(m, s->batch);
+    const char *what = "--arch";
+    if (!st && (st = clipnn_model_reserve(m, s->batch))) what = "--batch";
     if (st) {
         clipnn_model_free(m);
-        return cli_fail(cmd, st, "--arch");
+        return cli_fail(cmd, st, what);
+    }
+    if ((rc = init_recurrent(cmd, s, m))) {
+        clipnn_model_free(m);
+        return rc;
     }
     cli_model_arch(m, 0, arch_text, cap);
     *out = m;

@@ -1,4 +1,4 @@
-/* clipnn train: train an MLP with clipped SGD on a dataset. */
+/* clipnn train: train a model (an MLP, or recurrent layers and dense ones) with clipped SGD on a dataset. */
 #include <errno.h>
 #include <libgen.h>
 #include <sys/stat.h>
@@ -13,7 +13,8 @@
 #include "report.h"
 
 static const char SYNOPSIS[] =
-    "[--data SPEC] [--arch 64-32-10] [--act tanh] [--loss xent|mse|bce]\n"
+    "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
+    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled] [--rec-radius R]\n"
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
@@ -21,8 +22,9 @@ static const char SYNOPSIS[] =
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
     "             [--resume FILE]\n"
     "\n"
-    "Trains an MLP (hidden layers --act, output layer identity) with the clipped step\n"
-    "theta <- theta - a(t) g / c(t) of the paper (eq. 10) and the chosen clipping rule.\n"
+    "Trains a model (hidden dense layers --act, output layer identity; recurrent layers\n"
+    "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
+    "of the paper (eq. 10) and the chosen clipping rule.\n"
     "--log writes one CSV row per step: step,lr,loss,pre_norm,post_norm,c,clipped,skipped,\n"
     "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
     "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"

@@ -1,6 +1,7 @@
 /*
- * clipnn: clipped stochastic gradient descent for multilayer perceptrons,
- * input optimization, and diagnosis of zero / vanishing / exploding gradients.
+ * clipnn: clipped stochastic gradient descent for multilayer perceptrons and
+ * recurrent networks, input optimization, and diagnosis of zero / vanishing /
+ * exploding gradients.
  *
  * This header includes the whole public API, one header per subsystem
  * (include/clipnn/NAME.h: a user of the core needs only base, model, clip,
@@ -16,11 +17,15 @@
  *     [out][in] (row i = the incoming weights of output unit i), like
  *     torch.nn.Linear;
  *   - all parameters live in one contiguous float block, all gradients in
- *     another of the same layout: for each layer, W then b;
- *   - losses are means: cross-entropy and margin over the examples of the
- *     batch, MSE and BCE over all its elements (examples x outputs);
- *   - targets are floats: class indices for CLIPNN_LOSS_XENT and
- *     CLIPNN_LOSS_MARGIN ([batch]), values for MSE and BCE ([batch][n_out]);
+ *     another of the same layout: W_ih, W_hh, b_ih, b_hh of each recurrent
+ *     layer, then W and b of each dense layer (clipnn_group);
+ *   - losses are means over the output rows, one row per example (one per
+ *     example and step for a model that gives an output at every step):
+ *     cross-entropy and margin over the rows, MSE and BCE over all their
+ *     elements (rows x outputs);
+ *   - targets are floats, one row per output row: class indices for
+ *     CLIPNN_LOSS_XENT and CLIPNN_LOSS_MARGIN ([batch], or [batch][steps]),
+ *     values for MSE and BCE ([batch][n_out], or [batch][steps][n_out]);
  *   - "eq. N", "Lemma N" and "Theorem N" refer to A. Ramaswamy, "Gradient
  *     Clipping in Deep Learning: A Dynamical Systems Perspective", ICPRAM
  *     2023.

@@ -16,7 +16,7 @@
 #include "clipnn.h"
 #include "train/train.h" /* to build training states without the trainer */
 
-/* Offsets fixed by the format (src/checkpoint.c, docs/formats.md). */
+/* Offsets fixed by the format (src/train/checkpoint.c, docs/formats.md). */
 enum {
     OFF_VERSION = 8,
     OFF_LENGTH = 12,
@@ -341,6 +341,68 @@ TEST(checkpoint_forged_sizes_are_refused_without_huge_allocations) {
     expect_refused(bad, CLIPNN_ERR_FORMAT, "trailing bytes");
 
     free(g.data);
+    free(f.data);
+    free(b.data);
+    clipnn_model_free(m);
+    remove(path);
+    remove(bad);
+}
+
+/* A version 2 file with a forged sequence section: each forgery resealed
+ * (length and CRC right) is refused with FORMAT or SHAPE naming the file,
+ * never built into a model; every cut of the file is TRUNCATED. */
+TEST(checkpoint_forged_sequence_section_is_refused) {
+    const char *path = check_tmp_path("seq.ckpt"), *bad = check_tmp_path("seq_forged.ckpt");
+    clipnn_layer_spec ls[2] = {{CLIPNN_LAYER_LSTM, 3, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_DENSE, 2, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {4, 2, 0};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 2, ls));
+    if (!m) return;
+    CHECK_OK(clipnn_model_save(m, path));
+    blob b = slurp(path);
+    /* ARCH: 12 + 16 + 2 x 12 bytes; SEQN's header then its payload */
+    const size_t seqn = 20 + 12 + 40, q = seqn + 12, parm = q + 24 + 8;
+    CHECK(b.len > parm + 12 && !memcmp(b.data + seqn, "SEQN", 4) && !memcmp(b.data + parm, "PARM", 4) &&
+          get_u64(b.data + q) == 4 && get_u64(b.data + q + 8) == 2);
+    blob f = {malloc(b.len), b.len};
+    const struct {
+        size_t at, bytes;
+        uint64_t value;
+        clipnn_status want;
+        const char *what;
+    } forgeries[] = {
+        {q, 8, 0, CLIPNN_ERR_FORMAT, "0 steps"},
+        {q, 8, 3, CLIPNN_ERR_FORMAT, "3 steps of 2 for 8 inputs"},
+        {q + 8, 8, 0, CLIPNN_ERR_FORMAT, "steps of 0 values"},
+        /* 4 (2^62 + 2) wraps around to 8 inputs: only the bound on each catches it */
+        {q + 8, 8, ((uint64_t)1 << 62) + 2, CLIPNN_ERR_FORMAT, "a step_dim whose product wraps"},
+        {q + 20, 4, 3, CLIPNN_ERR_FORMAT, "3 layers for 2"},
+        {q + 24, 4, 9, CLIPNN_ERR_FORMAT, "kind 9"},
+        {q + 24, 4, CLIPNN_LAYER_DENSE, CLIPNN_ERR_SHAPE, "a dense first layer: other parameter count"},
+        {q + 28, 4, CLIPNN_LAYER_GRU, CLIPNN_ERR_FORMAT, "a recurrent last layer"},
+        {q + 24, 4, CLIPNN_LAYER_GRU, CLIPNN_ERR_SHAPE, "gru for lstm: other parameter count"},
+        {seqn + 4, 8, 31, CLIPNN_ERR_FORMAT, "SEQN one byte short"},
+    };
+    for (size_t i = 0; i < sizeof forgeries / sizeof forgeries[0]; i++) {
+        memcpy(f.data, b.data, b.len);
+        if (forgeries[i].bytes == 8) put_u64(f.data + forgeries[i].at, forgeries[i].value);
+        else put_u32(f.data + forgeries[i].at, (uint32_t)forgeries[i].value);
+        reseal(&f);
+        spit(bad, f.data, f.len);
+        expect_refused(bad, forgeries[i].want, forgeries[i].what);
+    }
+    /* SEQN moved behind PARM: the format puts it before, as ARCH */
+    size_t seqn_len = parm - seqn, parm_len = b.len - 4 - parm;
+    memcpy(f.data, b.data, b.len);
+    memcpy(f.data + seqn, b.data + parm, parm_len);
+    memcpy(f.data + seqn + parm_len, b.data + seqn, seqn_len);
+    reseal(&f);
+    spit(bad, f.data, f.len);
+    expect_refused(bad, CLIPNN_ERR_FORMAT, "SEQN after PARM");
+    for (size_t len = 0; len < b.len; len += 7) {
+        spit(bad, b.data, len);
+        expect_refused(bad, CLIPNN_ERR_TRUNCATED, "a cut recurrent checkpoint");
+    }
     free(f.data);
     free(b.data);
     clipnn_model_free(m);

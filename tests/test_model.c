@@ -185,6 +185,34 @@ TEST(model_rejects_bad_shapes_and_labels) {
     clipnn_model_free(m);
 }
 
+/* The double reference refuses the targets clipnn_loss_grad refuses
+ * (a class index past the outputs used to be read as one and write past
+ * the row), on every output row of a many-to-many model. */
+TEST(reference_rejects_what_loss_grad_rejects) {
+    clipnn_layer_spec ls[2] = {{CLIPNN_LAYER_GRU, 3, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_DENSE, 2, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {4, 2, 1};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 2, ls));
+    if (!m) return;
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 3));
+    double x[2 * 8] = {0}, y[2 * 4] = {0}, loss;
+    float xf[2 * 8] = {0}, yf[2 * 4] = {0};
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    CHECK_OK(clipnn_reference_loss_grad(m, NULL, &lo, x, y, 2, &loss, NULL, NULL, NULL));
+    const double bad[] = {2, -1, 0.5, 1e9, NAN};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        y[7] = bad[i], yf[7] = (float)bad[i]; /* the last step of the second sequence */
+        CHECK_MSG(clipnn_reference_loss_grad(m, NULL, &lo, x, y, 2, &loss, NULL, NULL, NULL) == CLIPNN_ERR_SHAPE,
+                  "target %g", bad[i]);
+        CHECK(strstr(clipnn_last_error(), "row 7") != NULL);
+        CHECK_MSG(clipnn_loss_grad(m, &lo, xf, yf, 2, &loss, NULL) == CLIPNN_ERR_SHAPE, "target %g", bad[i]);
+    }
+    y[7] = 1;
+    lo.loss = CLIPNN_LOSS_COUNT;
+    CHECK(clipnn_reference_loss_grad(m, NULL, &lo, x, y, 2, &loss, NULL, NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
+    clipnn_model_free(m);
+}
+
 TEST(init_is_seeded) {
     size_t widths[2] = {16, 4};
     clipnn_act acts[2] = {CLIPNN_ACT_RELU, CLIPNN_ACT_IDENTITY};

@@ -452,6 +452,14 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
     clipnn_status st = m1 ? clipnn_train(m1, tr, te, &o, &last) : CLIPNN_OK;
     CHECK_MSG(st == CLIPNN_ERR_SHAPE, "status %d: %s", (int)st, clipnn_last_error());
     CHECK(strstr(clipnn_last_error(), "targets for 6 steps") != NULL);
+    /* nor does a many-to-many model fit one target per sequence */
+    clipnn_dataset *per_row = NULL;
+    CHECK_OK(clipnn_dataset_from_arrays(&x[0][0][0], &y[0][0][0], N / T, T, 0, 1, &per_row));
+    double l, a;
+    st = per_row ? clipnn_evaluate(m, per_row, &o.loss, &l, &a) : CLIPNN_OK;
+    CHECK_MSG(st == CLIPNN_ERR_SHAPE && strstr(clipnn_last_error(), "one target row per sequence"), "status %d: %s",
+              (int)st, clipnn_last_error());
+    clipnn_dataset_free(per_row);
     clipnn_model_free(m1);
     clipnn_model_free(m);
     clipnn_dataset_free(tr);
@@ -475,13 +483,76 @@ TEST(recurrent_model_through_the_tool) {
     snprintf(args, sizeof args, "eval --model %s", ckpt);
     CHECK(check_run_tool(args, &out) == 0);
     CHECK(strstr(out, "64-lstm:24-10") != NULL);
-    snprintf(args, sizeof args, "attack --model %s --method fgsm --eps 0.1", ckpt);
-    CHECK(check_run_tool(args, &out) == 2);
-    CHECK(strstr(out, "without recurrent layers") != NULL);
+    const char *refusing[] = {"attack --method fgsm --eps 0.1", "optimize-input --target-class 3",
+                              "diagnose --input data:3 --target-class 3"};
+    for (size_t i = 0; i < sizeof refusing / sizeof refusing[0]; i++) {
+        snprintf(args, sizeof args, "%s --model %s", refusing[i], ckpt);
+        int rc = check_run_tool(args, &out);
+        /* one line, before anything else is printed */
+        CHECK_MSG(rc == 2 && strstr(out, "a model with recurrent layers (the first: lstm)") &&
+                      strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s: exit %d: %s", refusing[i], rc, out);
+    }
     CHECK(check_run_tool("train --arch 10-lstm:5-10", &out) != 0);
     CHECK(strstr(out, "recurrent layers come first") != NULL);
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer", &out) == 2);
     CHECK(strstr(out, "--seq-steps") != NULL);
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer --seq-steps 7", &out) == 2);
     CHECK(strstr(out, "not a multiple") != NULL);
+    /* --rec-init: a bad radius is named as such; nothing to initialise in an MLP */
+    CHECK(check_run_tool("train --arch rnn:8-10 --epochs 1 --quiet --rec-init scaled --rec-radius 0.9", &out) == 0);
+    CHECK(check_run_tool("train --arch rnn:8-10 --rec-init scaled --rec-radius -1", &out) == 2);
+    CHECK_MSG(strstr(out, "--rec-radius") && strstr(out, "spectral radius -1"), "%s", out);
+    CHECK(check_run_tool("train --arch 64-10 --rec-init orthogonal", &out) == 2);
+    CHECK_MSG(strstr(out, "no recurrent layers"), "%s", out);
+}
+
+/* A .npy file with the header dict given and `floats` float32 zeros after it. */
+static const char *save_raw_npy(const char *name, const char *dict, size_t floats) {
+    const char *path = check_tmp_path(name);
+    size_t len = strlen(dict), padded = (10 + len + 1 + 63) / 64 * 64;
+    FILE *f = fopen(path, "wb");
+    if (!f) return path;
+    fwrite("\x93NUMPY\x01\x00", 1, 8, f);
+    fputc((int)((padded - 10) & 0xff), f), fputc((int)((padded - 10) >> 8), f);
+    fputs(dict, f);
+    for (size_t i = 10 + len; i + 1 < padded; i++) fputc(' ', f);
+    fputc('\n', f);
+    float zero = 0;
+    for (size_t i = 0; i < floats; i++) fwrite(&zero, sizeof zero, 1, f);
+    fclose(f);
+    return path;
+}
+
+/* Sequence files the tool cannot use: one line on stderr naming the file
+ * and exit 3, whatever the reason (a shape, a value, a kind of array the
+ * reader does not take), as docs/recurrent.md says. */
+TEST(recurrent_data_errors_exit_3_naming_the_file) {
+    enum { N = 6, T = 3, D = 2 };
+    float x[N][T][D] = {{{0}}}, y[N] = {0, 1, 0, 1, 0, 1};
+    char xs[1024], ys[1024], args[2400];
+    snprintf(ys, sizeof ys, "%s", save_npy("bad_y.npy", y, N, 1, 0));
+    struct {
+        const char *name, *dict;
+        size_t floats;
+    } bad[] = {
+        {"x4d.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 3, 2, 1), }", N * T * D},
+        {"xobj.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (6,), }", 0},
+        {"xfortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (6, 3, 2), }", N * T * D},
+        {"xempty.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 0, 2), }", 0},
+        {"xshort.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (6, 3, 2), }", N * T * D - 1},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        snprintf(xs, sizeof xs, "%s", save_raw_npy(bad[i].name, bad[i].dict, bad[i].floats));
+        snprintf(args, sizeof args, "train --arch gru:4-2 --epochs 1 --data npy:%s,%s", xs, ys);
+        const char *out;
+        int rc = check_run_tool(args, &out);
+        CHECK_MSG(rc == 3 && strstr(out, bad[i].name) && strchr(out, '\n') == out + strlen(out) - 1,
+                  "%s: exit %d: %s", bad[i].name, rc, out);
+    }
+    x[N - 1][T - 1][D - 1] = NAN;
+    snprintf(args, sizeof args, "train --arch gru:4-2 --epochs 1 --data npy:%s,%s",
+             save_npy("xnan.npy", &x[0][0][0], N, T, D), ys);
+    const char *out;
+    CHECK(check_run_tool(args, &out) == 3 && strstr(out, "xnan.npy") && strstr(out, "non-finite"));
 }

@@ -145,6 +145,13 @@ typedef struct {
 
 typedef struct clipnn_clipper clipnn_clipper;
 
+/* A clipper for the gradients of m (its groups and parameter count) with
+ * a copy of opts, which are checked (INVALID_ARG for a value out of its
+ * domain). The projection's centre theta(0) is m's parameters at this
+ * call; the per-sample rule sizes its per-example buffer for m's reserved
+ * batch. The clipper keeps no pointer to m; clipnn_clipper_apply refuses a
+ * model of another parameter count (SHAPE). clipnn_clipper_options returns
+ * its copy of opts. */
 CLIPNN_API clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
                                     const clipnn_clip_options *opts);
 CLIPNN_API void clipnn_clipper_free(clipnn_clipper *c);

@@ -1,4 +1,5 @@
-/* clipnn: Datasets: the built-in digits, CSV, IDX, Fashion-MNIST, synthetic sets, splits and scaling. */
+/* clipnn: Datasets: the built-in digits and breast cancer, CSV, IDX, Fashion-MNIST, NumPy arrays (sequences
+ * included), synthetic sets, splits and scaling. */
 #ifndef CLIPNN_PUBLIC_DATA_H
 #define CLIPNN_PUBLIC_DATA_H
 
@@ -17,7 +18,7 @@ typedef struct clipnn_dataset clipnn_dataset;
  * feature becomes 0). UNIT: to [0, 1]: image sets divided by their
  * full-scale pixel value (digits 16, IDX 255), other sets min-max per
  * feature (test values may fall outside). AUTO: the set's own default:
- * digits, breast-cancer and CSV standardize; IDX and Fashion-MNIST unit
+ * digits, breast-cancer, CSV and npy standardize; IDX and Fashion-MNIST unit
  * (/255); spirals and teacher none (already of order 1). */
 typedef enum {
     CLIPNN_SCALE_NONE = 0,

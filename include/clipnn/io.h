@@ -10,13 +10,14 @@ extern "C" {
 
 /* ------------------------------------------------------------------- files */
 
-/* NumPy .npy (float32 little-endian, C order, 1 or 2 dimensions). cols == 0
- * means a 1-D array of rows elements, on writing and on reading; the data
- * then hold rows * max(cols, 1) floats (*data from clipnn_npy_read is
- * released with free()). Writing is atomic like checkpoints. Reading
- * refuses a missing (IO), foreign or malformed (FORMAT), truncated
- * (TRUNCATED), or other-dtype, Fortran-order or >2-D (UNSUPPORTED) file
- * with a message naming it. */
+/* NumPy .npy, C order, 1 or 2 dimensions: written as float32
+ * little-endian; read from any dtype clipnn_npy_read_nd reads, converted to
+ * float. cols == 0 means a 1-D array of rows elements, on writing and on
+ * reading; the data then hold rows * max(cols, 1) floats (*data from
+ * clipnn_npy_read is released with free()). Writing is atomic like
+ * checkpoints. Reading refuses a missing (IO), foreign or malformed
+ * (FORMAT), truncated (TRUNCATED), or other-dtype, Fortran-order or >2-D
+ * (UNSUPPORTED) file with a message naming it. */
 CLIPNN_API clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols);
 CLIPNN_API clipnn_status clipnn_npy_read(const char *path, float **data, size_t *rows, size_t *cols);
 

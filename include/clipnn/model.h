@@ -60,7 +60,8 @@ CLIPNN_API clipnn_status clipnn_model_clone(const clipnn_model *m, clipnn_model 
  * nn.RNN with tanh (rnn-relu: with relu), lstm nn.LSTM (gates i, f, g, o),
  * gru nn.GRU (gates r, z, n); each has the tensors W_ih [G h][in], W_hh
  * [G h][h], b_ih [G h], b_hh [G h] (G = 1, 4, 3 gates, h its width), its
- * state starts at zero for every sequence. */
+ * state starts at zero for every sequence (clipnn_train can instead carry
+ * it from batch to batch: carry_state). */
 typedef enum {
     CLIPNN_LAYER_DENSE = 0,
     CLIPNN_LAYER_RNN,      /* Elman, tanh */
@@ -116,10 +117,13 @@ CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_re
  * orthogonal draws a Gaussian matrix per gate block and keeps the Q of its
  * QR factorisation (signs fixed by R's diagonal), scaled divides each block
  * by its spectral radius (power iteration on the block) and multiplies by
- * radius (> 0). A model without recurrent layers is left unchanged. */
+ * radius (> 0 and finite; read by scaled only). A model without recurrent
+ * layers is left unchanged. */
 CLIPNN_API clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius,
                                                      uint64_t seed);
 
+/* Values per input row (steps x step_dim for a model over sequences), and
+ * outputs per output row (per step for a many-to-many model). */
 CLIPNN_API size_t clipnn_model_n_inputs(const clipnn_model *m);
 CLIPNN_API size_t clipnn_model_n_outputs(const clipnn_model *m);
 /* Layers are counted front to back, recurrent layers first. For a
@@ -156,6 +160,8 @@ typedef struct {
     int is_bias;
 } clipnn_group;
 
+/* 4 per recurrent layer, 2 per dense layer; group index (all zero past
+ * the last). */
 CLIPNN_API size_t clipnn_model_n_groups(const clipnn_model *m);
 CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
 
@@ -191,9 +197,11 @@ CLIPNN_API clipnn_group clipnn_model_group(const clipnn_model *m, size_t index);
  * changes nothing. */
 CLIPNN_API clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch);
 
-/* x: [batch][n_inputs]. *out points into the model's workspace:
- * [batch][n_outputs] raw outputs (logits), valid until the next call that
- * overwrites the workspace. */
+/* x: [batch][n_inputs] (with recurrent layers each row is [steps][step_dim]).
+ * *out points into the model's workspace: the raw outputs (logits),
+ * [batch][n_outputs], or [batch][steps][n_outputs] for a model that gives
+ * an output at every step (clipnn_model_output_steps rows per example);
+ * valid until the next call that overwrites the workspace. */
 CLIPNN_API clipnn_status clipnn_forward(clipnn_model *m, const float *x, size_t batch, const float **out);
 
 typedef struct {
@@ -203,29 +211,37 @@ typedef struct {
 } clipnn_loss_options;
 CLIPNN_API clipnn_loss_options clipnn_loss_options_default(void);
 
-/* Forward, loss and backward. Gradients of the mean loss (over the
- * examples; over all elements for MSE and BCE) go to the gradient block when
- * lo->want_params (overwritten, not accumulated); dx, when not NULL,
- * receives d(mean loss)/dx, [batch][n_inputs]. *loss_out (may be NULL)
- * receives the mean loss. The workspace then holds the deltas of every
- * layer when want_params or dx asked for them (the calls that read them are
- * listed above). */
+/* Forward, loss and backward. y: one target row per output row, as
+ * clipnn_forward's rows: [batch] class indices or [batch][n_outputs]
+ * values, [batch][steps] or [batch][steps][n_outputs] for a model that
+ * gives an output at every step (a class index that names no output is
+ * refused with CLIPNN_ERR_SHAPE). Gradients of the mean loss (over the
+ * output rows; over all their elements for MSE and BCE) go to the gradient
+ * block when lo->want_params (overwritten, not accumulated); dx, when not
+ * NULL, receives d(mean loss)/dx, [batch][n_inputs]. *loss_out (may be
+ * NULL) receives the mean loss. The workspace then holds the deltas of
+ * every layer when want_params or dx asked for them (the calls that read
+ * them are listed above). */
 CLIPNN_API clipnn_status clipnn_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x,
                                const float *y, size_t batch, double *loss_out, float *dx);
 
 /* The same computation in double precision with plain loops (no BLAS): the
- * oracle for tests and the diagnosis. grad: [n_params] or NULL; dx:
- * [batch][n_inputs] or NULL; logits: [batch][n_outputs] or NULL. Parameters
- * are taken from the model (or from params_override when not NULL). */
+ * oracle for tests and the diagnosis. y as for clipnn_loss_grad (checked
+ * the same way); grad: [n_params] or NULL; dx: [batch][n_inputs] or NULL;
+ * logits: clipnn_forward's rows ([batch][n_outputs] or
+ * [batch][steps][n_outputs]) or NULL. Parameters are taken from the model
+ * (or from params_override when not NULL). */
 CLIPNN_API clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const double *params_override,
                                          const clipnn_loss_options *lo, const double *x,
                                          const double *y, size_t batch, double *loss_out,
                                          double *logits, double *grad, double *dx);
 
-/* Per-example losses of the last clipnn_loss_grad (one made by clipnn_train
- * included): one entry per example of its batch, each the example's loss
- * (for MSE and BCE the mean over its outputs), so that their mean is the
- * batch loss. Valid until the next clipnn_loss_grad or until the workspace
+/* Per-row losses of the last clipnn_loss_grad (one made by clipnn_train
+ * included): one entry per output row of its batch (per example, or per
+ * example and step for a model that gives an output at every step; with
+ * truncated backpropagation, per output row of the chunk), each the row's
+ * loss (for MSE and BCE the mean over its outputs), so that their mean is
+ * the batch loss. Valid until the next clipnn_loss_grad or until the workspace
  * grows (a forward leaves them); NULL when there are none. */
 CLIPNN_API const float *clipnn_model_last_losses(const clipnn_model *m);
 

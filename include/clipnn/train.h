@@ -27,6 +27,8 @@ typedef struct {
 } clipnn_optim_options;
 CLIPNN_API clipnn_optim_options clipnn_optim_options_default(void);
 
+/* An optimizer for n_params parameters (its moment buffers zero, its step
+ * count 0) with a copy of opts, which are checked. */
 typedef struct clipnn_optimizer clipnn_optimizer;
 CLIPNN_API clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
                                       const clipnn_optim_options *opts);
@@ -218,6 +220,14 @@ typedef struct {
     double mean_grad_norm;             /* ||E g||, when asked */
 } clipnn_train_result;
 
+/* Trains m in place on train with opts, evaluating on test (may be NULL)
+ * after every epoch. The data must fit the model and the loss (inputs,
+ * classes or targets, per-step targets for a many-to-many model: SHAPE
+ * otherwise); the steps allocate nothing. A run that diverges (a
+ * non-finite loss, gradient or update) ends with result->diverged set:
+ * with CLIPNN_ERR_NONFINITE and the parameters of the step before under the
+ * error policy, with CLIPNN_OK under propagate; the skip policy skips such
+ * steps and goes on. result is filled in either case. */
 CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *opts, clipnn_train_result *result);
 
@@ -229,7 +239,12 @@ CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *
 
 /* Magic, format version, architecture, parameters, CRC-32; written to a
  * temporary file, fsynced and renamed over path (an existing file at path is
- * left intact when anything fails). Layout: docs/formats.md. Loading refuses
+ * left intact when anything fails). Layout: docs/formats.md. The format
+ * version written is the oldest that holds the file's content, so that
+ * older builds read what they can use: 1 for a model without recurrent
+ * layers, 2 with them, 3 for a training state of a run with truncated
+ * backpropagation through time or a carried state (bptt_chunk, bptt_steps,
+ * carry_state). Loading reads every version up to this build's and refuses
  * a missing (IO), foreign (FORMAT), newer (UNSUPPORTED), truncated
  * (TRUNCATED), damaged (CHECKSUM) or inconsistent (FORMAT, SHAPE) file with
  * a message naming it. */

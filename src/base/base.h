@@ -6,6 +6,7 @@
 
 #include "clipnn.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stddef.h>
@@ -33,6 +34,10 @@ int clipnn_lookup_name(const char *const *names, size_t n, const char *name, con
         *out = (TYPE)i;                                                           \
         return CLIPNN_OK;                                                         \
     }
+
+/* Is v a class index of k outputs or classes (an integer in [0, k))? The
+ * one test of every place that takes class labels. */
+static inline int clipnn_is_class_index(double v, size_t k) { return v >= 0 && v < (double)k && v == floor(v); }
 
 /* A message for the sink of clipnn_set_log (level 0 information, 1
  * warning); nothing without a sink. Formats on the stack: safe inside the
@@ -70,7 +75,7 @@ void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
 /* A pass is split among threads at the fixed boundaries of clipnn_chunk. */
 void clipnn_chunk(size_t n, int t, int T, size_t *lo, size_t *hi);
 int clipnn_threads_for_macs(size_t macs); /* threads for a layer-by-layer pass of that many multiply-adds */
-/* Barrier for the threads of one parallel region (src/dense.c): zero it
+/* Barrier for the threads of one parallel region (src/nn/dense.c): zero it
  * before the region, every thread calls clipnn_barrier_wait(b, team size). */
 typedef struct {
     _Atomic int count, gen;
@@ -121,7 +126,7 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
 clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
                                    unsigned char **buf, size_t *len);
 
-/* ------------------------------------------- atomic files (src/checkpoint.c) */
+/* ------------------------------------------- atomic files (src/train/checkpoint.c) */
 
 /* Writes the contents of a file; returns 0 or the errno of a failed write. */
 typedef int (*clipnn_fill_fn)(FILE *f, void *user);

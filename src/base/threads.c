@@ -34,7 +34,7 @@ void clipnn_set_threads(int n) {
     omp_set_num_threads(n);
 #endif
     /* The library splits its kernels among its own OpenMP threads and calls
-     * BLAS on one slice per thread (src/dense.c); BLAS threads of their own
+     * BLAS on one slice per thread (src/nn/dense.c); BLAS threads of their own
      * would spin against the OpenMP ones on the same cores. */
     if (openblas_set_num_threads) openblas_set_num_threads(1);
 }

@@ -1,5 +1,5 @@
-/* The clipper's insides, shared by src/clip.c (the rules and the step),
- * src/clip_per_sample.c (DP-SGD) and src/clip_state.c (the CLIP section). */
+/* The clipper's insides, shared by src/clip/clip.c (the rules and the step),
+ * src/clip/per_sample.c (DP-SGD) and src/clip/state.c (the CLIP section). */
 #ifndef CLIPNN_CLIP_INTERNAL_H
 #define CLIPNN_CLIP_INTERNAL_H
 
@@ -59,7 +59,7 @@ typedef struct {
     double *pre, *post, *factor;
 } clipnn_group_report;
 
-/* DP-SGD per-example clipping (src/clip_per_sample.c). */
+/* DP-SGD per-example clipping (src/clip/per_sample.c). */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
 /* CLIPNN_OK when the model's workspace holds what per-sample clipping reads
  * (a clipnn_loss_grad with parameter gradients, not clipped yet), else
@@ -67,11 +67,11 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
 clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m);
 
 /* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
- * v is reordered (src/clip.c). */
+ * v is reordered (src/clip/clip.c). */
 double clipnn_percentile(double *v, size_t n, double q);
 
 
-/* The clipping step of clipnn_train (src/clip.c): clipnn_clipper_apply
+/* The clipping step of clipnn_train (src/clip/clip.c): clipnn_clipper_apply
  * with fuse = 1 on a gradient block that is exactly what the last
  * clipnn_loss_grad_fused produced, with the unit norms that backward
  * computed in the rule's order (grad_acc, [n_units]: m->row_acc after

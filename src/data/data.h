@@ -1,6 +1,8 @@
-/* Private declarations shared by the dataset sources: src/data.c (the object,
- * specs, split, scaling), src/data_formats.c (file reading, CSV, IDX) and
- * src/data_synthetic.c (spirals, teacher). */
+/* Private declarations shared by the dataset sources: src/data/dataset.c
+ * (the object), src/data/load.c (specs, split, scaling), src/data/formats.c
+ * (file reading, CSV, IDX), src/data/npy_data.c (NumPy arrays, sequences),
+ * src/data/builtin.c (the embedded sets) and src/data/synthetic.c
+ * (spirals, teacher). */
 #ifndef CLIPNN_DATA_INTERNAL_H
 #define CLIPNN_DATA_INTERNAL_H
 
@@ -34,7 +36,7 @@ clipnn_status clipnn_parse_csv(const char *name, const char *text, size_t len, l
 clipnn_status clipnn_load_csv_file(const char *path, long target_column, const char *target_name,
                                    int classification, clipnn_dataset **out);
 
-/* Synthetic sets (src/data_synthetic.c). */
+/* Synthetic sets (src/data/synthetic.c). */
 clipnn_status clipnn_make_spirals(size_t n, uint64_t seed, clipnn_dataset **out);
 clipnn_status clipnn_make_teacher(size_t n, uint64_t seed, clipnn_dataset **out);
 

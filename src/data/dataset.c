@@ -90,7 +90,7 @@ clipnn_status clipnn_dataset_from_arrays(const float *x, const float *y, size_t 
             }
         for (size_t j = 0; j < n_targets; j++) {
             float v = y[i * n_targets + j];
-            int bad_class = n_classes > 0 && !(v >= 0 && v < (float)n_classes && v == floorf(v));
+            int bad_class = n_classes > 0 && !clipnn_is_class_index(v, n_classes);
             if (!isfinite(v) || bad_class) {
                 clipnn_dataset_free(d);
                 return bad_class && isfinite(v)

@@ -1,7 +1,7 @@
-/* Datasets: the object and its accessors, the spec strings of
- * clipnn_dataset_load, the seeded train/test split and the scaling fitted on
- * the training part. File formats are in formats.c, synthetic sets in
- * synthetic.c, the embedded files in builtin.c. */
+/* Datasets: the spec strings of clipnn_dataset_load, the seeded train/test
+ * split and the scaling fitted on the training part. The object is in
+ * dataset.c, file formats in formats.c, NumPy arrays in npy_data.c,
+ * synthetic sets in synthetic.c, the embedded files in builtin.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

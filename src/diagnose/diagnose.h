@@ -1,5 +1,5 @@
-/* Shared by src/diagnose.c (the tests any objective gets, the curvature
- * probes, masking) and src/diagnose_model.c (the tests that look inside a
+/* Shared by src/diagnose/diagnose.c (the tests any objective gets, the curvature
+ * probes, masking) and src/diagnose/network.c (the tests that look inside a
  * network). */
 #ifndef CLIPNN_DIAGNOSE_INTERNAL_H
 #define CLIPNN_DIAGNOSE_INTERNAL_H

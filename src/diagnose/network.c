@@ -1,7 +1,7 @@
 /* Why is the gradient zero, inside a network: the backward signal layer by
  * layer, saturated units and outputs, dead ReLUs, ignored inputs, softmax
  * margins past float32 range and the logit-shift test, on top of the tests
- * every objective gets (src/diagnose.c). */
+ * every objective gets (src/diagnose/diagnose.c). */
 #include <float.h>
 #include <math.h>
 #include <stdio.h>

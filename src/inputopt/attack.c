@@ -217,7 +217,7 @@ static clipnn_status check_attack(const clipnn_model *m, const clipnn_attack_opt
     if (s) return s;
     const size_t k = clipnn_model_n_outputs(m);
     for (size_t i = 0; i < n_ex; i++)
-        if (!(labels[i] >= 0 && labels[i] < (float)k && labels[i] == floorf(labels[i])))
+        if (!clipnn_is_class_index(labels[i], k))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "attack: label %g of example %zu is not one of %zu classes",
                                (double)labels[i], i, k);
     return CLIPNN_OK;

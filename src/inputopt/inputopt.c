@@ -55,7 +55,7 @@ clipnn_status clipnn_objective_check(const clipnn_model *m, const clipnn_objecti
     if (!m || !o) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective: NULL argument");
     if (m->n_rec)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "objective: input optimization, attacks and the diagnosis take "
-                           "models without recurrent layers; this one starts with %zu %s layer(s)", m->n_rec,
+                           "models without recurrent layers; this one has %zu (the first: %s)", m->n_rec,
                            clipnn_layer_kind_name(clipnn_model_layer_kind(m, 0)));
     size_t k = clipnn_model_n_outputs(m);
     switch (o->kind) {
@@ -92,7 +92,7 @@ static clipnn_status check_targets(const clipnn_model *m, const clipnn_objective
     if (o->kind == CLIPNN_OBJ_TARGET_OUTPUT) return CLIPNN_OK;
     size_t k = clipnn_model_n_outputs(m);
     for (size_t r = 0; r < batch; r++)
-        if (!(y[r] >= 0.0f && y[r] < (float)k && y[r] == floorf(y[r])))
+        if (!clipnn_is_class_index(y[r], k))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: class %g of example %zu is not one of %zu outputs",
                                (double)y[r], r, k);
     return CLIPNN_OK;
@@ -267,7 +267,7 @@ static clipnn_status check_trace_args(const clipnn_model *m, const clipnn_object
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective (double): NULL input or target");
     if (o->kind == CLIPNN_OBJ_TARGET_CLASS || o->kind == CLIPNN_OBJ_LEAVE_CLASS) {
         size_t k = clipnn_model_n_outputs(m);
-        if (!(y[0] >= 0 && y[0] < (double)k && y[0] == floor(y[0])))
+        if (!clipnn_is_class_index(y[0], k))
             return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: class %g is not one of %zu outputs", y[0], k);
     }
     return CLIPNN_OK;

@@ -1,5 +1,5 @@
-/* Private declarations shared by input optimization (src/inputopt.c), the
- * attacks (src/attack.c) and the diagnosis (src/diagnose.c). */
+/* Private declarations shared by input optimization (src/inputopt/inputopt.c), the
+ * attacks (src/inputopt/attack.c) and the diagnosis (src/diagnose/diagnose.c). */
 #ifndef CLIPNN_INPUTOPT_INTERNAL_H
 #define CLIPNN_INPUTOPT_INTERNAL_H
 

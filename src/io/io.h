@@ -1,4 +1,4 @@
-/* A small SVG line-plot writer (src/svg.c): labelled axes, linear or log
+/* A small SVG line-plot writer (src/io/svg.c): labelled axes, linear or log
  * scales, a legend. Private to the library. */
 #ifndef CLIPNN_SVG_H
 #define CLIPNN_SVG_H

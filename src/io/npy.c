@@ -154,7 +154,7 @@ static clipnn_status parse_header(const char *path, const char *text, size_t len
         if (!strcmp(key, "descr")) {
             skip_ws(&c);
             if (c.p < c.e && *c.p == '[')
-                return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: structured dtype; only float32 ('<f4') arrays are read",
+                return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: structured dtype; arrays of one number type are read",
                                    path);
             if (parse_str(&c, h->descr, sizeof h->descr)) goto bad;
             seen_descr = 1;

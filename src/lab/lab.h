@@ -1,5 +1,5 @@
-/* The theory lab's shared machinery (src/lab.c) and the experiments
- * (src/lab_*.c). Private to the library. */
+/* The theory lab's shared machinery (src/lab/lab.c) and the experiments
+ * (the other files of src/lab). Private to the library. */
 #ifndef CLIPNN_LAB_INTERNAL_H
 #define CLIPNN_LAB_INTERNAL_H
 

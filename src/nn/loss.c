@@ -9,6 +9,21 @@ static const char *const loss_names[CLIPNN_LOSS_COUNT] = {"mse", "xent", "bce", 
 
 CLIPNN_NAME_FUNCTIONS(clipnn_loss, clipnn_loss, loss_names, CLIPNN_LOSS_COUNT, "loss")
 
+clipnn_status clipnn_loss_check_targets(const clipnn_loss_options *lo, size_t k, const float *yf, const double *yd,
+                                        size_t rows) {
+    if ((unsigned)lo->loss >= CLIPNN_LOSS_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: unknown kind %d", (int)lo->loss);
+    if (lo->loss != CLIPNN_LOSS_XENT && lo->loss != CLIPNN_LOSS_MARGIN) return CLIPNN_OK;
+    if (lo->loss == CLIPNN_LOSS_MARGIN && k < 2)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "loss: margin needs at least 2 outputs");
+    for (size_t r = 0; r < rows; r++) {
+        double v = yf ? (double)yf[r] : yd[r];
+        if (!clipnn_is_class_index(v, k))
+            return clipnn_fail(CLIPNN_ERR_SHAPE, "loss: target %g of row %zu is not a class of %zu outputs", v, r, k);
+    }
+    return CLIPNN_OK;
+}
+
 clipnn_loss_options clipnn_loss_options_default(void) {
     return (clipnn_loss_options){.loss = CLIPNN_LOSS_XENT, .kappa = 0.0, .want_params = 1};
 }

@@ -1,4 +1,4 @@
-/* Loss kernel body, included twice by src/loss.c: once with REAL = float
+/* Loss kernel body, included twice by src/nn/loss.c: once with REAL = float
  * (the training path) and once with REAL = double (the reference path), so
  * that the two can never drift apart. Sums and the log-sum-exp run in double
  * in both. Expects REAL and LOSS_FN defined; the per-row functions get

@@ -453,22 +453,6 @@ clipnn_status clipnn_forward(clipnn_model *m, const float *x, size_t batch, cons
     return s;
 }
 
-/* Class indices must name an output; checked once per call (B values). */
-static clipnn_status check_targets(const clipnn_model *m, const clipnn_loss_options *lo,
-                                   const float *y, size_t batch) {
-    if ((unsigned)lo->loss >= CLIPNN_LOSS_COUNT)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "loss: unknown kind %d", (int)lo->loss);
-    if (lo->loss != CLIPNN_LOSS_XENT && lo->loss != CLIPNN_LOSS_MARGIN) return CLIPNN_OK;
-    size_t k = clipnn_model_n_outputs(m);
-    if (lo->loss == CLIPNN_LOSS_MARGIN && k < 2)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "loss: margin needs at least 2 outputs");
-    for (size_t r = 0; r < batch; r++)
-        if (!(y[r] >= 0.0f && y[r] < (float)k && y[r] == floorf(y[r])))
-            return clipnn_fail(CLIPNN_ERR_SHAPE, "loss: target %g of example %zu is not a class of %zu outputs",
-                               (double)y[r], r, k);
-    return CLIPNN_OK;
-}
-
 /* Backward for thread t of T. Thread t owns the same units as in the
  * forward: it scales its columns of delta[l] by act', forms its rows of
  * dW and db (and their norms, when asked, while the rows are in its
@@ -564,7 +548,7 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
     clipnn_fused_opts front_f; /* a front leaves every dW formed */
     if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0}, f = &front_f;
     size_t rows = w ? clipnn_window_rows(m, batch, w) : clipnn_head_rows(m, batch);
-    clipnn_status s = check_targets(m, lo, y, rows);
+    clipnn_status s = clipnn_loss_check_targets(lo, clipnn_model_n_outputs(m), y, NULL, rows);
     if (!s) s = forward_check(m, x, batch);
     if (s) return s;
     size_t last = m->n_layers - 1, k = m->layers[last].out;

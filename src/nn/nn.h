@@ -301,7 +301,7 @@ clipnn_status clipnn_loss_grad_window(clipnn_model *m, const clipnn_loss_options
                                       size_t batch, const clipnn_window *w, const clipnn_fused_opts *f,
                                       double *loss_out);
 
-/* ------------------------------------------------ kernels (src/dense.c) */
+/* ------------------------------------------------ kernels (src/nn/dense.c) */
 
 /* dW[out][in] = dz[B][out]^T a[B][in];  db[out] = sum_B dz;
  * da[B][in] = dz[B][out] W[out][in] (skipped when da is NULL). */
@@ -318,7 +318,7 @@ void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const 
 void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, size_t B, size_t in, size_t out,
                                   size_t lo, size_t hi);
 
-/* -------------------------------------------- kernels (src/activation.c) */
+/* -------------------------------------------- kernels (src/nn/activation.c) */
 
 /* z[n] += b[n]; y[n] = act(z[n]) in one pass (y may be z). */
 void clipnn_bias_act_forward(clipnn_act act, float *z, float *y, const float *b, size_t n);
@@ -330,7 +330,7 @@ void clipnn_act_backward(clipnn_act act, float *d, const float *z, const float *
 double clipnn_act_eval_d(clipnn_act act, double x);  /* double reference */
 double clipnn_act_deriv_d(clipnn_act act, double x); /* double reference */
 
-/* ------------------------------------------- reference (src/reference.c) */
+/* ------------------------------------------- reference (src/nn/reference.c) */
 
 /* The reference's forward in double with plain loops: zs[l] (z of layer l)
  * and as[l + 1] (its activations) for batch rows, from the input as[0];
@@ -338,8 +338,14 @@ double clipnn_act_deriv_d(clipnn_act act, double x); /* double reference */
 void clipnn_reference_forward(const clipnn_model *m, const double *theta, size_t batch, double *const *zs,
                               double *const *as);
 
-/* ------------------------------------------------ kernels (src/loss.c) */
+/* ------------------------------------------------ kernels (src/nn/loss.c) */
 
+/* What the loss kernels assume of their targets, checked once per call:
+ * a known loss kind, class indices (xent, margin) that name one of k
+ * outputs, margin with at least 2 outputs. The targets of rows rows in
+ * float (yf) or double (yd, when yf is NULL). */
+clipnn_status clipnn_loss_check_targets(const clipnn_loss_options *lo, size_t k, const float *yf, const double *yd,
+                                        size_t rows);
 /* Per-example losses into losses[B]; d loss_mean / dz into dz[B][k] (may be
  * NULL); returns the batch mean (double accumulation). z: [B][k]. */
 double clipnn_loss_forward_backward(const clipnn_loss_options *lo, const float *z, const float *y,

@@ -153,8 +153,10 @@ clipnn_status clipnn_reference_loss_grad(const clipnn_model *m, const double *pa
                                          double *logits, double *grad, double *dx) {
     if (!m || !lo || !x || !y || batch == 0)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "reference: NULL argument or empty batch");
+    clipnn_status s = clipnn_loss_check_targets(lo, clipnn_model_n_outputs(m), NULL, y, clipnn_head_rows(m, batch));
+    if (s) return s;
     ref_pass r;
-    clipnn_status s = ref_alloc(m, batch, &r);
+    s = ref_alloc(m, batch, &r);
     if (s) return s;
     for (size_t i = 0; i < m->n_params; i++) r.theta[i] = params_override ? params_override[i] : (double)m->params[i];
     r.as[0] = (double *)ref_front_forward(m, &r, x, batch);

@@ -18,19 +18,19 @@
  *         layer u64 width, u32 activation code (0 identity, 1 sigmoid,
  *         2 tanh, 3 gelu, 4 softplus, 5 relu; a recurrent layer's is its
  *         nonlinearity)
- *   SEQN  required in version 2, before PARM: u64 steps, u64 step_dim, u32
+ *   SEQN  required from version 2, before PARM: u64 steps, u64 step_dim, u32
  *         every_step, u32 n_layers, then a u32 kind code per layer (0 dense,
  *         1 rnn, 2 rnn-relu, 3 lstm, 4 gru)
  *   PARM  required: the n_params float32 of the model, for each recurrent
  *         layer W_ih, W_hh, b_ih, b_hh, for each dense layer W ([out][in],
  *         row-major) then b ([out])
- *   OPTM  optional: optimizer state (src/optim_state.c)
- *   CLIP  optional: clipper state (src/clip.c; opaque here)
- *   TRAN  optional: loop state of clipnn_train (src/train_state.c); its
+ *   OPTM  optional: optimizer state (src/train/optim_state.c)
+ *   CLIP  optional: clipper state (src/clip/state.c; opaque here)
+ *   TRAN  optional: loop state of clipnn_train (src/train/train_state.c); its
  *         presence is what makes the file resumable
  *   BPTT  optional, with TRAN, version 3: the chunk position, current batch
  *         and carried state of a run with truncated BPTT or a carried state
- *         (src/train_state.c); a build that cannot continue such a run
+ *         (src/train/train_state.c); a build that cannot continue such a run
  *         refuses the version instead of resuming it as another
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
@@ -373,6 +373,8 @@ static clipnn_status find_sections(reader *r, section *sec) {
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a version %u checkpoint without its sequence (SEQN) section",
                            r->path, r->version);
     if (r->version < 2) sec[SEC_SEQN].present = 0; /* not part of version 1: skipped as unknown */
+    if (sec[SEC_SEQN].present && sec[SEC_PARM].off < sec[SEC_SEQN].off)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameters stored before the sequence (SEQN) section", r->path);
     if (r->version < 3) sec[SEC_BPTT].present = 0; /* nor BPTT of versions 1 and 2 */
     return CLIPNN_OK;
 }
@@ -419,7 +421,8 @@ static clipnn_status read_seqn(reader *r, const section *q, uint64_t ni, size_t 
     clipnn_status s = read_at(r, q->off, h, sizeof h);
     if (s) return s;
     uint64_t steps = le_get_u64(h), dim = le_get_u64(h + 8);
-    if (steps == 0 || dim == 0 || steps > ni || steps * dim != ni || le_get_u32(h + 20) != nl)
+    /* both at most ni (<= 2^30), so their product cannot wrap around to ni */
+    if (steps == 0 || dim == 0 || steps > ni || dim > ni || steps * dim != ni || le_get_u32(h + 20) != nl)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %llu steps of %llu values for %llu inputs and %u layers", r->path,
                            (unsigned long long)steps, (unsigned long long)dim, (unsigned long long)ni,
                            le_get_u32(h + 20));

@@ -1,6 +1,6 @@
 /* Capturing a run of clipnn_train into a clipnn_train_state and putting it
  * back, so that the resumed run takes exactly the steps the uninterrupted
- * one would have taken. Kept apart from src/train_state.c (the TRAN bytes)
+ * one would have taken. Kept apart from src/train/train_state.c (the TRAN bytes)
  * so that reading a checkpoint does not pull in the optimizer and clipper. */
 #include <stdio.h>
 

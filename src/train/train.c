@@ -35,9 +35,12 @@ static int is_class_loss(clipnn_loss l) { return l == CLIPNN_LOSS_XENT || l == C
 static clipnn_status check_step_targets(const clipnn_model *m, const clipnn_dataset *d) {
     size_t T = clipnn_model_output_steps(m), ts = clipnn_dataset_target_steps(d), k = clipnn_model_n_outputs(m);
     if (T == 1 && ts == 0) return CLIPNN_OK;
+    if (ts == 0)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: one target row per sequence, but the model gives an output at each "
+                           "of its %zu steps (it needs [n][%zu][k] targets)", clipnn_dataset_name(d), T, T);
     if (ts != T)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s", clipnn_dataset_name(d),
-                           ts, T > 1 ? "outputs at every step of sequences of another length" : "one output per row");
+                           ts, T > 1 ? "an output at each step of sequences of another length" : "one output per row");
     if (ts * k != clipnn_dataset_n_targets(d))
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu targets per step but the model has %zu outputs",
                            clipnn_dataset_name(d), clipnn_dataset_n_targets(d) / ts, k);

@@ -15,7 +15,7 @@ struct clipnn_optimizer {
     float *v;       /* Adam second moment, [n] or NULL */
 };
 
-/* The update of clipnn_train (src/optim.c): clipnn_optimizer_step on
+/* The update of clipnn_train (src/train/optim.c): clipnn_optimizer_step on
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the
  * gradient of unit u scaled by grad_scale * unit_scale[u] (unit_scale may
  * be NULL); theta_acc ([n_units], may be NULL) receives the sum of squares
@@ -32,7 +32,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
  * a(t)^2 (schedule.c). The training log and the lab both report it. */
 double clipnn_lemma1_bound(double M, double sum_a2, double lambda);
 
-/* ------------------------------------- training state (src/train_state.c) */
+/* ------------------------------------- training state (src/train/train_state.c) */
 
 /* The payloads of a checkpoint's OPTM, CLIP and TRAN sections, kept as bytes
  * so that a state read from a file is checked once and then restored into
@@ -95,7 +95,7 @@ clipnn_status clipnn_bptt_loss_grad(clipnn_bptt_run *b, clipnn_model *m, const c
 /* After the chunk's step: its state becomes the one carried; the next chunk. */
 void clipnn_bptt_advance(clipnn_bptt_run *b);
 
-/* The BPTT payload (src/train_state.c), written only for a run that uses
+/* The BPTT payload (src/train/train_state.c), written only for a run that uses
  * these options: encode allocates *out ([*len]); check tells whether a
  * payload is well formed (errors name `path`); decode restores a payload
  * that check accepted into a run of the same options and capacity, or
@@ -104,7 +104,7 @@ clipnn_status clipnn_bptt_loop_encode(const clipnn_bptt_loop *b, unsigned char *
 clipnn_status clipnn_bptt_loop_check(const unsigned char *p, size_t len, const char *path);
 clipnn_status clipnn_bptt_loop_decode(const unsigned char *p, clipnn_bptt_loop *b, size_t n, const char *origin);
 
-/* The TRAN payload (src/train_state.c): encode allocates *out ([*len]);
+/* The TRAN payload (src/train/train_state.c): encode allocates *out ([*len]);
  * decode and examples read a payload that clipnn_train_state_validate
  * accepted. */
 clipnn_status clipnn_train_loop_encode(const clipnn_train_loop *loop, const size_t *order, size_t n,
@@ -114,7 +114,7 @@ void clipnn_train_loop_decode(const unsigned char *p, clipnn_train_loop *loop, s
                               float *theta0, size_t n_params);
 uint64_t clipnn_train_loop_examples(const unsigned char *p);
 
-/* (src/resume.c) Store a run into s (allocates: call outside the steps); s is unchanged on
+/* (src/train/resume.c) Store a run into s (allocates: call outside the steps); s is unchanged on
  * failure. order: [n] the shuffle permutation; theta0: [n_params]; bptt:
  * NULL for a run without truncated BPTT or carried state. */
 clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_train_loop *loop,
@@ -129,7 +129,7 @@ clipnn_status clipnn_train_state_restore(const clipnn_train_state *s, clipnn_tra
                                          size_t *order, size_t n, float *theta0,
                                          size_t n_params, clipnn_optimizer *o, clipnn_clipper *c,
                                          clipnn_bptt_loop *bptt);
-/* Is an OPTM payload well formed for n_params parameters? (src/optim_state.c;
+/* Is an OPTM payload well formed for n_params parameters? (src/train/optim_state.c;
  * used before any optimizer exists, errors name `path`.) */
 clipnn_status clipnn_optimizer_state_check(const void *buf, size_t len, size_t n_params,
                                            const char *path);
