@@ -5,7 +5,9 @@
 #
 # Environment: THREADS (default 2, both sides), REPS (default 5; every figure
 # is the median of REPS repetitions after a warm-up), QUICK=1 (grid only, no
-# Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
+# Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist),
+# RECURRENT_ONLY=1 (the recurrent rows and, without QUICK, their Fashion-MNIST
+# run alone), FM_LSTM_REPS (runs of that one, default 1).
 # Runs in about 4 to 8 minutes on a 2-core machine (longer when it has to
 # wait for other processes), most of it PyTorch's Fashion-MNIST run. The PyTorch side runs when /usr/bin/python3 can import
 # torch; otherwise the table has clipnn alone, and says so.
@@ -44,11 +46,22 @@ wait_quiet() {
     BUSY=$((BUSY + 1))
 }
 
+# shellcheck source=bench/recurrent.sh
+. "$HERE/recurrent.sh"
+
 start=$(date +%s)
 echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "threads: $THREADS for clipnn (OpenMP, single-threaded BLAS per slice) and for PyTorch (torch.set_num_threads)"
 echo "PyTorch: $TORCH_VERSION"
 echo "figures: median of $REPS repetitions after a warm-up; MLPs tanh, softmax cross-entropy, plain SGD (lr 0.01)"
+
+if [ "${RECURRENT_ONLY:-0}" = 1 ]; then
+    recurrent_rows
+    if [ "${QUICK:-0}" != 1 ]; then recurrent_fmnist; fi
+    echo
+    echo "bench took $(( $(date +%s) - start )) s"
+    exit 0
+fi
 
 # The yardstick: single-thread sgemm 512^3, in this run.
 wait_quiet
@@ -110,6 +123,8 @@ echo
 awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"
 awk -F'\t' '{ printf "per-sample clipping, %s, %s steps, batch %s, %s, 1 thread: step %.3f ms (%.3f ms without noise) against %.3f ms with norm clipping (%.2fx); loss and gradient alone %.3f ms; naive (one backward per sequence) %.2f ms; largest difference between the per-sample and the naive gradients %.2g (relative)\n", $2, $3, $4, $5 ? "many-to-many" : "many-to-one", $8, $13, $7, $9, $10, $11, $12 }' "$OUT/recdp"
 
+recurrent_rows
+
 if [ "${QUICK:-0}" != 1 ]; then
     echo
     echo "Fashion-MNIST, 784-256-128-10 relu, SGD lr 0.05 momentum 0.9, batch 128, 10 epochs, norm-torch lambda 1:"
@@ -139,6 +154,7 @@ if [ "${QUICK:-0}" != 1 ]; then
         awk -v a="$c_wall" -v b="$t_wall" -v ca="$c_acc" -v ta="$t_acc" \
             'BEGIN { printf "  clipnn is %.1fx faster in wall time; accuracy %+.4f\n", b / a, ca - ta }'
     fi
+    recurrent_fmnist
 fi
 echo
 if [ "$BUSY" -gt 0 ]; then
