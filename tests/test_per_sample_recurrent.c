@@ -97,7 +97,7 @@ static void naive_clip(clipnn_model *m, const dp_case *c, const float *x, const 
             double t = sorted[j];
             sorted[j] = sorted[j - 1], sorted[j - 1] = t;
         }
-    r->C = sorted[B / 2];
+    r->C = B ? sorted[B / 2] : 0; /* B >= 1 in every case; the guard tells GCC that sorted[B / 2] was written */
     memset(r->sum, 0, P * sizeof *r->sum);
     for (size_t b = 0; b < B; b++) {
         r->factor[b] = r->norm[b] > r->C ? r->C / r->norm[b] : 1.0;
