@@ -55,7 +55,7 @@ clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *el
  * c arguments here and below are the LSTM's cell state, ignored by the
  * other cells. No allocation. The float forward, backward and
  * clipnn_rec_param_grads run on the library's threads when a step's
- * recurrent product (B G h^2 multiply-adds) reaches clipnn_parallel_macs;
+ * recurrent product (B G h^2 multiply-adds) reaches 2 clipnn_parallel_macs;
  * results then depend on the thread count only (the _d kernels: one
  * thread). */
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,

@@ -196,10 +196,15 @@ static void team_sync(const rec_team *tm) { clipnn_barrier_wait(tm->bar, tm->T);
 /* ------------------------------------------------------------ entries */
 
 /* Threads for the float kernels: the library's count when a step's
- * recurrent product (B x G h x h multiply-adds) is worth the barrier that
- * follows it, else one. */
+ * recurrent product (B x G h x h multiply-adds) reaches twice the model
+ * passes' threshold, else one. Each step ends with a barrier: at 2^17
+ * multiply-adds a step's product takes ~2 us on one core, the order of a
+ * barrier, and a thread preempted by another process stalls the other for
+ * a scheduler slice, so that an RNN of 64 units at batch 32 gained nothing
+ * on two threads and lost up to 15x when the other core was busy; from
+ * 2^18 (an LSTM of 256 units at batch 1, of 64 at batch 32) the split pays. */
 static int rec_threads(const clipnn_rec_shape *s, const rec_layout *L) {
-    return s->batch * L->gh * s->hidden >= clipnn_parallel_macs ? clipnn_get_threads() : 1;
+    return s->batch * L->gh * s->hidden >= 2 * clipnn_parallel_macs ? clipnn_get_threads() : 1;
 }
 
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
