@@ -8,9 +8,13 @@
 # Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist),
 # RECURRENT_ONLY=1 (the recurrent rows and, without QUICK, their Fashion-MNIST
 # run alone), FM_LSTM_REPS (runs of that one, default 1).
-# Runs in about 4 to 8 minutes on a 2-core machine (longer when it has to
-# wait for other processes), most of it PyTorch's Fashion-MNIST run. The PyTorch side runs when /usr/bin/python3 can import
-# torch; otherwise the table has clipnn alone, and says so.
+# The MLP part runs in about 4 to 8 minutes on a 2-core machine (longer when
+# it has to wait for other processes), most of it PyTorch's Fashion-MNIST
+# run; the recurrent rows add about 5 minutes, the LSTM Fashion-MNIST run 7
+# minutes on a quiet machine and up to half an hour on a busy one (PyTorch's
+# two-thread LSTM slows down most). The PyTorch side runs when
+# /usr/bin/python3 can import torch; otherwise the table has clipnn alone,
+# and says so.
 set -euo pipefail
 
 BENCH=${1:?usage: run.sh BENCH_BINARY CLIPNN_TOOL}
@@ -92,7 +96,7 @@ touch "$OUT/torch"
 # Per-sample clipping: the per-example norm trick against one backward per example.
 wait_quiet
 "$BENCH" naive --arch 784-256-128-10 --batch 128 --threads "$THREADS" --reps "$REPS" > "$OUT/naive"
-# Per-sample clipping of an LSTM, many-to-one and many-to-many (the recurrent layers run on one thread).
+# Per-sample clipping of an LSTM, many-to-one and many-to-many, on one thread (as docs/recurrent.md records it).
 for every in 0 1; do
     wait_quiet
     "$BENCH" recdp --cell lstm --hidden 64 --seq-steps 28 --step-dim 28 --batch 32 --every-step "$every" \
