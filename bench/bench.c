@@ -27,6 +27,14 @@
  *       The element-wise kernels outside BLAS on n floats, one thread: ns
  *       per element, the fastest repetition; what a build's compiler flags
  *       change (bench/builds.sh compares build trees).
+ *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
+ *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
+ *       Training throughput of a recurrent classifier through clipnn_train:
+ *       one recurrent layer, the loss on the last step through a dense
+ *       layer of 10 outputs (softmax cross-entropy), global norm clipping
+ *       at 1, plain SGD (lr 0.01), minibatches drawn with replacement from
+ *       1024 synthetic sequences. Also the spread of the repetitions
+ *       ((max - min) / median), how noisy the machine was.
  *
  * Output: tab-separated lines starting with the mode, read by run.sh. */
 #include <cblas.h>
@@ -60,7 +68,8 @@ static void die(const char *what) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp|kernels [options] (see bench/bench.c)\n",
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp|rec|kernels [options] "
+                    "(see bench/bench.c)\n",
             msg);
     exit(2);
 }
@@ -240,14 +249,13 @@ static clipnn_model *make_model(const bench_args *a) {
     return m;
 }
 
-/* Inputs uniform in [0, 1) (pixel-like), labels from a fixed linear rule
- * of the inputs so that there is something to learn. */
-static clipnn_dataset *make_data(const bench_args *a) {
-    size_t k = a->widths[a->n_layers - 1], d = a->n_inputs;
-    float *x = malloc(N_EXAMPLES * d * sizeof *x), *y = malloc(N_EXAMPLES * sizeof *y);
+/* n examples of d inputs uniform in [0, 1) (pixel-like), k classes from a
+ * fixed linear rule of the inputs so that there is something to learn. */
+static clipnn_dataset *make_examples(size_t n, size_t d, size_t k) {
+    float *x = malloc(n * d * sizeof *x), *y = malloc(n * sizeof *y);
     if (!x || !y) usage("out of memory");
     uint64_t s = 0x9e3779b97f4a7c15ULL;
-    for (size_t i = 0; i < N_EXAMPLES; i++) {
+    for (size_t i = 0; i < n; i++) {
         double acc = 0;
         for (size_t j = 0; j < d; j++) {
             s ^= s << 13, s ^= s >> 7, s ^= s << 17;
@@ -257,9 +265,13 @@ static clipnn_dataset *make_data(const bench_args *a) {
         y[i] = (float)((uint64_t)fabs(acc * 7.0) % k);
     }
     clipnn_dataset *ds;
-    if (clipnn_dataset_from_arrays(x, y, N_EXAMPLES, d, k, 1, &ds)) die("data");
+    if (clipnn_dataset_from_arrays(x, y, n, d, k, 1, &ds)) die("data");
     free(x), free(y);
     return ds;
+}
+
+static clipnn_dataset *make_data(const bench_args *a) {
+    return make_examples(N_EXAMPLES, a->n_inputs, a->widths[a->n_layers - 1]);
 }
 
 /* Multiply-adds x 2 of one training step, as both frameworks do them:
@@ -566,6 +578,59 @@ static void bench_recdp(const bench_args *a) {
     free(x), free(y);
 }
 
+/* -------------------------------------------- recurrent throughput */
+
+#define REC_EXAMPLES 1024
+
+/* Steps of clipnn_train per repetition so that one takes about
+ * rep_seconds: the fastest of three calibration runs (a busy machine only
+ * ever slows a run down), which also warm up the model and the caches. */
+static uint64_t calibrate_steps(clipnn_model *m, const clipnn_dataset *ds, const clipnn_train_options *base,
+                                double rep_seconds) {
+    clipnn_train_options o = *base;
+    clipnn_train_result res;
+    double per_step = 1e30;
+    for (uint64_t steps = 2;; steps *= 2) {
+        o.steps = steps;
+        if (clipnn_train(m, ds, NULL, &o, &res)) die("train");
+        if (res.seconds >= 0.02 || steps >= 100000) {
+            for (int k = 0; k < 3; k++) {
+                if (k && clipnn_train(m, ds, NULL, &o, &res)) die("train");
+                per_step = fmin(per_step, res.seconds / (double)steps);
+            }
+            break;
+        }
+    }
+    uint64_t steps = (uint64_t)ceil(rep_seconds / per_step);
+    return steps < 2 ? 2 : steps;
+}
+
+static void bench_rec(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    bench_args ra = *a;
+    ra.every_step = 0;
+    clipnn_model *m = make_rec_model(&ra);
+    clipnn_dataset *ds = make_examples(REC_EXAMPLES, a->seq_steps * a->step_dim, 10);
+    clipnn_train_options o = train_options(a, CLIPNN_CLIP_NORM, 2);
+    uint64_t steps = calibrate_steps(m, ds, &o, a->rep_seconds);
+    o.steps = steps;
+    double secs[MAX_REPS];
+    clipnn_train_result res;
+    for (int r = 0; r < a->reps; r++) {
+        if (clipnn_train(m, ds, NULL, &o, &res)) die("train");
+        if (res.diverged) fprintf(stderr, "bench_clipnn: rec diverged\n");
+        secs[r] = res.seconds / (double)steps;
+    }
+    double lo = secs[0], hi = secs[0];
+    for (int r = 1; r < a->reps; r++) lo = fmin(lo, secs[r]), hi = fmax(hi, secs[r]);
+    double tm = median(secs, a->reps);
+    printf("rec\t%s\t%zu\t%zu\t%zu\t%zu\t%d\t%.1f\t%.6g\t%.3f\t%d\t%llu\n", clipnn_layer_kind_name(a->cell),
+           a->hidden, a->seq_steps, a->step_dim, a->batch, a->threads, (double)a->batch / tm, tm * 1e3,
+           (hi - lo) / tm, a->reps, (unsigned long long)steps);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) usage("missing mode");
     bench_args a = parse_args(argc, argv);
@@ -574,6 +639,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "naive")) bench_naive(&a);
     else if (!strcmp(argv[1], "recdp")) bench_recdp(&a);
     else if (!strcmp(argv[1], "kernels")) bench_kernels(&a);
+    else if (!strcmp(argv[1], "rec")) bench_rec(&a);
     else usage("unknown mode");
     return 0;
 }

@@ -5,10 +5,16 @@
 #
 # Environment: THREADS (default 2, both sides), REPS (default 5; every figure
 # is the median of REPS repetitions after a warm-up), QUICK=1 (grid only, no
-# Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist).
-# Runs in about 4 to 8 minutes on a 2-core machine (longer when it has to
-# wait for other processes), most of it PyTorch's Fashion-MNIST run. The PyTorch side runs when /usr/bin/python3 can import
-# torch; otherwise the table has clipnn alone, and says so.
+# Fashion-MNIST run), FMNIST_DIR (default /usr/share/datasets/fashion-mnist),
+# RECURRENT_ONLY=1 (the recurrent rows and, without QUICK, their Fashion-MNIST
+# run alone), FM_LSTM_REPS (runs of that one, default 1).
+# The MLP part runs in about 4 to 8 minutes on a 2-core machine (longer when
+# it has to wait for other processes), most of it PyTorch's Fashion-MNIST
+# run; the recurrent rows add about 5 minutes, the LSTM Fashion-MNIST run 7
+# minutes on a quiet machine and up to half an hour on a busy one (PyTorch's
+# two-thread LSTM slows down most). The PyTorch side runs when
+# /usr/bin/python3 can import torch; otherwise the table has clipnn alone,
+# and says so.
 set -euo pipefail
 
 BENCH=${1:?usage: run.sh BENCH_BINARY CLIPNN_TOOL}
@@ -31,11 +37,22 @@ fi
 
 . "$HERE/common.sh"
 
+# shellcheck source=bench/recurrent.sh
+. "$HERE/recurrent.sh"
+
 start=$(date +%s)
 echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "threads: $THREADS for clipnn (OpenMP, single-threaded BLAS per slice) and for PyTorch (torch.set_num_threads)"
 echo "PyTorch: $TORCH_VERSION"
 echo "figures: median of $REPS repetitions after a warm-up; MLPs tanh, softmax cross-entropy, plain SGD (lr 0.01)"
+
+if [ "${RECURRENT_ONLY:-0}" = 1 ]; then
+    recurrent_rows
+    if [ "${QUICK:-0}" != 1 ]; then recurrent_fmnist; fi
+    echo
+    echo "bench took $(( $(date +%s) - start )) s"
+    exit 0
+fi
 
 # The yardstick: single-thread sgemm 512^3, in this run.
 wait_quiet
@@ -64,7 +81,7 @@ touch "$OUT/torch"
 # Per-sample clipping: the per-example norm trick against one backward per example.
 wait_quiet
 "$BENCH" naive --arch 784-256-128-10 --batch 128 --threads "$THREADS" --reps "$REPS" > "$OUT/naive"
-# Per-sample clipping of an LSTM, many-to-one and many-to-many (the recurrent layers run on one thread).
+# Per-sample clipping of an LSTM, many-to-one and many-to-many, on one thread (as docs/recurrent.md records it).
 for every in 0 1; do
     wait_quiet
     "$BENCH" recdp --cell lstm --hidden 64 --seq-steps 28 --step-dim 28 --batch 32 --every-step "$every" \
@@ -95,6 +112,8 @@ echo
 awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"
 awk -F'\t' '{ printf "per-sample clipping, %s, %s steps, batch %s, %s, 1 thread: step %.3f ms (%.3f ms without noise) against %.3f ms with norm clipping (%.2fx); loss and gradient alone %.3f ms; naive (one backward per sequence) %.2f ms; largest difference between the per-sample and the naive gradients %.2g (relative)\n", $2, $3, $4, $5 ? "many-to-many" : "many-to-one", $8, $13, $7, $9, $10, $11, $12 }' "$OUT/recdp"
 
+recurrent_rows
+
 if [ "${QUICK:-0}" != 1 ]; then
     echo
     echo "Fashion-MNIST, 784-256-128-10 relu, SGD lr 0.05 momentum 0.9, batch 128, 10 epochs, norm-torch lambda 1:"
@@ -118,6 +137,7 @@ if [ "${QUICK:-0}" != 1 ]; then
         awk -v a="$c_wall" -v b="$t_wall" -v ca="$c_acc" -v ta="$t_acc" \
             'BEGIN { printf "  clipnn is %.1fx faster in wall time; accuracy %+.4f\n", b / a, ca - ta }'
     fi
+    recurrent_fmnist
 fi
 echo
 if [ "$BUSY" -gt 0 ]; then

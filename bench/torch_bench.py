@@ -18,6 +18,19 @@
       (pixels scaled to [0, 1] as clipnn's default --scale auto does for
       Fashion-MNIST, He init with zero biases, shuffled passes, test
       evaluation after every epoch).
+  torch_bench.py rec --cell lstm|rnn --hidden H --seq-steps 50 --step-dim 32
+                     --batch B [--threads T] [--reps R] [--rep-seconds S]
+      Training throughput of a recurrent classifier, as bench_clipnn rec:
+      nn.LSTM or nn.RNN (tanh, batch_first), the loss on the last step
+      through nn.Linear(H, 10), clip_grad_norm_(1.0), plain SGD (lr 0.01),
+      minibatches drawn with replacement from 1024 synthetic sequences.
+  torch_bench.py fmnist-lstm [--dir ...] [--threads T]
+      Row-sequential Fashion-MNIST (28 steps of 28 pixels / 255) with
+      nn.LSTM(28, 128) and nn.Linear(128, 10) on the last step, as
+        clipnn train --data fashion-mnist --arch lstm:128-10 --epochs 10
+      (PyTorch's LSTM initialisation, Xavier-uniform head with zero bias,
+      SGD lr 0.05 momentum 0.9, batch 32, clip_grad_norm_(1.0), the same
+      shuffles as clipnn's seed 1: xoshiro256** and its Fisher-Yates pass).
 
 Output: tab-separated lines, the same columns as bench_clipnn's.
 """
@@ -253,23 +266,169 @@ def fmnist(args):
     print("fmnist\ttorch\t%d\t%.2f\t%.2f\t%.4f" % (torch.get_num_threads(), t_end - t_start, t_end - t_train, acc))
 
 
+class SeqClassifier(nn.Module):
+    """One recurrent layer (batch_first), a dense layer on the last step."""
+
+    def __init__(self, cell, step_dim, hidden, k):
+        super().__init__()
+        if cell == "lstm":
+            self.rec = nn.LSTM(step_dim, hidden, batch_first=True)
+        else:
+            self.rec = nn.RNN(step_dim, hidden, nonlinearity="tanh", batch_first=True)
+        self.head = nn.Linear(hidden, k)
+
+    def forward(self, x):
+        out, _ = self.rec(x)
+        return self.head(out[:, -1])
+
+
+def rec_steps(model, opt, x, y, batch, steps, gen):
+    for _ in range(steps):
+        idx = torch.randint(0, x.shape[0], (batch,), generator=gen)
+        opt.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(x[idx]), y[idx])
+        loss.backward()
+        nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+
+
+def rec(args):
+    torch.manual_seed(1)
+    model = SeqClassifier(args.cell, args.step_dim, args.hidden, 10)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(1024, args.seq_steps, args.step_dim, generator=g)
+    w = torch.arange(args.seq_steps * args.step_dim, dtype=torch.float64) * 31 % 17 - 8
+    y = ((x.reshape(1024, -1).double() @ w).abs() * 7).long() % 10
+    gen = torch.Generator().manual_seed(2)
+    B = args.batch
+    steps = 2
+    while True:
+        t0 = time.perf_counter()
+        rec_steps(model, opt, x, y, B, steps, gen)
+        dt = time.perf_counter() - t0
+        if dt >= 0.02 or steps >= 100000:
+            break
+        steps *= 2
+    per_step = dt / steps
+    for _ in range(2):
+        t0 = time.perf_counter()
+        rec_steps(model, opt, x, y, B, steps, gen)
+        per_step = min(per_step, (time.perf_counter() - t0) / steps)
+    steps = max(2, math.ceil(args.rep_seconds / per_step))
+    secs = []
+    for _ in range(args.reps):
+        t0 = time.perf_counter()
+        rec_steps(model, opt, x, y, B, steps, gen)
+        secs.append((time.perf_counter() - t0) / steps)
+    tm = statistics.median(secs)
+    print("rec\t%s\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.6g\t%.3f\t%d\t%d" %
+          (args.cell, args.hidden, args.seq_steps, args.step_dim, B, torch.get_num_threads(), B / tm, tm * 1e3,
+           (max(secs) - min(secs)) / tm, args.reps, steps))
+
+
+class ClipnnShuffle:
+    """clipnn's minibatch order: xoshiro256** seeded through splitmix64,
+    each pass a Fisher-Yates shuffle of the previous order in place, with
+    rejection sampling for the draws below i."""
+
+    M = (1 << 64) - 1
+
+    def __init__(self, seed, n):
+        x, self.s = seed, []
+        for _ in range(4):
+            x = (x + 0x9E3779B97F4A7C15) & self.M
+            z = x
+            z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & self.M
+            z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & self.M
+            self.s.append(z ^ (z >> 31))
+        self.order = list(range(n))
+
+    def _next(self):
+        s, M = self.s, self.M
+        r = (((s[1] * 5) & M) << 7 | ((s[1] * 5) & M) >> 57) & M
+        result = (r * 9) & M
+        t = (s[1] << 17) & M
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = ((s[3] << 45) | (s[3] >> 19)) & M
+        return result
+
+    def _below(self, n):
+        limit = self.M - self.M % n
+        while True:
+            x = self._next()
+            if x < limit:
+                return x % n
+
+    def next_pass(self):
+        o = self.order
+        for i in range(len(o), 1, -1):
+            j = self._below(i)
+            o[i - 1], o[j] = o[j], o[i - 1]
+        return torch.tensor(o)
+
+
+def fmnist_lstm(args):
+    t_start = time.perf_counter()
+    d = args.dir
+    xtr = read_idx(d + "/train-images-idx3-ubyte.gz").reshape(60000, 28, 28).astype(np.float64)
+    ytr = read_idx(d + "/train-labels-idx1-ubyte.gz").astype(np.int64)
+    xte = read_idx(d + "/t10k-images-idx3-ubyte.gz").reshape(10000, 28, 28).astype(np.float64)
+    yte = read_idx(d + "/t10k-labels-idx1-ubyte.gz").astype(np.int64)
+    xtr = torch.from_numpy((xtr / 255.0).astype(np.float32))
+    xte = torch.from_numpy((xte / 255.0).astype(np.float32))
+    ytr, yte = torch.from_numpy(ytr), torch.from_numpy(yte)
+
+    torch.manual_seed(args.seed)
+    model = SeqClassifier("lstm", 28, 128, 10)
+    nn.init.xavier_uniform_(model.head.weight)
+    nn.init.zeros_(model.head.bias)
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    n, B = xtr.shape[0], 32
+    shuffle = ClipnnShuffle(args.seed, n)
+    t_train = time.perf_counter()
+    acc = float("nan")
+    for epoch in range(10):
+        perm = shuffle.next_pass()
+        for s in range(0, n, B):
+            idx = perm[s:s + B]
+            opt.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xtr[idx]), ytr[idx])
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+        with torch.no_grad():
+            correct = 0
+            for s in range(0, xte.shape[0], 256):
+                correct += (model(xte[s:s + 256]).argmax(1) == yte[s:s + 256]).sum().item()
+            acc = correct / xte.shape[0]
+    t_end = time.perf_counter()
+    print("fmnist-lstm\ttorch\t%d\t%.2f\t%.2f\t%.4f" % (torch.get_num_threads(), t_end - t_start, t_end - t_train,
+                                                       acc))
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["grid", "fmnist"])
+    ap.add_argument("mode", choices=["grid", "fmnist", "rec", "fmnist-lstm"])
     ap.add_argument("--arch", default="784-256-128-10")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--clips", default="none,norm,adaptive-layer,agc,per-sample")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--rep-seconds", type=float, default=0.1)
+    ap.add_argument("--cell", default="lstm", choices=["lstm", "rnn"])
+    ap.add_argument("--hidden", type=int, default=64)
+    ap.add_argument("--seq-steps", type=int, default=50)
+    ap.add_argument("--step-dim", type=int, default=32)
     ap.add_argument("--dir", default="/usr/share/datasets/fashion-mnist")
     ap.add_argument("--seed", type=int, default=1, help="fmnist: seed of the weights and the shuffles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.mode == "grid":
-        grid(args)
-    else:
-        fmnist(args)
+    {"grid": grid, "fmnist": fmnist, "rec": rec, "fmnist-lstm": fmnist_lstm}[args.mode](args)
 
 
 if __name__ == "__main__":

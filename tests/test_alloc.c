@@ -71,6 +71,49 @@ TEST(train_steps_allocate_nothing) {
     clipnn_parallel_macs = saved_macs;
 }
 
+/* A recurrent model (two layers of `kind` over 5 steps of 2 values, a
+ * dense head) trained `steps` steps on `threads` threads with the split
+ * recurrent kernels: the allocations of the run. */
+static uint64_t rec_train_allocations(clipnn_layer_kind kind, uint64_t steps, int threads) {
+    clipnn_layer_spec ls[3] = {{kind, 12, CLIPNN_ACT_IDENTITY}, {kind, 9, CLIPNN_ACT_IDENTITY},
+                               {CLIPNN_LAYER_DENSE, CLASSES, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {5, DIM / 5, 0};
+    clipnn_dataset *d = small_data();
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 3, ls));
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 2));
+    clipnn_train_options o = clipnn_train_options_default();
+    o.batch = 8;
+    o.steps = steps;
+    clipnn_set_threads(threads);
+    clipnn_train_result r;
+    uint64_t before = clipnn_allocation_count();
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    uint64_t used = clipnn_allocation_count() - before;
+    CHECK(r.steps == steps);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+    return used;
+}
+
+/* The recurrent layers' forward and backward through time on one and two
+ * threads (split at any size) allocate nothing in a step either. */
+TEST(recurrent_train_steps_allocate_nothing) {
+    int saved = clipnn_get_threads();
+    size_t saved_macs = clipnn_parallel_macs;
+    clipnn_parallel_macs = 0;
+    const clipnn_layer_kind kinds[] = {CLIPNN_LAYER_RNN, CLIPNN_LAYER_LSTM, CLIPNN_LAYER_GRU};
+    for (int threads = 1; threads <= 2; threads++)
+        for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+            uint64_t a = rec_train_allocations(kinds[k], 12, threads);
+            uint64_t b = rec_train_allocations(kinds[k], 24, threads);
+            CHECK_MSG(a == b, "%s, %d threads: %llu allocations in 12 steps, %llu in 24",
+                      clipnn_layer_kind_name(kinds[k]), threads, (unsigned long long)a, (unsigned long long)b);
+        }
+    clipnn_set_threads(saved);
+    clipnn_parallel_macs = saved_macs;
+}
+
 /* The low-level step: after a warm-up step, loss and gradient, clipping and
  * the update allocate nothing. */
 TEST(low_level_steps_allocate_nothing) {

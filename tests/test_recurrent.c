@@ -286,14 +286,14 @@ static int problem_run(const problem *p, int dbl, int backward, result *r) {
 /* Largest error seen per kind of check, in units of the tolerance's base
  * (u times the compared array's scale); printed with CLIPNN_TEST_VERBOSE=1
  * to show how far below the tolerance the results sit. */
-static double worst_units[8];
-static const char *const worst_names[8] = {"float vs double",  "float vs torch64", "torch32 vs torch64",
+static double worst_units[9];
+static const char *const worst_names[9] = {"float vs double",  "float vs torch64", "torch32 vs torch64",
                                            "double vs torch64", "theta vs torch64", "torch32 theta",
-                                           "chunked vs whole",  "truncated vs sub-chunk"};
+                                           "chunked vs whole",  "truncated vs sub-chunk", "2 threads vs 1"};
 
 static void report_worst(void) {
     if (!getenv("CLIPNN_TEST_VERBOSE")) return;
-    for (int i = 0; i < 8; i++) fprintf(stderr, "    worst %s: %.3g units\n", worst_names[i], worst_units[i]);
+    for (int i = 0; i < 9; i++) fprintf(stderr, "    worst %s: %.3g units\n", worst_names[i], worst_units[i]);
 }
 
 /* got[i] within tol of want[i]; the first few misses are reported. The
@@ -866,6 +866,52 @@ TEST(recurrent_truncated_backpropagation) {
     for (int c = 0; c < CLIPNN_CELL_COUNT; c++)
         for (size_t layers = 1; layers <= 2; layers++)
             truncation_case(CELLS[c], layers, 400 + 2 * (uint64_t)c + layers);
+    report_worst();
+}
+
+/* ------------------------------------------------------------ threads */
+
+/* The float kernels on one thread and on two (split at any size). The
+ * split changes the shapes of the GEMMs (each thread its units of every
+ * gate, its rows of the products over all steps), hence the order of some
+ * sums: each side is within the float tolerance of the exact result
+ * (rec_k u, as against the double path), so they agree within twice it.
+ * Forward from given states, backward with carried gradients, whole or
+ * truncated. */
+static void threads_case(const net_dims *d, size_t last_steps, uint64_t seed) {
+    problem p;
+    result one, two;
+    problem_random(&p, d, seed);
+    result_alloc(&one, &p), result_alloc(&two, &p);
+    size_t saved_macs = clipnn_parallel_macs;
+    clipnn_parallel_macs = 0;
+    clipnn_set_threads(1);
+    chunk_run(&p, 0, p.h0, p.c0, p.w_hn, p.w_cn, last_steps, &one);
+    clipnn_set_threads(2);
+    chunk_run(&p, 0, p.h0, p.c0, p.w_hn, p.w_cn, last_steps, &two);
+    clipnn_set_threads(1);
+    clipnn_parallel_macs = saved_macs;
+    one.loss = problem_loss(&p, &one), two.loss = problem_loss(&p, &two);
+    char what[128];
+    snprintf(what, sizeof what, "%s B %zu T %zu hidden %zu, %zu steps back, 2 threads", clipnn_cell_name(d->cell),
+             d->batch, d->steps, d->hidden, last_steps);
+    compare_results(8, what, &p, &two, NULL, &one, 2 * rec_k(d), U);
+    result_free(&one), result_free(&two);
+    problem_free(&p);
+}
+
+/* hidden 40 splits 16 + 24 (cache-line units), 11 splits 5 + 6 (one thread
+ * has a vector body, the other a remainder); a batch of one goes through
+ * GEMV; two layers; truncation zeroes early rows on both threads. */
+TEST(recurrent_one_and_two_threads_agree) {
+    for (int c = 0; c < CLIPNN_CELL_COUNT; c++) {
+        const net_dims dims[] = {
+            {CELLS[c], 6, 40, 2, 3, 9, 9}, {CELLS[c], 6, 11, 1, 1, 5, 0}, {CELLS[c], 5, 11, 2, 4, 7, 0}};
+        for (size_t i = 0; i < sizeof dims / sizeof *dims; i++) {
+            threads_case(&dims[i], 0, 500 + 10 * (uint64_t)c + i);
+            threads_case(&dims[i], 3, 600 + 10 * (uint64_t)c + i);
+        }
+    }
     report_worst();
 }
 

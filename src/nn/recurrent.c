@@ -169,6 +169,17 @@ static inline double sigmoid_double(double x) {
     return e / (1.0 + e);
 }
 
+/* A thread of the team that runs a kernel: thread t of T and their barrier
+ * (T = 1: one thread; the barrier is then never touched). */
+typedef struct {
+    int t, T;
+    clipnn_barrier *bar;
+} rec_team;
+
+static const rec_team solo_team = {0, 1, NULL};
+
+static void team_sync(const rec_team *tm) { clipnn_barrier_wait(tm->bar, tm->T); }
+
 /* K_(name): name_float or name_double, the kernel body's names. */
 #define K_CAT2(a, b) a##_##b
 #define K_CAT(a, b) K_CAT2(a, b)
@@ -184,13 +195,31 @@ static inline double sigmoid_double(double x) {
 
 /* ------------------------------------------------------------ entries */
 
+/* Threads for the float kernels: the library's count when a step's
+ * recurrent product (B x G h x h multiply-adds) reaches twice the model
+ * passes' threshold, else one. Each step ends with a barrier: at 2^17
+ * multiply-adds a step's product takes ~2 us on one core, the order of a
+ * barrier, and a thread preempted by another process stalls the other for
+ * a scheduler slice, so that an RNN of 64 units at batch 32 gained nothing
+ * on two threads and lost up to 15x when the other core was busy; from
+ * 2^18 (an LSTM of 256 units at batch 1, of 64 at batch 32) the split pays. */
+static int rec_threads(const clipnn_rec_shape *s, const rec_layout *L) {
+    return s->batch * L->gh * s->hidden >= 2 * clipnn_parallel_macs ? clipnn_get_threads() : 1;
+}
+
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
                                  const float *h0, const float *c0, float *H, float *hT, float *cT, float *work) {
     rec_layout L;
     clipnn_status st = rec_check(s, params, x, x_stride, work, &L);
     if (st != CLIPNN_OK) return st;
     if (!H) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent forward: NULL output");
-    forward_float(s, &L, params, x, x_stride, h0, c0, H, hT, cT, work);
+    int threads = rec_threads(s, &L);
+    clipnn_barrier bar = {0, 0};
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        rec_team tm = {clipnn_thread_id(), clipnn_thread_count(), &bar};
+        forward_float(s, &L, params, x, x_stride, h0, c0, H, hT, cT, work, &tm);
+    }
     return CLIPNN_OK;
 }
 
@@ -201,7 +230,7 @@ clipnn_status clipnn_rec_forward_d(const clipnn_rec_shape *s, const double *para
     clipnn_status st = rec_check(s, params, x, x_stride, work, &L);
     if (st != CLIPNN_OK) return st;
     if (!H) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent forward: NULL output");
-    forward_double(s, &L, params, x, x_stride, h0, c0, H, hT, cT, work);
+    forward_double(s, &L, params, x, x_stride, h0, c0, H, hT, cT, work, &solo_team);
     return CLIPNN_OK;
 }
 
@@ -221,7 +250,13 @@ clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params
     rec_layout L;
     clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
     if (st != CLIPNN_OK) return st;
-    backward_float(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work);
+    int threads = rec_threads(s, &L);
+    clipnn_barrier bar = {0, 0};
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        rec_team tm = {clipnn_thread_id(), clipnn_thread_count(), &bar};
+        backward_float(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, &tm);
+    }
     return CLIPNN_OK;
 }
 
@@ -232,7 +267,7 @@ clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *par
     rec_layout L;
     clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
     if (st != CLIPNN_OK) return st;
-    backward_double(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work);
+    backward_double(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, &solo_team);
     return CLIPNN_OK;
 }
 
@@ -308,6 +343,11 @@ clipnn_status clipnn_rec_param_grads(const clipnn_rec_shape *s, const float *x, 
     clipnn_status st = rec_check(s, x, x, x_stride, work, &L);
     if (st != CLIPNN_OK) return st;
     if (!grad) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent layer: NULL gradient");
-    weight_grads_float(s, &L, x, x_stride, grad, work);
+    int threads = rec_threads(s, &L);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        rec_team tm = {clipnn_thread_id(), clipnn_thread_count(), NULL}; /* no barrier inside: rows of dW */
+        weight_grads_float(s, &L, x, x_stride, grad, work, &tm);
+    }
     return CLIPNN_OK;
 }
