@@ -40,6 +40,15 @@ fi
 # shellcheck source=bench/recurrent.sh
 . "$HERE/recurrent.sh"
 
+# The last lines of every run: busy measurements, the duration.
+finish() {
+    echo
+    if [ "$BUSY" -gt 0 ]; then
+        echo "note: $BUSY measurement(s) started on a busy machine (other processes held the cores for 20 s)"
+    fi
+    echo "bench took $(( $(date +%s) - start )) s"
+}
+
 start=$(date +%s)
 echo "clipnn bench, $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')"
 echo "threads: $THREADS for clipnn (OpenMP, single-threaded BLAS per slice) and for PyTorch (torch.set_num_threads)"
@@ -49,8 +58,7 @@ echo "figures: median of $REPS repetitions after a warm-up; MLPs tanh, softmax c
 if [ "${RECURRENT_ONLY:-0}" = 1 ]; then
     recurrent_rows
     if [ "${QUICK:-0}" != 1 ]; then recurrent_fmnist; fi
-    echo
-    echo "bench took $(( $(date +%s) - start )) s"
+    finish
     exit 0
 fi
 
@@ -139,8 +147,4 @@ if [ "${QUICK:-0}" != 1 ]; then
     fi
     recurrent_fmnist
 fi
-echo
-if [ "$BUSY" -gt 0 ]; then
-    echo "note: $BUSY measurement(s) started on a busy machine (other processes held the cores for 20 s)"
-fi
-echo "bench took $(( $(date +%s) - start )) s"
+finish

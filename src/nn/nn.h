@@ -54,9 +54,10 @@ clipnn_status clipnn_rec_norm_scratch_size(const clipnn_rec_shape *s, size_t *el
  * backward into work (so each layer of a stack has its own workspace). The
  * c arguments here and below are the LSTM's cell state, ignored by the
  * other cells. No allocation. The float forward, backward and
- * clipnn_rec_param_grads run on the library's threads when a step's
- * recurrent product (B G h^2 multiply-adds) reaches 2 clipnn_parallel_macs;
- * results then depend on the thread count only (the _d kernels: one
+ * clipnn_rec_param_grads run on the library's threads (at most one per 64
+ * hidden units) when a step's recurrent product (B G h^2 multiply-adds)
+ * reaches 2 clipnn_parallel_macs, on all of them when clipnn_parallel_macs
+ * is 0; results depend on the thread count only (the _d kernels: one
  * thread). */
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
                                  const float *h0, const float *c0, float *H, float *hT, float *cT, float *work);

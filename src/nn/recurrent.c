@@ -169,6 +169,9 @@ static inline double sigmoid_double(double x) {
     return e / (1.0 + e);
 }
 
+/* The narrowest share of hidden units worth a thread of its own. */
+#define REC_UNITS_PER_THREAD 64
+
 /* A thread of the team that runs a kernel: thread t of T and their barrier
  * (T = 1: one thread; the barrier is then never touched). */
 typedef struct {
@@ -195,16 +198,23 @@ static void team_sync(const rec_team *tm) { clipnn_barrier_wait(tm->bar, tm->T);
 
 /* ------------------------------------------------------------ entries */
 
-/* Threads for the float kernels: the library's count when a step's
- * recurrent product (B x G h x h multiply-adds) reaches twice the model
- * passes' threshold, else one. Each step ends with a barrier: at 2^17
+/* Threads for the float kernels: one per 64 hidden units at most (a
+ * thread's step GEMMs are G column slices of its units; with 32 units a
+ * thread, an LSTM of 64 at batch 32 and 128 ran within 8% of one thread
+ * and an RNN of 64 at batch 128 slower, 32.4k against 38.4k samples/s,
+ * where 128 to 256 units gain 1.4-1.6x), and only when a step's recurrent
+ * product (B x G h x h multiply-adds) reaches twice the model passes'
+ * threshold, else one. Each step ends with a barrier: at 2^17
  * multiply-adds a step's product takes ~2 us on one core, the order of a
  * barrier, and a thread preempted by another process stalls the other for
- * a scheduler slice, so that an RNN of 64 units at batch 32 gained nothing
- * on two threads and lost up to 15x when the other core was busy; from
- * 2^18 (an LSTM of 256 units at batch 1, of 64 at batch 32) the split pays. */
+ * a scheduler slice (an RNN of 64 units at batch 32 fell from 36.7k to
+ * 2.4k samples/s when another job held a core). */
 static int rec_threads(const clipnn_rec_shape *s, const rec_layout *L) {
-    return s->batch * L->gh * s->hidden >= 2 * clipnn_parallel_macs ? clipnn_get_threads() : 1;
+    int n = clipnn_get_threads();
+    if (clipnn_parallel_macs == 0) return n; /* the tests' setting: split at any size */
+    if (s->batch * L->gh * s->hidden < 2 * clipnn_parallel_macs) return 1;
+    size_t wide = s->hidden / REC_UNITS_PER_THREAD;
+    return wide >= (size_t)n ? n : wide > 1 ? (int)wide : 1;
 }
 
 clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
