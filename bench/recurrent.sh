@@ -31,8 +31,9 @@ recurrent_rows() {
         done
     done
     echo
-    echo "Recurrent networks: one layer (nn.LSTM / nn.RNN tanh), $REC_STEPS steps of $REC_STEP_DIM inputs, the loss on the"
-    echo "last step through a dense layer of 10 (cross-entropy), global norm clipping at 1, plain SGD; samples/s:"
+    echo "Recurrent networks: one layer (nn.LSTM / nn.RNN tanh), $REC_STEPS steps of $REC_STEP_DIM inputs,"
+    echo "the loss on the last step through a dense layer of 10 (cross-entropy), global norm clipping at 1,"
+    echo "plain SGD; samples/s:"
     printf '%-12s %6s %12s %12s %7s %7s %6s %13s\n' "cell:hidden" "batch" "clipnn s/s" "PyTorch s/s" "ratio" \
         "target" "met" "spread c / t"
     awk -F'\t' '
@@ -73,8 +74,8 @@ recurrent_fmnist() {
         fi
     done
     echo
-    echo "Fashion-MNIST row by row (28 steps of 28), lstm:128-10, SGD lr 0.05 momentum 0.9, batch 32, norm clipping at 1,"
-    echo "10 epochs, $THREADS threads; wall time (median of $reps) and test accuracy:"
+    echo "Fashion-MNIST row by row (28 steps of 28), lstm:128-10, SGD lr 0.05 momentum 0.9, batch 32,"
+    echo "norm clipping at 1, 10 epochs, $THREADS threads; wall time (median of $reps) and test accuracy:"
     local mid=$(( (reps + 1) / 2 )) c_wall t_wall t_acc
     read -r c_wall c_acc < <(sort -n "$OUT/fml_clipnn" | sed -n "${mid}p")
     printf '  clipnn:  %7.2f s, test accuracy %.4f (runs: %s s)\n' "$c_wall" "$c_acc" \
@@ -86,7 +87,8 @@ recurrent_fmnist() {
         awk -v a="$c_wall" -v b="$t_wall" -v ca="$c_acc" -v ta="$t_acc" 'BEGIN {
             acc = (ca >= 0.88 && ta >= 0.88) ? "met" : "NOT met"
             fast = (a < b) ? "met" : "NOT met"
-            printf "  clipnn is %.2fx faster; targets: accuracy >= 0.88 both (%s), clipnn faster (%s)\n", b / a, acc, fast
+            printf "  clipnn is %.2fx faster; targets: accuracy >= 0.88 both (%s), clipnn faster (%s)\n",
+                b / a, acc, fast
         }'
     fi
 }
