@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "rec_fixture.h"
 #include "clipnn.h"
 #include "npy_fixture.h"
 #include "ref_file.h"
@@ -21,16 +22,7 @@ typedef struct {
 } rec_case;
 
 static clipnn_model *make_model(const rec_case *c) {
-    clipnn_layer_spec ls[4];
-    size_t n = 0;
-    for (size_t l = 0; l < c->layers; l++) ls[n++] = (clipnn_layer_spec){c->kind, c->hidden, CLIPNN_ACT_IDENTITY};
-    ls[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, 4, CLIPNN_ACT_TANH};
-    ls[n++] = (clipnn_layer_spec){CLIPNN_LAYER_DENSE, c->classes, CLIPNN_ACT_IDENTITY};
-    clipnn_seq_shape seq = {c->steps, c->in, c->every_step};
-    clipnn_model *m = NULL;
-    CHECK_OK(clipnn_model_create_seq(&m, &seq, n, ls));
-    if (m) CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 7));
-    return m;
+    return rec_fixture_model(c->kind, c->layers, c->in, c->hidden, c->steps, c->classes, c->every_step);
 }
 
 /* Inputs in [-1, 1] and class targets (one per output row). */
