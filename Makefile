@@ -124,6 +124,43 @@ test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 sanitize:
 	ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=build-san SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
 
+# Fuzzing: every fuzz/fuzz_NAME.c is a libFuzzer harness, seeded from
+# fuzz/corpus/NAME/ (a new harness needs nothing more). `make fuzz SECONDS=N`
+# builds them with clang under ASan + UBSan in build-fuzz and runs each for N
+# seconds (FUZZERS="csv npy" picks some); a crash, leak, timeout or memory
+# blow-up fails the target and leaves the input in build-fuzz/fuzz/. The
+# build has no OpenMP (the harnesses run one thread; -Wno-unused-variable:
+# some thread counts are read only by OpenMP pragmas). The harnesses link
+# the tool's objects, main aside, for its option parser.
+SECONDS  ?= 60
+FUZZERS  ?= $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_RUN := -timeout=10 -rss_limit_mb=2048 -max_len=65536 -close_fd_mask=3
+.PHONY: fuzz fuzz-build fuzz-seeds
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OMP= CFLAGS='-O1 -g -Wno-unused-variable' \
+	    SANITIZE='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/fuzz/corpus/$$f; echo "fuzz $$f: $(SECONDS) s"; \
+	    build-fuzz/fuzz/fuzz_$$f $(FUZZ_RUN) -max_total_time=$(SECONDS) -artifact_prefix=build-fuzz/fuzz/$$f- \
+	        build-fuzz/fuzz/corpus/$$f fuzz/corpus/$$f > build-fuzz/fuzz/$$f.log 2>&1 \
+	        || { tail -60 build-fuzz/fuzz/$$f.log; echo "fuzz $$f: FAILED (log: build-fuzz/fuzz/$$f.log)"; exit 1; }; \
+	    grep '^Done' build-fuzz/fuzz/$$f.log || tail -3 build-fuzz/fuzz/$$f.log; \
+	done
+
+fuzz-build: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I. -fsanitize=fuzzer $< $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(STATIC) \
+	    -o $@ $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+
+# The checkpoint seeds come from a run of the library (fuzz_checkpoint.c
+# built as a program); the other seeds are small files kept as they are.
+fuzz-seeds: $(STATIC)
+	$(CC) $(ALL_CFLAGS) -I. -DFUZZ_MAKE_SEEDS fuzz/fuzz_checkpoint.c $(STATIC) -o $(BUILD)/make_seeds $(ALL_LDFLAGS) $(LDLIBS)
+	mkdir -p fuzz/corpus/checkpoint && $(BUILD)/make_seeds fuzz/corpus/checkpoint
+
 bench: $(BENCHBIN) $(TOOL)
 	bash bench/run.sh $(abspath $(BENCHBIN)) $(abspath $(TOOL))
 

@@ -3,10 +3,12 @@
 # nothing when everything is there already.
 #   build:   gcc make, CBLAS (libblas-dev; OpenBLAS replaces it at run time),
 #            zlib (gzip IDX and the embedded digits), libpng (images)
+#   fuzz:    clang, libclang-rt-dev (libFuzzer and the sanitizer runtimes; make fuzz)
 #   data:    dataset-fashion-mnist (only for --data fashion-mnist)
 #   extra:   python3-torch, with CLIPNN_TORCH=1 (regenerating PyTorch references, make bench)
 set -euo pipefail
 packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
+packages+=(clang libclang-rt-dev)
 if [ "${CLIPNN_TORCH:-0}" = 1 ]; then packages+=(python3-torch); fi
 missing=()
 for p in "${packages[@]}"; do

@@ -264,6 +264,19 @@ static void close_run(train_run *r) {
     clipnn_bptt_close(&r->bptt);
 }
 
+/* The parameters, gradients, optimizer buffers and the run's copies of
+ * theta(0), checked against the memory limit before the run allocates
+ * (the workspace is checked when it is reserved). */
+static clipnn_status check_run_memory(const clipnn_train_options *o, size_t P) {
+    double copies = 3; /* parameters, gradients, theta(0) */
+    if (o->optim.kind == CLIPNN_OPT_ADAM) copies += 2;
+    else if (o->optim.momentum > 0) copies += 1;
+    if (o->clip.rule == CLIPNN_CLIP_PROJECT) copies += 1;
+    char what[96];
+    snprintf(what, sizeof what, "train: %zu parameters with their gradients, optimizer state and copies", P);
+    return clipnn_check_memory(copies * (double)P * sizeof(float), what);
+}
+
 /* Sizes, the workspace for the larger of a batch and an evaluation chunk,
  * the buffers, the optimizer and the clipper: every allocation of the run. */
 static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
@@ -276,15 +289,23 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->P = m->n_params;
     /* a stream is batch streams of n / batch rows each, every batch full */
     r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
-    clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
+    clipnn_status s = check_run_memory(o, r->P);
+    if (!s) s = clipnn_model_reserve(m, r->eval_chunk);
+    if (s == CLIPNN_ERR_NOMEM && r->eval_chunk > r->B) { /* evaluate in batches rather than not at all */
+        r->eval_chunk = r->B;
+        s = clipnn_model_reserve(m, r->eval_chunk);
+    }
     if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
     if (!s && (s = clipnn_bptt_open(&r->bptt, o, m, r->B, clipnn_dataset_n_targets(train)))) free_buffers(&r->b);
     if (s) return s;
     r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
     r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
+    if (!o->steps && (uint64_t)o->epochs > UINT64_MAX / r->steps_per_epoch)
+        s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "train: %zu epochs of %llu steps are more steps than a run can count "
+                        "(2^64 - 1)", o->epochs, (unsigned long long)r->steps_per_epoch);
     size_t G = clipnn_model_n_groups(m);
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
-    s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
+    if (!s) s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
     if (s) close_run(r);
     return s;
