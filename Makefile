@@ -63,7 +63,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install clean FORCE
+.PHONY: all test sanitize tsan bench install clean FORCE
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -160,6 +160,21 @@ $(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(filter-out $(BUILD)/cli/main.o
 fuzz-seeds: $(STATIC)
 	$(CC) $(ALL_CFLAGS) -I. -DFUZZ_MAKE_SEEDS fuzz/fuzz_checkpoint.c $(STATIC) -o $(BUILD)/make_seeds $(ALL_LDFLAGS) $(LDLIBS)
 	mkdir -p fuzz/corpus/checkpoint && $(BUILD)/make_seeds fuzz/corpus/checkpoint
+
+# ThreadSanitizer over the tests of concurrent use (two models trained in
+# two threads, output files): built without OpenMP, whose runtime (libgomp)
+# is not instrumented and makes TSan report races inside it; the library's
+# kernels then run on one thread each, and the threads under test are the
+# application's. -Wno-unknown-pragmas -Wno-unused-variable: the OpenMP
+# pragmas and the thread counts only they read. DISPATCH=0: the per-CPU
+# kernels' resolvers run before TSan has started and crash under it.
+TSAN_TESTS ?= concurrency outputs limits_input
+tsan:
+	$(MAKE) BUILD=build-tsan OMP= DISPATCH=0 CFLAGS='-O2 -g -Wno-unknown-pragmas -Wno-unused-variable' \
+	    SANITIZE='-fsanitize=thread' build-tsan/test_clipnn build-tsan/clipnn
+	@set -e; for t in $(TSAN_TESTS); do \
+	    CLIPNN_BIN=$(abspath build-tsan/clipnn) CLIPNN_ROOT=$(CURDIR) TSAN_OPTIONS='halt_on_error=1 exitcode=66' \
+	        build-tsan/test_clipnn $$t; done
 
 bench: $(BENCHBIN) $(TOOL)
 	bash bench/run.sh $(abspath $(BENCHBIN)) $(abspath $(TOOL))

@@ -69,22 +69,12 @@ static char *groups_path_for(const char *log) {
     return out;
 }
 
-/* Fails early, before any training, when --save cannot be written: the
- * checkpoint goes to a temporary file in the same directory. */
+/* Fails early, before any training, when an output (--save, --log) cannot
+ * be written: a directory, FIFO or device, a link to nothing, a name past
+ * the file system's limits, a directory without write permission. */
 static int check_save_dir(const char *path) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "clipnn train: --save %s: is a directory, want a file name\n", path);
-        return CLI_EXIT_IO;
-    }
-    char *copy = strdup(path);
-    if (!copy) return CLI_EXIT_NOMEM;
-    const char *dir = dirname(copy);
-    int ok = access(dir, W_OK) == 0;
-    int err = errno;
-    if (!ok) fprintf(stderr, "clipnn train: --save %s: directory %s not writable: %s\n", path, dir, strerror(err));
-    free(copy);
-    return ok ? CLI_EXIT_OK : CLI_EXIT_IO;
+    clipnn_status st = clipnn_output_check(path);
+    return st ? cli_fail("train", st, "output") : CLI_EXIT_OK;
 }
 
 static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
@@ -178,6 +168,7 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (st) return cli_fail(cmd, st, "--clip");
     if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->log && (rc = check_save_dir(a->log))) return rc;
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");

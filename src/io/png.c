@@ -8,6 +8,12 @@
 
 #include "io/io.h"
 
+/* libpng's errors come back as the status; it prints nothing of its own. */
+static void png_quiet_error(png_structp png, png_const_charp message) {
+    (void)message;
+    png_longjmp(png, 1);
+}
+
 /* libpng reports errors by longjmp; everything the jump can skip is
  * volatile or released after it. */
 clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, size_t h, size_t w) {
@@ -15,19 +21,20 @@ clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, s
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "png: empty image or NULL argument");
     if (h > 0x7fffffff || w > 0x7fffffff / 3)
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: image %zu x %zu is too large for PNG", path, h, w);
-    FILE *f = fopen(path, "wb");
-    if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open for writing", path);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    FILE *f;
+    clipnn_status s = clipnn_output_open(path, &f);
+    if (s) return s;
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_quiet_error, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
-        fclose(f);
+        clipnn_output_close(f, NULL);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: libpng could not start", path);
     }
     if (setjmp(png_jmpbuf(png))) {
         png_destroy_write_struct(&png, &info);
-        fclose(f);
-        return clipnn_fail(CLIPNN_ERR_IO, "%s: libpng failed while writing", path);
+        clipnn_output_close(f, NULL);
+        return clipnn_fail(CLIPNN_ERR_IO, "%s: image not saved (libpng failed while writing)", path);
     }
     png_init_io(png, f);
     png_set_IHDR(png, info, (png_uint_32)w, (png_uint_32)h, 8, PNG_COLOR_TYPE_RGB, PNG_INTERLACE_NONE,
@@ -36,8 +43,7 @@ clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, s
     for (size_t r = 0; r < h; r++) png_write_row(png, (png_const_bytep)(rgb + r * w * 3));
     png_write_end(png, NULL);
     png_destroy_write_struct(&png, &info);
-    if (fclose(f) != 0) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
-    return CLIPNN_OK;
+    return clipnn_output_close(f, "image");
 }
 
 static unsigned char to_byte(double v) {

@@ -142,8 +142,9 @@ static void draw_legend(FILE *f, const clipnn_svg_series *s, size_t ns, double x
 
 clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a,
                                    const clipnn_svg_series *s, size_t ns) {
-    FILE *f = fopen(path, "w");
-    if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    FILE *f;
+    clipnn_status st = clipnn_output_open(path, &f);
+    if (st) return st;
     const int right = LEFT + PLOT_WIDTH, WIDTH = right + GAP + (int)legend_width(s, ns) + RIGHT;
     axis ax = {.log = a->logx, .px0 = LEFT, .px1 = right};
     axis ay = {.log = a->logy, .px0 = HEIGHT - BOTTOM, .px1 = TOP};
@@ -174,7 +175,5 @@ clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a,
     fputs("</svg>\n", f);
     draw_legend(f, s, ns, right + GAP);
     fputs("</svg>\n", f);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
-    return CLIPNN_OK;
+    return clipnn_output_close(f, "plot");
 }
