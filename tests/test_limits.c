@@ -201,3 +201,27 @@ TEST(limits_epochs_times_steps_overflow_is_refused) {
     CHECK(check_run_tool("train --epochs 409927646082434496", &out) == 5);
     CHECK_MSG(out && strstr(out, "epochs"), "%s", out ? out : "");
 }
+
+/* Checkpoints and arrays are read by size: past the limit before reading. */
+TEST(limits_checkpoint_and_npy_past_the_input_limit_are_refused) {
+    const char *ckpt = check_tmp_path("limit.ckpt"), *npy = check_tmp_path("limit.npy");
+    size_t widths[] = {8, 2};
+    clipnn_act acts[] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL, *back = NULL;
+    CHECK_OK(clipnn_model_create(&m, 4, 2, widths, acts));
+    float v[100] = {0};
+    CHECK_OK(clipnn_model_save(m, ckpt));
+    CHECK_OK(clipnn_npy_write(npy, v, 100, 0));
+    clipnn_set_max_input_bytes(256);
+    CHECK(clipnn_model_load(ckpt, &back) == CLIPNN_ERR_NOMEM && back == NULL);
+    CHECK_MSG(strstr(clipnn_last_error(), "input limit of 256 bytes"), "message: %s", clipnn_last_error());
+    float *r = NULL;
+    size_t rows, cols;
+    CHECK(clipnn_npy_read(npy, &r, &rows, &cols) == CLIPNN_ERR_NOMEM && r == NULL);
+    clipnn_set_max_input_bytes(0);
+    CHECK_OK(clipnn_model_load(ckpt, &back));
+    CHECK_OK(clipnn_npy_read(npy, &r, &rows, &cols));
+    free(r);
+    clipnn_model_free(back);
+    clipnn_model_free(m);
+}

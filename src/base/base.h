@@ -130,6 +130,8 @@ void clipnn_format_bytes(double bytes, char out[32]);
  * Y ...". Called before large allocations, with the estimate of the whole
  * object (a double: estimates never overflow). */
 clipnn_status clipnn_check_memory(double bytes, const char *what);
+/* OK when a file of bytes is within the input limit, else as below. */
+clipnn_status clipnn_check_input_size(const char *path, uint64_t bytes);
 /* NOMEM: "PATH: larger than the input limit of X ...; raise it ...". */
 clipnn_status clipnn_fail_input_limit(const char *path, uint64_t limit);
 

@@ -81,6 +81,11 @@ clipnn_status clipnn_check_memory(double bytes, const char *what) {
                        "available, or CLIPNN_MAX_MEMORY)", what, need, have);
 }
 
+clipnn_status clipnn_check_input_size(const char *path, uint64_t bytes) {
+    uint64_t limit = clipnn_max_input_bytes();
+    return bytes > limit ? clipnn_fail_input_limit(path, limit) : CLIPNN_OK;
+}
+
 clipnn_status clipnn_fail_input_limit(const char *path, uint64_t limit) {
     char have[32], twice[32];
     clipnn_format_bytes((double)limit, have);
