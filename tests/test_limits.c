@@ -225,3 +225,33 @@ TEST(limits_checkpoint_and_npy_past_the_input_limit_are_refused) {
     clipnn_model_free(back);
     clipnn_model_free(m);
 }
+
+/* The evaluation chunk shrinks for a deep, thin model: 200000 width-1
+ * layers take 2.3 MB of workspace a row, 600 MB for the usual 256 rows;
+ * evaluated within a 300 MB memory limit, in chunks of at most 256 MB. */
+TEST(limits_deep_thin_model_is_evaluated_in_smaller_chunks) {
+    enum { L = 200000, N = 300 };
+    size_t *widths = calloc(L, sizeof *widths);
+    clipnn_act *acts = calloc(L, sizeof *acts);
+    for (size_t l = 0; widths && acts && l < L; l++) widths[l] = 1, acts[l] = CLIPNN_ACT_TANH;
+    if (acts) acts[L - 1] = CLIPNN_ACT_IDENTITY;
+    float x[N], y[N];
+    for (int i = 0; i < N; i++) x[i] = (float)(i % 7) - 3, y[i] = (float)(i % 2);
+    clipnn_model *m = NULL;
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_model_create(&m, 1, L, widths, acts));
+    if (m) CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1));
+    CHECK_OK(clipnn_dataset_from_arrays(x, y, N, 1, 0, 1, &d));
+    clipnn_set_max_memory((uint64_t)300 << 20);
+    clipnn_loss_options lo = clipnn_loss_options_default();
+    lo.loss = CLIPNN_LOSS_MSE;
+    double loss = NAN, acc;
+    CHECK(m && d);
+    if (m && d) CHECK_OK(clipnn_evaluate(m, d, &lo, &loss, &acc));
+    CHECK(isfinite(loss));
+    clipnn_set_max_memory(0);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+    free(widths);
+    free(acts);
+}

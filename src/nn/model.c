@@ -380,6 +380,14 @@ static void place_head(clipnn_model *m, size_t max_rows, float *ws) {
     m->head_dx = m->n_rec ? ws : NULL;
 }
 
+size_t clipnn_rows_within(const clipnn_model *m, size_t max_batch, double bytes) {
+    size_t head, front;
+    if (head_size(m, m->every_step ? m->steps : 1, &head) || clipnn_front_size(m, 1, &front)) return 1;
+    double per_row = ((double)head + (double)front) * sizeof(float);
+    double rows = floor(bytes / per_row);
+    return rows >= (double)max_batch ? max_batch : rows >= 1 ? (size_t)rows : 1;
+}
+
 clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
     if (max_batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: batch size 0");
     if (max_batch <= m->max_batch) return CLIPNN_OK;

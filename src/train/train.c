@@ -124,11 +124,17 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
     return CLIPNN_OK;
 }
 
+/* Evaluation runs in chunks of 256 rows, fewer when their workspace would
+ * pass 256 MB (a model thousands of layers deep, long sequences). */
+enum { EVAL_CHUNK = 256 };
+#define EVAL_WORKSPACE_BYTES (256.0 * 1024 * 1024)
+
 clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
                               double *loss, double *accuracy) {
     clipnn_status s = check_fit(m, d, lo);
     if (s) return s;
-    size_t chunk = 256, dim = clipnn_dataset_dim(d), k = clipnn_model_n_outputs(m);
+    size_t chunk = clipnn_rows_within(m, EVAL_CHUNK, EVAL_WORKSPACE_BYTES), dim = clipnn_dataset_dim(d);
+    size_t k = clipnn_model_n_outputs(m);
     float *xb = clipnn_alloc_array(chunk * dim, sizeof *xb);
     float *yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *yb);
     size_t *idx = clipnn_alloc_array(chunk, sizeof *idx);
@@ -285,7 +291,8 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->n = clipnn_dataset_n(train);
     r->k = clipnn_model_n_outputs(m);
     r->B = o->batch < r->n || o->replacement ? o->batch : r->n;
-    r->eval_chunk = r->B > 256 ? r->B : 256;
+    size_t eval_rows = clipnn_rows_within(m, EVAL_CHUNK, EVAL_WORKSPACE_BYTES);
+    r->eval_chunk = r->B > eval_rows ? r->B : eval_rows;
     r->P = m->n_params;
     /* a stream is batch streams of n / batch rows each, every batch full */
     r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
