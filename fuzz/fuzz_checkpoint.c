@@ -4,6 +4,8 @@
  * (step counts, batch order, optimizer and clipper buffers) reaches the
  * training loop. The seeds are written by this file built with
  * -DFUZZ_MAKE_SEEDS (see `make fuzz-seeds`). */
+#include <zlib.h>
+
 #include "fuzz.h"
 
 enum { FUZZ_ROWS = 8, FUZZ_MAX_PARAMS = 20000, FUZZ_MAX_INPUTS = 4096 };
@@ -55,7 +57,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+static void load(const uint8_t *data, size_t size) {
     const char *path = fuzz_file(0, data, size, ".ckpt");
     clipnn_model *m = NULL;
     clipnn_train_state *st = NULL;
@@ -64,6 +66,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     clipnn_train_state_free(st);
     m = NULL;
     if (clipnn_model_load(path, &m) == CLIPNN_OK) clipnn_model_free(m);
+}
+
+/* The input as it is (caught by the length and the CRC, mostly), then with
+ * its length field and CRC made right, so that mutations reach the
+ * sections behind the checksum. */
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    load(data, size);
+    enum { LENGTH_AT = 12, HEADER = 20, CRC = 4 };
+    if (size < HEADER + CRC) return 0;
+    uint8_t *fixed = malloc(size);
+    if (!fixed) return 0;
+    memcpy(fixed, data, size);
+    for (int i = 0; i < 8; i++) fixed[LENGTH_AT + i] = (uint8_t)((uint64_t)size >> (8 * i));
+    uint32_t crc = (uint32_t)crc32(0L, fixed, (uInt)(size - CRC));
+    for (int i = 0; i < 4; i++) fixed[size - CRC + i] = (uint8_t)(crc >> (8 * i));
+    load(fixed, size);
+    free(fixed);
     return 0;
 }
 #else
