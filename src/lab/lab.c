@@ -19,7 +19,7 @@ static const lab_entry LABS[] = {
      lab_gd_clip},
     {"sgd-bias", "exercise Q8: skewed mean-zero noise, clipped SGD settles where the gradient is not zero",
      lab_sgd_bias},
-    {"sgd-condition", "exercise Q9: under the stated condition, decreasing steps drive the gradient to zero",
+    {"sgd-condition", "exercise Q9: as printed (constant step) it fails; with decreasing steps the gradient goes to 0",
      lab_sgd_condition},
     {"stability", "paper Lemma 1: Monte Carlo of P(||theta(t)-theta(0)|| > M) against the stated bound",
      lab_stability},
