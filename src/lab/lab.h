@@ -127,5 +127,6 @@ clipnn_status lab_sgd_condition(lab_ctx *L);
 clipnn_status lab_stability(lab_ctx *L);
 clipnn_status lab_fixed_point(lab_ctx *L);
 clipnn_status lab_l0l1(lab_ctx *L);
+clipnn_status lab_clip_scale(lab_ctx *L);
 
 #endif
