@@ -29,6 +29,8 @@ static const lab_entry LABS[] = {
      lab_l0l1},
     {"clip-scale", "paper, after eq. 17-18: clipping never lengthens a step; adaptive is faster only where ||theta|| > 1",
      lab_clip_scale},
+    {"growth", "paper Claim 2, Lemma 2 and eq. 9: linear growth of the adaptive step, continuity of H, projection",
+     lab_growth},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 
