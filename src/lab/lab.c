@@ -31,6 +31,7 @@ static const lab_entry LABS[] = {
      lab_clip_scale},
     {"growth", "paper Claim 2, Lemma 2 and eq. 9: linear growth of the adaptive step, continuity of H, projection",
      lab_growth},
+    {"sgd-exercise", "exercise Q6, Q7 and its definition of beta-smoothness as printed", lab_sgd_exercise},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

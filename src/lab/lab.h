@@ -129,5 +129,6 @@ clipnn_status lab_fixed_point(lab_ctx *L);
 clipnn_status lab_l0l1(lab_ctx *L);
 clipnn_status lab_clip_scale(lab_ctx *L);
 clipnn_status lab_growth(lab_ctx *L);
+clipnn_status lab_sgd_exercise(lab_ctx *L);
 
 #endif
