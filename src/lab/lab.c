@@ -32,6 +32,9 @@ static const lab_entry LABS[] = {
     {"growth", "paper Claim 2, Lemma 2 and eq. 9: linear growth of the adaptive step, continuity of H, projection",
      lab_growth},
     {"sgd-exercise", "exercise Q6, Q7 and its definition of beta-smoothness as printed", lab_sgd_exercise},
+    {"noise-floor", "Koloskova et al. 2023: with noise, clipped SGD stops at a floor of order min(sigma, sigma^2/c)",
+     lab_noise_floor},
+    {"heavy-tail", "Zhang et al. 2020: infinite-variance noise, SGD blows up, clipped SGD converges", lab_heavy_tail},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

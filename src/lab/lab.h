@@ -130,5 +130,7 @@ clipnn_status lab_l0l1(lab_ctx *L);
 clipnn_status lab_clip_scale(lab_ctx *L);
 clipnn_status lab_growth(lab_ctx *L);
 clipnn_status lab_sgd_exercise(lab_ctx *L);
+clipnn_status lab_noise_floor(lab_ctx *L);
+clipnn_status lab_heavy_tail(lab_ctx *L);
 
 #endif
