@@ -26,12 +26,12 @@ TEST(cli_attack_several_methods_take_the_minimum) {
     char args[1400];
     const char *out;
     snprintf(args, sizeof args,
-             "attack --model %s --data digits --scale unit --method pgd-linf,apgd-ce,apgd-dlr --eps 0,0.05,0.1 "
+             "attack --model %s --data digits --scale unit --method apgd-dlr,pgd-linf,apgd-ce --eps 0,0.05,0.1 "
              "--steps 10 --n 100 --no-checks",
              model);
     int rc = check_run_tool(args, &out);
     CHECK_MSG(rc == 0, "attack exit %d: %s", rc, out);
-    const char *t = strstr(out, "eps      pgd-linf   apgd-ce    apgd-dlr   all\n");
+    const char *t = strstr(out, "eps      apgd-dlr   pgd-linf   apgd-ce    all\n");
     CHECK_MSG(t != NULL, "no per-method table: %.600s", out);
     if (!t) return;
     t = strchr(t, '\n') + 1;
