@@ -1,0 +1,302 @@
+/* The recurrent telemetry: the spectral radius of W_hh's gate blocks
+ * against matrices whose radius is known, d loss / d h_t of the backward
+ * against central differences in double, and the step record of
+ * clipnn_train against a constructed case whose decay through time is
+ * known (W_hh = r I in tanh's linear regime). */
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "clipnn.h"
+#include "nn/nn.h"
+
+/* One recurrent layer of `kind` (h units over steps of `in` values) and a
+ * dense output of 2, every parameter 0 but W_hh's gate blocks. */
+static clipnn_model *one_layer(clipnn_layer_kind kind, size_t in, size_t h, size_t steps) {
+    clipnn_layer_spec ls[] = {{kind, h, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_DENSE, 2, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {steps, in, 0};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 2, ls));
+    if (m) memset(clipnn_model_params(m), 0, clipnn_model_n_params(m) * sizeof(float));
+    return m;
+}
+
+static float *w_hh_block(clipnn_model *m, size_t gate) {
+    clipnn_group g = clipnn_model_group(m, 1); /* W_hh of layer 0 */
+    size_t h = g.cols;
+    return clipnn_model_params(m) + g.offset + gate * h * h;
+}
+
+/* Entries rounded to float move a normal matrix's eigenvalues by at most
+ * ||E||_2 <= ||E||_F <= 2^-24 ||A||_F = 2^-24 r sqrt(n) (at most n unit
+ * entries scaled by r); the estimator itself is exact for a scaled
+ * rotation and has lost the subdominant part of a diagonal after the
+ * burn-in (0.5^200), leaving double rounding. */
+static double radius_tol(double r, size_t n) { return r * sqrt((double)n) * 0x1p-24 + 1e-12; }
+
+TEST(rec_radius_of_scaled_rotations_and_diagonals) {
+    const size_t h = 6;
+    clipnn_model *m = one_layer(CLIPNN_LAYER_RNN, 1, h, 3);
+    if (!m) return;
+    const double radii[] = {0.3, 0.95, 1.0, 1.7};
+    for (size_t k = 0; k < 4; k++) {
+        double r = radii[k], got = NAN;
+        float *W = w_hh_block(m, 0);
+        memset(W, 0, h * h * sizeof *W);
+        /* three 2 x 2 rotations (angles 0.4, 1.1, 2.5) scaled by r, 0.6 r,
+         * 0.3 r: the largest |eigenvalue| is r, a complex pair */
+        const double angle[3] = {0.4, 1.1, 2.5}, scale[3] = {1.0, 0.6, 0.3};
+        for (size_t b = 0; b < 3; b++) {
+            double c = scale[b] * r * cos(angle[b]), s = scale[b] * r * sin(angle[b]);
+            size_t i = 2 * b;
+            W[i * h + i] = (float)c, W[i * h + i + 1] = (float)-s;
+            W[(i + 1) * h + i] = (float)s, W[(i + 1) * h + i + 1] = (float)c;
+        }
+        CHECK_OK(clipnn_model_rec_radius(m, 0, 0, &got));
+        CHECK_NEAR(got, r, radius_tol(r, h));
+        /* not normal: [[0, -4r], [r/4, 0]] has eigenvalues +-i r while
+         * ||W v|| / ||v|| swings between r/4 and 4r from step to step
+         * (W^2 = -r^2 I, so the mean growth is exactly r); plain power
+         * iteration's last ratio would be off by up to 4x */
+        W[0] = W[7] = 0, W[1] = (float)(-4 * r), W[6] = (float)(r / 4);
+        CHECK_OK(clipnn_model_rec_radius(m, 0, 0, &got));
+        CHECK_NEAR(got, r, radius_tol(4 * r, h));
+        /* a diagonal whose largest entry is -r (the sign does not count) */
+        memset(W, 0, h * h * sizeof *W);
+        for (size_t i = 0; i < h; i++) W[i * h + i] = (float)(r * (i == 3 ? -1.0 : 0.5 - 0.05 * (double)i));
+        CHECK_OK(clipnn_model_rec_radius(m, 0, 0, &got));
+        CHECK_NEAR(got, r, radius_tol(r, h));
+    }
+    double out;
+    CHECK(clipnn_model_rec_radius(m, 0, 1, &out) == CLIPNN_ERR_INVALID_ARG); /* an RNN has one block */
+    CHECK(clipnn_model_rec_radius(m, 1, 0, &out) == CLIPNN_ERR_INVALID_ARG); /* the dense layer has none */
+    clipnn_model_free(m);
+}
+
+/* LSTM and GRU: each gate block has its own radius, in torch's order. */
+TEST(rec_radius_per_gate_block) {
+    const clipnn_layer_kind kinds[2] = {CLIPNN_LAYER_LSTM, CLIPNN_LAYER_GRU};
+    const size_t gates[2] = {4, 3}, h = 5;
+    for (size_t k = 0; k < 2; k++) {
+        clipnn_model *m = one_layer(kinds[k], 2, h, 3);
+        if (!m) continue;
+        CHECK(clipnn_model_layer_gates(m, 0) == gates[k]);
+        CHECK(clipnn_model_layer_gates(m, 1) == 0);
+        for (size_t g = 0; g < gates[k]; g++) {
+            float *W = w_hh_block(m, g);
+            for (size_t i = 0; i < h; i++) W[i * h + i] = (float)(0.2 * (double)(g + 1) * (i == 0 ? 1.0 : 0.4));
+        }
+        for (size_t g = 0; g < gates[k]; g++) {
+            double got = NAN, want = (double)(float)(0.2 * (double)(g + 1));
+            CHECK_OK(clipnn_model_rec_radius(m, 0, g, &got));
+            CHECK_NEAR(got, want, radius_tol(want, h));
+        }
+        clipnn_model_free(m);
+    }
+}
+
+/* ------------------------------------------- d loss / d h_t, in double */
+
+enum { FD_B = 2, FD_T = 5, FD_IN = 3, FD_H = 4 };
+
+typedef struct {
+    clipnn_rec_shape s;
+    double *params, *x, *u; /* u [B][T][H]: the loss is sum_t u_t . h_t */
+    size_t n_params;
+} fd_case;
+
+static double *filled(clipnn_rng *rng, size_t n, double bound) {
+    double *v = malloc(n * sizeof *v);
+    for (size_t i = 0; v && i < n; i++) v[i] = bound * (2 * clipnn_rng_uniform(rng) - 1);
+    return v;
+}
+
+/* The loss sum over the steps from t0 of u_t . h_t, for the sequences run
+ * from (h0, c0) over the steps [t0, T) of x. */
+static double tail_loss(const fd_case *c, size_t t0, const double *h0, const double *c0) {
+    size_t n = FD_T - t0, ws = 0;
+    clipnn_rec_shape s = c->s;
+    s.steps = n;
+    CHECK_OK(clipnn_rec_workspace_size(&s, &ws));
+    double *x = malloc(FD_B * n * FD_IN * sizeof *x), *H = malloc(FD_B * n * FD_H * sizeof *H);
+    double *work = malloc(ws * sizeof *work), loss = 0;
+    for (size_t b = 0; b < FD_B; b++) memcpy(x + b * n * FD_IN, c->x + (b * FD_T + t0) * FD_IN, n * FD_IN * sizeof *x);
+    CHECK_OK(clipnn_rec_forward_d(&s, c->params, x, FD_IN, h0, c0, H, NULL, NULL, work));
+    for (size_t b = 0; b < FD_B; b++)
+        for (size_t i = 0; i < n * FD_H; i++) loss += c->u[(b * FD_T + t0) * FD_H + i] * H[b * n * FD_H + i];
+    free(x), free(H), free(work);
+    return loss;
+}
+
+/* d loss / d h_t[b][j] by a central difference: the state after the steps
+ * [0, t] (and the LSTM's c_t), h_t[b][j] moved by +-eps, its own term and
+ * the steps after run again from it. */
+static double fd_dh(const fd_case *c, size_t t, size_t b, size_t j) {
+    const double eps = 1e-5;
+    clipnn_rec_shape s = c->s;
+    s.steps = t + 1;
+    size_t ws = 0;
+    CHECK_OK(clipnn_rec_workspace_size(&s, &ws));
+    double *H = malloc(FD_B * (t + 1) * FD_H * sizeof *H), *work = malloc(ws * sizeof *work);
+    double ht[FD_B * FD_H], ct[FD_B * FD_H], x[FD_B * FD_T * FD_IN];
+    for (size_t r = 0; r < FD_B; r++) memcpy(x + r * (t + 1) * FD_IN, c->x + r * FD_T * FD_IN, (t + 1) * FD_IN * sizeof *x);
+    CHECK_OK(clipnn_rec_forward_d(&s, c->params, x, FD_IN, NULL, NULL, H, ht, ct, work));
+    double v[2];
+    for (int k = 0; k < 2; k++) {
+        double hp[FD_B * FD_H];
+        memcpy(hp, ht, sizeof hp);
+        hp[b * FD_H + j] += k ? -eps : eps;
+        double own = 0;
+        for (size_t r = 0; r < FD_B; r++)
+            for (size_t i = 0; i < FD_H; i++) own += c->u[(r * FD_T + t) * FD_H + i] * hp[r * FD_H + i];
+        v[k] = own + (t + 1 < FD_T ? tail_loss(c, t + 1, hp, ct) : 0);
+    }
+    free(H), free(work);
+    return (v[0] - v[1]) / (2 * eps);
+}
+
+static void trace_case(clipnn_cell cell, uint64_t seed) {
+    fd_case c = {.s = {cell, FD_IN, FD_H, FD_B, FD_T}};
+    clipnn_rec_params off;
+    CHECK_OK(clipnn_rec_param_layout(cell, FD_IN, FD_H, &off));
+    clipnn_rng rng;
+    clipnn_rng_seed(&rng, seed);
+    c.params = filled(&rng, off.total, 0.8);
+    c.x = filled(&rng, FD_B * FD_T * FD_IN, 1.0);
+    c.u = filled(&rng, FD_B * FD_T * FD_H, 1.0);
+    size_t ws = 0;
+    CHECK_OK(clipnn_rec_workspace_size(&c.s, &ws));
+    double *H = malloc(FD_B * FD_T * FD_H * sizeof *H), *work = malloc(ws * sizeof *work);
+    double *trace = malloc(FD_B * FD_T * FD_H * sizeof *trace);
+    CHECK_OK(clipnn_rec_forward_d(&c.s, c.params, c.x, FD_IN, NULL, NULL, H, NULL, NULL, work));
+    CHECK_OK(clipnn_rec_backward_trace_d(&c.s, c.params, c.x, FD_IN, c.u, NULL, NULL, 0, NULL, NULL, NULL, NULL, work,
+                                         trace));
+    /* central difference with eps = 1e-5 on O(1) values: truncation
+     * eps^2 |f'''| / 6 ~ 1e-11, rounding 1e-16 |L| / eps ~ 1e-11 */
+    double worst = 0;
+    for (size_t t = 0; t < FD_T; t++)
+        for (size_t b = 0; b < FD_B; b++)
+            for (size_t j = 0; j < FD_H; j++)
+                worst = fmax(worst, fabs(fd_dh(&c, t, b, j) - trace[(b * FD_T + t) * FD_H + j]));
+    CHECK_MSG(worst <= 1e-8, "%s: d loss / d h_t off the central difference by %.3g", clipnn_cell_name(cell), worst);
+    /* the gradient through the last 2 steps only: the earlier rows are 0 */
+    CHECK_OK(clipnn_rec_forward_d(&c.s, c.params, c.x, FD_IN, NULL, NULL, H, NULL, NULL, work));
+    CHECK_OK(clipnn_rec_backward_trace_d(&c.s, c.params, c.x, FD_IN, c.u, NULL, NULL, 2, NULL, NULL, NULL, NULL, work,
+                                         trace));
+    for (size_t b = 0; b < FD_B; b++) {
+        CHECK(trace[(b * FD_T + FD_T - 3) * FD_H] == 0.0);
+        CHECK(trace[(b * FD_T + FD_T - 1) * FD_H] == c.u[(b * FD_T + FD_T - 1) * FD_H]);
+    }
+    free(H), free(work), free(trace), free(c.params), free(c.x), free(c.u);
+}
+
+TEST(rec_dh_trace_matches_central_differences) {
+    trace_case(CLIPNN_CELL_RNN_TANH, 3);
+    trace_case(CLIPNN_CELL_LSTM, 4);
+    trace_case(CLIPNN_CELL_GRU, 5);
+}
+
+/* ------------------------------------------- clipnn_train's step record */
+
+enum { DEC_T = 12, DEC_H = 4, DEC_N = 8 };
+
+typedef struct {
+    double radius[8];
+    double norms[4 * DEC_T];
+    size_t steps, records, with_radius, with_norms;
+} seen;
+
+static void keep(const clipnn_step_record *r, void *user) {
+    seen *s = user;
+    s->records++;
+    if (r->rec_radius) s->with_radius++, s->radius[0] = r->rec_radius[0];
+    if (r->time_grad_norms) {
+        s->with_norms++;
+        s->steps = r->time_grad_steps;
+        memcpy(s->norms, r->time_grad_norms, r->time_grad_steps * sizeof *s->norms);
+    }
+}
+
+/* A tanh RNN with W_hh = r I, W_ih = 1e-5 I and inputs of size <= 1: for
+ * r <= 1.5 over 12 steps |h| < 1e-5 sum_k 1.5^k < 3e-3, so tanh' = 1 - h^2
+ * > 1 - 1e-5 and d loss / d h_t = r (1 - h^2) d loss / d h_{t+1}: each step
+ * back multiplies the norm by r within 1e-5 relative, plus float rounding
+ * of the product and the norms (a few 1e-7). */
+static clipnn_model *linear_regime(double r) {
+    clipnn_model *m = one_layer(CLIPNN_LAYER_RNN, DEC_H, DEC_H, DEC_T);
+    if (!m) return NULL;
+    float *p = clipnn_model_params(m);
+    clipnn_group wih = clipnn_model_group(m, 0), wout = clipnn_model_group(m, 4);
+    float *W = w_hh_block(m, 0);
+    for (size_t i = 0; i < DEC_H; i++) W[i * DEC_H + i] = (float)r, p[wih.offset + i * DEC_H + i] = 1e-5f;
+    for (size_t i = 0; i < wout.size; i++) p[wout.offset + i] = (float)(0.5 - 0.1 * (double)i);
+    return m;
+}
+
+static clipnn_dataset *decay_data(void) {
+    float x[DEC_N * DEC_T * DEC_H], y[DEC_N];
+    for (size_t i = 0; i < DEC_N * DEC_T * DEC_H; i++) x[i] = (float)sin(0.7 * (double)i);
+    for (size_t i = 0; i < DEC_N; i++) y[i] = (float)(i % 2);
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_from_arrays(x, y, DEC_N, DEC_T * DEC_H, 2, 1, &d));
+    return d;
+}
+
+static clipnn_train_options decay_options(seen *s) {
+    clipnn_train_options o = clipnn_train_options_default();
+    o.batch = 4;
+    o.epochs = 0;
+    o.steps = 4;
+    o.schedule.a0 = 0; /* the parameters stay the constructed ones */
+    o.on_step = keep;
+    o.user = s;
+    return o;
+}
+
+TEST(rec_train_records_decay_through_time) {
+    clipnn_dataset *d = decay_data();
+    const double radii[3] = {0.5, 1.0, 1.5};
+    for (size_t k = 0; k < 3 && d; k++) {
+        clipnn_model *m = linear_regime(radii[k]);
+        if (!m) continue;
+        seen s;
+        memset(&s, 0, sizeof s);
+        clipnn_train_options o = decay_options(&s);
+        const uint64_t at[1] = {3};
+        o.log_radius_every = 2;
+        o.log_time_grad_steps = at;
+        o.n_log_time_grad_steps = 1;
+        clipnn_train_result res;
+        CHECK_OK(clipnn_train(m, d, NULL, &o, &res));
+        CHECK(s.records == 4 && s.with_radius == 2 && s.with_norms == 1 && s.steps == DEC_T);
+        CHECK_NEAR(s.radius[0], radii[k], radius_tol(radii[k], DEC_H));
+        for (size_t t = 0; t + 1 < DEC_T; t++)
+            CHECK_NEAR(s.norms[t] / s.norms[t + 1], radii[k], 2e-5 * radii[k]);
+        clipnn_model_free(m);
+    }
+    clipnn_dataset_free(d);
+}
+
+/* Nothing asked, nothing reported; truncated backpropagation reports the
+ * window's steps, 0 where the gradient does not reach. */
+TEST(rec_train_telemetry_off_and_truncated) {
+    clipnn_dataset *d = decay_data();
+    clipnn_model *m = d ? linear_regime(0.9) : NULL;
+    if (!m) return clipnn_dataset_free(d);
+    seen s;
+    memset(&s, 0, sizeof s);
+    clipnn_train_options o = decay_options(&s);
+    clipnn_train_result res;
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &res));
+    CHECK(s.records == 4 && s.with_radius == 0 && s.with_norms == 0);
+    memset(&s, 0, sizeof s);
+    o.log_time_grad_every = 1;
+    o.bptt_steps = 5; /* many-to-one: the last 5 of the 12 steps */
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &res));
+    CHECK(s.with_norms == 4 && s.steps == DEC_T);
+    for (size_t t = 0; t < DEC_T; t++) CHECK((s.norms[t] > 0) == (t >= DEC_T - 5));
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+}
