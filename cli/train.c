@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "rec_log.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
@@ -33,6 +34,9 @@ static const char SYNOPSIS[] =
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
     "post_norm is the group's norm in the gradient the update used, factor the rule's c(t)\n"
     "for the global rules, the group's own for norm-group and adaptive-layer, pre/post else.\n"
+    "Recurrent models: --log-radius-every N adds FILE.radius.csv (step,layer,gate,radius: the\n"
+    "spectral radius of each gate block of W_hh every N steps); --log-time-grad every:N|S1,S2,...\n"
+    "adds FILE.time.csv (step,layer,t,norm: ||d loss / d h_t|| for t = 1..T at those steps).\n"
     "--save writes the model and the training state (optimizer, clipping state, batch\n"
     "order, step count); --resume FILE continues that run with the same options and\n"
     "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
@@ -46,11 +50,14 @@ static const char SYNOPSIS[] =
 typedef struct {
     cli_steplog *log;
     int progress;
+    cli_rec_log *rec_log;
+    const clipnn_model *m;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->log) cli_steplog_row(ctx->log, r);
+    if (ctx->rec_log) cli_rec_log_row(ctx->rec_log, ctx->m, r);
 }
 
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
@@ -59,15 +66,7 @@ static void on_epoch(const clipnn_epoch_record *r, void *user) {
 }
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
-static char *groups_path_for(const char *log) {
-    size_t len = strlen(log);
-    if (len >= 4 && !strcmp(log + len - 4, ".csv")) len -= 4;
-    char *out = malloc(len + sizeof ".groups.csv");
-    if (!out) return NULL;
-    memcpy(out, log, len);
-    memcpy(out + len, ".groups.csv", sizeof ".groups.csv");
-    return out;
-}
+static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
 
 /* Fails early, before any training, when --save cannot be written: the
  * checkpoint goes to a temporary file in the same directory. */
@@ -152,6 +151,8 @@ typedef struct {
     cli_settings s;
     const char *save, *log, *resume;
     int json, quiet;
+    uint64_t radius_every;  /* --log-radius-every */
+    const char *time_grad;  /* --log-time-grad */
     clipnn_clip_rule rule;
 } train_args;
 
@@ -166,6 +167,10 @@ static void train_option_table(train_args *a, cli_option *table) {
     table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
     table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
     table[n++] = (cli_option){"--log", CLI_STR, &a->log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--log-radius-every", CLI_U64, &a->radius_every, "N",
+                              "recurrent: FILE.radius.csv, W_hh's spectral radius every N steps"};
+    table[n++] = (cli_option){"--log-time-grad", CLI_STR, &a->time_grad, "every:N|S1,...",
+                              "recurrent: FILE.time.csv, ||d loss / d h_t|| for every t at those steps"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
@@ -191,6 +196,7 @@ typedef struct {
     clipnn_model *m;
     clipnn_train_state *state;
     cli_steplog steplog;
+    cli_rec_log rec_log;
     char *groups_path;
     char arch[256];
     clipnn_loss loss;
@@ -218,9 +224,10 @@ static int new_model(const char *cmd, train_run *r) {
 
 static int open_log(const char *cmd, train_run *r) {
     const char *log = r->a.log;
-    if (!log) return 0;
+    if (!log) return cli_rec_log_open(&r->rec_log, cmd, NULL, r->m, r->a.radius_every, r->a.time_grad, &r->o);
     if (r->a.s.log_groups && !(r->groups_path = groups_path_for(log))) return CLI_EXIT_NOMEM;
-    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    int rc = cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    return rc ? rc : cli_rec_log_open(&r->rec_log, cmd, log, r->m, r->a.radius_every, r->a.time_grad, &r->o);
 }
 
 /* Data, model, options, log, and the callbacks. */
@@ -231,7 +238,7 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
-    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty()};
+    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty(), &r->rec_log, r->m};
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
@@ -247,7 +254,8 @@ static int prepare(const char *cmd, train_run *r) {
 static int finish(const char *cmd, train_run *r, const clipnn_train_result *res) {
     const train_args *a = &r->a;
     int rc = a->log ? cli_steplog_close(&r->steplog, cmd) : 0;
-    if (rc) return rc;
+    int rc2 = cli_rec_log_close(&r->rec_log, cmd);
+    if (rc || (rc = rc2)) return rc;
     const char *saved = NULL;
     if (a->save && !res->diverged) {
         clipnn_status st = clipnn_checkpoint_save(a->save, r->m, r->state);
@@ -284,6 +292,7 @@ int cmd_train(int argc, char **argv) {
     rc = prepare(cmd, &r);
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
+    cli_rec_log_close(&r.rec_log, cmd);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
     clipnn_model_free(r.m);
