@@ -378,8 +378,8 @@ int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int ar
     int rc = cli_io_model_any(cmd, s, groups, argc, argv, path, m);
     if (rc || clipnn_model_seq_shape(*m).steps == 0) return rc;
     /* refused before anything is printed or loaded for it */
-    fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks, input optimization and "
-            "the diagnosis take models without them\n", cmd, path,
+    fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks and input optimization "
+            "take models without them\n", cmd, path,
             clipnn_layer_kind_name(clipnn_model_layer_kind(*m, 0)));
     clipnn_model_free(*m);
     *m = NULL;
