@@ -155,6 +155,14 @@ static void describe_steps(const through_time *c, char *buf, size_t cap) {
 }
 
 /* Remedies, each within a finding's 256 characters. */
+/* The same ratio in float32, which may have lost one end or both. */
+static void float_ratio(const through_time *c, char *buf, size_t cap) {
+    double first = c->norm_f[0], last = c->norm_f[c->T - 1];
+    if (!(last > 0)) snprintf(buf, cap, "float32: 0 at x_%zu", c->T);
+    else if (first == 0 && c->norm_d[0] > 0) snprintf(buf, cap, "float32: exactly 0 at x_1");
+    else snprintf(buf, cap, "float32 %.3g", first / last);
+}
+
 static const char VANISHING_REMEDY[] =
     "use a gated cell (--arch lstm:H or gru:H); W_hh orthogonal or at spectral radius 1 (--rec-init orthogonal, "
     "or scaled --rec-radius 1); or a shorter path: shorter sequences, fewer steps between cause and loss, skip "
@@ -176,18 +184,19 @@ static void test_through_time(const through_time *c, const char *radii, clipnn_d
     double ratio = first / last, factor = pow(ratio, 1.0 / (double)(c->T - 1));
     d->time_ratio = ratio;
     int vanishing = ratio < TIME_VANISHING, exploding = ratio > TIME_EXPLODING;
-    const char *fmt = "||d/dx_1|| / ||d/dx_%zu|| = %.3g (float32 %.3g%s): x%.3g per step back over %zu steps; "
-                      "||d/dx_t|| at %s; W_hh spectral radius: %s";
-    const char *zero = c->norm_f[0] == 0 && first > 0 ? ", exactly 0" : "";
-    double ratio_f = c->norm_f[c->T - 1] > 0 ? c->norm_f[0] / c->norm_f[c->T - 1] : NAN;
+    const char *fmt = "||d/dx_1|| / ||d/dx_%zu|| = %.3g (%s): x%.3g per step back over %zu steps; ||d/dx_t|| at "
+                      "%s; W_hh spectral radius: %s%s";
+    char f32[64];
+    float_ratio(c, f32, sizeof f32);
+    /* a radius of 1 or more cannot shrink the gradient: the units' derivatives do */
+    const char *why = vanishing && d->rec_radius >= 1 ? "; radius >= 1, so saturated units shrink it" : "";
     if (vanishing || exploding)
         clipnn_diag_finding(d, vanishing ? CLIPNN_CAUSE_VANISHING_THROUGH_TIME : CLIPNN_CAUSE_EXPLODING_THROUGH_TIME,
                             vanishing ? "vanishing-through-time" : "exploding-through-time",
-                            vanishing ? VANISHING_REMEDY : EXPLODING_REMEDY, fmt, c->T, ratio, ratio_f, zero,
-                            factor, c->T - 1, steps, radii);
+                            vanishing ? VANISHING_REMEDY : EXPLODING_REMEDY, fmt, c->T, ratio, f32, factor, c->T - 1,
+                            steps, radii, why);
     else
-        clipnn_diag_check(d, "gradient-through-time", 1, fmt, c->T, ratio, ratio_f, zero, factor, c->T - 1, steps,
-                          radii);
+        clipnn_diag_check(d, "gradient-through-time", 1, fmt, c->T, ratio, f32, factor, c->T - 1, steps, radii, why);
 }
 
 clipnn_status clipnn_diagnose_recurrent(clipnn_model *m, const clipnn_objective *obj, const float *y,
