@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/base.h" /* clipnn_parallel_macs: split kernels on small models */
 #include "check.h"
 #include "clipnn.h"
 #include "nn/nn.h"
@@ -204,8 +205,9 @@ enum { DEC_T = 12, DEC_H = 4, DEC_N = 8 };
 
 typedef struct {
     double radius[8];
-    double norms[4 * DEC_T];
+    double norms[4 * DEC_T]; /* the last record's */
     size_t steps, records, with_radius, with_norms;
+    size_t layers; /* recurrent layers of the model (0: 1) */
 } seen;
 
 static void keep(const clipnn_step_record *r, void *user) {
@@ -215,7 +217,7 @@ static void keep(const clipnn_step_record *r, void *user) {
     if (r->time_grad_norms) {
         s->with_norms++;
         s->steps = r->time_grad_steps;
-        memcpy(s->norms, r->time_grad_norms, r->time_grad_steps * sizeof *s->norms);
+        memcpy(s->norms, r->time_grad_norms, (s->layers ? s->layers : 1) * r->time_grad_steps * sizeof *s->norms);
     }
 }
 
@@ -299,4 +301,58 @@ TEST(rec_train_telemetry_off_and_truncated) {
     for (size_t t = 0; t < DEC_T; t++) CHECK((s.norms[t] > 0) == (t >= DEC_T - 5));
     clipnn_model_free(m);
     clipnn_dataset_free(d);
+}
+
+/* ------------------------------------------- no allocation, threads */
+
+/* A two-layer LSTM over the decay data trained `steps` steps with every
+ * telemetry at every step on `threads` threads (the recurrent kernels
+ * split at any size): the allocations of the run, and the last step's
+ * norms of d loss / d h_t into norms (2 layers x DEC_T). */
+static uint64_t telemetry_run(uint64_t steps, int threads, double *norms) {
+    clipnn_layer_spec ls[] = {{CLIPNN_LAYER_LSTM, 6, CLIPNN_ACT_IDENTITY}, {CLIPNN_LAYER_LSTM, 5, CLIPNN_ACT_IDENTITY},
+                              {CLIPNN_LAYER_DENSE, 2, CLIPNN_ACT_IDENTITY}};
+    clipnn_seq_shape seq = {DEC_T, DEC_H, 0};
+    clipnn_dataset *d = decay_data();
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create_seq(&m, &seq, 3, ls));
+    if (!m || !d) return clipnn_model_free(m), clipnn_dataset_free(d), 0;
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 2));
+    seen s;
+    memset(&s, 0, sizeof s);
+    s.layers = 2;
+    clipnn_train_options o = decay_options(&s);
+    o.steps = steps;
+    o.schedule.a0 = 0.05;
+    o.log_radius_every = 1;
+    o.log_time_grad_every = 1;
+    clipnn_set_threads(threads);
+    clipnn_train_result r;
+    uint64_t before = clipnn_allocation_count();
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    uint64_t used = clipnn_allocation_count() - before;
+    CHECK(s.with_radius == steps && s.with_norms == steps && s.steps == DEC_T);
+    memcpy(norms, s.norms, 2 * DEC_T * sizeof *norms);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+    return used;
+}
+
+TEST(rec_telemetry_allocates_nothing_in_the_steps) {
+    int saved = clipnn_get_threads();
+    size_t saved_macs = clipnn_parallel_macs;
+    clipnn_parallel_macs = 0;
+    double n1[2 * DEC_T], n2[2 * DEC_T], scratch[2 * DEC_T];
+    for (int threads = 1; threads <= 2; threads++) {
+        uint64_t a = telemetry_run(6, threads, scratch), b = telemetry_run(12, threads, threads == 1 ? n1 : n2);
+        CHECK_MSG(a == b, "%d threads: %llu allocations in 6 steps, %llu in 12", threads, (unsigned long long)a,
+                  (unsigned long long)b);
+    }
+    /* the threads split the hidden units; each trace row is written by the
+     * thread that owns its units, so two threads give the one-thread
+     * numbers up to the GEMMs' summation order (a few float ulps a step,
+     * 12 steps) */
+    for (size_t i = 0; i < 2 * DEC_T; i++) CHECK_NEAR(n2[i], n1[i], 1e-5 * n1[i] + 1e-30);
+    clipnn_set_threads(saved);
+    clipnn_parallel_macs = saved_macs;
 }
