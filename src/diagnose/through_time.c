@@ -154,7 +154,6 @@ static void describe_steps(const through_time *c, char *buf, size_t cap) {
     }
 }
 
-/* Remedies, each within a finding's 256 characters. */
 /* The same ratio in float32, which may have lost one end or both. */
 static void float_ratio(const through_time *c, char *buf, size_t cap) {
     double first = c->norm_f[0], last = c->norm_f[c->T - 1];
@@ -163,13 +162,25 @@ static void float_ratio(const through_time *c, char *buf, size_t cap) {
     else snprintf(buf, cap, "float32 %.3g", first / last);
 }
 
+/* Remedies, each within a finding's 256 characters; a model with gated
+ * cells already has the gated path, and its gates can close it. */
 static const char VANISHING_REMEDY[] =
     "use a gated cell (--arch lstm:H or gru:H); W_hh orthogonal or at spectral radius 1 (--rec-init orthogonal, "
     "or scaled --rec-radius 1); or a shorter path: shorter sequences, fewer steps between cause and loss, skip "
     "connections";
+static const char VANISHING_GATED_REMEDY[] =
+    "keep the gated path open: an LSTM's forget gate near 1 (a larger f block of b_ih or b_hh), W_hh orthogonal "
+    "(--rec-init orthogonal); or a shorter path: shorter sequences, fewer steps between cause and loss, skip "
+    "connections";
 static const char EXPLODING_REMEDY[] =
     "clip the gradient norm (--clip norm --lambda 1); bring W_hh's spectral radius below 1 (--rec-init scaled "
     "--rec-radius 0.9); or truncate backpropagation through time (--bptt K1,K2)";
+
+static int gated(const clipnn_model *m) {
+    for (size_t l = 0; l < m->n_rec; l++)
+        if (clipnn_model_layer_gates(m, l) > 1) return 1;
+    return 0;
+}
 
 /* The test: the share of the gradient that reaches x_1. */
 static void test_through_time(const through_time *c, const char *radii, clipnn_diagnosis *d) {
@@ -188,12 +199,13 @@ static void test_through_time(const through_time *c, const char *radii, clipnn_d
                       "%s; W_hh spectral radius: %s%s";
     char f32[64];
     float_ratio(c, f32, sizeof f32);
-    /* a radius of 1 or more cannot shrink the gradient: the units' derivatives do */
-    const char *why = vanishing && d->rec_radius >= 1 ? "; radius >= 1, so saturated units shrink it" : "";
+    /* a radius of 1 or more cannot shrink the gradient: the units' derivatives (or the gates) do */
+    const char *why = vanishing && d->rec_radius >= 1 ? "; radius >= 1: saturated units or closed gates shrink it" : "";
+    const char *vanishing_remedy = gated(c->m) ? VANISHING_GATED_REMEDY : VANISHING_REMEDY;
     if (vanishing || exploding)
         clipnn_diag_finding(d, vanishing ? CLIPNN_CAUSE_VANISHING_THROUGH_TIME : CLIPNN_CAUSE_EXPLODING_THROUGH_TIME,
                             vanishing ? "vanishing-through-time" : "exploding-through-time",
-                            vanishing ? VANISHING_REMEDY : EXPLODING_REMEDY, fmt, c->T, ratio, f32, factor, c->T - 1,
+                            vanishing ? vanishing_remedy : EXPLODING_REMEDY, fmt, c->T, ratio, f32, factor, c->T - 1,
                             steps, radii, why);
     else
         clipnn_diag_check(d, "gradient-through-time", 1, fmt, c->T, ratio, f32, factor, c->T - 1, steps, radii, why);
