@@ -130,8 +130,9 @@ typedef struct {
     uint64_t steps_per_epoch; /* steps of one epoch (step / steps_per_epoch is the 0-based epoch) */
 } clipnn_step_record;
 
-/* One row per epoch, given to on_epoch at the end of every epoch (and of a
- * run that stops mid-epoch).
+/* One row per epoch, given to on_epoch at the end of every epoch (and
+ * after a last step that falls mid-epoch; not for the epoch in progress
+ * when control stops the run).
  *   epoch             1-based number of the epoch the row closes;
  *   n_epochs          epochs of the run (steps rounded up to whole epochs
  *                     when steps is set);
