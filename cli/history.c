@@ -60,8 +60,9 @@ static void csv_row(cli_history *h, const cli_epoch_row *row) {
 
 void cli_history_epoch(cli_history *h, const clipnn_epoch_record *r) {
     double now = cli_now();
-    cli_epoch_row row = {r->epoch, r->train_loss, r->train_accuracy, r->test_loss, r->test_accuracy,
-                         r->clipped_fraction, now - h->last_time, h->last_lr};
+    cli_epoch_row row = {.epoch = r->epoch, .train_loss = r->train_loss, .train_acc = r->train_accuracy,
+                         .test_loss = r->test_loss, .test_acc = r->test_accuracy,
+                         .clipped_frac = r->clipped_fraction, .seconds = now - h->last_time, .lr = h->last_lr};
     h->last_time = now;
     if (h->n == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 64;

@@ -12,6 +12,15 @@
 /* A redraw costs a write to the terminal: ten a second look continuous. */
 #define REDRAW_SECONDS 0.1
 
+/* A bar is on the terminal's last line, whichever cli_progress drew it. */
+static int bar_on_screen;
+
+void cli_progress_interrupt(void) {
+    if (!bar_on_screen) return;
+    fputs("\r\033[K", stderr);
+    bar_on_screen = 0;
+}
+
 int cli_progress_parse(const char *cmd, const char *text, cli_progress_mode *out) {
     static const char *const names[] = {"auto", "bar", "lines", "none"};
     for (int i = 0; i < 4; i++)
@@ -84,7 +93,7 @@ static void draw_bar(cli_progress *p, const clipnn_step_record *r, double now) {
     /* \r back to the line's start, \033[K erases what a longer line left */
     fprintf(stderr, "\r%s\033[K", line);
     fflush(stderr);
-    p->bar_shown = 1;
+    p->bar_shown = bar_on_screen = 1;
     p->last_draw = now;
 }
 
@@ -103,7 +112,7 @@ void cli_progress_clear(cli_progress *p) {
     if (!p->bar_shown) return;
     fputs("\r\033[K", stderr);
     fflush(stderr);
-    p->bar_shown = 0;
+    p->bar_shown = bar_on_screen = 0;
 }
 
 void cli_progress_epoch_done(cli_progress *p, const clipnn_epoch_record *r) {

@@ -36,6 +36,9 @@ void cli_progress_step(cli_progress *p, const clipnn_step_record *r);
 void cli_progress_epoch_done(cli_progress *p, const clipnn_epoch_record *r);
 /* Erases the bar (before other output on stderr, and at the end). */
 void cli_progress_clear(cli_progress *p);
+/* Erases whatever bar is on the screen, for a message that does not know
+ * the run (the library's warnings); the bar comes back at its next redraw. */
+void cli_progress_interrupt(void);
 
 /* What the bar shows: steps done of the run's total, in epochs of
  * per_epoch steps; seconds elapsed; the rate. */
