@@ -209,8 +209,8 @@ TEST(runctl_bad_options) {
     }
 }
 
-/* stderr is a pipe here: one line per epoch, no bar; none and --quiet
- * show nothing. */
+/* stderr is a pipe here: one line per epoch (compare: per run), no bar;
+ * none and --quiet show nothing. */
 TEST(runctl_progress_lines_off_a_terminal) {
     const char *out;
     CHECK(check_run_tool("train --epochs 3", &out) == 0);
@@ -220,6 +220,10 @@ TEST(runctl_progress_lines_off_a_terminal) {
     CHECK_MSG(count_substr(out, "clipnn train: epoch ") == 0, "%s", out);
     CHECK(check_run_tool("train --epochs 3 --progress lines --quiet", &out) == 0);
     CHECK_MSG(count_substr(out, "clipnn train: epoch ") == 0, "%s", out);
+    /* compare: a line per run */
+    CHECK(check_run_tool("compare --seeds 2 --rules none,norm --epochs 2", &out) == 0);
+    CHECK_MSG(count_substr(out, "clipnn compare: ") == 4 && count_substr(out, "norm             seed 2:") == 1, "%s",
+              out);
 }
 
 /* Field i (0-based) of a CSV line, as text into buf. */
