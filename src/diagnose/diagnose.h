@@ -40,4 +40,14 @@ const char *clipnn_diag_dead_relu_remedy(void);
 void clipnn_diag_float_zero_remedy(const target_state *ts, double max_component, char *buf, size_t cap);
 const char *clipnn_diag_minimum_remedy(const target_state *ts, int reached);
 
+/* clipnn_diagnose_model for a model with recurrent layers: the input
+ * gradient through time (src/diagnose/through_time.c). */
+clipnn_status clipnn_diagnose_recurrent(clipnn_model *m, const clipnn_objective *obj, const float *y,
+                                        const float *point, const clipnn_diagnose_options *o, clipnn_diagnosis *d);
+/* The constructed cases through time (src/diagnose/demo_time.c): variant 0
+ * vanishing, 1 exploding, 2 healthy: the model into *m (the caller frees
+ * it), its input into x ([cap] at least its steps), the case into info;
+ * the objective is class 0 under cross-entropy. */
+clipnn_status clipnn_demo_through_time(int variant, clipnn_model **m, float *x, size_t cap, clipnn_demo_info *info);
+
 #endif
