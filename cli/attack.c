@@ -27,7 +27,8 @@ static const char SYNOPSIS[] =
     "--check runs the sanity checks at the largest eps, each PASS or WARN with its numbers:\n"
     "4x the steps with 4 random restarts breaks (almost) nothing more; the success rate\n"
     "reaches 100% as eps doubles up to the box; random +-eps noise is weaker than the\n"
-    "attack; no example has an input gradient of exactly 0. The masking checks (Athalye et al. 2018, Carlini et al. 2019)\n"
+    "attack; no example has an input gradient of exactly 0. The masking checks (Athalye et al.\n"
+    "2018, Carlini et al. 2019)\n"
     "run a one-step attack at each epsilon (FGSM, or one L2 step for pgd-l2) and an\n"
     "unbounded attack (budget covering the box) unless --no-checks. Examples that stay\n"
     "unbroken with an input gradient of exactly zero are diagnosed (clipnn diagnose).\n"
@@ -166,7 +167,8 @@ typedef struct {
 static int check_args(const char *cmd, attack_run *r) {
     const attack_args *a = &r->a;
     if (!a->model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (!a->method_name) return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2, apgd-ce, apgd-dlr)");
+    if (!a->method_name)
+        return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2, apgd-ce, apgd-dlr)");
     int rc = attack_parse_methods(cmd, a->method_name, r->methods, ATTACK_MAX_METHODS, &r->n_methods);
     if (rc) return rc;
     r->ao.method = r->methods[0];
@@ -390,7 +392,8 @@ static void print_json(const attack_run *r, const clipnn_diagnosis *d, double se
 
 /* Robust accuracy per method and under all of them (the reported one). */
 static void print_method_rows(const attack_run *r) {
-    printf("robust accuracy per method (the first is the table above); an example is robust when no method broke it:\n");
+    printf("robust accuracy per method (the first is the table above); an example is robust when no method "
+           "broke it:\n");
     printf("%-8s", "eps");
     for (size_t i = 0; i < r->n_methods; i++) printf(" %-10s", clipnn_attack_method_name(r->methods[i]));
     printf(" %s\n", "all");

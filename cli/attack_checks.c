@@ -16,7 +16,8 @@ int attack_parse_methods(const char *cmd, const char *text, clipnn_attack_method
     *n = 0;
     for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
         if (*n == cap) return cli_usage_error(cmd, "--method: at most %zu methods", cap);
-        if (clipnn_attack_method_parse(tok, &methods[*n])) return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
+        if (clipnn_attack_method_parse(tok, &methods[*n]))
+            return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
         for (size_t i = 0; i < *n; i++)
             if (methods[i] == methods[*n]) return cli_usage_error(cmd, "--method: %s given twice", tok);
         (*n)++;
@@ -141,8 +142,8 @@ static int check_eps_to_full(const char *cmd, const attack_set *s, const clipnn_
         used += (size_t)snprintf(ladder + used, sizeof ladder - used, "%s%g: %.4f", used ? ", " : "", o.eps, rate);
         if (!(e < top) || rate >= 1) break;
     }
-    set_check(c, "success-reaches-100%", rate >= 1 && monotone, "%s success rate at eps %s", clipnn_attack_method_name(method),
-              ladder);
+    set_check(c, "success-reaches-100%", rate >= 1 && monotone, "%s success rate at eps %s",
+              clipnn_attack_method_name(method), ladder);
     return 0;
 }
 

@@ -662,7 +662,8 @@ typedef struct {
 
 static void apgd_on_step(const clipnn_attack_step *s, void *user) {
     apgd_trace *tr = user;
-    for (size_t b = 0; b < s->batch_size && s->step < 21; b++) tr->f[s->step][s->first_example + b] = -s->example_loss[b];
+    for (size_t b = 0; b < s->batch_size && s->step < 21; b++)
+        tr->f[s->step][s->first_example + b] = -s->example_loss[b];
 }
 
 /* APGD against scripts/apgd_reference.py, written from the paper in double
@@ -676,7 +677,8 @@ static void apgd_on_step(const clipnn_attack_step *s, void *user) {
 static void check_apgd_parity(const char *file, clipnn_attack_method method) {
     clipnn_model *m = ref_model();
     size_t nx = 0, ny = 0, nf = 0, nl = 0;
-    float *x = ref_array("tests/ref/attack_model.txt", "x", &nx), *y = ref_array("tests/ref/attack_model.txt", "labels", &ny);
+    float *x = ref_array("tests/ref/attack_model.txt", "x", &nx);
+    float *y = ref_array("tests/ref/attack_model.txt", "labels", &ny);
     float *f_ref = ref_array(file, "f", &nf), *last = ref_array(file, "last", &nl);
     CHECK_MSG(m && x && y && f_ref && last && nf == 21 * REF_B && nl == REF_B * REF_IN, "%s: reference missing", file);
     if (m && x && y && f_ref && last && nf == 21 * REF_B && nl == REF_B * REF_IN) {

@@ -11,8 +11,8 @@ static const char *digits_model(void) {
     if (path[0]) return path;
     snprintf(path, sizeof path, "%s", check_tmp_path("check_digits.ckpt"));
     char args[1200];
-    snprintf(args, sizeof args, "train --data digits --scale unit --arch 32-10 --act relu --epochs 10 --quiet --save %s",
-             path);
+    snprintf(args, sizeof args,
+             "train --data digits --scale unit --arch 32-10 --act relu --epochs 10 --quiet --save %s", path);
     const char *out;
     if (check_run_tool(args, &out) != 0) path[0] = 0;
     return path;

@@ -206,7 +206,8 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     int rc = check_run_tool("lab all --quick --json", &out);
     CHECK_MSG(rc == 0, "lab all --quick exited %d: %.500s", rc, out ? out : "");
     if (!out) return;
-    static const char *const ids[] = {"Q2", "Q3", "Q4", "Q5", "Q8", "Q8-fixed-point", "Q9-as-printed", "Q9", "lemma1-eq14",
+    static const char *const ids[] = {"Q2", "Q3", "Q4", "Q5", "Q8", "Q8-fixed-point", "Q9-as-printed", "Q9",
+                                      "lemma1-eq14",
                                       "lemma1-deterministic", "lemma1-supermartingale", "thm1-classic",
                                       "thm1-adaptive", "thm1-remark", "lemma3", "l0l1-smooth", "l0l1-gd-diverges",
                                       "l0l1-clip-converges", "vanishing-larger-steps", "eq18-per-layer",

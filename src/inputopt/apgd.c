@@ -122,7 +122,8 @@ static clipnn_status apgd_alloc(apgd_state *S, size_t B, size_t n) {
     S->increases = clipnn_alloc_array(B, sizeof *S->increases);
     S->halved_last = clipnn_alloc_array(B, sizeof *S->halved_last);
     S->xmax = clipnn_alloc_array(3 * B * n + n, sizeof *S->xmax);
-    if (!S->eta || !S->increases || !S->halved_last || !S->xmax) return clipnn_fail(CLIPNN_ERR_NOMEM, "apgd: out of memory");
+    if (!S->eta || !S->increases || !S->halved_last || !S->xmax)
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "apgd: out of memory");
     S->fmax = S->eta + B, S->fprev = S->fmax + B, S->fmax_at_check = S->fprev + B;
     S->gmax = S->xmax + B * n, S->xprev = S->gmax + B * n, S->z = S->xprev + B * n;
     return CLIPNN_OK;

@@ -87,7 +87,8 @@ static void q7_point(q7_result *r, int fn, const lab_noise *z, double var, doubl
 }
 
 static q7_result q7_run(void) {
-    const lab_noise laws[3] = {{.k = 2, .v = N1V, .p = N1P}, {.k = 2, .v = N2V, .p = N2P}, {.k = 5, .v = N3V, .p = N3P}};
+    const lab_noise laws[3] = {
+        {.k = 2, .v = N1V, .p = N1P}, {.k = 2, .v = N2V, .p = N2P}, {.k = 5, .v = N3V, .p = N3P}};
     const double var[3] = {9, 4, 2.5}, cs[3] = {0.5, 2, 10}, gb[3] = {0.1, 1, 2};
     q7_result r = {0, 0, INFINITY};
     for (int fn = 0; fn < 3; fn++)
@@ -126,15 +127,18 @@ clipnn_status lab_sgd_exercise(lab_ctx *L) {
     if (s) return s;
     /* float32: g rounded once before the test, then scaled (2^-24) and the norm's rounding: 8 x 2^-24 */
     const double tol = 8.0 / 16777216.0;
-    lab_printf(L, "Q6: clipped SGD on ||theta||^2/2 (d = 10), g = theta + N(0, 4 I), gamma = 0.1, c = 7, %zu steps (%zu "
+    lab_printf(L, "Q6: clipped SGD on ||theta||^2/2 (d = 10), g = theta + N(0, 4 I), gamma = 0.1, c = 7, %zu "
+                  "steps (%zu "
                   "clipped): the library's norm clipper against gamma_k g_k, max relative deviation %.2g\n",
                T, clipped, dev);
     lab_claim(L, "Q6", dev <= tol && clipped > 0 && clipped < T ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
-              "theta_{k+1} = theta_k - gamma_k g_k with gamma_k = gamma min(1, c/||g_k||), a random step: the library's "
+              "theta_{k+1} = theta_k - gamma_k g_k with gamma_k = gamma min(1, c/||g_k||), a random step: the "
+              "library's "
               "clipper matches it within %.2g (float32 tolerance %.2g) over %zu stochastic steps, %zu clipped",
               dev, tol, T, clipped);
     q7_result r = q7_run();
-    lab_printf(L, "Q7: exact expectations over 3 discrete noise laws, 3 beta-smooth functions (one not convex), c in {0.5, "
+    lab_printf(L, "Q7: exact expectations over 3 discrete noise laws, 3 beta-smooth functions (one not convex), "
+                  "c in {0.5, "
                   "2, 10}, gamma beta in {0.1, 1, 2}, 401 points each: %zu checks, %zu violations, smallest relative "
                   "slack %.3g\n",
                r.checks, r.violations, r.min_slack);

@@ -23,7 +23,9 @@ static double adaptive_post_norm(clipnn_clipper *cl, clipnn_model *m, const doub
 }
 
 typedef struct {
-    double K, max_ratio, slope_big; /* K = lambda eps v lambda v 1; max ||g/c||/(K(1+||theta||)); ||g/c||/||theta|| far out */
+    double K;         /* lambda eps v lambda v 1 */
+    double max_ratio; /* max ||g/c|| / (K (1 + ||theta||)) */
+    double slope_big; /* ||g/c|| / ||theta|| far out */
     size_t points;
 } claim2_result;
 
@@ -119,7 +121,8 @@ static proj_run projected_sgd(lab_ctx *L, double target_norm, double a0, double 
 /* --------------------------------------------------------------- claims */
 
 static void growth_claims(lab_ctx *L, const claim2_result *c2) {
-    lab_printf(L, "Claim 2, the library's adaptive clipper (lambda = 0.5, eps = 1e-3), %zu points on 20 rays, ||theta|| "
+    lab_printf(L, "Claim 2, the library's adaptive clipper (lambda = 0.5, eps = 1e-3), %zu points on 20 rays, "
+                  "||theta|| "
                   "from 1e-4 to 1e6, quartic loss (||g|| ~ ||theta||^3):\n  max ||g/c|| / (K (1 + ||theta||)) = %.6f "
                   "with K = lambda eps v lambda v 1 = %g; ||g/c|| / ||theta|| at ||theta|| = 1e6: %.6f (= lambda: "
                   "linear growth, no bound)\n",
@@ -144,7 +147,8 @@ static void growth_claims(lab_ctx *L, const claim2_result *c2) {
     size_t T = lab_size(L, 100000, 10000);
     proj_run in = projected_sgd(L, 2, 0.5, 5, T), out = projected_sgd(L, 8, 0.5, 5, T),
              wild = projected_sgd(L, 8, 3.0, 5, T);
-    lab_printf(L, "Eq. 9, projected SGD onto ||theta|| <= R = 5, f = ||theta - theta*||^2/2 + N(0,1) noise, %zu steps:\n"
+    lab_printf(L, "Eq. 9, projected SGD onto ||theta|| <= R = 5, f = ||theta - theta*||^2/2 + N(0,1) noise, "
+                  "%zu steps:\n"
                   "  ||theta*|| = 2: max ||theta|| %.6g, ends %.3g from theta*; ||theta*|| = 8: max %.6g, ends %.4g "
                   "from theta* (||theta*|| - R = 3); a0 = 3 (|1 - a(t)| > 1 for 50 steps: they expand): max %.6g\n\n",
                T, in.max_norm, in.end_dist, out.max_norm, out.end_dist, wild.max_norm);
@@ -153,7 +157,8 @@ static void growth_claims(lab_ctx *L, const claim2_result *c2) {
     lab_claim(L, "eq9-projection",
               stable && optimal_inside && suboptimal_outside ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "stable: ||theta_t|| <= R = 5 at every step of every run (max %.6g, also with steps a(t) > 2 that "
-              "expand unprojected); not always optimal: with theta* outside the ball it ends %.3g from theta* (||theta*|| - "
+              "expand unprojected); not always optimal: with theta* outside the ball it ends %.3g from theta* "
+              "(||theta*|| - "
               "R = 3), inside %.3g",
               fmax(fmax(in.max_norm, out.max_norm), wild.max_norm), out.end_dist, in.end_dist);
 }

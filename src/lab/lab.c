@@ -27,7 +27,7 @@ static const lab_entry LABS[] = {
      lab_fixed_point},
     {"l0l1", "Zhang et al. 2020: f(x)=x^4, fixed-step GD diverges from far starts, clipped GD converges",
      lab_l0l1},
-    {"clip-scale", "paper, after eq. 17-18: clipping never lengthens a step; adaptive is faster only where ||theta|| > 1",
+    {"clip-scale", "paper, after eq. 17-18: clipping never lengthens a step; adaptive is faster only if ||theta|| > 1",
      lab_clip_scale},
     {"growth", "paper Claim 2, Lemma 2 and eq. 9: linear growth of the adaptive step, continuity of H, projection",
      lab_growth},

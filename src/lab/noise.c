@@ -52,7 +52,8 @@ clipnn_status lab_noise_floor(lab_ctx *L) {
     static const double CS[7] = {0.1, 0.3, 1, 3, 10, 30, 100};
     const double sigma = 1;
     double rmin = INFINITY, rmax = 0, pw[7], fl[7];
-    lab_printf(L, "f(x) = x^2/2, g = x + xi, xi two-point of variance sigma^2 = 1 (the worst p), floor = |f'(x*)| at the "
+    lab_printf(L, "f(x) = x^2/2, g = x + xi, xi two-point of variance sigma^2 = 1 (the worst p), floor = |f'(x*)| "
+                  "at the "
                   "root x* of E clip_c(x* + xi) = 0.\n%8s %10s %12s %16s %10s\n",
                "c", "worst p", "floor", "min(s, s^2/c)", "ratio");
     for (int i = 0; i < 7; i++) {
@@ -144,7 +145,8 @@ clipnn_status lab_heavy_tail(lab_ctx *L) {
                   "is finite.\n%-38s %12s %14s %14s\n",
                R, T, "", "growth", "max f(x_t)", "mean |f'(x_T)|");
     lab_printf(L, "%-38s %12.3g %14.3g %14.3g\n", "SGD, gamma = 0.05, alpha = 1.5", sgd.growth, sgd.max_f, sgd.final_g);
-    lab_printf(L, "%-38s %12.3g %14.3g %14.3g\n", "SGD, gamma = 0.05, alpha = 4", sgd4.growth, sgd4.max_f, sgd4.final_g);
+    lab_printf(L, "%-38s %12.3g %14.3g %14.3g\n", "SGD, gamma = 0.05, alpha = 4", sgd4.growth, sgd4.max_f,
+               sgd4.final_g);
     lab_printf(L, "%-38s %12.3g %14.3g %14.3g\n", "clipped c = 1, gamma = 0.05, alpha = 1.5", clip.growth, clip.max_f,
                clip.final_g);
     lab_printf(L, "%-38s %12.3g %14.3g %14.3g\n\n", "clipped c = 1, decreasing, alpha = 1.5", clip_dec.growth,
@@ -152,7 +154,8 @@ clipnn_status lab_heavy_tail(lab_ctx *L) {
     int holds = sgd.growth >= 2 && sgd4.growth <= 1.5 && clip.growth <= 1.5 && clip_dec.final_g <= 0.05 &&
                 sgd.max_f > 100 * clip.max_f;
     lab_claim(L, "heavy-tail", holds ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
-              "infinite-variance noise (alpha = 1.5): SGD's running mean of f keeps growing (x%.3g from T/100 to T = %zu; "
+              "infinite-variance noise (alpha = 1.5): SGD's running mean of f keeps growing (x%.3g from T/100 to T = "
+              "%zu; "
               "x%.3g with alpha = 4) and f reaches %.3g; clipped SGD (c = 1) stays below %.3g (growth x%.3g) and with "
               "decreasing steps ends at mean |f'| = %.3g",
               sgd.growth, T, sgd4.growth, sgd.max_f, clip.max_f, clip.growth, clip_dec.final_g);

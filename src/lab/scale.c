@@ -116,8 +116,9 @@ static clipnn_status scale_step(scale_exp *e, size_t t, double a) {
 }
 
 static void scale_claims_steps(lab_ctx *L, const scale_exp *e) {
-    lab_printf(L, "MLP 64-32-32-32-32-10 tanh on the digits, Xavier, first layer's weights times 30, batch 32, SGD a = 0.1 with eq. 18, "
-                  "%zu steps;\nRMS gradient per weight, first layer over last layer: %.3g at the start, %.3g at the end.\n",
+    lab_printf(L, "MLP 64-32-32-32-32-10 tanh on the digits, Xavier, first layer's weights times 30, batch 32, SGD "
+                  "a = 0.1 with eq. 18, %zu steps;\nRMS gradient per weight, first layer over last layer: %.3g at the "
+                  "start, %.3g at the end.\n",
                e->steps, e->vanish0, e->vanishT);
     lab_printf(L, "%-26s %14s %22s %22s\n", "rule, lambda", "steps clipped", "max ||C(g)_l||/||g_l||",
                "min on layer 1 weights");
@@ -128,7 +129,8 @@ static void scale_claims_steps(lab_ctx *L, const scale_exp *e) {
     for (int r = 0; r < 2; r++) worst = e->max_ratio[r] > worst ? e->max_ratio[r] : worst;
     lab_claim(L, "vanishing-larger-steps", worst > 1 + SC_ROUND ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "c(t) >= 1 in eq. 11 and 17: over %zu steps of a tanh MLP whose first-layer gradient per weight is %.2g "
-              "of the last layer's, no rule lengthened any layer's step: max ||C(g)_l||/||g_l|| = %.7f (eq. 11, clipped %zu "
+              "of the last layer's, no rule lengthened any layer's step: max ||C(g)_l||/||g_l|| = %.7f (eq. 11, "
+              "clipped %zu "
               "steps), %.7f (eq. 17, clipped %zu); first layer's step shrunk to %.3g and %.3g of the plain step",
               e->steps, e->vanish0, e->max_ratio[0], e->clipped[0], e->max_ratio[1], e->clipped[1], e->l1_min[0],
               e->l1_min[1]);
@@ -168,7 +170,8 @@ static void adaptive_faster(lab_ctx *L) {
     size_t big_c = gd_steps(0, big0, big_t, lambda, &n0, &n1), big_a = gd_steps(1, big0, big_t, lambda, &n0, &n1);
     size_t small_c = gd_steps(0, small0, small_t, lambda, &m0, &m1),
            small_a = gd_steps(1, small0, small_t, lambda, &m0, &m1);
-    lab_printf(L, "\nClipped GD, a = 0.5, lambda = %g (both rules), f = ||theta - theta*||^2/2, steps to ||g|| <= 1e-6:\n",
+    lab_printf(L,
+               "\nClipped GD, a = 0.5, lambda = %g (both rules), f = ||theta - theta*||^2/2, steps to ||g|| <= 1e-6:\n",
                lambda);
     lab_printf(L, "  large weights (||theta|| in [%.3g, %.3g]): classic %zu, adaptive %zu\n", n0, n1, big_c, big_a);
     lab_printf(L, "  small weights (||theta|| in [%.3g, %.3g]): classic %zu, adaptive %zu\n\n", m0, m1, small_c,
