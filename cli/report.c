@@ -92,11 +92,11 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
     l->path = path;
     l->groups_path = groups_path;
     l->model = m;
-    clipnn_status st = clipnn_output_open(path, &l->f);
+    clipnn_status st = clipnn_output_open_live(path, &l->f);
     if (st) return cli_fail(cmd, st, path);
     fputs(STEP_HEADER, l->f);
     if (groups_path) {
-        if ((st = clipnn_output_open(groups_path, &l->groups))) {
+        if ((st = clipnn_output_open_live(groups_path, &l->groups))) {
             clipnn_output_close(l->f, NULL);
             l->f = NULL;
             return cli_fail(cmd, st, groups_path);
@@ -146,15 +146,15 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     if (l->groups) group_rows(l, r);
 }
 
-/* Renamed into place when every write succeeded, else removed. */
-static int close_one(FILE *f, const char *cmd, const char *path) {
-    clipnn_status st = clipnn_output_close(f, "step log");
+/* Kept when every write succeeded, else removed (a device is only closed). */
+int cli_close_file(FILE *f, const char *cmd, const char *path) {
+    clipnn_status st = clipnn_output_close(f, "log");
     return st ? cli_fail(cmd, st, path) : CLI_EXIT_OK;
 }
 
 int cli_steplog_close(cli_steplog *l, const char *cmd) {
-    int rc = close_one(l->f, cmd, l->path);
-    int rc2 = close_one(l->groups, cmd, l->groups_path);
+    int rc = cli_close_file(l->f, cmd, l->path);
+    int rc2 = cli_close_file(l->groups, cmd, l->groups_path);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
 }

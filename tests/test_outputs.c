@@ -186,6 +186,8 @@ TEST(outputs_save_onto_a_link_replaces_its_target_fifo_refused) {
     CHECK(clipnn_model_save(m, fifo) == CLIPNN_ERR_IO && strstr(clipnn_last_error(), "a FIFO"));
     CHECK(lstat(fifo, &st) == 0 && S_ISFIFO(st.st_mode));
     CHECK(clipnn_model_save(m, dir) == CLIPNN_ERR_IO && strstr(clipnn_last_error(), "a directory"));
+    CHECK_OK(clipnn_model_save(m, "/dev/null")); /* a character device is written in place, never replaced */
+    CHECK(stat("/dev/null", &st) == 0 && S_ISCHR(st.st_mode));
     char args[9000];
     const char *out = NULL;
     snprintf(args, sizeof args, "train --epochs 1 --save '%s'", fifo); /* refused at once, never blocks */

@@ -64,9 +64,10 @@ static void sync_parent_dir(const char *path) {
 
 /* The file an output named path replaces: path itself, or the file a
  * symbolic link points to (the link stays and sees the new file); into
- * *target (clipnn_alloc). Refuses a directory, a FIFO, a device or a
- * socket, and a link to nothing. */
-static clipnn_status resolve_target(const char *path, char **target) {
+ * *target (clipnn_alloc); *device: it is a character device (/dev/null,
+ * /dev/stdout), written in place. Refuses a directory, a FIFO, a socket or
+ * a block device, and a link to nothing. */
+static clipnn_status resolve_target(const char *path, char **target, int *device) {
     struct stat st;
     const char *name = path;
     char *resolved = NULL;
@@ -78,9 +79,11 @@ static clipnn_status resolve_target(const char *path, char **target) {
         name = resolved;
     }
     clipnn_status s = CLIPNN_OK;
-    if (stat(name, &st) == 0 && !S_ISREG(st.st_mode))
-        s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s, not a regular file; outputs replace regular files only", path,
-                        S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a device or socket");
+    int exists = stat(name, &st) == 0;
+    *device = exists && S_ISCHR(st.st_mode);
+    if (exists && !S_ISREG(st.st_mode) && !*device)
+        s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s, not a regular file; outputs go to regular files or character devices",
+                        path, S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a socket or block device");
     size_t len = strlen(name);
     *target = s ? NULL : clipnn_alloc(len + 1);
     if (!s && !*target) s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", path);
@@ -130,8 +133,12 @@ static void remove_stale_temporaries(const char *tmp, size_t prefix_len) {
 clipnn_status clipnn_output_check(const char *path) {
     if (!path || !*path) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "output: empty file name");
     char *target = NULL;
-    clipnn_status s = resolve_target(path, &target);
-    if (s) return s;
+    int device;
+    clipnn_status s = resolve_target(path, &target, &device);
+    if (s || device) {
+        clipnn_free(target);
+        return s;
+    }
     char dir[PATH_MAX];
     const char *slash = strrchr(target, '/');
     size_t base = strlen(slash ? slash + 1 : target);
@@ -149,7 +156,8 @@ clipnn_status clipnn_output_check(const char *path) {
 /* The outputs open now: each stream's temporary file and destination. */
 typedef struct open_output {
     FILE *f;
-    char *target, *tmp;
+    char *target, *tmp; /* tmp NULL: written in place */
+    int device;         /* a character device: never removed */
     struct open_output *next;
 } open_output;
 
@@ -186,15 +194,21 @@ static clipnn_status create_temporary(const char *path, open_output *o) {
     return CLIPNN_OK;
 }
 
-clipnn_status clipnn_output_open(const char *path, FILE **out) {
+/* The file itself, truncated, for an output written in place. */
+static clipnn_status open_in_place(const char *path, open_output *o) {
+    o->f = fopen(o->target, "wb");
+    return o->f ? CLIPNN_OK : clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open for writing: %s", path, strerror(errno));
+}
+
+static clipnn_status open_output_as(const char *path, int in_place, FILE **out) {
     if (!out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "output: NULL argument");
     *out = NULL;
     clipnn_status s = clipnn_output_check(path);
     if (s) return s;
     open_output *o = clipnn_alloc_array(1, sizeof *o);
     if (!o) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", path);
-    s = resolve_target(path, &o->target);
-    if (!s) s = create_temporary(path, o);
+    s = resolve_target(path, &o->target, &o->device);
+    if (!s) s = in_place || o->device ? open_in_place(path, o) : create_temporary(path, o);
     if (s) {
         free_output(o);
         return s;
@@ -207,6 +221,9 @@ clipnn_status clipnn_output_open(const char *path, FILE **out) {
     return CLIPNN_OK;
 }
 
+clipnn_status clipnn_output_open(const char *path, FILE **f) { return open_output_as(path, 0, f); }
+clipnn_status clipnn_output_open_live(const char *path, FILE **f) { return open_output_as(path, 1, f); }
+
 static open_output *take_output(FILE *f) {
     pthread_mutex_lock(&outputs_lock);
     open_output **p = &outputs;
@@ -217,15 +234,20 @@ static open_output *take_output(FILE *f) {
     return o;
 }
 
-/* Flush, sync, close and rename o; 0 or the errno of the failing stage. */
+/* Flush, sync (files), close and rename (temporaries) o; 0 or the errno
+ * of the failing stage. */
 static int finish(open_output *o, const char **stage) {
     int err = 0;
     *stage = "writing";
-    if (ferror(o->f)) err = EIO;
+    if (ferror(o->f)) { /* stdio keeps what it could not write: flushing again says why */
+        clearerr(o->f);
+        errno = 0;
+        err = fflush(o->f) != 0 && errno ? errno : EIO;
+    }
     if (!err && fflush(o->f) != 0) err = errno, *stage = "flushing";
-    if (!err && fsync(fileno(o->f)) != 0) err = errno, *stage = "syncing";
+    if (!err && !o->device && fsync(fileno(o->f)) != 0) err = errno, *stage = "syncing";
     if (fclose(o->f) != 0 && !err) err = errno, *stage = "closing";
-    if (!err && rename(o->tmp, o->target) != 0) err = errno, *stage = "renaming";
+    if (!err && o->tmp && rename(o->tmp, o->target) != 0) err = errno, *stage = "renaming";
     return err;
 }
 
@@ -240,11 +262,12 @@ clipnn_status clipnn_output_close(FILE *f, const char *what) {
     const char *stage = "writing";
     int err = what ? finish(o, &stage) : (fclose(o->f), ECANCELED);
     if (err) {
-        unlink(o->tmp);
+        if (!o->device) unlink(o->tmp ? o->tmp : o->target);
         if (what)
-            s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s not saved (%s: %s); an existing file is left unchanged", o->target,
-                            what, stage, err == EIO && !strcmp(stage, "writing") ? "a write failed" : strerror(err));
-    } else {
+            s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s not saved (%s: %s)%s", o->target, what, stage,
+                            err == EIO && !strcmp(stage, "writing") ? "a write failed" : strerror(err),
+                            o->tmp ? "; an existing file is left unchanged" : o->device ? "" : "; removed");
+    } else if (!o->device) {
         sync_parent_dir(o->target);
     }
     free_output(o);
