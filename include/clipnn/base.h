@@ -84,7 +84,7 @@ CLIPNN_API uint64_t clipnn_allocation_count(void);
 /* Resource limits, process-wide. The input limit bounds the bytes of one
  * input file once decompressed (CSV, IDX, NPY, checkpoints): a larger file
  * is refused (NOMEM) with a message giving the limit and how to
- * raise it, before it can fill the memory. Its default is a quarter of the
+ * raise it, before it can fill the memory. Its default is an eighth of the
  * memory available when the library first needs it (MemAvailable of
  * /proc/meminfo, else the free physical pages), or the environment
  * variable CLIPNN_MAX_INPUT_BYTES. The memory limit bounds what one model,
