@@ -171,6 +171,28 @@ static void free_output(open_output *o) {
     clipnn_free(o);
 }
 
+/* mkstemp(tmp), locked until the rename: not stale while this writer
+ * lives. Another writer's cleaning may remove the file between its
+ * creation and the lock; then it is made again. */
+static int locked_temporary(char *tmp) {
+    size_t len = strlen(tmp);
+    for (int attempt = 0; attempt < 8; attempt++) {
+        memcpy(tmp + len - 6, "XXXXXX", 6);
+        int fd = mkstemp(tmp);
+        if (fd < 0) return -1;
+        (void)flock(fd, LOCK_EX); /* best effort: some network file systems have no locks */
+        struct stat mine, named;
+        if (fstat(fd, &mine) != 0 || stat(tmp, &named) != 0 || mine.st_ino != named.st_ino ||
+            mine.st_dev != named.st_dev) {
+            close(fd); /* removed by another writer's cleaning before the lock: make another */
+            continue;
+        }
+        return fd;
+    }
+    errno = EAGAIN;
+    return -1;
+}
+
 /* A temporary file for target, locked and with the mode target has (or a
  * new file would get), opened as o->f. */
 static clipnn_status create_temporary(const char *path, open_output *o) {
@@ -178,10 +200,9 @@ static clipnn_status create_temporary(const char *path, open_output *o) {
     o->tmp = tmp_name_for(o->target, &prefix_len);
     if (!o->tmp) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", path);
     remove_stale_temporaries(o->tmp, prefix_len);
-    int fd = mkstemp(o->tmp);
+    int fd = locked_temporary(o->tmp);
     if (fd < 0)
         return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot create a temporary file beside it: %s", path, strerror(errno));
-    (void)flock(fd, LOCK_EX); /* held until the rename: not stale while this writer lives */
     struct stat old;
     (void)fchmod(fd, stat(o->target, &old) == 0 && S_ISREG(old.st_mode) ? old.st_mode & 07777 : new_file_mode());
     o->f = fdopen(fd, "wb");
