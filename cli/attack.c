@@ -96,7 +96,7 @@ typedef struct {
     uint64_t seed;
 } attack_args;
 
-enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void attack_args_default(attack_args *a) {
     *a = (attack_args){.eps_text = "0,0.01,0.03,0.1", .loss_text = "xent", .steps = 40, .restarts = 1,

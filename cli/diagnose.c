@@ -85,7 +85,7 @@ typedef struct {
     int json;
 } diag_args;
 
-enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void diag_option_table(diag_args *a, cli_option *table) {
     size_t n = 0;

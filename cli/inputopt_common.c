@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "inputopt_common.h"
+#include "recorded.h"
 
 int cli_parse_list(const char *cmd, const char *opt, const char *text, double *out, size_t cap, size_t *n) {
     *n = 0;
@@ -363,14 +364,13 @@ int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_mod
     return cli_parse_io_loss(cmd, a->loss ? a->loss : "xent", 0, &obj->loss, &obj->kappa);
 }
 
-int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m) {
     *m = NULL;
     int rc = cli_settings_check(cmd, s, groups, argc, argv);
     if (rc) return rc;
     clipnn_set_threads(s->threads);
-    clipnn_status st = clipnn_model_load(path, m);
-    if (st) return cli_fail(cmd, st, path);
+    if ((rc = cli_load_model_recorded(cmd, path, s, argc, argv, m))) return rc;
     if (clipnn_model_seq_shape(*m).steps == 0) return 0;
     /* refused before anything is printed or loaded for it */
     fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks, input optimization and "

@@ -40,7 +40,7 @@ int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t
 /* Checks the settings of groups, sets --threads and loads the model at path,
  * which must have no recurrent layers (0, or the exit code with the message
  * printed). */
-int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m);
 
 /* --data, or --data none (the model's own inputs, no box unless --box). */

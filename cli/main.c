@@ -18,6 +18,7 @@ static const command commands[] = {
     {"attack", cmd_attack, "adversarial attacks (FGSM, PGD) and robust accuracy"},
     {"optimize-input", cmd_optimize_input, "optimize a trained network's input"},
     {"diagnose", cmd_diagnose, "explain a zero, vanishing or exploding input gradient"},
+    {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},
 };
 
 static void usage(FILE *f) {

@@ -46,7 +46,7 @@ typedef struct {
     int json, plain;
 } oi_args;
 
-enum { OI_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { OI_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void oi_option_table(oi_args *a, cli_option *table) {
     size_t n = 0;

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "recorded.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
@@ -190,6 +191,7 @@ typedef struct {
     clipnn_dataset *train, *test;
     clipnn_model *m;
     clipnn_train_state *state;
+    clipnn_data_info *info; /* the data, options and figures saved with the model */
     cli_steplog steplog;
     char *groups_path;
     char arch[256];
@@ -225,7 +227,7 @@ static int open_log(const char *cmd, train_run *r) {
 
 /* Data, model, options, log, and the callbacks. */
 static int prepare(const char *cmd, train_run *r) {
-    int rc = cli_load_data(cmd, &r->a.s, &r->train, &r->test);
+    int rc = cli_load_data_info(cmd, &r->a.s, &r->train, &r->test, &r->info);
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
@@ -250,7 +252,9 @@ static int finish(const char *cmd, train_run *r, const clipnn_train_result *res)
     if (rc) return rc;
     const char *saved = NULL;
     if (a->save && !res->diverged) {
-        clipnn_status st = clipnn_checkpoint_save(a->save, r->m, r->state);
+        rc = cli_record_run(cmd, r->info, &a->s, r->arch, r->loss, &r->o, res);
+        if (rc) return rc;
+        clipnn_status st = clipnn_checkpoint_save_info(a->save, r->m, r->state, r->info);
         if (st) return cli_fail(cmd, st, "--save");
         saved = a->save;
     }
@@ -286,6 +290,7 @@ int cmd_train(int argc, char **argv) {
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
+    clipnn_data_info_free(r.info);
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);
     clipnn_dataset_free(r.test);
