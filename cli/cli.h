@@ -59,5 +59,7 @@ int cmd_attack(int argc, char **argv);
 int cmd_optimize_input(int argc, char **argv);
 int cmd_diagnose(int argc, char **argv);
 int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

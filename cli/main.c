@@ -19,6 +19,8 @@ static const command commands[] = {
     {"optimize-input", cmd_optimize_input, "optimize a trained network's input"},
     {"diagnose", cmd_diagnose, "explain a zero, vanishing or exploding input gradient"},
     {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},
+    {"export", cmd_export, "write a model as PyTorch-named tensors (safetensors or npz)"},
+    {"import", cmd_import, "read PyTorch-named tensors (safetensors or npz) into a checkpoint"},
 };
 
 static void usage(FILE *f) {
