@@ -15,8 +15,8 @@ static const char SYNOPSIS[] =
     "--save writes) is evaluated on them as it was trained: the same data, split and\n"
     "scaling statistics, without options; another --data or --scale is refused unless\n"
     "--force. A model without a record takes the data as train loads them: give the same\n"
-    "--data, --scale, --test-fraction and --data-seed. --json keys: accuracy, loss,\n"
-    "split, n, ... (docs/formats.md). Exit codes: 0 ok, 2 bad option, 3 damaged or\n"
+    "--data, --scale, --test-fraction and --data-seed. --json keys: accuracy,\n"
+    "mean_loss, split, n, ... (docs/formats.md). Exit codes: 0 ok, 2 bad option, 3 damaged or\n"
     "foreign model file or data that do not fit the model, 4 file not readable.";
 
 /* The command line of one evaluation. */
@@ -63,7 +63,7 @@ static void print_eval(const eval_args *a, clipnn_model *m, const eval_result *e
     cli_json j;
     cli_json_begin(&j, stdout);
     cli_json_num(&j, "accuracy", e->acc);
-    cli_json_num(&j, "loss", e->loss);
+    cli_json_num(&j, "mean_loss", e->loss);
     cli_json_u64(&j, "n", clipnn_dataset_n(e->d));
     cli_json_str(&j, "split", a->split);
     cli_json_str(&j, "model", a->model_path);

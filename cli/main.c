@@ -32,7 +32,38 @@ static void usage(FILE *f) {
                "'clipnn --version' prints the version of the tool and of its library.\n");
 }
 
+static int unknown_command(const char *name) {
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
+    char line[512];
+    snprintf(line, sizeof line, "clipnn: unknown command '%.200s'%s", name,
+             cli_did_you_mean(name, names, sizeof commands / sizeof commands[0]));
+    fprintf(stderr, "%s\n", line);
+    cli_note_error(line);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
+
+static int has_json(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--json")) return 1;
+    return 0;
+}
+
+/* The command argv[1] (argc >= 2). */
+static int run_command(int argc, char **argv) {
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    return unknown_command(argv[1]);
+}
+
 int main(int argc, char **argv) {
+    if (argc >= 2 && has_json(argc, argv)) {
+        /* one JSON document on stdout, whatever the command prints or fails with */
+        int rc = cli_json_mode_begin();
+        if (rc) return rc;
+        return cli_json_mode_end(argv[1][0] == '-' ? "clipnn" : argv[1], run_command(argc, argv));
+    }
     if (argc < 2) {
         char *train_argv[] = {"train", NULL};
         return cmd_train(1, train_argv);
@@ -45,9 +76,5 @@ int main(int argc, char **argv) {
         printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
         return 0;
     }
-    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "clipnn: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return CLI_EXIT_USAGE;
+    return run_command(argc, argv);
 }
