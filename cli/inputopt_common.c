@@ -196,10 +196,10 @@ int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t
         return 0;
     }
     float *v = NULL;
-    size_t rows, cols;
-    clipnn_status st = clipnn_npy_read(spec, &v, &rows, &cols);
+    size_t shape[CLIPNN_NPY_MAX_DIMS], ndim = 0, count = 1;
+    clipnn_status st = clipnn_npy_read_nd(spec, &v, shape, &ndim);
     if (st) return cli_fail(cmd, st, spec);
-    size_t count = rows * (cols ? cols : 1);
+    for (size_t i = 0; i < ndim; i++) count *= shape[i]; /* bounded by the file's size */
     int rc = 0;
     if (count != n_inputs) {
         fprintf(stderr, "clipnn %s: %s: holds %zu numbers, the model takes %zu inputs\n", cmd, spec, count, n_inputs);
@@ -379,6 +379,18 @@ int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, ch
     clipnn_model_free(*m);
     *m = NULL;
     return CLI_EXIT_USAGE;
+}
+
+int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
+                     const cli_io_data *d) {
+    size_t steps = 0, step_dim = 0;
+    if (d->train) clipnn_dataset_seq_shape(d->train, &steps, &step_dim);
+    size_t shape[3] = {n, steps, step_dim};
+    if (steps * step_dim != dim || steps == 0) shape[1] = dim;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    clipnn_status st = clipnn_npy_write_nd(path, x, shape, shape[1] == dim ? 2 : 3);
+    return st ? cli_fail(cmd, st, path) : 0;
 }
 
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f) {
