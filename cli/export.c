@@ -70,8 +70,8 @@ int cmd_export(int argc, char **argv) {
         cli_json_u64(&j, "params", clipnn_model_n_params(m));
         cli_json_end(&j);
     } else {
-        printf("%s: %zu tensors, %zu parameters -> %s (%s)\n", model, clipnn_model_n_groups(m), clipnn_model_n_params(m),
-               out, clipnn_export_format_name(f));
+        printf("%s: %zu tensors, %zu parameters -> %s (%s)\n", model, clipnn_model_n_groups(m),
+               clipnn_model_n_params(m), out, clipnn_export_format_name(f));
     }
     clipnn_data_info_free(info);
     clipnn_model_free(m);
@@ -121,14 +121,15 @@ int cmd_import(int argc, char **argv) {
     const char *cmd = "import", *pos[2] = {NULL, NULL};
     import_args a = {0};
     int n_pos = 0;
-    cli_option table[] = {{"--format", CLI_STR, &a.format, "F", "safetensors | npz (default: from IN's extension)"},
-                          {"--arch", CLI_STR, &a.arch, "L1-L2-..", "the layers expected (checked), as train's --arch"},
-                          {"--act", CLI_STR, &a.act, "A", "activation of the hidden dense layers, when the file does not say"},
-                          {"--seq-steps", CLI_SIZE, &a.steps, "T", "time steps of a recurrent model's input, when the file does not say"},
-                          {"--every-step", CLI_FLAG, &a.every_step, NULL, "the dense layers read every step (file without metadata)"},
-                          {"--rnn-relu", CLI_FLAG, &a.rnn_relu, NULL, "one-gate recurrent layers use relu (file without metadata)"},
-                          {"--json", CLI_FLAG, &a.json, NULL, "print one JSON object"},
-                          {NULL, 0, NULL, NULL, NULL}};
+    cli_option table[] = {
+        {"--format", CLI_STR, &a.format, "F", "safetensors | npz (default: from IN's extension)"},
+        {"--arch", CLI_STR, &a.arch, "L1-L2-..", "the layers expected (checked), as train's --arch"},
+        {"--act", CLI_STR, &a.act, "A", "activation of the hidden dense layers, when the file does not say"},
+        {"--seq-steps", CLI_SIZE, &a.steps, "T", "time steps of a recurrent model's input, when the file does not say"},
+        {"--every-step", CLI_FLAG, &a.every_step, NULL, "the dense layers read every step (file without metadata)"},
+        {"--rnn-relu", CLI_FLAG, &a.rnn_relu, NULL, "one-gate recurrent layers use relu (file without metadata)"},
+        {"--json", CLI_FLAG, &a.json, NULL, "print one JSON object"},
+        {NULL, 0, NULL, NULL, NULL}};
     int rc = cli_parse(cmd, IMPORT_SYNOPSIS, table, argc, argv, pos, 2, &n_pos);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (n_pos != 2) return cli_usage_error(cmd, "want an IN file and an OUT.ckpt file");

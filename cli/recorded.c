@@ -30,7 +30,8 @@ int cli_recorded_matches(const cli_settings *s) {
  * its name, or NULL. --data none (no data at all) contradicts nothing. */
 static const char *conflict(const cli_settings *s, int argc, char **argv) {
     clipnn_data_options o = clipnn_data_info_options(recorded);
-    if (cli_argv_has(argc, argv, "--data") && strcmp(s->data, "none") && strcmp(s->data, clipnn_data_info_spec(recorded)))
+    if (cli_argv_has(argc, argv, "--data") && strcmp(s->data, "none") &&
+        strcmp(s->data, clipnn_data_info_spec(recorded)))
         return "--data";
     if (cli_argv_has(argc, argv, "--scale") && strcmp(s->scale, clipnn_scaling_name(o.scaling))) return "--scale";
     if (cli_argv_has(argc, argv, "--test-fraction") && s->test_fraction != o.test_fraction) return "--test-fraction";

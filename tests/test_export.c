@@ -142,7 +142,8 @@ static void check_malformed(const char *src, clipnn_export_format fmt, size_t he
         clipnn_model *m = NULL;
         clipnn_data_info *info = NULL;
         clipnn_status s = clipnn_model_import(bad, fmt, &o, &m, &info);
-        CHECK_MSG(s != CLIPNN_OK && !m && !info && clipnn_last_error()[0], "%s cut at %zu: status %d", src, cut, (int)s);
+        CHECK_MSG(s != CLIPNN_OK && !m && !info && clipnn_last_error()[0], "%s cut at %zu: status %d", src, cut,
+                  (int)s);
     }
     size_t span = header_bytes < len ? header_bytes : len;
     for (size_t i = 0; i < span; i++)

@@ -51,9 +51,11 @@ TEST(install_tool_example_and_uninstall) {
     int lines = extract_example(src);
     CHECK_MSG(lines >= 20 && lines <= 40, "README example: %d lines", lines);
     /* the .pc names the final prefix; pkg-config's sysroot maps it into DESTDIR */
-    snprintf(cmd, sizeof cmd, "-c 'PKG_CONFIG_SYSROOT_DIR=%s PKG_CONFIG_PATH=%s/lib/pkgconfig cc -std=c11 -Wall -Wextra "
+    snprintf(cmd, sizeof cmd,
+             "-c 'PKG_CONFIG_SYSROOT_DIR=%s PKG_CONFIG_PATH=%s/lib/pkgconfig cc -std=c11 -Wall -Wextra "
              "-Werror %s %s -o %s $(PKG_CONFIG_SYSROOT_DIR=%s PKG_CONFIG_PATH=%s/lib/pkgconfig pkg-config --cflags "
-             "--libs clipnn)'", root, prefix, san ? san : "", src, exe, root, prefix);
+             "--libs clipnn)'",
+             root, prefix, san ? san : "", src, exe, root, prefix);
     rc = check_run_program("sh", cmd, &out);
     CHECK_MSG(rc == 0, "compiling the README example: %d: %s", rc, out);
     snprintf(cmd, sizeof cmd, "-c 'cd %s && LD_LIBRARY_PATH=%s/lib %s'", check_tmp_path(""), prefix, exe);

@@ -165,7 +165,8 @@ static clipnn_status set_typed(clipnn_data_info *info, const char *key, const ch
         info->opts.target_column = c;
     } else if (!strcmp(key, "data.dim")) {
         s = parse_u64(key, value, (uint64_t)1 << 30, &u);
-        if (!s && (u == 0 || info->first)) s = clipnn_fail(CLIPNN_ERR_FORMAT, "data info: data.dim '%s' (once, >= 1)", value);
+        if (!s && (u == 0 || info->first))
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "data info: data.dim '%s' (once, >= 1)", value);
         if (!s) info->dim = (size_t)u;
     } else if (!strcmp(key, "data.mean") || !strcmp(key, "data.min")) {
         s = set_stats(info, key, value, 0);
@@ -199,7 +200,8 @@ static long find_key(const clipnn_data_info *info, const char *key) {
 clipnn_status clipnn_data_info_set(clipnn_data_info *info, const char *key, const char *value) {
     if (!info || !key || !value) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "data info: NULL argument");
     if (!*key || strlen(key) > 256 || strlen(value) > MAX_TEXT)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "data info: key '%.40s' empty or too long, or its value too long", key);
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "data info: key '%.40s' empty or too long, or its value too long",
+                           key);
     char *v = dup_text(value);
     if (!v) return clipnn_fail(CLIPNN_ERR_NOMEM, "data info: out of memory");
     clipnn_status s = set_typed(info, key, v);
@@ -280,7 +282,8 @@ static clipnn_status take_text(const char *name, const unsigned char *b, size_t 
     if (len - *off < 4) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA section ends inside an entry", name);
     size_t l = le_get_u32(b + *off);
     *off += 4;
-    if (l > len - *off) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA entry of %zu bytes runs past its section", name, l);
+    if (l > len - *off)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA entry of %zu bytes runs past its section", name, l);
     if (memchr(b + *off, 0, l)) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA entry holds a NUL byte", name);
     *out = clipnn_alloc(l + 1);
     if (!*out) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for the DATA section", name);
@@ -301,12 +304,14 @@ clipnn_status clipnn_data_info_decode(const char *name, const unsigned char *b, 
         char *k = NULL, *v = NULL;
         s = take_text(name, b, len, &off, &k);
         if (!s) s = take_text(name, b, len, &off, &v);
-        if (!s && find_key(info, k) >= 0) s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA entry %s appears twice", name, k);
+        if (!s && find_key(info, k) >= 0)
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: DATA entry %s appears twice", name, k);
         if (!s) s = clipnn_data_info_set(info, k, v);
         clipnn_free(k);
         clipnn_free(v);
     }
-    if (!s && off != len) s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %zu stray bytes in the DATA section", name, len - off);
+    if (!s && off != len)
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: %zu stray bytes in the DATA section", name, len - off);
     if (s) {
         clipnn_data_info_free(info);
         return s;

@@ -533,7 +533,8 @@ static clipnn_status check_recorded(const clipnn_data_info *info, const clipnn_d
     size_t dim = clipnn_data_info_stats(info, &first, &second);
     clipnn_scaling how = clipnn_data_info_options(info).scaling;
     if (how != CLIPNN_SCALE_NONE && dim == 0)
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "data record: scaling %s without its statistics", clipnn_scaling_name(how));
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "data record: scaling %s without its statistics",
+                           clipnn_scaling_name(how));
     if (how != CLIPNN_SCALE_NONE && dim != train->dim)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu features, the recorded scaling has %zu", train->name, train->dim,
                            dim);

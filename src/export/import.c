@@ -150,8 +150,12 @@ static clipnn_status infer_recurrent(const char *name, const clipnn_tensor_set *
     size_t h = hh->ndim == 2 ? hh->shape[1] : 0, gh = hh->shape[0];
     size_t G = h ? gh / h : 0;
     if (!h || gh % h || (G != 1 && G != 3 && G != 4))
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %s is not [G * hidden][hidden] with G 1, 3 or 4 gates", name, hh->name);
-    ls->kind = G == 4 ? CLIPNN_LAYER_LSTM : G == 3 ? CLIPNN_LAYER_GRU : o->rnn_relu ? CLIPNN_LAYER_RNN_RELU : CLIPNN_LAYER_RNN;
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %s is not [G * hidden][hidden] with G 1, 3 or 4 gates", name,
+                           hh->name);
+    ls->kind = G == 4        ? CLIPNN_LAYER_LSTM
+               : G == 3      ? CLIPNN_LAYER_GRU
+               : o->rnn_relu ? CLIPNN_LAYER_RNN_RELU
+                             : CLIPNN_LAYER_RNN;
     ls->width = h;
     ls->act = CLIPNN_ACT_TANH;
     /* the input widths are checked against the model built from these layers */
@@ -214,8 +218,10 @@ static clipnn_status infer_plan(const char *name, const clipnn_tensor_set *ts, c
     for (size_t i = 0; !s && i < ts->n; i++) {
         roles[i] = role_of(ts->t[i].name);
         if (roles[i].which < 0)
-            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: tensor '%s' is none of N.weight, N.bias, weight_ih_lK, weight_hh_lK, "
-                            "bias_ih_lK, bias_hh_lK", name, ts->t[i].name);
+            s = clipnn_fail(CLIPNN_ERR_FORMAT,
+                            "%s: tensor '%s' is none of N.weight, N.bias, weight_ih_lK, weight_hh_lK, "
+                            "bias_ih_lK, bias_hh_lK",
+                            name, ts->t[i].name);
         else slot[i] = slot_of(ts->t[i].name, &roles[i]);
     }
     for (size_t i = 0; !s && i < ts->n; i++)

@@ -133,8 +133,8 @@ clipnn_status clipnn_npz_write(const char *path, const clipnn_tensor_set *ts) {
         if (!s) job.m[i].crc = (uint32_t)crc32(crc32(0L, Z_NULL, 0), job.m[i].body, (uInt)job.m[i].len);
         if (!s) total += LOCAL_SIZE + CENTRAL_SIZE + 2 * strlen(job.m[i].name) + job.m[i].len;
         if (!s && (total > UINT32_MAX || job.m[i].len > UINT32_MAX || ts->n >= 0xffff))
-            s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: more than 4 GiB or 65535 members: too large for a zip without zip64",
-                            path);
+            s = clipnn_fail(CLIPNN_ERR_OVERFLOW,
+                            "%s: more than 4 GiB or 65535 members: too large for a zip without zip64", path);
     }
     if (!s) s = clipnn_write_atomic(path, "npz file", fill_npz, &job);
     for (size_t i = 0; i < job.n; i++) {
@@ -165,7 +165,8 @@ static clipnn_status corrupt(const zip_file *z, const char *what) {
 static clipnn_status read_end64(const zip_file *z, size_t end_at, zip_directory *d) {
     if (end_at < 20 || le_get_u32(z->b + end_at - 20) != LOCATOR_SIG) return corrupt(z, "zip64 locator missing");
     uint64_t at = le_get_u64(z->b + end_at - 12);
-    if (at > z->len || z->len - at < 56 || le_get_u32(z->b + at) != END64_SIG) return corrupt(z, "bad zip64 end record");
+    if (at > z->len || z->len - at < 56 || le_get_u32(z->b + at) != END64_SIG)
+        return corrupt(z, "bad zip64 end record");
     d->count = le_get_u64(z->b + at + 32);
     d->cd_size = le_get_u64(z->b + at + 40);
     d->cd_offset = le_get_u64(z->b + at + 48);
@@ -173,7 +174,8 @@ static clipnn_status read_end64(const zip_file *z, size_t end_at, zip_directory 
 }
 
 static clipnn_status read_directory(const zip_file *z, zip_directory *d) {
-    if (z->len < END_SIZE) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, too short for a zip file", z->path, z->len);
+    if (z->len < END_SIZE)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, too short for a zip file", z->path, z->len);
     size_t at = z->len - END_SIZE, stop = at > 0xffff ? at - 0xffff : 0;
     while (le_get_u32(z->b + at) != END_SIG) {
         if (at == stop) return corrupt(z, "no end of central directory (truncated?)");
@@ -222,7 +224,8 @@ static clipnn_status zip64_extra(const zip_file *z, const unsigned char *x, size
 }
 
 static clipnn_status read_entry(const zip_file *z, uint64_t *at, uint64_t end, zip_entry *e) {
-    if (end - *at < CENTRAL_SIZE || le_get_u32(z->b + *at) != CENTRAL_SIG) return corrupt(z, "bad central directory entry");
+    if (end - *at < CENTRAL_SIZE || le_get_u32(z->b + *at) != CENTRAL_SIG)
+        return corrupt(z, "bad central directory entry");
     const unsigned char *h = z->b + *at;
     size_t nl = get_u16(h + 28), xl = get_u16(h + 30), cl = get_u16(h + 32);
     if (end - *at - CENTRAL_SIZE < nl + xl + cl) return corrupt(z, "central directory entry runs past the directory");
@@ -248,7 +251,8 @@ static clipnn_status member_bytes(const zip_file *z, const zip_entry *e, const u
     if (e->local > z->len || z->len - e->local < LOCAL_SIZE || le_get_u32(z->b + e->local) != LOCAL_SIG)
         return corrupt(z, "bad local header");
     uint64_t data = e->local + LOCAL_SIZE + get_u16(z->b + e->local + 26) + get_u16(z->b + e->local + 28);
-    if (data > z->len || e->csize > z->len - data) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: member %s runs past the end of the file", z->path, e->name);
+    if (data > z->len || e->csize > z->len - data)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: member %s runs past the end of the file", z->path, e->name);
     const unsigned char *p = z->b + data;
     if (e->method == 0) {
         if (e->usize != e->csize) return corrupt(z, "stored member whose sizes differ");
@@ -272,8 +276,9 @@ static clipnn_status member_bytes(const zip_file *z, const zip_entry *e, const u
         }
         *out = *owned = u;
     } else {
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: member %s uses compression method %u (stored and deflate are read)",
-                           z->path, e->name, e->method);
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED,
+                           "%s: member %s uses compression method %u (stored and deflate are read)", z->path, e->name,
+                           e->method);
     }
     if ((uint32_t)crc32(crc32(0L, Z_NULL, 0), *out, (uInt)e->usize) != e->crc) {
         clipnn_free(*owned);

@@ -22,7 +22,8 @@ clipnn_status clipnn_export_slurp(const char *path, unsigned char **buf, size_t 
     if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     clipnn_status s = CLIPNN_OK;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
+    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
+        s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
     else if ((uint64_t)st.st_size >= SIZE_MAX / 2) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: too large", path);
     size_t n = s ? 0 : (size_t)st.st_size;
     unsigned char *b = s ? NULL : clipnn_alloc(n + 1);
@@ -135,14 +136,16 @@ static clipnn_status tensor_layout(const char *path, const char *name, const cli
                                    size_t *shape, size_t *ndim, uint64_t *begin, unsigned *esize) {
     const clipnn_json *dt = clipnn_json_get(e, "dtype"), *sh = clipnn_json_get(e, "shape"),
                       *off = clipnn_json_get(e, "data_offsets");
-    if (!dt || dt->type != JSON_STRING || !sh || sh->type != JSON_ARRAY || !off || off->type != JSON_ARRAY || off->n != 2)
+    if (!dt || dt->type != JSON_STRING || !sh || sh->type != JSON_ARRAY || !off || off->type != JSON_ARRAY ||
+        off->n != 2)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: tensor %s lacks a dtype, shape or data_offsets", path, name);
     *esize = !strcmp(dt->text, "F32") ? 4 : !strcmp(dt->text, "F64") ? 8 : 0;
     if (!*esize)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: tensor %s has dtype %.16s; F32 and F64 are read", path, name,
                            dt->text);
     if (sh->n < 1 || sh->n > CLIPNN_TENSOR_MAX_DIMS)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: tensor %s has %zu dimensions; 1 or 2 are read", path, name, sh->n);
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: tensor %s has %zu dimensions; 1 or 2 are read", path, name,
+                           sh->n);
     uint64_t count = 1, b, end, d;
     for (size_t i = 0; i < sh->n; i++) {
         if (clipnn_json_u64(&sh->items[i], &d) || d > ((uint64_t)1 << 40) || (d && count > UINT64_MAX / 16 / d))
@@ -204,8 +207,12 @@ clipnn_status clipnn_safetensors_read(const char *path, clipnn_tensor_set *ts) {
     if (s) return s;
     uint64_t n = len >= 8 ? le_get_u64(b) : 0;
     if (len < 8) s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, shorter than a safetensors header", path, len);
-    else if (n > CLIPNN_HEADER_MAX) s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a header of %llu bytes; not a safetensors file?", path, (unsigned long long)n);
-    else if (n > len - 8) s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the header needs %llu bytes, %zu follow", path, (unsigned long long)n, len - 8);
+    else if (n > CLIPNN_HEADER_MAX)
+        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a header of %llu bytes; not a safetensors file?", path,
+                        (unsigned long long)n);
+    else if (n > len - 8)
+        s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the header needs %llu bytes, %zu follow", path,
+                        (unsigned long long)n, len - 8);
     clipnn_json *h = NULL;
     if (!s) s = clipnn_json_parse(path, (const char *)b + 8, (size_t)n, &h);
     if (!s) s = clipnn_data_info_create(&ts->meta);

@@ -32,7 +32,8 @@ clipnn_status clipnn_tensor_set_add(clipnn_tensor_set *ts, const char *name, con
     ts->t = t;
     size_t len = strlen(name), count = 1;
     for (size_t i = 0; i < ndim; i++)
-        if (clipnn_mul_size(count, shape[i], &count)) return clipnn_fail(CLIPNN_ERR_OVERFLOW, "tensor %s: too large", name);
+        if (clipnn_mul_size(count, shape[i], &count))
+            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "tensor %s: too large", name);
     clipnn_tensor *n = &t[ts->n];
     memset(n, 0, sizeof *n);
     n->name = clipnn_alloc(len + 1);
