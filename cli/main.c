@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "report.h"
 
 typedef struct {
     const char *name;
@@ -50,8 +51,27 @@ static int has_json(int argc, char **argv) {
     return 0;
 }
 
-/* The command argv[1] (argc >= 2). */
-static int run_command(int argc, char **argv) {
+static int print_version(int json) {
+    if (!json) {
+        printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
+        return 0;
+    }
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_str(&j, "version", CLIPNN_VERSION);
+    cli_json_str(&j, "library", clipnn_version());
+    cli_json_str(&j, "blas", clipnn_blas_name());
+    cli_json_end(&j);
+    return 0;
+}
+
+/* The command argv[1] (argc >= 2), --help or --version. */
+static int run_command(int argc, char **argv, int json) {
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) return print_version(json);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
     return unknown_command(argv[1]);
@@ -62,19 +82,11 @@ int main(int argc, char **argv) {
         /* one JSON document on stdout, whatever the command prints or fails with */
         int rc = cli_json_mode_begin();
         if (rc) return rc;
-        return cli_json_mode_end(argv[1][0] == '-' ? "clipnn" : argv[1], run_command(argc, argv));
+        return cli_json_mode_end(argv[1][0] == '-' ? "clipnn" : argv[1], run_command(argc, argv, 1));
     }
     if (argc < 2) {
         char *train_argv[] = {"train", NULL};
         return cmd_train(1, train_argv);
     }
-    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
-        usage(stdout);
-        return 0;
-    }
-    if (!strcmp(argv[1], "--version")) {
-        printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
-        return 0;
-    }
-    return run_command(argc, argv);
+    return run_command(argc, argv, 0);
 }

@@ -74,6 +74,7 @@ TEST(json_every_command_prints_one_document) {
     check_one_document("diagnose --demo list --json", 0);
     check_one_document("diagnose --demo saddle --json", 0);
     check_one_document("diagnose --demo all --json", 0);
+    check_one_document("--version --json", 0);
 }
 
 TEST(json_errors_are_one_object_with_the_exit_code) {
