@@ -219,3 +219,58 @@ TEST(cli_export_import_round_trip) {
     snprintf(args, sizeof args, "import %s %s", check_repo_path("tests/ref/export_gru.npz"), back);
     CHECK_MSG(check_run_tool(args, &out) == 2 && strstr(out, "--seq-steps"), "%s", out);
 }
+
+/* A state_dict as PyTorch's own writer lays it out (names under a module
+ * prefix, no clipnn metadata) but with the preprocessing as data.*
+ * metadata: imported, the tool evaluates, attacks and diagnoses it on the
+ * recorded data. The file is written here byte by byte, apart from the
+ * library's writer. */
+static void write_torch_like(const char *path) {
+    static float w0[16 * 64], b0[16], w1[10 * 16], b1[10];
+    for (size_t i = 0; i < sizeof w0 / sizeof w0[0]; i++) w0[i] = (float)((int)(i * 7919 % 97) - 48) / 400.0f;
+    for (size_t i = 0; i < sizeof w1 / sizeof w1[0]; i++) w1[i] = (float)((int)(i * 104729 % 89) - 44) / 100.0f;
+    for (size_t i = 0; i < 16; i++) b0[i] = 0.01f * (float)i;
+    for (size_t i = 0; i < 10; i++) b1[i] = -0.02f * (float)i;
+    char mean[64 * 4] = "", sd[64 * 4] = "";
+    for (int j = 0; j < 64; j++) {
+        strcat(mean, j ? ",4" : "4");
+        strcat(sd, j ? ",5" : "5");
+    }
+    char header[4096];
+    int n = snprintf(header, sizeof header,
+                     "{\"__metadata__\":{\"format\":\"pt\",\"data.spec\":\"digits\",\"data.scaling\":\"standardize\","
+                     "\"data.dim\":\"64\",\"data.mean\":\"%s\",\"data.std\":\"%s\"},"
+                     "\"net.0.weight\":{\"dtype\":\"F32\",\"shape\":[16,64],\"data_offsets\":[0,4096]},"
+                     "\"net.0.bias\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[4096,4160]},"
+                     "\"net.2.weight\":{\"dtype\":\"F32\",\"shape\":[10,16],\"data_offsets\":[4160,4800]},"
+                     "\"net.2.bias\":{\"dtype\":\"F32\",\"shape\":[10],\"data_offsets\":[4800,4840]}}",
+                     mean, sd);
+    FILE *f = fopen(path, "wb");
+    if (!f) return;
+    unsigned char len[8] = {(unsigned char)n, (unsigned char)(n >> 8), 0, 0, 0, 0, 0, 0};
+    fwrite(len, 1, 8, f);
+    fwrite(header, 1, (size_t)n, f);
+    fwrite(w0, 4, 16 * 64, f), fwrite(b0, 4, 16, f), fwrite(w1, 4, 160, f), fwrite(b1, 4, 10, f);
+    fclose(f);
+}
+
+TEST(cli_torch_state_dict_evaluated_attacked_diagnosed) {
+    const char *st = check_tmp_path("torch_like.safetensors"), *ckpt = check_tmp_path("torch_like.ckpt");
+    write_torch_like(st);
+    char args[8400];
+    const char *out;
+    snprintf(args, sizeof args, "import %s %s --act relu --arch 16-10", st, ckpt);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 0 && strstr(out, "with its data record"), "import: %d: %s", rc, out);
+    const char *runs[] = {"eval --model %s", "attack --model %s --method pgd-linf --eps 0.1 --steps 5 --n 20",
+                          "diagnose --model %s --input data:3 --target-class 3", "info %s"};
+    for (size_t i = 0; i < sizeof runs / sizeof runs[0]; i++) {
+        snprintf(args, sizeof args, runs[i], ckpt);
+        rc = check_run_tool(args, &out);
+        CHECK_MSG(rc == 0, "%s: exit %d: %s", args, rc, out);
+        if (i < 3) CHECK_MSG(strstr(out, "data as recorded in"), "%s: record not applied: %s", args, out);
+    }
+    /* the recorded statistics, not refitted ones: x' = (x - 4) / 5 */
+    snprintf(args, sizeof args, "info %s", ckpt);
+    CHECK(check_run_tool(args, &out) == 0 && strstr(out, "mean: 4,4,4") && strstr(out, "format: pt"));
+}

@@ -99,6 +99,7 @@ TEST(did_you_mean) {
     CHECK(clipnn_closest_name("vlaue", names, 3) == names[1]); /* a swap of neighbours is one edit */
     CHECK(clipnn_closest_name("NORM", names, 3) == names[0]);
     CHECK(clipnn_closest_name("xyz", names, 3) == NULL);
+    CHECK(clipnn_closest_name("adap", names, 3) == names[2]); /* a beginning */
 }
 
 /* The strict parser the test relies on refuses what is not one JSON value. */

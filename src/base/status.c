@@ -75,6 +75,9 @@ const char *clipnn_closest_name(const char *word, const char *const *names, size
         size_t d = edit_distance(word, names[i], cap);
         if (d < best) best = d, found = names[i];
     }
+    /* else a name the word begins (pgd for pgd-linf) */
+    for (size_t i = 0; !found && len >= 2 && i < n; i++)
+        if (names[i] && !strncmp(names[i], word, len)) found = names[i];
     return found;
 }
 
