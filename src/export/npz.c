@@ -295,7 +295,8 @@ static clipnn_status read_meta_member(const zip_file *z, const unsigned char *p,
     if (j->type != JSON_OBJECT) s = corrupt(z, "__metadata__.json is not an object");
     for (size_t i = 0; !s && i < j->n; i++) {
         if (j->items[i].type != JSON_STRING) s = corrupt(z, "a metadata value is not a string");
-        else s = clipnn_data_info_set(meta, j->keys[i], j->items[i].text);
+        else if (clipnn_data_info_set(meta, j->keys[i], j->items[i].text))
+            s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: metadata entry %.64s: bad value or key", z->path, j->keys[i]);
     }
     clipnn_json_free(j);
     return s;

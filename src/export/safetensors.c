@@ -124,7 +124,8 @@ static clipnn_status read_metadata(const char *path, const clipnn_json *m, clipn
         if (s) {
             char why[256];
             snprintf(why, sizeof why, "%s", clipnn_last_error());
-            return clipnn_fail(s, "%s: metadata %s: %s", path, m->keys[i], why);
+            /* a bad entry is the file's fault, whatever the setter calls it */
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: metadata %s: %s", path, m->keys[i], why);
         }
     }
     return CLIPNN_OK;
