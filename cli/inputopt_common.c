@@ -180,6 +180,18 @@ const float *cli_io_test_x(const cli_io_data *d) {
     return clipnn_dataset_x(d->pixels ? d->pixels : d->test);
 }
 
+int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
+                     const cli_io_data *d) {
+    size_t steps = 0, step_dim = 0;
+    if (d->train) clipnn_dataset_seq_shape(d->train, &steps, &step_dim);
+    size_t shape[3] = {n, steps, step_dim};
+    if (steps * step_dim != dim || steps == 0) shape[1] = dim;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    clipnn_status st = clipnn_npy_write_nd(path, x, shape, shape[1] == dim ? 2 : 3);
+    return st ? cli_fail(cmd, st, path) : 0;
+}
+
 int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t n_inputs, float *x, int *label) {
     *label = -1;
     if (!strncmp(spec, "data:", 5)) {
@@ -384,18 +396,6 @@ int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, ch
     clipnn_model_free(*m);
     *m = NULL;
     return CLI_EXIT_USAGE;
-}
-
-int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
-                     const cli_io_data *d) {
-    size_t steps = 0, step_dim = 0;
-    if (d->train) clipnn_dataset_seq_shape(d->train, &steps, &step_dim);
-    size_t shape[3] = {n, steps, step_dim};
-    if (steps * step_dim != dim || steps == 0) shape[1] = dim;
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, name);
-    clipnn_status st = clipnn_npy_write_nd(path, x, shape, shape[1] == dim ? 2 : 3);
-    return st ? cli_fail(cmd, st, path) : 0;
 }
 
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f) {

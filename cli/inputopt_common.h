@@ -25,6 +25,10 @@ int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t 
 void cli_io_free(cli_io_data *d);
 /* The test inputs in the optimization space, [n][dim]. */
 const float *cli_io_test_x(const cli_io_data *d);
+/* DIR/NAME as a .npy array of the n inputs x ([n][dim]) in the data's
+ * shape: [n][h][w] for images, [n][T][d] for sequences, else [n][dim]. */
+int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
+                     const cli_io_data *d);
 
 /* "A,B" into two numbers (a < b). */
 int cli_parse_pair(const char *cmd, const char *opt, const char *text, double *a, double *b);
@@ -77,10 +81,6 @@ void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d);
 /* Opens DIR/NAME for writing and writes the CSV header line; 0 or the exit
  * code with the message printed. */
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f);
-/* DIR/NAME as a .npy array of the n inputs x ([n][dim]) in the data's
- * shape: [n][h][w] for images, [n][T][d] for sequences, else [n][dim]. */
-int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
-                     const cli_io_data *d);
 /* Creates DIR (and parents); 0 or the exit code with the message printed. */
 int cli_make_dir(const char *cmd, const char *dir);
 /* DIR/NAME as a PNG: gray image in [lo, hi], or a signed one. */
