@@ -52,6 +52,10 @@ typedef struct {
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
+    /* the rules of the 2020s, Pascanu's random step, SPAM's resets */
+    double random_step, nonfinite_bound, adagc_abs, acclip_alpha, nsgdm_beta;
+    size_t adagc_warmup, spam_delay;
+    uint64_t reset_every, reset_warmup;
     /* telemetry */
     int log_groups, expected_grad;
     double stability_m;

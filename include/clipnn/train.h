@@ -11,9 +11,9 @@ extern "C" {
 
 /* ------------------------------------------------------------ optimizers */
 
-typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_SPAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
 
-/* "sgd", "adam". parse fails with INVALID_ARG and a message listing the
+/* "sgd", "adam", "spam". parse fails with INVALID_ARG and a message listing the
  * valid names. */
 CLIPNN_API const char *clipnn_opt_kind_name(clipnn_opt_kind kind);
 CLIPNN_API clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out);
@@ -24,6 +24,11 @@ typedef struct {
     int nesterov;
     double weight_decay; /* decoupled: theta -= lr * wd * theta */
     double beta1, beta2, adam_eps;
+    /* spam (Adam as the SPAM reference code writes it: eps added to sqrt(v)
+     * before the bias correction): both moments zeroed before the update
+     * of every step k with (k + 1) % reset_every == 0 (0: never), the step
+     * scaled by a cosine warm-up of reset_warmup steps after each reset. */
+    uint64_t reset_every, reset_warmup;
 } clipnn_optim_options;
 CLIPNN_API clipnn_optim_options clipnn_optim_options_default(void);
 
@@ -37,6 +42,9 @@ CLIPNN_API void clipnn_optimizer_free(clipnn_optimizer *o);
 CLIPNN_API clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
                                     double lr, double grad_scale);
 CLIPNN_API uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o);
+/* The second moment of adam and spam ([n_params], what the next update
+ * decays), NULL for sgd: what clipnn_clipper_set_moment takes. */
+CLIPNN_API const float *clipnn_optimizer_second_moment(const clipnn_optimizer *o);
 
 /* ------------------------------------------------------------- schedules */
 

@@ -11,13 +11,15 @@
  *   64   f64 z_mean, z_var; u64 z_seen
  *   88   u64 noise rng s[4]
  *   120  f64 history[history_length] when the rule is percentile
- *        f32 theta0[n_params] when flag bit 0 */
+ *        f32 theta0[n_params] when flag bit 0
+ *        then the state of the rules of src/clip/modern.c (AdaGC's EMAs,
+ *        ACClip's and NSGD-M's momentum), clipnn_clip_modern_state_size */
 enum { CLIP_HEADER = 120 };
 
 static size_t history_slots(const clipnn_clipper *c) { return c->history ? c->o.history_length : 0; }
 
 size_t clipnn_clipper_state_size(const clipnn_clipper *c) {
-    return CLIP_HEADER + 8 * history_slots(c) + (c->theta0 ? 4 * c->n_params : 0);
+    return CLIP_HEADER + 8 * history_slots(c) + (c->theta0 ? 4 * c->n_params : 0) + clipnn_clip_modern_state_size(c);
 }
 
 void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf) {
@@ -37,7 +39,8 @@ void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf) {
     for (int i = 0; i < 4; i++) le_put_u64(p + 88 + 8 * i, c->noise.s[i]);
     p += CLIP_HEADER;
     for (size_t i = 0; i < history_slots(c); i++, p += 8) le_put_f64(p, c->history[i]);
-    if (c->theta0) le_put_f32s(p, c->theta0, c->n_params);
+    if (c->theta0) le_put_f32s(p, c->theta0, c->n_params), p += 4 * c->n_params;
+    clipnn_clip_modern_state_save(c, p);
 }
 
 clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len) {
@@ -74,6 +77,7 @@ clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size
     for (int i = 0; i < 4; i++) c->noise.s[i] = le_get_u64(p + 88 + 8 * i);
     p += CLIP_HEADER;
     for (size_t i = 0; i < history_slots(c); i++, p += 8) c->history[i] = le_get_f64(p);
-    if (c->theta0) le_get_f32s(c->theta0, p, c->n_params);
+    if (c->theta0) le_get_f32s(c->theta0, p, c->n_params), p += 4 * c->n_params;
+    clipnn_clip_modern_state_load(c, p);
     return CLIPNN_OK;
 }
