@@ -25,6 +25,8 @@ static const char SYNOPSIS[] =
     "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
+    "Also adagc, acclip, nsgdm, nsgdm-clip (plain SGD: their own momentum) and spam (with --opt\n"
+    "adam or spam).\n"
     "--json: the last line of stdout is one JSON object with a \"rows\" array.\n"
     "--progress: a bar within each run on a terminal, one line per run otherwise (auto).";
 
