@@ -310,3 +310,58 @@ TEST(rules_refuse_unfit_optimizers) {
     clipnn_model_free(m);
     clipnn_dataset_free(d);
 }
+
+/* clipnn_train's fused step (unit factors left to the update, a batch of
+ * one's weight gradients formed in the update) against the public
+ * two-phase calls, full batch: the two differ only by the order of float
+ * sums, float32 rounding (6e-8) times the terms summed (<= 64 rows) on
+ * parameters moved by at most lr per step: 6e-8 * 64 * 3 * 8 steps < 1e-4. */
+static void check_fused(clipnn_clip_rule rule, clipnn_opt_kind kind, size_t n) {
+    clipnn_dataset *full = resume_data(), *d = NULL;
+    if (full) CHECK_OK(clipnn_dataset_from_arrays(clipnn_dataset_x(full), clipnn_dataset_y(full), n, RDIM, 2, 1, &d));
+    size_t widths[2] = {5, 2};
+    clipnn_act acts[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
+    clipnn_model *a = NULL, *b = NULL;
+    CHECK_OK(clipnn_model_create(&a, RDIM, 2, widths, acts));
+    CHECK_OK(clipnn_model_create(&b, RDIM, 2, widths, acts));
+    clipnn_train_options o = resume_options(rule, kind, 8);
+    o.clip.adagc_warmup = 2;
+    o.clip.lambda = rule == CLIPNN_CLIP_ADAGC ? 0.5 : o.clip.lambda;
+    o.batch = n;
+    clipnn_clipper *c = NULL;
+    clipnn_optimizer *opt = NULL;
+    clipnn_train_result r;
+    if (!d || !a || !b) goto out;
+    CHECK_OK(clipnn_model_init(a, CLIPNN_INIT_XAVIER, 5));
+    CHECK_OK(clipnn_model_init(b, CLIPNN_INIT_XAVIER, 5));
+    CHECK_OK(clipnn_train(a, d, NULL, &o, &r));
+    CHECK_OK(clipnn_clipper_create(&c, b, &o.clip));
+    CHECK_OK(clipnn_optimizer_create(&opt, clipnn_model_n_params(b), &o.optim));
+    for (uint64_t t = 0; c && opt && t < o.steps; t++) {
+        double loss, scale = 1;
+        CHECK_OK(clipnn_loss_grad(b, &o.loss, clipnn_dataset_x(d), clipnn_dataset_y(d), n, &loss, NULL));
+        clipnn_clipper_set_moment(c, clipnn_optimizer_second_moment(opt), clipnn_optimizer_steps(opt),
+                                  kind == CLIPNN_OPT_SPAM ? o.optim.reset_every : 0);
+        CHECK_OK(clipnn_clipper_apply(c, b, -1, 1, &scale, NULL, NULL));
+        CHECK_OK(clipnn_optimizer_step(opt, clipnn_model_params(b), clipnn_model_grads(b), o.schedule.a0, scale));
+    }
+    double worst = 0;
+    for (size_t i = 0; i < clipnn_model_n_params(a); i++)
+        worst = fmax(worst, fabs((double)clipnn_model_params(a)[i] - (double)clipnn_model_params(b)[i]));
+    CHECK_MSG(worst <= 1e-4, "rule %s, %zu examples: fused and two-phase steps differ by %g",
+              clipnn_clip_rule_name(rule), n, worst);
+out:
+    clipnn_clipper_free(c);
+    clipnn_optimizer_free(opt);
+    clipnn_model_free(a), clipnn_model_free(b);
+    clipnn_dataset_free(d), clipnn_dataset_free(full);
+}
+
+TEST(rules_fused_step_matches_two_phase_calls) {
+    for (size_t n = 1; n <= RN; n += RN - 1) {
+        check_fused(CLIPNN_CLIP_ADAGC, CLIPNN_OPT_SGD, n);
+        check_fused(CLIPNN_CLIP_SPAM, CLIPNN_OPT_SPAM, n);
+        check_fused(CLIPNN_CLIP_ACCLIP, CLIPNN_OPT_SGD, n);
+        check_fused(CLIPNN_CLIP_NSGDM_CLIP, CLIPNN_OPT_SGD, n);
+    }
+}
