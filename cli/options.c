@@ -240,6 +240,15 @@ static int parse_bptt(const char *text, size_t *k1, size_t *k2) {
 }
 
 /* Parses a finite or infinite number; 0 on success. */
+static int parse_number(const char *text, double *out);
+
+int cli_lambda_auto(const char *text, double *q) {
+    if (!text || strncmp(text, "auto", 4) != 0 || (text[4] && text[4] != ':')) return 0;
+    *q = 0.5;
+    if (text[4] == ':' && (parse_number(text + 5, q) || !(*q > 0 && *q <= 1))) return -1;
+    return 1;
+}
+
 static int parse_number(const char *text, double *out) {
     char *end;
     errno = 0;
@@ -307,7 +316,10 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
     if ((groups & CLI_OPTS_CLIP_PARAMS) && (rc = check_clip_params(cmd, s))) return rc;
     double v;
-    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && cli_lambda_auto(s->lambda, &v) < 0)
+        return cli_usage_error(cmd, "--lambda '%s': want auto or auto:Q with 0 < Q <= 1", s->lambda);
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && !cli_lambda_auto(s->lambda, &v) &&
+        (parse_number(s->lambda, &v) || !(v > 0)))
         return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
     if ((groups & CLI_OPTS_TELEMETRY) && (!(s->stability_m >= 0) || !isfinite(s->stability_m)))
         return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);

@@ -61,6 +61,10 @@ typedef struct {
     double stability_m;
 } cli_settings;
 
+/* --lambda auto[:Q]: 1 with the quantile in *q (default 0.5), 0 for any
+ * other text, -1 for a malformed or out-of-range Q. */
+int cli_lambda_auto(const char *text, double *q);
+
 /* Defaults of each subcommand (compare starts from a large step size). */
 void cli_settings_default(cli_settings *s, cli_mode mode);
 

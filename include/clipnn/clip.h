@@ -88,6 +88,11 @@ typedef struct {
     double acclip_alpha, acclip_beta1, acclip_beta2, acclip_eps;
     /* NSGD-M (and its clipped variant): m <- beta m + (1 - beta) g. */
     double nsgdm_beta;
+    /* When lambda was chosen by clipnn_auto_lambda: the quantile (> 0) and
+     * the warm-up's steps, kept with the clipper's state so that a
+     * checkpoint says how lambda was set; 0: lambda was given. */
+    double auto_quantile;
+    uint64_t auto_steps;
 } clipnn_clip_options;
 /* No clipping (rule NONE); every other field at its default: p 2, eps
  * 1e-3, value bound 0.1, projection onto the ball of radius 10 around

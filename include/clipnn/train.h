@@ -303,6 +303,16 @@ typedef struct {
 CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *opts, clipnn_train_result *result);
 
+/* A threshold from the gradients themselves: trains a copy of m for
+ * `steps` steps with opts (the same initial weights, batches and optimizer;
+ * no clipping, non-finite steps skipped, no callbacks or state), takes each
+ * step's pre-clip gradient norm (of order opts->clip.p) and returns their
+ * q-quantile (0 < q <= 1; numpy's linear interpolation) in *lambda. m is
+ * left as it was. Fails with NONFINITE when no step had a finite norm. */
+CLIPNN_API clipnn_status clipnn_auto_lambda(const clipnn_model *m, const clipnn_dataset *train,
+                                            const clipnn_train_options *opts, uint64_t steps, double q,
+                                            double *lambda);
+
 /* Mean loss and accuracy (classification; accuracy NaN for regression). */
 CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
                               double *loss, double *accuracy);
@@ -364,6 +374,11 @@ CLIPNN_API clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const 
  * same contract as the optimizer's. */
 CLIPNN_API size_t clipnn_clipper_state_size(const clipnn_clipper *c);
 CLIPNN_API void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
+/* The threshold a saved run chose with clipnn_auto_lambda (its clipper's
+ * auto_quantile > 0): 1 and lambda, quantile and warm-up steps when the
+ * state holds one, else 0 (outputs untouched). */
+CLIPNN_API int clipnn_train_state_auto_lambda(const clipnn_train_state *s, double *lambda, double *quantile,
+                                              uint64_t *steps);
 CLIPNN_API clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);
 
 #ifdef __cplusplus

@@ -93,6 +93,10 @@ void clipnn_clip_apply_groups(clipnn_clipper *c, clip_step *s);
 /* A global factor <= 1 applied or left to the optimizer (src/clip/clip.c). */
 void clipnn_clip_apply_global(clipnn_clipper *c, clip_step *s, double factor);
 
+/* The auto-lambda record of a CLIP section (src/clip/state.c): 1 and its
+ * values when present, else 0. */
+int clipnn_clip_state_auto_lambda(const void *buf, size_t len, double *lambda, double *quantile, uint64_t *steps);
+
 /* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
  * v is reordered (src/clip/clip.c). */
 double clipnn_percentile(double *v, size_t n, double q);
