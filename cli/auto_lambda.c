@@ -28,7 +28,7 @@ static int resumed_lambda(const char *cmd, const clipnn_train_state *st, const c
     return CLI_EXIT_OK;
 }
 
-int cli_auto_lambda(const char *cmd, const cli_settings *s, uint64_t steps, const clipnn_model *m,
+int cli_auto_lambda(const char *cmd, const cli_settings *s, uint64_t steps, double warmup_lr, const clipnn_model *m,
                     const clipnn_dataset *train, const clipnn_train_state *resumed, const char *resume_path,
                     clipnn_train_options *o, int say) {
     double q;
@@ -38,13 +38,16 @@ int cli_auto_lambda(const char *cmd, const cli_settings *s, uint64_t steps, cons
                                     "(auto fits norm, norm-torch, nsgdm-clip)", clipnn_clip_rule_name(o->clip.rule));
     if (resumed && resume_path) return resumed_lambda(cmd, resumed, resume_path, o, say);
     if (steps == 0) return cli_usage_error(cmd, "--auto-steps 0: the warm-up needs at least one step");
+    if (!(warmup_lr >= 0 && isfinite(warmup_lr))) return cli_usage_error(cmd, "--auto-lr %g: want >= 0", warmup_lr);
+    clipnn_train_options w = *o;
+    w.schedule.a0 = warmup_lr;
     double lambda;
-    clipnn_status st = clipnn_auto_lambda(m, train, o, steps, q, &lambda);
+    clipnn_status st = clipnn_auto_lambda(m, train, &w, steps, q, &lambda);
     if (st) return cli_fail(cmd, st, "--lambda auto");
     o->clip.lambda = lambda;
     o->clip.auto_quantile = q;
     o->clip.auto_steps = steps;
-    if (say) printf("lambda auto: %.6g, quantile %g of the pre-clip gradient norms of %llu unclipped warm-up steps\n",
-                    lambda, q, (unsigned long long)steps);
+    if (say) printf("lambda auto: %.6g, quantile %g of the pre-clip gradient norms of %llu unclipped warm-up steps "
+                    "at step size %g\n", lambda, q, (unsigned long long)steps, warmup_lr);
     return CLI_EXIT_OK;
 }
