@@ -365,3 +365,40 @@ TEST(rules_fused_step_matches_two_phase_calls) {
         check_fused(CLIPNN_CLIP_NSGDM_CLIP, CLIPNN_OPT_SGD, n);
     }
 }
+
+/* Each new rule is a row of compare; spam's needs Adam. */
+TEST(rules_compare_rows_cli) {
+    const char *out;
+    int rc = check_run_tool("compare --steps 20 --seeds 1 --rules adagc,acclip,nsgdm,nsgdm-clip --json --quiet", &out);
+    CHECK_MSG(rc == 0, "exit %d: %s", rc, out);
+    const char *rules[] = {"\"rule\":\"adagc\"", "\"rule\":\"acclip\"", "\"rule\":\"nsgdm\"", "\"rule\":\"nsgdm-clip\"",
+                           "\"lambda\":1.05"};
+    for (int i = 0; i < 5; i++) CHECK_MSG(strstr(out, rules[i]) != NULL, "no %s in %s", rules[i], out);
+    rc = check_run_tool("compare --opt adam --lr 0.01 --steps 20 --seeds 1 --rules none,spam --json --quiet", &out);
+    CHECK_MSG(rc == 0 && strstr(out, "\"rule\":\"spam\"") && strstr(out, "\"lambda\":5000"), "exit %d: %s", rc, out);
+    CHECK(check_run_tool("train --quiet --steps 5 --clip spam", &out) != 0 && strstr(out, "second moment"));
+}
+
+/* The step log of nsgdm: the step direction is a unit vector. */
+TEST(rules_step_log_cli) {
+    char args[400], path[300];
+    snprintf(path, sizeof path, "%s", check_tmp_path("nsgdm.csv"));
+    snprintf(args, sizeof args, "train --quiet --steps 12 --clip nsgdm --log %s", path);
+    const char *out;
+    CHECK_MSG(check_run_tool(args, &out) == 0, "%s", out);
+    FILE *f = fopen(path, "r");
+    CHECK(f != NULL);
+    char line[1024];
+    int rows = 0;
+    while (f && fgets(line, sizeof line, f)) {
+        if (!strncmp(line, "step,", 5)) continue;
+        double v[6];
+        CHECK(sscanf(line, "%lf,%lf,%lf,%lf,%lf,%lf", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) == 6);
+        CHECK_MSG(fabs(v[4] - 1) < 1e-6, "row %d: post_norm %g", rows, v[4]); /* printed with 9 digits */
+        CHECK(fabs(v[5] - v[3] / v[4]) <= 1e-6 * v[5]);                        /* c = pre / post */
+        rows++;
+    }
+    CHECK(rows == 12);
+    if (f) fclose(f);
+    remove(path);
+}
