@@ -16,7 +16,8 @@
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
-    "             [--seeds K] [--json] [--progress auto|bar|lines|none]\n"
+    "             [--seeds K] [--sweep lambda=A:B:N [--out FILE.svg]] [--json]\n"
+    "             [--progress auto|bar|lines|none]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"

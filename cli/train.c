@@ -22,7 +22,7 @@ static const char SYNOPSIS[] =
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
-    "             [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
+    "             [--clip RULE] [--lambda L|auto[:Q]] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
     "             [--resume FILE] [--save-every N|Ne] [--log-epochs FILE.csv]\n"
     "             [--progress auto|bar|lines|none]\n"

@@ -177,10 +177,14 @@ int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c) {
     return rule_order(&c->o) == 2 && !rule_rewrites_g(&c->o);
 }
 
-/* The options of the rules of src/clip/modern.c. */
+/* The options of the rules of src/clip/modern.c and of the random step. */
 static clipnn_status check_modern_options(const clipnn_clip_options *o, const char *name) {
 #define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
 #define IN01(x) ((x) >= 0 && (x) < 1)
+    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->random_step >= 0 && isfinite(o->random_step)))
+        BAD("clip: random step %g, want finite and >= 0", o->random_step);
+    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->nonfinite_bound > 0))
+        BAD("clip: non-finite bound %g, want > 0 (inf: none)", o->nonfinite_bound);
     switch (o->rule) {
     case CLIPNN_CLIP_ADAGC:
         if (!(o->lambda > 0 && o->adagc_abs > 0)) BAD("clip adagc: lambda %g, abs %g, want > 0", o->lambda, o->adagc_abs);
@@ -259,10 +263,6 @@ static clipnn_status check_options(const clipnn_clip_options *o) {
         break;
     default: break;
     }
-    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->random_step >= 0 && isfinite(o->random_step)))
-        BAD("clip: random step %g, want finite and >= 0", o->random_step);
-    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->nonfinite_bound > 0))
-        BAD("clip: non-finite bound %g, want > 0 (inf: none)", o->nonfinite_bound);
     return check_modern_options(o, name);
 #undef BAD
 }
