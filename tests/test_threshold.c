@@ -162,7 +162,18 @@ TEST(threshold_compare_sweep_cli) {
     const char *rows[] = {"norm:0.1 ", "norm:1 ", "norm:10 ", "agc:0.02 ", "none "};
     for (int i = 0; i < 5; i++) CHECK_MSG(strstr(out, rows[i]) != NULL, "no row %s in %s", rows[i], out);
     CHECK(!strstr(out, "agc:0.1 ")); /* a rule given its threshold is not swept */
-    CHECK(strstr(out, "norm         best lambda") != NULL);
+    /* the best threshold is the table's most accurate norm row without divergence */
+    double best_acc = -1, best_lambda = NAN;
+    for (const char *p = strstr(out, "\nnorm:"); p; p = strstr(p + 1, "\nnorm:")) {
+        char label[32], div[16];
+        double lambda, loss, acc;
+        if (sscanf(p + 1, "%31s %lf %15s %lf %lf%%", label, &lambda, div, &loss, &acc) == 5 && !strncmp(div, "0/", 2) &&
+            acc > best_acc)
+            best_acc = acc, best_lambda = lambda;
+    }
+    const char *b = strstr(out, "norm         best lambda");
+    CHECK_MSG(b && fabs(atof(b + strlen("norm         best lambda")) - best_lambda) <= 1e-3 * best_lambda,
+              "best %g (%g%%) in %s", best_lambda, best_acc, out);
     FILE *f = fopen(svg, "r");
     CHECK_MSG(f != NULL, "no %s", svg);
     if (f) {
