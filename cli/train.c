@@ -285,8 +285,9 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
-    if (!rc) rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
-                                  !r->a.json);
+    if (!rc)
+        rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
+                             !r->a.json);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;

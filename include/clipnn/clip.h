@@ -23,7 +23,7 @@ typedef enum {
     CLIPNN_CLIP_PERCENTILE,     /* AutoClip */
     CLIPNN_CLIP_ZSCORE,         /* ZClip */
     CLIPNN_CLIP_PER_SAMPLE,     /* DP-SGD per-example clipping (an example: a row of x, a whole sequence) */
-    CLIPNN_CLIP_ADAGC,          /* per group, c_l = max(||g_l|| / (lambda gamma_l), 1), gamma_l an EMA of ||g_l|| clipped */
+    CLIPNN_CLIP_ADAGC,          /* per group, c_l = max(||g_l|| / (lambda gamma_l), 1), gamma_l: EMA of clipped norms */
     CLIPNN_CLIP_SPAM,           /* per coordinate, g_i^2 <= lambda v_i (v: Adam's second moment) */
     CLIPNN_CLIP_ACCLIP,         /* the step is min(tau / (|m| + eps), 1) m, tau^alpha an EMA of |g|^alpha */
     CLIPNN_CLIP_NSGDM,          /* the step is m / ||m||, m an EMA of g */

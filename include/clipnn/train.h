@@ -309,7 +309,8 @@ CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *tra
  * step's pre-clip gradient norm (of order opts->clip.p) and returns their
  * q-quantile (0 < q <= 1; numpy's linear interpolation) in *lambda. The
  * warm-up moves the copy with opts->schedule: a0 = 0 measures the
- * minibatch gradients at the initial parameters. m is left as it was. Fails with NONFINITE when no step had a finite norm. */
+ * minibatch gradients at the initial parameters. m is left as it was.
+ * Fails with NONFINITE when no step had a finite norm. */
 CLIPNN_API clipnn_status clipnn_auto_lambda(const clipnn_model *m, const clipnn_dataset *train,
                                             const clipnn_train_options *opts, uint64_t steps, double q,
                                             double *lambda);

@@ -153,7 +153,8 @@ clipnn_clip_options clipnn_clip_options_default(void) {
 
 /* Rules defined with Euclidean norms whatever p says. */
 static int rule_is_euclidean(clipnn_clip_rule r) {
-    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE || r >= CLIPNN_CLIP_ADAGC;
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE ||
+           r >= CLIPNN_CLIP_ADAGC;
 }
 
 /* Rules that rewrite g entry by entry (or replace it): the gradient must be
@@ -187,16 +188,19 @@ static clipnn_status check_modern_options(const clipnn_clip_options *o, const ch
         BAD("clip: non-finite bound %g, want > 0 (inf: none)", o->nonfinite_bound);
     switch (o->rule) {
     case CLIPNN_CLIP_ADAGC:
-        if (!(o->lambda > 0 && o->adagc_abs > 0)) BAD("clip adagc: lambda %g, abs %g, want > 0", o->lambda, o->adagc_abs);
+        if (!(o->lambda > 0 && o->adagc_abs > 0))
+            BAD("clip adagc: lambda %g, abs %g, want > 0", o->lambda, o->adagc_abs);
         if (!IN01(o->adagc_beta)) BAD("clip adagc: beta %g, want in [0, 1)", o->adagc_beta);
         if (o->adagc_warmup < 2) BAD("clip adagc: warm-up %zu, want >= 2 steps (gamma starts there)", o->adagc_warmup);
         break;
     case CLIPNN_CLIP_SPAM:
         if (!(o->lambda > 0 && isfinite(o->lambda))) BAD("clip spam: theta %g, want finite and > 0", o->lambda);
-        if (o->spam_delay < 1) BAD("clip spam: delay %zu, want >= 1 (the step of a reset must not clip)", o->spam_delay);
+        if (o->spam_delay < 1)
+            BAD("clip spam: delay %zu, want >= 1 (the step of a reset must not clip)", o->spam_delay);
         break;
     case CLIPNN_CLIP_ACCLIP:
-        if (!(o->acclip_alpha >= 1 && o->acclip_alpha <= 2)) BAD("clip acclip: alpha %g, want in [1, 2]", o->acclip_alpha);
+        if (!(o->acclip_alpha >= 1 && o->acclip_alpha <= 2))
+            BAD("clip acclip: alpha %g, want in [1, 2]", o->acclip_alpha);
         if (!IN01(o->acclip_beta1) || !IN01(o->acclip_beta2))
             BAD("clip acclip: betas %g, %g, want in [0, 1)", o->acclip_beta1, o->acclip_beta2);
         if (!(o->acclip_eps > 0 && isfinite(o->acclip_eps))) BAD("clip acclip: eps %g, want > 0", o->acclip_eps);

@@ -44,7 +44,8 @@ clipnn_status clipnn_auto_lambda(const clipnn_model *m, const clipnn_dataset *tr
                            (unsigned long long)steps);
     norm_log log = {clipnn_alloc_array((size_t)steps, sizeof(double)), 0, (size_t)steps};
     clipnn_model *copy = NULL;
-    clipnn_status s = log.norms ? clipnn_model_clone(m, &copy) : clipnn_fail(CLIPNN_ERR_NOMEM, "auto lambda: out of memory");
+    clipnn_status s =
+        log.norms ? clipnn_model_clone(m, &copy) : clipnn_fail(CLIPNN_ERR_NOMEM, "auto lambda: out of memory");
     if (!s) {
         clipnn_train_options w = warmup_options(opts, steps, &log);
         clipnn_train_result r;
