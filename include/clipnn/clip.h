@@ -116,8 +116,9 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  * by clipnn_clipper_after_update for the projection.
  *
  * Norms are over the whole gradient block (every group), of the rule's
- * order q: q = 2 for adaptive-layer, agc and per-sample (rules defined with
- * Euclidean norms, which refuse p != 2), q = p for every other rule.
+ * order q: q = 2 for adaptive-layer, agc, per-sample, adagc, spam, acclip,
+ * nsgdm and nsgdm-clip (rules defined with Euclidean norms, which refuse
+ * p != 2), q = p for every other rule.
  * "Global rules" are none, norm, norm-torch, adaptive, project, percentile
  * and zscore: one factor for the whole gradient.
  *
@@ -133,13 +134,19 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  *                 of the groups (agc: units) and the factors given to them;
  *                 per-sample: the norm of the mean of the clipped
  *                 per-example gradients plus the noise (pre_norm when no
- *                 example was clipped and there is no noise).
+ *                 example was clipped and there is no noise);
+ *                 adagc: as norm-group after its warm-up, as a global
+ *                 rule during it; spam: the norm of the clipped g;
+ *                 acclip, nsgdm, nsgdm-clip: the norm of the step
+ *                 direction they put in g's place (1 for nsgdm);
+ *                 a random step (non-finite policy random): its norm.
  *   factor      global rules: c(t) >= 1 (eq. 10-11), the divisor of the
  *               step: 1 when nothing was clipped, +inf when the threshold is
  *               0 and g is zeroed, NaN for a NaN pre_norm under the
  *               propagate policy. Other rules: pre_norm / post_norm (1 when post_norm
  *               is 0), a summary and not a divisor any part of g was given;
- *               per-sample's includes the noise, so it can be below 1.
+ *               per-sample's includes the noise, so it can be below 1,
+ *               and so can those of the rules that give the step.
  *   theta_norm  adaptive: ||theta||_p before the step, the value the rule
  *               divided by (before its eps floor); every other rule: NaN.
  *               clipnn_train's step record fills the NaN in (see
@@ -149,7 +156,9 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  *               per-unit rules when a group or unit was scaled, per-sample
  *               when an example's norm exceeded C (noise alone does not
  *               count), project when clipnn_clipper_after_update moved
- *               theta.
+ *               theta, acclip when a coordinate's min(tau / (|m| + eps), 1)
+ *               was below 1, nsgdm-clip when g was clipped into m (nsgdm
+ *               never), every step the random policy replaced.
  *   skipped     1 when the skip policy dropped a non-finite step: the caller
  *               must not update.
  *   nonfinite   1 when pre_norm is NaN or infinite, whatever the policy.

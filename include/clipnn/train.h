@@ -116,10 +116,12 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
  *                       rounding: clip.pre_norm and clip.post_norm, except
  *                       where those are NaN for a loss that was not finite;
  *     group_factors     global rules: clip.factor, the one c(t) of every
- *                       group; norm-group and adaptive-layer: the group's
- *                       own divisor c_l >= 1 (+inf when its threshold is 0);
- *                       value, agc and per-sample: the group's pre / post
- *                       (1 when post is 0), a summary as clip.factor is.
+ *                       group; norm-group, adaptive-layer and adagc (after
+ *                       its warm-up): the group's own divisor c_l >= 1
+ *                       (+inf when its threshold is 0); value, agc,
+ *                       per-sample, spam, acclip, nsgdm, nsgdm-clip and a
+ *                       random step: the group's pre / post (1 when post
+ *                       is 0), a summary as clip.factor is.
  *                   A step the non-finite policy kept the rule from: every
  *                   group's post norm is its pre norm and its factor NaN,
  *                   as in clip. */
