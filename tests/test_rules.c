@@ -196,18 +196,19 @@ TEST(rules_random_nonfinite_step) {
     clipnn_clipper *c = NULL;
     CHECK_OK(clipnn_clipper_create(&c, m, &o));
     float *g = clipnn_model_grads(m);
-    const double scale[3] = {NAN, 10, 0.2}; /* NaN, above the bound (norm > 5), below */
+    const double scale[4] = {NAN, INFINITY, 10, 0.2}; /* NaN, Inf, above the bound (norm > 5), below */
     float first[NP];
-    for (int k = 0; c && k < 3; k++) {
-        for (size_t i = 0; i < NP; i++) g[i] = (float)(isnan(scale[k]) && i == 7 ? NAN : seq_grad(i, 0) * scale[k]);
+    for (int k = 0; c && k < 4; k++) {
+        for (size_t i = 0; i < NP; i++)
+            g[i] = (float)(!isfinite(scale[k]) && i == 7 ? scale[k] : seq_grad(i, 0) * scale[k]);
         double pre = 0;
         for (size_t i = 0; i < NP; i++) pre += (double)g[i] * g[i];
         clipnn_clip_record rec;
         CHECK_OK(clipnn_clipper_apply(c, m, -1, 0, NULL, NULL, &rec));
         double norm = 0;
         for (size_t i = 0; i < NP; i++) norm += (double)g[i] * g[i];
-        if (k < 2) {
-            CHECK(rec.clipped && !rec.skipped && rec.nonfinite == (k == 0));
+        if (k < 3) {
+            CHECK(rec.clipped && !rec.skipped && rec.nonfinite == (k < 2));
             CHECK_NEAR(sqrt(norm), 0.03, 0.03 * 4 * U * NP);
             CHECK_NEAR(rec.post_norm, 0.03, 0.03 * 4 * U * NP);
             if (k == 0) memcpy(first, g, sizeof first);
@@ -401,4 +402,42 @@ TEST(rules_step_log_cli) {
     CHECK(rows == 12);
     if (f) fclose(f);
     remove(path);
+}
+
+/* Under the random policy a run whose gradients overflow keeps going on
+ * small random steps (under error it stops at the first). */
+TEST(rules_random_policy_trains_through_overflow) {
+    float x[RN * RDIM], y[RN];
+    for (int i = 0; i < RN; i++) {
+        for (int j = 0; j < RDIM; j++) x[i * RDIM + j] = (float)sin(1.1 * i + 0.7 * j);
+        y[i] = 3e38f; /* the residual's gradient leaves float range */
+    }
+    clipnn_dataset *d = NULL;
+    CHECK_OK(clipnn_dataset_from_arrays(x, y, RN, RDIM, 0, 1, &d));
+    size_t widths[2] = {5, 1};
+    clipnn_act acts[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
+    clipnn_model *m = NULL;
+    CHECK_OK(clipnn_model_create(&m, RDIM, 2, widths, acts));
+    if (!d || !m) goto out;
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1));
+    clipnn_train_options o = resume_options(CLIPNN_CLIP_NORM, CLIPNN_OPT_SGD, 20);
+    o.loss.loss = CLIPNN_LOSS_MSE;
+    clipnn_train_result r;
+    CHECK(clipnn_train(m, d, NULL, &o, &r) == CLIPNN_ERR_NONFINITE && r.diverged && r.steps == 0);
+    o.clip.nonfinite = CLIPNN_NONFINITE_RANDOM;
+    CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1));
+    float theta0[64];
+    size_t P = clipnn_model_n_params(m);
+    memcpy(theta0, clipnn_model_params(m), P * sizeof *theta0);
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
+    CHECK_MSG(!r.diverged && r.steps == 20 && r.clipped_fraction == 1 && r.skipped_steps == 0,
+              "diverged %d, steps %llu, clipped %g, skipped %llu", r.diverged, (unsigned long long)r.steps,
+              r.clipped_fraction, (unsigned long long)r.skipped_steps);
+    /* 20 steps of length lr * random_step at most, in float */
+    double moved = 0, bound = 20 * o.schedule.a0 * o.clip.random_step;
+    for (size_t i = 0; i < P; i++) moved += pow((double)clipnn_model_params(m)[i] - theta0[i], 2);
+    CHECK_MSG(sqrt(moved) > 0 && sqrt(moved) <= bound * (1 + 1e-5), "moved %g, bound %g", sqrt(moved), bound);
+out:
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
 }

@@ -719,7 +719,7 @@ static clipnn_status run_rule(clipnn_clipper *c, clip_step *s, clipnn_clip_recor
     r->pre_norm = s->pre;
     r->nonfinite = !isfinite(s->pre);
     c->n_steps++;
-    if (c->o.nonfinite == CLIPNN_NONFINITE_RANDOM && !(s->pre <= c->o.nonfinite_bound)) {
+    if (c->o.nonfinite == CLIPNN_NONFINITE_RANDOM && (r->nonfinite || s->pre > c->o.nonfinite_bound)) {
         clipnn_clip_random_step(c, s);
         r->post_norm = s->post;
         r->factor = s->factor;
