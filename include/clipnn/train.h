@@ -126,6 +126,7 @@ typedef struct {
     const double *group_norms;      /* [n_groups] pre-clip, when asked, else NULL; valid during on_step */
     const double *group_post_norms; /* [n_groups] post-clip, likewise */
     const double *group_factors;    /* [n_groups] each group's factor, likewise */
+    size_t batch_size; /* examples in the step's (logical) batch: varies under Poisson sampling, may be 0 */
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and of a
@@ -139,11 +140,37 @@ typedef struct {
  *                     without a test set; accuracy NaN for regression);
  *   clipped_fraction  the epoch's clipped steps / its steps;
  *   seconds           since the start of this clipnn_train call;
- *   samples_per_second  steps of this call x batch / seconds. */
+ *   samples_per_second  steps of this call x batch / seconds;
+ *   epsilon, delta    a private run (per-sample clipping with noise): the
+ *                     (epsilon, delta)-DP of every step taken so far, the
+ *                     resumed run's earlier steps included (clipnn/privacy.h;
+ *                     a guarantee under Poisson sampling only); otherwise
+ *                     NaN. */
 typedef struct {
     size_t epoch, n_epochs;
     double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
+    double epsilon, delta;
 } clipnn_epoch_record;
+
+/* How the examples of a step are drawn (without replacement; the
+ * replacement option draws uniformly with replacement instead).
+ *   AUTO     POISSON for per-sample clipping with noise (DP-SGD), SHUFFLE
+ *            otherwise;
+ *   SHUFFLE  a shuffled pass cut into batches of `batch` (the last may be
+ *            shorter);
+ *   POISSON  every example joins each step independently with probability
+ *            q = batch / n: the batch size varies (binomial, mean batch, may
+ *            be 0) and an epoch is ceil(n / batch) steps. Per-sample
+ *            clipping only. The privacy accountant's guarantee assumes it. */
+typedef enum {
+    CLIPNN_SAMPLING_AUTO = 0,
+    CLIPNN_SAMPLING_SHUFFLE,
+    CLIPNN_SAMPLING_POISSON,
+    CLIPNN_SAMPLING_COUNT
+} clipnn_sampling;
+/* "auto", "shuffle", "poisson"; parse fails with INVALID_ARG listing them. */
+CLIPNN_API const char *clipnn_sampling_name(clipnn_sampling s);
+CLIPNN_API clipnn_status clipnn_sampling_parse(const char *name, clipnn_sampling *out);
 
 typedef struct {
     clipnn_optim_options optim;
@@ -189,6 +216,20 @@ typedef struct {
      * used), batch j holds row j of every stream. No shuffling; refused
      * with replacement. Evaluation still starts every row from zero. */
     int carry_state;
+    /* DP-SGD (clip.rule per-sample): the sampling (AUTO: Poisson when
+     * clip.noise_multiplier > 0); physical_batch > 0 splits each logical
+     * batch into physical ones of at most that many examples, each clipped
+     * per example, the noise added once to the logical batch's sum (default
+     * 0: one physical batch under shuffling; under Poisson, batch plus four
+     * standard deviations of its size, a batch drawn larger taking more
+     * physical batches, none dropped). Under Poisson sampling the update's
+     * gradient is (sum of clipped per-example gradients + N(0, (sigma C)^2 I))
+     * / batch, the expected batch size (Opacus's convention), otherwise the
+     * same over the batch's own size. dp_delta: the delta of the reported
+     * epsilon (0: clipnn_dp_default_delta of the training set). */
+    clipnn_sampling sampling;
+    size_t physical_batch;
+    double dp_delta;
     void (*on_step)(const clipnn_step_record *r, void *user);
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
@@ -218,6 +259,11 @@ typedef struct {
     double max_dist_from_start;
     double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
     double mean_grad_norm;             /* ||E g||, when asked */
+    /* A private run: (epsilon, delta) after the last step, the sampling rate
+     * q = batch / n and the sampling the run used (SHUFFLE or POISSON; the
+     * epsilon is a guarantee under POISSON only); NaN, NaN, NaN, AUTO otherwise. */
+    double epsilon, delta, sampling_rate;
+    clipnn_sampling sampling;
 } clipnn_train_result;
 
 /* Trains m in place on train with opts, evaluating on test (may be NULL)
