@@ -83,7 +83,7 @@ void cli_json_null(cli_json *j, const char *key) {
 
 static const char STEP_HEADER[] =
     "step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
-    "sum_lr,sum_lr2,det_bound,lemma1_bound\n";
+    "sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon\n";
 static const char GROUP_HEADER[] = "step,group,layer,tensor,pre_norm,post_norm,factor\n";
 
 int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
@@ -148,7 +148,9 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     csv_num(f, r->sum_lr, ',');
     csv_num(f, r->sum_lr2, ',');
     csv_num(f, r->det_bound, ',');
-    csv_num(f, r->lemma1_bound, '\n');
+    csv_num(f, r->lemma1_bound, ',');
+    fprintf(f, "%zu,", r->batch_size);
+    csv_num(f, r->epsilon, '\n');
     if (l->groups) group_rows(l, r);
 }
 

@@ -10,6 +10,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "privacy.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
@@ -26,8 +27,9 @@ static const char SYNOPSIS[] =
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
     "of the paper (eq. 10) and the chosen clipping rule.\n"
     "--log writes one CSV row per step: step,lr,loss,pre_norm,post_norm,c,clipped,skipped,\n"
-    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
-    "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
+    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon (det_bound =\n"
+    "lambda * sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M;\n"
+    "epsilon of a private run, else nan).\n"
     "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
     "pre_norm,post_norm,factor, one row per step per parameter group (W and b of a dense layer,\n"
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
@@ -39,6 +41,9 @@ static const char SYNOPSIS[] =
     "whole run); the architecture then comes from FILE.\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
+    "--clip per-sample with --noise S or --target-epsilon E is DP-SGD: Poisson sampling by default,\n"
+    "the (epsilon, delta) spent on stderr every epoch and in the summary, with the sampling the\n"
+    "guarantee rests on (docs/privacy.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory.";
@@ -46,6 +51,7 @@ static const char SYNOPSIS[] =
 typedef struct {
     cli_steplog *log;
     int progress;
+    int quiet;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
@@ -56,6 +62,7 @@ static void on_step(const clipnn_step_record *r, void *user) {
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->progress) cli_progress_epoch("train", NULL, r);
+    if (!ctx->quiet && !isnan(r->epsilon)) cli_privacy_epoch("train", r);
 }
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
@@ -128,6 +135,7 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_u64(&j, "seed", s->seed);
     cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
     cli_json_str(&j, "saved", saved);
+    cli_privacy_json(&j, o, r);
     cli_json_end(&j);
 }
 
@@ -144,6 +152,7 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (o->expected_grad)
         printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
                r->mean_grad_norm);
+    cli_privacy_text(o, r);
     if (saved) printf("saved %s\n", saved);
 }
 
@@ -178,6 +187,8 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (st) return cli_fail(cmd, st, "--clip");
     if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
+        return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
@@ -229,9 +240,11 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
+    if (!rc && r->a.s.target_epsilon > 0)
+        rc = cli_privacy_target(cmd, r->a.s.target_epsilon, clipnn_dataset_n(r->train), &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
-    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty()};
+    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty(), r->a.quiet};
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;

@@ -127,6 +127,7 @@ typedef struct {
     const double *group_post_norms; /* [n_groups] post-clip, likewise */
     const double *group_factors;    /* [n_groups] each group's factor, likewise */
     size_t batch_size; /* examples in the step's (logical) batch: varies under Poisson sampling, may be 0 */
+    double epsilon;    /* a private run: epsilon after this step (as clipnn_epoch_record's); otherwise NaN */
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and of a
@@ -235,6 +236,14 @@ typedef struct {
     void *user;
     struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
 } clipnn_train_options;
+/* A private run (per-sample clipping) that is to reach target_epsilon at
+ * the options' delta (0: the default for n examples) after its planned
+ * steps (steps, or epochs of ceil(n / batch)): sets
+ * o->clip.noise_multiplier to the smallest noise that does, by
+ * clipnn_dp_noise_for_epsilon at q = batch / n. A target no noise reaches,
+ * or a rule other than per-sample, fails with INVALID_ARG and one line. */
+CLIPNN_API clipnn_status clipnn_train_noise_for_epsilon(clipnn_train_options *o, size_t n, double target_epsilon);
+
 /* What `clipnn train` runs with no options: SGD with momentum 0.9, a
  * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
  * clipnn_clip_options_for gives it; clip.noise_seed equal to seed, as the

@@ -146,3 +146,18 @@ clipnn_status clipnn_train_check_sampling(const clipnn_train_options *o) {
                            o->replacement ? "replacement" : "carried state");
     return CLIPNN_OK;
 }
+
+clipnn_status clipnn_train_noise_for_epsilon(clipnn_train_options *o, size_t n, double target) {
+    if (!o || n == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "target epsilon: no options or no examples");
+    if (o->clip.rule != CLIPNN_CLIP_PER_SAMPLE)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "target epsilon: needs per-sample clipping (DP-SGD), not %s",
+                           clipnn_clip_rule_name(o->clip.rule));
+    if (o->batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "target epsilon: batch size must be >= 1");
+    size_t B = o->batch < n ? o->batch : n;
+    uint64_t steps = o->steps ? o->steps : (uint64_t)o->epochs * ((n + B - 1) / B);
+    double delta = o->dp_delta > 0 ? o->dp_delta : clipnn_dp_default_delta(n), sigma;
+    clipnn_status s = clipnn_dp_noise_for_epsilon((double)B / (double)n, steps, delta, target, &sigma);
+    if (s) return s;
+    o->clip.noise_multiplier = sigma;
+    return CLIPNN_OK;
+}

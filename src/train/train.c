@@ -487,6 +487,7 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->group_norms = o->log_groups ? r->groups.pre : NULL;
     rec->group_post_norms = o->log_groups ? r->groups.post : NULL;
     rec->group_factors = o->log_groups ? r->groups.factor : NULL;
+    rec->epsilon = clipnn_dp_spent(&r->dp);
     if (rec->dist_from_start > L->max_dist) L->max_dist = rec->dist_from_start;
     o->on_step(rec, o->user);
 }
