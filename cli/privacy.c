@@ -20,7 +20,7 @@ void cli_privacy_epoch(const char *cmd, const clipnn_epoch_record *r) {
 static const char *assumption(const clipnn_train_result *r) {
     if (r->sampling == CLIPNN_SAMPLING_POISSON)
         return "a guarantee for adding or removing one training example, the batches drawn by Poisson sampling";
-    return "NOT a guarantee: computed as if the batches were Poisson-sampled, but they were shuffled";
+    return "NOT a guarantee: computed as if the batches were Poisson-sampled, and they were not";
 }
 
 void cli_privacy_text(const clipnn_train_options *o, const clipnn_train_result *r) {

@@ -118,7 +118,7 @@ static double classic_epsilon(double q, double sigma, double steps, double delta
  *    and compute_rdp(0.01, 2.5, 50, orders 1.5, 2.5, 5, 50) = 0.00065,
  *    0.001085, 0.00218075, 0.023846 (to 5 places). */
 TEST(privacy_tf_privacy_published) {
-    double tutorial[150], ints[31];
+    double tutorial[151], ints[31]; /* 99 fractional orders, 52 integer ones */
     size_t nt = 0;
     for (int x = 1; x < 100; x++) tutorial[nt++] = 1 + x / 10.0;
     for (int a = 12; a < 64; a++) tutorial[nt++] = a;
