@@ -50,6 +50,15 @@ double clipnn_rng_normal(clipnn_rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+void clipnn_rng_normal_pair(clipnn_rng *r, double *z0, double *z1) {
+    /* Box-Muller's two independent normals from one pair of uniforms */
+    double u1 = clipnn_rng_uniform(r), u2 = clipnn_rng_uniform(r);
+    if (u1 < 1e-300) u1 = 1e-300;
+    double radius = sqrt(-2.0 * log(u1)), angle = 2.0 * M_PI * u2;
+    *z0 = radius * cos(angle);
+    *z1 = radius * sin(angle);
+}
+
 void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n) {
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)clipnn_rng_below(r, i);

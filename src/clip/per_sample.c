@@ -148,9 +148,10 @@ clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, 
         rec->skipped = 1;
         c->n_skipped++;
     } else {
-        double std = c->o.noise_multiplier * c->o.lambda, s2 = 0;
+        double std = c->o.noise_multiplier * c->o.lambda, s2 = 0, z[2] = {0, 0};
         for (size_t j = 0; j < c->n_params; j++) {
-            double v = (sum[j] + (std > 0 ? std * clipnn_rng_normal(&c->noise) : 0)) / denom;
+            if (std > 0 && j % 2 == 0) clipnn_rng_normal_pair(&c->noise, &z[0], &z[1]);
+            double v = (sum[j] + std * z[j % 2]) / denom;
             m->grads[j] = (float)v;
             s2 += v * v;
         }

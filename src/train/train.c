@@ -623,7 +623,7 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     const size_t *rows;
     r->step_rows = 0; /* counted here, each physical batch after its forward */
     while ((len = next_physical(r, &done, logical, &rows)) > 0) {
-        s = clipnn_loss_grad(r->m, &o->loss, r->b.xb, r->b.yb, len, &l, NULL);
+        s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
         if (!s && r->count_correct) count_right(r, rows, len);
         if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, r->pre_sum, r->sum, &n_clip);
         if (s) return s;
