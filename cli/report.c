@@ -204,8 +204,10 @@ void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_r
     char acc[32];
     if (isnan(r->test_accuracy)) snprintf(acc, sizeof acc, "-");
     else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * r->test_accuracy);
+    char eps[64] = ""; /* a private run's epsilon so far */
+    if (isfinite(r->epsilon)) snprintf(eps, sizeof eps, "  epsilon %.4f at delta %g", r->epsilon, r->delta);
     fprintf(stderr, "clipnn %s:%s%s epoch %zu/%zu  train loss %.4g  test loss %.4g  test acc %s  "
-                    "clipped %.1f%%  %.0f samples/s\n",
+                    "clipped %.1f%%  %.0f samples/s%s\n",
             cmd, label ? " " : "", label ? label : "", r->epoch, r->n_epochs, r->train_loss,
-            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second);
+            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second, eps);
 }

@@ -79,7 +79,9 @@ static void on_step(const clipnn_step_record *r, void *user) {
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
     cli_runctl_epoch(&ctx->run, r);
-    if (!ctx->quiet && !isnan(r->epsilon)) cli_privacy_epoch("train", r);
+    /* the progress line carries epsilon; without one, a line of its own */
+    if (!ctx->quiet && ctx->run.progress.mode == CLI_PROGRESS_NONE && !isnan(r->epsilon))
+        cli_privacy_epoch("train", r);
 }
 
 static int control(void *user) {
