@@ -107,15 +107,16 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
 /* One physical batch of a logical step: the unclipped and the clipped
  * per-example gradients of the last backward added to pre_sum and sum
  * (B times the backward's means). */
-clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model *m, double *pre_sum, double *sum,
-                                                size_t *n_clipped) {
+clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model *m, int first, double *pre_sum,
+                                                double *sum, size_t *n_clipped) {
     clipnn_status st = clipnn_clip_per_sample_ready(m);
     if (st) return st;
     double B = (double)m->ws.batch;
     float *g = m->grads;
-    for (size_t j = 0; j < c->n_params; j++) pre_sum[j] += B * (double)g[j];
+    /* the first physical batch writes the sums: no clearing pass */
+    for (size_t j = 0; j < c->n_params; j++) pre_sum[j] = (first ? 0 : pre_sum[j]) + B * (double)g[j];
     if ((st = clip_examples(c, m, g, n_clipped))) return st;
-    for (size_t j = 0; j < c->n_params; j++) sum[j] += B * (double)g[j];
+    for (size_t j = 0; j < c->n_params; j++) sum[j] = (first ? 0 : sum[j]) + B * (double)g[j];
     return CLIPNN_OK;
 }
 

@@ -617,7 +617,6 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     int new_pass;
     size_t logical = r->poisson ? SIZE_MAX : draw_batch(r, &new_pass), done = 0, clipped = 0, len, n_clip;
     if (r->poisson) r->next = clipnn_poisson_gap(&r->L.rng, (double)r->B / (double)r->n, r->n);
-    memset(r->pre_sum, 0, 2 * r->P * sizeof *r->pre_sum);
     double loss_sum = 0, l = NAN;
     clipnn_status s;
     const size_t *rows;
@@ -625,11 +624,12 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     while ((len = next_physical(r, &done, logical, &rows)) > 0) {
         s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
         if (!s && r->count_correct) count_right(r, rows, len);
-        if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, r->pre_sum, r->sum, &n_clip);
+        if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, done == len, r->pre_sum, r->sum, &n_clip);
         if (s) return s;
         loss_sum += (double)len * l;
         clipped += n_clip;
     }
+    if (!done) memset(r->pre_sum, 0, 2 * r->P * sizeof *r->pre_sum); /* an empty batch: noise alone */
     for (size_t u = 0; u < r->m->n_units; u++) r->b.unit_scale[u] = 1.0;
     r->rec.batch_size = done;
     *loss = done ? loss_sum / (double)done : NAN;
