@@ -104,6 +104,18 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     return CLIPNN_OK;
 }
 
+/* sums (first: set) += B g: the unclipped or the clipped per-example
+ * gradients of a physical batch of B examples, g their mean. */
+CLIPNN_HOT_KERNEL void add_scaled(double *sum, const float *g, size_t n, double B, int first) {
+    if (first) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) sum[j] = B * (double)g[j];
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) sum[j] += B * (double)g[j];
+    }
+}
+
 /* One physical batch of a logical step: the unclipped and the clipped
  * per-example gradients of the last backward added to pre_sum and sum
  * (B times the backward's means). */
@@ -112,18 +124,34 @@ clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model 
     clipnn_status st = clipnn_clip_per_sample_ready(m);
     if (st) return st;
     double B = (double)m->ws.batch;
-    float *g = m->grads;
-    /* the first physical batch writes the sums: no clearing pass */
-    for (size_t j = 0; j < c->n_params; j++) pre_sum[j] = (first ? 0 : pre_sum[j]) + B * (double)g[j];
-    if ((st = clip_examples(c, m, g, n_clipped))) return st;
-    for (size_t j = 0; j < c->n_params; j++) sum[j] = (first ? 0 : sum[j]) + B * (double)g[j];
+    add_scaled(pre_sum, m->grads, c->n_params, B, first);
+    if ((st = clip_examples(c, m, m->grads, n_clipped))) return st;
+    add_scaled(sum, m->grads, c->n_params, B, first);
     return CLIPNN_OK;
 }
 
-static double norm_of(const double *v, size_t n, double scale) {
+CLIPNN_HOT_KERNEL double sum_squares(const double *v, size_t n) {
     double s = 0;
-    for (size_t j = 0; j < n; j++) s += (v[j] * scale) * (v[j] * scale);
-    return sqrt(s);
+#pragma omp simd reduction(+ : s)
+    for (size_t j = 0; j < n; j++) s += v[j] * v[j];
+    return s;
+}
+
+/* g = (sum + std z) / denom with z standard normal per entry (a pair of
+ * them per draw), or sum / denom without noise. */
+static void noisy_mean(clipnn_clipper *c, float *g, const double *sum, double std, double denom) {
+    size_t n = c->n_params;
+    double inv = 1 / denom, z0, z1;
+    if (!(std > 0)) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) g[j] = (float)(sum[j] * inv);
+        return;
+    }
+    for (size_t j = 0; j < n; j += 2) {
+        clipnn_rng_normal_pair(&c->noise, &z0, &z1);
+        g[j] = (float)((sum[j] + std * z0) * inv);
+        if (j + 1 < n) g[j + 1] = (float)((sum[j + 1] + std * z1) * inv);
+    }
 }
 
 /* The logical step: g = (sum + N(0, (sigma C)^2 I)) / denom into the
@@ -134,7 +162,7 @@ clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, 
                                             const double *sum, double denom, int loss_finite, int clipped,
                                             clipnn_clip_record *rec) {
     memset(rec, 0, sizeof *rec);
-    rec->pre_norm = norm_of(pre_sum, c->n_params, 1 / denom);
+    rec->pre_norm = sqrt(sum_squares(pre_sum, c->n_params)) / denom;
     rec->theta_norm = NAN;
     rec->nonfinite = !isfinite(rec->pre_norm) || !loss_finite;
     c->n_steps++;
@@ -149,14 +177,8 @@ clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, 
         rec->skipped = 1;
         c->n_skipped++;
     } else {
-        double std = c->o.noise_multiplier * c->o.lambda, s2 = 0, z[2] = {0, 0};
-        for (size_t j = 0; j < c->n_params; j++) {
-            if (std > 0 && j % 2 == 0) clipnn_rng_normal_pair(&c->noise, &z[0], &z[1]);
-            double v = (sum[j] + std * z[j % 2]) / denom;
-            m->grads[j] = (float)v;
-            s2 += v * v;
-        }
-        rec->post_norm = sqrt(s2);
+        noisy_mean(c, m->grads, sum, c->o.noise_multiplier * c->o.lambda, denom);
+        rec->post_norm = clipnn_norm(m->grads, c->n_params, 2.0);
         rec->factor = clipnn_clip_summary_factor(rec->pre_norm, rec->post_norm);
         rec->clipped = clipped;
         c->n_clipped += (uint64_t)(clipped != 0);
