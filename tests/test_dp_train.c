@@ -172,6 +172,10 @@ TEST(dp_epsilon_per_epoch_and_resume) {
     split = NULL, st = NULL;
     CHECK_OK(clipnn_checkpoint_load(path, &split, &st));
     if (!split) return;
+    clipnn_privacy_spent spent;
+    CHECK_OK(clipnn_train_state_privacy(st, &spent));
+    CHECK(spent.epsilon == r1.epsilon && spent.delta == 1e-4 && spent.steps == per_epoch);
+    CHECK(spent.sampling_rate == q && spent.noise_multiplier == 1.1);
     o.state = st;
     o.epochs = 2;
     CHECK_OK(clipnn_train(split, train, NULL, &o, &r2));

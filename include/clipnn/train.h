@@ -397,6 +397,16 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_m
 CLIPNN_API clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
                                      clipnn_train_state **state);
 
+/* What the privacy accountant of a state (a private run's, restored from a
+ * checkpoint or left by clipnn_train) says: epsilon at the run's delta after
+ * its steps, at its sampling rate and noise multiplier. A state of a run
+ * that was not private: CLIPNN_ERR_STATE. */
+typedef struct {
+    double epsilon, delta, sampling_rate, noise_multiplier;
+    uint64_t steps;
+} clipnn_privacy_spent;
+CLIPNN_API clipnn_status clipnn_train_state_privacy(const clipnn_train_state *s, clipnn_privacy_spent *out);
+
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes
  * exactly state_size bytes. state_load accepts only the state of an
