@@ -66,5 +66,6 @@
 #include "clipnn/diagnose.h"
 #include "clipnn/lab.h"
 #include "clipnn/privacy.h"
+#include "clipnn/export.h"
 
 #endif /* CLIPNN_H */
