@@ -41,3 +41,25 @@ void cli_privacy_json(cli_json *j, const clipnn_train_options *o, const clipnn_t
     cli_json_str(j, "sampling", clipnn_sampling_name(r->sampling));
     cli_json_str(j, "privacy_assumption", assumption(r));
 }
+
+void cli_privacy_info_text(const clipnn_train_state *st) {
+    clipnn_privacy_spent p;
+    if (!st || clipnn_train_state_privacy(st, &p)) return;
+    printf("privacy: (epsilon %.4f, delta %g)-DP after %llu steps: noise multiplier %.6g, sampling rate %.6g (%s)\n",
+           p.epsilon, p.delta, (unsigned long long)p.steps, p.noise_multiplier, p.sampling_rate,
+           p.poisson ? "poisson: a guarantee" : "not Poisson-sampled: not a guarantee");
+}
+
+void cli_privacy_info_json(cli_json *j, const clipnn_train_state *st) {
+    clipnn_privacy_spent p;
+    if (!st || clipnn_train_state_privacy(st, &p)) return;
+    cli_json_open(j, "privacy", '{');
+    cli_json_num(j, "epsilon", p.epsilon);
+    cli_json_num(j, "delta", p.delta);
+    cli_json_u64(j, "steps", p.steps);
+    cli_json_num(j, "noise_multiplier", p.noise_multiplier);
+    cli_json_num(j, "sampling_rate", p.sampling_rate);
+    cli_json_str(j, "sampling", p.poisson ? "poisson" : "shuffle");
+    cli_json_bool(j, "guarantee", p.poisson);
+    cli_json_close(j, '}');
+}

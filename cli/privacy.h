@@ -14,5 +14,9 @@ void cli_privacy_epoch(const char *cmd, const clipnn_epoch_record *r);
  * (epsilon, delta), the noise, the sampling and what the guarantee rests on. */
 void cli_privacy_text(const clipnn_train_options *o, const clipnn_train_result *r);
 void cli_privacy_json(cli_json *j, const clipnn_train_options *o, const clipnn_train_result *r);
+/* clipnn info: what a checkpoint's accountant says (nothing for a run that
+ * was not private). */
+void cli_privacy_info_text(const clipnn_train_state *st);
+void cli_privacy_info_json(cli_json *j, const clipnn_train_state *st);
 
 #endif

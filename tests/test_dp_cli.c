@@ -53,6 +53,10 @@ TEST(dp_cli_resume_same_epsilon) {
     snprintf(args, sizeof args, "train --clip per-sample --noise 0.8 --epochs 1 --batch 50 --json --save %s", b);
     CHECK(check_run_tool(args, &out) == 0);
     double first = json_number(out, "epsilon");
+    /* clipnn info reads the checkpoint's accountant */
+    snprintf(args, sizeof args, "info %s --json", b);
+    CHECK(check_run_tool(args, &out) == 0);
+    CHECK(json_number(out, "epsilon") == first && strstr(out, "\"guarantee\":true") != NULL);
     snprintf(args, sizeof args, "train --clip per-sample --noise 0.8 --epochs 2 --batch 50 --json --resume %s", b);
     CHECK(check_run_tool(args, &out) == 0);
     double resumed = json_number(out, "epsilon");

@@ -175,7 +175,7 @@ TEST(dp_epsilon_per_epoch_and_resume) {
     clipnn_privacy_spent spent;
     CHECK_OK(clipnn_train_state_privacy(st, &spent));
     CHECK(spent.epsilon == r1.epsilon && spent.delta == 1e-4 && spent.steps == per_epoch);
-    CHECK(spent.sampling_rate == q && spent.noise_multiplier == 1.1);
+    CHECK(spent.sampling_rate == q && spent.noise_multiplier == 1.1 && spent.poisson);
     o.state = st;
     o.epochs = 2;
     CHECK_OK(clipnn_train(split, train, NULL, &o, &r2));

@@ -406,11 +406,13 @@ CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_mo
 
 /* What the privacy accountant of a state (a private run's, restored from a
  * checkpoint or left by clipnn_train) says: epsilon at the run's delta after
- * its steps, at its sampling rate and noise multiplier. A state of a run
- * that was not private: CLIPNN_ERR_STATE. */
+ * its steps, at its sampling rate and noise multiplier, and whether its
+ * batches were Poisson-sampled (else the epsilon is no guarantee). A state
+ * of a run that was not private: CLIPNN_ERR_STATE. */
 typedef struct {
     double epsilon, delta, sampling_rate, noise_multiplier;
     uint64_t steps;
+    int poisson;
 } clipnn_privacy_spent;
 CLIPNN_API clipnn_status clipnn_train_state_privacy(const clipnn_train_state *s, clipnn_privacy_spent *out);
 

@@ -4,7 +4,8 @@
  * PRIV layout (little-endian, docs/formats.md):
  *   0    u64 n_orders, u64 steps (noisy steps taken)
  *   16   f64 q (sampling rate), f64 sigma (noise multiplier), f64 delta
- *   40   f64 orders[n_orders], then f64 rdp[n_orders] (the total so far)
+ *   40   u64 poisson (1: the batches were Poisson-sampled, 0: they were not)
+ *   48   f64 orders[n_orders], then f64 rdp[n_orders] (the total so far)
  */
 #include <math.h>
 #include <string.h>
@@ -12,7 +13,7 @@
 #include "base/bytes_le.h"
 #include "train/train.h"
 
-enum { PRIV_HEADER = 40 };
+enum { PRIV_HEADER = 48 };
 
 clipnn_status clipnn_dp_open(clipnn_dp_state *d, double q, double sigma, double delta) {
     memset(d, 0, sizeof *d);
@@ -59,6 +60,7 @@ clipnn_status clipnn_dp_encode(const clipnn_dp_state *d, unsigned char **out, si
     le_put_f64(p + 16, d->q);
     le_put_f64(p + 24, d->sigma);
     le_put_f64(p + 32, d->delta);
+    le_put_u64(p + 40, (uint64_t)(d->poisson != 0));
     for (size_t k = 0; k < n; k++) {
         le_put_f64(p + PRIV_HEADER + 8 * k, orders[k]);
         le_put_f64(p + PRIV_HEADER + 8 * (n + k), d->rdp[k]);
@@ -82,7 +84,7 @@ clipnn_status clipnn_dp_check(const unsigned char *p, size_t len, const char *pa
         if (!(rdp >= 0)) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: privacy (PRIV) section with RDP %g", path, rdp);
     }
     double q = le_get_f64(p + 16), sigma = le_get_f64(p + 24), delta = le_get_f64(p + 32);
-    if (!(q > 0 && q <= 1 && sigma > 0 && delta > 0 && delta < 1))
+    if (!(q > 0 && q <= 1 && sigma > 0 && delta > 0 && delta < 1) || le_get_u64(p + 40) > 1)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: privacy (PRIV) section with sampling rate %g, noise %g, delta %g",
                            path, q, sigma, delta);
     return CLIPNN_OK;
@@ -176,7 +178,8 @@ clipnn_status clipnn_train_state_privacy(const clipnn_train_state *s, clipnn_pri
     if (!rdp) return clipnn_fail(CLIPNN_ERR_NOMEM, "privacy: out of memory");
     for (size_t k = 0; k < n; k++) rdp[k] = le_get_f64(p + PRIV_HEADER + 8 * (n + k));
     *out = (clipnn_privacy_spent){.steps = le_get_u64(p + 8), .sampling_rate = le_get_f64(p + 16),
-                                  .noise_multiplier = le_get_f64(p + 24), .delta = le_get_f64(p + 32)};
+                                  .noise_multiplier = le_get_f64(p + 24), .delta = le_get_f64(p + 32),
+                                  .poisson = le_get_u64(p + 40) == 1};
     clipnn_status st = clipnn_dp_epsilon_of_rdp(rdp, out->delta, &out->epsilon, NULL);
     clipnn_free(rdp);
     return st;

@@ -324,6 +324,7 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     if (!s && o->clip.rule == CLIPNN_CLIP_PER_SAMPLE)
         s = clipnn_dp_open(&r->dp, (double)r->B / (double)r->n, o->clip.noise_multiplier,
                            o->dp_delta > 0 ? o->dp_delta : clipnn_dp_default_delta(r->n));
+    r->dp.poisson = r->poisson;
     if (s) close_run(r);
     return s;
 }

@@ -147,6 +147,7 @@ uint64_t clipnn_train_loop_examples(const unsigned char *p);
  * the total of the steps taken (composition adds them). */
 typedef struct {
     int on;
+    int poisson; /* the run's batches are Poisson-sampled (what the guarantee needs) */
     double q, sigma, delta;
     size_t n_orders;
     double *step_rdp, *rdp; /* [n_orders] */
