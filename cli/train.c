@@ -244,6 +244,10 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (a->save && (rc = check_save_dir(a->save))) return rc;
     if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
         return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
+    double quantile;
+    if ((a->s.target_epsilon > 0 || a->s.noise > 0) && cli_lambda_auto(a->s.lambda, &quantile) == 1)
+        return cli_usage_error(cmd, "--lambda auto reads the training data's gradients, which the privacy "
+                               "guarantee does not cover: give C as a number");
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");

@@ -73,4 +73,6 @@ TEST(dp_cli_refusals) {
     CHECK(strstr(out, "per-sample") != NULL);
     CHECK(check_run_tool("train --clip norm --sampling poisson", &out) != 0);
     CHECK(check_run_tool("train --clip per-sample --sampling sometimes", &out) == 2);
+    CHECK(check_run_tool("train --clip per-sample --noise 1 --lambda auto", &out) == 2);
+    CHECK(strstr(out, "privacy guarantee") != NULL);
 }
