@@ -180,15 +180,16 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
     ADD("--noise", CLI_DOUBLE, &s->noise, "S", "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
     ADD("--target-epsilon", CLI_DOUBLE, &s->target_epsilon, "E",
-        "--clip per-sample: the smallest --noise whose epsilon after the planned steps is at most E");
+        "--clip per-sample: the smallest --noise whose epsilon after the planned steps is at most E (0: none)");
     ADD("--delta", CLI_DOUBLE, &s->delta, "D",
-        "--clip per-sample with noise: delta of the reported epsilon (default: 1/n rounded down to a power of ten)");
+        "--clip per-sample with noise: delta of the reported epsilon (0: 1/n rounded down to a power of ten)");
     ADD("--sampling", CLI_STR, &s->sampling, "KIND",
         "--clip per-sample: auto (poisson with noise, else shuffle) | shuffle | poisson (each example joins a step "
         "with probability batch/n: what the privacy guarantee assumes)");
     ADD("--physical-batch", CLI_SIZE, &s->physical_batch, "P",
         "--clip per-sample: clip and sum each logical batch in physical batches of at most P examples, the noise "
-        "added once (default: one; under Poisson sampling, batch + 4 sqrt(batch))");
+        "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch), more if drawn "
+        "larger)");
     ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
     ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
     ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");

@@ -106,7 +106,8 @@ clipnn_status clipnn_dp_rdp(double q, double sigma, double *rdp) {
 
 clipnn_status clipnn_dp_epsilon_of_rdp(const double *rdp, double delta, double *epsilon, double *order) {
     if (!rdp || !epsilon) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "privacy: NULL argument");
-    if (!(delta > 0 && delta < 1)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "privacy: delta %g, want 0 < delta < 1", delta);
+    if (!(delta > 0 && delta < 1))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "privacy: delta %g, want 0 < delta < 1", delta);
     double best = INFINITY, best_order = NAN;
     for (size_t k = 0; k < N_ORDERS; k++) {
         double a = orders[k];
