@@ -100,7 +100,10 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
 static void data_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--data", CLI_STR, &s->data, "SPEC",
         "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
-        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher");
+        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher | "
+        "TASK[:T=N,train=N,test=N] with TASK a sequence task drawn from --data-seed: temporal-order, "
+        "temporal-order-3bit, addition, multiplication, random-permutation[:...,symbols=K], memorization "
+        "(defaults T=50, train=10000, test=10000)");
     ADD("--scale", CLI_STR, &s->scale, "KIND",
         "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
         "breast-cancer, CSV and npy, [0, 1] for images) | none | standardize | unit");
