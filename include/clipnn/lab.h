@@ -23,6 +23,8 @@ typedef void (*clipnn_lab_write_fn)(const char *text, void *user);
 typedef struct {
     uint64_t seed;          /* every experiment is reproducible from it (default 1) */
     int quick;              /* reduced sizes: every claim still gets a verdict (tests) */
+    int full;               /* the source's own budgets where an experiment has them (long runs) */
+    int in_all;             /* run as part of all the experiments: the long ones take reduced budgets */
     const char *out_dir;    /* CSV + SVG files go here (must exist); NULL: none */
     clipnn_lab_write_fn write; /* table and verdict text; NULL: silent */
     void *user;

@@ -27,6 +27,10 @@ static const lab_entry LABS[] = {
      lab_fixed_point},
     {"l0l1", "Zhang et al. 2020: f(x)=x^4, fixed-step GD diverges from far starts, clipped GD converges",
      lab_l0l1},
+    {"rnn-temporal-order", "Pascanu et al. 2013: a tanh RNN on temporal order, success over seeds and T per clipping rule",
+     lab_rnn_temporal_order},
+    {"rnn-addition", "Pascanu et al. 2013: the same on the addition task (success: squared error < 0.04)",
+     lab_rnn_addition},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 
