@@ -27,6 +27,8 @@ static const lab_entry LABS[] = {
      lab_fixed_point},
     {"l0l1", "Zhang et al. 2020: f(x)=x^4, fixed-step GD diverges from far starts, clipped GD converges",
      lab_l0l1},
+    {"rnn-cliff", "Pascanu et al. 2013: a cliff in a tanh RNN's loss along W_hh, an unclipped and a clipped step at it",
+     lab_rnn_cliff},
     {"rnn-temporal-order", "Pascanu et al. 2013: a tanh RNN on temporal order, success over seeds and T per clipping rule",
      lab_rnn_temporal_order},
     {"rnn-addition", "Pascanu et al. 2013: the same on the addition task (success: squared error < 0.04)",

@@ -116,6 +116,7 @@ clipnn_status lab_sgd_condition(lab_ctx *L);
 clipnn_status lab_stability(lab_ctx *L);
 clipnn_status lab_fixed_point(lab_ctx *L);
 clipnn_status lab_l0l1(lab_ctx *L);
+clipnn_status lab_rnn_cliff(lab_ctx *L);
 clipnn_status lab_rnn_temporal_order(lab_ctx *L);
 clipnn_status lab_rnn_addition(lab_ctx *L);
 
