@@ -182,12 +182,12 @@ static void cliff_report(lab_ctx *L, const cliff_scan *sc, const cliff_result *r
               sc->loss[sc->wall], sc->loss[sc->wall + 1], sc->alpha[sc->wall], sc->alpha[sc->wall + 1],
               sc->median_dloss > 0 ? jump / sc->median_dloss : INFINITY, r->gnorm_wall,
               r->gnorm_wall / sc->median_gnorm);
-    lab_claim(L, "unclipped-step", r->plain.length >= 10 * line ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+    lab_claim(L, "cliff-unclipped-step", r->plain.length >= 10 * line ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "an unclipped step at the wall moves theta by %.3g, %.3g times the length of the whole line scanned; "
               "loss %.3g -> %.3g", r->plain.length, r->plain.length / line, r->loss_wall, r->plain.loss_after);
     int bounded = r->clipped.length <= CLIFF_LR * CLIFF_LAMBDA * (1 + 1e-12) &&
                   r->clipped.loss_after <= fmax(r->loss_low, r->loss_high);
-    lab_claim(L, "clipped-step", bounded ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+    lab_claim(L, "cliff-clipped-step", bounded ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "the clipped step moves theta by %.3g <= lr lambda = %.3g; loss %.3g -> %.3g (the wall's two sides: "
               "%.3g and %.3g)", r->clipped.length, CLIFF_LR * CLIFF_LAMBDA, r->loss_wall, r->clipped.loss_after,
               r->loss_low, r->loss_high);

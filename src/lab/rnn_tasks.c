@@ -31,6 +31,7 @@ typedef struct {
     size_t seeds, hidden, batch, n_train, n_valid, n_test;
     uint64_t max_updates, check_every;
     double lr, momentum;
+    const char *claim_prefix; /* the claims' ids start with it */
 } rnn_sweep;
 
 typedef struct {
@@ -273,7 +274,9 @@ static void claim_clipping_decides(lab_ctx *L, const rnn_sweep *w, const rnn_run
     pair_numbers(w, runs, 0, 1, numbers, sizeof numbers);
     clipnn_claim_verdict v = decided == 0 ? CLIPNN_CLAIM_FAILS
                              : decided == w->n_lengths ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_HOLDS_UNDER;
-    lab_claim(L, "clipping-decides", v, where, "%s", numbers);
+    char id[32];
+    snprintf(id, sizeof id, "%s-clipping-decides", w->claim_prefix);
+    lab_claim(L, id, v, where, "%s", numbers);
 }
 
 /* every-rule: each of adaptive, AGC and AutoClip succeeds in more runs
@@ -294,7 +297,9 @@ static void claim_every_rule(lab_ctx *L, const rnn_sweep *w, const rnn_run *runs
     }
     clipnn_claim_verdict v = beat == 0 ? CLIPNN_CLAIM_FAILS
                              : beat == RNN_N_RULES - 2 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_HOLDS_UNDER;
-    lab_claim(L, "every-rule", v, which, "%s", numbers);
+    char id[32];
+    snprintf(id, sizeof id, "%s-every-rule", w->claim_prefix);
+    lab_claim(L, id, v, which, "%s", numbers);
 }
 
 /* longer-harder: norm clipping's success at the longest T is below its
@@ -304,7 +309,9 @@ static void claim_longer_harder(lab_ctx *L, const rnn_sweep *w, const rnn_run *r
     size_t first = successes(w, runs, 0, 1), last = successes(w, runs, w->n_lengths - 1, 1);
     size_t div = divergences(w, runs, w->n_lengths - 1, 1);
     double err = failed_error(w, runs, w->n_lengths - 1, 1);
-    lab_claim(L, "longer-harder", last < first ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+    char id[32];
+    snprintf(id, sizeof id, "%s-longer-harder", w->claim_prefix);
+    lab_claim(L, id, last < first ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "norm clipping: T=%zu %zu/%zu, T=%zu %zu/%zu (%zu diverged, mean test error of the failed %.3f)",
               w->lengths[0], first, w->seeds, w->lengths[w->n_lengths - 1], last, w->seeds, div,
               isnan(err) ? 0.0 : err);
@@ -368,6 +375,7 @@ clipnn_status lab_rnn_temporal_order(lab_ctx *L) {
                         full[] = {20, 50, 100, 150, 200};
     rnn_budget b = budget_of(L);
     rnn_sweep w = base_sweep(CLIPNN_SEQ_TEMPORAL_ORDER, b);
+    w.claim_prefix = "order";
     if (b == BUDGET_QUICK) set_lengths(&w, quick, 2);
     if (b == BUDGET_IN_ALL) set_lengths(&w, in_all, 2);
     if (b == BUDGET_DEFAULT) set_lengths(&w, normal, 3);
@@ -380,6 +388,7 @@ clipnn_status lab_rnn_addition(lab_ctx *L) {
                         full[] = {20, 50, 100, 150, 200};
     rnn_budget b = budget_of(L);
     rnn_sweep w = base_sweep(CLIPNN_SEQ_ADDITION, b);
+    w.claim_prefix = "addition";
     if (b == BUDGET_QUICK) set_lengths(&w, quick, 2);
     if (b == BUDGET_IN_ALL) set_lengths(&w, in_all, 2);
     if (b == BUDGET_DEFAULT) set_lengths(&w, normal, 3);
