@@ -13,6 +13,7 @@
 #include "lab/lab.h"
 
 #define RNN_MAX_LENGTHS 6
+#define RNN_MAX_SEEDS 10
 #define RNN_N_RULES 5
 #define RNN_EVAL_BATCH 500
 #define RNN_SUCCESS_ERROR 0.01 /* Pascanu's criterion: fewer than 1% of the test sequences wrong */
@@ -210,27 +211,37 @@ static double failed_error(const rnn_sweep *w, const rnn_run *runs, size_t len_i
     return k ? sum / (double)k : NAN;
 }
 
-/* One line per T: each rule's successes, divergences and the mean test
- * error of its failed runs. */
-static void print_table(lab_ctx *L, const rnn_sweep *w, const rnn_run *runs) {
-    lab_printf(L, "success = test error < 1%% on %zu fresh sequences within %llu updates; per rule: "
-               "successes/seeds, diverged runs, mean test error of the failed runs\n",
-               w->n_test, (unsigned long long)w->max_updates);
-    lab_printf(L, "%5s", "T");
-    for (size_t r = 0; r < RNN_N_RULES; r++) lab_printf(L, "  %-24s", RULE_LABELS[r]);
-    lab_printf(L, "\n");
-    for (size_t t = 0; t < w->n_lengths; t++) {
-        lab_printf(L, "%5zu", w->lengths[t]);
-        for (size_t r = 0; r < RNN_N_RULES; r++) {
-            char cell[64], err[16] = "-";
-            double e = failed_error(w, runs, t, r);
-            if (!isnan(e)) snprintf(err, sizeof err, "%.2f", e);
-            snprintf(cell, sizeof cell, "%zu/%zu, %zu div, err %s", successes(w, runs, t, r), w->seeds,
-                     divergences(w, runs, t, r), err);
-            lab_printf(L, "  %-24s", cell);
-        }
-        lab_printf(L, "\n");
+/* The median number of updates the successful runs took (0 when none did). */
+static uint64_t median_updates(const rnn_sweep *w, const rnn_run *runs, size_t len_i, size_t rule_i) {
+    uint64_t u[RNN_MAX_SEEDS];
+    size_t k = 0;
+    for (size_t s = 0; s < w->seeds; s++) {
+        const rnn_run *r = run_at(w, runs, len_i, rule_i, s);
+        if (!r->success) continue;
+        size_t j = k++;
+        for (; j > 0 && u[j - 1] > r->updates; j--) u[j] = u[j - 1]; /* insertion sort */
+        u[j] = r->updates;
     }
+    return k ? u[(k - 1) / 2] : 0;
+}
+
+/* One line per (T, rule): successes, divergences, the median updates to
+ * success and the mean test error of the failed runs. */
+static void print_table(lab_ctx *L, const rnn_sweep *w, const rnn_run *runs) {
+    lab_printf(L, "success: under 1%% of %zu fresh test sequences wrong within %llu updates (checked every %llu)\n",
+               w->n_test, (unsigned long long)w->max_updates, (unsigned long long)w->check_every);
+    lab_printf(L, "%5s  %-16s %9s %8s %16s %22s\n", "T", "rule", "success", "diverged", "median updates",
+               "test error of failures");
+    for (size_t t = 0; t < w->n_lengths; t++)
+        for (size_t r = 0; r < RNN_N_RULES; r++) {
+            char upd[24] = "-", err[24] = "-";
+            uint64_t med = median_updates(w, runs, t, r);
+            double e = failed_error(w, runs, t, r);
+            if (med) snprintf(upd, sizeof upd, "%llu", (unsigned long long)med);
+            if (!isnan(e)) snprintf(err, sizeof err, "%.3f", e);
+            lab_printf(L, "%5zu  %-16s %6zu/%-2zu %8zu %16s %22s\n", w->lengths[t], RULE_LABELS[r],
+                       successes(w, runs, t, r), w->seeds, divergences(w, runs, t, r), upd, err);
+        }
 }
 
 /* Success rate against T, one series per rule. */
@@ -309,12 +320,13 @@ static void claim_longer_harder(lab_ctx *L, const rnn_sweep *w, const rnn_run *r
     size_t first = successes(w, runs, 0, 1), last = successes(w, runs, w->n_lengths - 1, 1);
     size_t div = divergences(w, runs, w->n_lengths - 1, 1);
     double err = failed_error(w, runs, w->n_lengths - 1, 1);
+    char failed[64] = "none failed";
+    if (!isnan(err)) snprintf(failed, sizeof failed, "mean test error of the failed %.3f", err);
     char id[32];
     snprintf(id, sizeof id, "%s-longer-harder", w->claim_prefix);
     lab_claim(L, id, last < first ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
-              "norm clipping: T=%zu %zu/%zu, T=%zu %zu/%zu (%zu diverged, mean test error of the failed %.3f)",
-              w->lengths[0], first, w->seeds, w->lengths[w->n_lengths - 1], last, w->seeds, div,
-              isnan(err) ? 0.0 : err);
+              "norm clipping: T=%zu %zu/%zu, T=%zu %zu/%zu (%zu diverged, %s)", w->lengths[0], first, w->seeds,
+              w->lengths[w->n_lengths - 1], last, w->seeds, div, failed);
 }
 
 static clipnn_status run_task_lab(lab_ctx *L, const rnn_sweep *w, const char *task) {
@@ -366,7 +378,8 @@ static rnn_sweep base_sweep(clipnn_seq_task_kind kind, rnn_budget b) {
         w.seeds = 2, w.hidden = 20, w.n_train = 2000, w.n_valid = 200, w.n_test = 1000;
         w.max_updates = 600, w.check_every = 200;
     }
-    if (b == BUDGET_FULL) w.seeds = 10, w.momentum = 0, w.max_updates = 100000, w.check_every = 2000;
+    if (b == BUDGET_IN_ALL) w.seeds = 3, w.n_train = 10000, w.max_updates = 5000;
+    if (b == BUDGET_FULL) w.seeds = RNN_MAX_SEEDS, w.momentum = 0, w.max_updates = 100000, w.check_every = 2000;
     return w;
 }
 
