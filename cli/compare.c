@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "options.h"
+#include "progress.h"
 #include "report.h"
 
 #define MAX_RULES 32
@@ -14,7 +15,7 @@
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
-    "             [--seeds K] [--json]\n"
+    "             [--seeds K] [--json] [--progress auto|bar|lines|none]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
@@ -24,7 +25,8 @@ static const char SYNOPSIS[] =
     "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
-    "--json: the last line of stdout is one JSON object with a \"rows\" array.";
+    "--json: the last line of stdout is one JSON object with a \"rows\" array.\n"
+    "--progress: a bar within each run on a terminal, one line per run otherwise (auto).";
 
 typedef struct {
     clipnn_clip_rule rule;
@@ -74,12 +76,9 @@ static int parse_rules(const char *cmd, const char *text, rule_spec *rules, size
     return CLI_EXIT_OK;
 }
 
-/* max ||theta - theta0|| is kept by the library only while it fills the
- * per-step record, which it does for a caller that asks for it. */
-static void on_step_none(const clipnn_step_record *r, void *user) {
-    (void)r;
-    (void)user;
-}
+/* The bar within a run. The library keeps max ||theta - theta0|| only
+ * while it fills the per-step record, so the callback is always set. */
+static void on_step_progress(const clipnn_step_record *r, void *user) { cli_progress_step(user, r); }
 
 /* Mean test accuracy of a row and its standard deviation over the seeds. */
 static double accuracy_sd(const rule_row *w, double *mean) {
@@ -155,6 +154,8 @@ typedef struct {
     const char *rules_text;
     size_t seeds;
     int json, quiet;
+    const char *progress;
+    cli_progress_mode progress_mode;
 } compare_args;
 
 enum { COMPARE_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM | CLI_OPTS_CLIP_PARAMS };
@@ -165,7 +166,9 @@ static void compare_option_table(compare_args *a, cli_option *table) {
     table[n++] = (cli_option){"--seeds", CLI_SIZE, &a->seeds, "K", "runs per rule, seeds S .. S+K-1"};
     cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
-    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
+    table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
+                              "auto, bar (within each run), lines (one per run) or none"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
 }
 
@@ -212,9 +215,15 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
         clipnn_model_free(m);
         return rc;
     }
-    o.on_step = on_step_none;
+    char label[96];
+    snprintf(label, sizeof label, "%s seed %llu", rule->label, (unsigned long long)s->seed);
+    cli_progress progress;
+    cli_progress_begin(&progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
+    o.on_step = on_step_progress;
+    o.user = &progress;
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
+    cli_progress_clear(&progress);
     clipnn_model_free(m);
     if (st) {
         char what[96];
@@ -223,7 +232,7 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     }
     c->steps = r.steps > c->steps ? r.steps : c->steps;
     add_run(&c->rows[i], &o, &r);
-    if (!c->a.quiet && cli_is_tty())
+    if (c->a.progress_mode != CLI_PROGRESS_NONE)
         fprintf(stderr, "clipnn compare: %-16s seed %llu: test acc %.2f%%%s  (%.2f s)\n", rule->label,
                 (unsigned long long)s->seed, 100 * r.test_accuracy, r.diverged ? "  diverged" : "", r.seconds);
     return 0;
@@ -260,11 +269,14 @@ int cmd_compare(int argc, char **argv) {
     cli_settings_default(&c.a.s, CLI_MODE_COMPARE);
     c.a.rules_text = "none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore";
     c.a.seeds = 3;
+    c.a.progress = "auto";
     cli_option table[CLI_MAX_OPTIONS];
     compare_option_table(&c.a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if ((rc = cli_settings_check(cmd, &c.a.s, COMPARE_GROUPS, argc, argv))) return rc;
+    if ((rc = cli_progress_parse(cmd, c.a.progress, &c.a.progress_mode))) return rc;
+    c.a.progress_mode = cli_progress_resolve(c.a.progress_mode, c.a.quiet);
     if (c.a.seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
     if ((rc = parse_rules(cmd, c.a.rules_text, c.rules, &c.n_rules))) return rc;
     clipnn_set_threads(c.a.s.threads);
