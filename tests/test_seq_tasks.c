@@ -183,3 +183,19 @@ TEST(seq_task_specs_refused) {
     clipnn_dataset_free(tr);
     clipnn_dataset_free(te);
 }
+
+/* The tool trains on a task spec with the sparse initialisation, and
+ * refuses a bad spec or connection count with its usage exit code. */
+TEST(seq_task_cli) {
+    const char *out = NULL;
+    int rc = check_run_tool("train --data temporal-order:T=10,train=200,test=100 --arch rnn:8-4 --rec-init sparse "
+                            "--rec-connections 3 --rec-radius 0.95 --epochs 1",
+                            &out);
+    CHECK_MSG(rc == 0 && out && strstr(out, "temporal-order: 60 inputs"), "rc %d: %.300s", rc, out ? out : "");
+    rc = check_run_tool("train --data temporal-order:T=5 --arch rnn:8-4", &out);
+    CHECK_MSG(rc == 2 && out && strstr(out, "T=5, want 10 to 100000 steps"), "rc %d: %.300s", rc, out ? out : "");
+    rc = check_run_tool("train --data addition:T=10,train=50,test=20 --arch rnn:8-1 --rec-init sparse "
+                        "--rec-connections 0",
+                        &out);
+    CHECK_MSG(rc != 0 && out && strstr(out, "0 connections"), "rc %d: %.300s", rc, out ? out : "");
+}
