@@ -55,8 +55,9 @@ TEST(lab_rnn_task_sweeps_quick) {
         snprintf(id[2], sizeof id[2], "%s-longer-harder", prefix[k]);
         const clipnn_lab_claim *c = find_claim(&r, id[0]);
         CHECK_MSG(c && find_claim(&r, id[1]) && find_claim(&r, id[2]), "%s: claims missing", names[k]);
-        if (k == 0 && c) CHECK_MSG(strstr(c->numbers, "T=10: none") && number_after(c->numbers, "norm (lambda 1) ") == 2,
-                                   "%s", c->numbers);
+        if (k == 0 && c)
+            CHECK_MSG(strstr(c->numbers, "T=10: none") && number_after(c->numbers, "norm (lambda 1) ") == 2, "%s",
+                      c->numbers);
     }
 }
 

@@ -144,9 +144,10 @@ static int same_rows(const clipnn_dataset *a, const clipnn_dataset *b) {
 /* Every task: the same seed gives the same sets bit for bit, another seed
  * other sequences, and the test part is not the training part. */
 TEST(seq_tasks_deterministic_per_seed) {
-    static const char *const specs[] = {"temporal-order:T=20,train=50,test=50", "temporal-order-3bit:T=20,train=50,test=50",
-                                        "addition:T=20,train=50,test=50", "multiplication:T=20,train=50,test=50",
-                                        "random-permutation:T=20,train=50,test=50", "memorization:T=20,train=50,test=50"};
+    static const char *const specs[] = {
+        "temporal-order:T=20,train=50,test=50",     "temporal-order-3bit:T=20,train=50,test=50",
+        "addition:T=20,train=50,test=50",           "multiplication:T=20,train=50,test=50",
+        "random-permutation:T=20,train=50,test=50", "memorization:T=20,train=50,test=50"};
     for (size_t k = 0; k < sizeof specs / sizeof *specs; k++) {
         clipnn_data_options o = clipnn_data_options_default();
         clipnn_dataset *tr[3] = {0}, *te[3] = {0};

@@ -1,8 +1,8 @@
 /* Private declarations shared by the dataset sources: src/data/dataset.c
  * (the object), src/data/load.c (specs, split, scaling), src/data/formats.c
  * (file reading, CSV, IDX), src/data/npy_data.c (NumPy arrays, sequences),
- * src/data/builtin.c (the embedded sets) and src/data/synthetic.c
- * (spirals, teacher). */
+ * src/data/builtin.c (the embedded sets), src/data/synthetic.c
+ * (spirals, teacher) and src/data/seq_tasks.c (the sequence tasks). */
 #ifndef CLIPNN_DATA_INTERNAL_H
 #define CLIPNN_DATA_INTERNAL_H
 

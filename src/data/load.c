@@ -1,7 +1,8 @@
 /* Datasets: the spec strings of clipnn_dataset_load, the seeded train/test
  * split and the scaling fitted on the training part. The object is in
  * dataset.c, file formats in formats.c, NumPy arrays in npy_data.c,
- * synthetic sets in synthetic.c, the embedded files in builtin.c. */
+ * synthetic sets in synthetic.c, the sequence tasks in seq_tasks.c, the
+ * embedded files in builtin.c. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>

@@ -29,7 +29,7 @@ static const lab_entry LABS[] = {
      lab_l0l1},
     {"rnn-cliff", "Pascanu et al. 2013: a cliff in a tanh RNN's loss along W_hh, an unclipped and a clipped step at it",
      lab_rnn_cliff},
-    {"rnn-temporal-order", "Pascanu et al. 2013: a tanh RNN on temporal order, success over seeds and T per clipping rule",
+    {"rnn-temporal-order", "Pascanu et al. 2013: a tanh RNN on temporal order, success over seeds and T per rule",
      lab_rnn_temporal_order},
     {"rnn-addition", "Pascanu et al. 2013: the same on the addition task (success: squared error < 0.04)",
      lab_rnn_addition},

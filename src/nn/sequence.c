@@ -293,7 +293,8 @@ static clipnn_status check_recurrent_init(const clipnn_model *m, clipnn_recurren
     if (!m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: NULL model");
     if ((unsigned)how >= CLIPNN_RECURRENT_INIT_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: unknown kind %d", (int)how);
-    if ((how == CLIPNN_RECURRENT_INIT_SCALED || how == CLIPNN_RECURRENT_INIT_SPARSE) && !(radius > 0 && isfinite(radius)))
+    int reads_radius = how == CLIPNN_RECURRENT_INIT_SCALED || how == CLIPNN_RECURRENT_INIT_SPARSE;
+    if (reads_radius && !(radius > 0 && isfinite(radius)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: spectral radius %g, want > 0", radius);
     return CLIPNN_OK;
 }
