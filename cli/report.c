@@ -20,13 +20,15 @@ static void json_key(cli_json *j, const char *key) {
 
 void cli_json_begin(cli_json *j, FILE *f) {
     memset(j, 0, sizeof *j);
-    j->f = f;
-    fputc('{', f);
+    /* under --json the objects meant for stdout are collected (cli.h) */
+    j->f = f == stdout && cli_json_docs() ? cli_json_docs() : f;
+    fputc('{', j->f);
 }
 
 void cli_json_end(cli_json *j) {
     fputs("}\n", j->f);
     fflush(j->f);
+    if (j->f == cli_json_docs()) cli_json_doc_written();
 }
 
 void cli_json_open(cli_json *j, const char *key, char bracket) {
@@ -152,7 +154,7 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     if (l->groups) group_rows(l, r);
 }
 
-static int close_one(FILE *f, const char *cmd, const char *path) {
+int cli_close_file(FILE *f, const char *cmd, const char *path) {
     if (!f) return CLI_EXIT_OK;
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
@@ -164,8 +166,8 @@ static int close_one(FILE *f, const char *cmd, const char *path) {
 }
 
 int cli_steplog_close(cli_steplog *l, const char *cmd) {
-    int rc = close_one(l->f, cmd, l->path);
-    int rc2 = close_one(l->groups, cmd, l->groups_path);
+    int rc = cli_close_file(l->f, cmd, l->path);
+    int rc2 = cli_close_file(l->groups, cmd, l->groups_path);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
 }

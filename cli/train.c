@@ -10,6 +10,8 @@
 
 #include "cli.h"
 #include "options.h"
+#include "rec_log.h"
+#include "recorded.h"
 #include "report.h"
 #include "runctl.h"
 #include "signals.h"
@@ -37,6 +39,9 @@ static const char SYNOPSIS[] =
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
     "post_norm is the group's norm in the gradient the update used, factor the rule's c(t)\n"
     "for the global rules, the group's own for norm-group and adaptive-layer, pre/post else.\n"
+    "Recurrent models: --log-radius-every N adds FILE.radius.csv (step,layer,gate,radius: the\n"
+    "spectral radius of each gate block of W_hh every N steps); --log-time-grad every:N|S1,S2,...\n"
+    "adds FILE.time.csv (step,layer,t,norm: ||d loss / d h_t|| for t = 1..T at those steps).\n"
     "--save writes the model and the training state (optimizer, clipping state, batch\n"
     "order, step count); --resume FILE continues that run with the same options and\n"
     "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
@@ -56,11 +61,14 @@ static const char SYNOPSIS[] =
 typedef struct {
     cli_steplog *log;
     cli_runctl run; /* progress, epoch history, periodic saves, stop on a signal */
+    cli_rec_log *rec_log;
+    const clipnn_model *m;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->log) cli_steplog_row(ctx->log, r);
+    if (ctx->rec_log) cli_rec_log_row(ctx->rec_log, ctx->m, r);
     cli_runctl_step(&ctx->run, r);
 }
 
@@ -80,15 +88,7 @@ static void on_save(const clipnn_model *m, const clipnn_train_state *state, void
 }
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
-static char *groups_path_for(const char *log) {
-    size_t len = strlen(log);
-    if (len >= 4 && !strcmp(log + len - 4, ".csv")) len -= 4;
-    char *out = malloc(len + sizeof ".groups.csv");
-    if (!out) return NULL;
-    memcpy(out, log, len);
-    memcpy(out + len, ".groups.csv", sizeof ".groups.csv");
-    return out;
-}
+static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
 
 /* Fails early, before any training, when --save cannot be written: the
  * checkpoint goes to a temporary file in the same directory. */
@@ -176,6 +176,8 @@ typedef struct {
     cli_settings s;
     const char *save, *log, *resume;
     int json, quiet;
+    uint64_t radius_every;  /* --log-radius-every */
+    const char *time_grad;  /* --log-time-grad */
     clipnn_clip_rule rule;
     const char *log_epochs, *progress, *save_every;
     cli_progress_mode progress_mode;
@@ -193,6 +195,10 @@ static void train_option_table(train_args *a, cli_option *table) {
     table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
     table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
     table[n++] = (cli_option){"--log", CLI_STR, &a->log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--log-radius-every", CLI_U64, &a->radius_every, "N",
+                              "recurrent: FILE.radius.csv, W_hh's spectral radius every N steps"};
+    table[n++] = (cli_option){"--log-time-grad", CLI_STR, &a->time_grad, "every:N|S1,...",
+                              "recurrent: FILE.time.csv, ||d loss / d h_t|| for every t at those steps"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
     table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
@@ -225,7 +231,9 @@ typedef struct {
     clipnn_dataset *train, *test;
     clipnn_model *m;
     clipnn_train_state *state;
+    clipnn_data_info *info; /* the data, options and figures saved with the model */
     cli_steplog steplog;
+    cli_rec_log rec_log;
     char *groups_path;
     char arch[256];
     clipnn_loss loss;
@@ -255,23 +263,27 @@ static int new_model(const char *cmd, train_run *r) {
 
 static int open_log(const char *cmd, train_run *r) {
     const char *log = r->a.log;
-    if (!log) return 0;
+    if (!log) return cli_rec_log_open(&r->rec_log, cmd, NULL, r->m, r->a.radius_every, r->a.time_grad, &r->o);
     if (r->a.s.log_groups && !(r->groups_path = groups_path_for(log))) return CLI_EXIT_NOMEM;
-    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    int rc = cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    return rc ? rc : cli_rec_log_open(&r->rec_log, cmd, log, r->m, r->a.radius_every, r->a.time_grad, &r->o);
 }
 
 /* Data, model, options, log, and the callbacks. */
 static int prepare(const char *cmd, train_run *r) {
-    int rc = cli_load_data(cmd, &r->a.s, &r->train, &r->test);
+    int rc = cli_load_data_info(cmd, &r->a.s, &r->train, &r->test, &r->info);
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;
+    r->ctx.rec_log = &r->rec_log;
+    r->ctx.m = r->m;
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
                          clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;
+    r->ctx.run.info = r->info;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
@@ -298,7 +310,9 @@ static int save_model(const char *cmd, train_run *r, const clipnn_train_result *
     if (res->diverged) return 0;
     if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
     if (!path) return 0;
-    clipnn_status st = clipnn_checkpoint_save(path, r->m, r->state);
+    int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, r->loss, &r->o, res);
+    if (rc) return rc;
+    clipnn_status st = clipnn_checkpoint_save_info(path, r->m, r->state, r->info);
     if (st) return cli_fail(cmd, st, r->a.save ? "--save" : path);
     *saved = path;
     return 0;
@@ -309,7 +323,8 @@ static int save_model(const char *cmd, train_run *r, const clipnn_train_result *
 static int close_logs(const char *cmd, train_run *r) {
     int rc = r->a.log ? cli_steplog_close(&r->steplog, cmd) : 0;
     int rc2 = cli_runctl_close_logs(&r->ctx.run);
-    return rc ? rc : rc2;
+    int rc3 = cli_rec_log_close(&r->rec_log, cmd);
+    return rc ? rc : rc2 ? rc2 : rc3;
 }
 
 static void say_stopped(const char *cmd, const clipnn_train_result *res, const char *saved) {
@@ -370,9 +385,11 @@ int cmd_train(int argc, char **argv) {
     rc = prepare(cmd, &r);
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
+    cli_rec_log_close(&r.rec_log, cmd);
     cli_runctl_free(&r.ctx.run);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
+    clipnn_data_info_free(r.info);
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);
     clipnn_dataset_free(r.test);

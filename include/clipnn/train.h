@@ -128,6 +128,24 @@ typedef struct {
     const double *group_factors;    /* [n_groups] each group's factor, likewise */
     uint64_t total_steps;     /* steps of the whole run (its part already done included) */
     uint64_t steps_per_epoch; /* steps of one epoch (step / steps_per_epoch is the 0-based epoch) */
+    /* Recurrent telemetry, at the steps the options ask for it (else NULL
+     * and 0), valid during the on_step call only:
+     *   rec_radius       the spectral radius of every gate block of every
+     *                    recurrent layer's W_hh (clipnn_model_rec_radius),
+     *                    layer after layer, each layer's
+     *                    clipnn_model_layer_gates blocks in order, at the
+     *                    parameters this step's gradient was taken at;
+     *   time_grad_norms  [n recurrent layers][time_grad_steps]: the 2-norm
+     *                    of d loss / d h_t of each layer at each step t of
+     *                    the pass (the whole [batch][hidden] state, the
+     *                    step's mean loss, before clipping): what reaches
+     *                    h_t from the loss at t and from every later step.
+     *                    With truncated backpropagation t counts the
+     *                    window's steps, and those the gradient does not
+     *                    reach are 0. */
+    const double *rec_radius;
+    const double *time_grad_norms;
+    size_t time_grad_steps;
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and
@@ -175,6 +193,15 @@ typedef struct {
     int replacement;   /* draw minibatches with replacement */
     uint64_t seed;
     int log_groups;    /* fill clipnn_step_record's group_norms, group_post_norms, group_factors */
+    /* Recurrent telemetry in clipnn_step_record (nothing for a model
+     * without recurrent layers, and no cost when 0): rec_radius at the
+     * steps t with t % log_radius_every == 0; time_grad_norms at the steps
+     * t with t % log_time_grad_every == 0 and at the n_log_time_grad_steps
+     * steps listed in log_time_grad_steps. */
+    uint64_t log_radius_every;
+    uint64_t log_time_grad_every;
+    const uint64_t *log_time_grad_steps;
+    size_t n_log_time_grad_steps;
     double stability_m; /* M of Lemma 1 (0: off) */
     int expected_grad; /* evaluate H(theta) and the mean gradient at the end */
     /* Truncated backpropagation through time, TBPTT(k1, k2) as Williams
@@ -314,6 +341,13 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_m
  * training state, empty when the file holds none. */
 CLIPNN_API clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
                                      clipnn_train_state **state);
+/* The same with the record of the model's data (clipnn_data_info): saved
+ * when info is not NULL; on loading, *info (when info is not NULL)
+ * receives the file's record, or NULL when it has none. */
+CLIPNN_API clipnn_status clipnn_checkpoint_save_info(const char *path, const clipnn_model *m,
+                                                     const clipnn_train_state *state, const clipnn_data_info *info);
+CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **m,
+                                                     clipnn_train_state **state, clipnn_data_info **info);
 
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes

@@ -255,6 +255,7 @@ typedef struct {
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     clipnn_fused_opts fused;
+    clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
     clipnn_train_loop L;
     uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
@@ -270,6 +271,7 @@ static void close_run(train_run *r) {
     clipnn_optimizer_free(r->opt);
     free_buffers(&r->b);
     clipnn_bptt_close(&r->bptt);
+    clipnn_rec_telemetry_close(&r->rec_tele);
 }
 
 /* Sizes, the workspace for the larger of a batch and an evaluation chunk,
@@ -288,6 +290,10 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
     if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
     if (!s && (s = clipnn_bptt_open(&r->bptt, o, m, r->B, clipnn_dataset_n_targets(train)))) free_buffers(&r->b);
+    if (!s && (s = clipnn_rec_telemetry_open(&r->rec_tele, o, m, r->B))) {
+        free_buffers(&r->b);
+        clipnn_bptt_close(&r->bptt);
+    }
     if (s) return s;
     r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
     r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
@@ -388,7 +394,9 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
  * update in *scale and b.unit_scale, the record in rec.clip. */
 static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, double *scale) {
     const clipnn_train_options *o = r->o;
+    clipnn_rec_telemetry_begin(&r->rec_tele, r->m, t, &r->fused);
     clipnn_status s = step_loss_grad(r, loss);
+    clipnn_rec_telemetry_end(&r->rec_tele, r->m, &r->fused);
     if (s) return s;
     clipnn_clip_record *c = &r->rec.clip;
     /* A loss past float range can come with a finite gradient
@@ -485,6 +493,7 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->group_factors = o->log_groups ? r->groups.factor : NULL;
     rec->total_steps = r->total;
     rec->steps_per_epoch = r->steps_per_epoch;
+    clipnn_rec_telemetry_fill(&r->rec_tele, rec);
     if (rec->dist_from_start > L->max_dist) L->max_dist = rec->dist_from_start;
     o->on_step(rec, o->user);
 }
