@@ -122,7 +122,8 @@ static clipnn_status make_run_data(const rnn_sweep *w, size_t T, uint64_t seed, 
 /* Trains in chunks of check_every updates (a training state carries the
  * run across them, bit for bit as one call) and stops at the first check
  * where the validation and then the test error are under 1%, or at the
- * budget. A run that diverges has failed. */
+ * budget; the test error reported is that of the last parameters. A run
+ * that diverges has failed. */
 static clipnn_status train_until_success(const rnn_sweep *w, clipnn_model *m, const run_data *d,
                                          clipnn_train_options *o, rnn_run *out) {
     clipnn_train_state *st;
@@ -141,6 +142,7 @@ static clipnn_status train_until_success(const rnn_sweep *w, clipnn_model *m, co
             break;
         }
         double valid_error = 1;
+        out->test_error = NAN; /* an earlier check's test error is stale now */
         if (!s) s = task_error(m, d->valid, &valid_error);
         if (!s && valid_error < RNN_SUCCESS_ERROR) s = task_error(m, d->test, &out->test_error);
         out->success = !s && out->test_error < RNN_SUCCESS_ERROR;
