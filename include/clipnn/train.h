@@ -11,9 +11,9 @@ extern "C" {
 
 /* ------------------------------------------------------------ optimizers */
 
-typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_SPAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
 
-/* "sgd", "adam". parse fails with INVALID_ARG and a message listing the
+/* "sgd", "adam", "spam". parse fails with INVALID_ARG and a message listing the
  * valid names. */
 CLIPNN_API const char *clipnn_opt_kind_name(clipnn_opt_kind kind);
 CLIPNN_API clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out);
@@ -24,6 +24,11 @@ typedef struct {
     int nesterov;
     double weight_decay; /* decoupled: theta -= lr * wd * theta */
     double beta1, beta2, adam_eps;
+    /* spam (Adam as the SPAM reference code writes it: eps added to sqrt(v)
+     * before the bias correction): both moments zeroed before the update
+     * of every step k with (k + 1) % reset_every == 0 (0: never), the step
+     * scaled by a cosine warm-up of reset_warmup steps after each reset. */
+    uint64_t reset_every, reset_warmup;
 } clipnn_optim_options;
 CLIPNN_API clipnn_optim_options clipnn_optim_options_default(void);
 
@@ -37,6 +42,9 @@ CLIPNN_API void clipnn_optimizer_free(clipnn_optimizer *o);
 CLIPNN_API clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
                                     double lr, double grad_scale);
 CLIPNN_API uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o);
+/* The second moment of adam and spam ([n_params], what the next update
+ * decays), NULL for sgd: what clipnn_clipper_set_moment takes. */
+CLIPNN_API const float *clipnn_optimizer_second_moment(const clipnn_optimizer *o);
 
 /* ------------------------------------------------------------- schedules */
 
@@ -108,10 +116,12 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
  *                       rounding: clip.pre_norm and clip.post_norm, except
  *                       where those are NaN for a loss that was not finite;
  *     group_factors     global rules: clip.factor, the one c(t) of every
- *                       group; norm-group and adaptive-layer: the group's
- *                       own divisor c_l >= 1 (+inf when its threshold is 0);
- *                       value, agc and per-sample: the group's pre / post
- *                       (1 when post is 0), a summary as clip.factor is.
+ *                       group; norm-group, adaptive-layer and adagc (after
+ *                       its warm-up): the group's own divisor c_l >= 1
+ *                       (+inf when its threshold is 0); value, agc,
+ *                       per-sample, spam, acclip, nsgdm, nsgdm-clip and a
+ *                       random step: the group's pre / post (1 when post
+ *                       is 0), a summary as clip.factor is.
  *                   A step the non-finite policy kept the rule from: every
  *                   group's post norm is its pre norm and its factor NaN,
  *                   as in clip. */
@@ -146,6 +156,8 @@ typedef struct {
     const double *rec_radius;
     const double *time_grad_norms;
     size_t time_grad_steps;
+    size_t batch_size; /* examples in the step's (logical) batch: varies under Poisson sampling, may be 0 */
+    double epsilon;    /* a private run: epsilon after this step (as clipnn_epoch_record's); otherwise NaN */
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and
@@ -167,12 +179,38 @@ typedef struct {
  *                     rows; NaN for regression, for a model with an output
  *                     at every step, and when every step was skipped. Like
  *                     train_loss, an epoch that a resume splits counts from
- *                     the resume for it. */
+ *                     the resume for it;
+ *   epsilon, delta    a private run (per-sample clipping with noise): the
+ *                     (epsilon, delta)-DP of every step taken so far, the
+ *                     resumed run's earlier steps included (clipnn/privacy.h;
+ *                     a guarantee under Poisson sampling only); otherwise
+ *                     NaN. */
 typedef struct {
     size_t epoch, n_epochs;
     double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
     double train_accuracy;
+    double epsilon, delta;
 } clipnn_epoch_record;
+
+/* How the examples of a step are drawn (without replacement; the
+ * replacement option draws uniformly with replacement instead).
+ *   AUTO     POISSON for per-sample clipping with noise (DP-SGD), SHUFFLE
+ *            otherwise;
+ *   SHUFFLE  a shuffled pass cut into batches of `batch` (the last may be
+ *            shorter);
+ *   POISSON  every example joins each step independently with probability
+ *            q = batch / n: the batch size varies (binomial, mean batch, may
+ *            be 0) and an epoch is ceil(n / batch) steps. Per-sample
+ *            clipping only. The privacy accountant's guarantee assumes it. */
+typedef enum {
+    CLIPNN_SAMPLING_AUTO = 0,
+    CLIPNN_SAMPLING_SHUFFLE,
+    CLIPNN_SAMPLING_POISSON,
+    CLIPNN_SAMPLING_COUNT
+} clipnn_sampling;
+/* "auto", "shuffle", "poisson"; parse fails with INVALID_ARG listing them. */
+CLIPNN_API const char *clipnn_sampling_name(clipnn_sampling s);
+CLIPNN_API clipnn_status clipnn_sampling_parse(const char *name, clipnn_sampling *out);
 
 /* What the caller of a running clipnn_train asks between steps: the
  * answer of clipnn_train_options.control, flags or'ed together. */
@@ -235,6 +273,20 @@ typedef struct {
      * used), batch j holds row j of every stream. No shuffling; refused
      * with replacement. Evaluation still starts every row from zero. */
     int carry_state;
+    /* DP-SGD (clip.rule per-sample): the sampling (AUTO: Poisson when
+     * clip.noise_multiplier > 0); physical_batch > 0 splits each logical
+     * batch into physical ones of at most that many examples, each clipped
+     * per example, the noise added once to the logical batch's sum (default
+     * 0: one physical batch under shuffling; under Poisson, batch plus four
+     * standard deviations of its size, a batch drawn larger taking more
+     * physical batches, none dropped). Under Poisson sampling the update's
+     * gradient is (sum of clipped per-example gradients + N(0, (sigma C)^2 I))
+     * / batch, the expected batch size (Opacus's convention), otherwise the
+     * same over the batch's own size. dp_delta: the delta of the reported
+     * epsilon (0: clipnn_dp_default_delta of the training set). */
+    clipnn_sampling sampling;
+    size_t physical_batch;
+    double dp_delta;
     void (*on_step)(const clipnn_step_record *r, void *user);
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
@@ -257,6 +309,14 @@ typedef struct {
     int (*control)(void *user);
     void (*on_save)(const clipnn_model *m, const struct clipnn_train_state *state, void *user);
 } clipnn_train_options;
+/* A private run (per-sample clipping) that is to reach target_epsilon at
+ * the options' delta (0: the default for n examples) after its planned
+ * steps (steps, or epochs of ceil(n / batch)): sets
+ * o->clip.noise_multiplier to the smallest noise that does, by
+ * clipnn_dp_noise_for_epsilon at q = batch / n. A target no noise reaches,
+ * or a rule other than per-sample, fails with INVALID_ARG and one line. */
+CLIPNN_API clipnn_status clipnn_train_noise_for_epsilon(clipnn_train_options *o, size_t n, double target_epsilon);
+
 /* What `clipnn train` runs with no options: SGD with momentum 0.9, a
  * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
  * clipnn_clip_options_for gives it; clip.noise_seed equal to seed, as the
@@ -281,6 +341,11 @@ typedef struct {
     double max_dist_from_start;
     double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
     double mean_grad_norm;             /* ||E g||, when asked */
+    /* A private run: (epsilon, delta) after the last step, the sampling rate
+     * q = batch / n and the sampling the run used (SHUFFLE or POISSON; the
+     * epsilon is a guarantee under POISSON only); NaN, NaN, NaN, AUTO otherwise. */
+    double epsilon, delta, sampling_rate;
+    clipnn_sampling sampling;
     int stopped;                       /* ended early by control's CLIPNN_TRAIN_STOP */
 } clipnn_train_result;
 
@@ -294,6 +359,18 @@ typedef struct {
  * steps and goes on. result is filled in either case. */
 CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *opts, clipnn_train_result *result);
+
+/* A threshold from the gradients themselves: trains a copy of m for
+ * `steps` steps with opts (the same initial weights, batches and optimizer;
+ * no clipping, non-finite steps skipped, no callbacks or state), takes each
+ * step's pre-clip gradient norm (of order opts->clip.p) and returns their
+ * q-quantile (0 < q <= 1; numpy's linear interpolation) in *lambda. The
+ * warm-up moves the copy with opts->schedule: a0 = 0 measures the
+ * minibatch gradients at the initial parameters. m is left as it was.
+ * Fails with NONFINITE when no step had a finite norm. */
+CLIPNN_API clipnn_status clipnn_auto_lambda(const clipnn_model *m, const clipnn_dataset *train,
+                                            const clipnn_train_options *opts, uint64_t steps, double q,
+                                            double *lambda);
 
 /* Mean loss and accuracy (classification; accuracy NaN for regression). */
 CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
@@ -349,6 +426,18 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save_info(const char *path, const cli
 CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **m,
                                                      clipnn_train_state **state, clipnn_data_info **info);
 
+/* What the privacy accountant of a state (a private run's, restored from a
+ * checkpoint or left by clipnn_train) says: epsilon at the run's delta after
+ * its steps, at its sampling rate and noise multiplier, and whether its
+ * batches were Poisson-sampled (else the epsilon is no guarantee). A state
+ * of a run that was not private: CLIPNN_ERR_STATE. */
+typedef struct {
+    double epsilon, delta, sampling_rate, noise_multiplier;
+    uint64_t steps;
+    int poisson;
+} clipnn_privacy_spent;
+CLIPNN_API clipnn_status clipnn_train_state_privacy(const clipnn_train_state *s, clipnn_privacy_spent *out);
+
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes
  * exactly state_size bytes. state_load accepts only the state of an
@@ -363,6 +452,11 @@ CLIPNN_API clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const 
  * same contract as the optimizer's. */
 CLIPNN_API size_t clipnn_clipper_state_size(const clipnn_clipper *c);
 CLIPNN_API void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
+/* The threshold a saved run chose with clipnn_auto_lambda (its clipper's
+ * auto_quantile > 0): 1 and lambda, quantile and warm-up steps when the
+ * state holds one, else 0 (outputs untouched). */
+CLIPNN_API int clipnn_train_state_auto_lambda(const clipnn_train_state *s, double *lambda, double *quantile,
+                                              uint64_t *steps);
 CLIPNN_API clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);
 
 #ifdef __cplusplus
