@@ -6,7 +6,7 @@
 #   data:    dataset-fashion-mnist (only for --data fashion-mnist)
 #   extra:   python3-torch, with CLIPNN_TORCH=1 (regenerating PyTorch references, make bench)
 set -euo pipefail
-packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
+packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist chromium)
 if [ "${CLIPNN_TORCH:-0}" = 1 ]; then packages+=(python3-torch); fi
 missing=()
 for p in "${packages[@]}"; do
