@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "options.h"
 #include "report.h"
+#include "run_report.h"
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
@@ -20,7 +21,7 @@ static const char SYNOPSIS[] =
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
     "             [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
-    "             [--resume FILE]\n"
+    "             [--resume FILE] [--report DIR]\n"
     "\n"
     "Trains a model (hidden dense layers --act, output layer identity; recurrent layers\n"
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
@@ -39,6 +40,7 @@ static const char SYNOPSIS[] =
     "whole run); the architecture then comes from FILE.\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
+    "--report DIR writes DIR/index.html, the run in charts (docs/reports.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory.";
@@ -46,16 +48,20 @@ static const char SYNOPSIS[] =
 typedef struct {
     cli_steplog *log;
     int progress;
+    cli_runlog *runlog; /* --report */
+    int runlog_failed;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->log) cli_steplog_row(ctx->log, r);
+    if (ctx->runlog && cli_runlog_step(ctx->runlog, r)) ctx->runlog_failed = 1;
 }
 
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->progress) cli_progress_epoch("train", NULL, r);
+    if (ctx->runlog && cli_runlog_epoch(ctx->runlog, r)) ctx->runlog_failed = 1;
 }
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
@@ -150,7 +156,7 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
 /* The command line of one training run. */
 typedef struct {
     cli_settings s;
-    const char *save, *log, *resume;
+    const char *save, *log, *resume, *report;
     int json, quiet;
     clipnn_clip_rule rule;
 } train_args;
@@ -166,6 +172,7 @@ static void train_option_table(train_args *a, cli_option *table) {
     table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
     table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
     table[n++] = (cli_option){"--log", CLI_STR, &a->log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the run in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
@@ -176,7 +183,8 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (rc) return rc;
     clipnn_status st = clipnn_clip_rule_parse(a->s.clip, &a->rule);
     if (st) return cli_fail(cmd, st, "--clip");
-    if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
+    if (a->s.log_groups && !a->log && !a->report)
+        return cli_usage_error(cmd, "--log-groups needs --log FILE.csv or --report DIR");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
@@ -196,6 +204,7 @@ typedef struct {
     clipnn_loss loss;
     clipnn_train_options o;
     train_ctx ctx;
+    cli_runlog runlog;
 } train_run;
 
 /* --resume: the model and state from the checkpoint; the architecture
@@ -231,7 +240,9 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
-    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty()};
+    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty(), NULL, 0};
+    if (r->a.report && (rc = cli_train_runlog(&r->runlog, r->m, &r->o))) return rc;
+    if (r->a.report) r->ctx.runlog = &r->runlog;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
@@ -267,7 +278,13 @@ static int finish(const char *cmd, train_run *r, const clipnn_train_result *res)
 static int train_and_report(const char *cmd, train_run *r) {
     clipnn_train_result res;
     clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
-    return st ? cli_fail(cmd, st, "training") : finish(cmd, r, &res);
+    if (st) return cli_fail(cmd, st, "training");
+    int rc = finish(cmd, r, &res); /* the model is saved before the report is written */
+    if (!r->a.report) return rc;
+    cli_train_info info = {&r->a.s, r->arch, r->train, r->test, &r->o, &res, clipnn_model_n_params(r->m)};
+    int rc_report = r->ctx.runlog_failed ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report")
+                                         : cli_train_report(cmd, r->a.report, &r->runlog, &info);
+    return rc ? rc : rc_report;
 }
 
 int cmd_train(int argc, char **argv) {
@@ -285,6 +302,7 @@ int cmd_train(int argc, char **argv) {
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
     free(r.groups_path);
+    cli_runlog_free(&r.runlog);
     clipnn_train_state_free(r.state);
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);

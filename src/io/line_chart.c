@@ -7,9 +7,9 @@
 
 #include "io/io.h"
 
-enum { PLOT_W = 640, PLOT_H = 372, LEFT = 84, TOP = 44, BOTTOM = 64, GAP = 16, RIGHT = 24, ROW = 16 };
+enum { PLOT_W = 640, PLOT_H = 372, LEFT = 84, TOP = 44, BOTTOM = 64, GAP = 16, RIGHT = 16, ROW = 16 };
 
-static const char NOTE_BAND[] = "line: mean per pixel column; band: its min to max";
+static const char NOTE_BAND[] = "mean, min-max per pixel";
 static const char NOTE_LEQ0[] = "value <= 0: not on the log axis";
 static const char NOTE_NONFINITE[] = "NaN or infinite";
 
@@ -54,7 +54,7 @@ static double legend_text_width(const clipnn_chart_series *s, size_t ns, const l
  * CHART_MAX_WIDTH, under it otherwise; the chart grows to hold it. */
 static void place(layout *L, const clipnn_chart_axes *a, const clipnn_chart_series *s, size_t ns) {
     L->n_entries = ns + (size_t)L->banded + (size_t)L->leq0 + (size_t)L->nonfinite;
-    L->legend_w = 44 + legend_text_width(s, ns, L);
+    L->legend_w = 42 + legend_text_width(s, ns, L);
     double legend_h = L->n_entries ? 8 + ROW * (double)L->n_entries : 0;
     double base_h = TOP + PLOT_H + BOTTOM;
     L->width = LEFT + PLOT_W + RIGHT;
