@@ -58,5 +58,6 @@ int cmd_lab(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_optimize_input(int argc, char **argv);
 int cmd_diagnose(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 #endif

@@ -18,6 +18,7 @@ static const command commands[] = {
     {"attack", cmd_attack, "adversarial attacks (FGSM, PGD) and robust accuracy"},
     {"optimize-input", cmd_optimize_input, "optimize a trained network's input"},
     {"diagnose", cmd_diagnose, "explain a zero, vanishing or exploding input gradient"},
+    {"report", cmd_report, "an HTML report of a run from its CSV logs"},
 };
 
 static void usage(FILE *f) {

@@ -85,20 +85,23 @@ static void epoch_section(clipnn_report *rep, const columns *e) {
     const double *x = e->c[RL_EPOCH];
     clipnn_chart_series loss[] = {{"training loss (epoch mean)", x, e->c[RL_TRAIN_LOSS], e->n, 0, 0},
                                   {"test loss", x, e->c[RL_TEST_LOSS], e->n, 1, 0}};
-    clipnn_chart_axes ax = {"Loss per epoch", "epoch", "loss", 0, 1};
+    clipnn_chart_axes ax = {"Loss per epoch", "epoch", "loss", 0, 1, 0, 0};
     chart(rep, &ax, loss, 2);
     clipnn_chart_series acc[] = {{"training accuracy", x, e->c[RL_TRAIN_ACC], e->n, 0, 0},
                                  {"test accuracy", x, e->c[RL_TEST_ACC], e->n, 1, 0},
                                  {"steps clipped", x, e->c[RL_CLIPPED_FRAC], e->n, 2, 1}};
-    clipnn_chart_axes ax2 = {"Accuracy and clipped fraction per epoch", "epoch", "fraction", 0, 0};
+    clipnn_chart_axes ax2 = {"Accuracy and clipped fraction per epoch", "epoch", "fraction", 0, 0, 0, 1};
     chart(rep, &ax2, acc, 3);
     epoch_table(rep, e);
 }
 
-/* The rule's threshold: as the run gave it, else lambda = det_bound / sum a. */
+/* The rule's threshold: as the run gave it, else from a log that clipped,
+ * lambda = det_bound / sum a (a rule that never clips may have none). */
 static double threshold_of(const cli_runlog *l, const columns *s) {
-    if (isfinite(l->threshold)) return l->threshold;
-    for (size_t i = s->n; i-- > 0;)
+    if (l->threshold_known) return l->threshold;
+    int clipped = 0;
+    for (size_t i = 0; i < s->n && !clipped; i++) clipped = s->c[RL_CLIPPED][i] > 0;
+    for (size_t i = s->n; clipped && i-- > 0;)
         if (isfinite(s->c[RL_DET_BOUND][i]) && s->c[RL_SUM_LR][i] > 0) return s->c[RL_DET_BOUND][i] / s->c[RL_SUM_LR][i];
     return NAN;
 }
@@ -112,7 +115,7 @@ static void norm_chart(clipnn_report *rep, const cli_runlog *l, const columns *s
     clipnn_chart_series g[] = {{"after clipping ||g / c||", x, s->c[RL_POST], s->n, 2, 0},
                                {"before clipping ||g||", x, s->c[RL_PRE], s->n, 0, 0},
                                {name, tx, ty, isfinite(lambda) ? 2 : 0, 1, 1}};
-    clipnn_chart_axes ax = {"Gradient norm per step", "step", "norm", 0, 1};
+    clipnn_chart_axes ax = {"Gradient norm per step", "step", "norm", 0, 1, 0, 0};
     chart(rep, &ax, g, 3);
 }
 
@@ -130,7 +133,7 @@ static void clipped_chart(clipnn_report *rep, const columns *s) {
     char name[64];
     snprintf(name, sizeof name, "fraction of steps clipped, windows of %zu step%s", w, w > 1 ? "s" : "");
     clipnn_chart_series c[] = {{name, x, y, x && y ? n : 0, 3, 0}};
-    clipnn_chart_axes ax = {"Clipped fraction", "step", "fraction clipped", 0, 0};
+    clipnn_chart_axes ax = {"Clipped fraction", "step", "fraction clipped", 0, 0, 0, 1};
     chart(rep, &ax, c, 1);
     free(x);
     free(y);
@@ -140,22 +143,22 @@ static void step_section(clipnn_report *rep, const cli_runlog *l, const columns 
     const double *x = s->c[RL_STEP];
     clipnn_report_heading(rep, "Per step");
     clipnn_chart_series loss[] = {{"minibatch loss", x, s->c[RL_LOSS], s->n, 0, 0}};
-    clipnn_chart_axes ax = {"Training loss per step", "step", "loss", 0, 1};
+    clipnn_chart_axes ax = {"Training loss per step", "step", "loss", 0, 1, 0, 0};
     chart(rep, &ax, loss, 1);
     norm_chart(rep, l, s);
     clipnn_chart_series c[] = {{"c(t): the step is g / c(t)", x, s->c[RL_C], s->n, 4, 0}};
-    clipnn_chart_axes axc = {"Clipping factor c(t)", "step", "c(t)", 0, 1};
+    clipnn_chart_axes axc = {"Clipping factor c(t)", "step", "c(t)", 0, 1, 0, 0};
     chart(rep, &axc, c, 1);
     clipped_chart(rep, s);
     clipnn_chart_series d[] = {{"||theta(t) - theta(0)||", x, s->c[RL_DIST], s->n, 0, 0},
                                {"lambda * sum a(t)", x, s->c[RL_DET_BOUND], s->n, 1, 1}};
-    clipnn_chart_axes axd = {"Distance from the start", "step", "distance", 0, 1};
+    clipnn_chart_axes axd = {"Distance from the start", "step", "distance", 0, 1, 0, 0};
     chart(rep, &axd, d, 2);
     double lo = INFINITY, hi = 0;
     for (size_t i = 0; i < s->n; i++)
         if (s->c[RL_LR][i] > 0) lo = fmin(lo, s->c[RL_LR][i]), hi = fmax(hi, s->c[RL_LR][i]);
     clipnn_chart_series lr[] = {{"a(t)", x, s->c[RL_LR], s->n, 5, 0}};
-    clipnn_chart_axes axl = {"Learning rate", "step", "a(t)", 0, hi > 100 * lo};
+    clipnn_chart_axes axl = {"Learning rate", "step", "a(t)", 0, hi > 100 * lo, 0, 0};
     chart(rep, &axl, lr, 1);
 }
 
@@ -211,6 +214,7 @@ int cli_runlog_report(const cli_runlog *l, const char *cmd, const char *title, c
 int cli_train_runlog(cli_runlog *l, const clipnn_model *m, const clipnn_train_options *o) {
     cli_runlog_init(l);
     l->threshold = cli_rule_threshold(&o->clip);
+    l->threshold_known = 1;
     return o->log_groups ? cli_runlog_groups(l, m) : CLI_EXIT_OK;
 }
 
@@ -247,7 +251,9 @@ static void train_options_info(info_table *t, const cli_train_info *in) {
     if (s->steps) info_add(t, "steps asked", "%llu", (unsigned long long)s->steps);
     else info_add(t, "epochs", "%zu", s->epochs);
     info_add(t, "clipping rule", "%s", clipnn_clip_rule_name(in->o->clip.rule));
-    info_add(t, "threshold", "%g", cli_rule_threshold(&in->o->clip));
+    double lambda = cli_rule_threshold(&in->o->clip);
+    if (isnan(lambda)) info_add(t, "threshold", "-");
+    else info_add(t, "threshold", "%g", lambda);
     info_add(t, "seed", "%llu", (unsigned long long)s->seed);
     info_add(t, "threads", "%d", clipnn_get_threads());
 }

@@ -29,7 +29,8 @@ typedef struct {
     cli_table groups; /* n_groups wide: each step's pre-clip norm of every group */
     size_t n_groups;
     char **group_names; /* [n_groups] */
-    double threshold;   /* the rule's threshold as the run used it (NaN: not known) */
+    double threshold;   /* the rule's threshold as the run used it (NaN: none) */
+    int threshold_known; /* set while training; a log read back derives it */
 } cli_runlog;
 
 void cli_runlog_init(cli_runlog *l);

@@ -65,6 +65,7 @@ typedef struct {
 typedef struct {
     const char *title, *xlabel, *ylabel;
     int logx, logy;
+    double ymin, ymax; /* the vertical range when ymin < ymax (such as 0 to 1 for fractions); else the data's */
 } clipnn_chart_axes;
 
 /* One bar of a bar chart, with an error bar from lo to hi (NaN: none) and

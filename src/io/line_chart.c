@@ -98,28 +98,41 @@ static void polyline_start(FILE *f, const clipnn_chart_series *s) {
             s->dashed ? " stroke-dasharray=\"6,4\"" : "");
 }
 
+static void dot(FILE *f, const clipnn_chart_series *s, double x, double y) {
+    fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"2.5\" fill=\"%s\"/>\n", x, y, chart_palette(s->color));
+}
+
 /* Point by point; an unusable point ends the line and is marked (once per
- * pixel column and kind). */
+ * pixel column and kind). A short series, or a point alone between
+ * unusable ones, also gets a dot per point. */
 static void draw_points(FILE *f, const clipnn_chart_series *s, const layout *L) {
+    const int dots = s->n <= 40;
     int open = 0;
     long last_mark[2] = {-1, -1};
+    double px = 0, py = 0;
     for (size_t j = 0; j < s->n; j++) {
         if (chart_usable(s->x[j], L->ax.log) && chart_usable(s->y[j], L->ay.log)) {
             if (!open) polyline_start(f, s);
-            fprintf(f, "%s%.1f,%.1f", open ? " " : "", chart_to_px(&L->ax, s->x[j]), chart_to_px(&L->ay, s->y[j]));
-            open = 1;
+            px = chart_to_px(&L->ax, s->x[j]), py = chart_to_px(&L->ay, s->y[j]);
+            fprintf(f, "%s%.1f,%.1f", open ? " " : "", px, py);
+            open++;
             continue;
         }
         if (open) fputs("\"/>\n", f);
+        if (open == 1) dot(f, s, px, py);
         open = 0;
-        double px;
+        double mx;
         long col = lround(chart_to_px(&L->ax, chart_usable(s->x[j], L->ax.log) ? s->x[j] : NAN));
         mark_kind kind = (isfinite(s->x[j]) && isfinite(s->y[j])) ? MARK_LEQ0 : MARK_NONFINITE;
         if (last_mark[kind] == col && col >= 0) continue;
-        mark_point(f, s, j, L, &px);
+        mark_point(f, s, j, L, &mx);
         last_mark[kind] = col;
     }
     if (open) fputs("\"/>\n", f);
+    if (open == 1) dot(f, s, px, py);
+    for (size_t j = 0; dots && j < s->n; j++)
+        if (chart_usable(s->x[j], L->ax.log) && chart_usable(s->y[j], L->ay.log))
+            dot(f, s, chart_to_px(&L->ax, s->x[j]), chart_to_px(&L->ay, s->y[j]));
 }
 
 /* The points of one series gathered per pixel column. */
@@ -248,7 +261,8 @@ clipnn_status chart_line(FILE *f, const clipnn_chart_axes *a, const clipnn_chart
     double range[4];
     scan(&L, s, ns, range);
     chart_fit_axis(&L.ax, range[0], range[1], 0);
-    chart_fit_axis(&L.ay, range[2], range[3], 1);
+    int fixed = a->ymin < a->ymax && (!a->logy || a->ymin > 0);
+    chart_fit_axis(&L.ay, fixed ? a->ymin : range[2], fixed ? a->ymax : range[3], 1);
     place(&L, a, s, ns);
     chart_svg_open(f, L.width, L.height, standalone);
     draw_frame(f, &L, a);
