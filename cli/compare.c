@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "compare_report.h"
 #include "options.h"
 #include "report.h"
 
@@ -14,7 +15,7 @@
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
-    "             [--seeds K] [--json]\n"
+    "             [--seeds K] [--json] [--report DIR]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
@@ -24,6 +25,7 @@ static const char SYNOPSIS[] =
     "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
+    "--report DIR writes DIR/index.html: the rules side by side in charts (docs/reports.md).\n"
     "--json: the last line of stdout is one JSON object with a \"rows\" array.";
 
 typedef struct {
@@ -79,6 +81,11 @@ static int parse_rules(const char *cmd, const char *text, rule_spec *rules, size
 static void on_step_none(const clipnn_step_record *r, void *user) {
     (void)r;
     (void)user;
+}
+
+/* --report: the first seed's gradient norms, rule by rule. */
+static void on_step_trace(const clipnn_step_record *r, void *user) {
+    cli_compare_trace(user, (double)r->step, r->clip.pre_norm);
 }
 
 /* Mean test accuracy of a row and its standard deviation over the seeds. */
@@ -152,7 +159,7 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
 /* The command line of one comparison. */
 typedef struct {
     cli_settings s;
-    const char *rules_text;
+    const char *rules_text, *report;
     size_t seeds;
     int json, quiet;
 } compare_args;
@@ -164,6 +171,7 @@ static void compare_option_table(compare_args *a, cli_option *table) {
     table[n++] = (cli_option){"--rules", CLI_STR, &a->rules_text, "LIST", "rules to compare, RULE or RULE:LAMBDA"};
     table[n++] = (cli_option){"--seeds", CLI_SIZE, &a->seeds, "K", "runs per rule, seeds S .. S+K-1"};
     cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the rules in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
@@ -179,6 +187,8 @@ typedef struct {
     char arch[256];
     uint64_t steps; /* the longest run's */
     rule_row rows[MAX_RULES];
+    int tracing; /* --report and the first seed */
+    cli_compare_rule traces[MAX_RULES];
 } compare_run;
 
 /* One run's figures into its rule's row. */
@@ -212,7 +222,8 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
         clipnn_model_free(m);
         return rc;
     }
-    o.on_step = on_step_none;
+    o.on_step = c->tracing ? on_step_trace : on_step_none;
+    o.user = &c->traces[i];
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
     clipnn_model_free(m);
@@ -235,6 +246,7 @@ static int run_all(const char *cmd, compare_run *c) {
     int rc = 0;
     for (size_t k = 0; k < c->a.seeds && !rc; k++) {
         c->a.s.seed = base_seed + k;
+        c->tracing = c->a.report && k == 0;
         for (size_t i = 0; i < c->n_rules && !rc; i++) rc = run_rule(cmd, c, i);
     }
     c->a.s.seed = base_seed;
@@ -251,6 +263,27 @@ static void print_comparison(const compare_run *c) {
            s->act, s->opt, s->lr, s->momentum, s->batch, (unsigned long long)c->steps, (unsigned long long)s->seed,
            (unsigned long long)(s->seed + c->a.seeds - 1));
     print_table(c->rules, c->rows, c->n_rules, c->a.seeds);
+}
+
+static int write_report(const char *cmd, compare_run *c) {
+    const cli_settings *s = &c->a.s;
+    for (size_t i = 0; i < c->n_rules; i++) {
+        const rule_row *w = &c->rows[i];
+        cli_compare_rule *t = &c->traces[i];
+        t->label = c->rules[i].label;
+        t->lambda = w->lambda;
+        t->diverged_runs = w->diverged_runs;
+        t->first_diverged_step = w->first_diverged_step;
+        t->acc_sd = accuracy_sd(w, &t->acc_mean);
+        t->acc_min = w->acc_min, t->acc_max = w->acc_max;
+        t->clipped = w->clipped_sum / w->runs;
+        t->max_dist = w->max_dist;
+    }
+    char setup[512];
+    snprintf(setup, sizeof setup, "%s: model %s (%s), %s lr %g momentum %g, batch %zu, %llu steps, seeds %llu..%llu",
+             s->data, c->arch, s->act, s->opt, s->lr, s->momentum, s->batch, (unsigned long long)c->steps,
+             (unsigned long long)s->seed, (unsigned long long)(s->seed + c->a.seeds - 1));
+    return cli_compare_report(cmd, c->a.report, setup, c->traces, c->n_rules, c->a.seeds);
 }
 
 int cmd_compare(int argc, char **argv) {
@@ -272,6 +305,8 @@ int cmd_compare(int argc, char **argv) {
     if (!rc) rc = cli_resolve_loss(cmd, &c.a.s, c.train, &c.loss);
     if (!rc) rc = run_all(cmd, &c);
     if (!rc) print_comparison(&c);
+    if (!rc && c.a.report) rc = write_report(cmd, &c);
+    for (size_t i = 0; i < c.n_rules; i++) cli_compare_rule_free(&c.traces[i]);
     clipnn_dataset_free(c.train);
     clipnn_dataset_free(c.test);
     return rc;
