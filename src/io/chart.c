@@ -128,7 +128,7 @@ void chart_colour(chart_colour_map map, double t, unsigned char rgb[3]) {
 }
 
 /* The bar in 64 strips (no gradient element: ids could clash between the
- * charts of one page), its frame, and five numbers along it. */
+ * charts of one page), its frame, and numbers along it. */
 void chart_draw_colour_bar(FILE *f, const chart_colour_bar *b) {
     const int strips = 64;
     for (int i = 0; i < strips; i++) {
@@ -142,12 +142,14 @@ void chart_draw_colour_bar(FILE *f, const chart_colour_bar *b) {
     }
     fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", b->x,
             b->y, b->w, b->h);
-    /* five evenly spaced numbers, the ends included, whatever the range */
-    for (int i = 0; i <= 4; i++) {
-        double t = b->lo + (b->hi - b->lo) * i / 4, v = b->log ? pow(10, t) : t;
+    /* evenly spaced numbers, the ends included, whatever the range: five,
+     * or three on a short bar */
+    const int parts = (b->horizontal ? b->w : b->h) >= 150 ? 4 : 2;
+    for (int i = 0; i <= parts; i++) {
+        double t = b->lo + (b->hi - b->lo) * i / parts, v = b->log ? pow(10, t) : t;
         char label[32];
         snprintf(label, sizeof label, "%.3g", fabs(v) < 1e-12 * fabs(b->hi - b->lo) ? 0.0 : v);
-        double p = b->horizontal ? b->x + b->w * i / 4 : b->y + b->h * (4 - i) / 4;
+        double p = b->horizontal ? b->x + b->w * i / parts : b->y + b->h * (parts - i) / parts;
         if (b->horizontal) chart_text(f, p, b->y + b->h + 14, "middle", "font-size=\"11\"", label);
         else chart_text(f, b->x + b->w + 4, p + 4, "start", "font-size=\"11\"", label);
     }

@@ -60,7 +60,8 @@ void chart_svg_open(FILE *f, double width, double height, int standalone);
 /* t in [0, 1] to a colour of the map. */
 void chart_colour(chart_colour_map map, double t, unsigned char rgb[3]);
 /* A colour bar for values lo..hi of the map at (x, y), w x h pixels, with
- * five numbers (log: lo and hi are log10 of the values, the numbers the values). */
+ * three or five numbers (log: lo and hi are log10 of the values, the numbers
+ * the values). */
 typedef struct {
     double x, y, w, h;
     int horizontal, log;
