@@ -6,9 +6,12 @@
 
 #include "base/base.h"
 
-/* The lab's figures use the public chart types. */
+/* The lab's figures: the public chart series, axes without a fixed range. */
 typedef clipnn_chart_series clipnn_svg_series;
-typedef clipnn_chart_axes clipnn_svg_axes;
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+} clipnn_svg_axes;
 
 /* Writes the plot to path atomically, as a standalone SVG file; IO failure
  * names the file. */

@@ -11,7 +11,7 @@ enum { PLOT_W = 640, PLOT_H = 372, LEFT = 84, TOP = 44, BOTTOM = 64, GAP = 16, R
 
 static const char NOTE_BAND[] = "mean, min-max per pixel";
 static const char NOTE_LEQ0[] = "value <= 0: not on the log axis";
-static const char NOTE_NONFINITE[] = "NaN or infinite";
+static const char NOTE_NONFINITE[] = "value not finite";
 
 typedef struct {
     chart_axis ax, ay;

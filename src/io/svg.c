@@ -44,7 +44,8 @@ clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *a, c
                                    size_t ns) {
     io_page page;
     clipnn_status st = io_page_open(&page, path);
-    if (!st) st = chart_line(page.f, a, s, ns, 1);
+    clipnn_chart_axes ax = {a->title, a->xlabel, a->ylabel, a->logx, a->logy, 0, 0};
+    if (!st) st = chart_line(page.f, &ax, s, ns, 1);
     if (st) {
         io_page_discard(&page);
         return st;

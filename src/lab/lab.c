@@ -186,7 +186,7 @@ clipnn_status lab_plot_save(lab_ctx *L, const lab_plot *p, const char *base) {
     for (size_t i = 0; i < p->n_series; i++)
         ss[i] = (clipnn_svg_series){p->series[i].name, p->series[i].x, p->series[i].y, p->series[i].n,
                                     p->series[i].color, p->series[i].dashed};
-    clipnn_svg_axes ax = {.title = p->title, .xlabel = p->xlabel, .ylabel = p->ylabel, .logx = p->logx, .logy = p->logy};
+    clipnn_svg_axes ax = {p->title, p->xlabel, p->ylabel, p->logx, p->logy};
     snprintf(path, sizeof path, "%s/%s-%s.svg", L->opt->out_dir, L->name, base);
     return clipnn_svg_line_plot(path, &ax, ss, p->n_series);
 }
