@@ -101,8 +101,9 @@ static double threshold_of(const cli_runlog *l, const columns *s) {
     if (l->threshold_known) return l->threshold;
     int clipped = 0;
     for (size_t i = 0; i < s->n && !clipped; i++) clipped = s->c[RL_CLIPPED][i] > 0;
+    const double *bound = s->c[RL_DET_BOUND], *sum_lr = s->c[RL_SUM_LR];
     for (size_t i = s->n; clipped && i-- > 0;)
-        if (isfinite(s->c[RL_DET_BOUND][i]) && s->c[RL_SUM_LR][i] > 0) return s->c[RL_DET_BOUND][i] / s->c[RL_SUM_LR][i];
+        if (isfinite(bound[i]) && sum_lr[i] > 0) return bound[i] / sum_lr[i];
     return NAN;
 }
 

@@ -4,6 +4,7 @@
 #   build:   gcc make, CBLAS (libblas-dev; OpenBLAS replaces it at run time),
 #            zlib (gzip IDX and the embedded digits), libpng (images)
 #   data:    dataset-fashion-mnist (only for --data fashion-mnist)
+#   tests:   chromium (renders the HTML reports headless)
 #   extra:   python3-torch, with CLIPNN_TORCH=1 (regenerating PyTorch references, make bench)
 set -euo pipefail
 packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist chromium)

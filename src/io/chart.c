@@ -78,7 +78,7 @@ static double nice_step(double range) {
 
 static void tick_label(char *buf, size_t cap, double v, int log) {
     if (log) snprintf(buf, cap, "1e%d", (int)lrint(v));
-    else snprintf(buf, cap, "%.4g", fabs(v) < 1e-12 ? 0.0 : v);
+    else snprintf(buf, cap, "%.6g", fabs(v) < 1e-12 ? 0.0 : v);
 }
 
 /* Grid lines and labels of one axis; horizontal = the x axis. */

@@ -50,7 +50,8 @@ void chart_bars(FILE *f, const clipnn_chart_axes *a, const clipnn_chart_bar *b, 
     int turn;
     const double room = label_room(b, n, slot, &turn);
     const double height = TOP + BAR_PLOT_H + room + 30;
-    chart_axis ay = {.px0 = TOP + BAR_PLOT_H, .px1 = TOP + 16}, ax = {.lo = 0, .hi = 1, .px0 = LEFT, .px1 = LEFT + PLOT_W};
+    chart_axis ay = {.px0 = TOP + BAR_PLOT_H, .px1 = TOP + 16};
+    chart_axis ax = {.lo = 0, .hi = 1, .px0 = LEFT, .px1 = LEFT + PLOT_W};
     double lo, hi;
     bar_range(b, n, &lo, &hi);
     chart_fit_axis(&ay, lo, hi, 0);
@@ -178,7 +179,8 @@ clipnn_status chart_heat_map(FILE *f, const clipnn_heat_map *h) {
     for (size_t r = 0; r < h->rows; r++) heat_row(f, &L, r, TOP + L.row_h * (double)r);
     fprintf(f, "<rect x=\"%.1f\" y=\"%d\" width=\"%d\" height=\"%.1f\" fill=\"none\" stroke=\"#333\"/>\n", L.left, TOP,
             PLOT_W, L.plot_h);
-    chart_colour_bar bar = {L.left + PLOT_W + 16, TOP, 16, bar_h, 0, h->log, L.lo, L.hi, COLOUR_VIRIDIS, h->value_label};
+    chart_colour_bar bar = {L.left + PLOT_W + 16, TOP, 16, bar_h, 0, h->log, L.lo, L.hi, COLOUR_VIRIDIS,
+                            h->value_label};
     chart_draw_colour_bar(f, &bar);
     fputs("</svg>\n", f);
     clipnn_free(L.v);

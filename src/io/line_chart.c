@@ -106,7 +106,7 @@ static void dot(FILE *f, const clipnn_chart_series *s, double x, double y) {
  * pixel column and kind). A short series, or a point alone between
  * unusable ones, also gets a dot per point. */
 static void draw_points(FILE *f, const clipnn_chart_series *s, const layout *L) {
-    const int dots = s->n <= 40;
+    const int dots = s->n <= 40 && s->n > 2; /* two points make a visible line */
     int open = 0;
     long last_mark[2] = {-1, -1};
     double px = 0, py = 0;
