@@ -18,7 +18,8 @@ fmnist_run() {
     json=$("$1" train --data "fashion-mnist:$2" --arch 256-128-10 --act relu --opt sgd --lr 0.05 \
         --momentum 0.9 --batch 128 --epochs 10 --clip norm-torch --lambda 1 --threads "$3" --json --quiet | tail -1)
     t1=$(date +%s.%N)
-    train=$(echo "$json" | sed 's/.*"seconds":\([0-9.e+-]*\).*/\1/')
+    # the run's "seconds", not the last epoch's (the "epochs" array comes last)
+    train=$(echo "$json" | sed 's/,"epochs":.*//; s/.*"seconds":\([0-9.e+-]*\).*/\1/')
     acc=$(echo "$json" | sed 's/.*"test_accuracy":\([0-9.e+-]*\).*/\1/')
     awk -v a="$t0" -v b="$t1" -v t="$train" -v acc="$acc" 'BEGIN { printf "%.2f %s %s\n", b - a, t, acc }'
 }

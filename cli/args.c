@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "progress.h"
 
 int cli_exit_code(clipnn_status s) {
     switch (s) {
@@ -89,6 +90,7 @@ static log_sink sink;
  * --verbose. */
 static void log_to_stderr(int level, const char *message, void *user) {
     const log_sink *s = user;
+    if (level >= 1 || s->verbose) cli_progress_interrupt(); /* the message on a line of its own */
     if (level >= 1)
         fprintf(stderr, "clipnn %s: warning: %s\n", s->cmd, message);
     else if (s->verbose)

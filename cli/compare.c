@@ -8,6 +8,7 @@
 #include "cli.h"
 #include "compare_report.h"
 #include "options.h"
+#include "progress.h"
 #include "report.h"
 
 #define MAX_RULES 32
@@ -15,7 +16,7 @@
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
-    "             [--seeds K] [--json] [--report DIR]\n"
+    "             [--seeds K] [--json] [--progress auto|bar|lines|none] [--report DIR]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
@@ -26,7 +27,8 @@ static const char SYNOPSIS[] =
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
     "--report DIR writes DIR/index.html: the rules side by side in charts (docs/reports.md).\n"
-    "--json: the last line of stdout is one JSON object with a \"rows\" array.";
+    "--json: the last line of stdout is one JSON object with a \"rows\" array.\n"
+    "--progress: a bar within each run on a terminal, one line per run otherwise (auto).";
 
 typedef struct {
     clipnn_clip_rule rule;
@@ -76,16 +78,17 @@ static int parse_rules(const char *cmd, const char *text, rule_spec *rules, size
     return CLI_EXIT_OK;
 }
 
-/* max ||theta - theta0|| is kept by the library only while it fills the
- * per-step record, which it does for a caller that asks for it. */
-static void on_step_none(const clipnn_step_record *r, void *user) {
-    (void)r;
-    (void)user;
-}
+/* The bar within a run. The library keeps max ||theta - theta0|| only
+ * while it fills the per-step record, so the callback is always set. */
+typedef struct {
+    cli_progress progress;
+    cli_compare_rule *trace; /* --report and the first seed: its gradient norms; else NULL */
+} step_ctx;
 
-/* --report: the first seed's gradient norms, rule by rule. */
-static void on_step_trace(const clipnn_step_record *r, void *user) {
-    cli_compare_trace(user, (double)r->step, r->clip.pre_norm);
+static void on_step_progress(const clipnn_step_record *r, void *user) {
+    step_ctx *ctx = user;
+    cli_progress_step(&ctx->progress, r);
+    if (ctx->trace) cli_compare_trace(ctx->trace, (double)r->step, r->clip.pre_norm);
 }
 
 /* Mean test accuracy of a row and its standard deviation over the seeds. */
@@ -162,6 +165,8 @@ typedef struct {
     const char *rules_text, *report;
     size_t seeds;
     int json, quiet;
+    const char *progress;
+    cli_progress_mode progress_mode;
 } compare_args;
 
 enum { COMPARE_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_MODEL | CLI_OPTS_OPTIM | CLI_OPTS_CLIP_PARAMS };
@@ -173,7 +178,9 @@ static void compare_option_table(compare_args *a, cli_option *table) {
     cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
     table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the rules in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
-    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
+    table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
+                              "auto, bar (within each run), lines (one per run) or none"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
 }
 
@@ -222,10 +229,15 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
         clipnn_model_free(m);
         return rc;
     }
-    o.on_step = c->tracing ? on_step_trace : on_step_none;
-    o.user = &c->traces[i];
+    char label[96];
+    snprintf(label, sizeof label, "%s seed %llu", rule->label, (unsigned long long)s->seed);
+    step_ctx ctx = {.trace = c->tracing ? &c->traces[i] : NULL};
+    cli_progress_begin(&ctx.progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
+    o.on_step = on_step_progress;
+    o.user = &ctx;
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
+    cli_progress_clear(&ctx.progress);
     clipnn_model_free(m);
     if (st) {
         char what[96];
@@ -234,7 +246,7 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     }
     c->steps = r.steps > c->steps ? r.steps : c->steps;
     add_run(&c->rows[i], &o, &r);
-    if (!c->a.quiet && cli_is_tty())
+    if (c->a.progress_mode != CLI_PROGRESS_NONE)
         fprintf(stderr, "clipnn compare: %-16s seed %llu: test acc %.2f%%%s  (%.2f s)\n", rule->label,
                 (unsigned long long)s->seed, 100 * r.test_accuracy, r.diverged ? "  diverged" : "", r.seconds);
     return 0;
@@ -293,11 +305,14 @@ int cmd_compare(int argc, char **argv) {
     cli_settings_default(&c.a.s, CLI_MODE_COMPARE);
     c.a.rules_text = "none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore";
     c.a.seeds = 3;
+    c.a.progress = "auto";
     cli_option table[CLI_MAX_OPTIONS];
     compare_option_table(&c.a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if ((rc = cli_settings_check(cmd, &c.a.s, COMPARE_GROUPS, argc, argv))) return rc;
+    if ((rc = cli_progress_parse(cmd, c.a.progress, &c.a.progress_mode))) return rc;
+    c.a.progress_mode = cli_progress_resolve(c.a.progress_mode, c.a.quiet);
     if (c.a.seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
     if ((rc = parse_rules(cmd, c.a.rules_text, c.rules, &c.n_rules))) return rc;
     clipnn_set_threads(c.a.s.threads);

@@ -18,15 +18,19 @@ static const char SYNOPSIS[] =
     "remedy: local minimum, saddle (Lanczos on Hessian-vector products), saturation\n"
     "(saturated units, softmax margin past float32, probability outputs), numerical\n"
     "precision (float32 against the double reference, logit shift, finite-difference\n"
-    "step), parametrization (box, tanh, dead ReLUs, ignored directions).\n"
+    "step), parametrization (box, tanh, dead ReLUs, ignored directions), vanishing or\n"
+    "exploding through time (recurrent models).\n"
     "The objective defaults to leaving the true class of data:INDEX with the\n"
     "cross-entropy (an untargeted attack). --fd-step H: the optimizer's gradient was a\n"
     "float32 central difference with step H. Inputs live in the units of --data (pixels\n"
     "in [0, 1] for images) as in 'clipnn attack'.\n"
     "--demo NAME runs a constructed case (the tests' cases): local-minimum, saddle,\n"
     "saturation, bce-no-saturation, precision, softmax-margin, box, tanh-param,\n"
-    "dead-relu, ignored-directions; 'all' runs each and checks it names its cause.\n"
-    "The model must have no recurrent layers (refused, exit 2).\n"
+    "dead-relu, ignored-directions, vanishing-through-time, exploding-through-time,\n"
+    "healthy-recurrent; 'all' runs each and checks it names its cause (or none).\n"
+    "A recurrent model (many-to-one, a class or output objective) gets the tests through\n"
+    "time: ||d/dx_1|| / ||d/dx_T|| in double and float32 and W_hh's spectral radius;\n"
+    "below 1e-5 the gradient vanishes through time, above 1e5 it explodes.\n"
     "Exit codes: 0 ok, 1 a demo named a wrong cause, 2 bad option, 3 bad model or input,\n"
     "4 file error.";
 
@@ -121,7 +125,7 @@ typedef struct {
 
 /* The point (in w for the tanh parametrization) and the objective. */
 static int load_point(const char *cmd, int argc, char **argv, diag_args *a, diag_run *r) {
-    int rc = cli_io_model(cmd, &a->s, DIAG_GROUPS, argc, argv, a->model_path, &r->m);
+    int rc = cli_io_model_any(cmd, &a->s, DIAG_GROUPS, argc, argv, a->model_path, &r->m);
     if (rc) return rc;
     size_t dim = clipnn_model_n_inputs(r->m), k = clipnn_model_n_outputs(r->m);
     r->x = malloc(dim * sizeof *r->x), r->y = malloc((k + 1) * sizeof *r->y);

@@ -363,18 +363,23 @@ int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_mod
     return cli_parse_io_loss(cmd, a->loss ? a->loss : "xent", 0, &obj->loss, &obj->kappa);
 }
 
-int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
-                 clipnn_model **m) {
+int cli_io_model_any(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv,
+                     const char *path, clipnn_model **m) {
     *m = NULL;
     int rc = cli_settings_check(cmd, s, groups, argc, argv);
     if (rc) return rc;
     clipnn_set_threads(s->threads);
     clipnn_status st = clipnn_model_load(path, m);
-    if (st) return cli_fail(cmd, st, path);
-    if (clipnn_model_seq_shape(*m).steps == 0) return 0;
+    return st ? cli_fail(cmd, st, path) : 0;
+}
+
+int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+                 clipnn_model **m) {
+    int rc = cli_io_model_any(cmd, s, groups, argc, argv, path, m);
+    if (rc || clipnn_model_seq_shape(*m).steps == 0) return rc;
     /* refused before anything is printed or loaded for it */
-    fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks, input optimization and "
-            "the diagnosis take models without them\n", cmd, path,
+    fprintf(stderr, "clipnn %s: %s: a model with recurrent layers (the first: %s); attacks and input optimization "
+            "take models without them\n", cmd, path,
             clipnn_layer_kind_name(clipnn_model_layer_kind(*m, 0)));
     clipnn_model_free(*m);
     *m = NULL;

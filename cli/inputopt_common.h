@@ -42,6 +42,9 @@ int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t
  * printed). */
 int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m);
+/* The same for any model, recurrent layers or not (the diagnosis). */
+int cli_io_model_any(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv,
+                     const char *path, clipnn_model **m);
 
 /* --data, or --data none (the model's own inputs, no box unless --box). */
 int cli_io_load_or_none(const char *cmd, const cli_settings *s, const char *box, size_t n_inputs, cli_io_data *d,

@@ -161,7 +161,7 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     if (l->groups) group_rows(l, r);
 }
 
-static int close_one(FILE *f, const char *cmd, const char *path) {
+int cli_close_file(FILE *f, const char *cmd, const char *path) {
     if (!f) return CLI_EXIT_OK;
     int bad = ferror(f);
     if (fclose(f) != 0) bad = 1;
@@ -173,8 +173,8 @@ static int close_one(FILE *f, const char *cmd, const char *path) {
 }
 
 int cli_steplog_close(cli_steplog *l, const char *cmd) {
-    int rc = close_one(l->f, cmd, l->path);
-    int rc2 = close_one(l->groups, cmd, l->groups_path);
+    int rc = cli_close_file(l->f, cmd, l->path);
+    int rc2 = cli_close_file(l->groups, cmd, l->groups_path);
     memset(l, 0, sizeof *l);
     return rc ? rc : rc2;
 }

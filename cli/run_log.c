@@ -77,13 +77,16 @@ int cli_runlog_step(cli_runlog *l, const clipnn_step_record *r) {
     return CLI_EXIT_OK;
 }
 
-int cli_runlog_epoch(cli_runlog *l, const clipnn_epoch_record *r) {
-    double *row = table_row(&l->epochs);
-    if (!row) return CLI_EXIT_NOMEM;
-    double lr = l->steps.n ? l->steps.v[(l->steps.n - 1) * RL_STEP_COLS + RL_LR] : NAN;
-    const double v[RL_EPOCH_COLS] = {(double)r->epoch, r->train_loss, NAN, r->test_loss, r->test_accuracy,
-                                     r->clipped_fraction, r->seconds, lr};
-    memcpy(row, v, sizeof v);
+int cli_runlog_epochs(cli_runlog *l, const cli_history *h) {
+    l->epochs.n = 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const cli_epoch_row *e = &h->rows[i];
+        double *row = table_row(&l->epochs);
+        if (!row) return CLI_EXIT_NOMEM;
+        const double v[RL_EPOCH_COLS] = {(double)e->epoch, e->train_loss,   e->train_acc, e->test_loss,
+                                         e->test_acc,      e->clipped_frac, e->seconds,   e->lr};
+        memcpy(row, v, sizeof v);
+    }
     return CLI_EXIT_OK;
 }
 
@@ -146,7 +149,8 @@ static void csv_close(csv_file *c) {
     free(c->line);
 }
 
-/* The mapped fields of the current line as numbers (nan and inf as such). */
+/* The mapped fields of the current line as numbers (nan and inf as such;
+ * an empty field, a value that does not exist, as NaN). */
 static int csv_numbers(csv_file *c, const int *where, size_t n, size_t header_fields, double *out) {
     if (c->n_fields != header_fields) return csv_error(c, "wrong number of fields");
     for (size_t k = 0; k < n; k++) {
@@ -156,6 +160,10 @@ static int csv_numbers(csv_file *c, const int *where, size_t n, size_t header_fi
         }
         char *end;
         const char *s = c->fields[where[k]];
+        if (!*s) {
+            out[k] = NAN;
+            continue;
+        }
         out[k] = strtod(s, &end);
         if (end == s || *end) return csv_error(c, "a field is not a number");
     }

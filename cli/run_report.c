@@ -272,7 +272,8 @@ static void train_result_info(info_table *t, const clipnn_train_result *r) {
     info_add(t, "seconds", "%.2f", r->seconds);
 }
 
-int cli_train_report(const char *cmd, const char *dir, const cli_runlog *l, const cli_train_info *in) {
+int cli_train_report(const char *cmd, const char *dir, cli_runlog *l, const cli_train_info *in) {
+    if (cli_runlog_epochs(l, in->history)) return cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report");
     info_table t = {.n = 0};
     train_options_info(&t, in);
     train_result_info(&t, in->r);

@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "clipnn.h"
+#include "history.h"
 #include "options.h"
 
 /* Per-step columns, as in the --log CSV. */
@@ -40,7 +41,8 @@ void cli_runlog_free(cli_runlog *l);
  * Return CLI_EXIT_NOMEM when the log cannot grow. */
 int cli_runlog_groups(cli_runlog *l, const clipnn_model *m);
 int cli_runlog_step(cli_runlog *l, const clipnn_step_record *r);
-int cli_runlog_epoch(cli_runlog *l, const clipnn_epoch_record *r);
+/* The per-epoch rows of the run's history (the rows --log-epochs writes). */
+int cli_runlog_epochs(cli_runlog *l, const cli_history *h);
 
 /* From files: the step log of --log, the epochs of --log-epochs, the groups
  * of --log-groups. On failure prints "clipnn CMD: ..." and returns the exit
@@ -64,9 +66,10 @@ typedef struct {
     const clipnn_train_options *o;
     const clipnn_train_result *r;
     size_t n_params;
+    const cli_history *history; /* the epochs */
 } cli_train_info;
 int cli_train_runlog(cli_runlog *l, const clipnn_model *m, const clipnn_train_options *o);
-int cli_train_report(const char *cmd, const char *dir, const cli_runlog *l, const cli_train_info *info);
+int cli_train_report(const char *cmd, const char *dir, cli_runlog *l, const cli_train_info *info);
 
 /* The name of parameter group g as --log-groups writes it: "layer L W" or
  * a recurrent layer's "layer L W_hh"; tensor receives the tensor alone. */

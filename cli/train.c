@@ -10,8 +10,11 @@
 
 #include "cli.h"
 #include "options.h"
+#include "rec_log.h"
 #include "report.h"
 #include "run_report.h"
+#include "runctl.h"
+#include "signals.h"
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
@@ -21,7 +24,8 @@ static const char SYNOPSIS[] =
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
     "             [--clip RULE] [--lambda L] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
-    "             [--resume FILE] [--report DIR]\n"
+    "             [--resume FILE] [--save-every N|Ne] [--log-epochs FILE.csv]\n"
+    "             [--progress auto|bar|lines|none] [--report DIR]\n"
     "\n"
     "Trains a model (hidden dense layers --act, output layer identity; recurrent layers\n"
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
@@ -34,20 +38,31 @@ static const char SYNOPSIS[] =
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
     "post_norm is the group's norm in the gradient the update used, factor the rule's c(t)\n"
     "for the global rules, the group's own for norm-group and adaptive-layer, pre/post else.\n"
+    "Recurrent models: --log-radius-every N adds FILE.radius.csv (step,layer,gate,radius: the\n"
+    "spectral radius of each gate block of W_hh every N steps); --log-time-grad every:N|S1,S2,...\n"
+    "adds FILE.time.csv (step,layer,t,norm: ||d loss / d h_t|| for t = 1..T at those steps).\n"
     "--save writes the model and the training state (optimizer, clipping state, batch\n"
     "order, step count); --resume FILE continues that run with the same options and\n"
     "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
-    "whole run); the architecture then comes from FILE.\n"
+    "whole run); the architecture then comes from FILE. --save-every N (steps) or Ne\n"
+    "(epochs) also saves the run there as it goes. SIGINT (Ctrl-C) or SIGTERM ends the\n"
+    "run after the current step and saves it (to --save, else to clipnn-interrupted.ckpt,\n"
+    "named on stderr) for --resume, exit code 130; a second one ends the tool at once.\n"
+    "--log-epochs writes one CSV row per epoch: epoch,train_loss,train_acc,test_loss,\n"
+    "test_acc,clipped_frac,seconds,lr (docs/formats.md); --json adds them as \"epochs\".\n"
+    "--progress: a bar within the epoch on a terminal, one line per epoch otherwise (auto).\n"
+    "--report DIR writes DIR/index.html, the run in charts (docs/reports.md).\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
-    "--report DIR writes DIR/index.html, the run in charts (docs/reports.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
-    "4 file not readable/writable, 5 out of memory.";
+    "4 file not readable/writable, 5 out of memory, 130 stopped by a signal (run saved).";
 
 typedef struct {
     cli_steplog *log;
-    int progress;
+    cli_runctl run; /* progress, epoch history, periodic saves, stop on a signal */
+    cli_rec_log *rec_log;
+    const clipnn_model *m;
     cli_runlog *runlog; /* --report */
     int runlog_failed;
 } train_ctx;
@@ -55,25 +70,28 @@ typedef struct {
 static void on_step(const clipnn_step_record *r, void *user) {
     train_ctx *ctx = user;
     if (ctx->log) cli_steplog_row(ctx->log, r);
+    if (ctx->rec_log) cli_rec_log_row(ctx->rec_log, ctx->m, r);
+    cli_runctl_step(&ctx->run, r);
     if (ctx->runlog && cli_runlog_step(ctx->runlog, r)) ctx->runlog_failed = 1;
 }
 
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
-    if (ctx->progress) cli_progress_epoch("train", NULL, r);
-    if (ctx->runlog && cli_runlog_epoch(ctx->runlog, r)) ctx->runlog_failed = 1;
+    cli_runctl_epoch(&ctx->run, r);
+}
+
+static int control(void *user) {
+    train_ctx *ctx = user;
+    return cli_runctl_control(&ctx->run);
+}
+
+static void on_save(const clipnn_model *m, const clipnn_train_state *state, void *user) {
+    train_ctx *ctx = user;
+    cli_runctl_save(&ctx->run, m, state);
 }
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
-static char *groups_path_for(const char *log) {
-    size_t len = strlen(log);
-    if (len >= 4 && !strcmp(log + len - 4, ".csv")) len -= 4;
-    char *out = malloc(len + sizeof ".groups.csv");
-    if (!out) return NULL;
-    memcpy(out, log, len);
-    memcpy(out + len, ".groups.csv", sizeof ".groups.csv");
-    return out;
-}
+static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
 
 /* Fails early, before any training, when --save cannot be written: the
  * checkpoint goes to a temporary file in the same directory. */
@@ -95,7 +113,8 @@ static int check_save_dir(const char *path) {
 
 static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
                        const clipnn_dataset *test, clipnn_loss loss, const clipnn_train_options *o,
-                       const clipnn_train_result *r, const char *saved, size_t n_params) {
+                       const clipnn_train_result *r, const char *saved, size_t n_params,
+                       const cli_history *history) {
     cli_json j;
     cli_json_begin(&j, stdout);
     cli_json_num(&j, "test_accuracy", r->test_accuracy);
@@ -134,6 +153,8 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_u64(&j, "seed", s->seed);
     cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
     cli_json_str(&j, "saved", saved);
+    cli_json_bool(&j, "interrupted", r->stopped);
+    cli_history_json(history, &j);
     cli_json_end(&j);
 }
 
@@ -158,7 +179,12 @@ typedef struct {
     cli_settings s;
     const char *save, *log, *resume, *report;
     int json, quiet;
+    uint64_t radius_every;  /* --log-radius-every */
+    const char *time_grad;  /* --log-time-grad */
     clipnn_clip_rule rule;
+    const char *log_epochs, *progress, *save_every;
+    cli_progress_mode progress_mode;
+    cli_save_every every;
 } train_args;
 
 enum {
@@ -172,9 +198,18 @@ static void train_option_table(train_args *a, cli_option *table) {
     table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
     table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
     table[n++] = (cli_option){"--log", CLI_STR, &a->log, "FILE.csv", "per-step CSV log"};
+    table[n++] = (cli_option){"--log-radius-every", CLI_U64, &a->radius_every, "N",
+                              "recurrent: FILE.radius.csv, W_hh's spectral radius every N steps"};
+    table[n++] = (cli_option){"--log-time-grad", CLI_STR, &a->time_grad, "every:N|S1,...",
+                              "recurrent: FILE.time.csv, ||d loss / d h_t|| for every t at those steps"};
     table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the run in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
-    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress lines on the terminal"};
+    table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
+    table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
+                              "auto, bar (within the epoch), lines (one per epoch) or none"};
+    table[n++] = (cli_option){"--log-epochs", CLI_STR, &a->log_epochs, "FILE.csv", "per-epoch CSV history"};
+    table[n++] = (cli_option){"--save-every", CLI_STR, &a->save_every, "N|Ne",
+                              "also save the run to --save every N steps (Ne: N epochs)"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
 }
 
@@ -185,6 +220,9 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (st) return cli_fail(cmd, st, "--clip");
     if (a->s.log_groups && !a->log && !a->report)
         return cli_usage_error(cmd, "--log-groups needs --log FILE.csv or --report DIR");
+    if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;
+    if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
+    if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
@@ -199,11 +237,13 @@ typedef struct {
     clipnn_model *m;
     clipnn_train_state *state;
     cli_steplog steplog;
+    cli_rec_log rec_log;
     char *groups_path;
     char arch[256];
     clipnn_loss loss;
     clipnn_train_options o;
     train_ctx ctx;
+    char stop_path[64]; /* where a run stopped on request without --save goes */
     cli_runlog runlog;
 } train_run;
 
@@ -217,19 +257,21 @@ static int resume_model(const char *cmd, train_run *r) {
     return 0;
 }
 
-/* A new model (and, with --save, a state to save with it). */
+/* A new model, and a state to save with it (with --save, or when a signal
+ * stops the run). */
 static int new_model(const char *cmd, train_run *r) {
     int rc = cli_build_model(cmd, &r->a.s, r->train, r->loss, &r->m, r->arch, sizeof r->arch);
     if (rc) return rc;
-    clipnn_status st = r->a.save ? clipnn_train_state_create(&r->state) : CLIPNN_OK;
+    clipnn_status st = clipnn_train_state_create(&r->state);
     return st ? cli_fail(cmd, st, "training state") : 0;
 }
 
 static int open_log(const char *cmd, train_run *r) {
     const char *log = r->a.log;
-    if (!log) return 0;
+    if (!log) return cli_rec_log_open(&r->rec_log, cmd, NULL, r->m, r->a.radius_every, r->a.time_grad, &r->o);
     if (r->a.s.log_groups && !(r->groups_path = groups_path_for(log))) return CLI_EXIT_NOMEM;
-    return cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    int rc = cli_steplog_open(&r->steplog, cmd, log, r->groups_path, r->m);
+    return rc ? rc : cli_rec_log_open(&r->rec_log, cmd, log, r->m, r->a.radius_every, r->a.time_grad, &r->o);
 }
 
 /* Data, model, options, log, and the callbacks. */
@@ -240,51 +282,108 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
-    r->ctx = (train_ctx){r->a.log ? &r->steplog : NULL, !r->a.quiet && cli_is_tty(), NULL, 0};
+    r->ctx.log = r->a.log ? &r->steplog : NULL;
+    r->ctx.rec_log = &r->rec_log;
+    r->ctx.m = r->m;
     if (r->a.report && (rc = cli_train_runlog(&r->runlog, r->m, &r->o))) return rc;
     if (r->a.report) r->ctx.runlog = &r->runlog;
+    rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
+                         clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
+    if (rc) return rc;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
     r->o.on_epoch = on_epoch;
+    r->o.control = control;
+    r->o.on_save = on_save;
     r->o.user = &r->ctx;
     r->o.state = r->state;
     return 0;
 }
 
-/* After training: the log closed, the model saved (unless it diverged),
- * the report (a training loss that did not stay finite as null); a
- * divergence is exit code 1. */
-static int finish(const char *cmd, train_run *r, const clipnn_train_result *res) {
-    const train_args *a = &r->a;
-    int rc = a->log ? cli_steplog_close(&r->steplog, cmd) : 0;
-    if (rc) return rc;
-    const char *saved = NULL;
-    if (a->save && !res->diverged) {
-        clipnn_status st = clipnn_checkpoint_save(a->save, r->m, r->state);
-        if (st) return cli_fail(cmd, st, "--save");
-        saved = a->save;
-    }
-    if (a->json)
-        print_json(&a->s, r->arch, r->train, r->test, r->loss, &r->o, res, saved, clipnn_model_n_params(r->m));
-    else
-        print_text(r->arch, r->train, &r->o, res, saved);
-    if (!res->diverged) return 0;
-    fprintf(stderr, "clipnn train: training diverged at step %llu (non-finite loss, gradient or parameters)%s\n",
-            (unsigned long long)res->diverged_step, a->save ? "; model not saved" : "");
-    return CLI_EXIT_FAILURE;
+/* A free name in the current directory for a run stopped on request
+ * without --save: clipnn-interrupted.ckpt, else -2, -3, ... */
+static const char *stop_path(char *buf, size_t cap) {
+    snprintf(buf, cap, "clipnn-interrupted.ckpt");
+    for (int i = 2; i < 100 && access(buf, F_OK) == 0; i++) snprintf(buf, cap, "clipnn-interrupted-%d.ckpt", i);
+    return buf;
 }
 
-static int train_and_report(const char *cmd, train_run *r) {
-    clipnn_train_result res;
-    clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
-    if (st) return cli_fail(cmd, st, "training");
-    int rc = finish(cmd, r, &res); /* the model is saved before the report is written */
+/* The checkpoint with the training state: to --save, or for a run stopped
+ * on request to a default name; none for a run that diverged. */
+static int save_model(const char *cmd, train_run *r, const clipnn_train_result *res, const char **saved) {
+    const char *path = r->a.save;
+    if (res->diverged) return 0;
+    if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
+    if (!path) return 0;
+    clipnn_status st = clipnn_checkpoint_save(path, r->m, r->state);
+    if (st) return cli_fail(cmd, st, r->a.save ? "--save" : path);
+    *saved = path;
+    return 0;
+}
+
+/* The logs closed first: whole rows, even when a second signal ends the
+ * save; a log that failed keeps nothing from being saved. */
+static int close_logs(const char *cmd, train_run *r) {
+    int rc = r->a.log ? cli_steplog_close(&r->steplog, cmd) : 0;
+    int rc2 = cli_runctl_close_logs(&r->ctx.run);
+    int rc3 = cli_rec_log_close(&r->rec_log, cmd);
+    return rc ? rc : rc2 ? rc2 : rc3;
+}
+
+static void say_stopped(const char *cmd, const clipnn_train_result *res, const char *saved) {
+    fprintf(stderr, "clipnn %s: stopped by %s after %llu steps; the run is saved in %s: continue it with "
+            "--resume %s and the same options\n", cmd, cli_stop_signal_name(cli_stop_requested()),
+            (unsigned long long)res->steps, saved, saved);
+}
+
+/* After training: the logs closed, the model saved (unless it diverged),
+ * the report (a training loss that did not stay finite as null). Exit
+ * code: a divergence 1, then a failed save, log or periodic save, then a
+ * stop on request 130. */
+static int finish(const char *cmd, train_run *r, const clipnn_train_result *res) {
+    const train_args *a = &r->a;
+    int log_rc = close_logs(cmd, r);
+    const char *saved = NULL;
+    int save_rc = save_model(cmd, r, res, &saved);
+    if (a->json)
+        print_json(&a->s, r->arch, r->train, r->test, r->loss, &r->o, res, saved, clipnn_model_n_params(r->m),
+                   &r->ctx.run.history);
+    else
+        print_text(r->arch, r->train, &r->o, res, saved);
+    if (res->diverged) {
+        fprintf(stderr, "clipnn train: training diverged at step %llu (non-finite loss, gradient or parameters)%s\n",
+                (unsigned long long)res->diverged_step, a->save ? "; model not saved" : "");
+        return CLI_EXIT_FAILURE;
+    }
+    if (res->stopped && saved) say_stopped(cmd, res, saved);
+    int rc = save_rc ? save_rc : log_rc ? log_rc : r->ctx.run.save_failed;
+    return rc ? rc : res->stopped ? CLI_EXIT_INTERRUPTED : 0;
+}
+
+/* --report: written after the model is saved, whatever became of the run;
+ * a report that cannot be written is an error that keeps the model. */
+static int finish_with_report(const char *cmd, train_run *r, const clipnn_train_result *res) {
+    int rc = finish(cmd, r, res);
     if (!r->a.report) return rc;
-    cli_train_info info = {&r->a.s, r->arch, r->train, r->test, &r->o, &res, clipnn_model_n_params(r->m)};
+    cli_train_info info = {&r->a.s, r->arch, r->train, r->test, &r->o, res, clipnn_model_n_params(r->m),
+                           &r->ctx.run.history};
     int rc_report = r->ctx.runlog_failed ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report")
                                          : cli_train_report(cmd, r->a.report, &r->runlog, &info);
     return rc ? rc : rc_report;
+}
+
+/* The signals stop the run only while it trains; a second one, or one
+ * during the final save, ends the tool (the checkpoint is written
+ * atomically: the file is the old one or the new one, whole). */
+static int train_and_report(const char *cmd, train_run *r) {
+    clipnn_train_result res;
+    if (cli_stop_install()) fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
+    clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
+    cli_stop_restore();
+    if (!st) return finish_with_report(cmd, r, &res);
+    cli_runctl_close_logs(&r->ctx.run);
+    return cli_fail(cmd, st, "training");
 }
 
 int cmd_train(int argc, char **argv) {
@@ -292,6 +391,7 @@ int cmd_train(int argc, char **argv) {
     train_run r;
     memset(&r, 0, sizeof r);
     cli_settings_default(&r.a.s, CLI_MODE_TRAIN);
+    r.a.progress = "auto";
     cli_option table[CLI_MAX_OPTIONS];
     train_option_table(&r.a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
@@ -301,8 +401,10 @@ int cmd_train(int argc, char **argv) {
     rc = prepare(cmd, &r);
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
-    free(r.groups_path);
+    cli_rec_log_close(&r.rec_log, cmd);
+    cli_runctl_free(&r.ctx.run);
     cli_runlog_free(&r.runlog);
+    free(r.groups_path);
     clipnn_train_state_free(r.state);
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);

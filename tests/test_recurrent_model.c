@@ -462,7 +462,8 @@ TEST(recurrent_model_trains_many_to_many_on_step_targets) {
 
 /* clipnn train takes recurrent layers (on the digits: 8 steps of 8
  * pixels), saves them, and eval reads them back; the commands that
- * optimize inputs refuse a recurrent model with one line and exit 2. */
+ * optimize inputs refuse a recurrent model with one line and exit 2, the
+ * diagnosis runs its tests through time. */
 TEST(recurrent_model_through_the_tool) {
     const char *out, *ckpt = check_tmp_path("lstm_digits.ckpt");
     char args[1200];
@@ -475,8 +476,7 @@ TEST(recurrent_model_through_the_tool) {
     snprintf(args, sizeof args, "eval --model %s", ckpt);
     CHECK(check_run_tool(args, &out) == 0);
     CHECK(strstr(out, "64-lstm:24-10") != NULL);
-    const char *refusing[] = {"attack --method fgsm --eps 0.1", "optimize-input --target-class 3",
-                              "diagnose --input data:3 --target-class 3"};
+    const char *refusing[] = {"attack --method fgsm --eps 0.1", "optimize-input --target-class 3"};
     for (size_t i = 0; i < sizeof refusing / sizeof refusing[0]; i++) {
         snprintf(args, sizeof args, "%s --model %s", refusing[i], ckpt);
         int rc = check_run_tool(args, &out);
@@ -485,6 +485,10 @@ TEST(recurrent_model_through_the_tool) {
                       strchr(out, '\n') == out + strlen(out) - 1,
                   "%s: exit %d: %s", refusing[i], rc, out);
     }
+    /* the diagnosis takes it: the tests through time */
+    snprintf(args, sizeof args, "diagnose --input data:3 --target-class 3 --model %s", ckpt);
+    CHECK(check_run_tool(args, &out) == 0);
+    CHECK_MSG(strstr(out, "gradient-through-time") || strstr(out, "through-time"), "%s", out);
     CHECK(check_run_tool("train --arch 10-lstm:5-10", &out) != 0);
     CHECK(strstr(out, "recurrent layers come first") != NULL);
     CHECK(check_run_tool("train --arch lstm:8-2 --data breast-cancer", &out) == 2);

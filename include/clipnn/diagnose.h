@@ -20,6 +20,8 @@ typedef enum {
     CLIPNN_CAUSE_PRECISION,
     CLIPNN_CAUSE_PARAMETRIZATION, /* box, tanh parametrization, dead ReLUs, ignored directions */
     CLIPNN_CAUSE_MASKING,         /* gradient-masking symptoms of an attack */
+    CLIPNN_CAUSE_VANISHING_THROUGH_TIME, /* a recurrent model: the gradient dies going back through the steps */
+    CLIPNN_CAUSE_EXPLODING_THROUGH_TIME, /* a recurrent model: the gradient grows going back through the steps */
     CLIPNN_CAUSE_COUNT
 } clipnn_cause;
 CLIPNN_API const char *clipnn_cause_name(clipnn_cause c); /* "local-minimum", "saddle", ... */
@@ -50,6 +52,9 @@ typedef struct {
     double grad_norm_ref;    /* double reference gradient in x */
     double min_curvature, max_curvature; /* extreme curvatures found (NaN: not probed) */
     double escape_decrease, escape_step; /* along the most negative curvature direction */
+    /* Recurrent models (NaN otherwise): ||d objective / d x_1|| / ||d objective / d x_T|| of
+     * the double reference, and the largest spectral radius of a gate block of W_hh (every layer). */
+    double time_ratio, rec_radius;
     size_t n_findings, n_checks;
     clipnn_finding findings[CLIPNN_DIAG_MAX];
     clipnn_check checks[CLIPNN_DIAG_MAX];
@@ -91,7 +96,12 @@ CLIPNN_API clipnn_status clipnn_diagnose_fn(const clipnn_objective_fn *f, const 
  * target y (as for clipnn_objective_grad): the generic tests plus the
  * model's own (saturated units, softmax margin, probability outputs,
  * logit shift, dead ReLUs, directions the model ignores, where in the
- * network the backward signal dies). */
+ * network the backward signal dies). A model with recurrent layers
+ * (many-to-one, a class or output objective, no tanh parametrization) gets
+ * the tests through time instead: the input gradient step by step (float32
+ * and the double reference), the ratio ||d/dx_1|| / ||d/dx_T|| and the
+ * spectral radius of W_hh's gate blocks; a ratio below 1e-5 is vanishing,
+ * above 1e5 exploding through time. */
 CLIPNN_API clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj, const float *y,
                                     const float *point, const clipnn_diagnose_options *o,
                                     clipnn_diagnosis *d);

@@ -122,6 +122,18 @@ CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_re
 CLIPNN_API clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius,
                                                      uint64_t seed);
 
+/* Gate blocks of recurrent layer `layer`'s W_hh ([G h][h], G blocks of
+ * h x h): 1 (rnn, rnn-relu), 4 (lstm: i, f, g, o), 3 (gru: r, z, n); 0 for
+ * a dense layer or past the last. */
+CLIPNN_API size_t clipnn_model_layer_gates(const clipnn_model *m, size_t layer);
+/* The spectral radius (largest |eigenvalue|) of gate block `gate` of
+ * recurrent layer `layer`'s W_hh, by power iteration in double from a fixed
+ * start: the mean growth of log ||W v|| over 2000 products after 200, which
+ * also converges when the largest eigenvalues are a complex pair. The
+ * stacked W_hh of an LSTM or GRU is not square and has no eigenvalues;
+ * each block is what clipnn_model_init_recurrent scales. */
+CLIPNN_API clipnn_status clipnn_model_rec_radius(const clipnn_model *m, size_t layer, size_t gate, double *out);
+
 /* Values per input row (steps x step_dim for a model over sequences), and
  * outputs per output row (per step for a many-to-many model). */
 CLIPNN_API size_t clipnn_model_n_inputs(const clipnn_model *m);

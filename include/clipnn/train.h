@@ -126,10 +126,31 @@ typedef struct {
     const double *group_norms;      /* [n_groups] pre-clip, when asked, else NULL; valid during on_step */
     const double *group_post_norms; /* [n_groups] post-clip, likewise */
     const double *group_factors;    /* [n_groups] each group's factor, likewise */
+    uint64_t total_steps;     /* steps of the whole run (its part already done included) */
+    uint64_t steps_per_epoch; /* steps of one epoch (step / steps_per_epoch is the 0-based epoch) */
+    /* Recurrent telemetry, at the steps the options ask for it (else NULL
+     * and 0), valid during the on_step call only:
+     *   rec_radius       the spectral radius of every gate block of every
+     *                    recurrent layer's W_hh (clipnn_model_rec_radius),
+     *                    layer after layer, each layer's
+     *                    clipnn_model_layer_gates blocks in order, at the
+     *                    parameters this step's gradient was taken at;
+     *   time_grad_norms  [n recurrent layers][time_grad_steps]: the 2-norm
+     *                    of d loss / d h_t of each layer at each step t of
+     *                    the pass (the whole [batch][hidden] state, the
+     *                    step's mean loss, before clipping): what reaches
+     *                    h_t from the loss at t and from every later step.
+     *                    With truncated backpropagation t counts the
+     *                    window's steps, and those the gradient does not
+     *                    reach are 0. */
+    const double *rec_radius;
+    const double *time_grad_norms;
+    size_t time_grad_steps;
 } clipnn_step_record;
 
-/* One row per epoch, given to on_epoch at the end of every epoch (and of a
- * run that stops mid-epoch).
+/* One row per epoch, given to on_epoch at the end of every epoch (and
+ * after a last step that falls mid-epoch; not for the epoch in progress
+ * when control stops the run).
  *   epoch             1-based number of the epoch the row closes;
  *   n_epochs          epochs of the run (steps rounded up to whole epochs
  *                     when steps is set);
@@ -139,11 +160,27 @@ typedef struct {
  *                     without a test set; accuracy NaN for regression);
  *   clipped_fraction  the epoch's clipped steps / its steps;
  *   seconds           since the start of this clipnn_train call;
- *   samples_per_second  steps of this call x batch / seconds. */
+ *   samples_per_second  steps of this call x batch / seconds;
+ *   train_accuracy    running accuracy: the rows of the epoch's steps that
+ *                     were not skipped which the model classified right at
+ *                     that step's forward (before its update), over those
+ *                     rows; NaN for regression, for a model with an output
+ *                     at every step, and when every step was skipped. Like
+ *                     train_loss, an epoch that a resume splits counts from
+ *                     the resume for it. */
 typedef struct {
     size_t epoch, n_epochs;
     double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
+    double train_accuracy;
 } clipnn_epoch_record;
+
+/* What the caller of a running clipnn_train asks between steps: the
+ * answer of clipnn_train_options.control, flags or'ed together. */
+enum {
+    CLIPNN_TRAIN_CONTINUE = 0,
+    CLIPNN_TRAIN_SAVE = 1, /* capture the run into state and give it to on_save */
+    CLIPNN_TRAIN_STOP = 2  /* end the run after this step */
+};
 
 typedef struct {
     clipnn_optim_options optim;
@@ -156,6 +193,15 @@ typedef struct {
     int replacement;   /* draw minibatches with replacement */
     uint64_t seed;
     int log_groups;    /* fill clipnn_step_record's group_norms, group_post_norms, group_factors */
+    /* Recurrent telemetry in clipnn_step_record (nothing for a model
+     * without recurrent layers, and no cost when 0): rec_radius at the
+     * steps t with t % log_radius_every == 0; time_grad_norms at the steps
+     * t with t % log_time_grad_every == 0 and at the n_log_time_grad_steps
+     * steps listed in log_time_grad_steps. */
+    uint64_t log_radius_every;
+    uint64_t log_time_grad_every;
+    const uint64_t *log_time_grad_steps;
+    size_t n_log_time_grad_steps;
     double stability_m; /* M of Lemma 1 (0: off) */
     int expected_grad; /* evaluate H(theta) and the mean gradient at the end */
     /* Truncated backpropagation through time, TBPTT(k1, k2) as Williams
@@ -193,6 +239,23 @@ typedef struct {
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
     struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
+    /* Control of a running training, for periodic checkpoints and a stop on
+     * request (a signal handler's flag: the library installs no handler).
+     * When set, control(user) is asked after every step, after on_step and,
+     * at an epoch's end, on_epoch; it answers CLIPNN_TRAIN_* flags.
+     *   SAVE: state (which must be set, else the flag is ignored) is filled
+     *         with the run as it is after this step, as clipnn_train leaves
+     *         it when it returns, and on_save(m, state, user) is called with
+     *         the model holding the parameters after the step; a checkpoint
+     *         written there resumes on the same trajectory. Capturing
+     *         allocates.
+     *   STOP: the run ends after this step, as after its last one (state
+     *         filled, result figures so far) with result->stopped set; the
+     *         epoch in progress is not reported (a resumed run completes
+     *         it) and expected_grad is not evaluated. Ignored at the last
+     *         step. */
+    int (*control)(void *user);
+    void (*on_save)(const clipnn_model *m, const struct clipnn_train_state *state, void *user);
 } clipnn_train_options;
 /* What `clipnn train` runs with no options: SGD with momentum 0.9, a
  * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
@@ -218,6 +281,7 @@ typedef struct {
     double max_dist_from_start;
     double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
     double mean_grad_norm;             /* ||E g||, when asked */
+    int stopped;                       /* ended early by control's CLIPNN_TRAIN_STOP */
 } clipnn_train_result;
 
 /* Trains m in place on train with opts, evaluating on test (may be NULL)

@@ -276,6 +276,13 @@ static clipnn_status demo_ignored_directions(demo *c, int variant) {
     return run_model_case(c->m, &c->obj, y, x, &c->io, &c->dopt, c->d, c->info);
 }
 
+/* A recurrent case (src/diagnose/demo_time.c), diagnosed at its input. */
+static clipnn_status demo_through_time(demo *c, int variant) {
+    float x[64], y[1] = {0.0f};
+    clipnn_status s = clipnn_demo_through_time(variant, &c->m, x, 64, c->info);
+    return s ? s : clipnn_diagnose_model(c->m, &c->obj, y, x, &c->dopt, c->d);
+}
+
 static const struct {
     const char *name;
     clipnn_status (*run)(demo *c, int variant);
@@ -286,6 +293,9 @@ static const struct {
     {"precision", demo_precision, 0},       {"softmax-margin", demo_softmax_margin, 0},
     {"box", demo_box, 0},                   {"tanh-param", demo_box, 1},
     {"dead-relu", demo_dead_relu, 0},       {"ignored-directions", demo_ignored_directions, 0},
+    {"vanishing-through-time", demo_through_time, 0},
+    {"exploding-through-time", demo_through_time, 1},
+    {"healthy-recurrent", demo_through_time, 2},
 };
 #define N_DEMOS (sizeof demos / sizeof demos[0])
 
@@ -309,6 +319,7 @@ clipnn_status clipnn_diagnose_demo(const char *name, clipnn_diagnosis *d, clipnn
     }
     return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
                        "unknown demo '%s' (local-minimum, saddle, saturation, bce-no-saturation, precision, "
-                       "softmax-margin, box, tanh-param, dead-relu, ignored-directions)",
+                       "softmax-margin, box, tanh-param, dead-relu, ignored-directions, vanishing-through-time, "
+                       "exploding-through-time, healthy-recurrent)",
                        name);
 }

@@ -17,7 +17,8 @@
 #include "diagnose/diagnose.h"
 
 static const char *const cause_names[CLIPNN_CAUSE_COUNT] = {
-    "local-minimum", "saddle", "saturation", "precision", "parametrization", "masking"};
+    "local-minimum", "saddle", "saturation", "precision", "parametrization", "masking",
+    "vanishing-through-time", "exploding-through-time"};
 
 const char *clipnn_cause_name(clipnn_cause c) {
     return (unsigned)c < CLIPNN_CAUSE_COUNT ? cause_names[c] : "unknown";
@@ -43,6 +44,7 @@ void clipnn_diagnosis_init(clipnn_diagnosis *d) {
     d->grad_norm = d->grad_norm_raw = d->grad_norm_ref = NAN;
     d->min_curvature = d->max_curvature = NAN;
     d->escape_decrease = d->escape_step = NAN;
+    d->time_ratio = d->rec_radius = NAN;
 }
 
 int clipnn_diagnosis_has(const clipnn_diagnosis *d, clipnn_cause c) {

@@ -31,4 +31,14 @@ void clipnn_diag_check(clipnn_diagnosis *d, const char *test, int passed, const 
 clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
                                       const target_state *ts, double tiny, clipnn_diagnosis *d);
 
+/* clipnn_diagnose_model for a model with recurrent layers: the input
+ * gradient through time (src/diagnose/through_time.c). */
+clipnn_status clipnn_diagnose_recurrent(clipnn_model *m, const clipnn_objective *obj, const float *y,
+                                        const float *point, const clipnn_diagnose_options *o, clipnn_diagnosis *d);
+/* The constructed cases through time (src/diagnose/demo_time.c): variant 0
+ * vanishing, 1 exploding, 2 healthy: the model into *m (the caller frees
+ * it), its input into x ([cap] at least its steps), the case into info;
+ * the objective is class 0 under cross-entropy. */
+clipnn_status clipnn_demo_through_time(int variant, clipnn_model **m, float *x, size_t cap, clipnn_demo_info *info);
+
 #endif

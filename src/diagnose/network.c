@@ -361,6 +361,7 @@ clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj
                                     const float *point, const clipnn_diagnose_options *o,
                                     clipnn_diagnosis *d) {
     if (!m || !obj || !point || !o || !d) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: NULL argument");
+    if (m->n_rec) return clipnn_diagnose_recurrent(m, obj, y, point, o, d);
     clipnn_status s = clipnn_objective_check(m, obj);
     if (!s) s = clipnn_space_check(&o->space);
     if (s) return s;

@@ -54,8 +54,8 @@ static size_t top_layer(const clipnn_model *m, const clipnn_objective *o) {
 clipnn_status clipnn_objective_check(const clipnn_model *m, const clipnn_objective *o) {
     if (!m || !o) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective: NULL argument");
     if (m->n_rec)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "objective: input optimization, attacks and the diagnosis take "
-                           "models without recurrent layers; this one has %zu (the first: %s)", m->n_rec,
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "objective: input optimization and attacks take models without "
+                           "recurrent layers; this one has %zu (the first: %s)", m->n_rec,
                            clipnn_layer_kind_name(clipnn_model_layer_kind(m, 0)));
     size_t k = clipnn_model_n_outputs(m);
     switch (o->kind) {

@@ -546,7 +546,7 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
                                     size_t batch, const clipnn_fused_opts *f, const clipnn_window *w,
                                     double *loss_out, float *dx) {
     clipnn_fused_opts front_f; /* a front leaves every dW formed */
-    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0}, f = &front_f;
+    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0, f->trace}, f = &front_f;
     size_t rows = w ? clipnn_window_rows(m, batch, w) : clipnn_head_rows(m, batch);
     clipnn_status s = clipnn_loss_check_targets(lo, clipnn_model_n_outputs(m), y, NULL, rows);
     if (!s) s = forward_check(m, x, batch);
@@ -555,7 +555,7 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
     double loss = 0;
     const float *a = pass_front(m, x, batch, w);
     int threads = model_threads(m, rows);
-    int want_back = lo->want_params || dx;
+    int want_back = lo->want_params || dx || (f && f->trace);
     float *head_dx = m->n_rec ? (want_back ? m->head_dx : NULL) : dx;
     if (w) clipnn_workspace_mark(m, CLIPNN_WS_GRADS, batch, "clipnn_train (truncated backpropagation)");
     else mark_backward(m, lo->want_params, dx != NULL, batch, f);
@@ -571,8 +571,9 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
         clipnn_barrier_wait(&bar, T);
         backward_slice(m, lo->want_params, f, head_dx, rows, t, T, &bar);
     }
-    if (w) clipnn_front_backward_window(m, batch, w);
-    else if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx);
+    clipnn_dh_trace *trace = f ? f->trace : NULL;
+    if (w) clipnn_front_backward_window(m, batch, w, trace);
+    else if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx, trace);
     const double order = f ? f->unit_norm_order : 0;
     if (lo->want_params && order > 0) finish_unit_norms(m, order);
     if (loss_out) *loss_out = loss;

@@ -73,6 +73,14 @@ clipnn_status clipnn_rec_forward(const clipnn_rec_shape *s, const float *params,
 clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
                                   const float *dH, const float *dhT, const float *dcT, size_t last_steps,
                                   float *grad, float *dx, float *dh0, float *dc0, float *work);
+/* clipnn_rec_backward that also writes trace [B][T][h] (NULL: not wanted):
+ * d loss / d h_t of every step, the whole of it (dH of the step and what
+ * flows back from the steps after), as the backward forms it; the rows of
+ * steps before the last last_steps are 0. */
+clipnn_status clipnn_rec_backward_trace(const clipnn_rec_shape *s, const float *params, const float *x,
+                                        size_t x_stride, const float *dH, const float *dhT, const float *dcT,
+                                        size_t last_steps, float *grad, float *dx, float *dh0, float *dc0,
+                                        float *work, float *trace);
 /* The state after the first t steps (1 <= t <= steps) of the last forward
  * on work, whose H it wrote: h_t [B][h] into h and, for an LSTM, c_t into c
  * (may be NULL). A backward leaves both readable. */
@@ -116,8 +124,16 @@ clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *par
                                     size_t x_stride, const double *dH, const double *dhT, const double *dcT,
                                     size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
                                     double *work);
+clipnn_status clipnn_rec_backward_trace_d(const clipnn_rec_shape *s, const double *params, const double *x,
+                                          size_t x_stride, const double *dH, const double *dhT, const double *dcT,
+                                          size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
+                                          double *work, double *trace);
 clipnn_status clipnn_rec_example_sqnorms_d(const clipnn_rec_shape *s, const double *x, size_t x_stride,
                                            const double *work, double *scratch, double *sqnorms);
+
+/* The spectral radius of a[n][n] (row stride lda) by power iteration in
+ * double from a start drawn from rng. v, w: [n] scratch. */
+double clipnn_spectral_radius(const float *a, size_t n, size_t lda, double *v, double *w, clipnn_rng *rng);
 
 /* ------------------------------------------------------------- models */
 
@@ -208,11 +224,20 @@ size_t clipnn_head_rows(const clipnn_model *m, size_t batch);
 clipnn_status clipnn_front_size(const clipnn_model *m, size_t max_batch, size_t *floats);
 /* Points the front's buffers into block, which holds clipnn_front_size floats. */
 void clipnn_front_place(clipnn_model *m, size_t max_batch, float *block);
+/* Where a backward leaves d loss / d h_t of every recurrent layer: dh,
+ * the layers one after the other, each [batch][steps][hidden] (floats:
+ * clipnn_front_trace_floats); the backward sets batch and steps to the
+ * pass it traced (steps: a window's). */
+typedef struct {
+    float *dh;
+    size_t batch, steps;
+} clipnn_dh_trace;
+size_t clipnn_front_trace_floats(const clipnn_model *m, size_t batch, size_t steps);
 /* Runs the front over x [batch][n_inputs]; sets m->head_input. */
 void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch);
 /* BPTT from m->head_dx (d loss / d the head's input) into m->grads (when
- * want_params) and dx ([batch][n_inputs], NULL: not wanted). */
-void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx);
+ * want_params), dx ([batch][n_inputs]) and tr (NULL: not wanted). */
+void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx, clipnn_dh_trace *tr);
 /* The front's initialisation: PyTorch's U(+-1/sqrt(hidden)) for all four tensors. */
 void clipnn_front_init(clipnn_model *m, clipnn_rng *rng);
 /* Recurrent layer l's input in the last pass: x or the layer below's H,
@@ -254,14 +279,18 @@ size_t clipnn_front_state_floats(const clipnn_model *m, size_t batch);
 /* The front over window w of x; sets m->head_input to the rows with a loss
  * and writes w->state_out. */
 void clipnn_front_forward_window(clipnn_model *m, const float *x, size_t batch, const clipnn_window *w);
-/* BPTT of that window from m->head_dx into m->grads. */
-void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w);
+/* BPTT of that window from m->head_dx into m->grads (and tr, NULL: none). */
+void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w, clipnn_dh_trace *tr);
 /* dst [batch][to - from][width] = the steps [from, to) of each sequence of
  * src [batch][steps][width]. */
 void clipnn_slice_steps(float *dst, const float *src, size_t batch, size_t steps, size_t width, size_t from,
                         size_t to);
 /* Rows the head runs for window w: batch, or batch x its steps with a loss. */
 size_t clipnn_window_rows(const clipnn_model *m, size_t batch, const clipnn_window *w);
+
+/* clipnn_model_rec_radius of a valid layer and gate with the caller's
+ * scratch ([2 hidden]): no allocation. */
+double clipnn_rec_block_radius(const clipnn_model *m, size_t layer, size_t gate, double *scratch);
 
 /* Input of layer l for the last forward: x for l = 0, post[l-1] otherwise. */
 const float *clipnn_layer_input(const clipnn_model *m, size_t l);
@@ -287,6 +316,8 @@ typedef struct {
      * same options, forms each row from delta and the layer input instead
      * (saves writing and re-reading every weight gradient). */
     int lazy_rank1;
+    /* Not NULL: the front's backward leaves d loss / d h_t there. */
+    clipnn_dh_trace *trace;
 } clipnn_fused_opts;
 
 /* Does a backward of `batch` rows under f (may be NULL) leave dW unformed? */

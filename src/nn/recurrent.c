@@ -254,9 +254,10 @@ static clipnn_status backward_check(const clipnn_rec_shape *s, const void *param
     return CLIPNN_OK;
 }
 
-clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
-                                  const float *dH, const float *dhT, const float *dcT, size_t last_steps,
-                                  float *grad, float *dx, float *dh0, float *dc0, float *work) {
+clipnn_status clipnn_rec_backward_trace(const clipnn_rec_shape *s, const float *params, const float *x,
+                                        size_t x_stride, const float *dH, const float *dhT, const float *dcT,
+                                        size_t last_steps, float *grad, float *dx, float *dh0, float *dc0,
+                                        float *work, float *trace) {
     rec_layout L;
     clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
     if (st != CLIPNN_OK) return st;
@@ -265,8 +266,27 @@ clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params
 #pragma omp parallel num_threads(threads) if (threads > 1)
     {
         rec_team tm = {clipnn_thread_id(), clipnn_thread_count(), &bar};
-        backward_float(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, &tm);
+        backward_float(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, trace, &tm);
     }
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_rec_backward(const clipnn_rec_shape *s, const float *params, const float *x, size_t x_stride,
+                                  const float *dH, const float *dhT, const float *dcT, size_t last_steps,
+                                  float *grad, float *dx, float *dh0, float *dc0, float *work) {
+    return clipnn_rec_backward_trace(s, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work,
+                                     NULL);
+}
+
+clipnn_status clipnn_rec_backward_trace_d(const clipnn_rec_shape *s, const double *params, const double *x,
+                                          size_t x_stride, const double *dH, const double *dhT, const double *dcT,
+                                          size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
+                                          double *work, double *trace) {
+    rec_layout L;
+    clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
+    if (st != CLIPNN_OK) return st;
+    backward_double(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, trace,
+                    &solo_team);
     return CLIPNN_OK;
 }
 
@@ -274,11 +294,8 @@ clipnn_status clipnn_rec_backward_d(const clipnn_rec_shape *s, const double *par
                                     size_t x_stride, const double *dH, const double *dhT, const double *dcT,
                                     size_t last_steps, double *grad, double *dx, double *dh0, double *dc0,
                                     double *work) {
-    rec_layout L;
-    clipnn_status st = backward_check(s, params, x, x_stride, last_steps, work, &L);
-    if (st != CLIPNN_OK) return st;
-    backward_double(s, &L, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work, &solo_team);
-    return CLIPNN_OK;
+    return clipnn_rec_backward_trace_d(s, params, x, x_stride, dH, dhT, dcT, last_steps, grad, dx, dh0, dc0, work,
+                                       NULL);
 }
 
 /* h_t is row t - 1 of H; the LSTM's c_t is the state row the forward

@@ -200,15 +200,18 @@ static void K_(gru_row_back)(REAL *restrict g, REAL *restrict hn, const REAL *re
 }
 
 /* The fused pass of step t backward over the B rows, units [lo, hi):
- * carry_h += dH of the step, then the gate gradients of the cell. */
+ * carry_h += dH of the step (then the whole d loss / d h_t, copied into
+ * trace [B][T][h] when it is not NULL), then the gate gradients of the
+ * cell. */
 static void K_(step_cells_back)(const clipnn_rec_shape *s, const rec_layout *L, size_t t, const REAL *dH,
-                                REAL *work, size_t lo, size_t hi) {
+                                REAL *work, REAL *trace, size_t lo, size_t hi) {
     size_t T = s->steps, h = s->hidden, gh = L->gh, n = hi - lo;
     for (size_t b = 0; b < s->batch; b++) {
         size_t row = b * T + t;
         REAL *g = work + L->gates + row * gh + lo, *dh = work + L->carry_h + b * h + lo;
         if (dH)
             for (size_t j = 0; j < n; j++) dh[j] += dH[row * h + lo + j];
+        if (trace) memcpy(trace + row * h + lo, dh, n * sizeof *dh);
         switch (s->cell) {
         case CLIPNN_CELL_RNN_TANH:
         case CLIPNN_CELL_RNN_RELU: K_(rnn_row_back)(s->cell == CLIPNN_CELL_RNN_RELU, g, dh, n); break;
@@ -300,17 +303,26 @@ static void K_(input_grads)(const clipnn_rec_shape *s, const rec_layout *L, cons
                  s->in);
 }
 
+/* The thread's units of the trace's rows of steps before `first`, which
+ * the truncated backward never reaches: zero, as their gradient is. */
+static void K_(zero_trace_head)(const clipnn_rec_shape *s, size_t first, REAL *trace, size_t lo, size_t hi) {
+    size_t T = s->steps, h = s->hidden;
+    for (size_t b = 0; b < s->batch && hi > lo; b++)
+        for (size_t t = 0; t < first; t++) memset(trace + (b * T + t) * h + lo, 0, (hi - lo) * sizeof *trace);
+}
+
 static void K_(backward)(const clipnn_rec_shape *s, const rec_layout *L, const REAL *P, const REAL *x,
                          size_t x_stride, const REAL *dH, const REAL *dhT, const REAL *dcT, size_t last_steps,
-                         REAL *grad, REAL *dx, REAL *dh0, REAL *dc0, REAL *work, const rec_team *tm) {
+                         REAL *grad, REAL *dx, REAL *dh0, REAL *dc0, REAL *work, REAL *trace, const rec_team *tm) {
     size_t B = s->batch, T = s->steps, h = s->hidden, lo, hi;
     size_t first = last_steps ? T - last_steps : 0;
     int lstm = s->cell == CLIPNN_CELL_LSTM;
     clipnn_chunk(h, tm->t, tm->T, &lo, &hi);
     K_(copy_units)(work + L->carry_h, h, dhT, h, B, lo, hi);
     if (lstm) K_(copy_units)(work + L->carry_c, h, dcT, h, B, lo, hi);
+    if (trace) K_(zero_trace_head)(s, first, trace, lo, hi);
     for (size_t t = T; t-- > first;) {
-        if (hi > lo) K_(step_cells_back)(s, L, t, dH, work, lo, hi);
+        if (hi > lo) K_(step_cells_back)(s, L, t, dH, work, trace, lo, hi);
         if (t > first || (first == 0 && dh0)) {
             team_sync(tm); /* the product reads every unit's dG_t */
             if (hi > lo) K_(step_hidden_back)(s, L, P, t, work, lo, hi);

@@ -77,7 +77,23 @@ void clipnn_front_forward(clipnn_model *m, const float *x, size_t batch) {
     m->head_input = m->head_in;
 }
 
-void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx) {
+size_t clipnn_front_trace_floats(const clipnn_model *m, size_t batch, size_t steps) {
+    size_t n = 0;
+    for (size_t l = 0; l < m->n_rec; l++) n += m->rec[l].shape.hidden;
+    return n * batch * steps;
+}
+
+/* Layer l's share of a trace of `batch` sequences of `steps` steps (its
+ * rows [batch][steps][hidden] after the layers below); NULL: no trace. */
+static float *trace_rows(const clipnn_model *m, clipnn_dh_trace *tr, size_t batch, size_t steps, size_t l) {
+    if (!tr) return NULL;
+    tr->batch = batch, tr->steps = steps;
+    size_t off = 0;
+    for (size_t i = 0; i < l; i++) off += batch * steps * m->rec[i].shape.hidden;
+    return tr->dh + off;
+}
+
+void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float *dx, clipnn_dh_trace *tr) {
     for (size_t l = m->n_rec; l-- > 0;) {
         clipnn_rec_layer *R = &m->rec[l];
         int top = l + 1 == m->n_rec;
@@ -88,12 +104,12 @@ void clipnn_front_backward(clipnn_model *m, size_t batch, int want_params, float
         float *grad = want_params ? m->grads + R->p_offset : NULL;
         if (grad) memset(grad, 0, R->off.total * sizeof *grad);
         float *below = l ? m->rec[l - 1].dH : dx;
-        if (!grad && !below) break; /* nothing further down is wanted */
+        if (!grad && !below && !tr) break; /* nothing further down is wanted */
         size_t stride;
         const float *in = layer_input(m, l, &stride);
         R->shape.batch = batch;
-        (void)clipnn_rec_backward(&R->shape, m->params + R->p_offset, in, stride, dH, dhT, NULL, 0, grad, below,
-                                  NULL, NULL, R->work);
+        (void)clipnn_rec_backward_trace(&R->shape, m->params + R->p_offset, in, stride, dH, dhT, NULL, 0, grad,
+                                        below, NULL, NULL, R->work, trace_rows(m, tr, batch, m->steps, l));
     }
 }
 
@@ -202,7 +218,7 @@ void clipnn_front_forward_window(clipnn_model *m, const float *x, size_t batch, 
     window_head_input(m, batch, w);
 }
 
-void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w) {
+void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_window *w, clipnn_dh_trace *tr) {
     clipnn_rec_layer *top = &m->rec[m->n_rec - 1];
     const float *dH_top = m->every_step ? m->head_dx : NULL;
     if (m->every_step && w->loss_from) {
@@ -217,9 +233,10 @@ void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_wi
         size_t stride;
         const float *in = layer_input(m, l, &stride);
         clipnn_rec_shape s = window_shape(m, l, batch, w);
-        (void)clipnn_rec_backward(&s, m->params + R->p_offset, in, stride, is_top ? dH_top : R->dH,
-                                  is_top && !m->every_step ? m->head_dx : NULL, NULL, w->back, grad,
-                                  l ? m->rec[l - 1].dH : NULL, NULL, NULL, R->work);
+        (void)clipnn_rec_backward_trace(&s, m->params + R->p_offset, in, stride, is_top ? dH_top : R->dH,
+                                        is_top && !m->every_step ? m->head_dx : NULL, NULL, w->back, grad,
+                                        l ? m->rec[l - 1].dH : NULL, NULL, NULL, R->work,
+                                        trace_rows(m, tr, batch, w->steps, l));
     }
 }
 
@@ -250,30 +267,6 @@ static void orthogonal_block(float *a, size_t n, size_t lda, double *q, clipnn_r
         for (size_t j = 0; j < n; j++) a[i * lda + j] = (float)q[i * n + j];
 }
 
-/* The spectral radius of a[n][n] (row stride lda): the mean growth
- * log ||A v|| of a unit vector over many steps after a burn-in, which
- * converges to log max |eigenvalue| also when the dominant eigenvalues are
- * a complex pair. v, w: [n] scratch. */
-static double spectral_radius(const float *a, size_t n, size_t lda, double *v, double *w, clipnn_rng *rng) {
-    const int burn = 200, steps = 2000;
-    for (size_t i = 0; i < n; i++) v[i] = clipnn_rng_normal(rng);
-    double log_sum = 0;
-    for (int it = 0; it < burn + steps; it++) {
-        double norm = 0;
-        for (size_t i = 0; i < n; i++) {
-            double s = 0;
-            for (size_t j = 0; j < n; j++) s += (double)a[i * lda + j] * v[j];
-            w[i] = s;
-            norm += s * s;
-        }
-        norm = sqrt(norm);
-        if (!(norm > 0)) return 0;
-        for (size_t i = 0; i < n; i++) v[i] = w[i] / norm;
-        if (it >= burn) log_sum += log(norm);
-    }
-    return exp(log_sum / steps);
-}
-
 static clipnn_status check_recurrent_init(const clipnn_model *m, clipnn_recurrent_init how, double radius) {
     if (!m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: NULL model");
     if ((unsigned)how >= CLIPNN_RECURRENT_INIT_COUNT)
@@ -301,7 +294,7 @@ clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init
                 orthogonal_block(block, h, h, scratch, &rng);
                 continue;
             }
-            double rho = spectral_radius(block, h, h, scratch, scratch + hmax, &rng);
+            double rho = clipnn_spectral_radius(block, h, h, scratch, scratch + hmax, &rng);
             double f = rho > 0 ? radius / rho : 0;
             for (size_t i = 0; i < h * h; i++) block[i] = (float)(block[i] * f);
         }

@@ -85,6 +85,12 @@ static void gather_targets(const clipnn_dataset *d, const size_t *idx, size_t B,
     }
 }
 
+/* The class a row of k outputs predicts: one output is a logit (class 1
+ * when positive), several are scores. */
+static size_t predicted_class(const float *out, size_t k) {
+    return k == 1 ? (out[0] > 0 ? 1 : 0) : clipnn_argmax(out, k);
+}
+
 static void gather_rows(const clipnn_dataset *d, const size_t *idx, size_t B, float *x_out) {
     size_t dim = clipnn_dataset_dim(d);
     const float *x = clipnn_dataset_x(d);
@@ -115,8 +121,7 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
         if (nc > 0)
             for (size_t r = 0; r < B; r++) {
                 size_t label = (size_t)y[start + r];
-                size_t pred = k == 1 ? (out[r] > 0 ? 1 : 0) : clipnn_argmax(out + r * k, k);
-                correct += pred == label;
+                correct += predicted_class(out + r * k, k) == label;
             }
     }
     *loss_out = loss_sum / (double)n;
@@ -250,9 +255,13 @@ typedef struct {
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     clipnn_fused_opts fused;
+    clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
     clipnn_train_loop L;
     uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
+    int count_correct;      /* classification with one output row per sequence: a running accuracy */
+    uint64_t epoch_rows, epoch_correct; /* likewise not saved */
+    size_t step_rows;       /* rows of the step's batch (b.idx) */
     double t0;
     clipnn_step_record rec;
 } train_run;
@@ -262,6 +271,7 @@ static void close_run(train_run *r) {
     clipnn_optimizer_free(r->opt);
     free_buffers(&r->b);
     clipnn_bptt_close(&r->bptt);
+    clipnn_rec_telemetry_close(&r->rec_tele);
 }
 
 /* Sizes, the workspace for the larger of a batch and an evaluation chunk,
@@ -276,9 +286,14 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->P = m->n_params;
     /* a stream is batch streams of n / batch rows each, every batch full */
     r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
+    r->count_correct = clipnn_dataset_n_classes(train) > 0 && clipnn_model_output_steps(m) == 1;
     clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
     if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
     if (!s && (s = clipnn_bptt_open(&r->bptt, o, m, r->B, clipnn_dataset_n_targets(train)))) free_buffers(&r->b);
+    if (!s && (s = clipnn_rec_telemetry_open(&r->rec_tele, o, m, r->B))) {
+        free_buffers(&r->b);
+        clipnn_bptt_close(&r->bptt);
+    }
     if (s) return s;
     r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
     r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
@@ -364,6 +379,7 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
     int new_pass;
     if (!bp->on || bp->loop.chunk == 0) {
         size_t Bt = draw_batch(r, &new_pass);
+        r->step_rows = Bt;
         gather_batch(r, r->b.idx, Bt);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
@@ -378,7 +394,9 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
  * update in *scale and b.unit_scale, the record in rec.clip. */
 static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, double *scale) {
     const clipnn_train_options *o = r->o;
+    clipnn_rec_telemetry_begin(&r->rec_tele, r->m, t, &r->fused);
     clipnn_status s = step_loss_grad(r, loss);
+    clipnn_rec_telemetry_end(&r->rec_tele, r->m, &r->fused);
     if (s) return s;
     clipnn_clip_record *c = &r->rec.clip;
     /* A loss past float range can come with a finite gradient
@@ -423,6 +441,17 @@ static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, i
     return s ? s : clipnn_clipper_after_update(r->clip, r->m, &r->rec.clip);
 }
 
+/* The rows of the step's batch that its forward classified right: the
+ * outputs are still those of the step's forward (a model with one output
+ * row per sequence draws a whole batch at every step). */
+static void count_right(train_run *r) {
+    const float *out = r->m->post[r->m->n_layers - 1], *y = clipnn_dataset_y(r->train);
+    size_t nt = clipnn_dataset_n_targets(r->train);
+    for (size_t i = 0; i < r->step_rows; i++)
+        r->epoch_correct += predicted_class(out + i * r->k, r->k) == (size_t)y[r->b.idx[i] * nt];
+    r->epoch_rows += r->step_rows;
+}
+
 /* The step's share of the sums (skipped steps have no step size or loss). */
 static void count_step(train_run *r, uint64_t t, double lr, double loss) {
     clipnn_train_loop *L = &r->L;
@@ -431,6 +460,7 @@ static void count_step(train_run *r, uint64_t t, double lr, double loss) {
         L->sum_lr += lr;
         L->sum_lr2 += lr * lr;
         L->epoch_loss += loss;
+        if (r->count_correct) count_right(r);
     } else {
         L->skipped++;
         r->epoch_skipped++;
@@ -461,6 +491,9 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->group_norms = o->log_groups ? r->groups.pre : NULL;
     rec->group_post_norms = o->log_groups ? r->groups.post : NULL;
     rec->group_factors = o->log_groups ? r->groups.factor : NULL;
+    rec->total_steps = r->total;
+    rec->steps_per_epoch = r->steps_per_epoch;
+    clipnn_rec_telemetry_fill(&r->rec_tele, rec);
     if (rec->dist_from_start > L->max_dist) L->max_dist = rec->dist_from_start;
     o->on_step(rec, o->user);
 }
@@ -480,6 +513,7 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
         .seconds = secs,
         .samples_per_second =
             secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / (double)r->bptt.loop.chunks / secs : 0,
+        .train_accuracy = r->epoch_rows ? (double)r->epoch_correct / (double)r->epoch_rows : NAN,
     };
     o->on_epoch(&er, o->user);
 }
@@ -507,13 +541,36 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
     if (epoch_end) {
         L->epoch_loss = 0;
         L->epoch_steps = r->epoch_skipped = 0;
+        r->epoch_rows = r->epoch_correct = 0;
         L->epoch_clipped = 0;
     }
     return CLIPNN_OK;
 }
 
-/* Step t: batch, gradient, clipping, update, telemetry. *stop ends the run
- * without an error (it has diverged under the propagate policy). */
+/* The run as it is after the last step into o->state (allocates). */
+static clipnn_status capture_state(train_run *r) {
+    return clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
+                                      r->bptt.on ? &r->bptt.loop : NULL);
+}
+
+/* The caller's control after step t: a captured state for on_save, or the
+ * end of the run (not at its last step, which ends it anyway). */
+static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
+    const clipnn_train_options *o = r->o;
+    if (!o->control) return CLIPNN_OK;
+    int ask = o->control(o->user);
+    if ((ask & CLIPNN_TRAIN_SAVE) && o->state && o->on_save) {
+        clipnn_status s = capture_state(r);
+        if (s) return s;
+        o->on_save(r->m, o->state, o->user);
+    }
+    if ((ask & CLIPNN_TRAIN_STOP) && t + 1 < r->total) *stop = r->result->stopped = 1;
+    return CLIPNN_OK;
+}
+
+/* Step t: batch, gradient, clipping, update, telemetry, the caller's
+ * control. *stop ends the run without an error (it has diverged under the
+ * propagate policy, or the caller asked). */
 static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
     double loss, scale = 1;
     clipnn_status s = gradient_and_clip(r, t, &loss, &scale);
@@ -533,7 +590,8 @@ static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
         return CLIPNN_OK;
     }
     if (r->o->on_step) report_step(r, t, lr, loss);
-    return end_epoch(r, t);
+    s = end_epoch(r, t);
+    return s ? s : poll_control(r, t, stop);
 }
 
 /* The result's totals after the last step; H(theta) and the saved state
@@ -550,11 +608,9 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
         res->diverged = 1;
         res->diverged_step = res->steps;
     }
-    if (s == CLIPNN_OK && o->expected_grad && !res->diverged)
+    if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
-    if (s == CLIPNN_OK && o->state)
-        s = clipnn_train_state_capture(o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
-                                       r->bptt.on ? &r->bptt.loop : NULL);
+    if (s == CLIPNN_OK && o->state) s = capture_state(r);
     return s;
 }
 
@@ -562,7 +618,7 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
                                       const clipnn_train_options *o, clipnn_train_result *result) {
     if (!m || !train || !o || !result) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: NULL argument");
     memset(result, 0, sizeof *result);
-    result->test_loss = result->test_accuracy = NAN;
+    result->train_loss = result->test_loss = result->test_accuracy = NAN;
     result->expected_clipped_grad_norm = result->mean_grad_norm = NAN;
     clipnn_status s = check_options(o, train);
     if (!s) s = clipnn_bptt_check(o, m);

@@ -32,6 +32,32 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
  * a(t)^2 (schedule.c). The training log and the lab both report it. */
 double clipnn_lemma1_bound(double M, double sum_a2, double lambda);
 
+/* ------------------------------ recurrent telemetry (src/train/rec_telemetry.c) */
+
+/* What a run's steps report of its recurrent layers (clipnn_train_options
+ * log_radius_every, log_time_grad_every, log_time_grad_steps): the buffers,
+ * allocated when the run opens (none for what is not asked, nothing for a
+ * model without recurrent layers), and what the current step measured. */
+typedef struct {
+    const clipnn_train_options *o;
+    double *radius, *scratch; /* [gate blocks], [2 max hidden] */
+    clipnn_dh_trace trace;    /* [max_batch][steps][hidden] per layer */
+    double *norms;            /* [layers][steps] */
+    int radius_now, grad_now; /* the current step measures them */
+} clipnn_rec_telemetry;
+
+clipnn_status clipnn_rec_telemetry_open(clipnn_rec_telemetry *t, const clipnn_train_options *o,
+                                        const clipnn_model *m, size_t max_batch);
+void clipnn_rec_telemetry_close(clipnn_rec_telemetry *t);
+/* Before step `step`'s gradient: the radii when due, and f->trace set when
+ * the step's d loss / d h_t are due (NULL otherwise). */
+void clipnn_rec_telemetry_begin(clipnn_rec_telemetry *t, const clipnn_model *m, uint64_t step,
+                                clipnn_fused_opts *f);
+/* After the gradient: the norms of the trace; f->trace back to NULL. */
+void clipnn_rec_telemetry_end(clipnn_rec_telemetry *t, const clipnn_model *m, clipnn_fused_opts *f);
+/* The step record's rec_radius, time_grad_norms and time_grad_steps. */
+void clipnn_rec_telemetry_fill(const clipnn_rec_telemetry *t, clipnn_step_record *rec);
+
 /* ------------------------------------- training state (src/train/train_state.c) */
 
 /* The payloads of a checkpoint's OPTM, CLIP and TRAN sections, kept as bytes
