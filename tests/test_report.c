@@ -200,9 +200,10 @@ TEST(report_command_reads_logs) {
     char args[4096];
     const char *out;
     const char *log = check_tmp_path("rlog.csv"), *dir = check_tmp_path("rlog_report");
-    snprintf(args, sizeof args, "train --quiet --epochs 2 --lr 0.5 --log %s --log-groups", log);
+    const char *epochs = check_tmp_path("rlog_epochs.csv");
+    snprintf(args, sizeof args, "train --quiet --epochs 2 --lr 0.5 --log %s --log-groups --log-epochs %s", log, epochs);
     CHECK(check_run_tool(args, &out) == 0);
-    snprintf(args, sizeof args, "report %s --out %s", log, dir);
+    snprintf(args, sizeof args, "report %s --epochs %s --out %s", log, epochs, dir);
     CHECK_MSG(check_run_tool(args, &out) == 0, "%s", out);
     char *page = report_slurp(check_tmp_path("rlog_report/index.html"));
     CHECK(page != NULL);
@@ -210,6 +211,8 @@ TEST(report_command_reads_logs) {
         CHECK(strstr(page, "Gradient norm per step") != NULL);
         CHECK(strstr(page, "threshold lambda = 1<") != NULL); /* det_bound / sum a of the log */
         CHECK(strstr(page, ">layer 1 b</text>") != NULL);      /* the groups file beside the log */
+        CHECK(strstr(page, ">training accuracy</text>") != NULL); /* from the epochs file */
+        CHECK(report_count(page, "<td class=\"num\">2</td>") >= 1);  /* the second epoch's row */
     }
     free(page);
     FILE *f = fopen(check_tmp_path("broken.csv"), "w");

@@ -84,6 +84,7 @@ static void tick_label(char *buf, size_t cap, double v, int log) {
 /* Grid lines and labels of one axis; horizontal = the x axis. */
 void chart_draw_ticks(FILE *f, const chart_axis *a, const chart_axis *other, int horizontal) {
     double step = a->log ? ceil((a->hi - a->lo) / 10) : nice_step(a->hi - a->lo);
+    if (a->integer && step < 1) step = 1;
     double first = ceil(a->lo / step - 1e-9) * step;
     for (double t = first; t <= a->hi + 1e-9 * step; t += step) {
         double p = a->px0 + (t - a->lo) / (a->hi - a->lo) * (a->px1 - a->px0);

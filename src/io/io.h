@@ -40,6 +40,7 @@ typedef struct {
     double lo, hi;   /* in axis units (log10 of the value on a log axis) */
     int log;
     double px0, px1; /* pixel coordinates of lo and hi */
+    int integer;     /* the values are whole numbers (epochs): no ticks between them */
 } chart_axis;
 
 typedef enum { COLOUR_VIRIDIS, COLOUR_GRAY, COLOUR_DIVERGING } chart_colour_map;

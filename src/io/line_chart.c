@@ -28,11 +28,13 @@ static int banded(const clipnn_chart_series *s) { return s->n > PLOT_W; }
 static void scan(layout *L, const clipnn_chart_series *s, size_t ns, double range[4]) {
     range[0] = range[2] = INFINITY;
     range[1] = range[3] = -INFINITY;
+    L->ax.integer = !L->ax.log;
     for (size_t i = 0; i < ns; i++) {
         L->banded |= banded(&s[i]);
         for (size_t j = 0; j < s[i].n; j++) {
             double x = s[i].x[j], y = s[i].y[j];
             if (chart_usable(x, L->ax.log)) range[0] = fmin(range[0], x), range[1] = fmax(range[1], x);
+            if (isfinite(x) && x != floor(x)) L->ax.integer = 0;
             if (chart_usable(y, L->ay.log)) range[2] = fmin(range[2], y), range[3] = fmax(range[3], y);
             if (chart_usable(x, L->ax.log) && chart_usable(y, L->ay.log)) continue;
             if (isfinite(x) && isfinite(y)) L->leq0 = 1;
