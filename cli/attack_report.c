@@ -65,8 +65,10 @@ static void fill_cell(const cli_attack_page *p, const grid_columns *g, const flo
         return;
     }
     int pred = predict(p, x, scratch);
+    /* fooled: the attack changed a right answer (not one the model got wrong already) */
+    int fooled = j > 0 && pred != label && predict(p, p->x + i * D, scratch) == label;
     *img = x;
-    snprintf(caption, CAPTION, "true %d, predicted %d%s", label, pred, j > 0 && pred != label ? "\nfooled" : "");
+    snprintf(caption, CAPTION, "true %d, predicted %d%s", label, pred, fooled ? "\nfooled" : "");
 }
 
 static int image_grid(clipnn_report *rep, const cli_attack_page *p) {

@@ -227,3 +227,15 @@ TEST(report_command_reads_logs) {
     CHECK(check_run_tool(args, &out) == 4);
     CHECK(check_run_tool("report", &out) == 2);
 }
+
+TEST(report_failure_keeps_the_saved_model) {
+    char args[4096];
+    const char *out, *model = check_tmp_path("kept.model");
+    remove(model);
+    snprintf(args, sizeof args, "train --quiet --epochs 1 --save %s --report /nonexistent/clipnn/report", model);
+    CHECK(check_run_tool(args, &out) == 4);
+    CHECK(strstr(out, "--report") != NULL && strstr(out, "/nonexistent/clipnn/report") != NULL);
+    FILE *f = fopen(model, "rb");
+    CHECK_MSG(f != NULL, "the model was not saved: %s", out);
+    if (f) fclose(f);
+}

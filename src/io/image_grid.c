@@ -34,6 +34,9 @@ static clipnn_status grid_image(FILE *f, const clipnn_image_grid *g, const clipn
                 g->w * zoom, g->h * zoom);
         base64(f, (const unsigned char *)png.buf, png.len);
         fputs("\"/>\n", f);
+        /* a frame: an image of white pixels (no change) is still seen as an image */
+        fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"%zu\" height=\"%zu\" fill=\"none\" stroke=\"#bbb\"/>\n",
+                x - 0.5, y - 0.5, g->w * zoom + 1, g->h * zoom + 1);
     }
     io_page_discard(&png);
     clipnn_free(rgb);
