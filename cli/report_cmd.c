@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "rec_log.h"
 #include "run_report.h"
 
 static const char SYNOPSIS[] =
@@ -22,15 +23,11 @@ typedef struct {
     const char *log, *epochs, *groups, *out;
 } report_args;
 
-/* LOG.groups.csv beside LOG.csv when it is there; NULL else (or without memory). */
+/* LOG.groups.csv beside LOG.csv (as --log-groups names it) when it is
+ * there; NULL else (or without memory). */
 static char *default_groups(const char *log) {
-    size_t len = strlen(log);
-    if (len >= 4 && !strcmp(log + len - 4, ".csv")) len -= 4;
-    char *path = malloc(len + sizeof ".groups.csv");
-    if (!path) return NULL;
-    memcpy(path, log, len);
-    memcpy(path + len, ".groups.csv", sizeof ".groups.csv");
-    if (access(path, R_OK) == 0) return path;
+    char *path = cli_log_side_path(log, ".groups.csv");
+    if (!path || access(path, R_OK) == 0) return path;
     free(path);
     return NULL;
 }
