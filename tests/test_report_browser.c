@@ -38,7 +38,7 @@ static int browser_ready(void) {
 static int render(const char *page, const char *png, const char *netlog, int width, int height) {
     char args[8192];
     snprintf(args, sizeof args,
-             "--headless --no-sandbox --disable-gpu --hide-scrollbars --disable-background-networking "
+             "--headless --no-sandbox --disable-gpu --disable-dev-shm-usage --hide-scrollbars --disable-background-networking "
              "--disable-component-update --disable-sync --no-first-run --disable-default-apps --disable-extensions "
              "--host-resolver-rules='MAP * ~NOTFOUND' --user-data-dir=%s --log-net-log=%s --screenshot=%s "
              "--window-size=%d,%d file://%s",
