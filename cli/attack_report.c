@@ -103,10 +103,10 @@ static void robust_curve(clipnn_report *rep, const cli_attack_page *p) {
     size_t n = p->n_eps < 32 ? p->n_eps : 32;
     for (size_t e = 0; e < n; e++) {
         clean[e] = p->res[e].clean_accuracy;
-        robust[e] = p->res[e].robust_accuracy;
+        robust[e] = p->robust[e];
         one[e] = p->robust_one[e];
     }
-    clipnn_chart_series s[] = {{"robust accuracy", p->eps, robust, n, 1, 0},
+    clipnn_chart_series s[] = {{p->targeted ? "not sent to the target" : "robust accuracy", p->eps, robust, n, 1, 0},
                                {"after one step (masking check)", p->eps, one, n, 3, 1},
                                {"clean accuracy", p->eps, clean, n, 0, 1}};
     int has_one = 0;
@@ -117,8 +117,9 @@ static void robust_curve(clipnn_report *rep, const cli_attack_page *p) {
 }
 
 static void budget_table(clipnn_report *rep, const cli_attack_page *p) {
-    enum { COLS = 6 };
-    static const char *const head[COLS] = {"eps", "clean", "robust", "success", "mean L-inf", "mean L2"};
+    enum { COLS = 7 };
+    static const char *const head[COLS] = {"eps",        "clean",   "robust (first method)", "success",
+                                           "mean L-inf", "mean L2", "unbroken by every method"};
     const char *cells[(32 + 1) * COLS];
     char text[32][COLS][24];
     size_t n = p->n_eps < 32 ? p->n_eps : 32;
@@ -126,10 +127,11 @@ static void budget_table(clipnn_report *rep, const cli_attack_page *p) {
     for (size_t e = 0; e < n; e++) {
         const clipnn_attack_result *r = &p->res[e];
         const double v[COLS] = {p->eps[e], r->clean_accuracy, r->robust_accuracy, r->success_rate, r->mean_linf,
-                                r->mean_l2};
+                                r->mean_l2, p->robust[e]};
         for (size_t k = 0; k < COLS; k++) {
+            int percent = (k >= 1 && k <= 3) || k == 6;
             if (isnan(v[k])) snprintf(text[e][k], 24, "-");
-            else snprintf(text[e][k], 24, k >= 1 && k <= 3 ? "%.2f%%" : "%.4g", k >= 1 && k <= 3 ? 100 * v[k] : v[k]);
+            else snprintf(text[e][k], 24, percent ? "%.2f%%" : "%.4g", percent ? 100 * v[k] : v[k]);
             cells[(e + 1) * COLS + k] = text[e][k];
         }
     }

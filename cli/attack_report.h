@@ -14,7 +14,9 @@ typedef struct {
     size_t n_eps;
     const double *eps;
     int l2;                          /* budgets in L2 (else L-inf) */
-    const clipnn_attack_result *res; /* [n_eps] */
+    const clipnn_attack_result *res; /* [n_eps] the (first) method's results, for the table */
+    const double *robust;            /* [n_eps] examples left unbroken by every method */
+    int targeted;                    /* then "unbroken" means not sent to the target */
     const double *robust_one;        /* [n_eps] the one-step check's robust accuracy, NaN: not run */
     const char *setup;               /* one line: model, data, method */
 } cli_attack_page;
