@@ -109,7 +109,7 @@ typedef struct {
     uint64_t seed;
 } attack_args;
 
-enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void attack_args_default(attack_args *a) {
     *a = (attack_args){.eps_text = "0,0.01,0.03,0.1", .loss_text = "xent", .steps = 40, .restarts = 1,
@@ -136,7 +136,8 @@ static void attack_option_table(attack_args *a, cli_option *table) {
     table[n++] = (cli_option){"--seed", CLI_U64, &a->seed, "S", "seed of the random starts"};
     table[n++] = (cli_option){"--no-checks", CLI_FLAG, &a->no_checks, NULL, "skip the one-step and unbounded runs"};
     table[n++] = (cli_option){"--check", CLI_FLAG, &a->check, NULL, "sanity checks at the largest eps (PASS/WARN)"};
-    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR", "write PNGs and trace.csv there"};
+    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR",
+                              "write PNGs, trace.csv and the inputs as .npy ([n][h][w] for images) there"};
     table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: images, curve, table"};
     table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
@@ -332,6 +333,14 @@ static int write_report(const char *cmd, const attack_run *r) {
     return cli_attack_report(cmd, r->a.report, &p);
 }
 
+/* The inputs as .npy in the data's shape: original.npy (once) and
+ * eps<E>_adversarial.npy, [n][h][w] for images. */
+static int write_arrays(const char *cmd, attack_run *r, size_t e) {
+    char name[128];
+    int rc = e == 0 ? cli_write_inputs(cmd, r->a.out_dir, "original.npy", r->x, r->n_ex, r->dim, &r->io) : 0;
+    snprintf(name, sizeof name, "eps%g_adversarial.npy", r->eps[e]);
+    return rc ? rc : cli_write_inputs(cmd, r->a.out_dir, name, r->adv, r->n_ex, r->dim, &r->io);
+}
 
 static attack_set the_set(attack_run *r) {
     return (attack_set){r->m, &r->io.space, r->x, r->labels, r->n_ex, r->dim, r->a.batch};
@@ -350,6 +359,7 @@ static int attack_at(const char *cmd, attack_run *r, size_t e) {
     r->robust_one[e] = NAN;
     rc = r->checks && r->iterative ? one_step_attack(cmd, r, e) : 0;
     if (!rc && r->a.out_dir && r->io.h > 0) rc = write_images(cmd, r, e);
+    if (!rc && r->a.out_dir) rc = write_arrays(cmd, r, e);
     if (!rc && r->a.report) rc = keep_for_report(cmd, r, e);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "recorded.h"
 #include "report.h"
 
 /* Hidden width of the default architecture ("64-K", K from the data). */
@@ -194,6 +195,9 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
             "and the default 1 gives the same run on every machine");
     clip_options(s, groups, table, n);
     if (groups & CLI_OPTS_TELEMETRY) telemetry_options(s, table, n);
+    if (groups & CLI_OPTS_RECORDED)
+        ADD("--force", CLI_FLAG, &s->force, NULL,
+            "use --data, --scale, --test-fraction, --data-seed even where they differ from the model's record");
 }
 
 int cli_argv_has(int argc, char **argv, const char *name) {
@@ -296,6 +300,11 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
 
 int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
                   clipnn_dataset **test) {
+    return cli_load_data_info(cmd, s, train, test, NULL);
+}
+
+int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **train, clipnn_dataset **test,
+                       clipnn_data_info **info) {
     clipnn_data_options d = clipnn_data_options_default();
     d.seed = s->data_seed;
     d.test_fraction = s->test_fraction;
@@ -303,7 +312,14 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
     if (test) *test = NULL;
     clipnn_status st = clipnn_scaling_parse(s->scale, &d.scaling);
     if (st) return cli_fail(cmd, st, "--scale");
-    st = clipnn_dataset_load(s->data, &d, train, test);
+    if (info) {
+        st = clipnn_dataset_load_info(s->data, &d, train, test, info);
+    } else if (cli_recorded_matches(s)) {
+        cli_recorded_announce();
+        st = clipnn_dataset_load_recorded(cli_recorded(), s->data, train, test);
+    } else {
+        st = clipnn_dataset_load(s->data, &d, train, test);
+    }
     if (st) {
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "options.h"
 #include "rec_log.h"
+#include "recorded.h"
 #include "report.h"
 #include "run_report.h"
 #include "runctl.h"
@@ -236,6 +237,7 @@ typedef struct {
     clipnn_dataset *train, *test;
     clipnn_model *m;
     clipnn_train_state *state;
+    clipnn_data_info *info; /* the data, options and figures saved with the model */
     cli_steplog steplog;
     cli_rec_log rec_log;
     char *groups_path;
@@ -276,7 +278,7 @@ static int open_log(const char *cmd, train_run *r) {
 
 /* Data, model, options, log, and the callbacks. */
 static int prepare(const char *cmd, train_run *r) {
-    int rc = cli_load_data(cmd, &r->a.s, &r->train, &r->test);
+    int rc = cli_load_data_info(cmd, &r->a.s, &r->train, &r->test, &r->info);
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
@@ -290,6 +292,7 @@ static int prepare(const char *cmd, train_run *r) {
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
                          clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;
+    r->ctx.run.info = r->info;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
@@ -316,7 +319,9 @@ static int save_model(const char *cmd, train_run *r, const clipnn_train_result *
     if (res->diverged) return 0;
     if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
     if (!path) return 0;
-    clipnn_status st = clipnn_checkpoint_save(path, r->m, r->state);
+    int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, r->loss, &r->o, res);
+    if (rc) return rc;
+    clipnn_status st = clipnn_checkpoint_save_info(path, r->m, r->state, r->info);
     if (st) return cli_fail(cmd, st, r->a.save ? "--save" : path);
     *saved = path;
     return 0;
@@ -406,6 +411,7 @@ int cmd_train(int argc, char **argv) {
     cli_runlog_free(&r.runlog);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
+    clipnn_data_info_free(r.info);
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);
     clipnn_dataset_free(r.test);

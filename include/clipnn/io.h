@@ -29,6 +29,9 @@ CLIPNN_API clipnn_status clipnn_npy_read(const char *path, float **data, size_t 
 #define CLIPNN_NPY_MAX_DIMS 3
 CLIPNN_API clipnn_status clipnn_npy_read_nd(const char *path, float **data, size_t shape[CLIPNN_NPY_MAX_DIMS],
                                             size_t *ndim);
+/* Writes data as a float32 array of shape[0..ndim) (1 to
+ * CLIPNN_NPY_MAX_DIMS dimensions, C order), atomically like checkpoints. */
+CLIPNN_API clipnn_status clipnn_npy_write_nd(const char *path, const float *data, const size_t *shape, size_t ndim);
 
 /* ------------------------------------------------------------ images */
 

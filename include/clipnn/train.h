@@ -341,6 +341,13 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_m
  * training state, empty when the file holds none. */
 CLIPNN_API clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
                                      clipnn_train_state **state);
+/* The same with the record of the model's data (clipnn_data_info): saved
+ * when info is not NULL; on loading, *info (when info is not NULL)
+ * receives the file's record, or NULL when it has none. */
+CLIPNN_API clipnn_status clipnn_checkpoint_save_info(const char *path, const clipnn_model *m,
+                                                     const clipnn_train_state *state, const clipnn_data_info *info);
+CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **m,
+                                                     clipnn_train_state **state, clipnn_data_info **info);
 
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes
