@@ -6,21 +6,24 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "report.h"
 #include "rec_log.h"
 #include "run_report.h"
 
 static const char SYNOPSIS[] =
-    "LOG.csv [--epochs EPOCHS.csv] [--groups GROUPS.csv] --out DIR\n"
+    "LOG.csv [--epochs EPOCHS.csv] [--groups GROUPS.csv] --out DIR [--json]\n"
     "\n"
     "Writes DIR/index.html (created if missing), the page 'clipnn train --report DIR' writes,\n"
     "from the files of a run already done: LOG.csv of --log (one row per step), the\n"
     "per-epoch CSV of --log-epochs, the per-group CSV of --log-groups (LOG.groups.csv is\n"
     "read when it exists and --groups is not given). The page is self-contained: inline\n"
     "SVG, no script, nothing loaded from elsewhere (docs/reports.md).\n"
+    "--json: stdout is one JSON object: the page written and what it shows.\n"
     "Exit codes: 0 ok, 2 bad option, 3 malformed CSV, 4 file not readable/writable.";
 
 typedef struct {
     const char *log, *epochs, *groups, *out;
+    int json;
 } report_args;
 
 /* LOG.groups.csv beside LOG.csv (as --log-groups names it) when it is
@@ -57,6 +60,18 @@ static size_t log_info(const cli_runlog *l, const report_args *a, char text[][96
     return n;
 }
 
+static void print_json(const report_args *a, const cli_runlog *l) {
+    char page[4200];
+    snprintf(page, sizeof page, "%s/index.html", a->out);
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_str(&j, "report", page);
+    cli_json_u64(&j, "steps", l->steps.n);
+    cli_json_u64(&j, "epochs", l->epochs.n);
+    cli_json_u64(&j, "groups", l->n_groups);
+    cli_json_end(&j);
+}
+
 static int write_page(const char *cmd, const report_args *a) {
     cli_runlog l;
     cli_runlog_init(&l);
@@ -74,6 +89,7 @@ static int write_page(const char *cmd, const report_args *a) {
         snprintf(title, sizeof title, "clipnn report: %.140s", a->log);
         rc = cli_runlog_report(&l, cmd, title, names, values, n, a->out);
     }
+    if (!rc && a->json) print_json(a, &l);
     free(groups);
     cli_runlog_free(&l);
     return rc;
@@ -86,6 +102,7 @@ int cmd_report(int argc, char **argv) {
         {"--epochs", CLI_STR, &a.epochs, "FILE.csv", "per-epoch CSV of --log-epochs"},
         {"--groups", CLI_STR, &a.groups, "FILE.csv", "per-group CSV of --log-groups"},
         {"--out", CLI_STR, &a.out, "DIR", "write DIR/index.html (required)"},
+        {"--json", CLI_FLAG, &a.json, NULL, "stdout: one JSON object"},
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *pos[2];

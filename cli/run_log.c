@@ -118,17 +118,26 @@ static int csv_next(csv_file *c) {
     return 1;
 }
 
+/* The message on stderr, and noted for the --json error object. */
+static int said(int rc, const char *line) {
+    fprintf(stderr, "%s\n", line);
+    cli_note_error(line);
+    return rc;
+}
+
 static int csv_error(const csv_file *c, const char *what) {
-    fprintf(stderr, "clipnn %s: %s:%zu: %s\n", c->cmd, c->path, c->line_no, what);
-    return CLI_EXIT_INPUT;
+    char line[1024];
+    snprintf(line, sizeof line, "clipnn %s: %s:%zu: %s", c->cmd, c->path, c->line_no, what);
+    return said(CLI_EXIT_INPUT, line);
 }
 
 /* Opens the file and maps the header: where[k] is the field of names[k]
  * (-1: absent); the first `required` names must be there. */
 static int csv_open(csv_file *c, const char *const *names, size_t n, size_t required, int *where) {
     if (!(c->f = fopen(c->path, "r"))) {
-        fprintf(stderr, "clipnn %s: %s: cannot read: %s\n", c->cmd, c->path, strerror(errno));
-        return CLI_EXIT_IO;
+        char line[1024];
+        snprintf(line, sizeof line, "clipnn %s: %s: cannot read: %s", c->cmd, c->path, strerror(errno));
+        return said(CLI_EXIT_IO, line);
     }
     if (!csv_next(c)) return csv_error(c, "empty file, want a header line");
     for (size_t k = 0; k < n; k++) {

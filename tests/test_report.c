@@ -225,6 +225,9 @@ TEST(report_command_reads_logs) {
     CHECK(strstr(out, "broken.csv:2: a field is not a number") != NULL);
     snprintf(args, sizeof args, "report /nonexistent/run.csv --out %s", dir);
     CHECK(check_run_tool(args, &out) == 4);
+    snprintf(args, sizeof args, "report %s --epochs %s --out %s --json", log, epochs, dir);
+    CHECK(check_run_tool(args, &out) == 0);
+    CHECK(strstr(out, "\"epochs\":2,\"groups\":4}") != NULL);
     CHECK(check_run_tool("report", &out) == 2);
 }
 
