@@ -141,6 +141,17 @@ CLIPNN_API clipnn_status clipnn_report_svg_file(clipnn_report *r, const char *pa
 /* Creates dir when missing and writes dir/index.html atomically. */
 CLIPNN_API clipnn_status clipnn_report_save(clipnn_report *r, const char *dir);
 
+/* A line chart written as a standalone SVG file (atomically; an IO failure
+ * names the file): the series of clipnn_chart_series, the axes without a
+ * fixed vertical range. */
+typedef clipnn_chart_series clipnn_svg_series;
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+} clipnn_svg_axes;
+CLIPNN_API clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *ax,
+                                              const clipnn_svg_series *series, size_t n_series);
+
 #ifdef __cplusplus
 }
 #endif

@@ -6,17 +6,9 @@
 
 #include "base/base.h"
 
-/* The lab's figures: the public chart series, axes without a fixed range. */
-typedef clipnn_chart_series clipnn_svg_series;
-typedef struct {
-    const char *title, *xlabel, *ylabel;
-    int logx, logy;
-} clipnn_svg_axes;
-
-/* Writes the plot to path atomically, as a standalone SVG file; IO failure
- * names the file. */
-clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *ax,
-                                   const clipnn_svg_series *series, size_t n_series);
+/* clipnn_svg_series, clipnn_svg_axes and clipnn_svg_line_plot are public
+ * (include/clipnn/io.h), as are the chart types. */
+#include "clipnn/io.h"
 
 /* A file composed in memory (open_memstream), then written atomically. */
 typedef struct {
