@@ -66,5 +66,6 @@
 #include "clipnn/diagnose.h"
 #include "clipnn/lab.h"
 #include "clipnn/export.h"
+#include "clipnn/dist.h"
 
 #endif /* CLIPNN_H */

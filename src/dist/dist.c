@@ -1,0 +1,135 @@
+/* Data-parallel training over MPI (the MPI calls only with CLIPNN_MPI). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dist/dist.h"
+
+#ifdef CLIPNN_MPI
+#include <mpi.h>
+#endif
+
+static struct {
+    int active, rank, size, we_initialised;
+} job = {0, 0, 1, 0};
+
+int clipnn_dist_available(void) {
+#ifdef CLIPNN_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int clipnn_dist_active(void) { return job.active; }
+int clipnn_dist_rank(void) { return job.rank; }
+int clipnn_dist_size(void) { return job.size; }
+
+clipnn_status clipnn_dist_init(int *argc, char ***argv) {
+#ifdef CLIPNN_MPI
+    if (job.active) return CLIPNN_OK;
+    int ready = 0;
+    MPI_Initialized(&ready);
+    if (!ready) {
+        if (MPI_Init(argc, argv) != MPI_SUCCESS) return clipnn_fail(CLIPNN_ERR_IO, "dist: MPI_Init failed");
+        job.we_initialised = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &job.size);
+    job.active = 1;
+#else
+    (void)argc, (void)argv;
+#endif
+    return CLIPNN_OK;
+}
+
+void clipnn_dist_finalize(void) {
+#ifdef CLIPNN_MPI
+    if (job.active && job.we_initialised) MPI_Finalize();
+#endif
+    job.active = 0, job.rank = 0, job.size = 1;
+}
+
+void clipnn_dist_abort(int code, const char *why) {
+#ifdef CLIPNN_MPI
+    if (!job.active) return;
+    fprintf(stderr, "clipnn: process %d of %d: %s; ending the whole job (exit %d)\n", job.rank, job.size,
+            why ? why : "failed", code);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+#else
+    (void)code, (void)why;
+#endif
+}
+
+clipnn_status clipnn_dist_check(const clipnn_train_options *o) {
+    if (!job.active) return CLIPNN_OK;
+    if (o->bptt_chunk || o->carry_state)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
+                           "with several processes (the state of a sequence would live on one process)");
+    if (o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && job.size > 1)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: per-sample clipping is not available with several "
+                           "processes yet");
+    return CLIPNN_OK;
+}
+
+size_t clipnn_dist_take_slice(size_t *idx, size_t B) {
+    size_t r = (size_t)job.rank, N = (size_t)job.size;
+    size_t lo = B * r / N, hi = B * (r + 1) / N;
+    memmove(idx, idx + lo, (hi - lo) * sizeof *idx);
+    return hi - lo;
+}
+
+#ifdef CLIPNN_MPI
+/* n floats summed in place over the processes, in pieces an int can count. */
+static void sum_floats(float *v, size_t n) {
+    while (n > 0) {
+        int piece = n > INT_MAX ? INT_MAX : (int)n;
+        MPI_Allreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        v += piece, n -= (size_t)piece;
+    }
+}
+#endif
+
+clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                    size_t rows, size_t B, const clipnn_fused_opts *f, double *loss) {
+    double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
+    clipnn_status s = CLIPNN_OK;
+    if (rows) {
+        s = clipnn_loss_grad_fused(m, lo, x, y, rows, f, &part[0], NULL);
+        part[0] *= (double)rows / (double)B;
+    }
+    if (s) part[1] = 1;
+    if (rows && rows != B) {
+        float w = (float)((double)rows / (double)B);
+        for (size_t j = 0; j < m->n_params; j++) m->grads[j] *= w;
+    } else if (!rows) {
+        memset(m->grads, 0, m->n_params * sizeof *m->grads);
+    }
+#ifdef CLIPNN_MPI
+    /* Every process reaches both reductions, a failed one too: the others
+     * learn of the failure here instead of waiting for it. */
+    MPI_Allreduce(MPI_IN_PLACE, part, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    if (part[1] > 0 && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
+                        part[1], job.size);
+    if (!s) sum_floats(m->grads, m->n_params);
+#endif
+    *loss = part[0];
+    return s;
+}
+
+int clipnn_dist_agree(int bits) {
+#ifdef CLIPNN_MPI
+    if (job.active) MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
+#endif
+    return bits;
+}
+
+void clipnn_dist_sum_u64(uint64_t *a, int n) {
+#ifdef CLIPNN_MPI
+    if (job.active) MPI_Allreduce(MPI_IN_PLACE, a, n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)a, (void)n;
+#endif
+}
