@@ -11,7 +11,8 @@
 
 static struct {
     int active, rank, size, we_initialised;
-} job = {0, 0, 1, 0};
+    size_t rows, batch; /* the current step: this process's rows of a global batch */
+} job = {0, 0, 1, 0, 0, 0};
 
 int clipnn_dist_available(void) {
 #ifdef CLIPNN_MPI
@@ -67,9 +68,6 @@ clipnn_status clipnn_dist_check(const clipnn_train_options *o) {
     if (o->bptt_chunk || o->carry_state)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
                            "with several processes (the state of a sequence would live on one process)");
-    if (o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && job.size > 1)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: per-sample clipping is not available with several "
-                           "processes yet");
     return CLIPNN_OK;
 }
 
@@ -91,30 +89,40 @@ static void sum_floats(float *v, size_t n) {
 }
 #endif
 
+size_t clipnn_dist_rows(void) { return job.rows; }
+size_t clipnn_dist_batch(void) { return job.batch; }
+
+void clipnn_dist_sum_slices(float *g, size_t n) {
+    if (job.rows && job.rows != job.batch) {
+        float w = (float)((double)job.rows / (double)job.batch);
+        for (size_t j = 0; j < n; j++) g[j] *= w;
+    } else if (!job.rows) {
+        memset(g, 0, n * sizeof *g);
+    }
+#ifdef CLIPNN_MPI
+    sum_floats(g, n);
+#endif
+}
+
 clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
                                     size_t rows, size_t B, const clipnn_fused_opts *f, double *loss) {
     double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
     clipnn_status s = CLIPNN_OK;
+    job.rows = rows, job.batch = B;
     if (rows) {
         s = clipnn_loss_grad_fused(m, lo, x, y, rows, f, &part[0], NULL);
         part[0] *= (double)rows / (double)B;
     }
     if (s) part[1] = 1;
-    if (rows && rows != B) {
-        float w = (float)((double)rows / (double)B);
-        for (size_t j = 0; j < m->n_params; j++) m->grads[j] *= w;
-    } else if (!rows) {
-        memset(m->grads, 0, m->n_params * sizeof *m->grads);
-    }
 #ifdef CLIPNN_MPI
-    /* Every process reaches both reductions, a failed one too: the others
+    /* Every process reaches this reduction, a failed one too: the others
      * learn of the failure here instead of waiting for it. */
     MPI_Allreduce(MPI_IN_PLACE, part, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
     if (part[1] > 0 && !s)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
                         part[1], job.size);
-    if (!s) sum_floats(m->grads, m->n_params);
 #endif
+    if (!s) clipnn_dist_sum_slices(m->grads, m->n_params);
     *loss = part[0];
     return s;
 }

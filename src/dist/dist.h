@@ -23,9 +23,20 @@ size_t clipnn_dist_take_slice(size_t *idx, size_t B);
 /* The gradient of the global batch of B rows on every process: this
  * process's `rows` rows x, y go through clipnn_loss_grad_fused (none when
  * rows is 0), the gradient block and the loss are weighted by rows / B and
- * summed over the processes (one all-reduce of the gradient block). */
+ * summed over the processes (one all-reduce of the gradient block, after
+ * a small one of the loss and of failures). */
 clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
                                     size_t rows, size_t B, const clipnn_fused_opts *f, double *loss);
+
+/* The current step's rows on this process and its global batch (the last
+ * clipnn_dist_loss_grad's rows and B). */
+size_t clipnn_dist_rows(void);
+size_t clipnn_dist_batch(void);
+
+/* A vector of the current step computed from this process's rows as a mean
+ * over them (g[n]) becomes the mean over the global batch: weighted by rows
+ * / B (zero when the process has no rows) and summed over the processes. */
+void clipnn_dist_sum_slices(float *g, size_t n);
 
 /* The bitwise OR of `bits` over the processes (the caller's requests to
  * save or stop, which every process must act on at the same step). */

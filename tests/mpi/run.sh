@@ -38,10 +38,14 @@ within() { # what a.ckpt b.ckpt tol
     else bad "$1: max |diff| $d > $4"; fi
 }
 
-for rule in none norm adaptive-layer agc percentile zscore; do
+# per-sample at lambda 0.5 clips most examples; with noise 1 the noise is
+# drawn once per step from the same stream whatever N.
+for rule in none norm adaptive-layer agc percentile zscore per-sample "per-sample --lambda 0.5 --noise 1"; do
+    # shellcheck disable=SC2086
     "$plain" train "${common[@]}" --clip $rule --save single.ckpt --log single.csv > /dev/null ||
         { bad "$rule: single-process run"; continue; }
     for n in 1 2 3; do
+        # shellcheck disable=SC2086
         if "${mpi[@]}" -np $n "$tool" train "${common[@]}" --clip $rule --save n$n.ckpt > out.txt 2>&1; then
             within "$rule N=$n" single.ckpt n$n.ckpt "$(tolerance $n single.ckpt single.csv)"
         else bad "$rule N=$n: mpirun failed: $(tail -3 out.txt)"; fi
