@@ -71,7 +71,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install uninstall clean FORCE test-mpi mpi-tests
+.PHONY: all test sanitize bench install uninstall clean FORCE test-mpi mpi-tests bench-mpi mpi-bench
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -145,6 +145,19 @@ mpi-tests: $(TOOL) $(BUILD)/weights_diff
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# The MPI build on this machine: all-reduce latency and bandwidth, and
+# Fashion-MNIST with 1 and 2 processes, step time split into compute and
+# communication (bench/mpi/run.sh).
+bench-mpi:
+	$(MAKE) MPI=1 mpi-bench
+
+mpi-bench: $(TOOL) $(BUILD)/allreduce_bench
+	bash bench/mpi/run.sh $(abspath $(TOOL)) $(abspath $(BUILD)/allreduce_bench)
+
+$(BUILD)/allreduce_bench: bench/mpi/allreduce.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) $< -o $@
 
 bench: $(BENCHBIN) $(TOOL)
 	bash bench/run.sh $(abspath $(BENCHBIN)) $(abspath $(TOOL))

@@ -36,6 +36,10 @@ CLIPNN_API void clipnn_dist_abort(int code, const char *why);
 CLIPNN_API int clipnn_dist_rank(void);
 CLIPNN_API int clipnn_dist_size(void);
 
+/* Seconds this process has spent in the training steps' all-reduces (the
+ * communication, including the wait for slower processes); 0 outside a job. */
+CLIPNN_API double clipnn_dist_reduce_seconds(void);
+
 #ifdef __cplusplus
 }
 #endif

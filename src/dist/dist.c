@@ -12,7 +12,10 @@
 static struct {
     int active, rank, size, we_initialised;
     size_t rows, batch; /* the current step: this process's rows of a global batch */
-} job = {0, 0, 1, 0, 0, 0};
+    double reducing;    /* seconds in the all-reduces of the steps */
+} job = {0, 0, 1, 0, 0, 0, 0};
+
+double clipnn_dist_reduce_seconds(void) { return job.reducing; }
 
 int clipnn_dist_available(void) {
 #ifdef CLIPNN_MPI
@@ -81,11 +84,13 @@ size_t clipnn_dist_take_slice(size_t *idx, size_t B) {
 #ifdef CLIPNN_MPI
 /* n floats summed in place over the processes, in pieces an int can count. */
 static void sum_floats(float *v, size_t n) {
+    double t0 = clipnn_now_seconds();
     while (n > 0) {
         int piece = n > INT_MAX ? INT_MAX : (int)n;
         MPI_Allreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
         v += piece, n -= (size_t)piece;
     }
+    job.reducing += clipnn_now_seconds() - t0;
 }
 #endif
 
@@ -117,7 +122,9 @@ clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *
 #ifdef CLIPNN_MPI
     /* Every process reaches this reduction, a failed one too: the others
      * learn of the failure here instead of waiting for it. */
+    double t0 = clipnn_now_seconds();
     MPI_Allreduce(MPI_IN_PLACE, part, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    job.reducing += clipnn_now_seconds() - t0;
     if (part[1] > 0 && !s)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
                         part[1], job.size);
@@ -125,6 +132,22 @@ clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *
     if (!s) clipnn_dist_sum_slices(m->grads, m->n_params);
     *loss = part[0];
     return s;
+}
+
+clipnn_status clipnn_dist_check_same(const float *v, size_t n) {
+    if (!job.active) return CLIPNN_OK;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the bits */
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t i = 0; i < n * sizeof *v; i++) h = (h ^ b[i]) * 1099511628211ull;
+    uint64_t lo = h, hi = h;
+#ifdef CLIPNN_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    if (lo != hi)
+        return clipnn_fail(CLIPNN_ERR_STATE, "train: the processes' parameters differ after the run (the all-reduce "
+                           "did not give every process the same sum)");
+    return CLIPNN_OK;
 }
 
 int clipnn_dist_agree(int bits) {

@@ -38,6 +38,10 @@ size_t clipnn_dist_batch(void);
  * / B (zero when the process has no rows) and summed over the processes. */
 void clipnn_dist_sum_slices(float *g, size_t n);
 
+/* CLIPNN_OK when v[n] has the same bits on every process (a hash of them
+ * compared), else STATE. */
+clipnn_status clipnn_dist_check_same(const float *v, size_t n);
+
 /* The bitwise OR of `bits` over the processes (the caller's requests to
  * save or stop, which every process must act on at the same step). */
 int clipnn_dist_agree(int bits);

@@ -616,6 +616,7 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
         res->diverged = 1;
         res->diverged_step = res->steps;
     }
+    if (s == CLIPNN_OK) s = clipnn_dist_check_same(r->m->params, r->P); /* one model on every process */
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
     if (s == CLIPNN_OK && o->state) s = capture_state(r);
