@@ -53,12 +53,20 @@ typedef struct {
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
+    /* the rules of the 2020s, Pascanu's random step, SPAM's resets */
+    double random_step, nonfinite_bound, adagc_abs, acclip_alpha, nsgdm_beta;
+    size_t adagc_warmup, spam_delay;
+    uint64_t reset_every, reset_warmup;
     /* telemetry */
     int log_groups, expected_grad;
     double stability_m;
     /* a model's recorded data */
     int force;
 } cli_settings;
+
+/* --lambda auto[:Q]: 1 with the quantile in *q (default 0.5), 0 for any
+ * other text, -1 for a malformed or out-of-range Q. */
+int cli_lambda_auto(const char *text, double *q);
 
 /* Defaults of each subcommand (compare starts from a large step size). */
 void cli_settings_default(cli_settings *s, cli_mode mode);

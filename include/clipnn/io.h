@@ -49,6 +49,24 @@ CLIPNN_API void clipnn_colour_diverging(double v, double amp, unsigned char rgb[
 CLIPNN_API clipnn_status clipnn_png_write_signed(const char *path, const float *img, size_t h, size_t w,
                                       double amp, size_t zoom);
 
+/* A line plot as SVG: labelled axes, linear or log scales, a legend. */
+typedef struct {
+    const char *name;
+    const double *x, *y; /* [n]; non-finite points (and <= 0 on a log axis) break the line */
+    size_t n;
+    int color;  /* palette index */
+    int dashed; /* a bound or reference drawn beside the measured series of the same colour */
+} clipnn_svg_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+} clipnn_svg_axes;
+
+/* Writes the plot to path; IO failure names the file. */
+CLIPNN_API clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *ax,
+                                              const clipnn_svg_series *series, size_t n_series);
+
 #ifdef __cplusplus
 }
 #endif
