@@ -35,6 +35,8 @@ static const lab_entry LABS[] = {
     {"noise-floor", "Koloskova et al. 2023: with noise, clipped SGD stops at a floor of order min(sigma, sigma^2/c)",
      lab_noise_floor},
     {"heavy-tail", "Zhang et al. 2020: infinite-variance noise, SGD blows up, clipped SGD converges", lab_heavy_tail},
+    {"local-clip", "Khirirat et al. 2023: workers clipping their own gradients move the fixed point, Clip21 does not",
+     lab_local_clip},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

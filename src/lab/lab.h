@@ -132,5 +132,6 @@ clipnn_status lab_growth(lab_ctx *L);
 clipnn_status lab_sgd_exercise(lab_ctx *L);
 clipnn_status lab_noise_floor(lab_ctx *L);
 clipnn_status lab_heavy_tail(lab_ctx *L);
+clipnn_status lab_local_clip(lab_ctx *L);
 
 #endif
