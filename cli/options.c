@@ -50,6 +50,7 @@ static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c)
     s->z_cap = c->z_cap;
     s->noise = c->noise_multiplier;
     s->radius = c->project_radius;
+    s->sampling = "auto";
     s->random_step = c->random_step;
     s->nonfinite_bound = c->nonfinite_bound;
     s->adagc_abs = c->adagc_abs;
@@ -178,6 +179,17 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     ADD("--z-alpha", CLI_DOUBLE, &s->z_alpha, "A", "--clip zscore: EMA weight of the past");
     ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
     ADD("--noise", CLI_DOUBLE, &s->noise, "S", "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
+    ADD("--target-epsilon", CLI_DOUBLE, &s->target_epsilon, "E",
+        "--clip per-sample: the smallest --noise whose epsilon after the planned steps is at most E (0: none)");
+    ADD("--delta", CLI_DOUBLE, &s->delta, "D",
+        "--clip per-sample with noise: delta of the reported epsilon (0: 1/n rounded down to a power of ten)");
+    ADD("--sampling", CLI_STR, &s->sampling, "KIND",
+        "--clip per-sample: auto (poisson with noise, else shuffle) | shuffle | poisson (each example joins a step "
+        "with probability batch/n: what the privacy guarantee assumes)");
+    ADD("--physical-batch", CLI_SIZE, &s->physical_batch, "P",
+        "--clip per-sample: clip and sum each logical batch in physical batches of at most P examples, the noise "
+        "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch), more if drawn "
+        "larger)");
     ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
     ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
     ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
@@ -291,6 +303,12 @@ static int check_clip_params(const char *cmd, const cli_settings *s) {
     if (!(s->noise >= 0) || !isfinite(s->noise))
         return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
     if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
+    if (!(s->delta >= 0 && s->delta < 1)) return cli_usage_error(cmd, "--delta %g: want 0 < delta < 1", s->delta);
+    if (!(s->target_epsilon >= 0) || !isfinite(s->target_epsilon))
+        return cli_usage_error(cmd, "--target-epsilon %g: want a finite number > 0", s->target_epsilon);
+    clipnn_sampling sampling;
+    clipnn_status sst = clipnn_sampling_parse(s->sampling, &sampling);
+    if (sst) return cli_fail(cmd, sst, "--sampling");
     if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
         return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
     if (!(s->eps > 0) || !isfinite(s->eps)) return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
@@ -594,5 +612,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     o->log_groups = s->log_groups;
     o->stability_m = s->stability_m;
     o->expected_grad = s->expected_grad;
+    (void)clipnn_sampling_parse(s->sampling, &o->sampling); /* checked by cli_settings_check */
+    o->physical_batch = s->physical_batch;
+    o->dp_delta = s->delta;
     return make_clip_options(cmd, s, rule, threshold, &o->clip);
 }

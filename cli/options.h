@@ -53,6 +53,11 @@ typedef struct {
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
+    /* DP-SGD */
+    const char *sampling;  /* --sampling auto | shuffle | poisson */
+    size_t physical_batch; /* --physical-batch P (0: one physical batch) */
+    double delta;          /* --delta (0: 1/n rounded down to a power of ten) */
+    double target_epsilon; /* --target-epsilon (0: none; --noise gives the noise) */
     /* the rules of the 2020s, Pascanu's random step, SPAM's resets */
     double random_step, nonfinite_bound, adagc_abs, acclip_alpha, nsgdm_beta;
     size_t adagc_warmup, spam_delay;

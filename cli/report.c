@@ -85,7 +85,7 @@ void cli_json_null(cli_json *j, const char *key) {
 
 static const char STEP_HEADER[] =
     "step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
-    "sum_lr,sum_lr2,det_bound,lemma1_bound\n";
+    "sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon\n";
 static const char GROUP_HEADER[] = "step,group,layer,tensor,pre_norm,post_norm,factor\n";
 
 int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
@@ -150,7 +150,9 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     csv_num(f, r->sum_lr, ',');
     csv_num(f, r->sum_lr2, ',');
     csv_num(f, r->det_bound, ',');
-    csv_num(f, r->lemma1_bound, '\n');
+    csv_num(f, r->lemma1_bound, ',');
+    fprintf(f, "%zu,", r->batch_size);
+    csv_num(f, r->epsilon, '\n');
     if (l->groups) group_rows(l, r);
 }
 
@@ -204,8 +206,10 @@ void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_r
     char acc[32];
     if (isnan(r->test_accuracy)) snprintf(acc, sizeof acc, "-");
     else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * r->test_accuracy);
+    char eps[64] = ""; /* a private run's epsilon so far */
+    if (isfinite(r->epsilon)) snprintf(eps, sizeof eps, "  epsilon %.4f at delta %g", r->epsilon, r->delta);
     fprintf(stderr, "clipnn %s:%s%s epoch %zu/%zu  train loss %.4g  test loss %.4g  test acc %s  "
-                    "clipped %.1f%%  %.0f samples/s\n",
+                    "clipped %.1f%%  %.0f samples/s%s\n",
             cmd, label ? " " : "", label ? label : "", r->epoch, r->n_epochs, r->train_loss,
-            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second);
+            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second, eps);
 }

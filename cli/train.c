@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "auto_lambda.h"
 #include "options.h"
+#include "privacy.h"
 #include "rec_log.h"
 #include "recorded.h"
 #include "report.h"
@@ -32,8 +33,9 @@ static const char SYNOPSIS[] =
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
     "of the paper (eq. 10) and the chosen clipping rule.\n"
     "--log writes one CSV row per step: step,lr,loss,pre_norm,post_norm,c,clipped,skipped,\n"
-    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
-    "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
+    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon (det_bound =\n"
+    "lambda * sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M;\n"
+    "epsilon of a private run, else nan).\n"
     "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
     "pre_norm,post_norm,factor, one row per step per parameter group (W and b of a dense layer,\n"
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
@@ -57,6 +59,9 @@ static const char SYNOPSIS[] =
     "--progress: a bar within the epoch on a terminal, one line per epoch otherwise (auto).\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
+    "--clip per-sample with --noise S or --target-epsilon E is DP-SGD: Poisson sampling by default,\n"
+    "the (epsilon, delta) spent on stderr every epoch and in the summary, with the sampling the\n"
+    "guarantee rests on (docs/privacy.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory, 130 stopped by a signal (run saved).";
@@ -66,6 +71,7 @@ typedef struct {
     cli_runctl run; /* progress, epoch history, periodic saves, stop on a signal */
     cli_rec_log *rec_log;
     const clipnn_model *m;
+    int quiet; /* no privacy line per epoch */
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
@@ -78,6 +84,9 @@ static void on_step(const clipnn_step_record *r, void *user) {
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
     cli_runctl_epoch(&ctx->run, r);
+    /* the progress line carries epsilon; without one, a line of its own */
+    if (!ctx->quiet && ctx->run.progress.mode == CLI_PROGRESS_NONE && !isnan(r->epsilon))
+        cli_privacy_epoch("train", r);
 }
 
 static int control(void *user) {
@@ -156,6 +165,7 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_u64(&j, "seed", s->seed);
     cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
     cli_json_str(&j, "saved", saved);
+    cli_privacy_json(&j, o, r);
     cli_json_bool(&j, "interrupted", r->stopped);
     cli_history_json(history, &j);
     cli_json_end(&j);
@@ -174,6 +184,7 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (o->expected_grad)
         printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
                r->mean_grad_norm);
+    cli_privacy_text(o, r);
     if (saved) printf("saved %s\n", saved);
 }
 
@@ -232,6 +243,12 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
+        return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
+    double quantile;
+    if ((a->s.target_epsilon > 0 || a->s.noise > 0) && cli_lambda_auto(a->s.lambda, &quantile) == 1)
+        return cli_usage_error(cmd, "--lambda auto reads the training data's gradients, which the privacy "
+                               "guarantee does not cover: give C as a number");
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
@@ -291,11 +308,14 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc)
         rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
                              !r->a.json);
+    if (!rc && r->a.s.target_epsilon > 0)
+        rc = cli_privacy_target(cmd, r->a.s.target_epsilon, clipnn_dataset_n(r->train), &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;
     r->ctx.rec_log = &r->rec_log;
     r->ctx.m = r->m;
+    r->ctx.quiet = r->a.quiet;
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
                          clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;

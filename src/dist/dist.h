@@ -12,8 +12,9 @@
  * clipnn_train computes the slice of each batch and reduces the gradient. */
 int clipnn_dist_active(void);
 
-/* Options a distributed run cannot keep exactly (INVALID_ARG naming them). */
-clipnn_status clipnn_dist_check(const clipnn_train_options *o);
+/* Options a distributed run cannot keep exactly (INVALID_ARG naming them);
+ * dp_logical: the options ask for Poisson sampling or physical batches. */
+clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical);
 
 /* This process's slice of a batch of B rows idx[B] moved to idx[0 ..]:
  * its count (rows B r / N to B (r + 1) / N, r the rank, N the size; 0 for

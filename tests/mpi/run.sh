@@ -39,8 +39,10 @@ within() { # what a.ckpt b.ckpt tol
 }
 
 # per-sample at lambda 0.5 clips most examples; with noise 1 the noise is
-# drawn once per step from the same stream whatever N.
-for rule in none norm adaptive-layer agc percentile zscore per-sample "per-sample --lambda 0.5 --noise 1"; do
+# drawn once per step from the same stream whatever N (shuffled batches:
+# Poisson sampling is refused with several processes).
+for rule in none norm adaptive-layer agc percentile zscore per-sample \
+    "per-sample --lambda 0.5 --noise 1 --sampling shuffle"; do
     # shellcheck disable=SC2086
     "$plain" train "${common[@]}" --clip $rule --save single.ckpt --log single.csv > /dev/null ||
         { bad "$rule: single-process run"; continue; }
