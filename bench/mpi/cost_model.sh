@@ -14,6 +14,7 @@ awk -v P="$1" -v c="$2" -v B="${3:-1024}" -v alpha="${4:-10e-6}" -v gbit="${5:-2
         t_ar = 2 * (N - 1) * alpha + 2 * (N - 1) / N * S / bw
         t = c * B / N + t_ar
         b80 = 4 * N * t_ar / c
-        printf "| %d | %.2f | %.2f | %.0f%% | %d | %d |\n", N, t_ar * 1e3, t * 1e3, 100 * c * B / N / t, b80 + 0.5, b80 / N + 0.5
+        printf "| %d | %.2f | %.2f | %.0f%% | %d | %d |\n", N, t_ar * 1e3, t * 1e3, 100 * c * B / N / t,
+               b80 + 0.5, b80 / N + 0.5
     }
 }'

@@ -56,10 +56,11 @@ done
 
 # Resume with another N: 20 steps on 2 processes, the rest on 3.
 "$plain" train "${common[@]}" --clip zscore --save single.ckpt --log single.csv > /dev/null
-"${mpi[@]}" -np 2 "$tool" train "${common[@]/#$T/20}" --clip zscore --save part.ckpt > /dev/null 2>&1 &&
+if "${mpi[@]}" -np 2 "$tool" train "${common[@]/#$T/20}" --clip zscore --save part.ckpt > /dev/null 2>&1 &&
     "${mpi[@]}" -np 3 "$tool" train "${common[@]}" --clip zscore --resume part.ckpt --save resumed.ckpt \
-        > /dev/null 2>&1 && within "resume 2 -> 3 processes" single.ckpt resumed.ckpt "$(tolerance 3 single.ckpt single.csv)" ||
-    bad "resume 2 -> 3 processes: a run failed"
+        > /dev/null 2>&1; then
+    within "resume 2 -> 3 processes" single.ckpt resumed.ckpt "$(tolerance 3 single.ckpt single.csv)"
+else bad "resume 2 -> 3 processes: a run failed"; fi
 
 # One process cannot read its data: the job ends, non-zero, with a message.
 cp part.ckpt keep.ckpt
