@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lab_report.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
@@ -16,7 +17,8 @@ static const char SYNOPSIS[] =
     "Runs the experiments of the theory lab (docs/lab.md): each prints a table, then one\n"
     "line per claim: CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>).\n"
     "'clipnn lab list' names the experiments; 'all' runs them one after the other.\n"
-    "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure.\n"
+    "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure,\n"
+    "and DIR/index.html: every experiment run with its verdicts and figures.\n"
     "The logistic regressions use the built-in breast cancer set (569 x 30).\n"
     "--json: stdout is one JSON object with every verdict (the tables go to stderr).\n"
     "Exit codes: 0 every experiment ran (whatever the verdicts), 2 bad option,\n"
@@ -173,6 +175,7 @@ int cmd_lab(int argc, char **argv) {
     clipnn_lab_result *res = calloc(clipnn_lab_count(), sizeof *res);
     if (!res) return CLI_EXIT_NOMEM;
     rc = run_labs(cmd, &a, res);
+    if (rc == CLI_EXIT_OK && a.out) rc = cli_lab_index(cmd, a.out, res);
     if (rc == CLI_EXIT_OK && a.json) print_lab_json(&a, res);
     free(res);
     return rc;
