@@ -428,9 +428,9 @@ static int train_and_report(const char *cmd, train_run *r) {
     return cli_fail(cmd, st, "training");
 }
 
-/* In a job, every process but 0 trains without logs, progress or output. */
+/* In a job, every process but 0 trains without logs, reports, progress or output. */
 static void quiet_worker(train_args *a) {
-    a->log = a->log_epochs = NULL;
+    a->log = a->log_epochs = a->report = NULL;
     a->quiet = 1;
     if (!freopen("/dev/null", "w", stdout)) fprintf(stderr, "clipnn train: process %d prints its results too\n",
                                                     clipnn_dist_rank());
