@@ -21,7 +21,8 @@
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
-    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled] [--rec-radius R]\n"
+    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled|sparse] [--rec-radius R]\n"
+    "             [--rec-connections K]\n"
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
