@@ -234,8 +234,8 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     const cli_settings *s = &c->a.s;
     clipnn_model *m = NULL;
     clipnn_train_options o;
-    int rc = cli_build_model(cmd, s, c->train, c->loss, &m, c->arch, sizeof c->arch);
-    if (!rc) rc = cli_make_train_options(cmd, s, rule->rule, rule->lambda, c->loss, &o);
+    int rc = cli_make_train_options(cmd, s, rule->rule, rule->lambda, c->loss, &o);
+    if (!rc) rc = cli_build_model(cmd, s, c->train, c->loss, &o, &m, c->arch, sizeof c->arch);
     if (rc) {
         clipnn_model_free(m);
         return rc;

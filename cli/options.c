@@ -514,8 +514,8 @@ static int init_recurrent(const char *cmd, const cli_settings *s, clipnn_model *
               : CLI_EXIT_OK;
 }
 
-int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                    clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap) {
+int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d, clipnn_loss loss,
+                    const clipnn_train_options *o, clipnn_model **out, char *arch_text, size_t cap) {
     clipnn_layer_spec layers[CLI_MAX_LAYERS];
     clipnn_act hidden;
     size_t n = 0;
@@ -534,6 +534,7 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     const char *what = "--arch";
     /* the workspace before the initialisation, which touches every parameter */
     if (!st && (st = clipnn_model_reserve(m, s->batch))) what = "--batch";
+    if (!st && o) st = clipnn_train_check_memory(m, o);
     if (!st && (st = clipnn_model_init(m, init, s->seed))) what = "--arch";
     if (st) {
         clipnn_model_free(m);

@@ -113,9 +113,11 @@ int cli_parse_arch(const char *cmd, const cli_settings *s, const clipnn_dataset 
                    clipnn_loss loss, clipnn_layer_spec *layers, size_t *n_layers);
 
 /* Creates and initialises the model (--arch, --act, --init, --seed) and
- * reserves it for --batch; arch_text receives its widths as "64-10". */
-int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
-                    clipnn_loss loss, clipnn_model **out, char *arch_text, size_t cap);
+ * reserves it for --batch; arch_text receives its widths as "64-10".
+ * With run options o, a run that cannot fit in memory is refused before
+ * the parameters are initialised. */
+int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d, clipnn_loss loss,
+                    const clipnn_train_options *o, clipnn_model **out, char *arch_text, size_t cap);
 
 /* Fills o from the settings for the given rule, over the library's
  * defaults (clipnn_train_options_default, clipnn_clip_options_for(rule)).

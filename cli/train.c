@@ -285,7 +285,7 @@ static int resume_model(const char *cmd, train_run *r) {
 /* A new model, and a state to save with it (with --save, or when a signal
  * stops the run). */
 static int new_model(const char *cmd, train_run *r) {
-    int rc = cli_build_model(cmd, &r->a.s, r->train, r->loss, &r->m, r->arch, sizeof r->arch);
+    int rc = cli_build_model(cmd, &r->a.s, r->train, r->loss, &r->o, &r->m, r->arch, sizeof r->arch);
     if (rc) return rc;
     clipnn_status st = clipnn_train_state_create(&r->state);
     return st ? cli_fail(cmd, st, "training state") : 0;
@@ -303,8 +303,8 @@ static int open_log(const char *cmd, train_run *r) {
 static int prepare(const char *cmd, train_run *r) {
     int rc = cli_load_data_info(cmd, &r->a.s, &r->train, &r->test, &r->info);
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
-    if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
+    if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
     if (!rc)
         rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
                              !r->a.json);

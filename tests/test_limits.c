@@ -186,6 +186,20 @@ TEST(limits_cli_huge_arch_fails_fast_with_the_estimate) {
     CHECK_MSG(r.max_rss_kb < base + 64 * 1024, "peak %ld KB, %ld KB for a tiny file", r.max_rss_kb, base);
 }
 
+/* A model that fits whose run does not (Adam keeps two more copies of
+ * 75 M parameters): refused before the parameters are initialised, which
+ * would touch all 600 MB of them. */
+TEST(limits_cli_run_that_cannot_fit_fails_before_init) {
+    measured_run r;
+    run_measured((char *[]){"CLIPNN_MAX_MEMORY=1G", NULL},
+                 (char *[]){"train", "--arch", "1000000-10", "--opt", "adam", NULL}, &r);
+    CHECK_MSG(r.status == 5 && strstr(r.output, "--arch: train:") && strstr(r.output, "would take about 1."),
+              "status %d: %s", r.status, r.output);
+    CHECK_MSG(r.seconds < 5, "took %.1f s", r.seconds);
+    long base = baseline_kb();
+    CHECK_MSG(r.max_rss_kb < base + 64 * 1024, "peak %ld KB, %ld KB for a tiny file", r.max_rss_kb, base);
+}
+
 /* 64 rows: 64 steps an epoch at batch 1. */
 static clipnn_dataset *rows64(void) {
     float x[128], y[64];

@@ -349,6 +349,13 @@ typedef struct {
     int stopped;                       /* ended early by control's CLIPNN_TRAIN_STOP */
 } clipnn_train_result;
 
+/* Refuses, with one line stating the estimate, a run of clipnn_train with
+ * these options whose parameters, gradients, optimizer state and copies of
+ * the initial parameters would pass the memory limit; clipnn_train makes
+ * the same check, this call lets a caller make it before initialising
+ * the parameters (which touches every one of them). */
+CLIPNN_API clipnn_status clipnn_train_check_memory(const clipnn_model *m, const clipnn_train_options *o);
+
 /* Trains m in place on train with opts, evaluating on test (may be NULL)
  * after every epoch. The data must fit the model and the loss (inputs,
  * classes or targets, per-step targets for a many-to-many model: SHAPE

@@ -306,23 +306,31 @@ static void close_run(train_run *r) {
     clipnn_rec_telemetry_close(&r->rec_tele);
 }
 
-/* The parameters, gradients, optimizer buffers and the run's copies of
- * theta(0), checked against the memory limit before the run allocates
- * (the workspace is checked when it is reserved). */
-static clipnn_status check_run_memory(const clipnn_train_options *o, size_t P) {
-    double copies = 3; /* parameters, gradients, theta(0) */
+/* The run's copies of theta(0) and optimizer buffers, and with_model also
+ * the model's parameters and gradients, checked against the memory limit.
+ * Inside clipnn_train the model is already allocated, so only what the run
+ * adds is counted; before a model is initialised the whole is (memory
+ * allocated but not yet written does not lower the memory available). */
+static clipnn_status check_run_memory(const clipnn_train_options *o, size_t P, int with_model) {
+    double copies = with_model ? 3 : 1; /* (parameters, gradients), theta(0) */
     if (o->optim.kind == CLIPNN_OPT_ADAM) copies += 2;
     else if (o->optim.momentum > 0) copies += 1;
     if (o->clip.rule == CLIPNN_CLIP_PROJECT) copies += 1;
-    char what[96];
-    snprintf(what, sizeof what, "train: %zu parameters with their gradients, optimizer state and copies", P);
+    char what[112];
+    snprintf(what, sizeof what, "train: %zu parameters with %soptimizer state and copies", P,
+             with_model ? "their gradients, " : "");
     return clipnn_check_memory(copies * (double)P * sizeof(float), what);
+}
+
+clipnn_status clipnn_train_check_memory(const clipnn_model *m, const clipnn_train_options *o) {
+    if (!m || !o) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: check_memory needs a model and options");
+    return check_run_memory(o, clipnn_model_n_params(m), 1);
 }
 
 /* The run's memory checked, then the model's workspace for the evaluation
  * chunk, or for what a step runs through when the chunk does not fit. */
 static clipnn_status reserve_run(train_run *r, clipnn_model *m, const clipnn_train_options *o) {
-    clipnn_status s = check_run_memory(o, r->P);
+    clipnn_status s = check_run_memory(o, r->P, 0);
     if (!s) s = clipnn_model_reserve(m, r->eval_chunk);
     size_t least = r->logical && r->physical > r->B ? r->physical : r->B;
     if (s == CLIPNN_ERR_NOMEM && r->eval_chunk > least) { /* evaluate in batches rather than not at all */
