@@ -91,8 +91,7 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     if (st) return st;
     int any = clipped > 0;
     double sigma = c->o.noise_multiplier * c->o.lambda / (double)B;
-    if (sigma > 0 && isfinite(sigma))
-        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    if (sigma > 0 && isfinite(sigma)) clipnn_normal_add(clipnn_rng_next(&c->noise), sigma, s->g, c->n_params);
     s->clipped = any;
     int changed = any || sigma > 0;
     for (size_t i = 0; i < c->n_groups; i++) {
@@ -137,21 +136,17 @@ CLIPNN_HOT_KERNEL double sum_squares(const double *v, size_t n) {
     return s;
 }
 
-/* g = (sum + std z) / denom with z standard normal per entry (a pair of
- * them per draw), or sum / denom without noise. */
+/* g = (sum + std z) / denom with z standard normal per entry (a stream of
+ * its own each step), or sum / denom without noise. */
 static void noisy_mean(clipnn_clipper *c, float *g, const double *sum, double std, double denom) {
     size_t n = c->n_params;
-    double inv = 1 / denom, z0, z1;
-    if (!(std > 0)) {
-#pragma omp simd
-        for (size_t j = 0; j < n; j++) g[j] = (float)(sum[j] * inv);
+    double inv = 1 / denom;
+    if (std > 0) {
+        clipnn_normal_mean(clipnn_rng_next(&c->noise), std, inv, sum, g, n);
         return;
     }
-    for (size_t j = 0; j < n; j += 2) {
-        clipnn_rng_normal_pair(&c->noise, &z0, &z1);
-        g[j] = (float)((sum[j] + std * z0) * inv);
-        if (j + 1 < n) g[j + 1] = (float)((sum[j + 1] + std * z1) * inv);
-    }
+#pragma omp simd
+    for (size_t j = 0; j < n; j++) g[j] = (float)(sum[j] * inv);
 }
 
 /* The logical step: g = (sum + N(0, (sigma C)^2 I)) / denom into the
