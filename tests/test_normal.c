@@ -119,7 +119,7 @@ TEST(normal_independence) {
     free(w);
 }
 
-/* The fills are the stream's entries: g += std z_j and (sum + std z_j) inv
+/* The fills are the stream's entries: (a g + std z_j) inv and (sum + std z_j) inv
  * for j < n, n not a multiple of the block, the same z as by blocks. */
 TEST(normal_fills_follow_the_stream) {
     enum { N = 2 * CLIPNN_NORMAL_BLOCK + 37 };
@@ -129,14 +129,14 @@ TEST(normal_fills_follow_the_stream) {
     for (size_t b = 0; b < 3; b++) clipnn_normal_block(key, b, z + b * CLIPNN_NORMAL_BLOCK);
     for (size_t j = 0; j < N; j++) g[j] = (float)j, sum[j] = 0.25 * (double)j;
     memcpy(h, g, sizeof h);
-    clipnn_normal_add(key, 0.5, g, N);
+    clipnn_normal_scale(key, 3, 0.5, 1 / 3.0, g, N);
     clipnn_normal_mean(key, 0.5, 1 / 3.0, sum, h, N);
-    int add_ok = 1, mean_ok = 1;
+    int scale_ok = 1, mean_ok = 1;
     for (size_t j = 0; j < N; j++) {
-        add_ok &= g[j] == (float)((double)j + 0.5 * (double)z[j]);
+        scale_ok &= g[j] == (float)((3 * (double)j + 0.5 * (double)z[j]) * (1 / 3.0));
         mean_ok &= h[j] == (float)((sum[j] + 0.5 * (double)z[j]) * (1 / 3.0));
     }
-    CHECK(add_ok);
+    CHECK(scale_ok);
     CHECK(mean_ok);
     float again[CLIPNN_NORMAL_BLOCK];
     clipnn_normal_block(key, 1, again); /* a block alone, as a thread would make it */

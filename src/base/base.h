@@ -77,8 +77,9 @@ void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
 #define CLIPNN_NORMAL_BLOCK 1024
 void clipnn_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
 void clipnn_normal_block(uint64_t key, uint64_t block, float z[CLIPNN_NORMAL_BLOCK]);
-/* g[j] += std z_j, and g[j] = (sum[j] + std z_j) inv, z_j entry j of the stream key (j < n). */
-void clipnn_normal_add(uint64_t key, double std, float *g, size_t n);
+/* g[j] = (a g[j] + std z_j) inv, and g[j] = (sum[j] + std z_j) inv, in
+ * double, z_j entry j of the stream key (j < n). */
+void clipnn_normal_scale(uint64_t key, double a, double std, double inv, float *g, size_t n);
 void clipnn_normal_mean(uint64_t key, double std, double inv, const double *sum, float *g, size_t n);
 
 /* ------------------------------------------------------------ threads */

@@ -150,10 +150,10 @@ void clipnn_normal_block(uint64_t key, uint64_t block, float z[CLIPNN_NORMAL_BLO
     normal_block_kernel(k0, k1, block, z);
 }
 
-/* The noise of the entries [j, j + len) of a block into the caller's sum. */
-CLIPNN_HOT_KERNEL void add_block(float *g, const float *z, size_t len, double std) {
+/* Entries [j, j + len) of a block: g = (a g + std z) inv in double. */
+CLIPNN_HOT_KERNEL void scale_block(float *g, const float *z, size_t len, double a, double std, double inv) {
 #pragma omp simd
-    for (size_t j = 0; j < len; j++) g[j] = (float)((double)g[j] + std * (double)z[j]);
+    for (size_t j = 0; j < len; j++) g[j] = (float)((a * (double)g[j] + std * (double)z[j]) * inv);
 }
 
 CLIPNN_HOT_KERNEL void mean_block(float *g, const double *sum, const float *z, size_t len, double std, double inv) {
@@ -161,14 +161,14 @@ CLIPNN_HOT_KERNEL void mean_block(float *g, const double *sum, const float *z, s
     for (size_t j = 0; j < len; j++) g[j] = (float)((sum[j] + std * (double)z[j]) * inv);
 }
 
-void clipnn_normal_add(uint64_t key, double std, float *g, size_t n) {
+void clipnn_normal_scale(uint64_t key, double a, double std, double inv, float *g, size_t n) {
     uint32_t k0[ROUNDS], k1[ROUNDS];
     float z[CLIPNN_NORMAL_BLOCK];
     key_words(key, k0, k1);
     for (size_t b = 0; b * CLIPNN_NORMAL_BLOCK < n; b++) {
         size_t at = b * CLIPNN_NORMAL_BLOCK, len = n - at < CLIPNN_NORMAL_BLOCK ? n - at : CLIPNN_NORMAL_BLOCK;
         normal_block_kernel(k0, k1, b, z);
-        add_block(g + at, z, len, std);
+        scale_block(g + at, z, len, a, std, inv);
     }
 }
 
