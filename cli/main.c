@@ -22,6 +22,7 @@ static const command commands[] = {
     {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},
     {"export", cmd_export, "write a model as PyTorch-named tensors (safetensors or npz)"},
     {"import", cmd_import, "read PyTorch-named tensors (safetensors or npz) into a checkpoint"},
+    {"report", cmd_report, "an HTML report of a run from its CSV logs"},
 };
 
 static void usage(FILE *f) {

@@ -73,6 +73,7 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->data_seed = d.seed;
     s->act = "tanh";
     s->rec_radius = 1.0;
+    s->rec_connections = CLIPNN_SPARSE_CONNECTIONS;
     s->opt = clipnn_opt_kind_name(t.optim.kind);
     s->momentum = t.optim.momentum;
     s->nesterov = t.optim.nesterov;
@@ -111,7 +112,10 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
 static void data_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--data", CLI_STR, &s->data, "SPEC",
         "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
-        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher");
+        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher | "
+        "TASK[:T=N,train=N,test=N] with TASK a sequence task drawn from --data-seed: temporal-order, "
+        "temporal-order-3bit, addition, multiplication, random-permutation[:...,symbols=K], memorization "
+        "(defaults T=50, train=10000, test=10000)");
     ADD("--scale", CLI_STR, &s->scale, "KIND",
         "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
         "breast-cancer, CSV and npy, [0, 1] for images) | none | standardize | unit");
@@ -130,8 +134,11 @@ static void model_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
         "the dense layers read every step's h (many-to-many; the data need targets for every step)");
     ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
-        "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled");
-    ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled (> 0)");
+        "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled | sparse "
+        "(--rec-connections N(0, 1) weights per unit, then scaled)");
+    ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled or sparse (> 0)");
+    ADD("--rec-connections", CLI_SIZE, &s->rec_connections, "K",
+        "nonzero incoming recurrent weights per unit of --rec-init sparse (>= 1)");
     ADD("--act", CLI_STR, &s->act, "ACT",
         "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
     ADD("--init", CLI_STR, &s->init, "INIT", "xavier | he | torch (default: he for relu, xavier otherwise)");
@@ -498,8 +505,13 @@ static int init_recurrent(const char *cmd, const cli_settings *s, clipnn_model *
     if (st) return cli_fail(cmd, st, "--rec-init");
     if (clipnn_model_seq_shape(m).steps == 0)
         return cli_usage_error(cmd, "--rec-init %s: the model has no recurrent layers", s->rec_init);
-    st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
-    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_SCALED ? "--rec-radius" : "--rec-init") : CLI_EXIT_OK;
+    if (how == CLIPNN_RECURRENT_INIT_SPARSE)
+        st = clipnn_model_init_recurrent_sparse(m, s->rec_connections, s->rec_radius, s->seed);
+    else
+        st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
+    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_TORCH || how == CLIPNN_RECURRENT_INIT_ORTHOGONAL
+                                      ? "--rec-init" : "--rec-radius or --rec-connections")
+              : CLI_EXIT_OK;
 }
 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,

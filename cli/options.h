@@ -35,8 +35,9 @@ typedef struct {
     uint64_t data_seed;
     /* model and loss */
     const char *arch, *act, *init, *loss;
-    const char *rec_init; /* W_hh of recurrent layers: torch | orthogonal | scaled */
-    double rec_radius;    /* spectral radius of --rec-init scaled */
+    const char *rec_init; /* W_hh of recurrent layers: torch | orthogonal | scaled | sparse */
+    double rec_radius;    /* spectral radius of --rec-init scaled or sparse */
+    size_t rec_connections; /* --rec-init sparse: nonzero weights per unit */
     size_t seq_steps;     /* --seq-steps: each row as this many steps (0: the data's own) */
     int every_step;       /* the dense layers read every step's h */
     /* optimizer, schedule, run */

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "report.h"
+#include "run_report.h"
 
 /* ---------------------------------------------------------------- JSON */
 
@@ -118,17 +119,25 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
  * readers such as numpy and pandas parse them). */
 static void csv_num(FILE *f, double v, char sep) { fprintf(f, "%.9g%c", v, sep); }
 
+void cli_group_name(const clipnn_model *m, size_t g, char *buf, size_t cap, const char **tensor) {
+    static const char *const rec_tensors[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
+    clipnn_group info = clipnn_model_group(m, g);
+    /* a recurrent layer's four tensors come first, in PyTorch's order */
+    int dense = clipnn_model_layer_kind(m, info.layer) == CLIPNN_LAYER_DENSE;
+    const char *t = dense ? (info.is_bias ? "b" : "W") : rec_tensors[g % 4];
+    if (tensor) *tensor = t;
+    snprintf(buf, cap, "layer %zu %s", info.layer, t);
+}
+
 /* The clipper's own per-group norms and factors: the gradient block after
  * the step may hold the unclipped gradient (factors left to the update). */
 static void group_rows(cli_steplog *l, const clipnn_step_record *r) {
-    static const char *const rec_tensors[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
     if (!r->group_norms) return;
     for (size_t g = 0; g < clipnn_model_n_groups(l->model); g++) {
-        clipnn_group info = clipnn_model_group(l->model, g);
-        /* a recurrent layer's four tensors come first, in PyTorch's order */
-        int dense = clipnn_model_layer_kind(l->model, info.layer) == CLIPNN_LAYER_DENSE;
-        const char *tensor = dense ? (info.is_bias ? "b" : "W") : rec_tensors[g % 4];
-        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer, tensor);
+        char name[64];
+        const char *tensor;
+        cli_group_name(l->model, g, name, sizeof name, &tensor);
+        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, clipnn_model_group(l->model, g).layer, tensor);
         csv_num(l->groups, r->group_norms[g], ',');
         csv_num(l->groups, r->group_post_norms[g], ',');
         csv_num(l->groups, r->group_factors[g], '\n');

@@ -15,19 +15,21 @@
 #include "rec_log.h"
 #include "recorded.h"
 #include "report.h"
+#include "run_report.h"
 #include "runctl.h"
 #include "signals.h"
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
-    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled] [--rec-radius R]\n"
+    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled|sparse] [--rec-radius R]\n"
+    "             [--rec-connections K]\n"
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
     "             [--clip RULE] [--lambda L|auto[:Q]] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
     "             [--resume FILE] [--save-every N|Ne] [--log-epochs FILE.csv]\n"
-    "             [--progress auto|bar|lines|none]\n"
+    "             [--progress auto|bar|lines|none] [--report DIR]\n"
     "\n"
     "Trains a model (hidden dense layers --act, output layer identity; recurrent layers\n"
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
@@ -57,6 +59,7 @@ static const char SYNOPSIS[] =
     "--log-epochs writes one CSV row per epoch: epoch,train_loss,train_acc,test_loss,\n"
     "test_acc,clipped_frac,seconds,lr (docs/formats.md); --json adds them as \"epochs\".\n"
     "--progress: a bar within the epoch on a terminal, one line per epoch otherwise (auto).\n"
+    "--report DIR writes DIR/index.html, the run in charts (docs/reports.md).\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
     "--clip per-sample with --noise S or --target-epsilon E is DP-SGD: Poisson sampling by default,\n"
@@ -72,6 +75,8 @@ typedef struct {
     cli_rec_log *rec_log;
     const clipnn_model *m;
     int quiet; /* no privacy line per epoch */
+    cli_runlog *runlog; /* --report */
+    int runlog_failed;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
@@ -79,6 +84,7 @@ static void on_step(const clipnn_step_record *r, void *user) {
     if (ctx->log) cli_steplog_row(ctx->log, r);
     if (ctx->rec_log) cli_rec_log_row(ctx->rec_log, ctx->m, r);
     cli_runctl_step(&ctx->run, r);
+    if (ctx->runlog && cli_runlog_step(ctx->runlog, r)) ctx->runlog_failed = 1;
 }
 
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
@@ -190,7 +196,7 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
 /* The command line of one training run. */
 typedef struct {
     cli_settings s;
-    const char *save, *log, *resume;
+    const char *save, *log, *resume, *report;
     int json, quiet;
     uint64_t radius_every;  /* --log-radius-every */
     const char *time_grad;  /* --log-time-grad */
@@ -222,6 +228,7 @@ static void train_option_table(train_args *a, cli_option *table) {
                               "recurrent: FILE.radius.csv, W_hh's spectral radius every N steps"};
     table[n++] = (cli_option){"--log-time-grad", CLI_STR, &a->time_grad, "every:N|S1,...",
                               "recurrent: FILE.time.csv, ||d loss / d h_t|| for every t at those steps"};
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the run in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
     table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
@@ -237,7 +244,8 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (rc) return rc;
     clipnn_status st = clipnn_clip_rule_parse(a->s.clip, &a->rule);
     if (st) return cli_fail(cmd, st, "--clip");
-    if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
+    if (a->s.log_groups && !a->log && !a->report)
+        return cli_usage_error(cmd, "--log-groups needs --log FILE.csv or --report DIR");
     if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
@@ -269,6 +277,7 @@ typedef struct {
     clipnn_train_options o;
     train_ctx ctx;
     char stop_path[64]; /* where a run stopped on request without --save goes */
+    cli_runlog runlog;
 } train_run;
 
 /* --resume: the model and state from the checkpoint; the architecture
@@ -315,6 +324,8 @@ static int prepare(const char *cmd, train_run *r) {
     r->ctx.rec_log = &r->rec_log;
     r->ctx.m = r->m;
     r->ctx.quiet = r->a.quiet;
+    if (r->a.report && (rc = cli_train_runlog(&r->runlog, r->m, &r->o))) return rc;
+    if (r->a.report) r->ctx.runlog = &r->runlog;
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
                          clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;
@@ -392,6 +403,18 @@ static int finish(const char *cmd, train_run *r, const clipnn_train_result *res)
     return rc ? rc : res->stopped ? CLI_EXIT_INTERRUPTED : 0;
 }
 
+/* --report: written after the model is saved, whatever became of the run;
+ * a report that cannot be written is an error that keeps the model. */
+static int finish_with_report(const char *cmd, train_run *r, const clipnn_train_result *res) {
+    int rc = finish(cmd, r, res);
+    if (!r->a.report) return rc;
+    cli_train_info info = {&r->a.s, r->arch, r->train, r->test, &r->o, res, clipnn_model_n_params(r->m),
+                           &r->ctx.run.history};
+    int rc_report = r->ctx.runlog_failed ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report")
+                                         : cli_train_report(cmd, r->a.report, &r->runlog, &info);
+    return rc ? rc : rc_report;
+}
+
 /* The signals stop the run only while it trains; a second one, or one
  * during the final save, ends the tool (the checkpoint is written
  * atomically: the file is the old one or the new one, whole). */
@@ -400,7 +423,7 @@ static int train_and_report(const char *cmd, train_run *r) {
     if (cli_stop_install()) fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
     clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
     cli_stop_restore();
-    if (!st) return finish(cmd, r, &res);
+    if (!st) return finish_with_report(cmd, r, &res);
     cli_runctl_close_logs(&r->ctx.run);
     return cli_fail(cmd, st, "training");
 }
@@ -429,6 +452,7 @@ int cmd_train(int argc, char **argv) {
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
     cli_rec_log_close(&r.rec_log, cmd);
     cli_runctl_free(&r.ctx.run);
+    cli_runlog_free(&r.runlog);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
     clipnn_data_info_free(r.info);
