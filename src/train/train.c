@@ -639,7 +639,7 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     clipnn_status s;
     const size_t *rows;
     r->step_rows = 0; /* counted here, each physical batch after its forward */
-    int only = 0;            /* one physical batch: no sums (its --log-groups reads them) */
+    int only = 0; /* a single physical batch: no sums (unless --log-groups, which reads the unclipped one) */
     double only_pre_norm = 0;
     while ((len = next_physical(r, &done, logical, &rows)) > 0) {
         only = done == len && (r->poisson ? r->next >= r->n : done == logical) && !o->log_groups;
