@@ -102,6 +102,7 @@ static int control(void *user) {
 
 static void on_save(const clipnn_model *m, const clipnn_train_state *state, void *user) {
     train_ctx *ctx = user;
+    if (clipnn_dist_rank() > 0) return; /* in a job, process 0 writes the checkpoints */
     cli_runctl_save(&ctx->run, m, state);
 }
 
@@ -353,7 +354,7 @@ static const char *stop_path(char *buf, size_t cap) {
  * on request to a default name; none for a run that diverged. */
 static int save_model(const char *cmd, train_run *r, const clipnn_train_result *res, const char **saved) {
     const char *path = r->a.save;
-    if (res->diverged) return 0;
+    if (res->diverged || clipnn_dist_rank() > 0) return 0;
     if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
     if (!path) return 0;
     int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, r->loss, &r->o, res);
@@ -428,6 +429,14 @@ static int train_and_report(const char *cmd, train_run *r) {
     return cli_fail(cmd, st, "training");
 }
 
+/* In a job, every process but 0 trains without logs, reports, progress or output. */
+static void quiet_worker(train_args *a) {
+    a->log = a->log_epochs = a->report = NULL;
+    a->quiet = 1;
+    if (!freopen("/dev/null", "w", stdout)) fprintf(stderr, "clipnn train: process %d prints its results too\n",
+                                                    clipnn_dist_rank());
+}
+
 int cmd_train(int argc, char **argv) {
     const char *cmd = "train";
     train_run r;
@@ -446,6 +455,7 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if ((rc = check_train_args(cmd, &r.a, argc, argv))) return rc;
+    if (clipnn_dist_rank() > 0) quiet_worker(&r.a);
     clipnn_set_threads(r.a.s.threads);
     rc = prepare(cmd, &r);
     if (!rc) rc = train_and_report(cmd, &r);

@@ -67,5 +67,6 @@
 #include "clipnn/lab.h"
 #include "clipnn/privacy.h"
 #include "clipnn/export.h"
+#include "clipnn/dist.h"
 
 #endif /* CLIPNN_H */

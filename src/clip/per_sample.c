@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clip/clip.h"
+#include "dist/dist.h"
 
 /* Per-example factor of DP-SGD (Abadi et al.; Optax per_example_global_norm_clip):
  * g_i / max(1, ||g_i|| / C), with C = 0 zeroing every example and C = inf
@@ -80,25 +81,52 @@ static clipnn_status clip_examples(clipnn_clipper *c, clipnn_model *m, float *g,
     return CLIPNN_OK;
 }
 
+/* Gaussian noise of std sigma on every entry of the step's gradient (none
+ * for sigma 0), then the post-clip norms of the groups: recomputed when the
+ * gradient changed, else those before. */
+static void add_noise_finish(clipnn_clipper *c, clip_step *s, double sigma, int changed) {
+    if (sigma > 0 && isfinite(sigma)) clipnn_normal_scale(clipnn_rng_next(&c->noise), 1, sigma, 1, s->g, c->n_params);
+    changed = changed || sigma > 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+    }
+    clipnn_clip_finish_groups(c, s);
+}
+
+/* In an MPI job: each process clips its own rows' examples and forms their
+ * share of the clipped mean (the block holds the summed gradient: it is
+ * formed again from the rows even when none is clipped); the shares are
+ * summed over the processes and the noise, of the global batch, added once
+ * to the sum (every process draws the same from the same stream). */
+static clipnn_status per_sample_in_job(clipnn_clipper *c, clip_step *s) {
+    size_t rows = clipnn_dist_rows(), clipped = 0;
+    if (rows) {
+        clipnn_status st = clip_examples(c, s->m, s->g, &clipped);
+        if (st) return st;
+        if (!clipped) clipnn_example_reweight(s->m, c->sample_norm, s->g); /* factors all 1 */
+    }
+    clipnn_dist_sum_slices(s->g, c->n_params);
+    s->clipped = clipnn_dist_agree(clipped > 0);
+    add_noise_finish(c, s, c->o.noise_multiplier * c->o.lambda / (double)clipnn_dist_batch(), 1);
+    return CLIPNN_OK;
+}
+
 /* DP-SGD: the mean of the per-example gradients, each scaled by
  * min(1, C / ||g_b||), formed again from the backward's rows scaled by
  * those factors; then Gaussian noise of std sigma C on the sum, i.e.
  * sigma C / B on the mean. */
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     clipnn_model *m = s->m;
+    if (clipnn_dist_active()) return per_sample_in_job(c, s);
     size_t B = m->ws.batch, clipped;
     clipnn_status st = clip_examples(c, m, s->g, &clipped);
     if (st) return st;
     int any = clipped > 0;
     double sigma = c->o.noise_multiplier * c->o.lambda / (double)B;
-    if (sigma > 0 && isfinite(sigma)) clipnn_normal_scale(clipnn_rng_next(&c->noise), 1, sigma, 1, s->g, c->n_params);
     s->clipped = any;
     int changed = any || sigma > 0;
-    for (size_t i = 0; i < c->n_groups; i++) {
-        clipnn_group grp = clipnn_model_group(m, i);
-        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
-    }
-    clipnn_clip_finish_groups(c, s);
+    add_noise_finish(c, s, sigma, any);
     if (!changed) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
     return CLIPNN_OK;
 }

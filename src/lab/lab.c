@@ -41,6 +41,8 @@ static const lab_entry LABS[] = {
      lab_rnn_temporal_order},
     {"rnn-addition", "Pascanu et al. 2013: the same on the addition task (success: squared error < 0.04)",
      lab_rnn_addition},
+    {"local-clip", "Khirirat et al. 2023: workers clipping their own gradients move the fixed point, Clip21 does not",
+     lab_local_clip},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "train/train.h"
 
 /* What `clipnn train` runs with no options. Measured on the digits (tanh
@@ -380,6 +381,8 @@ static clipnn_status start_loop(train_run *r) {
     /* Unit norms from the backward at every step: a run split by a resume
      * must compute every step's norms the same way. */
     r->fused.unit_norm_order = clipnn_clipper_norm_order(r->clip);
+    /* In a job the norms come from the summed gradient, not a slice's backward. */
+    if (clipnn_dist_active()) r->lazy_ok = 0, r->fused.unit_norm_order = 0;
     r->t0 = clipnn_now_seconds();
     return o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
 }
@@ -420,10 +423,12 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
     if (!bp->on || bp->loop.chunk == 0) {
         size_t Bt = draw_batch(r, &new_pass);
         r->rec.batch_size = Bt;
-        r->step_rows = Bt;
-        gather_batch(r, r->b.idx, Bt);
+        r->step_rows = clipnn_dist_active() ? clipnn_dist_take_slice(r->b.idx, Bt) : Bt;
+        gather_batch(r, r->b.idx, r->step_rows);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
+            if (clipnn_dist_active())
+                return clipnn_dist_loss_grad(r->m, &r->o->loss, r->b.xb, r->b.yb, r->step_rows, Bt, &r->fused, loss);
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
         }
         clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
@@ -445,7 +450,8 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
     /* A loss past float range can come with a finite gradient
      * (cross-entropy's is bounded): the clipper's non-finite policy
      * decides that step as it decides a non-finite gradient. */
-    s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN, r->m->row_acc,
+    s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN,
+                                   clipnn_dist_active() ? NULL : r->m->row_acc,
                                    r->theta_valid ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
                                    o->log_groups ? &r->groups : NULL, c);
     if (c->nonfinite) r->result->diverged_step = t;
@@ -545,6 +551,8 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
 
 static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
     const clipnn_train_options *o = r->o;
+    uint64_t right[2] = {r->epoch_correct, r->epoch_rows}; /* over every process's slices */
+    clipnn_dist_sum_u64(right, 2);
     const clipnn_train_result *res = r->result;
     double secs = clipnn_now_seconds() - r->t0;
     uint64_t per_epoch = r->steps_per_epoch;
@@ -560,7 +568,7 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
             secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / (double)r->bptt.loop.chunks / secs : 0,
         .epsilon = clipnn_dp_spent(&r->dp),
         .delta = r->dp.on ? r->dp.delta : NAN,
-        .train_accuracy = r->epoch_rows ? (double)r->epoch_correct / (double)r->epoch_rows : NAN,
+        .train_accuracy = right[1] ? (double)right[0] / (double)right[1] : NAN,
     };
     o->on_epoch(&er, o->user);
 }
@@ -684,7 +692,7 @@ static clipnn_status capture_state(train_run *r) {
 static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
     const clipnn_train_options *o = r->o;
     if (!o->control) return CLIPNN_OK;
-    int ask = o->control(o->user);
+    int ask = clipnn_dist_agree(o->control(o->user)); /* every process saves and stops at the same step */
     if ((ask & CLIPNN_TRAIN_SAVE) && o->state && o->on_save) {
         clipnn_status s = capture_state(r);
         if (s) return s;
@@ -742,6 +750,7 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
         res->diverged = 1;
         res->diverged_step = res->steps;
     }
+    if (s == CLIPNN_OK) s = clipnn_dist_check_same(r->m->params, r->P); /* one model on every process */
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
     if (s == CLIPNN_OK && o->state) s = capture_state(r);
@@ -758,6 +767,7 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     clipnn_status s = check_options(o, train);
     if (!s) s = clipnn_bptt_check(o, m);
     if (!s) s = clipnn_train_check_sampling(o);
+    if (!s) s = clipnn_dist_check(o, clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON || o->physical_batch > 0);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);
     return s;
