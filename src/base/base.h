@@ -68,8 +68,19 @@ uint64_t clipnn_rng_next(clipnn_rng *r);
 double clipnn_rng_uniform(clipnn_rng *r);          /* [0, 1) */
 uint64_t clipnn_rng_below(clipnn_rng *r, uint64_t n); /* [0, n), unbiased */
 double clipnn_rng_normal(clipnn_rng *r);           /* N(0, 1) */
-void clipnn_rng_normal_pair(clipnn_rng *r, double *z0, double *z1); /* two independent N(0, 1), no trigonometry */
 void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
+
+/* Gaussian noise by blocks of a counter-based stream: a key (one
+ * clipnn_rng_next draw per use) names a stream, block b of it depends on
+ * the key and b alone. Float Box-Muller over Philox4x32-10 bits
+ * (src/base/normal_block.c says how exact). */
+#define CLIPNN_NORMAL_BLOCK 1024
+void clipnn_philox4x32(const uint32_t ctr[4], const uint32_t key[2], uint32_t out[4]);
+void clipnn_normal_block(uint64_t key, uint64_t block, float z[CLIPNN_NORMAL_BLOCK]);
+/* g[j] = (a g[j] + std z_j) inv, and g[j] = (sum[j] + std z_j) inv, in
+ * double, z_j entry j of the stream key (j < n). */
+void clipnn_normal_scale(uint64_t key, double a, double std, double inv, float *g, size_t n);
+void clipnn_normal_mean(uint64_t key, double std, double inv, const double *sum, float *g, size_t n);
 
 /* ------------------------------------------------------------ threads */
 

@@ -89,6 +89,14 @@ clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model 
 clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, const double *pre_sum,
                                             const double *sum, double denom, int loss_finite, int clipped,
                                             clipnn_clip_record *rec);
+/* The same for a logical batch that is one physical batch (of batch
+ * examples), without the sums: only, after its clipnn_loss_grad, clips the
+ * gradient block in place and gives the unclipped sum's norm; finish_only
+ * as finish, the clipped sum being batch times the gradient block. */
+clipnn_status clipnn_clip_per_sample_only(clipnn_clipper *c, clipnn_model *m, double *pre_norm, size_t *n_clipped);
+clipnn_status clipnn_clip_per_sample_finish_only(clipnn_clipper *c, clipnn_model *m, double pre_norm, double batch,
+                                                 double denom, int loss_finite, int clipped,
+                                                 clipnn_clip_record *rec);
 
 /* The rules of src/clip/modern.c. */
 clipnn_status clipnn_clip_rule_adagc(clipnn_clipper *c, clip_step *s);

@@ -85,8 +85,7 @@ static clipnn_status clip_examples(clipnn_clipper *c, clipnn_model *m, float *g,
  * for sigma 0), then the post-clip norms of the groups: recomputed when the
  * gradient changed, else those before. */
 static void add_noise_finish(clipnn_clipper *c, clip_step *s, double sigma, int changed) {
-    if (sigma > 0 && isfinite(sigma))
-        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    if (sigma > 0 && isfinite(sigma)) clipnn_normal_scale(clipnn_rng_next(&c->noise), 1, sigma, 1, s->g, c->n_params);
     changed = changed || sigma > 0;
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(s->m, i);
@@ -165,32 +164,29 @@ CLIPNN_HOT_KERNEL double sum_squares(const double *v, size_t n) {
     return s;
 }
 
-/* g = (sum + std z) / denom with z standard normal per entry (a pair of
- * them per draw), or sum / denom without noise. */
-static void noisy_mean(clipnn_clipper *c, float *g, const double *sum, double std, double denom) {
+/* g = (sum + std z) / denom with z standard normal per entry (a stream of
+ * its own each step), or sum / denom without noise; sum NULL: the gradient
+ * block holds the sum / batch. */
+static void noisy_mean(clipnn_clipper *c, float *g, const double *sum, double batch, double std, double denom) {
     size_t n = c->n_params;
-    double inv = 1 / denom, z0, z1;
-    if (!(std > 0)) {
+    double inv = 1 / denom;
+    if (std > 0 && sum) clipnn_normal_mean(clipnn_rng_next(&c->noise), std, inv, sum, g, n);
+    else if (std > 0) clipnn_normal_scale(clipnn_rng_next(&c->noise), batch, std, inv, g, n);
+    else if (sum) {
 #pragma omp simd
         for (size_t j = 0; j < n; j++) g[j] = (float)(sum[j] * inv);
-        return;
-    }
-    for (size_t j = 0; j < n; j += 2) {
-        clipnn_rng_normal_pair(&c->noise, &z0, &z1);
-        g[j] = (float)((sum[j] + std * z0) * inv);
-        if (j + 1 < n) g[j + 1] = (float)((sum[j + 1] + std * z1) * inv);
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) g[j] = (float)(batch * (double)g[j] * inv);
     }
 }
 
-/* The logical step: g = (sum + N(0, (sigma C)^2 I)) / denom into the
- * model's gradient block, and the record (pre_norm: the unclipped mean's
- * norm, pre_sum / denom). The non-finite policy decides a step whose
- * unclipped gradient or loss was not finite. */
-clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, const double *pre_sum,
-                                            const double *sum, double denom, int loss_finite, int clipped,
-                                            clipnn_clip_record *rec) {
+/* The step of finish and finish_only: pre_norm the unclipped mean's norm,
+ * the clipped sum in sum or (NULL) batch times the gradient block. */
+static clipnn_status finish_step(clipnn_clipper *c, clipnn_model *m, double pre_norm, const double *sum,
+                                 double batch, double denom, int loss_finite, int clipped, clipnn_clip_record *rec) {
     memset(rec, 0, sizeof *rec);
-    rec->pre_norm = sqrt(sum_squares(pre_sum, c->n_params)) / denom;
+    rec->pre_norm = pre_norm;
     rec->theta_norm = NAN;
     rec->nonfinite = !isfinite(rec->pre_norm) || !loss_finite;
     c->n_steps++;
@@ -205,7 +201,7 @@ clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, 
         rec->skipped = 1;
         c->n_skipped++;
     } else {
-        noisy_mean(c, m->grads, sum, c->o.noise_multiplier * c->o.lambda, denom);
+        noisy_mean(c, m->grads, sum, batch, c->o.noise_multiplier * c->o.lambda, denom);
         rec->post_norm = clipnn_norm(m->grads, c->n_params, 2.0);
         rec->factor = clipnn_clip_summary_factor(rec->pre_norm, rec->post_norm);
         rec->clipped = clipped;
@@ -213,4 +209,32 @@ clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, 
     }
     rec->n_steps = c->n_steps, rec->n_clipped = c->n_clipped, rec->n_skipped = c->n_skipped;
     return CLIPNN_OK;
+}
+
+/* The logical step: g = (sum + N(0, (sigma C)^2 I)) / denom into the
+ * model's gradient block, and the record (pre_norm: the unclipped mean's
+ * norm, pre_sum / denom). The non-finite policy decides a step whose
+ * unclipped gradient or loss was not finite. */
+clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, const double *pre_sum,
+                                            const double *sum, double denom, int loss_finite, int clipped,
+                                            clipnn_clip_record *rec) {
+    return finish_step(c, m, sqrt(sum_squares(pre_sum, c->n_params)) / denom, sum, 0, denom, loss_finite, clipped,
+                       rec);
+}
+
+/* A logical batch of one physical batch: the clipped sum is B times the
+ * gradient block, taken from there when the noise is added (the same
+ * double arithmetic as through a sum), and the unclipped sum's norm from
+ * the block before clipping: no [n_params] sums written or read. */
+clipnn_status clipnn_clip_per_sample_only(clipnn_clipper *c, clipnn_model *m, double *pre_norm, size_t *n_clipped) {
+    clipnn_status st = clipnn_clip_per_sample_ready(m);
+    if (st) return st;
+    *pre_norm = (double)m->ws.batch * clipnn_norm(m->grads, c->n_params, 2.0);
+    return clip_examples(c, m, m->grads, n_clipped);
+}
+
+clipnn_status clipnn_clip_per_sample_finish_only(clipnn_clipper *c, clipnn_model *m, double pre_norm, double batch,
+                                                 double denom, int loss_finite, int clipped,
+                                                 clipnn_clip_record *rec) {
+    return finish_step(c, m, pre_norm / denom, NULL, batch, denom, loss_finite, clipped, rec);
 }

@@ -691,10 +691,14 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     clipnn_status s;
     const size_t *rows;
     r->step_rows = 0; /* counted here, each physical batch after its forward */
+    int only = 0; /* a single physical batch: no sums (unless --log-groups, which reads the unclipped one) */
+    double only_pre_norm = 0;
     while ((len = next_physical(r, &done, logical, &rows)) > 0) {
+        only = done == len && (r->poisson ? r->next >= r->n : done == logical) && !o->log_groups;
         s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
         if (!s && r->count_correct) count_right(r, rows, len);
-        if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, done == len, r->pre_sum, r->sum, &n_clip);
+        if (!s && only) s = clipnn_clip_per_sample_only(r->clip, r->m, &only_pre_norm, &n_clip);
+        else if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, done == len, r->pre_sum, r->sum, &n_clip);
         if (s) return s;
         loss_sum += (double)len * l;
         clipped += n_clip;
@@ -705,8 +709,10 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     *loss = done ? loss_sum / (double)done : NAN;
     double denom = r->poisson ? (double)r->B : (double)(done ? done : 1);
     clipnn_clip_record *c = &r->rec.clip;
-    s = clipnn_clip_per_sample_finish(r->clip, r->m, r->pre_sum, r->sum, denom, !done || isfinite(*loss), clipped > 0,
-                                      c);
+    int loss_finite = !done || isfinite(*loss);
+    s = only ? clipnn_clip_per_sample_finish_only(r->clip, r->m, only_pre_norm, (double)done, denom, loss_finite,
+                                                  clipped > 0, c)
+             : clipnn_clip_per_sample_finish(r->clip, r->m, r->pre_sum, r->sum, denom, loss_finite, clipped > 0, c);
     if (c->nonfinite) r->result->diverged_step = t;
     if (s == CLIPNN_ERR_NONFINITE) {
         r->result->diverged = 1;
