@@ -8,6 +8,7 @@
 
 static const char *const where_names[CLIPNN_CLIP_WHERE_COUNT] = {"global", "local", "clip21"};
 
+/* The run's place: one per process, as a job trains one model at a time. */
 static struct {
     clipnn_clip_where where;
     double tau;  /* the norm rule's lambda */
@@ -54,6 +55,9 @@ const clipnn_clip_options *clipnn_dist_global_clip(const clipnn_train_options *o
 }
 
 clipnn_status clipnn_dist_open_where(const clipnn_train_options *o, size_t n) {
+    /* Outside a job the place is global (clipnn_dist_check_where) and the
+     * state is not touched: trainings in several threads may run at once. */
+    if (!clipnn_dist_active()) return CLIPNN_OK;
     slice_clip.where = o->clip_where, slice_clip.tau = o->clip.lambda, slice_clip.n = n;
     if (o->clip_where != CLIPNN_CLIP_WHERE_CLIP21) return CLIPNN_OK;
     if (!(slice_clip.feed = clipnn_alloc_array(n, sizeof *slice_clip.feed)))
@@ -62,6 +66,7 @@ clipnn_status clipnn_dist_open_where(const clipnn_train_options *o, size_t n) {
 }
 
 void clipnn_dist_close_where(void) {
+    if (slice_clip.where == CLIPNN_CLIP_WHERE_GLOBAL && !slice_clip.feed) return; /* only reads, as above */
     clipnn_free(slice_clip.feed);
     slice_clip.feed = NULL, slice_clip.where = CLIPNN_CLIP_WHERE_GLOBAL;
 }
