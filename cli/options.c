@@ -51,6 +51,7 @@ static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c)
     s->noise = c->noise_multiplier;
     s->radius = c->project_radius;
     s->sampling = "auto";
+    s->clip_where = "global";
     s->random_step = c->random_step;
     s->nonfinite_bound = c->nonfinite_bound;
     s->adagc_abs = c->adagc_abs;
@@ -193,6 +194,10 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     ADD("--sampling", CLI_STR, &s->sampling, "KIND",
         "--clip per-sample: auto (poisson with noise, else shuffle) | shuffle | poisson (each example joins a step "
         "with probability batch/n: what the privacy guarantee assumes)");
+    ADD("--clip-where", CLI_STR, &s->clip_where, "PLACE",
+        "with several processes (mpirun): global (clip the averaged gradient) | local (each process clips its "
+        "slice's gradient by norm before the average) | clip21 (each process's error-feedback vector e moves by "
+        "the clipped g - e; the average of the e is the update); local and clip21 want --clip norm");
     ADD("--physical-batch", CLI_SIZE, &s->physical_batch, "P",
         "--clip per-sample: clip and sum each logical batch in physical batches of at most P examples, the noise "
         "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch), more if drawn "
@@ -316,6 +321,8 @@ static int check_clip_params(const char *cmd, const cli_settings *s) {
     clipnn_sampling sampling;
     clipnn_status sst = clipnn_sampling_parse(s->sampling, &sampling);
     if (sst) return cli_fail(cmd, sst, "--sampling");
+    clipnn_clip_where where;
+    if ((sst = clipnn_clip_where_parse(s->clip_where, &where))) return cli_fail(cmd, sst, "--clip-where");
     if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
         return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
     if (!(s->eps > 0) || !isfinite(s->eps)) return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
@@ -627,6 +634,7 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     o->stability_m = s->stability_m;
     o->expected_grad = s->expected_grad;
     (void)clipnn_sampling_parse(s->sampling, &o->sampling); /* checked by cli_settings_check */
+    (void)clipnn_clip_where_parse(s->clip_where, &o->clip_where); /* checked by cli_settings_check */
     o->physical_batch = s->physical_batch;
     o->dp_delta = s->delta;
     return make_clip_options(cmd, s, rule, threshold, &o->clip);

@@ -56,6 +56,7 @@ typedef struct {
     int agc_skip_last;
     /* DP-SGD */
     const char *sampling;  /* --sampling auto | shuffle | poisson */
+    const char *clip_where; /* --clip-where global | local | clip21 */
     size_t physical_batch; /* --physical-batch P (0: one physical batch) */
     double delta;          /* --delta (0: 1/n rounded down to a power of ten) */
     double target_epsilon; /* --target-epsilon (0: none; --noise gives the noise) */

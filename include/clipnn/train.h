@@ -212,6 +212,29 @@ typedef enum {
 CLIPNN_API const char *clipnn_sampling_name(clipnn_sampling s);
 CLIPNN_API clipnn_status clipnn_sampling_parse(const char *name, clipnn_sampling *out);
 
+/* Where a run over several processes clips (clipnn_train_options.clip_where):
+ *   GLOBAL  the slices' gradients are averaged, then clip.rule clips the
+ *           global gradient, as one process would.
+ *   LOCAL   each process clips its own slice's mean gradient g_i with the
+ *           norm rule (g_i min(1, lambda / ||g_i||)) before the average;
+ *           the average is then not clipped again. A biased estimate when
+ *           the processes' gradients differ.
+ *   CLIP21  error feedback: each process keeps a vector e_i (zero at the
+ *           start), sets e_i <- e_i + clip_lambda(g_i - e_i) and sends e_i;
+ *           the update uses the average of the e_i, not clipped again.
+ * LOCAL and CLIP21 need an MPI job (a build with MPI) and clip.rule norm
+ * with p = 2; CLIP21 keeps e_i on its process only, so a run with it does
+ * not resume from a checkpoint. */
+typedef enum {
+    CLIPNN_CLIP_WHERE_GLOBAL = 0,
+    CLIPNN_CLIP_WHERE_LOCAL,
+    CLIPNN_CLIP_WHERE_CLIP21,
+    CLIPNN_CLIP_WHERE_COUNT
+} clipnn_clip_where;
+/* "global", "local", "clip21"; parse fails with INVALID_ARG listing them. */
+CLIPNN_API const char *clipnn_clip_where_name(clipnn_clip_where w);
+CLIPNN_API clipnn_status clipnn_clip_where_parse(const char *name, clipnn_clip_where *out);
+
 /* What the caller of a running clipnn_train asks between steps: the
  * answer of clipnn_train_options.control, flags or'ed together. */
 enum {
@@ -308,6 +331,7 @@ typedef struct {
      *         step. */
     int (*control)(void *user);
     void (*on_save)(const clipnn_model *m, const struct clipnn_train_state *state, void *user);
+    clipnn_clip_where clip_where; /* in an MPI job: where the gradient is clipped (default GLOBAL) */
 } clipnn_train_options;
 /* A private run (per-sample clipping) that is to reach target_epsilon at
  * the options' delta (0: the default for n examples) after its planned

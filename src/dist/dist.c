@@ -120,6 +120,7 @@ clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *
     if (rows) {
         s = clipnn_loss_grad_fused(m, lo, x, y, rows, f, &part[0], NULL);
         part[0] *= (double)rows / (double)B;
+        if (!s) clipnn_dist_clip_slice(m->grads, m->n_params);
     }
     if (s) part[1] = 1;
 #ifdef CLIPNN_MPI

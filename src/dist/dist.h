@@ -50,4 +50,21 @@ int clipnn_dist_agree(int bits);
 /* a[0 .. n) summed over the processes, in place. */
 void clipnn_dist_sum_u64(uint64_t *a, int n);
 
+/* Clipping before the average (clipnn_train_options.clip_where; dist/local.c). */
+/* Options a clip place cannot keep (INVALID_ARG, one line): local and
+ * clip21 outside a job, with a rule other than the Euclidean norm, clip21
+ * resumed from a checkpoint. */
+clipnn_status clipnn_dist_check_where(const clipnn_train_options *o);
+/* The rule the run's clipper applies to the averaged gradient: o->clip, or
+ * with local or clip21 a copy in *unclipped with rule none (its non-finite
+ * policy kept). */
+const clipnn_clip_options *clipnn_dist_global_clip(const clipnn_train_options *o, clipnn_clip_options *unclipped);
+/* Setup of the run's clip place: Clip21's vector of n zeros, allocated
+ * here once; close frees it. */
+clipnn_status clipnn_dist_open_where(const clipnn_train_options *o, size_t n);
+void clipnn_dist_close_where(void);
+/* This process's slice gradient g[n] as the clip place sends it: unchanged
+ * (global), clipped to norm lambda (local), or Clip21's updated vector. */
+void clipnn_dist_clip_slice(float *g, size_t n);
+
 #endif

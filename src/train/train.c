@@ -300,6 +300,7 @@ static void close_run(train_run *r) {
     clipnn_dp_close(&r->dp);
     clipnn_free(r->pre_sum);
     clipnn_clipper_free(r->clip);
+    clipnn_dist_close_where();
     clipnn_optimizer_free(r->opt);
     free_buffers(&r->b);
     clipnn_bptt_close(&r->bptt);
@@ -377,7 +378,9 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     size_t G = clipnn_model_n_groups(m);
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
     if (!s) s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
-    if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
+    clipnn_clip_options unclipped; /* with clipping before the average, none after it */
+    if (!s) s = clipnn_clipper_create(&r->clip, m, clipnn_dist_global_clip(o, &unclipped));
+    if (!s) s = clipnn_dist_open_where(o, r->P);
     if (!s && r->logical && !(r->pre_sum = clipnn_alloc_array(2 * r->P, sizeof *r->pre_sum)))
         s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     if (!s && r->logical) r->sum = r->pre_sum + r->P;
@@ -812,6 +815,7 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     if (!s) s = clipnn_bptt_check(o, m);
     if (!s) s = clipnn_train_check_sampling(o);
     if (!s) s = clipnn_dist_check(o, clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON || o->physical_batch > 0);
+    if (!s) s = clipnn_dist_check_where(o);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);
     return s;

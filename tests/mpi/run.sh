@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
-# The MPI build against the plain one: tests/mpi/run.sh PLAIN_TOOL MPI_TOOL WEIGHTS_DIFF
+# The MPI build against the plain one: tests/mpi/run.sh PLAIN_TOOL MPI_TOOL WEIGHTS_DIFF CLIP_WHERE
 #  - weights after 50 steps with N = 1, 2, 3 processes agree with the
 #    single-process build within the float32 summation-order tolerance
 #    (docs/distributed.md derives it), for every rule below;
 #  - a run resumed with another number of processes follows the same trajectory;
 #  - a process that cannot read its data, or that is killed, ends the whole
-#    job with a non-zero exit and a message, and the last checkpoint stays whole.
+#    job with a non-zero exit and a message, and the last checkpoint stays whole;
+#  - --clip-where local and clip21 against their formulas and fixed points
+#    (tests/mpi/clip_where.c), and refused with one line where they make no sense.
 # Ends with "N passed, M failed" like the main runner; exit 1 on any failure.
 set -uo pipefail
-plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3")
+plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -86,6 +88,26 @@ rc=$?
 if [ $rc -ne 0 ] && [ $rc -ne 124 ] && "$wdiff" kill.ckpt kill.ckpt > /dev/null; then
     ok "killed process: the job ended with exit $rc, the checkpoint loads"
 else bad "killed process: exit $rc ($(tail -3 kill.txt))"; fi
+
+# Clip places: the formulas on 2 processes (the program counts its own checks).
+"${mpi[@]}" -np 2 "$clipwhere" > where.txt 2>&1
+sed -n 's/^\(ok  \|FAIL\) /&clip-where: /p' where.txt
+read -r p f < <(awk '/ passed, / {print $1, $3}' where.txt)
+if [ -n "${p:-}" ]; then pass=$((pass + p)) fail=$((fail + f)); else bad "clip-where: $(tail -3 where.txt)"; fi
+
+refused() { # what expected-text command...
+    local what=$1 want=$2
+    shift 2
+    if "$@" > refused.txt 2>&1; then bad "$what: accepted"
+    elif grep -q -- "$want" refused.txt; then ok "$what: refused ($(grep -m1 -- "$want" refused.txt | cut -c1-90)...)"
+    else bad "$what: $(head -2 refused.txt)"; fi
+}
+refused "--clip-where local in the plain build" "needs an MPI job" \
+    "$plain" train --steps 2 --clip norm --clip-where local --quiet
+refused "--clip-where local with agc" "needs --clip norm with p = 2" \
+    "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
+refused "--clip-where clip21 on resume" "cannot resume" \
+    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
