@@ -9,6 +9,9 @@
  *       drawn with replacement from 4096 synthetic examples. The rules are
  *       interleaved within each repetition so that a noisy machine hits
  *       all of them alike; each rule trains its own copy of the model.
+ *       RULE@tool trains with the callbacks `clipnn train` always installs
+ *       (per-step record, epoch record, control), doing nothing: the
+ *       tool's step, whose overhead is against RULE without them.
  *   bench_clipnn naive  --arch ... --batch B [--threads T] [--reps R]
  *       Per-sample (DP-SGD) clipping: the per-example norm trick against
  *       the naive computation (one backward per example, each clipped and
@@ -81,6 +84,7 @@ typedef struct {
     size_t widths[MAX_LAYERS];
     size_t n_layers, n_inputs;
     clipnn_clip_rule clips[MAX_CLIPS];
+    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks installed ("RULE@tool") */
     int n_clips;
     const char *arch;
     clipnn_layer_kind cell; /* recdp */
@@ -108,6 +112,9 @@ static void parse_clips(bench_args *a, const char *text) {
     a->n_clips = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (a->n_clips == MAX_CLIPS) usage("--clips: too many");
+        char *at = strstr(tok, "@tool");
+        a->tool[a->n_clips] = at != NULL;
+        if (at) *at = 0;
         if (clipnn_clip_rule_parse(tok, &a->clips[a->n_clips++])) die("--clips");
     }
     free(copy);
@@ -117,7 +124,7 @@ static bench_args parse_args(int argc, char **argv) {
     bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
-    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample");
+    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage("option without a value");
@@ -302,6 +309,14 @@ static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
     return c;
 }
 
+/* The callbacks `clipnn train` always installs (its per-step log, progress
+ * and stop request), here doing nothing with what they are given: what
+ * the tool's step costs the library. */
+static void tool_on_step(const clipnn_step_record *r, void *user) { *(double *)user += r->dist_from_start; }
+static void tool_on_epoch(const clipnn_epoch_record *r, void *user) { *(double *)user += r->train_loss; }
+static int tool_control(void *user) { return *(double *)user < 0; }
+static double tool_sink;
+
 static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule rule, uint64_t steps) {
     clipnn_train_options o = clipnn_train_options_default();
     o.optim = clipnn_optim_options_default(); /* plain SGD, as torch_bench.py's grid */
@@ -313,6 +328,31 @@ static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule 
     o.steps = steps;
     o.replacement = 1;
     return o;
+}
+
+/* Entry c of the grid's rules: the tool's callbacks when it asks for them. */
+static clipnn_train_options grid_options(const bench_args *a, int c, uint64_t steps) {
+    clipnn_train_options o = train_options(a, a->clips[c], steps);
+    if (a->tool[c]) {
+        o.on_step = tool_on_step;
+        o.on_epoch = tool_on_epoch;
+        o.control = tool_control;
+        o.user = &tool_sink;
+    }
+    return o;
+}
+
+/* A tool entry's yardstick: the same rule without the callbacks (or the
+ * first rule). */
+static int grid_base(const bench_args *a, int c) {
+    for (int k = 0; a->tool[c] && k < a->n_clips; k++)
+        if (!a->tool[k] && a->clips[k] == a->clips[c]) return k;
+    return 0;
+}
+
+static const char *grid_name(const bench_args *a, int c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), a->tool[c] ? "@tool" : "");
+    return buf;
 }
 
 /* ------------------------------------------------------------- grid */
@@ -347,7 +387,7 @@ static void bench_grid(const bench_args *a) {
     double secs[MAX_CLIPS][MAX_REPS], frac[MAX_CLIPS] = {0};
     for (int r = -1; r < a->reps; r++) /* r = -1: warm-up of every rule */
         for (int c = 0; c < a->n_clips; c++) {
-            clipnn_train_options o = train_options(a, a->clips[c], r < 0 ? 2 : steps);
+            clipnn_train_options o = grid_options(a, c, r < 0 ? 2 : steps);
             if (clipnn_train(models[c], ds, NULL, &o, &res)) die("train");
             if (res.diverged) fprintf(stderr, "bench_clipnn: %s diverged\n", clipnn_clip_rule_name(a->clips[c]));
             if (r < 0) continue;
@@ -386,14 +426,19 @@ static void bench_grid(const bench_args *a) {
          * repetitions: (t_rule - t_none) / t_rule, median over r. */
         /* The rule's cost on top of none's, plus the unit norms that
          * none pays for too. */
+        /* A tool entry: against the same rule without the callbacks, no
+         * unit norms to add (both have them). */
         double over[MAX_REPS], t[MAX_REPS];
+        int base = grid_base(a, c);
+        double add = base == 0 ? norm_cost : 0.0;
         for (int r = 0; r < a->reps; r++) {
-            over[r] = (secs[c][r] - secs[0][r] + norm_cost) / secs[c][r];
+            over[r] = (secs[c][r] - secs[base][r] + add) / secs[c][r];
             t[r] = secs[c][r];
         }
+        char name[64];
         double tm = median(t, a->reps);
         printf("grid\t%s\t%zu\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%llu\t%.4f\n", a->arch, a->batch,
-               clipnn_clip_rule_name(a->clips[c]), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
+               grid_name(a, c, name, sizeof name), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
                c == 0 ? 0.0 : median(over, a->reps), frac[c], a->reps, (unsigned long long)steps, norm_cost / tm);
     }
     for (int c = 0; c < a->n_clips; c++) clipnn_model_free(models[c]);

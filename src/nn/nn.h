@@ -395,8 +395,11 @@ double clipnn_loss_forward_backward_d(const clipnn_loss_options *lo, const doubl
 /* Sum of |v_i|^p in double (p finite) or max |v_i| (p infinite). */
 double clipnn_norm_accumulate(const float *v, size_t n, double p);
 /* Sum of squares with float partial sums of 8 terms (relative error
- * <= 5e-7), for the unit norms of the backward. */
+ * <= 6e-7), for the unit norms of the backward and of theta. */
 double clipnn_sumsq_blocked(const float *v, size_t n);
+/* The same for the squared distance sum (v_i - c_i)^2 (the float
+ * differences add one rounding: <= 7e-7). */
+double clipnn_sumsq_diff_blocked(const float *v, const float *c, size_t n);
 /* Turn an accumulated value into the norm (the p-th root). */
 double clipnn_norm_finish(double acc, double p);
 /* Combine two accumulations of the same p. */

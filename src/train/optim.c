@@ -189,15 +189,30 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
     return overflow_status(bad);
 }
 
+/* The sums of unit u (parameters off..off + n) asked for, right after
+ * the update wrote them. */
+static void unit_sums(const clipnn_update_sums *sums, const float *params, size_t u, size_t off, size_t n) {
+    if (sums->theta_acc) sums->theta_acc[u] = clipnn_sumsq_blocked(params + off, n);
+    if (sums->dist_acc) sums->dist_acc[u] = clipnn_sumsq_diff_blocked(params + off, sums->theta0 + off, n);
+}
+
+void clipnn_update_sums_fill(const clipnn_update_sums *sums, const clipnn_model *m) {
+    for (size_t g = 0; g < m->n_groups; g++) {
+        const clipnn_group *G = &m->groups[g];
+        for (size_t j = 0; j < G->rows; j++)
+            unit_sums(sums, m->params, m->group_unit[g] + j, G->offset + j * G->cols, G->cols);
+    }
+}
+
 /* The update of clipnn_train, unit by unit (a row of W, a bias vector) so
  * that per-unit clipping factors cost nothing and each thread updates the
  * rows it formed in the backward (same clipnn_chunk split), while they are
- * still in its cache. theta_acc[u] gets the sum of squares of the updated
- * unit (clipnn_sumsq_blocked), read from L1 right after writing it: the
- * parameter norms the adaptive rules need at the next step, without a pass
- * over memory. */
+ * still in its cache. The sums are read from L1 right after writing the
+ * unit: the parameter norms the adaptive rules need at the next step and
+ * the step record's norms, without a pass over memory. */
 clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
-                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc) {
+                                          double lr, double grad_scale, const double *unit_scale,
+                                          const clipnn_update_sums *sums) {
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
     if (o->n != m->n_params)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "optimizer: made for %zu parameters, the model has %zu", o->n,
@@ -228,7 +243,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                                         lr, (float)s, first);
                 else
                     bad += update_range(o, m->params, m->grads, off, G->cols, lr, (float)s, first);
-                if (theta_acc) theta_acc[u] = clipnn_sumsq_blocked(m->params + off, G->cols);
+                if (sums) unit_sums(sums, m->params, u, off, G->cols);
             }
         }
     }
