@@ -30,6 +30,11 @@
  *       The element-wise kernels outside BLAS on n floats, one thread: ns
  *       per element, the fastest repetition; what a build's compiler flags
  *       change (bench/builds.sh compares build trees).
+ *   bench_clipnn update --arch ... [--threads T] [--reps R]
+ *       The fused step's update alone (plain SGD, every weight gradient
+ *       stored) without sums, with theta's unit sums of squares (the
+ *       adaptive rules), and with those and the distance from theta(0)
+ *       (the step record): us per update, the fastest repetition.
  *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
  *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
  *       Training throughput of a recurrent classifier through clipnn_train:
@@ -47,7 +52,8 @@
 #include <string.h>
 
 #include "clipnn.h"
-#include "nn/nn.h" /* private: the library's clock, the backward with and without its unit norms, the kernels */
+#include "nn/nn.h"       /* private: the library's clock, the backward with and without its unit norms, the kernels */
+#include "train/train.h" /* private: the fused step's update, with and without its sums */
 
 #define MAX_LAYERS 8
 #define MAX_CLIPS 12
@@ -623,6 +629,40 @@ static void bench_recdp(const bench_args *a) {
     free(x), free(y);
 }
 
+/* ------------------------------------------------------------ update */
+
+static void bench_update(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = make_model(a);
+    size_t P = clipnn_model_n_params(m), U = m->n_units;
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    clipnn_optimizer *opt;
+    if (clipnn_optimizer_create(&opt, P, &oo)) die("optimizer");
+    float *theta0 = malloc(P * sizeof *theta0);
+    double *acc = malloc(2 * U * sizeof *acc);
+    if (!theta0 || !acc) usage("out of memory");
+    memcpy(theta0, clipnn_model_params(m), P * sizeof *theta0);
+    float *g = m->grads;
+    for (size_t j = 0; j < P; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
+    const clipnn_update_sums with[3] = {{0}, {acc, NULL, NULL}, {acc, acc + U, theta0}};
+    const char *names[3] = {"none", "theta", "theta+dist"};
+    int inner = (int)ceil(2e7 / (double)P);
+    double best[3] = {INFINITY, INFINITY, INFINITY};
+    for (int r = -1; r < a->reps; r++)
+        for (int k = 0; k < 3; k++) {
+            double t0 = clipnn_now_seconds();
+            for (int c = 0; c < inner; c++) /* lr alternates sign: theta stays put */
+                if (clipnn_optimizer_step_units(opt, m, NULL, 1e-3, c % 2 ? -1.0 : 1.0, NULL, k ? &with[k] : NULL))
+                    die("update");
+            double t = (clipnn_now_seconds() - t0) / inner;
+            if (r >= 0 && t < best[k]) best[k] = t;
+        }
+    for (int k = 0; k < 3; k++) printf("update\t%s\t%d\t%s\t%.2f\n", a->arch, a->threads, names[k], best[k] * 1e6);
+    free(theta0), free(acc);
+    clipnn_optimizer_free(opt);
+    clipnn_model_free(m);
+}
+
 /* -------------------------------------------- recurrent throughput */
 
 #define REC_EXAMPLES 1024
@@ -685,6 +725,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "recdp")) bench_recdp(&a);
     else if (!strcmp(argv[1], "kernels")) bench_kernels(&a);
     else if (!strcmp(argv[1], "rec")) bench_rec(&a);
+    else if (!strcmp(argv[1], "update")) bench_update(&a);
     else usage("unknown mode");
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "nn/nn.h"
+#include "nn/sumsq_kernel.h"
 
 /* Sum of |v_i|^p (p finite) or max |v_i| (p = inf) of v[n]. NaN anywhere
  * gives NaN (fmax would drop it, so the max is written out). */
@@ -36,69 +37,20 @@ CLIPNN_HOT_KERNEL double norm_accumulate(const float *v, size_t n, double p) {
     return s;
 }
 
-/* Sums of squares with float partial sums: 64 lanes (four vectors of 16)
- * each add up to 8 squares (a block of 512), the four vectors are added
- * lane by lane and the block's 16 lanes are added in double. A lane's 8
- * float additions and the two of the combination bound the relative error
- * by 10 roundings (6e-7, typically 1e-7: the rounding of the float
- * entries themselves), at a fraction of the cost of converting every
- * element to double. Four independent vector accumulators keep the adds
- * from waiting on each other's latency (one accumulator of 16 lanes made
- * this a chain of dependent adds: 0.1 ns an element in L1, a third of a
- * batch-of-one update); the vectors are GCC's generic vectors, which each
- * CPU level lowers to its own width. */
-typedef float f32x16 __attribute__((vector_size(64)));
-typedef float f32x8 __attribute__((vector_size(32)));
-typedef double f64x8 __attribute__((vector_size(64)));
-
-/* One vector of 16 floats from p, minus one from c when diff. */
-#define LOAD16(x, p, c, diff)                                                                                        \
-    do {                                                                                                             \
-        memcpy(&(x), (p), sizeof(x));                                                                                \
-        if (diff) {                                                                                                  \
-            f32x16 y_;                                                                                               \
-            memcpy(&y_, (c), sizeof y_);                                                                             \
-            (x) -= y_;                                                                                               \
-        }                                                                                                            \
-    } while (0)
-
-/* The squares of 64 floats at v (minus c) added to the four accumulators. */
-#define ADD64(v, c, diff)                                                                                            \
-    do {                                                                                                             \
-        f32x16 x0, x1, x2, x3;                                                                                       \
-        LOAD16(x0, (v), (c), diff);                                                                                  \
-        LOAD16(x1, (v) + 16, (c) + 16, diff);                                                                        \
-        LOAD16(x2, (v) + 32, (c) + 32, diff);                                                                        \
-        LOAD16(x3, (v) + 48, (c) + 48, diff);                                                                        \
-        a0 += x0 * x0, a1 += x1 * x1, a2 += x2 * x2, a3 += x3 * x3;                                                  \
-    } while (0)
-
-/* diff == 0: sum of v_i^2 (c unused, may be v); else sum of (v_i - c_i)^2.
- * Inlined into each CPU level's clone (a vector passed by value between
- * functions would take the default level's calling convention). The
- * blocks' lanes go into 8 double lanes, added once at the end; the last
- * partial 64 floats are padded with zeros. */
-static inline __attribute__((always_inline)) double sumsq_lanes(const float *v, const float *c, size_t n,
-                                                                const int diff) {
-    f64x8 acc = {0};
+/* Sums of squares with float partial sums (src/nn/sumsq_kernel.h): c ==
+ * NULL: sum of v_i^2; else sum of (v_i - c_i)^2. */
+SUMSQ_INLINE double sumsq_lanes(const float *v, const float *c, size_t n, const int diff) {
+    clipnn_f64x8 acc = {0};
+    clipnn_sumsq_block b;
+    memset(&b, 0, sizeof b);
     for (size_t i = 0; i < n;) {
-        f32x16 a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
-        for (int step = 0; step < 8 && i < n; step++, i += 64) {
-            if (n - i >= 64) {
-                ADD64(v + i, c + i, diff);
-            } else {
-                float pad[64] = {0}, cpad[64] = {0};
-                memcpy(pad, v + i, (n - i) * sizeof *v);
-                if (diff) memcpy(cpad, c + i, (n - i) * sizeof *c);
-                ADD64(pad, cpad, diff);
-            }
+        for (int step = 0; step < SUMSQ_STEPS && i < n; step++, i += SUMSQ_STEP) {
+            size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
+            sumsq_add_step(&b, v + i, diff ? c + i : v, k, diff);
         }
-        f32x16 t = (a0 + a1) + (a2 + a3);
-        f32x8 lo = __builtin_shufflevector(t, t, 0, 1, 2, 3, 4, 5, 6, 7);
-        f32x8 hi = __builtin_shufflevector(t, t, 8, 9, 10, 11, 12, 13, 14, 15);
-        acc += __builtin_convertvector(lo, f64x8) + __builtin_convertvector(hi, f64x8);
+        sumsq_fold(&acc, &b);
     }
-    return ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    return sumsq_total(&acc);
 }
 
 CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) { return sumsq_lanes(v, v, n, 0); }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "train/train.h"
+#include "nn/sumsq_kernel.h"
 
 /* The update loops select with a float comparison (guarded below) and
  * Adam takes a square root: GCC turns them into a vector blend and
@@ -83,8 +84,14 @@ static inline float guarded(float old, float updated, int *bad) {
     return ok ? updated : old;
 }
 
-CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
-                                 float s, float mu, int nesterov, int first) {
+/* The SGD step's settings, for the inlined loops. */
+typedef struct {
+    float lr, s, mu;
+    int nesterov, first;
+} sgd_args;
+
+SUMSQ_INLINE int sgd_body(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr, float s,
+                          float mu, int nesterov, int first) {
     int bad = 0;
     if (!m) {
 #pragma omp simd reduction(+ : bad)
@@ -100,6 +107,87 @@ CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, flo
         p[i] = guarded(p[i], p[i] - lr * (nesterov ? gi + mu * buf : buf), &bad);
     }
     return bad;
+}
+
+CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
+                                 float s, float mu, int nesterov, int first) {
+    return sgd_body(p, g, m, n, lr, s, mu, nesterov, first);
+}
+
+/* A unit's sums while SGD writes it (clipnn_update_sums), in the blocks of
+ * src/nn/sumsq_kernel.h: each step of 64 parameters is summed right after
+ * it is written, still in L1, so that the sums are clipnn_sumsq_blocked's
+ * and clipnn_sumsq_diff_blocked's of the updated unit, bit for bit,
+ * without a second pass over it. */
+typedef int clipnn_i32x16 __attribute__((vector_size(64)));
+
+typedef struct {
+    clipnn_f64x8 s, d;
+    clipnn_sumsq_block bs, bd;
+    clipnn_i32x16 bad; /* per lane: updates that would have left float range */
+    int want_s, want_d;
+    size_t done; /* parameters of the unit summed so far */
+} unit_acc;
+
+/* sgd_body on 16 parameters in vector registers, the same float
+ * operations lane by lane: a step out of float range keeps the old value
+ * and counts in *bad (here a lane count, not a reduction per call, which
+ * cost more than the update itself on steps of 64). */
+SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, clipnn_i32x16 *bad) {
+    clipnn_f32x16 pv, gv, step;
+    memcpy(&pv, p, sizeof pv);
+    memcpy(&gv, g, sizeof gv);
+    gv = a->s * gv;
+    if (m) {
+        clipnn_f32x16 mv, buf;
+        memcpy(&mv, m, sizeof mv);
+        buf = a->first ? gv : a->mu * mv + gv;
+        memcpy(m, &buf, sizeof buf);
+        step = a->nesterov ? gv + a->mu * buf : buf;
+    } else {
+        step = gv;
+    }
+    clipnn_f32x16 upd = pv - a->lr * step;
+    clipnn_i32x16 ub, pb;
+    memcpy(&ub, &upd, sizeof ub);
+    memcpy(&pb, &pv, sizeof pb);
+    clipnn_i32x16 ok = (ub & 0x7fffffff) <= 0x7f7fffff; /* |upd| <= FLT_MAX: -1, else 0 (NaN, inf) */
+    ub = (ub & ok) | (pb & ~ok);
+    *bad += ok + 1;
+    memcpy(p, &ub, sizeof ub);
+}
+
+/* SGD on p[0..n) (gradient g, momentum m or NULL) of a unit whose first
+ * unit_acc.done parameters are done (a multiple of the block, or 0),
+ * summed on the way; c: theta0 at p. */
+SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
+                            unit_acc *u) {
+    int bad = 0;
+    for (size_t i = 0; i < n; i += SUMSQ_STEP) {
+        size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
+        if (k == SUMSQ_STEP)
+            for (size_t q = 0; q < SUMSQ_STEP; q += 16) sgd16(p + i + q, g + i + q, m ? m + i + q : NULL, a, &u->bad);
+        else
+            bad += sgd_body(p + i, g + i, m ? m + i : NULL, k, a->lr, a->s, a->mu, a->nesterov, a->first);
+        if (u->want_s) sumsq_add_step(&u->bs, p + i, p + i, k, 0);
+        if (u->want_d) sumsq_add_step(&u->bd, p + i, c + i, k, 1);
+        u->done += k;
+        if (u->done % (SUMSQ_STEP * SUMSQ_STEPS) == 0) {
+            if (u->want_s) sumsq_fold(&u->s, &u->bs);
+            if (u->want_d) sumsq_fold(&u->d, &u->bd);
+        }
+    }
+    return bad;
+}
+
+/* The unit's last partial block folded in; its sums out. */
+SUMSQ_INLINE void unit_acc_finish(unit_acc *u, double *ss, double *dd) {
+    if (u->done % (SUMSQ_STEP * SUMSQ_STEPS)) {
+        if (u->want_s) sumsq_fold(&u->s, &u->bs);
+        if (u->want_d) sumsq_fold(&u->d, &u->bd);
+    }
+    if (u->want_s) *ss = sumsq_total(&u->s);
+    if (u->want_d) *dd = sumsq_total(&u->d);
 }
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
@@ -163,6 +251,43 @@ CLIPNN_HOT_KERNEL int update_rank1(const clipnn_optimizer *o, float *params, siz
     return bad;
 }
 
+/* Does the unit's update sum as it writes? Plain SGD (with or without
+ * momentum) does; Adam and weight decay update first and sum after. */
+static int sums_fused(const clipnn_optimizer *o) {
+    return o->opts.kind == CLIPNN_OPT_SGD && !(o->opts.weight_decay > 0);
+}
+
+/* SGD of the unit off..off + len with its sums: the gradient g ([len]), or
+ * when g is NULL d a (a: [len]) formed in an L1-sized buffer as
+ * update_rank1 forms it. */
+CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, const float *g, float d,
+                                      const float *a, size_t off, size_t len, const sgd_args *args,
+                                      const clipnn_update_sums *sums, size_t unit) {
+    unit_acc u;
+    memset(&u, 0, sizeof u);
+    u.want_s = sums->theta_acc != NULL, u.want_d = sums->dist_acc != NULL;
+    const float *c = sums->theta0 ? sums->theta0 + off : NULL;
+    float *p = params + off, *m = o->m ? o->m + off : NULL;
+    int bad = 0;
+    if (g) {
+        bad = sgd_summed(p, g, m, c, len, args, &u);
+    } else {
+        float buf[1024]; /* a multiple of the sums' block */
+        for (size_t i = 0; i < len; i += 1024) {
+            size_t n = len - i < 1024 ? len - i : 1024;
+#pragma omp simd
+            for (size_t k = 0; k < n; k++) buf[k] = d * a[i + k];
+            bad += sgd_summed(p + i, buf, m ? m + i : NULL, c ? c + i : NULL, n, args, &u);
+        }
+    }
+    for (int l = 0; l < 16; l++) bad += u.bad[l];
+    double ss = 0, dd = 0;
+    unit_acc_finish(&u, &ss, &dd);
+    if (u.want_s) sums->theta_acc[unit] = ss;
+    if (u.want_d) sums->dist_acc[unit] = dd;
+    return bad;
+}
+
 static clipnn_status overflow_status(long long bad) {
     if (!bad) return CLIPNN_OK;
     return clipnn_fail(CLIPNN_ERR_NONFINITE,
@@ -223,6 +348,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
+    const int fused_sums = sums_fused(o);
     long long bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
     {
@@ -238,9 +364,15 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
             for (size_t j = lo; j < hi; j++) {
                 size_t u = m->group_unit[g] + j, off = G->offset + j * G->cols;
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
-                if (lazy && !G->is_bias)
-                    bad += update_rank1(o, m->params, off, G->cols, m->delta[dense][j], clipnn_layer_input(m, dense),
-                                        lr, (float)s, first);
+                const float *a = lazy && !G->is_bias ? clipnn_layer_input(m, dense) : NULL;
+                if (sums && fused_sums) {
+                    sgd_args args = {(float)lr, (float)s, (float)o->opts.momentum, o->opts.nesterov, first};
+                    bad += sgd_unit_summed(o, m->params, a ? NULL : m->grads + off, a ? m->delta[dense][j] : 0.0f,
+                                           a, off, G->cols, &args, sums, u);
+                    continue;
+                }
+                if (a)
+                    bad += update_rank1(o, m->params, off, G->cols, m->delta[dense][j], a, lr, (float)s, first);
                 else
                     bad += update_range(o, m->params, m->grads, off, G->cols, lr, (float)s, first);
                 if (sums) unit_sums(sums, m->params, u, off, G->cols);
