@@ -63,7 +63,7 @@ typedef struct {
 static void on_step(const clipnn_step_record *r, void *user) {
     record_check *rc = user;
     size_t P = clipnn_model_n_params(rc->m);
-    const float *p = clipnn_model_params(rc->m);
+    const float *p = clipnn_model_params((clipnn_model *)rc->m);
     double dist = sqrt(sumsq_double(p, rc->theta0, P));
     double theta = sqrt(sumsq_double(rc->theta_before ? rc->before : p, NULL, P));
     double e = fabs(r->dist_from_start - dist) / (dist > 0 ? dist : 1);

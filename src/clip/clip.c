@@ -616,10 +616,12 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, dou
 static double measure_groups(clipnn_clipper *c, const clip_step *s, double *pre) {
     const clipnn_model *m = s->m;
     double acc = 0;
+    if (s->dw_unformed) clipnn_example_unformed_group_sumsq(s->m, s->g, c->group_acc);
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(m, i);
-        c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
-                                       : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
+        if (!s->dw_unformed)
+            c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
+                                           : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
         acc = clipnn_norm_combine(acc, c->group_acc[i], s->p);
         if (pre) pre[i] = clipnn_norm_finish(c->group_acc[i], s->p);
     }
@@ -658,6 +660,7 @@ static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomp
                                 const clipnn_group_report *groups, clipnn_clip_record *rec) {
     clip_step s = *sp;
     clipnn_model *m = s.m;
+    s.dw_unformed = c->o.rule == CLIPNN_CLIP_PER_SAMPLE && (m->ws.holds & CLIPNN_WS_DW_PENDING);
     double acc = measure_groups(c, &s, groups ? groups->pre : NULL);
     s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
     s.pre_acc = acc;

@@ -41,6 +41,7 @@ typedef struct {
     const double *grad_acc;  /* [n_units] accumulations of g's units from the backward */
     const double *theta_acc; /* [n_units] sums of squares of theta's units from the last update */
     double *unit_scale;      /* [n_units] out: per-unit factors left to the optimizer */
+    int dw_unformed;         /* per-sample after a backward that left only the deltas (CLIPNN_WS_DW_PENDING) */
 } clip_step;
 
 typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);

@@ -45,8 +45,10 @@ clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms
 }
 
 clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
-    return clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS | CLIPNN_WS_GRADS,
-                                    "per-sample clipping", "clipnn_loss_grad (with want_params)");
+    /* clipnn_train's one-backward step leaves the gradient to be formed here */
+    unsigned grads = m->ws.holds & CLIPNN_WS_DW_PENDING ? CLIPNN_WS_DW_PENDING : CLIPNN_WS_GRADS;
+    return clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS | grads, "per-sample clipping",
+                                    "clipnn_loss_grad (with want_params)");
 }
 
 /* DP-SGD: the mean of the per-example gradients, each scaled by
@@ -74,7 +76,8 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
         any |= f < 1;
     }
     double sigma = c->o.noise_multiplier * C / (double)B;
-    if (any) clipnn_example_reweight(m, c->sample_norm, s->g);
+    /* after a one-backward step the gradient is formed here, clipped or not */
+    if (any || s->dw_unformed) clipnn_example_reweight(m, c->sample_norm, s->g);
     /* The deltas are now the clipped gradient's and g carries the noise:
      * neither is the backward's any more (a second clipping or the
      * per-example norms would read the clipped step). */
@@ -83,10 +86,13 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
         for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
     s->clipped = any;
     int changed = any || sigma > 0;
-    for (size_t i = 0; i < c->n_groups; i++) {
-        clipnn_group grp = clipnn_model_group(m, i);
-        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
-    }
+    if (s->dw_unformed && !(sigma > 0 && isfinite(sigma)))
+        clipnn_example_unformed_group_post(m, c->sample_norm, s->g, c->group_post_acc);
+    else
+        for (size_t i = 0; i < c->n_groups; i++) {
+            clipnn_group grp = clipnn_model_group(m, i);
+            c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+        }
     clipnn_clip_finish_groups(c, s);
     if (!changed) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
     return CLIPNN_OK;

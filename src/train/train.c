@@ -257,6 +257,7 @@ typedef struct {
     train_buffers b;
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
+    int one_pass; /* per-sample clipping in one backward (clipnn_fused_opts.deltas_only) */
     clipnn_update_sums sums; /* what the update sums for the clipper and the step record */
     int sums_valid;          /* the sums describe the parameters as they are */
     clipnn_fused_opts fused;
@@ -306,6 +307,8 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
     s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
+    r->one_pass = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && clipnn_example_one_pass_ok(m) && !r->bptt.on;
+    if (!s && r->one_pass) s = clipnn_example_gram_reserve(m, r->B);
     if (s) close_run(r);
     return s;
 }
@@ -424,6 +427,7 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
         gather_batch(r, r->b.idx, Bt);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
+            r->fused.deltas_only = r->one_pass;
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
         }
         clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
