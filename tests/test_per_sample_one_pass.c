@@ -112,3 +112,42 @@ TEST(per_sample_one_backward_equals_naive_loop) {
         for (size_t k = 0; k < 3; k++)
             for (int threads = 1; threads <= 2; threads++) check_batch(batches[b], Cs[k], threads);
 }
+
+static int nan_rows, rows;
+static void count_nan_pre(const clipnn_step_record *r, void *user) {
+    (void)user;
+    rows++;
+    nan_rows += isnan(r->clip.pre_norm) && isnan(r->clip.factor) && !r->clip.nonfinite && isfinite(r->clip.post_norm);
+}
+
+/* Without anyone to read the pre-clip norms the step skips them: the
+ * parameters are the same bit for bit, the record says NaN. */
+TEST(per_sample_skipped_pre_norms_change_nothing_else) {
+    const size_t batches[] = {4, 40};
+    for (size_t b = 0; b < 2; b++) {
+        size_t n = batches[b];
+        clipnn_dataset *d = data_n(n);
+        clipnn_model *m[3];
+        clipnn_train_options o = clipnn_train_options_default();
+        o.clip = clipnn_clip_options_for(CLIPNN_CLIP_PER_SAMPLE);
+        o.clip.lambda = 0.05;
+        o.batch = n / 2;
+        o.steps = 8;
+        clipnn_train_result res;
+        rows = nan_rows = 0;
+        for (int k = 0; k < 3; k++) {
+            m[k] = fixture_mlp(DIM, H1, H2, CLASSES, CLIPNN_ACT_TANH, 5);
+            o.on_step = k == 0 ? NULL : k == 1 ? on_step : count_nan_pre; /* none, measured, skipped */
+            o.per_sample_skip_pre_norm = k == 2;
+            CHECK_OK(clipnn_train(m[k], d, NULL, &o, &res));
+        }
+        size_t P = clipnn_model_n_params(m[0]);
+        CHECK_MSG(!memcmp(clipnn_model_params(m[0]), clipnn_model_params(m[1]), P * sizeof(float)) &&
+                      !memcmp(clipnn_model_params(m[0]), clipnn_model_params(m[2]), P * sizeof(float)),
+                  "batch %zu: the parameters depend on whether the pre-clip norms were measured", n / 2);
+        CHECK_MSG(rows == 8 && nan_rows == 8, "batch %zu: %d of %d rows with a skipped pre-clip norm", n / 2, nan_rows,
+                  rows);
+        for (int k = 0; k < 3; k++) clipnn_model_free(m[k]);
+        clipnn_dataset_free(d);
+    }
+}

@@ -308,7 +308,10 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
     r->one_pass = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && clipnn_example_one_pass_ok(m) && !r->bptt.on;
-    if (!s && r->one_pass) s = clipnn_example_gram_reserve(m, r->B);
+    /* the pre-clip norms of a one-backward step, for whoever can read them */
+    int pre_read = (o->on_step || o->log_groups) && !o->per_sample_skip_pre_norm;
+    if (!s && r->one_pass && pre_read) s = clipnn_example_gram_reserve(m, r->B);
+    if (!s) clipnn_clipper_skip_unformed_pre(r->clip, r->one_pass && !pre_read);
     if (s) close_run(r);
     return s;
 }
