@@ -77,7 +77,8 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     }
     double sigma = c->o.noise_multiplier * C / (double)B;
     /* after a one-backward step the gradient is formed here, clipped or not */
-    if (any || s->dw_unformed) clipnn_example_reweight(m, c->sample_norm, s->g);
+    if (s->dw_unformed) clipnn_example_reweight_once(m, c->sample_norm, s->g, c->group_post_acc);
+    else if (any) clipnn_example_reweight(m, c->sample_norm, s->g);
     /* The deltas are now the clipped gradient's and g carries the noise:
      * neither is the backward's any more (a second clipping or the
      * per-example norms would read the clipped step). */
@@ -86,13 +87,13 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
         for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
     s->clipped = any;
     int changed = any || sigma > 0;
-    if (s->dw_unformed && !s->pre_unmeasured && !(sigma > 0 && isfinite(sigma)))
-        clipnn_example_unformed_group_post(m, c->sample_norm, s->g, c->group_post_acc);
-    else
+    int noise = sigma > 0 && isfinite(sigma);
+    if (s->dw_unformed && !s->pre_unmeasured && !noise)
+        clipnn_example_unformed_group_post(m, c->sample_norm, c->group_post_acc);
+    else if (!s->dw_unformed || noise) /* else the rows' sums of the reweighting */
         for (size_t i = 0; i < c->n_groups; i++) {
             clipnn_group grp = clipnn_model_group(m, i);
-            c->group_post_acc[i] = changed || s->pre_unmeasured ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0)
-                                                                 : c->group_acc[i];
+            c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
         }
     clipnn_clip_finish_groups(c, s);
     if (!changed && !s->pre_unmeasured) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);

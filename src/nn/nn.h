@@ -276,12 +276,17 @@ clipnn_status clipnn_example_gram_reserve(clipnn_model *m, size_t max_batch);
  * out) / 2 multiply-adds) or, where that costs more than forming dW (B in
  * out), by forming dW into g and reading it. */
 void clipnn_example_unformed_group_sumsq(clipnn_model *m, float *g, double *acc);
-/* The same groups' squared norms of the gradient with example i's share
- * scaled by factor[i], after clipnn_example_reweight formed it into g: from
- * the same Gram matrices where the layer took them (so that a group no
- * example's factor touched keeps its pre-clip norm exactly), else read
- * from g. */
-void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, const float *g, double *acc);
+/* The groups' squared norms of the gradient with example i's share scaled
+ * by factor[i], from the same Gram matrices, for the layers that took them
+ * (so that a group no example's factor touched keeps its pre-clip norm
+ * exactly); the other layers' entries of acc are left as they are. */
+void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, double *acc);
+/* clipnn_example_reweight for a backward that left only the deltas (a
+ * dense model): the deltas scaled, every dW and db formed once into g in
+ * one parallel pass (the backward's split of rows), and each group's
+ * squared norm (W, b of each layer) into group_acc, from the rows' sums of
+ * squares taken while they are in cache. */
+void clipnn_example_reweight_once(clipnn_model *m, const double *factor, float *g, double *group_acc);
 
 /* A window of truncated backpropagation through time: one pass of the
  * front over `steps` steps from a given state, the loss on some of its

@@ -206,6 +206,16 @@ static void gram_of(const float *v, size_t B, size_t n, double *copy, double *gr
     cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)B, (int)n, 1.0, copy, (int)n, 0.0, gram, (int)B);
 }
 
+/* Sum of the rows' sums of squares of W ([rows][cols]), in row order: the
+ * same sums as clipnn_example_reweight_once takes of the rows it forms, so
+ * that a layer no example's factor changed has the same norm before and
+ * after clipping. */
+static double rows_sumsq(const float *W, size_t rows, size_t cols) {
+    double s = 0;
+    for (size_t j = 0; j < rows; j++) s += clipnn_sumsq_blocked(W + j * cols, cols);
+    return s;
+}
+
 void clipnn_example_unformed_group_sumsq(clipnn_model *m, float *g, double *acc) {
     size_t B = m->ws.batch;
     double *copy = m->gram + 2 * m->n_layers * m->gram_cap * m->gram_cap;
@@ -222,21 +232,49 @@ void clipnn_example_unformed_group_sumsq(clipnn_model *m, float *g, double *acc)
         }
         float *dW = g + L->w_offset, *db = g + L->b_offset;
         clipnn_dense_backward(dW, db, NULL, d, a, m->params + L->w_offset, B, L->in, L->out);
-        acc[gw] = clipnn_norm_accumulate(dW, L->in * L->out, 2.0);
-        acc[gw + 1] = clipnn_norm_accumulate(db, L->out, 2.0);
+        acc[gw] = rows_sumsq(dW, L->out, L->in);
+        acc[gw + 1] = clipnn_sumsq_blocked(db, L->out);
     }
 }
 
-void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, const float *g, double *acc) {
+void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, double *acc) {
+    size_t B = m->ws.batch;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        if (!layer_gram(m, l)) continue;
+        const double *ga = m->gram + 2 * l * B * B, *gd = ga + B * B;
+        acc[2 * l] = gram_pair_sum(ga, gd, B, factor, &acc[2 * l + 1]);
+    }
+}
+
+/* Thread t of T: its rows of every layer's dW and db from the (rescaled)
+ * deltas, and their sums of squares while the rows are in its cache; no
+ * barrier, every delta is known. */
+static void form_rows(clipnn_model *m, float *g, size_t B, int t, int T) {
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        size_t lo, hi;
+        clipnn_chunk(L->out, t, T, &lo, &hi);
+        float *dW = g + L->w_offset;
+        clipnn_dense_weight_grad_rows(dW, g + L->b_offset, m->delta[l], clipnn_layer_input(m, l), B, L->in, L->out,
+                                      lo, hi);
+        for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
+    }
+}
+
+void clipnn_example_reweight_once(clipnn_model *m, const double *factor, float *g, double *group_acc) {
     size_t B = m->ws.batch;
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
-        if (layer_gram(m, l)) {
-            const double *ga = m->gram + 2 * l * B * B, *gd = ga + B * B;
-            acc[2 * l] = gram_pair_sum(ga, gd, B, factor, &acc[2 * l + 1]);
-            continue;
-        }
-        acc[2 * l] = clipnn_norm_accumulate(g + L->w_offset, L->in * L->out, 2.0);
-        acc[2 * l + 1] = clipnn_norm_accumulate(g + L->b_offset, L->out, 2.0);
+        for (size_t i = 0; i < B; i++) clipnn_scale(m->delta[l] + i * L->out, L->out, (float)factor[i]);
+    }
+    int threads = clipnn_threads_for_macs(B * (m->n_params - m->layers[0].w_offset));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    form_rows(m, g, B, clipnn_thread_id(), clipnn_thread_count());
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        double w = 0;
+        for (size_t j = 0; j < L->out; j++) w += m->row_acc[L->unit_base + j];
+        group_acc[2 * l] = w;
+        group_acc[2 * l + 1] = clipnn_sumsq_blocked(g + L->b_offset, L->out);
     }
 }
