@@ -45,19 +45,31 @@ SUMSQ_INLINE void sumsq_add16(clipnn_f32x16 *a, const float *v, const float *c, 
     *a += x * x;
 }
 
-/* A step: the k <= 64 floats at v (and c), the rest of the step as zeros. */
+/* A step: the k <= 64 floats at v (and c), as if the rest of the step were
+ * zeros (x + 0 * 0 = x: a shorter step adds nothing to the lanes it does
+ * not reach), float q of it into lane q % 16 of accumulator q / 16. */
 SUMSQ_INLINE void sumsq_add_step(clipnn_sumsq_block *b, const float *v, const float *c, size_t k, int diff) {
-    float pad[SUMSQ_STEP], cpad[SUMSQ_STEP];
-    if (k < SUMSQ_STEP) {
-        memset(pad, 0, sizeof pad), memset(cpad, 0, sizeof cpad);
-        memcpy(pad, v, k * sizeof *v);
-        if (diff) memcpy(cpad, c, k * sizeof *c);
-        v = pad, c = cpad;
+    if (k == SUMSQ_STEP) {
+        sumsq_add16(&b->v0, v, c, diff);
+        sumsq_add16(&b->v1, v + 16, c + 16, diff);
+        sumsq_add16(&b->v2, v + 32, c + 32, diff);
+        sumsq_add16(&b->v3, v + 48, c + 48, diff);
+        return;
     }
-    sumsq_add16(&b->v0, v, c, diff);
-    sumsq_add16(&b->v1, v + 16, c + 16, diff);
-    sumsq_add16(&b->v2, v + 32, c + 32, diff);
-    sumsq_add16(&b->v3, v + 48, c + 48, diff);
+    /* each accumulator named (an index into them would keep all four in
+     * memory for the whole loop) */
+    size_t full = k / 16, r = k % 16;
+    if (full > 0) sumsq_add16(&b->v0, v, c, diff);
+    if (full > 1) sumsq_add16(&b->v1, v + 16, c + 16, diff);
+    if (full > 2) sumsq_add16(&b->v2, v + 32, c + 32, diff);
+    if (!r) return;
+    float pad[16] = {0}, cpad[16] = {0};
+    memcpy(pad, v + 16 * full, r * sizeof *v);
+    if (diff) memcpy(cpad, c + 16 * full, r * sizeof *c);
+    if (full == 0) sumsq_add16(&b->v0, pad, cpad, diff);
+    else if (full == 1) sumsq_add16(&b->v1, pad, cpad, diff);
+    else if (full == 2) sumsq_add16(&b->v2, pad, cpad, diff);
+    else sumsq_add16(&b->v3, pad, cpad, diff);
 }
 
 /* A finished block into the double lanes; the block starts again at zero. */

@@ -133,7 +133,8 @@ typedef struct {
  * operations lane by lane: a step out of float range keeps the old value
  * and counts in *bad (here a lane count, not a reduction per call, which
  * cost more than the update itself on steps of 64). */
-SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, clipnn_i32x16 *bad) {
+SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, clipnn_i32x16 *bad,
+                        clipnn_f32x16 *out) {
     clipnn_f32x16 pv, gv, step;
     memcpy(&pv, p, sizeof pv);
     memcpy(&gv, g, sizeof gv);
@@ -155,6 +156,23 @@ SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, c
     ub = (ub & ok) | (pb & ~ok);
     *bad += ok + 1;
     memcpy(p, &ub, sizeof ub);
+    memcpy(out, &ub, sizeof ub);
+}
+
+/* sgd16 with the new values' squares (and squared distances from c) added
+ * to accumulator s (d) from the registers, the same arithmetic as
+ * sumsq_add16 reading them back. */
+SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *c, const sgd_args *a, unit_acc *u,
+                               clipnn_f32x16 *s, clipnn_f32x16 *d) {
+    clipnn_f32x16 x;
+    sgd16(p, g, m, a, &u->bad, &x);
+    if (u->want_s) *s += x * x;
+    if (u->want_d) {
+        clipnn_f32x16 y;
+        memcpy(&y, c, sizeof y);
+        x -= y;
+        *d += x * x;
+    }
 }
 
 /* SGD on p[0..n) (gradient g, momentum m or NULL) of a unit whose first
@@ -165,10 +183,25 @@ SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, 
     int bad = 0;
     for (size_t i = 0; i < n; i += SUMSQ_STEP) {
         size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
-        if (k == SUMSQ_STEP)
-            for (size_t q = 0; q < SUMSQ_STEP; q += 16) sgd16(p + i + q, g + i + q, m ? m + i + q : NULL, a, &u->bad);
-        else
-            bad += sgd_body(p + i, g + i, m ? m + i : NULL, k, a->lr, a->s, a->mu, a->nesterov, a->first);
+        float *mi = m ? m + i : NULL;
+        if (k == SUMSQ_STEP) {
+            sgd16_summed(p + i, g + i, mi, c + i, a, u, &u->bs.v0, &u->bd.v0);
+            sgd16_summed(p + i + 16, g + i + 16, mi ? mi + 16 : NULL, c + i + 16, a, u, &u->bs.v1, &u->bd.v1);
+            sgd16_summed(p + i + 32, g + i + 32, mi ? mi + 32 : NULL, c + i + 32, a, u, &u->bs.v2, &u->bd.v2);
+            sgd16_summed(p + i + 48, g + i + 48, mi ? mi + 48 : NULL, c + i + 48, a, u, &u->bs.v3, &u->bd.v3);
+            u->done += k;
+            if (u->done % (SUMSQ_STEP * SUMSQ_STEPS) == 0) {
+                if (u->want_s) sumsq_fold(&u->s, &u->bs);
+                if (u->want_d) sumsq_fold(&u->d, &u->bd);
+            }
+            continue;
+        }
+        /* a unit's last, partial step: updated, then summed back from L1 */
+        size_t whole = k - k % 16;
+        clipnn_f32x16 x;
+        for (size_t q = 0; q < whole; q += 16) sgd16(p + i + q, g + i + q, mi ? mi + q : NULL, a, &u->bad, &x);
+        for (size_t q = whole; q < k; q++) /* the last few, one at a time */
+            bad += sgd_body(p + i + q, g + i + q, mi ? mi + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov, a->first);
         if (u->want_s) sumsq_add_step(&u->bs, p + i, p + i, k, 0);
         if (u->want_d) sumsq_add_step(&u->bd, p + i, c + i, k, 1);
         u->done += k;
@@ -266,7 +299,7 @@ CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, 
     unit_acc u;
     memset(&u, 0, sizeof u);
     u.want_s = sums->theta_acc != NULL, u.want_d = sums->dist_acc != NULL;
-    const float *c = sums->theta0 ? sums->theta0 + off : NULL;
+    const float *c = u.want_d ? sums->theta0 + off : params + off; /* unread without distances */
     float *p = params + off, *m = o->m ? o->m + off : NULL;
     int bad = 0;
     if (g) {
@@ -277,7 +310,7 @@ CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, 
             size_t n = len - i < 1024 ? len - i : 1024;
 #pragma omp simd
             for (size_t k = 0; k < n; k++) buf[k] = d * a[i + k];
-            bad += sgd_summed(p + i, buf, m ? m + i : NULL, c ? c + i : NULL, n, args, &u);
+            bad += sgd_summed(p + i, buf, m ? m + i : NULL, c + i, n, args, &u);
         }
     }
     for (int l = 0; l < 16; l++) bad += u.bad[l];
