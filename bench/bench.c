@@ -37,6 +37,13 @@
  *       (the step record): us per update, the fastest repetition (on one
  *       thread its CPU time, which another process's turn on the core
  *       does not count).
+ *   bench_clipnn pgd    --arch ... [--batch 256] [--steps 40] [--n 2560] [--threads T] [--reps R]
+ *       PGD-Linf (eps 0.1, no random start) through clipnn_attack on n
+ *       synthetic inputs of a ReLU MLP: seconds (median), GFLOP/s (2 x
+ *       the multiply-adds of the forward and of every layer's input
+ *       gradient, steps + 1 times per example), and a training step's
+ *       GFLOP/s at the same batch (clipnn_train, no clipping) for the
+ *       ratio.
  *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
  *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
  *       Training throughput of a recurrent classifier through clipnn_train:
@@ -99,6 +106,7 @@ typedef struct {
     clipnn_layer_kind cell; /* recdp */
     size_t hidden, seq_steps, step_dim;
     int every_step;
+    size_t steps; /* pgd */
 } bench_args;
 
 static void parse_arch(bench_args *a, const char *text) {
@@ -130,7 +138,7 @@ static void parse_clips(bench_args *a, const char *text) {
 }
 
 static bench_args parse_args(int argc, char **argv) {
-    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1,
+    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1, .steps = 40,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
     parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
@@ -152,6 +160,7 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--seq-steps")) a.seq_steps = (size_t)atol(v);
         else if (!strcmp(k, "--step-dim")) a.step_dim = (size_t)atol(v);
         else if (!strcmp(k, "--every-step")) a.every_step = atoi(v) != 0;
+        else if (!strcmp(k, "--steps")) a.steps = (size_t)atol(v);
         else usage("unknown option");
         i++;
     }
@@ -632,6 +641,47 @@ static void bench_recdp(const bench_args *a) {
     free(x), free(y);
 }
 
+/* --------------------------------------------------------------- pgd */
+
+static void bench_pgd(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_act acts[MAX_LAYERS];
+    for (size_t l = 0; l < a->n_layers; l++) acts[l] = l + 1 < a->n_layers ? CLIPNN_ACT_RELU : CLIPNN_ACT_IDENTITY;
+    clipnn_model *m;
+    if (clipnn_model_create(&m, a->n_inputs, a->n_layers, a->widths, acts) ||
+        clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1))
+        die("model");
+    clipnn_dataset *ds = make_data(a);
+    size_t n = a->n > N_EXAMPLES ? N_EXAMPLES : a->n;
+    clipnn_attack_options o = clipnn_attack_options_default();
+    o.eps = 0.1;
+    o.steps = a->steps;
+    o.batch = a->batch;
+    clipnn_attack_result res;
+    double t[MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        double t0 = clipnn_now_seconds();
+        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), clipnn_dataset_y(ds), n, NULL, &res)) die("attack");
+        if (r >= 0) t[r] = clipnn_now_seconds() - t0;
+    }
+    double secs = median(t, a->reps), macs = 0;
+    size_t in = a->n_inputs;
+    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
+    double flops = 4.0 * macs * (double)n * (double)(a->steps + 1);
+    /* a training step at the same batch, for the ratio */
+    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 20);
+    clipnn_train_result tr;
+    double best = INFINITY;
+    for (int r = 0; r < 3; r++) {
+        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
+        best = fmin(best, tr.seconds / 20);
+    }
+    printf("pgd\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", a->arch, a->batch, a->threads, a->steps, n, secs,
+           flops / secs / 1e9, step_flops(a) / best / 1e9);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
 /* ------------------------------------------------------------ update */
 
 /* CPU time of the calling thread: a shared machine's other processes
@@ -737,6 +787,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "kernels")) bench_kernels(&a);
     else if (!strcmp(argv[1], "rec")) bench_rec(&a);
     else if (!strcmp(argv[1], "update")) bench_update(&a);
+    else if (!strcmp(argv[1], "pgd")) bench_pgd(&a);
     else usage("unknown mode");
     return 0;
 }

@@ -411,9 +411,48 @@ def fmnist_lstm(args):
                                                        acc))
 
 
+def pgd(args):
+    # PGD-Linf as clipnn_attack runs it (no random start): per batch, the
+    # loss and input gradient at steps + 1 iterates, a signed step of
+    # alpha = max(2.5 eps / steps, eps / 4) between them, projected on the
+    # eps cube around x0 and on [0, 1]. ReLU MLP, synthetic inputs.
+    model, sizes = make_model(args.arch, nn.ReLU)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x_all, y_all = make_data(sizes[0], sizes[-1])
+    n = args.n_attack
+    eps, steps = 0.1, args.steps
+    alpha = max(2.5 * eps / steps, eps / 4)
+    times = []
+    for rep in range(args.reps + 1):
+        t0 = time.perf_counter()
+        for start in range(0, n, args.batch):
+            x0 = x_all[start % N_EXAMPLES:start % N_EXAMPLES + args.batch]
+            y = y_all[start % N_EXAMPLES:start % N_EXAMPLES + args.batch]
+            x = x0.clone()
+            for t in range(steps + 1):
+                x.requires_grad_(True)
+                loss = F.cross_entropy(model(x), y)
+                (g,) = torch.autograd.grad(loss, x)
+                if t == steps:
+                    break
+                with torch.no_grad():
+                    x = x + alpha * g.sign()
+                    x = torch.clamp(x0 + torch.clamp(x - x0, -eps, eps), 0, 1)
+        if rep > 0:
+            times.append(time.perf_counter() - t0)
+    secs = statistics.median(times)
+    macs = sum(sizes[i - 1] * sizes[i] for i in range(1, len(sizes)))
+    flops = 4.0 * macs * n * (steps + 1)  # forward and input gradient of every layer
+    print(f"pgd\t{args.arch}\t{args.batch}\t{args.threads}\t{steps}\t{n}\t{secs:.4f}\t{flops / secs / 1e9:.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["grid", "fmnist", "rec", "fmnist-lstm"])
+    ap.add_argument("mode", choices=["grid", "fmnist", "rec", "fmnist-lstm", "pgd"])
+    ap.add_argument("--steps", type=int, default=40, help="pgd: steps per batch")
+    ap.add_argument("--n-attack", type=int, default=2560, help="pgd: examples attacked")
     ap.add_argument("--arch", default="784-256-128-10")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--clips", default="none,norm,adaptive-layer,agc,per-sample")
@@ -428,7 +467,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="fmnist: seed of the weights and the shuffles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"grid": grid, "fmnist": fmnist, "rec": rec, "fmnist-lstm": fmnist_lstm}[args.mode](args)
+    {"grid": grid, "fmnist": fmnist, "rec": rec, "fmnist-lstm": fmnist_lstm, "pgd": pgd}[args.mode](args)
 
 
 if __name__ == "__main__":
