@@ -63,7 +63,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install clean FORCE
+.PHONY: all test sanitize bench install uninstall clean FORCE
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -117,7 +117,8 @@ $(BENCHBIN): $(BENCH_OBJ) $(STATIC)
 # Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
 test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_BUILD=$(abspath $(BUILD)) \
-	    CLIPNN_EXAMPLES=$(abspath $(BUILD))/examples CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 $(TESTBIN) $(T)
+	    CLIPNN_EXAMPLES=$(abspath $(BUILD))/examples CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 \
+	    CLIPNN_SANITIZE='$(SANITIZE)' $(TESTBIN) $(T)
 
 # allocator_may_return_null: tests ask for absurd sizes on purpose and check
 # that the library reports NOMEM instead of aborting.
@@ -138,6 +139,20 @@ install: all
 	ln -sf $(SONAME) $(DESTDIR)$(PREFIX)/lib/libclipnn.so
 	install -m 755 $(TOOL) $(DESTDIR)$(PREFIX)/bin/
 	$(call make_pc,$(DESTDIR)$(PREFIX)/lib/pkgconfig/clipnn.pc)
+	@# the dynamic linker's cache, when installing for real as root (the tool
+	@# itself links the library statically and needs none of this)
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	    echo ldconfig; ldconfig; fi
+
+# What install put there, and nothing else.
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/bin/clipnn $(DESTDIR)$(PREFIX)/lib/pkgconfig/clipnn.pc
+	rm -f $(DESTDIR)$(PREFIX)/lib/libclipnn.a $(DESTDIR)$(PREFIX)/lib/libclipnn.so $(DESTDIR)$(PREFIX)/lib/$(SONAME)
+	rm -f $(DESTDIR)$(PREFIX)/lib/$(notdir $(SHARED))
+	rm -f $(DESTDIR)$(PREFIX)/include/clipnn.h $(patsubst include/%,$(DESTDIR)$(PREFIX)/include/%,$(wildcard include/clipnn/*.h))
+	-rmdir $(DESTDIR)$(PREFIX)/include/clipnn 2>/dev/null
+	@if [ -z "$(DESTDIR)" ] && [ "$$(id -u)" = 0 ] && command -v ldconfig >/dev/null; then \
+	    echo ldconfig; ldconfig; fi
 
 clean:
 	rm -rf build build-*

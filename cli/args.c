@@ -32,22 +32,48 @@ int cli_exit_code(clipnn_status s) {
 int cli_fail(const char *cmd, clipnn_status s, const char *what) {
     const char *detail = clipnn_last_error();
     size_t len = strlen(what);
+    char line[1024];
     /* The library's message usually names the file already. */
     if (!strncmp(detail, what, len) && detail[len] == ':')
-        fprintf(stderr, "clipnn %s: %s\n", cmd, detail);
+        snprintf(line, sizeof line, "clipnn %s: %s", cmd, detail);
     else
-        fprintf(stderr, "clipnn %s: %s: %s\n", cmd, what, detail);
+        snprintf(line, sizeof line, "clipnn %s: %s: %s", cmd, what, detail);
+    fprintf(stderr, "%s\n", line);
+    cli_note_error(line);
     return cli_exit_code(s);
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
+    char line[1024], text[900];
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "clipnn %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, " (see 'clipnn %s --help')\n", cmd);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    snprintf(line, sizeof line, "clipnn %s: %s (see 'clipnn %s --help')", cmd, text, cmd);
+    fprintf(stderr, "%s\n", line);
+    cli_note_error(line);
     return CLI_EXIT_USAGE;
+}
+
+const char *cli_did_you_mean(const char *word, const char *const *names, size_t n) {
+    static char text[160];
+    const char *close = clipnn_closest_name(word, names, n);
+    if (!close) return "";
+    snprintf(text, sizeof text, " (did you mean '%.128s'?)", close);
+    return text;
+}
+
+/* " (did you mean '--NAME'?)" for an unknown option. */
+static const char *option_hint(const char *arg, size_t len, const cli_option *opts) {
+    enum { MAX_NAMES = 256 };
+    const char *names[MAX_NAMES + 2];
+    size_t n = 0;
+    for (const cli_option *o = opts; o->name && n < MAX_NAMES; o++) names[n++] = o->name;
+    names[n++] = "--help";
+    names[n++] = "--verbose";
+    char word[64];
+    snprintf(word, sizeof word, "%.*s", (int)(len < sizeof word - 1 ? len : sizeof word - 1), arg);
+    return cli_did_you_mean(word, names, n);
 }
 
 static void print_default(FILE *f, const cli_option *o) {
@@ -161,7 +187,8 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int
         const cli_option *match = NULL;
         for (const cli_option *o = opts; o->name; o++)
             if (strlen(o->name) == name_len && !strncmp(o->name, arg, name_len)) match = o;
-        if (!match) return cli_usage_error(cmd, "unknown option '%.*s'", (int)name_len, arg);
+        if (!match)
+            return cli_usage_error(cmd, "unknown option '%.*s'%s", (int)name_len, arg, option_hint(arg, name_len, opts));
         if (match->type == CLI_FLAG) {
             if (eq) return cli_usage_error(cmd, "%s takes no value", match->name);
             *(int *)match->dest = 1;

@@ -1,16 +1,18 @@
-/* clipnn attack: FGSM and PGD against a saved model, robust accuracy per
- * epsilon, the gradient-masking checks, and a diagnosis when it stalls. */
+/* clipnn attack: FGSM, PGD and APGD against a saved model, robust accuracy per
+ * epsilon (the per-example minimum over several methods), the gradient-masking
+ * checks, the sanity checks of --check, and a diagnosis when it stalls. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "attack_checks.h"
 #include "inputopt_common.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
-    "--model FILE [--data SPEC] --method fgsm|pgd-linf|pgd-l2 [--eps E[,E...]]\n"
+    "--model FILE [--data SPEC] --method fgsm|pgd-linf|pgd-l2|apgd-ce|apgd-dlr[,M...] [--eps E[,E...]]\n"
     "             [--step A] [--steps N] [--random-start] [--restarts R] [--targeted K]\n"
-    "             [--loss xent|margin[:KAPPA]] [--n EXAMPLES] [--out DIR] [--json]\n"
+    "             [--loss xent|margin[:KAPPA]] [--n EXAMPLES] [--check] [--out DIR] [--json]\n"
     "\n"
     "Attacks the first --n examples of the test part of --data (loaded as 'clipnn train'\n"
     "loads it: give the same --data and --scale). Image data are attacked in pixel units\n"
@@ -18,7 +20,15 @@ static const char SYNOPSIS[] =
     "For each epsilon: clean accuracy, robust accuracy (right after the attack), success\n"
     "rate (fooled among the examples the attack can fool: the correctly classified ones,\n"
     "or those not of the target class), mean L-inf and L2 distortion of the successful\n"
-    "adversarial inputs. The masking checks (Athalye et al. 2018, Carlini et al. 2019)\n"
+    "adversarial inputs. Several methods (--method pgd-linf,apgd-ce,apgd-dlr) attack every\n"
+    "example each; an example counts as robust only when no method broke it, and that\n"
+    "per-example minimum is the robust accuracy the masking checks use. apgd-ce and\n"
+    "apgd-dlr (Croce and Hein 2020) fix their own step sizes (--step is ignored) and loss.\n"
+    "--check runs the sanity checks at the largest eps, each PASS or WARN with its numbers:\n"
+    "4x the steps with 4 random restarts breaks (almost) nothing more; the success rate\n"
+    "reaches 100% as eps doubles up to the box; random +-eps noise is weaker than the\n"
+    "attack; no example has an input gradient of exactly 0. The masking checks (Athalye et al.\n"
+    "2018, Carlini et al. 2019)\n"
     "run a one-step attack at each epsilon (FGSM, or one L2 step for pgd-l2) and an\n"
     "unbounded attack (budget covering the box) unless --no-checks. Examples that stay\n"
     "unbroken with an input gradient of exactly zero are diagnosed (clipnn diagnose).\n"
@@ -92,11 +102,11 @@ typedef struct {
     const char *model_path, *method_name, *eps_text, *loss_text, *out_dir, *box;
     double step;
     size_t steps, restarts, n_ex, batch, images;
-    int random_start, json, targeted, no_checks;
+    int random_start, json, targeted, no_checks, check;
     uint64_t seed;
 } attack_args;
 
-enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { ATTACK_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void attack_args_default(attack_args *a) {
     *a = (attack_args){.eps_text = "0,0.01,0.03,0.1", .loss_text = "xent", .steps = 40, .restarts = 1,
@@ -108,7 +118,8 @@ static void attack_option_table(attack_args *a, cli_option *table) {
     size_t n = 0;
     table[n++] = (cli_option){"--model", CLI_STR, &a->model_path, "FILE", "model checkpoint (required)"};
     cli_settings_options(&a->s, ATTACK_GROUPS, table, &n);
-    table[n++] = (cli_option){"--method", CLI_STR, &a->method_name, "M", "fgsm | pgd-linf | pgd-l2 (required)"};
+    table[n++] = (cli_option){"--method", CLI_STR, &a->method_name, "M,..",
+                              "fgsm | pgd-linf | pgd-l2 | apgd-ce | apgd-dlr, or several (required)"};
     table[n++] = (cli_option){"--eps", CLI_STR, &a->eps_text, "E,..", "budgets, increasing (pixels for images)"};
     table[n++] = (cli_option){"--step", CLI_DOUBLE, &a->step, "A", "PGD step size (0: max(2.5 eps / steps, eps / 4))"};
     table[n++] = (cli_option){"--steps", CLI_SIZE, &a->steps, "N", "PGD iterations"};
@@ -121,7 +132,9 @@ static void attack_option_table(attack_args *a, cli_option *table) {
     table[n++] = (cli_option){"--box", CLI_STR, &a->box, "LO,HI", "input box (images: 0,1; other data: none)"};
     table[n++] = (cli_option){"--seed", CLI_U64, &a->seed, "S", "seed of the random starts"};
     table[n++] = (cli_option){"--no-checks", CLI_FLAG, &a->no_checks, NULL, "skip the one-step and unbounded runs"};
-    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR", "write PNGs and trace.csv there"};
+    table[n++] = (cli_option){"--check", CLI_FLAG, &a->check, NULL, "sanity checks at the largest eps (PASS/WARN)"};
+    table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR",
+                              "write PNGs, trace.csv and the inputs as .npy ([n][h][w] for images) there"};
     table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
@@ -143,20 +156,29 @@ typedef struct {
     clipnn_attack_result res[MAX_EPS], one[MAX_EPS], ub;
     double robust[MAX_EPS], robust_one[MAX_EPS]; /* examples left unbroken: what the masking checks compare */
     double unbounded;                             /* success rate of the unbounded attack (NaN: not run) */
+    clipnn_attack_method methods[ATTACK_MAX_METHODS];
+    size_t n_methods;
+    clipnn_attack_result per_method[MAX_EPS][ATTACK_MAX_METHODS];
+    double robust_min[MAX_EPS];                   /* robust under every method */
+    unsigned char *correct;                       /* [n_ex] at the last budget attacked */
+    attack_check sanity[ATTACK_N_CHECKS];
 } attack_run;
 
 /* The options' values that need no model: method, budgets, loss, counts. */
 static int check_args(const char *cmd, attack_run *r) {
     const attack_args *a = &r->a;
     if (!a->model_path) return cli_usage_error(cmd, "--model FILE is required");
-    if (!a->method_name) return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2)");
-    if (clipnn_attack_method_parse(a->method_name, &r->ao.method))
-        return cli_usage_error(cmd, "--method: %s", clipnn_last_error());
-    int rc = cli_parse_list(cmd, "--eps", a->eps_text, r->eps, MAX_EPS, &r->n_eps);
+    if (!a->method_name)
+        return cli_usage_error(cmd, "--method is required (fgsm, pgd-linf, pgd-l2, apgd-ce, apgd-dlr)");
+    int rc = attack_parse_methods(cmd, a->method_name, r->methods, ATTACK_MAX_METHODS, &r->n_methods);
+    if (rc) return rc;
+    r->ao.method = r->methods[0];
+    rc = cli_parse_list(cmd, "--eps", a->eps_text, r->eps, MAX_EPS, &r->n_eps);
     if (rc) return rc;
     for (size_t i = 0; i < r->n_eps; i++)
         if (r->eps[i] < 0 || (i > 0 && r->eps[i] <= r->eps[i - 1]))
             return cli_usage_error(cmd, "--eps '%s': want increasing values >= 0", a->eps_text);
+    if (a->check && !(r->eps[r->n_eps - 1] > 0)) return cli_usage_error(cmd, "--check needs an --eps above 0");
     if ((rc = cli_parse_io_loss(cmd, a->loss_text, 0, &r->ao.loss, &r->ao.kappa))) return rc;
     if (a->steps == 0 || a->restarts == 0 || a->batch == 0)
         return cli_usage_error(cmd, "--steps, --restarts and --batch must be >= 1");
@@ -183,7 +205,8 @@ static int load_inputs(const char *cmd, int argc, char **argv, attack_run *r) {
     r->labels = clipnn_dataset_y(r->io.test);
     r->adv = malloc(r->n_ex * r->dim * sizeof *r->adv);
     r->pert = malloc(r->dim * sizeof *r->pert);
-    return r->adv && r->pert ? 0 : cli_fail(cmd, CLIPNN_ERR_NOMEM, "adversarial inputs");
+    r->correct = malloc(r->n_ex ? r->n_ex : 1);
+    return r->adv && r->pert && r->correct ? 0 : cli_fail(cmd, CLIPNN_ERR_NOMEM, "adversarial inputs");
 }
 
 static int open_traces(const char *cmd, attack_run *r) {
@@ -285,16 +308,33 @@ static int write_images(const char *cmd, attack_run *r, size_t e) {
     return rc;
 }
 
-/* The attack at budget e, its one-step check and its images. */
+/* The inputs as .npy in the data's shape: original.npy (once) and
+ * eps<E>_adversarial.npy, [n][h][w] for images. */
+static int write_arrays(const char *cmd, attack_run *r, size_t e) {
+    char name[128];
+    int rc = e == 0 ? cli_write_inputs(cmd, r->a.out_dir, "original.npy", r->x, r->n_ex, r->dim, &r->io) : 0;
+    snprintf(name, sizeof name, "eps%g_adversarial.npy", r->eps[e]);
+    return rc ? rc : cli_write_inputs(cmd, r->a.out_dir, name, r->adv, r->n_ex, r->dim, &r->io);
+}
+
+static attack_set the_set(attack_run *r) {
+    return (attack_set){r->m, &r->io.space, r->x, r->labels, r->n_ex, r->dim, r->a.batch};
+}
+
+/* The attack at budget e (every method), its one-step check and its images. */
 static int attack_at(const char *cmd, attack_run *r, size_t e) {
     r->ao.eps = r->eps[e];
     r->trace.eps = r->eps[e];
-    clipnn_status st = clipnn_attack(r->m, &r->ao, r->x, r->labels, r->n_ex, r->adv, &r->res[e]);
-    if (st) return cli_fail(cmd, st, "attack");
-    r->robust[e] = r->ao.targeted ? 1 - r->res[e].success_rate : r->res[e].robust_accuracy;
+    attack_set set = the_set(r);
+    int rc = attack_ensemble(cmd, &set, &r->ao, r->methods, r->n_methods, r->adv, r->per_method[e], r->correct,
+                             &r->robust_min[e]);
+    if (rc) return rc;
+    r->res[e] = r->per_method[e][0];
+    r->robust[e] = r->ao.targeted ? 1 - r->res[e].success_rate : r->robust_min[e];
     r->robust_one[e] = NAN;
-    int rc = r->checks && r->iterative ? one_step_attack(cmd, r, e) : 0;
+    rc = r->checks && r->iterative ? one_step_attack(cmd, r, e) : 0;
     if (!rc && r->a.out_dir && r->io.h > 0) rc = write_images(cmd, r, e);
+    if (!rc && r->a.out_dir) rc = write_arrays(cmd, r, e);
     return rc;
 }
 
@@ -348,15 +388,31 @@ static void print_json(const attack_run *r, const clipnn_diagnosis *d, double se
         cli_json_num(&j, "one_step_robust_accuracy", no_one ? NAN : one->robust_accuracy);
         cli_json_num(&j, "one_step_success_rate", no_one ? NAN : one->success_rate);
         cli_json_u64(&j, "zero_gradient_failures", res->zero_grad);
+        if (r->n_methods > 1) cli_json_num(&j, "robust_accuracy_all_methods", r->robust_min[e]);
         cli_json_close(&j, '}');
     }
     cli_json_close(&j, ']');
     cli_json_num(&j, "unbounded_success_rate", r->unbounded);
+    if (a->check) attack_json_checks(&j, r->sanity, r->eps[r->n_eps - 1]);
     cli_json_open(&j, "masking", '[');
     for (size_t i = 0; i < d->n_findings; i++) cli_json_str(&j, NULL, d->findings[i].test);
     cli_json_close(&j, ']');
     cli_json_num(&j, "seconds", secs);
     cli_json_end(&j);
+}
+
+/* Robust accuracy per method and under all of them (the reported one). */
+static void print_method_rows(const attack_run *r) {
+    printf("robust accuracy per method (the first is the table above); an example is robust when no method "
+           "broke it:\n");
+    printf("%-8s", "eps");
+    for (size_t i = 0; i < r->n_methods; i++) printf(" %-10s", clipnn_attack_method_name(r->methods[i]));
+    printf(" %s\n", "all");
+    for (size_t e = 0; e < r->n_eps; e++) {
+        printf("%-8g", r->eps[e]);
+        for (size_t i = 0; i < r->n_methods; i++) printf(" %-10.4f", r->per_method[e][i].robust_accuracy);
+        printf(" %.4f\n", r->robust_min[e]);
+    }
 }
 
 static void print_rows(const attack_run *r) {
@@ -375,6 +431,7 @@ static void print_rows(const attack_run *r) {
     if (!isnan(r->unbounded))
         printf("unbounded attack (eps %g, %zu steps): success rate %.4f\n", unbounded_eps(r), unbounded_steps(r),
                r->unbounded);
+    if (r->n_methods > 1) print_method_rows(r);
 }
 
 /* Why examples stayed unbroken, when the results point at something: a
@@ -402,8 +459,19 @@ static void print_report(attack_run *r, const clipnn_diagnosis *d, double secs) 
     for (size_t i = 0; i < d->n_findings; i++)
         printf("  %s: %s\n    remedy: %s\n", d->findings[i].test, d->findings[i].numbers, d->findings[i].remedy);
     for (size_t i = 0; i < d->n_checks; i++) printf("  ok: %s (%s)\n", d->checks[i].test, d->checks[i].numbers);
+    if (r->a.check) attack_print_checks(r->sanity, r->eps[r->n_eps - 1]);
     printf("%.1f s\n", secs);
     explain_failures(r, d);
+}
+
+/* --check at the largest budget, the last one attacked. */
+static int sanity_checks(const char *cmd, attack_run *r) {
+    attack_set set = the_set(r);
+    size_t last = r->n_eps - 1, zero_end = 0;
+    for (size_t i = 0; i < r->n_methods; i++) zero_end += r->per_method[last][i].zero_grad;
+    clipnn_attack_options o = r->ao;
+    o.eps = r->eps[last];
+    return attack_sanity_checks(cmd, &set, &o, r->methods, r->n_methods, r->correct, zero_end, r->sanity);
 }
 
 /* Every budget, the unbounded attack, the masking diagnosis, the report. */
@@ -413,6 +481,7 @@ static int run_attacks(const char *cmd, attack_run *r) {
     int rc = 0;
     for (size_t e = 0; e < r->n_eps && !rc; e++) rc = attack_at(cmd, r, e);
     if (!rc) rc = unbounded_attack(cmd, r);
+    if (!rc && r->a.check) rc = sanity_checks(cmd, r);
     if (rc) return rc;
     clipnn_diagnosis d;
     clipnn_diagnosis_init(&d);
@@ -446,6 +515,7 @@ int cmd_attack(int argc, char **argv) {
     rc = close_traces(cmd, &r, rc);
     free(r.adv);
     free(r.pert);
+    free(r.correct);
     free(r.unbounded_adv);
     cli_io_free(&r.io);
     clipnn_model_free(r.m);

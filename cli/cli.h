@@ -45,6 +45,23 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int
               char **argv, const char **positional, int max_positional, int *n_positional);
 void cli_print_help(FILE *f, const char *cmd, const char *synopsis, const cli_option *opts);
 
+/* --json (see main): the text goes to stderr, the JSON objects are
+ * collected and printed at the end as one document. begin returns 0 or
+ * an exit code; end prints the document (an error object when the command
+ * failed without writing one) and returns rc. cli_json_docs is the stream
+ * the objects go to while the mode is on (NULL otherwise); cli_fail and
+ * cli_usage_error note their line for the error object. */
+int cli_json_mode_begin(void);
+int cli_json_mode_end(const char *cmd, int rc);
+int cli_json_mode(void);
+FILE *cli_json_docs(void);
+void cli_json_doc_written(void);
+void cli_note_error(const char *line);
+
+/* The name of names[0..n) closest to word, as " (did you mean 'NAME'?)",
+ * or "" when none is close. */
+const char *cli_did_you_mean(const char *word, const char *const *names, size_t n);
+
 /* 1 when stderr is a terminal (progress lines are shown there). */
 int cli_is_tty(void);
 /* Monotonic seconds. */
@@ -58,5 +75,8 @@ int cmd_lab(int argc, char **argv);
 int cmd_attack(int argc, char **argv);
 int cmd_optimize_input(int argc, char **argv);
 int cmd_diagnose(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_export(int argc, char **argv);
+int cmd_import(int argc, char **argv);
 
 #endif

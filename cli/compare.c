@@ -9,13 +9,15 @@
 #include "options.h"
 #include "progress.h"
 #include "report.h"
+#include "sweep.h"
 
-#define MAX_RULES 32
+#define MAX_RULES 256
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
-    "             [--seeds K] [--json] [--progress auto|bar|lines|none]\n"
+    "             [--seeds K] [--sweep lambda=A:B:N [--out FILE.svg]] [--json]\n"
+    "             [--progress auto|bar|lines|none]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
@@ -25,13 +27,19 @@ static const char SYNOPSIS[] =
     "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
+    "Also adagc, acclip, nsgdm, nsgdm-clip (plain SGD: their own momentum) and spam (with --opt\n"
+    "adam or spam).\n"
     "--json: the last line of stdout is one JSON object with a \"rows\" array.\n"
-    "--progress: a bar within each run on a terminal, one line per run otherwise (auto).";
+    "--progress: a bar within each run on a terminal, one line per run otherwise (auto).\n"
+    "--sweep lambda=A:B:N trains every rule that has a threshold at N thresholds from A to B\n"
+    "(a log grid; the same seeds and batches), rules without one once, then prints each rule's\n"
+    "best threshold; --out FILE.svg plots accuracy and clipped fraction against the threshold.";
 
 typedef struct {
     clipnn_clip_rule rule;
     double lambda; /* threshold; NaN: the rule's default */
     char label[48];
+    int swept;     /* one threshold of --sweep's grid */
 } rule_spec;
 
 typedef struct {
@@ -152,6 +160,7 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
 typedef struct {
     cli_settings s;
     const char *rules_text;
+    const char *sweep, *out; /* --sweep lambda=A:B:N, --out FILE.svg */
     size_t seeds;
     int json, quiet;
     const char *progress;
@@ -164,6 +173,8 @@ static void compare_option_table(compare_args *a, cli_option *table) {
     size_t n = 0;
     table[n++] = (cli_option){"--rules", CLI_STR, &a->rules_text, "LIST", "rules to compare, RULE or RULE:LAMBDA"};
     table[n++] = (cli_option){"--seeds", CLI_SIZE, &a->seeds, "K", "runs per rule, seeds S .. S+K-1"};
+    table[n++] = (cli_option){"--sweep", CLI_STR, &a->sweep, "lambda=A:B:N", "every rule at N thresholds, A to B"};
+    table[n++] = (cli_option){"--out", CLI_STR, &a->out, "FILE.svg", "with --sweep: the frontier as SVG"};
     cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
@@ -250,6 +261,47 @@ static int run_all(const char *cmd, compare_run *c) {
     return rc;
 }
 
+/* --sweep: each rule with a threshold becomes one rule per threshold of
+ * the grid (labels RULE:LAMBDA); the others stay once, as references. */
+static int expand_sweep(const char *cmd, compare_run *c) {
+    cli_sweep g;
+    int rc = cli_sweep_parse(cmd, c->a.sweep, &g);
+    if (rc) return rc;
+    rule_spec base[MAX_RULES];
+    size_t n_base = c->n_rules, n = 0;
+    memcpy(base, c->rules, n_base * sizeof *base);
+    for (size_t i = 0; i < n_base; i++) {
+        clipnn_clip_options o = clipnn_clip_options_for(base[i].rule);
+        /* a rule given with its own threshold (norm:0.5) stays at it */
+        int swept = !isnan(cli_rule_threshold(&o)) && isnan(base[i].lambda);
+        size_t k_max = swept ? g.n : 1;
+        if (n + k_max > MAX_RULES) return cli_usage_error(cmd, "--sweep: more than %d runs per seed", MAX_RULES);
+        for (size_t k = 0; k < k_max; k++, n++) {
+            c->rules[n] = base[i];
+            if (!swept) continue;
+            c->rules[n].lambda = cli_sweep_value(&g, k);
+            c->rules[n].swept = 1;
+            snprintf(c->rules[n].label, sizeof c->rules[n].label, "%s:%.4g", clipnn_clip_rule_name(base[i].rule),
+                     c->rules[n].lambda);
+        }
+    }
+    c->n_rules = n;
+    return CLI_EXIT_OK;
+}
+
+/* The frontier of a sweep: best thresholds, and the SVG. */
+static int print_frontier(const char *cmd, const compare_run *c) {
+    cli_sweep_row rows[MAX_RULES];
+    for (size_t i = 0; i < c->n_rules; i++) {
+        const rule_row *w = &c->rows[i];
+        double mean;
+        (void)accuracy_sd(w, &mean);
+        rows[i] = (cli_sweep_row){clipnn_clip_rule_name(c->rules[i].rule), c->rules[i].swept ? w->lambda : NAN, mean,
+                                  w->clipped_sum / w->runs, w->diverged_runs, w->runs};
+    }
+    return cli_sweep_frontier(cmd, c->a.out, rows, c->n_rules, !c->a.json);
+}
+
 static void print_comparison(const compare_run *c) {
     const cli_settings *s = &c->a.s;
     if (c->a.json) {
@@ -279,11 +331,14 @@ int cmd_compare(int argc, char **argv) {
     c.a.progress_mode = cli_progress_resolve(c.a.progress_mode, c.a.quiet);
     if (c.a.seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
     if ((rc = parse_rules(cmd, c.a.rules_text, c.rules, &c.n_rules))) return rc;
+    if (c.a.out && !c.a.sweep) return cli_usage_error(cmd, "--out: only with --sweep");
+    if (c.a.sweep && (rc = expand_sweep(cmd, &c))) return rc;
     clipnn_set_threads(c.a.s.threads);
     rc = cli_load_data(cmd, &c.a.s, &c.train, &c.test);
     if (!rc) rc = cli_resolve_loss(cmd, &c.a.s, c.train, &c.loss);
     if (!rc) rc = run_all(cmd, &c);
     if (!rc) print_comparison(&c);
+    if (!rc && c.a.sweep) rc = print_frontier(cmd, &c);
     clipnn_dataset_free(c.train);
     clipnn_dataset_free(c.test);
     return rc;

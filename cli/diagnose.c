@@ -67,6 +67,15 @@ static int run_demo(const char *name, int json) {
 
 /* --demo list, all or NAME: the exit code is the worst of the demos run. */
 static int run_demos(const char *demo, int json) {
+    if (!strcmp(demo, "list") && json) {
+        cli_json j;
+        cli_json_begin(&j, stdout);
+        cli_json_open(&j, "demos", '[');
+        for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) cli_json_str(&j, NULL, clipnn_diagnose_demo_name(i));
+        cli_json_close(&j, ']');
+        cli_json_end(&j);
+        return 0;
+    }
     if (!strcmp(demo, "list")) {
         for (size_t i = 0; i < clipnn_diagnose_demo_count(); i++) printf("%s\n", clipnn_diagnose_demo_name(i));
         return 0;
@@ -89,7 +98,7 @@ typedef struct {
     int json;
 } diag_args;
 
-enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void diag_option_table(diag_args *a, cli_option *table) {
     size_t n = 0;
@@ -143,12 +152,50 @@ static int load_point(const char *cmd, int argc, char **argv, diag_args *a, diag
     return 0;
 }
 
+/* The diagnosis as one JSON object (--json). */
+static void print_diagnosis_json(const diag_args *a, const clipnn_diagnosis *d) {
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_str(&j, "model", a->model_path);
+    cli_json_str(&j, "input", a->input);
+    cli_json_bool(&j, "stalled", d->stalled);
+    cli_json_bool(&j, "stationary", d->stationary);
+    cli_json_bool(&j, "at_target", d->at_target);
+    cli_json_num(&j, "value", d->value);
+    cli_json_num(&j, "grad_norm", d->grad_norm);
+    cli_json_num(&j, "grad_norm_ref", d->grad_norm_ref);
+    cli_json_open(&j, "findings", '[');
+    for (size_t i = 0; i < d->n_findings; i++) {
+        cli_json_open(&j, NULL, '{');
+        cli_json_str(&j, "cause", clipnn_cause_name(d->findings[i].cause));
+        cli_json_str(&j, "test", d->findings[i].test);
+        cli_json_str(&j, "numbers", d->findings[i].numbers);
+        cli_json_str(&j, "remedy", d->findings[i].remedy);
+        cli_json_close(&j, '}');
+    }
+    cli_json_close(&j, ']');
+    cli_json_open(&j, "checks", '[');
+    for (size_t i = 0; i < d->n_checks; i++) {
+        cli_json_open(&j, NULL, '{');
+        cli_json_str(&j, "test", d->checks[i].test);
+        cli_json_bool(&j, "passed", d->checks[i].passed);
+        cli_json_str(&j, "numbers", d->checks[i].numbers);
+        cli_json_close(&j, '}');
+    }
+    cli_json_close(&j, ']');
+    cli_json_end(&j);
+}
+
 static int diagnose_point(const char *cmd, const diag_args *a, diag_run *r) {
     const clipnn_objective *obj = &r->obj;
     clipnn_diagnosis d;
     clipnn_status st =
         clipnn_diagnose_model(r->m, obj, obj->kind == CLIPNN_OBJ_MAXIMIZE_UNIT ? NULL : r->y, r->x, &a->dopt, &d);
     if (st) return cli_fail(cmd, st, "diagnose");
+    if (a->json) {
+        print_diagnosis_json(a, &d);
+        return 0;
+    }
     printf("%s at %s: objective %s", a->model_path, a->input,
            obj->kind == CLIPNN_OBJ_TARGET_CLASS    ? "reach class"
            : obj->kind == CLIPNN_OBJ_LEAVE_CLASS   ? "leave class"

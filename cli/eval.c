@@ -4,15 +4,19 @@
 
 #include "cli.h"
 #include "options.h"
+#include "recorded.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
     "--model FILE [--data SPEC] [--json]\n"
     "\n"
     "Evaluates a model saved by 'clipnn train --save FILE' on the test part of the data\n"
-    "(--split train for the training part). The data are loaded exactly as train loads\n"
-    "them: give the same --data, --scale, --test-fraction and --data-seed to see the\n"
-    "accuracy the training run reported. Exit codes: 0 ok, 2 bad option, 3 damaged or\n"
+    "(--split train for the training part). A model that records its data (what train\n"
+    "--save writes) is evaluated on them as it was trained: the same data, split and\n"
+    "scaling statistics, without options; another --data or --scale is refused unless\n"
+    "--force. A model without a record takes the data as train loads them: give the same\n"
+    "--data, --scale, --test-fraction and --data-seed. --json keys: accuracy,\n"
+    "mean_loss, split, n, ... (docs/formats.md). Exit codes: 0 ok, 2 bad option, 3 damaged or\n"
     "foreign model file or data that do not fit the model, 4 file not readable.";
 
 /* The command line of one evaluation. */
@@ -22,7 +26,7 @@ typedef struct {
     int json;
 } eval_args;
 
-enum { EVAL_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_THREADS };
+enum { EVAL_GROUPS = CLI_OPTS_DATA | CLI_OPTS_LOSS | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void eval_option_table(eval_args *a, cli_option *table) {
     size_t n = 0;
@@ -50,7 +54,6 @@ typedef struct {
 static void print_eval(const eval_args *a, clipnn_model *m, const eval_result *e) {
     char arch[512];
     cli_model_arch(m, 1, arch, sizeof arch);
-    int test = !strcmp(a->split, "test");
     if (!a->json) {
         printf("%s: layers %s, %zu parameters\n", a->model_path, arch, clipnn_model_n_params(m));
         printf("%s (%s, %zu examples): accuracy %.4f  loss %.4g (%s)\n", a->s.data, a->split,
@@ -59,8 +62,8 @@ static void print_eval(const eval_args *a, clipnn_model *m, const eval_result *e
     }
     cli_json j;
     cli_json_begin(&j, stdout);
-    cli_json_num(&j, test ? "test_accuracy" : "train_accuracy", e->acc);
-    cli_json_num(&j, test ? "test_loss" : "train_loss", e->loss);
+    cli_json_num(&j, "accuracy", e->acc);
+    cli_json_num(&j, "mean_loss", e->loss);
     cli_json_u64(&j, "n", clipnn_dataset_n(e->d));
     cli_json_str(&j, "split", a->split);
     cli_json_str(&j, "model", a->model_path);
@@ -104,8 +107,7 @@ int cmd_eval(int argc, char **argv) {
     if ((rc = check_eval_args(cmd, &a, argc, argv))) return rc;
     clipnn_set_threads(a.s.threads);
     clipnn_model *m = NULL;
-    clipnn_status st = clipnn_model_load(a.model_path, &m);
-    if (st) return cli_fail(cmd, st, a.model_path);
+    if ((rc = cli_load_model_recorded(cmd, a.model_path, &a.s, argc, argv, &m))) return rc;
     clipnn_dataset *train = NULL, *test = NULL;
     rc = cli_load_data(cmd, &a.s, &train, &test);
     if (!rc) rc = evaluate(cmd, &a, m, train, test);

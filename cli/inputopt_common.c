@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 
 #include "inputopt_common.h"
+#include "recorded.h"
 
 int cli_parse_list(const char *cmd, const char *opt, const char *text, double *out, size_t cap, size_t *n) {
     *n = 0;
@@ -179,6 +180,18 @@ const float *cli_io_test_x(const cli_io_data *d) {
     return clipnn_dataset_x(d->pixels ? d->pixels : d->test);
 }
 
+int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
+                     const cli_io_data *d) {
+    size_t steps = 0, step_dim = 0;
+    if (d->train) clipnn_dataset_seq_shape(d->train, &steps, &step_dim);
+    size_t shape[3] = {n, steps, step_dim};
+    if (steps * step_dim != dim || steps == 0) shape[1] = dim;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    clipnn_status st = clipnn_npy_write_nd(path, x, shape, shape[1] == dim ? 2 : 3);
+    return st ? cli_fail(cmd, st, path) : 0;
+}
+
 int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t n_inputs, float *x, int *label) {
     *label = -1;
     if (!strncmp(spec, "data:", 5)) {
@@ -195,10 +208,10 @@ int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t
         return 0;
     }
     float *v = NULL;
-    size_t rows, cols;
-    clipnn_status st = clipnn_npy_read(spec, &v, &rows, &cols);
+    size_t shape[CLIPNN_NPY_MAX_DIMS], ndim = 0, count = 1;
+    clipnn_status st = clipnn_npy_read_nd(spec, &v, shape, &ndim);
     if (st) return cli_fail(cmd, st, spec);
-    size_t count = rows * (cols ? cols : 1);
+    for (size_t i = 0; i < ndim; i++) count *= shape[i]; /* bounded by the file's size */
     int rc = 0;
     if (count != n_inputs) {
         fprintf(stderr, "clipnn %s: %s: holds %zu numbers, the model takes %zu inputs\n", cmd, spec, count, n_inputs);
@@ -363,17 +376,16 @@ int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_mod
     return cli_parse_io_loss(cmd, a->loss ? a->loss : "xent", 0, &obj->loss, &obj->kappa);
 }
 
-int cli_io_model_any(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv,
+int cli_io_model_any(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv,
                      const char *path, clipnn_model **m) {
     *m = NULL;
     int rc = cli_settings_check(cmd, s, groups, argc, argv);
     if (rc) return rc;
     clipnn_set_threads(s->threads);
-    clipnn_status st = clipnn_model_load(path, m);
-    return st ? cli_fail(cmd, st, path) : 0;
+    return cli_load_model_recorded(cmd, path, s, argc, argv, m);
 }
 
-int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m) {
     int rc = cli_io_model_any(cmd, s, groups, argc, argv, path, m);
     if (rc || clipnn_model_seq_shape(*m).steps == 0) return rc;

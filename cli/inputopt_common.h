@@ -25,6 +25,10 @@ int cli_io_load(const char *cmd, const cli_settings *s, const char *box, size_t 
 void cli_io_free(cli_io_data *d);
 /* The test inputs in the optimization space, [n][dim]. */
 const float *cli_io_test_x(const cli_io_data *d);
+/* DIR/NAME as a .npy array of the n inputs x ([n][dim]) in the data's
+ * shape: [n][h][w] for images, [n][T][d] for sequences, else [n][dim]. */
+int cli_write_inputs(const char *cmd, const char *dir, const char *name, const float *x, size_t n, size_t dim,
+                     const cli_io_data *d);
 
 /* "A,B" into two numbers (a < b). */
 int cli_parse_pair(const char *cmd, const char *opt, const char *text, double *a, double *b);
@@ -40,10 +44,10 @@ int cli_io_input(const char *cmd, const char *spec, const cli_io_data *d, size_t
 /* Checks the settings of groups, sets --threads and loads the model at path,
  * which must have no recurrent layers (0, or the exit code with the message
  * printed). */
-int cli_io_model(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
+int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv, const char *path,
                  clipnn_model **m);
 /* The same for any model, recurrent layers or not (the diagnosis). */
-int cli_io_model_any(const char *cmd, const cli_settings *s, unsigned groups, int argc, char **argv,
+int cli_io_model_any(const char *cmd, cli_settings *s, unsigned groups, int argc, char **argv,
                      const char *path, clipnn_model **m);
 
 /* --data, or --data none (the model's own inputs, no box unless --box). */

@@ -18,7 +18,7 @@ static const char SYNOPSIS[] =
     "'clipnn lab list' names the experiments; 'all' runs them one after the other.\n"
     "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure.\n"
     "The logistic regressions use the built-in breast cancer set (569 x 30).\n"
-    "--json: the last line of stdout is one JSON object with every verdict.\n"
+    "--json: stdout is one JSON object with every verdict (the tables go to stderr).\n"
     "Exit codes: 0 every experiment ran (whatever the verdicts), 2 bad option,\n"
     "4 --out not writable.";
 
@@ -54,6 +54,37 @@ typedef struct {
     int json, quick;
 } lab_args;
 
+static int unknown_experiment(const char *cmd, const char *which) {
+    const char *names[256];
+    size_t n = 0;
+    for (size_t i = 0; i < clipnn_lab_count() && n < 256; i++) names[n++] = clipnn_lab_name(i);
+    return cli_usage_error(cmd, "unknown experiment '%s'%s (see 'clipnn lab list')", which,
+                           cli_did_you_mean(which, names, n));
+}
+
+/* 'clipnn lab list': one line per experiment, or one JSON object. */
+static void print_list(int json) {
+    cli_json j;
+    if (json) {
+        cli_json_begin(&j, stdout);
+        cli_json_open(&j, "experiments", '[');
+    }
+    for (size_t i = 0; i < clipnn_lab_count(); i++) {
+        if (!json) {
+            printf("%-14s %s\n", clipnn_lab_name(i), clipnn_lab_summary(i));
+            continue;
+        }
+        cli_json_open(&j, NULL, '{');
+        cli_json_str(&j, "name", clipnn_lab_name(i));
+        cli_json_str(&j, "summary", clipnn_lab_summary(i));
+        cli_json_close(&j, '}');
+    }
+    if (json) {
+        cli_json_close(&j, ']');
+        cli_json_end(&j);
+    }
+}
+
 /* The experiment named exists (or is all); --out is a writable directory,
  * created if missing. */
 static int check_lab_args(const char *cmd, lab_args *a) {
@@ -61,7 +92,7 @@ static int check_lab_args(const char *cmd, lab_args *a) {
     if (strcmp(a->which, "all")) {
         size_t i = 0;
         while (i < n && strcmp(clipnn_lab_name(i), a->which)) i++;
-        if (i == n) return cli_usage_error(cmd, "unknown experiment '%s' (see 'clipnn lab list')", a->which);
+        if (i == n) return unknown_experiment(cmd, a->which);
     }
     const char *out = a->out;
     if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
@@ -135,7 +166,7 @@ int cmd_lab(int argc, char **argv) {
     if (npos != 1) return cli_usage_error(cmd, "want one of: list, all, or an experiment name (see --help)");
     a.which = pos[0];
     if (!strcmp(a.which, "list")) {
-        for (size_t i = 0; i < clipnn_lab_count(); i++) printf("%-14s %s\n", clipnn_lab_name(i), clipnn_lab_summary(i));
+        print_list(a.json);
         return CLI_EXIT_OK;
     }
     if ((rc = check_lab_args(cmd, &a))) return rc;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "report.h"
 
 typedef struct {
     const char *name;
@@ -18,6 +19,9 @@ static const command commands[] = {
     {"attack", cmd_attack, "adversarial attacks (FGSM, PGD) and robust accuracy"},
     {"optimize-input", cmd_optimize_input, "optimize a trained network's input"},
     {"diagnose", cmd_diagnose, "explain a zero, vanishing or exploding input gradient"},
+    {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},
+    {"export", cmd_export, "write a model as PyTorch-named tensors (safetensors or npz)"},
+    {"import", cmd_import, "read PyTorch-named tensors (safetensors or npz) into a checkpoint"},
 };
 
 static void usage(FILE *f) {
@@ -29,22 +33,60 @@ static void usage(FILE *f) {
                "'clipnn --version' prints the version of the tool and of its library.\n");
 }
 
-int main(int argc, char **argv) {
-    if (argc < 2) {
-        char *train_argv[] = {"train", NULL};
-        return cmd_train(1, train_argv);
+static int unknown_command(const char *name) {
+    const char *names[sizeof commands / sizeof commands[0]];
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) names[i] = commands[i].name;
+    char line[512];
+    snprintf(line, sizeof line, "clipnn: unknown command '%.200s'%s", name,
+             cli_did_you_mean(name, names, sizeof commands / sizeof commands[0]));
+    fprintf(stderr, "%s\n", line);
+    cli_note_error(line);
+    usage(stderr);
+    return CLI_EXIT_USAGE;
+}
+
+static int has_json(int argc, char **argv) {
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--json")) return 1;
+    return 0;
+}
+
+static int print_version(int json) {
+    if (!json) {
+        printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
+        return 0;
     }
+    cli_json j;
+    cli_json_begin(&j, stdout);
+    cli_json_str(&j, "version", CLIPNN_VERSION);
+    cli_json_str(&j, "library", clipnn_version());
+    cli_json_str(&j, "blas", clipnn_blas_name());
+    cli_json_end(&j);
+    return 0;
+}
+
+/* The command argv[1] (argc >= 2), --help or --version. */
+static int run_command(int argc, char **argv, int json) {
     if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
         usage(stdout);
         return 0;
     }
-    if (!strcmp(argv[1], "--version")) {
-        printf("clipnn %s (library %s, BLAS: %s)\n", CLIPNN_VERSION, clipnn_version(), clipnn_blas_name());
-        return 0;
-    }
+    if (!strcmp(argv[1], "--version")) return print_version(json);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
-    fprintf(stderr, "clipnn: unknown command '%s'\n", argv[1]);
-    usage(stderr);
-    return CLI_EXIT_USAGE;
+    return unknown_command(argv[1]);
+}
+
+int main(int argc, char **argv) {
+    if (argc >= 2 && has_json(argc, argv)) {
+        /* one JSON document on stdout, whatever the command prints or fails with */
+        int rc = cli_json_mode_begin();
+        if (rc) return rc;
+        return cli_json_mode_end(argv[1][0] == '-' ? "clipnn" : argv[1], run_command(argc, argv, 1));
+    }
+    if (argc < 2) {
+        char *train_argv[] = {"train", NULL};
+        return cmd_train(1, train_argv);
+    }
+    return run_command(argc, argv, 0);
 }

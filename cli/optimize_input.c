@@ -21,8 +21,8 @@ static const char SYNOPSIS[] =
     "for image sets, mapped to the scaling the model was trained with (--scale as for\n"
     "train); --data none: the model's own inputs, no box unless --box. --param tanh\n"
     "optimizes w with x = lo + (hi - lo)(tanh(w) + 1)/2 (the start shrunk by 0.999999\n"
-    "before atanh). --out DIR: start and result as PNG (image data) and .npy, and a trace\n"
-    "CSV (step,value,grad_norm,reached) per run. A run that stalls short of its target is\n"
+    "before atanh). --out DIR: start and result as PNG (image data) and .npy (in the data's\n"
+    "shape: [1][h][w] for images), and a trace CSV (step,value,grad_norm,reached) per run. A run that stalls short of its target is\n"
     "diagnosed (as 'clipnn diagnose'). The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 every run reached its target, 1 some did not, 2 bad option, 3 bad\n"
     "model or data, 4 file error.";
@@ -46,7 +46,7 @@ typedef struct {
     int json, plain;
 } oi_args;
 
-enum { OI_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS };
+enum { OI_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 
 static void oi_option_table(oi_args *a, cli_option *table) {
     size_t n = 0;
@@ -246,11 +246,10 @@ static void print_run(const oi_run *r, const char *tag, const clipnn_inputopt_re
 /* DIR/TAG.npy, and DIR/TAG.png for image data. */
 static int save_result(const char *cmd, const oi_run *r, const char *tag) {
     const char *dir = r->a.out_dir;
-    char name[128], path[4096];
-    snprintf(path, sizeof path, "%s/%s.npy", dir, tag);
-    clipnn_status st = clipnn_npy_write(path, r->x, r->dim, 0);
-    if (st) return cli_fail(cmd, st, path);
-    if (r->data.h == 0) return 0;
+    char name[128];
+    snprintf(name, sizeof name, "%s.npy", tag);
+    int rc = cli_write_inputs(cmd, dir, name, r->x, 1, r->dim, &r->data);
+    if (rc || r->data.h == 0) return rc;
     snprintf(name, sizeof name, "%s.png", tag);
     return cli_write_gray(cmd, dir, name, r->x, r->data.h, r->data.w, r->a.io.space.box_lo, r->a.io.space.box_hi);
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "options.h"
+#include "recorded.h"
 #include "report.h"
 
 /* Hidden width of the default architecture ("64-K", K from the data). */
@@ -49,6 +50,13 @@ static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c)
     s->z_cap = c->z_cap;
     s->noise = c->noise_multiplier;
     s->radius = c->project_radius;
+    s->random_step = c->random_step;
+    s->nonfinite_bound = c->nonfinite_bound;
+    s->adagc_abs = c->adagc_abs;
+    s->adagc_warmup = c->adagc_warmup;
+    s->spam_delay = c->spam_delay;
+    s->acclip_alpha = c->acclip_alpha;
+    s->nsgdm_beta = c->nsgdm_beta;
 }
 
 /* Every default but the model's comes from the library
@@ -68,6 +76,8 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->momentum = t.optim.momentum;
     s->nesterov = t.optim.nesterov;
     s->wd = t.optim.weight_decay;
+    s->reset_every = t.optim.reset_every;
+    s->reset_warmup = t.optim.reset_warmup;
     s->schedule = clipnn_sched_kind_name(t.schedule.kind);
     s->lr = t.schedule.a0;
     s->batch = t.batch;
@@ -127,7 +137,9 @@ static void model_options(cli_settings *s, cli_option *table, size_t *n) {
 }
 
 static void optim_options(cli_settings *s, cli_option *table, size_t *n) {
-    ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam");
+    ADD("--opt", CLI_STR, &s->opt, "OPT", "sgd | adam | spam (Adam with moment resets and warm-ups)");
+    ADD("--reset-every", CLI_U64, &s->reset_every, "N", "--opt spam: zero both moments every N steps (0: never)");
+    ADD("--reset-warmup", CLI_U64, &s->reset_warmup, "N", "--opt spam: cosine warm-up of the step after a reset");
     ADD("--lr", CLI_DOUBLE, &s->lr, "A0", "step size a0 (>= 0)");
     ADD("--momentum", CLI_DOUBLE, &s->momentum, "B", "SGD momentum in [0, 1)");
     ADD("--nesterov", CLI_FLAG, &s->nesterov, NULL, "Nesterov momentum");
@@ -153,7 +165,7 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     if (groups & CLI_OPTS_CLIP_RULE) {
         ADD("--clip", CLI_STR, &s->clip, "RULE",
             "none | value | norm | norm-torch | norm-group | adaptive | adaptive-layer | agc | "
-            "project | percentile | zscore | per-sample");
+            "project | percentile | zscore | per-sample | adagc | spam | acclip | nsgdm | nsgdm-clip");
         ADD("--lambda", CLI_STR, &s->lambda, "L", cli_rule_defaults_help());
     }
     if (!(groups & CLI_OPTS_CLIP_PARAMS)) return;
@@ -170,7 +182,16 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
     ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
     ADD("--agc-skip-last", CLI_FLAG, &s->agc_skip_last, NULL, "--clip agc: leave the last layer unclipped");
-    ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY", "non-finite gradient norm: error | skip | propagate");
+    ADD("--nonfinite", CLI_STR, &s->nonfinite, "POLICY",
+        "non-finite gradient norm: error | skip | propagate | random (a small random step, Pascanu et al.)");
+    ADD("--random-step", CLI_DOUBLE, &s->random_step, "R", "--nonfinite random: 2-norm of the random step");
+    ADD("--nonfinite-bound", CLI_DOUBLE, &s->nonfinite_bound, "B",
+        "--nonfinite random: a norm above B also takes the random step (default inf)");
+    ADD("--adagc-abs", CLI_DOUBLE, &s->adagc_abs, "L", "--clip adagc: global threshold during the warm-up");
+    ADD("--adagc-warmup", CLI_SIZE, &s->adagc_warmup, "N", "--clip adagc: steps 1 .. N-1 are the warm-up");
+    ADD("--spam-delay", CLI_SIZE, &s->spam_delay, "N", "--clip spam: no clipping in the N steps after a reset");
+    ADD("--acclip-alpha", CLI_DOUBLE, &s->acclip_alpha, "A", "--clip acclip: order alpha in [1, 2]");
+    ADD("--nsgdm-beta", CLI_DOUBLE, &s->nsgdm_beta, "B", "--clip nsgdm, nsgdm-clip: momentum coefficient");
 }
 
 static void telemetry_options(cli_settings *s, cli_option *table, size_t *n) {
@@ -194,6 +215,9 @@ void cli_settings_options(cli_settings *s, unsigned groups, cli_option *table, s
             "and the default 1 gives the same run on every machine");
     clip_options(s, groups, table, n);
     if (groups & CLI_OPTS_TELEMETRY) telemetry_options(s, table, n);
+    if (groups & CLI_OPTS_RECORDED)
+        ADD("--force", CLI_FLAG, &s->force, NULL,
+            "use --data, --scale, --test-fraction, --data-seed even where they differ from the model's record");
 }
 
 int cli_argv_has(int argc, char **argv, const char *name) {
@@ -220,6 +244,15 @@ static int parse_bptt(const char *text, size_t *k1, size_t *k2) {
 }
 
 /* Parses a finite or infinite number; 0 on success. */
+static int parse_number(const char *text, double *out);
+
+int cli_lambda_auto(const char *text, double *q) {
+    if (!text || strncmp(text, "auto", 4) != 0 || (text[4] && text[4] != ':')) return 0;
+    *q = 0.5;
+    if (text[4] == ':' && (parse_number(text + 5, q) || !(*q > 0 && *q <= 1))) return -1;
+    return 1;
+}
+
 static int parse_number(const char *text, double *out) {
     char *end;
     errno = 0;
@@ -287,7 +320,10 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
         return cli_usage_error(cmd, "--threads %d: want 0 to %d", s->threads, CLIPNN_MAX_THREADS);
     if ((groups & CLI_OPTS_CLIP_PARAMS) && (rc = check_clip_params(cmd, s))) return rc;
     double v;
-    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && (parse_number(s->lambda, &v) || !(v > 0)))
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && cli_lambda_auto(s->lambda, &v) < 0)
+        return cli_usage_error(cmd, "--lambda '%s': want auto or auto:Q with 0 < Q <= 1", s->lambda);
+    if ((groups & CLI_OPTS_CLIP_RULE) && s->lambda && !cli_lambda_auto(s->lambda, &v) &&
+        (parse_number(s->lambda, &v) || !(v > 0)))
         return cli_usage_error(cmd, "--lambda '%s': want a number > 0", s->lambda);
     if ((groups & CLI_OPTS_TELEMETRY) && (!(s->stability_m >= 0) || !isfinite(s->stability_m)))
         return cli_usage_error(cmd, "--stability-m %g: must be finite and >= 0", s->stability_m);
@@ -296,6 +332,11 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
 
 int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
                   clipnn_dataset **test) {
+    return cli_load_data_info(cmd, s, train, test, NULL);
+}
+
+int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **train, clipnn_dataset **test,
+                       clipnn_data_info **info) {
     clipnn_data_options d = clipnn_data_options_default();
     d.seed = s->data_seed;
     d.test_fraction = s->test_fraction;
@@ -303,7 +344,14 @@ int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train
     if (test) *test = NULL;
     clipnn_status st = clipnn_scaling_parse(s->scale, &d.scaling);
     if (st) return cli_fail(cmd, st, "--scale");
-    st = clipnn_dataset_load(s->data, &d, train, test);
+    if (info) {
+        st = clipnn_dataset_load_info(s->data, &d, train, test, info);
+    } else if (cli_recorded_matches(s)) {
+        cli_recorded_announce();
+        st = clipnn_dataset_load_recorded(cli_recorded(), s->data, train, test);
+    } else {
+        st = clipnn_dataset_load(s->data, &d, train, test);
+    }
     if (st) {
         char what[600];
         snprintf(what, sizeof what, "--data %s", s->data);
@@ -488,6 +536,13 @@ static int make_clip_options(const char *cmd, const cli_settings *s, clipnn_clip
     c->noise_multiplier = s->noise;
     c->noise_seed = s->seed;
     c->agc_skip_last = s->agc_skip_last;
+    c->random_step = s->random_step;
+    c->nonfinite_bound = s->nonfinite_bound;
+    c->adagc_abs = s->adagc_abs;
+    c->adagc_warmup = s->adagc_warmup;
+    c->spam_delay = s->spam_delay;
+    c->acclip_alpha = s->acclip_alpha;
+    c->nsgdm_beta = s->nsgdm_beta;
     clipnn_status st = clipnn_nonfinite_parse(s->nonfinite, &c->nonfinite);
     if (st) return cli_fail(cmd, st, "--nonfinite");
     c->project_radius = s->radius;
@@ -520,6 +575,12 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     o->optim.momentum = s->momentum;
     o->optim.nesterov = s->nesterov;
     o->optim.weight_decay = s->wd;
+    o->optim.reset_every = s->reset_every;
+    o->optim.reset_warmup = s->reset_warmup;
+    /* SPAM's reference code adds eps = 1e-6 to sqrt(v). */
+    if (o->optim.kind == CLIPNN_OPT_SPAM) o->optim.adam_eps = 1e-6;
+    /* The rules that keep their own momentum give the step: plain SGD. */
+    if (clipnn_clip_rule_is_optimizer(rule) && o->optim.kind == CLIPNN_OPT_SGD) o->optim.momentum = 0;
     if ((st = clipnn_schedule_parse(s->schedule, &o->schedule))) return cli_fail(cmd, st, "--schedule");
     o->schedule.a0 = s->lr;
     o->loss.loss = loss;

@@ -21,7 +21,8 @@ enum {
     CLI_OPTS_CLIP_RULE = 1 << 4,   /* --clip --lambda */
     CLI_OPTS_CLIP_PARAMS = 1 << 5, /* --eps --p --value ... --nonfinite */
     CLI_OPTS_TELEMETRY = 1 << 6,   /* --log-groups --stability-m --expected-grad */
-    CLI_OPTS_THREADS = 1 << 7      /* --threads alone (eval) */
+    CLI_OPTS_THREADS = 1 << 7,     /* --threads alone (eval) */
+    CLI_OPTS_RECORDED = 1 << 8     /* --force: data other than the model's record */
 };
 
 #define CLI_MAX_OPTIONS 128
@@ -52,10 +53,20 @@ typedef struct {
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
+    /* the rules of the 2020s, Pascanu's random step, SPAM's resets */
+    double random_step, nonfinite_bound, adagc_abs, acclip_alpha, nsgdm_beta;
+    size_t adagc_warmup, spam_delay;
+    uint64_t reset_every, reset_warmup;
     /* telemetry */
     int log_groups, expected_grad;
     double stability_m;
+    /* a model's recorded data */
+    int force;
 } cli_settings;
+
+/* --lambda auto[:Q]: 1 with the quantile in *q (default 0.5), 0 for any
+ * other text, -1 for a malformed or out-of-range Q. */
+int cli_lambda_auto(const char *text, double *q);
 
 /* Defaults of each subcommand (compare starts from a large step size). */
 void cli_settings_default(cli_settings *s, cli_mode mode);
@@ -72,9 +83,13 @@ int cli_settings_check(const char *cmd, const cli_settings *s, unsigned groups, 
 /* 1 when argv holds option name (as "--name V" or "--name=V"). */
 int cli_argv_has(int argc, char **argv, const char *name);
 
-/* Loads --data with --scale, --test-fraction, --data-seed. */
+/* Loads --data with --scale, --test-fraction, --data-seed (with the
+ * statistics of the loaded model's record when the settings are its own). */
 int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
                   clipnn_dataset **test);
+/* The same, fitting the scaling, with a record of the load in *info. */
+int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **train, clipnn_dataset **test,
+                       clipnn_data_info **info);
 
 /* --loss, or the default for the data: xent for class labels, mse for
  * regression targets. */

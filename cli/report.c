@@ -20,13 +20,15 @@ static void json_key(cli_json *j, const char *key) {
 
 void cli_json_begin(cli_json *j, FILE *f) {
     memset(j, 0, sizeof *j);
-    j->f = f;
-    fputc('{', f);
+    /* under --json the objects meant for stdout are collected (cli.h) */
+    j->f = f == stdout && cli_json_docs() ? cli_json_docs() : f;
+    fputc('{', j->f);
 }
 
 void cli_json_end(cli_json *j) {
     fputs("}\n", j->f);
     fflush(j->f);
+    if (j->f == cli_json_docs()) cli_json_doc_written();
 }
 
 void cli_json_open(cli_json *j, const char *key, char bracket) {

@@ -49,7 +49,7 @@ int cli_runctl_control(cli_runctl *c) {
 }
 
 void cli_runctl_save(cli_runctl *c, const clipnn_model *m, const clipnn_train_state *s) {
-    clipnn_status st = clipnn_checkpoint_save(c->save_path, m, s);
+    clipnn_status st = clipnn_checkpoint_save_info(c->save_path, m, s, c->info);
     if (!st) return;
     cli_progress_clear(&c->progress);
     int rc = cli_fail(c->cmd, st, "--save-every");

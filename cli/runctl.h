@@ -28,6 +28,7 @@ typedef struct {
     int save_pending;      /* a periodic checkpoint is due after this step */
     int last_step;         /* the step just taken is the run's last (saved at the end anyway) */
     int save_failed;       /* the exit code of a periodic save that failed, else 0 */
+    const clipnn_data_info *info; /* the data record the periodic checkpoints carry (may be NULL) */
 } cli_runctl;
 
 /* Progress in mode for rows_per_epoch training rows; the history with its

@@ -65,5 +65,6 @@
 #include "clipnn/inputopt.h"
 #include "clipnn/diagnose.h"
 #include "clipnn/lab.h"
+#include "clipnn/export.h"
 
 #endif /* CLIPNN_H */

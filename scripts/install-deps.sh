@@ -2,11 +2,12 @@
 # Installs the Debian packages clipnn needs (root or sudo). Idempotent: does
 # nothing when everything is there already.
 #   build:   gcc make, CBLAS (libblas-dev; OpenBLAS replaces it at run time),
-#            zlib (gzip IDX and the embedded digits), libpng (images)
+#            zlib (gzip IDX and the embedded digits), libpng (images),
+#            pkg-config (the tests compile the README's example with it)
 #   data:    dataset-fashion-mnist (only for --data fashion-mnist)
 #   extra:   python3-torch, with CLIPNN_TORCH=1 (regenerating PyTorch references, make bench)
 set -euo pipefail
-packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist)
+packages=(build-essential libblas-dev libopenblas-dev zlib1g-dev libpng-dev dataset-fashion-mnist pkg-config)
 if [ "${CLIPNN_TORCH:-0}" = 1 ]; then packages+=(python3-torch); fi
 missing=()
 for p in "${packages[@]}"; do

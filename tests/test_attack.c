@@ -9,6 +9,7 @@
 
 #include "check.h"
 #include "clipnn.h"
+#include "inputopt/attack.h"
 
 /* ------------------------------------------------ reference files */
 
@@ -648,5 +649,97 @@ TEST(inputopt_backtracking_reaches_a_precise_target) {
             CHECK(!r.reached);
         }
     }
+    clipnn_model_free(m);
+}
+
+/* ------------------------------------------------ APGD */
+
+/* f(x_t) for the 8 examples at every iterate, from the step callback
+ * (the library minimizes value = -f). */
+typedef struct {
+    double f[21][REF_B];
+} apgd_trace;
+
+static void apgd_on_step(const clipnn_attack_step *s, void *user) {
+    apgd_trace *tr = user;
+    for (size_t b = 0; b < s->batch_size && s->step < 21; b++)
+        tr->f[s->step][s->first_example + b] = -s->example_loss[b];
+}
+
+/* APGD against scripts/apgd_reference.py, written from the paper in double
+ * (20 iterations, eps 0.05, start x0): f at every iterate and the last
+ * iterate. The library runs the model in float32: f differs by its rounding
+ * (~1e-6 relative through three layers) plus the iterates' drift, each
+ * update rounding numbers in [0, 1] (ulp 6e-8) a few times per step, 20 steps:
+ * 5e-6 per coordinate bounds it; |grad f| <= ~20 over 20 coordinates turns
+ * that into 5e-4 on f. A different checkpoint decision or a flipped sign
+ * moves coordinates by eta >= eps / 64 = 8e-4 and f far more. */
+static void check_apgd_parity(const char *file, clipnn_attack_method method) {
+    clipnn_model *m = ref_model();
+    size_t nx = 0, ny = 0, nf = 0, nl = 0;
+    float *x = ref_array("tests/ref/attack_model.txt", "x", &nx);
+    float *y = ref_array("tests/ref/attack_model.txt", "labels", &ny);
+    float *f_ref = ref_array(file, "f", &nf), *last = ref_array(file, "last", &nl);
+    CHECK_MSG(m && x && y && f_ref && last && nf == 21 * REF_B && nl == REF_B * REF_IN, "%s: reference missing", file);
+    if (m && x && y && f_ref && last && nf == 21 * REF_B && nl == REF_B * REF_IN) {
+        clipnn_attack_options o = clipnn_attack_options_default();
+        o.method = method;
+        o.eps = 0.05;
+        o.steps = 20;
+        o.keep_last = 1;
+        apgd_trace tr;
+        o.on_step = apgd_on_step;
+        o.user = &tr;
+        float adv[REF_B * REF_IN];
+        clipnn_attack_result r;
+        CHECK_OK(clipnn_attack(m, &o, x, y, REF_B, adv, &r));
+        double worst_f = 0, worst_x = 0;
+        for (size_t t = 0; t <= 20; t++)
+            for (size_t b = 0; b < REF_B; b++) worst_f = fmax(worst_f, fabs(tr.f[t][b] - f_ref[t * REF_B + b]));
+        for (size_t i = 0; i < nl; i++) worst_x = fmax(worst_x, fabs((double)adv[i] - last[i]));
+        CHECK_MSG(worst_f <= 5e-4, "%s: f differs from the reference by %.3g", file, worst_f);
+        CHECK_MSG(worst_x <= 5e-6, "%s: last iterate differs by %.3g", file, worst_x);
+    }
+    free(x), free(y), free(f_ref), free(last);
+    clipnn_model_free(m);
+}
+
+TEST(attack_apgd_parity_with_the_paper) {
+    check_apgd_parity("tests/ref/attack_apgd_ce.txt", CLIPNN_ATTACK_APGD_CE);
+    check_apgd_parity("tests/ref/attack_apgd_dlr.txt", CLIPNN_ATTACK_APGD_DLR);
+}
+
+/* The paper's checkpoints: p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03,
+ * 0.06), w_j = ceil(p_j N): for N = 100, 22 41 57 70 80 87 93 99 (the
+ * increments shrink by 3 until they reach 6); for N = 20, 5 9 12 14 16 18 19. */
+TEST(attack_apgd_checkpoints) {
+    size_t w[64];
+    const size_t w100[8] = {22, 41, 57, 70, 80, 87, 93, 99}, w20[7] = {5, 9, 12, 14, 16, 18, 19};
+    CHECK(clipnn_apgd_checkpoints(100, w, 64) == 8);
+    for (int i = 0; i < 8; i++) CHECK(w[i] == w100[i]);
+    CHECK(clipnn_apgd_checkpoints(20, w, 64) == 7);
+    for (int i = 0; i < 7; i++) CHECK(w[i] == w20[i]);
+    CHECK(clipnn_apgd_checkpoints(1, w, 64) == 0); /* ceil(0.22) = 1 is not below N */
+    CHECK(clipnn_apgd_checkpoints(100, w, 3) == 3);
+}
+
+/* APGD refuses what it cannot do, with one line. */
+TEST(attack_apgd_refuses) {
+    clipnn_model *m = ref_model();
+    CHECK(m != NULL);
+    if (!m) return;
+    float x[REF_IN] = {0}, y = 0;
+    clipnn_attack_options o = clipnn_attack_options_default();
+    clipnn_attack_result r;
+    o.method = CLIPNN_ATTACK_APGD_DLR;
+    o.targeted = 1;
+    o.target_class = 1;
+    CHECK(clipnn_attack(m, &o, x, &y, 1, NULL, &r) == CLIPNN_ERR_INVALID_ARG);
+    o.targeted = 0;
+    o.loss = CLIPNN_LOSS_MARGIN;
+    CHECK(clipnn_attack(m, &o, x, &y, 1, NULL, &r) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(strstr(clipnn_last_error(), "apgd-dlr") != NULL);
+    clipnn_attack_method meth;
+    CHECK(clipnn_attack_method_parse("apgd-ce", &meth) == CLIPNN_OK && meth == CLIPNN_ATTACK_APGD_CE);
     clipnn_model_free(m);
 }

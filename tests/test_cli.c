@@ -143,9 +143,9 @@ TEST(cli_eval_reproduces_training) {
     char *je = last_json(out);
     char a[64], b[64];
     /* Same parameters, same data, same evaluation: the same numbers. */
-    CHECK(json_raw(jt, "test_accuracy", a, sizeof a) && json_raw(je, "test_accuracy", b, sizeof b));
+    CHECK(json_raw(jt, "test_accuracy", a, sizeof a) && json_raw(je, "accuracy", b, sizeof b));
     CHECK_MSG(!strcmp(a, b), "train %s vs eval %s", a, b);
-    CHECK_NEAR(json_num(jt, "test_loss"), json_num(je, "test_loss"), 1e-6 * json_num(jt, "test_loss"));
+    CHECK_NEAR(json_num(jt, "test_loss"), json_num(je, "mean_loss"), 1e-6 * json_num(jt, "test_loss"));
     free(jt);
     free(je);
 }
@@ -205,7 +205,7 @@ TEST(cli_failed_run_keeps_saved_model) {
     CHECK(check_run_tool(args, &out) == 0);
     char *after = last_json(out);
     char a[64], b[64];
-    CHECK(json_raw(before, "test_loss", a, sizeof a) && json_raw(after, "test_loss", b, sizeof b));
+    CHECK(json_raw(before, "mean_loss", a, sizeof a) && json_raw(after, "mean_loss", b, sizeof b));
     CHECK_MSG(!strcmp(a, b), "model changed: %s -> %s", a, b);
     free(before);
     free(after);
@@ -403,7 +403,7 @@ TEST(cli_resume_continues_run) {
     CHECK(check_run_tool(args, &out) == 0);
     char *je = last_json(out);
     /* Same trajectory, bit for bit on one thread: the same printed loss. */
-    CHECK(json_raw(jw, "test_loss", a, sizeof a) && json_raw(je, "test_loss", b, sizeof b));
+    CHECK(json_raw(jw, "mean_loss", a, sizeof a) && json_raw(je, "mean_loss", b, sizeof b));
     CHECK_MSG(!strcmp(a, b), "uninterrupted %s vs resumed %s", a, b);
     free(jw);
     free(je);

@@ -144,6 +144,7 @@ static const struct {
     {"zscore", CLIPNN_CLIP_ZSCORE, 2},
     {"per-sample", CLIPNN_CLIP_PER_SAMPLE, 2},
     {"per-sample noise", CLIPNN_CLIP_PER_SAMPLE, 2},
+    {"adagc", CLIPNN_CLIP_ADAGC, 2},
 };
 enum { N_VARIANTS = sizeof variants / sizeof variants[0] };
 
@@ -164,6 +165,7 @@ static clipnn_clip_options clip_variant(size_t i, const calibration *cal) {
     case CLIPNN_CLIP_PERCENTILE: o.percentile = 50; break;
     case CLIPNN_CLIP_ZSCORE: o.z_warmup = 2, o.z_cap = 0.7 * total_norm(cal, 2); break;
     case CLIPNN_CLIP_PER_SAMPLE: o.lambda = 0.9 * cal->example_norm; break;
+    case CLIPNN_CLIP_ADAGC: o.adagc_warmup = 3, o.adagc_abs = 0.3 * total_norm(cal, 2), o.lambda = 0.8; break;
     default: break;
     }
     o.agc_skip_last = !strcmp(variants[i].label, "agc skip-last");

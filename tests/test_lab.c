@@ -177,7 +177,7 @@ static void collect(const char *text, void *user) {
 }
 
 TEST(lab_api) {
-    CHECK(clipnn_lab_count() == 6);
+    CHECK(clipnn_lab_count() == 11);
     CHECK(clipnn_lab_name(clipnn_lab_count()) == NULL);
     CHECK(strcmp(clipnn_claim_verdict_name(CLIPNN_CLAIM_HOLDS_UNDER), "HOLDS UNDER") == 0);
     CHECK(clipnn_lab_run("no-such-lab", NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
@@ -206,10 +206,13 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     int rc = check_run_tool("lab all --quick --json", &out);
     CHECK_MSG(rc == 0, "lab all --quick exited %d: %.500s", rc, out ? out : "");
     if (!out) return;
-    static const char *const ids[] = {"Q2", "Q3", "Q4", "Q5", "Q8", "Q8-fixed-point", "Q9", "lemma1-eq14",
+    static const char *const ids[] = {"Q2", "Q3", "Q4", "Q5", "Q8", "Q8-fixed-point", "Q9-as-printed", "Q9",
+                                      "lemma1-eq14",
                                       "lemma1-deterministic", "lemma1-supermartingale", "thm1-classic",
                                       "thm1-adaptive", "thm1-remark", "lemma3", "l0l1-smooth", "l0l1-gd-diverges",
-                                      "l0l1-clip-converges"};
+                                      "l0l1-clip-converges", "vanishing-larger-steps", "eq18-per-layer",
+                                      "adaptive-faster", "claim2", "lemma2", "eq9-projection", "Q6", "Q7",
+                                      "smoothness-as-printed", "bias-floor", "heavy-tail"};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         char want[64];
         snprintf(want, sizeof want, "\nCLAIM %s: ", ids[i]);
@@ -224,7 +227,7 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     size_t n = 0;
     for (const char *p = out; (p = strstr(p, "\nCLAIM ")); p++) n++;
     CHECK(n == sizeof ids / sizeof *ids);
-    CHECK(strstr(out, "lab all: 6 experiments, 17 claims") != NULL);
+    CHECK(strstr(out, "lab all: 11 experiments, 29 claims") != NULL);
     CHECK(strstr(out, "{\"seed\":1,") != NULL); /* the JSON line */
     /* the logistic regressions read the embedded breast cancer set, whatever the working directory */
     CHECK(strstr(out, "\"data\":\"breast cancer (569 x 30, malignant/benign)\"") != NULL);

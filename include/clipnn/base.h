@@ -55,6 +55,12 @@ typedef enum {
 } clipnn_status;
 
 CLIPNN_API const char *clipnn_strerror(clipnn_status status);
+/* The name of names[0..n) closest to word in edit distance (insertions,
+ * deletions, substitutions and swaps of neighbours, case ignored), when it
+ * is close enough to be a likely typo (at most 1 edit for words of up to 4
+ * characters, 2 up to 8, 3 beyond), else the first name that word (of 2
+ * characters or more) begins; NULL otherwise. For "did you mean" messages. */
+CLIPNN_API const char *clipnn_closest_name(const char *word, const char *const *names, size_t n);
 /* Detail of the last failure on this thread, e.g.
  * "data.csv: line 12, column 3: not a number: 'abc'". Never NULL. */
 CLIPNN_API const char *clipnn_last_error(void);

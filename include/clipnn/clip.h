@@ -23,6 +23,11 @@ typedef enum {
     CLIPNN_CLIP_PERCENTILE,     /* AutoClip */
     CLIPNN_CLIP_ZSCORE,         /* ZClip */
     CLIPNN_CLIP_PER_SAMPLE,     /* DP-SGD per-example clipping (an example: a row of x, a whole sequence) */
+    CLIPNN_CLIP_ADAGC,          /* per group, c_l = max(||g_l|| / (lambda gamma_l), 1), gamma_l: EMA of clipped norms */
+    CLIPNN_CLIP_SPAM,           /* per coordinate, g_i^2 <= lambda v_i (v: Adam's second moment) */
+    CLIPNN_CLIP_ACCLIP,         /* the step is min(tau / (|m| + eps), 1) m, tau^alpha an EMA of |g|^alpha */
+    CLIPNN_CLIP_NSGDM,          /* the step is m / ||m||, m an EMA of g */
+    CLIPNN_CLIP_NSGDM_CLIP,     /* the same with g clipped to norm lambda before it enters m */
     CLIPNN_CLIP_COUNT
 } clipnn_clip_rule;
 
@@ -34,10 +39,11 @@ typedef enum {
     CLIPNN_NONFINITE_ERROR = 0, /* status, parameters untouched */
     CLIPNN_NONFINITE_SKIP,      /* no update, counted */
     CLIPNN_NONFINITE_PROPAGATE, /* what PyTorch does by default */
+    CLIPNN_NONFINITE_RANDOM,    /* a small random step instead (Pascanu et al.), also above a bound */
     CLIPNN_NONFINITE_COUNT
 } clipnn_nonfinite;
 
-/* "error", "skip", "propagate". parse fails with INVALID_ARG and a message
+/* "error", "skip", "propagate", "random". parse fails with INVALID_ARG and a message
  * listing the valid names. */
 CLIPNN_API const char *clipnn_nonfinite_name(clipnn_nonfinite policy);
 CLIPNN_API clipnn_status clipnn_nonfinite_parse(const char *name, clipnn_nonfinite *out);
@@ -66,6 +72,27 @@ typedef struct {
     /* per-sample (DP-SGD) */
     double noise_multiplier; /* sigma: noise std sigma * lambda on the sum, sigma * lambda / batch on the mean */
     uint64_t noise_seed;
+    /* non-finite policy random: a norm above nonfinite_bound (inf: none)
+     * counts as non-finite; the step taken instead is a Gaussian direction
+     * of 2-norm random_step, drawn from the noise generator. */
+    double nonfinite_bound, random_step;
+    /* AdaGC: lambda is lambda_rel; warm-up of adagc_warmup steps clipping
+     * the global norm at adagc_abs; EMA weight adagc_beta on the past. */
+    double adagc_abs, adagc_beta;
+    size_t adagc_warmup;
+    /* SPAM: lambda is theta; no clipping in the first spam_delay steps
+     * after the start and after each reset of the optimizer's moments. */
+    size_t spam_delay;
+    /* ACClip: tau^alpha <- beta2 tau^alpha + (1 - beta2) |g|^alpha,
+     * m <- beta1 m + (1 - beta1) g. */
+    double acclip_alpha, acclip_beta1, acclip_beta2, acclip_eps;
+    /* NSGD-M (and its clipped variant): m <- beta m + (1 - beta) g. */
+    double nsgdm_beta;
+    /* When lambda was chosen by clipnn_auto_lambda: the quantile (> 0) and
+     * the warm-up's steps, kept with the clipper's state so that a
+     * checkpoint says how lambda was set; 0: lambda was given. */
+    double auto_quantile;
+    uint64_t auto_steps;
 } clipnn_clip_options;
 /* No clipping (rule NONE); every other field at its default: p 2, eps
  * 1e-3, value bound 0.1, projection onto the ball of radius 10 around
@@ -89,8 +116,9 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  * by clipnn_clipper_after_update for the projection.
  *
  * Norms are over the whole gradient block (every group), of the rule's
- * order q: q = 2 for adaptive-layer, agc and per-sample (rules defined with
- * Euclidean norms, which refuse p != 2), q = p for every other rule.
+ * order q: q = 2 for adaptive-layer, agc, per-sample, adagc, spam, acclip,
+ * nsgdm and nsgdm-clip (rules defined with Euclidean norms, which refuse
+ * p != 2), q = p for every other rule.
  * "Global rules" are none, norm, norm-torch, adaptive, project, percentile
  * and zscore: one factor for the whole gradient.
  *
@@ -106,13 +134,19 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  *                 of the groups (agc: units) and the factors given to them;
  *                 per-sample: the norm of the mean of the clipped
  *                 per-example gradients plus the noise (pre_norm when no
- *                 example was clipped and there is no noise).
+ *                 example was clipped and there is no noise);
+ *                 adagc: as norm-group after its warm-up, as a global
+ *                 rule during it; spam: the norm of the clipped g;
+ *                 acclip, nsgdm, nsgdm-clip: the norm of the step
+ *                 direction they put in g's place (1 for nsgdm);
+ *                 a random step (non-finite policy random): its norm.
  *   factor      global rules: c(t) >= 1 (eq. 10-11), the divisor of the
  *               step: 1 when nothing was clipped, +inf when the threshold is
  *               0 and g is zeroed, NaN for a NaN pre_norm under the
  *               propagate policy. Other rules: pre_norm / post_norm (1 when post_norm
  *               is 0), a summary and not a divisor any part of g was given;
- *               per-sample's includes the noise, so it can be below 1.
+ *               per-sample's includes the noise, so it can be below 1,
+ *               and so can those of the rules that give the step.
  *   theta_norm  adaptive: ||theta||_p before the step, the value the rule
  *               divided by (before its eps floor); every other rule: NaN.
  *               clipnn_train's step record fills the NaN in (see
@@ -122,7 +156,9 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  *               per-unit rules when a group or unit was scaled, per-sample
  *               when an example's norm exceeded C (noise alone does not
  *               count), project when clipnn_clipper_after_update moved
- *               theta.
+ *               theta, acclip when a coordinate's min(tau / (|m| + eps), 1)
+ *               was below 1, nsgdm-clip when g was clipped into m (nsgdm
+ *               never), every step the random policy replaced.
  *   skipped     1 when the skip policy dropped a non-finite step: the caller
  *               must not update.
  *   nonfinite   1 when pre_norm is NaN or infinite, whatever the policy.
@@ -186,6 +222,17 @@ CLIPNN_API clipnn_status clipnn_clipper_apply(clipnn_clipper *c, clipnn_model *m
 /* Rules that act after the update (projection): call after the optimizer.
  * rec (may be NULL) is the step's record, marked clipped when theta moved. */
 CLIPNN_API clipnn_status clipnn_clipper_after_update(clipnn_clipper *c, clipnn_model *m, clipnn_clip_record *rec);
+
+/* The optimizer's second moment v ([n_params], Adam's exp_avg_sq before
+ * this step's update) that the spam rule compares g^2 with, for the next
+ * clipnn_clipper_apply: step is the 0-based index of the update about to
+ * be made, reset_every the optimizer's period of moment resets (0: none).
+ * The clipper keeps the pointer, never writes through it; spam refuses to
+ * apply without it (CLIPNN_ERR_STATE). clipnn_train gives it at every step. */
+CLIPNN_API void clipnn_clipper_set_moment(clipnn_clipper *c, const float *v, uint64_t step, uint64_t reset_every);
+/* 1 when the rule keeps its own momentum and hands the optimizer the step
+ * direction itself (acclip, nsgdm, nsgdm-clip): pair it with plain SGD. */
+CLIPNN_API int clipnn_clip_rule_is_optimizer(clipnn_clip_rule rule);
 
 /* Per-example 2-norms for the batch of the last clipnn_loss_grad: norms
  * receives one entry per example of that batch ([batch]), the 2-norm of the

@@ -59,7 +59,10 @@ CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
  *     skipped, when any of its cells is not a number. Targets are classes
  *     (remapped to 0..K-1 in increasing order) when they are all integers
  *     with at most 100 distinct values and at least two rows per value,
- *     else one regression target; task= forces either.
+ *     else one regression target; task= forces either. Targets that are
+ *     not numbers are class names: classes 0..K-1 in the byte order of the
+ *     names (a first line is a header when a cell other than the target is
+ *     not a number).
  *   npy: NumPy arrays (numpy.save; any float or integer dtype). X is
  *     [n][T][d] (n sequences of T steps of d features) or [n][d]; Y is [n]
  *     (one target per row: classes 0..K-1 when all are integers >= 0, as
@@ -111,6 +114,59 @@ CLIPNN_API size_t clipnn_dataset_target_steps(const clipnn_dataset *d);
 CLIPNN_API const float *clipnn_dataset_x(const clipnn_dataset *d); /* [n][dim] */
 CLIPNN_API const float *clipnn_dataset_y(const clipnn_dataset *d); /* [n][n_targets] */
 CLIPNN_API const char *clipnn_dataset_name(const clipnn_dataset *d);
+
+/* ------------------------------------------------------------ records */
+
+/* How a model's inputs were prepared, so that the model can be evaluated
+ * (or exported) without being told again: an ordered list of (key, value)
+ * texts. The keys "data.*" have a meaning and their values are checked
+ * when set:
+ *   data.spec          the spec given to clipnn_dataset_load
+ *   data.scaling       none | standardize | unit (the scaling chosen, never auto)
+ *   data.seed, data.test_fraction, data.target_column   the options of the split
+ *   data.dim           features per row (before the statistics)
+ *   data.mean, data.std    (standardize) or data.min, data.max (unit): one number
+ *                      per feature, separated by commas; x' = (x - mean) / std
+ *                      (a std of 0 leaves the feature unscaled), x' = (x - min) /
+ *                      (max - min) (likewise when max == min)
+ *   data.classes       the class names of text labels, separated by newlines.
+ * Other keys (clipnn's tool writes train.* options and result.* figures)
+ * are kept as given. Numbers are written so that reading them back gives
+ * the same doubles. */
+typedef struct clipnn_data_info clipnn_data_info;
+
+CLIPNN_API clipnn_status clipnn_data_info_create(clipnn_data_info **out);
+CLIPNN_API void clipnn_data_info_free(clipnn_data_info *info);
+/* Sets key (replacing its value, keeping its place, or appended); a
+ * data.* value that does not parse is refused (FORMAT) and nothing changes. */
+CLIPNN_API clipnn_status clipnn_data_info_set(clipnn_data_info *info, const char *key, const char *value);
+/* The value of key, or NULL. */
+CLIPNN_API const char *clipnn_data_info_get(const clipnn_data_info *info, const char *key);
+/* Entries in order: the key of entry i (NULL past the end), its value in *value. */
+CLIPNN_API size_t clipnn_data_info_count(const clipnn_data_info *info);
+CLIPNN_API const char *clipnn_data_info_entry(const clipnn_data_info *info, size_t i, const char **value);
+/* Typed views: the spec (NULL when not recorded); the split options and
+ * the scaling kind (the defaults, scaling NONE, for what is not recorded);
+ * the statistics (returns their count, 0 when none; first = mean or min,
+ * second = std or max); the class names (0 and NULL when none). */
+CLIPNN_API const char *clipnn_data_info_spec(const clipnn_data_info *info);
+CLIPNN_API clipnn_data_options clipnn_data_info_options(const clipnn_data_info *info);
+CLIPNN_API size_t clipnn_data_info_stats(const clipnn_data_info *info, const double **first, const double **second);
+CLIPNN_API size_t clipnn_data_info_n_classes(const clipnn_data_info *info);
+CLIPNN_API const char *clipnn_data_info_class_name(const clipnn_data_info *info, size_t k);
+
+/* clipnn_dataset_load, and a record of it in *info: the spec, the split
+ * options, the scaling chosen with the statistics fitted on the training
+ * part, the class names of text labels. */
+CLIPNN_API clipnn_status clipnn_dataset_load_info(const char *spec, const clipnn_data_options *opts,
+                                                  clipnn_dataset **train, clipnn_dataset **test,
+                                                  clipnn_data_info **info);
+/* Loads spec (NULL: the recorded one) split as recorded and scaled with the
+ * recorded statistics (not fitted again: a model imported with the
+ * statistics of its own training gets its inputs as it saw them). A set
+ * whose features do not match the statistics is refused (SHAPE). */
+CLIPNN_API clipnn_status clipnn_dataset_load_recorded(const clipnn_data_info *info, const char *spec,
+                                                      clipnn_dataset **train, clipnn_dataset **test);
 
 #ifdef __cplusplus
 }

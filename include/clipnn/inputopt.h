@@ -129,6 +129,9 @@ typedef enum {
     CLIPNN_ATTACK_FGSM = 0,  /* one step x + eps sign(g) (Goodfellow et al. 2015) */
     CLIPNN_ATTACK_PGD_LINF,  /* Madry et al. 2018, steps along sign(g), projected on the L-inf ball */
     CLIPNN_ATTACK_PGD_L2,    /* steps along g / ||g||_2, projected on the L2 ball */
+    CLIPNN_ATTACK_APGD_CE,   /* APGD (Croce and Hein 2020) on the cross-entropy, L-inf ball: step 2 eps halved
+                              * at checkpoints, momentum 0.75, restarts from the best point */
+    CLIPNN_ATTACK_APGD_DLR,  /* APGD on the difference of logits ratio (untargeted, 3 classes or more) */
     CLIPNN_ATTACK_COUNT
 } clipnn_attack_method;
 

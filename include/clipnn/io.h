@@ -29,6 +29,9 @@ CLIPNN_API clipnn_status clipnn_npy_read(const char *path, float **data, size_t 
 #define CLIPNN_NPY_MAX_DIMS 3
 CLIPNN_API clipnn_status clipnn_npy_read_nd(const char *path, float **data, size_t shape[CLIPNN_NPY_MAX_DIMS],
                                             size_t *ndim);
+/* Writes data as a float32 array of shape[0..ndim) (1 to
+ * CLIPNN_NPY_MAX_DIMS dimensions, C order), atomically like checkpoints. */
+CLIPNN_API clipnn_status clipnn_npy_write_nd(const char *path, const float *data, const size_t *shape, size_t ndim);
 
 /* ------------------------------------------------------------ images */
 
@@ -45,6 +48,24 @@ CLIPNN_API void clipnn_colour_diverging(double v, double amp, unsigned char rgb[
  * (from -amp on the left to +amp on the right) under the image. */
 CLIPNN_API clipnn_status clipnn_png_write_signed(const char *path, const float *img, size_t h, size_t w,
                                       double amp, size_t zoom);
+
+/* A line plot as SVG: labelled axes, linear or log scales, a legend. */
+typedef struct {
+    const char *name;
+    const double *x, *y; /* [n]; non-finite points (and <= 0 on a log axis) break the line */
+    size_t n;
+    int color;  /* palette index */
+    int dashed; /* a bound or reference drawn beside the measured series of the same colour */
+} clipnn_svg_series;
+
+typedef struct {
+    const char *title, *xlabel, *ylabel;
+    int logx, logy;
+} clipnn_svg_axes;
+
+/* Writes the plot to path; IO failure names the file. */
+CLIPNN_API clipnn_status clipnn_svg_line_plot(const char *path, const clipnn_svg_axes *ax,
+                                              const clipnn_svg_series *series, size_t n_series);
 
 #ifdef __cplusplus
 }

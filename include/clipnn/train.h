@@ -11,9 +11,9 @@ extern "C" {
 
 /* ------------------------------------------------------------ optimizers */
 
-typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
+typedef enum { CLIPNN_OPT_SGD = 0, CLIPNN_OPT_ADAM, CLIPNN_OPT_SPAM, CLIPNN_OPT_COUNT } clipnn_opt_kind;
 
-/* "sgd", "adam". parse fails with INVALID_ARG and a message listing the
+/* "sgd", "adam", "spam". parse fails with INVALID_ARG and a message listing the
  * valid names. */
 CLIPNN_API const char *clipnn_opt_kind_name(clipnn_opt_kind kind);
 CLIPNN_API clipnn_status clipnn_opt_kind_parse(const char *name, clipnn_opt_kind *out);
@@ -24,6 +24,11 @@ typedef struct {
     int nesterov;
     double weight_decay; /* decoupled: theta -= lr * wd * theta */
     double beta1, beta2, adam_eps;
+    /* spam (Adam as the SPAM reference code writes it: eps added to sqrt(v)
+     * before the bias correction): both moments zeroed before the update
+     * of every step k with (k + 1) % reset_every == 0 (0: never), the step
+     * scaled by a cosine warm-up of reset_warmup steps after each reset. */
+    uint64_t reset_every, reset_warmup;
 } clipnn_optim_options;
 CLIPNN_API clipnn_optim_options clipnn_optim_options_default(void);
 
@@ -37,6 +42,9 @@ CLIPNN_API void clipnn_optimizer_free(clipnn_optimizer *o);
 CLIPNN_API clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const float *grads,
                                     double lr, double grad_scale);
 CLIPNN_API uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o);
+/* The second moment of adam and spam ([n_params], what the next update
+ * decays), NULL for sgd: what clipnn_clipper_set_moment takes. */
+CLIPNN_API const float *clipnn_optimizer_second_moment(const clipnn_optimizer *o);
 
 /* ------------------------------------------------------------- schedules */
 
@@ -108,10 +116,12 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
  *                       rounding: clip.pre_norm and clip.post_norm, except
  *                       where those are NaN for a loss that was not finite;
  *     group_factors     global rules: clip.factor, the one c(t) of every
- *                       group; norm-group and adaptive-layer: the group's
- *                       own divisor c_l >= 1 (+inf when its threshold is 0);
- *                       value, agc and per-sample: the group's pre / post
- *                       (1 when post is 0), a summary as clip.factor is.
+ *                       group; norm-group, adaptive-layer and adagc (after
+ *                       its warm-up): the group's own divisor c_l >= 1
+ *                       (+inf when its threshold is 0); value, agc,
+ *                       per-sample, spam, acclip, nsgdm, nsgdm-clip and a
+ *                       random step: the group's pre / post (1 when post
+ *                       is 0), a summary as clip.factor is.
  *                   A step the non-finite policy kept the rule from: every
  *                   group's post norm is its pre norm and its factor NaN,
  *                   as in clip. */
@@ -305,6 +315,18 @@ typedef struct {
 CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *opts, clipnn_train_result *result);
 
+/* A threshold from the gradients themselves: trains a copy of m for
+ * `steps` steps with opts (the same initial weights, batches and optimizer;
+ * no clipping, non-finite steps skipped, no callbacks or state), takes each
+ * step's pre-clip gradient norm (of order opts->clip.p) and returns their
+ * q-quantile (0 < q <= 1; numpy's linear interpolation) in *lambda. The
+ * warm-up moves the copy with opts->schedule: a0 = 0 measures the
+ * minibatch gradients at the initial parameters. m is left as it was.
+ * Fails with NONFINITE when no step had a finite norm. */
+CLIPNN_API clipnn_status clipnn_auto_lambda(const clipnn_model *m, const clipnn_dataset *train,
+                                            const clipnn_train_options *opts, uint64_t steps, double q,
+                                            double *lambda);
+
 /* Mean loss and accuracy (classification; accuracy NaN for regression). */
 CLIPNN_API clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
                               double *loss, double *accuracy);
@@ -351,6 +373,13 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_m
  * training state, empty when the file holds none. */
 CLIPNN_API clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **m,
                                      clipnn_train_state **state);
+/* The same with the record of the model's data (clipnn_data_info): saved
+ * when info is not NULL; on loading, *info (when info is not NULL)
+ * receives the file's record, or NULL when it has none. */
+CLIPNN_API clipnn_status clipnn_checkpoint_save_info(const char *path, const clipnn_model *m,
+                                                     const clipnn_train_state *state, const clipnn_data_info *info);
+CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **m,
+                                                     clipnn_train_state **state, clipnn_data_info **info);
 
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes
@@ -366,6 +395,11 @@ CLIPNN_API clipnn_status clipnn_optimizer_state_load(clipnn_optimizer *o, const 
  * same contract as the optimizer's. */
 CLIPNN_API size_t clipnn_clipper_state_size(const clipnn_clipper *c);
 CLIPNN_API void clipnn_clipper_state_save(const clipnn_clipper *c, void *buf);
+/* The threshold a saved run chose with clipnn_auto_lambda (its clipper's
+ * auto_quantile > 0): 1 and lambda, quantile and warm-up steps when the
+ * state holds one, else 0 (outputs untouched). */
+CLIPNN_API int clipnn_train_state_auto_lambda(const clipnn_train_state *s, double *lambda, double *quantile,
+                                              uint64_t *steps);
 CLIPNN_API clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len);
 
 #ifdef __cplusplus

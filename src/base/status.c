@@ -1,4 +1,5 @@
 /* Status codes, error details, enum-name lookup, the log sink, the version. */
+#include <ctype.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +43,44 @@ clipnn_status clipnn_fail(clipnn_status status, const char *fmt, ...) {
     return status;
 }
 
+/* Optimal string alignment distance (case-insensitive), capped at cap + 1
+ * so that long words cost no more than they need; words of at most 63
+ * characters (longer ones are never close). */
+static size_t edit_distance(const char *a, const char *b, size_t cap) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 63 || lb > 63) return cap + 1;
+    if ((la > lb ? la - lb : lb - la) > cap) return cap + 1;
+    size_t d[64][64];
+    for (size_t i = 0; i <= la; i++) d[i][0] = i;
+    for (size_t j = 0; j <= lb; j++) d[0][j] = j;
+    for (size_t i = 1; i <= la; i++)
+        for (size_t j = 1; j <= lb; j++) {
+            int same = tolower((unsigned char)a[i - 1]) == tolower((unsigned char)b[j - 1]);
+            size_t best = d[i - 1][j - 1] + !same;
+            if (d[i - 1][j] + 1 < best) best = d[i - 1][j] + 1;
+            if (d[i][j - 1] + 1 < best) best = d[i][j - 1] + 1;
+            if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < best)
+                best = d[i - 2][j - 2] + 1;
+            d[i][j] = best;
+        }
+    return d[la][lb];
+}
+
+const char *clipnn_closest_name(const char *word, const char *const *names, size_t n) {
+    if (!word || !names) return NULL;
+    size_t len = strlen(word), cap = len <= 4 ? 1 : len <= 8 ? 2 : 3, best = cap + 1;
+    const char *found = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (!names[i]) continue;
+        size_t d = edit_distance(word, names[i], cap);
+        if (d < best) best = d, found = names[i];
+    }
+    /* else a name the word begins (pgd for pgd-linf) */
+    for (size_t i = 0; !found && len >= 2 && i < n; i++)
+        if (names[i] && !strncmp(names[i], word, len)) found = names[i];
+    return found;
+}
+
 int clipnn_lookup_name(const char *const *names, size_t n, const char *name, const char *what) {
     for (size_t i = 0; name && i < n; i++)
         if (!strcmp(name, names[i])) return (int)i;
@@ -50,7 +89,11 @@ int clipnn_lookup_name(const char *const *names, size_t n, const char *name, con
     list[0] = 0;
     for (size_t i = 0; i < n && len < sizeof list; i++)
         len += (size_t)snprintf(list + len, sizeof list - len, "%s%s", i ? ", " : "", names[i]);
-    clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown %s '%s' (%s)", what, name ? name : "(null)", list);
+    const char *close = clipnn_closest_name(name, names, n);
+    if (close)
+        clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown %s '%s' (did you mean '%s'? valid: %s)", what, name, close, list);
+    else
+        clipnn_fail(CLIPNN_ERR_INVALID_ARG, "unknown %s '%s' (%s)", what, name ? name : "(null)", list);
     return -1;
 }
 

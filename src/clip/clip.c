@@ -31,6 +31,11 @@ static const char *const rule_names[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_PERCENTILE] = "percentile",
     [CLIPNN_CLIP_ZSCORE] = "zscore",
     [CLIPNN_CLIP_PER_SAMPLE] = "per-sample",
+    [CLIPNN_CLIP_ADAGC] = "adagc",
+    [CLIPNN_CLIP_SPAM] = "spam",
+    [CLIPNN_CLIP_ACCLIP] = "acclip",
+    [CLIPNN_CLIP_NSGDM] = "nsgdm",
+    [CLIPNN_CLIP_NSGDM_CLIP] = "nsgdm-clip",
 };
 
 CLIPNN_NAME_FUNCTIONS(clipnn_clip_rule, clipnn_clip_rule, rule_names, CLIPNN_CLIP_COUNT, "clipping rule")
@@ -39,6 +44,7 @@ static const char *const nonfinite_names[CLIPNN_NONFINITE_COUNT] = {
     [CLIPNN_NONFINITE_ERROR] = "error",
     [CLIPNN_NONFINITE_SKIP] = "skip",
     [CLIPNN_NONFINITE_PROPAGATE] = "propagate",
+    [CLIPNN_NONFINITE_RANDOM] = "random",
 };
 
 CLIPNN_NAME_FUNCTIONS(clipnn_nonfinite, clipnn_nonfinite, nonfinite_names, CLIPNN_NONFINITE_COUNT, "non-finite policy")
@@ -56,6 +62,10 @@ CLIPNN_NAME_FUNCTIONS(clipnn_nonfinite, clipnn_nonfinite, nonfinite_names, CLIPN
  *   while 0.03 loses 6 points at lr 4 and 0.1 loses 10 to 40 points.
  * - agc: NFNets' default 0.01 (Brock et al. 2021, Optax).
  * - per-sample: C = 1 (Opacus examples' max_grad_norm).
+ * - adagc: lambda_rel = 1.05, the reference code's default.
+ * - spam: theta = 5000, the paper's and its code's default.
+ * - nsgdm-clip: tau = 1, as the norm family.
+ * acclip and nsgdm adapt their thresholds (or have none).
  * value, project, percentile and zscore have thresholds of their own
  * (value, project_radius, percentile, z_threshold), set in
  * clipnn_clip_options_default. */
@@ -72,6 +82,11 @@ static const double rule_lambda[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_PERCENTILE] = NAN,
     [CLIPNN_CLIP_ZSCORE] = NAN,
     [CLIPNN_CLIP_PER_SAMPLE] = 1.0,
+    [CLIPNN_CLIP_ADAGC] = 1.05,
+    [CLIPNN_CLIP_SPAM] = 5000.0,
+    [CLIPNN_CLIP_ACCLIP] = NAN,
+    [CLIPNN_CLIP_NSGDM] = NAN,
+    [CLIPNN_CLIP_NSGDM_CLIP] = 1.0,
 };
 
 int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule) {
@@ -117,12 +132,37 @@ clipnn_clip_options clipnn_clip_options_default(void) {
     o.z_warmup = 25;
     o.noise_multiplier = 0;
     o.noise_seed = 0;
+    /* Pascanu et al. leave the size of the random step open: 0.01, a
+     * hundredth of the norm family's threshold, moves theta by lr / 100. */
+    o.nonfinite_bound = INFINITY;
+    o.random_step = 0.01;
+    /* The reference code's defaults of AdaGC and SPAM. */
+    o.adagc_abs = 1.0;
+    o.adagc_beta = 0.98;
+    o.adagc_warmup = 100;
+    o.spam_delay = 20;
+    /* ACClip: the paper's beta1, beta2 and eps; alpha = 2 makes tau the
+     * RMS of g (the paper takes alpha in (1, 2]). */
+    o.acclip_alpha = 2.0;
+    o.acclip_beta1 = 0.9;
+    o.acclip_beta2 = 0.99;
+    o.acclip_eps = 1e-5;
+    o.nsgdm_beta = 0.9;
     return o;
 }
 
 /* Rules defined with Euclidean norms whatever p says. */
 static int rule_is_euclidean(clipnn_clip_rule r) {
-    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE;
+    return r == CLIPNN_CLIP_ADAPTIVE_LAYER || r == CLIPNN_CLIP_AGC || r == CLIPNN_CLIP_PER_SAMPLE ||
+           r >= CLIPNN_CLIP_ADAGC;
+}
+
+/* Rules that rewrite g entry by entry (or replace it): the gradient must be
+ * formed, never left to the update as unit factors. */
+static int rule_rewrites_g(const clipnn_clip_options *o) {
+    clipnn_clip_rule r = o->rule;
+    return r == CLIPNN_CLIP_VALUE || r == CLIPNN_CLIP_PER_SAMPLE || (r >= CLIPNN_CLIP_SPAM && r < CLIPNN_CLIP_COUNT) ||
+           o->nonfinite == CLIPNN_NONFINITE_RANDOM;
 }
 
 static double rule_order(const clipnn_clip_options *o) { return rule_is_euclidean(o->rule) ? 2.0 : o->p; }
@@ -135,8 +175,47 @@ int clipnn_clipper_reads_theta_units(const clipnn_clipper *c) {
 }
 
 int clipnn_clipper_reads_unit_norms_only(const clipnn_clipper *c) {
-    clipnn_clip_rule r = c->o.rule;
-    return rule_order(&c->o) == 2 && r != CLIPNN_CLIP_VALUE && r != CLIPNN_CLIP_PER_SAMPLE;
+    return rule_order(&c->o) == 2 && !rule_rewrites_g(&c->o);
+}
+
+/* The options of the rules of src/clip/modern.c and of the random step. */
+static clipnn_status check_modern_options(const clipnn_clip_options *o, const char *name) {
+#define BAD(...) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, __VA_ARGS__)
+#define IN01(x) ((x) >= 0 && (x) < 1)
+    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->random_step >= 0 && isfinite(o->random_step)))
+        BAD("clip: random step %g, want finite and >= 0", o->random_step);
+    if (o->nonfinite == CLIPNN_NONFINITE_RANDOM && !(o->nonfinite_bound > 0))
+        BAD("clip: non-finite bound %g, want > 0 (inf: none)", o->nonfinite_bound);
+    switch (o->rule) {
+    case CLIPNN_CLIP_ADAGC:
+        if (!(o->lambda > 0 && o->adagc_abs > 0))
+            BAD("clip adagc: lambda %g, abs %g, want > 0", o->lambda, o->adagc_abs);
+        if (!IN01(o->adagc_beta)) BAD("clip adagc: beta %g, want in [0, 1)", o->adagc_beta);
+        if (o->adagc_warmup < 2) BAD("clip adagc: warm-up %zu, want >= 2 steps (gamma starts there)", o->adagc_warmup);
+        break;
+    case CLIPNN_CLIP_SPAM:
+        if (!(o->lambda > 0 && isfinite(o->lambda))) BAD("clip spam: theta %g, want finite and > 0", o->lambda);
+        if (o->spam_delay < 1)
+            BAD("clip spam: delay %zu, want >= 1 (the step of a reset must not clip)", o->spam_delay);
+        break;
+    case CLIPNN_CLIP_ACCLIP:
+        if (!(o->acclip_alpha >= 1 && o->acclip_alpha <= 2))
+            BAD("clip acclip: alpha %g, want in [1, 2]", o->acclip_alpha);
+        if (!IN01(o->acclip_beta1) || !IN01(o->acclip_beta2))
+            BAD("clip acclip: betas %g, %g, want in [0, 1)", o->acclip_beta1, o->acclip_beta2);
+        if (!(o->acclip_eps > 0 && isfinite(o->acclip_eps))) BAD("clip acclip: eps %g, want > 0", o->acclip_eps);
+        break;
+    case CLIPNN_CLIP_NSGDM_CLIP:
+        if (!(o->lambda > 0)) BAD("clip %s: lambda %g, want > 0", name, o->lambda);
+        /* fall through */
+    case CLIPNN_CLIP_NSGDM:
+        if (!IN01(o->nsgdm_beta)) BAD("clip %s: beta %g, want in [0, 1)", name, o->nsgdm_beta);
+        break;
+    default: break;
+    }
+    return CLIPNN_OK;
+#undef IN01
+#undef BAD
 }
 
 static clipnn_status check_options(const clipnn_clip_options *o) {
@@ -188,7 +267,7 @@ static clipnn_status check_options(const clipnn_clip_options *o) {
         break;
     default: break;
     }
-    return CLIPNN_OK;
+    return check_modern_options(o, name);
 #undef BAD
 }
 
@@ -204,6 +283,7 @@ void clipnn_clipper_free(clipnn_clipper *c) {
     clipnn_free(c->history);
     clipnn_free(c->scratch);
     clipnn_free(c->sample_norm);
+    clipnn_clip_modern_free(c);
     clipnn_free(c);
 }
 
@@ -237,6 +317,7 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
         c->sample_cap = m->max_batch ? m->max_batch : 1;
         ok = (c->sample_norm = clipnn_alloc_array(c->sample_cap, sizeof *c->sample_norm)) != NULL;
     }
+    if (ok) ok = clipnn_clip_modern_alloc(c) == CLIPNN_OK;
     if (!ok) {
         clipnn_clipper_free(c);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "clip: out of memory for %zu parameters", m->n_params);
@@ -259,7 +340,7 @@ double clipnn_clip_summary_factor(double pre, double post) { return post > 0 ? p
 
 /* A global factor 1/c <= 1: folded into the update when fused, applied to
  * g otherwise. Every group keeps its share: its norm scales by the factor. */
-static void apply_global(clipnn_clipper *c, clip_step *s, double factor) {
+void clipnn_clip_apply_global(clipnn_clipper *c, clip_step *s, double factor) {
     /* A NaN factor (NaN norm under the propagate policy) is applied too:
      * torch's clamp(NaN, max=1) is NaN and every entry becomes NaN. */
     if (factor < 1 || isnan(factor)) {
@@ -304,7 +385,7 @@ static double group_combine(const clipnn_model *m, const double *acc, size_t i, 
 /* Per-group factors in c->group_scale, applied to g (or handed to the
  * optimizer per unit); post norms from the pre-clip accumulations, each
  * group's factor the divisor it was given. */
-static void apply_groups(clipnn_clipper *c, clip_step *s) {
+void clipnn_clip_apply_groups(clipnn_clipper *c, clip_step *s) {
     for (size_t i = 0; i < c->n_groups; i++) {
         double f = c->group_scale[i];
         if (f < 1) {
@@ -333,7 +414,7 @@ static double classic_factor(double norm, double threshold) {
 /* ------------------------------------------------------------- rules */
 
 static clipnn_status rule_none(clipnn_clipper *c, clip_step *s) {
-    apply_global(c, s, 1.0);
+    clipnn_clip_apply_global(c, s, 1.0);
     return CLIPNN_OK;
 }
 
@@ -359,7 +440,7 @@ static clipnn_status rule_value(clipnn_clipper *c, clip_step *s) {
 
 /* Paper eq. 10-11: c = max(||g||_p / lambda, 1). */
 static clipnn_status rule_norm(clipnn_clipper *c, clip_step *s) {
-    apply_global(c, s, classic_factor(s->pre, c->o.lambda));
+    clipnn_clip_apply_global(c, s, classic_factor(s->pre, c->o.lambda));
     return CLIPNN_OK;
 }
 
@@ -369,11 +450,11 @@ static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
     if (s->pre > FLT_MAX && isfinite(s->pre)) {
         /* A norm past float32's range (torch's float32 norm would be inf and
          * zero g): the double norm still gives the right direction. */
-        apply_global(c, s, c->o.lambda / s->pre);
+        clipnn_clip_apply_global(c, s, c->o.lambda / s->pre);
         return CLIPNN_OK;
     }
     float coef = (float)c->o.lambda / ((float)s->pre + 1e-6f);
-    apply_global(c, s, coef >= 1.0f ? 1.0 : (double)coef); /* NaN stays NaN, as torch.clamp */
+    clipnn_clip_apply_global(c, s, coef >= 1.0f ? 1.0 : (double)coef); /* NaN stays NaN, as torch.clamp */
     return CLIPNN_OK;
 }
 
@@ -381,7 +462,7 @@ static clipnn_status rule_norm_torch(clipnn_clipper *c, clip_step *s) {
 static clipnn_status rule_norm_group(clipnn_clipper *c, clip_step *s) {
     for (size_t i = 0; i < c->n_groups; i++)
         c->group_scale[i] = classic_factor(clipnn_norm_finish(c->group_acc[i], s->p), c->o.lambda);
-    apply_groups(c, s);
+    clipnn_clip_apply_groups(c, s);
     return CLIPNN_OK;
 }
 
@@ -395,7 +476,7 @@ static clipnn_status rule_adaptive(clipnn_clipper *c, clip_step *s) {
         s->theta_norm = clipnn_norm(s->m->params, c->n_params, s->p);
     }
     double theta = s->theta_norm > c->o.eps ? s->theta_norm : c->o.eps;
-    apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));
+    clipnn_clip_apply_global(c, s, classic_factor(s->pre, c->o.lambda * theta));
     return CLIPNN_OK;
 }
 
@@ -407,7 +488,7 @@ static clipnn_status rule_adaptive_layer(clipnn_clipper *c, clip_step *s) {
                                     : clipnn_norm(s->m->params + grp.offset, grp.size, 2.0);
         c->group_scale[i] = classic_factor(sqrt(c->group_acc[i]), c->o.lambda * (theta > c->o.eps ? theta : c->o.eps));
     }
-    apply_groups(c, s);
+    clipnn_clip_apply_groups(c, s);
     return CLIPNN_OK;
 }
 
@@ -454,7 +535,7 @@ static clipnn_status rule_agc(clipnn_clipper *c, clip_step *s) {
 /* Paper eq. 9: the gradient is left alone; theta is projected after the
  * update (clipnn_clipper_after_update). */
 static clipnn_status rule_project(clipnn_clipper *c, clip_step *s) {
-    apply_global(c, s, 1.0);
+    clipnn_clip_apply_global(c, s, 1.0);
     return CLIPNN_OK;
 }
 
@@ -507,12 +588,12 @@ static clipnn_status rule_percentile(clipnn_clipper *c, clip_step *s) {
         if (c->hist_count < cap) c->hist_count++;
     }
     if (c->hist_count == 0) {
-        apply_global(c, s, 1.0);
+        clipnn_clip_apply_global(c, s, 1.0);
         return CLIPNN_OK;
     }
     memcpy(c->scratch, c->history, c->hist_count * sizeof *c->scratch);
     double threshold = clipnn_percentile(c->scratch, c->hist_count, c->o.percentile);
-    apply_global(c, s, classic_factor(s->pre, threshold));
+    clipnn_clip_apply_global(c, s, classic_factor(s->pre, threshold));
     return CLIPNN_OK;
 }
 
@@ -550,7 +631,7 @@ static clipnn_status rule_zscore(clipnn_clipper *c, clip_step *s) {
         }
     }
     if (c->o.z_cap > 0 && c->o.z_cap < limit) limit = c->o.z_cap;
-    apply_global(c, s, g > limit ? limit / (g + eps) : 1.0);
+    clipnn_clip_apply_global(c, s, g > limit ? limit / (g + eps) : 1.0);
     return CLIPNN_OK;
 }
 
@@ -567,6 +648,11 @@ static const clip_rule_fn rules[CLIPNN_CLIP_COUNT] = {
     [CLIPNN_CLIP_PERCENTILE] = rule_percentile,
     [CLIPNN_CLIP_ZSCORE] = rule_zscore,
     [CLIPNN_CLIP_PER_SAMPLE] = clipnn_clip_rule_per_sample,
+    [CLIPNN_CLIP_ADAGC] = clipnn_clip_rule_adagc,
+    [CLIPNN_CLIP_SPAM] = clipnn_clip_rule_spam,
+    [CLIPNN_CLIP_ACCLIP] = clipnn_clip_rule_acclip,
+    [CLIPNN_CLIP_NSGDM] = clipnn_clip_rule_nsgdm,
+    [CLIPNN_CLIP_NSGDM_CLIP] = clipnn_clip_rule_nsgdm,
 };
 
 /* ------------------------------------------------------------- apply */
@@ -645,6 +731,14 @@ static clipnn_status run_rule(clipnn_clipper *c, clip_step *s, clipnn_clip_recor
     r->pre_norm = s->pre;
     r->nonfinite = !isfinite(s->pre_unmeasured ? s->examples_acc : s->pre);
     c->n_steps++;
+    if (c->o.nonfinite == CLIPNN_NONFINITE_RANDOM && (r->nonfinite || s->pre > c->o.nonfinite_bound)) {
+        clipnn_clip_random_step(c, s);
+        r->post_norm = s->post;
+        r->factor = s->factor;
+        r->clipped = 1;
+        c->n_clipped++;
+        return CLIPNN_OK;
+    }
     if (r->nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
         r->post_norm = s->pre;
         r->factor = NAN;

@@ -23,6 +23,12 @@ struct clipnn_clipper {
     double *sample_norm;  /* [sample_cap] per-example norms */
     size_t sample_cap;
     uint64_t n_steps, n_clipped, n_skipped;
+    /* the rules of src/clip/modern.c */
+    double *gamma;        /* [n_groups] AdaGC's EMAs of the clipped norms */
+    uint64_t rule_steps;  /* AdaGC: steps the rule ran (its warm-up counts them) */
+    float *mom, *tau;     /* [n_params] momentum (acclip, nsgdm), tau^alpha (acclip) */
+    const float *moment_v; /* spam: the optimizer's second moment (clipnn_clipper_set_moment) */
+    uint64_t moment_step, moment_reset;
 };
 
 /* What a rule sees and says for one step. */
@@ -69,6 +75,31 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
  * (a clipnn_loss_grad with parameter gradients, not clipped yet), else
  * CLIPNN_ERR_STATE. */
 clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m);
+
+/* The rules of src/clip/modern.c. */
+clipnn_status clipnn_clip_rule_adagc(clipnn_clipper *c, clip_step *s);
+clipnn_status clipnn_clip_rule_spam(clipnn_clipper *c, clip_step *s);
+clipnn_status clipnn_clip_rule_acclip(clipnn_clipper *c, clip_step *s);
+clipnn_status clipnn_clip_rule_nsgdm(clipnn_clipper *c, clip_step *s);
+/* Their state: allocation at create (0 or NOMEM's status), bytes of the
+ * CLIP section after the common part, save / load of those bytes. */
+clipnn_status clipnn_clip_modern_alloc(clipnn_clipper *c);
+void clipnn_clip_modern_free(clipnn_clipper *c);
+size_t clipnn_clip_modern_state_size(const clipnn_clipper *c);
+void clipnn_clip_modern_state_save(const clipnn_clipper *c, unsigned char *p);
+void clipnn_clip_modern_state_load(clipnn_clipper *c, const unsigned char *p);
+/* Pascanu's random step in place of g ([n_params]): a Gaussian direction
+ * of 2-norm c->o.random_step from the noise generator; fills the groups'
+ * post-clip accumulations and s->post. */
+void clipnn_clip_random_step(clipnn_clipper *c, clip_step *s);
+/* Per-group factors in c->group_scale applied (src/clip/clip.c). */
+void clipnn_clip_apply_groups(clipnn_clipper *c, clip_step *s);
+/* A global factor <= 1 applied or left to the optimizer (src/clip/clip.c). */
+void clipnn_clip_apply_global(clipnn_clipper *c, clip_step *s, double factor);
+
+/* The auto-lambda record of a CLIP section (src/clip/state.c): 1 and its
+ * values when present, else 0. */
+int clipnn_clip_state_auto_lambda(const void *buf, size_t len, double *lambda, double *quantile, uint64_t *steps);
 
 /* Percentile q in [0, 100] of v[n] (n >= 1), numpy's linear interpolation;
  * v is reordered (src/clip/clip.c). */

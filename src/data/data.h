@@ -19,6 +19,7 @@ struct clipnn_dataset {
     float pixel_max;     /* full-scale pixel value of an image set (16, 255), else 0 */
     float *x;            /* [n][dim] */
     float *y;            /* [n][n_targets] */
+    char *class_names;   /* the names of text class labels joined by '\n', or NULL */
 };
 
 /* An empty dataset with room for n rows (x and y zeroed). */
@@ -52,6 +53,14 @@ extern const unsigned char clipnn_breast_cancer_csv_gz_end[];
 /* Copies what describes the rows (image and sequence geometry, pixel
  * scale) from one set to another of the same rows' shape. */
 void clipnn_dataset_copy_geometry(clipnn_dataset *to, const clipnn_dataset *from);
+/* Copies the class names (when from has them). */
+clipnn_status clipnn_dataset_copy_class_names(clipnn_dataset *to, const clipnn_dataset *from);
+
+/* The DATA section of a checkpoint: a record as bytes (encode allocates
+ * *out with clipnn_alloc), and back, refusing a malformed payload (FORMAT)
+ * with a message naming name. */
+clipnn_status clipnn_data_info_encode(const clipnn_data_info *info, unsigned char **out, size_t *len);
+clipnn_status clipnn_data_info_decode(const char *name, const unsigned char *b, size_t len, clipnn_data_info **out);
 
 /* x: [n][T][d] or [n][d] and y: [n], [n][k] or [n][T][k] .npy files
  * (task as for CSV: < 0 decide, 0 regression, > 0 classes). */

@@ -38,6 +38,7 @@ void clipnn_dataset_free(clipnn_dataset *d) {
     clipnn_free(d->name);
     clipnn_free(d->x);
     clipnn_free(d->y);
+    clipnn_free(d->class_names);
     clipnn_free(d);
 }
 
@@ -61,6 +62,17 @@ size_t clipnn_dataset_target_steps(const clipnn_dataset *d) { return d->target_s
 void clipnn_dataset_copy_geometry(clipnn_dataset *to, const clipnn_dataset *from) {
     to->h = from->h, to->w = from->w, to->c = from->c, to->pixel_max = from->pixel_max;
     to->seq_len = from->seq_len, to->seq_dim = from->seq_dim, to->target_steps = from->target_steps;
+}
+
+clipnn_status clipnn_dataset_copy_class_names(clipnn_dataset *to, const clipnn_dataset *from) {
+    if (!from->class_names) return CLIPNN_OK;
+    size_t len = strlen(from->class_names) + 1;
+    char *names = clipnn_alloc(len);
+    if (!names) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for the class names", from->name);
+    memcpy(names, from->class_names, len);
+    clipnn_free(to->class_names);
+    to->class_names = names;
+    return CLIPNN_OK;
 }
 
 void clipnn_dataset_image_shape(const clipnn_dataset *d, size_t *h, size_t *w, size_t *c) {

@@ -26,6 +26,10 @@ typedef struct {
     long *line; /* file line of each row, for messages about targets */
     size_t rows, cols, cap_rows;
     long cols_line; /* line that fixed the column count */
+    long target_arg;  /* the target column asked for (negative: from the end) */
+    char **label;     /* the target cell's text of each row, for text class labels */
+    int text_labels;  /* some target cell is not a number */
+    int label_pending; /* label[rows] holds the text of a row not yet complete */
 } csv_table;
 
 static int is_blank(char c) { return c == ' ' || c == '\t' || c == '\r'; }
@@ -125,6 +129,28 @@ static clipnn_status bad_cell(const csv_table *t, const char *c, const char *ce,
                        shown, (size_t)(qe - q) > 40 ? "..." : "");
 }
 
+/* The target cell's text of the row being read (trimmed, unquoted). */
+static clipnn_status keep_label(csv_table *t, const char *c, const char *ce, long line, int is_text) {
+    while (c < ce && is_blank(*c)) c++;
+    while (ce > c && is_blank(ce[-1])) ce--;
+    if (ce - c >= 2 && (*c == '"' || *c == '\'') && ce[-1] == *c) c++, ce--;
+    if (is_text && c == ce)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld: empty target", t->name, line);
+    if (t->rows == 0 || (t->rows & (t->rows - 1)) == 0) { /* room for rows up to the next power of two */
+        char **nl = clipnn_realloc_array(t->label, t->rows ? 2 * t->rows : 1, sizeof *nl);
+        if (!nl) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+        t->label = nl;
+    }
+    char *text = clipnn_alloc((size_t)(ce - c) + 1);
+    if (!text) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory at line %ld", t->name, line);
+    memcpy(text, c, (size_t)(ce - c));
+    text[ce - c] = 0;
+    t->label[t->rows] = text;
+    t->label_pending = 1;
+    t->text_labels |= is_text;
+    return CLIPNN_OK;
+}
+
 /* Parse the cells of one line into the table (a new row) or, when probe is
  * set, only say whether every cell is a number (header detection). */
 static clipnn_status csv_row(csv_table *t, const char *a, const char *e, long line, int probe, int *numeric) {
@@ -134,14 +160,21 @@ static clipnn_status csv_row(csv_table *t, const char *a, const char *e, long li
         clipnn_status s = reserve_row(t, k, line);
         if (s) return s;
     }
+    long target = t->target_arg < 0 ? t->target_arg + (long)k : t->target_arg;
     for (size_t col = 0; col < k; col++) {
         const char *ce;
         const char *c = next_cell(p, e, t->sep, &ce);
         float f = 0;
         int r = parse_cell(c, ce, &f);
-        if (probe && r == 1) {
+        /* a text target is a class name; any other text cell makes a header */
+        if (probe && r == 1 && (long)col != target) {
             *numeric = 0;
             return CLIPNN_OK;
+        }
+        if (!probe && (long)col == target) {
+            clipnn_status s = keep_label(t, c, ce, line, r == 1);
+            if (s) return s;
+            if (r == 1) r = 0, f = 0;
         }
         if (!probe && r) return bad_cell(t, c, ce, r, line, col);
         if (!probe) t->v[t->n_v + col] = f;
@@ -152,6 +185,7 @@ static clipnn_status csv_row(csv_table *t, const char *a, const char *e, long li
     } else {
         t->n_v += k;
         t->line[t->rows++] = line;
+        t->label_pending = 0;
     }
     return CLIPNN_OK;
 }
@@ -165,9 +199,64 @@ static int cmp_float(const void *a, const void *b) {
  * least two rows per value on average, are taken as class labels. */
 enum { AUTO_MAX_CLASSES = 100 };
 
+static int cmp_text(const void *a, const void *b) { return strcmp(*(char *const *)a, *(char *const *)b); }
+
+/* The class names of text targets: the distinct labels in byte order,
+ * joined by newlines into d->class_names; y = each row's index among them. */
+static clipnn_status text_classes(csv_table *t, clipnn_dataset *d) {
+    size_t n = t->rows, len = 0, k = 0;
+    char **sorted = clipnn_alloc_array(n, sizeof *sorted);
+    if (!sorted) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", t->name);
+    memcpy(sorted, t->label, n * sizeof *sorted);
+    qsort(sorted, n, sizeof *sorted, cmp_text);
+    for (size_t r = 0; r < n; r++)
+        if (r == 0 || strcmp(sorted[r], sorted[k - 1])) sorted[k++] = sorted[r], len += strlen(sorted[r]) + 1;
+    d->n_classes = k;
+    d->class_names = clipnn_alloc(len);
+    if (!d->class_names) {
+        clipnn_free(sorted);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", t->name);
+    }
+    for (size_t c = 0, at = 0; c < k; c++) {
+        size_t l = strlen(sorted[c]);
+        memcpy(d->class_names + at, sorted[c], l);
+        d->class_names[at + l] = c + 1 < k ? '\n' : 0;
+        at += l + 1;
+    }
+    for (size_t r = 0; r < n; r++) {
+        char **hit = bsearch(&t->label[r], sorted, k, sizeof *sorted, cmp_text);
+        d->y[r] = (float)(hit - sorted);
+    }
+    clipnn_free(sorted);
+    return CLIPNN_OK;
+}
+
+static clipnn_status csv_text_dataset(csv_table *t, size_t target, int classification, clipnn_dataset **out) {
+    size_t n = t->rows, cols = t->cols;
+    for (size_t r = 0; r < n; r++)
+        if (strchr(t->label[r], '\n'))
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: line %ld: a newline in a class name", t->name, t->line[r]);
+    if (classification == 0)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: text targets (class names) for a regression task", t->name);
+    clipnn_dataset *d = NULL;
+    clipnn_status s = clipnn_dataset_new(t->name, n, cols - 1, 1, 1, &d);
+    for (size_t r = 0; !s && r < n; r++)
+        for (size_t c = 0, j = 0; c < cols; c++)
+            if (c != target) d->x[r * (cols - 1) + j++] = t->v[r * cols + c];
+    if (!s) s = text_classes(t, d);
+    if (s) {
+        clipnn_dataset_free(d);
+        return s;
+    }
+    *out = d;
+    return CLIPNN_OK;
+}
+
 /* Build the dataset from the table: x = every column but target, y = target,
- * as classes (remapped to 0..K-1 in increasing order) or values. */
+ * as classes (remapped to 0..K-1 in increasing order; text labels by name)
+ * or values. */
 static clipnn_status csv_dataset(csv_table *t, size_t target, int classification, clipnn_dataset **out) {
+    if (t->text_labels) return csv_text_dataset(t, target, classification, out);
     size_t n = t->rows, cols = t->cols;
     float *sorted = clipnn_alloc_array(n, sizeof *sorted);
     if (!sorted) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", t->name);
@@ -238,6 +327,7 @@ static clipnn_status parse_csv(const char *name, const char *text, size_t len, l
     csv_table t;
     memset(&t, 0, sizeof t);
     t.name = name;
+    t.target_arg = target_column;
     const char *p = text, *end = text + len;
     long line = 0;
     int first = 1;
@@ -257,7 +347,7 @@ static clipnn_status parse_csv(const char *name, const char *text, size_t len, l
             int numeric = 1;
             s = csv_row(&t, a, le, line, 1, &numeric);
             if (!s && !numeric) { /* a header line */
-                if (target_name && (target_column = header_column(a, le, t.sep, target_name)) < 0)
+                if (target_name && (t.target_arg = target_column = header_column(a, le, t.sep, target_name)) < 0)
                     s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: no column named '%s' in the header line", name,
                                     target_name);
                 target_name = NULL;
@@ -277,6 +367,8 @@ static clipnn_status parse_csv(const char *name, const char *text, size_t len, l
         s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: target column %ld is out of range: the file has %zu columns", name,
                         target_column, t.cols);
     if (!s) s = csv_dataset(&t, (size_t)tc, classification, out);
+    for (size_t r = 0; t.label && r < t.rows + (size_t)t.label_pending; r++) clipnn_free(t.label[r]);
+    clipnn_free(t.label);
     clipnn_free(t.v);
     clipnn_free(t.line);
     return s;

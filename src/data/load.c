@@ -3,6 +3,7 @@
  * dataset.c, file formats in formats.c, NumPy arrays in npy_data.c,
  * synthetic sets in synthetic.c, the embedded files in builtin.c. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,12 @@ static clipnn_status subset(const clipnn_dataset *d, const unsigned char *keep, 
     if (s) return s;
     clipnn_dataset *o = *out;
     clipnn_dataset_copy_geometry(o, d);
+    s = clipnn_dataset_copy_class_names(o, d);
+    if (s) {
+        clipnn_dataset_free(o);
+        *out = NULL;
+        return s;
+    }
     for (size_t i = 0, r = 0; i < d->n; i++) {
         if ((keep[i] != 0) != want) continue;
         memcpy(o->x + r * d->dim, d->x + i * d->dim, d->dim * sizeof(float));
@@ -87,51 +94,63 @@ static clipnn_status split(clipnn_dataset *all, double fraction, uint64_t seed, 
 
 /* -------------------------------------------------------------- scaling */
 
-/* Fit on train, apply to train and test (which may be NULL). Standardize:
- * (x - mean) / std per feature, a constant feature becoming 0. Unit: images
- * divided by their full-scale pixel value; other data min-max per feature
- * (test values may then fall outside [0, 1]). */
-static clipnn_status scale(clipnn_scaling how, clipnn_dataset *train, clipnn_dataset *test) {
-    if (how == CLIPNN_SCALE_NONE) return CLIPNN_OK;
+/* The statistics of a scaling, fitted on train: standardize: first = mean,
+ * second = population std; unit: first = min, second = max per feature, or
+ * 0 and the full-scale pixel value of an image set. */
+static void fit_stats(clipnn_scaling how, const clipnn_dataset *train, double *first, double *second) {
     size_t dim = train->dim, n = train->n;
-    double *shift = clipnn_alloc_array(2 * dim, sizeof *shift), *mul = shift + dim;
-    if (!shift) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for scaling", train->name);
     if (how == CLIPNN_SCALE_UNIT && train->pixel_max > 0) {
-        for (size_t j = 0; j < dim; j++) mul[j] = 1.0 / train->pixel_max;
+        for (size_t j = 0; j < dim; j++) first[j] = 0, second[j] = train->pixel_max;
     } else if (how == CLIPNN_SCALE_UNIT) {
-        for (size_t j = 0; j < dim; j++) shift[j] = INFINITY, mul[j] = -INFINITY; /* min, max */
+        for (size_t j = 0; j < dim; j++) first[j] = INFINITY, second[j] = -INFINITY;
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < dim; j++) {
                 double v = train->x[i * dim + j];
-                shift[j] = v < shift[j] ? v : shift[j];
-                mul[j] = v > mul[j] ? v : mul[j];
+                first[j] = v < first[j] ? v : first[j];
+                second[j] = v > second[j] ? v : second[j];
             }
-        for (size_t j = 0; j < dim; j++) mul[j] = mul[j] > shift[j] ? 1.0 / (mul[j] - shift[j]) : 1.0;
     } else {
+        for (size_t j = 0; j < dim; j++) first[j] = second[j] = 0;
         for (size_t i = 0; i < n; i++)
-            for (size_t j = 0; j < dim; j++) shift[j] += train->x[i * dim + j];
-        for (size_t j = 0; j < dim; j++) shift[j] /= (double)(n ? n : 1);
+            for (size_t j = 0; j < dim; j++) first[j] += train->x[i * dim + j];
+        for (size_t j = 0; j < dim; j++) first[j] /= (double)(n ? n : 1);
         for (size_t i = 0; i < n; i++)
             for (size_t j = 0; j < dim; j++) {
-                double dv = train->x[i * dim + j] - shift[j];
-                mul[j] += dv * dv;
+                double dv = train->x[i * dim + j] - first[j];
+                second[j] += dv * dv;
             }
-        for (size_t j = 0; j < dim; j++) {
-            double sd = sqrt(mul[j] / (double)(n ? n : 1));
-            mul[j] = sd > 0 ? 1.0 / sd : 1.0;
+        for (size_t j = 0; j < dim; j++) second[j] = sqrt(second[j] / (double)(n ? n : 1));
+    }
+}
+
+/* x <- (x - shift) * mul with the statistics of fit_stats: a constant
+ * feature (std 0, or max == min) is shifted and left unscaled. */
+static void apply_stats(clipnn_scaling how, const double *first, const double *second, clipnn_dataset *d) {
+    if (!d || how == CLIPNN_SCALE_NONE) return;
+    size_t dim = d->dim;
+    for (size_t j = 0; j < dim; j++) {
+        double spread = how == CLIPNN_SCALE_UNIT ? second[j] - first[j] : second[j];
+        double mul = spread > 0 ? 1.0 / spread : 1.0, shift = first[j];
+        for (size_t i = 0; i < d->n; i++) {
+            float *v = &d->x[i * dim + j];
+            *v = (float)((*v - shift) * mul);
         }
     }
-    clipnn_dataset *sets[2] = {train, test};
-    for (int k = 0; k < 2; k++) {
-        clipnn_dataset *d = sets[k];
-        if (!d) continue;
-        for (size_t i = 0; i < d->n; i++)
-            for (size_t j = 0; j < dim; j++) {
-                float *v = &d->x[i * dim + j];
-                *v = (float)((*v - shift[j]) * mul[j]);
-            }
-    }
-    clipnn_free(shift);
+}
+
+/* Fit on train, apply to train and test (which may be NULL); the
+ * statistics go to *stats ([2][dim], NULL for no scaling) when asked. */
+static clipnn_status scale(clipnn_scaling how, clipnn_dataset *train, clipnn_dataset *test, double **stats) {
+    if (stats) *stats = NULL;
+    if (how == CLIPNN_SCALE_NONE) return CLIPNN_OK;
+    size_t dim = train->dim;
+    double *first = clipnn_alloc_array(2 * dim, sizeof *first), *second = first + dim;
+    if (!first) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for scaling", train->name);
+    fit_stats(how, train, first, second);
+    apply_stats(how, first, second, train);
+    apply_stats(how, first, second, test);
+    if (stats) *stats = first;
+    else clipnn_free(first);
     return CLIPNN_OK;
 }
 
@@ -382,8 +401,10 @@ static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, i
                        spec);
 }
 
-clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *opts,
-                                  clipnn_dataset **train, clipnn_dataset **test) {
+/* Load, split and scale; *stats receives the fitted statistics ([2][dim])
+ * and *how the scaling chosen when stats is not NULL. */
+static clipnn_status load_scaled(const char *spec, const clipnn_data_options *opts, clipnn_dataset **train,
+                                 clipnn_dataset **test, clipnn_scaling *how_out, double **stats, int announce) {
     if (!spec || !train) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset: NULL argument");
     *train = NULL;
     if (test) *test = NULL;
@@ -399,8 +420,9 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
     if (s && d.all != d.tr) clipnn_dataset_free(d.all);
     if (!s && d.tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", d.tr->name);
     clipnn_scaling how = o.scaling == CLIPNN_SCALE_AUTO ? d.auto_scale : o.scaling;
-    if (!s) s = scale(how, d.tr, d.te);
-    if (!s) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, d.tr);
+    if (how_out) *how_out = how;
+    if (!s) s = scale(how, d.tr, d.te, stats);
+    if (!s && announce) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, d.tr);
     if (s) {
         clipnn_dataset_free(d.tr);
         clipnn_dataset_free(d.te);
@@ -411,5 +433,135 @@ clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *o
         *test = d.te;
     else
         clipnn_dataset_free(d.te);
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_dataset_load(const char *spec, const clipnn_data_options *opts,
+                                  clipnn_dataset **train, clipnn_dataset **test) {
+    return load_scaled(spec, opts, train, test, NULL, NULL, 1);
+}
+
+/* ------------------------------------------------------------ records */
+
+/* The shortest of %.15g and %.17g that strtod reads back as v (at most 25
+ * characters). */
+static int format_double(char *out, size_t cap, double v) {
+    int n = snprintf(out, cap, "%.15g", v);
+    if (strtod(out, NULL) != v) n = snprintf(out, cap, "%.17g", v);
+    return n;
+}
+
+/* dim numbers joined by commas, each read back as the same double. */
+static char *number_list(const double *v, size_t dim) {
+    size_t cap;
+    if (clipnn_mul_size(dim, 26, &cap)) return NULL;
+    char *out = clipnn_alloc(cap + 1), *p = out;
+    if (!out) return NULL;
+    for (size_t j = 0; j < dim; j++) {
+        if (j) *p++ = ',';
+        p += format_double(p, 26, v[j]);
+    }
+    *p = 0;
+    return out;
+}
+
+static clipnn_status set_number(clipnn_data_info *info, const char *key, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static clipnn_status set_number(clipnn_data_info *info, const char *key, const char *fmt, ...) {
+    char text[64];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    return clipnn_data_info_set(info, key, text);
+}
+
+static clipnn_status set_stats_entries(clipnn_data_info *info, clipnn_scaling how, const double *stats, size_t dim) {
+    if (how == CLIPNN_SCALE_NONE) return CLIPNN_OK;
+    static const char *const names[2][2] = {{"data.mean", "data.std"}, {"data.min", "data.max"}};
+    clipnn_status s = CLIPNN_OK;
+    for (int k = 0; !s && k < 2; k++) {
+        char *text = number_list(stats + k * dim, dim);
+        if (!text) return clipnn_fail(CLIPNN_ERR_NOMEM, "data info: out of memory for the scaling");
+        s = clipnn_data_info_set(info, names[how == CLIPNN_SCALE_UNIT][k], text);
+        clipnn_free(text);
+    }
+    return s;
+}
+
+/* The record of a load: spec, options, the scaling with its statistics,
+ * the class names. */
+static clipnn_status record(const char *spec, const clipnn_data_options *o, clipnn_scaling how, const double *stats,
+                            const clipnn_dataset *train, clipnn_data_info *info) {
+    clipnn_status s = clipnn_data_info_set(info, "data.spec", spec);
+    if (!s) s = clipnn_data_info_set(info, "data.scaling", clipnn_scaling_name(how));
+    if (!s) s = set_number(info, "data.seed", "%llu", (unsigned long long)o->seed);
+    char fraction[32];
+    format_double(fraction, sizeof fraction, o->test_fraction);
+    if (!s) s = clipnn_data_info_set(info, "data.test_fraction", fraction);
+    if (!s) s = set_number(info, "data.target_column", "%ld", o->target_column);
+    if (!s) s = set_number(info, "data.dim", "%zu", train->dim);
+    if (!s) s = set_stats_entries(info, how, stats, train->dim);
+    if (!s && train->class_names) s = clipnn_data_info_set(info, "data.classes", train->class_names);
+    return s;
+}
+
+clipnn_status clipnn_dataset_load_info(const char *spec, const clipnn_data_options *opts, clipnn_dataset **train,
+                                       clipnn_dataset **test, clipnn_data_info **info) {
+    if (!info) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset: NULL argument");
+    *info = NULL;
+    clipnn_data_options o = opts ? *opts : clipnn_data_options_default();
+    double *stats = NULL;
+    clipnn_scaling how = CLIPNN_SCALE_NONE;
+    clipnn_status s = load_scaled(spec, &o, train, test, &how, &stats, 1);
+    if (s) return s;
+    s = clipnn_data_info_create(info);
+    if (!s) s = record(spec, &o, how, stats, *train, *info);
+    clipnn_free(stats);
+    if (s) {
+        clipnn_data_info_free(*info);
+        *info = NULL;
+        clipnn_dataset_free(*train);
+        *train = NULL;
+        if (test) clipnn_dataset_free(*test), *test = NULL;
+    }
+    return s;
+}
+
+static clipnn_status check_recorded(const clipnn_data_info *info, const clipnn_dataset *train) {
+    const double *first, *second;
+    size_t dim = clipnn_data_info_stats(info, &first, &second);
+    clipnn_scaling how = clipnn_data_info_options(info).scaling;
+    if (how != CLIPNN_SCALE_NONE && dim == 0)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "data record: scaling %s without its statistics",
+                           clipnn_scaling_name(how));
+    if (how != CLIPNN_SCALE_NONE && dim != train->dim)
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu features, the recorded scaling has %zu", train->name, train->dim,
+                           dim);
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_dataset_load_recorded(const clipnn_data_info *info, const char *spec, clipnn_dataset **train,
+                                           clipnn_dataset **test) {
+    if (!info || !train) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset: NULL argument");
+    if (!spec) spec = clipnn_data_info_spec(info);
+    if (!spec) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "data record: no data spec recorded, and none given");
+    clipnn_data_options o = clipnn_data_info_options(info);
+    clipnn_scaling how = o.scaling;
+    o.scaling = CLIPNN_SCALE_NONE;
+    clipnn_status s = load_scaled(spec, &o, train, test, NULL, NULL, 0);
+    if (!s) s = check_recorded(info, *train);
+    if (s) {
+        clipnn_dataset_free(*train);
+        *train = NULL;
+        if (test) clipnn_dataset_free(*test), *test = NULL;
+        return s;
+    }
+    const double *first, *second;
+    clipnn_data_info_stats(info, &first, &second);
+    apply_stats(how, first, second, *train);
+    if (test) apply_stats(how, first, second, *test);
+    clipnn_log(0, "%s: inputs scaled (%s) with the recorded training statistics", (*train)->name,
+               clipnn_scaling_name(how));
     return CLIPNN_OK;
 }

@@ -399,10 +399,14 @@ static void test_precision(probe *p) {
     const double gf_norm = clipnn_norm(p->gf, n, 2.0);
     if (p->o->fd_step > 0) {
         test_fd_step(p, off, diff);
+    } else if (f_zero && d_nonzero && p->reached) {
+        clipnn_diag_check(d, "float32-vs-double", 1,
+                          "the float32 gradient is exactly 0, the double one %.4g, but the objective is met: nothing "
+                          "to fix", d->grad_norm_ref);
     } else if (f_zero && d_nonzero) {
-        clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "float32-vs-double",
-                    "the true gradient is below float32's range here (smallest float 1.4e-45): use a loss whose "
-                    "gradient does not vanish (the CW margin), or evaluate the loss and its gradient in double",
+        char rem[400];
+        clipnn_diag_float_zero_remedy(p->ts, maxd, rem, sizeof rem);
+        clipnn_diag_finding(d, CLIPNN_CAUSE_PRECISION, "float32-vs-double", rem,
                     "the float32 gradient is exactly 0 in all %zu coordinates; the double reference gradient has norm "
                     "%.4g (largest component %.4g)",
                     n, d->grad_norm_ref, maxd);
@@ -488,10 +492,7 @@ static void report_minimum(probe *p, double lmin, double lmax, size_t used) {
              : p->ts->known || !isnan(p->o->target) ? ", above its target"
                                                        : " (target unknown)");
     clipnn_diag_finding(d, CLIPNN_CAUSE_LOCAL_MINIMUM, "lanczos-curvature",
-                p->reached ? "converged: a minimum where the objective has reached its target; nothing to fix"
-                           : "a local minimum: restart from other points (random restarts), change the starting "
-                             "point or the objective (e.g. the margin loss)",
-                "%s", nums);
+                        clipnn_diag_minimum_remedy(p->ts, p->reached), "%s", nums);
 }
 
 /* Curvature at a stationary point (Lanczos): a saddle, a minimum, or flat. */
@@ -564,7 +565,7 @@ clipnn_status clipnn_diagnose_fn(const clipnn_objective_fn *f, const float *poin
         return clipnn_fail(CLIPNN_ERR_NOMEM, "diagnose: out of memory");
     }
     problem P = {f->dim, fn_eval_d, fn_eval_f, &c};
-    target_state ts = {0, 0};
+    target_state ts = {0, 0, 0};
     s = clipnn_diagnose_problem(&P, point, o, &ts, o->grad_tol, d);
     clipnn_free(c.scratch_d), clipnn_free(c.scratch_f);
     return s;

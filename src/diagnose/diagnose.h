@@ -17,6 +17,7 @@ typedef struct {
 typedef struct {
     int known;   /* the objective knows whether it is reached */
     int reached;
+    int classify; /* a class objective: the CW margin loss is a remedy */
 } target_state;
 
 /* Record a cause found (with its numbers and remedy), or a check run. */
@@ -30,6 +31,14 @@ void clipnn_diag_check(clipnn_diagnosis *d, const char *test, int passed, const 
  * below which the optimizer's gradient counts as zero. */
 clipnn_status clipnn_diagnose_problem(problem *P, const float *point, const clipnn_diagnose_options *o,
                                       const target_state *ts, double tiny, clipnn_diagnosis *d);
+
+/* Remedies that fit the network and the task. */
+int clipnn_diag_flat_tail(clipnn_act act); /* GELU, softplus: flat for large negative inputs */
+const char *clipnn_diag_saturation_remedy(clipnn_act act, int output_sigmoid);
+const char *clipnn_diag_dead_relu_remedy(void);
+/* float32 gradient exactly 0, double not: max_component the double one's largest |component|. */
+void clipnn_diag_float_zero_remedy(const target_state *ts, double max_component, char *buf, size_t cap);
+const char *clipnn_diag_minimum_remedy(const target_state *ts, int reached);
 
 /* clipnn_diagnose_model for a model with recurrent layers: the input
  * gradient through time (src/diagnose/through_time.c). */

@@ -51,7 +51,10 @@ static double model_eval_f(void *ctx, const float *x, float *g) {
  * vanished on the way down. */
 #define VANISHING 1e-5
 
-static double act_deriv_peak(clipnn_act a) { return a == CLIPNN_ACT_SIGMOID ? 0.25 : 1.0; }
+/* The largest |derivative| of each activation (GELU's: 1.1289 at z = 1.4).  */
+static double act_deriv_peak(clipnn_act a) {
+    return a == CLIPNN_ACT_SIGMOID ? 0.25 : a == CLIPNN_ACT_GELU ? 1.1289 : 1.0;
+}
 
 /* -ln of float32's smallest subnormal and smallest normal number: the
  * softmax margins past which exp(-margin) is 0, or inexact, in float32. */
@@ -85,12 +88,14 @@ static void test_saturation(const model_ctx *c, size_t l, const double *z, net_t
     size_t sat = 0;
     double zmax = 0;
     for (size_t u = 0; u < Ly->out; u++) {
-        double dv = clipnn_act_deriv_d(Ly->act, z[u]) / act_deriv_peak(Ly->act);
+        double dv = fabs(clipnn_act_deriv_d(Ly->act, z[u])) / act_deriv_peak(Ly->act); /* GELU's dips below 0 */
         sat += dv < 1e-4;
         zmax = fmax(zmax, fabs(z[u]));
     }
     int kills = sg->out_norm > 0 && sg->pre_norm <= 1e-3 * sg->out_norm;
-    if (!(sat && kills && worth_a_finding(t) && !t->found_sat)) {
+    /* most units saturated and the signal cut by 1e3 is saturation even before the gradient counts as tiny */
+    int layer_saturated = kills && 2 * sat > Ly->out && !t->reached;
+    if (!(sat && kills && (worth_a_finding(t) || layer_saturated) && !t->found_sat)) {
         clipnn_diag_check(d, "saturated-units", 1, "layer %zu (%s): %zu of %zu units saturated, signal %.3g -> %.3g", l,
                           clipnn_act_name(Ly->act), sat, Ly->out, sg->out_norm, sg->pre_norm);
         return;
@@ -98,11 +103,7 @@ static void test_saturation(const model_ctx *c, size_t l, const double *z, net_t
     t->found_sat = 1;
     int output = l == c->m->n_layers - 1 && Ly->act == CLIPNN_ACT_SIGMOID;
     clipnn_diag_finding(d, CLIPNN_CAUSE_SATURATION, output ? "saturated-output" : "saturated-units",
-                output ? "the model outputs probabilities through a sigmoid, and a loss on probabilities "
-                         "(MSE) saturates when the output is confidently wrong: use the logits with "
-                         "sigmoid cross-entropy (BCE on logits, gradient sigmoid(z) - y), or start elsewhere"
-                       : "saturated hidden units: start from another point, rescale the input, or use a "
-                         "non-saturating activation (ReLU, GELU) in the model",
+                clipnn_diag_saturation_remedy(Ly->act, output),
                 "layer %zu (%s%s): %zu of %zu units saturated (derivative below 1e-4 of its peak, |z| up to "
                 "%.3g); the backward signal is %.4g at the layer's output and %.4g after its derivative; "
                 "objective %.6g, not at its target",
@@ -126,9 +127,7 @@ static void test_dead_relu(const model_ctx *c, size_t l, const double *z, net_te
         return;
     }
     t->found_dead = 1;
-    clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "dead-relu",
-                "no small change of the input reaches an active unit: start from another point (random "
-                "start), or use a smooth activation (GELU, softplus) whose gradient never vanishes exactly",
+    clipnn_diag_finding(d, CLIPNN_CAUSE_PARAMETRIZATION, "dead-relu", clipnn_diag_dead_relu_remedy(),
                 "layer %zu: %zu of %zu ReLU units inactive for this input (largest pre-activation %.4g); the "
                 "backward signal is %.4g at the layer's output and exactly 0 after it",
                 l, dead, Ly->out, zbest, sg->out_norm);
@@ -268,7 +267,7 @@ static void model_tests(model_ctx *c, const clipnn_diagnose_options *o, int reac
         const double *z = c->pre + off;
         off += m->layers[l].out;
         clipnn_act act = m->layers[l].act;
-        if (act == CLIPNN_ACT_SIGMOID || act == CLIPNN_ACT_TANH)
+        if (act == CLIPNN_ACT_SIGMOID || act == CLIPNN_ACT_TANH || clipnn_diag_flat_tail(act))
             test_saturation(c, l, z, &t, d);
         else if (act == CLIPNN_ACT_RELU)
             test_dead_relu(c, l, z, &t, d);
@@ -374,7 +373,8 @@ clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj
     int reached;
     double tiny;
     s = assess_point(&c, point, o, x, &reached, &tiny);
-    target_state ts = {obj->kind != CLIPNN_OBJ_MAXIMIZE_UNIT, reached};
+    int classify = obj->kind == CLIPNN_OBJ_TARGET_CLASS || obj->kind == CLIPNN_OBJ_LEAVE_CLASS;
+    target_state ts = {obj->kind != CLIPNN_OBJ_MAXIMIZE_UNIT, reached, classify};
     if (!s) s = clipnn_diagnose_problem(&P, point, o, &ts, tiny, d);
     if (!s) s = c.status;
     if (!s) {

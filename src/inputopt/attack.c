@@ -6,9 +6,9 @@
 #include <math.h>
 #include <string.h>
 
-#include "inputopt/inputopt.h"
+#include "inputopt/attack.h"
 
-static const char *const method_names[CLIPNN_ATTACK_COUNT] = {"fgsm", "pgd-linf", "pgd-l2"};
+static const char *const method_names[CLIPNN_ATTACK_COUNT] = {"fgsm", "pgd-linf", "pgd-l2", "apgd-ce", "apgd-dlr"};
 
 CLIPNN_NAME_FUNCTIONS(clipnn_attack_method, clipnn_attack_method, method_names, CLIPNN_ATTACK_COUNT, "attack")
 
@@ -78,12 +78,6 @@ static void random_start(clipnn_rng *rng, float *x, const float *x0, size_t n, i
     for (size_t i = 0; i < n; i++) x[i] = x0[i] + (float)(f * x[i]);
 }
 
-typedef struct {
-    float *x0, *xa, *best, *g, *xm, *y;
-    double *values, *best_value, *gnorm;
-    int *reached, *best_reached, *eligible, *zero_grad, *fooled;
-} attack_work;
-
 static clipnn_status check_options(const clipnn_model *m, const clipnn_attack_options *o) {
     if ((unsigned)o->method >= CLIPNN_ATTACK_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: unknown method %d", (int)o->method);
@@ -96,25 +90,14 @@ static clipnn_status check_options(const clipnn_model *m, const clipnn_attack_op
     if (o->restarts == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: restarts must be >= 1");
     if (o->loss != CLIPNN_LOSS_XENT && o->loss != CLIPNN_LOSS_MARGIN)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: loss must be xent or margin, not %s", clipnn_loss_name(o->loss));
+    clipnn_status s = clipnn_apgd_check(m, o);
+    if (s) return s;
     if (o->targeted && o->target_class >= clipnn_model_n_outputs(m))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: target class %zu is not one of %zu outputs", o->target_class,
                            clipnn_model_n_outputs(m));
     if (o->batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: batch must be >= 1");
     return clipnn_space_check(&o->space);
 }
-
-/* One batch under attack: the options, the objective, the work arrays
- * and what the method fixes (step alpha, norm p, number of steps). */
-typedef struct {
-    clipnn_model *m;
-    const clipnn_attack_options *o;
-    const clipnn_objective *obj;
-    attack_work *w;
-    size_t B, batch_index, n, steps;
-    int l2;
-    double alpha, p, lo, hi;
-    clipnn_rng *rng;
-} attack_batch_ctx;
 
 /* Default step: Madry et al.'s 2.5 eps / steps, but at least eps / 4
  * (torchattacks' 2/255 at 8/255): with 40 steps the first is eps / 16, and
@@ -125,8 +108,7 @@ static double attack_step_size(const clipnn_attack_options *o, size_t steps) {
     return o->step > 0 ? o->step : fmax(2.5 * o->eps / (double)steps, o->eps / 4.0);
 }
 
-/* Every example back at x0, or at a random start in the budget. */
-static void restart_from_x0(attack_batch_ctx *A) {
+void clipnn_attack_restart(attack_batch_ctx *A) {
     attack_work *w = A->w;
     for (size_t b = 0; b < A->B; b++) {
         float *xa = w->xa + b * A->n;
@@ -140,51 +122,28 @@ static void restart_from_x0(attack_batch_ctx *A) {
     }
 }
 
-/* Example b's gradient norm and its kept iterate (a fooled one beats one
- * that is not, then the lower value; the last one with keep_last). */
-static void observe_example(attack_batch_ctx *A, size_t b, int last) {
+void clipnn_attack_observe(attack_batch_ctx *A, size_t rs, size_t t, int last) {
     attack_work *w = A->w;
-    const size_t n = A->n;
-    const float *g = w->g + b * n;
-    double gn = 0;
-    for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
-    w->gnorm[b] = sqrt(gn);
-    if (!w->eligible[b]) return;
-    int better = w->reached[b] > w->best_reached[b] ||
-                 (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
-    if (better || (A->o->keep_last && last)) {
-        w->best_reached[b] = w->reached[b];
-        w->best_value[b] = w->values[b];
-        w->zero_grad[b] = gn == 0.0;
-        memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
-    }
-}
-
-static void step_example(attack_batch_ctx *A, size_t b);
-
-/* Every example observed, then (unless last) moved one step: one parallel
- * pass over the examples, each on its own (the same results on any number
- * of threads); the per-example loops are a fifth of a batch's time on one
- * thread and would be all of a second thread's idle time on two. */
-static void observe_and_step(attack_batch_ctx *A, int last) {
-    int threads = clipnn_threads_for(A->B * A->n);
-#pragma omp parallel for schedule(static) num_threads(threads) if (threads > 1)
-    for (size_t b = 0; b < A->B; b++) {
-        observe_example(A, b, last);
-        if (!last) step_example(A, b);
-    }
-}
-
-/* The trace row of the iterate just observed. */
-static void trace_iterate(attack_batch_ctx *A, size_t rs, size_t t) {
-    attack_work *w = A->w;
-    const size_t B = A->B;
+    const size_t n = A->n, B = A->B;
     double sum_loss = 0, sum_gn = 0;
     size_t fooled = 0;
     for (size_t b = 0; b < B; b++) {
+        const float *g = w->g + b * n;
+        double gn = 0;
+        for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
+        w->gnorm[b] = sqrt(gn);
         sum_gn += w->gnorm[b];
         sum_loss += w->values[b];
         fooled += w->eligible[b] && w->reached[b];
+        if (!w->eligible[b]) continue;
+        int better = w->reached[b] > w->best_reached[b] ||
+                     (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
+        if (better || (A->o->keep_last && last)) {
+            w->best_reached[b] = w->reached[b];
+            w->best_value[b] = w->values[b];
+            w->zero_grad[b] = gn == 0.0;
+            memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
+        }
     }
     const clipnn_attack_options *o = A->o;
     if (!o->on_step) return;
@@ -194,25 +153,28 @@ static void trace_iterate(attack_batch_ctx *A, size_t rs, size_t t) {
     o->on_step(&st, o->user);
 }
 
-/* Example b one step downhill on the objective, then back into the budget. */
-static void step_example(attack_batch_ctx *A, size_t b) {
+/* One step downhill on the objective, then back into the budget. */
+static void step_iterate(attack_batch_ctx *A) {
     attack_work *w = A->w;
     const size_t n = A->n;
-    if (!w->eligible[b]) return;
-    float *xa = w->xa + b * n;
-    const float *g = w->g + b * n;
-    if (A->l2) {
-        float scale = (float)(A->alpha / (w->gnorm[b] + 1e-10));
-        for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
-    } else {
-        const float a = (float)A->alpha;
-        for (size_t i = 0; i < n; i++) xa[i] = xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f);
+    for (size_t b = 0; b < A->B; b++) {
+        if (!w->eligible[b]) continue;
+        float *xa = w->xa + b * n;
+        const float *g = w->g + b * n;
+        if (A->l2) {
+            float scale = (float)(A->alpha / (w->gnorm[b] + 1e-10));
+            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
+        } else {
+            const float a = (float)A->alpha;
+            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f);
+        }
+        clipnn_project_budget(xa, w->x0 + b * n, n, A->p, A->o->eps, A->lo, A->hi);
     }
-    clipnn_project_budget(xa, w->x0 + b * n, n, A->p, A->o->eps, A->lo, A->hi);
 }
 
 /* One batch: every restart from x0, each iterate compared with the kept one. */
 static clipnn_status attack_batch(attack_batch_ctx *A) {
+    if (A->o->method == CLIPNN_ATTACK_APGD_CE || A->o->method == CLIPNN_ATTACK_APGD_DLR) return clipnn_apgd_batch(A);
     attack_work *w = A->w;
     for (size_t b = 0; b < A->B; b++) {
         w->best_value[b] = INFINITY;
@@ -220,15 +182,14 @@ static clipnn_status attack_batch(attack_batch_ctx *A) {
     }
     memcpy(w->best, w->x0, A->B * A->n * sizeof *w->best);
     for (size_t rs = 0; rs < A->o->restarts; rs++) {
-        restart_from_x0(A);
+        clipnn_attack_restart(A);
         for (size_t t = 0;; t++) {
             clipnn_status s = clipnn_objective_grad_space(A->m, A->obj, &A->o->space, w->xa, w->y, A->B, w->values,
                                                           w->g, w->reached, w->xm);
             if (s) return s;
-            /* the trace reads the norms and values, which the step leaves */
-            observe_and_step(A, t == A->steps);
-            trace_iterate(A, rs, t);
+            clipnn_attack_observe(A, rs, t, t == A->steps);
             if (t == A->steps) break;
+            step_iterate(A);
         }
     }
     return CLIPNN_OK;
@@ -354,7 +315,7 @@ clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, con
     if ((s = alloc_work(&w, bs, n))) return s;
     clipnn_objective obj = clipnn_objective_default();
     obj.kind = o->targeted ? CLIPNN_OBJ_TARGET_CLASS : CLIPNN_OBJ_LEAVE_CLASS;
-    obj.loss = o->loss;
+    obj.loss = o->method == CLIPNN_ATTACK_APGD_CE ? CLIPNN_LOSS_XENT : o->loss;
     obj.kappa = o->kappa;
     clipnn_rng rng;
     clipnn_rng_seed(&rng, o->seed);

@@ -235,7 +235,11 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
         for (size_t j = 0; j < k; j++) dr[j] = (float)da[j];
     }
     clipnn_free(a);
-    if (!dx) return CLIPNN_OK;
+    if (dx) clipnn_objective_backward(m, top, batch, dx);
+    return CLIPNN_OK;
+}
+
+void clipnn_objective_backward(clipnn_model *m, size_t top, size_t batch, float *dx) {
     /* Backward from the top layer to the input only: no parameter gradients. */
     for (size_t l = top + 1; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
@@ -243,7 +247,6 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
         clipnn_dense_backward(NULL, NULL, l > 0 ? m->delta[l - 1] : dx, m->delta[l],
                               clipnn_layer_input(m, l), m->params + L->w_offset, batch, L->in, L->out);
     }
-    return CLIPNN_OK;
 }
 
 clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objective *o,

@@ -16,6 +16,10 @@ void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B
 /* A gradient in the model's input ([B][dim]) into the data space, in place. */
 void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim);
 
+/* d value / d x ([batch][n_inputs]) from d value / d a_top already in the
+ * top layer's deltas of the last forward (input gradient only). */
+void clipnn_objective_backward(clipnn_model *m, size_t top, size_t batch, float *dx);
+
 /* clipnn_objective_grad at inputs x given in the data space; dx in the
  * data space too. xm: scratch [B][dim]. */
 clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objective *o,

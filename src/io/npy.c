@@ -16,38 +16,45 @@
 
 #include "base/bytes_le.h"
 #include "io/io.h"
+#include "io/npy.h"
 
 static const unsigned char npy_magic[6] = {0x93, 'N', 'U', 'M', 'P', 'Y'};
 enum { NPY_ALIGN = 64, NPY_PREFIX_V1 = 10, NPY_PREFIX_V2 = 12 };
 
 /* ---------------------------------------------------------------- write */
 
+size_t clipnn_npy_header(unsigned char *out, const size_t *shape, size_t ndim) {
+    char dict[256], dims[160] = "";
+    size_t k = 0;
+    for (size_t i = 0; i < ndim && i < CLIPNN_NPY_MAX_DIMS; i++)
+        k += (size_t)snprintf(dims + k, sizeof dims - k, "%zu,%s", shape[i], i + 1 < ndim ? " " : "");
+    if (ndim > 1) dims[k - 1] = 0; /* (R, C) without a trailing comma, (R,) keeps it */
+    int len = snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", dims);
+    /* pad with spaces to a multiple of NPY_ALIGN, counting the final '\n' */
+    size_t total = NPY_PREFIX_V1 + (size_t)len + 1;
+    size_t padded = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    size_t header_len = padded - NPY_PREFIX_V1;
+    memcpy(out, npy_magic, 6);
+    out[6] = 1;
+    out[7] = 0;
+    out[8] = (unsigned char)(header_len & 0xff);
+    out[9] = (unsigned char)(header_len >> 8);
+    memcpy(out + NPY_PREFIX_V1, dict, (size_t)len);
+    memset(out + NPY_PREFIX_V1 + len, ' ', padded - 1 - NPY_PREFIX_V1 - (size_t)len);
+    out[padded - 1] = '\n';
+    return padded;
+}
+
 typedef struct {
     const float *data;
-    size_t rows, cols, count;
+    const size_t *shape;
+    size_t ndim, count;
 } npy_job;
 
 static int fill_npy(FILE *f, void *user) {
     const npy_job *job = user;
-    char dict[128];
-    int len = job->cols == 0
-                  ? snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu,), }",
-                             job->rows)
-                  : snprintf(dict, sizeof dict, "{'descr': '<f4', 'fortran_order': False, 'shape': (%zu, %zu), }",
-                             job->rows, job->cols);
-    /* pad with spaces to a multiple of NPY_ALIGN, counting the final '\n' */
-    size_t total = NPY_PREFIX_V1 + (size_t)len + 1;
-    size_t padded = (total + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
-    unsigned char head[NPY_PREFIX_V1 + 192];
-    size_t header_len = padded - NPY_PREFIX_V1;
-    memcpy(head, npy_magic, 6);
-    head[6] = 1;
-    head[7] = 0;
-    head[8] = (unsigned char)(header_len & 0xff);
-    head[9] = (unsigned char)(header_len >> 8);
-    memcpy(head + NPY_PREFIX_V1, dict, (size_t)len);
-    memset(head + NPY_PREFIX_V1 + len, ' ', padded - 1 - NPY_PREFIX_V1 - (size_t)len);
-    head[padded - 1] = '\n';
+    unsigned char head[CLIPNN_NPY_HEADER_MAX];
+    size_t padded = clipnn_npy_header(head, job->shape, job->ndim);
     errno = 0;
     if (fwrite(head, 1, padded, f) != padded) return errno ? errno : EIO;
     unsigned char buf[4096];
@@ -60,14 +67,23 @@ static int fill_npy(FILE *f, void *user) {
     return 0;
 }
 
-clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols) {
+clipnn_status clipnn_npy_write_nd(const char *path, const float *data, const size_t *shape, size_t ndim) {
     if (!path || !*path) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "npy: no file name");
-    size_t count;
-    if (clipnn_mul_size(rows, cols ? cols : 1, &count) || count > SIZE_MAX / 4)
-        return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: %zu x %zu floats is too large", path, rows, cols);
+    if (!shape || ndim < 1 || ndim > CLIPNN_NPY_MAX_DIMS)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: %zu dimensions; 1 to %d are written", path, ndim,
+                           CLIPNN_NPY_MAX_DIMS);
+    size_t count = 1;
+    for (size_t i = 0; i < ndim; i++)
+        if (clipnn_mul_size(count, shape[i], &count) || count > SIZE_MAX / 4)
+            return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: the array is too large", path);
     if (count > 0 && !data) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: NULL data", path);
-    npy_job job = {data, rows, cols, count};
+    npy_job job = {data, shape, ndim, count};
     return clipnn_write_atomic(path, "array", fill_npy, &job);
+}
+
+clipnn_status clipnn_npy_write(const char *path, const float *data, size_t rows, size_t cols) {
+    size_t shape[2] = {rows, cols};
+    return clipnn_npy_write_nd(path, data, shape, cols == 0 ? 1 : 2);
 }
 
 /* ----------------------------------------------------------------- read */
@@ -332,6 +348,22 @@ static clipnn_status npy_read_path(const char *path, size_t max_dims, float **da
         s = npy_read_open(f, path, (uint64_t)st.st_size, max_dims, data, h);
     fclose(f);
     return s;
+}
+
+clipnn_status clipnn_npy_read_mem(const char *name, const unsigned char *bytes, size_t len, float **data,
+                                  size_t shape[CLIPNN_NPY_MAX_DIMS], size_t *ndim) {
+    *data = NULL;
+    *ndim = 0;
+    if (len == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: empty, not a .npy array", name);
+    FILE *f = fmemopen((void *)bytes, len, "rb");
+    if (!f) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: cannot open the array in memory", name);
+    npy_header h;
+    clipnn_status s = npy_read_open(f, name, len, CLIPNN_NPY_MAX_DIMS, data, &h);
+    fclose(f);
+    if (s) return s;
+    *ndim = h.ndim;
+    for (size_t i = 0; i < CLIPNN_NPY_MAX_DIMS; i++) shape[i] = i < h.ndim ? (size_t)h.dims[i] : 0;
+    return CLIPNN_OK;
 }
 
 clipnn_status clipnn_npy_read_nd(const char *path, float **data, size_t shape[CLIPNN_NPY_MAX_DIMS], size_t *ndim) {

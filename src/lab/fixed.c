@@ -367,6 +367,7 @@ typedef struct {
     double sum_a2;
     int l3;
     mlp_point m1, mT, a1, aT;
+    lab_unbounded uc, ua; /* separable, unregularised: no bounded iterates */
 } fp_exp;
 
 static clipnn_status open_fixed_point(lab_ctx *L, fp_exp *e) {
@@ -488,16 +489,31 @@ static int converges(const sgd_fp *r) {
     return r->distT < 0.05 * r->dist0 && r->distT <= 0.7 * r->dist_decade && r->distT < 0.25 * r->distT_star;
 }
 
+/* Theorem 1 under A1 and A2 alone: it holds only under bounded iterates
+ * when the bounded (regularised) runs converge and the separable,
+ * unregularised run, where H has no zero, drifts off; HOLDS if that run
+ * converged after all, FAILS if the bounded runs do not converge. */
+static clipnn_claim_verdict thm1_verdict(const sgd_fp *r, const lab_unbounded *u) {
+    if (!converges(r)) return CLIPNN_CLAIM_FAILS;
+    return u->unbounded && u->uH_max < 0 ? CLIPNN_CLAIM_HOLDS_UNDER : CLIPNN_CLAIM_HOLDS;
+}
+
+#define THM1_CONDITION "bounded iterates (an L2 term mu > 0 here)"
+
 static void fixed_point_claims(lab_ctx *L, const fp_exp *e) {
     const sgd_fp *rc = &e->rc, *ra = &e->ra;
-    lab_claim(L, "thm1-classic", converges(rc) ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+    lab_claim(L, "thm1-classic", thm1_verdict(rc, &e->uc), THM1_CONDITION,
               "logistic: |theta_T - zero(H)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)), ||H|| %.3g -> "
-              "%.3g over %zu steps; MLP: ||H|| %.3g -> %.3g",
-              rc->distT, rc->dist0, rc->dist_decade, rc->distT_star, rc->H0, rc->HT, e->T, e->m1.H, e->mT.H);
-    lab_claim(L, "thm1-adaptive", converges(ra) ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
+              "%.3g over %zu steps; MLP: ||H|| %.3g -> %.3g; separable without L2: ||theta|| %.3g -> %.3g -> %.3g "
+              "over t = %zu..%zu, u.H <= %.2g < 0 (H has no zero)",
+              rc->distT, rc->dist0, rc->dist_decade, rc->distT_star, rc->H0, rc->HT, e->T, e->m1.H, e->mT.H,
+              e->uc.norm_at[0], e->uc.norm_at[2], e->uc.norm_at[3], e->uc.T / 1000, e->uc.T, e->uc.uH_max);
+    lab_claim(L, "thm1-adaptive", thm1_verdict(ra, &e->ua), THM1_CONDITION,
               "logistic: |theta_T - zero(H_adaptive)| = %.3g (%.3g at t=0, %.3g at T/10; %.3g from zero(E g)); "
-              "MLP: ||H|| %.3g -> %.3g",
-              ra->distT, ra->dist0, ra->dist_decade, ra->distT_star, e->a1.H, e->aT.H);
+              "MLP: ||H|| %.3g -> %.3g; separable without L2: ||theta|| %.3g -> %.3g -> %.3g over t = %zu..%zu, "
+              "u.H <= %.2g < 0",
+              ra->distT, ra->dist0, ra->dist_decade, ra->distT_star, e->a1.H, e->aT.H, e->ua.norm_at[0],
+              e->ua.norm_at[2], e->ua.norm_at[3], e->ua.T / 1000, e->ua.T, e->ua.uH_max);
     /* the remark: at a zero of H the mean gradient is zero too */
     int remark_holds = e->eg_at_zh <= 1e3 * e->res_h + 1e-12;
     lab_claim(L, "thm1-remark", remark_holds ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
@@ -520,6 +536,9 @@ clipnn_status lab_fixed_point(lab_ctx *L) {
     if (!s) print_zeros(L, &e);
     if (!s) s = logistic_sgd(L, &e);
     if (!s) s = mlp_runs(L, &e);
+    if (!s) s = lab_separable_run(L, 0, &e.uc);
+    if (!s) s = lab_separable_run(L, 1, &e.ua);
+    if (!s) lab_printf(L, "\n");
     if (!s) fixed_point_claims(L, &e);
     if (!s) s = lab_plot_save(L, &e.plot, "logistic");
     if (!s) s = lab_plot_save(L, &e.mplot, "mlp");

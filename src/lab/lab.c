@@ -19,7 +19,7 @@ static const lab_entry LABS[] = {
      lab_gd_clip},
     {"sgd-bias", "exercise Q8: skewed mean-zero noise, clipped SGD settles where the gradient is not zero",
      lab_sgd_bias},
-    {"sgd-condition", "exercise Q9: under the stated condition, decreasing steps drive the gradient to zero",
+    {"sgd-condition", "exercise Q9: as printed (constant step) it fails; with decreasing steps the gradient goes to 0",
      lab_sgd_condition},
     {"stability", "paper Lemma 1: Monte Carlo of P(||theta(t)-theta(0)|| > M) against the stated bound",
      lab_stability},
@@ -27,6 +27,14 @@ static const lab_entry LABS[] = {
      lab_fixed_point},
     {"l0l1", "Zhang et al. 2020: f(x)=x^4, fixed-step GD diverges from far starts, clipped GD converges",
      lab_l0l1},
+    {"clip-scale", "paper, after eq. 17-18: clipping never lengthens a step; adaptive is faster only if ||theta|| > 1",
+     lab_clip_scale},
+    {"growth", "paper Claim 2, Lemma 2 and eq. 9: linear growth of the adaptive step, continuity of H, projection",
+     lab_growth},
+    {"sgd-exercise", "exercise Q6, Q7 and its definition of beta-smoothness as printed", lab_sgd_exercise},
+    {"noise-floor", "Koloskova et al. 2023: with noise, clipped SGD stops at a floor of order min(sigma, sigma^2/c)",
+     lab_noise_floor},
+    {"heavy-tail", "Zhang et al. 2020: infinite-variance noise, SGD blows up, clipped SGD converges", lab_heavy_tail},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

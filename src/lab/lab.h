@@ -108,6 +108,17 @@ double lab_noise_draw(const lab_noise *z, clipnn_rng *r);
  * min_{k<K} ||grad|| <= max(sqrt(v), v / c) with v = 2 (f(x0) - f*) / (gamma K). */
 double lab_q5_bound(double gap, double gamma, double c, double K);
 
+/* Clipped SGD (classic eq. 11 or adaptive eq. 17) on separable logistic
+ * regression without regularisation, where H has no zero. */
+typedef struct {
+    double norm_at[4]; /* ||theta|| at T/1000, T/100, T/10, T */
+    size_t T;
+    double uH_max;     /* largest u.H(theta) at those points, u separating: < 0 means no zero of H there */
+    double H_T;        /* ||H(theta_T)|| */
+    int unbounded;     /* ||theta|| grew by 5% or more over each of the last three decades */
+} lab_unbounded;
+clipnn_status lab_separable_run(lab_ctx *L, int adaptive, lab_unbounded *out);
+
 /* ------------------------------------------------------------ experiments */
 
 clipnn_status lab_gd_clip(lab_ctx *L);
@@ -116,5 +127,10 @@ clipnn_status lab_sgd_condition(lab_ctx *L);
 clipnn_status lab_stability(lab_ctx *L);
 clipnn_status lab_fixed_point(lab_ctx *L);
 clipnn_status lab_l0l1(lab_ctx *L);
+clipnn_status lab_clip_scale(lab_ctx *L);
+clipnn_status lab_growth(lab_ctx *L);
+clipnn_status lab_sgd_exercise(lab_ctx *L);
+clipnn_status lab_noise_floor(lab_ctx *L);
+clipnn_status lab_heavy_tail(lab_ctx *L);
 
 #endif

@@ -28,6 +28,9 @@
  *   CLIP  optional: clipper state (src/clip/state.c; opaque here)
  *   TRAN  optional: loop state of clipnn_train (src/train/train_state.c); its
  *         presence is what makes the file resumable
+ *   DATA  optional: how the model's inputs were prepared (a clipnn_data_info
+ *         record: u32 count, then per entry u32 key length, key, u32 value
+ *         length, value; src/data/data_info.c)
  *   BPTT  optional, with TRAN, version 3: the chunk position, current batch
  *         and carried state of a run with truncated BPTT or a carried state
  *         (src/train/train_state.c); a build that cannot continue such a run
@@ -58,6 +61,7 @@
 #include <zlib.h>
 
 #include "base/bytes_le.h"
+#include "data/data.h"
 #include "train/train.h"
 
 static const unsigned char magic[8] = {'C', 'L', 'I', 'P', 'N', 'N', 0x00, 0x1a};
@@ -72,6 +76,7 @@ enum { HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 #define TAG_CLIP TAG('C', 'L', 'I', 'P')
 #define TAG_TRAN TAG('T', 'R', 'A', 'N')
 #define TAG_BPTT TAG('B', 'P', 'T', 'T')
+#define TAG_DATA TAG('D', 'A', 'T', 'A')
 
 /* On-disk activation codes are fixed by the format, whatever the order of
  * the enum in the header. */
@@ -220,20 +225,47 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
 typedef struct {
     const clipnn_model *m;
     const clipnn_train_state *st;
+    const unsigned char *data; /* the DATA payload, or NULL */
+    size_t data_len;
 } checkpoint_job;
 
+/* The optional DATA section goes before the CRC, after the other sections:
+ * the length and the CRC cover it, the rest of the layout is unchanged. */
 static int fill_checkpoint(FILE *f, void *user) {
     const checkpoint_job *job = user;
     writer w = {f, crc32(0L, Z_NULL, 0), 0};
-    write_contents(&w, job->m, job->st, file_length(job->m, job->st));
+    uint64_t total = file_length(job->m, job->st) + (job->data ? SECTION_HEADER + job->data_len : 0);
+    long crc_at = 0;
+    write_contents(&w, job->m, job->st, total);
+    if (!job->data || w.err) return w.err;
+    /* rewrite the CRC: step back over it and append DATA first */
+    if ((crc_at = ftell(f)) < CRC_BYTES || fseek(f, crc_at - CRC_BYTES, SEEK_SET) != 0) return errno ? errno : EIO;
+    put_section_header(&w, TAG_DATA, job->data_len);
+    put(&w, job->data, job->data_len);
+    unsigned char crc[CRC_BYTES];
+    le_put_u32(crc, (uint32_t)w.crc);
+    if (!w.err && fwrite(crc, 1, sizeof crc, f) != sizeof crc) w.err = errno ? errno : EIO;
     return w.err;
 }
 
-clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, const clipnn_train_state *st) {
+clipnn_status clipnn_checkpoint_save_info(const char *path, const clipnn_model *m, const clipnn_train_state *st,
+                                          const clipnn_data_info *info) {
     if (!path || !m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: NULL argument");
     if (!*path) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: empty file name");
-    checkpoint_job job = {m, st};
-    return clipnn_write_atomic(path, "checkpoint", fill_checkpoint, &job);
+    checkpoint_job job = {m, st, NULL, 0};
+    unsigned char *data = NULL;
+    if (info) {
+        clipnn_status s = clipnn_data_info_encode(info, &data, &job.data_len);
+        if (s) return s;
+        job.data = data;
+    }
+    clipnn_status s = clipnn_write_atomic(path, "checkpoint", fill_checkpoint, &job);
+    clipnn_free(data);
+    return s;
+}
+
+clipnn_status clipnn_checkpoint_save(const char *path, const clipnn_model *m, const clipnn_train_state *st) {
+    return clipnn_checkpoint_save_info(path, m, st, NULL);
 }
 
 clipnn_status clipnn_model_save(const clipnn_model *m, const char *path) {
@@ -328,7 +360,7 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, N_SECTIONS };
+enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_DATA, N_SECTIONS };
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -555,7 +587,18 @@ static clipnn_status read_state(reader *r, const section *sec, size_t n_params, 
     return CLIPNN_OK;
 }
 
-static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **state) {
+/* The DATA record, or NULL when the file has none. */
+static clipnn_status read_data_info(reader *r, const section *sec, clipnn_data_info **info) {
+    unsigned char *b = NULL;
+    size_t len = 0;
+    *info = NULL;
+    clipnn_status s = read_blob(r, sec, &b, &len);
+    if (!s && b) s = clipnn_data_info_decode(r->path, b, len, info);
+    clipnn_free(b);
+    return s;
+}
+
+static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **state, clipnn_data_info **info) {
     clipnn_status s = check_header(r);
     if (!s) s = check_crc(r);
     if (s) return s;
@@ -564,6 +607,7 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
         [SEC_PARM] = {TAG_PARM, "PARM", 0, 0, 0},
         [SEC_OPTM] = {TAG_OPTM, "OPTM", 0, 0, 0}, [SEC_CLIP] = {TAG_CLIP, "CLIP", 0, 0, 0},
         [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0}, [SEC_BPTT] = {TAG_BPTT, "BPTT", 0, 0, 0},
+        [SEC_DATA] = {TAG_DATA, "DATA", 0, 0, 0},
     };
     s = find_sections(r, sec);
     if (s) return s;
@@ -579,19 +623,29 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
     s = read_params(r, &sec[SEC_PARM], m);
     clipnn_train_state *st = NULL;
     if (!s && state) s = read_state(r, sec, m->n_params, &st);
+    clipnn_data_info *di = NULL;
+    if (!s && info) s = read_data_info(r, &sec[SEC_DATA], &di);
     if (s) {
+        clipnn_train_state_free(st);
         clipnn_model_free(m);
         return s;
     }
     *out = m;
     if (state) *state = st;
+    if (info) *info = di;
     return CLIPNN_OK;
 }
 
 clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **out, clipnn_train_state **state) {
+    return clipnn_checkpoint_load_info(path, out, state, NULL);
+}
+
+clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **out, clipnn_train_state **state,
+                                          clipnn_data_info **info) {
     if (!path || !out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "checkpoint: NULL argument");
     *out = NULL;
     if (state) *state = NULL;
+    if (info) *info = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -602,7 +656,7 @@ clipnn_status clipnn_checkpoint_load(const char *path, clipnn_model **out, clipn
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
     else {
         reader r = {f, path, (uint64_t)sb.st_size, 0};
-        s = load(&r, out, state);
+        s = load(&r, out, state, info);
     }
     fclose(f);
     return s;

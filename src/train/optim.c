@@ -22,6 +22,7 @@
 static const char *const opt_kind_names[CLIPNN_OPT_COUNT] = {
     [CLIPNN_OPT_SGD] = "sgd",
     [CLIPNN_OPT_ADAM] = "adam",
+    [CLIPNN_OPT_SPAM] = "spam",
 };
 
 CLIPNN_NAME_FUNCTIONS(clipnn_opt_kind, clipnn_opt_kind, opt_kind_names, CLIPNN_OPT_COUNT, "optimizer")
@@ -29,14 +30,15 @@ CLIPNN_NAME_FUNCTIONS(clipnn_opt_kind, clipnn_opt_kind, opt_kind_names, CLIPNN_O
 clipnn_optim_options clipnn_optim_options_default(void) {
     return (clipnn_optim_options){.kind = CLIPNN_OPT_SGD, .momentum = 0.0, .nesterov = 0,
                                   .weight_decay = 0.0, .beta1 = 0.9, .beta2 = 0.999,
-                                  .adam_eps = 1e-8};
+                                  .adam_eps = 1e-8, .reset_every = 500, .reset_warmup = 150};
 }
 
 clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
                                       const clipnn_optim_options *opts) {
     if (!out || !opts) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: NULL argument");
     *out = NULL;
-    if (opts->kind != CLIPNN_OPT_SGD && opts->kind != CLIPNN_OPT_ADAM)
+    const int adam = opts->kind == CLIPNN_OPT_ADAM || opts->kind == CLIPNN_OPT_SPAM;
+    if ((unsigned)opts->kind >= CLIPNN_OPT_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: unknown kind %d", (int)opts->kind);
     if (!(opts->momentum >= 0 && opts->momentum < 1))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: momentum %g not in [0, 1)", opts->momentum);
@@ -44,17 +46,17 @@ clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: Nesterov needs a momentum > 0");
     if (!(opts->weight_decay >= 0 && isfinite(opts->weight_decay)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: weight decay %g < 0", opts->weight_decay);
-    if (opts->kind == CLIPNN_OPT_ADAM &&
+    if (adam &&
         !(opts->beta1 >= 0 && opts->beta1 < 1 && opts->beta2 >= 0 && opts->beta2 < 1 && opts->adam_eps > 0))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: Adam needs 0 <= beta < 1 and eps > 0");
     clipnn_optimizer *o = clipnn_alloc_array(1, sizeof *o);
     if (!o) return clipnn_fail(CLIPNN_ERR_NOMEM, "optimizer: out of memory");
     o->opts = *opts;
     o->n = n_params;
-    int need_m = opts->kind == CLIPNN_OPT_ADAM || opts->momentum > 0;
+    int need_m = adam || opts->momentum > 0;
     if (need_m) o->m = clipnn_alloc_array(n_params, sizeof *o->m);
-    if (opts->kind == CLIPNN_OPT_ADAM) o->v = clipnn_alloc_array(n_params, sizeof *o->v);
-    if ((need_m && !o->m) || (opts->kind == CLIPNN_OPT_ADAM && !o->v)) {
+    if (adam) o->v = clipnn_alloc_array(n_params, sizeof *o->v);
+    if ((need_m && !o->m) || (adam && !o->v)) {
         clipnn_optimizer_free(o);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n_params);
     }
@@ -70,6 +72,8 @@ void clipnn_optimizer_free(clipnn_optimizer *o) {
 }
 
 uint64_t clipnn_optimizer_steps(const clipnn_optimizer *o) { return o->steps; }
+
+const float *clipnn_optimizer_second_moment(const clipnn_optimizer *o) { return o ? o->v : NULL; }
 
 /* p[n] -= lr * (s g[n]) with momentum / Nesterov buffer m[n] (or NULL).
  * The loops are marked simd: at -O2 GCC vectorizes only loops whose trip
@@ -255,6 +259,9 @@ CLIPNN_HOT_KERNEL int update_span(const clipnn_optimizer *o, float *params, cons
         for (size_t i = 0; i < len; i++) p[i] *= keep;
     }
     float *m = o->m ? o->m + lo : NULL;
+    if (op->kind == CLIPNN_OPT_SPAM)
+        return clipnn_spam_update(p, g, m, o->v + lo, len, (float)(lr * o->step_scale), s, (float)op->beta1,
+                                  (float)op->beta2, (float)op->adam_eps, o->steps);
     if (op->kind == CLIPNN_OPT_ADAM)
         return adam_update(p, g, m, o->v + lo, len, (float)lr, s, (float)op->beta1, (float)op->beta2,
                            (float)op->adam_eps, o->steps);
@@ -332,6 +339,7 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
     size_t n = o->n;
     int first = o->steps == 0;
+    clipnn_spam_begin_step(o);
     o->steps++;
     /* Chunks split at fixed boundaries: the result does not depend on the
      * number of threads, element-wise updates have no reductions. */
@@ -376,6 +384,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
         return clipnn_fail(CLIPNN_ERR_SHAPE, "optimizer: made for %zu parameters, the model has %zu", o->n,
                            m->n_params);
     int first = o->steps == 0;
+    clipnn_spam_begin_step(o);
     o->steps++;
     const int lazy = m->n_rec == 0 && clipnn_fused_dw_unformed(f, m->ws.batch);
     /* A memory stream: a second thread pays for the parallel region from

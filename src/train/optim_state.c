@@ -4,7 +4,7 @@
  * Adam's bias corrections use t) as much as the buffers do.
  *
  * Layout (little-endian, docs/formats.md):
- *   0   u32 kind (0 SGD, 1 Adam)
+ *   0   u32 kind (0 SGD, 1 Adam, 2 SPAM)
  *   4   u32 buffers: bit 0 first buffer m present, bit 1 second moment v
  *   8   u64 n, the parameter count
  *   16  u64 steps taken
@@ -55,7 +55,7 @@ void clipnn_optimizer_state_save(const clipnn_optimizer *o, void *buf) {
 }
 
 static const char *kind_name(uint32_t kind) {
-    return kind == CLIPNN_OPT_SGD ? "sgd" : kind == CLIPNN_OPT_ADAM ? "adam" : "unknown";
+    return kind < CLIPNN_OPT_COUNT ? clipnn_opt_kind_name((clipnn_opt_kind)kind) : "unknown";
 }
 
 static const char *buffers_name(uint32_t bits) {
@@ -103,7 +103,7 @@ clipnn_status clipnn_optimizer_state_check(const void *buf, size_t len, size_t n
                            path, len, OPTM_HEADER);
     uint32_t kind = le_get_u32(p), bits = le_get_u32(p + 4);
     uint64_t n = le_get_u64(p + 8);
-    if (kind > CLIPNN_OPT_ADAM)
+    if (kind >= CLIPNN_OPT_COUNT)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: unknown optimizer code %u", path, kind);
     if (bits > 3) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: unknown optimizer buffer flags %#x", path, bits);
     if (n != n_params)

@@ -162,6 +162,21 @@ static int all_finite(const float *v, size_t n) {
     return 1;
 }
 
+/* The rules that read the optimizer's moment or carry their own momentum
+ * fit some optimizers only. */
+static clipnn_status check_rule_optimizer(const clipnn_train_options *o) {
+    const char *rule = clipnn_clip_rule_name(o->clip.rule), *opt = clipnn_opt_kind_name(o->optim.kind);
+    int adam = o->optim.kind == CLIPNN_OPT_ADAM || o->optim.kind == CLIPNN_OPT_SPAM;
+    if (o->clip.rule == CLIPNN_CLIP_SPAM && !adam)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: clip spam reads Adam's second moment; optimizer %s has "
+                                                   "none (use adam or spam)", opt);
+    if (clipnn_clip_rule_is_optimizer(o->clip.rule) && (o->optim.kind != CLIPNN_OPT_SGD || o->optim.momentum > 0))
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: clip %s keeps its own momentum and gives the step; "
+                                                   "use sgd with momentum 0, not %s (momentum %g)",
+                           rule, opt, o->optim.momentum);
+    return CLIPNN_OK;
+}
+
 static clipnn_status check_options(const clipnn_train_options *o, const clipnn_dataset *train) {
     if (o->batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: batch size must be >= 1");
     if (o->epochs == 0 && o->steps == 0)
@@ -169,7 +184,7 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
     if (!(o->schedule.a0 >= 0) || !isfinite(o->schedule.a0))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: step size %g must be finite and >= 0", o->schedule.a0);
     if (clipnn_dataset_n(train) == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
-    return CLIPNN_OK;
+    return check_rule_optimizer(o);
 }
 
 /* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
@@ -447,6 +462,8 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
     clipnn_rec_telemetry_end(&r->rec_tele, r->m, &r->fused);
     if (s) return s;
     clipnn_clip_record *c = &r->rec.clip;
+    clipnn_clipper_set_moment(r->clip, clipnn_optimizer_second_moment(r->opt), clipnn_optimizer_steps(r->opt),
+                              o->optim.kind == CLIPNN_OPT_SPAM ? o->optim.reset_every : 0);
     /* A loss past float range can come with a finite gradient
      * (cross-entropy's is bounded): the clipper's non-finite policy
      * decides that step as it decides a non-finite gradient. */
@@ -637,7 +654,8 @@ static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
         if (s || *stop) return s;
     }
     count_step(r, t, lr, loss);
-    if (!isfinite(loss) && !r->rec.clip.skipped) {
+    /* The random policy's step is taken from finite parameters: go on. */
+    if (!isfinite(loss) && !r->rec.clip.skipped && r->o->clip.nonfinite != CLIPNN_NONFINITE_RANDOM) {
         /* The parameters are spoiled (propagate policy or an unclipped
          * explosion): nothing further can be learnt from this run. */
         r->result->diverged = 1;

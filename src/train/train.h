@@ -13,6 +13,7 @@ struct clipnn_optimizer {
     uint64_t steps; /* updates taken (t of Adam's bias correction) */
     float *m;       /* SGD momentum buffer or Adam first moment, [n] or NULL */
     float *v;       /* Adam second moment, [n] or NULL */
+    double step_scale; /* spam: the warm-up's factor of the current step (1 otherwise) */
 };
 
 /* What the update of clipnn_train sums per unit while it writes theta,
@@ -30,6 +31,14 @@ typedef struct {
  * that a run resumed before its first update reports what the run never
  * interrupted reports). */
 void clipnn_update_sums_fill(const clipnn_update_sums *sums, const clipnn_model *m);
+
+/* SPAM (src/train/spam.c): the resets and warm-up factor of the coming
+ * step (before o->steps counts it); the update of one span, t the 1-based
+ * step; the factor 1 - dr after k steps (0-based) of a run. */
+void clipnn_spam_begin_step(clipnn_optimizer *o);
+int clipnn_spam_update(float *restrict p, const float *restrict g, float *restrict m, float *restrict v, size_t n,
+                       float lr, float s, float b1, float b2, float eps, uint64_t t);
+double clipnn_spam_warmup_scale(uint64_t k, uint64_t reset_every, uint64_t warmup);
 
 /* The update of clipnn_train (src/train/optim.c): clipnn_optimizer_step on
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the

@@ -1,0 +1,34 @@
+/* The record of a model's data (clipnn_data_info) on the command line:
+ * train writes it into the checkpoint with its options and final figures;
+ * eval, attack, optimize-input and diagnose load a model with it and apply
+ * it unless told otherwise (--force). */
+#ifndef CLIPNN_CLI_RECORDED_H
+#define CLIPNN_CLI_RECORDED_H
+
+#include "options.h"
+
+/* Loads the model at path with its record. When it has one, the data
+ * options not given on the command line are taken from it (and one line on
+ * stderr says so when the data are loaded); a given --data, --scale, --test-fraction or --data-seed
+ * that differs from it is refused (CLI_EXIT_USAGE) unless s->force.
+ * cli_load_data then scales with the recorded statistics whenever its
+ * settings are the recorded ones. */
+int cli_load_model_recorded(const char *cmd, const char *path, cli_settings *s, int argc, char **argv,
+                            clipnn_model **m);
+
+/* The record of the model loaded last (NULL: none), and its release. */
+const clipnn_data_info *cli_recorded(void);
+void cli_recorded_free(void);
+
+/* Prints, once, the line saying that the record's data are used. */
+void cli_recorded_announce(void);
+
+/* 1 when the data settings of s are those of the record (so its statistics apply). */
+int cli_recorded_matches(const cli_settings *s);
+
+/* The training run's options and final figures as train.* and result.*
+ * entries of info. */
+int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                   clipnn_loss loss, const clipnn_train_options *o, const clipnn_train_result *r);
+
+#endif
