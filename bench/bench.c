@@ -37,8 +37,9 @@
  *       (the step record): us per update, the fastest repetition (on one
  *       thread its CPU time, which another process's turn on the core
  *       does not count).
- *   bench_clipnn pgd    --arch ... [--batch 256] [--steps 40] [--n 2560] [--threads T] [--reps R]
- *       PGD-Linf (eps 0.1, no random start) through clipnn_attack on n
+ *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
+ *                       [--threads T] [--reps R]
+ *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
  *       synthetic inputs of a ReLU MLP: seconds (median), GFLOP/s (2 x
  *       the multiply-adds of the forward and of every layer's input
  *       gradient, steps + 1 times per example), and a training step's
@@ -107,6 +108,7 @@ typedef struct {
     size_t hidden, seq_steps, step_dim;
     int every_step;
     size_t steps; /* pgd */
+    clipnn_attack_method method;
 } bench_args;
 
 static void parse_arch(bench_args *a, const char *text) {
@@ -138,7 +140,8 @@ static void parse_clips(bench_args *a, const char *text) {
 }
 
 static bench_args parse_args(int argc, char **argv) {
-    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1, .steps = 40,
+    bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1,
+                    .steps = 40, .method = CLIPNN_ATTACK_PGD_LINF,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
     parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
@@ -161,6 +164,9 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--step-dim")) a.step_dim = (size_t)atol(v);
         else if (!strcmp(k, "--every-step")) a.every_step = atoi(v) != 0;
         else if (!strcmp(k, "--steps")) a.steps = (size_t)atol(v);
+        else if (!strcmp(k, "--method")) {
+            if (clipnn_attack_method_parse(v, &a.method)) die("--method");
+        }
         else usage("unknown option");
         i++;
     }
@@ -654,6 +660,7 @@ static void bench_pgd(const bench_args *a) {
     clipnn_dataset *ds = make_data(a);
     size_t n = a->n > N_EXAMPLES ? N_EXAMPLES : a->n;
     clipnn_attack_options o = clipnn_attack_options_default();
+    o.method = a->method;
     o.eps = 0.1;
     o.steps = a->steps;
     o.batch = a->batch;
@@ -676,7 +683,8 @@ static void bench_pgd(const bench_args *a) {
         if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
         best = fmin(best, tr.seconds / 20);
     }
-    printf("pgd\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", a->arch, a->batch, a->threads, a->steps, n, secs,
+    printf("pgd\t%s\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", clipnn_attack_method_name(a->method), a->arch,
+           a->batch, a->threads, a->steps, n, secs,
            flops / secs / 1e9, step_flops(a) / best / 1e9);
     clipnn_model_free(m);
     clipnn_dataset_free(ds);

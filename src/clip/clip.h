@@ -19,7 +19,7 @@ struct clipnn_clipper {
     double z_mean, z_var; /* ZClip EMAs (Welford sums during the warm-up) */
     uint64_t z_seen;
     clipnn_rng noise;     /* DP-SGD noise */
-    int skip_unformed_pre; /* per-sample after a one-backward step: no pre-clip norms (clipnn_clipper_skip_unformed_pre) */
+    int skip_unformed_pre; /* per-sample, one-backward step: no pre-clip norms (clipnn_clipper_skip_unformed_pre) */
     double *sample_norm;  /* [sample_cap] per-example norms */
     size_t sample_cap;
     uint64_t n_steps, n_clipped, n_skipped;

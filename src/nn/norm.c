@@ -55,7 +55,9 @@ SUMSQ_INLINE double sumsq_lanes(const float *v, const float *c, size_t n, const 
 
 CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) { return sumsq_lanes(v, v, n, 0); }
 
-CLIPNN_HOT_KERNEL double sumsq_diff_blocked(const float *v, const float *c, size_t n) { return sumsq_lanes(v, c, n, 1); }
+CLIPNN_HOT_KERNEL double sumsq_diff_blocked(const float *v, const float *c, size_t n) {
+    return sumsq_lanes(v, c, n, 1);
+}
 
 /* The library's entries to the kernels above (one version per CPU level). */
 double clipnn_norm_accumulate(const float *v, size_t n, double p) { return norm_accumulate(v, n, p); }
