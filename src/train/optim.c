@@ -125,12 +125,11 @@ CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, flo
  * without a second pass over it. */
 typedef int clipnn_i32x16 __attribute__((vector_size(64)));
 
+/* A unit's sums so far (whole blocks folded in) and its count of updates
+ * out of float range per lane. */
 typedef struct {
     clipnn_f64x8 s, d;
-    clipnn_sumsq_block bs, bd;
-    clipnn_i32x16 bad; /* per lane: updates that would have left float range */
-    int want_s, want_d;
-    size_t done; /* parameters of the unit summed so far */
+    clipnn_i32x16 bad;
 } unit_acc;
 
 /* sgd_body on 16 parameters in vector registers, the same float
@@ -166,12 +165,13 @@ SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, c
 /* sgd16 with the new values' squares (and squared distances from c) added
  * to accumulator s (d) from the registers, the same arithmetic as
  * sumsq_add16 reading them back. */
-SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *c, const sgd_args *a, unit_acc *u,
-                               clipnn_f32x16 *s, clipnn_f32x16 *d) {
+SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *c, const sgd_args *a,
+                               clipnn_i32x16 *bad, clipnn_f32x16 *s, clipnn_f32x16 *d, const int want_s,
+                               const int want_d) {
     clipnn_f32x16 x;
-    sgd16(p, g, m, a, &u->bad, &x);
-    if (u->want_s) *s += x * x;
-    if (u->want_d) {
+    sgd16(p, g, m, a, bad, &x);
+    if (want_s) *s += x * x;
+    if (want_d) {
         clipnn_f32x16 y;
         memcpy(&y, c, sizeof y);
         x -= y;
@@ -179,52 +179,54 @@ SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *
     }
 }
 
-/* SGD on p[0..n) (gradient g, momentum m or NULL) of a unit whose first
- * unit_acc.done parameters are done (a multiple of the block, or 0),
- * summed on the way; c: theta0 at p. */
+/* SGD on p[0..n) (gradient g, momentum m or NULL; c: theta0 at p) from a
+ * block boundary of the unit, summed on the way in the blocks of
+ * src/nn/sumsq_kernel.h; the accumulators of a block are locals (kept in
+ * registers), folded into u at its end. want_s and want_d are constants
+ * at every call, so that each combination is its own loop. */
 SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
-                            unit_acc *u) {
+                            unit_acc *u, const int want_s, const int want_d) {
     int bad = 0;
-    for (size_t i = 0; i < n; i += SUMSQ_STEP) {
-        size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
-        float *mi = m ? m + i : NULL;
-        if (k == SUMSQ_STEP) {
-            sgd16_summed(p + i, g + i, mi, c + i, a, u, &u->bs.v0, &u->bd.v0);
-            sgd16_summed(p + i + 16, g + i + 16, mi ? mi + 16 : NULL, c + i + 16, a, u, &u->bs.v1, &u->bd.v1);
-            sgd16_summed(p + i + 32, g + i + 32, mi ? mi + 32 : NULL, c + i + 32, a, u, &u->bs.v2, &u->bd.v2);
-            sgd16_summed(p + i + 48, g + i + 48, mi ? mi + 48 : NULL, c + i + 48, a, u, &u->bs.v3, &u->bd.v3);
-            u->done += k;
-            if (u->done % (SUMSQ_STEP * SUMSQ_STEPS) == 0) {
-                if (u->want_s) sumsq_fold(&u->s, &u->bs);
-                if (u->want_d) sumsq_fold(&u->d, &u->bd);
+    clipnn_i32x16 badv = {0};
+    for (size_t i = 0; i < n;) {
+        clipnn_sumsq_block bs, bd;
+        memset(&bs, 0, sizeof bs), memset(&bd, 0, sizeof bd);
+        for (int step = 0; step < SUMSQ_STEPS && i < n; step++) {
+            size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
+            float *mi = m ? m + i : NULL;
+            if (k == SUMSQ_STEP) {
+                sgd16_summed(p + i, g + i, mi, c + i, a, &badv, &bs.v0, &bd.v0, want_s, want_d);
+                sgd16_summed(p + i + 16, g + i + 16, mi ? mi + 16 : NULL, c + i + 16, a, &badv, &bs.v1, &bd.v1,
+                             want_s, want_d);
+                sgd16_summed(p + i + 32, g + i + 32, mi ? mi + 32 : NULL, c + i + 32, a, &badv, &bs.v2, &bd.v2,
+                             want_s, want_d);
+                sgd16_summed(p + i + 48, g + i + 48, mi ? mi + 48 : NULL, c + i + 48, a, &badv, &bs.v3, &bd.v3,
+                             want_s, want_d);
+            } else { /* a unit's last, partial step: updated, then summed back from L1 */
+                size_t whole = k - k % 16;
+                clipnn_f32x16 x;
+                for (size_t q = 0; q < whole; q += 16) sgd16(p + i + q, g + i + q, mi ? mi + q : NULL, a, &badv, &x);
+                for (size_t q = whole; q < k; q++) /* the last few, one at a time */
+                    bad += sgd_body(p + i + q, g + i + q, mi ? mi + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov,
+                                    a->first);
+                if (want_s) sumsq_add_step(&bs, p + i, p + i, k, 0);
+                if (want_d) sumsq_add_step(&bd, p + i, c + i, k, 1);
             }
-            continue;
+            i += k;
         }
-        /* a unit's last, partial step: updated, then summed back from L1 */
-        size_t whole = k - k % 16;
-        clipnn_f32x16 x;
-        for (size_t q = 0; q < whole; q += 16) sgd16(p + i + q, g + i + q, mi ? mi + q : NULL, a, &u->bad, &x);
-        for (size_t q = whole; q < k; q++) /* the last few, one at a time */
-            bad += sgd_body(p + i + q, g + i + q, mi ? mi + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov, a->first);
-        if (u->want_s) sumsq_add_step(&u->bs, p + i, p + i, k, 0);
-        if (u->want_d) sumsq_add_step(&u->bd, p + i, c + i, k, 1);
-        u->done += k;
-        if (u->done % (SUMSQ_STEP * SUMSQ_STEPS) == 0) {
-            if (u->want_s) sumsq_fold(&u->s, &u->bs);
-            if (u->want_d) sumsq_fold(&u->d, &u->bd);
-        }
+        if (want_s) sumsq_fold(&u->s, &bs);
+        if (want_d) sumsq_fold(&u->d, &bd);
     }
+    u->bad += badv;
     return bad;
 }
 
-/* The unit's last partial block folded in; its sums out. */
-SUMSQ_INLINE void unit_acc_finish(unit_acc *u, double *ss, double *dd) {
-    if (u->done % (SUMSQ_STEP * SUMSQ_STEPS)) {
-        if (u->want_s) sumsq_fold(&u->s, &u->bs);
-        if (u->want_d) sumsq_fold(&u->d, &u->bd);
-    }
-    if (u->want_s) *ss = sumsq_total(&u->s);
-    if (u->want_d) *dd = sumsq_total(&u->d);
+/* sgd_summed with the flags as constants. */
+SUMSQ_INLINE int sgd_summed_any(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
+                                unit_acc *u, int want_s, int want_d) {
+    if (want_s && want_d) return sgd_summed(p, g, m, c, n, a, u, 1, 1);
+    if (want_s) return sgd_summed(p, g, m, c, n, a, u, 1, 0);
+    return sgd_summed(p, g, m, c, n, a, u, 0, 1);
 }
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
@@ -305,26 +307,24 @@ CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, 
                                       const clipnn_update_sums *sums, size_t unit) {
     unit_acc u;
     memset(&u, 0, sizeof u);
-    u.want_s = sums->theta_acc != NULL, u.want_d = sums->dist_acc != NULL;
-    const float *c = u.want_d ? sums->theta0 + off : params + off; /* unread without distances */
+    const int want_s = sums->theta_acc != NULL, want_d = sums->dist_acc != NULL;
+    const float *c = want_d ? sums->theta0 + off : params + off; /* unread without distances */
     float *p = params + off, *m = o->m ? o->m + off : NULL;
     int bad = 0;
     if (g) {
-        bad = sgd_summed(p, g, m, c, len, args, &u);
+        bad = sgd_summed_any(p, g, m, c, len, args, &u, want_s, want_d);
     } else {
-        float buf[1024]; /* a multiple of the sums' block */
+        float buf[1024]; /* a multiple of the sums' block: every call starts one */
         for (size_t i = 0; i < len; i += 1024) {
             size_t n = len - i < 1024 ? len - i : 1024;
 #pragma omp simd
             for (size_t k = 0; k < n; k++) buf[k] = d * a[i + k];
-            bad += sgd_summed(p + i, buf, m ? m + i : NULL, c + i, n, args, &u);
+            bad += sgd_summed_any(p + i, buf, m ? m + i : NULL, c + i, n, args, &u, want_s, want_d);
         }
     }
     for (int l = 0; l < 16; l++) bad += u.bad[l];
-    double ss = 0, dd = 0;
-    unit_acc_finish(&u, &ss, &dd);
-    if (u.want_s) sums->theta_acc[unit] = ss;
-    if (u.want_d) sums->dist_acc[unit] = dd;
+    if (want_s) sums->theta_acc[unit] = sumsq_total(&u.s);
+    if (want_d) sums->dist_acc[unit] = sumsq_total(&u.d);
     return bad;
 }
 
