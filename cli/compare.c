@@ -231,6 +231,7 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     cli_progress progress;
     cli_progress_begin(&progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
     o.on_step = on_step_progress;
+    o.per_sample_skip_pre_norm = 1; /* the progress line reads no pre-clip norm */
     o.user = &progress;
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
