@@ -30,6 +30,11 @@ clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t 
     return CLIPNN_OK;
 }
 
+/* The per-example norms from clipnn_example_sqnorms's squares (in place). */
+static void norms_from_sq(size_t B, double *sq) {
+    for (size_t i = 0; i < B; i++) sq[i] = (double)B * sqrt(sq[i]);
+}
+
 /* Per-example gradient norms of the last clipnn_loss_grad without forming
  * the per-example gradients. The backward's gradients are of the mean loss,
  * sum_b g_b / B with g_b the gradient of example b's own loss, hence the B. */
@@ -38,9 +43,8 @@ clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms
     clipnn_status st = clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS, "per-example norms",
                                                 "clipnn_loss_grad (with want_params or dx)");
     if (st) return st;
-    size_t B = m->ws.batch;
     clipnn_example_sqnorms(m, norms);
-    for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
+    norms_from_sq(m->ws.batch, norms);
     return CLIPNN_OK;
 }
 
@@ -66,7 +70,10 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
         c->sample_norm = grown;
         c->sample_cap = B;
     }
-    clipnn_status st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    /* a step that skipped the pre-clip norms has the squares already */
+    clipnn_status st = CLIPNN_OK;
+    if (s->pre_unmeasured) norms_from_sq(B, c->sample_norm);
+    else st = clipnn_per_example_grad_norms(m, c->sample_norm);
     if (st) return st;
     double C = c->o.lambda;
     int any = 0;
