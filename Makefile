@@ -11,6 +11,14 @@
 # change.
 
 CC       ?= cc
+# MPI=1: the library and tool for data-parallel training over MPI (mpicc),
+# in build-mpi unless BUILD says otherwise; without it nothing refers to MPI.
+MPI      ?= 0
+ifeq ($(MPI),1)
+CC       := mpicc
+BUILD    ?= build-mpi
+CPPFLAGS += -DCLIPNN_MPI
+endif
 BUILD    ?= build
 PREFIX   ?= /usr/local
 NATIVE   ?= 0
@@ -63,7 +71,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install uninstall clean FORCE
+.PHONY: all test sanitize bench install uninstall clean FORCE test-mpi mpi-tests bench-mpi mpi-bench
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -124,6 +132,32 @@ test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 # that the library reports NOMEM instead of aborting.
 sanitize:
 	ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=build-san SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
+
+# The MPI build against the plain one under mpirun (tests/mpi/run.sh): same
+# weights with 1, 2 and 3 processes, a resume with another count, a process
+# that fails or is killed ends the job. Run as `make test-mpi` (plain build in
+# $(BUILD), the MPI one in build-mpi).
+test-mpi: $(TOOL)
+	$(MAKE) MPI=1 mpi-tests PLAIN_TOOL=$(abspath $(TOOL))
+
+mpi-tests: $(TOOL) $(BUILD)/weights_diff
+	bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff)
+
+$(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+# The MPI build on this machine: all-reduce latency and bandwidth, and
+# Fashion-MNIST with 1 and 2 processes, step time split into compute and
+# communication (bench/mpi/run.sh).
+bench-mpi:
+	$(MAKE) MPI=1 mpi-bench
+
+mpi-bench: $(TOOL) $(BUILD)/allreduce_bench
+	bash bench/mpi/run.sh $(abspath $(TOOL)) $(abspath $(BUILD)/allreduce_bench)
+
+$(BUILD)/allreduce_bench: bench/mpi/allreduce.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) $< -o $@
 
 bench: $(BENCHBIN) $(TOOL)
 	bash bench/run.sh $(abspath $(BENCHBIN)) $(abspath $(TOOL))

@@ -6,13 +6,14 @@
 #include <string.h>
 
 #include "attack_checks.h"
+#include "attack_report.h"
 #include "inputopt_common.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
     "--model FILE [--data SPEC] --method fgsm|pgd-linf|pgd-l2|apgd-ce|apgd-dlr[,M...] [--eps E[,E...]]\n"
     "             [--step A] [--steps N] [--random-start] [--restarts R] [--targeted K]\n"
-    "             [--loss xent|margin[:KAPPA]] [--n EXAMPLES] [--check] [--out DIR] [--json]\n"
+    "             [--loss xent|margin[:KAPPA]] [--n EXAMPLES] [--check] [--out DIR] [--report DIR] [--json]\n"
     "\n"
     "Attacks the first --n examples of the test part of --data (loaded as 'clipnn train'\n"
     "loads it: give the same --data and --scale). Image data are attacked in pixel units\n"
@@ -36,6 +37,8 @@ static const char SYNOPSIS[] =
     "(amplified, blue - white - red colour scale with its bar) at each epsilon,\n"
     "trace.csv (eps,restart,batch,step,loss,grad_norm,success_rate: batch means) and\n"
     "trace_examples.csv (eps,restart,example,step,loss,grad_norm,fooled) for those examples.\n"
+    "--report DIR: DIR/index.html, one page: the first --images examples clean, attacked and\n"
+    "the change at each epsilon with the true and predicted class, the accuracy curve.\n"
     "The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 ok, 1 attack failed, 2 bad option, 3 bad model or data, 4 file error.";
 
@@ -99,7 +102,7 @@ done:
 /* The command line of one attack. */
 typedef struct {
     cli_settings s;
-    const char *model_path, *method_name, *eps_text, *loss_text, *out_dir, *box;
+    const char *model_path, *method_name, *eps_text, *loss_text, *out_dir, *box, *report;
     double step;
     size_t steps, restarts, n_ex, batch, images;
     int random_start, json, targeted, no_checks, check;
@@ -135,6 +138,7 @@ static void attack_option_table(attack_args *a, cli_option *table) {
     table[n++] = (cli_option){"--check", CLI_FLAG, &a->check, NULL, "sanity checks at the largest eps (PASS/WARN)"};
     table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR",
                               "write PNGs, trace.csv and the inputs as .npy ([n][h][w] for images) there"};
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: images, curve, table"};
     table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
@@ -148,6 +152,8 @@ typedef struct {
     size_t dim, n_ex;
     const float *x, *labels;
     float *adv, *pert, *unbounded_adv;
+    float *report_adv; /* --report: [n_eps][report_n][dim], the first examples' adversarial inputs */
+    size_t report_n;
     trace_ctx trace;
     clipnn_attack_options ao;
     int l2, iterative, checks;
@@ -308,6 +314,25 @@ static int write_images(const char *cmd, attack_run *r, size_t e) {
     return rc;
 }
 
+/* --report: the first --images adversarial inputs at budget e. */
+static int keep_for_report(const char *cmd, attack_run *r, size_t e) {
+    r->report_n = r->a.images < r->n_ex ? r->a.images : r->n_ex;
+    if (!r->report_adv && !(r->report_adv = malloc((r->n_eps * r->report_n * r->dim + 1) * sizeof *r->report_adv)))
+        return cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report");
+    memcpy(r->report_adv + e * r->report_n * r->dim, r->adv, r->report_n * r->dim * sizeof *r->adv);
+    return 0;
+}
+
+static int write_report(const char *cmd, const attack_run *r) {
+    char setup[512];
+    snprintf(setup, sizeof setup, "%s on %s: %zu test examples, %s, loss %s, %zu steps, %zu restart(s)",
+             r->a.model_path, r->a.s.data, r->n_ex, r->a.method_name, clipnn_loss_name(r->ao.loss),
+             r->iterative ? r->a.steps : 1, r->a.restarts);
+    cli_attack_page p = {r->m, &r->io.space, r->io.h, r->io.w, r->dim, r->report_n, r->x, r->labels, r->report_adv,
+                         r->n_eps, r->eps, r->l2, r->res, r->robust, r->ao.targeted, r->robust_one, setup};
+    return cli_attack_report(cmd, r->a.report, &p);
+}
+
 /* The inputs as .npy in the data's shape: original.npy (once) and
  * eps<E>_adversarial.npy, [n][h][w] for images. */
 static int write_arrays(const char *cmd, attack_run *r, size_t e) {
@@ -335,6 +360,7 @@ static int attack_at(const char *cmd, attack_run *r, size_t e) {
     rc = r->checks && r->iterative ? one_step_attack(cmd, r, e) : 0;
     if (!rc && r->a.out_dir && r->io.h > 0) rc = write_images(cmd, r, e);
     if (!rc && r->a.out_dir) rc = write_arrays(cmd, r, e);
+    if (!rc && r->a.report) rc = keep_for_report(cmd, r, e);
     return rc;
 }
 
@@ -511,12 +537,14 @@ int cmd_attack(int argc, char **argv) {
     if (!rc) {
         set_attack_options(&r);
         rc = run_attacks(cmd, &r);
+        if (!rc && r.a.report) rc = write_report(cmd, &r);
     }
     rc = close_traces(cmd, &r, rc);
     free(r.adv);
     free(r.pert);
     free(r.correct);
     free(r.unbounded_adv);
+    free(r.report_adv);
     cli_io_free(&r.io);
     clipnn_model_free(r.m);
     return rc;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "compare_report.h"
 #include "options.h"
 #include "progress.h"
 #include "report.h"
@@ -17,7 +18,7 @@ static const char SYNOPSIS[] =
     "[--data SPEC] [--arch ...] [--lr A0] [--epochs N]\n"
     "             [--rules none,norm,adaptive,adaptive-layer,agc,value,percentile,zscore]\n"
     "             [--seeds K] [--sweep lambda=A:B:N [--out FILE.svg]] [--json]\n"
-    "             [--progress auto|bar|lines|none]\n"
+    "             [--progress auto|bar|lines|none] [--report DIR]\n"
     "\n"
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
@@ -29,6 +30,7 @@ static const char SYNOPSIS[] =
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
     "Also adagc, acclip, nsgdm, nsgdm-clip (plain SGD: their own momentum) and spam (with --opt\n"
     "adam or spam).\n"
+    "--report DIR writes DIR/index.html: the rules side by side in charts (docs/reports.md).\n"
     "--json: the last line of stdout is one JSON object with a \"rows\" array.\n"
     "--progress: a bar within each run on a terminal, one line per run otherwise (auto).\n"
     "--sweep lambda=A:B:N trains every rule that has a threshold at N thresholds from A to B\n"
@@ -86,7 +88,16 @@ static int parse_rules(const char *cmd, const char *text, rule_spec *rules, size
 
 /* The bar within a run. The library keeps max ||theta - theta0|| only
  * while it fills the per-step record, so the callback is always set. */
-static void on_step_progress(const clipnn_step_record *r, void *user) { cli_progress_step(user, r); }
+typedef struct {
+    cli_progress progress;
+    cli_compare_rule *trace; /* --report and the first seed: its gradient norms; else NULL */
+} step_ctx;
+
+static void on_step_progress(const clipnn_step_record *r, void *user) {
+    step_ctx *ctx = user;
+    cli_progress_step(&ctx->progress, r);
+    if (ctx->trace) cli_compare_trace(ctx->trace, (double)r->step, r->clip.pre_norm);
+}
 
 /* Mean test accuracy of a row and its standard deviation over the seeds. */
 static double accuracy_sd(const rule_row *w, double *mean) {
@@ -159,7 +170,7 @@ static void print_json(const cli_settings *s, const char *arch, const rule_spec 
 /* The command line of one comparison. */
 typedef struct {
     cli_settings s;
-    const char *rules_text;
+    const char *rules_text, *report;
     const char *sweep, *out; /* --sweep lambda=A:B:N, --out FILE.svg */
     size_t seeds;
     int json, quiet;
@@ -176,6 +187,7 @@ static void compare_option_table(compare_args *a, cli_option *table) {
     table[n++] = (cli_option){"--sweep", CLI_STR, &a->sweep, "lambda=A:B:N", "every rule at N thresholds, A to B"};
     table[n++] = (cli_option){"--out", CLI_STR, &a->out, "FILE.svg", "with --sweep: the frontier as SVG"};
     cli_settings_options(&a->s, COMPARE_GROUPS, table, &n);
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the rules in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
     table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
@@ -193,6 +205,8 @@ typedef struct {
     char arch[256];
     uint64_t steps; /* the longest run's */
     rule_row rows[MAX_RULES];
+    int tracing; /* --report and the first seed */
+    cli_compare_rule traces[MAX_RULES];
 } compare_run;
 
 /* One run's figures into its rule's row. */
@@ -228,14 +242,14 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     }
     char label[96];
     snprintf(label, sizeof label, "%s seed %llu", rule->label, (unsigned long long)s->seed);
-    cli_progress progress;
-    cli_progress_begin(&progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
+    step_ctx ctx = {.trace = c->tracing ? &c->traces[i] : NULL};
+    cli_progress_begin(&ctx.progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
     o.on_step = on_step_progress;
-    o.per_sample_skip_pre_norm = 1; /* the progress line reads no pre-clip norm */
-    o.user = &progress;
+    o.per_sample_skip_pre_norm = !ctx.trace; /* only the trace reads the pre-clip norms */
+    o.user = &ctx;
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);
-    cli_progress_clear(&progress);
+    cli_progress_clear(&ctx.progress);
     clipnn_model_free(m);
     if (st) {
         char what[96];
@@ -256,6 +270,7 @@ static int run_all(const char *cmd, compare_run *c) {
     int rc = 0;
     for (size_t k = 0; k < c->a.seeds && !rc; k++) {
         c->a.s.seed = base_seed + k;
+        c->tracing = c->a.report && k == 0;
         for (size_t i = 0; i < c->n_rules && !rc; i++) rc = run_rule(cmd, c, i);
     }
     c->a.s.seed = base_seed;
@@ -315,6 +330,27 @@ static void print_comparison(const compare_run *c) {
     print_table(c->rules, c->rows, c->n_rules, c->a.seeds);
 }
 
+static int write_report(const char *cmd, compare_run *c) {
+    const cli_settings *s = &c->a.s;
+    for (size_t i = 0; i < c->n_rules; i++) {
+        const rule_row *w = &c->rows[i];
+        cli_compare_rule *t = &c->traces[i];
+        t->label = c->rules[i].label;
+        t->lambda = w->lambda;
+        t->diverged_runs = w->diverged_runs;
+        t->first_diverged_step = w->first_diverged_step;
+        t->acc_sd = accuracy_sd(w, &t->acc_mean);
+        t->acc_min = w->acc_min, t->acc_max = w->acc_max;
+        t->clipped = w->clipped_sum / w->runs;
+        t->max_dist = w->max_dist;
+    }
+    char setup[512];
+    snprintf(setup, sizeof setup, "%s: model %s (%s), %s lr %g momentum %g, batch %zu, %llu steps, seeds %llu..%llu",
+             s->data, c->arch, s->act, s->opt, s->lr, s->momentum, s->batch, (unsigned long long)c->steps,
+             (unsigned long long)s->seed, (unsigned long long)(s->seed + c->a.seeds - 1));
+    return cli_compare_report(cmd, c->a.report, setup, c->traces, c->n_rules, c->a.seeds);
+}
+
 int cmd_compare(int argc, char **argv) {
     const char *cmd = "compare";
     compare_run c;
@@ -340,6 +376,8 @@ int cmd_compare(int argc, char **argv) {
     if (!rc) rc = run_all(cmd, &c);
     if (!rc) print_comparison(&c);
     if (!rc && c.a.sweep) rc = print_frontier(cmd, &c);
+    if (!rc && c.a.report) rc = write_report(cmd, &c);
+    for (size_t i = 0; i < c.n_rules; i++) cli_compare_rule_free(&c.traces[i]);
     clipnn_dataset_free(c.train);
     clipnn_dataset_free(c.test);
     return rc;

@@ -15,7 +15,7 @@ static const struct {
     const char *name;
     size_t offset;
 } FIELDS[] = {EPOCH_FIELD(train_loss), EPOCH_FIELD(train_acc),    EPOCH_FIELD(test_loss), EPOCH_FIELD(test_acc),
-              EPOCH_FIELD(clipped_frac), EPOCH_FIELD(seconds), EPOCH_FIELD(lr)};
+              EPOCH_FIELD(clipped_frac), EPOCH_FIELD(seconds), EPOCH_FIELD(lr), EPOCH_FIELD(epsilon)};
 enum { N_FIELDS = sizeof FIELDS / sizeof FIELDS[0] };
 
 static double field(const cli_epoch_row *r, size_t i) {
@@ -62,7 +62,8 @@ void cli_history_epoch(cli_history *h, const clipnn_epoch_record *r) {
     double now = cli_now();
     cli_epoch_row row = {.epoch = r->epoch, .train_loss = r->train_loss, .train_acc = r->train_accuracy,
                          .test_loss = r->test_loss, .test_acc = r->test_accuracy,
-                         .clipped_frac = r->clipped_fraction, .seconds = now - h->last_time, .lr = h->last_lr};
+                         .clipped_frac = r->clipped_fraction, .seconds = now - h->last_time, .lr = h->last_lr,
+                         .epsilon = r->epsilon};
     h->last_time = now;
     if (h->n == h->cap) {
         size_t cap = h->cap ? 2 * h->cap : 64;

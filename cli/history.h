@@ -14,6 +14,7 @@
 typedef struct {
     size_t epoch;
     double train_loss, train_acc, test_loss, test_acc, clipped_frac, seconds, lr;
+    double epsilon; /* a private run's epsilon so far, else NaN (an empty CSV field, null in JSON) */
 } cli_epoch_row;
 
 typedef struct {

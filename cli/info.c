@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "privacy.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
@@ -65,7 +66,8 @@ static void print_text(const char *path, const clipnn_model *m, const clipnn_dat
     }
 }
 
-static void print_json(const char *path, const clipnn_model *m, const clipnn_data_info *info, uint64_t steps) {
+static void print_json(const char *path, const clipnn_model *m, const clipnn_data_info *info, uint64_t steps,
+                       const clipnn_train_state *st) {
     char arch[512];
     cli_model_arch(m, 1, arch, sizeof arch);
     cli_json j;
@@ -91,6 +93,7 @@ static void print_json(const char *path, const clipnn_model *m, const clipnn_dat
         cli_json_str(&j, key, value);
     }
     cli_json_close(&j, '}');
+    cli_privacy_info_json(&j, st);
     cli_json_end(&j);
 }
 
@@ -109,8 +112,9 @@ int cmd_info(int argc, char **argv) {
     clipnn_status s = clipnn_checkpoint_load_info(path, &m, &st, &info);
     if (s) return cli_fail(cmd, s, path);
     uint64_t steps = clipnn_train_state_steps(st);
-    if (json) print_json(path, m, info, steps);
+    if (json) print_json(path, m, info, steps, st);
     else print_text(path, m, info, steps);
+    if (!json) cli_privacy_info_text(st);
     clipnn_data_info_free(info);
     clipnn_train_state_free(st);
     clipnn_model_free(m);

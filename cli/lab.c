@@ -8,17 +8,21 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "lab_report.h"
 #include "report.h"
 
 static const char SYNOPSIS[] =
-    "list | NAME | all  [--seed S] [--out DIR] [--json] [--quick]\n"
+    "list | NAME | all  [--seed S] [--out DIR] [--json] [--quick | --full]\n"
     "\n"
     "Runs the experiments of the theory lab (docs/lab.md): each prints a table, then one\n"
     "line per claim: CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>).\n"
     "'clipnn lab list' names the experiments; 'all' runs them one after the other.\n"
-    "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure.\n"
+    "--out DIR writes DIR/<experiment>-<figure>.csv (series,x,y) and .svg for every figure,\n"
+    "and DIR/index.html: every experiment run with its verdicts and figures.\n"
     "The logistic regressions use the built-in breast cancer set (569 x 30).\n"
     "--json: stdout is one JSON object with every verdict (the tables go to stderr).\n"
+    "The recurrent experiments (rnn-*) take a few minutes on two cores; inside 'all' they run\n"
+    "reduced budgets, and --full runs the paper's optimizer and lengths (hours).\n"
     "Exit codes: 0 every experiment ran (whatever the verdicts), 2 bad option,\n"
     "4 --out not writable.";
 
@@ -51,7 +55,7 @@ typedef struct {
     const char *which;
     uint64_t seed;
     const char *out;
-    int json, quick;
+    int json, quick, full;
 } lab_args;
 
 static int unknown_experiment(const char *cmd, const char *which) {
@@ -116,6 +120,8 @@ static int run_labs(const char *cmd, const lab_args *a, clipnn_lab_result *res) 
     clipnn_lab_options o = clipnn_lab_options_default();
     o.seed = a->seed;
     o.quick = a->quick;
+    o.full = a->full;
+    o.in_all = !strcmp(a->which, "all");
     o.out_dir = a->out;
     o.write = write_stdout;
     double t0 = cli_now();
@@ -157,6 +163,7 @@ int cmd_lab(int argc, char **argv) {
         {"--out", CLI_STR, &a.out, "DIR", "write CSV traces and SVG plots here (created if missing)"},
         {"--json", CLI_FLAG, &a.json, NULL, "end stdout with one JSON line of the verdicts"},
         {"--quick", CLI_FLAG, &a.quick, NULL, "reduced sizes (seconds instead of a minute)"},
+        {"--full", CLI_FLAG, &a.full, NULL, "the source's own budgets where an experiment has them (hours)"},
         {NULL, 0, NULL, NULL, NULL},
     };
     const char *pos[2];
@@ -173,6 +180,7 @@ int cmd_lab(int argc, char **argv) {
     clipnn_lab_result *res = calloc(clipnn_lab_count(), sizeof *res);
     if (!res) return CLI_EXIT_NOMEM;
     rc = run_labs(cmd, &a, res);
+    if (rc == CLI_EXIT_OK && a.out) rc = cli_lab_index(cmd, a.out, res);
     if (rc == CLI_EXIT_OK && a.json) print_lab_json(&a, res);
     free(res);
     return rc;

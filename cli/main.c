@@ -22,6 +22,7 @@ static const command commands[] = {
     {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},
     {"export", cmd_export, "write a model as PyTorch-named tensors (safetensors or npz)"},
     {"import", cmd_import, "read PyTorch-named tensors (safetensors or npz) into a checkpoint"},
+    {"report", cmd_report, "an HTML report of a run from its CSV logs"},
 };
 
 static void usage(FILE *f) {
@@ -77,7 +78,26 @@ static int run_command(int argc, char **argv, int json) {
     return unknown_command(argv[1]);
 }
 
+/* train joins an MPI job (a build with MPI); a process that fails ends the job. */
+static int run_in_job(int argc, char **argv, int json) {
+    if (clipnn_dist_init(&argc, &argv)) {
+        fprintf(stderr, "clipnn: %s\n", clipnn_last_error());
+        return CLI_EXIT_FAILURE;
+    }
+    int rc = json ? cli_json_mode_end("train", run_command(argc, argv, 1)) : run_command(argc, argv, 0);
+    if (rc && clipnn_dist_size() > 1) clipnn_dist_abort(rc, "clipnn train failed");
+    if (clipnn_dist_rank() == 0 && clipnn_dist_available())
+        fprintf(stderr, "clipnn train: %d process%s, %.3f s of process 0 in the gradient all-reduces\n",
+                clipnn_dist_size(), clipnn_dist_size() > 1 ? "es" : "", clipnn_dist_reduce_seconds());
+    clipnn_dist_finalize();
+    return rc;
+}
+
 int main(int argc, char **argv) {
+    if (clipnn_dist_available() && argc >= 2 && !strcmp(argv[1], "train")) {
+        int json = has_json(argc, argv), rc = json ? cli_json_mode_begin() : 0;
+        return rc ? rc : run_in_job(argc, argv, json);
+    }
     if (argc >= 2 && has_json(argc, argv)) {
         /* one JSON document on stdout, whatever the command prints or fails with */
         int rc = cli_json_mode_begin();

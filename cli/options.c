@@ -50,6 +50,7 @@ static void clip_settings_default(cli_settings *s, const clipnn_clip_options *c)
     s->z_cap = c->z_cap;
     s->noise = c->noise_multiplier;
     s->radius = c->project_radius;
+    s->sampling = "auto";
     s->random_step = c->random_step;
     s->nonfinite_bound = c->nonfinite_bound;
     s->adagc_abs = c->adagc_abs;
@@ -72,6 +73,7 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
     s->data_seed = d.seed;
     s->act = "tanh";
     s->rec_radius = 1.0;
+    s->rec_connections = CLIPNN_SPARSE_CONNECTIONS;
     s->opt = clipnn_opt_kind_name(t.optim.kind);
     s->momentum = t.optim.momentum;
     s->nesterov = t.optim.nesterov;
@@ -110,7 +112,10 @@ void cli_settings_default(cli_settings *s, cli_mode mode) {
 static void data_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--data", CLI_STR, &s->data, "SPEC",
         "digits | breast-cancer | fashion-mnist[:DIR] | idx:IMAGES,LABELS[,TIMAGES,TLABELS] | "
-        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher");
+        "csv:PATH[,target=COLUMN|NAME] | npy:X,Y[,TEST_X,TEST_Y] | spirals | teacher | "
+        "TASK[:T=N,train=N,test=N] with TASK a sequence task drawn from --data-seed: temporal-order, "
+        "temporal-order-3bit, addition, multiplication, random-permutation[:...,symbols=K], memorization "
+        "(defaults T=50, train=10000, test=10000)");
     ADD("--scale", CLI_STR, &s->scale, "KIND",
         "input scaling fitted on the training part: auto (the data set's own: standardize for digits, "
         "breast-cancer, CSV and npy, [0, 1] for images) | none | standardize | unit");
@@ -129,8 +134,11 @@ static void model_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--every-step", CLI_FLAG, &s->every_step, NULL,
         "the dense layers read every step's h (many-to-many; the data need targets for every step)");
     ADD("--rec-init", CLI_STR, &s->rec_init, "KIND",
-        "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled");
-    ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled (> 0)");
+        "W_hh of the recurrent layers: torch (U(+-1/sqrt(h)), as PyTorch) | orthogonal | scaled | sparse "
+        "(--rec-connections N(0, 1) weights per unit, then scaled)");
+    ADD("--rec-radius", CLI_DOUBLE, &s->rec_radius, "R", "spectral radius of --rec-init scaled or sparse (> 0)");
+    ADD("--rec-connections", CLI_SIZE, &s->rec_connections, "K",
+        "nonzero incoming recurrent weights per unit of --rec-init sparse (>= 1)");
     ADD("--act", CLI_STR, &s->act, "ACT",
         "hidden activation: identity | sigmoid | tanh | gelu | softplus | relu (output: identity)");
     ADD("--init", CLI_STR, &s->init, "INIT", "xavier | he | torch (default: he for relu, xavier otherwise)");
@@ -178,6 +186,17 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
     ADD("--z-alpha", CLI_DOUBLE, &s->z_alpha, "A", "--clip zscore: EMA weight of the past");
     ADD("--z-cap", CLI_DOUBLE, &s->z_cap, "C", "--clip zscore: hard cap on the norm (0: none)");
     ADD("--noise", CLI_DOUBLE, &s->noise, "S", "--clip per-sample: Gaussian noise std S * lambda (DP-SGD)");
+    ADD("--target-epsilon", CLI_DOUBLE, &s->target_epsilon, "E",
+        "--clip per-sample: the smallest --noise whose epsilon after the planned steps is at most E (0: none)");
+    ADD("--delta", CLI_DOUBLE, &s->delta, "D",
+        "--clip per-sample with noise: delta of the reported epsilon (0: 1/n rounded down to a power of ten)");
+    ADD("--sampling", CLI_STR, &s->sampling, "KIND",
+        "--clip per-sample: auto (poisson with noise, else shuffle) | shuffle | poisson (each example joins a step "
+        "with probability batch/n: what the privacy guarantee assumes)");
+    ADD("--physical-batch", CLI_SIZE, &s->physical_batch, "P",
+        "--clip per-sample: clip and sum each logical batch in physical batches of at most P examples, the noise "
+        "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch), more if drawn "
+        "larger)");
     ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
     ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
     ADD("--box", CLI_STR, &s->box, "LO,HI", "--clip project: project onto a box instead of a ball");
@@ -291,6 +310,12 @@ static int check_clip_params(const char *cmd, const cli_settings *s) {
     if (!(s->noise >= 0) || !isfinite(s->noise))
         return cli_usage_error(cmd, "--noise %g: must be finite and >= 0", s->noise);
     if (!(s->radius > 0)) return cli_usage_error(cmd, "--radius %g: must be > 0", s->radius);
+    if (!(s->delta >= 0 && s->delta < 1)) return cli_usage_error(cmd, "--delta %g: want 0 < delta < 1", s->delta);
+    if (!(s->target_epsilon >= 0) || !isfinite(s->target_epsilon))
+        return cli_usage_error(cmd, "--target-epsilon %g: want a finite number > 0", s->target_epsilon);
+    clipnn_sampling sampling;
+    clipnn_status sst = clipnn_sampling_parse(s->sampling, &sampling);
+    if (sst) return cli_fail(cmd, sst, "--sampling");
     if (strcmp(s->center, "initial") && strcmp(s->center, "zero"))
         return cli_usage_error(cmd, "--center '%s': want initial or zero", s->center);
     if (!(s->eps > 0) || !isfinite(s->eps)) return cli_usage_error(cmd, "--eps %g: want a finite number > 0", s->eps);
@@ -480,8 +505,13 @@ static int init_recurrent(const char *cmd, const cli_settings *s, clipnn_model *
     if (st) return cli_fail(cmd, st, "--rec-init");
     if (clipnn_model_seq_shape(m).steps == 0)
         return cli_usage_error(cmd, "--rec-init %s: the model has no recurrent layers", s->rec_init);
-    st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
-    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_SCALED ? "--rec-radius" : "--rec-init") : CLI_EXIT_OK;
+    if (how == CLIPNN_RECURRENT_INIT_SPARSE)
+        st = clipnn_model_init_recurrent_sparse(m, s->rec_connections, s->rec_radius, s->seed);
+    else
+        st = clipnn_model_init_recurrent(m, how, s->rec_radius, s->seed);
+    return st ? cli_fail(cmd, st, how == CLIPNN_RECURRENT_INIT_TORCH || how == CLIPNN_RECURRENT_INIT_ORTHOGONAL
+                                      ? "--rec-init" : "--rec-radius or --rec-connections")
+              : CLI_EXIT_OK;
 }
 
 int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset *d,
@@ -594,5 +624,8 @@ int cli_make_train_options(const char *cmd, const cli_settings *s, clipnn_clip_r
     o->log_groups = s->log_groups;
     o->stability_m = s->stability_m;
     o->expected_grad = s->expected_grad;
+    (void)clipnn_sampling_parse(s->sampling, &o->sampling); /* checked by cli_settings_check */
+    o->physical_batch = s->physical_batch;
+    o->dp_delta = s->delta;
     return make_clip_options(cmd, s, rule, threshold, &o->clip);
 }

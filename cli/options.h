@@ -35,8 +35,9 @@ typedef struct {
     uint64_t data_seed;
     /* model and loss */
     const char *arch, *act, *init, *loss;
-    const char *rec_init; /* W_hh of recurrent layers: torch | orthogonal | scaled */
-    double rec_radius;    /* spectral radius of --rec-init scaled */
+    const char *rec_init; /* W_hh of recurrent layers: torch | orthogonal | scaled | sparse */
+    double rec_radius;    /* spectral radius of --rec-init scaled or sparse */
+    size_t rec_connections; /* --rec-init sparse: nonzero weights per unit */
     size_t seq_steps;     /* --seq-steps: each row as this many steps (0: the data's own) */
     int every_step;       /* the dense layers read every step's h */
     /* optimizer, schedule, run */
@@ -53,6 +54,11 @@ typedef struct {
     size_t history, z_warmup;
     double z_alpha, z_cap;
     int agc_skip_last;
+    /* DP-SGD */
+    const char *sampling;  /* --sampling auto | shuffle | poisson */
+    size_t physical_batch; /* --physical-batch P (0: one physical batch) */
+    double delta;          /* --delta (0: 1/n rounded down to a power of ten) */
+    double target_epsilon; /* --target-epsilon (0: none; --noise gives the noise) */
     /* the rules of the 2020s, Pascanu's random step, SPAM's resets */
     double random_step, nonfinite_bound, adagc_abs, acclip_alpha, nsgdm_beta;
     size_t adagc_warmup, spam_delay;

@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "report.h"
+#include "run_report.h"
 
 /* ---------------------------------------------------------------- JSON */
 
@@ -85,7 +86,7 @@ void cli_json_null(cli_json *j, const char *key) {
 
 static const char STEP_HEADER[] =
     "step,lr,loss,pre_norm,post_norm,c,clipped,skipped,theta_norm,dist_from_start,"
-    "sum_lr,sum_lr2,det_bound,lemma1_bound\n";
+    "sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon\n";
 static const char GROUP_HEADER[] = "step,group,layer,tensor,pre_norm,post_norm,factor\n";
 
 int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const char *groups_path,
@@ -118,17 +119,25 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
  * readers such as numpy and pandas parse them). */
 static void csv_num(FILE *f, double v, char sep) { fprintf(f, "%.9g%c", v, sep); }
 
+void cli_group_name(const clipnn_model *m, size_t g, char *buf, size_t cap, const char **tensor) {
+    static const char *const rec_tensors[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
+    clipnn_group info = clipnn_model_group(m, g);
+    /* a recurrent layer's four tensors come first, in PyTorch's order */
+    int dense = clipnn_model_layer_kind(m, info.layer) == CLIPNN_LAYER_DENSE;
+    const char *t = dense ? (info.is_bias ? "b" : "W") : rec_tensors[g % 4];
+    if (tensor) *tensor = t;
+    snprintf(buf, cap, "layer %zu %s", info.layer, t);
+}
+
 /* The clipper's own per-group norms and factors: the gradient block after
  * the step may hold the unclipped gradient (factors left to the update). */
 static void group_rows(cli_steplog *l, const clipnn_step_record *r) {
-    static const char *const rec_tensors[4] = {"W_ih", "W_hh", "b_ih", "b_hh"};
     if (!r->group_norms) return;
     for (size_t g = 0; g < clipnn_model_n_groups(l->model); g++) {
-        clipnn_group info = clipnn_model_group(l->model, g);
-        /* a recurrent layer's four tensors come first, in PyTorch's order */
-        int dense = clipnn_model_layer_kind(l->model, info.layer) == CLIPNN_LAYER_DENSE;
-        const char *tensor = dense ? (info.is_bias ? "b" : "W") : rec_tensors[g % 4];
-        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, info.layer, tensor);
+        char name[64];
+        const char *tensor;
+        cli_group_name(l->model, g, name, sizeof name, &tensor);
+        fprintf(l->groups, "%" PRIu64 ",%zu,%zu,%s,", r->step, g, clipnn_model_group(l->model, g).layer, tensor);
         csv_num(l->groups, r->group_norms[g], ',');
         csv_num(l->groups, r->group_post_norms[g], ',');
         csv_num(l->groups, r->group_factors[g], '\n');
@@ -150,7 +159,9 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     csv_num(f, r->sum_lr, ',');
     csv_num(f, r->sum_lr2, ',');
     csv_num(f, r->det_bound, ',');
-    csv_num(f, r->lemma1_bound, '\n');
+    csv_num(f, r->lemma1_bound, ',');
+    fprintf(f, "%zu,", r->batch_size);
+    csv_num(f, r->epsilon, '\n');
     if (l->groups) group_rows(l, r);
 }
 
@@ -204,8 +215,10 @@ void cli_progress_epoch(const char *cmd, const char *label, const clipnn_epoch_r
     char acc[32];
     if (isnan(r->test_accuracy)) snprintf(acc, sizeof acc, "-");
     else snprintf(acc, sizeof acc, "%.2f%%", 100.0 * r->test_accuracy);
+    char eps[64] = ""; /* a private run's epsilon so far */
+    if (isfinite(r->epsilon)) snprintf(eps, sizeof eps, "  epsilon %.4f at delta %g", r->epsilon, r->delta);
     fprintf(stderr, "clipnn %s:%s%s epoch %zu/%zu  train loss %.4g  test loss %.4g  test acc %s  "
-                    "clipped %.1f%%  %.0f samples/s\n",
+                    "clipped %.1f%%  %.0f samples/s%s\n",
             cmd, label ? " " : "", label ? label : "", r->epoch, r->n_epochs, r->train_loss,
-            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second);
+            r->test_loss, acc, 100.0 * r->clipped_fraction, r->samples_per_second, eps);
 }

@@ -11,29 +11,33 @@
 #include "cli.h"
 #include "auto_lambda.h"
 #include "options.h"
+#include "privacy.h"
 #include "rec_log.h"
 #include "recorded.h"
 #include "report.h"
+#include "run_report.h"
 #include "runctl.h"
 #include "signals.h"
 
 static const char SYNOPSIS[] =
     "[--data SPEC] [--arch 64-32-10|lstm:128-10] [--act tanh] [--loss xent|mse|bce]\n"
-    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled] [--rec-radius R]\n"
+    "             [--seq-steps T] [--every-step] [--rec-init torch|orthogonal|scaled|sparse] [--rec-radius R]\n"
+    "             [--rec-connections K]\n"
     "             [--opt sgd|adam] [--lr A0] [--momentum B] [--nesterov] [--wd W]\n"
     "             [--schedule const|rm:T0,P|step:EVERY,GAMMA|cosine] [--batch M]\n"
     "             [--epochs N | --steps N] [--bptt K1[,K2]] [--carry-state]\n"
     "             [--clip RULE] [--lambda L|auto[:Q]] [--eps E] [--p P]\n"
     "             [--seed S] [--threads N] [--save FILE] [--log FILE.csv] [--json] [--quiet]\n"
     "             [--resume FILE] [--save-every N|Ne] [--log-epochs FILE.csv]\n"
-    "             [--progress auto|bar|lines|none]\n"
+    "             [--progress auto|bar|lines|none] [--report DIR]\n"
     "\n"
     "Trains a model (hidden dense layers --act, output layer identity; recurrent layers\n"
     "first when --arch names them) with the clipped step theta <- theta - a(t) g / c(t)\n"
     "of the paper (eq. 10) and the chosen clipping rule.\n"
     "--log writes one CSV row per step: step,lr,loss,pre_norm,post_norm,c,clipped,skipped,\n"
-    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound (det_bound = lambda *\n"
-    "sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M).\n"
+    "theta_norm,dist_from_start,sum_lr,sum_lr2,det_bound,lemma1_bound,batch_size,epsilon (det_bound =\n"
+    "lambda * sum a(t); lemma1_bound = 2 exp(-2 M^2 / (sum a^2 lambda^2)) with --stability-m M;\n"
+    "epsilon of a private run, else nan).\n"
     "--log-groups adds FILE.groups.csv (FILE.csv without .csv): step,group,layer,tensor,\n"
     "pre_norm,post_norm,factor, one row per step per parameter group (W and b of a dense layer,\n"
     "W_ih, W_hh, b_ih and b_hh of a recurrent one):\n"
@@ -55,8 +59,12 @@ static const char SYNOPSIS[] =
     "--log-epochs writes one CSV row per epoch: epoch,train_loss,train_acc,test_loss,\n"
     "test_acc,clipped_frac,seconds,lr (docs/formats.md); --json adds them as \"epochs\".\n"
     "--progress: a bar within the epoch on a terminal, one line per epoch otherwise (auto).\n"
+    "--report DIR writes DIR/index.html, the run in charts (docs/reports.md).\n"
     "--bptt and --carry-state train recurrent layers on chunks of steps and on streams\n"
     "(docs/recurrent.md).\n"
+    "--clip per-sample with --noise S or --target-epsilon E is DP-SGD: Poisson sampling by default,\n"
+    "the (epsilon, delta) spent on stderr every epoch and in the summary, with the sampling the\n"
+    "guarantee rests on (docs/privacy.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory, 130 stopped by a signal (run saved).";
@@ -66,6 +74,9 @@ typedef struct {
     cli_runctl run; /* progress, epoch history, periodic saves, stop on a signal */
     cli_rec_log *rec_log;
     const clipnn_model *m;
+    int quiet; /* no privacy line per epoch */
+    cli_runlog *runlog; /* --report */
+    int runlog_failed;
 } train_ctx;
 
 static void on_step(const clipnn_step_record *r, void *user) {
@@ -73,11 +84,15 @@ static void on_step(const clipnn_step_record *r, void *user) {
     if (ctx->log) cli_steplog_row(ctx->log, r);
     if (ctx->rec_log) cli_rec_log_row(ctx->rec_log, ctx->m, r);
     cli_runctl_step(&ctx->run, r);
+    if (ctx->runlog && cli_runlog_step(ctx->runlog, r)) ctx->runlog_failed = 1;
 }
 
 static void on_epoch(const clipnn_epoch_record *r, void *user) {
     train_ctx *ctx = user;
     cli_runctl_epoch(&ctx->run, r);
+    /* the progress line carries epsilon; without one, a line of its own */
+    if (!ctx->quiet && ctx->run.progress.mode == CLI_PROGRESS_NONE && !isnan(r->epsilon))
+        cli_privacy_epoch("train", r);
 }
 
 static int control(void *user) {
@@ -87,6 +102,7 @@ static int control(void *user) {
 
 static void on_save(const clipnn_model *m, const clipnn_train_state *state, void *user) {
     train_ctx *ctx = user;
+    if (clipnn_dist_rank() > 0) return; /* in a job, process 0 writes the checkpoints */
     cli_runctl_save(&ctx->run, m, state);
 }
 
@@ -155,6 +171,7 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
     cli_json_u64(&j, "seed", s->seed);
     cli_json_u64(&j, "threads", (uint64_t)clipnn_get_threads());
     cli_json_str(&j, "saved", saved);
+    cli_privacy_json(&j, o, r);
     cli_json_bool(&j, "interrupted", r->stopped);
     cli_history_json(history, &j);
     cli_json_end(&j);
@@ -173,13 +190,14 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (o->expected_grad)
         printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
                r->mean_grad_norm);
+    cli_privacy_text(o, r);
     if (saved) printf("saved %s\n", saved);
 }
 
 /* The command line of one training run. */
 typedef struct {
     cli_settings s;
-    const char *save, *log, *resume;
+    const char *save, *log, *resume, *report;
     int json, quiet;
     uint64_t radius_every;  /* --log-radius-every */
     const char *time_grad;  /* --log-time-grad */
@@ -211,6 +229,7 @@ static void train_option_table(train_args *a, cli_option *table) {
                               "recurrent: FILE.radius.csv, W_hh's spectral radius every N steps"};
     table[n++] = (cli_option){"--log-time-grad", CLI_STR, &a->time_grad, "every:N|S1,...",
                               "recurrent: FILE.time.csv, ||d loss / d h_t|| for every t at those steps"};
+    table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: the run in charts"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n++] = (cli_option){"--quiet", CLI_FLAG, &a->quiet, NULL, "no progress (as --progress none)"};
     table[n++] = (cli_option){"--progress", CLI_STR, &a->progress, "MODE",
@@ -226,11 +245,18 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (rc) return rc;
     clipnn_status st = clipnn_clip_rule_parse(a->s.clip, &a->rule);
     if (st) return cli_fail(cmd, st, "--clip");
-    if (a->s.log_groups && !a->log) return cli_usage_error(cmd, "--log-groups needs --log FILE.csv");
+    if (a->s.log_groups && !a->log && !a->report)
+        return cli_usage_error(cmd, "--log-groups needs --log FILE.csv or --report DIR");
     if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
+        return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
+    double quantile;
+    if ((a->s.target_epsilon > 0 || a->s.noise > 0) && cli_lambda_auto(a->s.lambda, &quantile) == 1)
+        return cli_usage_error(cmd, "--lambda auto reads the training data's gradients, which the privacy "
+                               "guarantee does not cover: give C as a number");
     if (a->resume && (cli_argv_has(argc, argv, "--arch") || cli_argv_has(argc, argv, "--act") ||
                       cli_argv_has(argc, argv, "--init")))
         return cli_usage_error(cmd, "--resume takes the model from the checkpoint: no --arch, --act or --init");
@@ -252,6 +278,7 @@ typedef struct {
     clipnn_train_options o;
     train_ctx ctx;
     char stop_path[64]; /* where a run stopped on request without --save goes */
+    cli_runlog runlog;
 } train_run;
 
 /* --resume: the model and state from the checkpoint; the architecture
@@ -290,11 +317,16 @@ static int prepare(const char *cmd, train_run *r) {
     if (!rc)
         rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
                              !r->a.json);
+    if (!rc && r->a.s.target_epsilon > 0)
+        rc = cli_privacy_target(cmd, r->a.s.target_epsilon, clipnn_dataset_n(r->train), &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;
     r->ctx.rec_log = &r->rec_log;
     r->ctx.m = r->m;
+    r->ctx.quiet = r->a.quiet;
+    if (r->a.report && (rc = cli_train_runlog(&r->runlog, r->m, &r->o))) return rc;
+    if (r->a.report) r->ctx.runlog = &r->runlog;
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
                          clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;
@@ -324,7 +356,7 @@ static const char *stop_path(char *buf, size_t cap) {
  * on request to a default name; none for a run that diverged. */
 static int save_model(const char *cmd, train_run *r, const clipnn_train_result *res, const char **saved) {
     const char *path = r->a.save;
-    if (res->diverged) return 0;
+    if (res->diverged || clipnn_dist_rank() > 0) return 0;
     if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
     if (!path) return 0;
     int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, r->loss, &r->o, res);
@@ -374,6 +406,18 @@ static int finish(const char *cmd, train_run *r, const clipnn_train_result *res)
     return rc ? rc : res->stopped ? CLI_EXIT_INTERRUPTED : 0;
 }
 
+/* --report: written after the model is saved, whatever became of the run;
+ * a report that cannot be written is an error that keeps the model. */
+static int finish_with_report(const char *cmd, train_run *r, const clipnn_train_result *res) {
+    int rc = finish(cmd, r, res);
+    if (!r->a.report) return rc;
+    cli_train_info info = {&r->a.s, r->arch, r->train, r->test, &r->o, res, clipnn_model_n_params(r->m),
+                           &r->ctx.run.history};
+    int rc_report = r->ctx.runlog_failed ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "--report")
+                                         : cli_train_report(cmd, r->a.report, &r->runlog, &info);
+    return rc ? rc : rc_report;
+}
+
 /* The signals stop the run only while it trains; a second one, or one
  * during the final save, ends the tool (the checkpoint is written
  * atomically: the file is the old one or the new one, whole). */
@@ -382,9 +426,17 @@ static int train_and_report(const char *cmd, train_run *r) {
     if (cli_stop_install()) fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
     clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
     cli_stop_restore();
-    if (!st) return finish(cmd, r, &res);
+    if (!st) return finish_with_report(cmd, r, &res);
     cli_runctl_close_logs(&r->ctx.run);
     return cli_fail(cmd, st, "training");
+}
+
+/* In a job, every process but 0 trains without logs, reports, progress or output. */
+static void quiet_worker(train_args *a) {
+    a->log = a->log_epochs = a->report = NULL;
+    a->quiet = 1;
+    if (!freopen("/dev/null", "w", stdout)) fprintf(stderr, "clipnn train: process %d prints its results too\n",
+                                                    clipnn_dist_rank());
 }
 
 int cmd_train(int argc, char **argv) {
@@ -405,12 +457,14 @@ int cmd_train(int argc, char **argv) {
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if ((rc = check_train_args(cmd, &r.a, argc, argv))) return rc;
+    if (clipnn_dist_rank() > 0) quiet_worker(&r.a);
     clipnn_set_threads(r.a.s.threads);
     rc = prepare(cmd, &r);
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
     cli_rec_log_close(&r.rec_log, cmd);
     cli_runctl_free(&r.ctx.run);
+    cli_runlog_free(&r.runlog);
     free(r.groups_path);
     clipnn_train_state_free(r.state);
     clipnn_data_info_free(r.info);

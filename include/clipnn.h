@@ -65,6 +65,8 @@
 #include "clipnn/inputopt.h"
 #include "clipnn/diagnose.h"
 #include "clipnn/lab.h"
+#include "clipnn/privacy.h"
 #include "clipnn/export.h"
+#include "clipnn/dist.h"
 
 #endif /* CLIPNN_H */

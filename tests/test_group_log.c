@@ -306,6 +306,7 @@ typedef struct {
 static clipnn_train_options train_options(checker *k) {
     clipnn_train_options o = clipnn_train_options_default();
     o.clip = k->clip;
+    o.sampling = CLIPNN_SAMPLING_SHUFFLE; /* the reference clips the same shuffled batches */
     o.schedule.a0 = 0.5;
     if (k->clip.rule == CLIPNN_CLIP_PERCENTILE) {
         o.loss.loss = CLIPNN_LOSS_MARGIN;

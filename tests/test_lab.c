@@ -177,7 +177,7 @@ static void collect(const char *text, void *user) {
 }
 
 TEST(lab_api) {
-    CHECK(clipnn_lab_count() == 11);
+    CHECK(clipnn_lab_count() == 15);
     CHECK(clipnn_lab_name(clipnn_lab_count()) == NULL);
     CHECK(strcmp(clipnn_claim_verdict_name(CLIPNN_CLAIM_HOLDS_UNDER), "HOLDS UNDER") == 0);
     CHECK(clipnn_lab_run("no-such-lab", NULL, NULL) == CLIPNN_ERR_INVALID_ARG);
@@ -212,7 +212,11 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
                                       "thm1-adaptive", "thm1-remark", "lemma3", "l0l1-smooth", "l0l1-gd-diverges",
                                       "l0l1-clip-converges", "vanishing-larger-steps", "eq18-per-layer",
                                       "adaptive-faster", "claim2", "lemma2", "eq9-projection", "Q6", "Q7",
-                                      "smoothness-as-printed", "bias-floor", "heavy-tail"};
+                                      "smoothness-as-printed", "bias-floor", "heavy-tail", "cliff",
+                                      "cliff-unclipped-step", "cliff-clipped-step", "order-clipping-decides",
+                                      "order-every-rule", "order-longer-harder", "addition-clipping-decides",
+                                      "addition-every-rule", "addition-longer-harder", "local-clip-bias",
+                                      "clip21-unbiased"};
     for (size_t i = 0; i < sizeof ids / sizeof *ids; i++) {
         char want[64];
         snprintf(want, sizeof want, "\nCLAIM %s: ", ids[i]);
@@ -227,7 +231,7 @@ TEST(lab_all_quick_gives_every_claim_a_verdict) {
     size_t n = 0;
     for (const char *p = out; (p = strstr(p, "\nCLAIM ")); p++) n++;
     CHECK(n == sizeof ids / sizeof *ids);
-    CHECK(strstr(out, "lab all: 11 experiments, 29 claims") != NULL);
+    CHECK(strstr(out, "lab all: 15 experiments, 40 claims") != NULL);
     CHECK(strstr(out, "{\"seed\":1,") != NULL); /* the JSON line */
     /* the logistic regressions read the embedded breast cancer set, whatever the working directory */
     CHECK(strstr(out, "\"data\":\"breast cancer (569 x 30, malignant/benign)\"") != NULL);

@@ -337,6 +337,50 @@ TEST(recurrent_init_orthogonal_and_spectral_radius) {
     clipnn_model_free(m);
 }
 
+/* Sparse: every row of every gate block holds exactly K nonzero weights
+ * (all h when K >= h), in columns that differ from row to row, and the
+ * block has the spectral radius asked for (the same estimate and
+ * tolerance as scaled above). */
+static void check_sparse_blocks(clipnn_model *m, size_t gates, size_t h, size_t w_hh, size_t K, double radius) {
+    size_t want = K < h ? K : h, distinct_patterns = 0;
+    for (size_t g = 0; g < gates; g++) {
+        const float *A = clipnn_model_params(m) + w_hh + g * h * h;
+        for (size_t i = 0; i < h; i++) {
+            size_t nz = 0, same_as_row0 = 1;
+            for (size_t j = 0; j < h; j++) {
+                nz += A[i * h + j] != 0;
+                same_as_row0 &= (A[i * h + j] != 0) == (A[j] != 0);
+            }
+            CHECK_MSG(nz == want, "gate %zu row %zu: %zu nonzero weights, want %zu", g, i, nz, want);
+            distinct_patterns += !same_as_row0;
+        }
+        double rho = spectral_radius_by_squaring(A, h);
+        CHECK_MSG(fabs(rho - radius) < 0.01 * radius, "gate %zu: spectral radius %.4f, want %g", g, rho, radius);
+    }
+    if (want < h) CHECK(distinct_patterns > 0);
+}
+
+TEST(recurrent_init_sparse_connections_and_radius) {
+    const size_t h = 40;
+    clipnn_model *rnn = rec_fixture_model(CLIPNN_LAYER_RNN, 1, 3, h, 4, 2, 0);
+    clipnn_model *gru = rec_fixture_model(CLIPNN_LAYER_GRU, 1, 3, h, 4, 2, 0);
+    if (!rnn || !gru) goto done;
+    CHECK_OK(clipnn_model_init_recurrent_sparse(rnn, 15, 0.95, 5));
+    check_sparse_blocks(rnn, 1, h, h * 3, 15, 0.95);
+    CHECK_OK(clipnn_model_init_recurrent_sparse(gru, 60, 1.2, 5)); /* more connections than units: dense */
+    check_sparse_blocks(gru, 3, h, 3 * h * 3, 60, 1.2);
+    CHECK_OK(clipnn_model_init_recurrent(gru, CLIPNN_RECURRENT_INIT_SPARSE, 0.5, 6));
+    check_sparse_blocks(gru, 3, h, 3 * h * 3, CLIPNN_SPARSE_CONNECTIONS, 0.5);
+    CHECK(clipnn_model_init_recurrent_sparse(rnn, 0, 0.95, 5) == CLIPNN_ERR_INVALID_ARG);
+    CHECK(clipnn_model_init_recurrent_sparse(rnn, 15, 0, 5) == CLIPNN_ERR_INVALID_ARG);
+    clipnn_recurrent_init how;
+    CHECK_OK(clipnn_recurrent_init_parse("sparse", &how));
+    CHECK(how == CLIPNN_RECURRENT_INIT_SPARSE);
+done:
+    clipnn_model_free(rnn);
+    clipnn_model_free(gru);
+}
+
 /* ------------------------------------------- no allocation in a step */
 
 TEST(recurrent_model_steps_allocate_nothing) {

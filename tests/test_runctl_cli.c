@@ -136,7 +136,7 @@ TEST(runctl_sigint_then_resume_ends_on_the_same_checkpoint) {
     CHECK_MSG(count_substr(said, "stopped by SIGINT") == 1 && strstr(said, "sig_cut.ckpt"), "message: %s", said);
     free(said);
     CHECK_MSG(lines_in(epochs) < 13, "the run ended before the signal: make it longer");
-    CHECK(whole_rows(epochs, 7) && whole_rows(steps, 13));
+    CHECK(whole_rows(epochs, 8) && whole_rows(steps, 15)); /* 9 and 16 columns */
     snprintf(args, sizeof args, "%s --quiet --save sig_whole.ckpt", LONG_RUN);
     CHECK(run_in_tmp(args, &said) == 0);
     free(said);
@@ -248,9 +248,9 @@ TEST(runctl_epoch_history_csv_and_json) {
     CHECK_MSG(count_substr(out, "{\"epoch\":") == 4 && strstr(out, "\"epochs\":[{\"epoch\":1,\"train_loss\":"),
               "%s", out);
     char *text = slurp(csv, NULL);
-    CHECK_MSG(text && !strncmp(text, "epoch,train_loss,train_acc,test_loss,test_acc,clipped_frac,seconds,lr\n", 70),
-              "header: %s", text ? text : "(none)");
-    CHECK(count_substr(text, "\n") == 5 && whole_rows(csv, 7));
+    CHECK_MSG(text && !strncmp(text, "epoch,train_loss,train_acc,test_loss,test_acc,clipped_frac,seconds,lr,"
+                                     "epsilon\n", 78), "header: %s", text ? text : "(none)");
+    CHECK(count_substr(text, "\n") == 5 && whole_rows(csv, 8));
     /* the last row's test accuracy is the summary's, to the printed digits */
     const char *last = text ? strstr(text, "\n4,") : NULL;
     char field[64], want[64];

@@ -46,7 +46,8 @@ CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
  *     | "csv:PATH[,target=COLUMN|NAME][,task=classification|regression]"
  *     (COLUMN a number, negative from the end; NAME a cell of the header line)
  *     | "npy:X.npy,Y.npy[,TEST_X.npy,TEST_Y.npy][,task=classification|regression]"
- *     | "spirals" | "teacher".
+ *     | "spirals" | "teacher"
+ *     | "TASK[:T=N][,train=N][,test=N]" (TASK a sequence task below).
  *   digits: built in (no file), 1797 rows, 64 pixels 0..16 (8x8), 10 classes.
  *   breast-cancer: built in (no file), 569 rows, 30 features in their own
  *     units, 2 classes (0 malignant, 1 benign).
@@ -72,8 +73,29 @@ CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
  *   spirals: two interleaved spirals, 2 features, 2 classes, synthetic_n rows.
  *   teacher: regression, 10 N(0,1) inputs, target = a random 10-32-1 tanh
  *     MLP's output (no noise), synthetic_n rows.
- * Sets without a test part (all but fashion-mnist, four-file idx and
- * four-file npy) are
+ *   Sequence tasks (the long-term dependency problems of Hochreiter and
+ *     Schmidhuber 1997 as Pascanu, Mikolov and Bengio 2013 use them): train
+ *     (default 10000) and test (default 10000) sequences of T steps
+ *     (default 50, at least 10), drawn from opts->seed, the test part from
+ *     a stream of its own; one target per sequence, read at its last step;
+ *     inputs left unscaled by "auto". Windows are in tenths of T, both
+ *     ends included ([1,2]: steps T/10 to 2T/10, rounded down, from 0):
+ *   temporal-order: 6 one-hot symbols a, b, c, d, A, B per step; a random
+ *     distractor a-d at every step but one in window [1,2] and one in [5,6],
+ *     which hold A or B; 4 classes, the order: AA 0, AB 1, BA 2, BB 3.
+ *   temporal-order-3bit: the same with three relevant steps in [1,2], [3,4]
+ *     and [6,7]; 8 classes (A = 0, B = 1, the first the most significant).
+ *   addition, multiplication: 2 values per step, a value U[0,1) and a
+ *     marker 0 or 1; one marked step in [0, T/10), one in [T/10, T/2); the
+ *     target is the sum (in [0, 2)) or the product of the marked values.
+ *   random-permutation[:...,symbols=K]: K one-hot symbols (default 10, 3 to
+ *     1000); the first step is symbol 0 or 1 and is the class (2 classes),
+ *     the others are drawn from 2..K-1.
+ *   memorization: 4 one-hot symbols (bit 0, bit 1, blank, marker): a
+ *     pattern of 5 bits in the first 5 steps, blanks, the marker at the last
+ *     step; 32 classes, the pattern read as a binary number.
+ * Sets without a test part (all but fashion-mnist, four-file idx,
+ * four-file npy and the sequence tasks) are
  * split by a shuffle seeded with opts->seed: round(n * test_fraction) rows
  * (at least one when the fraction is > 0) go to the test part, both parts
  * keep the file order; the split is the same whether or not test is asked

@@ -12,8 +12,9 @@ extern "C" {
 
 /* Experiments that test the claims of the clipping paper (A. Ramaswamy,
  * "Gradient Clipping in Deep Learning: A Dynamical Systems Perspective",
- * ICPRAM 2023) and of an exercise on clipped GD and SGD: each prints a
- * table and one verdict line per claim,
+ * ICPRAM 2023), of an exercise on clipped GD and SGD, of a few papers
+ * beside them and of Pascanu, Mikolov and Bengio (2013) on recurrent
+ * networks: each prints a table and one verdict line per claim,
  *   CLAIM <id>: HOLDS|FAILS|HOLDS UNDER <condition> (<deciding numbers>),
  * through the caller's write callback (nothing is printed without one), and
  * writes a CSV of its traces and an SVG plot per figure into out_dir when it
@@ -26,6 +27,8 @@ typedef struct {
     const char *out_dir;    /* CSV + SVG files go here (must exist); NULL: none */
     clipnn_lab_write_fn write; /* table and verdict text; NULL: silent */
     void *user;
+    int full;   /* the source's own budgets where an experiment has them (long runs) */
+    int in_all; /* run as part of all the experiments: the long ones take reduced budgets */
 } clipnn_lab_options;
 CLIPNN_API clipnn_lab_options clipnn_lab_options_default(void);
 

@@ -106,10 +106,11 @@ typedef enum {
     CLIPNN_RECURRENT_INIT_TORCH = 0,  /* keep U(+-1/sqrt(h)) */
     CLIPNN_RECURRENT_INIT_ORTHOGONAL, /* each gate's h x h block of W_hh orthogonal (torch.nn.init.orthogonal_) */
     CLIPNN_RECURRENT_INIT_SCALED,     /* W_hh's blocks scaled to spectral radius `radius` */
+    CLIPNN_RECURRENT_INIT_SPARSE,     /* a few N(0, 1) weights per row, then scaled to `radius` */
     CLIPNN_RECURRENT_INIT_COUNT
 } clipnn_recurrent_init;
 
-/* "torch", "orthogonal", "scaled". */
+/* "torch", "orthogonal", "scaled", "sparse". */
 CLIPNN_API const char *clipnn_recurrent_init_name(clipnn_recurrent_init how);
 CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_recurrent_init *out);
 
@@ -117,10 +118,20 @@ CLIPNN_API clipnn_status clipnn_recurrent_init_parse(const char *name, clipnn_re
  * orthogonal draws a Gaussian matrix per gate block and keeps the Q of its
  * QR factorisation (signs fixed by R's diagonal), scaled divides each block
  * by its spectral radius (power iteration on the block) and multiplies by
- * radius (> 0 and finite; read by scaled only). A model without recurrent
- * layers is left unchanged. */
+ * radius (> 0 and finite; read by scaled and sparse). sparse is
+ * clipnn_model_init_recurrent_sparse with CLIPNN_SPARSE_CONNECTIONS. A model
+ * without recurrent layers is left unchanged. */
 CLIPNN_API clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius,
                                                      uint64_t seed);
+/* The sparse initialisation of Martens (2010), which Sutskever et al. (2013)
+ * and Pascanu et al. (2013) give recurrent networks: in each gate's h x h
+ * block of W_hh, every row (a unit's incoming weights) gets `connections`
+ * nonzero weights N(0, 1) in columns drawn without replacement (all h
+ * columns when connections >= h), the rest zero; the block is then scaled
+ * to spectral radius `radius` as scaled does. connections >= 1. */
+#define CLIPNN_SPARSE_CONNECTIONS 15
+CLIPNN_API clipnn_status clipnn_model_init_recurrent_sparse(clipnn_model *m, size_t connections, double radius,
+                                                            uint64_t seed);
 
 /* Gate blocks of recurrent layer `layer`'s W_hh ([G h][h], G blocks of
  * h x h): 1 (rnn, rnn-relu), 4 (lstm: i, f, g, o), 3 (gru: r, z, n); 0 for

@@ -156,6 +156,8 @@ typedef struct {
     const double *rec_radius;
     const double *time_grad_norms;
     size_t time_grad_steps;
+    size_t batch_size; /* examples in the step's (logical) batch: varies under Poisson sampling, may be 0 */
+    double epsilon;    /* a private run: epsilon after this step (as clipnn_epoch_record's); otherwise NaN */
 } clipnn_step_record;
 
 /* One row per epoch, given to on_epoch at the end of every epoch (and
@@ -177,12 +179,38 @@ typedef struct {
  *                     rows; NaN for regression, for a model with an output
  *                     at every step, and when every step was skipped. Like
  *                     train_loss, an epoch that a resume splits counts from
- *                     the resume for it. */
+ *                     the resume for it;
+ *   epsilon, delta    a private run (per-sample clipping with noise): the
+ *                     (epsilon, delta)-DP of every step taken so far, the
+ *                     resumed run's earlier steps included (clipnn/privacy.h;
+ *                     a guarantee under Poisson sampling only); otherwise
+ *                     NaN. */
 typedef struct {
     size_t epoch, n_epochs;
     double train_loss, test_loss, test_accuracy, clipped_fraction, seconds, samples_per_second;
     double train_accuracy;
+    double epsilon, delta;
 } clipnn_epoch_record;
+
+/* How the examples of a step are drawn (without replacement; the
+ * replacement option draws uniformly with replacement instead).
+ *   AUTO     POISSON for per-sample clipping with noise (DP-SGD), SHUFFLE
+ *            otherwise;
+ *   SHUFFLE  a shuffled pass cut into batches of `batch` (the last may be
+ *            shorter);
+ *   POISSON  every example joins each step independently with probability
+ *            q = batch / n: the batch size varies (binomial, mean batch, may
+ *            be 0) and an epoch is ceil(n / batch) steps. Per-sample
+ *            clipping only. The privacy accountant's guarantee assumes it. */
+typedef enum {
+    CLIPNN_SAMPLING_AUTO = 0,
+    CLIPNN_SAMPLING_SHUFFLE,
+    CLIPNN_SAMPLING_POISSON,
+    CLIPNN_SAMPLING_COUNT
+} clipnn_sampling;
+/* "auto", "shuffle", "poisson"; parse fails with INVALID_ARG listing them. */
+CLIPNN_API const char *clipnn_sampling_name(clipnn_sampling s);
+CLIPNN_API clipnn_status clipnn_sampling_parse(const char *name, clipnn_sampling *out);
 
 /* What the caller of a running clipnn_train asks between steps: the
  * answer of clipnn_train_options.control, flags or'ed together. */
@@ -245,7 +273,8 @@ typedef struct {
      * used), batch j holds row j of every stream. No shuffling; refused
      * with replacement. Evaluation still starts every row from zero. */
     int carry_state;
-    /* Per-sample clipping of a dense model forms each weight gradient once,
+    /* Per-sample clipping of a dense model, one batch per step (no Poisson
+     * sampling or physical batches), forms each weight gradient once,
      * from the rescaled deltas; the gradient before clipping is never
      * formed, and the step record's pre-clip norms (clip.pre_norm,
      * group_norms) take Gram matrices of every layer's rows, about as much
@@ -255,6 +284,20 @@ typedef struct {
      * group_factors), and the non-finite policy judges the per-example
      * norms. The update is the same either way. */
     int per_sample_skip_pre_norm;
+    /* DP-SGD (clip.rule per-sample): the sampling (AUTO: Poisson when
+     * clip.noise_multiplier > 0); physical_batch > 0 splits each logical
+     * batch into physical ones of at most that many examples, each clipped
+     * per example, the noise added once to the logical batch's sum (default
+     * 0: one physical batch under shuffling; under Poisson, batch plus four
+     * standard deviations of its size, a batch drawn larger taking more
+     * physical batches, none dropped). Under Poisson sampling the update's
+     * gradient is (sum of clipped per-example gradients + N(0, (sigma C)^2 I))
+     * / batch, the expected batch size (Opacus's convention), otherwise the
+     * same over the batch's own size. dp_delta: the delta of the reported
+     * epsilon (0: clipnn_dp_default_delta of the training set). */
+    clipnn_sampling sampling;
+    size_t physical_batch;
+    double dp_delta;
     void (*on_step)(const clipnn_step_record *r, void *user);
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
@@ -277,6 +320,14 @@ typedef struct {
     int (*control)(void *user);
     void (*on_save)(const clipnn_model *m, const struct clipnn_train_state *state, void *user);
 } clipnn_train_options;
+/* A private run (per-sample clipping) that is to reach target_epsilon at
+ * the options' delta (0: the default for n examples) after its planned
+ * steps (steps, or epochs of ceil(n / batch)): sets
+ * o->clip.noise_multiplier to the smallest noise that does, by
+ * clipnn_dp_noise_for_epsilon at q = batch / n. A target no noise reaches,
+ * or a rule other than per-sample, fails with INVALID_ARG and one line. */
+CLIPNN_API clipnn_status clipnn_train_noise_for_epsilon(clipnn_train_options *o, size_t n, double target_epsilon);
+
 /* What `clipnn train` runs with no options: SGD with momentum 0.9, a
  * constant step of 0.05, norm clipping at lambda 1 (the rest of clip as
  * clipnn_clip_options_for gives it; clip.noise_seed equal to seed, as the
@@ -301,6 +352,11 @@ typedef struct {
     double max_dist_from_start;
     double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
     double mean_grad_norm;             /* ||E g||, when asked */
+    /* A private run: (epsilon, delta) after the last step, the sampling rate
+     * q = batch / n and the sampling the run used (SHUFFLE or POISSON; the
+     * epsilon is a guarantee under POISSON only); NaN, NaN, NaN, AUTO otherwise. */
+    double epsilon, delta, sampling_rate;
+    clipnn_sampling sampling;
     int stopped;                       /* ended early by control's CLIPNN_TRAIN_STOP */
 } clipnn_train_result;
 
@@ -380,6 +436,18 @@ CLIPNN_API clipnn_status clipnn_checkpoint_save_info(const char *path, const cli
                                                      const clipnn_train_state *state, const clipnn_data_info *info);
 CLIPNN_API clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **m,
                                                      clipnn_train_state **state, clipnn_data_info **info);
+
+/* What the privacy accountant of a state (a private run's, restored from a
+ * checkpoint or left by clipnn_train) says: epsilon at the run's delta after
+ * its steps, at its sampling rate and noise multiplier, and whether its
+ * batches were Poisson-sampled (else the epsilon is no guarantee). A state
+ * of a run that was not private: CLIPNN_ERR_STATE. */
+typedef struct {
+    double epsilon, delta, sampling_rate, noise_multiplier;
+    uint64_t steps;
+    int poisson;
+} clipnn_privacy_spent;
+CLIPNN_API clipnn_status clipnn_train_state_privacy(const clipnn_train_state *s, clipnn_privacy_spent *out);
 
 /* Optimizer state (step count, momentum or Adam moment buffers) as bytes,
  * little-endian, the OPTM section of docs/formats.md. state_save writes

@@ -68,6 +68,7 @@ uint64_t clipnn_rng_next(clipnn_rng *r);
 double clipnn_rng_uniform(clipnn_rng *r);          /* [0, 1) */
 uint64_t clipnn_rng_below(clipnn_rng *r, uint64_t n); /* [0, n), unbiased */
 double clipnn_rng_normal(clipnn_rng *r);           /* N(0, 1) */
+void clipnn_rng_normal_pair(clipnn_rng *r, double *z0, double *z1); /* two independent N(0, 1), no trigonometry */
 void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n);
 
 /* ------------------------------------------------------------ threads */

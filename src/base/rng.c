@@ -50,6 +50,21 @@ double clipnn_rng_normal(clipnn_rng *r) {
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+void clipnn_rng_normal_pair(clipnn_rng *r, double *z0, double *z1) {
+    /* Marsaglia's polar method: a point uniform in the unit disc gives two
+     * independent normals with one logarithm and no sine or cosine (the
+     * disc takes pi/4 of the square's draws). */
+    double u, v, s;
+    do {
+        u = 2.0 * clipnn_rng_uniform(r) - 1.0;
+        v = 2.0 * clipnn_rng_uniform(r) - 1.0;
+        s = u * u + v * v;
+    } while (s >= 1.0 || s == 0.0);
+    double f = sqrt(-2.0 * log(s) / s);
+    *z0 = u * f;
+    *z1 = v * f;
+}
+
 void clipnn_rng_shuffle(clipnn_rng *r, size_t *items, size_t n) {
     for (size_t i = n; i > 1; i--) {
         size_t j = (size_t)clipnn_rng_below(r, i);

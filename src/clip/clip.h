@@ -76,6 +76,24 @@ clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s);
  * CLIPNN_ERR_STATE. */
 clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m);
 
+/* A logical DP-SGD step over several physical batches (src/clip/per_sample.c).
+ * accumulate, after each physical batch's clipnn_loss_grad: adds the batch's
+ * unclipped per-example gradients to pre_sum and its clipped ones to sum
+ * ([n_params] each; first: the step's first physical batch, which sets the
+ * sums instead of adding to them), *n_clipped the examples it clipped (no
+ * noise). finish, once (the sums zero for a step that drew no example):
+ * the gradient block becomes (sum + Gaussian noise of std sigma C per
+ * entry) / denom, from the clipper's noise RNG, with the step's record and
+ * the clipper's counts; a step whose unclipped gradient or loss (loss_finite
+ * 0) was not finite goes to the non-finite policy (error: NONFINITE, nothing
+ * written; skip, and random, whose step would not be private: rec->skipped,
+ * nothing written). */
+clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model *m, int first, double *pre_sum,
+                                                double *sum, size_t *n_clipped);
+clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, const double *pre_sum,
+                                            const double *sum, double denom, int loss_finite, int clipped,
+                                            clipnn_clip_record *rec);
+
 /* The rules of src/clip/modern.c. */
 clipnn_status clipnn_clip_rule_adagc(clipnn_clipper *c, clip_step *s);
 clipnn_status clipnn_clip_rule_spam(clipnn_clipper *c, clip_step *s);

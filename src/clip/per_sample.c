@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "clip/clip.h"
+#include "dist/dist.h"
 
 /* Per-example factor of DP-SGD (Abadi et al.; Optax per_example_global_norm_clip):
  * g_i / max(1, ||g_i|| / C), with C = 0 zeroing every example and C = inf
@@ -55,54 +56,206 @@ clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
                                     "clipnn_loss_grad (with want_params)");
 }
 
+/* Room for B examples in c->sample_norm. */
+static clipnn_status sample_room(clipnn_clipper *c, size_t B) {
+    if (B <= c->sample_cap) return CLIPNN_OK;
+    /* Only when the caller did not reserve the batch before creating the
+     * clipper; clipnn_train does, so its steps never come here. */
+    double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
+    if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
+    c->sample_norm = grown;
+    c->sample_cap = B;
+    return CLIPNN_OK;
+}
+
+/* c->sample_norm holds B per-example norms: the factors min(1, C / norm)
+ * in their place; returns how many are below 1. */
+static size_t factors_from_norms(clipnn_clipper *c, size_t B) {
+    size_t clipped = 0;
+    for (size_t i = 0; i < B; i++) {
+        double f = per_example_factor(c->sample_norm[i], c->o.lambda);
+        c->sample_norm[i] = f;
+        clipped += f < 1;
+    }
+    return clipped;
+}
+
+/* Per-example factors min(1, C / ||g_b||) of the last backward's batch into
+ * c->sample_norm, the block g rebuilt from the backward's rows scaled by
+ * them when any is below 1 (the mean of the clipped per-example gradients);
+ * returns how many examples were clipped. */
+static clipnn_status clip_examples(clipnn_clipper *c, clipnn_model *m, float *g, size_t *n_clipped) {
+    size_t B = m->ws.batch;
+    clipnn_status st = sample_room(c, B);
+    if (!st) st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    if (st) return st;
+    size_t clipped = factors_from_norms(c, B);
+    if (clipped) clipnn_example_reweight(m, c->sample_norm, g);
+    /* The deltas are now the clipped gradient's: not the backward's any
+     * more (a second clipping or the per-example norms would read the
+     * clipped step). */
+    clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, B, "per-sample clipping");
+    *n_clipped = clipped;
+    return CLIPNN_OK;
+}
+
+/* Gaussian noise of std sigma on every entry of the step's gradient (none
+ * for sigma 0), then the post-clip norms of the groups: recomputed when the
+ * gradient changed, else those before. */
+static void add_noise_finish(clipnn_clipper *c, clip_step *s, double sigma, int changed) {
+    if (sigma > 0 && isfinite(sigma))
+        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    changed = changed || sigma > 0;
+    for (size_t i = 0; i < c->n_groups; i++) {
+        clipnn_group grp = clipnn_model_group(s->m, i);
+        c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+    }
+    clipnn_clip_finish_groups(c, s);
+}
+
+/* In an MPI job: each process clips its own rows' examples and forms their
+ * share of the clipped mean (the block holds the summed gradient: it is
+ * formed again from the rows even when none is clipped); the shares are
+ * summed over the processes and the noise, of the global batch, added once
+ * to the sum (every process draws the same from the same stream). */
+static clipnn_status per_sample_in_job(clipnn_clipper *c, clip_step *s) {
+    size_t rows = clipnn_dist_rows(), clipped = 0;
+    if (rows) {
+        clipnn_status st = clip_examples(c, s->m, s->g, &clipped);
+        if (st) return st;
+        if (!clipped) clipnn_example_reweight(s->m, c->sample_norm, s->g); /* factors all 1 */
+    }
+    clipnn_dist_sum_slices(s->g, c->n_params);
+    s->clipped = clipnn_dist_agree(clipped > 0);
+    add_noise_finish(c, s, c->o.noise_multiplier * c->o.lambda / (double)clipnn_dist_batch(), 1);
+    return CLIPNN_OK;
+}
+
 /* DP-SGD: the mean of the per-example gradients, each scaled by
  * min(1, C / ||g_b||), formed again from the backward's rows scaled by
  * those factors; then Gaussian noise of std sigma C on the sum, i.e.
  * sigma C / B on the mean. */
-clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
+/* clipnn_train's one-backward step (s->dw_unformed): the factors from the
+ * deltas (the squares already taken when the step skips the pre-clip
+ * norms), every dW formed once from the scaled deltas with its rows' sums
+ * of squares (the post-clip norms; from the pre-clip Gram matrices where
+ * the layer took them, so that a group no factor touched keeps its norm). */
+static clipnn_status per_sample_one_pass(clipnn_clipper *c, clip_step *s) {
     clipnn_model *m = s->m;
     size_t B = m->ws.batch;
-    if (B > c->sample_cap) {
-        /* Only when the caller did not reserve the batch before creating
-         * the clipper; clipnn_train does, so its steps never come here. */
-        double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
-        if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
-        c->sample_norm = grown;
-        c->sample_cap = B;
-    }
-    /* a step that skipped the pre-clip norms has the squares already */
-    clipnn_status st = CLIPNN_OK;
-    if (s->pre_unmeasured) norms_from_sq(B, c->sample_norm);
-    else st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    clipnn_status st = sample_room(c, B); /* a step that skipped the pre-clip norms has the squares already */
+    if (!st && s->pre_unmeasured) norms_from_sq(B, c->sample_norm);
+    else if (!st) st = clipnn_per_example_grad_norms(m, c->sample_norm);
     if (st) return st;
-    double C = c->o.lambda;
-    int any = 0;
-    for (size_t i = 0; i < B; i++) {
-        double f = per_example_factor(c->sample_norm[i], C);
-        c->sample_norm[i] = f;
-        any |= f < 1;
-    }
-    double sigma = c->o.noise_multiplier * C / (double)B;
-    /* after a one-backward step the gradient is formed here, clipped or not */
-    if (s->dw_unformed) clipnn_example_reweight_once(m, c->sample_norm, s->g, c->group_post_acc);
-    else if (any) clipnn_example_reweight(m, c->sample_norm, s->g);
-    /* The deltas are now the clipped gradient's and g carries the noise:
-     * neither is the backward's any more (a second clipping or the
-     * per-example norms would read the clipped step). */
+    size_t clipped = factors_from_norms(c, B);
+    clipnn_example_reweight_once(m, c->sample_norm, s->g, c->group_post_acc);
     clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, B, "per-sample clipping");
-    if (sigma > 0 && isfinite(sigma))
-        for (size_t j = 0; j < c->n_params; j++) s->g[j] += (float)(sigma * clipnn_rng_normal(&c->noise));
+    double sigma = c->o.noise_multiplier * c->o.lambda / (double)B;
+    s->clipped = clipped > 0;
+    if (sigma > 0 && isfinite(sigma)) {
+        add_noise_finish(c, s, sigma, 1);
+        return CLIPNN_OK;
+    }
+    if (!s->pre_unmeasured) clipnn_example_unformed_group_post(m, c->sample_norm, c->group_post_acc);
+    clipnn_clip_finish_groups(c, s);
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
+    clipnn_model *m = s->m;
+    if (clipnn_dist_active()) return per_sample_in_job(c, s);
+    if (s->dw_unformed) return per_sample_one_pass(c, s);
+    size_t B = m->ws.batch, clipped;
+    clipnn_status st = clip_examples(c, m, s->g, &clipped);
+    if (st) return st;
+    int any = clipped > 0;
+    double sigma = c->o.noise_multiplier * c->o.lambda / (double)B;
     s->clipped = any;
     int changed = any || sigma > 0;
-    int noise = sigma > 0 && isfinite(sigma);
-    if (s->dw_unformed && !s->pre_unmeasured && !noise)
-        clipnn_example_unformed_group_post(m, c->sample_norm, c->group_post_acc);
-    else if (!s->dw_unformed || noise) /* else the rows' sums of the reweighting */
-        for (size_t i = 0; i < c->n_groups; i++) {
-            clipnn_group grp = clipnn_model_group(m, i);
-            c->group_post_acc[i] = changed ? clipnn_norm_accumulate(s->g + grp.offset, grp.size, 2.0) : c->group_acc[i];
+    add_noise_finish(c, s, sigma, any);
+    if (!changed) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
+    return CLIPNN_OK;
+}
+
+/* sums (first: set) += B g: the unclipped or the clipped per-example
+ * gradients of a physical batch of B examples, g their mean. */
+CLIPNN_HOT_KERNEL void add_scaled(double *sum, const float *g, size_t n, double B, int first) {
+    if (first) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) sum[j] = B * (double)g[j];
+    } else {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) sum[j] += B * (double)g[j];
+    }
+}
+
+/* One physical batch of a logical step: the unclipped and the clipped
+ * per-example gradients of the last backward added to pre_sum and sum
+ * (B times the backward's means). */
+clipnn_status clipnn_clip_per_sample_accumulate(clipnn_clipper *c, clipnn_model *m, int first, double *pre_sum,
+                                                double *sum, size_t *n_clipped) {
+    clipnn_status st = clipnn_clip_per_sample_ready(m);
+    if (st) return st;
+    double B = (double)m->ws.batch;
+    add_scaled(pre_sum, m->grads, c->n_params, B, first);
+    if ((st = clip_examples(c, m, m->grads, n_clipped))) return st;
+    add_scaled(sum, m->grads, c->n_params, B, first);
+    return CLIPNN_OK;
+}
+
+CLIPNN_HOT_KERNEL double sum_squares(const double *v, size_t n) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (size_t j = 0; j < n; j++) s += v[j] * v[j];
+    return s;
+}
+
+/* g = (sum + std z) / denom with z standard normal per entry (a pair of
+ * them per draw), or sum / denom without noise. */
+static void noisy_mean(clipnn_clipper *c, float *g, const double *sum, double std, double denom) {
+    size_t n = c->n_params;
+    double inv = 1 / denom, z0, z1;
+    if (!(std > 0)) {
+#pragma omp simd
+        for (size_t j = 0; j < n; j++) g[j] = (float)(sum[j] * inv);
+        return;
+    }
+    for (size_t j = 0; j < n; j += 2) {
+        clipnn_rng_normal_pair(&c->noise, &z0, &z1);
+        g[j] = (float)((sum[j] + std * z0) * inv);
+        if (j + 1 < n) g[j + 1] = (float)((sum[j + 1] + std * z1) * inv);
+    }
+}
+
+/* The logical step: g = (sum + N(0, (sigma C)^2 I)) / denom into the
+ * model's gradient block, and the record (pre_norm: the unclipped mean's
+ * norm, pre_sum / denom). The non-finite policy decides a step whose
+ * unclipped gradient or loss was not finite. */
+clipnn_status clipnn_clip_per_sample_finish(clipnn_clipper *c, clipnn_model *m, const double *pre_sum,
+                                            const double *sum, double denom, int loss_finite, int clipped,
+                                            clipnn_clip_record *rec) {
+    memset(rec, 0, sizeof *rec);
+    rec->pre_norm = sqrt(sum_squares(pre_sum, c->n_params)) / denom;
+    rec->theta_norm = NAN;
+    rec->nonfinite = !isfinite(rec->pre_norm) || !loss_finite;
+    c->n_steps++;
+    if (rec->nonfinite && c->o.nonfinite != CLIPNN_NONFINITE_PROPAGATE) {
+        rec->post_norm = rec->pre_norm;
+        rec->factor = NAN;
+        if (c->o.nonfinite == CLIPNN_NONFINITE_ERROR) {
+            c->n_steps--;
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "clip: the gradient norm is %g; parameters left untouched",
+                               rec->pre_norm);
         }
-    clipnn_clip_finish_groups(c, s);
-    if (!changed && !s->pre_unmeasured) s->post = s->pre, s->factor = clipnn_clip_summary_factor(s->pre, s->post);
+        rec->skipped = 1;
+        c->n_skipped++;
+    } else {
+        noisy_mean(c, m->grads, sum, c->o.noise_multiplier * c->o.lambda, denom);
+        rec->post_norm = clipnn_norm(m->grads, c->n_params, 2.0);
+        rec->factor = clipnn_clip_summary_factor(rec->pre_norm, rec->post_norm);
+        rec->clipped = clipped;
+        c->n_clipped += (uint64_t)(clipped != 0);
+    }
+    rec->n_steps = c->n_steps, rec->n_clipped = c->n_clipped, rec->n_skipped = c->n_skipped;
     return CLIPNN_OK;
 }

@@ -1,8 +1,8 @@
 /* Private declarations shared by the dataset sources: src/data/dataset.c
  * (the object), src/data/load.c (specs, split, scaling), src/data/formats.c
  * (file reading, CSV, IDX), src/data/npy_data.c (NumPy arrays, sequences),
- * src/data/builtin.c (the embedded sets) and src/data/synthetic.c
- * (spirals, teacher). */
+ * src/data/builtin.c (the embedded sets), src/data/synthetic.c
+ * (spirals, teacher) and src/data/seq_tasks.c (the sequence tasks). */
 #ifndef CLIPNN_DATA_INTERNAL_H
 #define CLIPNN_DATA_INTERNAL_H
 
@@ -65,5 +65,49 @@ clipnn_status clipnn_data_info_decode(const char *name, const unsigned char *b, 
 /* x: [n][T][d] or [n][d] and y: [n], [n][k] or [n][T][k] .npy files
  * (task as for CSV: < 0 decide, 0 regression, > 0 classes). */
 clipnn_status clipnn_load_npy_pair(const char *x_path, const char *y_path, int task, clipnn_dataset **out);
+
+/* ------------------------------------------------------- sequence tasks */
+
+/* The pathological tasks of recurrent networks (src/data/seq_tasks.c):
+ * sequences of T steps, each answer read at the last step. */
+typedef enum {
+    CLIPNN_SEQ_TEMPORAL_ORDER = 0,  /* 6 one-hot symbols, 4 classes */
+    CLIPNN_SEQ_TEMPORAL_ORDER_3BIT, /* 6 one-hot symbols, 8 classes */
+    CLIPNN_SEQ_ADDITION,            /* (value, marker), regression */
+    CLIPNN_SEQ_MULTIPLICATION,      /* (value, marker), regression */
+    CLIPNN_SEQ_RANDOM_PERMUTATION,  /* `symbols` one-hot symbols, 2 classes */
+    CLIPNN_SEQ_MEMORIZATION,        /* 4 one-hot symbols, 2^CLIPNN_SEQ_MEMORY_BITS classes */
+    CLIPNN_SEQ_TASK_COUNT
+} clipnn_seq_task_kind;
+
+#define CLIPNN_SEQ_MIN_STEPS 10
+#define CLIPNN_SEQ_MAX_STEPS 100000
+#define CLIPNN_SEQ_MEMORY_BITS 5
+/* The test part's stream: seed ^ this, apart from the training part's. */
+#define CLIPNN_SEQ_TEST_STREAM 0x7e57c0de5eed0001ull
+
+typedef struct {
+    clipnn_seq_task_kind kind;
+    size_t steps;   /* T */
+    size_t symbols; /* alphabet of the random permutation task */
+} clipnn_seq_task;
+
+typedef struct {
+    clipnn_seq_task task;
+    size_t n_train, n_test;
+} clipnn_seq_task_spec;
+
+const char *clipnn_seq_task_name(clipnn_seq_task_kind kind);
+size_t clipnn_seq_task_dim(const clipnn_seq_task *task); /* values per step */
+clipnn_status clipnn_seq_task_check(const clipnn_seq_task *task);
+/* n sequences drawn from seed: x [n][T][dim], y [n] (class or value). */
+clipnn_status clipnn_seq_task_make(const clipnn_seq_task *task, size_t n, uint64_t seed, clipnn_dataset **out);
+/* "NAME[:T=N][,train=N][,test=N][,symbols=K]": 0 when spec names no task;
+ * else 1, with *status the parse's. */
+int clipnn_seq_task_parse(const char *spec, clipnn_seq_task_spec *out, clipnn_status *status);
+/* The training part from seed, the test part (when test != NULL) from
+ * seed ^ CLIPNN_SEQ_TEST_STREAM. */
+clipnn_status clipnn_seq_task_load(const clipnn_seq_task_spec *spec, uint64_t seed, clipnn_dataset **train,
+                                   clipnn_dataset **test);
 
 #endif

@@ -1,7 +1,8 @@
 /* Datasets: the spec strings of clipnn_dataset_load, the seeded train/test
  * split and the scaling fitted on the training part. The object is in
  * dataset.c, file formats in formats.c, NumPy arrays in npy_data.c,
- * synthetic sets in synthetic.c, the embedded files in builtin.c. */
+ * synthetic sets in synthetic.c, the sequence tasks in seq_tasks.c, the
+ * embedded files in builtin.c. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -394,10 +395,19 @@ static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, i
     }
     if (has_prefix(spec, "idx:")) return load_idx_spec(spec, d, want_test);
     if (has_prefix(spec, "npy:")) return load_npy_spec(spec + 4, want_test, &d->all, &d->tr, &d->te, &d->has_test);
+    clipnn_seq_task_spec task;
+    clipnn_status task_status;
+    if (clipnn_seq_task_parse(spec, &task, &task_status)) {
+        d->has_test = 1;
+        d->auto_scale = CLIPNN_SCALE_NONE; /* one-hot symbols, values in [0, 1) */
+        if (task_status) return task_status;
+        return clipnn_seq_task_load(&task, o->seed, &d->tr, want_test ? &d->te : NULL);
+    }
     return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
                        "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
                        "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
-                       "spirals or teacher)",
+                       "spirals, teacher, or a sequence task: temporal-order, temporal-order-3bit, addition, multiplication, "
+                       "random-permutation, memorization[:T=N,train=N,test=N])",
                        spec);
 }
 

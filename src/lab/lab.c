@@ -35,6 +35,14 @@ static const lab_entry LABS[] = {
     {"noise-floor", "Koloskova et al. 2023: with noise, clipped SGD stops at a floor of order min(sigma, sigma^2/c)",
      lab_noise_floor},
     {"heavy-tail", "Zhang et al. 2020: infinite-variance noise, SGD blows up, clipped SGD converges", lab_heavy_tail},
+    {"rnn-cliff", "Pascanu et al. 2013: a cliff in a tanh RNN's loss along W_hh, an unclipped and a clipped step at it",
+     lab_rnn_cliff},
+    {"rnn-temporal-order", "Pascanu et al. 2013: a tanh RNN on temporal order, success over seeds and T per rule",
+     lab_rnn_temporal_order},
+    {"rnn-addition", "Pascanu et al. 2013: the same on the addition task (success: squared error < 0.04)",
+     lab_rnn_addition},
+    {"local-clip", "Khirirat et al. 2023: workers clipping their own gradients move the fixed point, Clip21 does not",
+     lab_local_clip},
 };
 #define N_LABS (sizeof LABS / sizeof *LABS)
 

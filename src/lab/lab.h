@@ -132,5 +132,9 @@ clipnn_status lab_growth(lab_ctx *L);
 clipnn_status lab_sgd_exercise(lab_ctx *L);
 clipnn_status lab_noise_floor(lab_ctx *L);
 clipnn_status lab_heavy_tail(lab_ctx *L);
+clipnn_status lab_rnn_cliff(lab_ctx *L);
+clipnn_status lab_rnn_temporal_order(lab_ctx *L);
+clipnn_status lab_rnn_addition(lab_ctx *L);
+clipnn_status lab_local_clip(lab_ctx *L);
 
 #endif

@@ -242,7 +242,7 @@ void clipnn_front_backward_window(clipnn_model *m, size_t batch, const clipnn_wi
 
 /* ------------------------------------------------ recurrent initialisation */
 
-static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled"};
+static const char *const rinit_names[CLIPNN_RECURRENT_INIT_COUNT] = {"torch", "orthogonal", "scaled", "sparse"};
 
 CLIPNN_NAME_FUNCTIONS(clipnn_recurrent_init, clipnn_recurrent_init, rinit_names,
                       CLIPNN_RECURRENT_INIT_COUNT, "recurrent initialisation")
@@ -267,22 +267,44 @@ static void orthogonal_block(float *a, size_t n, size_t lda, double *q, clipnn_r
         for (size_t j = 0; j < n; j++) a[i * lda + j] = (float)q[i * n + j];
 }
 
+/* a[n][n] (row stride lda) := `connections` N(0, 1) weights per row in
+ * columns drawn without replacement (a partial shuffle), zeros elsewhere.
+ * cols: [n] scratch. */
+static void sparse_block(float *a, size_t n, size_t lda, size_t connections, size_t *cols, clipnn_rng *rng) {
+    size_t k = connections < n ? connections : n;
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < n; j++) a[i * lda + j] = 0, cols[j] = j;
+        for (size_t j = 0; j < k; j++) {
+            size_t pick = j + (size_t)clipnn_rng_below(rng, n - j), c = cols[pick];
+            cols[pick] = cols[j], cols[j] = c;
+            a[i * lda + c] = (float)clipnn_rng_normal(rng);
+        }
+    }
+}
+
 static clipnn_status check_recurrent_init(const clipnn_model *m, clipnn_recurrent_init how, double radius) {
     if (!m) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: NULL model");
     if ((unsigned)how >= CLIPNN_RECURRENT_INIT_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: unknown kind %d", (int)how);
-    if (how == CLIPNN_RECURRENT_INIT_SCALED && !(radius > 0 && isfinite(radius)))
+    int reads_radius = how == CLIPNN_RECURRENT_INIT_SCALED || how == CLIPNN_RECURRENT_INIT_SPARSE;
+    if (reads_radius && !(radius > 0 && isfinite(radius)))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: spectral radius %g, want > 0", radius);
     return CLIPNN_OK;
 }
 
-clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius, uint64_t seed) {
-    clipnn_status s = check_recurrent_init(m, how, radius);
-    if (s || how == CLIPNN_RECURRENT_INIT_TORCH || m->n_rec == 0) return s;
+/* Every gate block of every recurrent layer's W_hh drawn or rescaled as
+ * `how` says (connections: sparse only). */
+static clipnn_status init_recurrent_blocks(clipnn_model *m, clipnn_recurrent_init how, size_t connections,
+                                           double radius, uint64_t seed) {
     size_t hmax = 0;
     for (size_t l = 0; l < m->n_rec; l++) hmax = m->rec[l].shape.hidden > hmax ? m->rec[l].shape.hidden : hmax;
     double *scratch = clipnn_alloc_array(hmax * hmax + 2 * hmax, sizeof *scratch);
-    if (!scratch) return clipnn_fail(CLIPNN_ERR_NOMEM, "recurrent init: out of memory");
+    size_t *cols = clipnn_alloc_array(hmax, sizeof *cols);
+    if (!scratch || !cols) {
+        clipnn_free(scratch);
+        clipnn_free(cols);
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "recurrent init: out of memory");
+    }
     clipnn_rng rng;
     clipnn_rng_seed(&rng, seed);
     for (size_t l = 0; l < m->n_rec; l++) {
@@ -294,11 +316,27 @@ clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init
                 orthogonal_block(block, h, h, scratch, &rng);
                 continue;
             }
+            if (how == CLIPNN_RECURRENT_INIT_SPARSE) sparse_block(block, h, h, connections, cols, &rng);
             double rho = clipnn_spectral_radius(block, h, h, scratch, scratch + hmax, &rng);
             double f = rho > 0 ? radius / rho : 0;
             for (size_t i = 0; i < h * h; i++) block[i] = (float)(block[i] * f);
         }
     }
     clipnn_free(scratch);
+    clipnn_free(cols);
     return CLIPNN_OK;
+}
+
+clipnn_status clipnn_model_init_recurrent(clipnn_model *m, clipnn_recurrent_init how, double radius, uint64_t seed) {
+    clipnn_status s = check_recurrent_init(m, how, radius);
+    if (s || how == CLIPNN_RECURRENT_INIT_TORCH || m->n_rec == 0) return s;
+    return init_recurrent_blocks(m, how, CLIPNN_SPARSE_CONNECTIONS, radius, seed);
+}
+
+clipnn_status clipnn_model_init_recurrent_sparse(clipnn_model *m, size_t connections, double radius, uint64_t seed) {
+    clipnn_status s = check_recurrent_init(m, CLIPNN_RECURRENT_INIT_SPARSE, radius);
+    if (!s && connections == 0)
+        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "recurrent init: sparse with 0 connections per unit, want >= 1");
+    if (s || m->n_rec == 0) return s;
+    return init_recurrent_blocks(m, CLIPNN_RECURRENT_INIT_SPARSE, connections, radius, seed);
 }

@@ -35,6 +35,9 @@
  *         and carried state of a run with truncated BPTT or a carried state
  *         (src/train/train_state.c); a build that cannot continue such a run
  *         refuses the version instead of resuming it as another
+ *   PRIV  optional, with TRAN: the privacy accountant of a private run
+ *         (src/train/private.c); a build without it reads the model and
+ *         skips the section
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
  * later writer can add optional sections without a new version; a change old
@@ -76,6 +79,7 @@ enum { HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 #define TAG_CLIP TAG('C', 'L', 'I', 'P')
 #define TAG_TRAN TAG('T', 'R', 'A', 'N')
 #define TAG_BPTT TAG('B', 'P', 'T', 'T')
+#define TAG_PRIV TAG('P', 'R', 'I', 'V')
 #define TAG_DATA TAG('D', 'A', 'T', 'A')
 
 /* On-disk activation codes are fixed by the format, whatever the order of
@@ -197,7 +201,8 @@ static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_
         } extra[] = {{TAG_OPTM, st->optim, st->optim_len},
                      {TAG_CLIP, st->clip, st->clip_len},
                      {TAG_TRAN, st->loop, st->loop_len},
-                     {TAG_BPTT, st->bptt, st->bptt_len}};
+                     {TAG_BPTT, st->bptt, st->bptt_len},
+                     {TAG_PRIV, st->priv, st->priv_len}};
         for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
             if (!extra[i].data) continue;
             put_section_header(w, extra[i].tag, extra[i].len);
@@ -218,6 +223,7 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
         if (st->clip) total += SECTION_HEADER + st->clip_len;
         total += SECTION_HEADER + st->loop_len;
         if (st->bptt) total += SECTION_HEADER + st->bptt_len;
+        if (st->priv) total += SECTION_HEADER + st->priv_len;
     }
     return total;
 }
@@ -360,7 +366,7 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_DATA, N_SECTIONS };
+enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_PRIV, SEC_DATA, N_SECTIONS };
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -574,8 +580,9 @@ static clipnn_status read_state(reader *r, const section *sec, size_t n_params, 
         if (!s) s = read_blob(r, &sec[SEC_CLIP], &st->clip, &st->clip_len);
         if (!s) s = read_blob(r, &sec[SEC_TRAN], &st->loop, &st->loop_len);
         if (!s) s = read_blob(r, &sec[SEC_BPTT], &st->bptt, &st->bptt_len);
+        if (!s) s = read_blob(r, &sec[SEC_PRIV], &st->priv, &st->priv_len);
         if (!s) s = clipnn_train_state_validate(st, n_params, r->path);
-    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present) {
+    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present || sec[SEC_PRIV].present) {
         s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: optimizer, clipper or BPTT state without the training (TRAN) section",
                         r->path);
     }
@@ -607,6 +614,7 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
         [SEC_PARM] = {TAG_PARM, "PARM", 0, 0, 0},
         [SEC_OPTM] = {TAG_OPTM, "OPTM", 0, 0, 0}, [SEC_CLIP] = {TAG_CLIP, "CLIP", 0, 0, 0},
         [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0}, [SEC_BPTT] = {TAG_BPTT, "BPTT", 0, 0, 0},
+        [SEC_PRIV] = {TAG_PRIV, "PRIV", 0, 0, 0},
         [SEC_DATA] = {TAG_DATA, "DATA", 0, 0, 0},
     };
     s = find_sections(r, sec);

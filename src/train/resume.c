@@ -29,7 +29,8 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
     clipnn_optimizer_state_save(o, ob);
     clipnn_clipper_state_save(c, cb);
 
-    clipnn_free(s->optim), clipnn_free(s->clip), clipnn_free(s->loop), clipnn_free(s->bptt);
+    clipnn_free(s->optim), clipnn_free(s->clip), clipnn_free(s->loop), clipnn_free(s->bptt), clipnn_free(s->priv);
+    s->priv = NULL, s->priv_len = 0;
     s->loop = loop, s->loop_len = loop_len;
     s->bptt = bp, s->bptt_len = bp_len;
     s->optim = ob, s->optim_len = olen;
@@ -65,4 +66,23 @@ clipnn_status clipnn_train_state_restore(const clipnn_train_state *s, clipnn_tra
     }
     clipnn_train_loop_decode(s->loop, l, order, n, theta0, n_params);
     return CLIPNN_OK;
+}
+
+clipnn_status clipnn_train_state_capture_privacy(clipnn_train_state *s, const clipnn_dp_state *d) {
+    unsigned char *p = NULL;
+    size_t len = 0;
+    clipnn_status st = d->on ? clipnn_dp_encode(d, &p, &len) : CLIPNN_OK;
+    if (st) return st;
+    clipnn_free(s->priv);
+    s->priv = p, s->priv_len = len;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_train_state_restore_privacy(const clipnn_train_state *s, clipnn_dp_state *d) {
+    const char *origin = s->source[0] ? s->source : "training state";
+    if (!s->priv != !d->on)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: the run was made %s per-sample clipping with noise (a private "
+                           "run); continue it %s", origin, s->priv ? "with" : "without",
+                           s->priv ? "with the same noise" : "without noise");
+    return s->priv ? clipnn_dp_decode(s->priv, d, origin) : CLIPNN_OK;
 }

@@ -5,6 +5,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "dist/dist.h"
 #include "train/train.h"
 
 /* What `clipnn train` runs with no options. Measured on the digits (tanh
@@ -285,9 +286,19 @@ typedef struct {
     size_t step_rows;       /* rows of the step's batch (b.idx) */
     double t0;
     clipnn_step_record rec;
+    /* DP-SGD's logical steps (per-sample clipping under Poisson sampling or
+     * with physical batches): src/train/private.c and train_step_private */
+    int logical;              /* steps go through train_step_private */
+    int poisson;              /* Poisson sampling at rate q = B / n */
+    size_t physical;          /* examples per physical batch */
+    size_t next;              /* Poisson: the next row of the current step */
+    double *pre_sum, *sum;    /* [P] the logical batch's unclipped and clipped per-example gradients */
+    clipnn_dp_state dp;       /* the accountant (on: noise) */
 } train_run;
 
 static void close_run(train_run *r) {
+    clipnn_dp_close(&r->dp);
+    clipnn_free(r->pre_sum);
     clipnn_clipper_free(r->clip);
     clipnn_optimizer_free(r->opt);
     free_buffers(&r->b);
@@ -303,7 +314,14 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->n = clipnn_dataset_n(train);
     r->k = clipnn_model_n_outputs(m);
     r->B = o->batch < r->n || o->replacement ? o->batch : r->n;
+    r->logical = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE &&
+                 (clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON || o->physical_batch > 0);
+    r->poisson = clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON;
+    /* Poisson: the batch's size is binomial, mean B, sd < sqrt(B) */
+    r->physical = o->physical_batch ? o->physical_batch
+                                    : r->poisson ? r->B + (size_t)ceil(4 * sqrt((double)r->B)) + 1 : r->B;
     r->eval_chunk = r->B > 256 ? r->B : 256;
+    if (r->logical && r->physical > r->eval_chunk) r->eval_chunk = r->physical;
     r->P = m->n_params;
     /* a stream is batch streams of n / batch rows each, every batch full */
     r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
@@ -322,7 +340,17 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
     s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
-    r->one_pass = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && clipnn_example_one_pass_ok(m) && !r->bptt.on;
+    if (!s && r->logical && !(r->pre_sum = clipnn_alloc_array(2 * r->P, sizeof *r->pre_sum)))
+        s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    if (!s && r->logical) r->sum = r->pre_sum + r->P;
+    if (!s && o->clip.rule == CLIPNN_CLIP_PER_SAMPLE)
+        s = clipnn_dp_open(&r->dp, (double)r->B / (double)r->n, o->clip.noise_multiplier,
+                           o->dp_delta > 0 ? o->dp_delta : clipnn_dp_default_delta(r->n));
+    r->dp.poisson = r->poisson;
+    /* one backward per step: not for logical steps (they sum the unclipped
+     * gradients) nor in a job (the slices' gradients are summed) */
+    r->one_pass = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && clipnn_example_one_pass_ok(m) && !r->bptt.on &&
+                  !r->logical && !clipnn_dist_active();
     /* the pre-clip norms of a one-backward step, for whoever can read them */
     int pre_read = (o->on_step || o->log_groups) && !o->per_sample_skip_pre_norm;
     if (!s && r->one_pass && pre_read) s = clipnn_example_gram_reserve(m, r->B);
@@ -341,7 +369,8 @@ static void gather_batch(train_run *r, const size_t *idx, size_t Bt) {
 static clipnn_status resume_loop(train_run *r) {
     const clipnn_train_state *st = r->o->state;
     clipnn_bptt_loop *bp = r->bptt.on ? &r->bptt.loop : NULL;
-    clipnn_status s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
+    clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
+    if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
     if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
     r->t_start = r->L.step;
@@ -400,6 +429,8 @@ static clipnn_status start_loop(train_run *r) {
     /* Unit norms from the backward at every step: a run split by a resume
      * must compute every step's norms the same way. */
     r->fused.unit_norm_order = clipnn_clipper_norm_order(r->clip);
+    /* In a job the norms come from the summed gradient, not a slice's backward. */
+    if (clipnn_dist_active()) r->lazy_ok = 0, r->fused.unit_norm_order = 0;
     r->t0 = clipnn_now_seconds();
     clipnn_status s = o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
     if (!s) start_update_sums(r);
@@ -441,11 +472,14 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
     int new_pass;
     if (!bp->on || bp->loop.chunk == 0) {
         size_t Bt = draw_batch(r, &new_pass);
-        r->step_rows = Bt;
-        gather_batch(r, r->b.idx, Bt);
+        r->rec.batch_size = Bt;
+        r->step_rows = clipnn_dist_active() ? clipnn_dist_take_slice(r->b.idx, Bt) : Bt;
+        gather_batch(r, r->b.idx, r->step_rows);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
             r->fused.deltas_only = r->one_pass;
+            if (clipnn_dist_active())
+                return clipnn_dist_loss_grad(r->m, &r->o->loss, r->b.xb, r->b.yb, r->step_rows, Bt, &r->fused, loss);
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
         }
         clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
@@ -467,7 +501,8 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
     /* A loss past float range can come with a finite gradient
      * (cross-entropy's is bounded): the clipper's non-finite policy
      * decides that step as it decides a non-finite gradient. */
-    s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN, r->m->row_acc,
+    s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN,
+                                   clipnn_dist_active() ? NULL : r->m->row_acc,
                                    r->theta_valid ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
                                    o->log_groups ? &r->groups : NULL, c);
     if (c->nonfinite) r->result->diverged_step = t;
@@ -511,12 +546,12 @@ static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, i
 /* The rows of the step's batch that its forward classified right: the
  * outputs are still those of the step's forward (a model with one output
  * row per sequence draws a whole batch at every step). */
-static void count_right(train_run *r) {
+static void count_right(train_run *r, const size_t *idx, size_t rows) {
     const float *out = r->m->post[r->m->n_layers - 1], *y = clipnn_dataset_y(r->train);
     size_t nt = clipnn_dataset_n_targets(r->train);
-    for (size_t i = 0; i < r->step_rows; i++)
-        r->epoch_correct += predicted_class(out + i * r->k, r->k) == (size_t)y[r->b.idx[i] * nt];
-    r->epoch_rows += r->step_rows;
+    for (size_t i = 0; i < rows; i++)
+        r->epoch_correct += predicted_class(out + i * r->k, r->k) == (size_t)y[idx[i] * nt];
+    r->epoch_rows += rows;
 }
 
 /* The step's share of the sums (skipped steps have no step size or loss). */
@@ -526,8 +561,9 @@ static void count_step(train_run *r, uint64_t t, double lr, double loss) {
     if (!c->skipped) {
         L->sum_lr += lr;
         L->sum_lr2 += lr * lr;
-        L->epoch_loss += loss;
-        if (r->count_correct) count_right(r);
+        if (r->rec.batch_size > 0) L->epoch_loss += loss;
+        else r->epoch_skipped++; /* an empty Poisson batch: no loss to count */
+        if (r->count_correct) count_right(r, r->b.idx, r->step_rows);
     } else {
         L->skipped++;
         r->epoch_skipped++;
@@ -564,6 +600,7 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->group_norms = o->log_groups ? r->groups.pre : NULL;
     rec->group_post_norms = o->log_groups ? r->groups.post : NULL;
     rec->group_factors = o->log_groups ? r->groups.factor : NULL;
+    rec->epsilon = clipnn_dp_spent(&r->dp);
     rec->total_steps = r->total;
     rec->steps_per_epoch = r->steps_per_epoch;
     clipnn_rec_telemetry_fill(&r->rec_tele, rec);
@@ -573,6 +610,8 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
 
 static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
     const clipnn_train_options *o = r->o;
+    uint64_t right[2] = {r->epoch_correct, r->epoch_rows}; /* over every process's slices */
+    clipnn_dist_sum_u64(right, 2);
     const clipnn_train_result *res = r->result;
     double secs = clipnn_now_seconds() - r->t0;
     uint64_t per_epoch = r->steps_per_epoch;
@@ -586,7 +625,9 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
         .seconds = secs,
         .samples_per_second =
             secs > 0 ? (double)(t + 1 - r->t_start) * (double)r->B / (double)r->bptt.loop.chunks / secs : 0,
-        .train_accuracy = r->epoch_rows ? (double)r->epoch_correct / (double)r->epoch_rows : NAN,
+        .epsilon = clipnn_dp_spent(&r->dp),
+        .delta = r->dp.on ? r->dp.delta : NAN,
+        .train_accuracy = right[1] ? (double)right[0] / (double)right[1] : NAN,
     };
     o->on_epoch(&er, o->user);
 }
@@ -596,7 +637,7 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
 static clipnn_status end_epoch(train_run *r, uint64_t t) {
     clipnn_train_loop *L = &r->L;
     clipnn_train_result *res = r->result;
-    int epoch_end = r->o->replacement ? (t + 1) % r->steps_per_epoch == 0
+    int epoch_end = r->o->replacement || r->poisson ? (t + 1) % r->steps_per_epoch == 0
                                       : L->cursor >= r->n_pass && r->bptt.loop.chunk == 0;
     if (!epoch_end && t + 1 != r->total) return CLIPNN_OK;
     /* Skipped steps have no loss to count (NaN when all were skipped). */
@@ -620,10 +661,83 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
     return CLIPNN_OK;
 }
 
+/* The next physical batch of a logical step into b.xb, b.yb: Poisson rows
+ * drawn as they come, or the next rows of the logical batch in b.idx;
+ * returns its size (0: the logical batch is done). */
+static size_t next_physical(train_run *r, size_t *done, size_t logical, const size_t **rows) {
+    const size_t *idx = r->b.idx + *done;
+    size_t len = logical - *done < r->physical ? logical - *done : r->physical;
+    if (r->poisson) {
+        len = clipnn_poisson_fill(&r->L.rng, r->dp.on ? r->dp.q : (double)r->B / (double)r->n, r->n, &r->next,
+                                  r->b.idx, r->physical);
+        idx = r->b.idx;
+    }
+    if (len) gather_batch(r, idx, len);
+    *done += len;
+    *rows = idx;
+    return len;
+}
+
+/* --log-groups of a logical step: each group's norm in the unclipped mean
+ * pre_sum / denom and in the gradient the update uses, pre / post as the
+ * factor (a summary, as per-sample's always is). */
+static void private_groups(train_run *r, double denom) {
+    for (size_t i = 0; i < clipnn_model_n_groups(r->m); i++) {
+        clipnn_group g = clipnn_model_group(r->m, i);
+        double pre = 0;
+        for (size_t j = g.offset; j < g.offset + g.size; j++) pre += (r->pre_sum[j] / denom) * (r->pre_sum[j] / denom);
+        r->groups.pre[i] = sqrt(pre);
+        r->groups.post[i] = clipnn_norm(r->m->grads + g.offset, g.size, 2.0);
+        r->groups.factor[i] = r->groups.post[i] > 0 ? r->groups.pre[i] / r->groups.post[i] : 1;
+    }
+}
+
+/* A DP-SGD step over its physical batches: each example's gradient
+ * clipped, their sum and one draw of noise divided by the expected batch
+ * size (Poisson) or the batch's own, into the gradient block; the record
+ * and the update as train_step makes them. *loss: the mean over the
+ * logical batch (NaN when it is empty). */
+static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) {
+    const clipnn_train_options *o = r->o;
+    int new_pass;
+    size_t logical = r->poisson ? SIZE_MAX : draw_batch(r, &new_pass), done = 0, clipped = 0, len, n_clip;
+    if (r->poisson) r->next = clipnn_poisson_gap(&r->L.rng, (double)r->B / (double)r->n, r->n);
+    double loss_sum = 0, l = NAN;
+    clipnn_status s;
+    const size_t *rows;
+    r->step_rows = 0; /* counted here, each physical batch after its forward */
+    while ((len = next_physical(r, &done, logical, &rows)) > 0) {
+        s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
+        if (!s && r->count_correct) count_right(r, rows, len);
+        if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, done == len, r->pre_sum, r->sum, &n_clip);
+        if (s) return s;
+        loss_sum += (double)len * l;
+        clipped += n_clip;
+    }
+    if (!done) memset(r->pre_sum, 0, 2 * r->P * sizeof *r->pre_sum); /* an empty batch: noise alone */
+    for (size_t u = 0; u < r->m->n_units; u++) r->b.unit_scale[u] = 1.0;
+    r->rec.batch_size = done;
+    *loss = done ? loss_sum / (double)done : NAN;
+    double denom = r->poisson ? (double)r->B : (double)(done ? done : 1);
+    clipnn_clip_record *c = &r->rec.clip;
+    s = clipnn_clip_per_sample_finish(r->clip, r->m, r->pre_sum, r->sum, denom, !done || isfinite(*loss), clipped > 0,
+                                      c);
+    if (c->nonfinite) r->result->diverged_step = t;
+    if (s == CLIPNN_ERR_NONFINITE) {
+        r->result->diverged = 1;
+        return clipnn_fail(s, "train: step %llu: the gradient norm is %g, the loss %g; parameters left as before it",
+                           (unsigned long long)t, c->pre_norm, *loss);
+    }
+    if (!s && c->skipped) clipnn_log(1, "train: step %llu skipped: the loss is %g", (unsigned long long)t, *loss);
+    if (!s && o->log_groups) private_groups(r, denom);
+    return s;
+}
+
 /* The run as it is after the last step into o->state (allocates). */
 static clipnn_status capture_state(train_run *r) {
-    return clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
-                                      r->bptt.on ? &r->bptt.loop : NULL);
+    clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
+                                                 r->clip, r->bptt.on ? &r->bptt.loop : NULL);
+    return s ? s : clipnn_train_state_capture_privacy(r->o->state, &r->dp);
 }
 
 /* The caller's control after step t: a captured state for on_save, or the
@@ -631,7 +745,7 @@ static clipnn_status capture_state(train_run *r) {
 static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
     const clipnn_train_options *o = r->o;
     if (!o->control) return CLIPNN_OK;
-    int ask = o->control(o->user);
+    int ask = clipnn_dist_agree(o->control(o->user)); /* every process saves and stops at the same step */
     if ((ask & CLIPNN_TRAIN_SAVE) && o->state && o->on_save) {
         clipnn_status s = capture_state(r);
         if (s) return s;
@@ -646,7 +760,8 @@ static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
  * propagate policy, or the caller asked). */
 static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
     double loss, scale = 1;
-    clipnn_status s = gradient_and_clip(r, t, &loss, &scale);
+    clipnn_status s = r->logical ? train_step_private(r, t, &loss) : gradient_and_clip(r, t, &loss, &scale);
+    clipnn_dp_step(&r->dp); /* the step's noisy sum was drawn, whatever became of it */
     if (s) return s;
     double lr = clipnn_schedule_lr(&r->sched, t);
     if (!r->rec.clip.skipped) {
@@ -654,8 +769,10 @@ static clipnn_status train_step(train_run *r, uint64_t t, int *stop) {
         if (s || *stop) return s;
     }
     count_step(r, t, lr, loss);
-    /* The random policy's step is taken from finite parameters: go on. */
-    if (!isfinite(loss) && !r->rec.clip.skipped && r->o->clip.nonfinite != CLIPNN_NONFINITE_RANDOM) {
+    /* The random policy's step is taken from finite parameters: go on; an
+     * empty Poisson batch has no loss. */
+    if (!isfinite(loss) && !r->rec.clip.skipped && r->o->clip.nonfinite != CLIPNN_NONFINITE_RANDOM &&
+        r->rec.batch_size > 0) {
         /* The parameters are spoiled (propagate policy or an unclipped
          * explosion): nothing further can be learnt from this run. */
         r->result->diverged = 1;
@@ -678,10 +795,15 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
     res->max_dist_from_start = r->L.max_dist;
     res->seconds = clipnn_now_seconds() - r->t0;
     res->clipped_fraction = res->steps ? (double)r->L.clipped / (double)res->steps : 0;
+    res->epsilon = clipnn_dp_spent(&r->dp);
+    res->delta = r->dp.on ? r->dp.delta : NAN;
+    res->sampling_rate = r->dp.on ? r->dp.q : NAN;
+    res->sampling = r->dp.on ? (r->poisson ? CLIPNN_SAMPLING_POISSON : CLIPNN_SAMPLING_SHUFFLE) : CLIPNN_SAMPLING_AUTO;
     if (s == CLIPNN_OK && !res->diverged && !all_finite(r->m->params, r->P)) {
         res->diverged = 1;
         res->diverged_step = res->steps;
     }
+    if (s == CLIPNN_OK) s = clipnn_dist_check_same(r->m->params, r->P); /* one model on every process */
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
     if (s == CLIPNN_OK && o->state) s = capture_state(r);
@@ -694,8 +816,11 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     memset(result, 0, sizeof *result);
     result->train_loss = result->test_loss = result->test_accuracy = NAN;
     result->expected_clipped_grad_norm = result->mean_grad_norm = NAN;
+    result->epsilon = result->delta = result->sampling_rate = NAN;
     clipnn_status s = check_options(o, train);
     if (!s) s = clipnn_bptt_check(o, m);
+    if (!s) s = clipnn_train_check_sampling(o);
+    if (!s) s = clipnn_dist_check(o, clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON || o->physical_batch > 0);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);
     return s;

@@ -91,7 +91,8 @@ void clipnn_rec_telemetry_fill(const clipnn_rec_telemetry *t, clipnn_step_record
 struct clipnn_train_state {
     unsigned char *optim, *clip, *loop; /* NULL when absent; loop == NULL: empty state */
     unsigned char *bptt;                /* BPTT section: a run with truncated BPTT or a carried state; or NULL */
-    size_t optim_len, clip_len, loop_len, bptt_len;
+    unsigned char *priv;                /* PRIV section: the privacy accountant of a private run; or NULL */
+    size_t optim_len, clip_len, loop_len, bptt_len, priv_len;
     char source[256]; /* file it was read from, named in messages ("" if none) */
 };
 
@@ -165,6 +166,43 @@ void clipnn_train_loop_decode(const unsigned char *p, clipnn_train_loop *loop, s
                               float *theta0, size_t n_params);
 uint64_t clipnn_train_loop_examples(const unsigned char *p);
 
+/* ------------------------------------------ private runs (src/train/private.c) */
+
+/* The accountant of a private run: the RDP of one step at every order and
+ * the total of the steps taken (composition adds them). */
+typedef struct {
+    int on;
+    int poisson; /* the run's batches are Poisson-sampled (what the guarantee needs) */
+    double q, sigma, delta;
+    size_t n_orders;
+    double *step_rdp, *rdp; /* [n_orders] */
+    uint64_t steps;
+} clipnn_dp_state;
+
+/* on = 0 and nothing allocated when sigma is 0 (no noise, no privacy). */
+clipnn_status clipnn_dp_open(clipnn_dp_state *d, double q, double sigma, double delta);
+void clipnn_dp_close(clipnn_dp_state *d);
+void clipnn_dp_step(clipnn_dp_state *d);
+/* epsilon at d->delta of the steps taken (NaN when off). */
+double clipnn_dp_spent(const clipnn_dp_state *d);
+/* The PRIV payload: encode allocates *out; check tells whether a payload is
+ * well formed (errors name `path`); decode restores it into an accountant
+ * opened for the same sampling rate and noise, or fails naming origin. */
+clipnn_status clipnn_dp_encode(const clipnn_dp_state *d, unsigned char **out, size_t *len);
+clipnn_status clipnn_dp_check(const unsigned char *p, size_t len, const char *path);
+clipnn_status clipnn_dp_decode(const unsigned char *p, clipnn_dp_state *d, const char *origin);
+
+/* The sampling a run uses (AUTO resolved), and whether the options allow
+ * it (Poisson: per-sample clipping, no replacement, no carried state). */
+clipnn_sampling clipnn_train_sampling_of(const clipnn_train_options *o);
+clipnn_status clipnn_train_check_sampling(const clipnn_train_options *o);
+
+/* Poisson sampling of n rows at rate q by geometric gaps: the gap before
+ * the next included row; fill writes the rows from *next on into idx (at
+ * most cap, the gaps drawn as it goes) and returns their count. */
+size_t clipnn_poisson_gap(clipnn_rng *rng, double q, size_t n);
+size_t clipnn_poisson_fill(clipnn_rng *rng, double q, size_t n, size_t *next, size_t *idx, size_t cap);
+
 /* (src/train/resume.c) Store a run into s (allocates: call outside the steps); s is unchanged on
  * failure. order: [n] the shuffle permutation; theta0: [n_params]; bptt:
  * NULL for a run without truncated BPTT or carried state. */
@@ -172,6 +210,11 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
                                          const size_t *order, size_t n, const float *theta0,
                                          size_t n_params, const clipnn_optimizer *o,
                                          const clipnn_clipper *c, const clipnn_bptt_loop *bptt);
+/* The accountant of a private run into s's PRIV payload (after capture);
+ * restore_privacy puts it back, or fails when the saved run and this one
+ * differ in being private. */
+clipnn_status clipnn_train_state_capture_privacy(clipnn_train_state *s, const clipnn_dp_state *d);
+clipnn_status clipnn_train_state_restore_privacy(const clipnn_train_state *s, clipnn_dp_state *d);
 /* Put the run held by s (not empty) back into the loop variables, order,
  * theta0, o, c and bptt (NULL as for capture); fails with SHAPE when the
  * data or model do not match, INVALID_ARG when the run was made with other

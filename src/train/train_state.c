@@ -39,8 +39,9 @@ static void clear(clipnn_train_state *s) {
     clipnn_free(s->clip);
     clipnn_free(s->loop);
     clipnn_free(s->bptt);
-    s->optim = s->clip = s->loop = s->bptt = NULL;
-    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = 0;
+    clipnn_free(s->priv);
+    s->optim = s->clip = s->loop = s->bptt = s->priv = NULL;
+    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = s->priv_len = 0;
 }
 
 void clipnn_train_state_free(clipnn_train_state *s) {
@@ -212,6 +213,7 @@ clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_
     if (!s->optim) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: training state without optimizer (OPTM) section", path);
     if (!s->clip) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: training state without clipper (CLIP) section", path);
     if (s->bptt && (st = clipnn_bptt_loop_check(s->bptt, s->bptt_len, path))) return st;
+    if (s->priv && (st = clipnn_dp_check(s->priv, s->priv_len, path))) return st;
     return clipnn_optimizer_state_check(s->optim, s->optim_len, n_params, path);
 }
 

@@ -1,0 +1,47 @@
+/* clipnn: data-parallel training over MPI. A library built with MPI trains
+ * one model on every process of the job: each process computes the
+ * gradient of its slice of every minibatch, the slices' gradients are
+ * summed across processes before clipping, and every process then clips
+ * and updates the same parameters identically. A library built without
+ * MPI runs one process; these functions then say so. */
+#ifndef CLIPNN_PUBLIC_DIST_H
+#define CLIPNN_PUBLIC_DIST_H
+
+#include "clipnn/base.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* 1 when the library was built with MPI, else 0. */
+CLIPNN_API int clipnn_dist_available(void);
+
+/* Joins the job (MPI_Init unless the program initialised MPI already);
+ * from then on clipnn_train trains with every process of the job. Without
+ * MPI: CLIPNN_OK and nothing changes. */
+CLIPNN_API clipnn_status clipnn_dist_init(int *argc, char ***argv);
+
+/* Leaves the job after a run that succeeded on every process (MPI_Finalize
+ * when clipnn_dist_init initialised MPI). */
+CLIPNN_API void clipnn_dist_finalize(void);
+
+/* Ends every process of the job with exit code `code` (MPI_Abort), after
+ * printing `why` (may be NULL) with this process's rank on stderr: for a
+ * process that failed while the others wait for it. Returns only when no
+ * job is running (a build without MPI, or before clipnn_dist_init). */
+CLIPNN_API void clipnn_dist_abort(int code, const char *why);
+
+/* This process's rank (0 .. size - 1) and the number of processes: 0 and 1
+ * outside a job. */
+CLIPNN_API int clipnn_dist_rank(void);
+CLIPNN_API int clipnn_dist_size(void);
+
+/* Seconds this process has spent in the training steps' all-reduces (the
+ * communication, including the wait for slower processes); 0 outside a job. */
+CLIPNN_API double clipnn_dist_reduce_seconds(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

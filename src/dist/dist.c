@@ -1,0 +1,169 @@
+/* Data-parallel training over MPI (the MPI calls only with CLIPNN_MPI). */
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "dist/dist.h"
+
+#ifdef CLIPNN_MPI
+#include <mpi.h>
+#endif
+
+static struct {
+    int active, rank, size, we_initialised;
+    size_t rows, batch; /* the current step: this process's rows of a global batch */
+    double reducing;    /* seconds in the all-reduces of the steps */
+} job = {0, 0, 1, 0, 0, 0, 0};
+
+double clipnn_dist_reduce_seconds(void) { return job.reducing; }
+
+int clipnn_dist_available(void) {
+#ifdef CLIPNN_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int clipnn_dist_active(void) { return job.active; }
+int clipnn_dist_rank(void) { return job.rank; }
+int clipnn_dist_size(void) { return job.size; }
+
+clipnn_status clipnn_dist_init(int *argc, char ***argv) {
+#ifdef CLIPNN_MPI
+    if (job.active) return CLIPNN_OK;
+    int ready = 0;
+    MPI_Initialized(&ready);
+    if (!ready) {
+        if (MPI_Init(argc, argv) != MPI_SUCCESS) return clipnn_fail(CLIPNN_ERR_IO, "dist: MPI_Init failed");
+        job.we_initialised = 1;
+    }
+    MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
+    MPI_Comm_size(MPI_COMM_WORLD, &job.size);
+    job.active = 1;
+#else
+    (void)argc, (void)argv;
+#endif
+    return CLIPNN_OK;
+}
+
+void clipnn_dist_finalize(void) {
+#ifdef CLIPNN_MPI
+    if (job.active && job.we_initialised) MPI_Finalize();
+#endif
+    job.active = 0, job.rank = 0, job.size = 1;
+}
+
+void clipnn_dist_abort(int code, const char *why) {
+#ifdef CLIPNN_MPI
+    if (!job.active) return;
+    fprintf(stderr, "clipnn: process %d of %d: %s; ending the whole job (exit %d)\n", job.rank, job.size,
+            why ? why : "failed", code);
+    fflush(stderr);
+    MPI_Abort(MPI_COMM_WORLD, code ? code : 1);
+#else
+    (void)code, (void)why;
+#endif
+}
+
+clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical) {
+    if (!job.active) return CLIPNN_OK;
+    if (dp_logical && job.size > 1)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: Poisson sampling and physical batches are not available "
+                           "with several processes (use --sampling shuffle and no --physical-batch)");
+    if (o->bptt_chunk || o->carry_state)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
+                           "with several processes (the state of a sequence would live on one process)");
+    return CLIPNN_OK;
+}
+
+size_t clipnn_dist_take_slice(size_t *idx, size_t B) {
+    size_t r = (size_t)job.rank, N = (size_t)job.size;
+    size_t lo = B * r / N, hi = B * (r + 1) / N;
+    memmove(idx, idx + lo, (hi - lo) * sizeof *idx);
+    return hi - lo;
+}
+
+#ifdef CLIPNN_MPI
+/* n floats summed in place over the processes, in pieces an int can count. */
+static void sum_floats(float *v, size_t n) {
+    double t0 = clipnn_now_seconds();
+    while (n > 0) {
+        int piece = n > INT_MAX ? INT_MAX : (int)n;
+        MPI_Allreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        v += piece, n -= (size_t)piece;
+    }
+    job.reducing += clipnn_now_seconds() - t0;
+}
+#endif
+
+size_t clipnn_dist_rows(void) { return job.rows; }
+size_t clipnn_dist_batch(void) { return job.batch; }
+
+void clipnn_dist_sum_slices(float *g, size_t n) {
+    if (job.rows && job.rows != job.batch) {
+        float w = (float)((double)job.rows / (double)job.batch);
+        for (size_t j = 0; j < n; j++) g[j] *= w;
+    } else if (!job.rows) {
+        memset(g, 0, n * sizeof *g);
+    }
+#ifdef CLIPNN_MPI
+    sum_floats(g, n);
+#endif
+}
+
+clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                    size_t rows, size_t B, const clipnn_fused_opts *f, double *loss) {
+    double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
+    clipnn_status s = CLIPNN_OK;
+    job.rows = rows, job.batch = B;
+    if (rows) {
+        s = clipnn_loss_grad_fused(m, lo, x, y, rows, f, &part[0], NULL);
+        part[0] *= (double)rows / (double)B;
+    }
+    if (s) part[1] = 1;
+#ifdef CLIPNN_MPI
+    /* Every process reaches this reduction, a failed one too: the others
+     * learn of the failure here instead of waiting for it. */
+    double t0 = clipnn_now_seconds();
+    MPI_Allreduce(MPI_IN_PLACE, part, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
+    job.reducing += clipnn_now_seconds() - t0;
+    if (part[1] > 0 && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
+                        part[1], job.size);
+#endif
+    if (!s) clipnn_dist_sum_slices(m->grads, m->n_params);
+    *loss = part[0];
+    return s;
+}
+
+clipnn_status clipnn_dist_check_same(const float *v, size_t n) {
+    if (!job.active) return CLIPNN_OK;
+    uint64_t h = 1469598103934665603ull; /* FNV-1a over the bits */
+    const unsigned char *b = (const unsigned char *)v;
+    for (size_t i = 0; i < n * sizeof *v; i++) h = (h ^ b[i]) * 1099511628211ull;
+    uint64_t lo = h, hi = h;
+#ifdef CLIPNN_MPI
+    MPI_Allreduce(MPI_IN_PLACE, &lo, 1, MPI_UINT64_T, MPI_MIN, MPI_COMM_WORLD);
+    MPI_Allreduce(MPI_IN_PLACE, &hi, 1, MPI_UINT64_T, MPI_MAX, MPI_COMM_WORLD);
+#endif
+    if (lo != hi)
+        return clipnn_fail(CLIPNN_ERR_STATE, "train: the processes' parameters differ after the run (the all-reduce "
+                           "did not give every process the same sum)");
+    return CLIPNN_OK;
+}
+
+int clipnn_dist_agree(int bits) {
+#ifdef CLIPNN_MPI
+    if (job.active) MPI_Allreduce(MPI_IN_PLACE, &bits, 1, MPI_INT, MPI_BOR, MPI_COMM_WORLD);
+#endif
+    return bits;
+}
+
+void clipnn_dist_sum_u64(uint64_t *a, int n) {
+#ifdef CLIPNN_MPI
+    if (job.active) MPI_Allreduce(MPI_IN_PLACE, a, n, MPI_UINT64_T, MPI_SUM, MPI_COMM_WORLD);
+#else
+    (void)a, (void)n;
+#endif
+}

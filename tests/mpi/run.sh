@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# The MPI build against the plain one: tests/mpi/run.sh PLAIN_TOOL MPI_TOOL WEIGHTS_DIFF
+#  - weights after 50 steps with N = 1, 2, 3 processes agree with the
+#    single-process build within the float32 summation-order tolerance
+#    (docs/distributed.md derives it), for every rule below;
+#  - a run resumed with another number of processes follows the same trajectory;
+#  - a process that cannot read its data, or that is killed, ends the whole
+#    job with a non-zero exit and a message, and the last checkpoint stays whole.
+# Ends with "N passed, M failed" like the main runner; exit 1 on any failure.
+set -uo pipefail
+plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3")
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+cd "$work"
+export OMP_NUM_THREADS=1
+mpi=(mpirun --oversubscribe --allow-run-as-root)
+pass=0 fail=0
+ok() { pass=$((pass + 1)); echo "ok   $*"; }
+bad() { fail=$((fail + 1)); echo "FAIL $*"; }
+
+T=50 Bsz=32 lr=0.05 beta=0.9
+common=(--steps $T --batch $Bsz --lr $lr --momentum $beta --seed 3 --threads 1 --quiet)
+
+# tolerance T u (2 W + 2 (B + N) a G / (1 - beta)): u = 2^-24, W the largest
+# weight, G the largest logged pre-clip gradient norm of the single run.
+tolerance() { # N single.ckpt single.csv
+    local W G
+    W=$("$wdiff" "$2" "$2" | awk '{print $4}')
+    G=$(awk -F, 'NR > 1 && $4 > g {g = $4} END {print g + 0}' "$3")
+    awk -v T=$T -v W="$W" -v G="$G" -v B=$Bsz -v N="$1" -v a=$lr -v beta=$beta \
+        'BEGIN {u = 2^-24; printf "%.3g\n", T * u * (2 * W + 2 * (B + N) * a * G / (1 - beta))}'
+}
+
+within() { # what a.ckpt b.ckpt tol
+    local d
+    d=$("$wdiff" "$2" "$3" | awk '{print $2}')
+    if awk -v d="$d" -v t="$4" 'BEGIN {exit !(d == d && d <= t)}'; then ok "$1: max |diff| $d <= $4"
+    else bad "$1: max |diff| $d > $4"; fi
+}
+
+# per-sample at lambda 0.5 clips most examples; with noise 1 the noise is
+# drawn once per step from the same stream whatever N (shuffled batches:
+# Poisson sampling is refused with several processes).
+for rule in none norm adaptive-layer agc percentile zscore per-sample \
+    "per-sample --lambda 0.5 --noise 1 --sampling shuffle"; do
+    # shellcheck disable=SC2086
+    "$plain" train "${common[@]}" --clip $rule --save single.ckpt --log single.csv > /dev/null ||
+        { bad "$rule: single-process run"; continue; }
+    for n in 1 2 3; do
+        # shellcheck disable=SC2086
+        if "${mpi[@]}" -np $n "$tool" train "${common[@]}" --clip $rule --save n$n.ckpt > out.txt 2>&1; then
+            within "$rule N=$n" single.ckpt n$n.ckpt "$(tolerance $n single.ckpt single.csv)"
+        else bad "$rule N=$n: mpirun failed: $(tail -3 out.txt)"; fi
+    done
+done
+
+# Resume with another N: 20 steps on 2 processes, the rest on 3.
+"$plain" train "${common[@]}" --clip zscore --save single.ckpt --log single.csv > /dev/null
+if "${mpi[@]}" -np 2 "$tool" train "${common[@]/#$T/20}" --clip zscore --save part.ckpt > /dev/null 2>&1 &&
+    "${mpi[@]}" -np 3 "$tool" train "${common[@]}" --clip zscore --resume part.ckpt --save resumed.ckpt \
+        > /dev/null 2>&1; then
+    within "resume 2 -> 3 processes" single.ckpt resumed.ckpt "$(tolerance 3 single.ckpt single.csv)"
+else bad "resume 2 -> 3 processes: a run failed"; fi
+
+# One process cannot read its data: the job ends, non-zero, with a message.
+cp part.ckpt keep.ckpt
+# shellcheck disable=SC2016
+timeout 60 "${mpi[@]}" -np 3 sh -c 'd=digits; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && d=csv:/nonexistent/x.csv
+    exec "$0" train --data "$d" --steps 100000 --batch 32 --quiet --save part.ckpt --save-every 10' "$tool" \
+    > fail.txt 2>&1
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "process 1 of 3" fail.txt && grep -q "nonexistent" fail.txt; then
+    ok "unreadable data on one process: exit $rc, message"
+else bad "unreadable data on one process: exit $rc: $(head -5 fail.txt)"; fi
+
+# A killed process: the job ends (no hang), the last periodic checkpoint loads.
+# shellcheck disable=SC2016
+timeout 120 "${mpi[@]}" -np 2 sh -c 'echo $$ > pid.$OMPI_COMM_WORLD_RANK
+    exec "$0" train --steps 10000000 --batch 8 --quiet --save kill.ckpt --save-every 20' "$tool" > kill.txt 2>&1 &
+job=$!
+for _ in $(seq 100); do [ -s kill.ckpt ] && [ -s pid.1 ] && break; sleep 0.1; done
+sleep 0.5
+kill -9 "$(cat pid.1)" 2> /dev/null
+wait $job
+rc=$?
+if [ $rc -ne 0 ] && [ $rc -ne 124 ] && "$wdiff" kill.ckpt kill.ckpt > /dev/null; then
+    ok "killed process: the job ended with exit $rc, the checkpoint loads"
+else bad "killed process: exit $rc ($(tail -3 kill.txt))"; fi
+
+echo "$pass passed, $fail failed"
+[ $fail -eq 0 ]
