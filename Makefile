@@ -71,7 +71,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize bench install uninstall clean FORCE test-mpi mpi-tests bench-mpi mpi-bench
+.PHONY: all test sanitize tsan bench install uninstall clean FORCE test-mpi mpi-tests bench-mpi mpi-bench
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -132,6 +132,58 @@ test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 # that the library reports NOMEM instead of aborting.
 sanitize:
 	ASAN_OPTIONS=allocator_may_return_null=1 $(MAKE) BUILD=build-san SANITIZE="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" OPT=-O1 test
+
+# Fuzzing: every fuzz/fuzz_NAME.c is a libFuzzer harness, seeded from
+# fuzz/corpus/NAME/ (a new harness needs nothing more). `make fuzz SECONDS=N`
+# builds them with clang under ASan + UBSan in build-fuzz and runs each for N
+# seconds (FUZZERS="csv npy" picks some); a crash, leak, timeout or memory
+# blow-up fails the target and leaves the input in build-fuzz/fuzz/. The
+# build has no OpenMP (the harnesses run one thread; -Wno-unused-variable:
+# some thread counts are read only by OpenMP pragmas). The harnesses link
+# the tool's objects, main aside, for its option parser.
+SECONDS  ?= 60
+FUZZERS  ?= $(patsubst fuzz/fuzz_%.c,%,$(sort $(wildcard fuzz/fuzz_*.c)))
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_RUN := -timeout=10 -rss_limit_mb=2048 -max_len=65536 -close_fd_mask=3
+.PHONY: fuzz fuzz-build fuzz-seeds
+fuzz:
+	$(MAKE) BUILD=build-fuzz CC=clang OMP= CFLAGS='-O1 -g -Wno-unused-variable' \
+	    SANITIZE='-fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-build
+	@set -e; for f in $(FUZZERS); do \
+	    mkdir -p build-fuzz/fuzz/corpus/$$f; echo "fuzz $$f: $(SECONDS) s"; \
+	    build-fuzz/fuzz/fuzz_$$f $(FUZZ_RUN) -max_total_time=$(SECONDS) -artifact_prefix=build-fuzz/fuzz/$$f- \
+	        build-fuzz/fuzz/corpus/$$f fuzz/corpus/$$f > build-fuzz/fuzz/$$f.log 2>&1 \
+	        || { tail -60 build-fuzz/fuzz/$$f.log; echo "fuzz $$f: FAILED (log: build-fuzz/fuzz/$$f.log)"; exit 1; }; \
+	    grep '^Done' build-fuzz/fuzz/$$f.log || tail -3 build-fuzz/fuzz/$$f.log; \
+	done
+
+fuzz-build: $(FUZZERS:%=$(BUILD)/fuzz/fuzz_%)
+
+$(BUILD)/fuzz/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz.h $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(STATIC)
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -I. -fsanitize=fuzzer $< $(filter-out $(BUILD)/cli/main.o,$(CLI_OBJ)) $(STATIC) \
+	    -o $@ $(ALL_LDFLAGS) -fsanitize=fuzzer $(LDLIBS)
+
+# The checkpoint seeds come from a run of the library (fuzz_checkpoint.c
+# built as a program); the other seeds are small files kept as they are.
+fuzz-seeds: $(STATIC)
+	$(CC) $(ALL_CFLAGS) -I. -DFUZZ_MAKE_SEEDS fuzz/fuzz_checkpoint.c $(STATIC) -o $(BUILD)/make_seeds $(ALL_LDFLAGS) $(LDLIBS)
+	mkdir -p fuzz/corpus/checkpoint && $(BUILD)/make_seeds fuzz/corpus/checkpoint
+
+# ThreadSanitizer over the tests of concurrent use (two models trained in
+# two threads, output files): built without OpenMP, whose runtime (libgomp)
+# is not instrumented and makes TSan report races inside it; the library's
+# kernels then run on one thread each, and the threads under test are the
+# application's. -Wno-unknown-pragmas -Wno-unused-variable: the OpenMP
+# pragmas and the thread counts only they read. DISPATCH=0: the per-CPU
+# kernels' resolvers run before TSan has started and crash under it.
+TSAN_TESTS ?= concurrency outputs limits_input
+tsan:
+	$(MAKE) BUILD=build-tsan OMP= DISPATCH=0 CFLAGS='-O2 -g -Wno-unknown-pragmas -Wno-unused-variable' \
+	    SANITIZE='-fsanitize=thread' build-tsan/test_clipnn build-tsan/clipnn
+	@set -e; for t in $(TSAN_TESTS); do \
+	    CLIPNN_BIN=$(abspath build-tsan/clipnn) CLIPNN_ROOT=$(CURDIR) TSAN_OPTIONS='halt_on_error=1 exitcode=66' \
+	        build-tsan/test_clipnn $$t; done
 
 # The MPI build against the plain one under mpirun (tests/mpi/run.sh): same
 # weights with 1, 2 and 3 processes, a resume with another count, a process

@@ -228,15 +228,8 @@ static int open_traces(const char *cmd, attack_run *r) {
 }
 
 static int close_traces(const char *cmd, attack_run *r, int rc) {
-    if (r->trace.trace && fclose(r->trace.trace) != 0 && !rc) {
-        fprintf(stderr, "clipnn %s: trace.csv: write failed\n", cmd);
-        rc = CLI_EXIT_IO;
-    }
-    if (r->trace.examples && fclose(r->trace.examples) != 0 && !rc) {
-        fprintf(stderr, "clipnn %s: trace_examples.csv: write failed\n", cmd);
-        rc = CLI_EXIT_IO;
-    }
-    return rc;
+    rc = cli_close_csv(cmd, r->trace.trace, rc);
+    return cli_close_csv(cmd, r->trace.examples, rc);
 }
 
 static void set_attack_options(attack_run *r) {

@@ -31,10 +31,8 @@ static void write_failed(cli_history *h, int err) {
 int cli_history_open(cli_history *h, const char *cmd, const char *csv_path) {
     *h = (cli_history){.cmd = cmd, .csv_path = csv_path, .last_time = cli_now(), .last_lr = NAN};
     if (!csv_path) return CLI_EXIT_OK;
-    if (!(h->csv = fopen(csv_path, "w"))) {
-        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, csv_path, strerror(errno));
-        return CLI_EXIT_IO;
-    }
+    clipnn_status st = clipnn_output_open_live(csv_path, &h->csv);
+    if (st) return cli_fail(cmd, st, csv_path);
     fputs("epoch", h->csv);
     for (size_t i = 0; i < N_FIELDS; i++) fprintf(h->csv, ",%s", FIELDS[i].name);
     fputc('\n', h->csv);
@@ -91,14 +89,14 @@ void cli_history_json(const cli_history *h, cli_json *j) {
 }
 
 int cli_history_close_csv(cli_history *h) {
-    errno = 0;
-    if (h->csv && fclose(h->csv) != 0) write_failed(h, errno ? errno : EIO);
+    /* complete or absent: removed after a failed write */
+    if (h->csv && clipnn_output_close(h->csv, h->failed ? NULL : "epoch history")) write_failed(h, EIO);
     h->csv = NULL;
     return h->failed ? CLI_EXIT_IO : h->no_memory ? CLI_EXIT_NOMEM : CLI_EXIT_OK;
 }
 
 void cli_history_free(cli_history *h) {
-    if (h->csv) fclose(h->csv);
+    if (h->csv) clipnn_output_close(h->csv, NULL);
     free(h->rows);
     *h = (cli_history){0};
 }

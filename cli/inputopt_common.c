@@ -401,11 +401,13 @@ int cli_io_model(const char *cmd, cli_settings *s, unsigned groups, int argc, ch
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    *f = fopen(path, "w");
-    if (!*f) {
-        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, path, strerror(errno));
-        return CLI_EXIT_IO;
-    }
+    clipnn_status st = clipnn_output_open(path, f);
+    if (st) return cli_fail(cmd, st, path);
     fprintf(*f, "%s\n", header);
     return 0;
+}
+
+int cli_close_csv(const char *cmd, FILE *f, int rc) {
+    clipnn_status st = clipnn_output_close(f, "trace");
+    return st && !rc ? cli_fail(cmd, st, "trace") : rc;
 }

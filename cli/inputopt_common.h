@@ -78,9 +78,13 @@ void cli_tanh_variable(const clipnn_input_space *sp, const float *x, float *w, s
 /* Prints a diagnosis: findings (cause, test, numbers, remedy), then the checks. */
 void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d);
 
-/* Opens DIR/NAME for writing and writes the CSV header line; 0 or the exit
- * code with the message printed. */
+/* Opens DIR/NAME for writing (clipnn_output_open: complete or absent) and
+ * writes the CSV header line; 0 or the exit code with the message printed. */
 int cli_open_csv(const char *cmd, const char *dir, const char *name, const char *header, FILE **f);
+/* Closes a CSV of cli_open_csv (f may be NULL): renamed into place when
+ * every write succeeded, else removed; rc, or the IO exit code with the
+ * message printed when rc was 0. */
+int cli_close_csv(const char *cmd, FILE *f, int rc);
 /* Creates DIR (and parents); 0 or the exit code with the message printed. */
 int cli_make_dir(const char *cmd, const char *dir);
 /* DIR/NAME as a PNG: gray image in [lo, hi], or a signed one. */

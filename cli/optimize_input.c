@@ -189,10 +189,7 @@ static int descend(const char *cmd, oi_run *r, const char *tag, clipnn_inputopt_
     double t0 = cli_now();
     clipnn_status st = clipnn_optimize_input(r->m, &r->a.io, target_of(r), r->x, res);
     *secs = cli_now() - t0;
-    if (t.f && fclose(t.f) != 0 && !st) {
-        fprintf(stderr, "clipnn %s: %s trace: write failed\n", cmd, tag);
-        return CLI_EXIT_IO;
-    }
+    if ((rc = cli_close_csv(cmd, t.f, st ? CLI_EXIT_FAILURE : 0)) && !st) return rc;
     return st ? cli_fail(cmd, st, "optimize-input") : 0;
 }
 

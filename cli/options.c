@@ -531,9 +531,10 @@ int cli_build_model(const char *cmd, const cli_settings *s, const clipnn_dataset
     if (s->init && (st = clipnn_init_parse(s->init, &init))) return cli_fail(cmd, st, "--init");
     clipnn_model *m = NULL;
     st = clipnn_model_create_seq(&m, &seq, n, layers);
-    if (!st) st = clipnn_model_init(m, init, s->seed);
     const char *what = "--arch";
+    /* the workspace before the initialisation, which touches every parameter */
     if (!st && (st = clipnn_model_reserve(m, s->batch))) what = "--batch";
+    if (!st && (st = clipnn_model_init(m, init, s->seed))) what = "--arch";
     if (st) {
         clipnn_model_free(m);
         return cli_fail(cmd, st, what);

@@ -50,10 +50,8 @@ static int parse_time_grad(const char *cmd, const char *text, cli_rec_log *l, cl
 static int open_side(const char *cmd, const char *log, const char *suffix, const char *header, char **path,
                      FILE **f) {
     if (!(*path = cli_log_side_path(log, suffix))) return CLI_EXIT_NOMEM;
-    if (!(*f = fopen(*path, "w"))) {
-        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, *path, strerror(errno));
-        return CLI_EXIT_IO;
-    }
+    clipnn_status st = clipnn_output_open_live(*path, f);
+    if (st) return cli_fail(cmd, st, *path);
     fputs(header, *f);
     return 0;
 }

@@ -95,20 +95,14 @@ int cli_steplog_open(cli_steplog *l, const char *cmd, const char *path, const ch
     l->path = path;
     l->groups_path = groups_path;
     l->model = m;
-    l->f = fopen(path, "w");
-    if (!l->f) {
-        fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, path, strerror(errno));
-        return CLI_EXIT_IO;
-    }
+    clipnn_status st = clipnn_output_open_live(path, &l->f);
+    if (st) return cli_fail(cmd, st, path);
     fputs(STEP_HEADER, l->f);
     if (groups_path) {
-        l->groups = fopen(groups_path, "w");
-        if (!l->groups) {
-            fprintf(stderr, "clipnn %s: %s: cannot open for writing: %s\n", cmd, groups_path,
-                    strerror(errno));
-            fclose(l->f);
+        if ((st = clipnn_output_open_live(groups_path, &l->groups))) {
+            clipnn_output_close(l->f, NULL);
             l->f = NULL;
-            return CLI_EXIT_IO;
+            return cli_fail(cmd, st, groups_path);
         }
         fputs(GROUP_HEADER, l->groups);
     }
@@ -165,15 +159,10 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r) {
     if (l->groups) group_rows(l, r);
 }
 
+/* Kept when every write succeeded, else removed (a device is only closed). */
 int cli_close_file(FILE *f, const char *cmd, const char *path) {
-    if (!f) return CLI_EXIT_OK;
-    int bad = ferror(f);
-    if (fclose(f) != 0) bad = 1;
-    if (bad) {
-        fprintf(stderr, "clipnn %s: %s: write failed: %s\n", cmd, path, strerror(errno));
-        return CLI_EXIT_IO;
-    }
-    return CLI_EXIT_OK;
+    clipnn_status st = clipnn_output_close(f, "log");
+    return st ? cli_fail(cmd, st, path) : CLI_EXIT_OK;
 }
 
 int cli_steplog_close(cli_steplog *l, const char *cmd) {

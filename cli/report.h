@@ -50,8 +50,9 @@ void cli_steplog_row(cli_steplog *l, const clipnn_step_record *r);
 /* Flushes and closes; returns the exit code (CLI_EXIT_IO when a write
  * failed, with the message printed). */
 int cli_steplog_close(cli_steplog *l, const char *cmd);
-/* Closes f (NULL: nothing); CLI_EXIT_IO with "clipnn CMD: PATH: write
- * failed" printed when a write or the close failed. */
+/* Closes a log of clipnn_output_open_live (NULL: nothing); after a failed
+ * write or close it is removed and CLI_EXIT_IO returned with "clipnn CMD:
+ * PATH: log not saved (...)" printed. */
 int cli_close_file(FILE *f, const char *cmd, const char *path);
 
 /* ------------------------------------------------------------ training */

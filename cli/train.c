@@ -109,22 +109,12 @@ static void on_save(const clipnn_model *m, const clipnn_train_state *state, void
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
 static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
 
-/* Fails early, before any training, when --save cannot be written: the
- * checkpoint goes to a temporary file in the same directory. */
+/* Fails early, before any training, when an output (--save, --log) cannot
+ * be written: a directory, FIFO or device, a link to nothing, a name past
+ * the file system's limits, a directory without write permission. */
 static int check_save_dir(const char *path) {
-    struct stat st;
-    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fprintf(stderr, "clipnn train: --save %s: is a directory, want a file name\n", path);
-        return CLI_EXIT_IO;
-    }
-    char *copy = strdup(path);
-    if (!copy) return CLI_EXIT_NOMEM;
-    const char *dir = dirname(copy);
-    int ok = access(dir, W_OK) == 0;
-    int err = errno;
-    if (!ok) fprintf(stderr, "clipnn train: --save %s: directory %s not writable: %s\n", path, dir, strerror(err));
-    free(copy);
-    return ok ? CLI_EXIT_OK : CLI_EXIT_IO;
+    clipnn_status st = clipnn_output_check(path);
+    return st ? cli_fail("train", st, "output") : CLI_EXIT_OK;
 }
 
 static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
@@ -251,6 +241,7 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
     if (a->save && (rc = check_save_dir(a->save))) return rc;
+    if (a->log && (rc = check_save_dir(a->log))) return rc;
     if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
         return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
     double quantile;

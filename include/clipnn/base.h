@@ -87,6 +87,24 @@ CLIPNN_API const char *clipnn_blas_name(void); /* "openblas", "netlib" ... */
  * caller (and the tests) show that training steps allocate nothing. */
 CLIPNN_API uint64_t clipnn_allocation_count(void);
 
+/* Resource limits, process-wide. The input limit bounds the bytes of one
+ * input file once decompressed (CSV, IDX, NPY, checkpoints): a larger file
+ * is refused (NOMEM) with a message giving the limit and how to
+ * raise it, before it can fill the memory. Its default is an eighth of the
+ * memory available when the library first needs it (MemAvailable of
+ * /proc/meminfo, else the free physical pages), or the environment
+ * variable CLIPNN_MAX_INPUT_BYTES. The memory limit bounds what one model,
+ * its workspace, optimizer buffers or one data set is estimated to take:
+ * more is refused (NOMEM) with one line stating the estimate, before the
+ * memory is allocated. Its default is the memory available at the time of
+ * the check, or CLIPNN_MAX_MEMORY. Both variables take a byte count with
+ * an optional K, M, G or T suffix (powers of 1024). Setting 0 restores the
+ * default. */
+CLIPNN_API void clipnn_set_max_input_bytes(uint64_t bytes);
+CLIPNN_API uint64_t clipnn_max_input_bytes(void);
+CLIPNN_API void clipnn_set_max_memory(uint64_t bytes);
+CLIPNN_API uint64_t clipnn_max_memory(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -2,11 +2,37 @@
 #ifndef CLIPNN_PUBLIC_IO_H
 #define CLIPNN_PUBLIC_IO_H
 
+#include <stdio.h>
+
 #include "clipnn/base.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
+
+/* ------------------------------------------------------------- outputs */
+
+/* Output files are complete or absent. clipnn_output_open gives a stream
+ * on a temporary file beside path (PATH.tmp.XXXXXX, the name cut to fit
+ * the file-name limit), locked while it is written; clipnn_output_close
+ * with a description (e.g. "image") flushes, syncs and renames it over
+ * path when every write succeeded, and otherwise removes it and fails (IO)
+ * with "PATH: WHAT not saved (...)", an existing file left as it was;
+ * with what NULL it removes it (abandoned output). Opening removes the
+ * temporary files of the same path that no live writer holds (left by a
+ * killed process). clipnn_output_open_live writes path itself, so that a
+ * log can be read while it grows; closing it after a failed write removes
+ * it. path may be a symbolic link to an existing file: that file is
+ * written, the link kept. A character device (/dev/null, /dev/stdout) is
+ * written in place and never removed. A link to nothing, a directory, a
+ * FIFO, a socket or a block device is refused (IO). clipnn_output_check
+ * makes the checks of opening without creating anything (the link, the
+ * kind of file, the name within the limits of the file system, a writable
+ * directory), so that a program can refuse a bad name before its work. */
+CLIPNN_API clipnn_status clipnn_output_check(const char *path);
+CLIPNN_API clipnn_status clipnn_output_open(const char *path, FILE **f);
+CLIPNN_API clipnn_status clipnn_output_open_live(const char *path, FILE **f);
+CLIPNN_API clipnn_status clipnn_output_close(FILE *f, const char *what);
 
 /* ------------------------------------------------------------------- files */
 

@@ -118,11 +118,34 @@ double clipnn_now_seconds(void);
 #endif
 
 
+/* ------------------------------------------------------------- limits */
+
+/* Bytes of memory the system has available now (MemAvailable). */
+uint64_t clipnn_memory_available(void);
+/* "123", "64K", "1.5G" (powers of 1024) into *out; -1 when it is not one. */
+int clipnn_parse_bytes(const char *text, uint64_t *out);
+/* bytes as "4.8 GB", "512 bytes". */
+void clipnn_format_bytes(double bytes, char out[32]);
+/* OK when an estimate of bytes fits the memory limit (clipnn_max_memory);
+ * else NOMEM with "WHAT would take about X, more than the memory limit of
+ * Y ...". Called before large allocations, with the estimate of the whole
+ * object (a double: estimates never overflow). */
+clipnn_status clipnn_check_memory(double bytes, const char *what);
+/* OK when a file of bytes is within the input limit, else as below. */
+clipnn_status clipnn_check_input_size(const char *path, uint64_t bytes);
+/* NOMEM: "PATH: larger than the input limit of X ...; raise it ...". */
+clipnn_status clipnn_fail_input_limit(const char *path, uint64_t limit);
+
 /* ---------------------------------------------------------------- files */
 
-/* The whole of path (gzip inflated) into *buf ([*len] bytes and a NUL);
- * more than max_len bytes is an error. */
+/* The whole of path (gzip inflated) into *buf ([*len] bytes and a NUL), or
+ * its first max_len + 1 bytes when it is longer (the caller judges). A
+ * file past the input limit (clipnn_max_input_bytes) is refused, whatever
+ * max_len says. */
 clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len);
+/* A whole text file, as clipnn_read_file with no max_len of its own: a NUL
+ * byte is refused (FORMAT) as soon as it is read. */
+clipnn_status clipnn_read_text_file(const char *path, unsigned char **buf, size_t *len);
 /* Inflate gzip bytes held in memory; name is used in messages. */
 clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
                                    unsigned char **buf, size_t *len);

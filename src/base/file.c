@@ -77,9 +77,11 @@ static clipnn_status presize(const char *path, int fd, const struct stat *st, un
     return CLIPNN_OK;
 }
 
-/* Everything g inflates into *b (grown as needed), up to max_len + 1 bytes. */
-static clipnn_status read_all(gzFile g, const char *path, size_t max_len, size_t limit, unsigned char **b,
-                              size_t *cap, size_t *n) {
+/* Everything g inflates into *b (grown as needed), up to max_len + 1 bytes;
+ * text: refuse a NUL byte as soon as it arrives (a stream of NULs, such as
+ * a gzip bomb, ends at its first chunk). */
+static clipnn_status read_all(gzFile g, const char *path, size_t max_len, int text, size_t limit,
+                              unsigned char **b, size_t *cap, size_t *n) {
     for (;;) {
         if (grow(b, cap, *n + 2, limit))
             return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory after reading %zu bytes", path, *n);
@@ -91,14 +93,23 @@ static clipnn_status read_all(gzFile g, const char *path, size_t max_len, size_t
             return s ? s : clipnn_fail(CLIPNN_ERR_IO, "%s: read error", path);
         }
         if (r == 0) return gz_status(g, path);
+        const unsigned char *nul = text ? memchr(*b + *n, 0, (size_t)r) : NULL;
+        if (nul)
+            return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: binary data (a NUL byte at byte %zu), not a text file", path,
+                               *n + (size_t)(nul - (*b + *n)));
         *n += (size_t)r;
         if (*n > max_len) return CLIPNN_OK;
     }
 }
 
-clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len) {
+/* clipnn_read_file and clipnn_read_text_file. A max_len past the input
+ * limit is the limit, and a file longer than that is refused by name. */
+static clipnn_status read_file(const char *path, size_t max_len, int text, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
+    uint64_t input_limit = clipnn_max_input_bytes();
+    int capped = (uint64_t)max_len >= input_limit;
+    if (capped) max_len = input_limit < SIZE_MAX ? (size_t)input_limit : SIZE_MAX;
     if (max_len > SIZE_MAX / 2) max_len = SIZE_MAX / 2;
     gzFile g = NULL;
     int fd = -1, known = 0;
@@ -108,8 +119,9 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
     unsigned char *b = NULL;
     size_t cap = 0, n = 0, limit = max_len + 2; /* max_len + 1 bytes and the NUL */
     if (known) s = presize(path, fd, &st, &b, &cap, limit);
-    if (!s) s = read_all(g, path, max_len, limit, &b, &cap, &n);
+    if (!s) s = read_all(g, path, max_len, text, limit, &b, &cap, &n);
     gzclose_r(g);
+    if (!s && capped && n > max_len) s = clipnn_fail_input_limit(path, input_limit);
     if (s) {
         clipnn_free(b);
         return s;
@@ -118,6 +130,14 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
     *buf = b;
     *len = n;
     return CLIPNN_OK;
+}
+
+clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char **buf, size_t *len) {
+    return read_file(path, max_len, 0, buf, len);
+}
+
+clipnn_status clipnn_read_text_file(const char *path, unsigned char **buf, size_t *len) {
+    return read_file(path, SIZE_MAX, 1, buf, len);
 }
 
 clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,

@@ -31,7 +31,7 @@ const char *clipnn_strerror(clipnn_status status) {
     return status_text[status];
 }
 
-static _Thread_local char last_error[512];
+static _Thread_local char last_error[4096]; /* room for two long paths and the reason */
 
 const char *clipnn_last_error(void) { return last_error[0] ? last_error : "no error"; }
 
@@ -97,8 +97,10 @@ int clipnn_lookup_name(const char *const *names, size_t n, const char *name, con
     return -1;
 }
 
-static clipnn_log_fn log_fn;
-static void *log_user;
+/* Process-wide; atomic, so that setting the sink races with no training
+ * thread that reads it. */
+static _Atomic(clipnn_log_fn) log_fn;
+static void *_Atomic log_user;
 
 void clipnn_set_log(clipnn_log_fn fn, void *user) {
     log_fn = fn;
@@ -107,11 +109,12 @@ void clipnn_set_log(clipnn_log_fn fn, void *user) {
 
 /* Used by the library to tell things to an installed log sink. */
 void clipnn_log(int level, const char *fmt, ...) {
-    if (!log_fn) return;
+    clipnn_log_fn fn = log_fn;
+    if (!fn) return;
     char buf[512];
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
-    log_fn(level, buf, log_user);
+    fn(level, buf, log_user);
 }

@@ -14,7 +14,9 @@
 extern void openblas_set_num_threads(int) __attribute__((weak));
 extern char *openblas_get_config(void) __attribute__((weak));
 
-static int n_threads = 1;
+/* Process-wide; atomic, so that threads of the application may set and
+ * read it while others train. */
+static _Atomic int n_threads = 1;
 
 /* OpenBLAS starts with threads of its own; the library's single-threaded
  * default must not run BLAS on several (see clipnn_set_threads). */

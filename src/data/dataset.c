@@ -13,6 +13,10 @@ clipnn_status clipnn_dataset_new(const char *name, size_t n, size_t dim, size_t 
     if (clipnn_mul_size(n, dim, &nx) || clipnn_mul_size(nx, sizeof(float), &bytes) ||
         clipnn_mul_size(n, n_targets, &ny) || clipnn_mul_size(ny, sizeof(float), &bytes))
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: %zu rows of %zu features is too large", name, n, dim);
+    char what[160];
+    snprintf(what, sizeof what, "%s: %zu rows of %zu features", name, n, dim);
+    clipnn_status s = clipnn_check_memory(((double)nx + (double)ny) * sizeof(float), what);
+    if (s) return s;
     clipnn_dataset *d = clipnn_alloc_array(1, sizeof *d);
     size_t name_len = strlen(name);
     if (d) {

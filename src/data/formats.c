@@ -390,12 +390,9 @@ clipnn_status clipnn_load_csv_file(const char *path, long target_column, const c
     *out = NULL;
     unsigned char *buf;
     size_t len;
-    clipnn_status s = clipnn_read_file(path, SIZE_MAX, &buf, &len);
+    clipnn_status s = clipnn_read_text_file(path, &buf, &len);
     if (s) return s;
-    if (memchr(buf, 0, len))
-        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: binary data (a NUL byte), not a CSV text file", path);
-    else
-        s = parse_csv(path, (const char *)buf, len, target_column, target_name, classification, out);
+    s = parse_csv(path, (const char *)buf, len, target_column, target_name, classification, out);
     clipnn_free(buf);
     return s;
 }

@@ -261,6 +261,8 @@ static clipnn_status member_bytes(const zip_file *z, const zip_entry *e, const u
         /* deflate expands at most 1032-fold: a larger claim is a lie */
         if (e->usize > 1032 * e->csize + 64 || e->usize > ((uint64_t)1 << 32))
             return corrupt(z, "implausible uncompressed size");
+        clipnn_status limit = clipnn_check_input_size(z->path, e->usize);
+        if (limit) return limit;
         unsigned char *u = clipnn_alloc((size_t)e->usize + 1);
         if (!u) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for member %s", z->path, e->name);
         z_stream st;

@@ -25,6 +25,7 @@ clipnn_status clipnn_export_slurp(const char *path, unsigned char **buf, size_t 
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
     else if ((uint64_t)st.st_size >= SIZE_MAX / 2) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: too large", path);
+    else s = clipnn_check_input_size(path, (uint64_t)st.st_size);
     size_t n = s ? 0 : (size_t)st.st_size;
     unsigned char *b = s ? NULL : clipnn_alloc(n + 1);
     if (!s && !b) s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, n);

@@ -344,7 +344,7 @@ static clipnn_status npy_read_path(const char *path, size_t max_dims, float **da
     clipnn_status s;
     if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode))
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
-    else
+    else if (!(s = clipnn_check_input_size(path, (uint64_t)st.st_size)))
         s = npy_read_open(f, path, (uint64_t)st.st_size, max_dims, data, h);
     fclose(f);
     return s;

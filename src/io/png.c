@@ -8,12 +8,18 @@
 
 #include "io/io.h"
 
+/* libpng's errors come back as the status; it prints nothing of its own. */
+static void png_quiet_error(png_structp png, png_const_charp message) {
+    (void)message;
+    png_longjmp(png, 1);
+}
+
 /* libpng reports errors by longjmp; everything the jump can skip is
  * volatile or released after it. */
 clipnn_status clipnn_png_encode(FILE *f, const char *name, const unsigned char *rgb, size_t h, size_t w) {
     if (h > 0x7fffffff || w > 0x7fffffff / 3)
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "%s: image %zu x %zu is too large for PNG", name, h, w);
-    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, png_quiet_error, NULL);
     png_infop info = png ? png_create_info_struct(png) : NULL;
     if (!png || !info) {
         png_destroy_write_struct(&png, NULL);
@@ -36,11 +42,15 @@ clipnn_status clipnn_png_encode(FILE *f, const char *name, const unsigned char *
 clipnn_status clipnn_png_write_rgb(const char *path, const unsigned char *rgb, size_t h, size_t w) {
     if (!path || !rgb || h == 0 || w == 0)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "png: empty image or NULL argument");
-    FILE *f = fopen(path, "wb");
-    if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot open for writing", path);
-    clipnn_status st = clipnn_png_encode(f, path, rgb, h, w);
-    if (fclose(f) != 0 && !st) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
-    return st;
+    FILE *f;
+    clipnn_status st = clipnn_output_open(path, &f);
+    if (st) return st;
+    st = clipnn_png_encode(f, path, rgb, h, w);
+    if (st) {
+        clipnn_output_close(f, NULL); /* complete or absent */
+        return st;
+    }
+    return clipnn_output_close(f, "image");
 }
 
 static unsigned char to_byte(double v) {

@@ -190,14 +190,14 @@ clipnn_status lab_plot_save(lab_ctx *L, const lab_plot *p, const char *base) {
     if (p->nomem) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab %s: out of memory for the %s trace", L->name, base);
     char path[4096];
     snprintf(path, sizeof path, "%s/%s-%s.csv", L->opt->out_dir, L->name, base);
-    FILE *f = fopen(path, "w");
-    if (!f) return clipnn_fail(CLIPNN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    FILE *f;
+    clipnn_status s = clipnn_output_open(path, &f);
+    if (s) return s;
     fprintf(f, "series,x,y\n");
     for (size_t i = 0; i < p->n_series; i++)
         for (size_t j = 0; j < p->series[i].n; j++)
             fprintf(f, "\"%s\",%.17g,%.17g\n", p->series[i].name, p->series[i].x[j], p->series[i].y[j]);
-    int bad = ferror(f);
-    if (fclose(f) != 0 || bad) return clipnn_fail(CLIPNN_ERR_IO, "%s: write failed", path);
+    if ((s = clipnn_output_close(f, "trace"))) return s;
     clipnn_svg_series ss[LAB_MAX_SERIES];
     for (size_t i = 0; i < p->n_series; i++)
         ss[i] = (clipnn_svg_series){p->series[i].name, p->series[i].x, p->series[i].y, p->series[i].n,

@@ -6,7 +6,9 @@
  * and each is sequential, so they are spread over the available threads
  * without changing a number. */
 #include <math.h>
+#ifdef _OPENMP
 #include <omp.h>
+#endif
 #include <stdio.h>
 #include <string.h>
 
@@ -171,7 +173,9 @@ static void one_run(const rnn_sweep *w, size_t T, clipnn_clip_rule rule, uint64_
 /* Runs [length][rule][seed], spread over the threads. */
 static clipnn_status run_sweep(lab_ctx *L, const rnn_sweep *w, rnn_run *runs) {
     const long n = (long)(w->n_lengths * RNN_N_RULES * w->seeds);
+#ifdef _OPENMP /* builds without OpenMP (make tsan, make fuzz) run the sweep on one thread */
     int workers = omp_get_max_threads() < omp_get_num_procs() ? omp_get_max_threads() : omp_get_num_procs();
+#endif
 #pragma omp parallel for schedule(dynamic, 1) num_threads(workers)
     for (long i = 0; i < n; i++) {
         size_t seed_i = (size_t)i % w->seeds, rule_i = (size_t)i / w->seeds % RNN_N_RULES;

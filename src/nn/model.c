@@ -74,6 +74,20 @@ static clipnn_status size_model(const clipnn_seq_shape *seq, size_t n_layers, co
     return CLIPNN_OK;
 }
 
+/* Bytes of a model's parameters and gradients and of its per-layer,
+ * per-group and per-unit tables; refused past the memory limit before any
+ * of it is allocated. */
+static clipnn_status check_model_memory(size_t n_layers, const model_size *z) {
+    double bytes = (double)sizeof(clipnn_model) + 2.0 * (double)z->n_params * sizeof(float) +
+                   (double)n_layers * (sizeof(clipnn_layer) + 3 * sizeof(float *)) +
+                   (double)z->n_rec * sizeof(clipnn_rec_layer) +
+                   (double)z->n_groups * (sizeof(clipnn_group) + sizeof(size_t)) +
+                   (double)z->n_units * sizeof(double);
+    char what[96];
+    snprintf(what, sizeof what, "model: %zu layers, %zu parameters,", n_layers, z->n_params);
+    return clipnn_check_memory(bytes, what);
+}
+
 static clipnn_status alloc_model(clipnn_model *m, size_t n_dense, const model_size *z) {
     m->n_layers = n_dense;
     m->n_rec = z->n_rec;
@@ -143,6 +157,7 @@ clipnn_status clipnn_model_create_seq(clipnn_model **out, const clipnn_seq_shape
     size_t n_inputs;
     model_size z;
     clipnn_status s = size_model(seq, n_layers, layers, &n_inputs, &z);
+    if (!s) s = check_model_memory(n_layers, &z);
     if (s) return s;
     clipnn_model *m = clipnn_alloc_array(1, sizeof *m);
     if (!m) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory");
@@ -366,6 +381,14 @@ static void place_head(clipnn_model *m, size_t max_rows, float *ws) {
     m->head_dx = m->n_rec ? ws : NULL;
 }
 
+size_t clipnn_rows_within(const clipnn_model *m, size_t max_batch, double bytes) {
+    size_t head, front;
+    if (head_size(m, m->every_step ? m->steps : 1, &head) || clipnn_front_size(m, 1, &front)) return 1;
+    double per_row = ((double)head + (double)front) * sizeof(float);
+    double rows = floor(bytes / per_row);
+    return rows >= (double)max_batch ? max_batch : rows >= 1 ? (size_t)rows : 1;
+}
+
 clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
     if (max_batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "model: batch size 0");
     if (max_batch <= m->max_batch) return CLIPNN_OK;
@@ -377,6 +400,9 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
     clipnn_status s = head_size(m, max_rows, &head);
     if (!s) s = clipnn_front_size(m, max_batch, &front);
     if (!s && clipnn_add_size(head, front, &floats)) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    char what[96];
+    snprintf(what, sizeof what, "model: a workspace for a batch of %zu, with the parameters,", max_batch);
+    if (!s) s = clipnn_check_memory((double)floats * sizeof(float) + 2.0 * (double)m->n_params * sizeof(float), what);
     if (!s) s = clipnn_example_scratch_reserve(m, max_batch);
     if (s) return s;
     float *ws = clipnn_alloc_array(floats, sizeof *ws);

@@ -227,6 +227,10 @@ size_t clipnn_head_rows(const clipnn_model *m, size_t batch);
 /* The recurrent front (src/nn/sequence.c). */
 /* Floats of the front's buffers for max_batch sequences (0 for an MLP). */
 clipnn_status clipnn_front_size(const clipnn_model *m, size_t max_batch, size_t *floats);
+/* The largest batch up to max_batch (at least 1) whose workspace takes at
+ * most bytes: evaluation goes in chunks of it, so that a deep, thin model
+ * does not get a workspace far larger than itself. */
+size_t clipnn_rows_within(const clipnn_model *m, size_t max_batch, double bytes);
 /* Points the front's buffers into block, which holds clipnn_front_size floats. */
 void clipnn_front_place(clipnn_model *m, size_t max_batch, float *block);
 /* Where a backward leaves d loss / d h_t of every recurrent layer: dh,

@@ -662,7 +662,7 @@ clipnn_status clipnn_checkpoint_load_info(const char *path, clipnn_model **out, 
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     else if (!S_ISREG(sb.st_mode))
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: not a regular file", path);
-    else {
+    else if (!(s = clipnn_check_input_size(path, (uint64_t)sb.st_size))) {
         reader r = {f, path, (uint64_t)sb.st_size, 0};
         s = load(&r, out, state, info);
     }

@@ -130,11 +130,17 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
     return CLIPNN_OK;
 }
 
+/* Evaluation runs in chunks of 256 rows, fewer when their workspace would
+ * pass 256 MB (a model thousands of layers deep, long sequences). */
+enum { EVAL_CHUNK = 256 };
+#define EVAL_WORKSPACE_BYTES (256.0 * 1024 * 1024)
+
 clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
                               double *loss, double *accuracy) {
     clipnn_status s = check_fit(m, d, lo);
     if (s) return s;
-    size_t chunk = 256, dim = clipnn_dataset_dim(d), k = clipnn_model_n_outputs(m);
+    size_t chunk = clipnn_rows_within(m, EVAL_CHUNK, EVAL_WORKSPACE_BYTES), dim = clipnn_dataset_dim(d);
+    size_t k = clipnn_model_n_outputs(m);
     float *xb = clipnn_alloc_array(chunk * dim, sizeof *xb);
     float *yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *yb);
     size_t *idx = clipnn_alloc_array(chunk, sizeof *idx);
@@ -306,6 +312,32 @@ static void close_run(train_run *r) {
     clipnn_rec_telemetry_close(&r->rec_tele);
 }
 
+/* The parameters, gradients, optimizer buffers and the run's copies of
+ * theta(0), checked against the memory limit before the run allocates
+ * (the workspace is checked when it is reserved). */
+static clipnn_status check_run_memory(const clipnn_train_options *o, size_t P) {
+    double copies = 3; /* parameters, gradients, theta(0) */
+    if (o->optim.kind == CLIPNN_OPT_ADAM) copies += 2;
+    else if (o->optim.momentum > 0) copies += 1;
+    if (o->clip.rule == CLIPNN_CLIP_PROJECT) copies += 1;
+    char what[96];
+    snprintf(what, sizeof what, "train: %zu parameters with their gradients, optimizer state and copies", P);
+    return clipnn_check_memory(copies * (double)P * sizeof(float), what);
+}
+
+/* The run's memory checked, then the model's workspace for the evaluation
+ * chunk, or for what a step runs through when the chunk does not fit. */
+static clipnn_status reserve_run(train_run *r, clipnn_model *m, const clipnn_train_options *o) {
+    clipnn_status s = check_run_memory(o, r->P);
+    if (!s) s = clipnn_model_reserve(m, r->eval_chunk);
+    size_t least = r->logical && r->physical > r->B ? r->physical : r->B;
+    if (s == CLIPNN_ERR_NOMEM && r->eval_chunk > least) { /* evaluate in batches rather than not at all */
+        r->eval_chunk = least;
+        s = clipnn_model_reserve(m, r->eval_chunk);
+    }
+    return s;
+}
+
 /* Sizes, the workspace for the larger of a batch and an evaluation chunk,
  * the buffers, the optimizer and the clipper: every allocation of the run. */
 static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
@@ -320,13 +352,14 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     /* Poisson: the batch's size is binomial, mean B, sd < sqrt(B) */
     r->physical = o->physical_batch ? o->physical_batch
                                     : r->poisson ? r->B + (size_t)ceil(4 * sqrt((double)r->B)) + 1 : r->B;
-    r->eval_chunk = r->B > 256 ? r->B : 256;
+    size_t eval_rows = clipnn_rows_within(m, EVAL_CHUNK, EVAL_WORKSPACE_BYTES);
+    r->eval_chunk = r->B > eval_rows ? r->B : eval_rows;
     if (r->logical && r->physical > r->eval_chunk) r->eval_chunk = r->physical;
     r->P = m->n_params;
     /* a stream is batch streams of n / batch rows each, every batch full */
     r->n_pass = o->carry_state ? r->n / r->B * r->B : r->n;
     r->count_correct = clipnn_dataset_n_classes(train) > 0 && clipnn_model_output_steps(m) == 1;
-    clipnn_status s = clipnn_model_reserve(m, r->eval_chunk);
+    clipnn_status s = reserve_run(r, m, o);
     if (!s) s = alloc_buffers(&r->b, m, r->eval_chunk, r->n);
     if (!s && (s = clipnn_bptt_open(&r->bptt, o, m, r->B, clipnn_dataset_n_targets(train)))) free_buffers(&r->b);
     if (!s && (s = clipnn_rec_telemetry_open(&r->rec_tele, o, m, r->B))) {
@@ -336,9 +369,12 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
     if (s) return s;
     r->steps_per_epoch = (r->n_pass + r->B - 1) / r->B * r->bptt.loop.chunks;
     r->total = o->steps ? o->steps : (uint64_t)o->epochs * r->steps_per_epoch;
+    if (!o->steps && (uint64_t)o->epochs > UINT64_MAX / r->steps_per_epoch)
+        s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "train: %zu epochs of %llu steps are more steps than a run can count "
+                        "(2^64 - 1)", o->epochs, (unsigned long long)r->steps_per_epoch);
     size_t G = clipnn_model_n_groups(m);
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
-    s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
+    if (!s) s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     if (!s) s = clipnn_clipper_create(&r->clip, m, &o->clip);
     if (!s && r->logical && !(r->pre_sum = clipnn_alloc_array(2 * r->P, sizeof *r->pre_sum)))
         s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
