@@ -9,6 +9,9 @@
  *       drawn with replacement from 4096 synthetic examples. The rules are
  *       interleaved within each repetition so that a noisy machine hits
  *       all of them alike; each rule trains its own copy of the model.
+ *       RULE@tool trains with the callbacks `clipnn train` always installs
+ *       (per-step record, epoch record, control), doing nothing: the
+ *       tool's step, whose overhead is against RULE without them.
  *   bench_clipnn naive  --arch ... --batch B [--threads T] [--reps R]
  *       Per-sample (DP-SGD) clipping: the per-example norm trick against
  *       the naive computation (one backward per example, each clipped and
@@ -27,6 +30,21 @@
  *       The element-wise kernels outside BLAS on n floats, one thread: ns
  *       per element, the fastest repetition; what a build's compiler flags
  *       change (bench/builds.sh compares build trees).
+ *   bench_clipnn update --arch ... [--threads T] [--reps R]
+ *       The fused step's update alone (plain SGD, every weight gradient
+ *       stored) without sums, with theta's unit sums of squares (the
+ *       adaptive rules), and with those and the distance from theta(0)
+ *       (the step record): us per update, the fastest repetition (on one
+ *       thread its CPU time, which another process's turn on the core
+ *       does not count).
+ *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
+ *                       [--threads T] [--reps R]
+ *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
+ *       synthetic inputs of a ReLU MLP: seconds (median), GFLOP/s (2 x
+ *       the multiply-adds of the forward and of every layer's input
+ *       gradient, steps + 1 times per example), and a training step's
+ *       GFLOP/s at the same batch (clipnn_train, no clipping) for the
+ *       ratio.
  *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
  *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
  *       Training throughput of a recurrent classifier through clipnn_train:
@@ -42,9 +60,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "clipnn.h"
-#include "nn/nn.h" /* private: the library's clock, the backward with and without its unit norms, the kernels */
+#include "nn/nn.h"       /* private: the library's clock, the backward with and without its unit norms, the kernels */
+#include "train/train.h" /* private: the fused step's update, with and without its sums */
 
 #define MAX_LAYERS 8
 #define MAX_CLIPS 12
@@ -81,11 +101,14 @@ typedef struct {
     size_t widths[MAX_LAYERS];
     size_t n_layers, n_inputs;
     clipnn_clip_rule clips[MAX_CLIPS];
+    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks installed ("RULE@tool") */
     int n_clips;
     const char *arch;
     clipnn_layer_kind cell; /* recdp */
     size_t hidden, seq_steps, step_dim;
     int every_step;
+    size_t steps; /* pgd */
+    clipnn_attack_method method;
 } bench_args;
 
 static void parse_arch(bench_args *a, const char *text) {
@@ -108,6 +131,9 @@ static void parse_clips(bench_args *a, const char *text) {
     a->n_clips = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (a->n_clips == MAX_CLIPS) usage("--clips: too many");
+        char *at = strstr(tok, "@tool");
+        a->tool[a->n_clips] = at != NULL;
+        if (at) *at = 0;
         if (clipnn_clip_rule_parse(tok, &a->clips[a->n_clips++])) die("--clips");
     }
     free(copy);
@@ -115,9 +141,10 @@ static void parse_clips(bench_args *a, const char *text) {
 
 static bench_args parse_args(int argc, char **argv) {
     bench_args a = {.threads = 2, .reps = 7, .n = 512, .batch = 32, .elements = 65536, .rep_seconds = 0.1,
+                    .steps = 40, .method = CLIPNN_ATTACK_PGD_LINF,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
-    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample");
+    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage("option without a value");
@@ -136,6 +163,10 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--seq-steps")) a.seq_steps = (size_t)atol(v);
         else if (!strcmp(k, "--step-dim")) a.step_dim = (size_t)atol(v);
         else if (!strcmp(k, "--every-step")) a.every_step = atoi(v) != 0;
+        else if (!strcmp(k, "--steps")) a.steps = (size_t)atol(v);
+        else if (!strcmp(k, "--method")) {
+            if (clipnn_attack_method_parse(v, &a.method)) die("--method");
+        }
         else usage("unknown option");
         i++;
     }
@@ -302,6 +333,14 @@ static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
     return c;
 }
 
+/* The callbacks `clipnn train` always installs (its per-step log, progress
+ * and stop request), here doing nothing with what they are given: what
+ * the tool's step costs the library. */
+static void tool_on_step(const clipnn_step_record *r, void *user) { *(double *)user += r->dist_from_start; }
+static void tool_on_epoch(const clipnn_epoch_record *r, void *user) { *(double *)user += r->train_loss; }
+static int tool_control(void *user) { return *(double *)user < 0; }
+static double tool_sink;
+
 static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule rule, uint64_t steps) {
     clipnn_train_options o = clipnn_train_options_default();
     o.optim = clipnn_optim_options_default(); /* plain SGD, as torch_bench.py's grid */
@@ -313,6 +352,31 @@ static clipnn_train_options train_options(const bench_args *a, clipnn_clip_rule 
     o.steps = steps;
     o.replacement = 1;
     return o;
+}
+
+/* Entry c of the grid's rules: the tool's callbacks when it asks for them. */
+static clipnn_train_options grid_options(const bench_args *a, int c, uint64_t steps) {
+    clipnn_train_options o = train_options(a, a->clips[c], steps);
+    if (a->tool[c]) {
+        o.on_step = tool_on_step;
+        o.on_epoch = tool_on_epoch;
+        o.control = tool_control;
+        o.user = &tool_sink;
+    }
+    return o;
+}
+
+/* A tool entry's yardstick: the same rule without the callbacks (or the
+ * first rule). */
+static int grid_base(const bench_args *a, int c) {
+    for (int k = 0; a->tool[c] && k < a->n_clips; k++)
+        if (!a->tool[k] && a->clips[k] == a->clips[c]) return k;
+    return 0;
+}
+
+static const char *grid_name(const bench_args *a, int c, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), a->tool[c] ? "@tool" : "");
+    return buf;
 }
 
 /* ------------------------------------------------------------- grid */
@@ -347,7 +411,7 @@ static void bench_grid(const bench_args *a) {
     double secs[MAX_CLIPS][MAX_REPS], frac[MAX_CLIPS] = {0};
     for (int r = -1; r < a->reps; r++) /* r = -1: warm-up of every rule */
         for (int c = 0; c < a->n_clips; c++) {
-            clipnn_train_options o = train_options(a, a->clips[c], r < 0 ? 2 : steps);
+            clipnn_train_options o = grid_options(a, c, r < 0 ? 2 : steps);
             if (clipnn_train(models[c], ds, NULL, &o, &res)) die("train");
             if (res.diverged) fprintf(stderr, "bench_clipnn: %s diverged\n", clipnn_clip_rule_name(a->clips[c]));
             if (r < 0) continue;
@@ -386,14 +450,19 @@ static void bench_grid(const bench_args *a) {
          * repetitions: (t_rule - t_none) / t_rule, median over r. */
         /* The rule's cost on top of none's, plus the unit norms that
          * none pays for too. */
+        /* A tool entry: against the same rule without the callbacks, no
+         * unit norms to add (both have them). */
         double over[MAX_REPS], t[MAX_REPS];
+        int base = grid_base(a, c);
+        double add = base == 0 ? norm_cost : 0.0;
         for (int r = 0; r < a->reps; r++) {
-            over[r] = (secs[c][r] - secs[0][r] + norm_cost) / secs[c][r];
+            over[r] = (secs[c][r] - secs[base][r] + add) / secs[c][r];
             t[r] = secs[c][r];
         }
+        char name[64];
         double tm = median(t, a->reps);
         printf("grid\t%s\t%zu\t%s\t%d\t%.1f\t%.6g\t%.2f\t%.4f\t%.3f\t%d\t%llu\t%.4f\n", a->arch, a->batch,
-               clipnn_clip_rule_name(a->clips[c]), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
+               grid_name(a, c, name, sizeof name), a->threads, (double)a->batch / tm, tm * 1e3, flops / tm / 1e9,
                c == 0 ? 0.0 : median(over, a->reps), frac[c], a->reps, (unsigned long long)steps, norm_cost / tm);
     }
     for (int c = 0; c < a->n_clips; c++) clipnn_model_free(models[c]);
@@ -578,6 +647,92 @@ static void bench_recdp(const bench_args *a) {
     free(x), free(y);
 }
 
+/* --------------------------------------------------------------- pgd */
+
+static void bench_pgd(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_act acts[MAX_LAYERS];
+    for (size_t l = 0; l < a->n_layers; l++) acts[l] = l + 1 < a->n_layers ? CLIPNN_ACT_RELU : CLIPNN_ACT_IDENTITY;
+    clipnn_model *m;
+    if (clipnn_model_create(&m, a->n_inputs, a->n_layers, a->widths, acts) ||
+        clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1))
+        die("model");
+    clipnn_dataset *ds = make_data(a);
+    size_t n = a->n > N_EXAMPLES ? N_EXAMPLES : a->n;
+    clipnn_attack_options o = clipnn_attack_options_default();
+    o.method = a->method;
+    o.eps = 0.1;
+    o.steps = a->steps;
+    o.batch = a->batch;
+    clipnn_attack_result res;
+    double t[MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        double t0 = clipnn_now_seconds();
+        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), clipnn_dataset_y(ds), n, NULL, &res)) die("attack");
+        if (r >= 0) t[r] = clipnn_now_seconds() - t0;
+    }
+    double secs = median(t, a->reps), macs = 0;
+    size_t in = a->n_inputs;
+    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
+    double flops = 4.0 * macs * (double)n * (double)(a->steps + 1);
+    /* a training step at the same batch, for the ratio: the fastest of
+     * five runs of 100 steps (a busy machine only slows a run down) */
+    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 100);
+    clipnn_train_result tr;
+    double best = INFINITY;
+    for (int r = 0; r < 5; r++) {
+        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
+        best = fmin(best, tr.seconds / 100);
+    }
+    printf("pgd\t%s\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", clipnn_attack_method_name(a->method), a->arch,
+           a->batch, a->threads, a->steps, n, secs,
+           flops / secs / 1e9, step_flops(a) / best / 1e9);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
+/* ------------------------------------------------------------ update */
+
+/* CPU time of the calling thread: a shared machine's other processes
+ * take the core away without counting here (one thread only). */
+static double thread_seconds(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void bench_update(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = make_model(a);
+    size_t P = clipnn_model_n_params(m), U = m->n_units;
+    clipnn_optim_options oo = clipnn_optim_options_default();
+    clipnn_optimizer *opt;
+    if (clipnn_optimizer_create(&opt, P, &oo)) die("optimizer");
+    float *theta0 = malloc(P * sizeof *theta0);
+    double *acc = malloc(2 * U * sizeof *acc);
+    if (!theta0 || !acc) usage("out of memory");
+    memcpy(theta0, clipnn_model_params(m), P * sizeof *theta0);
+    float *g = m->grads;
+    for (size_t j = 0; j < P; j++) g[j] = 1e-3f * (float)((int)(j % 7) - 3);
+    const clipnn_update_sums with[3] = {{0}, {acc, NULL, NULL}, {acc, acc + U, theta0}};
+    const char *names[3] = {"none", "theta", "theta+dist"};
+    int inner = (int)ceil(2e7 / (double)P);
+    double best[3] = {INFINITY, INFINITY, INFINITY};
+    for (int r = -1; r < a->reps; r++)
+        for (int k = 0; k < 3; k++) {
+            double t0 = a->threads == 1 ? thread_seconds() : clipnn_now_seconds();
+            for (int c = 0; c < inner; c++) /* lr alternates sign: theta stays put */
+                if (clipnn_optimizer_step_units(opt, m, NULL, 1e-3, c % 2 ? -1.0 : 1.0, NULL, k ? &with[k] : NULL))
+                    die("update");
+            double t = ((a->threads == 1 ? thread_seconds() : clipnn_now_seconds()) - t0) / inner;
+            if (r >= 0 && t < best[k]) best[k] = t;
+        }
+    for (int k = 0; k < 3; k++) printf("update\t%s\t%d\t%s\t%.2f\n", a->arch, a->threads, names[k], best[k] * 1e6);
+    free(theta0), free(acc);
+    clipnn_optimizer_free(opt);
+    clipnn_model_free(m);
+}
+
 /* -------------------------------------------- recurrent throughput */
 
 #define REC_EXAMPLES 1024
@@ -640,6 +795,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "recdp")) bench_recdp(&a);
     else if (!strcmp(argv[1], "kernels")) bench_kernels(&a);
     else if (!strcmp(argv[1], "rec")) bench_rec(&a);
+    else if (!strcmp(argv[1], "update")) bench_update(&a);
+    else if (!strcmp(argv[1], "pgd")) bench_pgd(&a);
     else usage("unknown mode");
     return 0;
 }

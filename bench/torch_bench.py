@@ -411,9 +411,110 @@ def fmnist_lstm(args):
                                                        acc))
 
 
+def apgd_checkpoints(n):
+    # Croce and Hein's checkpoints, as scripts/apgd_reference.py computes them.
+    w, p_prev, p = [], 0.0, 0.22
+    while True:
+        wj = math.ceil(p * n - 1e-9)
+        if wj >= n:
+            return w
+        if wj > 0 and (not w or wj > w[-1]):
+            w.append(wj)
+        p_prev, p = p, p + max(p - p_prev - 0.03, 0.06)
+
+
+def apgd_ce_batch(model, x0, y, eps, n_iter):
+    # APGD-CE, L-inf (Croce and Hein 2020, Algorithm 1; the arithmetic of
+    # scripts/apgd_reference.py), each example with its own step size.
+    def f_and_grad(x):
+        x = x.clone().requires_grad_(True)
+        f = F.cross_entropy(model(x), y, reduction="none")
+        (g,) = torch.autograd.grad(f.sum(), x)
+        return f.detach(), g
+
+    def proj(v):
+        return torch.clamp(torch.min(torch.max(v, x0 - eps), x0 + eps), 0, 1)
+
+    W = set(apgd_checkpoints(n_iter))
+    x = x0.clone()
+    f, g = f_and_grad(x)
+    eta = torch.full((x0.shape[0], 1), 2 * eps)
+    fmax, xmax, gmax, fprev, fcheck = f.clone(), x.clone(), g.clone(), f.clone(), f.clone()
+    increases = torch.zeros_like(f)
+    halved_last = torch.zeros_like(f, dtype=torch.bool)
+    xprev, last_w = x.clone(), 0
+    for t in range(n_iter):
+        z = proj(x + eta * g.sign())
+        if t > 0:
+            z = proj(x + 0.75 * (z - x) + 0.25 * (x - xprev))
+        xprev, x = x, z
+        f, g = f_and_grad(x)
+        increases += (f > fprev).float()
+        fprev = f
+        better = f > fmax
+        fmax = torch.where(better, f, fmax)
+        xmax = torch.where(better[:, None], x, xmax)
+        gmax = torch.where(better[:, None], g, gmax)
+        if t + 1 in W:
+            halve = (increases < 0.75 * (t + 1 - last_w)) | (~halved_last & (fmax == fcheck))
+            halved_last = halve
+            eta = torch.where(halve[:, None], eta / 2, eta)
+            x = torch.where(halve[:, None], xmax, x)
+            g = torch.where(halve[:, None], gmax, g)
+            fprev = torch.where(halve, fmax, fprev)
+            fcheck, last_w = fmax.clone(), t + 1
+            increases.zero_()
+
+
+def pgd_batch(model, x0, y, eps, steps):
+    alpha = max(2.5 * eps / steps, eps / 4)
+    x = x0.clone()
+    for t in range(steps + 1):
+        x.requires_grad_(True)
+        loss = F.cross_entropy(model(x), y)
+        (g,) = torch.autograd.grad(loss, x)
+        if t == steps:
+            break
+        with torch.no_grad():
+            x = x + alpha * g.sign()
+            x = torch.clamp(x0 + torch.clamp(x - x0, -eps, eps), 0, 1)
+
+
+def pgd(args):
+    # PGD-Linf as clipnn_attack runs it (no random start): per batch, the
+    # loss and input gradient at steps + 1 iterates, a signed step of
+    # alpha = max(2.5 eps / steps, eps / 4) between them, projected on the
+    # eps cube around x0 and on [0, 1]. ReLU MLP, synthetic inputs.
+    model, sizes = make_model(args.arch, nn.ReLU)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    x_all, y_all = make_data(sizes[0], sizes[-1])
+    n = args.n_attack
+    eps, steps = 0.1, args.steps
+    attack = apgd_ce_batch if args.method == "apgd-ce" else pgd_batch
+    times = []
+    for rep in range(args.reps + 1):
+        t0 = time.perf_counter()
+        for start in range(0, n, args.batch):
+            x0 = x_all[start % N_EXAMPLES:start % N_EXAMPLES + args.batch]
+            y = y_all[start % N_EXAMPLES:start % N_EXAMPLES + args.batch]
+            attack(model, x0, y, eps, steps)
+        if rep > 0:
+            times.append(time.perf_counter() - t0)
+    secs = statistics.median(times)
+    macs = sum(sizes[i - 1] * sizes[i] for i in range(1, len(sizes)))
+    flops = 4.0 * macs * n * (steps + 1)  # forward and input gradient of every layer
+    print(f"pgd\t{args.method}\t{args.arch}\t{args.batch}\t{args.threads}\t{steps}\t{n}\t{secs:.4f}\t"
+          f"{flops / secs / 1e9:.2f}")
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("mode", choices=["grid", "fmnist", "rec", "fmnist-lstm"])
+    ap.add_argument("mode", choices=["grid", "fmnist", "rec", "fmnist-lstm", "pgd"])
+    ap.add_argument("--steps", type=int, default=40, help="pgd: steps per batch")
+    ap.add_argument("--n-attack", type=int, default=2560, help="pgd: examples attacked")
+    ap.add_argument("--method", default="pgd-linf", choices=["pgd-linf", "apgd-ce"], help="pgd: the attack")
     ap.add_argument("--arch", default="784-256-128-10")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--clips", default="none,norm,adaptive-layer,agc,per-sample")
@@ -428,7 +529,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1, help="fmnist: seed of the weights and the shuffles")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    {"grid": grid, "fmnist": fmnist, "rec": rec, "fmnist-lstm": fmnist_lstm}[args.mode](args)
+    {"grid": grid, "fmnist": fmnist, "rec": rec, "fmnist-lstm": fmnist_lstm, "pgd": pgd}[args.mode](args)
 
 
 if __name__ == "__main__":

@@ -245,6 +245,7 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     step_ctx ctx = {.trace = c->tracing ? &c->traces[i] : NULL};
     cli_progress_begin(&ctx.progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
     o.on_step = on_step_progress;
+    o.per_sample_skip_pre_norm = !ctx.trace; /* only the trace reads the pre-clip norms */
     o.user = &ctx;
     clipnn_train_result r;
     clipnn_status st = cli_train(m, c->train, c->test, &o, &r);

@@ -325,6 +325,8 @@ static int prepare(const char *cmd, train_run *r) {
     /* Always set: the library tracks max ||theta - theta0|| while it fills
      * the per-step record. */
     r->o.on_step = on_step;
+    /* only the per-step log reads the pre-clip norms */
+    r->o.per_sample_skip_pre_norm = !r->a.log;
     r->o.on_epoch = on_epoch;
     r->o.control = control;
     r->o.on_save = on_save;

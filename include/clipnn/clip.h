@@ -124,7 +124,9 @@ CLIPNN_API int clipnn_clip_rule_uses_lambda(clipnn_clip_rule rule);
  *
  *   pre_norm    ||g||_q before clipping, or the precomputed_norm the caller
  *               gave (>= 0, or NaN). per-sample: the norm of the batch-mean
- *               gradient before any example is clipped.
+ *               gradient before any example is clipped (NaN in a training
+ *               step that skips it: clipnn_train_options
+ *               per_sample_skip_pre_norm).
  *   post_norm   ||g||_q of the gradient the update uses:
  *                 global rules: pre_norm / factor, whether the factor was
  *                 applied to g or left to the optimizer in *grad_scale;

@@ -296,6 +296,17 @@ typedef struct {
      * used), batch j holds row j of every stream. No shuffling; refused
      * with replacement. Evaluation still starts every row from zero. */
     int carry_state;
+    /* Per-sample clipping of a dense model, one batch per step (no Poisson
+     * sampling or physical batches), forms each weight gradient once,
+     * from the rescaled deltas; the gradient before clipping is never
+     * formed, and the step record's pre-clip norms (clip.pre_norm,
+     * group_norms) take Gram matrices of every layer's rows, about as much
+     * again as the clipping itself at batch 32 to 128. They are measured
+     * only when someone can read them: on_step or log_groups set, and this
+     * flag not set; otherwise they are NaN (as are clip.factor and
+     * group_factors), and the non-finite policy judges the per-example
+     * norms. The update is the same either way. */
+    int per_sample_skip_pre_norm;
     /* DP-SGD (clip.rule per-sample): the sampling (AUTO: Poisson when
      * clip.noise_multiplier > 0); physical_batch > 0 splits each logical
      * batch into physical ones of at most that many examples, each clipped

@@ -329,6 +329,8 @@ clipnn_status clipnn_clipper_create(clipnn_clipper **out, const clipnn_model *m,
 
 const clipnn_clip_options *clipnn_clipper_options(const clipnn_clipper *c) { return &c->o; }
 
+void clipnn_clipper_skip_unformed_pre(clipnn_clipper *c, int skip) { c->skip_unformed_pre = skip; }
+
 /* --------------------------------------------------- shared mechanics */
 
 /* The divisor c = 1/factor of a factor <= 1 (NaN stays NaN, 0 gives +inf). */
@@ -699,13 +701,23 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, dou
 /* Phase one: the pre-clip norms of every group in one pass (or from the
  * unit norms of the backward) into c->group_acc and pre (may be NULL);
  * returns the global accumulation. */
-static double measure_groups(clipnn_clipper *c, const clip_step *s, double *pre) {
+static double measure_groups(clipnn_clipper *c, clip_step *s, double *pre) {
     const clipnn_model *m = s->m;
     double acc = 0;
+    if (s->pre_unmeasured) {
+        /* only whether every example's norm is finite */
+        clipnn_example_sqnorms(s->m, c->sample_norm);
+        s->examples_acc = 0;
+        for (size_t i = 0; i < s->m->ws.batch; i++) s->examples_acc += c->sample_norm[i];
+        for (size_t i = 0; i < c->n_groups; i++) c->group_acc[i] = NAN;
+    } else if (s->dw_unformed) {
+        clipnn_example_unformed_group_sumsq(s->m, s->g, c->group_acc);
+    }
     for (size_t i = 0; i < c->n_groups; i++) {
         clipnn_group grp = clipnn_model_group(m, i);
-        c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
-                                       : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
+        if (!s->dw_unformed)
+            c->group_acc[i] = s->grad_acc ? group_combine(m, s->grad_acc, i, s->p)
+                                           : clipnn_norm_accumulate(m->grads + grp.offset, grp.size, s->p);
         acc = clipnn_norm_combine(acc, c->group_acc[i], s->p);
         if (pre) pre[i] = clipnn_norm_finish(c->group_acc[i], s->p);
     }
@@ -717,7 +729,7 @@ static double measure_groups(clipnn_clipper *c, const clip_step *s, double *pre)
  * its norm and has no factor, as the whole). */
 static clipnn_status run_rule(clipnn_clipper *c, clip_step *s, clipnn_clip_record *r) {
     r->pre_norm = s->pre;
-    r->nonfinite = !isfinite(s->pre);
+    r->nonfinite = !isfinite(s->pre_unmeasured ? s->examples_acc : s->pre);
     c->n_steps++;
     if (c->o.nonfinite == CLIPNN_NONFINITE_RANDOM && (r->nonfinite || s->pre > c->o.nonfinite_bound)) {
         clipnn_clip_random_step(c, s);
@@ -752,6 +764,8 @@ static clipnn_status apply_step(clipnn_clipper *c, clip_step *sp, double precomp
                                 const clipnn_group_report *groups, clipnn_clip_record *rec) {
     clip_step s = *sp;
     clipnn_model *m = s.m;
+    s.dw_unformed = c->o.rule == CLIPNN_CLIP_PER_SAMPLE && (m->ws.holds & CLIPNN_WS_DW_PENDING);
+    s.pre_unmeasured = s.dw_unformed && c->skip_unformed_pre && m->ws.batch <= c->sample_cap;
     double acc = measure_groups(c, &s, groups ? groups->pre : NULL);
     s.pre = precomputed_norm >= 0 || isnan(precomputed_norm) ? precomputed_norm : clipnn_norm_finish(acc, s.p);
     s.pre_acc = acc;

@@ -19,6 +19,7 @@ struct clipnn_clipper {
     double z_mean, z_var; /* ZClip EMAs (Welford sums during the warm-up) */
     uint64_t z_seen;
     clipnn_rng noise;     /* DP-SGD noise */
+    int skip_unformed_pre; /* per-sample, one-backward step: no pre-clip norms (clipnn_clipper_skip_unformed_pre) */
     double *sample_norm;  /* [sample_cap] per-example norms */
     size_t sample_cap;
     uint64_t n_steps, n_clipped, n_skipped;
@@ -47,6 +48,9 @@ typedef struct {
     const double *grad_acc;  /* [n_units] accumulations of g's units from the backward */
     const double *theta_acc; /* [n_units] sums of squares of theta's units from the last update */
     double *unit_scale;      /* [n_units] out: per-unit factors left to the optimizer */
+    int dw_unformed;         /* per-sample after a backward that left only the deltas (CLIPNN_WS_DW_PENDING) */
+    int pre_unmeasured;      /* dw_unformed and the pre-clip norms skipped: pre is NaN */
+    double examples_acc;     /* then the sum of the per-example squared norms (finite or not) */
 } clip_step;
 
 typedef clipnn_status (*clip_rule_fn)(clipnn_clipper *c, clip_step *s);
@@ -142,6 +146,10 @@ clipnn_status clipnn_clipper_apply_train(clipnn_clipper *c, clipnn_model *m, dou
                                          const double *grad_acc, const double *theta_acc, double *unit_scale,
                                          double *grad_scale, const clipnn_group_report *groups,
                                          clipnn_clip_record *rec);
+/* Per-sample clipping after a backward that left only the deltas: skip
+ * the pre-clip norms (NaN in the record; the non-finite policy judges the
+ * per-example norms), which cost Gram matrices of every layer's rows. */
+void clipnn_clipper_skip_unformed_pre(clipnn_clipper *c, int skip);
 /* The norm order the clipper's rule reads (2 for the Euclidean rules). */
 double clipnn_clipper_norm_order(const clipnn_clipper *c);
 /* The rule reads ||theta|| unit by unit (rows of W, biases): the update can

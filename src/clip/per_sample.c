@@ -31,6 +31,11 @@ clipnn_status clipnn_clip_per_example(const float *g, size_t n_examples, size_t 
     return CLIPNN_OK;
 }
 
+/* The per-example norms from clipnn_example_sqnorms's squares (in place). */
+static void norms_from_sq(size_t B, double *sq) {
+    for (size_t i = 0; i < B; i++) sq[i] = (double)B * sqrt(sq[i]);
+}
+
 /* Per-example gradient norms of the last clipnn_loss_grad without forming
  * the per-example gradients. The backward's gradients are of the mean loss,
  * sum_b g_b / B with g_b the gradient of example b's own loss, hence the B. */
@@ -39,15 +44,40 @@ clipnn_status clipnn_per_example_grad_norms(const clipnn_model *m, double *norms
     clipnn_status st = clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS, "per-example norms",
                                                 "clipnn_loss_grad (with want_params or dx)");
     if (st) return st;
-    size_t B = m->ws.batch;
     clipnn_example_sqnorms(m, norms);
-    for (size_t i = 0; i < B; i++) norms[i] = (double)B * sqrt(norms[i]);
+    norms_from_sq(m->ws.batch, norms);
     return CLIPNN_OK;
 }
 
 clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
-    return clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS | CLIPNN_WS_GRADS,
-                                    "per-sample clipping", "clipnn_loss_grad (with want_params)");
+    /* clipnn_train's one-backward step leaves the gradient to be formed here */
+    unsigned grads = m->ws.holds & CLIPNN_WS_DW_PENDING ? CLIPNN_WS_DW_PENDING : CLIPNN_WS_GRADS;
+    return clipnn_workspace_require(m, CLIPNN_WS_ACTIVATIONS | CLIPNN_WS_DELTAS | grads, "per-sample clipping",
+                                    "clipnn_loss_grad (with want_params)");
+}
+
+/* Room for B examples in c->sample_norm. */
+static clipnn_status sample_room(clipnn_clipper *c, size_t B) {
+    if (B <= c->sample_cap) return CLIPNN_OK;
+    /* Only when the caller did not reserve the batch before creating the
+     * clipper; clipnn_train does, so its steps never come here. */
+    double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
+    if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
+    c->sample_norm = grown;
+    c->sample_cap = B;
+    return CLIPNN_OK;
+}
+
+/* c->sample_norm holds B per-example norms: the factors min(1, C / norm)
+ * in their place; returns how many are below 1. */
+static size_t factors_from_norms(clipnn_clipper *c, size_t B) {
+    size_t clipped = 0;
+    for (size_t i = 0; i < B; i++) {
+        double f = per_example_factor(c->sample_norm[i], c->o.lambda);
+        c->sample_norm[i] = f;
+        clipped += f < 1;
+    }
+    return clipped;
 }
 
 /* Per-example factors min(1, C / ||g_b||) of the last backward's batch into
@@ -56,22 +86,10 @@ clipnn_status clipnn_clip_per_sample_ready(const clipnn_model *m) {
  * returns how many examples were clipped. */
 static clipnn_status clip_examples(clipnn_clipper *c, clipnn_model *m, float *g, size_t *n_clipped) {
     size_t B = m->ws.batch;
-    if (B > c->sample_cap) {
-        /* Only when the caller did not reserve the batch before creating
-         * the clipper; clipnn_train does, so its steps never come here. */
-        double *grown = clipnn_realloc_array(c->sample_norm, B, sizeof *grown);
-        if (!grown) return clipnn_fail(CLIPNN_ERR_NOMEM, "clip per-sample: out of memory for batch %zu", B);
-        c->sample_norm = grown;
-        c->sample_cap = B;
-    }
-    clipnn_status st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    clipnn_status st = sample_room(c, B);
+    if (!st) st = clipnn_per_example_grad_norms(m, c->sample_norm);
     if (st) return st;
-    size_t clipped = 0;
-    for (size_t i = 0; i < B; i++) {
-        double f = per_example_factor(c->sample_norm[i], c->o.lambda);
-        c->sample_norm[i] = f;
-        clipped += f < 1;
-    }
+    size_t clipped = factors_from_norms(c, B);
     if (clipped) clipnn_example_reweight(m, c->sample_norm, g);
     /* The deltas are now the clipped gradient's: not the backward's any
      * more (a second clipping or the per-example norms would read the
@@ -116,9 +134,36 @@ static clipnn_status per_sample_in_job(clipnn_clipper *c, clip_step *s) {
  * min(1, C / ||g_b||), formed again from the backward's rows scaled by
  * those factors; then Gaussian noise of std sigma C on the sum, i.e.
  * sigma C / B on the mean. */
+/* clipnn_train's one-backward step (s->dw_unformed): the factors from the
+ * deltas (the squares already taken when the step skips the pre-clip
+ * norms), every dW formed once from the scaled deltas with its rows' sums
+ * of squares (the post-clip norms; from the pre-clip Gram matrices where
+ * the layer took them, so that a group no factor touched keeps its norm). */
+static clipnn_status per_sample_one_pass(clipnn_clipper *c, clip_step *s) {
+    clipnn_model *m = s->m;
+    size_t B = m->ws.batch;
+    clipnn_status st = sample_room(c, B); /* a step that skipped the pre-clip norms has the squares already */
+    if (!st && s->pre_unmeasured) norms_from_sq(B, c->sample_norm);
+    else if (!st) st = clipnn_per_example_grad_norms(m, c->sample_norm);
+    if (st) return st;
+    size_t clipped = factors_from_norms(c, B);
+    clipnn_example_reweight_once(m, c->sample_norm, s->g, c->group_post_acc);
+    clipnn_workspace_mark(m, CLIPNN_WS_ACTIVATIONS, B, "per-sample clipping");
+    double sigma = c->o.noise_multiplier * c->o.lambda / (double)B;
+    s->clipped = clipped > 0;
+    if (sigma > 0 && isfinite(sigma)) {
+        add_noise_finish(c, s, sigma, 1);
+        return CLIPNN_OK;
+    }
+    if (!s->pre_unmeasured) clipnn_example_unformed_group_post(m, c->sample_norm, c->group_post_acc);
+    clipnn_clip_finish_groups(c, s);
+    return CLIPNN_OK;
+}
+
 clipnn_status clipnn_clip_rule_per_sample(clipnn_clipper *c, clip_step *s) {
     clipnn_model *m = s->m;
     if (clipnn_dist_active()) return per_sample_in_job(c, s);
+    if (s->dw_unformed) return per_sample_one_pass(c, s);
     size_t B = m->ws.batch, clipped;
     clipnn_status st = clip_examples(c, m, s->g, &clipped);
     if (st) return st;

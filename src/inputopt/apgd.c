@@ -23,6 +23,12 @@
 
 #include "inputopt/attack.h"
 
+/* The sign step selects with float comparisons: vector blends only
+ * without floating-point exception flags to keep (see attack.c). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #define APGD_ALPHA 0.75
 #define APGD_RHO 0.75
 #define APGD_MAX_CHECKPOINTS 64
@@ -189,10 +195,12 @@ static void apgd_step(attack_batch_ctx *A, apgd_state *S, size_t t) {
         float *xa = w->xa + b * n, *xp = S->xprev + b * n, *z = S->z;
         const float *g = w->g + b * n, *x0 = w->x0 + b * n;
         const float eta = (float)S->eta[b];
+#pragma omp simd
         for (size_t i = 0; i < n; i++) z[i] = xa[i] - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f);
         clipnn_project_budget(z, x0, n, INFINITY, A->o->eps, A->lo, A->hi);
         if (t > 0) {
             const float a = (float)APGD_ALPHA, c = (float)(1 - APGD_ALPHA);
+#pragma omp simd
             for (size_t i = 0; i < n; i++) z[i] = xa[i] + a * (z[i] - xa[i]) + c * (xa[i] - xp[i]);
             clipnn_project_budget(z, x0, n, INFINITY, A->o->eps, A->lo, A->hi);
         }

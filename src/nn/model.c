@@ -205,6 +205,7 @@ void clipnn_model_free(clipnn_model *m) {
     clipnn_free(m->row_acc);
     clipnn_free(m->workspace);
     clipnn_free(m->example_sq);
+    clipnn_free(m->gram);
     clipnn_free(m);
 }
 
@@ -489,6 +490,8 @@ static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_
                            int t, int T, clipnn_barrier *bar) {
     const double order = f ? f->unit_norm_order : 0;
     const int lazy = clipnn_fused_dw_unformed(f, batch);
+    if (f && f->deltas_only) want_params = 0, dx = NULL; /* the deltas down to layer 0, nothing else */
+    const int down_to_0 = f && f->deltas_only;
     for (size_t l = m->n_layers; l-- > 0;) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
@@ -515,7 +518,7 @@ static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_
             }
         }
         float *da = l > 0 ? m->delta[l - 1] : dx;
-        if (!da || (!want_params && !dx)) break; /* nothing further down is wanted */
+        if (!da || (!want_params && !dx && !down_to_0)) break; /* nothing further down is wanted */
         clipnn_barrier_wait(bar, T);
         clipnn_chunk(L->in, t, T, &lo, &hi);
         clipnn_dense_input_grad_cols(da, d, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
@@ -532,7 +535,8 @@ int clipnn_fused_dw_unformed(const clipnn_fused_opts *f, size_t batch) {
 static void mark_backward(clipnn_model *m, int want_params, int want_dx, size_t batch, const clipnn_fused_opts *f) {
     unsigned holds = CLIPNN_WS_ACTIVATIONS;
     if (want_params || want_dx) holds |= CLIPNN_WS_DELTAS;
-    if (want_params && !clipnn_fused_dw_unformed(f, batch)) holds |= CLIPNN_WS_GRADS;
+    if (want_params && f && f->deltas_only) holds |= CLIPNN_WS_DW_PENDING;
+    else if (want_params && !clipnn_fused_dw_unformed(f, batch)) holds |= CLIPNN_WS_GRADS;
     clipnn_workspace_mark(m, holds, batch, "clipnn_loss_grad");
     m->ws.losses_batch = batch;
 }
@@ -572,7 +576,7 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
                                     size_t batch, const clipnn_fused_opts *f, const clipnn_window *w,
                                     double *loss_out, float *dx) {
     clipnn_fused_opts front_f; /* a front leaves every dW formed */
-    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0, f->trace}, f = &front_f;
+    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0, f->trace, 0}, f = &front_f;
     size_t rows = w ? clipnn_window_rows(m, batch, w) : clipnn_head_rows(m, batch);
     clipnn_status s = clipnn_loss_check_targets(lo, clipnn_model_n_outputs(m), y, NULL, rows);
     if (!s) s = forward_check(m, x, batch);
@@ -601,7 +605,7 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
     if (w) clipnn_front_backward_window(m, batch, w, trace);
     else if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx, trace);
     const double order = f ? f->unit_norm_order : 0;
-    if (lo->want_params && order > 0) finish_unit_norms(m, order);
+    if (lo->want_params && order > 0 && !(f && f->deltas_only)) finish_unit_norms(m, order);
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
 }

@@ -142,6 +142,7 @@ enum {
     CLIPNN_WS_ACTIVATIONS = 1, /* pre and post of every layer */
     CLIPNN_WS_DELTAS = 2,      /* delta of every layer: d mean-loss / dz of a clipnn_loss_grad */
     CLIPNN_WS_GRADS = 4,       /* the gradient block is that backward's, every entry written */
+    CLIPNN_WS_DW_PENDING = 8,  /* a parameter backward left its gradient for per-sample clipping to form */
 };
 
 /* The record of what the workspace holds, kept so that a call reading what
@@ -210,6 +211,10 @@ struct clipnn_model {
      * the workspace; NULL for an MLP, which needs none. */
     double *example_sq;  /* [4 max_batch] a recurrent layer's per-example squared norms, per tensor */
     float *norm_scratch; /* behind example_sq in the same block */
+    /* Gram matrices of a dense layer's rows ([2][gram_cap][gram_cap]), for
+     * the norms of a gradient left unformed (clipnn_example_gram_reserve). */
+    double *gram;
+    size_t gram_cap;
 };
 
 /* The layer list and input shape a model was made from (*specs: [layers],
@@ -262,6 +267,30 @@ void clipnn_example_sqnorms(const clipnn_model *m, double *sq);
  * factor[b]: every tensor re-formed from the workspace, whose deltas are
  * scaled in place (consumed). */
 void clipnn_example_reweight(clipnn_model *m, const double *factor, float *g);
+/* Can the backward of this model leave its weight gradients unformed for
+ * per-example clipping (clipnn_fused_opts.deltas_only)? A dense model with
+ * one row per example. */
+int clipnn_example_one_pass_ok(const clipnn_model *m);
+/* Sizes m->gram for batches of up to max_batch rows (no more than the
+ * batch below which a Gram matrix is ever the cheaper way). */
+clipnn_status clipnn_example_gram_reserve(clipnn_model *m, size_t max_batch);
+/* acc[group] = the squared 2-norm of every group (W, b of each dense layer)
+ * of the gradient of the last backward, which left only the deltas
+ * (deltas_only): per layer from the Gram matrices of its rows (B^2 (in +
+ * out) / 2 multiply-adds) or, where that costs more than forming dW (B in
+ * out), by forming dW into g and reading it. */
+void clipnn_example_unformed_group_sumsq(clipnn_model *m, float *g, double *acc);
+/* The groups' squared norms of the gradient with example i's share scaled
+ * by factor[i], from the same Gram matrices, for the layers that took them
+ * (so that a group no example's factor touched keeps its pre-clip norm
+ * exactly); the other layers' entries of acc are left as they are. */
+void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, double *acc);
+/* clipnn_example_reweight for a backward that left only the deltas (a
+ * dense model): the deltas scaled, every dW and db formed once into g in
+ * one parallel pass (the backward's split of rows), and each group's
+ * squared norm (W, b of each layer) into group_acc, from the rows' sums of
+ * squares taken while they are in cache. */
+void clipnn_example_reweight_once(clipnn_model *m, const double *factor, float *g, double *group_acc);
 
 /* A window of truncated backpropagation through time: one pass of the
  * front over `steps` steps from a given state, the loss on some of its
@@ -322,6 +351,11 @@ typedef struct {
     int lazy_rank1;
     /* Not NULL: the front's backward leaves d loss / d h_t there. */
     clipnn_dh_trace *trace;
+    /* Per-sample clipping in one backward (clipnn_example_one_pass_ok):
+     * leave every layer's delta and form no weight or bias gradient (and
+     * no unit norms); the clipper forms each once from the rescaled
+     * deltas. */
+    int deltas_only;
 } clipnn_fused_opts;
 
 /* Does a backward of `batch` rows under f (may be NULL) leave dW unformed? */
@@ -399,8 +433,11 @@ double clipnn_loss_forward_backward_d(const clipnn_loss_options *lo, const doubl
 /* Sum of |v_i|^p in double (p finite) or max |v_i| (p infinite). */
 double clipnn_norm_accumulate(const float *v, size_t n, double p);
 /* Sum of squares with float partial sums of 8 terms (relative error
- * <= 5e-7), for the unit norms of the backward. */
+ * <= 6e-7), for the unit norms of the backward and of theta. */
 double clipnn_sumsq_blocked(const float *v, size_t n);
+/* The same for the squared distance sum (v_i - c_i)^2 (the float
+ * differences add one rounding: <= 7e-7). */
+double clipnn_sumsq_diff_blocked(const float *v, const float *c, size_t n);
 /* Turn an accumulated value into the norm (the p-th root). */
 double clipnn_norm_finish(double acc, double p);
 /* Combine two accumulations of the same p. */

@@ -3,8 +3,10 @@
  * get_total_norm). A norm is kept as an accumulation (sum |v|^p, or max |v|
  * for p = inf) until the end so that groups combine without roots. */
 #include <math.h>
+#include <string.h>
 
 #include "nn/nn.h"
+#include "nn/sumsq_kernel.h"
 
 /* Sum of |v_i|^p (p finite) or max |v_i| (p = inf) of v[n]. NaN anywhere
  * gives NaN (fmax would drop it, so the max is written out). */
@@ -35,32 +37,34 @@ CLIPNN_HOT_KERNEL double norm_accumulate(const float *v, size_t n, double p) {
     return s;
 }
 
-/* Sum of squares of v[n] with float partial sums: 16 lanes each add 8
- * squares (a block of 128), the block's lanes are added in double. A lane's
- * 8 float additions bound the relative error by 8 roundings (5e-7,
- * typically 1e-7: the rounding of the float gradient entries themselves),
- * at half the cost of converting every element to double, which is what
- * the unit norms fused into the backward cost at small batches. */
-CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) {
-    double s = 0;
-    size_t i = 0;
-    for (; i + 128 <= n; i += 128) {
-        float lane[16] = {0};
-        for (size_t k = 0; k < 128; k += 16)
-#pragma omp simd
-            for (size_t l = 0; l < 16; l++) lane[l] += v[i + k + l] * v[i + k + l];
-        double t = 0;
-        for (size_t l = 0; l < 16; l++) t += (double)lane[l];
-        s += t;
+/* Sums of squares with float partial sums (src/nn/sumsq_kernel.h): c ==
+ * NULL: sum of v_i^2; else sum of (v_i - c_i)^2. */
+SUMSQ_INLINE double sumsq_lanes(const float *v, const float *c, size_t n, const int diff) {
+    clipnn_f64x8 acc = {0};
+    clipnn_sumsq_block b;
+    memset(&b, 0, sizeof b);
+    for (size_t i = 0; i < n;) {
+        for (int step = 0; step < SUMSQ_STEPS && i < n; step++, i += SUMSQ_STEP) {
+            size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
+            sumsq_add_step(&b, v + i, diff ? c + i : v, k, diff);
+        }
+        sumsq_fold(&acc, &b);
     }
-    for (; i < n; i++) s += (double)v[i] * (double)v[i];
-    return s;
+    return sumsq_total(&acc);
+}
+
+CLIPNN_HOT_KERNEL double sumsq_blocked(const float *v, size_t n) { return sumsq_lanes(v, v, n, 0); }
+
+CLIPNN_HOT_KERNEL double sumsq_diff_blocked(const float *v, const float *c, size_t n) {
+    return sumsq_lanes(v, c, n, 1);
 }
 
 /* The library's entries to the kernels above (one version per CPU level). */
 double clipnn_norm_accumulate(const float *v, size_t n, double p) { return norm_accumulate(v, n, p); }
 
 double clipnn_sumsq_blocked(const float *v, size_t n) { return sumsq_blocked(v, n); }
+
+double clipnn_sumsq_diff_blocked(const float *v, const float *c, size_t n) { return sumsq_diff_blocked(v, c, n); }
 
 double clipnn_norm_finish(double acc, double p) {
     if (isinf(p) || p == 1) return acc;

@@ -14,6 +14,7 @@
  *   example b's rows by its factor and forming the gradient again gives
  *   sum_b factor_b g_b, without a second forward or backpropagation
  *   through time. */
+#include <cblas.h>
 #include <string.h>
 
 #include "nn/nn.h"
@@ -128,4 +129,152 @@ void clipnn_example_reweight(clipnn_model *m, const double *factor, float *g) {
     size_t B = m->ws.batch;
     head_reweight(m, B, factor, g);
     front_reweight(m, B, factor, g);
+}
+
+/* ------------------------------------------ one backward (book-keeping) */
+
+/* Per-sample clipping in one backward (Bu et al., "Differentially private
+ * optimization on large model at small cost", ICML 2023): the backward
+ * through the activations reads W, never dW, so every layer's deltas are
+ * known before any weight gradient; the per-example norms come from them
+ * (head_sqnorms), the deltas are scaled, and each dW is formed once
+ * (clipnn_example_reweight). The gradient before clipping is never formed:
+ * its norms (the clipping record's pre-clip norms) come from the Gram
+ * matrices of each layer's rows, ||sum_i d_i a_i^T||^2 = sum_{i,j}
+ * (a_i . a_j)(d_i . d_j), where that is cheaper than forming dW. */
+
+int clipnn_example_one_pass_ok(const clipnn_model *m) { return m->n_rec == 0 && rows_per_example(m) == 1; }
+
+/* Is the Gram form (in double, two dsyrk: B^2 (in + out) / 2 multiply-adds
+ * at half float speed) cheaper than forming dW (B in out)? */
+static int gram_cheaper(size_t B, size_t in, size_t out) { return B * (in + out) < in * out; }
+
+/* Doubles of the Gram scratch for batches of up to cap rows: two B x B
+ * matrices per layer (kept from the pre-clip norms to the post-clip ones)
+ * and the double copies of a layer's rows. */
+static size_t gram_doubles(const clipnn_model *m, size_t cap) {
+    size_t widest = 0;
+    for (size_t l = 0; l < m->n_layers; l++)
+        if (m->layers[l].in + m->layers[l].out > widest) widest = m->layers[l].in + m->layers[l].out;
+    return 2 * m->n_layers * cap * cap + cap * widest;
+}
+
+clipnn_status clipnn_example_gram_reserve(clipnn_model *m, size_t max_batch) {
+    size_t cap = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        for (size_t b = cap + 1; b <= max_batch && gram_cheaper(b, L->in, L->out); b++) cap = b;
+    }
+    if (cap <= m->gram_cap) return CLIPNN_OK;
+    double *g = clipnn_alloc_array(gram_doubles(m, cap), sizeof *g);
+    if (!g) return clipnn_fail(CLIPNN_ERR_NOMEM, "model: out of memory for the Gram matrices of %zu rows", cap);
+    clipnn_free(m->gram);
+    m->gram = g;
+    m->gram_cap = cap;
+    return CLIPNN_OK;
+}
+
+/* Does layer l of the last backward take the Gram form? */
+static int layer_gram(const clipnn_model *m, size_t l) {
+    size_t B = m->ws.batch;
+    return B <= m->gram_cap && gram_cheaper(B, m->layers[l].in, m->layers[l].out);
+}
+
+/* From the upper triangles of a layer's two B x B Gram matrices
+ * (row-major, rows of a and of d), each example's share weighted by f_i
+ * (NULL: 1): ||dW||^2 = sum_{i,j} f_i f_j ga_ij gd_ij and into *bias
+ * ||db||^2 = sum_{i,j} f_i f_j gd_ij. */
+static double gram_pair_sum(const double *ga, const double *gd, size_t B, const double *f, double *bias) {
+    double w = 0, b = 0;
+    for (size_t i = 0; i < B; i++) {
+        double wd = 0, bd = 0, fi = f ? f[i] : 1.0;
+        for (size_t j = i + 1; j < B; j++) {
+            double fj = f ? f[j] : 1.0;
+            wd += fj * ga[i * B + j] * gd[i * B + j];
+            bd += fj * gd[i * B + j];
+        }
+        w += fi * (2 * wd + fi * ga[i * B + i] * gd[i * B + i]);
+        b += fi * (2 * bd + fi * gd[i * B + i]);
+    }
+    *bias = b;
+    return w;
+}
+
+/* The Gram matrix of the B rows of v ([B][n] floats), in double. */
+static void gram_of(const float *v, size_t B, size_t n, double *copy, double *gram) {
+    for (size_t i = 0; i < B * n; i++) copy[i] = (double)v[i];
+    cblas_dsyrk(CblasRowMajor, CblasUpper, CblasNoTrans, (int)B, (int)n, 1.0, copy, (int)n, 0.0, gram, (int)B);
+}
+
+/* Sum of the rows' sums of squares of W ([rows][cols]), in row order: the
+ * same sums as clipnn_example_reweight_once takes of the rows it forms, so
+ * that a layer no example's factor changed has the same norm before and
+ * after clipping. */
+static double rows_sumsq(const float *W, size_t rows, size_t cols) {
+    double s = 0;
+    for (size_t j = 0; j < rows; j++) s += clipnn_sumsq_blocked(W + j * cols, cols);
+    return s;
+}
+
+void clipnn_example_unformed_group_sumsq(clipnn_model *m, float *g, double *acc) {
+    size_t B = m->ws.batch;
+    double *copy = m->gram + 2 * m->n_layers * m->gram_cap * m->gram_cap;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
+        size_t gw = 2 * l; /* the layer's W group, then its b (a dense model) */
+        if (layer_gram(m, l)) {
+            double *ga = m->gram + 2 * l * B * B, *gd = ga + B * B;
+            gram_of(a, B, L->in, copy, ga);
+            gram_of(d, B, L->out, copy, gd);
+            acc[gw] = gram_pair_sum(ga, gd, B, NULL, &acc[gw + 1]);
+            continue;
+        }
+        float *dW = g + L->w_offset, *db = g + L->b_offset;
+        clipnn_dense_backward(dW, db, NULL, d, a, m->params + L->w_offset, B, L->in, L->out);
+        acc[gw] = rows_sumsq(dW, L->out, L->in);
+        acc[gw + 1] = clipnn_sumsq_blocked(db, L->out);
+    }
+}
+
+void clipnn_example_unformed_group_post(const clipnn_model *m, const double *factor, double *acc) {
+    size_t B = m->ws.batch;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        if (!layer_gram(m, l)) continue;
+        const double *ga = m->gram + 2 * l * B * B, *gd = ga + B * B;
+        acc[2 * l] = gram_pair_sum(ga, gd, B, factor, &acc[2 * l + 1]);
+    }
+}
+
+/* Thread t of T: its rows of every layer's dW and db from the (rescaled)
+ * deltas, and their sums of squares while the rows are in its cache; no
+ * barrier, every delta is known. */
+static void form_rows(clipnn_model *m, float *g, size_t B, int t, int T) {
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        size_t lo, hi;
+        clipnn_chunk(L->out, t, T, &lo, &hi);
+        float *dW = g + L->w_offset;
+        clipnn_dense_weight_grad_rows(dW, g + L->b_offset, m->delta[l], clipnn_layer_input(m, l), B, L->in, L->out,
+                                      lo, hi);
+        for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
+    }
+}
+
+void clipnn_example_reweight_once(clipnn_model *m, const double *factor, float *g, double *group_acc) {
+    size_t B = m->ws.batch;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        for (size_t i = 0; i < B; i++) clipnn_scale(m->delta[l] + i * L->out, L->out, (float)factor[i]);
+    }
+    int threads = clipnn_threads_for_macs(B * (m->n_params - m->layers[0].w_offset));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    form_rows(m, g, B, clipnn_thread_id(), clipnn_thread_count());
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        double w = 0;
+        for (size_t j = 0; j < L->out; j++) w += m->row_acc[L->unit_base + j];
+        group_acc[2 * l] = w;
+        group_acc[2 * l + 1] = clipnn_sumsq_blocked(g + L->b_offset, L->out);
+    }
 }

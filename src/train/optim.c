@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "train/train.h"
+#include "nn/sumsq_kernel.h"
 
 /* The update loops select with a float comparison (guarded below) and
  * Adam takes a square root: GCC turns them into a vector blend and
@@ -87,8 +88,14 @@ static inline float guarded(float old, float updated, int *bad) {
     return ok ? updated : old;
 }
 
-CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
-                                 float s, float mu, int nesterov, int first) {
+/* The SGD step's settings, for the inlined loops. */
+typedef struct {
+    float lr, s, mu;
+    int nesterov, first;
+} sgd_args;
+
+SUMSQ_INLINE int sgd_body(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr, float s,
+                          float mu, int nesterov, int first) {
     int bad = 0;
     if (!m) {
 #pragma omp simd reduction(+ : bad)
@@ -104,6 +111,122 @@ CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, flo
         p[i] = guarded(p[i], p[i] - lr * (nesterov ? gi + mu * buf : buf), &bad);
     }
     return bad;
+}
+
+CLIPNN_HOT_KERNEL int sgd_update(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr,
+                                 float s, float mu, int nesterov, int first) {
+    return sgd_body(p, g, m, n, lr, s, mu, nesterov, first);
+}
+
+/* A unit's sums while SGD writes it (clipnn_update_sums), in the blocks of
+ * src/nn/sumsq_kernel.h: each step of 64 parameters is summed right after
+ * it is written, still in L1, so that the sums are clipnn_sumsq_blocked's
+ * and clipnn_sumsq_diff_blocked's of the updated unit, bit for bit,
+ * without a second pass over it. */
+typedef int clipnn_i32x16 __attribute__((vector_size(64)));
+
+/* A unit's sums so far (whole blocks folded in) and its count of updates
+ * out of float range per lane. */
+typedef struct {
+    clipnn_f64x8 s, d;
+    clipnn_i32x16 bad;
+} unit_acc;
+
+/* sgd_body on 16 parameters in vector registers, the same float
+ * operations lane by lane: a step out of float range keeps the old value
+ * and counts in *bad (here a lane count, not a reduction per call, which
+ * cost more than the update itself on steps of 64). */
+SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, clipnn_i32x16 *bad,
+                        clipnn_f32x16 *out) {
+    clipnn_f32x16 pv, gv, step;
+    memcpy(&pv, p, sizeof pv);
+    memcpy(&gv, g, sizeof gv);
+    gv = a->s * gv;
+    if (m) {
+        clipnn_f32x16 mv, buf;
+        memcpy(&mv, m, sizeof mv);
+        buf = a->first ? gv : a->mu * mv + gv;
+        memcpy(m, &buf, sizeof buf);
+        step = a->nesterov ? gv + a->mu * buf : buf;
+    } else {
+        step = gv;
+    }
+    clipnn_f32x16 upd = pv - a->lr * step;
+    clipnn_i32x16 ub, pb;
+    memcpy(&ub, &upd, sizeof ub);
+    memcpy(&pb, &pv, sizeof pb);
+    clipnn_i32x16 ok = (ub & 0x7fffffff) <= 0x7f7fffff; /* |upd| <= FLT_MAX: -1, else 0 (NaN, inf) */
+    ub = (ub & ok) | (pb & ~ok);
+    *bad += ok + 1;
+    memcpy(p, &ub, sizeof ub);
+    memcpy(out, &ub, sizeof ub);
+}
+
+/* sgd16 with the new values' squares (and squared distances from c) added
+ * to accumulator s (d) from the registers, the same arithmetic as
+ * sumsq_add16 reading them back. */
+SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *c, const sgd_args *a,
+                               clipnn_i32x16 *bad, clipnn_f32x16 *s, clipnn_f32x16 *d, const int want_s,
+                               const int want_d) {
+    clipnn_f32x16 x;
+    sgd16(p, g, m, a, bad, &x);
+    if (want_s) *s += x * x;
+    if (want_d) {
+        clipnn_f32x16 y;
+        memcpy(&y, c, sizeof y);
+        x -= y;
+        *d += x * x;
+    }
+}
+
+/* SGD on p[0..n) (gradient g, momentum m or NULL; c: theta0 at p) from a
+ * block boundary of the unit, summed on the way in the blocks of
+ * src/nn/sumsq_kernel.h; the accumulators of a block are locals (kept in
+ * registers), folded into u at its end. want_s and want_d are constants
+ * at every call, so that each combination is its own loop. */
+SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
+                            unit_acc *u, const int want_s, const int want_d) {
+    int bad = 0;
+    clipnn_i32x16 badv = {0};
+    for (size_t i = 0; i < n;) {
+        clipnn_sumsq_block bs, bd;
+        memset(&bs, 0, sizeof bs), memset(&bd, 0, sizeof bd);
+        for (int step = 0; step < SUMSQ_STEPS && i < n; step++) {
+            size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
+            float *mi = m ? m + i : NULL;
+            if (k == SUMSQ_STEP) {
+                sgd16_summed(p + i, g + i, mi, c + i, a, &badv, &bs.v0, &bd.v0, want_s, want_d);
+                sgd16_summed(p + i + 16, g + i + 16, mi ? mi + 16 : NULL, c + i + 16, a, &badv, &bs.v1, &bd.v1,
+                             want_s, want_d);
+                sgd16_summed(p + i + 32, g + i + 32, mi ? mi + 32 : NULL, c + i + 32, a, &badv, &bs.v2, &bd.v2,
+                             want_s, want_d);
+                sgd16_summed(p + i + 48, g + i + 48, mi ? mi + 48 : NULL, c + i + 48, a, &badv, &bs.v3, &bd.v3,
+                             want_s, want_d);
+            } else { /* a unit's last, partial step: updated, then summed back from L1 */
+                size_t whole = k - k % 16;
+                clipnn_f32x16 x;
+                for (size_t q = 0; q < whole; q += 16) sgd16(p + i + q, g + i + q, mi ? mi + q : NULL, a, &badv, &x);
+                for (size_t q = whole; q < k; q++) /* the last few, one at a time */
+                    bad += sgd_body(p + i + q, g + i + q, mi ? mi + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov,
+                                    a->first);
+                if (want_s) sumsq_add_step(&bs, p + i, p + i, k, 0);
+                if (want_d) sumsq_add_step(&bd, p + i, c + i, k, 1);
+            }
+            i += k;
+        }
+        if (want_s) sumsq_fold(&u->s, &bs);
+        if (want_d) sumsq_fold(&u->d, &bd);
+    }
+    u->bad += badv;
+    return bad;
+}
+
+/* sgd_summed with the flags as constants. */
+SUMSQ_INLINE int sgd_summed_any(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
+                                unit_acc *u, int want_s, int want_d) {
+    if (want_s && want_d) return sgd_summed(p, g, m, c, n, a, u, 1, 1);
+    if (want_s) return sgd_summed(p, g, m, c, n, a, u, 1, 0);
+    return sgd_summed(p, g, m, c, n, a, u, 0, 1);
 }
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
@@ -170,6 +293,41 @@ CLIPNN_HOT_KERNEL int update_rank1(const clipnn_optimizer *o, float *params, siz
     return bad;
 }
 
+/* Does the unit's update sum as it writes? Plain SGD (with or without
+ * momentum) does; Adam and weight decay update first and sum after. */
+static int sums_fused(const clipnn_optimizer *o) {
+    return o->opts.kind == CLIPNN_OPT_SGD && !(o->opts.weight_decay > 0);
+}
+
+/* SGD of the unit off..off + len with its sums: the gradient g ([len]), or
+ * when g is NULL d a (a: [len]) formed in an L1-sized buffer as
+ * update_rank1 forms it. */
+CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, const float *g, float d,
+                                      const float *a, size_t off, size_t len, const sgd_args *args,
+                                      const clipnn_update_sums *sums, size_t unit) {
+    unit_acc u;
+    memset(&u, 0, sizeof u);
+    const int want_s = sums->theta_acc != NULL, want_d = sums->dist_acc != NULL;
+    const float *c = want_d ? sums->theta0 + off : params + off; /* unread without distances */
+    float *p = params + off, *m = o->m ? o->m + off : NULL;
+    int bad = 0;
+    if (g) {
+        bad = sgd_summed_any(p, g, m, c, len, args, &u, want_s, want_d);
+    } else {
+        float buf[1024]; /* a multiple of the sums' block: every call starts one */
+        for (size_t i = 0; i < len; i += 1024) {
+            size_t n = len - i < 1024 ? len - i : 1024;
+#pragma omp simd
+            for (size_t k = 0; k < n; k++) buf[k] = d * a[i + k];
+            bad += sgd_summed_any(p + i, buf, m ? m + i : NULL, c + i, n, args, &u, want_s, want_d);
+        }
+    }
+    for (int l = 0; l < 16; l++) bad += u.bad[l];
+    if (want_s) sums->theta_acc[unit] = sumsq_total(&u.s);
+    if (want_d) sums->dist_acc[unit] = sumsq_total(&u.d);
+    return bad;
+}
+
 static clipnn_status overflow_status(long long bad) {
     if (!bad) return CLIPNN_OK;
     return clipnn_fail(CLIPNN_ERR_NONFINITE,
@@ -197,15 +355,30 @@ clipnn_status clipnn_optimizer_step(clipnn_optimizer *o, float *params, const fl
     return overflow_status(bad);
 }
 
+/* The sums of unit u (parameters off..off + n) asked for, right after
+ * the update wrote them. */
+static void unit_sums(const clipnn_update_sums *sums, const float *params, size_t u, size_t off, size_t n) {
+    if (sums->theta_acc) sums->theta_acc[u] = clipnn_sumsq_blocked(params + off, n);
+    if (sums->dist_acc) sums->dist_acc[u] = clipnn_sumsq_diff_blocked(params + off, sums->theta0 + off, n);
+}
+
+void clipnn_update_sums_fill(const clipnn_update_sums *sums, const clipnn_model *m) {
+    for (size_t g = 0; g < m->n_groups; g++) {
+        const clipnn_group *G = &m->groups[g];
+        for (size_t j = 0; j < G->rows; j++)
+            unit_sums(sums, m->params, m->group_unit[g] + j, G->offset + j * G->cols, G->cols);
+    }
+}
+
 /* The update of clipnn_train, unit by unit (a row of W, a bias vector) so
  * that per-unit clipping factors cost nothing and each thread updates the
  * rows it formed in the backward (same clipnn_chunk split), while they are
- * still in its cache. theta_acc[u] gets the sum of squares of the updated
- * unit (clipnn_sumsq_blocked), read from L1 right after writing it: the
- * parameter norms the adaptive rules need at the next step, without a pass
- * over memory. */
+ * still in its cache. The sums are read from L1 right after writing the
+ * unit: the parameter norms the adaptive rules need at the next step and
+ * the step record's norms, without a pass over memory. */
 clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
-                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc) {
+                                          double lr, double grad_scale, const double *unit_scale,
+                                          const clipnn_update_sums *sums) {
     if (!isfinite(lr) || lr < 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "optimizer: step size %g", lr);
     if (o->n != m->n_params)
         return clipnn_fail(CLIPNN_ERR_SHAPE, "optimizer: made for %zu parameters, the model has %zu", o->n,
@@ -217,6 +390,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
     /* A memory stream: a second thread pays for the parallel region from
      * about 8k parameters (see clipnn_threads_for_macs). */
     int threads = o->n * 16 >= clipnn_parallel_macs ? clipnn_threads_for(o->n) : 1;
+    const int fused_sums = sums_fused(o);
     long long bad = 0;
 #pragma omp parallel num_threads(threads) if (threads > 1) reduction(+ : bad)
     {
@@ -232,12 +406,18 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
             for (size_t j = lo; j < hi; j++) {
                 size_t u = m->group_unit[g] + j, off = G->offset + j * G->cols;
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
-                if (lazy && !G->is_bias)
-                    bad += update_rank1(o, m->params, off, G->cols, m->delta[dense][j], clipnn_layer_input(m, dense),
-                                        lr, (float)s, first);
+                const float *a = lazy && !G->is_bias ? clipnn_layer_input(m, dense) : NULL;
+                if (sums && fused_sums) {
+                    sgd_args args = {(float)lr, (float)s, (float)o->opts.momentum, o->opts.nesterov, first};
+                    bad += sgd_unit_summed(o, m->params, a ? NULL : m->grads + off, a ? m->delta[dense][j] : 0.0f,
+                                           a, off, G->cols, &args, sums, u);
+                    continue;
+                }
+                if (a)
+                    bad += update_rank1(o, m->params, off, G->cols, m->delta[dense][j], a, lr, (float)s, first);
                 else
                     bad += update_range(o, m->params, m->grads, off, G->cols, lr, (float)s, first);
-                if (theta_acc) theta_acc[u] = clipnn_sumsq_blocked(m->params + off, G->cols);
+                if (sums) unit_sums(sums, m->params, u, off, G->cols);
             }
         }
     }

@@ -234,12 +234,13 @@ typedef struct {
     size_t *order, *idx;
     double *group_norms; /* [3][n_groups]: pre-clip norms, post-clip norms, factors (log_groups) */
     double *unit_scale, *theta_acc; /* [n_units]: per-unit clipping factors, theta's unit sums of squares */
+    double *dist_acc;               /* [n_units]: each unit's sum of (theta - theta0)^2 */
 } train_buffers;
 
 static void free_buffers(train_buffers *b) {
     clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free(b->theta0);
     clipnn_free(b->order), clipnn_free(b->idx), clipnn_free(b->group_norms);
-    clipnn_free(b->unit_scale), clipnn_free(b->theta_acc);
+    clipnn_free(b->unit_scale), clipnn_free(b->theta_acc), clipnn_free(b->dist_acc);
 }
 
 /* Batches of up to `chunk` rows (training and evaluation), the shuffle
@@ -254,7 +255,9 @@ static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size
     b->group_norms = clipnn_alloc_array(3 * G, sizeof *b->group_norms);
     b->unit_scale = clipnn_alloc_array(m->n_units, sizeof *b->unit_scale);
     b->theta_acc = clipnn_alloc_array(m->n_units, sizeof *b->theta_acc);
-    if (b->xb && b->yb && b->theta0 && b->order && b->idx && b->group_norms && b->unit_scale && b->theta_acc)
+    b->dist_acc = clipnn_alloc_array(m->n_units, sizeof *b->dist_acc);
+    if (b->xb && b->yb && b->theta0 && b->order && b->idx && b->group_norms && b->unit_scale && b->theta_acc &&
+        b->dist_acc)
         return CLIPNN_OK;
     free_buffers(b);
     return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
@@ -276,6 +279,9 @@ typedef struct {
     train_buffers b;
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
+    int one_pass; /* per-sample clipping in one backward (clipnn_fused_opts.deltas_only) */
+    clipnn_update_sums sums; /* what the update sums for the clipper and the step record */
+    int sums_valid;          /* the sums describe the parameters as they are */
     clipnn_fused_opts fused;
     clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
@@ -388,6 +394,14 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
         s = clipnn_dp_open(&r->dp, (double)r->B / (double)r->n, o->clip.noise_multiplier,
                            o->dp_delta > 0 ? o->dp_delta : clipnn_dp_default_delta(r->n));
     r->dp.poisson = r->poisson;
+    /* one backward per step: not for logical steps (they sum the unclipped
+     * gradients) nor in a job (the slices' gradients are summed) */
+    r->one_pass = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE && clipnn_example_one_pass_ok(m) && !r->bptt.on &&
+                  !r->logical && !clipnn_dist_active();
+    /* the pre-clip norms of a one-backward step, for whoever can read them */
+    int pre_read = (o->on_step || o->log_groups) && !o->per_sample_skip_pre_norm;
+    if (!s && r->one_pass && pre_read) s = clipnn_example_gram_reserve(m, r->B);
+    if (!s) clipnn_clipper_skip_unformed_pre(r->clip, r->one_pass && !pre_read);
     if (s) close_run(r);
     return s;
 }
@@ -412,6 +426,39 @@ static clipnn_status resume_loop(train_run *r) {
     return CLIPNN_OK;
 }
 
+/* The sums the update takes while it writes theta: ||theta|| per unit
+ * for the rules that read it, and for the step record (when there is one)
+ * its theta_norm and distance from the start, so that the record costs no
+ * pass over the parameters of its own. The projection moves theta after
+ * the update: its record reads the parameters. */
+static void plan_update_sums(train_run *r) {
+    const clipnn_clip_options *c = &r->o->clip;
+    int record = r->o->on_step && c->rule != CLIPNN_CLIP_PROJECT;
+    r->sums = (clipnn_update_sums){
+        .theta_acc = r->need_theta || (record && c->p == 2) ? r->b.theta_acc : NULL,
+        .dist_acc = record ? r->b.dist_acc : NULL,
+        .theta0 = r->b.theta0,
+    };
+    r->sums_valid = 0;
+}
+
+/* The sums of the parameters the run starts from, as an update would have
+ * left them: every step then reads them from the same kernels, so that a
+ * resumed run follows the run never interrupted bit for bit. */
+static void start_update_sums(train_run *r) {
+    if (!r->sums.theta_acc && !r->sums.dist_acc) return;
+    clipnn_update_sums_fill(&r->sums, r->m);
+    r->sums_valid = 1;
+    r->theta_valid = r->need_theta;
+}
+
+/* Sum of the units' accumulations, in unit order (no thread count in it). */
+static double units_total(const clipnn_model *m, const double *acc) {
+    double s = 0;
+    for (size_t u = 0; u < m->n_units; u++) s += acc[u];
+    return s;
+}
+
 /* The loop's variables before the first step, or those of a saved run. */
 static clipnn_status start_loop(train_run *r) {
     const clipnn_train_options *o = r->o;
@@ -425,13 +472,16 @@ static clipnn_status start_loop(train_run *r) {
      * while the update writes theta); none is there before the first. */
     r->need_theta = clipnn_clipper_reads_theta_units(r->clip);
     r->lazy_ok = clipnn_clipper_reads_unit_norms_only(r->clip) && r->m->n_rec == 0;
+    plan_update_sums(r);
     /* Unit norms from the backward at every step: a run split by a resume
      * must compute every step's norms the same way. */
     r->fused.unit_norm_order = clipnn_clipper_norm_order(r->clip);
     /* In a job the norms come from the summed gradient, not a slice's backward. */
     if (clipnn_dist_active()) r->lazy_ok = 0, r->fused.unit_norm_order = 0;
     r->t0 = clipnn_now_seconds();
-    return o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
+    clipnn_status s = o->state && o->state->loop ? resume_loop(r) : CLIPNN_OK;
+    if (!s) start_update_sums(r);
+    return s;
 }
 
 /* The minibatch into b.idx: the next rows of a shuffled pass, the next
@@ -474,6 +524,7 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
         gather_batch(r, r->b.idx, r->step_rows);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
+            r->fused.deltas_only = r->one_pass;
             if (clipnn_dist_active())
                 return clipnn_dist_loss_grad(r->m, &r->o->loss, r->b.xb, r->b.yb, r->step_rows, Bt, &r->fused, loss);
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
@@ -517,9 +568,11 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
  * range ends the run (*stop, or the error) unless the policy is skip. */
 static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, int *stop) {
     const clipnn_nonfinite policy = r->o->clip.nonfinite;
+    int any_sums = r->sums.theta_acc || r->sums.dist_acc;
     clipnn_status s = clipnn_optimizer_step_units(r->opt, r->m, &r->fused, lr, scale, r->b.unit_scale,
-                                                  r->need_theta ? r->b.theta_acc : NULL);
+                                                  any_sums ? &r->sums : NULL);
     r->theta_valid = r->need_theta;
+    r->sums_valid = any_sums; /* a kept parameter (below) is summed as kept */
     if (s == CLIPNN_ERR_NONFINITE) {
         /* The update would have left float range: the optimizer kept
          * those parameters, so none is NaN or Inf, but the run has
@@ -580,8 +633,14 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->sum_lr = L->sum_lr;
     rec->sum_lr2 = L->sum_lr2;
     rec->loss = loss;
-    rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
-    if (isnan(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, o->clip.p);
+    /* From the update's sums (a skipped step leaves the parameters, and
+     * the sums, as the update before left them). */
+    rec->dist_from_start = r->sums_valid && r->sums.dist_acc ? sqrt(units_total(r->m, r->sums.dist_acc))
+                                            : distance(r->m->params, r->b.theta0, r->P);
+    if (isnan(rec->clip.theta_norm))
+        rec->clip.theta_norm = r->sums_valid && r->sums.dist_acc && r->sums.theta_acc && o->clip.p == 2
+                                   ? sqrt(units_total(r->m, r->sums.theta_acc))
+                                   : clipnn_norm(r->m->params, r->P, o->clip.p);
     rec->det_bound = lam * L->sum_lr;
     rec->lemma1_bound =
         o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;

@@ -16,6 +16,22 @@ struct clipnn_optimizer {
     double step_scale; /* spam: the warm-up's factor of the current step (1 otherwise) */
 };
 
+/* What the update of clipnn_train sums per unit while it writes theta,
+ * each read from L1 right after the unit is written (NULL: not wanted):
+ * theta_acc[u], the sum of squares of unit u after the update (the
+ * adaptive rules' ||theta|| at the next step, the step record's
+ * theta_norm); dist_acc[u], the sum of (theta - theta0)^2 over unit u (the
+ * step record's distance from the start; needs theta0, [n_params]). */
+typedef struct {
+    double *theta_acc, *dist_acc; /* [n_units] each */
+    const float *theta0;
+} clipnn_update_sums;
+
+/* The same sums of m's parameters as they are, by the same kernels (so
+ * that a run resumed before its first update reports what the run never
+ * interrupted reports). */
+void clipnn_update_sums_fill(const clipnn_update_sums *sums, const clipnn_model *m);
+
 /* SPAM (src/train/spam.c): the resets and warm-up factor of the coming
  * step (before o->steps counts it); the update of one span, t the 1-based
  * step; the factor 1 - dr after k steps (0-based) of a run. */
@@ -27,12 +43,12 @@ double clipnn_spam_warmup_scale(uint64_t k, uint64_t reset_every, uint64_t warmu
 /* The update of clipnn_train (src/train/optim.c): clipnn_optimizer_step on
  * m->params with m->grads, unit by unit (rows of W, bias vectors), the
  * gradient of unit u scaled by grad_scale * unit_scale[u] (unit_scale may
- * be NULL); theta_acc ([n_units], may be NULL) receives the sum of squares
- * of every unit after the update. f: the options the last backward was
- * given (clipnn_loss_grad_fused; NULL for none), which say whether it left
- * the weight gradients for the update to form. */
+ * be NULL), with the sums asked for (sums may be NULL). f: the options the
+ * last backward was given (clipnn_loss_grad_fused; NULL for none), which
+ * say whether it left the weight gradients for the update to form. */
 clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, const clipnn_fused_opts *f,
-                                          double lr, double grad_scale, const double *unit_scale, double *theta_acc);
+                                          double lr, double grad_scale, const double *unit_scale,
+                                          const clipnn_update_sums *sums);
 
 /* ------------------------------------------------------------ schedules */
 
