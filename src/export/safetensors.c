@@ -93,17 +93,6 @@ typedef struct {
     const clipnn_text *header;
 } st_job;
 
-static int put_floats(FILE *f, const float *v, size_t n) {
-    unsigned char buf[4096];
-    const size_t per = sizeof buf / 4;
-    for (size_t i = 0; i < n; i += per) {
-        size_t k = n - i < per ? n - i : per;
-        le_put_f32s(buf, v + i, k);
-        if (fwrite(buf, 4, k, f) != k) return errno ? errno : EIO;
-    }
-    return 0;
-}
-
 static int fill_safetensors(FILE *f, void *user) {
     const st_job *job = user;
     unsigned char len[8];
@@ -112,7 +101,7 @@ static int fill_safetensors(FILE *f, void *user) {
     if (fwrite(len, 1, 8, f) != 8 || fwrite(job->header->p, 1, job->header->len, f) != job->header->len)
         return errno ? errno : EIO;
     for (size_t i = 0; i < job->ts->n; i++) {
-        int err = put_floats(f, job->ts->t[i].data, job->ts->t[i].count);
+        int err = clipnn_fwrite_f32s(f, job->ts->t[i].data, job->ts->t[i].count);
         if (err) return err;
     }
     return 0;
