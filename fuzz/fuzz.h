@@ -5,6 +5,7 @@
 #ifndef CLIPNN_FUZZ_H
 #define CLIPNN_FUZZ_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,6 +61,33 @@ static inline void fuzz_split(const uint8_t *data, size_t size, const char *sep,
             return;
         }
     *a = data, *na = size, *b = data + size, *nb = 0;
+}
+
+/* The input split at the first "\n--\n" into temporary files number slot
+ * (the part before, *pa) and slot + 1 (the rest, *pb). */
+static inline void fuzz_pair_files(const uint8_t *data, size_t size, int slot, const char *suffix_a,
+                                   const char *suffix_b, const char **pa, const char **pb) {
+    const uint8_t *a, *b;
+    size_t na, nb;
+    fuzz_split(data, size, "\n--\n", &a, &na, &b, &nb);
+    *pa = fuzz_file(slot, a, na, suffix_a);
+    *pb = fuzz_file(slot + 1, b, nb, suffix_b);
+}
+
+/* Loads the data spec printf(fmt, ...) as clipnn_dataset_load does for
+ * --data, and frees what it made. */
+static inline void fuzz_load_spec(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static inline void fuzz_load_spec(const char *fmt, ...) {
+    char spec[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(spec, sizeof spec, fmt, ap);
+    va_end(ap);
+    clipnn_dataset *train = NULL, *test = NULL;
+    if (clipnn_dataset_load(spec, NULL, &train, &test) == CLIPNN_OK) {
+        clipnn_dataset_free(train);
+        clipnn_dataset_free(test);
+    }
 }
 
 #endif

@@ -19,16 +19,8 @@ static void read_one(const char *path) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     read_one(fuzz_file(0, data, size, ".npy"));
-    const uint8_t *a, *b;
-    size_t na, nb;
-    fuzz_split(data, size, "\n--\n", &a, &na, &b, &nb);
-    const char *x = fuzz_file(1, a, na, "-x.npy"), *y = fuzz_file(2, b, nb, "-y.npy");
-    char spec[160];
-    snprintf(spec, sizeof spec, "npy:%s,%s", x, y);
-    clipnn_dataset *train = NULL, *test = NULL;
-    if (clipnn_dataset_load(spec, NULL, &train, &test) == CLIPNN_OK) {
-        clipnn_dataset_free(train);
-        clipnn_dataset_free(test);
-    }
+    const char *x, *y;
+    fuzz_pair_files(data, size, 1, "-x.npy", "-y.npy", &x, &y);
+    fuzz_load_spec("npy:%s,%s", x, y);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <zlib.h>
 
 #include "check.h"
+#include "file_util.h"
 #include "clipnn.h"
 #include "train/train.h" /* to build training states without the trainer */
 
@@ -48,14 +49,7 @@ typedef struct {
 
 static blob slurp(const char *path) {
     blob b = {NULL, 0};
-    FILE *f = fopen(path, "rb");
-    if (!f) return b;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    b.data = malloc(n > 0 ? (size_t)n : 1);
-    b.len = fread(b.data, 1, (size_t)n, f);
-    fclose(f);
+    b.data = slurp_file(path, &b.len);
     return b;
 }
 
@@ -431,16 +425,6 @@ TEST(checkpoint_unknown_sections_are_skipped) {
     free(b.data);
     clipnn_model_free(m);
     remove(path);
-}
-
-/* Files in dir whose name starts with prefix (left-over temporaries). */
-static int count_prefixed(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int k = 0;
-    for (struct dirent *e; (e = readdir(d));) k += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return k;
 }
 
 TEST(checkpoint_save_into_missing_directory_fails_cleanly) {

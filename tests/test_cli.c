@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "file_util.h"
 #include "clipnn.h"
 
 /* The last line of out that starts with '{' (the --json summary), copied. */
@@ -445,19 +446,6 @@ TEST(cli_compare_defaults_show_the_paper_claim) {
     free(j);
 }
 
-/* Whole file contents of path (malloc'd), its length in *len. */
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
-    *len = buf && n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return buf;
-}
-
 /* A resumed run ends in the same checkpoint, byte for byte, as the run
  * never interrupted: parameters, optimizer buffers and the clipper's state
  * (here AutoClip's history of pre-clip norms, and ZClip's EMAs). */
@@ -476,7 +464,7 @@ TEST(cli_resume_checkpoint_byte_identical) {
         snprintf(args, sizeof args, "train --quiet --clip %s --epochs 2 --resume %s --save %s", rules[r], half, resumed);
         CHECK(check_run_tool(args, &out) == 0);
         size_t la = 0, lb = 0;
-        unsigned char *a = slurp(whole, &la), *b = slurp(resumed, &lb);
+        unsigned char *a = slurp_file(whole, &la), *b = slurp_file(resumed, &lb);
         CHECK_MSG(a && b && la == lb && la > 0 && memcmp(a, b, la) == 0, "%s: resumed checkpoint differs (%zu vs %zu bytes)",
                   rules[r], la, lb);
         free(a), free(b);

@@ -7,21 +7,9 @@
 #include <string.h>
 
 #include "check.h"
+#include "file_util.h"
 #include "clipnn.h"
 #include "ref_file.h"
-
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    *len = 0;
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    if (b) *len = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    return b;
-}
 
 static void spit(const char *path, const unsigned char *b, size_t len) {
     FILE *f = fopen(path, "wb");
@@ -99,7 +87,7 @@ static void round_trip(const char *arch_case, const clipnn_seq_shape *seq, const
         if (!back) continue;
         CHECK_OK(clipnn_checkpoint_save_info(b, back, NULL, info2));
         size_t la, lb;
-        unsigned char *ba = slurp(a, &la), *bb = slurp(b, &lb);
+        unsigned char *ba = slurp_file(a, &la), *bb = slurp_file(b, &lb);
         CHECK_MSG(ba && bb && la == lb && !memcmp(ba, bb, la), "%s via %s: %zu vs %zu bytes differ", arch_case,
                   clipnn_export_format_name((clipnn_export_format)f), la, lb);
         free(ba), free(bb);
@@ -127,7 +115,7 @@ TEST(export_reimports_byte_identical) {
  * sanitizer build runs this). */
 static void check_malformed(const char *src, clipnn_export_format fmt, size_t header_bytes) {
     size_t len;
-    unsigned char *b = slurp(src, &len), *c = malloc(len ? len : 1);
+    unsigned char *b = slurp_file(src, &len), *c = malloc(len ? len : 1);
     if (!b || !c) {
         CHECK(0);
         free(b), free(c);
@@ -201,7 +189,7 @@ TEST(cli_export_import_round_trip) {
     snprintf(args, sizeof args, "export --model %s %s", back, again);
     CHECK(check_run_tool(args, &out) == 0);
     size_t la, lb;
-    unsigned char *a = slurp(st, &la), *b = slurp(again, &lb);
+    unsigned char *a = slurp_file(st, &la), *b = slurp_file(again, &lb);
     CHECK_MSG(a && b && la == lb && !memcmp(a, b, la), "re-export differs: %zu vs %zu bytes", la, lb);
     free(a), free(b);
     /* the imported model evaluates as the original, on its recorded data */

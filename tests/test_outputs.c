@@ -14,21 +14,13 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "file_util.h"
 #include "clipnn.h"
 #include "io/io.h"
 
 static int exists(const char *path) {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-static int count_prefixed(const char *dir, const char *prefix) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    int k = 0;
-    for (struct dirent *e; (e = readdir(d));) k += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
-    closedir(d);
-    return k;
 }
 
 static const char *fresh_dir(const char *name) {

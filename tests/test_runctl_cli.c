@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "file_util.h"
 
 static int count_substr(const char *s, const char *sub) {
     int n = 0;
@@ -22,24 +23,9 @@ static int count_substr(const char *s, const char *sub) {
     return n;
 }
 
-/* Whole file (malloc'd, NUL-terminated), its length in *len. */
-static char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc(n > 0 ? (size_t)n + 1 : 1);
-    size_t got = buf && n > 0 ? fread(buf, 1, (size_t)n, f) : 0;
-    if (buf) buf[got] = 0;
-    if (len) *len = got;
-    fclose(f);
-    return buf;
-}
-
 static int same_file(const char *a, const char *b) {
     size_t la = 0, lb = 0;
-    char *x = slurp(a, &la), *y = slurp(b, &lb);
+    char *x = slurp_file(a, &la), *y = slurp_file(b, &lb);
     int same = x && y && la == lb && la > 0 && !memcmp(x, y, la);
     free(x), free(y);
     return same;
@@ -51,7 +37,7 @@ static void sleep_ms(long ms) {
 }
 
 static size_t lines_in(const char *path) {
-    char *text = slurp(path, NULL);
+    char *text = slurp_file(path, NULL);
     int n = count_substr(text, "\n");
     free(text);
     return (size_t)n;
@@ -96,7 +82,7 @@ static const char *tmp_dir(void) {
 
 /* Every line ends with a newline and has `commas` commas: rows are whole. */
 static int whole_rows(const char *path, int commas) {
-    char *text = slurp(path, NULL);
+    char *text = slurp_file(path, NULL);
     int ok = text && *text && text[strlen(text) - 1] == '\n';
     for (char *line = text; ok && *line; line = strchr(line, '\n') + 1) {
         int c = 0;
@@ -117,7 +103,7 @@ static const char LONG_RUN[] = "train --threads 1 --arch 256-256-10 --epochs 12 
 static int run_in_tmp(const char *args, char **said) {
     const char *out = check_tmp_path("runctl_out.txt");
     int rc = exit_code(spawn_tool(tmp_dir(), args, out));
-    *said = slurp(out, NULL);
+    *said = slurp_file(out, NULL);
     return rc;
 }
 
@@ -131,7 +117,7 @@ TEST(runctl_sigint_then_resume_ends_on_the_same_checkpoint) {
     CHECK(pid > 0 && wait_for_lines(epochs, 3)); /* the header and two epochs */
     kill(pid, SIGINT);
     int rc = exit_code(pid);
-    said = slurp(out, NULL);
+    said = slurp_file(out, NULL);
     CHECK_MSG(rc == 130, "interrupted run: exit %d: %s", rc, said);
     CHECK_MSG(count_substr(said, "stopped by SIGINT") == 1 && strstr(said, "sig_cut.ckpt"), "message: %s", said);
     free(said);
@@ -161,7 +147,7 @@ TEST(runctl_sigterm_saves_to_the_named_default) {
     CHECK(pid > 0 && wait_for_lines(epochs, 2));
     kill(pid, SIGTERM);
     int rc = exit_code(pid);
-    said = slurp(out, NULL);
+    said = slurp_file(out, NULL);
     CHECK_MSG(rc == 130, "exit %d: %s", rc, said);
     CHECK_MSG(strstr(said, "stopped by SIGTERM") && strstr(said, "saved in clipnn-interrupted.ckpt"), "%s", said);
     free(said);
@@ -247,7 +233,7 @@ TEST(runctl_epoch_history_csv_and_json) {
     CHECK(check_run_tool(args, &out) == 0);
     CHECK_MSG(count_substr(out, "{\"epoch\":") == 4 && strstr(out, "\"epochs\":[{\"epoch\":1,\"train_loss\":"),
               "%s", out);
-    char *text = slurp(csv, NULL);
+    char *text = slurp_file(csv, NULL);
     CHECK_MSG(text && !strncmp(text, "epoch,train_loss,train_acc,test_loss,test_acc,clipped_frac,seconds,lr,"
                                      "epsilon\n", 78), "header: %s", text ? text : "(none)");
     CHECK(count_substr(text, "\n") == 5 && whole_rows(csv, 8));
@@ -268,7 +254,7 @@ TEST(runctl_epoch_history_csv_and_json) {
     /* regression: the accuracy columns empty */
     snprintf(args, sizeof args, "train --data teacher --epochs 2 --quiet --log-epochs %s", csv);
     CHECK(check_run_tool(args, &out) == 0);
-    text = slurp(csv, NULL);
+    text = slurp_file(csv, NULL);
     const char *row = text ? strstr(text, "\n2,") : NULL;
     CHECK_MSG(row && !*csv_field(row + 1, 2, field, sizeof field) && !*csv_field(row + 1, 4, field, sizeof field) &&
                   *csv_field(row + 1, 3, field, sizeof field), "%s", text);

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/base.h"
+#include "base/bytes_le.h"
 
 #ifndef NAME_MAX
 #define NAME_MAX 255
@@ -304,4 +305,13 @@ clipnn_status clipnn_write_atomic(const char *path, const char *what, clipnn_fil
     clipnn_output_close(f, NULL);
     return clipnn_fail(CLIPNN_ERR_IO, "%s: %s not saved (writing: %s); an existing file is left unchanged", path, what,
                        strerror(err));
+}
+
+static int fwrite_chunk(void *f, const void *p, size_t n) {
+    errno = 0;
+    return fwrite(p, 1, n, f) == n ? 0 : errno ? errno : EIO;
+}
+
+int clipnn_fwrite_f32s(FILE *f, const float *v, size_t n) {
+    return le_write_f32s(v, n, fwrite_chunk, f);
 }

@@ -170,5 +170,8 @@ typedef int (*clipnn_fill_fn)(FILE *f, void *user);
  * failure the temporary file is removed, an existing path is left as it was,
  * and the IO message says "PATH: <what> not saved (...)". */
 clipnn_status clipnn_write_atomic(const char *path, const char *what, clipnn_fill_fn fill, void *user);
+/* Writes n floats to f as little-endian float32; returns 0 or the errno of
+ * the failed write. */
+int clipnn_fwrite_f32s(FILE *f, const float *v, size_t n);
 
 #endif

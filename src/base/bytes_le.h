@@ -64,4 +64,20 @@ static inline void le_get_f32s(float *v, const unsigned char *p, size_t n) {
     for (size_t i = 0; i < n; i++) v[i] = le_get_f32(p + 4 * i);
 }
 
+/* Float arrays of any length written through a bounded buffer: put receives
+ * each chunk of little-endian bytes; its first nonzero return stops the
+ * writing and is returned. */
+static inline int le_write_f32s(const float *v, size_t n, int (*put)(void *ctx, const void *p, size_t len),
+                                void *ctx) {
+    unsigned char buf[4096];
+    const size_t per = sizeof buf / 4;
+    for (size_t i = 0; i < n; i += per) {
+        size_t k = n - i < per ? n - i : per;
+        le_put_f32s(buf, v + i, k);
+        int err = put(ctx, buf, 4 * k);
+        if (err) return err;
+    }
+    return 0;
+}
+
 #endif

@@ -162,24 +162,24 @@ CLIPNN_HOT_KERNEL void mean_block(float *g, const double *sum, const float *z, s
     for (size_t j = 0; j < len; j++) g[j] = (float)((sum[j] + std * (double)z[j]) * inv);
 }
 
-void clipnn_normal_scale(uint64_t key, double a, double std, double inv, float *g, size_t n) {
+/* One pass over g in generator blocks: with sum, g = (sum + std z) inv;
+ * without, g = (a g + std z) inv. */
+static void add_noise(uint64_t key, double a, double std, double inv, const double *sum, float *g, size_t n) {
     uint32_t k0[ROUNDS], k1[ROUNDS];
     float z[CLIPNN_NORMAL_BLOCK];
     key_words(key, k0, k1);
     for (size_t b = 0; b * CLIPNN_NORMAL_BLOCK < n; b++) {
         size_t at = b * CLIPNN_NORMAL_BLOCK, len = n - at < CLIPNN_NORMAL_BLOCK ? n - at : CLIPNN_NORMAL_BLOCK;
         normal_block_kernel(k0, k1, b, z);
-        scale_block(g + at, z, len, a, std, inv);
+        if (sum) mean_block(g + at, sum + at, z, len, std, inv);
+        else scale_block(g + at, z, len, a, std, inv);
     }
 }
 
+void clipnn_normal_scale(uint64_t key, double a, double std, double inv, float *g, size_t n) {
+    add_noise(key, a, std, inv, NULL, g, n);
+}
+
 void clipnn_normal_mean(uint64_t key, double std, double inv, const double *sum, float *g, size_t n) {
-    uint32_t k0[ROUNDS], k1[ROUNDS];
-    float z[CLIPNN_NORMAL_BLOCK];
-    key_words(key, k0, k1);
-    for (size_t b = 0; b * CLIPNN_NORMAL_BLOCK < n; b++) {
-        size_t at = b * CLIPNN_NORMAL_BLOCK, len = n - at < CLIPNN_NORMAL_BLOCK ? n - at : CLIPNN_NORMAL_BLOCK;
-        normal_block_kernel(k0, k1, b, z);
-        mean_block(g + at, sum + at, z, len, std, inv);
-    }
+    add_noise(key, 0, std, inv, sum, g, n);
 }

@@ -50,7 +50,11 @@ clipnn_status clipnn_safetensors_read(const char *path, clipnn_tensor_set *ts);
 clipnn_status clipnn_npz_write(const char *path, const clipnn_tensor_set *ts);
 clipnn_status clipnn_npz_read(const char *path, clipnn_tensor_set *ts);
 
-/* The file's bytes (bounded by max_len). */
-clipnn_status clipnn_export_slurp(const char *path, unsigned char **buf, size_t *len);
+/* Reads a whole file (bounded by the input size limit) and hands its bytes to
+ * parse, which fills ts (owned; meta already created); on failure ts is
+ * left empty. */
+typedef clipnn_status (*clipnn_tensor_parser)(const char *path, const unsigned char *b, size_t len,
+                                              clipnn_tensor_set *ts);
+clipnn_status clipnn_tensor_set_read(const char *path, clipnn_tensor_parser parse, clipnn_tensor_set *ts);
 
 #endif

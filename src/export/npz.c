@@ -335,24 +335,19 @@ static clipnn_status read_member(const zip_file *z, const zip_entry *e, clipnn_t
     return s;
 }
 
-clipnn_status clipnn_npz_read(const char *path, clipnn_tensor_set *ts) {
-    memset(ts, 0, sizeof *ts);
-    ts->owned = 1;
-    unsigned char *b;
-    size_t len;
-    clipnn_status s = clipnn_export_slurp(path, &b, &len);
-    if (s) return s;
+static clipnn_status parse_npz(const char *path, const unsigned char *b, size_t len, clipnn_tensor_set *ts) {
     zip_file z = {path, b, len};
     zip_directory d = {0, 0, 0};
-    s = clipnn_data_info_create(&ts->meta);
-    if (!s) s = read_directory(&z, &d);
+    clipnn_status s = read_directory(&z, &d);
     uint64_t at = s ? 0 : d.cd_offset, end = s ? 0 : d.cd_offset + d.cd_size;
     for (uint64_t i = 0; !s && i < d.count; i++) {
         zip_entry e;
         s = read_entry(&z, &at, end, &e);
         if (!s) s = read_member(&z, &e, ts);
     }
-    clipnn_free(b);
-    if (s) clipnn_tensor_set_free(ts);
     return s;
+}
+
+clipnn_status clipnn_npz_read(const char *path, clipnn_tensor_set *ts) {
+    return clipnn_tensor_set_read(path, parse_npz, ts);
 }

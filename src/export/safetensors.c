@@ -15,7 +15,7 @@
 #include "export/export.h"
 #include "io/json.h"
 
-clipnn_status clipnn_export_slurp(const char *path, unsigned char **buf, size_t *len) {
+static clipnn_status slurp(const char *path, unsigned char **buf, size_t *len) {
     *buf = NULL;
     *len = 0;
     FILE *f = fopen(path, "rb");
@@ -38,6 +38,20 @@ clipnn_status clipnn_export_slurp(const char *path, unsigned char **buf, size_t 
     *buf = b;
     *len = n;
     return CLIPNN_OK;
+}
+
+clipnn_status clipnn_tensor_set_read(const char *path, clipnn_tensor_parser parse, clipnn_tensor_set *ts) {
+    memset(ts, 0, sizeof *ts);
+    ts->owned = 1;
+    unsigned char *b;
+    size_t len;
+    clipnn_status s = slurp(path, &b, &len);
+    if (s) return s;
+    s = clipnn_data_info_create(&ts->meta);
+    if (!s) s = parse(path, b, len, ts);
+    clipnn_free(b);
+    if (s) clipnn_tensor_set_free(ts);
+    return s;
 }
 
 /* ---------------------------------------------------------------- write */
@@ -79,17 +93,6 @@ typedef struct {
     const clipnn_text *header;
 } st_job;
 
-static int put_floats(FILE *f, const float *v, size_t n) {
-    unsigned char buf[4096];
-    const size_t per = sizeof buf / 4;
-    for (size_t i = 0; i < n; i += per) {
-        size_t k = n - i < per ? n - i : per;
-        le_put_f32s(buf, v + i, k);
-        if (fwrite(buf, 4, k, f) != k) return errno ? errno : EIO;
-    }
-    return 0;
-}
-
 static int fill_safetensors(FILE *f, void *user) {
     const st_job *job = user;
     unsigned char len[8];
@@ -98,7 +101,7 @@ static int fill_safetensors(FILE *f, void *user) {
     if (fwrite(len, 1, 8, f) != 8 || fwrite(job->header->p, 1, job->header->len, f) != job->header->len)
         return errno ? errno : EIO;
     for (size_t i = 0; i < job->ts->n; i++) {
-        int err = put_floats(f, job->ts->t[i].data, job->ts->t[i].count);
+        int err = clipnn_fwrite_f32s(f, job->ts->t[i].data, job->ts->t[i].count);
         if (err) return err;
     }
     return 0;
@@ -200,27 +203,22 @@ static clipnn_status read_header(const char *path, const clipnn_json *h, const u
     return s;
 }
 
-clipnn_status clipnn_safetensors_read(const char *path, clipnn_tensor_set *ts) {
-    memset(ts, 0, sizeof *ts);
-    ts->owned = 1;
-    unsigned char *b;
-    size_t len;
-    clipnn_status s = clipnn_export_slurp(path, &b, &len);
-    if (s) return s;
+static clipnn_status parse_safetensors(const char *path, const unsigned char *b, size_t len, clipnn_tensor_set *ts) {
     uint64_t n = len >= 8 ? le_get_u64(b) : 0;
-    if (len < 8) s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, shorter than a safetensors header", path, len);
-    else if (n > CLIPNN_HEADER_MAX)
-        s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a header of %llu bytes; not a safetensors file?", path,
-                        (unsigned long long)n);
-    else if (n > len - 8)
-        s = clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the header needs %llu bytes, %zu follow", path,
-                        (unsigned long long)n, len - 8);
+    if (len < 8) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, shorter than a safetensors header", path, len);
+    if (n > CLIPNN_HEADER_MAX)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a header of %llu bytes; not a safetensors file?", path,
+                           (unsigned long long)n);
+    if (n > len - 8)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the header needs %llu bytes, %zu follow", path,
+                           (unsigned long long)n, len - 8);
     clipnn_json *h = NULL;
-    if (!s) s = clipnn_json_parse(path, (const char *)b + 8, (size_t)n, &h);
-    if (!s) s = clipnn_data_info_create(&ts->meta);
+    clipnn_status s = clipnn_json_parse(path, (const char *)b + 8, (size_t)n, &h);
     if (!s) s = read_header(path, h, b + 8 + n, len - 8 - n, ts);
     clipnn_json_free(h);
-    clipnn_free(b);
-    if (s) clipnn_tensor_set_free(ts);
     return s;
+}
+
+clipnn_status clipnn_safetensors_read(const char *path, clipnn_tensor_set *ts) {
+    return clipnn_tensor_set_read(path, parse_safetensors, ts);
 }

@@ -57,14 +57,7 @@ static int fill_npy(FILE *f, void *user) {
     size_t padded = clipnn_npy_header(head, job->shape, job->ndim);
     errno = 0;
     if (fwrite(head, 1, padded, f) != padded) return errno ? errno : EIO;
-    unsigned char buf[4096];
-    const size_t per = sizeof buf / 4;
-    for (size_t i = 0; i < job->count; i += per) {
-        size_t k = job->count - i < per ? job->count - i : per;
-        le_put_f32s(buf, job->data + i, k);
-        if (fwrite(buf, 4, k, f) != k) return errno ? errno : EIO;
-    }
-    return 0;
+    return clipnn_fwrite_f32s(f, job->data, job->count);
 }
 
 clipnn_status clipnn_npy_write_nd(const char *path, const float *data, const size_t *shape, size_t ndim) {

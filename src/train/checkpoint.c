@@ -134,14 +134,13 @@ static void put_section_header(writer *w, uint32_t tag, uint64_t len) {
     put(w, h, sizeof h);
 }
 
+static int put_chunk(void *w, const void *p, size_t n) {
+    put(w, p, n);
+    return ((writer *)w)->err;
+}
+
 static void put_floats(writer *w, const float *v, size_t n) {
-    unsigned char buf[4096];
-    const size_t per = sizeof buf / 4;
-    for (size_t i = 0; i < n; i += per) {
-        size_t k = n - i < per ? n - i : per;
-        le_put_f32s(buf, v + i, k);
-        put(w, buf, 4 * k);
-    }
+    le_write_f32s(v, n, put_chunk, w);
 }
 
 static size_t all_layers(const clipnn_model *m) { return clipnn_model_n_layers(m); }
