@@ -130,3 +130,32 @@ TEST(step_record_norms_from_the_update_match_the_parameters) {
             for (int threads = 1; threads <= 2; threads++) check_rule(rules[k], batch, threads);
     clipnn_parallel_macs = saved;
 }
+
+/* A step that moves the parameters by about 1e21: the float partials of
+ * the squared distance overflow (past 3.4e38), and the record must still
+ * give the finite distance (the double pass takes over), not inf. */
+TEST(step_record_distance_past_float_squares_is_finite) {
+    clipnn_dataset *d = data();
+    clipnn_model *m = fixture_mlp(DIM, 150, 50, CLASSES, CLIPNN_ACT_TANH, 3);
+    size_t P = clipnn_model_n_params(m);
+    record_check rc = {.m = m};
+    rc.theta0 = malloc(P * sizeof *rc.theta0), rc.before = malloc(P * sizeof *rc.before);
+    CHECK(rc.theta0 && rc.before);
+    memcpy(rc.theta0, clipnn_model_params(m), P * sizeof *rc.theta0);
+    memcpy(rc.before, rc.theta0, P * sizeof *rc.before);
+    clipnn_train_options o = clipnn_train_options_default();
+    o.clip = clipnn_clip_options_for(CLIPNN_CLIP_NONE);
+    o.schedule.a0 = 1e22;
+    o.batch = 8;
+    o.steps = 1;
+    o.on_step = on_step;
+    o.user = &rc;
+    clipnn_train_result res;
+    CHECK_OK(clipnn_train(m, d, NULL, &o, &res));
+    double dist = sqrt(sumsq_double(clipnn_model_params(m), rc.theta0, P));
+    CHECK_MSG(dist > 1.9e19 && isfinite(dist), "the step moved only %g", dist);
+    CHECK_MSG(rc.rows == 1 && rc.worst_dist <= 1e-12, "distance off by %.3g (relative)", rc.worst_dist);
+    free(rc.theta0), free(rc.before);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+}

@@ -634,13 +634,13 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->sum_lr2 = L->sum_lr2;
     rec->loss = loss;
     /* From the update's sums (a skipped step leaves the parameters, and
-     * the sums, as the update before left them). */
-    rec->dist_from_start = r->sums_valid && r->sums.dist_acc ? sqrt(units_total(r->m, r->sums.dist_acc))
-                                            : distance(r->m->params, r->b.theta0, r->P);
-    if (isnan(rec->clip.theta_norm))
-        rec->clip.theta_norm = r->sums_valid && r->sums.dist_acc && r->sums.theta_acc && o->clip.p == 2
-                                   ? sqrt(units_total(r->m, r->sums.theta_acc))
-                                   : clipnn_norm(r->m->params, r->P, o->clip.p);
+     * the sums, as the update before left them); their float partials
+     * overflow past about 1.8e19, where the double pass takes over. */
+    rec->dist_from_start = r->sums_valid && r->sums.dist_acc ? sqrt(units_total(r->m, r->sums.dist_acc)) : NAN;
+    if (!isfinite(rec->dist_from_start)) rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
+    if (isnan(rec->clip.theta_norm) && r->sums_valid && r->sums.dist_acc && r->sums.theta_acc && o->clip.p == 2)
+        rec->clip.theta_norm = sqrt(units_total(r->m, r->sums.theta_acc));
+    if (!isfinite(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, o->clip.p);
     rec->det_bound = lam * L->sum_lr;
     rec->lemma1_bound =
         o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;
