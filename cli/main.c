@@ -16,7 +16,7 @@ static const command commands[] = {
     {"eval", cmd_eval, "evaluate a saved model on a dataset"},
     {"compare", cmd_compare, "train the same model with each clipping rule, one row per rule"},
     {"lab", cmd_lab, "run the theory lab: every claim of the paper and exercise, with a verdict"},
-    {"attack", cmd_attack, "adversarial attacks (FGSM, PGD) and robust accuracy"},
+    {"attack", cmd_attack, "adversarial attacks (FGSM, PGD, APGD-CE, APGD-DLR), robust accuracy, --check"},
     {"optimize-input", cmd_optimize_input, "optimize a trained network's input"},
     {"diagnose", cmd_diagnose, "explain a zero, vanishing or exploding input gradient"},
     {"info", cmd_info, "what a checkpoint holds: layers, data and scaling, training options, figures"},

@@ -27,6 +27,18 @@ static const clipnn_clip_rule rules[] = {CLIPNN_CLIP_NONE,           CLIPNN_CLIP
                                          CLIPNN_CLIP_PERCENTILE,     CLIPNN_CLIP_ZSCORE,     CLIPNN_CLIP_NORM_GROUP};
 #define N_RULES (sizeof rules / sizeof rules[0])
 
+/* Allocations made by clipnn_train(m, d, o) for o->steps steps; frees m and d. */
+static uint64_t run_allocations(clipnn_model *m, clipnn_dataset *d, const clipnn_train_options *o) {
+    clipnn_train_result r;
+    uint64_t before = clipnn_allocation_count();
+    CHECK_OK(clipnn_train(m, d, NULL, o, &r));
+    uint64_t used = clipnn_allocation_count() - before;
+    CHECK(r.steps == o->steps);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+    return used;
+}
+
 /* Allocations made by one clipnn_train run of `steps` steps on a fresh model. */
 static uint64_t train_allocations(clipnn_clip_rule rule, uint64_t steps, size_t batch, int momentum) {
     clipnn_dataset *d = small_data();
@@ -38,14 +50,7 @@ static uint64_t train_allocations(clipnn_clip_rule rule, uint64_t steps, size_t 
     o.batch = batch;
     o.steps = steps;
     o.replacement = 1;
-    clipnn_train_result r;
-    uint64_t before = clipnn_allocation_count();
-    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
-    uint64_t used = clipnn_allocation_count() - before;
-    CHECK(r.steps == steps);
-    clipnn_model_free(m);
-    clipnn_dataset_free(d);
-    return used;
+    return run_allocations(m, d, &o);
 }
 
 /* The setup allocates; if a step allocated, 2N steps would allocate more
@@ -86,14 +91,7 @@ static uint64_t rec_train_allocations(clipnn_layer_kind kind, uint64_t steps, in
     o.batch = 8;
     o.steps = steps;
     clipnn_set_threads(threads);
-    clipnn_train_result r;
-    uint64_t before = clipnn_allocation_count();
-    CHECK_OK(clipnn_train(m, d, NULL, &o, &r));
-    uint64_t used = clipnn_allocation_count() - before;
-    CHECK(r.steps == steps);
-    clipnn_model_free(m);
-    clipnn_dataset_free(d);
-    return used;
+    return run_allocations(m, d, &o);
 }
 
 /* The recurrent layers' forward and backward through time on one and two
@@ -159,4 +157,35 @@ TEST(allocation_counter_counts) {
     clipnn_model *m = small_model();
     CHECK(clipnn_allocation_count() > before);
     clipnn_model_free(m);
+}
+
+/* The rules that carry their own state or read the optimizer's (AdaGC's
+ * per-group EMA, SPAM's view of Adam's v, ACClip's and NSGD-M's momentum)
+ * and Pascanu's random step allocate nothing in a step either. */
+static uint64_t modern_allocations(clipnn_clip_rule rule, clipnn_opt_kind opt, uint64_t steps) {
+    clipnn_train_options o = clipnn_train_options_default();
+    o.clip = clipnn_clip_options_for(rule);
+    o.optim.kind = opt;
+    o.optim.momentum = 0; /* acclip and nsgdm keep their own */
+    o.batch = 8;
+    o.steps = steps;
+    o.replacement = 1;
+    o.clip.nonfinite = CLIPNN_NONFINITE_RANDOM;
+    return run_allocations(small_model(), small_data(), &o);
+}
+
+TEST(modern_rule_steps_allocate_nothing) {
+    const struct {
+        clipnn_clip_rule rule;
+        clipnn_opt_kind opt;
+    } runs[] = {{CLIPNN_CLIP_ADAGC, CLIPNN_OPT_SGD},     {CLIPNN_CLIP_SPAM, CLIPNN_OPT_ADAM},
+                {CLIPNN_CLIP_NORM, CLIPNN_OPT_SPAM},     {CLIPNN_CLIP_ACCLIP, CLIPNN_OPT_SGD},
+                {CLIPNN_CLIP_NSGDM, CLIPNN_OPT_SGD},     {CLIPNN_CLIP_NSGDM_CLIP, CLIPNN_OPT_SGD}};
+    for (size_t i = 0; i < sizeof runs / sizeof *runs; i++) {
+        uint64_t a = modern_allocations(runs[i].rule, runs[i].opt, 20);
+        uint64_t b = modern_allocations(runs[i].rule, runs[i].opt, 40);
+        CHECK_MSG(a == b, "rule %s, optimizer %d: %llu allocations in 20 steps, %llu in 40",
+                  clipnn_clip_rule_name(runs[i].rule), (int)runs[i].opt, (unsigned long long)a,
+                  (unsigned long long)b);
+    }
 }
