@@ -245,24 +245,6 @@ void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d) {
         fprintf(f, "check %-24s %s  %s\n", d->checks[i].test, d->checks[i].passed ? "ok  " : "note", d->checks[i].numbers);
 }
 
-int cli_make_dir(const char *cmd, const char *dir) {
-    char path[4096];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path) return cli_usage_error(cmd, "--out: bad directory name");
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++)
-        if (path[i] == '/' || path[i] == 0) {
-            char keep = path[i];
-            path[i] = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-                fprintf(stderr, "clipnn %s: %s: cannot create directory: %s\n", cmd, path, strerror(errno));
-                return CLI_EXIT_IO;
-            }
-            path[i] = keep;
-        }
-    return 0;
-}
-
 static size_t zoom_for(size_t h, size_t w) {
     size_t big = h > w ? h : w, z = 256 / (big ? big : 1);
     return z < 1 ? 1 : z;

@@ -77,7 +77,7 @@ static int check_oi_args(const char *cmd, oi_args *a) {
     if (!rc) rc = cli_parse_param(cmd, a->oa.param, &a->io.param);
     if (rc) return rc;
     if (!(a->io.lr > 0) || !isfinite(a->io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", a->io.lr);
-    return 0;
+    return cli_check_out_dir(cmd, "--out", a->out_dir);
 }
 
 /* One call: the model, its data, the start x0, the target y and the
@@ -153,8 +153,8 @@ static int start_point(const char *cmd, oi_run *r) {
 static int write_start(const char *cmd, const oi_run *r) {
     const char *dir = r->a.out_dir;
     if (!dir) return 0;
-    int rc = cli_make_dir(cmd, dir);
-    if (!rc && r->data.h > 0)
+    int rc = 0;
+    if (r->data.h > 0)
         rc = cli_write_gray(cmd, dir, "start.png", r->x0, r->data.h, r->data.w, r->a.io.space.box_lo,
                             r->a.io.space.box_hi);
     return rc;

@@ -109,14 +109,6 @@ static void on_save(const clipnn_model *m, const clipnn_train_state *state, void
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
 static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
 
-/* Fails early, before any training, when an output (--save, --log) cannot
- * be written: a directory, FIFO or device, a link to nothing, a name past
- * the file system's limits, a directory without write permission. */
-static int check_save_dir(const char *path) {
-    clipnn_status st = clipnn_output_check(path);
-    return st ? cli_fail("train", st, "output") : CLI_EXIT_OK;
-}
-
 static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
                        const clipnn_dataset *test, clipnn_loss loss, const clipnn_train_options *o,
                        const clipnn_train_result *r, const char *saved, size_t n_params,
@@ -240,8 +232,11 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
-    if (a->save && (rc = check_save_dir(a->save))) return rc;
-    if (a->log && (rc = check_save_dir(a->log))) return rc;
+    /* before any training: a directory, FIFO, link to nothing, a name past the limits, no write permission */
+    if ((rc = cli_check_out_file(cmd, "--save", a->save))) return rc;
+    if ((rc = cli_check_out_file(cmd, "--log", a->log))) return rc;
+    if ((rc = cli_check_out_file(cmd, "--log-epochs", a->log_epochs))) return rc;
+    if ((rc = cli_check_out_dir(cmd, "--report", a->report))) return rc;
     if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
         return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
     double quantile;
