@@ -286,9 +286,9 @@ typedef struct {
     clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
     clipnn_train_loop L;
-    uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
+    uint64_t epoch_skipped; /* saved apart from L (the EPCH section) */
     int count_correct;      /* classification with one output row per sequence: a running accuracy */
-    uint64_t epoch_rows, epoch_correct; /* likewise not saved */
+    uint64_t epoch_rows, epoch_correct; /* this process's; saved summed over every process */
     size_t step_rows;       /* rows of the step's batch (b.idx) */
     double t0;
     clipnn_step_record rec;
@@ -419,6 +419,11 @@ static clipnn_status resume_loop(train_run *r) {
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
+    clipnn_epoch_sums e;
+    clipnn_train_state_restore_epoch(st, &e);
+    r->epoch_skipped = e.skipped;
+    /* the counts are summed over every process when the epoch ends: one holds them */
+    if (clipnn_dist_rank() == 0) r->epoch_correct = e.correct, r->epoch_rows = e.rows;
     if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
     r->t_start = r->L.step;
     clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %llu)", st->source[0] ? st->source : "a saved run",
@@ -786,11 +791,16 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     return s;
 }
 
-/* The run as it is after the last step into o->state (allocates). */
+/* The run as it is after the last step into o->state (allocates; every
+ * process calls it at the same step). */
 static clipnn_status capture_state(train_run *r) {
     clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
                                                  r->clip, r->bptt.on ? &r->bptt.loop : NULL);
-    return s ? s : clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
+    clipnn_dist_sum_u64(right, 2);
+    clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
+    return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);
 }
 
 /* The caller's control after step t: a captured state for on_save, or the
