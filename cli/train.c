@@ -378,7 +378,7 @@ static int close_logs(const char *cmd, train_run *r) {
 
 static void say_stopped(const char *cmd, const clipnn_train_result *res, const char *saved) {
     fprintf(stderr, "clipnn %s: stopped by %s after %llu steps; the run is saved in %s: continue it with "
-            "--resume %s and the same options\n", cmd, cli_stop_signal_name(cli_stop_requested()),
+            "--resume %s (the options are saved with it)\n", cmd, cli_stop_signal_name(cli_stop_requested()),
             (unsigned long long)res->steps, saved, saved);
 }
 
