@@ -22,7 +22,8 @@ static const char SYNOPSIS[] =
     "train); --data none: the model's own inputs, no box unless --box. --param tanh\n"
     "optimizes w with x = lo + (hi - lo)(tanh(w) + 1)/2 (the start shrunk by 0.999999\n"
     "before atanh). --out DIR: start and result as PNG (image data) and .npy (in the data's\n"
-    "shape: [1][h][w] for images), and a trace CSV (step,value,grad_norm,reached) per run. A run that stalls short of its target is\n"
+    "shape: [1][h][w] for images), and a trace CSV (step,value,grad_norm,reached) per run. "
+    "A run that stalls short of its target is\n"
     "diagnosed (as 'clipnn diagnose'). The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 every run reached its target, 1 some did not, 2 bad option, 3 bad\n"
     "model or data, 4 file error.";

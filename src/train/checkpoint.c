@@ -359,8 +359,9 @@ static clipnn_status check_crc(reader *r) {
     clipnn_status s = read_at(r, end, stored, CRC_BYTES);
     if (s) return s;
     if (le_get_u32(stored) != (uint32_t)crc)
-        return clipnn_fail(CLIPNN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged",
-                           r->path, le_get_u32(stored), (unsigned)crc);
+        return clipnn_fail(CLIPNN_ERR_CHECKSUM,
+                           "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged", r->path,
+                           le_get_u32(stored), (unsigned)crc);
     return CLIPNN_OK;
 }
 
@@ -500,7 +501,8 @@ static uint64_t count_params(const clipnn_layer_spec *ls, size_t nl, const clipn
 static clipnn_status check_param_count(reader *r, const section *sec, uint64_t ni, const clipnn_layer_spec *ls,
                                        size_t nl, const clipnn_seq_shape *seq) {
     uint64_t n_params = count_params(ls, nl, seq);
-    if (n_params == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
+    if (n_params == 0)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
     if (sec[SEC_PARM].len == 4 * n_params) return CLIPNN_OK;
     if (sec[SEC_PARM].len % 4)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
