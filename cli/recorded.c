@@ -94,14 +94,21 @@ static int set_num(clipnn_data_info *info, const char *key, double v) {
     return (int)clipnn_data_info_set(info, key, text);
 }
 
-int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
-                   const clipnn_train_options *o, const clipnn_train_result *r) {
+int cli_record_options(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                       const clipnn_train_options *o) {
     int bad = set_text(info, "train.arch", arch);
     bad = bad || set_text(info, "train.act", s->act);
     bad = bad || set_num(info, s->steps ? "train.steps" : "train.epochs", (double)(s->steps ? s->steps : s->epochs));
     bad = bad || cli_record_trajectory(info, s, o);
     bad = bad || set_num(info, "train.lambda", cli_rule_threshold(&o->clip));
-    bad = bad || set_num(info, "result.steps", (double)r->steps);
+    return bad ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "data record") : 0;
+}
+
+int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                   const clipnn_train_options *o, const clipnn_train_result *r) {
+    int rc = cli_record_options(cmd, info, s, arch, o);
+    if (rc) return rc;
+    int bad = set_num(info, "result.steps", (double)r->steps);
     bad = bad || set_num(info, "result.train_loss", r->train_loss);
     bad = bad || set_num(info, "result.test_loss", r->test_loss);
     bad = bad || set_num(info, "result.test_accuracy", r->test_accuracy);

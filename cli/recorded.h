@@ -32,8 +32,11 @@ void cli_recorded_announce(void);
 int cli_recorded_matches(const cli_settings *s);
 
 /* The training run's options (those that define its trajectory, as
- * resolved: the loss, the noise) and final figures as train.* and result.*
- * entries of info. */
+ * resolved: the loss, the noise) as train.* entries of info: before the
+ * run, so that its periodic checkpoints carry them too. */
+int cli_record_options(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                       const clipnn_train_options *o);
+/* The same, and the final figures as result.* entries. */
 int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
                    const clipnn_train_options *o, const clipnn_train_result *r);
 

@@ -319,6 +319,7 @@ static int prepare(const char *cmd, train_run *r) {
                              !r->a.json);
     if (!rc && r->a.s.target_epsilon > 0)
         rc = cli_privacy_target(cmd, r->a.s.target_epsilon, clipnn_dataset_n(r->train), &r->o);
+    if (!rc) rc = cli_record_options(cmd, r->info, &r->a.s, r->arch, &r->o); /* --save-every's checkpoints too */
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;

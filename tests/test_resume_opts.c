@@ -113,3 +113,23 @@ TEST(resume_opts_force_continues_with_a_warning) {
     CHECK_MSG(strstr(out, want) != NULL, "no '%s' in: %s", want, out);
     CHECK_MSG(strstr(out, "\"lr\":0.2,") != NULL, "not run at lr 0.2: %s", out);
 }
+
+/* The checkpoints --save-every writes as the run goes carry its options
+ * too: a run that diverges is not saved at its end, and its last periodic
+ * checkpoint resumes at its own step size and rule. */
+TEST(resume_opts_periodic_checkpoints_carry_the_options) {
+    const char *path = check_tmp_path("ropt_every.ckpt");
+    char args[1024];
+    const char *out;
+    remove(path);
+    /* plain SGD at lr 4 without clipping overflows within 60 to 200 steps */
+    snprintf(args, sizeof args, "train --quiet --threads 1 --act relu --momentum 0 --lr 4 --clip none --batch 16 "
+             "--steps 1000 --save %s --save-every 10", path);
+    int rc = check_run_tool(args, &out);
+    CHECK_MSG(rc == 1, "the run did not diverge: exit %d: %s", rc, out);
+    snprintf(args, sizeof args, "train --quiet --threads 1 --resume %s --steps 1 --json", path);
+    rc = check_run_tool(args, &out);
+    /* --steps 1 is behind the checkpoint: nothing to train, the options reported */
+    CHECK_MSG(rc == 0 && strstr(out, "\"lr\":4,") && strstr(out, "\"rule\":\"none\"") && strstr(out, "\"batch\":16,"),
+              "exit %d: %s", rc, out);
+}

@@ -107,7 +107,7 @@ refused "--clip-where local in the plain build" "needs an MPI job" \
 refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
 refused "--clip-where clip21 on resume" "cannot resume" \
-    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
+    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --force --quiet
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
