@@ -40,8 +40,9 @@ static clipnn_status check_step_targets(const clipnn_model *m, const clipnn_data
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: one target row per sequence, but the model gives an output at each "
                            "of its %zu steps (it needs [n][%zu][k] targets)", clipnn_dataset_name(d), T, T);
     if (ts != T)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s", clipnn_dataset_name(d),
-                           ts, T > 1 ? "an output at each step of sequences of another length" : "one output per row");
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s",
+                           clipnn_dataset_name(d), ts,
+                           T > 1 ? "an output at each step of sequences of another length" : "one output per row");
     if (ts * k != clipnn_dataset_n_targets(d))
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu targets per step but the model has %zu outputs",
                            clipnn_dataset_name(d), clipnn_dataset_n_targets(d) / ts, k);
@@ -201,7 +202,8 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
     size_t P = m->n_params, k = clipnn_model_n_outputs(m);
     double *h = clipnn_alloc_array(2 * P, sizeof *h), *mean = h + P;
     clipnn_clipper *c = NULL;
-    clipnn_status s = h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    clipnn_status s =
+        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     size_t n = clipnn_dataset_n(d);
     for (size_t i = 0; s == CLIPNN_OK && i < n; i++) {
         gather_rows(d, &i, 1, x1);
