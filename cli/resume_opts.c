@@ -84,16 +84,18 @@ static void key_of(const char *name, char *key, size_t cap) {
 
 static void *field_of(cli_settings *s, const run_option *o) { return (char *)s + o->offset; }
 
-/* The value of o in s as the record writes it (a missing text is ""). */
-static void value_text(const cli_settings *s, const run_option *o, char *buf, size_t cap) {
+/* The value of o in s as the record writes it: a text itself (a missing
+ * one is ""), a number written into buf. */
+static const char *value_text(const cli_settings *s, const run_option *o, char *buf, size_t cap) {
     const void *f = (const char *)s + o->offset;
     switch (o->type) {
-    case OPT_TEXT: snprintf(buf, cap, "%s", *(const char *const *)f ? *(const char *const *)f : ""); break;
+    case OPT_TEXT: return *(const char *const *)f ? *(const char *const *)f : "";
     case OPT_NUMBER: cli_num_text(*(const double *)f, buf, cap); break;
     case OPT_SIZE: snprintf(buf, cap, "%zu", *(const size_t *)f); break;
     case OPT_COUNT: snprintf(buf, cap, "%" PRIu64, *(const uint64_t *)f); break;
     case OPT_FLAG: snprintf(buf, cap, "%d", *(const int *)f != 0); break;
     }
+    return buf;
 }
 
 int cli_record_trajectory(clipnn_data_info *info, const cli_settings *s, const clipnn_train_options *o) {
@@ -105,11 +107,7 @@ int cli_record_trajectory(clipnn_data_info *info, const cli_settings *s, const c
     char key[64], text[64];
     for (size_t i = 0; i < N_RUN_OPTIONS; i++) {
         key_of(RUN_OPTIONS[i].name, key, sizeof key);
-        value_text(&run, &RUN_OPTIONS[i], text, sizeof text);
-        const char *value = RUN_OPTIONS[i].type == OPT_TEXT && *(const char **)field_of(&run, &RUN_OPTIONS[i])
-                                ? *(const char **)field_of(&run, &RUN_OPTIONS[i])
-                                : text; /* texts longer than the buffer whole */
-        if (clipnn_data_info_set(info, key, value)) return 1;
+        if (clipnn_data_info_set(info, key, value_text(&run, &RUN_OPTIONS[i], text, sizeof text))) return 1;
     }
     return 0;
 }
@@ -137,18 +135,13 @@ static int adopt(cli_settings *s, const run_option *o, const char *saved) {
     return 0;
 }
 
-/* 1 when the given value of o in s is the saved one. */
+/* 1 when the given value of o in s is the saved one (numbers compared as
+ * read: "0.10" is 0.1). */
 static int same(const cli_settings *s, const run_option *o, const char *saved) {
-    if (o->type == OPT_TEXT) {
-        const char *given = *(const char *const *)((const char *)s + o->offset);
-        return !strcmp(given ? given : "", saved);
-    }
     cli_settings copy = *s;
     if (adopt(&copy, o, saved)) return 0;
     char a[64], b[64];
-    value_text(s, o, a, sizeof a);
-    value_text(&copy, o, b, sizeof b);
-    return !strcmp(a, b);
+    return !strcmp(value_text(s, o, a, sizeof a), value_text(&copy, o, b, sizeof b));
 }
 
 /* A given option that differs: refused, or with --force a warning. */
@@ -174,8 +167,8 @@ static int resume_option(const char *cmd, const char *path, const clipnn_data_in
         return CLI_EXIT_OK;
     }
     if (o->cls == MAY_CHANGE || same(s, o, text)) return CLI_EXIT_OK;
-    char given[64];
-    value_text(s, o, given, sizeof given);
+    char buf[64];
+    const char *given = value_text(s, o, buf, sizeof buf);
     if (o->type == OPT_FLAG) return differs(cmd, path, o->name, "on", "off", s->force);
     return differs(cmd, path, o->name, *given ? given : "(none)", *text ? text : "(none)", s->force);
 }
@@ -198,12 +191,11 @@ static int resume_lambda(const char *cmd, const char *path, const clipnn_data_in
         s->lambda = chosen ? "auto" : text;
         return CLI_EXIT_OK;
     }
-    double given;
-    if (cli_lambda_auto(s->lambda, &q) || !s->lambda) return CLI_EXIT_OK; /* cli_auto_lambda: the saved choice */
-    given = strtod(s->lambda, &end);
+    if (!s->lambda || cli_lambda_auto(s->lambda, &q)) return CLI_EXIT_OK; /* cli_auto_lambda: the saved choice */
+    double given = strtod(s->lambda, &end);
     if (end != s->lambda && !*end && given == recorded) return CLI_EXIT_OK;
     char was[96];
-    snprintf(was, sizeof was, chosen ? "auto (%s)" : "%s", text);
+    snprintf(was, sizeof was, "%s%s%s", chosen ? "auto (" : "", text, chosen ? ")" : "");
     return differs(cmd, path, "--lambda", s->lambda, was, s->force);
 }
 
