@@ -89,14 +89,18 @@ int clipnn_dist_buckets_begin(clipnn_model *m) {
 }
 
 #ifdef CLIPNN_MPI
-/* Bucket b weighted and given to MPI_Iallreduce (sum, in place). */
-static void post(int b) {
+/* Bucket b weighted and summed in place: by MPI_Iallreduce while the
+ * backward goes on, or (wait) by the blocking MPI_Allreduce, the fused
+ * path's, for the last bucket, which has nothing left to hide behind (and
+ * the blocking algorithms are the faster on large blocks). */
+static void post(int b, int wait) {
     size_t lo = bk.lower[b], n = (b ? bk.lower[b - 1] : bk.n) - lo;
     clipnn_dist_weigh_slice(bk.g + lo, n);
     double t0 = clipnn_now_seconds();
     for (float *v = bk.g + lo; n > 0;) {
         int piece = n > INT_MAX ? INT_MAX : (int)n;
-        MPI_Iallreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &bk.req[bk.requests++]);
+        if (wait) MPI_Allreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+        else MPI_Iallreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD, &bk.req[bk.requests++]);
         v += piece, n -= (size_t)piece;
     }
     bk.seconds += clipnn_now_seconds() - t0;
@@ -106,7 +110,7 @@ static void post(int b) {
 void clipnn_dist_bucket_ready(void *user, size_t from) {
     (void)user;
 #ifdef CLIPNN_MPI
-    while (bk.posted < bk.buckets && bk.lower[bk.posted] >= from) post(bk.posted++);
+    while (bk.posted < bk.buckets - 1 && bk.lower[bk.posted] >= from) post(bk.posted++, 0);
     /* MPI moves a non-blocking collective on only inside MPI calls: one
      * between layers lets the buckets already sent progress. */
     double t0 = clipnn_now_seconds();
@@ -120,7 +124,9 @@ void clipnn_dist_bucket_ready(void *user, size_t from) {
 
 void clipnn_dist_buckets_finish(void) {
 #ifdef CLIPNN_MPI
-    while (bk.posted < bk.buckets) post(bk.posted++); /* a process without a backward sends every bucket here */
+    /* A process without a backward sends every bucket here. */
+    while (bk.posted < bk.buckets - 1) post(bk.posted++, 0);
+    if (bk.posted < bk.buckets) post(bk.posted++, 1);
     double t0 = clipnn_now_seconds();
     MPI_Waitall(bk.requests, bk.req, MPI_STATUSES_IGNORE);
     bk.seconds += clipnn_now_seconds() - t0;

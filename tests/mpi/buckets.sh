@@ -59,6 +59,11 @@ if bucket_pair "buckets lstm N=2" 2 --arch lstm:8-10 --clip norm; then
     buckets_said "buckets lstm N=2" 2
 fi
 
+# Two threads per process: the backward's first thread sends the buckets while the other computes.
+if bucket_pair "buckets, 2 threads per process" 2 --arch 256-128-10 --clip norm --threads 2; then
+    within "buckets, 2 threads per process (same bits)" fused.ckpt bucketed.ckpt 0
+fi
+
 # Clipping before the average needs the whole slice gradient: those places keep the fused all-reduce.
 for where in local clip21; do
     if bucket_pair "buckets --clip-where $where" 2 "${barch[@]}" --clip norm --lambda 0.1 --clip-where $where; then
