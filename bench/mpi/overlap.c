@@ -9,7 +9,9 @@
  * the step time, of the communication the backward did not hide (process
  * 0's seconds in the all-reduce calls, the wait for the slower process
  * included) and of the rest (compute), and the median of each
- * repetition's step time over the first MB's (the baseline).
+ * repetition's step time over the first MB's (the baseline); with buckets
+ * sent during the backward, the share of steps whose early buckets were
+ * all summed when the backward ended (the overlap MPI's progress achieved).
  * Before that, on process 0 alone: the backward of one batch timed with
  * the nn's hook, the time from each layer's gradient being final to the
  * end of the backward (what a bucket sent then can overlap). */
@@ -89,6 +91,7 @@ static void time_backward_tail(clipnn_model *m, const clipnn_dataset *d, size_t 
 typedef struct {
     double step[MAX_REPS], comm[MAX_REPS], compute[MAX_REPS], ratio[MAX_REPS];
     int buckets;
+    uint64_t early_steps, early_done; /* steps with buckets sent in the backward; all summed at its end */
 } mode_times;
 
 /* STEPS steps from the initial weights with buckets of mb MiB: seconds per
@@ -109,8 +112,10 @@ static int run_steps(clipnn_model *m, const clipnn_dataset *d, const char *mb, s
 
 static void report(const char *mb, mode_times *t, int reps) {
     double step = median(t->step, reps), comm = median(t->comm, reps), compute = median(t->compute, reps);
-    printf("%8s %8d %10.3f %12.3f %12.3f %10.3f\n", mb, t->buckets, step * 1e3, compute * 1e3, comm * 1e3,
+    printf("%8s %8d %10.3f %12.3f %12.3f %10.3f", mb, t->buckets, step * 1e3, compute * 1e3, comm * 1e3,
            median(t->ratio, reps));
+    if (t->early_steps) printf(" %9.1f%%", 100.0 * (double)t->early_done / (double)t->early_steps);
+    printf("\n");
 }
 
 int main(int argc, char **argv) {
@@ -144,16 +149,21 @@ int main(int argc, char **argv) {
     for (int r = 0; r < reps; r++)
         for (int k = 0; k < modes; k++) {
             double comm;
+            uint64_t s0, d0, s1, d1;
+            clipnn_dist_bucket_overlap(&s0, &d0);
             if (!run_steps(m, d, argv[6 + k], batch, steps, &t[k].step[r], &comm)) {
                 clipnn_dist_abort(4, clipnn_last_error());
                 return 4;
             }
             t[k].comm[r] = comm, t[k].compute[r] = t[k].step[r] - comm, t[k].buckets = clipnn_dist_last_buckets();
             t[k].ratio[r] = t[k].step[r] / t[0].step[r];
+            clipnn_dist_bucket_overlap(&s1, &d1);
+            t[k].early_steps += s1 - s0, t[k].early_done += d1 - d0;
         }
     if (rank == 0) {
         printf("# medians of %d repetitions of %llu steps, process 0\n", reps, (unsigned long long)steps);
-        printf("%8s %8s %10s %12s %12s %10s\n", "MiB", "buckets", "step ms", "compute ms", "comm ms", "step/first");
+        printf("%8s %8s %10s %12s %12s %10s %10s\n", "MiB", "buckets", "step ms", "compute ms", "comm ms",
+               "step/first", "overlapped");
         for (int k = 0; k < modes; k++) report(argv[6 + k], &t[k], reps);
     }
     clipnn_model_free(m);

@@ -28,6 +28,7 @@ static struct {
     int buckets, posted, requests;
     int last_buckets; /* the last step's buckets, 0: it ran the fused all-reduce */
     double seconds; /* in the buckets' MPI calls: the communication the backward did not hide */
+    uint64_t early_steps, early_done; /* steps with buckets sent during the backward; those done at its end */
 #ifdef CLIPNN_MPI
     MPI_Request req[MAX_REQUESTS];
 #endif
@@ -56,6 +57,8 @@ void clipnn_dist_bucket_agree(int funneled) {
 
 double clipnn_dist_bucket_mb(void) { return bk.cap_mb; }
 double clipnn_dist_bucket_seconds(void) { return bk.seconds; }
+
+void clipnn_dist_bucket_overlap(uint64_t *steps, uint64_t *done) { *steps = bk.early_steps, *done = bk.early_done; }
 
 /* The step's buckets from the model's layout alone (the same on every
  * process, whichever rows it has): from the top, a dense layer's start
@@ -112,10 +115,11 @@ void clipnn_dist_bucket_ready(void *user, size_t from) {
 #ifdef CLIPNN_MPI
     while (bk.posted < bk.buckets - 1 && bk.lower[bk.posted] >= from) post(bk.posted++, 0);
     /* MPI moves a non-blocking collective on only inside MPI calls: one
-     * between layers lets the buckets already sent progress. */
+     * between layers lets the buckets already sent progress (at the end,
+     * from 0, the caller's clipnn_dist_buckets_finish follows). */
     double t0 = clipnn_now_seconds();
     int done;
-    if (bk.requests) MPI_Testall(bk.requests, bk.req, &done, MPI_STATUSES_IGNORE);
+    if (bk.requests && from > 0) MPI_Testall(bk.requests, bk.req, &done, MPI_STATUSES_IGNORE);
     bk.seconds += clipnn_now_seconds() - t0;
 #else
     (void)from;
@@ -124,10 +128,17 @@ void clipnn_dist_bucket_ready(void *user, size_t from) {
 
 void clipnn_dist_buckets_finish(void) {
 #ifdef CLIPNN_MPI
+    double t0 = clipnn_now_seconds();
+    if (bk.requests) { /* the overlap achieved: the buckets sent during the backward already summed? */
+        int done;
+        MPI_Testall(bk.requests, bk.req, &done, MPI_STATUSES_IGNORE);
+        bk.early_steps++, bk.early_done += done != 0;
+    }
+    bk.seconds += clipnn_now_seconds() - t0;
     /* A process without a backward sends every bucket here. */
     while (bk.posted < bk.buckets - 1) post(bk.posted++, 0);
     if (bk.posted < bk.buckets) post(bk.posted++, 1);
-    double t0 = clipnn_now_seconds();
+    t0 = clipnn_now_seconds();
     MPI_Waitall(bk.requests, bk.req, MPI_STATUSES_IGNORE);
     bk.seconds += clipnn_now_seconds() - t0;
 #endif

@@ -70,6 +70,9 @@ void clipnn_dist_bucket_agree(int funneled);
 double clipnn_dist_bucket_mb(void);
 /* Seconds in the buckets' MPI calls (posting, testing, the final wait). */
 double clipnn_dist_bucket_seconds(void);
+/* Steps that sent buckets during the backward, and those of them whose
+ * buckets were all summed when the backward ended (the overlap achieved). */
+void clipnn_dist_bucket_overlap(uint64_t *steps, uint64_t *done);
 /* Starts a step's bucketed all-reduce of m->grads: 1 when the step uses
  * buckets (a job, a bucket size > 0, the global clip place), 0 when the
  * caller must sum the block after the backward. No allocation. */
