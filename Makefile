@@ -209,7 +209,7 @@ $(BUILD)/clip_where: tests/mpi/clip_where.c include/clipnn.h $(STATIC)
 
 # The MPI build on this machine: all-reduce latency and bandwidth, and
 # Fashion-MNIST with 1 and 2 processes, step time split into compute and
-# communication (bench/mpi/run.sh).
+# communication, the all-reduce fused and in buckets (bench/mpi/run.sh).
 bench-mpi:
 	$(MAKE) MPI=1 mpi-bench
 
