@@ -48,7 +48,7 @@ for n in 1 2; do
 done
 
 [ -n "$OVERLAP" ] || exit 0
-tcp=(--mca btl self,tcp --mca btl_tcp_if_include lo)
+tcp=(--mca btl "self,tcp" --mca btl_tcp_if_include lo)
 for arch in "256-128-10 100" "1024-1024-10 20"; do
     read -r layers steps <<< "$arch"
     for run in "1 sm" "2 sm" "2 tcp"; do

@@ -1,3 +1,4 @@
+# shellcheck shell=bash disable=SC2154  # sourced by tests/mpi/run.sh, which sets wdiff, mpi, tool, common, T, lr, beta
 # The gradient all-reduce in buckets during the backward (CLIPNN_ALLREDUCE_BUCKET_MB > 0) against the one
 # all-reduce after it (0); sourced by tests/mpi/run.sh, whose variables and ok/bad/within it uses.
 # 0.0003 MiB (79 floats) cuts the 64-32-16-10 model (2,778 parameters) into its 3 layers.
@@ -14,7 +15,7 @@ order_tolerance() { # N fused.ckpt fused.csv
     local W G
     W=$("$wdiff" "$2" "$2" | awk '{print $4}')
     G=$(awk -F, 'NR > 1 && $4 > g {g = $4} END {print g + 0}' "$3")
-    awk -v T=$T -v W="$W" -v G="$G" -v N="$1" -v a=$lr -v beta=$beta \
+    awk -v T="$T" -v W="$W" -v G="$G" -v N="$1" -v a="$lr" -v beta="$beta" \
         'BEGIN {u = 2^-24; printf "%.3g\n", T * u * (2 * W + 2 * (N - 1) * a * G / (1 - beta))}'
 }
 
