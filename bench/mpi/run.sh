@@ -53,7 +53,8 @@ for arch in "256-128-10 100" "1024-1024-10 20"; do
     read -r layers steps <<< "$arch"
     for run in "1 sm" "2 sm" "2 tcp"; do
         read -r n transport <<< "$run"
-        echo "== buckets: 784-$layers, batch $BATCH, $n process(es), $transport (uptime: $(uptime | sed 's/.*load/load/'))"
+        load=$(uptime | sed 's/.*load/load/')
+        echo "== buckets: 784-$layers, batch $BATCH, $n process(es), $transport ($load)"
         extra=()
         [ "$transport" = tcp ] && extra=("${tcp[@]}")
         # shellcheck disable=SC2086
