@@ -39,7 +39,8 @@ buckets_said() { # what count: the bucketed run said it summed in `count` bucket
     else bad "$1: not $2 buckets: $(grep -m1 buckets bucketed.txt || tail -1 bucketed.txt)"; fi
 }
 
-for rule in norm "per-sample --lambda 0.5 --noise 1 --sampling shuffle" zscore; do
+for rule in none norm adaptive-layer agc percentile per-sample "per-sample --lambda 0.5 --noise 1 --sampling shuffle" \
+    zscore; do
     for n in 2 3; do
         # shellcheck disable=SC2086
         bucket_pair "buckets $rule N=$n" $n "${barch[@]}" --clip $rule || continue
