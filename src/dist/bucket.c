@@ -82,8 +82,9 @@ static int plan(const clipnn_model *m, size_t cap) {
 int clipnn_dist_last_buckets(void) { return bk.last_buckets; }
 
 int clipnn_dist_buckets_begin(clipnn_model *m) {
+    if (!clipnn_dist_active()) return 0; /* trainings outside a job may run in several threads: touch nothing */
     bk.last_buckets = 0;
-    if (!clipnn_dist_active() || !(bk.cap_mb > 0) || !bk.funneled || clipnn_dist_slice_clipped()) return 0;
+    if (!(bk.cap_mb > 0) || !bk.funneled || clipnn_dist_slice_clipped()) return 0;
     double cap = ceil(bk.cap_mb * 1048576.0 / sizeof(float));
     if (!plan(m, cap < (double)SIZE_MAX ? (size_t)cap : SIZE_MAX)) return 0;
     bk.g = m->grads, bk.n = m->n_params, bk.posted = 0, bk.requests = 0;
