@@ -40,6 +40,14 @@ CLIPNN_API int clipnn_dist_size(void);
  * communication, including the wait for slower processes); 0 outside a job. */
 CLIPNN_API double clipnn_dist_reduce_seconds(void);
 
+/* The load imbalance of the last clipnn_train in a job: each process
+ * computes the rows of each global batch that fall in its part of the
+ * training set, a number that varies from batch to batch; the sum over the
+ * batches of the largest process's rows, over the sum of the mean rows per
+ * process, minus 1 (0: perfectly even; 0.05: the slowest process computed
+ * 5% more rows than the mean). 0 outside a job. */
+CLIPNN_API double clipnn_dist_imbalance(void);
+
 #ifdef __cplusplus
 }
 #endif

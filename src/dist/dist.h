@@ -12,14 +12,8 @@
  * clipnn_train computes the slice of each batch and reduces the gradient. */
 int clipnn_dist_active(void);
 
-/* Options a distributed run cannot keep exactly (INVALID_ARG naming them);
- * dp_logical: the options ask for Poisson sampling or physical batches. */
-clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical);
-
-/* This process's slice of a batch of B rows idx[B] moved to idx[0 ..]:
- * its count (rows B r / N to B (r + 1) / N, r the rank, N the size; 0 for
- * some ranks when B < N). */
-size_t clipnn_dist_take_slice(size_t *idx, size_t B);
+/* Options a distributed run cannot keep exactly (INVALID_ARG naming them). */
+clipnn_status clipnn_dist_check(const clipnn_train_options *o);
 
 /* The gradient of the global batch of B rows on every process: this
  * process's `rows` rows x, y go through clipnn_loss_grad_fused (none when
@@ -66,5 +60,23 @@ void clipnn_dist_close_where(void);
 /* This process's slice gradient g[n] as the clip place sends it: unchanged
  * (global), clipped to norm lambda (local), or Clip21's updated vector. */
 void clipnn_dist_clip_slice(float *g, size_t n);
+
+/* Owner computes (dist/shard.c). The training set's n rows are cut into
+ * one contiguous part per process (clipnn_part_bounds; all of them outside
+ * a job); the set given holds rows [first, first + held) of row_bytes each
+ * (logged). INVALID_ARG when they do not cover this process's part;
+ * allocates the load measurement. close frees it. */
+clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes);
+void clipnn_dist_close_shard(void);
+/* The rows of global indices idx[len] that this process owns, in order,
+ * moved to idx[0 ..] as indices into the set it holds: their count. Every
+ * index is tallied for the load measurement, which batch_done closes for
+ * the step's global batch (it may come in several pieces). */
+size_t clipnn_dist_take_owned(size_t *idx, size_t len);
+void clipnn_dist_batch_done(void);
+/* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
+void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
+/* a[n] summed over the processes, in place (nothing outside a job). */
+void clipnn_dist_sum_doubles(double *a, size_t n);
 
 #endif
