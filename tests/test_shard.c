@@ -53,8 +53,8 @@ static void check_shard_of(const clipnn_dataset *whole, const clipnn_dataset *pa
     CHECK(memcmp(clipnn_dataset_y(part), clipnn_dataset_y(whole) + lo, rows * sizeof(float)) == 0);
     CHECK(clipnn_dataset_n_classes(part) == clipnn_dataset_n_classes(whole));
     size_t held = malloc_usable_size((void *)clipnn_dataset_x(part));
-    CHECK_MSG(held < (rows * dim + 64) * sizeof(float), "shard %zu: x takes %zu bytes for %zu rows of %zu", k, held, rows,
-              dim);
+    CHECK_MSG(held < (rows * dim + 64) * sizeof(float), "shard %zu: x takes %zu bytes for %zu rows of %zu", k, held,
+              rows, dim);
 }
 
 /* Each shard of a set against the whole load (with these options). */

@@ -66,14 +66,6 @@ void clipnn_dist_abort(int code, const char *why) {
 #endif
 }
 
-clipnn_status clipnn_dist_check(const clipnn_train_options *o) {
-    if (!job.active) return CLIPNN_OK;
-    if (o->bptt_chunk || o->carry_state)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
-                           "with several processes (the state of a sequence would live on one process)");
-    return CLIPNN_OK;
-}
-
 #ifdef CLIPNN_MPI
 /* n floats summed in place over the processes, in pieces an int can count. */
 static void sum_floats(float *v, size_t n) {

@@ -12,8 +12,6 @@
  * clipnn_train computes the slice of each batch and reduces the gradient. */
 int clipnn_dist_active(void);
 
-/* Options a distributed run cannot keep exactly (INVALID_ARG naming them). */
-clipnn_status clipnn_dist_check(const clipnn_train_options *o);
 
 /* The gradient of the global batch of B rows on every process: this
  * process's `rows` rows x, y go through clipnn_loss_grad_fused (none when
@@ -69,14 +67,22 @@ void clipnn_dist_clip_slice(float *g, size_t n);
 clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes);
 void clipnn_dist_close_shard(void);
 /* The rows of global indices idx[len] that this process owns, in order,
- * moved to idx[0 ..] as indices into the set it holds: their count. Every
- * index is tallied for the load measurement, which batch_done closes for
- * the step's global batch (it may come in several pieces). */
-size_t clipnn_dist_take_owned(size_t *idx, size_t len);
+ * moved to idx[0 ..] as indices into the set it holds, and their positions
+ * in idx into pos (when not NULL): their count. Every index is tallied for
+ * the load measurement, which batch_done closes for the step's global
+ * batch (it may come in several pieces). */
+size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos);
 void clipnn_dist_batch_done(void);
 /* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
 void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
 /* a[n] summed over the processes, in place (nothing outside a job). */
 void clipnn_dist_sum_doubles(double *a, size_t n);
+void clipnn_dist_sum_f32(float *a, size_t n);
+/* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
+ * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
+ * gradient and loss weighted by rows / B and summed over the processes. */
+clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss);
 
 #endif

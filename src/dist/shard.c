@@ -34,8 +34,8 @@ clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t
     }
     if (own.parts > 1)
         clipnn_log(0, "train: process %d of %zu holds rows %zu to %zu of %zu (%.1f MB), owns rows %zu to %zu",
-                   clipnn_dist_rank(), own.parts, first, first + held, n, (double)held * (double)row_bytes / 1e6, own.lo,
-                   own.hi);
+                   clipnn_dist_rank(), own.parts, first, first + held, n, (double)held * (double)row_bytes / 1e6,
+                   own.lo, own.hi);
     /* the load measurement; the owner of row i is ((i + 1) N - 1) / n */
     if (own.parts > 1 && n <= SIZE_MAX / own.parts && !(own.counts = clipnn_alloc_array(own.parts, sizeof *own.counts)))
         return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
@@ -47,12 +47,14 @@ void clipnn_dist_close_shard(void) {
     own.counts = NULL;
 }
 
-size_t clipnn_dist_take_owned(size_t *idx, size_t len) {
+size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos) {
     size_t kept = 0;
     for (size_t i = 0; i < len; i++) {
         size_t row = idx[i];
         if (own.counts) own.counts[((row + 1) * own.parts - 1) / own.n]++;
-        if (row >= own.lo && row < own.hi) idx[kept++] = row - own.first;
+        if (row < own.lo || row >= own.hi) continue;
+        if (pos) pos[kept] = i;
+        idx[kept++] = row - own.first;
     }
     return kept;
 }
@@ -73,14 +75,49 @@ void clipnn_dist_batch_done(void) {
 
 double clipnn_dist_imbalance(void) { return own.sum_mean > 0 ? own.sum_max / own.sum_mean - 1 : 0; }
 
-void clipnn_dist_sum_doubles(double *a, size_t n) {
 #ifdef CLIPNN_MPI
+/* n values of `size` bytes summed over the processes, in pieces an int counts. */
+static void sum_values(void *a, size_t n, size_t size, MPI_Datatype type) {
     while (clipnn_dist_active() && n > 0) {
         int piece = n > INT32_MAX ? INT32_MAX : (int)n;
-        MPI_Allreduce(MPI_IN_PLACE, a, piece, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-        a += piece, n -= (size_t)piece;
+        MPI_Allreduce(MPI_IN_PLACE, a, piece, type, MPI_SUM, MPI_COMM_WORLD);
+        a = (char *)a + (size_t)piece * size, n -= (size_t)piece;
     }
+}
+#endif
+
+void clipnn_dist_sum_doubles(double *a, size_t n) {
+#ifdef CLIPNN_MPI
+    sum_values(a, n, sizeof *a, MPI_DOUBLE);
 #else
     (void)a, (void)n;
 #endif
+}
+
+void clipnn_dist_sum_f32(float *a, size_t n) {
+#ifdef CLIPNN_MPI
+    sum_values(a, n, sizeof *a, MPI_FLOAT);
+#else
+    (void)a, (void)n;
+#endif
+}
+
+clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss) {
+    double part[2] = {0, 0}; /* the rows' share of the mean loss; a failure */
+    clipnn_status s = CLIPNN_OK;
+    if (rows) s = clipnn_loss_grad_window(m, lo, x, y, rows, w, f, &part[0]);
+    float weight = (float)((double)rows / (double)B);
+    if (!s && rows) clipnn_dist_clip_slice(m->grads, m->n_params);
+    for (size_t j = 0; !s && weight != 1 && j < m->n_params; j++) m->grads[j] = rows ? m->grads[j] * weight : 0;
+    part[0] *= (double)rows / (double)B;
+    part[1] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(part, 2);
+    if (part[1] > 0 && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their sequences' gradient",
+                        part[1], clipnn_dist_size());
+    if (!s) clipnn_dist_sum_f32(m->grads, m->n_params);
+    *loss = part[0];
+    return s;
 }

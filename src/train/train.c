@@ -433,7 +433,11 @@ static clipnn_status resume_loop(train_run *r) {
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
-    if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
+    if (bp && bp->chunk) { /* the rest of a batch begun before: in a job, this process's lanes of it */
+        memcpy(r->b.idx, bp->idx, bp->batch * sizeof *r->b.idx);
+        r->step_rows = clipnn_dist_active() ? clipnn_bptt_own_lanes(&r->bptt, r->b.idx) : bp->batch;
+        gather_batch(r, r->b.idx, r->step_rows);
+    }
     r->t_start = r->L.step;
     clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %llu)", st->source[0] ? st->source : "a saved run",
                (unsigned long long)r->t_start, (unsigned long long)r->total, (unsigned long long)r->L.epoch + 1);
@@ -534,7 +538,10 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
     if (!bp->on || bp->loop.chunk == 0) {
         size_t Bt = draw_batch(r, &new_pass);
         r->rec.batch_size = Bt;
-        r->step_rows = clipnn_dist_active() ? clipnn_dist_take_owned(r->b.idx, Bt) : Bt;
+        if (bp->on) clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass); /* the global rows, for a checkpoint */
+        r->step_rows = !clipnn_dist_active() ? Bt
+                       : bp->on              ? clipnn_bptt_own_lanes(bp, r->b.idx)
+                                             : clipnn_dist_take_owned(r->b.idx, Bt, NULL);
         clipnn_dist_batch_done();
         gather_batch(r, r->b.idx, r->step_rows);
         if (!bp->on) {
@@ -544,7 +551,6 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
                 return clipnn_dist_loss_grad(r->m, &r->o->loss, r->b.xb, r->b.yb, r->step_rows, Bt, &r->fused, loss);
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
         }
-        clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
     }
     return clipnn_bptt_loss_grad(bp, r->m, &r->o->loss, r->b.xb, r->b.yb, &r->fused, loss);
 }
@@ -737,7 +743,7 @@ static size_t next_physical(train_run *r, size_t *done, size_t logical, const si
         len = 0;
         do {
             size_t got = clipnn_poisson_fill(&r->L.rng, q, r->n, &r->next, r->b.idx + len, r->physical - len);
-            len += job ? clipnn_dist_take_owned(r->b.idx + len, got) : got;
+            len += job ? clipnn_dist_take_owned(r->b.idx + len, got, NULL) : got;
         } while (job && len < r->physical && r->next < r->n);
         idx = r->b.idx;
     }
@@ -777,7 +783,7 @@ static clipnn_status private_batches(train_run *r, private_pass *p) {
     const clipnn_train_options *o = r->o;
     int new_pass, job = clipnn_dist_active();
     size_t logical = r->poisson ? SIZE_MAX : draw_batch(r, &new_pass), len, n_clip;
-    if (job && !r->poisson) logical = clipnn_dist_take_owned(r->b.idx, logical);
+    if (job && !r->poisson) logical = clipnn_dist_take_owned(r->b.idx, logical, NULL);
     if (r->poisson) r->next = clipnn_poisson_gap(&r->L.rng, (double)r->B / (double)r->n, r->n);
     double l = NAN;
     const size_t *rows;
@@ -931,7 +937,6 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     clipnn_status s = check_options(o, train);
     if (!s) s = clipnn_bptt_check(o, m);
     if (!s) s = clipnn_train_check_sampling(o);
-    if (!s) s = clipnn_dist_check(o);
     if (!s) s = clipnn_dist_check_where(o);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);

@@ -3,13 +3,18 @@
 #  - weights after 50 steps with N = 1, 2, 3 processes agree with the
 #    single-process build within the float32 summation-order tolerance
 #    (docs/distributed.md derives it), for every rule below;
-#  - a run resumed with another number of processes follows the same trajectory;
+#  - Poisson sampling and physical batches of DP-SGD (epsilon too), truncated
+#    BPTT with and without a carried state, likewise;
+#  - each process holds only its shard of the training set;
+#  - a run resumed with another number of processes follows the same trajectory
+#    (DP-SGD with Poisson sampling, truncated BPTT in the middle of a batch);
 #  - a process that cannot read its data, or that is killed, ends the whole
 #    job with a non-zero exit and a message, and the last checkpoint stays whole;
 #  - --clip-where local and clip21 against their formulas and fixed points
 #    (tests/mpi/clip_where.c), and refused with one line where they make no sense.
 # Ends with "N passed, M failed" like the main runner; exit 1 on any failure.
 set -uo pipefail
+here=$(dirname "$(realpath "$0")")
 plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -52,13 +57,15 @@ epsilon() { awk -F, 'NR == 1 {for (i = 1; i <= NF; i++) if ($i == "epsilon") c =
 # each computing the rows it owns, in physical batches of 8 when asked.
 for rule in none norm adaptive-layer agc percentile zscore per-sample \
     "per-sample --lambda 0.5 --noise 1 --sampling shuffle" "per-sample --lambda 0.5 --noise 1" \
-    "per-sample --lambda 0.5 --noise 1 --physical-batch 8" "per-sample --lambda 0.5 --physical-batch 8 --sampling shuffle"; do
+    "per-sample --lambda 0.5 --noise 1 --physical-batch 8" \
+    "per-sample --lambda 0.5 --physical-batch 8 --sampling shuffle"; do
     # shellcheck disable=SC2086
     "$plain" train "${common[@]}" --clip $rule --save single.ckpt --log single.csv > /dev/null ||
         { bad "$rule: single-process run"; continue; }
     for n in 1 2 3; do
         # shellcheck disable=SC2086
-        if "${mpi[@]}" -np $n "$tool" train "${common[@]}" --clip $rule --save n$n.ckpt --log n$n.csv > out.txt 2>&1; then
+        if "${mpi[@]}" -np $n "$tool" train "${common[@]}" --clip $rule --save n$n.ckpt --log n$n.csv \
+            > out.txt 2>&1; then
             within "$rule N=$n" single.ckpt n$n.ckpt "$(tolerance $n single.ckpt single.csv)"
             e1=$(epsilon single.csv) en=$(epsilon n$n.csv)
             if [ "$e1" != nan ]; then
@@ -67,6 +74,44 @@ for rule in none norm adaptive-layer agc percentile zscore per-sample \
             fi
         else bad "$rule N=$n: mpirun failed: $(tail -3 out.txt)"; fi
     done
+done
+
+# Truncated BPTT and a carried state: every lane's state is on every
+# process after each chunk (the lanes move between processes with the
+# batches), and in the checkpoint. The digits read row by row (8 steps,
+# many-to-one: chunks of all 8 steps, 3 or 4 back), and a many-to-many
+# set of NumPy files (6 steps, chunks of 2, 3 back: resumed mid-batch).
+# shellcheck disable=SC1091
+source "$here/npy_f32.sh"
+npy_f32 seq_x.npy "(30, 6, 1)" 180 7
+npy_f32 seq_y.npy "(30, 6, 1)" 180 11
+seq=(--data npy:seq_x.npy,seq_y.npy --batch 4 --bptt 2,3)
+for run in "--arch rnn:16-10 --bptt 8,4" "--arch lstm:8-10 --bptt 8,3 --carry-state" \
+    "${seq[*]} --arch rnn:4-1 --every-step" "${seq[*]} --arch rnn:4-1 --every-step --carry-state"; do
+    # shellcheck disable=SC2086
+    "$plain" train "${common[@]}" --clip norm $run --save single.ckpt --log single.csv > /dev/null ||
+        { bad "$run: single-process run"; continue; }
+    b=$Bsz
+    [[ $run == *"--batch 4"* ]] && b=4
+    for n in 1 2 3; do
+        # shellcheck disable=SC2086
+        if "${mpi[@]}" -np $n "$tool" train "${common[@]}" --clip norm $run --save n$n.ckpt > out.txt 2>&1; then
+            within "$run N=$n" single.ckpt n$n.ckpt "$(Bsz=$b tolerance $n single.ckpt single.csv)"
+        else bad "$run N=$n: mpirun failed: $(tail -3 out.txt)"; fi
+    done
+done
+for carry in "" --carry-state; do # step 20 is the middle of a batch of 3 chunks
+    # shellcheck disable=SC2086
+    "$plain" train "${common[@]}" --clip norm "${seq[@]}" $carry --arch rnn:4-1 --every-step --save single.ckpt \
+        --log single.csv > /dev/null
+    # shellcheck disable=SC2086
+    if "${mpi[@]}" -np 2 "$tool" train "${common[@]/#$T/20}" --clip norm "${seq[@]}" $carry --arch rnn:4-1 \
+        --every-step --save part.ckpt > /dev/null 2>&1 &&
+        "${mpi[@]}" -np 3 "$tool" train "${common[@]}" --clip norm "${seq[@]}" $carry --resume part.ckpt \
+            --save resumed.ckpt > /dev/null 2>&1; then
+        within "--bptt 2,3 $carry: resumed mid-batch 2 -> 3 processes" single.ckpt resumed.ckpt \
+            "$(Bsz=4 tolerance 3 single.ckpt single.csv)"
+    else bad "--bptt 2,3 $carry: resume 2 -> 3 processes: a run failed"; fi
 done
 
 # Each process holds only its shard of the digits' 1438 training rows
