@@ -98,19 +98,19 @@ static void gather_rows(const clipnn_dataset *d, const size_t *idx, size_t B, fl
     for (size_t r = 0; r < B; r++) memcpy(x_out + r * dim, x + idx[r] * dim, dim * sizeof *x_out);
 }
 
-/* Mean loss and accuracy over d in chunks of the reserved batch; x/y
- * scratch comes from the caller so that evaluation inside training does not
+/* Rows [from, to) of d in chunks of the reserved batch: sums[0] += the
+ * loss summed over them, sums[1] += those classified right; x/y scratch
+ * comes from the caller so that evaluation inside training does not
  * allocate. */
 static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
-                                   float *xb, float *yb, size_t *idx, size_t chunk, double *loss_out,
-                                   double *acc_out) {
-    size_t n = clipnn_dataset_n(d), k = clipnn_model_n_outputs(m);
-    size_t nc = clipnn_dataset_n_classes(d);
+                                   float *xb, float *yb, size_t *idx, size_t chunk, size_t from, size_t to,
+                                   double *sums) {
+    size_t k = clipnn_model_n_outputs(m), nc = clipnn_dataset_n_classes(d);
     double loss_sum = 0;
     size_t correct = 0;
     const float *y = clipnn_dataset_y(d);
-    for (size_t start = 0; start < n; start += chunk) {
-        size_t B = n - start < chunk ? n - start : chunk;
+    for (size_t start = from; start < to; start += chunk) {
+        size_t B = to - start < chunk ? to - start : chunk;
         for (size_t r = 0; r < B; r++) idx[r] = start + r;
         gather_rows(d, idx, B, xb);
         gather_targets(d, idx, B, lo->loss, k, yb);
@@ -125,9 +125,15 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
                 correct += predicted_class(out + r * k, k) == label;
             }
     }
-    *loss_out = loss_sum / (double)n;
-    *acc_out = nc > 0 ? (double)correct / (double)n : NAN;
+    sums[0] += loss_sum, sums[1] += (double)correct;
     return CLIPNN_OK;
+}
+
+/* Mean loss and accuracy from evaluate_with's sums over the n rows of d. */
+static void evaluated(const clipnn_dataset *d, const double *sums, double *loss, double *accuracy) {
+    size_t n = clipnn_dataset_n(d);
+    if (loss) *loss = sums[0] / (double)n;
+    if (accuracy) *accuracy = clipnn_dataset_n_classes(d) > 0 ? sums[1] / (double)n : NAN;
 }
 
 /* Evaluation runs in chunks of 256 rows, fewer when their workspace would
@@ -144,11 +150,10 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
     float *xb = clipnn_alloc_array(chunk * dim, sizeof *xb);
     float *yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *yb);
     size_t *idx = clipnn_alloc_array(chunk, sizeof *idx);
-    double l = NAN, a = NAN;
+    double sums[2] = {NAN, NAN};
     if (!xb || !yb || !idx) s = clipnn_fail(CLIPNN_ERR_NOMEM, "evaluate: out of memory");
-    else s = evaluate_with(m, d, lo, xb, yb, idx, chunk, &l, &a);
-    if (loss) *loss = l;
-    if (accuracy) *accuracy = a;
+    else sums[0] = sums[1] = 0, s = evaluate_with(m, d, lo, xb, yb, idx, chunk, 0, clipnn_dataset_n(d), sums);
+    evaluated(d, sums, loss, accuracy);
     clipnn_free(xb), clipnn_free(yb), clipnn_free(idx);
     return s;
 }
@@ -700,6 +705,26 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
     o->on_epoch(&er, o->user);
 }
 
+/* The test set's loss and accuracy into the result; in a job each process
+ * evaluates its part of it (the whole is in memory on every process) and
+ * the sums are summed, with a failure flag that every process reaches. */
+static clipnn_status evaluate_test(train_run *r) {
+    int job = clipnn_dist_active();
+    size_t from, to;
+    clipnn_part_bounds(clipnn_dataset_n(r->test), job ? (size_t)clipnn_dist_rank() : 0,
+                       job ? (size_t)clipnn_dist_size() : 1, &from, &to);
+    double sums[3] = {0, 0, 0};
+    clipnn_status s =
+        evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk, from, to, sums);
+    sums[2] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(sums, 3);
+    if (!s && sums[2] > 0)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to evaluate their part of the test set",
+                        sums[2], clipnn_dist_size());
+    if (!s) evaluated(r->test, sums, &r->result->test_loss, &r->result->test_accuracy);
+    return s;
+}
+
 /* At the end of an epoch, and after the last step: the epoch's training
  * loss, the test evaluation, on_epoch. */
 static clipnn_status end_epoch(train_run *r, uint64_t t) {
@@ -712,8 +737,7 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
     res->train_loss = L->epoch_steps > r->epoch_skipped ? L->epoch_loss / (double)(L->epoch_steps - r->epoch_skipped)
                                                          : NAN;
     if (r->test) {
-        clipnn_status s = evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk,
-                                        &res->test_loss, &res->test_accuracy);
+        clipnn_status s = evaluate_test(r);
         if (s) return s;
     }
     /* A run that stops mid-epoch reports the partial epoch but keeps

@@ -124,6 +124,13 @@ for r in 0 1 2; do
     else bad "process $r of 3: $(grep "process $r of" held.txt || tail -2 held.txt)"; fi
 done
 
+# The test set evaluated in parts, one per process, the counts summed:
+# the single process's accuracy.
+acc1=$("$plain" train "${common[@]}" | awk '/^test accuracy/ {print $3}')
+acc3=$("${mpi[@]}" -np 3 "$tool" train "${common[@]}" 2> /dev/null | awk '/^test accuracy/ {print $3}')
+if [ -n "$acc1" ] && [ "$acc1" = "$acc3" ]; then ok "test accuracy $acc3 on 3 processes as on one"
+else bad "test accuracy '$acc3' on 3 processes, '$acc1' on one"; fi
+
 # Resume with another N: 20 steps on 2 processes, the rest on 3 (the shards
 # recut for 3; Poisson sampling's generator and the accountant in the checkpoint).
 for rule in "per-sample --lambda 0.5 --noise 1" zscore; do
