@@ -39,6 +39,9 @@ clipnn_status clipnn_dist_check_same(const float *v, size_t n);
  * save or stop, which every process must act on at the same step). */
 int clipnn_dist_agree(int bits);
 
+/* Seconds of a step's all-reduce made elsewhere, added to the steps' total. */
+void clipnn_dist_count_reduce(double seconds);
+
 /* a[0 .. n) summed over the processes, in place. */
 void clipnn_dist_sum_u64(uint64_t *a, int n);
 
@@ -75,9 +78,10 @@ size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos);
 void clipnn_dist_batch_done(void);
 /* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
 void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
-/* a[n] summed over the processes, in place (nothing outside a job). */
-void clipnn_dist_sum_doubles(double *a, size_t n);
-void clipnn_dist_sum_f32(float *a, size_t n);
+/* a[n] summed over the processes, in place (nothing outside a job); step:
+ * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
+void clipnn_dist_sum_doubles(double *a, size_t n, int step);
+void clipnn_dist_sum_f32(float *a, size_t n, int step);
 /* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
  * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
  * gradient and loss weighted by rows / B and summed over the processes. */

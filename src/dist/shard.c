@@ -76,29 +76,32 @@ void clipnn_dist_batch_done(void) {
 double clipnn_dist_imbalance(void) { return own.sum_mean > 0 ? own.sum_max / own.sum_mean - 1 : 0; }
 
 #ifdef CLIPNN_MPI
-/* n values of `size` bytes summed over the processes, in pieces an int counts. */
-static void sum_values(void *a, size_t n, size_t size, MPI_Datatype type) {
+/* n values of `size` bytes summed over the processes, in pieces an int
+ * counts; the time of a step's counted with the steps' all-reduces. */
+static void sum_values(void *a, size_t n, size_t size, MPI_Datatype type, int step) {
+    double t0 = clipnn_now_seconds();
     while (clipnn_dist_active() && n > 0) {
         int piece = n > INT32_MAX ? INT32_MAX : (int)n;
         MPI_Allreduce(MPI_IN_PLACE, a, piece, type, MPI_SUM, MPI_COMM_WORLD);
         a = (char *)a + (size_t)piece * size, n -= (size_t)piece;
     }
+    if (step) clipnn_dist_count_reduce(clipnn_now_seconds() - t0);
 }
 #endif
 
-void clipnn_dist_sum_doubles(double *a, size_t n) {
+void clipnn_dist_sum_doubles(double *a, size_t n, int step) {
 #ifdef CLIPNN_MPI
-    sum_values(a, n, sizeof *a, MPI_DOUBLE);
+    sum_values(a, n, sizeof *a, MPI_DOUBLE, step);
 #else
-    (void)a, (void)n;
+    (void)a, (void)n, (void)step;
 #endif
 }
 
-void clipnn_dist_sum_f32(float *a, size_t n) {
+void clipnn_dist_sum_f32(float *a, size_t n, int step) {
 #ifdef CLIPNN_MPI
-    sum_values(a, n, sizeof *a, MPI_FLOAT);
+    sum_values(a, n, sizeof *a, MPI_FLOAT, step);
 #else
-    (void)a, (void)n;
+    (void)a, (void)n, (void)step;
 #endif
 }
 
@@ -113,11 +116,11 @@ clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options
     for (size_t j = 0; !s && weight != 1 && j < m->n_params; j++) m->grads[j] = rows ? m->grads[j] * weight : 0;
     part[0] *= (double)rows / (double)B;
     part[1] = s != CLIPNN_OK;
-    clipnn_dist_sum_doubles(part, 2);
+    clipnn_dist_sum_doubles(part, 2, 1);
     if (part[1] > 0 && !s)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their sequences' gradient",
                         part[1], clipnn_dist_size());
-    if (!s) clipnn_dist_sum_f32(m->grads, m->n_params);
+    if (!s) clipnn_dist_sum_f32(m->grads, m->n_params, 1);
     *loss = part[0];
     return s;
 }

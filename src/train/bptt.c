@@ -120,7 +120,7 @@ static clipnn_status job_chunk(clipnn_bptt_run *b, clipnn_model *m, const clipnn
     if (s) return s;
     memset(b->next, 0, n * sizeof *b->next);
     move_lanes(m, b, b->next, b->own_out, 0);
-    clipnn_dist_sum_f32(b->next, n);
+    clipnn_dist_sum_f32(b->next, n, 1);
     return CLIPNN_OK;
 }
 

@@ -227,7 +227,7 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         for (size_t j = 0; j < P; j++) h[j] += scale * m->grads[j];
     }
     if (h) h[2 * P] = s != CLIPNN_OK;
-    if (h && clipnn_dist_active()) clipnn_dist_sum_doubles(h, 2 * P + 1);
+    if (h && clipnn_dist_active()) clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
     if (s == CLIPNN_OK && h[2 * P] > 0)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
     if (s == CLIPNN_OK) {
@@ -717,7 +717,7 @@ static clipnn_status evaluate_test(train_run *r) {
     clipnn_status s =
         evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk, from, to, sums);
     sums[2] = s != CLIPNN_OK;
-    clipnn_dist_sum_doubles(sums, 3);
+    clipnn_dist_sum_doubles(sums, 3, 0);
     if (!s && sums[2] > 0)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to evaluate their part of the test set",
                         sums[2], clipnn_dist_size());
@@ -832,11 +832,11 @@ static clipnn_status private_batches(train_run *r, private_pass *p) {
  * the sums). */
 static clipnn_status private_sum_processes(train_run *r, private_pass *p, clipnn_status s) {
     double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, s != CLIPNN_OK};
-    clipnn_dist_sum_doubles(part, 4);
+    clipnn_dist_sum_doubles(part, 4, 1);
     if (s || part[3] > 0)
         return s ? s : clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their examples' "
                                    "gradients", part[3], clipnn_dist_size());
-    clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P);
+    clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P, 1);
     p->loss_sum = part[0], p->done = (size_t)part[1], p->clipped = (size_t)part[2];
     return CLIPNN_OK;
 }
