@@ -17,7 +17,6 @@
 set -uo pipefail
 here=$(dirname "$(realpath "$0")")
 plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
-here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
