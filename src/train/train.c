@@ -979,18 +979,27 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     return s;
 }
 
+/* In a job, whether every process could start: one that could not (its
+ * shard, options or checkpoint refused, out of memory) must not leave the
+ * others waiting for it in the first step's all-reduce. */
+static clipnn_status all_started(clipnn_status s) {
+    if (clipnn_dist_agree(s != CLIPNN_OK) && s == CLIPNN_OK)
+        return clipnn_fail(CLIPNN_ERR_STATE, "train: another process of the job could not start the run (it says why)");
+    return s;
+}
+
 clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *o, clipnn_train_result *result) {
     clipnn_status s = check_train_args(m, train, test, o, result);
-    if (s) return s;
     train_run r;
-    if ((s = open_run(&r, m, train, test, o, result))) return s;
-    s = start_loop(&r);
+    int opened = !s && !(s = open_run(&r, m, train, test, o, result));
+    if (opened) s = start_loop(&r);
+    s = all_started(s);
     if (!s) {
         int stop = 0;
         for (uint64_t t = r.t_start; t < r.total && !s && !stop; t++) s = train_step(&r, t, &stop);
         s = finish_run(&r, s);
     }
-    close_run(&r);
+    if (opened) close_run(&r);
     return s;
 }
