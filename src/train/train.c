@@ -881,14 +881,17 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     return s;
 }
 
-/* The run as it is after the last step into o->state (allocates; every
- * process calls it at the same step). */
-static clipnn_status capture_state(train_run *r) {
+/* The run as it is after the last step into o->state when `into`
+ * (allocates). Every process calls it at the same step, whether it keeps a
+ * state or not (a job may give one to process 0 alone): the epoch's
+ * counts are summed over the processes here. */
+static clipnn_status capture_state(train_run *r, int into) {
+    uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
+    clipnn_dist_sum_u64(right, 2);
+    if (!into) return CLIPNN_OK;
     clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
                                                  r->clip, r->bptt.on ? &r->bptt.loop : NULL);
     if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
-    uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
-    clipnn_dist_sum_u64(right, 2);
     clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
     return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);
 }
@@ -899,10 +902,10 @@ static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
     const clipnn_train_options *o = r->o;
     if (!o->control) return CLIPNN_OK;
     int ask = clipnn_dist_agree(o->control(o->user)); /* every process saves and stops at the same step */
-    if ((ask & CLIPNN_TRAIN_SAVE) && o->state && o->on_save) {
-        clipnn_status s = capture_state(r);
+    if (ask & CLIPNN_TRAIN_SAVE) {
+        clipnn_status s = capture_state(r, o->state && o->on_save);
         if (s) return s;
-        o->on_save(r->m, o->state, o->user);
+        if (o->state && o->on_save) o->on_save(r->m, o->state, o->user);
     }
     if ((ask & CLIPNN_TRAIN_STOP) && t + 1 < r->total) *stop = r->result->stopped = 1;
     return CLIPNN_OK;
@@ -959,7 +962,7 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
     if (s == CLIPNN_OK) s = clipnn_dist_check_same(r->m->params, r->P); /* one model on every process */
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
-    if (s == CLIPNN_OK && o->state) s = capture_state(r);
+    if (s == CLIPNN_OK) s = capture_state(r, o->state != NULL);
     return s;
 }
 
