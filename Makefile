@@ -198,9 +198,9 @@ tsan:
 test-mpi: $(TOOL)
 	$(MAKE) MPI=1 mpi-tests PLAIN_TOOL=$(abspath $(TOOL))
 
-mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where $(BUILD)/no_hang
+mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where $(BUILD)/lib_job
 	bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff) \
-	    $(abspath $(BUILD)/clip_where) $(abspath $(BUILD)/no_hang)
+	    $(abspath $(BUILD)/clip_where) $(abspath $(BUILD)/lib_job)
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
@@ -208,7 +208,7 @@ $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 $(BUILD)/clip_where: tests/mpi/clip_where.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
-$(BUILD)/no_hang: tests/mpi/no_hang.c include/clipnn.h $(STATIC)
+$(BUILD)/lib_job: tests/mpi/lib_job.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # The MPI build on this machine: all-reduce latency and bandwidth, and
