@@ -215,7 +215,8 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
     clipnn_status s =
         h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     clipnn_dataset_shard_range(d, NULL, &n);
-    clipnn_dist_owned_rows(&lo, &hi);
+    if (clipnn_dist_active()) clipnn_dist_owned_rows(&lo, &hi);
+    else lo = 0, hi = clipnn_dataset_n(d);
     for (size_t i = lo; s == CLIPNN_OK && i < hi; i++) {
         gather_rows(d, &i, 1, x1);
         gather_targets(d, &i, 1, o->loss.loss, k, y1);
