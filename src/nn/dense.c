@@ -6,8 +6,15 @@
  * on its slice: one thread pool (OpenMP) for everything, so no BLAS worker
  * spins against an OpenMP worker on the same core, and the result depends
  * only on the number of threads. A batch of one goes through GEMV (and a
- * rank-one loop), which skips the packing a GEMM does for nothing. */
+ * rank-one loop), which skips the packing a GEMM does for nothing.
+ *
+ * Where the BLAS multiplies small GEMMs straight from their operands
+ * (clipnn_gemm_direct_macs), a thread's slice is cut into tiles within
+ * that size: at a batch of 32 a slice of a layer is a GEMM that it would
+ * pack (W's slice, for 32 rows of activations) and, for dW, zero first;
+ * its tiles skip both. */
 #include <cblas.h>
+#include <stdint.h>
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -15,6 +22,25 @@
 
 #include "nn/nn.h"
 
+
+/* Units per tile of a slice of n units, macs_per_unit multiply-adds each:
+ * the widest multiple of 16 (whole cache lines of a row) within the direct
+ * limit and max_units; the whole slice when it fits or no tile of 16 does. */
+static size_t tile_units(size_t n, size_t macs_per_unit, size_t max_units) {
+    size_t limit = clipnn_gemm_direct_macs;
+    if (!limit) return n;
+    size_t u = limit / macs_per_unit;
+    if (u > max_units) u = max_units;
+    if (n <= u) return n;
+    u -= u % 16;
+    return u >= 16 ? u : n;
+}
+
+/* The forward's product as the BLAS sees it (column-major, W transposed)
+ * goes direct only with C of at most 1200 entries and a depth of 32 or more. */
+static size_t forward_tile_units(size_t n, size_t B, size_t in) {
+    return tile_units(n, B * in, in >= 32 ? 1200 / B : 0);
+}
 
 /* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T   (z rows have stride out)
  * No bias: it is added with the activation in one pass over z. */
@@ -25,8 +51,9 @@ void clipnn_dense_forward_cols(float *z, const float *a, const float *W, size_t 
         cblas_sgemv(CblasRowMajor, CblasNoTrans, (int)(hi - lo), (int)in, 1.0f, W + lo * in, (int)in, a, 1, 0.0f,
                     z + lo, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(hi - lo), (int)in, 1.0f, a, (int)in,
-                    W + lo * in, (int)in, 0.0f, z + lo, (int)out);
+        for (size_t step = forward_tile_units(hi - lo, B, in), j = lo; j < hi; j += step)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)B, (int)(hi - j < step ? hi - j : step),
+                        (int)in, 1.0f, a, (int)in, W + j * in, (int)in, 0.0f, z + j, (int)out);
 }
 
 /* Rows lo..hi of the batch-of-one dW = dz a^T: row j is dz_j a. */
@@ -57,8 +84,9 @@ void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const 
     if (dW && B == 1)
         rank_one_rows(dW, dz, a, in, lo, hi);
     else if (dW)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - lo), (int)in, (int)B, 1.0f, dz + lo,
-                    (int)out, a, (int)in, 0.0f, dW + lo * in, (int)in);
+        for (size_t step = tile_units(hi - lo, in * B, SIZE_MAX), j = lo; j < hi; j += step)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - j < step ? hi - j : step), (int)in,
+                        (int)B, 1.0f, dz + j, (int)out, a, (int)in, 0.0f, dW + j * in, (int)in);
     if (db) column_sums(db, dz, B, out, lo, hi);
 }
 
@@ -70,8 +98,9 @@ void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, si
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)(hi - lo), 1.0f, W + lo, (int)in, dz, 1, 0.0f,
                     da + lo, 1);
     else
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - lo), (int)out, 1.0f, dz,
-                    (int)out, W + lo, (int)in, 0.0f, da + lo, (int)in);
+        for (size_t step = tile_units(hi - lo, B * out, SIZE_MAX), i = lo; i < hi; i += step)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - i < step ? hi - i : step),
+                        (int)out, 1.0f, dz, (int)out, W + i, (int)in, 0.0f, da + i, (int)in);
 }
 
 static int threads_for_layer(size_t B, size_t in, size_t out) { return clipnn_threads_for_macs(B * in * out); }
