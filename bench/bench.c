@@ -42,10 +42,16 @@
  *       layer's forward, weight gradient and, but for the first layer,
  *       input gradient): GFLOP/s as the step runs them (T threads, each a
  *       single-threaded BLAS call on its slice, a barrier between calls),
- *       on one thread at the whole shape, and with BLAS's own T threads at
- *       the whole shape; a row per GEMM and one for all (the step's flops
+ *       on one thread at the whole shape, and in one call with BLAS's own
+ *       T threads at the whole shape; a row per GEMM and one for all (the step's flops
  *       over the sum of the GEMMs' times): what sgemm reaches at these
- *       shapes, the bound of the step's GFLOP/s.
+ *       shapes, the bound of the step's GFLOP/s. Also, interleaved: the
+ *       step (clipnn_train, no clipping), the step with whole slices (no
+ *       tiles: --direct-macs 0 for every GEMM) and sgemm 512^3 on one
+ *       thread. The "shapes" row: arch, batch, threads; GFLOP/s of the
+ *       step, of the step with whole slices, of sgemm 512^3, of the GEMMs
+ *       split as the step, on one thread times T, on BLAS's threads; all
+ *       but sgemm's against T x sgemm; the step against the three.
  *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
  *                       [--threads T] [--reps R]
  *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
@@ -723,9 +729,12 @@ static void gemm_slice(gemm_kind k, const gemm_bufs *g, int t, int T) {
 
 /* Seconds per call of GEMM k, `inner` calls: how = 0 as the step (T
  * threads, slices, a barrier between calls), 1 one thread at the whole
- * shape, 2 BLAS's own T threads at the whole shape. */
+ * shape (in tiles where the step takes them), 2 one call to BLAS at the
+ * whole shape on its own T threads. */
 static double time_gemm(gemm_kind k, const gemm_bufs *g, int how, int T, int inner) {
     clipnn_barrier bar = {0, 0};
+    size_t direct = clipnn_gemm_direct_macs;
+    if (how == 2) clipnn_gemm_direct_macs = 0; /* BLAS's own call, whole */
     if (how == 2 && openblas_set_num_threads) openblas_set_num_threads(T);
     double t0 = clipnn_now_seconds();
     if (how == 0) {
@@ -739,6 +748,7 @@ static double time_gemm(gemm_kind k, const gemm_bufs *g, int how, int T, int inn
     }
     double t = (clipnn_now_seconds() - t0) / inner;
     if (how == 2 && openblas_set_num_threads) openblas_set_num_threads(1);
+    clipnn_gemm_direct_macs = direct;
     return t;
 }
 
@@ -830,30 +840,34 @@ static void bench_shapes(const bench_args *a) {
     clipnn_dataset *ds = make_data(a);
     uint64_t steps = (uint64_t)ceil(0.02 / (step_flops(a) / 100e9)); /* ~20 ms */
     static double v[3 * MAX_LAYERS][3][MAX_REPS];
-    /* per repetition: the step, sgemm 512^3 on one thread, the GEMMs at
-     * the step's shapes in the three ways (one thread's rate times T: the
-     * ceiling of T threads that split perfectly), all in GFLOP/s */
-    double rate[5][MAX_REPS], f = step_flops(a);
+    /* per repetition, GFLOP/s: the step, the step with whole slices (no
+     * tiles), sgemm 512^3 on one thread, the GEMMs at the step's shapes in
+     * the three ways (one thread's rate times T: the ceiling of T threads
+     * that split perfectly) */
+    double rate[6][MAX_REPS], f = step_flops(a);
+    size_t direct = clipnn_gemm_direct_macs;
     for (int r = -1; r < a->reps; r++) {
         double t[3 * MAX_LAYERS][3], total[3];
         shapes_rep(a, bufs, t, total);
         double one = sgemm_rate(big.a, big.W, big.z, 512, 20), step = f / step_seconds(a, m, ds, steps) / 1e9;
+        clipnn_gemm_direct_macs = 0;
+        double whole = f / step_seconds(a, m, ds, steps) / 1e9;
+        clipnn_gemm_direct_macs = direct;
         if (r < 0) continue;
         for (size_t i = 0; i < 3 * a->n_layers; i++)
             for (int how = 0; how < 3; how++) v[i][how][r] = t[i][how];
-        rate[0][r] = step, rate[1][r] = one;
-        rate[2][r] = f / total[0] / 1e9, rate[3][r] = a->threads * f / total[1] / 1e9, rate[4][r] = f / total[2] / 1e9;
+        rate[0][r] = step, rate[1][r] = whole, rate[2][r] = one;
+        rate[3][r] = f / total[0] / 1e9, rate[4][r] = a->threads * f / total[1] / 1e9, rate[5][r] = f / total[2] / 1e9;
     }
     print_shape_rows(a, bufs, v);
-    /* the step, the yardstick, the three ways; each against T x sgemm */
     printf("shapes\t%s\t%zu\t%d", a->arch, a->batch, a->threads);
-    for (int k = 0; k < 5; k++) printf("\t%.2f", median(rate[k], a->reps));
-    for (int k = 2; k < 5; k++) {
+    for (int k = 0; k < 6; k++) printf("\t%.2f", median(rate[k], a->reps));
+    for (int k = 0; k < 6; k++) { /* every rate but sgemm's against T x sgemm */
         double ratio[MAX_REPS];
-        for (int r = 0; r < a->reps; r++) ratio[r] = rate[k][r] / (a->threads * rate[1][r]);
-        printf("\t%.4f", median(ratio, a->reps));
+        for (int r = 0; r < a->reps; r++) ratio[r] = rate[k][r] / (a->threads * rate[2][r]);
+        if (k != 2) printf("\t%.4f", median(ratio, a->reps));
     }
-    for (int k = 2; k < 5; k++) { /* the step against each */
+    for (int k = 3; k < 6; k++) { /* the step against the GEMMs at its shapes */
         double ratio[MAX_REPS];
         for (int r = 0; r < a->reps; r++) ratio[r] = rate[0][r] / rate[k][r];
         printf("\t%.4f", median(ratio, a->reps));

@@ -2,7 +2,7 @@
  * multiplies small GEMMs without packing them): the forward, dW and da of
  * a slice that is not a whole number of tiles, against the products in
  * double, and nothing written outside the slice. The tile limit is set so
- * that every tile is 16 units wide, whatever BLAS and CPU run the test. */
+ * that every tile is 32 units wide, whatever BLAS and CPU run the test. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +11,7 @@
 #include "base/base.h" /* clipnn_gemm_direct_macs */
 #include "nn/nn.h"     /* the kernels */
 
-enum { B = 5, IN = 40, OUT = 50 };
+enum { B = 5, IN = 40, OUT = 90 };
 
 #define SENTINEL 1234.5f
 
@@ -82,7 +82,7 @@ static void check_inputs(const dense_case *c, size_t lo, size_t hi) {
     CHECK_MSG(!bad, "%d input-gradient entries wrong (columns %zu..%zu)", bad, lo, hi);
 }
 
-/* tiled: the limit that makes every tile 16 units (the forward's and
+/* tiled: the limit that makes every tile 32 units (the forward's and
  * dW's B * IN multiply-adds a unit, da's B * OUT a column); else 0, whole
  * slices. */
 static void run_slice(int tiled, size_t lo, size_t hi, size_t in_lo, size_t in_hi) {
@@ -91,10 +91,10 @@ static void run_slice(int tiled, size_t lo, size_t hi, size_t in_lo, size_t in_h
     CHECK(c != NULL);
     if (!c) return;
     fill(c);
-    clipnn_gemm_direct_macs = tiled ? 16 * B * IN : 0;
+    clipnn_gemm_direct_macs = tiled ? 32 * B * IN : 0;
     clipnn_dense_forward_cols(c->z, c->a, c->W, B, IN, OUT, lo, hi);
     clipnn_dense_weight_grad_rows(c->dW, NULL, c->dz, c->a, B, IN, OUT, lo, hi);
-    clipnn_gemm_direct_macs = tiled ? 16 * B * OUT : 0;
+    clipnn_gemm_direct_macs = tiled ? 32 * B * OUT : 0;
     clipnn_dense_input_grad_cols(c->da, c->dz, c->W, B, IN, OUT, in_lo, in_hi);
     clipnn_gemm_direct_macs = saved;
     check_units(c, lo, hi);
@@ -103,11 +103,11 @@ static void run_slice(int tiled, size_t lo, size_t hi, size_t in_lo, size_t in_h
 }
 
 TEST(dense_kernels_in_tiles_match_the_products) {
-    /* 47 units: tiles of 16, 16 and 15; 39 inputs: 16, 16 and 7 */
-    run_slice(1, 3, 50, 1, 40);
+    /* 87 units: tiles of 32, 32 and 23; 39 inputs: 32 and 7 */
+    run_slice(1, 3, 90, 1, 40);
     /* a slice narrower than one tile, and the whole layer */
     run_slice(1, 20, 29, 5, 12);
     run_slice(1, 0, OUT, 0, IN);
     /* the same without tiles */
-    run_slice(0, 3, 50, 1, 40);
+    run_slice(0, 3, 90, 1, 40);
 }

@@ -23,23 +23,27 @@
 #include "nn/nn.h"
 
 
-/* Units per tile of a slice of n units, macs_per_unit multiply-adds each:
- * the widest multiple of 16 (whole cache lines of a row) within the direct
- * limit and max_units; the whole slice when it fits or no tile of 16 does. */
-static size_t tile_units(size_t n, size_t macs_per_unit, size_t max_units) {
+/* Units per tile of a slice of n units of a GEMM over B rows of the batch,
+ * macs_per_unit multiply-adds a unit: the widest multiple of 16 (whole
+ * cache lines of a row) within the direct limit and max_units, or the
+ * whole slice. Tiles pay off at small batches only: on OpenBLAS's AVX-512
+ * kernels, one thread, a tile of dW at batch 32 ran at 1.2-1.3x the packed
+ * slice, at batch 64 1.1x (tiles of 48 rows) to 1.0x (16), at batch 128
+ * 0.75-0.9x; so no tiles past 64 rows or narrower than 32 units. */
+static size_t tile_units(size_t n, size_t B, size_t macs_per_unit, size_t max_units) {
     size_t limit = clipnn_gemm_direct_macs;
-    if (!limit) return n;
+    if (!limit || B > 64) return n;
     size_t u = limit / macs_per_unit;
     if (u > max_units) u = max_units;
     if (n <= u) return n;
     u -= u % 16;
-    return u >= 16 ? u : n;
+    return u >= 32 ? u : n;
 }
 
 /* The forward's product as the BLAS sees it (column-major, W transposed)
  * goes direct only with C of at most 1200 entries and a depth of 32 or more. */
 static size_t forward_tile_units(size_t n, size_t B, size_t in) {
-    return tile_units(n, B * in, in >= 32 ? 1200 / B : 0);
+    return tile_units(n, B, B * in, in >= 32 ? 1200 / B : 0);
 }
 
 /* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T   (z rows have stride out)
@@ -84,7 +88,7 @@ void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const 
     if (dW && B == 1)
         rank_one_rows(dW, dz, a, in, lo, hi);
     else if (dW)
-        for (size_t step = tile_units(hi - lo, in * B, SIZE_MAX), j = lo; j < hi; j += step)
+        for (size_t step = tile_units(hi - lo, B, in * B, SIZE_MAX), j = lo; j < hi; j += step)
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - j < step ? hi - j : step), (int)in,
                         (int)B, 1.0f, dz + j, (int)out, a, (int)in, 0.0f, dW + j * in, (int)in);
     if (db) column_sums(db, dz, B, out, lo, hi);
@@ -98,7 +102,7 @@ void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, si
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)(hi - lo), 1.0f, W + lo, (int)in, dz, 1, 0.0f,
                     da + lo, 1);
     else
-        for (size_t step = tile_units(hi - lo, B * out, SIZE_MAX), i = lo; i < hi; i += step)
+        for (size_t step = tile_units(hi - lo, B, B * out, SIZE_MAX), i = lo; i < hi; i += step)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - i < step ? hi - i : step),
                         (int)out, 1.0f, dz, (int)out, W + i, (int)in, 0.0f, da + i, (int)in);
 }
