@@ -82,19 +82,18 @@ static void check_inputs(const dense_case *c, size_t lo, size_t hi) {
     CHECK_MSG(!bad, "%d input-gradient entries wrong (columns %zu..%zu)", bad, lo, hi);
 }
 
-/* tiled: the limit that makes every tile 32 units (the forward's and
- * dW's B * IN multiply-adds a unit, da's B * OUT a column); else 0, whole
- * slices. */
-static void run_slice(int tiled, size_t lo, size_t hi, size_t in_lo, size_t in_hi) {
+/* The forward and dW with the tile limit units_limit, da with
+ * inputs_limit (0: whole slices). */
+static void run_slice(size_t units_limit, size_t inputs_limit, size_t lo, size_t hi, size_t in_lo, size_t in_hi) {
     size_t saved = clipnn_gemm_direct_macs;
     dense_case *c = malloc(sizeof *c);
     CHECK(c != NULL);
     if (!c) return;
     fill(c);
-    clipnn_gemm_direct_macs = tiled ? 32 * B * IN : 0;
+    clipnn_gemm_direct_macs = units_limit;
     clipnn_dense_forward_cols(c->z, c->a, c->W, B, IN, OUT, lo, hi);
     clipnn_dense_weight_grad_rows(c->dW, NULL, c->dz, c->a, B, IN, OUT, lo, hi);
-    clipnn_gemm_direct_macs = tiled ? 32 * B * OUT : 0;
+    clipnn_gemm_direct_macs = inputs_limit;
     clipnn_dense_input_grad_cols(c->da, c->dz, c->W, B, IN, OUT, in_lo, in_hi);
     clipnn_gemm_direct_macs = saved;
     check_units(c, lo, hi);
@@ -103,11 +102,17 @@ static void run_slice(int tiled, size_t lo, size_t hi, size_t in_lo, size_t in_h
 }
 
 TEST(dense_kernels_in_tiles_match_the_products) {
-    /* 87 units: tiles of 32, 32 and 23; 39 inputs: 32 and 7 */
-    run_slice(1, 3, 90, 1, 40);
+    /* tiles of 32 units (the forward's and dW's B * IN multiply-adds a
+     * unit, da's B * OUT a column): 87 units in tiles of 32, 32 and 23;
+     * 39 inputs in 32 and 7 */
+    const size_t units32 = 32 * B * IN, inputs32 = 32 * B * OUT;
+    run_slice(units32, inputs32, 3, 90, 1, 40);
     /* a slice narrower than one tile, and the whole layer */
-    run_slice(1, 20, 29, 5, 12);
-    run_slice(1, 0, OUT, 0, IN);
-    /* the same without tiles */
-    run_slice(0, 3, 90, 1, 40);
+    run_slice(units32, inputs32, 20, 29, 5, 12);
+    run_slice(units32, inputs32, 0, OUT, 0, IN);
+    /* a limit below 32 whole rows of dW: tiles of 32 rows by 32 and 8
+     * columns (the forward in tiles of 16 units) */
+    run_slice(6000, 0, 3, 90, 1, 40);
+    /* no tiles */
+    run_slice(0, 0, 3, 90, 1, 40);
 }

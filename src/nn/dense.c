@@ -28,22 +28,38 @@
  * cache lines of a row) within the direct limit and max_units, or the
  * whole slice. Tiles pay off at small batches only: on OpenBLAS's AVX-512
  * kernels, one thread, a tile of dW at batch 32 ran at 1.2-1.3x the packed
- * slice, at batch 64 1.1x (tiles of 48 rows) to 1.0x (16), at batch 128
- * 0.75-0.9x; so no tiles past 64 rows or narrower than 32 units. */
-static size_t tile_units(size_t n, size_t B, size_t macs_per_unit, size_t max_units) {
+ * slice, at batch 64 1.1x (tiles of 32-48 rows) to 1.0x (16), at batch 128
+ * 0.75-0.9x; so no tiles past 64 rows or narrower than min_units. */
+static size_t tile_units(size_t n, size_t B, size_t macs_per_unit, size_t max_units, size_t min_units) {
     size_t limit = clipnn_gemm_direct_macs;
     if (!limit || B > 64) return n;
     size_t u = limit / macs_per_unit;
     if (u > max_units) u = max_units;
     if (n <= u) return n;
     u -= u % 16;
-    return u >= 32 ? u : n;
+    return u >= min_units ? u : n;
 }
 
 /* The forward's product as the BLAS sees it (column-major, W transposed)
- * goes direct only with C of at most 1200 entries and a depth of 32 or more. */
+ * goes direct only with C of at most 1200 entries and a depth of 32 or
+ * more; tiles of 16-32 units ran at 1.07-1.6x the slice at batch 32, at
+ * 0.9x at batch 64. */
 static size_t forward_tile_units(size_t n, size_t B, size_t in) {
-    return tile_units(n, B, B * in, in >= 32 ? 1200 / B : 0);
+    return B <= 32 ? tile_units(n, B, B * in, in >= 32 ? 1200 / B : 0, 16) : n;
+}
+
+/* dW tiles of rows x cols for a slice of n rows: whole rows when 32 of
+ * them fit the limit, else 32 rows by columns split evenly within it
+ * (1.03-1.1x the slice where whole rows did not fit: 1024 inputs at batch
+ * 32, 784 at 64). */
+static void weight_tiles(size_t n, size_t in, size_t B, size_t *rows, size_t *cols) {
+    *rows = tile_units(n, B, in * B, SIZE_MAX, 32), *cols = in;
+    if (*rows < n || !clipnn_gemm_direct_macs || B > 64 || n * in * B <= clipnn_gemm_direct_macs) return;
+    size_t r = n < 32 ? n : 32, c = clipnn_gemm_direct_macs / (r * B);
+    if (c < 32) return;
+    size_t parts = (in + c - 1) / c, even = (in + parts - 1) / parts;
+    even += (16 - even % 16) % 16;
+    *rows = r, *cols = even * r * B <= clipnn_gemm_direct_macs ? even : even - 16;
 }
 
 /* z[B][lo:hi) = a[B][in] W[lo:hi][in]^T   (z rows have stride out)
@@ -80,6 +96,18 @@ CLIPNN_HOT_KERNEL void column_sums(float *db, const float *dz, size_t B, size_t 
     }
 }
 
+/* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in], tile by tile. */
+static void weight_grad_tiles(float *dW, const float *dz, const float *a, size_t B, size_t in, size_t out, size_t lo,
+                              size_t hi) {
+    size_t rows, cols;
+    weight_tiles(hi - lo, in, B, &rows, &cols);
+    for (size_t j = lo; j < hi; j += rows)
+        for (size_t k = 0; k < in; k += cols)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - j < rows ? hi - j : rows),
+                        (int)(in - k < cols ? in - k : cols), (int)B, 1.0f, dz + j, (int)out, a + k, (int)in, 0.0f,
+                        dW + j * in + k, (int)in);
+}
+
 /* dW[lo:hi][in] = dz[B][lo:hi)^T a[B][in]     (dW, db may be NULL)
  * db[lo:hi)     = sum over B of dz[B][lo:hi) */
 void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const float *a, size_t B, size_t in,
@@ -88,9 +116,7 @@ void clipnn_dense_weight_grad_rows(float *dW, float *db, const float *dz, const 
     if (dW && B == 1)
         rank_one_rows(dW, dz, a, in, lo, hi);
     else if (dW)
-        for (size_t step = tile_units(hi - lo, B, in * B, SIZE_MAX), j = lo; j < hi; j += step)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(hi - j < step ? hi - j : step), (int)in,
-                        (int)B, 1.0f, dz + j, (int)out, a, (int)in, 0.0f, dW + j * in, (int)in);
+        weight_grad_tiles(dW, dz, a, B, in, out, lo, hi);
     if (db) column_sums(db, dz, B, out, lo, hi);
 }
 
@@ -102,7 +128,7 @@ void clipnn_dense_input_grad_cols(float *da, const float *dz, const float *W, si
         cblas_sgemv(CblasRowMajor, CblasTrans, (int)out, (int)(hi - lo), 1.0f, W + lo, (int)in, dz, 1, 0.0f,
                     da + lo, 1);
     else
-        for (size_t step = tile_units(hi - lo, B, B * out, SIZE_MAX), i = lo; i < hi; i += step)
+        for (size_t step = tile_units(hi - lo, B, B * out, SIZE_MAX, 32), i = lo; i < hi; i += step)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)B, (int)(hi - i < step ? hi - i : step),
                         (int)out, 1.0f, dz, (int)out, W + i, (int)in, 0.0f, da + i, (int)in);
 }
