@@ -103,8 +103,8 @@ static void die(const char *what) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|shapes|naive|recdp|rec|kernels|update|pgd [options] "
-                    "(see bench/bench.c)\n",
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|shapes|naive|recdp|rec|kernels|update|pgd "
+                    "[options] (see bench/bench.c)\n",
             msg);
     exit(2);
 }

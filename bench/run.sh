@@ -148,8 +148,9 @@ echo "multiplies small GEMMs unpacked), one thread x $THREADS, one BLAS call on 
 printf '  %-24s %13s %13s %9s %13s %13s %13s %9s %9s\n' "model, batch" "step" "whole slices" "sgemm" "GEMMs split" \
     "1 thread x $THREADS" "BLAS threads" "of split" "of 1 x $THREADS"
 awk -F'\t' '$1 == "shapes" {
-    printf "  %-24s %6.1f (%3.0f%%) %6.1f (%3.0f%%) %9.1f %6.1f (%3.0f%%) %6.1f (%3.0f%%) %6.1f (%3.0f%%) %8.0f%% %8.0f%%\n",
-           $2 ", " $3, $5, 100 * $11, $6, 100 * $12, $7, $8, 100 * $13, $9, 100 * $14, $10, 100 * $15, 100 * $16, 100 * $17
+    rate = "%6.1f (%3.0f%%)"
+    printf "  %-24s " rate " " rate " %9.1f " rate " " rate " " rate " %8.0f%% %8.0f%%\n", $2 ", " $3,
+           $5, 100 * $11, $6, 100 * $12, $7, $8, 100 * $13, $9, 100 * $14, $10, 100 * $15, 100 * $16, 100 * $17
 }' "$OUT/shapes"
 echo "  (whole slices: the same step with one GEMM per thread and layer, as before the tiles; per GEMM: bench_clipnn"
 echo "  shapes prints a row each)"
