@@ -51,7 +51,8 @@
  *       thread. The "shapes" row: arch, batch, threads; GFLOP/s of the
  *       step, of the step with whole slices, of sgemm 512^3, of the GEMMs
  *       split as the step, on one thread times T, on BLAS's threads; all
- *       but sgemm's against T x sgemm; the step against the three.
+ *       but sgemm's against T x sgemm; the step against the three; the
+ *       tile limit (multiply-adds; 0: no tiles with this BLAS and CPU).
  *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
  *                       [--threads T] [--reps R]
  *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
@@ -872,7 +873,7 @@ static void bench_shapes(const bench_args *a) {
         for (int r = 0; r < a->reps; r++) ratio[r] = rate[0][r] / rate[k][r];
         printf("\t%.4f", median(ratio, a->reps));
     }
-    printf("\n");
+    printf("\t%zu\n", direct);
     for (size_t l = 0; l < a->n_layers; l++) gemm_free(&bufs[l]);
     gemm_free(&big);
     clipnn_model_free(m);

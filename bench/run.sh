@@ -154,6 +154,8 @@ awk -F'\t' '$1 == "shapes" {
 }' "$OUT/shapes"
 echo "  (whole slices: the same step with one GEMM per thread and layer, as before the tiles; per GEMM: bench_clipnn"
 echo "  shapes prints a row each)"
+awk -F'\t' '$1 == "shapes" { limit = $19 } END { if (limit > 0) printf "  tiles of at most %d multiply-adds\n", limit;
+    else print "  no tiles: this BLAS and CPU pack every GEMM (the step and whole slices are the same)" }' "$OUT/shapes"
 
 echo
 echo "Attacks, 784-256-128-10 ReLU, batch 256, 40 steps, eps 0.1, 2560 inputs (GFLOP/s: 2 x multiply-adds of the"
