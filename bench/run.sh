@@ -130,7 +130,8 @@ echo "computes for every rule) / step with the rule; torch ovh: (step with the r
 echo "Clipped fraction of steps, unit-norm cost (fraction of the none step), steps per repetition:"
 awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x %s\n", $2, $3, $4, $10, 100 * $13, $12, $11 }' "$OUT/clipnn"
 echo "RULE@tool: the rule with the callbacks \`clipnn train\` always installs (per-step record, epoch record,"
-echo "control); its clip ovh is against RULE without them: what the tool's step costs over the library's."
+echo "control; the distance from theta(0) at the epochs' ends); its clip ovh is against RULE without them: what"
+echo "the tool's step costs over the library's. RULE@log: the same with the distance at every step (--log, --report)."
 
 echo
 echo "Attacks, 784-256-128-10 ReLU, batch 256, 40 steps, eps 0.1, 2560 inputs (GFLOP/s: 2 x multiply-adds of the"
