@@ -231,3 +231,38 @@ TEST(record_params_tool_takes_the_distance_where_it_is_shown) {
     CHECK_MSG(fabs(at_ends - last) <= 1e-8 * last, "max at epoch ends %.10g, the last step's %.10g", at_ends, last);
     CHECK_MSG(every >= last * (1 - 1e-8), "max of every step %.10g below the last one's %.10g", every, last);
 }
+
+static void no_record(const clipnn_step_record *r, void *user) { (void)r, (void)user; }
+
+/* The update that sums theta and its distance for the record, at every
+ * step, against the one that sums nothing: the same float operations lane
+ * by lane, so the same parameters bit for bit. Batch 1 forms each row of
+ * dW in registers (rows of 40, 70 and 150 floats: whole steps of 64 and
+ * partial ones), batch 5 reads the stored gradient; with and without
+ * (Nesterov) momentum. */
+TEST(record_params_sums_leave_the_update_bit_for_bit) {
+    clipnn_dataset *d = data(N_EX, 0);
+    for (int variant = 0; variant < 3; variant++)
+        for (size_t batch = 1; batch <= 5; batch += 4) {
+            clipnn_model *m[2];
+            for (int k = 0; k < 2; k++) {
+                m[k] = fixture_mlp(DIM, 70, 150, CLASSES, CLIPNN_ACT_TANH, 9);
+                clipnn_train_options o = clipnn_train_options_default();
+                o.clip = clipnn_clip_options_for(CLIPNN_CLIP_NONE);
+                o.optim.momentum = variant ? 0.9 : 0;
+                o.optim.nesterov = variant == 2;
+                o.schedule.a0 = 0.3;
+                o.batch = batch;
+                o.steps = STEPS;
+                o.on_step = k ? no_record : NULL; /* k = 1: the sums at every step */
+                clipnn_train_result res;
+                CHECK_OK(clipnn_train(m[k], d, NULL, &o, &res));
+            }
+            size_t P = clipnn_model_n_params(m[0]);
+            CHECK_MSG(!memcmp(clipnn_model_params(m[0]), clipnn_model_params(m[1]), P * sizeof(float)),
+                      "batch %zu, momentum variant %d: the summed update moved the parameters elsewhere", batch,
+                      variant);
+            clipnn_model_free(m[0]), clipnn_model_free(m[1]);
+        }
+    clipnn_dataset_free(d);
+}
