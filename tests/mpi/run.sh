@@ -7,10 +7,12 @@
 #  - a process that cannot read its data, or that is killed, ends the whole
 #    job with a non-zero exit and a message, and the last checkpoint stays whole;
 #  - --clip-where local and clip21 against their formulas and fixed points
-#    (tests/mpi/clip_where.c), and refused with one line where they make no sense.
+#    (tests/mpi/clip_where.c), and refused with one line where they make no sense;
+#  - the gradient all-reduce in buckets during the backward gives the fused one's weights (tests/mpi/buckets.sh).
 # Ends with "N passed, M failed" like the main runner; exit 1 on any failure.
 set -uo pipefail
 plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
+here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -108,6 +110,10 @@ refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
 refused "--clip-where clip21 on resume" "cannot resume" \
     "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
+
+# The all-reduce in buckets during the backward against the fused one.
+# shellcheck source=tests/mpi/buckets.sh
+. "$here/buckets.sh"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
