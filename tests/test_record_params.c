@@ -266,3 +266,18 @@ TEST(record_params_sums_leave_the_update_bit_for_bit) {
         }
     clipnn_dataset_free(d);
 }
+
+/* An unknown record_params value is refused with one line, before any step. */
+TEST(record_params_unknown_value_refused) {
+    clipnn_dataset *d = data(8, 0);
+    clipnn_model *m = fixture_mlp(DIM, 5, 4, CLASSES, CLIPNN_ACT_TANH, 1);
+    clipnn_train_options o = clipnn_train_options_default();
+    o.steps = 1;
+    o.record_params = (clipnn_record_steps)CLIPNN_RECORD_COUNT;
+    clipnn_train_result res;
+    CHECK(clipnn_train(m, d, NULL, &o, &res) == CLIPNN_ERR_INVALID_ARG);
+    CHECK_MSG(strstr(clipnn_last_error(), "record_params"), "message: %s", clipnn_last_error());
+    CHECK(res.steps == 0);
+    clipnn_model_free(m);
+    clipnn_dataset_free(d);
+}

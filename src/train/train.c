@@ -191,6 +191,8 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
     if (!(o->schedule.a0 >= 0) || !isfinite(o->schedule.a0))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: step size %g must be finite and >= 0", o->schedule.a0);
     if (clipnn_dataset_n(train) == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
+    if ((unsigned)o->record_params >= CLIPNN_RECORD_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: unknown record_params %d", (int)o->record_params);
     return check_rule_optimizer(o);
 }
 
