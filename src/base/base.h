@@ -64,6 +64,10 @@ static inline void clipnn_part_bounds(size_t n, size_t k, size_t parts, size_t *
 void *clipnn_alloc(size_t bytes);                  /* malloc, counted */
 void *clipnn_alloc_array(size_t count, size_t size); /* zeroed; NULL on overflow */
 void *clipnn_realloc_array(void *p, size_t count, size_t size);
+/* zeroed, starting on a 64-byte line; NULL on overflow; released only with
+ * clipnn_free_aligned (never clipnn_free or realloc) */
+void *clipnn_alloc_aligned_array(size_t count, size_t size);
+void clipnn_free_aligned(void *p);
 void clipnn_free(void *p);
 /* a * b into *out; 0 on success, -1 on overflow. */
 int clipnn_mul_size(size_t a, size_t b, size_t *out);

@@ -54,8 +54,8 @@ clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
     o->opts = *opts;
     o->n = n_params;
     int need_m = adam || opts->momentum > 0;
-    if (need_m) o->m = clipnn_alloc_array(n_params, sizeof *o->m);
-    if (adam) o->v = clipnn_alloc_array(n_params, sizeof *o->v);
+    if (need_m) o->m = clipnn_alloc_aligned_array(n_params, sizeof *o->m);
+    if (adam) o->v = clipnn_alloc_aligned_array(n_params, sizeof *o->v);
     if ((need_m && !o->m) || (adam && !o->v)) {
         clipnn_optimizer_free(o);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n_params);
@@ -66,8 +66,8 @@ clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
 
 void clipnn_optimizer_free(clipnn_optimizer *o) {
     if (!o) return;
-    clipnn_free(o->m);
-    clipnn_free(o->v);
+    clipnn_free_aligned(o->m);
+    clipnn_free_aligned(o->v);
     clipnn_free(o);
 }
 

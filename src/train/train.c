@@ -257,7 +257,7 @@ typedef struct {
 } train_buffers;
 
 static void free_buffers(train_buffers *b) {
-    clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free(b->theta0);
+    clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free_aligned(b->theta0);
     clipnn_free(b->order), clipnn_free(b->idx), clipnn_free(b->group_norms);
     clipnn_free(b->unit_scale), clipnn_free(b->theta_acc), clipnn_free(b->dist_acc);
 }
@@ -268,7 +268,7 @@ static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size
     size_t dim = m->n_inputs, k = clipnn_model_n_outputs(m), G = clipnn_model_n_groups(m);
     b->xb = clipnn_alloc_array(chunk * dim, sizeof *b->xb);
     b->yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *b->yb);
-    b->theta0 = clipnn_alloc_array(m->n_params, sizeof *b->theta0);
+    b->theta0 = clipnn_alloc_aligned_array(m->n_params, sizeof *b->theta0);
     b->order = clipnn_alloc_array(n, sizeof *b->order);
     b->idx = clipnn_alloc_array(chunk, sizeof *b->idx);
     b->group_norms = clipnn_alloc_array(3 * G, sizeof *b->group_norms);
