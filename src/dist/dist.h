@@ -120,6 +120,11 @@ void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
  * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
 void clipnn_dist_sum_doubles(double *a, size_t n, int step);
 void clipnn_dist_sum_f32(float *a, size_t n, int step);
+/* part[n - 1] set to this process's failure (s != OK) and part[0 .. n)
+ * summed over the processes (counted with the steps' all-reduces); every
+ * process calls it, a failed one too. s, or STATE ("failed to compute
+ * their <what>") when another process failed. */
+clipnn_status clipnn_dist_sum_failures(double *part, size_t n, clipnn_status s, const char *what);
 /* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
  * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
  * gradient and loss weighted by rows / B and summed over the processes. */

@@ -831,11 +831,8 @@ static clipnn_status private_batches(train_run *r, private_pass *p) {
  * (first the counts with a failure flag, which every process reaches, then
  * the sums). */
 static clipnn_status private_sum_processes(train_run *r, private_pass *p, clipnn_status s) {
-    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, s != CLIPNN_OK};
-    clipnn_dist_sum_doubles(part, 4, 1);
-    if (s || part[3] > 0)
-        return s ? s : clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their examples' "
-                                   "gradients", part[3], clipnn_dist_size());
+    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, 0};
+    if ((s = clipnn_dist_sum_failures(part, 4, s, "examples' gradients"))) return s;
     clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P, 1);
     p->loss_sum = part[0], p->done = (size_t)part[1], p->clipped = (size_t)part[2];
     return CLIPNN_OK;
