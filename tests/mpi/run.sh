@@ -194,5 +194,9 @@ refused "--clip-where clip21 on resume" "cannot resume" \
 # shellcheck source=tests/mpi/buckets.sh
 . "$here/buckets.sh"
 
+# Process 0 alone prints results.
+# shellcheck source=tests/mpi/output.sh
+. "$here/output.sh"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
