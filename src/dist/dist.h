@@ -132,4 +132,12 @@ clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options
                                       size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
                                       double *loss);
 
+/* The relay in rank order (dist/relay.c): receive fills buf[len] with the
+ * bytes process r - 1 sent and returns 1 when a process before failed, 0
+ * when none did, -1 when nothing was received (process 0, or no job); send passes buf[len]
+ * and the flag to process r + 1 (nothing on the last). Every process of
+ * the job calls receive and then send, with the same len (< INT_MAX). */
+int clipnn_dist_relay_receive(void *buf, size_t len);
+void clipnn_dist_relay_send(const void *buf, size_t len, int failed);
+
 #endif

@@ -198,5 +198,9 @@ refused "--clip-where clip21 on resume" "cannot resume" \
 # shellcheck source=tests/mpi/output.sh
 . "$here/output.sh"
 
+# --expected-grad: the clipper's history over the rows in order, across the processes.
+# shellcheck source=tests/mpi/expected_grad.sh
+. "$here/expected_grad.sh"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
