@@ -25,8 +25,8 @@ for n in 2 3; do
     "${mpi[@]}" -np $n "$tool" train --steps 10 --batch 32 --seed 3 --threads 1 --lr 1e38 --clip none --nonfinite skip \
         --quiet > skip.out 2> skip.err
     warned=$(grep -c "warning: train: step [0-9]* skipped" skip.err)
-    single=$("$plain" train --steps 10 --batch 32 --seed 3 --threads 1 --lr 1e38 --clip none --nonfinite skip --quiet 2>&1 \
-        > /dev/null | grep -c "warning: train: step [0-9]* skipped")
+    single=$("$plain" train --steps 10 --batch 32 --seed 3 --threads 1 --lr 1e38 --clip none --nonfinite skip \
+        --quiet 2>&1 > /dev/null | grep -c "warning: train: step [0-9]* skipped")
     if [ "$warned" -gt 0 ] && [ "$warned" = "$single" ]; then ok "warnings N=$n: $warned, as many as one process's"
     else bad "warnings N=$n: $warned skipped-step warnings, one process gives $single"; fi
 done
