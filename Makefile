@@ -198,7 +198,7 @@ tsan:
 test-mpi: $(TOOL)
 	$(MAKE) MPI=1 mpi-tests PLAIN_TOOL=$(abspath $(TOOL))
 
-mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where
+mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where $(BUILD)/json_check
 	bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
@@ -206,6 +206,9 @@ $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 
 $(BUILD)/clip_where: tests/mpi/clip_where.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/json_check: tests/mpi/json_check.c src/io/json.h $(STATIC)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude -Isrc $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # The MPI build on this machine: all-reduce latency and bandwidth, and
 # Fashion-MNIST with 1 and 2 processes, step time split into compute and

@@ -84,6 +84,10 @@ static int run_in_job(int argc, char **argv, int json) {
         fprintf(stderr, "clipnn: %s\n", clipnn_last_error());
         return CLI_EXIT_FAILURE;
     }
+    /* Process 0 alone prints results (and warnings, the same on every process): the others, errors. */
+    if (clipnn_dist_rank() > 0) cli_log_no_warnings();
+    if (clipnn_dist_rank() > 0 && cli_stdout_to_null())
+        fprintf(stderr, "clipnn train: process %d: cannot send its stdout to /dev/null\n", clipnn_dist_rank());
     int rc = json ? cli_json_mode_end("train", run_command(argc, argv, 1)) : run_command(argc, argv, 0);
     if (rc && clipnn_dist_size() > 1) clipnn_dist_abort(rc, "clipnn train failed");
     if (clipnn_dist_rank() == 0 && clipnn_dist_available())

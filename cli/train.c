@@ -428,7 +428,8 @@ static int finish_with_report(const char *cmd, train_run *r, const clipnn_train_
  * atomically: the file is the old one or the new one, whole). */
 static int train_and_report(const char *cmd, train_run *r) {
     clipnn_train_result res;
-    if (cli_stop_install()) fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
+    if (cli_stop_install() && clipnn_dist_rank() == 0)
+        fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
     clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
     cli_stop_restore();
     if (!st) return finish_with_report(cmd, r, &res);
@@ -436,12 +437,11 @@ static int train_and_report(const char *cmd, train_run *r) {
     return cli_fail(cmd, st, "training");
 }
 
-/* In a job, every process but 0 trains without logs, reports, progress or output. */
+/* In a job, every process but 0 trains without logs, reports or progress
+ * (its stdout goes nowhere: main). */
 static void quiet_worker(train_args *a) {
     a->log = a->log_epochs = a->report = NULL;
     a->quiet = 1;
-    if (!freopen("/dev/null", "w", stdout)) fprintf(stderr, "clipnn train: process %d prints its results too\n",
-                                                    clipnn_dist_rank());
 }
 
 int cmd_train(int argc, char **argv) {

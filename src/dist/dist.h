@@ -120,11 +120,24 @@ void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
  * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
 void clipnn_dist_sum_doubles(double *a, size_t n, int step);
 void clipnn_dist_sum_f32(float *a, size_t n, int step);
+/* part[n - 1] set to this process's failure (s != OK) and part[0 .. n)
+ * summed over the processes (counted with the steps' all-reduces); every
+ * process calls it, a failed one too. s, or STATE ("failed to compute
+ * their <what>") when another process failed. */
+clipnn_status clipnn_dist_sum_failures(double *part, size_t n, clipnn_status s, const char *what);
 /* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
  * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
  * gradient and loss weighted by rows / B and summed over the processes. */
 clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
                                       size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
                                       double *loss);
+
+/* The relay in rank order (dist/relay.c): receive fills buf[len] with the
+ * bytes process r - 1 sent and returns 1 when a process before failed, 0
+ * when none did, -1 when nothing was received (process 0, or no job); send passes buf[len]
+ * and the flag to process r + 1 (nothing on the last). Every process of
+ * the job calls receive and then send, with the same len (< INT_MAX). */
+int clipnn_dist_relay_receive(void *buf, size_t len);
+void clipnn_dist_relay_send(const void *buf, size_t len, int failed);
 
 #endif

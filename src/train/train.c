@@ -2,6 +2,7 @@
  * the per-step record (clipping and stability telemetry), evaluation per
  * epoch.
  * Everything is allocated before the first step. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -204,20 +205,13 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
     return check_rule_optimizer(o);
 }
 
-/* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
- * gradient, per example with a fresh clipper of the same rule; in a job
- * each process takes the rows it owns (with its own clipper: a rule with a
- * history starts it afresh there) and the sums are summed, a failure flag
- * after them so that every process reaches the sum. */
-static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
-                                        float *x1, float *y1, clipnn_train_result *res) {
-    size_t P = m->n_params, k = clipnn_model_n_outputs(m), n, lo, hi;
-    double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
-    clipnn_clipper *c = NULL;
-    clipnn_status s =
-        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
-    clipnn_dataset_shard_range(d, NULL, &n);
-    clipnn_dist_owned_rows(&lo, &hi);
+/* Rows [lo, hi) of d one at a time: their gradients into mean, scaled by
+ * clipper c into h. */
+static clipnn_status expected_rows(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                   clipnn_clipper *c, size_t lo, size_t hi, float *x1, float *y1, double *h,
+                                   double *mean) {
+    size_t P = m->n_params, k = clipnn_model_n_outputs(m);
+    clipnn_status s = CLIPNN_OK;
     for (size_t i = lo; s == CLIPNN_OK && i < hi; i++) {
         gather_rows(d, &i, 1, x1);
         gather_targets(d, &i, 1, o->loss.loss, k, y1);
@@ -230,10 +224,53 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         if (s) break;
         for (size_t j = 0; j < P; j++) h[j] += scale * m->grads[j];
     }
-    if (h) h[2 * P] = s != CLIPNN_OK;
-    if (h && clipnn_dist_active()) clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
+    return s;
+}
+
+/* The rows this process owns, with the clipper's history over every row
+ * before them: in a job process r starts from the state process r - 1
+ * ended with (the processes run one after the other, so a rule with a
+ * history sees the rows in a single process's order), and the sums are
+ * summed, a failure flag after them. Every process of a job calls it. */
+static clipnn_status expected_rows_in_order(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                            clipnn_clipper *c, unsigned char *state, size_t len, float *x1,
+                                            float *y1, double *h) {
+    size_t P = m->n_params, lo, hi;
+    clipnn_status s = CLIPNN_OK;
+    int before = clipnn_dist_relay_receive(state, len);
+    if (before > 0)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
+    else if (before == 0) s = clipnn_clipper_state_load(c, state, len);
+    clipnn_dist_owned_rows(&lo, &hi);
+    if (!s) s = expected_rows(m, d, o, c, lo, hi, x1, y1, h, h + P);
+    if (!s) clipnn_clipper_state_save(c, state);
+    clipnn_dist_relay_send(state, len, s != CLIPNN_OK);
+    h[2 * P] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
     if (s == CLIPNN_OK && h[2 * P] > 0)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
+    return s;
+}
+
+/* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
+ * gradient, per example with a fresh clipper of the same rule, the rows in
+ * order (in a job too: above). */
+static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                        float *x1, float *y1, clipnn_train_result *res) {
+    size_t P = m->n_params, n, len = 0;
+    double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
+    unsigned char *state = NULL;
+    clipnn_clipper *c = NULL;
+    clipnn_status s =
+        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    if (!s) len = clipnn_clipper_state_size(c);
+    if (!s && len >= INT_MAX) s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: the clipper's state is too large to relay");
+    if (!s && !(state = clipnn_alloc_array(len ? len : 1, 1)))
+        s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    if (clipnn_dist_agree(s != CLIPNN_OK) && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to set up the expected gradients");
+    if (!s) s = expected_rows_in_order(m, d, o, c, state, len, x1, y1, h);
+    clipnn_dataset_shard_range(d, NULL, &n);
     if (s == CLIPNN_OK) {
         double hs = 0, ms = 0;
         for (size_t j = 0; j < P; j++) {
@@ -244,7 +281,7 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         res->mean_grad_norm = sqrt(ms);
     }
     clipnn_clipper_free(c);
-    clipnn_free(h);
+    clipnn_free(h), clipnn_free(state);
     return s;
 }
 
@@ -876,11 +913,8 @@ static clipnn_status private_batches(train_run *r, private_pass *p) {
  * (first the counts with a failure flag, which every process reaches, then
  * the sums). */
 static clipnn_status private_sum_processes(train_run *r, private_pass *p, clipnn_status s) {
-    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, s != CLIPNN_OK};
-    clipnn_dist_sum_doubles(part, 4, 1);
-    if (s || part[3] > 0)
-        return s ? s : clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their examples' "
-                                   "gradients", part[3], clipnn_dist_size());
+    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, 0};
+    if ((s = clipnn_dist_sum_failures(part, 4, s, "examples' gradients"))) return s;
     clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P, 1);
     p->loss_sum = part[0], p->done = (size_t)part[1], p->clipped = (size_t)part[2];
     return CLIPNN_OK;

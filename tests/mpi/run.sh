@@ -194,5 +194,13 @@ refused "--clip-where clip21 on resume" "cannot resume" \
 # shellcheck source=tests/mpi/buckets.sh
 . "$here/buckets.sh"
 
+# Process 0 alone prints results.
+# shellcheck source=tests/mpi/output.sh
+. "$here/output.sh"
+
+# --expected-grad: the clipper's history over the rows in order, across the processes.
+# shellcheck source=tests/mpi/expected_grad.sh
+. "$here/expected_grad.sh"
+
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
