@@ -13,9 +13,12 @@
 CC       ?= cc
 # MPI=1: the library and tool for data-parallel training over MPI (mpicc),
 # in build-mpi unless BUILD says otherwise; without it nothing refers to MPI.
+# MPICC picks the MPI: mpicc (the system's default, Open MPI on Debian) or
+# mpicc.mpich, e.g. make MPI=1 MPICC=mpicc.mpich BUILD=build-mpich.
 MPI      ?= 0
+MPICC    ?= mpicc
 ifeq ($(MPI),1)
-CC       := mpicc
+CC       := $(MPICC)
 BUILD    ?= build-mpi
 CPPFLAGS += -DCLIPNN_MPI
 endif
@@ -71,7 +74,7 @@ TESTBIN  := $(BUILD)/test_clipnn
 BENCHBIN := $(BUILD)/bench_clipnn
 EXAMPLES := $(EXAMPLE_SRC:examples/%.c=$(BUILD)/examples/%)
 
-.PHONY: all test sanitize tsan bench install uninstall clean FORCE test-mpi mpi-tests bench-mpi mpi-bench
+.PHONY: all test sanitize tsan bench install uninstall clean FORCE test-mpi test-mpich mpi-tests bench-mpi mpi-bench
 all: $(STATIC) $(SHARED) $(SHARED_LINKS) $(PCFILE) $(TOOL) $(EXAMPLES)
 
 # The compile command of the last build in this tree; rewritten (and so
@@ -198,8 +201,15 @@ tsan:
 test-mpi: $(TOOL)
 	$(MAKE) MPI=1 mpi-tests PLAIN_TOOL=$(abspath $(TOOL))
 
+# The same tests against MPICH (Debian's mpich, beside Open MPI): built with
+# mpicc.mpich in build-mpich, run with its launcher, whose options differ
+# (it oversubscribes without being told and runs as root).
+test-mpich: $(TOOL)
+	$(MAKE) MPI=1 MPICC=mpicc.mpich BUILD=build-mpich mpi-tests PLAIN_TOOL=$(abspath $(TOOL)) \
+	    CLIPNN_MPIRUN=mpiexec.mpich
+
 mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where
-	bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
+	CLIPNN_MPIRUN='$(CLIPNN_MPIRUN)' bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)

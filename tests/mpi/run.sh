@@ -15,7 +15,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMP_NUM_THREADS=1
-mpi=(mpirun --oversubscribe --allow-run-as-root)
+# The launcher and its options: CLIPNN_MPIRUN (e.g. mpiexec.mpich, which
+# oversubscribes by itself and runs as root), else Open MPI's mpirun.
+read -ra mpi <<< "${CLIPNN_MPIRUN:-mpirun --oversubscribe --allow-run-as-root}"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
@@ -67,7 +69,7 @@ else bad "resume 2 -> 3 processes: a run failed"; fi
 # One process cannot read its data: the job ends, non-zero, with a message.
 cp part.ckpt keep.ckpt
 # shellcheck disable=SC2016
-timeout 60 "${mpi[@]}" -np 3 sh -c 'd=digits; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && d=csv:/nonexistent/x.csv
+timeout 60 "${mpi[@]}" -np 3 sh -c 'd=digits; [ "${OMPI_COMM_WORLD_RANK:-$PMI_RANK}" = 1 ] && d=csv:/nonexistent/x.csv
     exec "$0" train --data "$d" --steps 100000 --batch 32 --quiet --save part.ckpt --save-every 10' "$tool" \
     > fail.txt 2>&1
 rc=$?
@@ -77,7 +79,7 @@ else bad "unreadable data on one process: exit $rc: $(head -5 fail.txt)"; fi
 
 # A killed process: the job ends (no hang), the last periodic checkpoint loads.
 # shellcheck disable=SC2016
-timeout 120 "${mpi[@]}" -np 2 sh -c 'echo $$ > pid.$OMPI_COMM_WORLD_RANK
+timeout 120 "${mpi[@]}" -np 2 sh -c 'echo $$ > pid.${OMPI_COMM_WORLD_RANK:-$PMI_RANK}
     exec "$0" train --steps 10000000 --batch 8 --quiet --save kill.ckpt --save-every 20' "$tool" > kill.txt 2>&1 &
 job=$!
 for _ in $(seq 100); do [ -s kill.ckpt ] && [ -s pid.1 ] && break; sleep 0.1; done
