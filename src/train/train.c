@@ -417,6 +417,7 @@ static clipnn_status resume_loop(train_run *r) {
     const clipnn_train_state *st = r->o->state;
     clipnn_bptt_loop *bp = r->bptt.on ? &r->bptt.loop : NULL;
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
+    if (!s) s = clipnn_train_state_restore_feed(st);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
     if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
@@ -790,7 +791,8 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
 static clipnn_status capture_state(train_run *r) {
     clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
                                                  r->clip, r->bptt.on ? &r->bptt.loop : NULL);
-    return s ? s : clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    return s ? s : clipnn_train_state_capture_feed(r->o->state); /* every process: it gathers */
 }
 
 /* The caller's control after step t: a captured state for on_save, or the

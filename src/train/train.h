@@ -93,6 +93,8 @@ struct clipnn_train_state {
     unsigned char *bptt;                /* BPTT section: a run with truncated BPTT or a carried state; or NULL */
     unsigned char *priv;                /* PRIV section: the privacy accountant of a private run; or NULL */
     size_t optim_len, clip_len, loop_len, bptt_len, priv_len;
+    unsigned char *feed; /* FEED section: a job's Clip21 vectors (src/dist/clip21_state.c); or NULL */
+    size_t feed_len;
     char source[256]; /* file it was read from, named in messages ("" if none) */
 };
 
@@ -215,6 +217,11 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
  * differ in being private. */
 clipnn_status clipnn_train_state_capture_privacy(clipnn_train_state *s, const clipnn_dp_state *d);
 clipnn_status clipnn_train_state_restore_privacy(const clipnn_train_state *s, clipnn_dp_state *d);
+/* A job's Clip21 vectors into s's FEED payload (after capture; NULL when
+ * the place is not clip21 or on processes other than 0); restore_feed
+ * gives this process its own back, or fails as clipnn_dist_restore_feed. */
+clipnn_status clipnn_train_state_capture_feed(clipnn_train_state *s);
+clipnn_status clipnn_train_state_restore_feed(const clipnn_train_state *s);
 /* Put the run held by s (not empty) back into the loop variables, order,
  * theta0, o, c and bptt (NULL as for capture); fails with SHAPE when the
  * data or model do not match, INVALID_ARG when the run was made with other

@@ -108,8 +108,24 @@ refused "--clip-where local in the plain build" "needs an MPI job" \
     "$plain" train --steps 2 --clip norm --clip-where local --quiet
 refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
-refused "--clip-where clip21 on resume" "cannot resume" \
+refused "--clip-where clip21 resuming a run without it" "holds no error-feedback vectors" \
     "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
+
+# Clip21's vectors in the checkpoint: 20 steps on 2 processes resumed for 30
+# more on 2 take the uninterrupted run's steps bit for bit (every variable a
+# step reads comes back, each process's e_r included). lambda 0.1 keeps e_r
+# far from the gradients (norms about 2), so a vector lost or given to the
+# wrong process changes the steps.
+c21=(--batch 32 --lr 0.1 --seed 3 --threads 1 --quiet --clip norm --lambda 0.1 --clip-where clip21)
+if "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 50 --save c21full.ckpt > /dev/null 2>&1 &&
+    "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 20 --save c21part.ckpt > /dev/null 2>&1 &&
+    "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt --save c21res.ckpt > /dev/null 2>&1
+then within "clip21 resumed on the same 2 processes" c21full.ckpt c21res.ckpt 0
+else bad "clip21 resumed: a run failed"; fi
+refused "clip21 saved by 2 processes resumed on 3" "saved by 2 processes cannot resume on 3" \
+    "${mpi[@]}" -np 3 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt
+refused "a clip21 run resumed without --clip-where clip21" "continue it with --clip-where clip21" \
+    "${mpi[@]}" -np 2 "$tool" train --steps 50 --clip norm --lambda 0.1 --resume c21part.ckpt --quiet
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
