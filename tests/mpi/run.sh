@@ -91,6 +91,38 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && "$wdiff" kill.ckpt kill.ckpt > /dev/null;
     ok "killed process: the job ended with exit $rc, the checkpoint loads"
 else bad "killed process: exit $rc ($(tail -3 kill.txt))"; fi
 
+# Ctrl-C on the launcher (SIGINT to its process group, as a terminal sends
+# it): Open MPI's mpirun sends the processes SIGCONT, SIGTERM one second
+# later and SIGKILL one second after that; MPICH's mpiexec passes SIGINT on
+# and waits. Either way the processes agree on a step, process 0 saves it,
+# all end with 130 (no MPI_Abort), and the checkpoint holds the
+# uninterrupted run's step K and resumes to its later steps, bit for bit
+# (same N). The launcher's own exit code: Open MPI's mpirun 1 (a job it
+# ended); MPICH's mpiexec 130, or 0 when it records a process's 130 as 0,
+# which it does now and then after passing a signal on.
+sig=(--batch 8 --seed 5 --threads 1 --quiet)
+set -m
+"${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps 100000000 --save sig.ckpt --save-every 50 > sig.txt 2>&1 &
+job=$!
+set +m
+(sleep 60; kill -KILL -- -"$job") 2> /dev/null &
+watchdog=$!
+for _ in $(seq 400); do [ -s sig.ckpt ] && break; sleep 0.05; done # training has begun
+kill -INT -- -"$job"
+wait "$job"
+rc=$?
+kill "$watchdog" 2> /dev/null
+K=$(sed -n 's/.*stopped by SIG[A-Z]* after \([0-9]*\) steps; the run is saved.*/\1/p' sig.txt)
+if [[ $rc =~ ^(130|1|0)$ ]] && [ -n "$K" ] && ! grep -q "ending the whole job" sig.txt; then
+    ok "SIGINT to the launcher: exit $rc, stopped and saved after $K steps, no abort"
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps "$K" --save sigref.ckpt > /dev/null 2>&1
+    within "SIGINT: the saved run is the uninterrupted one at step $K" sigref.ckpt sig.ckpt 0
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps $((K + 20)) --save sigref.ckpt > /dev/null 2>&1
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps $((K + 20)) --resume sig.ckpt --save sigres.ckpt \
+        > /dev/null 2>&1
+    within "SIGINT: resumed for 20 steps, the uninterrupted run" sigref.ckpt sigres.ckpt 0
+else bad "SIGINT to the launcher: exit $rc, K '$K': $(grep -v '^ *$' sig.txt | tail -4)"; fi
+
 # Clip places: the formulas on 2 processes (the program counts its own checks).
 "${mpi[@]}" -np 2 "$clipwhere" > where.txt 2>&1
 sed -n 's/^\(ok  \|FAIL\) /&clip-where: /p' where.txt
