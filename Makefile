@@ -132,6 +132,10 @@ $(BENCHBIN): $(BENCH_OBJ) $(STATIC)
 	$(CC) -o $@ $(BENCH_OBJ) $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 # Tests: one runner over every tests/*.c; it ends with "N passed, M failed".
+# `make MPI=1 test` runs them against the MPI build (one process, MPI's
+# singleton init): dist_without_mpi_is_one_process and the tool's step log
+# under an 8 kB file-size limit (Open MPI's MPI_Init cannot size its
+# shared-memory files under it) return at once there.
 test: $(TESTBIN) $(TOOL) $(SHARED_LINKS) $(PCFILE) $(EXAMPLES)
 	CLIPNN_BIN=$(abspath $(TOOL)) CLIPNN_LIB=$(abspath $(SHARED)) CLIPNN_BUILD=$(abspath $(BUILD)) \
 	    CLIPNN_EXAMPLES=$(abspath $(BUILD))/examples CLIPNN_ROOT=$(CURDIR) OMP_NUM_THREADS=2 \

@@ -71,7 +71,7 @@ clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical) {
     if (dp_logical && job.size > 1)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: Poisson sampling and physical batches are not available "
                            "with several processes (use --sampling shuffle and no --physical-batch)");
-    if (o->bptt_chunk || o->carry_state)
+    if ((o->bptt_chunk || o->carry_state) && job.size > 1)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
                            "with several processes (the state of a sequence would live on one process)");
     return CLIPNN_OK;
