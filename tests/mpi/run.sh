@@ -123,6 +123,25 @@ if [[ $rc =~ ^(130|1|0)$ ]] && [ -n "$K" ] && ! grep -q "ending the whole job" s
     within "SIGINT: resumed for 20 steps, the uninterrupted run" sigref.ckpt sigres.ckpt 0
 else bad "SIGINT to the launcher: exit $rc, K '$K': $(grep -v '^ *$' sig.txt | tail -4)"; fi
 
+# Open MPI without the grace (odls_base_sigkill_timeout 0: SIGKILL right
+# after SIGTERM) kills the processes before they can save: the last
+# periodic save stays, whole.
+if "${mpi[0]}" --version 2>&1 | grep -q 'Open MPI'; then
+    rm -f sig.ckpt
+    set -m
+    "${mpi[@]}" --mca odls_base_sigkill_timeout 0 -np 2 "$tool" train "${sig[@]}" --steps 100000000 --save sig.ckpt \
+        --save-every 50 > sig.txt 2>&1 &
+    job=$!
+    set +m
+    for _ in $(seq 400); do [ -s sig.ckpt ] && break; sleep 0.05; done
+    kill -INT -- -"$job"
+    wait "$job"
+    rc=$?
+    if [ $rc -ne 0 ] && "$wdiff" sig.ckpt sig.ckpt > /dev/null && ! grep -q "the run is saved" sig.txt; then
+        ok "SIGINT, killed at once: exit $rc, the previous save loads"
+    else bad "SIGINT, killed at once: exit $rc: $(grep -v '^ *$' sig.txt | tail -3)"; fi
+fi
+
 # Clip places: the formulas on 2 processes (the program counts its own checks).
 "${mpi[@]}" -np 2 "$clipwhere" > where.txt 2>&1
 sed -n 's/^\(ok  \|FAIL\) /&clip-where: /p' where.txt
