@@ -93,6 +93,9 @@ static int run_in_job(int argc, char **argv, int json) {
     if (clipnn_dist_rank() == 0 && clipnn_dist_available() && (rc == 0 || rc == CLI_EXIT_INTERRUPTED))
         fprintf(stderr, "clipnn train: %d process%s, %.3f s of process 0 in the gradient all-reduces\n",
                 clipnn_dist_size(), clipnn_dist_size() > 1 ? "es" : "", clipnn_dist_reduce_seconds());
+    if (clipnn_dist_rank() == 0 && clipnn_dist_last_buckets() > 0)
+        fprintf(stderr, "clipnn train: the last step's gradient summed in %d buckets during the backward\n",
+                clipnn_dist_last_buckets());
     clipnn_dist_finalize();
     return rc;
 }

@@ -40,6 +40,12 @@ CLIPNN_API int clipnn_dist_size(void);
  * communication, including the wait for slower processes); 0 outside a job. */
 CLIPNN_API double clipnn_dist_reduce_seconds(void);
 
+/* The buckets the last training step's gradient was summed in while the
+ * backward ran (the environment variable CLIPNN_ALLREDUCE_BUCKET_MB sets
+ * their size in MiB, the same on every process: process 0's); 0 when it
+ * was summed in one all-reduce after the backward, or outside a job. */
+CLIPNN_API int clipnn_dist_last_buckets(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -50,6 +50,41 @@ int clipnn_dist_agree(int bits);
 /* a[0 .. n) summed over the processes, in place. */
 void clipnn_dist_sum_u64(uint64_t *a, int n);
 
+/* g[n], a part of this process's slice gradient, weighted by rows / B of
+ * the current step (zeroed when the process has no rows): what every part
+ * gets before the sum over the processes. */
+void clipnn_dist_weigh_slice(float *g, size_t n);
+
+/* The gradient all-reduce in buckets overlapping the backward (dist/bucket.c). */
+/* The bucket size in MiB unless CLIPNN_ALLREDUCE_BUCKET_MB says otherwise
+ * (0: one all-reduce of the whole block after the backward). */
+#define CLIPNN_DIST_BUCKET_MB 0.0
+/* text: a size in MiB >= 0 into *mb (INVALID_ARG, one line, otherwise). */
+clipnn_status clipnn_dist_bucket_parse(const char *text, double *mb);
+/* The bucket size from the environment variable's text (NULL: unset, the
+ * default kept); before the job starts. */
+clipnn_status clipnn_dist_bucket_from_env(const char *text);
+/* Once the job runs: process 0's bucket size for every process; funneled:
+ * MPI may be called by the main thread while other threads run. */
+void clipnn_dist_bucket_agree(int funneled);
+double clipnn_dist_bucket_mb(void);
+/* Seconds in the buckets' MPI calls (posting, testing, the final wait). */
+double clipnn_dist_bucket_seconds(void);
+/* Steps that sent buckets during the backward, and those of them whose
+ * buckets were all summed when the backward ended (the overlap achieved). */
+void clipnn_dist_bucket_overlap(uint64_t *steps, uint64_t *done);
+/* Starts a step's bucketed all-reduce of m->grads: 1 when the step uses
+ * buckets (a job, a bucket size > 0, the global clip place), 0 when the
+ * caller must sum the block after the backward. No allocation. */
+int clipnn_dist_buckets_begin(clipnn_model *m);
+/* clipnn_fused_opts.grads_final: grads[from, n) is final; the buckets
+ * inside it are weighted and sent, the ones sent before tested. */
+void clipnn_dist_bucket_ready(void *user, size_t from);
+/* Sends the buckets not sent yet (all of them on a process that ran no
+ * backward: every process takes part in every bucket) and waits for all:
+ * the block then holds the sum over the processes. */
+void clipnn_dist_buckets_finish(void);
+
 /* Clipping before the average (clipnn_train_options.clip_where; dist/local.c). */
 /* Options a clip place cannot keep (INVALID_ARG, one line): local and
  * clip21 outside a job, with a rule other than the Euclidean norm. */
@@ -65,6 +100,9 @@ void clipnn_dist_close_where(void);
 /* This process's slice gradient g[n] as the clip place sends it: unchanged
  * (global), clipped to norm lambda (local), or Clip21's updated vector. */
 void clipnn_dist_clip_slice(float *g, size_t n);
+/* 1 when clipnn_dist_clip_slice changes the slice gradient (local, clip21):
+ * it needs the whole block before any of it is sent. */
+int clipnn_dist_slice_clipped(void);
 /* Clip21's vector of this process and its length (*n), or NULL when the
  * run's place is not clip21. */
 float *clipnn_dist_feed(size_t *n);

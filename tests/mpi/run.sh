@@ -7,10 +7,12 @@
 #  - a process that cannot read its data, or that is killed, ends the whole
 #    job with a non-zero exit and a message, and the last checkpoint stays whole;
 #  - --clip-where local and clip21 against their formulas and fixed points
-#    (tests/mpi/clip_where.c), and refused with one line where they make no sense.
+#    (tests/mpi/clip_where.c), and refused with one line where they make no sense;
+#  - the gradient all-reduce in buckets during the backward gives the fused one's weights (tests/mpi/buckets.sh).
 # Ends with "N passed, M failed" like the main runner; exit 1 on any failure.
 set -uo pipefail
 plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
+here=$(dirname "$(realpath "$0")")
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -177,6 +179,9 @@ refused "clip21 saved by 2 processes resumed on 3" "saved by 2 processes cannot 
     "${mpi[@]}" -np 3 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt
 refused "a clip21 run resumed without --clip-where clip21" "continue it with --clip-where clip21" \
     "${mpi[@]}" -np 2 "$tool" train --steps 50 --clip norm --lambda 0.1 --resume c21part.ckpt --quiet
+# The all-reduce in buckets during the backward against the fused one.
+# shellcheck source=tests/mpi/buckets.sh
+. "$here/buckets.sh"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
