@@ -213,7 +213,8 @@ test-mpich: $(TOOL)
 	    CLIPNN_MPIRUN=mpiexec.mpich
 
 mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where
-	CLIPNN_MPIRUN='$(CLIPNN_MPIRUN)' bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
+	CLIPNN_MPIRUN='$(CLIPNN_MPIRUN)' bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) \
+	    $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
