@@ -75,24 +75,6 @@ void clipnn_dist_abort(int code, const char *why) {
 #endif
 }
 
-clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical) {
-    if (!job.active) return CLIPNN_OK;
-    if (dp_logical && job.size > 1)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: Poisson sampling and physical batches are not available "
-                           "with several processes (use --sampling shuffle and no --physical-batch)");
-    if ((o->bptt_chunk || o->carry_state) && job.size > 1)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
-                           "with several processes (the state of a sequence would live on one process)");
-    return CLIPNN_OK;
-}
-
-size_t clipnn_dist_take_slice(size_t *idx, size_t B) {
-    size_t r = (size_t)job.rank, N = (size_t)job.size;
-    size_t lo = B * r / N, hi = B * (r + 1) / N;
-    memmove(idx, idx + lo, (hi - lo) * sizeof *idx);
-    return hi - lo;
-}
-
 #ifdef CLIPNN_MPI
 /* n floats summed in place over the processes, in pieces an int can count. */
 static void sum_floats(float *v, size_t n) {
@@ -187,3 +169,5 @@ void clipnn_dist_sum_u64(uint64_t *a, int n) {
     (void)a, (void)n;
 #endif
 }
+
+void clipnn_dist_count_reduce(double seconds) { job.reducing += seconds; }

@@ -12,14 +12,6 @@
  * clipnn_train computes the slice of each batch and reduces the gradient. */
 int clipnn_dist_active(void);
 
-/* Options a distributed run cannot keep exactly (INVALID_ARG naming them);
- * dp_logical: the options ask for Poisson sampling or physical batches. */
-clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical);
-
-/* This process's slice of a batch of B rows idx[B] moved to idx[0 ..]:
- * its count (rows B r / N to B (r + 1) / N, r the rank, N the size; 0 for
- * some ranks when B < N). */
-size_t clipnn_dist_take_slice(size_t *idx, size_t B);
 
 /* The gradient of the global batch of B rows on every process: this
  * process's `rows` rows x, y go through clipnn_loss_grad_fused (none when
@@ -46,6 +38,9 @@ clipnn_status clipnn_dist_check_same(const float *v, size_t n);
 /* The bitwise OR of `bits` over the processes (the caller's requests to
  * save or stop, which every process must act on at the same step). */
 int clipnn_dist_agree(int bits);
+
+/* Seconds of a step's all-reduce made elsewhere, added to the steps' total. */
+void clipnn_dist_count_reduce(double seconds);
 
 /* a[0 .. n) summed over the processes, in place. */
 void clipnn_dist_sum_u64(uint64_t *a, int n);
@@ -118,5 +113,32 @@ clipnn_status clipnn_dist_check_feed(const unsigned char *p, size_t len, size_t 
  * INVALID_ARG when the saved run and this one differ in the place or in
  * the number of processes. */
 clipnn_status clipnn_dist_restore_feed(const unsigned char *p, size_t len, const char *origin);
+
+/* Owner computes (dist/shard.c). The training set's n rows are cut into
+ * one contiguous part per process (clipnn_part_bounds; all of them outside
+ * a job); the set given holds rows [first, first + held) of row_bytes each
+ * (logged). INVALID_ARG when they do not cover this process's part;
+ * allocates the load measurement. close frees it. */
+clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes);
+void clipnn_dist_close_shard(void);
+/* The rows of global indices idx[len] that this process owns, in order,
+ * moved to idx[0 ..] as indices into the set it holds, and their positions
+ * in idx into pos (when not NULL): their count. Every index is tallied for
+ * the load measurement, which batch_done closes for the step's global
+ * batch (it may come in several pieces). */
+size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos);
+void clipnn_dist_batch_done(void);
+/* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
+void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
+/* a[n] summed over the processes, in place (nothing outside a job); step:
+ * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
+void clipnn_dist_sum_doubles(double *a, size_t n, int step);
+void clipnn_dist_sum_f32(float *a, size_t n, int step);
+/* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
+ * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
+ * gradient and loss weighted by rows / B and summed over the processes. */
+clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss);
 
 #endif
