@@ -25,7 +25,8 @@ static clipnn_model *tiny_model(void) {
 
 static clipnn_dataset *tiny_data(void) {
     float x[ROWS * DIM], y[ROWS];
-    for (int i = 0; i < ROWS; i++) x[2 * i] = (float)i / ROWS, x[2 * i + 1] = 1 - (float)i / ROWS, y[i] = (float)(i % 2);
+    for (int i = 0; i < ROWS; i++)
+        x[2 * i] = (float)i / ROWS, x[2 * i + 1] = 1 - (float)i / ROWS, y[i] = (float)(i % 2);
     clipnn_dataset *d = NULL;
     CHECK_OK(clipnn_dataset_from_arrays(x, y, ROWS, DIM, CLASSES, 0, &d));
     return d;

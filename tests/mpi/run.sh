@@ -241,7 +241,7 @@ refused "--clip-where local in the plain build" "needs an MPI job" \
 refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
 refused "--clip-where clip21 resuming a run without it" "holds no error-feedback vectors" \
-    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
+    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --force --quiet
 
 # Clip21's vectors in the checkpoint: 20 steps on 2 processes resumed for 30
 # more on 2 take the uninterrupted run's steps bit for bit (every variable a
