@@ -256,8 +256,13 @@ then within "clip21 resumed on the same 2 processes" c21full.ckpt c21res.ckpt 0
 else bad "clip21 resumed: a run failed"; fi
 refused "clip21 saved by 2 processes resumed on 3" "saved by 2 processes cannot resume on 3" \
     "${mpi[@]}" -np 3 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt
-refused "a clip21 run resumed without --clip-where clip21" "continue it with --clip-where clip21" \
-    "${mpi[@]}" -np 2 "$tool" train --steps 50 --clip norm --lambda 0.1 --resume c21part.ckpt --quiet
+# Resumed without the options, the tool takes the saved run's (the place
+# included); forced to another place, the vectors are refused.
+if "${mpi[@]}" -np 2 "$tool" train --steps 50 --resume c21part.ckpt --save c21adopt.ckpt --quiet > /dev/null 2>&1
+then within "clip21 resumed with the saved run's options" c21full.ckpt c21adopt.ckpt 0
+else bad "clip21 resumed with the saved run's options: the run failed"; fi
+refused "a clip21 run resumed with --clip-where global" "continue it with --clip-where clip21" \
+    "${mpi[@]}" -np 2 "$tool" train --steps 50 --clip-where global --resume c21part.ckpt --force --quiet
 # The all-reduce in buckets during the backward against the fused one.
 # shellcheck source=tests/mpi/buckets.sh
 . "$here/buckets.sh"
