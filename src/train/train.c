@@ -478,6 +478,7 @@ static clipnn_status resume_loop(train_run *r) {
     const clipnn_train_state *st = r->o->state;
     clipnn_bptt_loop *bp = r->bptt.on ? &r->bptt.loop : NULL;
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
+    if (!s) s = clipnn_train_state_restore_feed(st);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
     clipnn_epoch_sums e;
@@ -962,7 +963,8 @@ static clipnn_status capture_state(train_run *r) {
     uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
     clipnn_dist_sum_u64(right, 2);
     clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
-    return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);
+    if (!s) s = clipnn_train_state_capture_epoch(r->o->state, &e);
+    return s ? s : clipnn_train_state_capture_feed(r->o->state); /* every process: it gathers */
 }
 
 /* The caller's control after step t: a captured state for on_save, or the
