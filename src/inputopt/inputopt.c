@@ -120,6 +120,13 @@ void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B
             out[r * dim + j] = (x[r * dim + j] - s->mean[j]) / s->std[j];
 }
 
+const float *clipnn_space_model_input(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
+                                      float *out) {
+    if (!s->mean) return x;
+    clipnn_space_to_model(s, x, B, dim, out);
+    return out;
+}
+
 void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim) {
     if (!s->std) return;
     for (size_t r = 0; r < B; r++)
@@ -254,8 +261,8 @@ clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objectiv
                                           const float *y, size_t B, double *values, float *dx,
                                           int *reached, float *xm) {
     size_t dim = m->n_inputs;
-    clipnn_space_to_model(s, x, B, dim, xm);
-    clipnn_status st = clipnn_objective_grad(m, o, xm, y, B, values, dx, reached);
+    const float *in = clipnn_space_model_input(s, x, B, dim, xm);
+    clipnn_status st = clipnn_objective_grad(m, o, in, y, B, values, dx, reached);
     if (!st && dx) clipnn_space_grad(s, dx, B, dim);
     return st;
 }

@@ -13,6 +13,10 @@ clipnn_status clipnn_space_check(const clipnn_input_space *s);
 /* x ([B][dim], data space) into the model's input out ([B][dim]). */
 void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
                            float *out);
+/* The model's input for x ([B][dim], data space): x itself when the space
+ * has no mean and std (no copy), else x converted into out. */
+const float *clipnn_space_model_input(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
+                                      float *out);
 /* A gradient in the model's input ([B][dim]) into the data space, in place. */
 void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim);
 
