@@ -36,12 +36,7 @@ typedef struct {
 } attack_batch_ctx;
 
 /* One coordinate x of an iterate back into the L-infinity ball of radius e
- * around x0, then into the box [lo, hi] (a NaN goes to lo, as fmin(fmax())
- * would send it; written out so that the loops around it vectorize). */
-static inline float clipnn_box_clamp(float x, double lo, double hi) {
-    double v = (double)x;
-    return (float)(!(v >= lo) ? lo : v > hi ? hi : v);
-}
+ * around x0, then into the box [lo, hi]. */
 static inline float clipnn_linf_project(float x, float x0, float e, double lo, double hi) {
     float d = x - x0;
     d = d > e ? e : d < -e ? -e : d;

@@ -5,6 +5,11 @@
 #include <math.h>
 #include <string.h>
 
+/* Vector blends for the steps' selections (see src/inputopt/attack.h). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "inputopt/inputopt.h"
 
 static const char *const param_names[CLIPNN_PARAM_COUNT] = {
@@ -229,7 +234,7 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
     if ((s = clipnn_forward(m, x, batch, NULL))) return s;
     size_t top = top_layer(m, o), k = m->layers[top].out;
     size_t ny = o->kind == CLIPNN_OBJ_TARGET_OUTPUT ? k : 1;
-    double *a = clipnn_alloc_array(2 * k, sizeof *a), *da = a + k;
+    double small[128], *a = k <= 64 ? small : clipnn_alloc_array(2 * k, sizeof *a), *da = a + k;
     if (!a) return clipnn_fail(CLIPNN_ERR_NOMEM, "objective: out of memory");
     for (size_t r = 0; r < batch; r++) {
         const float *ar = m->post[top] + r * k;
@@ -241,7 +246,7 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
         float *dr = m->delta[top] + r * k;
         for (size_t j = 0; j < k; j++) dr[j] = (float)da[j];
     }
-    clipnn_free(a);
+    if (a != small) clipnn_free(a);
     if (dx) clipnn_objective_backward(m, top, batch, dx);
     return CLIPNN_OK;
 }
@@ -388,13 +393,14 @@ clipnn_status clipnn_objective_grad_d(const clipnn_model *m, const clipnn_object
  * its standard deviation, so its input gradient in pixel units is scaled by
  * 1/std (hundreds for nearly constant pixels) and a fixed lr g either
  * crawls or jumps into saturation. Pixel coordinates stay in the box. */
-static void take_step(float *var, const float *from, const float *g, size_t n, double lr, int normalize, int clamp,
-                      double lo, double hi) {
+static void take_step(float *restrict var, const float *restrict from, const float *restrict g, size_t n, double lr,
+                      int normalize, int clamp, double lo, double hi) {
+    const float step = (float)lr;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float dir = normalize ? (float)((g[i] > 0) - (g[i] < 0)) : g[i];
-        float v = from[i] - (float)lr * dir;
-        if (clamp) v = (float)fmin(fmax(v, lo), hi);
-        var[i] = v;
+        float v = from[i] - step * dir;
+        var[i] = clamp ? clipnn_box_clamp(v, lo, hi) : v;
     }
 }
 
@@ -495,9 +501,10 @@ static int stalls(descent *D, size_t t, double value, double gn) {
 static int descent_step(descent *D, size_t t, clipnn_status *s) {
     const clipnn_inputopt_options *o = D->o;
     const int pixel = o->param == CLIPNN_PARAM_PIXEL;
-    for (size_t i = 0; i < D->n; i++)
-        D->xc[i] = o->param == CLIPNN_PARAM_TANH ? (float)(D->lo + D->half * (tanh((double)D->var[i]) + 1.0))
-                                                 : D->var[i];
+    if (o->param == CLIPNN_PARAM_TANH)
+        for (size_t i = 0; i < D->n; i++) D->xc[i] = (float)(D->lo + D->half * (tanh((double)D->var[i]) + 1.0));
+    else
+        memcpy(D->xc, D->var, D->n * sizeof *D->xc);
     double value;
     int reached;
     *s = clipnn_objective_grad_space(D->m, &o->objective, &o->space, D->xc, D->y, 1, &value, D->g, &reached, D->xm);
