@@ -173,30 +173,41 @@ static void apgd_bookkeep(attack_batch_ctx *A, apgd_state *S, size_t b, size_t t
     S->increases[b] = 0;
 }
 
-/* x_t to x_{t+1} for example b (sign steps up f = -value), in one pass:
- * every coordinate of z_{t+1}, of x_{t+1} and of both projections depends
- * on that coordinate alone. */
-static void apgd_step(attack_batch_ctx *A, apgd_state *S, size_t b, size_t t) {
-    attack_work *w = A->w;
-    const size_t n = A->n;
-    float *restrict xa = w->xa + b * n, *restrict xp = S->xprev + b * n;
-    const float *restrict g = w->g + b * n, *restrict x0 = w->x0 + b * n;
-    const float eta = (float)S->eta[b], e = (float)A->o->eps, a = (float)APGD_ALPHA, c = (float)(1 - APGD_ALPHA);
-    const double lo = A->lo, hi = A->hi;
-    if (t == 0) {
+/* The first step x_1 = P(x_0 + eta sign(g)) of one example, in place in
+ * xa; xp keeps x_0. */
+CLIPNN_HOT_KERNEL void apgd_first_step(float *restrict xa, float *restrict xp, const float *restrict g,
+                                       const float *restrict x0, size_t n, float eta, float e, double lo, double hi) {
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            xp[i] = xa[i];
-            xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f), x0[i], e, lo, hi);
-        }
-        return;
+    for (size_t i = 0; i < n; i++) {
+        xp[i] = xa[i];
+        xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f), x0[i], e, lo, hi);
     }
+}
+
+/* x_t to x_{t+1} with the momentum term, in one pass: every coordinate of
+ * z_{t+1}, of x_{t+1} and of both projections depends on that coordinate
+ * alone. xa: x_t, then x_{t+1}; xp: x_{t-1}, then x_t. */
+CLIPNN_HOT_KERNEL void apgd_momentum_step(float *restrict xa, float *restrict xp, const float *restrict g,
+                                          const float *restrict x0, size_t n, float eta, float e, double lo,
+                                          double hi) {
+    const float a = (float)APGD_ALPHA, c = (float)(1 - APGD_ALPHA);
 #pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float x = xa[i], z = clipnn_linf_project(x - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f), x0[i], e, lo, hi);
         xa[i] = clipnn_linf_project(x + a * (z - x) + c * (x - xp[i]), x0[i], e, lo, hi);
         xp[i] = x;
     }
+}
+
+/* x_t to x_{t+1} for example b (sign steps up f = -value). */
+static void apgd_step(attack_batch_ctx *A, apgd_state *S, size_t b, size_t t) {
+    attack_work *w = A->w;
+    const size_t n = A->n;
+    float *xa = w->xa + b * n, *xp = S->xprev + b * n;
+    const float *g = w->g + b * n, *x0 = w->x0 + b * n;
+    const float eta = (float)S->eta[b], e = (float)A->o->eps;
+    if (t == 0) apgd_first_step(xa, xp, g, x0, n, eta, e, A->lo, A->hi);
+    else apgd_momentum_step(xa, xp, g, x0, n, eta, e, A->lo, A->hi);
 }
 
 /* One iterate t of the batch, for every example. */

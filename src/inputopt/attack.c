@@ -170,6 +170,15 @@ void clipnn_attack_report(attack_batch_ctx *A, size_t rs, size_t t) {
     o->on_step(&st, o->user);
 }
 
+/* A signed step of a on xa, back into the cube of radius e around x0 and
+ * into the box. */
+CLIPNN_HOT_KERNEL void linf_sign_step(float *restrict xa, const float *restrict g, const float *restrict x0, size_t n,
+                                      float a, float e, double lo, double hi) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f), x0[i], e, lo, hi);
+}
+
 /* Example b after iterate t was evaluated: its kept iterate, then (before
  * the last) one step downhill on the objective, back into the budget. */
 static void pgd_example(attack_batch_ctx *A, void *arg, size_t b) {
@@ -186,11 +195,7 @@ static void pgd_example(attack_batch_ctx *A, void *arg, size_t b) {
         clipnn_project_budget(xa, x0, n, A->p, A->o->eps, A->lo, A->hi);
         return;
     }
-    const float a = (float)A->alpha, e = (float)A->o->eps;
-    const double lo = A->lo, hi = A->hi;
-#pragma omp simd
-    for (size_t i = 0; i < n; i++)
-        xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f), x0[i], e, lo, hi);
+    linf_sign_step(xa, g, x0, n, (float)A->alpha, (float)A->o->eps, A->lo, A->hi);
 }
 
 /* One batch: every restart from x0, each iterate compared with the kept one. */
