@@ -209,12 +209,16 @@ $(BUILD)/clip_where: tests/mpi/clip_where.c include/clipnn.h $(STATIC)
 
 # The MPI build on this machine: all-reduce latency and bandwidth, and
 # Fashion-MNIST with 1 and 2 processes, step time split into compute and
-# communication (bench/mpi/run.sh).
+# communication, the all-reduce fused and in buckets (bench/mpi/run.sh).
 bench-mpi:
 	$(MAKE) MPI=1 mpi-bench
 
-mpi-bench: $(TOOL) $(BUILD)/allreduce_bench
-	bash bench/mpi/run.sh $(abspath $(TOOL)) $(abspath $(BUILD)/allreduce_bench)
+mpi-bench: $(TOOL) $(BUILD)/allreduce_bench $(BUILD)/overlap_bench
+	bash bench/mpi/run.sh $(abspath $(TOOL)) $(abspath $(BUILD)/allreduce_bench) $(abspath $(BUILD)/overlap_bench)
+
+# Fused against bucketed all-reduce in one job (private headers: the nn's hook, the bucket size).
+$(BUILD)/overlap_bench: bench/mpi/overlap.c include/clipnn.h $(STATIC)
+	$(CC) -std=c11 $(WARN) $(CPPFLAGS) $(CFLAGS) -Iinclude -Isrc $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/allreduce_bench: bench/mpi/allreduce.c
 	@mkdir -p $(dir $@)

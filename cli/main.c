@@ -87,8 +87,12 @@ static int run_in_job(int argc, char **argv, int json) {
     int rc = json ? cli_json_mode_end("train", run_command(argc, argv, 1)) : run_command(argc, argv, 0);
     if (rc && clipnn_dist_size() > 1) clipnn_dist_abort(rc, "clipnn train failed");
     if (clipnn_dist_rank() == 0 && clipnn_dist_available())
-        fprintf(stderr, "clipnn train: %d process%s, %.3f s of process 0 in the gradient all-reduces\n",
-                clipnn_dist_size(), clipnn_dist_size() > 1 ? "es" : "", clipnn_dist_reduce_seconds());
+        fprintf(stderr, "clipnn train: %d process%s, %.3f s of process 0 in the gradient all-reduces, load imbalance "
+                "%.1f%%\n", clipnn_dist_size(), clipnn_dist_size() > 1 ? "es" : "", clipnn_dist_reduce_seconds(),
+                100 * clipnn_dist_imbalance());
+    if (clipnn_dist_rank() == 0 && clipnn_dist_last_buckets() > 0)
+        fprintf(stderr, "clipnn train: the last step's gradient summed in %d buckets during the backward\n",
+                clipnn_dist_last_buckets());
     clipnn_dist_finalize();
     return rc;
 }

@@ -372,6 +372,7 @@ int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **
     clipnn_data_options d = clipnn_data_options_default();
     d.seed = s->data_seed;
     d.test_fraction = s->test_fraction;
+    d.shard = (size_t)clipnn_dist_rank(), d.shards = (size_t)clipnn_dist_size(); /* a job's process keeps its part */
     *train = NULL;
     if (test) *test = NULL;
     clipnn_status st = clipnn_scaling_parse(s->scale, &d.scaling);
@@ -394,6 +395,12 @@ int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **
         return st == CLIPNN_ERR_NONFINITE || st == CLIPNN_ERR_UNSUPPORTED ? CLI_EXIT_INPUT : rc;
     }
     return CLI_EXIT_OK;
+}
+
+size_t cli_whole_rows(const clipnn_dataset *d) {
+    size_t total;
+    clipnn_dataset_shard_range(d, NULL, &total);
+    return total;
 }
 
 int cli_resolve_loss(const char *cmd, const cli_settings *s, const clipnn_dataset *d,

@@ -242,7 +242,7 @@ static void info_add(info_table *t, const char *name, const char *fmt, ...) {
 
 static void train_options_info(info_table *t, const cli_train_info *in) {
     const cli_settings *s = in->s;
-    info_add(t, "data", "%s: %zu training, %zu test examples, %zu inputs", s->data, clipnn_dataset_n(in->train),
+    info_add(t, "data", "%s: %zu training, %zu test examples, %zu inputs", s->data, cli_whole_rows(in->train),
              in->test ? clipnn_dataset_n(in->test) : (size_t)0, clipnn_dataset_dim(in->train));
     info_add(t, "model", "%s (%s), %zu parameters", in->arch, s->act, in->n_params);
     info_add(t, "loss", "%s", clipnn_loss_name(in->o->loss.loss));

@@ -139,7 +139,7 @@ static void print_json(const cli_settings *s, const char *arch, const clipnn_dat
         cli_json_num(&j, "mean_grad_norm", r->mean_grad_norm);
     }
     cli_json_str(&j, "data", s->data);
-    cli_json_u64(&j, "n_train", clipnn_dataset_n(train));
+    cli_json_u64(&j, "n_train", cli_whole_rows(train));
     cli_json_u64(&j, "n_test", test ? clipnn_dataset_n(test) : 0);
     cli_json_u64(&j, "inputs", clipnn_dataset_dim(train));
     cli_json_str(&j, "arch", arch);
@@ -309,7 +309,7 @@ static int prepare(const char *cmd, train_run *r) {
         rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
                              !r->a.json);
     if (!rc && r->a.s.target_epsilon > 0)
-        rc = cli_privacy_target(cmd, r->a.s.target_epsilon, clipnn_dataset_n(r->train), &r->o);
+        rc = cli_privacy_target(cmd, r->a.s.target_epsilon, cli_whole_rows(r->train), &r->o);
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;
@@ -319,7 +319,7 @@ static int prepare(const char *cmd, train_run *r) {
     if (r->a.report && (rc = cli_train_runlog(&r->runlog, r->m, &r->o))) return rc;
     if (r->a.report) r->ctx.runlog = &r->runlog;
     rc = cli_runctl_open(&r->ctx.run, cmd, cli_progress_resolve(r->a.progress_mode, r->a.quiet),
-                         clipnn_dataset_n(r->train), r->a.log_epochs, r->a.every, r->a.save);
+                         cli_whole_rows(r->train), r->a.log_epochs, r->a.every, r->a.save);
     if (rc) return rc;
     r->ctx.run.info = r->info;
     /* Always set: the library tracks max ||theta - theta0|| while it fills

@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # `make bench-mpi`: the MPI build on this machine.
-#   bash bench/mpi/run.sh MPI_TOOL ALLREDUCE_BENCH
+#   bash bench/mpi/run.sh MPI_TOOL ALLREDUCE_BENCH OVERLAP_BENCH
 # 1. The all-reduce (MPI_SUM of floats, in place) on 2 processes, over
 #    shared memory (Open MPI's default on one node) and over TCP loopback:
 #    seconds per all-reduce from 4 bytes to 16 MB.
 # 2. Fashion-MNIST 784-256-128-10 (SGD, batch BATCH, STEPS steps, 1 thread
 #    per process) with N = 1 and 2 processes: the step time split into
 #    compute and communication (process 0's seconds in the all-reduces).
-# Environment: BATCH (default 128), STEPS (default 400), FMNIST_DIR.
+# 3. The gradient all-reduce fused (one after the backward, bucket 0) against
+#    buckets sent during the backward (CLIPNN_ALLREDUCE_BUCKET_MB: one per
+#    layer, two, one of the whole block), on 784-256-128-10 and
+#    784-1024-1024-10, N = 1 and N = 2 over shared memory and over TCP
+#    loopback: medians of REPS alternating repetitions (bench/mpi/overlap.c).
+# Environment: BATCH (default 128), STEPS (default 400), FMNIST_DIR, REPS
+# (default 7), BUCKETS (default "0 0.004 0.1 25", MiB).
 set -euo pipefail
-TOOL=$1 AR=$2
+TOOL=$1 AR=$2 OVERLAP=${3:-}
+REPS=${REPS:-7} BUCKETS=${BUCKETS:-0 0.004 0.1 25}
 BATCH=${BATCH:-128} STEPS=${STEPS:-400}
 FMNIST_DIR=${FMNIST_DIR:-/usr/share/datasets/fashion-mnist}
 mpi=(mpirun --oversubscribe --allow-run-as-root)
@@ -38,4 +45,20 @@ for n in 1 2; do
     red=$(sed -n 's/.*, \([0-9.]*\) s of process 0 in the gradient all-reduces/\1/p' "$out/fm$n.err")
     awk -v n=$n -v s="$secs" -v r="$red" -v st="$STEPS" -v a="$acc" \
         'BEGIN {printf "%3d %12.3f %12.3f %12.3f %10s\n", n, s / st * 1e3, (s - r) / st * 1e3, r / st * 1e3, a}'
+done
+
+[ -n "$OVERLAP" ] || exit 0
+tcp=(--mca btl "self,tcp" --mca btl_tcp_if_include lo)
+for arch in "256-128-10 100" "1024-1024-10 20"; do
+    read -r layers steps <<< "$arch"
+    for run in "1 sm" "2 sm" "2 tcp"; do
+        read -r n transport <<< "$run"
+        load=$(uptime | sed 's/.*load/load/')
+        echo "== buckets: 784-$layers, batch $BATCH, $n process(es), $transport ($load)"
+        extra=()
+        [ "$transport" = tcp ] && extra=("${tcp[@]}")
+        # shellcheck disable=SC2086
+        "${mpi[@]}" -np "$n" "${extra[@]}" "$OVERLAP" "fashion-mnist:$FMNIST_DIR" "$layers" "$BATCH" "$steps" \
+            "$REPS" $BUCKETS
+    done
 done

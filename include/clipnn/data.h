@@ -39,6 +39,11 @@ typedef struct {
     clipnn_scaling scaling; /* fitted on train, applied to both (AUTO) */
     long target_column;     /* CSV: 0-based, negative counts from the end; -1 = last (default) */
     size_t synthetic_n;     /* spirals / teacher size (default 2000) */
+    /* Keep only shard `shard` of `shards` of the training part (0 or 1
+     * shards: all of it): its rows [n shard / shards, n (shard + 1) /
+     * shards) of the n the whole part has, after the split and the scaling,
+     * which are those of the whole part. The test part stays whole. */
+    size_t shard, shards;
 } clipnn_data_options;
 CLIPNN_API clipnn_data_options clipnn_data_options_default(void);
 
@@ -136,6 +141,10 @@ CLIPNN_API size_t clipnn_dataset_target_steps(const clipnn_dataset *d);
 CLIPNN_API const float *clipnn_dataset_x(const clipnn_dataset *d); /* [n][dim] */
 CLIPNN_API const float *clipnn_dataset_y(const clipnn_dataset *d); /* [n][n_targets] */
 CLIPNN_API const char *clipnn_dataset_name(const clipnn_dataset *d);
+/* A set that holds one shard of a larger one (clipnn_data_options.shards):
+ * its n rows are rows [*first, *first + n) of the *total rows of the whole
+ * set; a whole set gives 0 and n. Either pointer may be NULL. */
+CLIPNN_API void clipnn_dataset_shard_range(const clipnn_dataset *d, size_t *first, size_t *total);
 
 /* ------------------------------------------------------------ records */
 

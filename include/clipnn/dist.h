@@ -1,7 +1,8 @@
 /* clipnn: data-parallel training over MPI. A library built with MPI trains
- * one model on every process of the job: each process computes the
- * gradient of its slice of every minibatch, the slices' gradients are
- * summed across processes before clipping, and every process then clips
+ * one model on every process of the job: the training set is cut into one
+ * contiguous part per process, every process draws the same minibatches
+ * and computes the gradient of the rows in its part, the parts' gradients
+ * are summed across processes before clipping, and every process then clips
  * and updates the same parameters identically. A library built without
  * MPI runs one process; these functions then say so. */
 #ifndef CLIPNN_PUBLIC_DIST_H
@@ -39,6 +40,20 @@ CLIPNN_API int clipnn_dist_size(void);
 /* Seconds this process has spent in the training steps' all-reduces (the
  * communication, including the wait for slower processes); 0 outside a job. */
 CLIPNN_API double clipnn_dist_reduce_seconds(void);
+
+/* The load imbalance of the last clipnn_train in a job: each process
+ * computes the rows of each global batch that fall in its part of the
+ * training set, a number that varies from batch to batch; the sum over the
+ * batches of the largest process's rows, over the sum of the mean rows per
+ * process, minus 1 (0: perfectly even; 0.05: the slowest process computed
+ * 5% more rows than the mean). 0 outside a job. */
+CLIPNN_API double clipnn_dist_imbalance(void);
+
+/* The buckets the last training step's gradient was summed in while the
+ * backward ran (the environment variable CLIPNN_ALLREDUCE_BUCKET_MB sets
+ * their size in MiB, the same on every process: process 0's); 0 when it
+ * was summed in one all-reduce after the backward, or outside a job. */
+CLIPNN_API int clipnn_dist_last_buckets(void);
 
 #ifdef __cplusplus
 }

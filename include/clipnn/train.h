@@ -398,7 +398,10 @@ CLIPNN_API clipnn_status clipnn_train_check_memory(const clipnn_model *m, const 
  * non-finite loss, gradient or update) ends with result->diverged set:
  * with CLIPNN_ERR_NONFINITE and the parameters of the step before under the
  * error policy, with CLIPNN_OK under propagate; the skip policy skips such
- * steps and goes on. result is filled in either case. */
+ * steps and goes on. result is filled in either case. In an MPI job train
+ * may hold this process's shard of the training set (loaded with
+ * clipnn_data_options.shard = rank, .shards = size) or all of it; outside
+ * a job a shard is refused (INVALID_ARG). */
 CLIPNN_API clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *opts, clipnn_train_result *result);
 

@@ -44,6 +44,19 @@ static inline int clipnn_is_class_index(double v, size_t k) { return v >= 0 && v
  * training steps, which must not allocate. */
 void clipnn_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Part k of `parts` contiguous parts of n items: [*lo, *hi) = [n k / parts,
+ * n (k + 1) / parts), computed without forming n k (parts < 2: all of it).
+ * The one cut of a training set into the shards of a data-parallel job. */
+static inline void clipnn_part_bounds(size_t n, size_t k, size_t parts, size_t *lo, size_t *hi) {
+    if (parts < 2) {
+        *lo = 0, *hi = n;
+        return;
+    }
+    size_t q = n / parts, r = n % parts;
+    *lo = q * k + r * k / parts;
+    *hi = q * (k + 1) + r * (k + 1) / parts;
+}
+
 /* --------------------------------------------------------- allocation */
 
 /* All library allocations go through these so that they can be counted
@@ -157,6 +170,13 @@ clipnn_status clipnn_read_file(const char *path, size_t max_len, unsigned char *
 /* A whole text file, as clipnn_read_file with no max_len of its own: a NUL
  * byte is refused (FORMAT) as soon as it is read. */
 clipnn_status clipnn_read_text_file(const char *path, unsigned char **buf, size_t *len);
+/* Bytes [offset, offset + count) of path (gzip inflated) into buf[count],
+ * and in *len the file's length counted up to max_len + 1 (the caller
+ * judges; offset + count <= max_len): the bytes around the range are
+ * inflated and dropped, never held. A file that ends before the range
+ * leaves *len short of offset + count. */
+clipnn_status clipnn_read_file_range(const char *path, size_t offset, size_t count, size_t max_len, unsigned char *buf,
+                                     size_t *len);
 /* Inflate gzip bytes held in memory; name is used in messages. */
 clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
                                    unsigned char **buf, size_t *len);

@@ -140,6 +140,39 @@ clipnn_status clipnn_read_text_file(const char *path, unsigned char **buf, size_
     return read_file(path, SIZE_MAX, 1, buf, len);
 }
 
+/* n bytes of g into to, or dropped (to NULL); *done counts those read. */
+static clipnn_status pass_bytes(gzFile g, const char *path, unsigned char *to, size_t n, size_t *done) {
+    unsigned char scratch[1 << 14];
+    while (n > 0) {
+        size_t want = n > (1u << 30) ? 1u << 30 : n;
+        if (!to && want > sizeof scratch) want = sizeof scratch;
+        int r = gzread(g, to ? to : scratch, (unsigned)want);
+        if (r < 0) {
+            clipnn_status s = gz_status(g, path);
+            return s ? s : clipnn_fail(CLIPNN_ERR_IO, "%s: read error", path);
+        }
+        if (r == 0) return gz_status(g, path);
+        if (to) to += r;
+        n -= (size_t)r, *done += (size_t)r;
+    }
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_read_file_range(const char *path, size_t offset, size_t count, size_t max_len, unsigned char *buf,
+                                     size_t *len) {
+    *len = 0;
+    gzFile g = NULL;
+    int fd = -1, known = 0;
+    struct stat st;
+    clipnn_status s = open_file(path, &g, &fd, &st, &known);
+    if (s) return s;
+    s = pass_bytes(g, path, NULL, offset, len);
+    if (!s && *len == offset) s = pass_bytes(g, path, buf, count, len);
+    if (!s && *len == offset + count) s = pass_bytes(g, path, NULL, max_len + 1 - *len, len);
+    gzclose_r(g);
+    return s;
+}
+
 clipnn_status clipnn_gunzip_memory(const char *name, const unsigned char *gz, size_t gz_len,
                                    unsigned char **buf, size_t *len) {
     *buf = NULL;

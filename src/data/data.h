@@ -11,6 +11,7 @@
 struct clipnn_dataset {
     char *name;          /* file path or set name, used in messages */
     size_t n, dim;       /* rows, features */
+    size_t first, total; /* the rows held are rows [first, first + n) of a set of total rows (a shard) */
     size_t n_classes;    /* 0: regression */
     size_t n_targets;    /* 1 for classification */
     size_t h, w, c;      /* image geometry, 0 when not an image set */
@@ -49,6 +50,15 @@ extern const unsigned char clipnn_digits_csv_gz[];
 extern const unsigned char clipnn_digits_csv_gz_end[];
 extern const unsigned char clipnn_breast_cancer_csv_gz[];
 extern const unsigned char clipnn_breast_cancer_csv_gz_end[];
+
+/* Shards (src/data/shard.c; the rows of each: clipnn_part_bounds). */
+/* d keeps only its shard (a no-op for shards < 2): the other rows are
+ * released (the arrays are allocated anew at the shard's size). */
+clipnn_status clipnn_dataset_keep_shard(clipnn_dataset *d, size_t shard, size_t shards);
+/* The shard of IDX images and labels, reading only the shard's image bytes
+ * (the labels are read whole: the class count is that of the whole file). */
+clipnn_status clipnn_load_idx_shard(const char *images, const char *labels, size_t shard, size_t shards,
+                                    clipnn_dataset **out);
 
 /* Copies what describes the rows (image and sequence geometry, pixel
  * scale) from one set to another of the same rows' shape. */

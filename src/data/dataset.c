@@ -29,7 +29,7 @@ clipnn_status clipnn_dataset_new(const char *name, size_t n, size_t dim, size_t 
         return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu rows of %zu features", name, n, dim);
     }
     memcpy(d->name, name, name_len + 1);
-    d->n = n;
+    d->n = d->total = n;
     d->dim = dim;
     d->n_classes = n_classes;
     d->n_targets = n_targets;
@@ -53,6 +53,11 @@ size_t clipnn_dataset_n_targets(const clipnn_dataset *d) { return d->n_targets; 
 const float *clipnn_dataset_x(const clipnn_dataset *d) { return d->x; }
 const float *clipnn_dataset_y(const clipnn_dataset *d) { return d->y; }
 const char *clipnn_dataset_name(const clipnn_dataset *d) { return d->name; }
+
+void clipnn_dataset_shard_range(const clipnn_dataset *d, size_t *first, size_t *total) {
+    if (first) *first = d->first;
+    if (total) *total = d->total;
+}
 
 void clipnn_dataset_seq_shape(const clipnn_dataset *d, size_t *steps, size_t *step_dim) {
     /* An image is read row by row: h steps of w * c values. */

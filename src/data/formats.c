@@ -405,14 +405,14 @@ static uint32_t be32(const unsigned char *p) {
 
 enum { IDX_IMAGES = 0x00000803, IDX_LABELS = 0x00000801 };
 
-/* Read an IDX file of unsigned bytes with the given magic: the header first,
- * then exactly the bytes it announces. dims[0..ndim) receive the sizes;
- * *data points into *buf past the header. */
-static clipnn_status idx_read(const char *path, uint32_t magic, size_t *dims, unsigned char **buf,
-                              const unsigned char **data) {
-    size_t ndim = magic & 0xff, hdr = 4 + 4 * ndim, len;
+/* The header of an IDX file of unsigned bytes with the given magic:
+ * dims[0..ndim) receive the sizes, *hdr the header's length, *body the
+ * bytes it announces after it. */
+static clipnn_status idx_header(const char *path, uint32_t magic, size_t *dims, size_t *hdr, size_t *body) {
+    size_t ndim = magic & 0xff, len;
+    *hdr = 4 + 4 * ndim;
     unsigned char *b;
-    clipnn_status s = clipnn_read_file(path, hdr, &b, &len);
+    clipnn_status s = clipnn_read_file(path, *hdr, &b, &len);
     if (s) return s;
     const char *what = magic == IDX_IMAGES ? "image" : "label";
     if (len < 4) {
@@ -427,12 +427,12 @@ static clipnn_status idx_read(const char *path, uint32_t magic, size_t *dims, un
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: not an IDX %s file (magic 0x%08x, want 0x%08x)", path, what,
                            (unsigned)m, (unsigned)magic);
     }
-    if (len < hdr) {
+    if (len < *hdr) {
         clipnn_free(b);
         return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the IDX header (%zu of %zu bytes)",
-                           path, len, hdr);
+                           path, len, *hdr);
     }
-    size_t total = hdr, count = 1;
+    size_t count = 1, total;
     for (size_t i = 0; i < ndim; i++) {
         dims[i] = be32(b + 4 + 4 * i);
         if (dims[i] == 0 || clipnn_mul_size(count, dims[i], &count)) {
@@ -441,56 +441,141 @@ static clipnn_status idx_read(const char *path, uint32_t magic, size_t *dims, un
         }
     }
     clipnn_free(b);
-    if (clipnn_add_size(total, count, &total))
+    if (clipnn_add_size(*hdr, count, &total))
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the IDX header announces an impossible size", path);
-    s = clipnn_read_file(path, total, &b, &len);
-    if (s) return s;
-    char shape[96];
+    *body = count;
+    return CLIPNN_OK;
+}
+
+/* What an IDX file's header announces, for messages. */
+static void idx_shape(const size_t *dims, size_t ndim, char *shape, size_t cap) {
     if (ndim == 3)
-        snprintf(shape, sizeof shape, "%zu images of %zux%zu", dims[0], dims[1], dims[2]);
+        snprintf(shape, cap, "%zu images of %zux%zu", dims[0], dims[1], dims[2]);
     else
-        snprintf(shape, sizeof shape, "%zu labels", dims[0]);
-    if (len != total) {
+        snprintf(shape, cap, "%zu labels", dims[0]);
+}
+
+/* A file of len bytes (counted up to total + 1) against the total its
+ * header announces. */
+static clipnn_status idx_length(const char *path, size_t len, size_t total, const size_t *dims, size_t ndim) {
+    if (len == total) return CLIPNN_OK;
+    char shape[96];
+    idx_shape(dims, ndim, shape, sizeof shape);
+    if (len < total)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %zu of the %zu bytes its header announces (%s)", path,
+                           len, total, shape);
+    return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: longer than its header announces (%s in %zu bytes)", path, shape, total);
+}
+
+/* Read an IDX file of unsigned bytes with the given magic: the header first,
+ * then exactly the bytes it announces. dims[0..ndim) receive the sizes;
+ * *data points into *buf past the header. */
+static clipnn_status idx_read(const char *path, uint32_t magic, size_t *dims, unsigned char **buf,
+                              const unsigned char **data) {
+    size_t hdr, body, len;
+    clipnn_status s = idx_header(path, magic, dims, &hdr, &body);
+    if (s) return s;
+    unsigned char *b = NULL;
+    s = clipnn_read_file(path, hdr + body, &b, &len);
+    if (!s) s = idx_length(path, len, hdr + body, dims, magic & 0xff);
+    if (s) {
         clipnn_free(b);
-        if (len < total)
-            return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: %zu of the %zu bytes its header announces (%s)", path,
-                               len, total, shape);
-        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: longer than its header announces (%s in %zu bytes)", path, shape,
-                           total);
+        return s;
     }
     *buf = b;
     *data = b + hdr;
     return CLIPNN_OK;
 }
 
+/* Bytes [offset, offset + count) of an IDX file of total bytes (its whole
+ * length checked), into *out (allocated). */
+static clipnn_status idx_read_range(const char *path, const size_t *dims, size_t ndim, size_t offset, size_t count,
+                                    size_t total, unsigned char **out) {
+    size_t len;
+    clipnn_status s = clipnn_check_input_size(path, total);
+    if (!s) s = clipnn_check_memory((double)count, path);
+    if (s) return s;
+    *out = clipnn_alloc(count ? count : 1);
+    if (!*out) return clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory for %zu bytes", path, count);
+    s = clipnn_read_file_range(path, offset, count, total, *out, &len);
+    if (!s) s = idx_length(path, len, total, dims, ndim);
+    if (s) clipnn_free(*out), *out = NULL;
+    return s;
+}
+
+/* A dataset of rows [first, first + n) of total images of dim pixels px
+ * ([n][dim]) with labels lab ([n]) and classes 0..max_label. */
+static clipnn_status idx_dataset(const char *images, const size_t *idims, const unsigned char *px,
+                                 const unsigned char *lab, size_t first, size_t n, unsigned max_label,
+                                 clipnn_dataset **out) {
+    size_t dim = idims[1] * idims[2]; /* bounded by the file size, checked in idx_header */
+    clipnn_dataset *d;
+    clipnn_status s = clipnn_dataset_new(images, n, dim, (size_t)max_label + 1, 1, &d);
+    if (s) return s;
+    for (size_t i = 0; i < n * dim; i++) d->x[i] = (float)px[i];
+    for (size_t i = 0; i < n; i++) d->y[i] = (float)lab[i];
+    d->h = idims[1];
+    d->w = idims[2];
+    d->c = 1;
+    d->pixel_max = 255.0f;
+    d->first = first;
+    d->total = idims[0];
+    *out = d;
+    return CLIPNN_OK;
+}
+
+static unsigned max_byte(const unsigned char *v, size_t n) {
+    unsigned max = 0;
+    for (size_t i = 0; i < n; i++) max = v[i] > max ? v[i] : max;
+    return max;
+}
+
 clipnn_status clipnn_dataset_load_idx(const char *images, const char *labels, clipnn_dataset **out) {
     if (!images || !labels || !out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "idx: NULL argument");
-    *out = NULL;
-    size_t idims[3], ldims[1];
-    unsigned char *ib = NULL, *lb = NULL;
-    const unsigned char *px, *lab;
-    clipnn_status s = idx_read(images, IDX_IMAGES, idims, &ib, &px);
-    if (!s) s = idx_read(labels, IDX_LABELS, ldims, &lb, &lab);
+    return clipnn_load_idx_shard(images, labels, 0, 1, out);
+}
+
+/* The labels, read whole, against the images' header. */
+static clipnn_status idx_labels(const char *images, const size_t *idims, const char *labels, unsigned char **lb,
+                                const unsigned char **lab) {
+    size_t ldims[1];
+    clipnn_status s = idx_read(labels, IDX_LABELS, ldims, lb, lab);
     if (!s && idims[0] != ldims[0])
         s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s holds %zu images but %s holds %zu labels", images, idims[0], labels,
                         ldims[0]);
-    clipnn_dataset *d = NULL;
-    size_t n = idims[0], dim = 0;
-    if (!s) {
-        unsigned max = 0;
-        for (size_t i = 0; i < n; i++) max = lab[i] > max ? lab[i] : max;
-        dim = idims[1] * idims[2]; /* bounded by the file size, checked in idx_read */
-        s = clipnn_dataset_new(images, n, dim, (size_t)max + 1, 1, &d);
+    return s;
+}
+
+/* The images of a shard (all of them for shards < 2, read as they come:
+ * a header that claims more than the file holds is refused from the bytes
+ * present); *lo, *hi its rows, *px its pixels in *buf. */
+static clipnn_status idx_images(const char *path, size_t shard, size_t shards, size_t *idims, size_t *lo, size_t *hi,
+                                unsigned char **buf, const unsigned char **px) {
+    clipnn_status s;
+    if (shards < 2) {
+        s = idx_read(path, IDX_IMAGES, idims, buf, px);
+        *lo = 0, *hi = s ? 0 : idims[0];
+        return s;
     }
-    if (!s) {
-        for (size_t i = 0; i < n * dim; i++) d->x[i] = (float)px[i];
-        for (size_t i = 0; i < n; i++) d->y[i] = (float)lab[i];
-        d->h = idims[1];
-        d->w = idims[2];
-        d->c = 1;
-        d->pixel_max = 255.0f;
-        *out = d;
-    }
+    size_t hdr, body;
+    s = idx_header(path, IDX_IMAGES, idims, &hdr, &body);
+    if (s) return s;
+    size_t dim = idims[1] * idims[2];
+    clipnn_part_bounds(idims[0], shard, shards, lo, hi);
+    s = idx_read_range(path, idims, 3, hdr + *lo * dim, (*hi - *lo) * dim, hdr + body, buf);
+    *px = *buf;
+    return s;
+}
+
+clipnn_status clipnn_load_idx_shard(const char *images, const char *labels, size_t shard, size_t shards,
+                                    clipnn_dataset **out) {
+    *out = NULL;
+    size_t idims[3], lo, hi;
+    unsigned char *ib = NULL, *lb = NULL;
+    const unsigned char *px, *lab;
+    clipnn_status s = idx_images(images, shard, shards, idims, &lo, &hi, &ib, &px);
+    if (!s) s = idx_labels(images, idims, labels, &lb, &lab);
+    if (!s) s = idx_dataset(images, idims, px, lab + lo, lo, hi - lo, max_byte(lab, idims[0]), out);
     clipnn_free(ib);
     clipnn_free(lb);
     return s;

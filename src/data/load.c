@@ -277,9 +277,14 @@ static clipnn_status match_parts(clipnn_dataset *train, clipnn_dataset *test) {
     return CLIPNN_OK;
 }
 
+/* A shard of IDX training images is read alone when the scaling needs no
+ * statistics of the whole part (none, or unit, which divides by 255). */
 static clipnn_status load_idx_pair(const char *images, const char *labels, const char *timages,
-                                   const char *tlabels, clipnn_dataset **train, clipnn_dataset **test) {
-    clipnn_status s = clipnn_dataset_load_idx(images, labels, train);
+                                   const char *tlabels, const clipnn_data_options *o, clipnn_dataset **train,
+                                   clipnn_dataset **test) {
+    int alone = o->shards > 1 && o->scaling != CLIPNN_SCALE_STANDARDIZE;
+    clipnn_status s = alone ? clipnn_load_idx_shard(images, labels, o->shard, o->shards, train)
+                            : clipnn_dataset_load_idx(images, labels, train);
     if (!s && test) s = clipnn_dataset_load_idx(timages, tlabels, test);
     if (!s && test) s = match_parts(*train, *test);
     return s;
@@ -318,7 +323,8 @@ static int file_exists(const char *path) {
 
 /* The four Fashion-MNIST files in dir, gzipped (as Debian's
  * dataset-fashion-mnist ships them) or not. */
-static clipnn_status load_fashion(const char *dir, clipnn_dataset **train, clipnn_dataset **test) {
+static clipnn_status load_fashion(const char *dir, const clipnn_data_options *o, clipnn_dataset **train,
+                                  clipnn_dataset **test) {
     static const char *const base[4] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte",
                                         "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"};
     char path[4][4096];
@@ -328,7 +334,7 @@ static clipnn_status load_fashion(const char *dir, clipnn_dataset **train, clipn
             return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "fashion-mnist: directory name too long");
         if (!file_exists(path[i])) path[i][len - 3] = 0;
     }
-    clipnn_status s = load_idx_pair(path[0], path[1], path[2], path[3], train, test);
+    clipnn_status s = load_idx_pair(path[0], path[1], path[2], path[3], o, train, test);
     if (s == CLIPNN_ERR_IO) {
         char why[512];
         snprintf(why, sizeof why, "%s", clipnn_last_error());
@@ -359,7 +365,7 @@ typedef struct {
 } spec_data;
 
 /* idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS. */
-static clipnn_status load_idx_spec(const char *spec, spec_data *d, int want_test) {
+static clipnn_status load_idx_spec(const char *spec, const clipnn_data_options *o, spec_data *d, int want_test) {
     char *block = NULL, *part[4];
     size_t count = 0;
     clipnn_status s = split_list("idx", spec + 4, 4, &block, part, &count);
@@ -367,7 +373,7 @@ static clipnn_status load_idx_spec(const char *spec, spec_data *d, int want_test
         s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
                         spec);
     if (!s && count == 2) s = clipnn_dataset_load_idx(part[0], part[1], &d->all);
-    if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], &d->tr, want_test ? &d->te : NULL);
+    if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], o, &d->tr, want_test ? &d->te : NULL);
     d->has_test = count == 4;
     d->auto_scale = CLIPNN_SCALE_UNIT;
     clipnn_free(block);
@@ -391,9 +397,9 @@ static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, i
         const char *dir = spec[13] == ':' ? spec + 14 : "/usr/share/datasets/fashion-mnist";
         d->has_test = 1;
         d->auto_scale = CLIPNN_SCALE_UNIT;
-        return load_fashion(dir, &d->tr, want_test ? &d->te : NULL);
+        return load_fashion(dir, o, &d->tr, want_test ? &d->te : NULL);
     }
-    if (has_prefix(spec, "idx:")) return load_idx_spec(spec, d, want_test);
+    if (has_prefix(spec, "idx:")) return load_idx_spec(spec, o, d, want_test);
     if (has_prefix(spec, "npy:")) return load_npy_spec(spec + 4, want_test, &d->all, &d->tr, &d->te, &d->has_test);
     clipnn_seq_task_spec task;
     clipnn_status task_status;
@@ -424,14 +430,18 @@ static clipnn_status load_scaled(const char *spec, const clipnn_data_options *op
                            o.test_fraction);
     if ((unsigned)o.scaling >= CLIPNN_SCALE_COUNT)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: unknown scaling %d", spec, (int)o.scaling);
+    if (o.shards > 1 && o.shard >= o.shards)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: shard %zu of %zu (shards count from 0)", spec, o.shard,
+                           o.shards);
     spec_data d = {0};
     clipnn_status s = load_spec(spec, &o, test != NULL, &d);
     if (!s && !d.has_test) s = split(d.all, o.test_fraction, o.seed, &d.tr, &d.te);
     if (s && d.all != d.tr) clipnn_dataset_free(d.all);
-    if (!s && d.tr->n == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", d.tr->name);
+    if (!s && d.tr->total == 0) s = clipnn_fail(CLIPNN_ERR_SHAPE, "%s: no training rows", d.tr->name);
     clipnn_scaling how = o.scaling == CLIPNN_SCALE_AUTO ? d.auto_scale : o.scaling;
     if (how_out) *how_out = how;
     if (!s) s = scale(how, d.tr, d.te, stats);
+    if (!s) s = clipnn_dataset_keep_shard(d.tr, o.shard, o.shards); /* after the whole part's statistics */
     if (!s && announce) log_scaling(how, o.scaling == CLIPNN_SCALE_AUTO, d.tr);
     if (s) {
         clipnn_dataset_free(d.tr);

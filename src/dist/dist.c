@@ -1,6 +1,7 @@
 /* Data-parallel training over MPI (the MPI calls only with CLIPNN_MPI). */
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "dist/dist.h"
@@ -15,7 +16,7 @@ static struct {
     double reducing;    /* seconds in the all-reduces of the steps */
 } job = {0, 0, 1, 0, 0, 0, 0};
 
-double clipnn_dist_reduce_seconds(void) { return job.reducing; }
+double clipnn_dist_reduce_seconds(void) { return job.reducing + clipnn_dist_bucket_seconds(); }
 
 int clipnn_dist_available(void) {
 #ifdef CLIPNN_MPI
@@ -32,14 +33,22 @@ int clipnn_dist_size(void) { return job.size; }
 clipnn_status clipnn_dist_init(int *argc, char ***argv) {
 #ifdef CLIPNN_MPI
     if (job.active) return CLIPNN_OK;
-    int ready = 0;
+    clipnn_status s = clipnn_dist_bucket_from_env(getenv("CLIPNN_ALLREDUCE_BUCKET_MB"));
+    if (s) return s;
+    int ready = 0, threads = MPI_THREAD_SINGLE;
     MPI_Initialized(&ready);
     if (!ready) {
-        if (MPI_Init(argc, argv) != MPI_SUCCESS) return clipnn_fail(CLIPNN_ERR_IO, "dist: MPI_Init failed");
+        /* Funneled: the buckets are sent by the backward's first thread (the
+         * main one) while the others compute. */
+        if (MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &threads) != MPI_SUCCESS)
+            return clipnn_fail(CLIPNN_ERR_IO, "dist: MPI_Init failed");
         job.we_initialised = 1;
+    } else {
+        MPI_Query_thread(&threads);
     }
     MPI_Comm_rank(MPI_COMM_WORLD, &job.rank);
     MPI_Comm_size(MPI_COMM_WORLD, &job.size);
+    clipnn_dist_bucket_agree(threads >= MPI_THREAD_FUNNELED);
     job.active = 1;
 #else
     (void)argc, (void)argv;
@@ -66,24 +75,6 @@ void clipnn_dist_abort(int code, const char *why) {
 #endif
 }
 
-clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical) {
-    if (!job.active) return CLIPNN_OK;
-    if (dp_logical && job.size > 1)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: Poisson sampling and physical batches are not available "
-                           "with several processes (use --sampling shuffle and no --physical-batch)");
-    if (o->bptt_chunk || o->carry_state)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: truncated BPTT and a carried state are not available "
-                           "with several processes (the state of a sequence would live on one process)");
-    return CLIPNN_OK;
-}
-
-size_t clipnn_dist_take_slice(size_t *idx, size_t B) {
-    size_t r = (size_t)job.rank, N = (size_t)job.size;
-    size_t lo = B * r / N, hi = B * (r + 1) / N;
-    memmove(idx, idx + lo, (hi - lo) * sizeof *idx);
-    return hi - lo;
-}
-
 #ifdef CLIPNN_MPI
 /* n floats summed in place over the processes, in pieces an int can count. */
 static void sum_floats(float *v, size_t n) {
@@ -100,13 +91,17 @@ static void sum_floats(float *v, size_t n) {
 size_t clipnn_dist_rows(void) { return job.rows; }
 size_t clipnn_dist_batch(void) { return job.batch; }
 
-void clipnn_dist_sum_slices(float *g, size_t n) {
+void clipnn_dist_weigh_slice(float *g, size_t n) {
     if (job.rows && job.rows != job.batch) {
         float w = (float)((double)job.rows / (double)job.batch);
         for (size_t j = 0; j < n; j++) g[j] *= w;
     } else if (!job.rows) {
         memset(g, 0, n * sizeof *g);
     }
+}
+
+void clipnn_dist_sum_slices(float *g, size_t n) {
+    clipnn_dist_weigh_slice(g, n);
 #ifdef CLIPNN_MPI
     sum_floats(g, n);
 #endif
@@ -117,12 +112,18 @@ clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *
     double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
     clipnn_status s = CLIPNN_OK;
     job.rows = rows, job.batch = B;
+    int bucketed = clipnn_dist_buckets_begin(m);
     if (rows) {
-        s = clipnn_loss_grad_fused(m, lo, x, y, rows, f, &part[0], NULL);
+        clipnn_fused_opts hooked = f ? *f : (clipnn_fused_opts){0};
+        if (bucketed) hooked.grads_final = clipnn_dist_bucket_ready;
+        s = clipnn_loss_grad_fused(m, lo, x, y, rows, &hooked, &part[0], NULL);
         part[0] *= (double)rows / (double)B;
         if (!s) clipnn_dist_clip_slice(m->grads, m->n_params);
     }
     if (s) part[1] = 1;
+    /* Every process takes part in every bucket, a failed one too, before
+     * the reduction below (collectives match in order). */
+    if (bucketed) clipnn_dist_buckets_finish();
 #ifdef CLIPNN_MPI
     /* Every process reaches this reduction, a failed one too: the others
      * learn of the failure here instead of waiting for it. */
@@ -133,7 +134,7 @@ clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
                         part[1], job.size);
 #endif
-    if (!s) clipnn_dist_sum_slices(m->grads, m->n_params);
+    if (!s && !bucketed) clipnn_dist_sum_slices(m->grads, m->n_params);
     *loss = part[0];
     return s;
 }
@@ -168,3 +169,5 @@ void clipnn_dist_sum_u64(uint64_t *a, int n) {
     (void)a, (void)n;
 #endif
 }
+
+void clipnn_dist_count_reduce(double seconds) { job.reducing += seconds; }

@@ -12,14 +12,6 @@
  * clipnn_train computes the slice of each batch and reduces the gradient. */
 int clipnn_dist_active(void);
 
-/* Options a distributed run cannot keep exactly (INVALID_ARG naming them);
- * dp_logical: the options ask for Poisson sampling or physical batches. */
-clipnn_status clipnn_dist_check(const clipnn_train_options *o, int dp_logical);
-
-/* This process's slice of a batch of B rows idx[B] moved to idx[0 ..]:
- * its count (rows B r / N to B (r + 1) / N, r the rank, N the size; 0 for
- * some ranks when B < N). */
-size_t clipnn_dist_take_slice(size_t *idx, size_t B);
 
 /* The gradient of the global batch of B rows on every process: this
  * process's `rows` rows x, y go through clipnn_loss_grad_fused (none when
@@ -47,8 +39,46 @@ clipnn_status clipnn_dist_check_same(const float *v, size_t n);
  * save or stop, which every process must act on at the same step). */
 int clipnn_dist_agree(int bits);
 
+/* Seconds of a step's all-reduce made elsewhere, added to the steps' total. */
+void clipnn_dist_count_reduce(double seconds);
+
 /* a[0 .. n) summed over the processes, in place. */
 void clipnn_dist_sum_u64(uint64_t *a, int n);
+
+/* g[n], a part of this process's slice gradient, weighted by rows / B of
+ * the current step (zeroed when the process has no rows): what every part
+ * gets before the sum over the processes. */
+void clipnn_dist_weigh_slice(float *g, size_t n);
+
+/* The gradient all-reduce in buckets overlapping the backward (dist/bucket.c). */
+/* The bucket size in MiB unless CLIPNN_ALLREDUCE_BUCKET_MB says otherwise
+ * (0: one all-reduce of the whole block after the backward). */
+#define CLIPNN_DIST_BUCKET_MB 0.0
+/* text: a size in MiB >= 0 into *mb (INVALID_ARG, one line, otherwise). */
+clipnn_status clipnn_dist_bucket_parse(const char *text, double *mb);
+/* The bucket size from the environment variable's text (NULL: unset, the
+ * default kept); before the job starts. */
+clipnn_status clipnn_dist_bucket_from_env(const char *text);
+/* Once the job runs: process 0's bucket size for every process; funneled:
+ * MPI may be called by the main thread while other threads run. */
+void clipnn_dist_bucket_agree(int funneled);
+double clipnn_dist_bucket_mb(void);
+/* Seconds in the buckets' MPI calls (posting, testing, the final wait). */
+double clipnn_dist_bucket_seconds(void);
+/* Steps that sent buckets during the backward, and those of them whose
+ * buckets were all summed when the backward ended (the overlap achieved). */
+void clipnn_dist_bucket_overlap(uint64_t *steps, uint64_t *done);
+/* Starts a step's bucketed all-reduce of m->grads: 1 when the step uses
+ * buckets (a job, a bucket size > 0, the global clip place), 0 when the
+ * caller must sum the block after the backward. No allocation. */
+int clipnn_dist_buckets_begin(clipnn_model *m);
+/* clipnn_fused_opts.grads_final: grads[from, n) is final; the buckets
+ * inside it are weighted and sent, the ones sent before tested. */
+void clipnn_dist_bucket_ready(void *user, size_t from);
+/* Sends the buckets not sent yet (all of them on a process that ran no
+ * backward: every process takes part in every bucket) and waits for all:
+ * the block then holds the sum over the processes. */
+void clipnn_dist_buckets_finish(void);
 
 /* Clipping before the average (clipnn_train_options.clip_where; dist/local.c). */
 /* Options a clip place cannot keep (INVALID_ARG, one line): local and
@@ -66,5 +96,35 @@ void clipnn_dist_close_where(void);
 /* This process's slice gradient g[n] as the clip place sends it: unchanged
  * (global), clipped to norm lambda (local), or Clip21's updated vector. */
 void clipnn_dist_clip_slice(float *g, size_t n);
+/* 1 when clipnn_dist_clip_slice changes the slice gradient (local, clip21):
+ * it needs the whole block before any of it is sent. */
+int clipnn_dist_slice_clipped(void);
+
+/* Owner computes (dist/shard.c). The training set's n rows are cut into
+ * one contiguous part per process (clipnn_part_bounds; all of them outside
+ * a job); the set given holds rows [first, first + held) of row_bytes each
+ * (logged). INVALID_ARG when they do not cover this process's part;
+ * allocates the load measurement. close frees it. */
+clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes);
+void clipnn_dist_close_shard(void);
+/* The rows of global indices idx[len] that this process owns, in order,
+ * moved to idx[0 ..] as indices into the set it holds, and their positions
+ * in idx into pos (when not NULL): their count. Every index is tallied for
+ * the load measurement, which batch_done closes for the step's global
+ * batch (it may come in several pieces). */
+size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos);
+void clipnn_dist_batch_done(void);
+/* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
+void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
+/* a[n] summed over the processes, in place (nothing outside a job); step:
+ * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
+void clipnn_dist_sum_doubles(double *a, size_t n, int step);
+void clipnn_dist_sum_f32(float *a, size_t n, int step);
+/* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
+ * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
+ * gradient and loss weighted by rows / B and summed over the processes. */
+clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss);
 
 #endif

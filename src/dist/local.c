@@ -98,3 +98,5 @@ void clipnn_dist_clip_slice(float *g, size_t n) {
         if (f < 1) for (size_t j = 0; j < n; j++) g[j] *= f;
     }
 }
+
+int clipnn_dist_slice_clipped(void) { return slice_clip.where != CLIPNN_CLIP_WHERE_GLOBAL; }

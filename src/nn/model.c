@@ -520,6 +520,8 @@ static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_
         float *da = l > 0 ? m->delta[l - 1] : dx;
         if (!da || (!want_params && !dx && !down_to_0)) break; /* nothing further down is wanted */
         clipnn_barrier_wait(bar, T);
+        /* Every thread's rows of this layer are written: its W and b, and all above, are final. */
+        if (t == 0 && want_params && !lazy && f && f->grads_final) f->grads_final(f->grads_final_user, L->w_offset);
         clipnn_chunk(L->in, t, T, &lo, &hi);
         clipnn_dense_input_grad_cols(da, d, m->params + L->w_offset, batch, L->in, L->out, lo, hi);
     }
@@ -576,7 +578,9 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
                                     size_t batch, const clipnn_fused_opts *f, const clipnn_window *w,
                                     double *loss_out, float *dx) {
     clipnn_fused_opts front_f; /* a front leaves every dW formed */
-    if (f && m->n_rec) front_f = (clipnn_fused_opts){f->unit_norm_order, 0, f->trace, 0}, f = &front_f;
+    if (f && m->n_rec)
+        front_f = (clipnn_fused_opts){f->unit_norm_order, 0, f->trace, 0, f->grads_final, f->grads_final_user},
+        f = &front_f;
     size_t rows = w ? clipnn_window_rows(m, batch, w) : clipnn_head_rows(m, batch);
     clipnn_status s = clipnn_loss_check_targets(lo, clipnn_model_n_outputs(m), y, NULL, rows);
     if (!s) s = forward_check(m, x, batch);
@@ -606,6 +610,8 @@ static clipnn_status loss_grad_pass(clipnn_model *m, const clipnn_loss_options *
     else if (m->n_rec && want_back) clipnn_front_backward(m, batch, lo->want_params, dx, trace);
     const double order = f ? f->unit_norm_order : 0;
     if (lo->want_params && order > 0 && !(f && f->deltas_only)) finish_unit_norms(m, order);
+    if (lo->want_params && f && f->grads_final && !f->deltas_only && !clipnn_fused_dw_unformed(f, batch))
+        f->grads_final(f->grads_final_user, 0); /* the whole block, the front's and layer 0's included */
     if (loss_out) *loss_out = loss;
     return CLIPNN_OK;
 }

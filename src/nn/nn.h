@@ -356,6 +356,14 @@ typedef struct {
      * no unit norms); the clipper forms each once from the rescaled
      * deltas. */
     int deltas_only;
+    /* Not NULL: called by the calling thread while the backward runs, each
+     * time grads[from, n_params) has reached its final value (after each
+     * dense layer's W and b, top layer first, then from = 0 at the end), so
+     * that a caller can start sending that part while the rest is computed
+     * (the data-parallel all-reduce). Not called for a gradient left
+     * unformed (lazy_rank1 with dW unwritten, deltas_only). */
+    void (*grads_final)(void *user, size_t from);
+    void *grads_final_user;
 } clipnn_fused_opts;
 
 /* Does a backward of `batch` rows under f (may be NULL) leave dW unformed? */

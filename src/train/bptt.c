@@ -7,6 +7,7 @@
  * the run opens. */
 #include <string.h>
 
+#include "dist/dist.h"
 #include "train/train.h"
 
 static int bptt_wanted(const clipnn_train_options *o) { return o->bptt_chunk || o->bptt_steps || o->carry_state; }
@@ -36,6 +37,7 @@ clipnn_status clipnn_bptt_check(const clipnn_train_options *o, const clipnn_mode
 void clipnn_bptt_close(clipnn_bptt_run *b) {
     clipnn_free(b->loop.idx), clipnn_free(b->loop.state), clipnn_free(b->next);
     clipnn_free(b->xw), clipnn_free(b->yw);
+    clipnn_free(b->lanes), clipnn_free(b->own_in), clipnn_free(b->own_out);
     memset(b, 0, sizeof *b);
 }
 
@@ -63,7 +65,14 @@ clipnn_status clipnn_bptt_open(clipnn_bptt_run *b, const clipnn_train_options *o
     b->next = clipnn_alloc_array(max_batch * L->state_width, sizeof *b->next);
     b->xw = clipnn_alloc_array(max_batch * m->n_inputs, sizeof *b->xw);
     b->yw = clipnn_alloc_array(max_batch * (y_row ? y_row : 1), sizeof *b->yw);
-    if (L->idx && L->state && b->next && b->xw && b->yw) return CLIPNN_OK;
+    int job = clipnn_dist_active();
+    if (job) {
+        b->lanes = clipnn_alloc_array(max_batch, sizeof *b->lanes);
+        b->own_in = clipnn_alloc_array(max_batch * L->state_width, sizeof *b->own_in);
+        b->own_out = clipnn_alloc_array(max_batch * L->state_width, sizeof *b->own_out);
+    }
+    if (L->idx && L->state && b->next && b->xw && b->yw && (!job || (b->lanes && b->own_in && b->own_out)))
+        return CLIPNN_OK;
     clipnn_bptt_close(b);
     return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory for truncated backpropagation");
 }
@@ -74,6 +83,45 @@ void clipnn_bptt_new_batch(clipnn_bptt_run *b, const size_t *idx, size_t batch, 
     L->batch = batch;
     L->chunk = 0;
     if (!L->carry || new_pass) memset(L->state, 0, batch * L->state_width * sizeof *L->state);
+}
+
+size_t clipnn_bptt_own_lanes(clipnn_bptt_run *b, size_t *rows) {
+    memcpy(rows, b->loop.idx, b->loop.batch * sizeof *rows);
+    return b->own = clipnn_dist_take_owned(rows, b->loop.batch, b->lanes);
+}
+
+/* The lanes b->lanes[own] of a state of the batch's sequences (blocks
+ * [batch][hidden] layer after layer: h, then c for an LSTM) to a packed
+ * state of `own` sequences (pack), or back. */
+static void move_lanes(const clipnn_model *m, const clipnn_bptt_run *b, float *whole, float *packed, int pack) {
+    size_t B = b->loop.batch, own = b->own, wo = 0, po = 0;
+    for (size_t l = 0; l < m->n_rec; l++)
+        for (int part = 0; part < (m->rec[l].shape.cell == CLIPNN_CELL_LSTM ? 2 : 1); part++) {
+            size_t w = m->rec[l].shape.hidden;
+            for (size_t k = 0; k < own; k++) {
+                float *a = whole + wo + b->lanes[k] * w, *p = packed + po + k * w;
+                memcpy(pack ? p : a, pack ? a : p, w * sizeof *a);
+            }
+            wo += B * w, po += own * w;
+        }
+}
+
+/* A chunk in a job: this process's lanes from their states, the gradient
+ * summed over the processes, and every lane's next state on every process
+ * (each lane's from the process that computed it, the others' zeros
+ * summed in: exact), so that a lane can be computed by another process at
+ * the next batch and a checkpoint holds them all. */
+static clipnn_status job_chunk(clipnn_bptt_run *b, clipnn_model *m, const clipnn_loss_options *lo, const float *x,
+                               const float *y, clipnn_window *w, const clipnn_fused_opts *f, double *loss) {
+    size_t n = b->loop.batch * b->loop.state_width;
+    move_lanes(m, b, b->loop.state, b->own_in, 1);
+    w->state_in = b->own_in, w->state_out = b->own_out;
+    clipnn_status s = clipnn_dist_window_grad(m, lo, x, y, b->own, b->loop.batch, w, f, loss);
+    if (s) return s;
+    memset(b->next, 0, n * sizeof *b->next);
+    move_lanes(m, b, b->next, b->own_out, 0);
+    clipnn_dist_sum_f32(b->next, n, 1);
+    return CLIPNN_OK;
 }
 
 /* The steps of chunk c: its first and end, and the first step it forwards:
@@ -106,7 +154,8 @@ static clipnn_window chunk_window(const clipnn_bptt_run *b, size_t c, int every_
 
 clipnn_status clipnn_bptt_loss_grad(clipnn_bptt_run *b, clipnn_model *m, const clipnn_loss_options *lo,
                                     const float *xb, const float *yb, const clipnn_fused_opts *f, double *loss) {
-    size_t start, end, first, B = b->loop.batch;
+    int job = clipnn_dist_active();
+    size_t start, end, first, B = job ? b->own : b->loop.batch;
     clipnn_window w = chunk_window(b, b->loop.chunk, m->every_step, &start, &end, &first);
     const float *x = xb, *y = yb;
     if (w.steps < b->T) {
@@ -117,7 +166,7 @@ clipnn_status clipnn_bptt_loss_grad(clipnn_bptt_run *b, clipnn_model *m, const c
         clipnn_slice_steps(b->yw, yb, B, b->T, b->y_step, start, end);
         y = b->yw;
     }
-    return clipnn_loss_grad_window(m, lo, x, y, B, &w, f, loss);
+    return job ? job_chunk(b, m, lo, x, y, &w, f, loss) : clipnn_loss_grad_window(m, lo, x, y, B, &w, f, loss);
 }
 
 void clipnn_bptt_advance(clipnn_bptt_run *b) {

@@ -98,19 +98,19 @@ static void gather_rows(const clipnn_dataset *d, const size_t *idx, size_t B, fl
     for (size_t r = 0; r < B; r++) memcpy(x_out + r * dim, x + idx[r] * dim, dim * sizeof *x_out);
 }
 
-/* Mean loss and accuracy over d in chunks of the reserved batch; x/y
- * scratch comes from the caller so that evaluation inside training does not
+/* Rows [from, to) of d in chunks of the reserved batch: sums[0] += the
+ * loss summed over them, sums[1] += those classified right; x/y scratch
+ * comes from the caller so that evaluation inside training does not
  * allocate. */
 static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, const clipnn_loss_options *lo,
-                                   float *xb, float *yb, size_t *idx, size_t chunk, double *loss_out,
-                                   double *acc_out) {
-    size_t n = clipnn_dataset_n(d), k = clipnn_model_n_outputs(m);
-    size_t nc = clipnn_dataset_n_classes(d);
+                                   float *xb, float *yb, size_t *idx, size_t chunk, size_t from, size_t to,
+                                   double *sums) {
+    size_t k = clipnn_model_n_outputs(m), nc = clipnn_dataset_n_classes(d);
     double loss_sum = 0;
     size_t correct = 0;
     const float *y = clipnn_dataset_y(d);
-    for (size_t start = 0; start < n; start += chunk) {
-        size_t B = n - start < chunk ? n - start : chunk;
+    for (size_t start = from; start < to; start += chunk) {
+        size_t B = to - start < chunk ? to - start : chunk;
         for (size_t r = 0; r < B; r++) idx[r] = start + r;
         gather_rows(d, idx, B, xb);
         gather_targets(d, idx, B, lo->loss, k, yb);
@@ -125,9 +125,15 @@ static clipnn_status evaluate_with(clipnn_model *m, const clipnn_dataset *d, con
                 correct += predicted_class(out + r * k, k) == label;
             }
     }
-    *loss_out = loss_sum / (double)n;
-    *acc_out = nc > 0 ? (double)correct / (double)n : NAN;
+    sums[0] += loss_sum, sums[1] += (double)correct;
     return CLIPNN_OK;
+}
+
+/* Mean loss and accuracy from evaluate_with's sums over the n rows of d. */
+static void evaluated(const clipnn_dataset *d, const double *sums, double *loss, double *accuracy) {
+    size_t n = clipnn_dataset_n(d);
+    if (loss) *loss = sums[0] / (double)n;
+    if (accuracy) *accuracy = clipnn_dataset_n_classes(d) > 0 ? sums[1] / (double)n : NAN;
 }
 
 /* Evaluation runs in chunks of 256 rows, fewer when their workspace would
@@ -144,11 +150,10 @@ clipnn_status clipnn_evaluate(clipnn_model *m, const clipnn_dataset *d, const cl
     float *xb = clipnn_alloc_array(chunk * dim, sizeof *xb);
     float *yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *yb);
     size_t *idx = clipnn_alloc_array(chunk, sizeof *idx);
-    double l = NAN, a = NAN;
+    double sums[2] = {NAN, NAN};
     if (!xb || !yb || !idx) s = clipnn_fail(CLIPNN_ERR_NOMEM, "evaluate: out of memory");
-    else s = evaluate_with(m, d, lo, xb, yb, idx, chunk, &l, &a);
-    if (loss) *loss = l;
-    if (accuracy) *accuracy = a;
+    else sums[0] = sums[1] = 0, s = evaluate_with(m, d, lo, xb, yb, idx, chunk, 0, clipnn_dataset_n(d), sums);
+    evaluated(d, sums, loss, accuracy);
     clipnn_free(xb), clipnn_free(yb), clipnn_free(idx);
     return s;
 }
@@ -190,20 +195,26 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: needs epochs or steps > 0");
     if (!(o->schedule.a0 >= 0) || !isfinite(o->schedule.a0))
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: step size %g must be finite and >= 0", o->schedule.a0);
-    if (clipnn_dataset_n(train) == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
+    size_t total;
+    clipnn_dataset_shard_range(train, NULL, &total);
+    if (total == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
     return check_rule_optimizer(o);
 }
 
 /* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
- * gradient, per example with a fresh clipper of the same rule. */
+ * gradient, per example with a fresh clipper of the same rule; in a job
+ * each process takes the rows it owns (with its own clipper: a rule with a
+ * history starts it afresh there) and the sums are summed, a failure flag
+ * after them so that every process reaches the sum. */
 static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
                                         float *x1, float *y1, clipnn_train_result *res) {
-    size_t P = m->n_params, k = clipnn_model_n_outputs(m);
-    double *h = clipnn_alloc_array(2 * P, sizeof *h), *mean = h + P;
+    size_t P = m->n_params, k = clipnn_model_n_outputs(m), n, lo, hi;
+    double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
     clipnn_clipper *c = NULL;
     clipnn_status s = h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
-    size_t n = clipnn_dataset_n(d);
-    for (size_t i = 0; s == CLIPNN_OK && i < n; i++) {
+    clipnn_dataset_shard_range(d, NULL, &n);
+    clipnn_dist_owned_rows(&lo, &hi);
+    for (size_t i = lo; s == CLIPNN_OK && i < hi; i++) {
         gather_rows(d, &i, 1, x1);
         gather_targets(d, &i, 1, o->loss.loss, k, y1);
         s = clipnn_loss_grad(m, &o->loss, x1, y1, 1, NULL, NULL);
@@ -215,6 +226,10 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         if (s) break;
         for (size_t j = 0; j < P; j++) h[j] += scale * m->grads[j];
     }
+    if (h) h[2 * P] = s != CLIPNN_OK;
+    if (h && clipnn_dist_active()) clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
+    if (s == CLIPNN_OK && h[2 * P] > 0)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
     if (s == CLIPNN_OK) {
         double hs = 0, ms = 0;
         for (size_t j = 0; j < P; j++) {
@@ -304,6 +319,7 @@ typedef struct {
 
 static void close_run(train_run *r) {
     clipnn_dp_close(&r->dp);
+    clipnn_dist_close_shard();
     clipnn_free(r->pre_sum);
     clipnn_clipper_free(r->clip);
     clipnn_dist_close_where();
@@ -352,7 +368,8 @@ static clipnn_status reserve_run(train_run *r, clipnn_model *m, const clipnn_tra
 static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                               const clipnn_train_options *o, clipnn_train_result *result) {
     *r = (train_run){.m = m, .train = train, .test = test, .o = o, .result = result};
-    r->n = clipnn_dataset_n(train);
+    size_t first;
+    clipnn_dataset_shard_range(train, &first, &r->n); /* the whole set's rows: the batches are drawn from them */
     r->k = clipnn_model_n_outputs(m);
     r->B = o->batch < r->n || o->replacement ? o->batch : r->n;
     r->logical = o->clip.rule == CLIPNN_CLIP_PER_SAMPLE &&
@@ -383,6 +400,8 @@ static clipnn_status open_run(train_run *r, clipnn_model *m, const clipnn_datase
                         "(2^64 - 1)", o->epochs, (unsigned long long)r->steps_per_epoch);
     size_t G = clipnn_model_n_groups(m);
     r->groups = (clipnn_group_report){r->b.group_norms, r->b.group_norms + G, r->b.group_norms + 2 * G};
+    size_t row_bytes = (clipnn_dataset_dim(train) + clipnn_dataset_n_targets(train)) * sizeof(float);
+    if (!s) s = clipnn_dist_open_shard(r->n, first, clipnn_dataset_n(train), row_bytes);
     if (!s) s = clipnn_optimizer_create(&r->opt, r->P, &o->optim);
     clipnn_clip_options unclipped; /* with clipping before the average, none after it */
     if (!s) s = clipnn_clipper_create(&r->clip, m, clipnn_dist_global_clip(o, &unclipped));
@@ -419,7 +438,11 @@ static clipnn_status resume_loop(train_run *r) {
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
-    if (bp && bp->chunk) gather_batch(r, bp->idx, bp->batch); /* the rest of a batch begun before */
+    if (bp && bp->chunk) { /* the rest of a batch begun before: in a job, this process's lanes of it */
+        memcpy(r->b.idx, bp->idx, bp->batch * sizeof *r->b.idx);
+        r->step_rows = clipnn_dist_active() ? clipnn_bptt_own_lanes(&r->bptt, r->b.idx) : bp->batch;
+        gather_batch(r, r->b.idx, r->step_rows);
+    }
     r->t_start = r->L.step;
     clipnn_log(0, "train: resuming %s at step %llu of %llu (epoch %llu)", st->source[0] ? st->source : "a saved run",
                (unsigned long long)r->t_start, (unsigned long long)r->total, (unsigned long long)r->L.epoch + 1);
@@ -520,7 +543,11 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
     if (!bp->on || bp->loop.chunk == 0) {
         size_t Bt = draw_batch(r, &new_pass);
         r->rec.batch_size = Bt;
-        r->step_rows = clipnn_dist_active() ? clipnn_dist_take_slice(r->b.idx, Bt) : Bt;
+        if (bp->on) clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass); /* the global rows, for a checkpoint */
+        r->step_rows = !clipnn_dist_active() ? Bt
+                       : bp->on              ? clipnn_bptt_own_lanes(bp, r->b.idx)
+                                             : clipnn_dist_take_owned(r->b.idx, Bt, NULL);
+        clipnn_dist_batch_done();
         gather_batch(r, r->b.idx, r->step_rows);
         if (!bp->on) {
             r->fused.lazy_rank1 = r->lazy_ok && Bt == 1;
@@ -529,7 +556,6 @@ static clipnn_status step_loss_grad(train_run *r, double *loss) {
                 return clipnn_dist_loss_grad(r->m, &r->o->loss, r->b.xb, r->b.yb, r->step_rows, Bt, &r->fused, loss);
             return clipnn_loss_grad_fused(r->m, &r->o->loss, r->b.xb, r->b.yb, Bt, &r->fused, loss, NULL);
         }
-        clipnn_bptt_new_batch(bp, r->b.idx, Bt, new_pass);
     }
     return clipnn_bptt_loss_grad(bp, r->m, &r->o->loss, r->b.xb, r->b.yb, &r->fused, loss);
 }
@@ -679,6 +705,26 @@ static void report_epoch(train_run *r, uint64_t t, int epoch_end) {
     o->on_epoch(&er, o->user);
 }
 
+/* The test set's loss and accuracy into the result; in a job each process
+ * evaluates its part of it (the whole is in memory on every process) and
+ * the sums are summed, with a failure flag that every process reaches. */
+static clipnn_status evaluate_test(train_run *r) {
+    int job = clipnn_dist_active();
+    size_t from, to;
+    clipnn_part_bounds(clipnn_dataset_n(r->test), job ? (size_t)clipnn_dist_rank() : 0,
+                       job ? (size_t)clipnn_dist_size() : 1, &from, &to);
+    double sums[3] = {0, 0, 0};
+    clipnn_status s =
+        evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk, from, to, sums);
+    sums[2] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(sums, 3, 0);
+    if (!s && sums[2] > 0)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to evaluate their part of the test set",
+                        sums[2], clipnn_dist_size());
+    if (!s) evaluated(r->test, sums, &r->result->test_loss, &r->result->test_accuracy);
+    return s;
+}
+
 /* At the end of an epoch, and after the last step: the epoch's training
  * loss, the test evaluation, on_epoch. */
 static clipnn_status end_epoch(train_run *r, uint64_t t) {
@@ -691,8 +737,7 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
     res->train_loss = L->epoch_steps > r->epoch_skipped ? L->epoch_loss / (double)(L->epoch_steps - r->epoch_skipped)
                                                          : NAN;
     if (r->test) {
-        clipnn_status s = evaluate_with(r->m, r->test, &r->o->loss, r->b.xb, r->b.yb, r->b.idx, r->eval_chunk,
-                                        &res->test_loss, &res->test_accuracy);
+        clipnn_status s = evaluate_test(r);
         if (s) return s;
     }
     /* A run that stops mid-epoch reports the partial epoch but keeps
@@ -709,14 +754,21 @@ static clipnn_status end_epoch(train_run *r, uint64_t t) {
 }
 
 /* The next physical batch of a logical step into b.xb, b.yb: Poisson rows
- * drawn as they come, or the next rows of the logical batch in b.idx;
+ * drawn as they come (in a job the rows this process owns, drawing on
+ * until the batch is full or the draw is over: every process draws the
+ * whole global sequence), or the next rows of the logical batch in b.idx;
  * returns its size (0: the logical batch is done). */
 static size_t next_physical(train_run *r, size_t *done, size_t logical, const size_t **rows) {
     const size_t *idx = r->b.idx + *done;
     size_t len = logical - *done < r->physical ? logical - *done : r->physical;
     if (r->poisson) {
-        len = clipnn_poisson_fill(&r->L.rng, r->dp.on ? r->dp.q : (double)r->B / (double)r->n, r->n, &r->next,
-                                  r->b.idx, r->physical);
+        double q = r->dp.on ? r->dp.q : (double)r->B / (double)r->n;
+        int job = clipnn_dist_active();
+        len = 0;
+        do {
+            size_t got = clipnn_poisson_fill(&r->L.rng, q, r->n, &r->next, r->b.idx + len, r->physical - len);
+            len += job ? clipnn_dist_take_owned(r->b.idx + len, got, NULL) : got;
+        } while (job && len < r->physical && r->next < r->n);
         idx = r->b.idx;
     }
     if (len) gather_batch(r, idx, len);
@@ -739,42 +791,78 @@ static void private_groups(train_run *r, double denom) {
     }
 }
 
+/* What the physical batches of a logical step leave: the rows, those
+ * clipped, the loss summed over them; with a single batch and no sums
+ * (only) the unclipped sum's norm. */
+typedef struct {
+    size_t done, clipped;
+    double loss_sum, only_pre_norm;
+    int only;
+} private_pass;
+
+/* The logical batch (in a job the rows of it this process owns) through
+ * its physical batches: each example's gradient clipped, the sums into
+ * pre_sum and sum (zero when there is no row). */
+static clipnn_status private_batches(train_run *r, private_pass *p) {
+    const clipnn_train_options *o = r->o;
+    int new_pass, job = clipnn_dist_active();
+    size_t logical = r->poisson ? SIZE_MAX : draw_batch(r, &new_pass), len, n_clip;
+    if (job && !r->poisson) logical = clipnn_dist_take_owned(r->b.idx, logical, NULL);
+    if (r->poisson) r->next = clipnn_poisson_gap(&r->L.rng, (double)r->B / (double)r->n, r->n);
+    double l = NAN;
+    const size_t *rows;
+    clipnn_status s = CLIPNN_OK;
+    while (!s && (len = next_physical(r, &p->done, logical, &rows)) > 0) {
+        /* a single physical batch: no sums (unless --log-groups, which
+         * reads the unclipped one, or a job, which adds the sums up) */
+        p->only = p->done == len && (r->poisson ? r->next >= r->n : p->done == logical) && !o->log_groups && !job;
+        s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
+        if (!s && r->count_correct) count_right(r, rows, len);
+        if (!s && p->only) s = clipnn_clip_per_sample_only(r->clip, r->m, &p->only_pre_norm, &n_clip);
+        else if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, p->done == len, r->pre_sum, r->sum, &n_clip);
+        if (!s) p->loss_sum += (double)len * l, p->clipped += n_clip;
+    }
+    if (job) clipnn_dist_batch_done();
+    if (!p->done) memset(r->pre_sum, 0, 2 * r->P * sizeof *r->pre_sum); /* an empty batch: noise alone */
+    return s;
+}
+
+/* In a job: the processes' rows, clipped rows, loss and sums added up
+ * (first the counts with a failure flag, which every process reaches, then
+ * the sums). */
+static clipnn_status private_sum_processes(train_run *r, private_pass *p, clipnn_status s) {
+    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, s != CLIPNN_OK};
+    clipnn_dist_sum_doubles(part, 4, 1);
+    if (s || part[3] > 0)
+        return s ? s : clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their examples' "
+                                   "gradients", part[3], clipnn_dist_size());
+    clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P, 1);
+    p->loss_sum = part[0], p->done = (size_t)part[1], p->clipped = (size_t)part[2];
+    return CLIPNN_OK;
+}
+
 /* A DP-SGD step over its physical batches: each example's gradient
  * clipped, their sum and one draw of noise divided by the expected batch
  * size (Poisson) or the batch's own, into the gradient block; the record
  * and the update as train_step makes them. *loss: the mean over the
- * logical batch (NaN when it is empty). */
+ * logical batch (NaN when it is empty). In a job every process adds the
+ * same noise (one seed) to the same summed sums. */
 static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) {
     const clipnn_train_options *o = r->o;
-    int new_pass;
-    size_t logical = r->poisson ? SIZE_MAX : draw_batch(r, &new_pass), done = 0, clipped = 0, len, n_clip;
-    if (r->poisson) r->next = clipnn_poisson_gap(&r->L.rng, (double)r->B / (double)r->n, r->n);
-    double loss_sum = 0, l = NAN;
-    clipnn_status s;
-    const size_t *rows;
+    private_pass p = {0, 0, 0, 0, 0};
     r->step_rows = 0; /* counted here, each physical batch after its forward */
-    int only = 0; /* a single physical batch: no sums (unless --log-groups, which reads the unclipped one) */
-    double only_pre_norm = 0;
-    while ((len = next_physical(r, &done, logical, &rows)) > 0) {
-        only = done == len && (r->poisson ? r->next >= r->n : done == logical) && !o->log_groups;
-        s = clipnn_loss_grad_fused(r->m, &o->loss, r->b.xb, r->b.yb, len, &r->fused, &l, NULL);
-        if (!s && r->count_correct) count_right(r, rows, len);
-        if (!s && only) s = clipnn_clip_per_sample_only(r->clip, r->m, &only_pre_norm, &n_clip);
-        else if (!s) s = clipnn_clip_per_sample_accumulate(r->clip, r->m, done == len, r->pre_sum, r->sum, &n_clip);
-        if (s) return s;
-        loss_sum += (double)len * l;
-        clipped += n_clip;
-    }
-    if (!done) memset(r->pre_sum, 0, 2 * r->P * sizeof *r->pre_sum); /* an empty batch: noise alone */
+    clipnn_status s = private_batches(r, &p);
+    if (clipnn_dist_active()) s = private_sum_processes(r, &p, s);
+    if (s) return s;
     for (size_t u = 0; u < r->m->n_units; u++) r->b.unit_scale[u] = 1.0;
-    r->rec.batch_size = done;
-    *loss = done ? loss_sum / (double)done : NAN;
-    double denom = r->poisson ? (double)r->B : (double)(done ? done : 1);
+    r->rec.batch_size = p.done;
+    *loss = p.done ? p.loss_sum / (double)p.done : NAN;
+    double denom = r->poisson ? (double)r->B : (double)(p.done ? p.done : 1);
     clipnn_clip_record *c = &r->rec.clip;
-    int loss_finite = !done || isfinite(*loss);
-    s = only ? clipnn_clip_per_sample_finish_only(r->clip, r->m, only_pre_norm, (double)done, denom, loss_finite,
-                                                  clipped > 0, c)
-             : clipnn_clip_per_sample_finish(r->clip, r->m, r->pre_sum, r->sum, denom, loss_finite, clipped > 0, c);
+    int loss_finite = !p.done || isfinite(*loss);
+    s = p.only ? clipnn_clip_per_sample_finish_only(r->clip, r->m, p.only_pre_norm, (double)p.done, denom,
+                                                    loss_finite, p.clipped > 0, c)
+               : clipnn_clip_per_sample_finish(r->clip, r->m, r->pre_sum, r->sum, denom, loss_finite, p.clipped > 0, c);
     if (c->nonfinite) r->result->diverged_step = t;
     if (s == CLIPNN_ERR_NONFINITE) {
         r->result->diverged = 1;
@@ -873,7 +961,6 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     clipnn_status s = check_options(o, train);
     if (!s) s = clipnn_bptt_check(o, m);
     if (!s) s = clipnn_train_check_sampling(o);
-    if (!s) s = clipnn_dist_check(o, clipnn_train_sampling_of(o) == CLIPNN_SAMPLING_POISSON || o->physical_batch > 0);
     if (!s) s = clipnn_dist_check_where(o);
     if (!s) s = check_fit(m, train, &o->loss);
     if (!s && test) s = check_fit(m, test, &o->loss);

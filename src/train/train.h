@@ -126,6 +126,10 @@ typedef struct {
     clipnn_bptt_loop loop;      /* what a saved state holds */
     float *next;                /* [max_batch][state_width] the state the chunk's forward leaves */
     float *xw, *yw;             /* the chunk's window of the batch's x, its targets */
+    /* In a job: the batch's lanes (positions in loop.idx) this process
+     * computes, and their states packed [own] as the window takes them. */
+    size_t own, *lanes;
+    float *own_in, *own_out;
 } clipnn_bptt_run;
 
 /* Are the options' truncation and carried state possible for m? */
@@ -140,6 +144,9 @@ void clipnn_bptt_close(clipnn_bptt_run *b);
  * next; the state zero unless carried from the batch before in the same
  * pass over the data. */
 void clipnn_bptt_new_batch(clipnn_bptt_run *b, const size_t *idx, size_t batch, int new_pass);
+/* In a job: the lanes of the current batch this process owns; their rows
+ * of the set it holds into rows[] (loop.batch of room); their count. */
+size_t clipnn_bptt_own_lanes(clipnn_bptt_run *b, size_t *rows);
 /* Loss and gradient of the current chunk of the batch xb, yb (the whole
  * sequences, as gathered); the state it leaves for the next goes to next. */
 clipnn_status clipnn_bptt_loss_grad(clipnn_bptt_run *b, clipnn_model *m, const clipnn_loss_options *lo,
