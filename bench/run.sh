@@ -86,6 +86,14 @@ for cfg in $GRID_CONFIGS; do
 done
 touch "$OUT/torch"
 
+# The step's own GEMMs alone at their shapes, beside the step, at batch 32
+# and 128: what sgemm reaches there bounds the step's GFLOP/s.
+: > "$OUT/shapes"
+for cfg in 784-256-128-10:32 784-256-128-10:128 784-1024-1024-10:32; do
+    wait_quiet
+    "$BENCH" shapes --arch "${cfg%%:*}" --batch "${cfg##*:}" --threads "$THREADS" --reps "$REPS" >> "$OUT/shapes"
+done
+
 # Attacks: PGD-Linf, APGD-CE and APGD-DLR, 40 steps, batch 256, on 2560
 # inputs of a 784-256-128-10 ReLU MLP, clipnn then the same loop in PyTorch
 # (PGD-Linf and APGD-CE); input optimization, 2000 steps on one input.
@@ -134,6 +142,23 @@ echo "Clipped fraction of steps, unit-norm cost (fraction of the none step), ste
 awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x %s\n", $2, $3, $4, $10, 100 * $13, $12, $11 }' "$OUT/clipnn"
 echo "RULE@tool: the rule with the callbacks \`clipnn train\` always installs (per-step record, epoch record,"
 echo "control); its clip ovh is against RULE without them: what the tool's step costs over the library's."
+
+echo
+echo "The step against its own GEMMs (no clipping; every figure of one interleaved run, GFLOP/s and % of $THREADS x"
+echo "the run's 1-thread sgemm 512^3; GEMMs: every layer's forward, weight gradient and input gradient but the"
+echo "first layer's, at the step's shapes: as the step splits them (a slice a thread, in tiles where the BLAS"
+echo "multiplies small GEMMs unpacked), one thread x $THREADS, one BLAS call on $THREADS threads):"
+printf '  %-24s %13s %13s %9s %13s %13s %13s %9s %9s\n' "model, batch" "step" "whole slices" "sgemm" "GEMMs split" \
+    "1 thread x $THREADS" "BLAS threads" "of split" "of 1 x $THREADS"
+awk -F'\t' '$1 == "shapes" {
+    rate = "%6.1f (%3.0f%%)"
+    printf "  %-24s " rate " " rate " %9.1f " rate " " rate " " rate " %8.0f%% %8.0f%%\n", $2 ", " $3,
+           $5, 100 * $11, $6, 100 * $12, $7, $8, 100 * $13, $9, 100 * $14, $10, 100 * $15, 100 * $16, 100 * $17
+}' "$OUT/shapes"
+echo "  (whole slices: the same step with one GEMM per thread and layer, as before the tiles; per GEMM: bench_clipnn"
+echo "  shapes prints a row each)"
+awk -F'\t' '$1 == "shapes" { limit = $19 } END { if (limit > 0) printf "  tiles of at most %d multiply-adds\n", limit;
+    else print "  no tiles: this BLAS and CPU pack every GEMM (the step and whole slices are the same)" }' "$OUT/shapes"
 
 echo
 echo "Attacks, 784-256-128-10 ReLU, batch 256, 40 steps, eps 0.1, 2560 inputs labelled with the model's predictions"

@@ -188,7 +188,8 @@ int cli_parse(const char *cmd, const char *synopsis, const cli_option *opts, int
         for (const cli_option *o = opts; o->name; o++)
             if (strlen(o->name) == name_len && !strncmp(o->name, arg, name_len)) match = o;
         if (!match)
-            return cli_usage_error(cmd, "unknown option '%.*s'%s", (int)name_len, arg, option_hint(arg, name_len, opts));
+            return cli_usage_error(cmd, "unknown option '%.*s'%s", (int)name_len, arg,
+                                   option_hint(arg, name_len, opts));
         if (match->type == CLI_FLAG) {
             if (eq) return cli_usage_error(cmd, "%s takes no value", match->name);
             *(int *)match->dest = 1;

@@ -189,7 +189,8 @@ static int check_args(const char *cmd, attack_run *r) {
     if (a->steps == 0 || a->restarts == 0 || a->batch == 0)
         return cli_usage_error(cmd, "--steps, --restarts and --batch must be >= 1");
     if (!(a->step >= 0) || !isfinite(a->step)) return cli_usage_error(cmd, "--step %g must be >= 0", a->step);
-    return 0;
+    if ((rc = cli_check_out_dir(cmd, "--out", a->out_dir))) return rc;
+    return cli_check_out_dir(cmd, "--report", a->report);
 }
 
 /* The model, the test examples attacked (class labels needed) and room
@@ -219,8 +220,7 @@ static int open_traces(const char *cmd, attack_run *r) {
     const char *dir = r->a.out_dir;
     r->trace = (trace_ctx){NULL, NULL, r->a.images, 0};
     if (!dir) return 0;
-    int rc = cli_make_dir(cmd, dir);
-    if (!rc) rc = cli_open_csv(cmd, dir, "trace.csv", "eps,restart,batch,step,loss,grad_norm,success_rate", &r->trace.trace);
+    int rc = cli_open_csv(cmd, dir, "trace.csv", "eps,restart,batch,step,loss,grad_norm,success_rate", &r->trace.trace);
     if (!rc)
         rc = cli_open_csv(cmd, dir, "trace_examples.csv", "eps,restart,example,step,loss,grad_norm,fooled",
                           &r->trace.examples);

@@ -62,6 +62,16 @@ void cli_note_error(const char *line);
  * or "" when none is close. */
 const char *cli_did_you_mean(const char *word, const char *const *names, size_t n);
 
+/* An output directory (--out DIR, --report DIR) before any work: made
+ * with its parents when missing, a directory, and a file can be made and
+ * removed in it. NULL dir: nothing to check. Otherwise one line
+ * "clipnn CMD: OPTION DIR: problem" and CLI_EXIT_IO. */
+int cli_check_out_dir(const char *cmd, const char *option, const char *dir);
+/* An output file (--save, --log, --out FILE.svg) before any work: what
+ * clipnn_output_check refuses, and a directory where no file can be made.
+ * NULL path: nothing to check. */
+int cli_check_out_file(const char *cmd, const char *option, const char *path);
+
 /* 1 when stderr is a terminal (progress lines are shown there). */
 int cli_is_tty(void);
 /* Monotonic seconds. */

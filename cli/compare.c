@@ -369,6 +369,8 @@ int cmd_compare(int argc, char **argv) {
     if (c.a.seeds == 0) return cli_usage_error(cmd, "--seeds 0: want at least one run per rule");
     if ((rc = parse_rules(cmd, c.a.rules_text, c.rules, &c.n_rules))) return rc;
     if (c.a.out && !c.a.sweep) return cli_usage_error(cmd, "--out: only with --sweep");
+    if ((rc = cli_check_out_file(cmd, "--out", c.a.out))) return rc;
+    if ((rc = cli_check_out_dir(cmd, "--report", c.a.report))) return rc;
     if (c.a.sweep && (rc = expand_sweep(cmd, &c))) return rc;
     clipnn_set_threads(c.a.s.threads);
     rc = cli_load_data(cmd, &c.a.s, &c.train, &c.test);

@@ -58,9 +58,10 @@ static int run_demo(const char *name, int json) {
     } else {
         printf("== demo %s\ncase: %s\nrun:  %s\n", name, info.description, info.run);
         cli_print_diagnosis(stdout, &d);
-        printf("expected: %s%s%s -> %s\n\n", info.expected == CLIPNN_CAUSE_COUNT ? "no cause (no stall)" : clipnn_cause_name(info.expected),
-               info.also != CLIPNN_CAUSE_COUNT ? " and " : "", info.also != CLIPNN_CAUSE_COUNT ? clipnn_cause_name(info.also) : "",
-               right ? "right" : "WRONG");
+        printf("expected: %s%s%s -> %s\n\n",
+               info.expected == CLIPNN_CAUSE_COUNT ? "no cause (no stall)" : clipnn_cause_name(info.expected),
+               info.also != CLIPNN_CAUSE_COUNT ? " and " : "",
+               info.also != CLIPNN_CAUSE_COUNT ? clipnn_cause_name(info.also) : "", right ? "right" : "WRONG");
     }
     return right ? 0 : CLI_EXIT_FAILURE;
 }
@@ -103,11 +104,13 @@ enum { DIAG_GROUPS = CLI_OPTS_DATA | CLI_OPTS_THREADS | CLI_OPTS_RECORDED };
 static void diag_option_table(diag_args *a, cli_option *table) {
     size_t n = 0;
     table[n++] = (cli_option){"--model", CLI_STR, &a->model_path, "FILE", "model checkpoint"};
-    table[n++] = (cli_option){"--input", CLI_STR, &a->input, "IN", "data:INDEX (test part) or FILE.npy (x, also for tanh)"};
+    table[n++] =
+        (cli_option){"--input", CLI_STR, &a->input, "IN", "data:INDEX (test part) or FILE.npy (x, also for tanh)"};
     table[n++] = (cli_option){"--demo", CLI_STR, &a->demo, "NAME", "a constructed case, all, or list"};
     cli_settings_options(&a->s, DIAG_GROUPS, table, &n);
     cli_objective_options(&a->oa, 1, table, &n);
-    table[n++] = (cli_option){"--fd-step", CLI_DOUBLE, &a->dopt.fd_step, "H", "gradient by float32 differences, step H"};
+    table[n++] =
+        (cli_option){"--fd-step", CLI_DOUBLE, &a->dopt.fd_step, "H", "gradient by float32 differences, step H"};
     table[n++] = (cli_option){"--grad-tol", CLI_DOUBLE, &a->dopt.grad_tol, "T", "a gradient norm <= T is tiny"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "one JSON line (demos)"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};

@@ -90,7 +90,8 @@ static int fit_map(const char *cmd, const clipnn_dataset *u, const clipnn_datase
         } else if (full_scale > 0) {
             sd = 1.0 / full_scale;
         } else {
-            fprintf(stderr, "clipnn %s: feature %zu is constant in the training data and its scale is unknown\n", cmd, j);
+            fprintf(stderr, "clipnn %s: feature %zu is constant in the training data and its scale is unknown\n", cmd,
+                    j);
             return CLI_EXIT_INPUT;
         }
         std[j] = (float)sd;
@@ -242,25 +243,8 @@ void cli_print_diagnosis(FILE *f, const clipnn_diagnosis *d) {
                 c->numbers, c->remedy);
     }
     for (size_t i = 0; i < d->n_checks; i++)
-        fprintf(f, "check %-24s %s  %s\n", d->checks[i].test, d->checks[i].passed ? "ok  " : "note", d->checks[i].numbers);
-}
-
-int cli_make_dir(const char *cmd, const char *dir) {
-    char path[4096];
-    size_t len = strlen(dir);
-    if (len == 0 || len >= sizeof path) return cli_usage_error(cmd, "--out: bad directory name");
-    memcpy(path, dir, len + 1);
-    for (size_t i = 1; i <= len; i++)
-        if (path[i] == '/' || path[i] == 0) {
-            char keep = path[i];
-            path[i] = 0;
-            if (mkdir(path, 0777) != 0 && errno != EEXIST) {
-                fprintf(stderr, "clipnn %s: %s: cannot create directory: %s\n", cmd, path, strerror(errno));
-                return CLI_EXIT_IO;
-            }
-            path[i] = keep;
-        }
-    return 0;
+        fprintf(f, "check %-24s %s  %s\n", d->checks[i].test, d->checks[i].passed ? "ok  " : "note",
+                d->checks[i].numbers);
 }
 
 static size_t zoom_for(size_t h, size_t w) {
@@ -300,7 +284,8 @@ void cli_objective_options(cli_objective_args *a, int leave, cli_option *table, 
         table[(*n)++] = (cli_option){"--leave-class", CLI_STR, &a->leave_class, "K",
                                      "objective: leave class K (default: the input's label)"};
     table[(*n)++] = (cli_option){"--target-output", CLI_STR, &a->target_output, "V,..", "reach this output vector"};
-    table[(*n)++] = (cli_option){"--maximize-unit", CLI_STR, &a->max_unit, "L:U", "maximize unit U of layer L (0-based)"};
+    table[(*n)++] =
+        (cli_option){"--maximize-unit", CLI_STR, &a->max_unit, "L:U", "maximize unit U of layer L (0-based)"};
     table[(*n)++] = (cli_option){"--loss", CLI_STR, &a->loss, "L", "xent | margin[:KAPPA] (class), mse | bce (output)"};
     table[(*n)++] = (cli_option){"--box", CLI_STR, &a->box, "LO,HI", "input box (images: 0,1)"};
     table[(*n)++] = (cli_option){"--param", CLI_STR, &a->param, "P", "pixel | tanh"};
@@ -358,7 +343,8 @@ int cli_objective_build(const char *cmd, const cli_objective_args *a, clipnn_mod
         size_t L = clipnn_model_n_layers(m);
         if (!colon || parse_index(a->max_unit, L, &obj->layer, ':') ||
             parse_index(colon + 1, clipnn_model_layer_width(m, obj->layer), &obj->unit, 0))
-            return cli_usage_error(cmd, "--maximize-unit '%s': want L:U naming a unit (layers 0..%zu)", a->max_unit, L - 1);
+            return cli_usage_error(cmd, "--maximize-unit '%s': want L:U naming a unit (layers 0..%zu)", a->max_unit,
+                                   L - 1);
         return 0;
     }
     const char *cls = a->target_class ? a->target_class : a->leave_class;

@@ -85,8 +85,6 @@ int cli_open_csv(const char *cmd, const char *dir, const char *name, const char 
  * every write succeeded, else removed; rc, or the IO exit code with the
  * message printed when rc was 0. */
 int cli_close_csv(const char *cmd, FILE *f, int rc);
-/* Creates DIR (and parents); 0 or the exit code with the message printed. */
-int cli_make_dir(const char *cmd, const char *dir);
 /* DIR/NAME as a PNG: gray image in [lo, hi], or a signed one. */
 int cli_write_gray(const char *cmd, const char *dir, const char *name, const float *x, size_t h, size_t w,
                    double lo, double hi);

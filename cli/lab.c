@@ -1,11 +1,8 @@
 /* clipnn lab: the theory lab, every claim of the paper and the exercise
  * measured and given a verdict. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "lab_report.h"
@@ -98,17 +95,7 @@ static int check_lab_args(const char *cmd, lab_args *a) {
         while (i < n && strcmp(clipnn_lab_name(i), a->which)) i++;
         if (i == n) return unknown_experiment(cmd, a->which);
     }
-    const char *out = a->out;
-    if (out && mkdir(out, 0777) != 0 && errno != EEXIST) {
-        fprintf(stderr, "clipnn lab: --out %s: cannot create: %s\n", out, strerror(errno));
-        return CLI_EXIT_IO;
-    }
-    struct stat out_st;
-    if (out && (stat(out, &out_st) != 0 || !S_ISDIR(out_st.st_mode) || access(out, W_OK) != 0)) {
-        fprintf(stderr, "clipnn lab: --out %s: not a writable directory\n", out);
-        return CLI_EXIT_IO;
-    }
-    return 0;
+    return cli_check_out_dir(cmd, "--out", a->out);
 }
 
 static int selected(const lab_args *a, size_t i) {

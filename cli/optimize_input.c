@@ -22,7 +22,8 @@ static const char SYNOPSIS[] =
     "train); --data none: the model's own inputs, no box unless --box. --param tanh\n"
     "optimizes w with x = lo + (hi - lo)(tanh(w) + 1)/2 (the start shrunk by 0.999999\n"
     "before atanh). --out DIR: start and result as PNG (image data) and .npy (in the data's\n"
-    "shape: [1][h][w] for images), and a trace CSV (step,value,grad_norm,reached) per run. A run that stalls short of its target is\n"
+    "shape: [1][h][w] for images), and a trace CSV (step,value,grad_norm,reached) per run. "
+    "A run that stalls short of its target is\n"
     "diagnosed (as 'clipnn diagnose'). The model must have no recurrent layers (refused, exit 2).\n"
     "Exit codes: 0 every run reached its target, 1 some did not, 2 bad option, 3 bad\n"
     "model or data, 4 file error.";
@@ -77,7 +78,7 @@ static int check_oi_args(const char *cmd, oi_args *a) {
     if (!rc) rc = cli_parse_param(cmd, a->oa.param, &a->io.param);
     if (rc) return rc;
     if (!(a->io.lr > 0) || !isfinite(a->io.lr)) return cli_usage_error(cmd, "--lr %g must be > 0", a->io.lr);
-    return 0;
+    return cli_check_out_dir(cmd, "--out", a->out_dir);
 }
 
 /* One call: the model, its data, the start x0, the target y and the
@@ -153,8 +154,8 @@ static int start_point(const char *cmd, oi_run *r) {
 static int write_start(const char *cmd, const oi_run *r) {
     const char *dir = r->a.out_dir;
     if (!dir) return 0;
-    int rc = cli_make_dir(cmd, dir);
-    if (!rc && r->data.h > 0)
+    int rc = 0;
+    if (r->data.h > 0)
         rc = cli_write_gray(cmd, dir, "start.png", r->x0, r->data.h, r->data.w, r->a.io.space.box_lo,
                             r->a.io.space.box_hi);
     return rc;

@@ -435,7 +435,8 @@ static int parse_layer(const char *cmd, const char *arch, const char **p, clipnn
     if (colon && (!dash || colon < dash)) {
         char kind[16];
         size_t len = (size_t)(colon - *p);
-        if (len >= sizeof kind) return cli_usage_error(cmd, "--arch '%s': unknown layer kind '%.*s'", arch, (int)len, *p);
+        if (len >= sizeof kind)
+            return cli_usage_error(cmd, "--arch '%s': unknown layer kind '%.*s'", arch, (int)len, *p);
         memcpy(kind, *p, len);
         kind[len] = 0;
         for (char *c = kind; *c; c++) *c = *c == '_' ? '-' : *c; /* rnn_relu: '-' separates layers */
@@ -502,7 +503,8 @@ static int seq_shape_for(const char *cmd, const cli_settings *s, const clipnn_da
     }
     if (!recurrent) T = 1, D = dim;
     if (recurrent && T == 0)
-        return cli_usage_error(cmd, "--arch '%s': recurrent layers read sequences, and %s has no steps; give --seq-steps T",
+        return cli_usage_error(cmd,
+                               "--arch '%s': recurrent layers read sequences, and %s has no steps; give --seq-steps T",
                                s->arch, clipnn_dataset_name(d));
     if (s->every_step && (!recurrent || clipnn_dataset_target_steps(d) != T))
         return cli_usage_error(cmd, "--every-step needs recurrent layers and targets for each of the %zu steps", T);

@@ -6,6 +6,7 @@
 
 #include "recorded.h"
 #include "report.h"
+#include "resume_opts.h"
 
 static clipnn_data_info *recorded;
 static char announcement[1024]; /* said once, when the record is applied */
@@ -56,22 +57,31 @@ void cli_recorded_announce(void) {
     announcement[0] = 0;
 }
 
-int cli_load_model_recorded(const char *cmd, const char *path, cli_settings *s, int argc, char **argv,
-                            clipnn_model **m) {
+int cli_recorded_use(const char *cmd, const char *path, clipnn_data_info *info, cli_settings *s, int argc,
+                     char **argv) {
     cli_recorded_free();
-    clipnn_status st = clipnn_checkpoint_load_info(path, m, NULL, &recorded);
-    if (st) return cli_fail(cmd, st, path);
+    recorded = info;
     if (!clipnn_data_info_spec(recorded)) return 0;
     const char *which = conflict(s, argc, argv);
-    if (which && !s->force) {
-        clipnn_model_free(*m);
-        *m = NULL;
+    if (which && !s->force)
         return cli_usage_error(cmd, "%s differs from the data %s was trained on (%s, scaling %s); "
                                "add --force to use it anyway", which, path, clipnn_data_info_spec(recorded),
                                clipnn_scaling_name(clipnn_data_info_options(recorded).scaling));
-    }
     if (!which) adopt(s, cmd, path);
     return 0;
+}
+
+int cli_load_model_recorded(const char *cmd, const char *path, cli_settings *s, int argc, char **argv,
+                            clipnn_model **m) {
+    clipnn_data_info *info = NULL;
+    clipnn_status st = clipnn_checkpoint_load_info(path, m, NULL, &info);
+    if (st) return cli_fail(cmd, st, path);
+    int rc = cli_recorded_use(cmd, path, info, s, argc, argv);
+    if (rc) {
+        clipnn_model_free(*m);
+        *m = NULL;
+    }
+    return rc;
 }
 
 static int set_text(clipnn_data_info *info, const char *key, const char *value) {
@@ -80,26 +90,25 @@ static int set_text(clipnn_data_info *info, const char *key, const char *value) 
 
 static int set_num(clipnn_data_info *info, const char *key, double v) {
     char text[32];
-    snprintf(text, sizeof text, "%.15g", v);
-    if (strtod(text, NULL) != v) snprintf(text, sizeof text, "%.17g", v); /* the same double back */
+    cli_num_text(v, text, sizeof text);
     return (int)clipnn_data_info_set(info, key, text);
 }
 
-int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
-                   clipnn_loss loss, const clipnn_train_options *o, const clipnn_train_result *r) {
+int cli_record_options(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                       const clipnn_train_options *o) {
     int bad = set_text(info, "train.arch", arch);
     bad = bad || set_text(info, "train.act", s->act);
-    bad = bad || set_text(info, "train.loss", clipnn_loss_name(loss));
-    bad = bad || set_text(info, "train.opt", s->opt);
-    bad = bad || set_num(info, "train.lr", s->lr);
-    bad = bad || set_num(info, "train.momentum", s->momentum);
-    bad = bad || set_text(info, "train.schedule", s->schedule);
-    bad = bad || set_num(info, "train.batch", (double)s->batch);
     bad = bad || set_num(info, s->steps ? "train.steps" : "train.epochs", (double)(s->steps ? s->steps : s->epochs));
-    bad = bad || set_text(info, "train.clip", clipnn_clip_rule_name(o->clip.rule));
+    bad = bad || cli_record_trajectory(info, s, o);
     bad = bad || set_num(info, "train.lambda", cli_rule_threshold(&o->clip));
-    bad = bad || set_num(info, "train.seed", (double)s->seed);
-    bad = bad || set_num(info, "result.steps", (double)r->steps);
+    return bad ? cli_fail(cmd, CLIPNN_ERR_NOMEM, "data record") : 0;
+}
+
+int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                   const clipnn_train_options *o, const clipnn_train_result *r) {
+    int rc = cli_record_options(cmd, info, s, arch, o);
+    if (rc) return rc;
+    int bad = set_num(info, "result.steps", (double)r->steps);
     bad = bad || set_num(info, "result.train_loss", r->train_loss);
     bad = bad || set_num(info, "result.test_loss", r->test_loss);
     bad = bad || set_num(info, "result.test_accuracy", r->test_accuracy);

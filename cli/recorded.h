@@ -16,6 +16,11 @@
 int cli_load_model_recorded(const char *cmd, const char *path, cli_settings *s, int argc, char **argv,
                             clipnn_model **m);
 
+/* The same with info, the record of the checkpoint at path, already read:
+ * kept (freed by cli_recorded_free) and applied to s. */
+int cli_recorded_use(const char *cmd, const char *path, clipnn_data_info *info, cli_settings *s, int argc,
+                     char **argv);
+
 /* The record of the model loaded last (NULL: none), and its release. */
 const clipnn_data_info *cli_recorded(void);
 void cli_recorded_free(void);
@@ -26,9 +31,13 @@ void cli_recorded_announce(void);
 /* 1 when the data settings of s are those of the record (so its statistics apply). */
 int cli_recorded_matches(const cli_settings *s);
 
-/* The training run's options and final figures as train.* and result.*
- * entries of info. */
+/* The training run's options (those that define its trajectory, as
+ * resolved: the loss, the noise) as train.* entries of info: before the
+ * run, so that its periodic checkpoints carry them too. */
+int cli_record_options(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
+                       const clipnn_train_options *o);
+/* The same, and the final figures as result.* entries. */
 int cli_record_run(const char *cmd, clipnn_data_info *info, const cli_settings *s, const char *arch,
-                   clipnn_loss loss, const clipnn_train_options *o, const clipnn_train_result *r);
+                   const clipnn_train_options *o, const clipnn_train_result *r);
 
 #endif

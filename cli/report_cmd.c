@@ -111,6 +111,7 @@ int cmd_report(int argc, char **argv) {
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
     if (npos != 1) return cli_usage_error(cmd, "want one LOG.csv (the per-step CSV of --log)");
     if (!a.out) return cli_usage_error(cmd, "--out DIR is required");
+    if ((rc = cli_check_out_dir(cmd, "--out", a.out))) return rc;
     a.log = pos[0];
     return write_page(cmd, &a);
 }

@@ -15,6 +15,7 @@
 #include "rec_log.h"
 #include "recorded.h"
 #include "report.h"
+#include "resume_opts.h"
 #include "run_report.h"
 #include "runctl.h"
 #include "signals.h"
@@ -50,9 +51,12 @@ static const char SYNOPSIS[] =
     "gradient norms of --auto-steps (100) unclipped steps from the same start and batches, at\n"
     "step size --auto-lr (default 0: the norms at the initial parameters), then trains.\n"
     "--save writes the model and the training state (optimizer, clipping state, batch\n"
-    "order, step count); --resume FILE continues that run with the same options and\n"
-    "follows the trajectory an uninterrupted run would have (--epochs/--steps count the\n"
-    "whole run); the architecture then comes from FILE. --save-every N (steps) or Ne\n"
+    "order, step count); --resume FILE continues that run and follows the trajectory an\n"
+    "uninterrupted run would have: the options not given are the saved run's (its rule,\n"
+    "step size, batch, seed, data, --epochs/--steps ...); a given one that would change the\n"
+    "trajectory is refused, naming both values (--force: continue with it, a warning);\n"
+    "--epochs/--steps (counting the whole run), the logs, --threads and --save may change;\n"
+    "the architecture comes from FILE. --save-every N (steps) or Ne\n"
     "(epochs) also saves the run there as it goes. SIGINT (Ctrl-C) or SIGTERM ends the\n"
     "run after the current step and saves it (to --save, else to clipnn-interrupted.ckpt,\n"
     "named on stderr) for --resume, exit code 130; a second one ends the tool at once.\n"
@@ -108,14 +112,6 @@ static void on_save(const clipnn_model *m, const clipnn_train_state *state, void
 
 /* "run.csv" -> "run.groups.csv"; anything else gets ".groups.csv" appended. */
 static char *groups_path_for(const char *log) { return cli_log_side_path(log, ".groups.csv"); }
-
-/* Fails early, before any training, when an output (--save, --log) cannot
- * be written: a directory, FIFO or device, a link to nothing, a name past
- * the file system's limits, a directory without write permission. */
-static int check_save_dir(const char *path) {
-    clipnn_status st = clipnn_output_check(path);
-    return st ? cli_fail("train", st, "output") : CLI_EXIT_OK;
-}
 
 static void print_json(const cli_settings *s, const char *arch, const clipnn_dataset *train,
                        const clipnn_dataset *test, clipnn_loss loss, const clipnn_train_options *o,
@@ -209,6 +205,8 @@ static void train_option_table(train_args *a, cli_option *table) {
     cli_settings_options(&a->s, TRAIN_GROUPS, table, &n);
     table[n++] = (cli_option){"--save", CLI_STR, &a->save, "FILE", "write the trained model (atomically)"};
     table[n++] = (cli_option){"--resume", CLI_STR, &a->resume, "FILE", "continue the run saved in FILE by --save"};
+    table[n++] = (cli_option){"--force", CLI_FLAG, &a->s.force, NULL,
+                              "--resume: continue with the options given where they differ from the saved run's"};
     table[n++] = (cli_option){"--auto-steps", CLI_U64, &a->auto_steps, "N",
                               "--lambda auto[:Q]: unclipped warm-up steps whose pre-clip norms give lambda (their "
                               "Q-quantile, default the median)"};
@@ -240,8 +238,11 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;
     if (a->save_every && (rc = cli_save_every_parse(cmd, a->save_every, &a->every))) return rc;
     if (a->save_every && !a->save) return cli_usage_error(cmd, "--save-every needs --save FILE");
-    if (a->save && (rc = check_save_dir(a->save))) return rc;
-    if (a->log && (rc = check_save_dir(a->log))) return rc;
+    /* before any training: a directory, FIFO, link to nothing, a name past the limits, no write permission */
+    if ((rc = cli_check_out_file(cmd, "--save", a->save))) return rc;
+    if ((rc = cli_check_out_file(cmd, "--log", a->log))) return rc;
+    if ((rc = cli_check_out_file(cmd, "--log-epochs", a->log_epochs))) return rc;
+    if ((rc = cli_check_out_dir(cmd, "--report", a->report))) return rc;
     if (a->s.target_epsilon > 0 && cli_argv_has(argc, argv, "--noise"))
         return cli_usage_error(cmd, "--target-epsilon chooses the noise: no --noise");
     double quantile;
@@ -272,11 +273,19 @@ typedef struct {
     cli_runlog runlog;
 } train_run;
 
-/* --resume: the model and state from the checkpoint; the architecture
- * and activation reported are the checkpoint's. */
-static int resume_model(const char *cmd, train_run *r) {
-    clipnn_status st = clipnn_checkpoint_load(r->a.resume, &r->m, &r->state);
+/* --resume, before the options are checked: the model, state and record
+ * from the checkpoint; the options not given are the saved run's, a given
+ * one that changes its trajectory is refused (resume_opts.h). */
+static int resume_load(const char *cmd, train_run *r, int argc, char **argv) {
+    clipnn_data_info *saved = NULL;
+    clipnn_status st = clipnn_checkpoint_load_info(r->a.resume, &r->m, &r->state, &saved);
     if (st) return cli_fail(cmd, st, "--resume");
+    int rc = cli_recorded_use(cmd, r->a.resume, saved, &r->a.s, argc, argv);
+    return rc ? rc : cli_resume_options(cmd, r->a.resume, saved, r->state, &r->a.s, argc, argv);
+}
+
+/* --resume: the architecture and activation reported are the checkpoint's. */
+static int resume_model(train_run *r) {
     cli_model_arch(r->m, 0, r->arch, sizeof r->arch);
     if (clipnn_model_n_layers(r->m) > 1) r->a.s.act = clipnn_act_name(clipnn_model_layer_act(r->m, 0));
     return 0;
@@ -304,12 +313,13 @@ static int prepare(const char *cmd, train_run *r) {
     int rc = cli_load_data_info(cmd, &r->a.s, &r->train, &r->test, &r->info);
     if (!rc) rc = cli_resolve_loss(cmd, &r->a.s, r->train, &r->loss);
     if (!rc) rc = cli_make_train_options(cmd, &r->a.s, r->a.rule, NAN, r->loss, &r->o);
-    if (!rc) rc = r->a.resume ? resume_model(cmd, r) : new_model(cmd, r);
+    if (!rc) rc = r->a.resume ? resume_model(r) : new_model(cmd, r);
     if (!rc)
         rc = cli_auto_lambda(cmd, &r->a.s, r->a.auto_steps, r->a.auto_lr, r->m, r->train, r->state, r->a.resume, &r->o,
                              !r->a.json);
     if (!rc && r->a.s.target_epsilon > 0)
         rc = cli_privacy_target(cmd, r->a.s.target_epsilon, cli_whole_rows(r->train), &r->o);
+    if (!rc) rc = cli_record_options(cmd, r->info, &r->a.s, r->arch, &r->o); /* --save-every's checkpoints too */
     if (!rc) rc = open_log(cmd, r);
     if (rc) return rc;
     r->ctx.log = r->a.log ? &r->steplog : NULL;
@@ -350,7 +360,7 @@ static int save_model(const char *cmd, train_run *r, const clipnn_train_result *
     if (res->diverged || clipnn_dist_rank() > 0) return 0;
     if (!path && res->stopped) path = stop_path(r->stop_path, sizeof r->stop_path);
     if (!path) return 0;
-    int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, r->loss, &r->o, res);
+    int rc = cli_record_run(cmd, r->info, &r->a.s, r->arch, &r->o, res);
     if (rc) return rc;
     clipnn_status st = clipnn_checkpoint_save_info(path, r->m, r->state, r->info);
     if (st) return cli_fail(cmd, st, r->a.save ? "--save" : path);
@@ -369,7 +379,7 @@ static int close_logs(const char *cmd, train_run *r) {
 
 static void say_stopped(const char *cmd, const clipnn_train_result *res, const char *saved) {
     fprintf(stderr, "clipnn %s: stopped by %s after %llu steps; the run is saved in %s: continue it with "
-            "--resume %s and the same options\n", cmd, cli_stop_signal_name(cli_stop_requested()),
+            "--resume %s (the options are saved with it)\n", cmd, cli_stop_signal_name(cli_stop_requested()),
             (unsigned long long)res->steps, saved, saved);
 }
 
@@ -447,10 +457,13 @@ int cmd_train(int argc, char **argv) {
     train_option_table(&r.a, table);
     int rc = cli_parse(cmd, SYNOPSIS, table, argc, argv, NULL, 0, NULL);
     if (rc) return rc < 0 ? CLI_EXIT_OK : rc;
-    if ((rc = check_train_args(cmd, &r.a, argc, argv))) return rc;
-    if (clipnn_dist_rank() > 0) quiet_worker(&r.a);
-    clipnn_set_threads(r.a.s.threads);
-    rc = prepare(cmd, &r);
+    if (r.a.resume) rc = resume_load(cmd, &r, argc, argv);
+    if (!rc) rc = check_train_args(cmd, &r.a, argc, argv);
+    if (!rc) {
+        if (clipnn_dist_rank() > 0) quiet_worker(&r.a);
+        clipnn_set_threads(r.a.s.threads);
+        rc = prepare(cmd, &r);
+    }
     if (!rc) rc = train_and_report(cmd, &r);
     if (r.steplog.f) cli_steplog_close(&r.steplog, cmd);
     cli_rec_log_close(&r.rec_log, cmd);
@@ -462,5 +475,6 @@ int cmd_train(int argc, char **argv) {
     clipnn_model_free(r.m);
     clipnn_dataset_free(r.train);
     clipnn_dataset_free(r.test);
+    cli_recorded_free();
     return rc;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "check.h"
 #include "clipnn.h"
@@ -231,13 +232,18 @@ TEST(report_command_reads_logs) {
     CHECK(check_run_tool("report", &out) == 2);
 }
 
+/* A report that fails when it is written (its directory passed the check
+ * before the run: here its index.html is a directory) keeps the model. */
 TEST(report_failure_keeps_the_saved_model) {
     char args[4096];
-    const char *out, *model = check_tmp_path("kept.model");
+    const char *out, *model = check_tmp_path("kept.model"), *dir = check_tmp_path("kept_report");
+    const char *page = check_tmp_path("kept_report/index.html");
     remove(model);
-    snprintf(args, sizeof args, "train --quiet --epochs 1 --save %s --report /nonexistent/clipnn/report", model);
+    mkdir(dir, 0777);
+    mkdir(page, 0777);
+    snprintf(args, sizeof args, "train --quiet --epochs 1 --save %s --report %s", model, dir);
     CHECK(check_run_tool(args, &out) == 4);
-    CHECK(strstr(out, "--report") != NULL && strstr(out, "/nonexistent/clipnn/report") != NULL);
+    CHECK_MSG(strstr(out, "--report") != NULL && strstr(out, "kept_report/index.html") != NULL, "%s", out);
     FILE *f = fopen(model, "rb");
     CHECK_MSG(f != NULL, "the model was not saved: %s", out);
     if (f) fclose(f);

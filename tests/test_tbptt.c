@@ -722,7 +722,7 @@ TEST(tbptt_through_the_tool) {
     CHECK(strstr(out, "\"steps\":9") != NULL);
     snprintf(args, sizeof args, "train --data %s --bptt 2 --carry-state --batch 3 --steps 9 --resume %s", spec,
              ckpt);
-    CHECK(check_run_tool(args, &out) == 2 && strstr(out, "continue it with the same"));
+    CHECK(check_run_tool(args, &out) == 2 && strstr(out, "--bptt 2: the run saved in"));
     snprintf(args, sizeof args, "train --data %s --arch rnn:4-1 --every-step --bptt 2,0", spec);
     CHECK(check_run_tool(args, &out) == 2 && strstr(out, "--bptt '2,0'"));
     snprintf(args, sizeof args, "train --data %s --arch rnn:4-1 --every-step --carry-state --replacement", spec);

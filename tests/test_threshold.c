@@ -145,7 +145,8 @@ TEST(threshold_train_lambda_auto_cli) {
     const char *l = strstr(out, "\"lambda\":");
     CHECK(l && fabs(atof(l + 9) - said) <= 1e-5 * said); /* said with 6 digits */
     snprintf(args, sizeof args, "train --quiet --steps 40 --lambda 0.5 --resume %s", path);
-    CHECK(check_run_tool(args, &out) != 0 && strstr(out, "chosen automatically"));
+    CHECK(check_run_tool(args, &out) != 0 && strstr(out, "--lambda 0.5: the run saved in") &&
+          strstr(out, "made with --lambda auto ("));
     CHECK(check_run_tool("train --quiet --steps 5 --lambda auto:0", &out) == 2);
     CHECK(check_run_tool("train --quiet --steps 5 --clip agc --lambda auto", &out) == 2);
     remove(path);

@@ -84,7 +84,8 @@ static clipnn_status resolve_target(const char *path, char **target, int *device
     *device = exists && S_ISCHR(st.st_mode);
     if (exists && !S_ISREG(st.st_mode) && !*device)
         s = clipnn_fail(CLIPNN_ERR_IO, "%s: %s, not a regular file; outputs go to regular files or character devices",
-                        path, S_ISDIR(st.st_mode) ? "a directory" : S_ISFIFO(st.st_mode) ? "a FIFO" : "a socket or block device");
+                        path, S_ISDIR(st.st_mode) ? "a directory"
+                              : S_ISFIFO(st.st_mode) ? "a FIFO" : "a socket or block device");
     size_t len = strlen(name);
     *target = s ? NULL : clipnn_alloc(len + 1);
     if (!s && !*target) s = clipnn_fail(CLIPNN_ERR_NOMEM, "%s: out of memory", path);

@@ -110,6 +110,11 @@ void clipnn_barrier_wait(clipnn_barrier *b, int n);
  * updates: a sixteenth of it in parameters). Tests set 0 to run the split
  * kernels on small models. */
 extern size_t clipnn_parallel_macs;
+/* The largest GEMM (multiply-adds) the BLAS multiplies without packing its
+ * operands, 0 when it packs every one: the dense kernels cut a thread's
+ * slice into tiles within it (src/nn/dense.c). Set at load from the BLAS
+ * and the CPU; the bench sets 0 to compare. */
+extern size_t clipnn_gemm_direct_macs;
 int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
 int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
 int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */

@@ -66,7 +66,8 @@ int clipnn_clip_state_auto_lambda(const void *buf, size_t len, double *lambda, d
 clipnn_status clipnn_clipper_state_load(clipnn_clipper *c, const void *buf, size_t len) {
     const unsigned char *p = buf;
     if (!c || (!buf && len)) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "clip state: NULL argument");
-    if (len < CLIP_HEADER) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "clip state: %zu bytes, want at least %d", len, CLIP_HEADER);
+    if (len < CLIP_HEADER)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "clip state: %zu bytes, want at least %d", len, CLIP_HEADER);
     uint32_t rule = le_get_u32(p), flags = le_get_u32(p + 4);
     if (rule != (uint32_t)c->o.rule)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "clip state: saved for rule %s, this run clips with %s",

@@ -354,8 +354,8 @@ static clipnn_status parse_csv(const char *name, const char *text, size_t len, l
                 continue;
             }
             if (!s && target_name)
-                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: target '%s' names a column, but the file has no header line",
-                                name, target_name);
+                s = clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                                "%s: target '%s' names a column, but the file has no header line", name, target_name);
         }
         if (!s) s = csv_row(&t, a, le, line, 0, NULL);
     }
@@ -429,8 +429,8 @@ static clipnn_status idx_header(const char *path, uint32_t magic, size_t *dims, 
     }
     if (len < *hdr) {
         clipnn_free(b);
-        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: truncated: the file ends inside the IDX header (%zu of %zu bytes)",
-                           path, len, *hdr);
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED,
+                           "%s: truncated: the file ends inside the IDX header (%zu of %zu bytes)", path, len, *hdr);
     }
     size_t count = 1, total;
     for (size_t i = 0; i < ndim; i++) {

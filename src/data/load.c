@@ -68,8 +68,9 @@ static clipnn_status split(clipnn_dataset *all, double fraction, uint64_t seed, 
         return CLIPNN_OK;
     }
     if (n_test >= n)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu rows cannot be split into a training and a test part (test fraction %g)",
-                           all->name, n, fraction);
+        return clipnn_fail(CLIPNN_ERR_SHAPE,
+                           "%s: %zu rows cannot be split into a training and a test part (test fraction %g)", all->name,
+                           n, fraction);
     size_t *order = clipnn_alloc_array(n, sizeof *order);
     unsigned char *is_test = clipnn_alloc_array(n, 1);
     clipnn_status s = CLIPNN_OK;
@@ -266,12 +267,14 @@ static clipnn_status split_list(const char *kind, const char *arg, size_t max, c
  * (and image or sequence geometry) and targets. */
 static clipnn_status match_parts(clipnn_dataset *train, clipnn_dataset *test) {
     if (train->dim != test->dim || train->h != test->h || train->w != test->w)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu features (%zux%zu images), but the training set %s has %zu (%zux%zu)",
-                           test->name, test->dim, test->h, test->w, train->name, train->dim, train->h, train->w);
+        return clipnn_fail(CLIPNN_ERR_SHAPE,
+                           "%s: %zu features (%zux%zu images), but the training set %s has %zu (%zux%zu)", test->name,
+                           test->dim, test->h, test->w, train->name, train->dim, train->h, train->w);
     if (train->seq_len != test->seq_len || train->n_targets != test->n_targets ||
         train->target_steps != test->target_steps || (train->n_classes == 0) != (test->n_classes == 0))
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu steps and %zu targets per row, but the training set %s has %zu and %zu",
-                           test->name, test->seq_len, test->n_targets, train->name, train->seq_len, train->n_targets);
+        return clipnn_fail(CLIPNN_ERR_SHAPE,
+                           "%s: %zu steps and %zu targets per row, but the training set %s has %zu and %zu", test->name,
+                           test->seq_len, test->n_targets, train->name, train->seq_len, train->n_targets);
     size_t k = train->n_classes > test->n_classes ? train->n_classes : test->n_classes;
     train->n_classes = test->n_classes = k;
     return CLIPNN_OK;
@@ -370,8 +373,8 @@ static clipnn_status load_idx_spec(const char *spec, const clipnn_data_options *
     size_t count = 0;
     clipnn_status s = split_list("idx", spec + 4, 4, &block, part, &count);
     if (!s && count != 2 && count != 4)
-        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG, "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS",
-                        spec);
+        s = clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                        "%s: want idx:IMAGES,LABELS or idx:IMAGES,LABELS,TEST_IMAGES,TEST_LABELS", spec);
     if (!s && count == 2) s = clipnn_dataset_load_idx(part[0], part[1], &d->all);
     if (!s && count == 4) s = load_idx_pair(part[0], part[1], part[2], part[3], o, &d->tr, want_test ? &d->te : NULL);
     d->has_test = count == 4;
@@ -387,7 +390,8 @@ static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, i
     if (builtin) return load_builtin(builtin, &d->all);
     if (!strcmp(spec, "spirals") || !strcmp(spec, "teacher")) {
         if (o->synthetic_n < 2)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec, o->synthetic_n);
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "dataset %s: synthetic_n %zu must be >= 2", spec,
+                               o->synthetic_n);
         d->auto_scale = CLIPNN_SCALE_NONE;
         return spec[0] == 's' ? clipnn_make_spirals(o->synthetic_n, o->seed, &d->all)
                               : clipnn_make_teacher(o->synthetic_n, o->seed, &d->all);
@@ -409,12 +413,13 @@ static clipnn_status load_spec(const char *spec, const clipnn_data_options *o, i
         if (task_status) return task_status;
         return clipnn_seq_task_load(&task, o->seed, &d->tr, want_test ? &d->te : NULL);
     }
-    return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
-                       "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
-                       "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
-                       "spirals, teacher, or a sequence task: temporal-order, temporal-order-3bit, addition, multiplication, "
-                       "random-permutation, memorization[:T=N,train=N,test=N])",
-                       spec);
+    return clipnn_fail(
+        CLIPNN_ERR_INVALID_ARG,
+        "unknown dataset '%s' (want digits, breast-cancer, fashion-mnist[:DIR], "
+        "idx:IMAGES,LABELS[,TIMAGES,TLABELS], csv:PATH[,target=COLUMN], npy:X,Y[,TEST_X,TEST_Y], "
+        "spirals, teacher, or a sequence task: temporal-order, temporal-order-3bit, addition, multiplication, "
+        "random-permutation, memorization[:T=N,train=N,test=N])",
+        spec);
 }
 
 /* Load, split and scale; *stats receives the fitted statistics ([2][dim])

@@ -80,15 +80,17 @@ static clipnn_status run_model_case(clipnn_model *m, const clipnn_objective *obj
     if (s) return s;
     float point[8];
     for (size_t i = 0; i < n; i++)
-        point[i] = io.param == CLIPNN_PARAM_TANH
-                       ? (float)atanh(0.999999 * ((x[i] - io.space.box_lo) / ((io.space.box_hi - io.space.box_lo) / 2) - 1))
-                       : x[i];
-    snprintf(info->run, sizeof info->run,
-             "gradient descent (step %g, %s) from x1 = %g: %zu steps, objective %.6g -> %.6g, %s; gradient norm %.3g at "
-             "the end, x1 = %.6g",
-             io.lr, io.param == CLIPNN_PARAM_TANH ? "tanh parametrization" : "pixel space", (double)start[0], r.steps,
-             r.start_value, r.best_value, r.reached ? "target reached" : r.stalled ? "stalled" : "step limit",
-             r.grad_norm, (double)x[0]);
+        point[i] =
+            io.param == CLIPNN_PARAM_TANH
+                ? (float)atanh(0.999999 * ((x[i] - io.space.box_lo) / ((io.space.box_hi - io.space.box_lo) / 2) - 1))
+                : x[i];
+    snprintf(
+        info->run, sizeof info->run,
+        "gradient descent (step %g, %s) from x1 = %g: %zu steps, objective %.6g -> %.6g, %s; gradient norm %.3g at "
+        "the end, x1 = %.6g",
+        io.lr, io.param == CLIPNN_PARAM_TANH ? "tanh parametrization" : "pixel space", (double)start[0], r.steps,
+        r.start_value, r.best_value, r.reached ? "target reached" : r.stalled ? "stalled" : "step limit",
+        r.grad_norm, (double)x[0]);
     return clipnn_diagnose_model(m, obj, y, point, dopt, d);
 }
 

@@ -364,7 +364,8 @@ static void test_fd_step(probe *p, int off, double diff) {
     double good = cbrt(FLT_EPSILON) * fmax(1.0, xmax);
     if (!off && !lost) {
         clipnn_diag_check(p->d, "finite-difference-step", 1,
-                          "step %.3g resolves x in float32; difference %.3g from the double gradient", o->fd_step, diff);
+                          "step %.3g resolves x in float32; difference %.3g from the double gradient", o->fd_step,
+                          diff);
         return;
     }
     char rem[256];
@@ -435,8 +436,9 @@ static void test_box(probe *p) {
                     "carry gradient norm %.4g of %.4g, and %.3g is left after projection",
                     p->pinned, p->n, p->lo, p->hi, sqrt(p->pinned_sq), d->grad_norm_raw, d->grad_norm);
     else
-        clipnn_diag_check(d, "box-pinned", 1, "%zu of %zu coordinates pinned on the box [%g, %g] (gradient %.3g of %.3g)",
-                          p->pinned, p->n, p->lo, p->hi, sqrt(p->pinned_sq), d->grad_norm_raw);
+        clipnn_diag_check(d, "box-pinned", 1,
+                          "%zu of %zu coordinates pinned on the box [%g, %g] (gradient %.3g of %.3g)", p->pinned, p->n,
+                          p->lo, p->hi, sqrt(p->pinned_sq), d->grad_norm_raw);
 }
 
 /* Parametrization: the tanh map flattened (dx/dw tiny). */
@@ -589,14 +591,16 @@ void clipnn_diagnose_masking(const double *eps, const double *robust, const doub
         }
         if (i > 0 && robust[i] > robust[i - 1] && !rising) {
             rising = 1;
-            clipnn_diag_finding(d, CLIPNN_CAUSE_MASKING, "monotone-in-epsilon",
-                        "a larger budget contains every smaller one, so accuracy cannot rise with epsilon under a "
-                        "working attack: the attack fails to use its budget (step size, masking)",
-                        "%.4f of the examples unbroken at eps %.4g but %.4f at the larger eps %.4g", robust[i - 1], eps[i - 1],
-                        robust[i], eps[i]);
+            clipnn_diag_finding(
+                d, CLIPNN_CAUSE_MASKING, "monotone-in-epsilon",
+                "a larger budget contains every smaller one, so accuracy cannot rise with epsilon under a "
+                "working attack: the attack fails to use its budget (step size, masking)",
+                "%.4f of the examples unbroken at eps %.4g but %.4f at the larger eps %.4g", robust[i - 1], eps[i - 1],
+                robust[i], eps[i]);
         }
     }
-    if (!weaker && one_step) clipnn_diag_check(d, "iterative-vs-one-step", 1, "iterative at least as strong at every epsilon");
+    if (!weaker && one_step)
+        clipnn_diag_check(d, "iterative-vs-one-step", 1, "iterative at least as strong at every epsilon");
     if (!rising) clipnn_diag_check(d, "monotone-in-epsilon", 1, "the unbroken fraction never rises with epsilon");
     if (!isnan(unbounded_success)) {
         if (unbounded_success < 1.0)

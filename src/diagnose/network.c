@@ -176,8 +176,8 @@ static void test_softmax_margin(const model_ctx *c, const clipnn_diagnose_option
     double margin = c->logits[y] - c->logits[other];
     double dz = c->signal[c->m->n_layers - 1].out_norm;
     if (!(worth_a_finding(t) && dz <= o->grad_tol)) {
-        clipnn_diag_check(d, "softmax-margin", 1, "margin of class %zu over the best other: %.4g logits; d/d logits %.3g", y,
-                  margin, dz);
+        clipnn_diag_check(d, "softmax-margin", 1,
+                          "margin of class %zu over the best other: %.4g logits; d/d logits %.3g", y, margin, dz);
         return;
     }
     char range[160] = "";
@@ -275,8 +275,9 @@ static void model_tests(model_ctx *c, const clipnn_diagnose_options *o, int reac
     }
     check_ignored_inputs(m, d);
     if (m->layers[L - 1].act == CLIPNN_ACT_SIGMOID)
-        clipnn_diag_check(d, "probability-output", 0, "the last layer is a sigmoid: the model outputs probabilities, and losses "
-                  "on them saturate when confidently wrong");
+        clipnn_diag_check(d, "probability-output", 0,
+                          "the last layer is a sigmoid: the model outputs probabilities, and losses "
+                          "on them saturate when confidently wrong");
     int cls = obj->kind == CLIPNN_OBJ_TARGET_CLASS || obj->kind == CLIPNN_OBJ_LEAVE_CLASS;
     if (cls && obj->loss == CLIPNN_LOSS_XENT) test_softmax_margin(c, o, &t, d);
     if (cls && m->layers[L - 1].act == CLIPNN_ACT_IDENTITY) test_logit_shift(c, o, x, d);
@@ -297,8 +298,10 @@ static void demote_plateau_minimum(clipnn_diagnosis *d) {
     size_t w = 0;
     for (size_t i = 0; i < d->n_findings; i++) {
         if (d->findings[i].cause == CLIPNN_CAUSE_LOCAL_MINIMUM) {
-            clipnn_diag_check(d, "lanczos-curvature", 1, "no negative curvature (%.3g to %.3g), but the network's own flatness "
-                      "found below explains the stall better than a minimum", d->min_curvature, d->max_curvature);
+            clipnn_diag_check(d, "lanczos-curvature", 1,
+                              "no negative curvature (%.3g to %.3g), but the network's own flatness "
+                              "found below explains the stall better than a minimum",
+                              d->min_curvature, d->max_curvature);
             continue;
         }
         d->findings[w++] = d->findings[i];
@@ -364,7 +367,8 @@ clipnn_status clipnn_diagnose_model(clipnn_model *m, const clipnn_objective *obj
     clipnn_status s = clipnn_objective_check(m, obj);
     if (!s) s = clipnn_space_check(&o->space);
     if (s) return s;
-    if (obj->kind != CLIPNN_OBJ_MAXIMIZE_UNIT && !y) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: target missing");
+    if (obj->kind != CLIPNN_OBJ_MAXIMIZE_UNIT && !y)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "diagnose: target missing");
     clipnn_diagnosis_init(d);
     model_ctx c;
     double *x = NULL;

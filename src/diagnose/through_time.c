@@ -73,7 +73,8 @@ static clipnn_status open_tt(through_time *c, clipnn_model *m, const clipnn_obje
     c->sign = obj->kind == CLIPNN_OBJ_LEAVE_CLASS ? -1.0 : 1.0;
     c->xf = clipnn_alloc_array(2 * c->n + c->ny, sizeof *c->xf);
     c->xd = clipnn_alloc_array(2 * c->n + c->ny + 2 * c->T, sizeof *c->xd);
-    clipnn_status s = c->xf && c->xd ? clipnn_model_reserve(m, 1) : clipnn_fail(CLIPNN_ERR_NOMEM, "diagnose: out of memory");
+    clipnn_status s =
+        c->xf && c->xd ? clipnn_model_reserve(m, 1) : clipnn_fail(CLIPNN_ERR_NOMEM, "diagnose: out of memory");
     if (s) return close_tt(c), s;
     c->gf = c->xf + c->n, c->yf = c->gf + c->n;
     c->gd = c->xd + c->n, c->yd = c->gd + c->n, c->norm_f = c->yd + c->ny, c->norm_d = c->norm_f + c->T;
@@ -88,7 +89,8 @@ static clipnn_status measure(through_time *c, const float *point, clipnn_diagnos
     const clipnn_input_space *sp = &c->o->space;
     for (size_t i = 0; i < c->n; i++) {
         if (!isfinite(point[i]))
-            return clipnn_fail(CLIPNN_ERR_NONFINITE, "diagnose: coordinate %zu of the point is %g", i, (double)point[i]);
+            return clipnn_fail(CLIPNN_ERR_NONFINITE, "diagnose: coordinate %zu of the point is %g", i,
+                               (double)point[i]);
         c->xd[i] = sp->mean ? ((double)point[i] - sp->mean[i]) / sp->std[i] : point[i];
     }
     clipnn_space_to_model(sp, point, 1, c->n, c->xf);

@@ -205,7 +205,8 @@ static clipnn_status read_header(const char *path, const clipnn_json *h, const u
 
 static clipnn_status parse_safetensors(const char *path, const unsigned char *b, size_t len, clipnn_tensor_set *ts) {
     uint64_t n = len >= 8 ? le_get_u64(b) : 0;
-    if (len < 8) return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, shorter than a safetensors header", path, len);
+    if (len < 8)
+        return clipnn_fail(CLIPNN_ERR_TRUNCATED, "%s: %zu bytes, shorter than a safetensors header", path, len);
     if (n > CLIPNN_HEADER_MAX)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: a header of %llu bytes; not a safetensors file?", path,
                            (unsigned long long)n);

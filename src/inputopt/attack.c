@@ -82,12 +82,13 @@ static clipnn_status check_options(const clipnn_model *m, const clipnn_attack_op
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: PGD needs at least one step");
     if (o->restarts == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: restarts must be >= 1");
     if (o->loss != CLIPNN_LOSS_XENT && o->loss != CLIPNN_LOSS_MARGIN)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: loss must be xent or margin, not %s", clipnn_loss_name(o->loss));
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: loss must be xent or margin, not %s",
+                           clipnn_loss_name(o->loss));
     clipnn_status s = clipnn_apgd_check(m, o);
     if (s) return s;
     if (o->targeted && o->target_class >= clipnn_model_n_outputs(m))
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: target class %zu is not one of %zu outputs", o->target_class,
-                           clipnn_model_n_outputs(m));
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: target class %zu is not one of %zu outputs",
+                           o->target_class, clipnn_model_n_outputs(m));
     if (o->batch == 0) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "attack: batch must be >= 1");
     return clipnn_space_check(&o->space);
 }
@@ -295,8 +296,8 @@ static clipnn_status load_batch(clipnn_model *m, const clipnn_attack_options *o,
 
 /* The kept inputs of the batch: robust predictions, successes and their
  * distortions, and the failures with a zero gradient. */
-static clipnn_status score_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w,
-                                 const float *labels, size_t start, size_t B, clipnn_attack_result *r, distortion *sum) {
+static clipnn_status score_batch(clipnn_model *m, const clipnn_attack_options *o, attack_work *w, const float *labels,
+                                 size_t start, size_t B, clipnn_attack_result *r, distortion *sum) {
     const size_t n = m->n_inputs, k = clipnn_model_n_outputs(m);
     const float *z;
     clipnn_status s = outputs_of(m, &o->space, w->best, B, w->xm, &z);

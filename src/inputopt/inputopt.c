@@ -67,9 +67,12 @@ clipnn_status clipnn_objective_check(const clipnn_model *m, const clipnn_objecti
     case CLIPNN_OBJ_TARGET_CLASS:
     case CLIPNN_OBJ_LEAVE_CLASS:
         if (o->loss != CLIPNN_LOSS_XENT && o->loss != CLIPNN_LOSS_MARGIN)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective: a class objective takes the xent or margin loss, not %s",
+            return clipnn_fail(CLIPNN_ERR_INVALID_ARG,
+                               "objective: a class objective takes the xent or margin loss, not %s",
                                clipnn_loss_name(o->loss));
-        if (k < 2) return clipnn_fail(CLIPNN_ERR_SHAPE, "objective: a class objective needs at least 2 outputs, the model has %zu", k);
+        if (k < 2)
+            return clipnn_fail(CLIPNN_ERR_SHAPE,
+                               "objective: a class objective needs at least 2 outputs, the model has %zu", k);
         if (!(o->kappa >= 0) || !isfinite(o->kappa))
             return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "objective: kappa %g must be finite and >= 0", o->kappa);
         return CLIPNN_OK;

@@ -286,8 +286,8 @@ static clipnn_status npy_check_layout(const char *path, const npy_header *h, siz
                            "%s: dtype '%s'; little-endian floats (f4, f8) and integers (i1-i8, u1-u8) are read", path,
                            h->descr);
     if (h->fortran)
-        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: Fortran-order array; save it in C order (numpy.ascontiguousarray)",
-                           path);
+        return clipnn_fail(CLIPNN_ERR_UNSUPPORTED,
+                           "%s: Fortran-order array; save it in C order (numpy.ascontiguousarray)", path);
     if (h->ndim < 1 || h->ndim > max_dims)
         return clipnn_fail(CLIPNN_ERR_UNSUPPORTED, "%s: %zu-dimensional array; arrays of 1 to %zu dimensions are read",
                            path, h->ndim, max_dims);

@@ -17,7 +17,9 @@ typedef struct {
     double *g; /* [d] scratch */
 } fp_ctx;
 
-static const char *rule_name(rule_kind r) { return r == RULE_CLASSIC ? "classic" : r == RULE_ADAPTIVE ? "adaptive" : "none"; }
+static const char *rule_name(rule_kind r) {
+    return r == RULE_CLASSIC ? "classic" : r == RULE_ADAPTIVE ? "adaptive" : "none";
+}
 
 /* example i's gradient g_i = (sigmoid(x_i.th) - y_i) x_i + mu th into g; returns c_i
  * (eq. 11 classic, eq. 17 adaptive; 1 for none). */
@@ -233,7 +235,8 @@ typedef struct {
 
 /* H and E g over the data with per-example gradients from the float path
  * (accumulated in double), the clipping factor written out from eq. 11/17. */
-static clipnn_status mlp_expect(clipnn_model *m, const clipnn_dataset *d, const clipnn_clip_options *co, mlp_point *pt) {
+static clipnn_status mlp_expect(clipnn_model *m, const clipnn_dataset *d, const clipnn_clip_options *co,
+                                mlp_point *pt) {
     size_t n = clipnn_dataset_n(d), dim = clipnn_dataset_dim(d), P = clipnn_model_n_params(m);
     double *acc = clipnn_alloc_array(2 * P, sizeof *acc), *eg = acc + P;
     if (!acc) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab fixed-point: out of memory");

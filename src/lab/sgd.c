@@ -131,10 +131,10 @@ static sgd_stats robbins_monro_run(lab_ctx *L, const bias_exp *b) {
 }
 
 static void bias_claims(lab_ctx *L, const bias_exp *b, const sgd_stats *srm) {
-    lab_claim(L, "Q8", b->min_ratio > 0.5 && b->away > 10 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS,
-              NULL,
+    lab_claim(L, "Q8", b->min_ratio > 0.5 && b->away > 10 ? CLIPNN_CLAIM_HOLDS : CLIPNN_CLAIM_FAILS, NULL,
               "at gamma = 0.001 clipped SGD settles at x = %.4f, %.4f, %.4f, %.4f for c = 0.5, 1, 2, 4, where "
-              "f'(x) = x != 0 (>= %.0f x (gamma + 4 s.e.) from 0); |f'| at gamma=0.001 over |f'| at gamma=0.1 >= %.3f; without clipping the mean "
+              "f'(x) = x != 0 (>= %.0f x (gamma + 4 s.e.) from 0); |f'| at gamma=0.001 over |f'| at gamma=0.1 >= %.3f; "
+              "without clipping the mean "
               "is %.2g (+- %.1g); decreasing steps end at %.4f",
               b->obs_at[0], b->obs_at[1], b->obs_at[2], b->obs_at[3], b->away, b->min_ratio, b->worst_unclipped,
               b->worst_unclipped_se, srm->last);
@@ -275,7 +275,8 @@ clipnn_status lab_sgd_condition(lab_ctx *L) {
                   "mean |f'(x_t)|", 1, 1);
     condition_header(L, &e);
     double mean_at[3][COND_MAX_DECADES], ratio[3];
-    if (!(e.xs = clipnn_alloc_array(e.R, sizeof *e.xs))) return clipnn_fail(CLIPNN_ERR_NOMEM, "lab sgd-condition: out of memory");
+    if (!(e.xs = clipnn_alloc_array(e.R, sizeof *e.xs)))
+        return clipnn_fail(CLIPNN_ERR_NOMEM, "lab sgd-condition: out of memory");
     size_t n_dec = 0;
     for (int li = 0; li < 3; li++) n_dec = condition_runs(L, &e, &laws[li], names[li], mean_at[li], &ratio[li]);
     clipnn_free(e.xs);

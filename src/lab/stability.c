@@ -152,12 +152,13 @@ static clipnn_status init_stability(lab_ctx *L, stab_ctx *c) {
 }
 
 static void print_intro(lab_ctx *L, const stab_ctx *c) {
-    lab_printf(L, "Clipped SGD theta(t+1) = theta(t) - a(t) g/c, c = max(||g||/lambda, 1), theta(0) = 0, d = %d, %zu runs "
-                  "of T = %zu steps.\nlinear: g = w + xi, ||w|| = 3 lambda, xi uniform in the lambda-ball, so ||g|| >= "
-                  "2 lambda and every step is a(t) lambda long;\nquadratic: g = theta - x, x ~ N(0, lambda^2 I).\n"
-                  "M: where the eq. 14 bound at T is %.0e. P: fraction of runs with max_t ||theta(t)-theta(0)|| > M "
-                  "(Hoeffding margin %.3f at 1-%.0e).\n\n",
-              DIM, c->R, c->T, c->delta, c->margin, c->delta);
+    lab_printf(L,
+               "Clipped SGD theta(t+1) = theta(t) - a(t) g/c, c = max(||g||/lambda, 1), theta(0) = 0, d = %d, %zu runs "
+               "of T = %zu steps.\nlinear: g = w + xi, ||w|| = 3 lambda, xi uniform in the lambda-ball, so ||g|| >= "
+               "2 lambda and every step is a(t) lambda long;\nquadratic: g = theta - x, x ~ N(0, lambda^2 I).\n"
+               "M: where the eq. 14 bound at T is %.0e. P: fraction of runs with max_t ||theta(t)-theta(0)|| > M "
+               "(Hoeffding margin %.3f at 1-%.0e).\n\n",
+               DIM, c->R, c->T, c->delta, c->margin, c->delta);
     lab_printf(L, "%-9s %-14s %6s %8s %8s %10s %10s %10s %8s\n", "loss", "a(t)", "lambda", "M", "sum a^2",
                "eq14 bound", "eq15 bound", "lambda*Sa", "P");
 }
@@ -267,11 +268,12 @@ static void paper_numbers(lab_ctx *L, const clipnn_schedule *s06, uint64_t *t06,
         sa += a, sa2 += a * a;
     }
     *exp06 = -2 * M * M / (sa2 * lam * lam);
-    lab_printf(L, "\nPaper's numbers (eq. 16): a(t) = 1/t, lambda = 30, M = 2^10: bound 2 exp(%.1f); on the linear loss "
-                  "without noise ||theta(T)-theta(0)|| = lambda H_T > M from T = %.3g steps on, with probability 1.\n"
-                  "Same lambda and M with a(t) = (1+t)^-0.6 (also Robbins-Monro): distance > M after T = %llu steps, "
-                  "where the eq. 14 bound is 2 exp(%.1f).\n\n",
-              paper_bound_exp, T_paper, (unsigned long long)*t06, *exp06);
+    lab_printf(L,
+               "\nPaper's numbers (eq. 16): a(t) = 1/t, lambda = 30, M = 2^10: bound 2 exp(%.1f); on the linear loss "
+               "without noise ||theta(T)-theta(0)|| = lambda H_T > M from T = %.3g steps on, with probability 1.\n"
+               "Same lambda and M with a(t) = (1+t)^-0.6 (also Robbins-Monro): distance > M after T = %llu steps, "
+               "where the eq. 14 bound is 2 exp(%.1f).\n\n",
+               paper_bound_exp, T_paper, (unsigned long long)*t06, *exp06);
 }
 
 static void stability_claims(lab_ctx *L, const stab_ctx *c, uint64_t t06, double exp06) {

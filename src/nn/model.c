@@ -399,7 +399,8 @@ clipnn_status clipnn_model_reserve(clipnn_model *m, size_t max_batch) {
         return clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
     clipnn_status s = head_size(m, max_rows, &head);
     if (!s) s = clipnn_front_size(m, max_batch, &front);
-    if (!s && clipnn_add_size(head, front, &floats)) s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
+    if (!s && clipnn_add_size(head, front, &floats))
+        s = clipnn_fail(CLIPNN_ERR_OVERFLOW, "model: workspace size overflows");
     char what[96];
     snprintf(what, sizeof what, "model: a workspace for a batch of %zu, with the parameters,", max_batch);
     if (!s) s = clipnn_check_memory((double)floats * sizeof(float) + 2.0 * (double)m->n_params * sizeof(float), what);
@@ -511,7 +512,8 @@ static void backward_slice(clipnn_model *m, int want_params, const clipnn_fused_
                 double aa = clipnn_norm_accumulate(a, L->in, 2.0);
                 for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = (double)d[j] * (double)d[j] * aa;
             } else if (order == 2) {
-                for (size_t j = lo; j < hi; j++) m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
+                for (size_t j = lo; j < hi; j++)
+                    m->row_acc[L->unit_base + j] = clipnn_sumsq_blocked(dW + j * L->in, L->in);
             } else if (order > 0) {
                 for (size_t j = lo; j < hi; j++)
                     m->row_acc[L->unit_base + j] = clipnn_norm_accumulate(dW + j * L->in, L->in, order);

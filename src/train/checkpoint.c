@@ -38,6 +38,9 @@
  *   PRIV  optional, with TRAN: the privacy accountant of a private run
  *         (src/train/private.c); a build without it reads the model and
  *         skips the section
+ *   EPCH  optional, with TRAN: the sums of the epoch in progress that TRAN
+ *         lacks (src/train/train_state.c), so that a resumed run reports
+ *         the split epoch whole; a build without it skips the section
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
  * later writer can add optional sections without a new version; a change old
@@ -80,6 +83,7 @@ enum { HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 #define TAG_TRAN TAG('T', 'R', 'A', 'N')
 #define TAG_BPTT TAG('B', 'P', 'T', 'T')
 #define TAG_PRIV TAG('P', 'R', 'I', 'V')
+#define TAG_EPCH TAG('E', 'P', 'C', 'H')
 #define TAG_DATA TAG('D', 'A', 'T', 'A')
 
 /* On-disk activation codes are fixed by the format, whatever the order of
@@ -201,7 +205,8 @@ static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_
                      {TAG_CLIP, st->clip, st->clip_len},
                      {TAG_TRAN, st->loop, st->loop_len},
                      {TAG_BPTT, st->bptt, st->bptt_len},
-                     {TAG_PRIV, st->priv, st->priv_len}};
+                     {TAG_PRIV, st->priv, st->priv_len},
+                     {TAG_EPCH, st->epch, st->epch_len}};
         for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
             if (!extra[i].data) continue;
             put_section_header(w, extra[i].tag, extra[i].len);
@@ -223,6 +228,7 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
         total += SECTION_HEADER + st->loop_len;
         if (st->bptt) total += SECTION_HEADER + st->bptt_len;
         if (st->priv) total += SECTION_HEADER + st->priv_len;
+        if (st->epch) total += SECTION_HEADER + st->epch_len;
     }
     return total;
 }
@@ -353,8 +359,9 @@ static clipnn_status check_crc(reader *r) {
     clipnn_status s = read_at(r, end, stored, CRC_BYTES);
     if (s) return s;
     if (le_get_u32(stored) != (uint32_t)crc)
-        return clipnn_fail(CLIPNN_ERR_CHECKSUM, "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged",
-                           r->path, le_get_u32(stored), (unsigned)crc);
+        return clipnn_fail(CLIPNN_ERR_CHECKSUM,
+                           "%s: checksum mismatch (stored %08x, computed %08x): the file is damaged", r->path,
+                           le_get_u32(stored), (unsigned)crc);
     return CLIPNN_OK;
 }
 
@@ -365,7 +372,7 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_PRIV, SEC_DATA, N_SECTIONS };
+enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_PRIV, SEC_DATA, SEC_EPCH, N_SECTIONS };
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -494,7 +501,8 @@ static uint64_t count_params(const clipnn_layer_spec *ls, size_t nl, const clipn
 static clipnn_status check_param_count(reader *r, const section *sec, uint64_t ni, const clipnn_layer_spec *ls,
                                        size_t nl, const clipnn_seq_shape *seq) {
     uint64_t n_params = count_params(ls, nl, seq);
-    if (n_params == 0) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
+    if (n_params == 0)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: the architecture's parameter count overflows", r->path);
     if (sec[SEC_PARM].len == 4 * n_params) return CLIPNN_OK;
     if (sec[SEC_PARM].len % 4)
         return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: parameter section of %llu bytes is not a whole number of float32",
@@ -580,8 +588,10 @@ static clipnn_status read_state(reader *r, const section *sec, size_t n_params, 
         if (!s) s = read_blob(r, &sec[SEC_TRAN], &st->loop, &st->loop_len);
         if (!s) s = read_blob(r, &sec[SEC_BPTT], &st->bptt, &st->bptt_len);
         if (!s) s = read_blob(r, &sec[SEC_PRIV], &st->priv, &st->priv_len);
+        if (!s) s = read_blob(r, &sec[SEC_EPCH], &st->epch, &st->epch_len);
         if (!s) s = clipnn_train_state_validate(st, n_params, r->path);
-    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present || sec[SEC_PRIV].present) {
+    } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present || sec[SEC_PRIV].present ||
+               sec[SEC_EPCH].present) {
         s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: optimizer, clipper or BPTT state without the training (TRAN) section",
                         r->path);
     }
@@ -614,7 +624,7 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
         [SEC_OPTM] = {TAG_OPTM, "OPTM", 0, 0, 0}, [SEC_CLIP] = {TAG_CLIP, "CLIP", 0, 0, 0},
         [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0}, [SEC_BPTT] = {TAG_BPTT, "BPTT", 0, 0, 0},
         [SEC_PRIV] = {TAG_PRIV, "PRIV", 0, 0, 0},
-        [SEC_DATA] = {TAG_DATA, "DATA", 0, 0, 0},
+        [SEC_DATA] = {TAG_DATA, "DATA", 0, 0, 0}, [SEC_EPCH] = {TAG_EPCH, "EPCH", 0, 0, 0},
     };
     s = find_sections(r, sec);
     if (s) return s;

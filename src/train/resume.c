@@ -30,7 +30,9 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
     clipnn_clipper_state_save(c, cb);
 
     clipnn_free(s->optim), clipnn_free(s->clip), clipnn_free(s->loop), clipnn_free(s->bptt), clipnn_free(s->priv);
+    clipnn_free(s->epch);
     s->priv = NULL, s->priv_len = 0;
+    s->epch = NULL, s->epch_len = 0;
     s->loop = loop, s->loop_len = loop_len;
     s->bptt = bp, s->bptt_len = bp_len;
     s->optim = ob, s->optim_len = olen;

@@ -40,8 +40,9 @@ static clipnn_status check_step_targets(const clipnn_model *m, const clipnn_data
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: one target row per sequence, but the model gives an output at each "
                            "of its %zu steps (it needs [n][%zu][k] targets)", clipnn_dataset_name(d), T, T);
     if (ts != T)
-        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s", clipnn_dataset_name(d),
-                           ts, T > 1 ? "an output at each step of sequences of another length" : "one output per row");
+        return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: targets for %zu steps, but the model gives %s",
+                           clipnn_dataset_name(d), ts,
+                           T > 1 ? "an output at each step of sequences of another length" : "one output per row");
     if (ts * k != clipnn_dataset_n_targets(d))
         return clipnn_fail(CLIPNN_ERR_SHAPE, "%s: %zu targets per step but the model has %zu outputs",
                            clipnn_dataset_name(d), clipnn_dataset_n_targets(d) / ts, k);
@@ -211,7 +212,8 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
     size_t P = m->n_params, k = clipnn_model_n_outputs(m), n, lo, hi;
     double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
     clipnn_clipper *c = NULL;
-    clipnn_status s = h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    clipnn_status s =
+        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     clipnn_dataset_shard_range(d, NULL, &n);
     clipnn_dist_owned_rows(&lo, &hi);
     for (size_t i = lo; s == CLIPNN_OK && i < hi; i++) {
@@ -301,9 +303,9 @@ typedef struct {
     clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
     clipnn_train_loop L;
-    uint64_t epoch_skipped; /* not in the saved state: a resumed epoch counts from the resume */
+    uint64_t epoch_skipped; /* saved apart from L (the EPCH section) */
     int count_correct;      /* classification with one output row per sequence: a running accuracy */
-    uint64_t epoch_rows, epoch_correct; /* likewise not saved */
+    uint64_t epoch_rows, epoch_correct; /* this process's; saved summed over every process */
     size_t step_rows;       /* rows of the step's batch (b.idx) */
     double t0;
     clipnn_step_record rec;
@@ -438,6 +440,11 @@ static clipnn_status resume_loop(train_run *r) {
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
+    clipnn_epoch_sums e;
+    clipnn_train_state_restore_epoch(st, &e);
+    r->epoch_skipped = e.skipped;
+    /* the counts are summed over every process when the epoch ends: one holds them */
+    if (clipnn_dist_rank() == 0) r->epoch_correct = e.correct, r->epoch_rows = e.rows;
     if (bp && bp->chunk) { /* the rest of a batch begun before: in a job, this process's lanes of it */
         memcpy(r->b.idx, bp->idx, bp->batch * sizeof *r->b.idx);
         r->step_rows = clipnn_dist_active() ? clipnn_bptt_own_lanes(&r->bptt, r->b.idx) : bp->batch;
@@ -874,11 +881,16 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     return s;
 }
 
-/* The run as it is after the last step into o->state (allocates). */
+/* The run as it is after the last step into o->state (allocates; every
+ * process calls it at the same step). */
 static clipnn_status capture_state(train_run *r) {
     clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
                                                  r->clip, r->bptt.on ? &r->bptt.loop : NULL);
-    return s ? s : clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+    uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
+    clipnn_dist_sum_u64(right, 2);
+    clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
+    return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);
 }
 
 /* The caller's control after step t: a captured state for on_save, or the

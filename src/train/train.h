@@ -93,6 +93,8 @@ struct clipnn_train_state {
     unsigned char *bptt;                /* BPTT section: a run with truncated BPTT or a carried state; or NULL */
     unsigned char *priv;                /* PRIV section: the privacy accountant of a private run; or NULL */
     size_t optim_len, clip_len, loop_len, bptt_len, priv_len;
+    unsigned char *epch; /* EPCH section: the sums of the epoch in progress that TRAN lacks; or NULL */
+    size_t epch_len;
     char source[256]; /* file it was read from, named in messages ("" if none) */
 };
 
@@ -222,6 +224,21 @@ clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_tra
  * differ in being private. */
 clipnn_status clipnn_train_state_capture_privacy(clipnn_train_state *s, const clipnn_dp_state *d);
 clipnn_status clipnn_train_state_restore_privacy(const clipnn_train_state *s, clipnn_dp_state *d);
+/* The running sums of the epoch in progress that the TRAN section does not
+ * hold (the EPCH section), so that a resumed run reports the epoch an
+ * uninterrupted run reports: its skipped steps, and the rows its steps
+ * classified right out of the rows they read (over every process). */
+typedef struct {
+    uint64_t skipped, correct, rows;
+} clipnn_epoch_sums;
+/* Into s's EPCH payload (after capture); restore_epoch gives zeros for a
+ * state without one (written by an earlier build: the epoch then counts
+ * from the resume). */
+clipnn_status clipnn_train_state_capture_epoch(clipnn_train_state *s, const clipnn_epoch_sums *e);
+void clipnn_train_state_restore_epoch(const clipnn_train_state *s, clipnn_epoch_sums *e);
+/* EPCH payload p[len] checked against the TRAN payload tran (validated). */
+clipnn_status clipnn_epoch_sums_check(const unsigned char *p, size_t len, const unsigned char *tran,
+                                      const char *path);
 /* Put the run held by s (not empty) back into the loop variables, order,
  * theta0, o, c and bptt (NULL as for capture); fails with SHAPE when the
  * data or model do not match, INVALID_ARG when the run was made with other

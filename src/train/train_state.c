@@ -20,13 +20,17 @@
  *   24   u64 chunk (the next step's chunk of the current batch)
  *   32   u64 batch (its sequences, 0: none drawn yet), u64 state floats
  *   48   u64 idx[batch] (its rows), then f32 state[state floats]
+ *
+ * EPCH layout (optional; written by every build that knows it):
+ *   0    u64 skipped (the epoch's skipped steps and empty Poisson batches)
+ *   8    u64 correct, rows (the running accuracy's counts, over every process)
  */
 #include <string.h>
 
 #include "base/bytes_le.h"
 #include "train/train.h"
 
-enum { TRAN_HEADER = 136, BPTT_HEADER = 48 };
+enum { TRAN_HEADER = 136, BPTT_HEADER = 48, EPCH_BYTES = 24 };
 
 clipnn_status clipnn_train_state_create(clipnn_train_state **out) {
     if (!out) return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "training state: NULL argument");
@@ -40,8 +44,9 @@ static void clear(clipnn_train_state *s) {
     clipnn_free(s->loop);
     clipnn_free(s->bptt);
     clipnn_free(s->priv);
-    s->optim = s->clip = s->loop = s->bptt = s->priv = NULL;
-    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = s->priv_len = 0;
+    clipnn_free(s->epch);
+    s->optim = s->clip = s->loop = s->bptt = s->priv = s->epch = NULL;
+    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = s->priv_len = s->epch_len = 0;
 }
 
 void clipnn_train_state_free(clipnn_train_state *s) {
@@ -105,6 +110,37 @@ void clipnn_train_loop_decode(const unsigned char *p, clipnn_train_loop *l, size
     p += TRAN_HEADER;
     for (size_t i = 0; i < n; i++) order[i] = (size_t)le_get_u64(p + 8 * i);
     le_get_f32s(theta0, p + 8 * n, n_params);
+}
+
+/* ---------------------------------------------------------------- EPCH */
+
+clipnn_status clipnn_train_state_capture_epoch(clipnn_train_state *s, const clipnn_epoch_sums *e) {
+    unsigned char *p = s->epch ? s->epch : clipnn_alloc(EPCH_BYTES);
+    if (!p) return clipnn_fail(CLIPNN_ERR_NOMEM, "training state: out of memory");
+    le_put_u64(p, e->skipped);
+    le_put_u64(p + 8, e->correct);
+    le_put_u64(p + 16, e->rows);
+    s->epch = p, s->epch_len = EPCH_BYTES;
+    return CLIPNN_OK;
+}
+
+void clipnn_train_state_restore_epoch(const clipnn_train_state *s, clipnn_epoch_sums *e) {
+    *e = (clipnn_epoch_sums){0, 0, 0};
+    if (!s->epch) return;
+    *e = (clipnn_epoch_sums){le_get_u64(s->epch), le_get_u64(s->epch + 8), le_get_u64(s->epch + 16)};
+}
+
+clipnn_status clipnn_epoch_sums_check(const unsigned char *p, size_t len, const unsigned char *tran,
+                                      const char *path) {
+    if (len != EPCH_BYTES)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: epoch section of %zu bytes, not %d", path, len, EPCH_BYTES);
+    uint64_t skipped = le_get_u64(p), correct = le_get_u64(p + 8), rows = le_get_u64(p + 16);
+    uint64_t epoch_steps = le_get_u64(tran + 56);
+    if (skipped > epoch_steps || correct > rows)
+        return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: epoch section with %llu skipped of %llu steps, %llu right of %llu "
+                           "rows", path, (unsigned long long)skipped, (unsigned long long)epoch_steps,
+                           (unsigned long long)correct, (unsigned long long)rows);
+    return CLIPNN_OK;
 }
 
 /* ---------------------------------------------------------------- BPTT */
@@ -214,6 +250,7 @@ clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_
     if (!s->clip) return clipnn_fail(CLIPNN_ERR_FORMAT, "%s: training state without clipper (CLIP) section", path);
     if (s->bptt && (st = clipnn_bptt_loop_check(s->bptt, s->bptt_len, path))) return st;
     if (s->priv && (st = clipnn_dp_check(s->priv, s->priv_len, path))) return st;
+    if (s->epch && (st = clipnn_epoch_sums_check(s->epch, s->epch_len, s->loop, path))) return st;
     return clipnn_optimizer_state_check(s->optim, s->optim_len, n_params, path);
 }
 

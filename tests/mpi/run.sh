@@ -188,7 +188,7 @@ refused "--clip-where local in the plain build" "needs an MPI job" \
 refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
 refused "--clip-where clip21 on resume" "cannot resume" \
-    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --quiet
+    "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --force --quiet
 
 # The all-reduce in buckets during the backward against the fused one.
 # shellcheck source=tests/mpi/buckets.sh
