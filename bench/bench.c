@@ -10,8 +10,11 @@
  *       interleaved within each repetition so that a noisy machine hits
  *       all of them alike; each rule trains its own copy of the model.
  *       RULE@tool trains with the callbacks `clipnn train` always installs
- *       (per-step record, epoch record, control), doing nothing: the
- *       tool's step, whose overhead is against RULE without them.
+ *       (per-step record, epoch record, control), doing nothing, and the
+ *       record's distance from theta(0) at the epochs' ends, as the tool
+ *       takes it: the tool's step, whose overhead is against RULE without
+ *       them. RULE@log: the same with the distance at every step, as
+ *       `clipnn train --log` (or --report) takes it.
  *   bench_clipnn naive  --arch ... --batch B [--threads T] [--reps R]
  *       Per-sample (DP-SGD) clipping: the per-example norm trick against
  *       the naive computation (one backward per example, each clipped and
@@ -124,7 +127,7 @@ typedef struct {
     size_t widths[MAX_LAYERS];
     size_t n_layers, n_inputs;
     clipnn_clip_rule clips[MAX_CLIPS];
-    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks installed ("RULE@tool") */
+    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks: TOOL_* */
     int n_clips;
     const char *arch;
     clipnn_layer_kind cell; /* recdp */
@@ -149,13 +152,22 @@ static void parse_arch(bench_args *a, const char *text) {
     a->arch = text;
 }
 
+/* A grid entry's callbacks: none, those of `clipnn train` ("RULE@tool": the
+ * distance from theta(0) at the epochs' ends), or of `clipnn train --log`
+ * ("RULE@log": at every step). */
+enum { TOOL_NONE = 0, TOOL_DEFAULT, TOOL_LOG };
+static const char *const tool_suffix[] = {"", "@tool", "@log"};
+
 static void parse_clips(bench_args *a, const char *text) {
     char *copy = strdup(text), *save = NULL;
     a->n_clips = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (a->n_clips == MAX_CLIPS) usage("--clips: too many");
-        char *at = strstr(tok, "@tool");
-        a->tool[a->n_clips] = at != NULL;
+        char *at = strchr(tok, '@');
+        a->tool[a->n_clips] = TOOL_NONE;
+        for (int k = TOOL_DEFAULT; at && k <= TOOL_LOG; k++)
+            if (!strcmp(at, tool_suffix[k])) a->tool[a->n_clips] = k;
+        if (at && !a->tool[a->n_clips]) usage("--clips: RULE, RULE@tool or RULE@log");
         if (at) *at = 0;
         if (clipnn_clip_rule_parse(tok, &a->clips[a->n_clips++])) die("--clips");
     }
@@ -167,7 +179,7 @@ static bench_args parse_args(int argc, char **argv) {
                     .steps = 40, .method = CLIPNN_ATTACK_PGD_LINF,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
-    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
+    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool,norm@log");
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage("option without a value");
@@ -360,7 +372,9 @@ static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
 /* The callbacks `clipnn train` always installs (its per-step log, progress
  * and stop request), here doing nothing with what they are given: what
  * the tool's step costs the library. */
-static void tool_on_step(const clipnn_step_record *r, void *user) { *(double *)user += r->dist_from_start; }
+static void tool_on_step(const clipnn_step_record *r, void *user) {
+    if (!isnan(r->dist_from_start)) *(double *)user += r->dist_from_start;
+}
 static void tool_on_epoch(const clipnn_epoch_record *r, void *user) { *(double *)user += r->train_loss; }
 static int tool_control(void *user) { return *(double *)user < 0; }
 static double tool_sink;
@@ -386,6 +400,7 @@ static clipnn_train_options grid_options(const bench_args *a, int c, uint64_t st
         o.on_epoch = tool_on_epoch;
         o.control = tool_control;
         o.user = &tool_sink;
+        o.record_params = a->tool[c] == TOOL_LOG ? CLIPNN_RECORD_EVERY_STEP : CLIPNN_RECORD_EPOCH_ENDS;
     }
     return o;
 }
@@ -399,7 +414,7 @@ static int grid_base(const bench_args *a, int c) {
 }
 
 static const char *grid_name(const bench_args *a, int c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), a->tool[c] ? "@tool" : "");
+    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), tool_suffix[a->tool[c]]);
     return buf;
 }
 

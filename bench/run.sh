@@ -141,7 +141,8 @@ echo "computes for every rule) / step with the rule; torch ovh: (step with the r
 echo "Clipped fraction of steps, unit-norm cost (fraction of the none step), steps per repetition:"
 awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x %s\n", $2, $3, $4, $10, 100 * $13, $12, $11 }' "$OUT/clipnn"
 echo "RULE@tool: the rule with the callbacks \`clipnn train\` always installs (per-step record, epoch record,"
-echo "control); its clip ovh is against RULE without them: what the tool's step costs over the library's."
+echo "control; the distance from theta(0) at the epochs' ends); its clip ovh is against RULE without them: what"
+echo "the tool's step costs over the library's. RULE@log: the same with the distance at every step (--log, --report)."
 
 echo
 echo "The step against its own GEMMs (no clipping; every figure of one interleaved run, GFLOP/s and % of $THREADS x"

@@ -170,9 +170,10 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (r->diverged) printf("diverged at step %llu\n", (unsigned long long)r->diverged_step);
     printf("test accuracy %.4f  test loss %.4g  train loss %.4g\n", r->test_accuracy, r->test_loss,
            r->train_loss);
-    printf("steps %llu  %.2f s  clipped %.1f%%  skipped %llu  max ||theta - theta0|| %.4g\n",
+    printf("steps %llu  %.2f s  clipped %.1f%%  skipped %llu  max ||theta - theta0|| %.4g%s\n",
            (unsigned long long)r->steps, r->seconds, 100.0 * r->clipped_fraction,
-           (unsigned long long)r->skipped_steps, r->max_dist_from_start);
+           (unsigned long long)r->skipped_steps, r->max_dist_from_start,
+           o->record_params == CLIPNN_RECORD_EPOCH_ENDS ? " (at epoch ends)" : "");
     if (o->expected_grad)
         printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
                r->mean_grad_norm);
@@ -333,8 +334,11 @@ static int prepare(const char *cmd, train_run *r) {
     if (rc) return rc;
     r->ctx.run.info = r->info;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
-     * the per-step record. */
+     * the per-step record. The distance from theta0 costs the update a
+     * stream of theta0: taken at every step only for the logs that show
+     * it (--log, --report), else at the epochs' ends. */
     r->o.on_step = on_step;
+    r->o.record_params = r->a.log || r->a.report ? CLIPNN_RECORD_EVERY_STEP : CLIPNN_RECORD_EPOCH_ENDS;
     /* only the per-step log reads the pre-clip norms */
     r->o.per_sample_skip_pre_norm = !r->a.log;
     r->o.on_epoch = on_epoch;

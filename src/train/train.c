@@ -199,6 +199,8 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
     size_t total;
     clipnn_dataset_shard_range(train, NULL, &total);
     if (total == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
+    if ((unsigned)o->record_params >= CLIPNN_RECORD_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: unknown record_params %d", (int)o->record_params);
     return check_rule_optimizer(o);
 }
 
@@ -297,8 +299,9 @@ typedef struct {
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     int one_pass; /* per-sample clipping in one backward (clipnn_fused_opts.deltas_only) */
-    clipnn_update_sums sums; /* what the update sums for the clipper and the step record */
-    int sums_valid;          /* the sums describe the parameters as they are */
+    clipnn_update_sums sums; /* what the update sums for the clipper and the step record, at most */
+    int record_sums;         /* the step record's theta_norm and distance come from those sums */
+    int theta_summed, dist_summed; /* b.theta_acc, b.dist_acc describe the parameters as they are */
     clipnn_fused_opts fused;
     clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
@@ -463,13 +466,31 @@ static clipnn_status resume_loop(train_run *r) {
  * the update: its record reads the parameters. */
 static void plan_update_sums(train_run *r) {
     const clipnn_clip_options *c = &r->o->clip;
-    int record = r->o->on_step && c->rule != CLIPNN_CLIP_PROJECT;
+    r->record_sums = r->o->on_step && c->rule != CLIPNN_CLIP_PROJECT;
     r->sums = (clipnn_update_sums){
-        .theta_acc = r->need_theta || (record && c->p == 2) ? r->b.theta_acc : NULL,
-        .dist_acc = record ? r->b.dist_acc : NULL,
+        .theta_acc = r->need_theta || (r->record_sums && c->p == 2) ? r->b.theta_acc : NULL,
+        .dist_acc = r->record_sums ? r->b.dist_acc : NULL,
         .theta0 = r->b.theta0,
     };
-    r->sums_valid = 0;
+    r->theta_summed = r->dist_summed = 0;
+}
+
+/* Does step t's record carry the figures that read every parameter
+ * (clipnn_train_options.record_params)? */
+static int record_params_now(const train_run *r, uint64_t t) {
+    return r->o->record_params == CLIPNN_RECORD_EVERY_STEP || (t + 1) % r->steps_per_epoch == 0 ||
+           t + 1 == r->total;
+}
+
+/* What step t's update sums: the rule's ||theta|| at every step, the
+ * record's figures at the steps whose record carries them. */
+static clipnn_update_sums step_sums(const train_run *r, uint64_t t) {
+    clipnn_update_sums s = r->sums;
+    if (r->o->on_step && !record_params_now(r, t)) {
+        s.dist_acc = NULL;
+        if (!r->need_theta) s.theta_acc = NULL;
+    }
+    return s;
 }
 
 /* The sums of the parameters the run starts from, as an update would have
@@ -478,7 +499,8 @@ static void plan_update_sums(train_run *r) {
 static void start_update_sums(train_run *r) {
     if (!r->sums.theta_acc && !r->sums.dist_acc) return;
     clipnn_update_sums_fill(&r->sums, r->m);
-    r->sums_valid = 1;
+    r->theta_summed = r->sums.theta_acc != NULL;
+    r->dist_summed = r->sums.dist_acc != NULL;
     r->theta_valid = r->need_theta;
 }
 
@@ -601,11 +623,14 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
  * range ends the run (*stop, or the error) unless the policy is skip. */
 static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, int *stop) {
     const clipnn_nonfinite policy = r->o->clip.nonfinite;
-    int any_sums = r->sums.theta_acc || r->sums.dist_acc;
+    const clipnn_update_sums sums = step_sums(r, t);
+    int any_sums = sums.theta_acc || sums.dist_acc;
     clipnn_status s = clipnn_optimizer_step_units(r->opt, r->m, &r->fused, lr, scale, r->b.unit_scale,
-                                                  any_sums ? &r->sums : NULL);
+                                                  any_sums ? &sums : NULL);
     r->theta_valid = r->need_theta;
-    r->sums_valid = any_sums; /* a kept parameter (below) is summed as kept */
+    /* a kept parameter (below) is summed as kept */
+    r->theta_summed = sums.theta_acc != NULL;
+    r->dist_summed = sums.dist_acc != NULL;
     if (s == CLIPNN_ERR_NONFINITE) {
         /* The update would have left float range: the optimizer kept
          * those parameters, so none is NaN or Inf, but the run has
@@ -655,6 +680,26 @@ static void count_step(train_run *r, uint64_t t, double lr, double loss) {
     if (r->bptt.on) clipnn_bptt_advance(&r->bptt);
 }
 
+/* The record's figures that read every parameter, at the steps whose
+ * record carries them (NaN at the others): from the update's sums (a
+ * skipped step leaves the parameters, and the sums, as the update before
+ * left them); where there are none (the projection moves theta after the
+ * update, a skipped step after an update that did not sum) or their float
+ * partials overflowed (past about 1.8e19), by a pass over the parameters. */
+static void record_params(train_run *r, uint64_t t) {
+    clipnn_step_record *rec = &r->rec;
+    const double p = r->o->clip.p;
+    if (!record_params_now(r, t)) { /* clip.theta_norm: the rule's own, or NaN */
+        rec->dist_from_start = NAN;
+        return;
+    }
+    rec->dist_from_start = r->dist_summed ? sqrt(units_total(r->m, r->b.dist_acc)) : NAN;
+    if (!isfinite(rec->dist_from_start)) rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
+    if (isnan(rec->clip.theta_norm) && r->record_sums && r->theta_summed && p == 2)
+        rec->clip.theta_norm = sqrt(units_total(r->m, r->b.theta_acc));
+    if (!isfinite(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, p);
+}
+
 /* The step record for on_step, with the stability telemetry. */
 static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     const clipnn_train_options *o = r->o;
@@ -666,14 +711,7 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->sum_lr = L->sum_lr;
     rec->sum_lr2 = L->sum_lr2;
     rec->loss = loss;
-    /* From the update's sums (a skipped step leaves the parameters, and
-     * the sums, as the update before left them); their float partials
-     * overflow past about 1.8e19, where the double pass takes over. */
-    rec->dist_from_start = r->sums_valid && r->sums.dist_acc ? sqrt(units_total(r->m, r->sums.dist_acc)) : NAN;
-    if (!isfinite(rec->dist_from_start)) rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
-    if (isnan(rec->clip.theta_norm) && r->sums_valid && r->sums.dist_acc && r->sums.theta_acc && o->clip.p == 2)
-        rec->clip.theta_norm = sqrt(units_total(r->m, r->sums.theta_acc));
-    if (!isfinite(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, o->clip.p);
+    record_params(r, t);
     rec->det_bound = lam * L->sum_lr;
     rec->lemma1_bound =
         o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;
