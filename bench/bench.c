@@ -56,14 +56,21 @@
  *       split as the step, on one thread times T, on BLAS's threads; all
  *       but sgemm's against T x sgemm; the step against the three; the
  *       tile limit (multiply-adds; 0: no tiles with this BLAS and CPU).
- *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
+ *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce|apgd-dlr] [--batch 256] [--steps 40] [--n 2560]
  *                       [--threads T] [--reps R]
- *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
- *       synthetic inputs of a ReLU MLP: seconds (median), GFLOP/s (2 x
+ *       PGD-Linf, APGD-CE or APGD-DLR (eps 0.1, no random start) through
+ *       clipnn_attack on n synthetic inputs of a ReLU MLP, labelled with the
+ *       model's predictions so that the attack works on every example (as
+ *       the PyTorch loop does): seconds (median), GFLOP/s (2 x
  *       the multiply-adds of the forward and of every layer's input
  *       gradient, steps + 1 times per example), and a training step's
  *       GFLOP/s at the same batch (clipnn_train, no clipping) for the
  *       ratio.
+ *   bench_clipnn inputopt --arch ... [--steps S] [--threads T] [--reps R]
+ *       Input optimization (clipnn_optimize_input: one input towards class
+ *       1, cross-entropy, sign steps of 0.01, S steps without stopping) on
+ *       a ReLU MLP: seconds (median), GFLOP/s as for pgd, and a training
+ *       step's GFLOP/s at batch 1.
  *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
  *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
  *       Training throughput of a recurrent classifier through clipnn_train:
@@ -681,16 +688,59 @@ static void bench_recdp(const bench_args *a) {
 
 /* --------------------------------------------------------------- pgd */
 
-static void bench_pgd(const bench_args *a) {
-    clipnn_set_threads(a->threads);
+/* The ReLU MLP of --arch (identity output), Xavier weights, seed 1. */
+static clipnn_model *relu_mlp(const bench_args *a) {
     clipnn_act acts[MAX_LAYERS];
     for (size_t l = 0; l < a->n_layers; l++) acts[l] = l + 1 < a->n_layers ? CLIPNN_ACT_RELU : CLIPNN_ACT_IDENTITY;
     clipnn_model *m;
     if (clipnn_model_create(&m, a->n_inputs, a->n_layers, a->widths, acts) ||
         clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1))
         die("model");
+    return m;
+}
+
+/* Forward and input gradient of every layer, 2 x multiply-adds, per iterate of one example. */
+static double iterate_flops(const bench_args *a) {
+    double macs = 0;
+    size_t in = a->n_inputs;
+    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
+    return 4.0 * macs;
+}
+
+/* A training step's GFLOP/s at a->batch: the fastest of five runs of 100
+ * steps (a busy machine only slows a run down). */
+static double train_gflops(const bench_args *a, clipnn_model *m, const clipnn_dataset *ds) {
+    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 100);
+    clipnn_train_result tr;
+    double best = INFINITY;
+    for (int r = 0; r < 5; r++) {
+        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
+        best = fmin(best, tr.seconds / 100);
+    }
+    return step_flops(a) / best / 1e9;
+}
+
+/* The first n examples of ds labelled with m's predictions. */
+static float *predicted_labels(clipnn_model *m, const clipnn_dataset *ds, size_t n) {
+    const size_t k = clipnn_model_n_outputs(m);
+    float *y = malloc(n * sizeof *y);
+    const float *z;
+    if (!y || clipnn_forward(m, clipnn_dataset_x(ds), n, &z)) die("predictions");
+    for (size_t i = 0; i < n; i++) {
+        size_t best = 0;
+        for (size_t j = 1; j < k; j++)
+            if (z[i * k + j] > z[i * k + best]) best = j;
+        y[i] = (float)best;
+    }
+    return y;
+}
+
+static void bench_pgd(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = relu_mlp(a);
     clipnn_dataset *ds = make_data(a);
     size_t n = a->n > N_EXAMPLES ? N_EXAMPLES : a->n;
+    float *labels = predicted_labels(m, ds, n);
     clipnn_attack_options o = clipnn_attack_options_default();
     o.method = a->method;
     o.eps = 0.1;
@@ -700,25 +750,48 @@ static void bench_pgd(const bench_args *a) {
     double t[MAX_REPS];
     for (int r = -1; r < a->reps; r++) {
         double t0 = clipnn_now_seconds();
-        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), clipnn_dataset_y(ds), n, NULL, &res)) die("attack");
+        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), labels, n, NULL, &res)) die("attack");
         if (r >= 0) t[r] = clipnn_now_seconds() - t0;
     }
-    double secs = median(t, a->reps), macs = 0;
-    size_t in = a->n_inputs;
-    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
-    double flops = 4.0 * macs * (double)n * (double)(a->steps + 1);
-    /* a training step at the same batch, for the ratio: the fastest of
-     * five runs of 100 steps (a busy machine only slows a run down) */
-    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 100);
-    clipnn_train_result tr;
-    double best = INFINITY;
-    for (int r = 0; r < 5; r++) {
-        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
-        best = fmin(best, tr.seconds / 100);
-    }
+    if (res.eligible != n) die("pgd: an example the model does not predict");
+    double secs = median(t, a->reps), flops = iterate_flops(a) * (double)n * (double)(a->steps + 1);
     printf("pgd\t%s\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", clipnn_attack_method_name(a->method), a->arch,
-           a->batch, a->threads, a->steps, n, secs,
-           flops / secs / 1e9, step_flops(a) / best / 1e9);
+           a->batch, a->threads, a->steps, n, secs, flops / secs / 1e9, train_gflops(a, m, ds));
+    free(labels);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
+/* ----------------------------------------------------------- inputopt */
+
+static void bench_inputopt(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = relu_mlp(a);
+    clipnn_dataset *ds = make_data(a);
+    const size_t d = a->n_inputs;
+    float *x = malloc(d * sizeof *x), y = 1.0f;
+    if (!x) usage("out of memory");
+    clipnn_inputopt_options o = clipnn_inputopt_options_default();
+    o.lr = 0.01;
+    o.steps = a->steps;
+    o.stop_on_success = 0;
+    o.stall_steps = 0;
+    o.grad_tol = -1; /* never stops on the gradient either */
+    clipnn_inputopt_result res;
+    double t[MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        memcpy(x, clipnn_dataset_x(ds), d * sizeof *x);
+        double t0 = clipnn_now_seconds();
+        if (clipnn_optimize_input(m, &o, &y, x, &res)) die("optimize-input");
+        if (r >= 0) t[r] = clipnn_now_seconds() - t0;
+    }
+    if (res.steps != a->steps) die("inputopt: stopped early");
+    bench_args one = *a;
+    one.batch = 1;
+    double secs = median(t, a->reps), flops = iterate_flops(a) * (double)(a->steps + 1);
+    printf("inputopt\t%s\t%d\t%zu\t%.4f\t%.2f\t%.2f\n", a->arch, a->threads, a->steps, secs, flops / secs / 1e9,
+           train_gflops(&one, m, ds));
+    free(x);
     clipnn_model_free(m);
     clipnn_dataset_free(ds);
 }
@@ -1001,6 +1074,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "rec")) bench_rec(&a);
     else if (!strcmp(argv[1], "update")) bench_update(&a);
     else if (!strcmp(argv[1], "pgd")) bench_pgd(&a);
+    else if (!strcmp(argv[1], "inputopt")) bench_inputopt(&a);
     else if (!strcmp(argv[1], "shapes")) bench_shapes(&a);
     else usage("unknown mode");
     return 0;
