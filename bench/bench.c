@@ -10,8 +10,11 @@
  *       interleaved within each repetition so that a noisy machine hits
  *       all of them alike; each rule trains its own copy of the model.
  *       RULE@tool trains with the callbacks `clipnn train` always installs
- *       (per-step record, epoch record, control), doing nothing: the
- *       tool's step, whose overhead is against RULE without them.
+ *       (per-step record, epoch record, control), doing nothing, and the
+ *       record's distance from theta(0) at the epochs' ends, as the tool
+ *       takes it: the tool's step, whose overhead is against RULE without
+ *       them. RULE@log: the same with the distance at every step, as
+ *       `clipnn train --log` (or --report) takes it.
  *   bench_clipnn naive  --arch ... --batch B [--threads T] [--reps R]
  *       Per-sample (DP-SGD) clipping: the per-example norm trick against
  *       the naive computation (one backward per example, each clipped and
@@ -37,14 +40,37 @@
  *       (the step record): us per update, the fastest repetition (on one
  *       thread its CPU time, which another process's turn on the core
  *       does not count).
- *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce] [--batch 256] [--steps 40] [--n 2560]
+ *   bench_clipnn shapes --arch ... --batch B [--threads T] [--reps R]
+ *       The training step's own GEMMs alone at their exact shapes (every
+ *       layer's forward, weight gradient and, but for the first layer,
+ *       input gradient): GFLOP/s as the step runs them (T threads, each a
+ *       single-threaded BLAS call on its slice, a barrier between calls),
+ *       on one thread at the whole shape, and in one call with BLAS's own
+ *       T threads at the whole shape; a row per GEMM and one for all (the step's flops
+ *       over the sum of the GEMMs' times): what sgemm reaches at these
+ *       shapes, the bound of the step's GFLOP/s. Also, interleaved: the
+ *       step (clipnn_train, no clipping), the step with whole slices (no
+ *       tiles: --direct-macs 0 for every GEMM) and sgemm 512^3 on one
+ *       thread. The "shapes" row: arch, batch, threads; GFLOP/s of the
+ *       step, of the step with whole slices, of sgemm 512^3, of the GEMMs
+ *       split as the step, on one thread times T, on BLAS's threads; all
+ *       but sgemm's against T x sgemm; the step against the three; the
+ *       tile limit (multiply-adds; 0: no tiles with this BLAS and CPU).
+ *   bench_clipnn pgd    --arch ... [--method pgd-linf|apgd-ce|apgd-dlr] [--batch 256] [--steps 40] [--n 2560]
  *                       [--threads T] [--reps R]
- *       PGD-Linf or APGD-CE (eps 0.1, no random start) through clipnn_attack on n
- *       synthetic inputs of a ReLU MLP: seconds (median), GFLOP/s (2 x
+ *       PGD-Linf, APGD-CE or APGD-DLR (eps 0.1, no random start) through
+ *       clipnn_attack on n synthetic inputs of a ReLU MLP, labelled with the
+ *       model's predictions so that the attack works on every example (as
+ *       the PyTorch loop does): seconds (median), GFLOP/s (2 x
  *       the multiply-adds of the forward and of every layer's input
  *       gradient, steps + 1 times per example), and a training step's
  *       GFLOP/s at the same batch (clipnn_train, no clipping) for the
  *       ratio.
+ *   bench_clipnn inputopt --arch ... [--steps S] [--threads T] [--reps R]
+ *       Input optimization (clipnn_optimize_input: one input towards class
+ *       1, cross-entropy, sign steps of 0.01, S steps without stopping) on
+ *       a ReLU MLP: seconds (median), GFLOP/s as for pgd, and a training
+ *       step's GFLOP/s at batch 1.
  *   bench_clipnn rec    --cell lstm --hidden 64 --seq-steps 50 --step-dim 32
  *                       --batch B [--threads T] [--reps R] [--rep-seconds S]
  *       Training throughput of a recurrent classifier through clipnn_train:
@@ -88,8 +114,8 @@ static void die(const char *what) {
 }
 
 static void usage(const char *msg) {
-    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|naive|recdp|rec|kernels [options] "
-                    "(see bench/bench.c)\n",
+    fprintf(stderr, "bench_clipnn: %s\nusage: bench_clipnn sgemm|grid|shapes|naive|recdp|rec|kernels|update|pgd "
+                    "[options] (see bench/bench.c)\n",
             msg);
     exit(2);
 }
@@ -101,7 +127,7 @@ typedef struct {
     size_t widths[MAX_LAYERS];
     size_t n_layers, n_inputs;
     clipnn_clip_rule clips[MAX_CLIPS];
-    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks installed ("RULE@tool") */
+    int tool[MAX_CLIPS]; /* the rule trained with the tool's callbacks: TOOL_* */
     int n_clips;
     const char *arch;
     clipnn_layer_kind cell; /* recdp */
@@ -126,13 +152,22 @@ static void parse_arch(bench_args *a, const char *text) {
     a->arch = text;
 }
 
+/* A grid entry's callbacks: none, those of `clipnn train` ("RULE@tool": the
+ * distance from theta(0) at the epochs' ends), or of `clipnn train --log`
+ * ("RULE@log": at every step). */
+enum { TOOL_NONE = 0, TOOL_DEFAULT, TOOL_LOG };
+static const char *const tool_suffix[] = {"", "@tool", "@log"};
+
 static void parse_clips(bench_args *a, const char *text) {
     char *copy = strdup(text), *save = NULL;
     a->n_clips = 0;
     for (char *tok = strtok_r(copy, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
         if (a->n_clips == MAX_CLIPS) usage("--clips: too many");
-        char *at = strstr(tok, "@tool");
-        a->tool[a->n_clips] = at != NULL;
+        char *at = strchr(tok, '@');
+        a->tool[a->n_clips] = TOOL_NONE;
+        for (int k = TOOL_DEFAULT; at && k <= TOOL_LOG; k++)
+            if (!strcmp(at, tool_suffix[k])) a->tool[a->n_clips] = k;
+        if (at && !a->tool[a->n_clips]) usage("--clips: RULE, RULE@tool or RULE@log");
         if (at) *at = 0;
         if (clipnn_clip_rule_parse(tok, &a->clips[a->n_clips++])) die("--clips");
     }
@@ -144,7 +179,7 @@ static bench_args parse_args(int argc, char **argv) {
                     .steps = 40, .method = CLIPNN_ATTACK_PGD_LINF,
                     .cell = CLIPNN_LAYER_LSTM, .hidden = 64, .seq_steps = 28, .step_dim = 28};
     parse_arch(&a, "784-256-128-10");
-    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool");
+    parse_clips(&a, "none,norm,adaptive-layer,agc,per-sample,norm@tool,norm@log");
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) usage("option without a value");
@@ -164,6 +199,7 @@ static bench_args parse_args(int argc, char **argv) {
         else if (!strcmp(k, "--step-dim")) a.step_dim = (size_t)atol(v);
         else if (!strcmp(k, "--every-step")) a.every_step = atoi(v) != 0;
         else if (!strcmp(k, "--steps")) a.steps = (size_t)atol(v);
+        else if (!strcmp(k, "--direct-macs")) clipnn_gemm_direct_macs = (size_t)atol(v);
         else if (!strcmp(k, "--method")) {
             if (clipnn_attack_method_parse(v, &a.method)) die("--method");
         }
@@ -336,7 +372,9 @@ static clipnn_clip_options clip_for(clipnn_clip_rule rule) {
 /* The callbacks `clipnn train` always installs (its per-step log, progress
  * and stop request), here doing nothing with what they are given: what
  * the tool's step costs the library. */
-static void tool_on_step(const clipnn_step_record *r, void *user) { *(double *)user += r->dist_from_start; }
+static void tool_on_step(const clipnn_step_record *r, void *user) {
+    if (!isnan(r->dist_from_start)) *(double *)user += r->dist_from_start;
+}
 static void tool_on_epoch(const clipnn_epoch_record *r, void *user) { *(double *)user += r->train_loss; }
 static int tool_control(void *user) { return *(double *)user < 0; }
 static double tool_sink;
@@ -362,6 +400,7 @@ static clipnn_train_options grid_options(const bench_args *a, int c, uint64_t st
         o.on_epoch = tool_on_epoch;
         o.control = tool_control;
         o.user = &tool_sink;
+        o.record_params = a->tool[c] == TOOL_LOG ? CLIPNN_RECORD_EVERY_STEP : CLIPNN_RECORD_EPOCH_ENDS;
     }
     return o;
 }
@@ -375,7 +414,7 @@ static int grid_base(const bench_args *a, int c) {
 }
 
 static const char *grid_name(const bench_args *a, int c, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), a->tool[c] ? "@tool" : "");
+    snprintf(buf, cap, "%s%s", clipnn_clip_rule_name(a->clips[c]), tool_suffix[a->tool[c]]);
     return buf;
 }
 
@@ -649,16 +688,59 @@ static void bench_recdp(const bench_args *a) {
 
 /* --------------------------------------------------------------- pgd */
 
-static void bench_pgd(const bench_args *a) {
-    clipnn_set_threads(a->threads);
+/* The ReLU MLP of --arch (identity output), Xavier weights, seed 1. */
+static clipnn_model *relu_mlp(const bench_args *a) {
     clipnn_act acts[MAX_LAYERS];
     for (size_t l = 0; l < a->n_layers; l++) acts[l] = l + 1 < a->n_layers ? CLIPNN_ACT_RELU : CLIPNN_ACT_IDENTITY;
     clipnn_model *m;
     if (clipnn_model_create(&m, a->n_inputs, a->n_layers, a->widths, acts) ||
         clipnn_model_init(m, CLIPNN_INIT_XAVIER, 1))
         die("model");
+    return m;
+}
+
+/* Forward and input gradient of every layer, 2 x multiply-adds, per iterate of one example. */
+static double iterate_flops(const bench_args *a) {
+    double macs = 0;
+    size_t in = a->n_inputs;
+    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
+    return 4.0 * macs;
+}
+
+/* A training step's GFLOP/s at a->batch: the fastest of five runs of 100
+ * steps (a busy machine only slows a run down). */
+static double train_gflops(const bench_args *a, clipnn_model *m, const clipnn_dataset *ds) {
+    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 100);
+    clipnn_train_result tr;
+    double best = INFINITY;
+    for (int r = 0; r < 5; r++) {
+        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
+        best = fmin(best, tr.seconds / 100);
+    }
+    return step_flops(a) / best / 1e9;
+}
+
+/* The first n examples of ds labelled with m's predictions. */
+static float *predicted_labels(clipnn_model *m, const clipnn_dataset *ds, size_t n) {
+    const size_t k = clipnn_model_n_outputs(m);
+    float *y = malloc(n * sizeof *y);
+    const float *z;
+    if (!y || clipnn_forward(m, clipnn_dataset_x(ds), n, &z)) die("predictions");
+    for (size_t i = 0; i < n; i++) {
+        size_t best = 0;
+        for (size_t j = 1; j < k; j++)
+            if (z[i * k + j] > z[i * k + best]) best = j;
+        y[i] = (float)best;
+    }
+    return y;
+}
+
+static void bench_pgd(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = relu_mlp(a);
     clipnn_dataset *ds = make_data(a);
     size_t n = a->n > N_EXAMPLES ? N_EXAMPLES : a->n;
+    float *labels = predicted_labels(m, ds, n);
     clipnn_attack_options o = clipnn_attack_options_default();
     o.method = a->method;
     o.eps = 0.1;
@@ -668,25 +750,220 @@ static void bench_pgd(const bench_args *a) {
     double t[MAX_REPS];
     for (int r = -1; r < a->reps; r++) {
         double t0 = clipnn_now_seconds();
-        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), clipnn_dataset_y(ds), n, NULL, &res)) die("attack");
+        if (clipnn_attack(m, &o, clipnn_dataset_x(ds), labels, n, NULL, &res)) die("attack");
         if (r >= 0) t[r] = clipnn_now_seconds() - t0;
     }
-    double secs = median(t, a->reps), macs = 0;
-    size_t in = a->n_inputs;
-    for (size_t l = 0; l < a->n_layers; l++) macs += (double)in * (double)a->widths[l], in = a->widths[l];
-    double flops = 4.0 * macs * (double)n * (double)(a->steps + 1);
-    /* a training step at the same batch, for the ratio: the fastest of
-     * five runs of 100 steps (a busy machine only slows a run down) */
-    clipnn_train_options to = train_options(a, CLIPNN_CLIP_NONE, 100);
-    clipnn_train_result tr;
-    double best = INFINITY;
-    for (int r = 0; r < 5; r++) {
-        if (clipnn_train(m, ds, NULL, &to, &tr)) die("train");
-        best = fmin(best, tr.seconds / 100);
-    }
+    if (res.eligible != n) die("pgd: an example the model does not predict");
+    double secs = median(t, a->reps), flops = iterate_flops(a) * (double)n * (double)(a->steps + 1);
     printf("pgd\t%s\t%s\t%zu\t%d\t%zu\t%zu\t%.4f\t%.2f\t%.2f\n", clipnn_attack_method_name(a->method), a->arch,
-           a->batch, a->threads, a->steps, n, secs,
-           flops / secs / 1e9, step_flops(a) / best / 1e9);
+           a->batch, a->threads, a->steps, n, secs, flops / secs / 1e9, train_gflops(a, m, ds));
+    free(labels);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
+/* ----------------------------------------------------------- inputopt */
+
+static void bench_inputopt(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    clipnn_model *m = relu_mlp(a);
+    clipnn_dataset *ds = make_data(a);
+    const size_t d = a->n_inputs;
+    float *x = malloc(d * sizeof *x), y = 1.0f;
+    if (!x) usage("out of memory");
+    clipnn_inputopt_options o = clipnn_inputopt_options_default();
+    o.lr = 0.01;
+    o.steps = a->steps;
+    o.stop_on_success = 0;
+    o.stall_steps = 0;
+    o.grad_tol = -1; /* never stops on the gradient either */
+    clipnn_inputopt_result res;
+    double t[MAX_REPS];
+    for (int r = -1; r < a->reps; r++) {
+        memcpy(x, clipnn_dataset_x(ds), d * sizeof *x);
+        double t0 = clipnn_now_seconds();
+        if (clipnn_optimize_input(m, &o, &y, x, &res)) die("optimize-input");
+        if (r >= 0) t[r] = clipnn_now_seconds() - t0;
+    }
+    if (res.steps != a->steps) die("inputopt: stopped early");
+    bench_args one = *a;
+    one.batch = 1;
+    double secs = median(t, a->reps), flops = iterate_flops(a) * (double)(a->steps + 1);
+    printf("inputopt\t%s\t%d\t%zu\t%.4f\t%.2f\t%.2f\n", a->arch, a->threads, a->steps, secs, flops / secs / 1e9,
+           train_gflops(&one, m, ds));
+    free(x);
+    clipnn_model_free(m);
+    clipnn_dataset_free(ds);
+}
+
+/* ------------------------------------------------------------ shapes */
+
+typedef enum { GEMM_FORWARD, GEMM_WEIGHT, GEMM_INPUT } gemm_kind;
+static const char *const gemm_names[] = {"forward", "weight", "input"};
+
+typedef struct {
+    float *a, *W, *z, *dW, *dz, *da;
+    size_t B, in, out;
+} gemm_bufs;
+
+/* Thread t of T: its slice of one GEMM, split as the step splits it
+ * (units for the forward and dW, inputs for da). */
+static void gemm_slice(gemm_kind k, const gemm_bufs *g, int t, int T) {
+    size_t lo, hi;
+    clipnn_chunk(k == GEMM_INPUT ? g->in : g->out, t, T, &lo, &hi);
+    if (k == GEMM_FORWARD) clipnn_dense_forward_cols(g->z, g->a, g->W, g->B, g->in, g->out, lo, hi);
+    else if (k == GEMM_WEIGHT) clipnn_dense_weight_grad_rows(g->dW, NULL, g->dz, g->a, g->B, g->in, g->out, lo, hi);
+    else clipnn_dense_input_grad_cols(g->da, g->dz, g->W, g->B, g->in, g->out, lo, hi);
+}
+
+/* Seconds per call of GEMM k, `inner` calls: how = 0 as the step (T
+ * threads, slices, a barrier between calls), 1 one thread at the whole
+ * shape (in tiles where the step takes them), 2 one call to BLAS at the
+ * whole shape on its own T threads. */
+static double time_gemm(gemm_kind k, const gemm_bufs *g, int how, int T, int inner) {
+    clipnn_barrier bar = {0, 0};
+    size_t direct = clipnn_gemm_direct_macs;
+    if (how == 2) clipnn_gemm_direct_macs = 0; /* BLAS's own call, whole */
+    if (how == 2 && openblas_set_num_threads) openblas_set_num_threads(T);
+    double t0 = clipnn_now_seconds();
+    if (how == 0) {
+#pragma omp parallel num_threads(T) if (T > 1)
+        for (int c = 0; c < inner; c++) {
+            gemm_slice(k, g, clipnn_thread_id(), clipnn_thread_count());
+            clipnn_barrier_wait(&bar, clipnn_thread_count());
+        }
+    } else {
+        for (int c = 0; c < inner; c++) gemm_slice(k, g, 0, 1);
+    }
+    double t = (clipnn_now_seconds() - t0) / inner;
+    if (how == 2 && openblas_set_num_threads) openblas_set_num_threads(1);
+    clipnn_gemm_direct_macs = direct;
+    return t;
+}
+
+static gemm_bufs gemm_alloc(size_t B, size_t in, size_t out) {
+    gemm_bufs g = {.B = B, .in = in, .out = out};
+    float **bufs[] = {&g.a, &g.W, &g.z, &g.dW, &g.dz, &g.da};
+    size_t sizes[] = {B * in, out * in, B * out, out * in, B * out, B * in};
+    for (size_t i = 0; i < 6; i++) {
+        if (!(*bufs[i] = malloc(sizes[i] * sizeof(float)))) usage("out of memory");
+        for (size_t j = 0; j < sizes[i]; j++) (*bufs[i])[j] = 1e-2f * (float)((int)((j * 7 + i) % 13) - 6);
+    }
+    return g;
+}
+
+static void gemm_free(gemm_bufs *g) { free(g->a), free(g->W), free(g->z), free(g->dW), free(g->dz), free(g->da); }
+
+/* GFLOP/s of one thread's sgemm n^3, `inner` calls (the yardstick, timed
+ * between the GEMMs of the step so that both meet the same load). */
+static double sgemm_rate(const float *A, const float *Bm, float *C, int n, int inner) {
+    double t0 = clipnn_now_seconds();
+    for (int k = 0; k < inner; k++)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, A, n, Bm, n, 0.0f, C, n);
+    return 2.0 * n * (double)n * n * inner / (clipnn_now_seconds() - t0) / 1e9;
+}
+
+/* The step's GEMMs of layer l: forward, weight gradient, input gradient
+ * (none for the first layer); *count of them. */
+static void layer_gemms(size_t l, gemm_kind *kinds, int *count) {
+    *count = 0;
+    kinds[(*count)++] = GEMM_FORWARD;
+    kinds[(*count)++] = GEMM_WEIGHT;
+    if (l > 0) kinds[(*count)++] = GEMM_INPUT;
+}
+
+/* One repetition: seconds per call of every GEMM of the step in the three
+ * ways (t[gemm][how]), alternating; the sums into total[how]. */
+static void shapes_rep(const bench_args *a, gemm_bufs *bufs, double t[][3], double total[3]) {
+    size_t i = 0;
+    total[0] = total[1] = total[2] = 0;
+    for (size_t l = 0; l < a->n_layers; l++) {
+        gemm_kind kinds[3];
+        int count;
+        layer_gemms(l, kinds, &count);
+        double flops = 2.0 * (double)bufs[l].B * (double)bufs[l].in * (double)bufs[l].out;
+        int inner = (int)ceil(0.005 / (flops / 100e9)); /* ~5 ms per way */
+        for (int k = 0; k < count; k++, i++)
+            for (int how = 0; how < 3; how++) {
+                t[i][how] = time_gemm(kinds[k], &bufs[l], how, a->threads, inner);
+                total[how] += t[i][how];
+            }
+    }
+}
+
+static void print_shape_rows(const bench_args *a, const gemm_bufs *bufs, double v[][3][MAX_REPS]) {
+    size_t i = 0;
+    for (size_t l = 0; l < a->n_layers; l++) {
+        gemm_kind kinds[3];
+        int count;
+        layer_gemms(l, kinds, &count);
+        const gemm_bufs *g = &bufs[l];
+        double flops = 2.0 * (double)g->B * (double)g->in * (double)g->out;
+        for (int k = 0; k < count; k++, i++) {
+            /* M x N x K of the row-major product */
+            size_t M = kinds[k] == GEMM_WEIGHT ? g->out : g->B, N = kinds[k] == GEMM_FORWARD ? g->out : g->in;
+            size_t K = kinds[k] == GEMM_FORWARD ? g->in : kinds[k] == GEMM_WEIGHT ? g->B : g->out;
+            printf("shape\t%s\t%zu\t%d\t%zu:%s\t%zu\t%zu\t%zu", a->arch, a->batch, a->threads, l, gemm_names[kinds[k]],
+                   M, N, K);
+            for (int how = 0; how < 3; how++) printf("\t%.2f", flops / median(v[i][how], a->reps) / 1e9);
+            printf("\n");
+        }
+    }
+}
+
+/* Seconds per step of clipnn_train without clipping (as the grid's none). */
+static double step_seconds(const bench_args *a, clipnn_model *m, const clipnn_dataset *ds, uint64_t steps) {
+    clipnn_train_options o = train_options(a, CLIPNN_CLIP_NONE, steps);
+    clipnn_train_result res;
+    if (clipnn_train(m, ds, NULL, &o, &res)) die("train");
+    return res.seconds / (double)steps;
+}
+
+static void bench_shapes(const bench_args *a) {
+    clipnn_set_threads(a->threads);
+    gemm_bufs bufs[MAX_LAYERS];
+    for (size_t l = 0, in = a->n_inputs; l < a->n_layers; in = a->widths[l], l++)
+        bufs[l] = gemm_alloc(a->batch, in, a->widths[l]);
+    gemm_bufs big = gemm_alloc(512, 512, 512);
+    clipnn_model *m = make_model(a);
+    clipnn_dataset *ds = make_data(a);
+    uint64_t steps = (uint64_t)ceil(0.02 / (step_flops(a) / 100e9)); /* ~20 ms */
+    static double v[3 * MAX_LAYERS][3][MAX_REPS];
+    /* per repetition, GFLOP/s: the step, the step with whole slices (no
+     * tiles), sgemm 512^3 on one thread, the GEMMs at the step's shapes in
+     * the three ways (one thread's rate times T: the ceiling of T threads
+     * that split perfectly) */
+    double rate[6][MAX_REPS], f = step_flops(a);
+    size_t direct = clipnn_gemm_direct_macs;
+    for (int r = -1; r < a->reps; r++) {
+        double t[3 * MAX_LAYERS][3], total[3];
+        shapes_rep(a, bufs, t, total);
+        double one = sgemm_rate(big.a, big.W, big.z, 512, 20), step = f / step_seconds(a, m, ds, steps) / 1e9;
+        clipnn_gemm_direct_macs = 0;
+        double whole = f / step_seconds(a, m, ds, steps) / 1e9;
+        clipnn_gemm_direct_macs = direct;
+        if (r < 0) continue;
+        for (size_t i = 0; i < 3 * a->n_layers; i++)
+            for (int how = 0; how < 3; how++) v[i][how][r] = t[i][how];
+        rate[0][r] = step, rate[1][r] = whole, rate[2][r] = one;
+        rate[3][r] = f / total[0] / 1e9, rate[4][r] = a->threads * f / total[1] / 1e9, rate[5][r] = f / total[2] / 1e9;
+    }
+    print_shape_rows(a, bufs, v);
+    printf("shapes\t%s\t%zu\t%d", a->arch, a->batch, a->threads);
+    for (int k = 0; k < 6; k++) printf("\t%.2f", median(rate[k], a->reps));
+    for (int k = 0; k < 6; k++) { /* every rate but sgemm's against T x sgemm */
+        double ratio[MAX_REPS];
+        for (int r = 0; r < a->reps; r++) ratio[r] = rate[k][r] / (a->threads * rate[2][r]);
+        if (k != 2) printf("\t%.4f", median(ratio, a->reps));
+    }
+    for (int k = 3; k < 6; k++) { /* the step against the GEMMs at its shapes */
+        double ratio[MAX_REPS];
+        for (int r = 0; r < a->reps; r++) ratio[r] = rate[0][r] / rate[k][r];
+        printf("\t%.4f", median(ratio, a->reps));
+    }
+    printf("\t%zu\n", direct);
+    for (size_t l = 0; l < a->n_layers; l++) gemm_free(&bufs[l]);
+    gemm_free(&big);
     clipnn_model_free(m);
     clipnn_dataset_free(ds);
 }
@@ -797,6 +1074,8 @@ int main(int argc, char **argv) {
     else if (!strcmp(argv[1], "rec")) bench_rec(&a);
     else if (!strcmp(argv[1], "update")) bench_update(&a);
     else if (!strcmp(argv[1], "pgd")) bench_pgd(&a);
+    else if (!strcmp(argv[1], "inputopt")) bench_inputopt(&a);
+    else if (!strcmp(argv[1], "shapes")) bench_shapes(&a);
     else usage("unknown mode");
     return 0;
 }

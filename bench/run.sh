@@ -86,19 +86,30 @@ for cfg in $GRID_CONFIGS; do
 done
 touch "$OUT/torch"
 
-# Attacks: PGD-Linf and APGD-CE, 40 steps, batch 256, on 2560 inputs of a
-# 784-256-128-10 ReLU MLP, clipnn then the same loop in PyTorch.
+# The step's own GEMMs alone at their shapes, beside the step, at batch 32
+# and 128: what sgemm reaches there bounds the step's GFLOP/s.
+: > "$OUT/shapes"
+for cfg in 784-256-128-10:32 784-256-128-10:128 784-1024-1024-10:32; do
+    wait_quiet
+    "$BENCH" shapes --arch "${cfg%%:*}" --batch "${cfg##*:}" --threads "$THREADS" --reps "$REPS" >> "$OUT/shapes"
+done
+
+# Attacks: PGD-Linf, APGD-CE and APGD-DLR, 40 steps, batch 256, on 2560
+# inputs of a 784-256-128-10 ReLU MLP, clipnn then the same loop in PyTorch
+# (PGD-Linf and APGD-CE); input optimization, 2000 steps on one input.
 : > "$OUT/attack"
-for method in pgd-linf apgd-ce; do
+for method in pgd-linf apgd-ce apgd-dlr; do
     wait_quiet
     "$BENCH" pgd --method "$method" --batch 256 --n 2560 --steps 40 --threads "$THREADS" --reps 3 >> "$OUT/attack"
-    if [ "$HAVE_TORCH" = 1 ]; then
+    if [ "$HAVE_TORCH" = 1 ] && [ "$method" != apgd-dlr ]; then
         wait_quiet
         "$PY" "$HERE/torch_bench.py" pgd --method "$method" --batch 256 --n-attack 2560 --steps 40 \
             --threads "$THREADS" --reps 1 >> "$OUT/attack_torch"
     fi
 done
 touch "$OUT/attack_torch"
+wait_quiet
+"$BENCH" inputopt --steps 2000 --threads "$THREADS" --reps 3 > "$OUT/inputopt"
 
 # Per-sample clipping: the per-example norm trick against one backward per example.
 wait_quiet
@@ -130,16 +141,37 @@ echo "computes for every rule) / step with the rule; torch ovh: (step with the r
 echo "Clipped fraction of steps, unit-norm cost (fraction of the none step), steps per repetition:"
 awk -F'\t' '{ printf "  %s, %s, %s: clipped %.2f, unit norms %.1f%%, %s steps x %s\n", $2, $3, $4, $10, 100 * $13, $12, $11 }' "$OUT/clipnn"
 echo "RULE@tool: the rule with the callbacks \`clipnn train\` always installs (per-step record, epoch record,"
-echo "control); its clip ovh is against RULE without them: what the tool's step costs over the library's."
+echo "control; the distance from theta(0) at the epochs' ends); its clip ovh is against RULE without them: what"
+echo "the tool's step costs over the library's. RULE@log: the same with the distance at every step (--log, --report)."
 
 echo
-echo "Attacks, 784-256-128-10 ReLU, batch 256, 40 steps, eps 0.1, 2560 inputs (GFLOP/s: 2 x multiply-adds of the"
-echo "forward and of every layer's input gradient, at steps + 1 iterates; train: a training step at batch 256):"
+echo "The step against its own GEMMs (no clipping; every figure of one interleaved run, GFLOP/s and % of $THREADS x"
+echo "the run's 1-thread sgemm 512^3; GEMMs: every layer's forward, weight gradient and input gradient but the"
+echo "first layer's, at the step's shapes: as the step splits them (a slice a thread, in tiles where the BLAS"
+echo "multiplies small GEMMs unpacked), one thread x $THREADS, one BLAS call on $THREADS threads):"
+printf '  %-24s %13s %13s %9s %13s %13s %13s %9s %9s\n' "model, batch" "step" "whole slices" "sgemm" "GEMMs split" \
+    "1 thread x $THREADS" "BLAS threads" "of split" "of 1 x $THREADS"
+awk -F'\t' '$1 == "shapes" {
+    rate = "%6.1f (%3.0f%%)"
+    printf "  %-24s " rate " " rate " %9.1f " rate " " rate " " rate " %8.0f%% %8.0f%%\n", $2 ", " $3,
+           $5, 100 * $11, $6, 100 * $12, $7, $8, 100 * $13, $9, 100 * $14, $10, 100 * $15, 100 * $16, 100 * $17
+}' "$OUT/shapes"
+echo "  (whole slices: the same step with one GEMM per thread and layer, as before the tiles; per GEMM: bench_clipnn"
+echo "  shapes prints a row each)"
+awk -F'\t' '$1 == "shapes" { limit = $19 } END { if (limit > 0) printf "  tiles of at most %d multiply-adds\n", limit;
+    else print "  no tiles: this BLAS and CPU pack every GEMM (the step and whole slices are the same)" }' "$OUT/shapes"
+
+echo
+echo "Attacks, 784-256-128-10 ReLU, batch 256, 40 steps, eps 0.1, 2560 inputs labelled with the model's predictions"
+echo "(every one attacked, as in the PyTorch loop; GFLOP/s: 2 x multiply-adds of the forward and of every layer's"
+echo "input gradient, at steps + 1 iterates; train: a training step at batch 256):"
 printf '  %-9s %10s %10s %9s %12s %12s %9s\n' "attack" "clipnn s" "PyTorch s" "ratio" "clipnn GF/s" "train GF/s" "of train"
 awk -F'\t' 'FILENAME == ARGV[1] { t[$2] = $8; next }
     { tp = ($2 in t) ? t[$2] : 0
       printf "  %-9s %10.3f %10s %9s %12.1f %12.1f %8.0f%%\n", $2, $8, tp ? sprintf("%.3f", tp) : "-",
              tp ? sprintf("%.1fx", tp / $8) : "-", $9, $10, 100 * $9 / $10 }' "$OUT/attack_torch" "$OUT/attack"
+awk -F'\t' '{ printf "  %-9s %10.3f %10s %9s %12.1f %12.1f %8.0f%%   (%s steps on one input; train: at batch 1)\n",
+               "inputopt", $5, "-", "-", $6, $7, 100 * $6 / $7, $4 }' "$OUT/inputopt"
 
 echo
 awk -F'\t' '{ printf "per-sample clipping, %s, batch %s: per-example norm trick %.3f ms, naive (one backward per example) %.2f ms: %.1fx faster; largest difference between the two gradients %.2g (relative)\n", $2, $3, $5, $6, $7, $8 }' "$OUT/naive"

@@ -111,11 +111,15 @@ typedef struct {
 } log_sink;
 
 static log_sink sink;
+static int no_warnings;
+
+void cli_log_no_warnings(void) { no_warnings = 1; }
 
 /* The library's messages on stderr: warnings always, information with
  * --verbose. */
 static void log_to_stderr(int level, const char *message, void *user) {
     const log_sink *s = user;
+    if (level >= 1 && no_warnings) return;
     if (level >= 1 || s->verbose) cli_progress_interrupt(); /* the message on a line of its own */
     if (level >= 1)
         fprintf(stderr, "clipnn %s: warning: %s\n", s->cmd, message);

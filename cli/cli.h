@@ -57,6 +57,14 @@ int cli_json_mode(void);
 FILE *cli_json_docs(void);
 void cli_json_doc_written(void);
 void cli_note_error(const char *line);
+/* stdout, and with --json the real stdout the document goes to, sent to
+ * /dev/null (a process of a job other than 0 prints no results): 0, or -1
+ * when it could not be done. */
+int cli_stdout_to_null(void);
+/* From now on the library's warnings are not printed (information still is
+ * with --verbose): a process of a job other than 0, whose warnings are
+ * process 0's. */
+void cli_log_no_warnings(void);
 
 /* The name of names[0..n) closest to word, as " (did you mean 'NAME'?)",
  * or "" when none is close. */

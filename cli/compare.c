@@ -23,8 +23,8 @@ static const char SYNOPSIS[] =
     "Trains the same model from the same initial weights and minibatches (seeds S, S+1, ...,\n"
     "S+K-1) with each rule and prints one row per rule: runs that diverged (first step),\n"
     "final train loss, test accuracy (mean and standard deviation over the seeds), fraction\n"
-    "of steps clipped, max ||theta - theta0||, time. A rule may carry its threshold:\n"
-    "--rules norm:0.5,agc:0.02,value:0.05 (lambda; for value the bound, for percentile\n"
+    "of steps clipped, max ||theta - theta0|| (at the epochs' ends), time. A rule may carry\n"
+    "its threshold: --rules norm:0.5,agc:0.02,value:0.05 (lambda; for value the bound, for percentile\n"
     "the percentile, for zscore the z threshold; defaults: see 'clipnn train --help').\n"
     "The defaults use a large step size on purpose: on the built-in digits plain SGD\n"
     "diverges there while norm, adaptive and agc clipping train (the paper's point).\n"
@@ -87,7 +87,8 @@ static int parse_rules(const char *cmd, const char *text, rule_spec *rules, size
 }
 
 /* The bar within a run. The library keeps max ||theta - theta0|| only
- * while it fills the per-step record, so the callback is always set. */
+ * while it fills the per-step record, so the callback is always set; the
+ * distance is taken at the epochs' ends (no log shows every step's). */
 typedef struct {
     cli_progress progress;
     cli_compare_rule *trace; /* --report and the first seed: its gradient norms; else NULL */
@@ -245,6 +246,7 @@ static int run_rule(const char *cmd, compare_run *c, size_t i) {
     step_ctx ctx = {.trace = c->tracing ? &c->traces[i] : NULL};
     cli_progress_begin(&ctx.progress, cmd, label, c->a.progress_mode, clipnn_dataset_n(c->train));
     o.on_step = on_step_progress;
+    o.record_params = CLIPNN_RECORD_EPOCH_ENDS;
     o.per_sample_skip_pre_norm = !ctx.trace; /* only the trace reads the pre-clip norms */
     o.user = &ctx;
     clipnn_train_result r;

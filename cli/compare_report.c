@@ -82,7 +82,7 @@ static void norm_traces(clipnn_report *rep, cli_compare_rule *r, size_t n) {
 static void rule_table(clipnn_report *rep, const cli_compare_rule *r, size_t n, size_t seeds) {
     enum { COLS = 7 };
     static const char *const head[COLS] = {"rule", "lambda", "diverged", "test accuracy (sd)", "lowest - highest",
-                                           "steps clipped", "max ||theta - theta(0)||"};
+                                           "steps clipped", "max ||theta - theta(0)|| (epoch ends)"};
     char (*text)[48] = calloc(n * COLS, sizeof *text);
     const char **cells = calloc((n + 1) * COLS, sizeof *cells);
     if (text && cells) {

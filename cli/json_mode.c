@@ -4,6 +4,7 @@
  * collected; at the end the one object, {"results": [...]} around several,
  * or {"error": "...", "exit": N} for a failure that wrote none, is printed
  * on the real stdout. */
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -85,4 +86,13 @@ int cli_json_mode_end(const char *cmd, int rc) {
     free(mode.buf);
     memset(&mode, 0, sizeof mode);
     return rc;
+}
+
+int cli_stdout_to_null(void) {
+    fflush(stdout);
+    if (mode.out) fflush(mode.out);
+    int fd = open("/dev/null", O_WRONLY);
+    int ok = fd >= 0 && dup2(fd, STDOUT_FILENO) >= 0 && (!mode.out || dup2(fd, fileno(mode.out)) >= 0);
+    if (fd > STDERR_FILENO) close(fd);
+    return ok ? 0 : -1;
 }

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "report.h"
+#include "signals.h"
 
 typedef struct {
     const char *name;
@@ -78,15 +79,22 @@ static int run_command(int argc, char **argv, int json) {
     return unknown_command(argv[1]);
 }
 
-/* train joins an MPI job (a build with MPI); a process that fails ends the job. */
+/* train joins an MPI job (a build with MPI); a process that fails ends the
+ * job. A run stopped by a signal is no failure: every process agreed on the
+ * step, process 0 saved it, and all end normally (exit 130). A run that
+ * trained says how long it spent in the all-reduces. */
 static int run_in_job(int argc, char **argv, int json) {
     if (clipnn_dist_init(&argc, &argv)) {
         fprintf(stderr, "clipnn: %s\n", clipnn_last_error());
         return CLI_EXIT_FAILURE;
     }
+    /* Process 0 alone prints results (and warnings, the same on every process): the others, errors. */
+    if (clipnn_dist_rank() > 0) cli_log_no_warnings();
+    if (clipnn_dist_rank() > 0 && cli_stdout_to_null())
+        fprintf(stderr, "clipnn train: process %d: cannot send its stdout to /dev/null\n", clipnn_dist_rank());
     int rc = json ? cli_json_mode_end("train", run_command(argc, argv, 1)) : run_command(argc, argv, 0);
-    if (rc && clipnn_dist_size() > 1) clipnn_dist_abort(rc, "clipnn train failed");
-    if (clipnn_dist_rank() == 0 && clipnn_dist_available())
+    if (rc && rc != CLI_EXIT_INTERRUPTED && clipnn_dist_size() > 1) clipnn_dist_abort(rc, "clipnn train failed");
+    if (clipnn_dist_rank() == 0 && clipnn_dist_available() && (rc == 0 || rc == CLI_EXIT_INTERRUPTED))
         fprintf(stderr, "clipnn train: %d process%s, %.3f s of process 0 in the gradient all-reduces, load imbalance "
                 "%.1f%%\n", clipnn_dist_size(), clipnn_dist_size() > 1 ? "es" : "", clipnn_dist_reduce_seconds(),
                 100 * clipnn_dist_imbalance());

@@ -170,9 +170,10 @@ static void print_text(const char *arch, const clipnn_dataset *train, const clip
     if (r->diverged) printf("diverged at step %llu\n", (unsigned long long)r->diverged_step);
     printf("test accuracy %.4f  test loss %.4g  train loss %.4g\n", r->test_accuracy, r->test_loss,
            r->train_loss);
-    printf("steps %llu  %.2f s  clipped %.1f%%  skipped %llu  max ||theta - theta0|| %.4g\n",
+    printf("steps %llu  %.2f s  clipped %.1f%%  skipped %llu  max ||theta - theta0|| %.4g%s\n",
            (unsigned long long)r->steps, r->seconds, 100.0 * r->clipped_fraction,
-           (unsigned long long)r->skipped_steps, r->max_dist_from_start);
+           (unsigned long long)r->skipped_steps, r->max_dist_from_start,
+           o->record_params == CLIPNN_RECORD_EPOCH_ENDS ? " (at epoch ends)" : "");
     if (o->expected_grad)
         printf("||H(theta)|| = ||mean g/c|| %.4g   ||mean g|| %.4g\n", r->expected_clipped_grad_norm,
                r->mean_grad_norm);
@@ -333,8 +334,11 @@ static int prepare(const char *cmd, train_run *r) {
     if (rc) return rc;
     r->ctx.run.info = r->info;
     /* Always set: the library tracks max ||theta - theta0|| while it fills
-     * the per-step record. */
+     * the per-step record. The distance from theta0 costs the update a
+     * stream of theta0: taken at every step only for the logs that show
+     * it (--log, --report), else at the epochs' ends. */
     r->o.on_step = on_step;
+    r->o.record_params = r->a.log || r->a.report ? CLIPNN_RECORD_EVERY_STEP : CLIPNN_RECORD_EPOCH_ENDS;
     /* only the per-step log reads the pre-clip norms */
     r->o.per_sample_skip_pre_norm = !r->a.log;
     r->o.on_epoch = on_epoch;
@@ -424,7 +428,8 @@ static int finish_with_report(const char *cmd, train_run *r, const clipnn_train_
  * atomically: the file is the old one or the new one, whole). */
 static int train_and_report(const char *cmd, train_run *r) {
     clipnn_train_result res;
-    if (cli_stop_install()) fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
+    if (cli_stop_install() && clipnn_dist_rank() == 0)
+        fprintf(stderr, "clipnn %s: warning: SIGINT and SIGTERM will not save the run\n", cmd);
     clipnn_status st = cli_train(r->m, r->train, r->test, &r->o, &res);
     cli_stop_restore();
     if (!st) return finish_with_report(cmd, r, &res);
@@ -432,12 +437,11 @@ static int train_and_report(const char *cmd, train_run *r) {
     return cli_fail(cmd, st, "training");
 }
 
-/* In a job, every process but 0 trains without logs, reports, progress or output. */
+/* In a job, every process but 0 trains without logs, reports or progress
+ * (its stdout goes nowhere: main). */
 static void quiet_worker(train_args *a) {
     a->log = a->log_epochs = a->report = NULL;
     a->quiet = 1;
-    if (!freopen("/dev/null", "w", stdout)) fprintf(stderr, "clipnn train: process %d prints its results too\n",
-                                                    clipnn_dist_rank());
 }
 
 int cmd_train(int argc, char **argv) {

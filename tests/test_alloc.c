@@ -1,5 +1,6 @@
 /* Training steps allocate nothing: counted through
  * clipnn_allocation_count(), the library's allocator hook. */
+#include <stdint.h>
 #include <string.h>
 
 #include "check.h"
@@ -158,6 +159,24 @@ TEST(allocation_counter_counts) {
     uint64_t before = clipnn_allocation_count();
     clipnn_model *m = small_model();
     CHECK(clipnn_allocation_count() > before);
+    clipnn_model_free(m);
+}
+
+/* The blocks every step streams start on a 64-byte line (a vector load of
+ * a row then touches one line, not two), and stay zeroed until written. */
+TEST(hot_blocks_start_on_a_cache_line) {
+    for (size_t n = 1; n <= 4096; n = 3 * n + 1) {
+        float *p = clipnn_alloc_aligned_array(n, sizeof *p);
+        CHECK(p && (uintptr_t)p % 64 == 0);
+        int zero = 1;
+        for (size_t i = 0; i < n; i++) zero &= p[i] == 0.0f;
+        CHECK(zero);
+        p[n - 1] = 1.0f; /* the whole count is usable (ASan sees an overrun) */
+        clipnn_free_aligned(p);
+    }
+    CHECK(clipnn_alloc_aligned_array(SIZE_MAX / 2, 4) == NULL);
+    clipnn_model *m = small_model();
+    CHECK(m && (uintptr_t)clipnn_model_params(m) % 64 == 0 && (uintptr_t)clipnn_model_grads(m) % 64 == 0);
     clipnn_model_free(m);
 }
 

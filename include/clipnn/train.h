@@ -90,10 +90,12 @@ CLIPNN_API double clipnn_schedule_lr(const clipnn_schedule *s, uint64_t t);
  *                   with theta_norm filled in for every rule: adaptive,
  *                   ||theta||_p before the update (what the rule read);
  *                   every other rule, ||theta||_p after the update (p of the
- *                   clipping options).
+ *                   clipping options), at the steps record_params names
+ *                   (NaN at the others).
  *   dist_from_start ||theta(t+1) - theta(0)||_2 after the step, theta(0) the
  *                   parameters when the run started (its first part when
- *                   resumed).
+ *                   resumed), at the steps record_params names (NaN at
+ *                   the others).
  *   det_bound       lambda * sum_lr: Lemma 1's deterministic bound on
  *                   dist_from_start for classic clipping (norm, p = 2),
  *                   whose steps are at most a(t) lambda long; for other
@@ -235,6 +237,19 @@ typedef enum {
 CLIPNN_API const char *clipnn_clip_where_name(clipnn_clip_where w);
 CLIPNN_API clipnn_status clipnn_clip_where_parse(const char *name, clipnn_clip_where *out);
 
+/* The steps whose record (clipnn_step_record) carries the figures that
+ * read every parameter: dist_from_start (the update reads theta(0) beside
+ * theta, one more stream of the parameters' size, a large part of a step
+ * at small batches) and clip.theta_norm of the rules that do not read
+ * ||theta|| themselves (the update sums theta's squares; for p other than
+ * 2 a pass over the parameters).
+ *   EVERY_STEP  every record (the default);
+ *   EPOCH_ENDS  the records of the steps t with (t + 1) a multiple of
+ *               steps_per_epoch (those that end an epoch) and of the run's
+ *               last step; the others hold NaN there, and their updates
+ *               take neither figure. */
+typedef enum { CLIPNN_RECORD_EVERY_STEP = 0, CLIPNN_RECORD_EPOCH_ENDS, CLIPNN_RECORD_COUNT } clipnn_record_steps;
+
 /* What the caller of a running clipnn_train asks between steps: the
  * answer of clipnn_train_options.control, flags or'ed together. */
 enum {
@@ -322,6 +337,7 @@ typedef struct {
     size_t physical_batch;
     double dp_delta;
     void (*on_step)(const clipnn_step_record *r, void *user);
+    clipnn_record_steps record_params; /* which records carry dist_from_start and theta_norm (with on_step) */
     void (*on_epoch)(const clipnn_epoch_record *r, void *user);
     void *user;
     struct clipnn_train_state *state; /* resume from / save to (see checkpoints); NULL: none */
@@ -373,6 +389,9 @@ typedef struct {
     uint64_t diverged_step;
     double clipped_fraction;
     uint64_t skipped_steps;
+    /* The largest dist_from_start the step records carried (the run's
+     * earlier parts included when resumed): every step's, or the epoch
+     * ends' under CLIPNN_RECORD_EPOCH_ENDS; 0 without on_step. */
     double max_dist_from_start;
     double expected_clipped_grad_norm; /* ||H(theta)||, when asked */
     double mean_grad_norm;             /* ||E g||, when asked */

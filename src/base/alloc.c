@@ -33,6 +33,27 @@ void *clipnn_alloc_array(size_t count, size_t size) {
     return calloc(bytes ? count : 1, bytes ? size : 1);
 }
 
+/* Large arrays from malloc start 16 bytes past a page, so every 64-byte vector
+ * load of them straddles two cache lines; the hot blocks start on a line.
+ * calloc underneath keeps large blocks lazily zeroed (untouched pages cost
+ * nothing, which the memory limits rely on); the block's own address is kept
+ * in the word before the aligned one. */
+void *clipnn_alloc_aligned_array(size_t count, size_t size) {
+    size_t bytes, padded;
+    if (clipnn_mul_size(count, size, &bytes) || clipnn_add_size(bytes, 64 + sizeof(void *), &padded)) return NULL;
+    atomic_fetch_add(&n_allocations, 1);
+    unsigned char *raw = calloc(padded, 1);
+    if (!raw) return NULL;
+    uintptr_t at = ((uintptr_t)(raw + sizeof(void *)) + 63) & ~(uintptr_t)63;
+    void **p = (void **)at;
+    p[-1] = raw;
+    return p;
+}
+
+void clipnn_free_aligned(void *p) {
+    if (p) free(((void **)p)[-1]);
+}
+
 void *clipnn_realloc_array(void *p, size_t count, size_t size) {
     size_t bytes;
     if (clipnn_mul_size(count, size, &bytes)) return NULL;

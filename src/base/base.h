@@ -64,6 +64,10 @@ static inline void clipnn_part_bounds(size_t n, size_t k, size_t parts, size_t *
 void *clipnn_alloc(size_t bytes);                  /* malloc, counted */
 void *clipnn_alloc_array(size_t count, size_t size); /* zeroed; NULL on overflow */
 void *clipnn_realloc_array(void *p, size_t count, size_t size);
+/* zeroed, starting on a 64-byte line; NULL on overflow; released only with
+ * clipnn_free_aligned (never clipnn_free or realloc) */
+void *clipnn_alloc_aligned_array(size_t count, size_t size);
+void clipnn_free_aligned(void *p);
 void clipnn_free(void *p);
 /* a * b into *out; 0 on success, -1 on overflow. */
 int clipnn_mul_size(size_t a, size_t b, size_t *out);
@@ -110,6 +114,11 @@ void clipnn_barrier_wait(clipnn_barrier *b, int n);
  * updates: a sixteenth of it in parameters). Tests set 0 to run the split
  * kernels on small models. */
 extern size_t clipnn_parallel_macs;
+/* The largest GEMM (multiply-adds) the BLAS multiplies without packing its
+ * operands, 0 when it packs every one: the dense kernels cut a thread's
+ * slice into tiles within it (src/nn/dense.c). Set at load from the BLAS
+ * and the CPU; the bench sets 0 to compare. */
+extern size_t clipnn_gemm_direct_macs;
 int clipnn_thread_id(void);    /* omp_get_thread_num, 0 without OpenMP */
 int clipnn_thread_count(void); /* omp_get_num_threads, 1 without OpenMP */
 int clipnn_threads_for(size_t work); /* threads worth using for `work` element ops */

@@ -1,6 +1,8 @@
 /* Threads: the library's thread count, the split of a pass among threads,
  * and the barrier of a parallel region. */
 #include <sched.h>
+#include <stdio.h>
+#include <string.h>
 #include <stdatomic.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -44,6 +46,27 @@ void clipnn_set_threads(int n) {
 int clipnn_get_threads(void) { return n_threads; }
 
 const char *clipnn_blas_name(void) { return openblas_get_config ? "openblas" : "netlib"; }
+
+extern char *openblas_get_corename(void) __attribute__((weak));
+
+/* OpenBLAS from 0.3.16 on, on its AVX-512 Intel cores, multiplies a GEMM
+ * of at most 10^6 multiply-adds straight from its operands (its
+ * small-matrix kernels); a larger one it packs both operands into buffers
+ * first and, for beta = 0, zeroes C in a pass of its own. Elsewhere every
+ * GEMM is packed: 0, no limit worth tiling for. */
+static size_t direct_gemm_macs(void) {
+    if (!openblas_get_config || !openblas_get_corename) return 0;
+    const char *core = openblas_get_corename(), *config = openblas_get_config();
+    int major = 0, minor = 0, patch = 0;
+    if (!core || !config || sscanf(config, "OpenBLAS %d.%d.%d", &major, &minor, &patch) != 3) return 0;
+    int recent = major > 0 || minor > 3 || (minor == 3 && patch >= 16);
+    int avx512 = !strcmp(core, "SkylakeX") || !strcmp(core, "Cooperlake") || !strcmp(core, "SapphireRapids");
+    return recent && avx512 ? 1000000 : 0;
+}
+
+size_t clipnn_gemm_direct_macs;
+
+__attribute__((constructor)) static void detect_direct_gemm(void) { clipnn_gemm_direct_macs = direct_gemm_macs(); }
 
 int clipnn_threads_for(size_t work) {
     /* Below ~64k element operations a parallel region costs more than it saves. */

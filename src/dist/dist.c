@@ -1,5 +1,4 @@
 /* Data-parallel training over MPI (the MPI calls only with CLIPNN_MPI). */
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,19 +74,6 @@ void clipnn_dist_abort(int code, const char *why) {
 #endif
 }
 
-#ifdef CLIPNN_MPI
-/* n floats summed in place over the processes, in pieces an int can count. */
-static void sum_floats(float *v, size_t n) {
-    double t0 = clipnn_now_seconds();
-    while (n > 0) {
-        int piece = n > INT_MAX ? INT_MAX : (int)n;
-        MPI_Allreduce(MPI_IN_PLACE, v, piece, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
-        v += piece, n -= (size_t)piece;
-    }
-    job.reducing += clipnn_now_seconds() - t0;
-}
-#endif
-
 size_t clipnn_dist_rows(void) { return job.rows; }
 size_t clipnn_dist_batch(void) { return job.batch; }
 
@@ -102,41 +88,56 @@ void clipnn_dist_weigh_slice(float *g, size_t n) {
 
 void clipnn_dist_sum_slices(float *g, size_t n) {
     clipnn_dist_weigh_slice(g, n);
-#ifdef CLIPNN_MPI
-    sum_floats(g, n);
-#endif
+    clipnn_dist_sum_f32(g, n, 1);
+}
+
+clipnn_status clipnn_dist_sum_failures(double *part, size_t n, clipnn_status s, const char *what) {
+    part[n - 1] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(part, n, 1);
+    if (part[n - 1] > 0 && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their %s", part[n - 1],
+                        job.size, what);
+    return s;
+}
+
+/* This process's rows through the fused gradient (w NULL; its buckets sent
+ * during the backward) or window w of truncated BPTT, then the weighted
+ * sum over the processes that clipnn_dist_loss_grad describes. */
+static clipnn_status slice_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                double *loss) {
+    double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
+    clipnn_status s = CLIPNN_OK;
+    job.rows = rows, job.batch = B;
+    int bucketed = !w && clipnn_dist_buckets_begin(m);
+    if (rows) {
+        clipnn_fused_opts hooked = f ? *f : (clipnn_fused_opts){0};
+        if (bucketed) hooked.grads_final = clipnn_dist_bucket_ready;
+        s = w ? clipnn_loss_grad_window(m, lo, x, y, rows, w, f, &part[0])
+              : clipnn_loss_grad_fused(m, lo, x, y, rows, &hooked, &part[0], NULL);
+        part[0] *= (double)rows / (double)B;
+        if (!s) clipnn_dist_clip_slice(m->grads, m->n_params);
+    }
+    /* Every process takes part in every bucket, a failed one too, before
+     * the reduction below (collectives match in order), and every process
+     * reaches that reduction: the others learn of a failure there instead
+     * of waiting for it. */
+    if (bucketed) clipnn_dist_buckets_finish();
+    s = clipnn_dist_sum_failures(part, 2, s, w ? "sequences' gradient" : "slice's gradient");
+    if (!s && !bucketed) clipnn_dist_sum_slices(m->grads, m->n_params);
+    *loss = part[0];
+    return s;
 }
 
 clipnn_status clipnn_dist_loss_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
                                     size_t rows, size_t B, const clipnn_fused_opts *f, double *loss) {
-    double part[2] = {0, 0}; /* the slice's share of the mean loss; a failure */
-    clipnn_status s = CLIPNN_OK;
-    job.rows = rows, job.batch = B;
-    int bucketed = clipnn_dist_buckets_begin(m);
-    if (rows) {
-        clipnn_fused_opts hooked = f ? *f : (clipnn_fused_opts){0};
-        if (bucketed) hooked.grads_final = clipnn_dist_bucket_ready;
-        s = clipnn_loss_grad_fused(m, lo, x, y, rows, &hooked, &part[0], NULL);
-        part[0] *= (double)rows / (double)B;
-        if (!s) clipnn_dist_clip_slice(m->grads, m->n_params);
-    }
-    if (s) part[1] = 1;
-    /* Every process takes part in every bucket, a failed one too, before
-     * the reduction below (collectives match in order). */
-    if (bucketed) clipnn_dist_buckets_finish();
-#ifdef CLIPNN_MPI
-    /* Every process reaches this reduction, a failed one too: the others
-     * learn of the failure here instead of waiting for it. */
-    double t0 = clipnn_now_seconds();
-    MPI_Allreduce(MPI_IN_PLACE, part, 2, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
-    job.reducing += clipnn_now_seconds() - t0;
-    if (part[1] > 0 && !s)
-        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their slice's gradient",
-                        part[1], job.size);
-#endif
-    if (!s && !bucketed) clipnn_dist_sum_slices(m->grads, m->n_params);
-    *loss = part[0];
-    return s;
+    return slice_grad(m, lo, x, y, rows, B, NULL, f, loss);
+}
+
+clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
+                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
+                                      double *loss) {
+    return slice_grad(m, lo, x, y, rows, B, w, f, loss);
 }
 
 clipnn_status clipnn_dist_check_same(const float *v, size_t n) {

@@ -82,8 +82,7 @@ void clipnn_dist_buckets_finish(void);
 
 /* Clipping before the average (clipnn_train_options.clip_where; dist/local.c). */
 /* Options a clip place cannot keep (INVALID_ARG, one line): local and
- * clip21 outside a job, with a rule other than the Euclidean norm, clip21
- * resumed from a checkpoint. */
+ * clip21 outside a job, with a rule other than the Euclidean norm. */
 clipnn_status clipnn_dist_check_where(const clipnn_train_options *o);
 /* The rule the run's clipper applies to the averaged gradient: o->clip, or
  * with local or clip21 a copy in *unclipped with rule none (its non-finite
@@ -99,6 +98,21 @@ void clipnn_dist_clip_slice(float *g, size_t n);
 /* 1 when clipnn_dist_clip_slice changes the slice gradient (local, clip21):
  * it needs the whole block before any of it is sent. */
 int clipnn_dist_slice_clipped(void);
+/* Clip21's vector of this process and its length (*n), or NULL when the
+ * run's place is not clip21. */
+float *clipnn_dist_feed(size_t *n);
+
+/* Clip21's vectors in a checkpoint's FEED section (dist/clip21_state.c). */
+/* Every process's vector gathered into *out on process 0 (NULL on the
+ * others, and everywhere when the place is not clip21): every process of
+ * the job calls it at the same step. */
+clipnn_status clipnn_dist_save_feed(unsigned char **out, size_t *len);
+/* FORMAT (one line naming path) unless p[len] holds vectors of n_params floats. */
+clipnn_status clipnn_dist_check_feed(const unsigned char *p, size_t len, size_t n_params, const char *path);
+/* This process's vector back from a saved payload (NULL: none saved);
+ * INVALID_ARG when the saved run and this one differ in the place or in
+ * the number of processes. */
+clipnn_status clipnn_dist_restore_feed(const unsigned char *p, size_t len, const char *origin);
 
 /* Owner computes (dist/shard.c). The training set's n rows are cut into
  * one contiguous part per process (clipnn_part_bounds); the set given holds
@@ -121,11 +135,24 @@ void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
  * part of a training step (its time counted in clipnn_dist_reduce_seconds). */
 void clipnn_dist_sum_doubles(double *a, size_t n, int step);
 void clipnn_dist_sum_f32(float *a, size_t n, int step);
+/* part[n - 1] set to this process's failure (s != OK) and part[0 .. n)
+ * summed over the processes (counted with the steps' all-reduces); every
+ * process calls it, a failed one too. s, or STATE ("failed to compute
+ * their <what>") when another process failed. */
+clipnn_status clipnn_dist_sum_failures(double *part, size_t n, clipnn_status s, const char *what);
 /* clipnn_dist_loss_grad for window w of truncated BPTT: this process's
  * `rows` sequences (their state in w) through clipnn_loss_grad_window, the
  * gradient and loss weighted by rows / B and summed over the processes. */
 clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
                                       size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
                                       double *loss);
+
+/* The relay in rank order (dist/relay.c): receive fills buf[len] with the
+ * bytes process r - 1 sent and returns 1 when a process before failed, 0
+ * when none did, -1 when nothing was received (process 0, or no job); send passes buf[len]
+ * and the flag to process r + 1 (nothing on the last). Every process of
+ * the job calls receive and then send, with the same len (< INT_MAX). */
+int clipnn_dist_relay_receive(void *buf, size_t len);
+void clipnn_dist_relay_send(const void *buf, size_t len, int failed);
 
 #endif

@@ -41,9 +41,6 @@ clipnn_status clipnn_dist_check_where(const clipnn_train_options *o) {
     if (o->clip.rule != CLIPNN_CLIP_NORM || o->clip.p != 2)
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: --clip-where %s clips each process's gradient by its "
                            "Euclidean norm: it needs --clip norm with p = 2", w);
-    if (o->clip_where == CLIPNN_CLIP_WHERE_CLIP21 && o->state && clipnn_train_state_steps(o->state) > 0)
-        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: --clip-where clip21 cannot resume: each process's "
-                           "error-feedback vector is not in the checkpoint");
     return CLIPNN_OK;
 }
 
@@ -63,6 +60,11 @@ clipnn_status clipnn_dist_open_where(const clipnn_train_options *o, size_t n) {
     if (!(slice_clip.feed = clipnn_alloc_array(n, sizeof *slice_clip.feed)))
         return clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
     return CLIPNN_OK;
+}
+
+float *clipnn_dist_feed(size_t *n) {
+    *n = slice_clip.feed ? slice_clip.n : 0;
+    return slice_clip.feed;
 }
 
 void clipnn_dist_close_where(void) {

@@ -112,23 +112,3 @@ void clipnn_dist_sum_f32(float *a, size_t n, int step) {
     (void)a, (void)n, (void)step;
 #endif
 }
-
-clipnn_status clipnn_dist_window_grad(clipnn_model *m, const clipnn_loss_options *lo, const float *x, const float *y,
-                                      size_t rows, size_t B, const clipnn_window *w, const clipnn_fused_opts *f,
-                                      double *loss) {
-    double part[2] = {0, 0}; /* the rows' share of the mean loss; a failure */
-    clipnn_status s = CLIPNN_OK;
-    if (rows) s = clipnn_loss_grad_window(m, lo, x, y, rows, w, f, &part[0]);
-    float weight = (float)((double)rows / (double)B);
-    if (!s && rows) clipnn_dist_clip_slice(m->grads, m->n_params);
-    for (size_t j = 0; !s && weight != 1 && j < m->n_params; j++) m->grads[j] = rows ? m->grads[j] * weight : 0;
-    part[0] *= (double)rows / (double)B;
-    part[1] = s != CLIPNN_OK;
-    clipnn_dist_sum_doubles(part, 2, 1);
-    if (part[1] > 0 && !s)
-        s = clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their sequences' gradient",
-                        part[1], clipnn_dist_size());
-    if (!s) clipnn_dist_sum_f32(m->grads, m->n_params, 1);
-    *loss = part[0];
-    return s;
-}

@@ -23,12 +23,6 @@
 
 #include "inputopt/attack.h"
 
-/* The sign step selects with float comparisons: vector blends only
- * without floating-point exception flags to keep (see attack.c). */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
 #define APGD_ALPHA 0.75
 #define APGD_RHO 0.75
 #define APGD_MAX_CHECKPOINTS 64
@@ -87,8 +81,7 @@ static clipnn_status dlr_eval(attack_batch_ctx *A) {
     attack_work *w = A->w;
     clipnn_model *m = A->m;
     const size_t top = m->n_layers - 1, k = m->layers[top].out;
-    clipnn_space_to_model(&A->o->space, w->xa, A->B, A->n, w->xm);
-    clipnn_status s = clipnn_forward(m, w->xm, A->B, NULL);
+    clipnn_status s = clipnn_forward(m, clipnn_space_model_input(&A->o->space, w->xa, A->B, A->n, w->xm), A->B, NULL);
     if (s) return s;
     double z[64], da[64], *zz = k <= 64 ? z : clipnn_alloc_array(2 * k, sizeof *zz), *dd = k <= 64 ? da : zz + k;
     if (!zz) return clipnn_fail(CLIPNN_ERR_NOMEM, "attack: out of memory");
@@ -118,7 +111,7 @@ typedef struct {
     double *eta, *fmax, *fprev, *fmax_at_check;
     size_t *increases;
     int *halved_last;
-    float *xmax, *gmax, *xprev, *z;
+    float *xmax, *gmax, *xprev;
     size_t w[APGD_MAX_CHECKPOINTS], n_w, next_w, last_w;
 } apgd_state;
 
@@ -127,11 +120,11 @@ static clipnn_status apgd_alloc(apgd_state *S, size_t B, size_t n) {
     S->eta = clipnn_alloc_array(4 * B, sizeof *S->eta);
     S->increases = clipnn_alloc_array(B, sizeof *S->increases);
     S->halved_last = clipnn_alloc_array(B, sizeof *S->halved_last);
-    S->xmax = clipnn_alloc_array(3 * B * n + n, sizeof *S->xmax);
+    S->xmax = clipnn_alloc_array(3 * B * n, sizeof *S->xmax);
     if (!S->eta || !S->increases || !S->halved_last || !S->xmax)
         return clipnn_fail(CLIPNN_ERR_NOMEM, "apgd: out of memory");
     S->fmax = S->eta + B, S->fprev = S->fmax + B, S->fmax_at_check = S->fprev + B;
-    S->gmax = S->xmax + B * n, S->xprev = S->gmax + B * n, S->z = S->xprev + B * n;
+    S->gmax = S->xmax + B * n, S->xprev = S->gmax + B * n;
     return CLIPNN_OK;
 }
 
@@ -139,74 +132,99 @@ static void apgd_free(apgd_state *S) {
     clipnn_free(S->eta), clipnn_free(S->increases), clipnn_free(S->halved_last), clipnn_free(S->xmax);
 }
 
-/* The start x0 of a run: eta = 2 eps, x_max = x0. */
-static void apgd_start(attack_batch_ctx *A, apgd_state *S) {
+/* Example b at the start x0 of a run: eta = 2 eps, x_max = x0. */
+static void apgd_start(attack_batch_ctx *A, apgd_state *S, size_t b) {
     const attack_work *w = A->w;
     const size_t n = A->n;
-    for (size_t b = 0; b < A->B; b++) {
-        S->eta[b] = 2 * A->o->eps;
-        S->fmax[b] = S->fprev[b] = S->fmax_at_check[b] = -w->values[b];
-        S->increases[b] = 0;
-        S->halved_last[b] = 0;
+    S->eta[b] = 2 * A->o->eps;
+    S->fmax[b] = S->fprev[b] = S->fmax_at_check[b] = -w->values[b];
+    S->increases[b] = 0;
+    S->halved_last[b] = 0;
+    memcpy(S->xmax + b * n, w->xa + b * n, n * sizeof *S->xmax);
+    memcpy(S->gmax + b * n, w->g + b * n, n * sizeof *S->gmax);
+    memcpy(S->xprev + b * n, w->xa + b * n, n * sizeof *S->xprev);
+}
+
+/* Example b after x_t was evaluated (t >= 1): the best point, the count of
+ * increases, and at a checkpoint the two conditions (halve and restart
+ * from x_max). */
+static void apgd_bookkeep(attack_batch_ctx *A, apgd_state *S, size_t b, size_t t, int check) {
+    attack_work *w = A->w;
+    const size_t n = A->n;
+    double f = -w->values[b];
+    S->increases[b] += f > S->fprev[b];
+    S->fprev[b] = f;
+    if (f > S->fmax[b]) {
+        S->fmax[b] = f;
         memcpy(S->xmax + b * n, w->xa + b * n, n * sizeof *S->xmax);
         memcpy(S->gmax + b * n, w->g + b * n, n * sizeof *S->gmax);
-        memcpy(S->xprev + b * n, w->xa + b * n, n * sizeof *S->xprev);
     }
-    S->next_w = 0, S->last_w = 0;
+    if (!check) return;
+    int cond1 = (double)S->increases[b] < APGD_RHO * (double)(t - S->last_w);
+    int cond2 = !S->halved_last[b] && S->fmax[b] == S->fmax_at_check[b];
+    S->halved_last[b] = cond1 || cond2;
+    if (S->halved_last[b]) {
+        S->eta[b] /= 2;
+        memcpy(w->xa + b * n, S->xmax + b * n, n * sizeof *w->xa);
+        memcpy(w->g + b * n, S->gmax + b * n, n * sizeof *w->g);
+        S->fprev[b] = S->fmax[b];
+    }
+    S->fmax_at_check[b] = S->fmax[b];
+    S->increases[b] = 0;
 }
 
-/* After x_t was evaluated (t >= 1): the best point, the count of increases,
- * and at a checkpoint the two conditions (halve and restart from x_max). */
-static void apgd_bookkeep(attack_batch_ctx *A, apgd_state *S, size_t t) {
-    attack_work *w = A->w;
-    const size_t n = A->n;
-    int check = S->next_w < S->n_w && t == S->w[S->next_w];
-    for (size_t b = 0; b < A->B; b++) {
-        double f = -w->values[b];
-        S->increases[b] += f > S->fprev[b];
-        S->fprev[b] = f;
-        if (f > S->fmax[b]) {
-            S->fmax[b] = f;
-            memcpy(S->xmax + b * n, w->xa + b * n, n * sizeof *S->xmax);
-            memcpy(S->gmax + b * n, w->g + b * n, n * sizeof *S->gmax);
-        }
-        if (!check) continue;
-        int cond1 = (double)S->increases[b] < APGD_RHO * (double)(t - S->last_w);
-        int cond2 = !S->halved_last[b] && S->fmax[b] == S->fmax_at_check[b];
-        S->halved_last[b] = cond1 || cond2;
-        if (S->halved_last[b]) {
-            S->eta[b] /= 2;
-            memcpy(w->xa + b * n, S->xmax + b * n, n * sizeof *w->xa);
-            memcpy(w->g + b * n, S->gmax + b * n, n * sizeof *w->g);
-            S->fprev[b] = S->fmax[b];
-        }
-        S->fmax_at_check[b] = S->fmax[b];
-        S->increases[b] = 0;
+/* The first step x_1 = P(x_0 + eta sign(g)) of one example, in place in
+ * xa; xp keeps x_0. */
+CLIPNN_HOT_KERNEL void apgd_first_step(float *restrict xa, float *restrict xp, const float *restrict g,
+                                       const float *restrict x0, size_t n, float eta, float e, double lo, double hi) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        xp[i] = xa[i];
+        xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f), x0[i], e, lo, hi);
     }
-    if (check) S->last_w = t, S->next_w++;
 }
 
-/* x_t to x_{t+1} for every eligible example (sign steps up f = -value). */
-static void apgd_step(attack_batch_ctx *A, apgd_state *S, size_t t) {
+/* x_t to x_{t+1} with the momentum term, in one pass: every coordinate of
+ * z_{t+1}, of x_{t+1} and of both projections depends on that coordinate
+ * alone. xa: x_t, then x_{t+1}; xp: x_{t-1}, then x_t. */
+CLIPNN_HOT_KERNEL void apgd_momentum_step(float *restrict xa, float *restrict xp, const float *restrict g,
+                                          const float *restrict x0, size_t n, float eta, float e, double lo,
+                                          double hi) {
+    const float a = (float)APGD_ALPHA, c = (float)(1 - APGD_ALPHA);
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) {
+        float x = xa[i], z = clipnn_linf_project(x - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f), x0[i], e, lo, hi);
+        xa[i] = clipnn_linf_project(x + a * (z - x) + c * (x - xp[i]), x0[i], e, lo, hi);
+        xp[i] = x;
+    }
+}
+
+/* x_t to x_{t+1} for example b (sign steps up f = -value). */
+static void apgd_step(attack_batch_ctx *A, apgd_state *S, size_t b, size_t t) {
     attack_work *w = A->w;
     const size_t n = A->n;
-    for (size_t b = 0; b < A->B; b++) {
-        if (!w->eligible[b]) continue;
-        float *xa = w->xa + b * n, *xp = S->xprev + b * n, *z = S->z;
-        const float *g = w->g + b * n, *x0 = w->x0 + b * n;
-        const float eta = (float)S->eta[b];
-#pragma omp simd
-        for (size_t i = 0; i < n; i++) z[i] = xa[i] - (g[i] > 0 ? eta : g[i] < 0 ? -eta : 0.0f);
-        clipnn_project_budget(z, x0, n, INFINITY, A->o->eps, A->lo, A->hi);
-        if (t > 0) {
-            const float a = (float)APGD_ALPHA, c = (float)(1 - APGD_ALPHA);
-#pragma omp simd
-            for (size_t i = 0; i < n; i++) z[i] = xa[i] + a * (z[i] - xa[i]) + c * (xa[i] - xp[i]);
-            clipnn_project_budget(z, x0, n, INFINITY, A->o->eps, A->lo, A->hi);
-        }
-        memcpy(xp, xa, n * sizeof *xp);
-        memcpy(xa, z, n * sizeof *xa);
-    }
+    float *xa = w->xa + b * n, *xp = S->xprev + b * n;
+    const float *g = w->g + b * n, *x0 = w->x0 + b * n;
+    const float eta = (float)S->eta[b], e = (float)A->o->eps;
+    if (t == 0) apgd_first_step(xa, xp, g, x0, n, eta, e, A->lo, A->hi);
+    else apgd_momentum_step(xa, xp, g, x0, n, eta, e, A->lo, A->hi);
+}
+
+/* One iterate t of the batch, for every example. */
+typedef struct {
+    apgd_state *S;
+    size_t t;
+    int check, last;
+} apgd_pass;
+
+/* Example b after x_t was evaluated: its kept iterate, the bookkeeping,
+ * and (before the last) the step to x_{t+1}. */
+static void apgd_example(attack_batch_ctx *A, void *arg, size_t b) {
+    const apgd_pass *P = arg;
+    clipnn_attack_keep(A, b, P->last);
+    if (P->t == 0) apgd_start(A, P->S, b);
+    else apgd_bookkeep(A, P->S, b, P->t, P->check);
+    if (!P->last && A->w->eligible[b]) apgd_step(A, P->S, b, P->t);
 }
 
 clipnn_status clipnn_apgd_batch(attack_batch_ctx *A) {
@@ -221,13 +239,14 @@ clipnn_status clipnn_apgd_batch(attack_batch_ctx *A) {
     memcpy(w->best, w->x0, A->B * A->n * sizeof *w->best);
     for (size_t rs = 0; rs < A->o->restarts && !s; rs++) {
         clipnn_attack_restart(A);
+        S.next_w = 0, S.last_w = 0;
         for (size_t t = 0; !s; t++) {
             if ((s = apgd_eval(A))) break;
-            clipnn_attack_observe(A, rs, t, t == A->steps);
-            if (t == 0) apgd_start(A, &S);
-            else apgd_bookkeep(A, &S, t);
-            if (t == A->steps) break;
-            apgd_step(A, &S, t);
+            apgd_pass P = {&S, t, t > 0 && S.next_w < S.n_w && t == S.w[S.next_w], t == A->steps};
+            clipnn_attack_each_example(A, apgd_example, &P);
+            clipnn_attack_report(A, rs, t);
+            if (P.check) S.last_w = t, S.next_w++;
+            if (P.last) break;
         }
     }
     apgd_free(&S);

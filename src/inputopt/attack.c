@@ -8,15 +8,6 @@
 
 #include "inputopt/attack.h"
 
-/* The projections and steps below select with float comparisons: GCC
- * turns them into vector blends only when it need not keep floating-point
- * exception flags, which nothing here reads (values unchanged). Without
- * it they run one element at a time, most of an attack's time next to the
- * GEMMs on two threads. */
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
-#endif
-
 static const char *const method_names[CLIPNN_ATTACK_COUNT] = {"fgsm", "pgd-linf", "pgd-l2", "apgd-ce", "apgd-dlr"};
 
 CLIPNN_NAME_FUNCTIONS(clipnn_attack_method, clipnn_attack_method, method_names, CLIPNN_ATTACK_COUNT, "attack")
@@ -41,34 +32,25 @@ clipnn_attack_options clipnn_attack_options_default(void) {
  * coordinate of delta. */
 void clipnn_project_budget(float *x, const float *x0, size_t n, double p, double eps, double lo,
                            double hi) {
-    const float e = (float)eps;
     if (isinf(p)) {
+        const float e = (float)eps;
 #pragma omp simd
-        for (size_t i = 0; i < n; i++) {
-            float d = x[i] - x0[i];
-            d = d > e ? e : d < -e ? -e : d;
-            x[i] = x0[i] + d;
-        }
-    } else {
-        double ss = 0.0;
-        for (size_t i = 0; i < n; i++) {
-            double d = (double)x[i] - (double)x0[i];
-            ss += d * d;
-        }
-        double norm = sqrt(ss);
-        float factor = norm > eps ? (float)(eps / norm) : 1.0f;
-        for (size_t i = 0; i < n; i++) {
-            float d = x[i] - x0[i];
-            x[i] = x0[i] + d * factor;
-        }
+        for (size_t i = 0; i < n; i++) x[i] = clipnn_linf_project(x[i], x0[i], e, lo, hi);
+        return;
     }
-    /* fmin(fmax(x, lo), hi) written out (a NaN goes to lo as there), so
-     * that it inlines instead of two library calls per input */
-#pragma omp simd
+    double ss = 0.0;
     for (size_t i = 0; i < n; i++) {
-        double v = (double)x[i];
-        x[i] = (float)(!(v >= lo) ? lo : v > hi ? hi : v);
+        double d = (double)x[i] - (double)x0[i];
+        ss += d * d;
     }
+    double norm = sqrt(ss);
+    float factor = norm > eps ? (float)(eps / norm) : 1.0f;
+    for (size_t i = 0; i < n; i++) {
+        float d = x[i] - x0[i];
+        x[i] = x0[i] + d * factor;
+    }
+#pragma omp simd
+    for (size_t i = 0; i < n; i++) x[i] = clipnn_box_clamp(x[i], lo, hi);
 }
 
 /* Uniform start: in the L-inf cube, or in the L2 ball (a uniform direction
@@ -134,55 +116,87 @@ void clipnn_attack_restart(attack_batch_ctx *A) {
     }
 }
 
-void clipnn_attack_observe(attack_batch_ctx *A, size_t rs, size_t t, int last) {
+void clipnn_attack_each_example(attack_batch_ctx *A, attack_example_fn fn, void *arg) {
+    int threads = clipnn_threads_for(A->B * A->n);
+#pragma omp parallel num_threads(threads) if (threads > 1)
+    {
+        size_t lo, hi;
+        clipnn_chunk(A->B, clipnn_thread_id(), clipnn_thread_count(), &lo, &hi);
+        for (size_t b = lo; b < hi; b++) fn(A, arg, b);
+    }
+}
+
+/* A zero gradient: every coordinate 0 (a NaN is not, as its norm is not). */
+static int all_zero(const float *g, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (g[i] != 0.0f) return 0;
+    return 1;
+}
+
+void clipnn_attack_keep(attack_batch_ctx *A, size_t b, int last) {
     attack_work *w = A->w;
-    const size_t n = A->n, B = A->B;
+    const size_t n = A->n;
+    const float *g = w->g + b * n;
+    if (A->need_gnorm) {
+        double gn = 0; /* one sum in order: the same norm whatever the threads */
+        for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
+        w->gnorm[b] = sqrt(gn);
+    }
+    if (!w->eligible[b]) return;
+    int better = w->reached[b] > w->best_reached[b] ||
+                 (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
+    if (better || (A->o->keep_last && last)) {
+        w->best_reached[b] = w->reached[b];
+        w->best_value[b] = w->values[b];
+        w->zero_grad[b] = A->need_gnorm ? w->gnorm[b] == 0.0 : all_zero(g, n);
+        memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
+    }
+}
+
+void clipnn_attack_report(attack_batch_ctx *A, size_t rs, size_t t) {
+    const clipnn_attack_options *o = A->o;
+    if (!o->on_step) return;
+    attack_work *w = A->w;
+    const size_t B = A->B;
     double sum_loss = 0, sum_gn = 0;
     size_t fooled = 0;
     for (size_t b = 0; b < B; b++) {
-        const float *g = w->g + b * n;
-        double gn = 0;
-        for (size_t i = 0; i < n; i++) gn += (double)g[i] * g[i];
-        w->gnorm[b] = sqrt(gn);
         sum_gn += w->gnorm[b];
         sum_loss += w->values[b];
-        fooled += w->eligible[b] && w->reached[b];
-        if (!w->eligible[b]) continue;
-        int better = w->reached[b] > w->best_reached[b] ||
-                     (w->reached[b] == w->best_reached[b] && w->values[b] < w->best_value[b]);
-        if (better || (A->o->keep_last && last)) {
-            w->best_reached[b] = w->reached[b];
-            w->best_value[b] = w->values[b];
-            w->zero_grad[b] = gn == 0.0;
-            memcpy(w->best + b * n, w->xa + b * n, n * sizeof *w->best);
-        }
+        w->fooled[b] = w->eligible[b] && w->reached[b];
+        fooled += (size_t)w->fooled[b];
     }
-    const clipnn_attack_options *o = A->o;
-    if (!o->on_step) return;
-    for (size_t b = 0; b < B; b++) w->fooled[b] = w->eligible[b] && w->reached[b];
     clipnn_attack_step st = {rs,         t, sum_loss / (double)B, sum_gn / (double)B, (double)fooled / (double)B,
                              A->batch_index, B, A->batch_index * o->batch, w->values, w->gnorm, w->fooled};
     o->on_step(&st, o->user);
 }
 
-/* One step downhill on the objective, then back into the budget. */
-static void step_iterate(attack_batch_ctx *A) {
+/* A signed step of a on xa, back into the cube of radius e around x0 and
+ * into the box. */
+CLIPNN_HOT_KERNEL void linf_sign_step(float *restrict xa, const float *restrict g, const float *restrict x0, size_t n,
+                                      float a, float e, double lo, double hi) {
+#pragma omp simd
+    for (size_t i = 0; i < n; i++)
+        xa[i] = clipnn_linf_project(xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f), x0[i], e, lo, hi);
+}
+
+/* Example b after iterate t was evaluated: its kept iterate, then (before
+ * the last) one step downhill on the objective, back into the budget. */
+static void pgd_example(attack_batch_ctx *A, void *arg, size_t b) {
     attack_work *w = A->w;
     const size_t n = A->n;
-    for (size_t b = 0; b < A->B; b++) {
-        if (!w->eligible[b]) continue;
-        float *xa = w->xa + b * n;
-        const float *g = w->g + b * n;
-        if (A->l2) {
-            float scale = (float)(A->alpha / (w->gnorm[b] + 1e-10));
-            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
-        } else {
-            const float a = (float)A->alpha;
-#pragma omp simd
-            for (size_t i = 0; i < n; i++) xa[i] = xa[i] - (g[i] > 0 ? a : g[i] < 0 ? -a : 0.0f);
-        }
-        clipnn_project_budget(xa, w->x0 + b * n, n, A->p, A->o->eps, A->lo, A->hi);
+    const int last = *(const int *)arg;
+    clipnn_attack_keep(A, b, last);
+    if (last || !w->eligible[b]) return;
+    float *xa = w->xa + b * n;
+    const float *g = w->g + b * n, *x0 = w->x0 + b * n;
+    if (A->l2) {
+        float scale = (float)(A->alpha / (w->gnorm[b] + 1e-10));
+        for (size_t i = 0; i < n; i++) xa[i] = xa[i] - scale * g[i];
+        clipnn_project_budget(xa, x0, n, A->p, A->o->eps, A->lo, A->hi);
+        return;
     }
+    linf_sign_step(xa, g, x0, n, (float)A->alpha, (float)A->o->eps, A->lo, A->hi);
 }
 
 /* One batch: every restart from x0, each iterate compared with the kept one. */
@@ -200,9 +214,10 @@ static clipnn_status attack_batch(attack_batch_ctx *A) {
             clipnn_status s = clipnn_objective_grad_space(A->m, A->obj, &A->o->space, w->xa, w->y, A->B, w->values,
                                                           w->g, w->reached, w->xm);
             if (s) return s;
-            clipnn_attack_observe(A, rs, t, t == A->steps);
-            if (t == A->steps) break;
-            step_iterate(A);
+            int last = t == A->steps;
+            clipnn_attack_each_example(A, pgd_example, &last);
+            clipnn_attack_report(A, rs, t);
+            if (last) break;
         }
     }
     return CLIPNN_OK;
@@ -253,8 +268,7 @@ typedef struct {
  * scratch for the model's inputs). */
 static clipnn_status outputs_of(clipnn_model *m, const clipnn_input_space *space, const float *x, size_t B, float *xm,
                                 const float **z) {
-    clipnn_space_to_model(space, x, B, m->n_inputs, xm);
-    return clipnn_forward(m, xm, B, z);
+    return clipnn_forward(m, clipnn_space_model_input(space, x, B, m->n_inputs, xm), B, z);
 }
 
 /* The batch's inputs into w->x0 (inside the box), and the clean
@@ -337,6 +351,7 @@ clipnn_status clipnn_attack(clipnn_model *m, const clipnn_attack_options *o, con
     const size_t steps = o->method == CLIPNN_ATTACK_FGSM ? 1 : o->steps;
     const int l2 = o->method == CLIPNN_ATTACK_PGD_L2;
     attack_batch_ctx A = {.m = m, .o = o, .obj = &obj, .w = &w, .n = n, .steps = steps, .l2 = l2,
+                          .need_gnorm = l2 || o->on_step,
                           .alpha = attack_step_size(o, steps), .p = l2 ? 2.0 : INFINITY, .lo = o->space.box_lo,
                           .hi = o->space.box_hi, .rng = &rng};
     distortion sum = {0, 0};

@@ -4,6 +4,16 @@
 #ifndef CLIPNN_ATTACK_INTERNAL_H
 #define CLIPNN_ATTACK_INTERNAL_H
 
+/* The projections and steps select with float comparisons: GCC turns them
+ * into vector blends only when it need not keep floating-point exception
+ * flags, which nothing here reads (values unchanged). Without it they run
+ * one element at a time, most of an attack's time next to the GEMMs on two
+ * threads. Here, before every function of the attacks, the inline ones
+ * below included (GCC may refuse to inline across different options). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "inputopt/inputopt.h"
 
 typedef struct {
@@ -20,17 +30,32 @@ typedef struct {
     const clipnn_objective *obj;
     attack_work *w;
     size_t B, batch_index, n, steps;
-    int l2;
+    int l2, need_gnorm; /* need_gnorm: the step callback or the L2 step reads the gradient norms */
     double alpha, p, lo, hi;
     clipnn_rng *rng;
 } attack_batch_ctx;
 
+/* One coordinate x of an iterate back into the L-infinity ball of radius e
+ * around x0, then into the box [lo, hi]. */
+static inline float clipnn_linf_project(float x, float x0, float e, double lo, double hi) {
+    float d = x - x0;
+    d = d > e ? e : d < -e ? -e : d;
+    return clipnn_box_clamp(x0 + d, lo, hi);
+}
+
 /* Every example back at x0, or at a random start in the budget. */
 void clipnn_attack_restart(attack_batch_ctx *A);
-/* The iterate's gradient norms, the kept iterate per example (a fooled
+/* fn(A, arg, b) for every example b of the batch, the examples split among
+ * the library's threads: each example's arithmetic is the same whatever
+ * the split, so the results do not depend on the number of threads. */
+typedef void (*attack_example_fn)(attack_batch_ctx *A, void *arg, size_t b);
+void clipnn_attack_each_example(attack_batch_ctx *A, attack_example_fn fn, void *arg);
+/* Example b's gradient norm (when needed) and its kept iterate (a fooled
  * one beats one that is not, then the lower value; the last one with
- * keep_last), and the trace row. */
-void clipnn_attack_observe(attack_batch_ctx *A, size_t rs, size_t t, int last);
+ * keep_last). */
+void clipnn_attack_keep(attack_batch_ctx *A, size_t b, int last);
+/* The trace row of iterate t (batch means) to the step callback, if any. */
+void clipnn_attack_report(attack_batch_ctx *A, size_t rs, size_t t);
 
 /* APGD (Croce and Hein 2020): the options it refuses, and one batch. */
 clipnn_status clipnn_apgd_check(const clipnn_model *m, const clipnn_attack_options *o);

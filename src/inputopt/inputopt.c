@@ -5,6 +5,11 @@
 #include <math.h>
 #include <string.h>
 
+/* Vector blends for the steps' selections (see src/inputopt/attack.h). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")
+#endif
+
 #include "inputopt/inputopt.h"
 
 static const char *const param_names[CLIPNN_PARAM_COUNT] = {
@@ -123,6 +128,13 @@ void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B
             out[r * dim + j] = (x[r * dim + j] - s->mean[j]) / s->std[j];
 }
 
+const float *clipnn_space_model_input(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
+                                      float *out) {
+    if (!s->mean) return x;
+    clipnn_space_to_model(s, x, B, dim, out);
+    return out;
+}
+
 void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim) {
     if (!s->std) return;
     for (size_t r = 0; r < B; r++)
@@ -225,7 +237,7 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
     if ((s = clipnn_forward(m, x, batch, NULL))) return s;
     size_t top = top_layer(m, o), k = m->layers[top].out;
     size_t ny = o->kind == CLIPNN_OBJ_TARGET_OUTPUT ? k : 1;
-    double *a = clipnn_alloc_array(2 * k, sizeof *a), *da = a + k;
+    double small[128], *a = k <= 64 ? small : clipnn_alloc_array(2 * k, sizeof *a), *da = a + k;
     if (!a) return clipnn_fail(CLIPNN_ERR_NOMEM, "objective: out of memory");
     for (size_t r = 0; r < batch; r++) {
         const float *ar = m->post[top] + r * k;
@@ -237,7 +249,7 @@ clipnn_status clipnn_objective_grad(clipnn_model *m, const clipnn_objective *o, 
         float *dr = m->delta[top] + r * k;
         for (size_t j = 0; j < k; j++) dr[j] = (float)da[j];
     }
-    clipnn_free(a);
+    if (a != small) clipnn_free(a);
     if (dx) clipnn_objective_backward(m, top, batch, dx);
     return CLIPNN_OK;
 }
@@ -257,8 +269,8 @@ clipnn_status clipnn_objective_grad_space(clipnn_model *m, const clipnn_objectiv
                                           const float *y, size_t B, double *values, float *dx,
                                           int *reached, float *xm) {
     size_t dim = m->n_inputs;
-    clipnn_space_to_model(s, x, B, dim, xm);
-    clipnn_status st = clipnn_objective_grad(m, o, xm, y, B, values, dx, reached);
+    const float *in = clipnn_space_model_input(s, x, B, dim, xm);
+    clipnn_status st = clipnn_objective_grad(m, o, in, y, B, values, dx, reached);
     if (!st && dx) clipnn_space_grad(s, dx, B, dim);
     return st;
 }
@@ -384,13 +396,14 @@ clipnn_status clipnn_objective_grad_d(const clipnn_model *m, const clipnn_object
  * its standard deviation, so its input gradient in pixel units is scaled by
  * 1/std (hundreds for nearly constant pixels) and a fixed lr g either
  * crawls or jumps into saturation. Pixel coordinates stay in the box. */
-static void take_step(float *var, const float *from, const float *g, size_t n, double lr, int normalize, int clamp,
-                      double lo, double hi) {
+static void take_step(float *restrict var, const float *restrict from, const float *restrict g, size_t n, double lr,
+                      int normalize, int clamp, double lo, double hi) {
+    const float step = (float)lr;
+#pragma omp simd
     for (size_t i = 0; i < n; i++) {
         float dir = normalize ? (float)((g[i] > 0) - (g[i] < 0)) : g[i];
-        float v = from[i] - (float)lr * dir;
-        if (clamp) v = (float)fmin(fmax(v, lo), hi);
-        var[i] = v;
+        float v = from[i] - step * dir;
+        var[i] = clamp ? clipnn_box_clamp(v, lo, hi) : v;
     }
 }
 
@@ -491,9 +504,10 @@ static int stalls(descent *D, size_t t, double value, double gn) {
 static int descent_step(descent *D, size_t t, clipnn_status *s) {
     const clipnn_inputopt_options *o = D->o;
     const int pixel = o->param == CLIPNN_PARAM_PIXEL;
-    for (size_t i = 0; i < D->n; i++)
-        D->xc[i] = o->param == CLIPNN_PARAM_TANH ? (float)(D->lo + D->half * (tanh((double)D->var[i]) + 1.0))
-                                                 : D->var[i];
+    if (o->param == CLIPNN_PARAM_TANH)
+        for (size_t i = 0; i < D->n; i++) D->xc[i] = (float)(D->lo + D->half * (tanh((double)D->var[i]) + 1.0));
+    else
+        memcpy(D->xc, D->var, D->n * sizeof *D->xc);
     double value;
     int reached;
     *s = clipnn_objective_grad_space(D->m, &o->objective, &o->space, D->xc, D->y, 1, &value, D->g, &reached, D->xm);

@@ -13,6 +13,18 @@ clipnn_status clipnn_space_check(const clipnn_input_space *s);
 /* x ([B][dim], data space) into the model's input out ([B][dim]). */
 void clipnn_space_to_model(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
                            float *out);
+/* The model's input for x ([B][dim], data space): x itself when the space
+ * has no mean and std (no copy), else x converted into out. */
+const float *clipnn_space_model_input(const clipnn_input_space *s, const float *x, size_t B, size_t dim,
+                                      float *out);
+/* x into the box [lo, hi], as (float)fmin(fmax(x, lo), hi) (a NaN goes to
+ * lo), written out so that the loops around it vectorize (they need
+ * no-trapping-math for the blends: see src/inputopt/attack.h). */
+static inline float clipnn_box_clamp(float x, double lo, double hi) {
+    double v = (double)x;
+    return (float)(!(v >= lo) ? lo : v > hi ? hi : v);
+}
+
 /* A gradient in the model's input ([B][dim]) into the data space, in place. */
 void clipnn_space_grad(const clipnn_input_space *s, float *g, size_t B, size_t dim);
 

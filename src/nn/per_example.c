@@ -59,21 +59,38 @@ clipnn_status clipnn_example_scratch_reserve(clipnn_model *m, size_t max_batch) 
     return CLIPNN_OK;
 }
 
-static void head_sqnorms(const clipnn_model *m, size_t B, double *sq) {
-    const size_t R = rows_per_example(m);
+/* Examples lo..hi of a head that sees one row per example: ||delta_i||^2
+ * (||a_i||^2 + 1) of every layer, the sums of squares in float partials
+ * (clipnn_sumsq_blocked, as the unit norms). */
+static void dense_sqnorms(const clipnn_model *m, size_t lo, size_t hi, double *sq) {
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
         const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
-        for (size_t i = 0; i < B; i++) {
-            if (R > 1) {
-                sq[i] += clipnn_shared_dense_sqnorm(R, a + i * R * L->in, L->in, d + i * R * L->out, L->out,
-                                                    m->norm_scratch);
-                continue;
-            }
-            double aa = clipnn_norm_accumulate(a + i * L->in, L->in, 2.0);
-            double dd = clipnn_norm_accumulate(d + i * L->out, L->out, 2.0);
-            sq[i] += dd * (aa + 1.0);
+        for (size_t i = lo; i < hi; i++)
+            sq[i] += clipnn_sumsq_blocked(d + i * L->out, L->out) * (clipnn_sumsq_blocked(a + i * L->in, L->in) + 1.0);
+    }
+}
+
+/* Every example's rows are its own: threads take whole examples, as many
+ * as the backward that left the rows had. */
+static void head_sqnorms(const clipnn_model *m, size_t B, double *sq) {
+    const size_t R = rows_per_example(m);
+    if (R == 1) {
+        int threads = clipnn_threads_for_macs(B * (m->n_params - m->layers[0].w_offset));
+#pragma omp parallel num_threads(threads) if (threads > 1)
+        {
+            size_t lo, hi;
+            clipnn_chunk(B, clipnn_thread_id(), clipnn_thread_count(), &lo, &hi);
+            dense_sqnorms(m, lo, hi, sq);
         }
+        return;
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        const clipnn_layer *L = &m->layers[l];
+        const float *a = clipnn_layer_input(m, l), *d = m->delta[l];
+        for (size_t i = 0; i < B; i++)
+            sq[i] += clipnn_shared_dense_sqnorm(R, a + i * R * L->in, L->in, d + i * R * L->out, L->out,
+                                                m->norm_scratch);
     }
 }
 
@@ -246,14 +263,17 @@ void clipnn_example_unformed_group_post(const clipnn_model *m, const double *fac
     }
 }
 
-/* Thread t of T: its rows of every layer's dW and db from the (rescaled)
- * deltas, and their sums of squares while the rows are in its cache; no
- * barrier, every delta is known. */
-static void form_rows(clipnn_model *m, float *g, size_t B, int t, int T) {
+/* Thread t of T: its units of every layer: their columns of the deltas
+ * scaled by the examples' factors, then their rows of dW and db formed from
+ * them, and the rows' sums of squares, while the rows are in its cache; no
+ * barrier, every delta is known and a thread reads only its own columns. */
+static void form_rows(clipnn_model *m, const double *factor, float *g, size_t B, int t, int T) {
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
         size_t lo, hi;
         clipnn_chunk(L->out, t, T, &lo, &hi);
+        if (hi <= lo) continue;
+        for (size_t i = 0; i < B; i++) clipnn_scale(m->delta[l] + i * L->out + lo, hi - lo, (float)factor[i]);
         float *dW = g + L->w_offset;
         clipnn_dense_weight_grad_rows(dW, g + L->b_offset, m->delta[l], clipnn_layer_input(m, l), B, L->in, L->out,
                                       lo, hi);
@@ -263,13 +283,9 @@ static void form_rows(clipnn_model *m, float *g, size_t B, int t, int T) {
 
 void clipnn_example_reweight_once(clipnn_model *m, const double *factor, float *g, double *group_acc) {
     size_t B = m->ws.batch;
-    for (size_t l = 0; l < m->n_layers; l++) {
-        const clipnn_layer *L = &m->layers[l];
-        for (size_t i = 0; i < B; i++) clipnn_scale(m->delta[l] + i * L->out, L->out, (float)factor[i]);
-    }
     int threads = clipnn_threads_for_macs(B * (m->n_params - m->layers[0].w_offset));
 #pragma omp parallel num_threads(threads) if (threads > 1)
-    form_rows(m, g, B, clipnn_thread_id(), clipnn_thread_count());
+    form_rows(m, factor, g, B, clipnn_thread_id(), clipnn_thread_count());
     for (size_t l = 0; l < m->n_layers; l++) {
         const clipnn_layer *L = &m->layers[l];
         double w = 0;

@@ -41,6 +41,8 @@
  *   EPCH  optional, with TRAN: the sums of the epoch in progress that TRAN
  *         lacks (src/train/train_state.c), so that a resumed run reports
  *         the split epoch whole; a build without it skips the section
+ *   FEED  optional, with TRAN: the error-feedback vectors of the processes
+ *         of a job with --clip-where clip21 (src/dist/clip21_state.c)
  *
  * Each tag appears at most once. Readers skip tags they do not know, so a
  * later writer can add optional sections without a new version; a change old
@@ -85,6 +87,7 @@ enum { HEADER_BYTES = 20, SECTION_HEADER = 12, CRC_BYTES = 4 };
 #define TAG_PRIV TAG('P', 'R', 'I', 'V')
 #define TAG_EPCH TAG('E', 'P', 'C', 'H')
 #define TAG_DATA TAG('D', 'A', 'T', 'A')
+#define TAG_FEED TAG('F', 'E', 'E', 'D')
 
 /* On-disk activation codes are fixed by the format, whatever the order of
  * the enum in the header. */
@@ -206,7 +209,8 @@ static void write_contents(writer *w, const clipnn_model *m, const clipnn_train_
                      {TAG_TRAN, st->loop, st->loop_len},
                      {TAG_BPTT, st->bptt, st->bptt_len},
                      {TAG_PRIV, st->priv, st->priv_len},
-                     {TAG_EPCH, st->epch, st->epch_len}};
+                     {TAG_EPCH, st->epch, st->epch_len},
+                     {TAG_FEED, st->feed, st->feed_len}};
         for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
             if (!extra[i].data) continue;
             put_section_header(w, extra[i].tag, extra[i].len);
@@ -229,6 +233,7 @@ static uint64_t file_length(const clipnn_model *m, const clipnn_train_state *st)
         if (st->bptt) total += SECTION_HEADER + st->bptt_len;
         if (st->priv) total += SECTION_HEADER + st->priv_len;
         if (st->epch) total += SECTION_HEADER + st->epch_len;
+        if (st->feed) total += SECTION_HEADER + st->feed_len;
     }
     return total;
 }
@@ -372,7 +377,10 @@ typedef struct {
     int present;
 } section;
 
-enum { SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_PRIV, SEC_DATA, SEC_EPCH, N_SECTIONS };
+enum {
+    SEC_ARCH, SEC_SEQN, SEC_PARM, SEC_OPTM, SEC_CLIP, SEC_TRAN, SEC_BPTT, SEC_PRIV, SEC_DATA, SEC_EPCH, SEC_FEED,
+    N_SECTIONS
+};
 
 /* Walk the sections (the CRC holds, so a bad structure is a bad writer, not
  * damage: FORMAT). */
@@ -589,9 +597,10 @@ static clipnn_status read_state(reader *r, const section *sec, size_t n_params, 
         if (!s) s = read_blob(r, &sec[SEC_BPTT], &st->bptt, &st->bptt_len);
         if (!s) s = read_blob(r, &sec[SEC_PRIV], &st->priv, &st->priv_len);
         if (!s) s = read_blob(r, &sec[SEC_EPCH], &st->epch, &st->epch_len);
+        if (!s) s = read_blob(r, &sec[SEC_FEED], &st->feed, &st->feed_len);
         if (!s) s = clipnn_train_state_validate(st, n_params, r->path);
     } else if (sec[SEC_OPTM].present || sec[SEC_CLIP].present || sec[SEC_BPTT].present || sec[SEC_PRIV].present ||
-               sec[SEC_EPCH].present) {
+               sec[SEC_EPCH].present || sec[SEC_FEED].present) {
         s = clipnn_fail(CLIPNN_ERR_FORMAT, "%s: optimizer, clipper or BPTT state without the training (TRAN) section",
                         r->path);
     }
@@ -625,6 +634,7 @@ static clipnn_status load(reader *r, clipnn_model **out, clipnn_train_state **st
         [SEC_TRAN] = {TAG_TRAN, "TRAN", 0, 0, 0}, [SEC_BPTT] = {TAG_BPTT, "BPTT", 0, 0, 0},
         [SEC_PRIV] = {TAG_PRIV, "PRIV", 0, 0, 0},
         [SEC_DATA] = {TAG_DATA, "DATA", 0, 0, 0}, [SEC_EPCH] = {TAG_EPCH, "EPCH", 0, 0, 0},
+        [SEC_FEED] = {TAG_FEED, "FEED", 0, 0, 0},
     };
     s = find_sections(r, sec);
     if (s) return s;

@@ -54,8 +54,8 @@ clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
     o->opts = *opts;
     o->n = n_params;
     int need_m = adam || opts->momentum > 0;
-    if (need_m) o->m = clipnn_alloc_array(n_params, sizeof *o->m);
-    if (adam) o->v = clipnn_alloc_array(n_params, sizeof *o->v);
+    if (need_m) o->m = clipnn_alloc_aligned_array(n_params, sizeof *o->m);
+    if (adam) o->v = clipnn_alloc_aligned_array(n_params, sizeof *o->v);
     if ((need_m && !o->m) || (adam && !o->v)) {
         clipnn_optimizer_free(o);
         return clipnn_fail(CLIPNN_ERR_NOMEM, "optimizer: out of memory for %zu parameters", n_params);
@@ -66,8 +66,8 @@ clipnn_status clipnn_optimizer_create(clipnn_optimizer **out, size_t n_params,
 
 void clipnn_optimizer_free(clipnn_optimizer *o) {
     if (!o) return;
-    clipnn_free(o->m);
-    clipnn_free(o->v);
+    clipnn_free_aligned(o->m);
+    clipnn_free_aligned(o->v);
     clipnn_free(o);
 }
 
@@ -88,10 +88,13 @@ static inline float guarded(float old, float updated, int *bad) {
     return ok ? updated : old;
 }
 
-/* The SGD step's settings, for the inlined loops. */
+/* The SGD step's settings, for the inlined loops; with rank1 (a constant
+ * where it is set) the gradient read is d times the one given. */
 typedef struct {
     float lr, s, mu;
     int nesterov, first;
+    int rank1;
+    float d;
 } sgd_args;
 
 SUMSQ_INLINE int sgd_body(float *restrict p, const float *restrict g, float *restrict m, size_t n, float lr, float s,
@@ -141,6 +144,7 @@ SUMSQ_INLINE void sgd16(float *p, const float *g, float *m, const sgd_args *a, c
     clipnn_f32x16 pv, gv, step;
     memcpy(&pv, p, sizeof pv);
     memcpy(&gv, g, sizeof gv);
+    if (a->rank1) gv = a->d * gv; /* the float products the backward would have stored */
     gv = a->s * gv;
     if (m) {
         clipnn_f32x16 mv, buf;
@@ -179,40 +183,65 @@ SUMSQ_INLINE void sgd16_summed(float *p, const float *g, float *m, const float *
     }
 }
 
-/* SGD on p[0..n) (gradient g, momentum m or NULL; c: theta0 at p) from a
- * block boundary of the unit, summed on the way in the blocks of
- * src/nn/sumsq_kernel.h; the accumulators of a block are locals (kept in
- * registers), folded into u at its end. want_s and want_d are constants
- * at every call, so that each combination is its own loop. */
+/* A unit's last, partial step of k < 64 parameters at p (gradient g,
+ * momentum m or NULL, theta0 c): updated, then summed back from L1 into
+ * the block's accumulators. Inlined: a call would reach a copy built for
+ * the baseline CPU (no target clones), through a vzeroupper, at every
+ * unit. */
+SUMSQ_INLINE int sgd_partial_step(float *p, const float *g, float *m, const float *c, size_t k, const sgd_args *a,
+                                   clipnn_i32x16 *badv, clipnn_sumsq_block *bs, clipnn_sumsq_block *bd,
+                                   const int want_s, const int want_d) {
+    size_t whole = k - k % 16;
+    int bad = 0;
+    clipnn_f32x16 x;
+    float formed[SUMSQ_STEP];
+    sgd_args plain = *a;
+    if (a->rank1) {
+        for (size_t q = 0; q < k; q++) formed[q] = a->d * g[q];
+        g = formed, plain.rank1 = 0, a = &plain;
+    }
+    for (size_t q = 0; q < whole; q += 16) sgd16(p + q, g + q, m ? m + q : NULL, a, badv, &x);
+    for (size_t q = whole; q < k; q++) /* the last few, one at a time */
+        bad += sgd_body(p + q, g + q, m ? m + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov, a->first);
+    if (want_s) sumsq_add_step(bs, p, p, k, 0);
+    if (want_d) sumsq_add_step(bd, p, c, k, 1);
+    return bad;
+}
+
+/* SGD on p[0..n) (gradient g, or d g with rank1; momentum m when has_m,
+ * else NULL; c: theta0 at p) from a block boundary of the unit, summed on
+ * the way in the blocks of src/nn/sumsq_kernel.h. The whole steps of a
+ * block add into eight plain local vectors and the settings are copied
+ * into locals: what has its address taken, or may alias the parameters
+ * written, goes through memory at every step (the accumulators' stores
+ * doubled the stores of a loop that the stores bound). want_s, want_d,
+ * has_m and rank1 are constants at every call, so that each combination
+ * is its own loop. */
 SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
-                            unit_acc *u, const int want_s, const int want_d) {
+                            unit_acc *u, const int want_s, const int want_d, const int has_m, const int rank1) {
+    sgd_args args = *a;
+    args.rank1 = rank1;
     int bad = 0;
     clipnn_i32x16 badv = {0};
     for (size_t i = 0; i < n;) {
-        clipnn_sumsq_block bs, bd;
-        memset(&bs, 0, sizeof bs), memset(&bd, 0, sizeof bd);
-        for (int step = 0; step < SUMSQ_STEPS && i < n; step++) {
-            size_t k = n - i < SUMSQ_STEP ? n - i : SUMSQ_STEP;
-            float *mi = m ? m + i : NULL;
-            if (k == SUMSQ_STEP) {
-                sgd16_summed(p + i, g + i, mi, c + i, a, &badv, &bs.v0, &bd.v0, want_s, want_d);
-                sgd16_summed(p + i + 16, g + i + 16, mi ? mi + 16 : NULL, c + i + 16, a, &badv, &bs.v1, &bd.v1,
-                             want_s, want_d);
-                sgd16_summed(p + i + 32, g + i + 32, mi ? mi + 32 : NULL, c + i + 32, a, &badv, &bs.v2, &bd.v2,
-                             want_s, want_d);
-                sgd16_summed(p + i + 48, g + i + 48, mi ? mi + 48 : NULL, c + i + 48, a, &badv, &bs.v3, &bd.v3,
-                             want_s, want_d);
-            } else { /* a unit's last, partial step: updated, then summed back from L1 */
-                size_t whole = k - k % 16;
-                clipnn_f32x16 x;
-                for (size_t q = 0; q < whole; q += 16) sgd16(p + i + q, g + i + q, mi ? mi + q : NULL, a, &badv, &x);
-                for (size_t q = whole; q < k; q++) /* the last few, one at a time */
-                    bad += sgd_body(p + i + q, g + i + q, mi ? mi + q : NULL, 1, a->lr, a->s, a->mu, a->nesterov,
-                                    a->first);
-                if (want_s) sumsq_add_step(&bs, p + i, p + i, k, 0);
-                if (want_d) sumsq_add_step(&bd, p + i, c + i, k, 1);
-            }
-            i += k;
+        size_t whole = (n - i) / SUMSQ_STEP;
+        if (whole > SUMSQ_STEPS) whole = SUMSQ_STEPS;
+        clipnn_f32x16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0}, d0 = {0}, d1 = {0}, d2 = {0}, d3 = {0};
+        for (size_t step = 0; step < whole; step++, i += SUMSQ_STEP) {
+            float *mi = has_m ? m + i : NULL;
+            sgd16_summed(p + i, g + i, mi, c + i, &args, &badv, &s0, &d0, want_s, want_d);
+            sgd16_summed(p + i + 16, g + i + 16, has_m ? mi + 16 : NULL, c + i + 16, &args, &badv, &s1, &d1, want_s,
+                         want_d);
+            sgd16_summed(p + i + 32, g + i + 32, has_m ? mi + 32 : NULL, c + i + 32, &args, &badv, &s2, &d2, want_s,
+                         want_d);
+            sgd16_summed(p + i + 48, g + i + 48, has_m ? mi + 48 : NULL, c + i + 48, &args, &badv, &s3, &d3, want_s,
+                         want_d);
+        }
+        clipnn_sumsq_block bs = {s0, s1, s2, s3}, bd = {d0, d1, d2, d3};
+        if (whole < SUMSQ_STEPS && i < n) { /* the unit ends in this block, with a partial step */
+            bad += sgd_partial_step(p + i, g + i, has_m ? m + i : NULL, c + i, n - i, &args, &badv, &bs, &bd,
+                                    want_s, want_d);
+            i = n;
         }
         if (want_s) sumsq_fold(&u->s, &bs);
         if (want_d) sumsq_fold(&u->d, &bd);
@@ -221,12 +250,22 @@ SUMSQ_INLINE int sgd_summed(float *p, const float *g, float *m, const float *c, 
     return bad;
 }
 
-/* sgd_summed with the flags as constants. */
+/* sgd_summed with the sums asked for as constants. */
+SUMSQ_INLINE int sgd_summed_sums(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
+                                 unit_acc *u, int want_s, int want_d, const int has_m, const int rank1) {
+    if (want_s && want_d) return sgd_summed(p, g, m, c, n, a, u, 1, 1, has_m, rank1);
+    if (want_s) return sgd_summed(p, g, m, c, n, a, u, 1, 0, has_m, rank1);
+    return sgd_summed(p, g, m, c, n, a, u, 0, 1, has_m, rank1);
+}
+
+/* sgd_summed with every flag as a constant (a->rank1 chooses the
+ * gradient's form). */
 SUMSQ_INLINE int sgd_summed_any(float *p, const float *g, float *m, const float *c, size_t n, const sgd_args *a,
                                 unit_acc *u, int want_s, int want_d) {
-    if (want_s && want_d) return sgd_summed(p, g, m, c, n, a, u, 1, 1);
-    if (want_s) return sgd_summed(p, g, m, c, n, a, u, 1, 0);
-    return sgd_summed(p, g, m, c, n, a, u, 0, 1);
+    if (m) return a->rank1 ? sgd_summed_sums(p, g, m, c, n, a, u, want_s, want_d, 1, 1)
+                           : sgd_summed_sums(p, g, m, c, n, a, u, want_s, want_d, 1, 0);
+    return a->rank1 ? sgd_summed_sums(p, g, NULL, c, n, a, u, want_s, want_d, 0, 1)
+                    : sgd_summed_sums(p, g, NULL, c, n, a, u, want_s, want_d, 0, 0);
 }
 
 /* Adam as torch.optim.Adam (1.13, single tensor): bias corrections folded
@@ -300,8 +339,8 @@ static int sums_fused(const clipnn_optimizer *o) {
 }
 
 /* SGD of the unit off..off + len with its sums: the gradient g ([len]), or
- * when g is NULL d a (a: [len]) formed in an L1-sized buffer as
- * update_rank1 forms it. */
+ * when g is NULL d a (a: [len]), the products update_rank1 forms, here in
+ * registers (a buffer written and read back cost more than the sums). */
 CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, const float *g, float d,
                                       const float *a, size_t off, size_t len, const sgd_args *args,
                                       const clipnn_update_sums *sums, size_t unit) {
@@ -310,18 +349,9 @@ CLIPNN_HOT_KERNEL int sgd_unit_summed(const clipnn_optimizer *o, float *params, 
     const int want_s = sums->theta_acc != NULL, want_d = sums->dist_acc != NULL;
     const float *c = want_d ? sums->theta0 + off : params + off; /* unread without distances */
     float *p = params + off, *m = o->m ? o->m + off : NULL;
-    int bad = 0;
-    if (g) {
-        bad = sgd_summed_any(p, g, m, c, len, args, &u, want_s, want_d);
-    } else {
-        float buf[1024]; /* a multiple of the sums' block: every call starts one */
-        for (size_t i = 0; i < len; i += 1024) {
-            size_t n = len - i < 1024 ? len - i : 1024;
-#pragma omp simd
-            for (size_t k = 0; k < n; k++) buf[k] = d * a[i + k];
-            bad += sgd_summed_any(p + i, buf, m ? m + i : NULL, c + i, n, args, &u, want_s, want_d);
-        }
-    }
+    sgd_args with = *args;
+    with.rank1 = g == NULL, with.d = d;
+    int bad = sgd_summed_any(p, g ? g : a, m, c, len, &with, &u, want_s, want_d);
     for (int l = 0; l < 16; l++) bad += u.bad[l];
     if (want_s) sums->theta_acc[unit] = sumsq_total(&u.s);
     if (want_d) sums->dist_acc[unit] = sumsq_total(&u.d);
@@ -408,7 +438,7 @@ clipnn_status clipnn_optimizer_step_units(clipnn_optimizer *o, clipnn_model *m, 
                 double s = unit_scale ? grad_scale * unit_scale[u] : grad_scale;
                 const float *a = lazy && !G->is_bias ? clipnn_layer_input(m, dense) : NULL;
                 if (sums && fused_sums) {
-                    sgd_args args = {(float)lr, (float)s, (float)o->opts.momentum, o->opts.nesterov, first};
+                    sgd_args args = {(float)lr, (float)s, (float)o->opts.momentum, o->opts.nesterov, first, 0, 0.0f};
                     bad += sgd_unit_summed(o, m->params, a ? NULL : m->grads + off, a ? m->delta[dense][j] : 0.0f,
                                            a, off, G->cols, &args, sums, u);
                     continue;

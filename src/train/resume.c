@@ -4,6 +4,7 @@
  * so that reading a checkpoint does not pull in the optimizer and clipper. */
 #include <stdio.h>
 
+#include "dist/dist.h"
 #include "train/train.h"
 
 clipnn_status clipnn_train_state_capture(clipnn_train_state *s, const clipnn_train_loop *l,
@@ -87,4 +88,18 @@ clipnn_status clipnn_train_state_restore_privacy(const clipnn_train_state *s, cl
                            "run); continue it %s", origin, s->priv ? "with" : "without",
                            s->priv ? "with the same noise" : "without noise");
     return s->priv ? clipnn_dp_decode(s->priv, d, origin) : CLIPNN_OK;
+}
+
+clipnn_status clipnn_train_state_capture_feed(clipnn_train_state *s) {
+    unsigned char *p = NULL;
+    size_t len = 0;
+    clipnn_status st = clipnn_dist_save_feed(&p, &len);
+    if (st) return st;
+    clipnn_free(s->feed);
+    s->feed = p, s->feed_len = len;
+    return CLIPNN_OK;
+}
+
+clipnn_status clipnn_train_state_restore_feed(const clipnn_train_state *s) {
+    return clipnn_dist_restore_feed(s->feed, s->feed_len, s->source[0] ? s->source : "training state");
 }

@@ -2,6 +2,7 @@
  * the per-step record (clipping and stability telemetry), evaluation per
  * epoch.
  * Everything is allocated before the first step. */
+#include <limits.h>
 #include <math.h>
 #include <string.h>
 
@@ -199,24 +200,18 @@ static clipnn_status check_options(const clipnn_train_options *o, const clipnn_d
     size_t total;
     clipnn_dataset_shard_range(train, NULL, &total);
     if (total == 0) return clipnn_fail(CLIPNN_ERR_SHAPE, "train: empty training set");
+    if ((unsigned)o->record_params >= CLIPNN_RECORD_COUNT)
+        return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: unknown record_params %d", (int)o->record_params);
     return check_rule_optimizer(o);
 }
 
-/* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
- * gradient, per example with a fresh clipper of the same rule; in a job
- * each process takes the rows it owns (with its own clipper: a rule with a
- * history starts it afresh there) and the sums are summed, a failure flag
- * after them so that every process reaches the sum. */
-static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
-                                        float *x1, float *y1, clipnn_train_result *res) {
-    size_t P = m->n_params, k = clipnn_model_n_outputs(m), n, lo, hi;
-    double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
-    clipnn_clipper *c = NULL;
-    clipnn_status s =
-        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
-    clipnn_dataset_shard_range(d, NULL, &n);
-    if (clipnn_dist_active()) clipnn_dist_owned_rows(&lo, &hi);
-    else lo = 0, hi = clipnn_dataset_n(d);
+/* Rows [lo, hi) of d one at a time: their gradients into mean, scaled by
+ * clipper c into h. */
+static clipnn_status expected_rows(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                   clipnn_clipper *c, size_t lo, size_t hi, float *x1, float *y1, double *h,
+                                   double *mean) {
+    size_t P = m->n_params, k = clipnn_model_n_outputs(m);
+    clipnn_status s = CLIPNN_OK;
     for (size_t i = lo; s == CLIPNN_OK && i < hi; i++) {
         gather_rows(d, &i, 1, x1);
         gather_targets(d, &i, 1, o->loss.loss, k, y1);
@@ -229,10 +224,54 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         if (s) break;
         for (size_t j = 0; j < P; j++) h[j] += scale * m->grads[j];
     }
-    if (h) h[2 * P] = s != CLIPNN_OK;
-    if (h && clipnn_dist_active()) clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
+    return s;
+}
+
+/* The rows this process owns, with the clipper's history over every row
+ * before them: in a job process r starts from the state process r - 1
+ * ended with (the processes run one after the other, so a rule with a
+ * history sees the rows in a single process's order), and the sums are
+ * summed, a failure flag after them. Every process of a job calls it. */
+static clipnn_status expected_rows_in_order(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                            clipnn_clipper *c, unsigned char *state, size_t len, float *x1,
+                                            float *y1, double *h) {
+    size_t P = m->n_params, lo, hi;
+    clipnn_status s = CLIPNN_OK;
+    int before = clipnn_dist_relay_receive(state, len);
+    if (before > 0)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
+    else if (before == 0) s = clipnn_clipper_state_load(c, state, len);
+    if (clipnn_dist_active()) clipnn_dist_owned_rows(&lo, &hi);
+    else lo = 0, hi = clipnn_dataset_n(d);
+    if (!s) s = expected_rows(m, d, o, c, lo, hi, x1, y1, h, h + P);
+    if (!s) clipnn_clipper_state_save(c, state);
+    clipnn_dist_relay_send(state, len, s != CLIPNN_OK);
+    h[2 * P] = s != CLIPNN_OK;
+    clipnn_dist_sum_doubles(h, 2 * P + 1, 0);
     if (s == CLIPNN_OK && h[2 * P] > 0)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
+    return s;
+}
+
+/* Theorem 1's H(theta) = mean over the data of g/c next to the plain mean
+ * gradient, per example with a fresh clipper of the same rule, the rows in
+ * order (in a job too: above). */
+static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d, const clipnn_train_options *o,
+                                        float *x1, float *y1, clipnn_train_result *res) {
+    size_t P = m->n_params, n, len = 0;
+    double *h = clipnn_alloc_array(2 * P + 1, sizeof *h), *mean = h + P;
+    unsigned char *state = NULL;
+    clipnn_clipper *c = NULL;
+    clipnn_status s =
+        h ? clipnn_clipper_create(&c, m, &o->clip) : clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    if (!s) len = clipnn_clipper_state_size(c);
+    if (!s && len >= INT_MAX) s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: the clipper's state is too large to relay");
+    if (!s && !(state = clipnn_alloc_array(len ? len : 1, 1)))
+        s = clipnn_fail(CLIPNN_ERR_NOMEM, "train: out of memory");
+    if (clipnn_dist_agree(s != CLIPNN_OK) && !s)
+        s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to set up the expected gradients");
+    if (!s) s = expected_rows_in_order(m, d, o, c, state, len, x1, y1, h);
+    clipnn_dataset_shard_range(d, NULL, &n);
     if (s == CLIPNN_OK) {
         double hs = 0, ms = 0;
         for (size_t j = 0; j < P; j++) {
@@ -243,7 +282,7 @@ static clipnn_status expected_gradients(clipnn_model *m, const clipnn_dataset *d
         res->mean_grad_norm = sqrt(ms);
     }
     clipnn_clipper_free(c);
-    clipnn_free(h);
+    clipnn_free(h), clipnn_free(state);
     return s;
 }
 
@@ -256,7 +295,7 @@ typedef struct {
 } train_buffers;
 
 static void free_buffers(train_buffers *b) {
-    clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free(b->theta0);
+    clipnn_free(b->xb), clipnn_free(b->yb), clipnn_free_aligned(b->theta0);
     clipnn_free(b->order), clipnn_free(b->idx), clipnn_free(b->group_norms);
     clipnn_free(b->unit_scale), clipnn_free(b->theta_acc), clipnn_free(b->dist_acc);
 }
@@ -267,7 +306,7 @@ static clipnn_status alloc_buffers(train_buffers *b, const clipnn_model *m, size
     size_t dim = m->n_inputs, k = clipnn_model_n_outputs(m), G = clipnn_model_n_groups(m);
     b->xb = clipnn_alloc_array(chunk * dim, sizeof *b->xb);
     b->yb = clipnn_alloc_array(chunk * k * clipnn_model_output_steps(m), sizeof *b->yb);
-    b->theta0 = clipnn_alloc_array(m->n_params, sizeof *b->theta0);
+    b->theta0 = clipnn_alloc_aligned_array(m->n_params, sizeof *b->theta0);
     b->order = clipnn_alloc_array(n, sizeof *b->order);
     b->idx = clipnn_alloc_array(chunk, sizeof *b->idx);
     b->group_norms = clipnn_alloc_array(3 * G, sizeof *b->group_norms);
@@ -298,8 +337,9 @@ typedef struct {
     clipnn_bptt_run bptt;
     int need_theta, theta_valid, lazy_ok;
     int one_pass; /* per-sample clipping in one backward (clipnn_fused_opts.deltas_only) */
-    clipnn_update_sums sums; /* what the update sums for the clipper and the step record */
-    int sums_valid;          /* the sums describe the parameters as they are */
+    clipnn_update_sums sums; /* what the update sums for the clipper and the step record, at most */
+    int record_sums;         /* the step record's theta_norm and distance come from those sums */
+    int theta_summed, dist_summed; /* b.theta_acc, b.dist_acc describe the parameters as they are */
     clipnn_fused_opts fused;
     clipnn_rec_telemetry rec_tele;
     clipnn_group_report groups; /* into b.group_norms */
@@ -439,6 +479,7 @@ static clipnn_status resume_loop(train_run *r) {
     const clipnn_train_state *st = r->o->state;
     clipnn_bptt_loop *bp = r->bptt.on ? &r->bptt.loop : NULL;
     clipnn_status s = clipnn_train_state_restore_privacy(st, &r->dp);
+    if (!s) s = clipnn_train_state_restore_feed(st);
     if (!s) s = clipnn_train_state_restore(st, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip, bp);
     if (s) return s;
     clipnn_epoch_sums e;
@@ -464,13 +505,31 @@ static clipnn_status resume_loop(train_run *r) {
  * the update: its record reads the parameters. */
 static void plan_update_sums(train_run *r) {
     const clipnn_clip_options *c = &r->o->clip;
-    int record = r->o->on_step && c->rule != CLIPNN_CLIP_PROJECT;
+    r->record_sums = r->o->on_step && c->rule != CLIPNN_CLIP_PROJECT;
     r->sums = (clipnn_update_sums){
-        .theta_acc = r->need_theta || (record && c->p == 2) ? r->b.theta_acc : NULL,
-        .dist_acc = record ? r->b.dist_acc : NULL,
+        .theta_acc = r->need_theta || (r->record_sums && c->p == 2) ? r->b.theta_acc : NULL,
+        .dist_acc = r->record_sums ? r->b.dist_acc : NULL,
         .theta0 = r->b.theta0,
     };
-    r->sums_valid = 0;
+    r->theta_summed = r->dist_summed = 0;
+}
+
+/* Does step t's record carry the figures that read every parameter
+ * (clipnn_train_options.record_params)? */
+static int record_params_now(const train_run *r, uint64_t t) {
+    return r->o->record_params == CLIPNN_RECORD_EVERY_STEP || (t + 1) % r->steps_per_epoch == 0 ||
+           t + 1 == r->total;
+}
+
+/* What step t's update sums: the rule's ||theta|| at every step, the
+ * record's figures at the steps whose record carries them. */
+static clipnn_update_sums step_sums(const train_run *r, uint64_t t) {
+    clipnn_update_sums s = r->sums;
+    if (r->o->on_step && !record_params_now(r, t)) {
+        s.dist_acc = NULL;
+        if (!r->need_theta) s.theta_acc = NULL;
+    }
+    return s;
 }
 
 /* The sums of the parameters the run starts from, as an update would have
@@ -479,7 +538,8 @@ static void plan_update_sums(train_run *r) {
 static void start_update_sums(train_run *r) {
     if (!r->sums.theta_acc && !r->sums.dist_acc) return;
     clipnn_update_sums_fill(&r->sums, r->m);
-    r->sums_valid = 1;
+    r->theta_summed = r->sums.theta_acc != NULL;
+    r->dist_summed = r->sums.dist_acc != NULL;
     r->theta_valid = r->need_theta;
 }
 
@@ -602,11 +662,14 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
  * range ends the run (*stop, or the error) unless the policy is skip. */
 static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, int *stop) {
     const clipnn_nonfinite policy = r->o->clip.nonfinite;
-    int any_sums = r->sums.theta_acc || r->sums.dist_acc;
+    const clipnn_update_sums sums = step_sums(r, t);
+    int any_sums = sums.theta_acc || sums.dist_acc;
     clipnn_status s = clipnn_optimizer_step_units(r->opt, r->m, &r->fused, lr, scale, r->b.unit_scale,
-                                                  any_sums ? &r->sums : NULL);
+                                                  any_sums ? &sums : NULL);
     r->theta_valid = r->need_theta;
-    r->sums_valid = any_sums; /* a kept parameter (below) is summed as kept */
+    /* a kept parameter (below) is summed as kept */
+    r->theta_summed = sums.theta_acc != NULL;
+    r->dist_summed = sums.dist_acc != NULL;
     if (s == CLIPNN_ERR_NONFINITE) {
         /* The update would have left float range: the optimizer kept
          * those parameters, so none is NaN or Inf, but the run has
@@ -656,6 +719,26 @@ static void count_step(train_run *r, uint64_t t, double lr, double loss) {
     if (r->bptt.on) clipnn_bptt_advance(&r->bptt);
 }
 
+/* The record's figures that read every parameter, at the steps whose
+ * record carries them (NaN at the others): from the update's sums (a
+ * skipped step leaves the parameters, and the sums, as the update before
+ * left them); where there are none (the projection moves theta after the
+ * update, a skipped step after an update that did not sum) or their float
+ * partials overflowed (past about 1.8e19), by a pass over the parameters. */
+static void record_params(train_run *r, uint64_t t) {
+    clipnn_step_record *rec = &r->rec;
+    const double p = r->o->clip.p;
+    if (!record_params_now(r, t)) { /* clip.theta_norm: the rule's own, or NaN */
+        rec->dist_from_start = NAN;
+        return;
+    }
+    rec->dist_from_start = r->dist_summed ? sqrt(units_total(r->m, r->b.dist_acc)) : NAN;
+    if (!isfinite(rec->dist_from_start)) rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
+    if (isnan(rec->clip.theta_norm) && r->record_sums && r->theta_summed && p == 2)
+        rec->clip.theta_norm = sqrt(units_total(r->m, r->b.theta_acc));
+    if (!isfinite(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, p);
+}
+
 /* The step record for on_step, with the stability telemetry. */
 static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     const clipnn_train_options *o = r->o;
@@ -667,14 +750,7 @@ static void report_step(train_run *r, uint64_t t, double lr, double loss) {
     rec->sum_lr = L->sum_lr;
     rec->sum_lr2 = L->sum_lr2;
     rec->loss = loss;
-    /* From the update's sums (a skipped step leaves the parameters, and
-     * the sums, as the update before left them); their float partials
-     * overflow past about 1.8e19, where the double pass takes over. */
-    rec->dist_from_start = r->sums_valid && r->sums.dist_acc ? sqrt(units_total(r->m, r->sums.dist_acc)) : NAN;
-    if (!isfinite(rec->dist_from_start)) rec->dist_from_start = distance(r->m->params, r->b.theta0, r->P);
-    if (isnan(rec->clip.theta_norm) && r->sums_valid && r->sums.dist_acc && r->sums.theta_acc && o->clip.p == 2)
-        rec->clip.theta_norm = sqrt(units_total(r->m, r->sums.theta_acc));
-    if (!isfinite(rec->clip.theta_norm)) rec->clip.theta_norm = clipnn_norm(r->m->params, r->P, o->clip.p);
+    record_params(r, t);
     rec->det_bound = lam * L->sum_lr;
     rec->lemma1_bound =
         o->stability_m > 0 && L->sum_lr2 > 0 ? clipnn_lemma1_bound(o->stability_m, L->sum_lr2, lam) : NAN;
@@ -839,11 +915,8 @@ static clipnn_status private_batches(train_run *r, private_pass *p) {
  * (first the counts with a failure flag, which every process reaches, then
  * the sums). */
 static clipnn_status private_sum_processes(train_run *r, private_pass *p, clipnn_status s) {
-    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, s != CLIPNN_OK};
-    clipnn_dist_sum_doubles(part, 4, 1);
-    if (s || part[3] > 0)
-        return s ? s : clipnn_fail(CLIPNN_ERR_STATE, "train: %g of %d processes failed to compute their examples' "
-                                   "gradients", part[3], clipnn_dist_size());
+    double part[4] = {p->loss_sum, (double)p->done, (double)p->clipped, 0};
+    if ((s = clipnn_dist_sum_failures(part, 4, s, "examples' gradients"))) return s;
     clipnn_dist_sum_doubles(r->pre_sum, 2 * r->P, 1);
     p->loss_sum = part[0], p->done = (size_t)part[1], p->clipped = (size_t)part[2];
     return CLIPNN_OK;
@@ -886,12 +959,24 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
  * (allocates). Every process calls it at the same step, whether it keeps a
  * state or not (a job may give one to process 0 alone): the epoch's
  * counts are summed over the processes here. */
+/* Clip21's vectors gathered on process 0 and dropped: a process that keeps
+ * no state still takes part in the gather. */
+static clipnn_status drop_feed(void) {
+    unsigned char *p = NULL;
+    size_t len = 0;
+    clipnn_status s = clipnn_dist_save_feed(&p, &len);
+    clipnn_free(p);
+    return s;
+}
+
 static clipnn_status capture_state(train_run *r, int into) {
     uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
     clipnn_dist_sum_u64(right, 2);
-    if (!into) return CLIPNN_OK;
-    clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
-                                                 r->clip, r->bptt.on ? &r->bptt.loop : NULL);
+    /* every process, first: the gather of Clip21's vectors */
+    clipnn_status s = into ? clipnn_train_state_capture_feed(r->o->state) : drop_feed();
+    if (!into || s) return s;
+    s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
+                                   r->bptt.on ? &r->bptt.loop : NULL);
     if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
     clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
     return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);

@@ -95,6 +95,8 @@ struct clipnn_train_state {
     size_t optim_len, clip_len, loop_len, bptt_len, priv_len;
     unsigned char *epch; /* EPCH section: the sums of the epoch in progress that TRAN lacks; or NULL */
     size_t epch_len;
+    unsigned char *feed; /* FEED section: a job's Clip21 vectors (src/dist/clip21_state.c); or NULL */
+    size_t feed_len;
     char source[256]; /* file it was read from, named in messages ("" if none) */
 };
 
@@ -239,6 +241,11 @@ void clipnn_train_state_restore_epoch(const clipnn_train_state *s, clipnn_epoch_
 /* EPCH payload p[len] checked against the TRAN payload tran (validated). */
 clipnn_status clipnn_epoch_sums_check(const unsigned char *p, size_t len, const unsigned char *tran,
                                       const char *path);
+/* A job's Clip21 vectors into s's FEED payload (after capture; NULL when
+ * the place is not clip21 or on processes other than 0); restore_feed
+ * gives this process its own back, or fails as clipnn_dist_restore_feed. */
+clipnn_status clipnn_train_state_capture_feed(clipnn_train_state *s);
+clipnn_status clipnn_train_state_restore_feed(const clipnn_train_state *s);
 /* Put the run held by s (not empty) back into the loop variables, order,
  * theta0, o, c and bptt (NULL as for capture); fails with SHAPE when the
  * data or model do not match, INVALID_ARG when the run was made with other

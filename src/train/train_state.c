@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "base/bytes_le.h"
+#include "dist/dist.h"
 #include "train/train.h"
 
 enum { TRAN_HEADER = 136, BPTT_HEADER = 48, EPCH_BYTES = 24 };
@@ -45,8 +46,9 @@ static void clear(clipnn_train_state *s) {
     clipnn_free(s->bptt);
     clipnn_free(s->priv);
     clipnn_free(s->epch);
-    s->optim = s->clip = s->loop = s->bptt = s->priv = s->epch = NULL;
-    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = s->priv_len = s->epch_len = 0;
+    clipnn_free(s->feed);
+    s->optim = s->clip = s->loop = s->bptt = s->priv = s->epch = s->feed = NULL;
+    s->optim_len = s->clip_len = s->loop_len = s->bptt_len = s->priv_len = s->epch_len = s->feed_len = 0;
 }
 
 void clipnn_train_state_free(clipnn_train_state *s) {
@@ -251,6 +253,7 @@ clipnn_status clipnn_train_state_validate(const clipnn_train_state *s, size_t n_
     if (s->bptt && (st = clipnn_bptt_loop_check(s->bptt, s->bptt_len, path))) return st;
     if (s->priv && (st = clipnn_dp_check(s->priv, s->priv_len, path))) return st;
     if (s->epch && (st = clipnn_epoch_sums_check(s->epch, s->epch_len, s->loop, path))) return st;
+    if (s->feed && (st = clipnn_dist_check_feed(s->feed, s->feed_len, n_params, path))) return st;
     return clipnn_optimizer_state_check(s->optim, s->optim_len, n_params, path);
 }
 

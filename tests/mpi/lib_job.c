@@ -6,8 +6,10 @@
  *      set; process 0, whose set is right, must return an error too
  *      instead of waiting for process 1 in the first step.
  *   2. A training state and on_save given to process 0 alone (the one that
- *      writes checkpoints), a save asked at step 3: every process finishes
- *      the run, process 0 saves once and its state holds every step.
+ *      writes checkpoints), a save asked at step 3, the gradient clipped
+ *      after the sum and by Clip21 (whose vectors are gathered): every
+ *      process finishes the run, process 0 saves once and its state holds
+ *      every step.
  *   3. The steps of a job allocate nothing (owner computes, the all-reduce
  *      in buckets, Poisson sampling in physical batches, BPTT truncated
  *      to 4 steps with a carried state): a run of 2T steps allocates what one of T
@@ -128,16 +130,21 @@ int main(int argc, char **argv) {
     report(bad, "start-fail", s);
     int failed = bad;
 
-    clipnn_train_state *state = NULL;
-    if (rank == 0 && clipnn_train_state_create(&state)) return 2;
-    int step = 0;
-    o.control = save_at_step, o.user = &step;
-    o.state = state, o.on_save = rank == 0 ? count_save : NULL;
-    s = train_shard((size_t)rank, &o, &r);
-    bad = s || r.steps != STEPS || (rank == 0 && (saves != 1 || clipnn_train_state_steps(state) != STEPS));
-    report(bad, "state-on-process-0", s);
-    failed |= bad;
-    clipnn_train_state_free(state);
+    for (int clip21 = 0; clip21 <= 1; clip21++) { /* Clip21's vectors are gathered at a save */
+        clipnn_train_state *state = NULL;
+        if (rank == 0 && clipnn_train_state_create(&state)) return 2;
+        int step = 0;
+        saves = 0;
+        o.control = save_at_step, o.user = &step;
+        o.state = state, o.on_save = rank == 0 ? count_save : NULL;
+        o.clip_where = clip21 ? CLIPNN_CLIP_WHERE_CLIP21 : CLIPNN_CLIP_WHERE_GLOBAL;
+        s = train_shard((size_t)rank, &o, &r);
+        bad = s || r.steps != STEPS || (rank == 0 && (saves != 1 || clipnn_train_state_steps(state) != STEPS));
+        report(bad, clip21 ? "state-on-process-0 clip21" : "state-on-process-0 global", s);
+        failed |= bad;
+        clipnn_train_state_free(state);
+    }
+    o.clip_where = CLIPNN_CLIP_WHERE_GLOBAL;
     failed |= check_allocations();
     clipnn_dist_finalize();
     return failed;

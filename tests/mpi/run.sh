@@ -24,7 +24,9 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
 export OMP_NUM_THREADS=1
-mpi=(mpirun --oversubscribe --allow-run-as-root)
+# The launcher and its options: CLIPNN_MPIRUN (e.g. mpiexec.mpich, which
+# oversubscribes by itself and runs as root), else Open MPI's mpirun.
+read -ra mpi <<< "${CLIPNN_MPIRUN:-mpirun --oversubscribe --allow-run-as-root}"
 pass=0 fail=0
 ok() { pass=$((pass + 1)); echo "ok   $*"; }
 bad() { fail=$((fail + 1)); echo "FAIL $*"; }
@@ -151,7 +153,7 @@ done
 # One process cannot read its data: the job ends, non-zero, with a message.
 cp part.ckpt keep.ckpt
 # shellcheck disable=SC2016
-timeout 60 "${mpi[@]}" -np 3 sh -c 'd=digits; [ "$OMPI_COMM_WORLD_RANK" = 1 ] && d=csv:/nonexistent/x.csv
+timeout 60 "${mpi[@]}" -np 3 sh -c 'd=digits; [ "${OMPI_COMM_WORLD_RANK:-$PMI_RANK}" = 1 ] && d=csv:/nonexistent/x.csv
     exec "$0" train --data "$d" --steps 100000 --batch 32 --quiet --save part.ckpt --save-every 10' "$tool" \
     > fail.txt 2>&1
 rc=$?
@@ -161,7 +163,7 @@ else bad "unreadable data on one process: exit $rc: $(head -5 fail.txt)"; fi
 
 # A killed process: the job ends (no hang), the last periodic checkpoint loads.
 # shellcheck disable=SC2016
-timeout 120 "${mpi[@]}" -np 2 sh -c 'echo $$ > pid.$OMPI_COMM_WORLD_RANK
+timeout 120 "${mpi[@]}" -np 2 sh -c 'echo $$ > pid.${OMPI_COMM_WORLD_RANK:-$PMI_RANK}
     exec "$0" train --steps 10000000 --batch 8 --quiet --save kill.ckpt --save-every 20' "$tool" > kill.txt 2>&1 &
 job=$!
 for _ in $(seq 100); do [ -s kill.ckpt ] && [ -s pid.1 ] && break; sleep 0.1; done
@@ -173,6 +175,57 @@ if [ $rc -ne 0 ] && [ $rc -ne 124 ] && "$wdiff" kill.ckpt kill.ckpt > /dev/null;
     ok "killed process: the job ended with exit $rc, the checkpoint loads"
 else bad "killed process: exit $rc ($(tail -3 kill.txt))"; fi
 
+# Ctrl-C on the launcher (SIGINT to its process group, as a terminal sends
+# it): Open MPI's mpirun sends the processes SIGCONT, SIGTERM one second
+# later and SIGKILL one second after that; MPICH's mpiexec passes SIGINT on
+# and waits. Either way the processes agree on a step, process 0 saves it,
+# all end with 130 (no MPI_Abort), and the checkpoint holds the
+# uninterrupted run's step K and resumes to its later steps, bit for bit
+# (same N). The launcher's own exit code: Open MPI's mpirun 1 (a job it
+# ended); MPICH's mpiexec 130, or 0 when it records a process's 130 as 0,
+# which it does now and then after passing a signal on.
+sig=(--batch 8 --seed 5 --threads 1 --quiet)
+set -m
+"${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps 100000000 --save sig.ckpt --save-every 50 > sig.txt 2>&1 &
+job=$!
+set +m
+(sleep 60; kill -KILL -- -"$job") 2> /dev/null &
+watchdog=$!
+for _ in $(seq 400); do [ -s sig.ckpt ] && break; sleep 0.05; done # training has begun
+kill -INT -- -"$job"
+wait "$job"
+rc=$?
+kill "$watchdog" 2> /dev/null
+K=$(sed -n 's/.*stopped by SIG[A-Z]* after \([0-9]*\) steps; the run is saved.*/\1/p' sig.txt)
+if [[ $rc =~ ^(130|1|0)$ ]] && [ -n "$K" ] && ! grep -q "ending the whole job" sig.txt; then
+    ok "SIGINT to the launcher: exit $rc, stopped and saved after $K steps, no abort"
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps "$K" --save sigref.ckpt > /dev/null 2>&1
+    within "SIGINT: the saved run is the uninterrupted one at step $K" sigref.ckpt sig.ckpt 0
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps $((K + 20)) --save sigref.ckpt > /dev/null 2>&1
+    "${mpi[@]}" -np 2 "$tool" train "${sig[@]}" --steps $((K + 20)) --resume sig.ckpt --save sigres.ckpt \
+        > /dev/null 2>&1
+    within "SIGINT: resumed for 20 steps, the uninterrupted run" sigref.ckpt sigres.ckpt 0
+else bad "SIGINT to the launcher: exit $rc, K '$K': $(grep -v '^ *$' sig.txt | tail -4)"; fi
+
+# Open MPI without the grace (odls_base_sigkill_timeout 0: SIGKILL right
+# after SIGTERM) kills the processes before they can save: the last
+# periodic save stays, whole.
+if "${mpi[0]}" --version 2>&1 | grep -q 'Open MPI'; then
+    rm -f sig.ckpt
+    set -m
+    "${mpi[@]}" --mca odls_base_sigkill_timeout 0 -np 2 "$tool" train "${sig[@]}" --steps 100000000 --save sig.ckpt \
+        --save-every 50 > sig.txt 2>&1 &
+    job=$!
+    set +m
+    for _ in $(seq 400); do [ -s sig.ckpt ] && break; sleep 0.05; done
+    kill -INT -- -"$job"
+    wait "$job"
+    rc=$?
+    if [ $rc -ne 0 ] && "$wdiff" sig.ckpt sig.ckpt > /dev/null && ! grep -q "the run is saved" sig.txt; then
+        ok "SIGINT, killed at once: exit $rc, the previous save loads"
+    else bad "SIGINT, killed at once: exit $rc: $(grep -v '^ *$' sig.txt | tail -3)"; fi
+fi
+
 # Clip places: the formulas on 2 processes (the program counts its own checks).
 "${mpi[@]}" -np 2 "$clipwhere" > where.txt 2>&1
 sed -n 's/^\(ok  \|FAIL\) /&clip-where: /p' where.txt
@@ -183,8 +236,8 @@ if [ -n "${p:-}" ]; then pass=$((pass + p)) fail=$((fail + f)); else bad "clip-w
 # process 0 alone) no hang; the job's steps allocate nothing.
 if [ -n "$libjob" ]; then
     timeout 60 "${mpi[@]}" -np 2 "$libjob" > libjob.txt 2>&1
-    for check in start-fail state-on-process-0 "steps-allocate-nothing dense" "steps-allocate-nothing dp-poisson" \
-        "steps-allocate-nothing lstm-bptt-carried"; do
+    for check in start-fail "state-on-process-0 global" "state-on-process-0 clip21" "steps-allocate-nothing dense" \
+        "steps-allocate-nothing dp-poisson" "steps-allocate-nothing lstm-bptt-carried"; do
         if [ "$(grep -c "^ok   $check:" libjob.txt)" = 2 ]; then
             ok "$check: both processes returned ($(grep -m1 "$check: process 0" libjob.txt | cut -c1-90)...)"
         else bad "$check: $(grep "$check" libjob.txt | head -2) $(tail -2 libjob.txt)"; fi
@@ -202,12 +255,40 @@ refused "--clip-where local in the plain build" "needs an MPI job" \
     "$plain" train --steps 2 --clip norm --clip-where local --quiet
 refused "--clip-where local with agc" "needs --clip norm with p = 2" \
     "${mpi[@]}" -np 2 "$tool" train --steps 2 --clip agc --clip-where local --quiet
-refused "--clip-where clip21 on resume" "cannot resume" \
+refused "--clip-where clip21 resuming a run without it" "holds no error-feedback vectors" \
     "${mpi[@]}" -np 2 "$tool" train --steps 30 --clip norm --clip-where clip21 --resume part.ckpt --force --quiet
 
+# Clip21's vectors in the checkpoint: 20 steps on 2 processes resumed for 30
+# more on 2 take the uninterrupted run's steps bit for bit (every variable a
+# step reads comes back, each process's e_r included). lambda 0.1 keeps e_r
+# far from the gradients (norms about 2), so a vector lost or given to the
+# wrong process changes the steps.
+c21=(--batch 32 --lr 0.1 --seed 3 --threads 1 --quiet --clip norm --lambda 0.1 --clip-where clip21)
+if "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 50 --save c21full.ckpt > /dev/null 2>&1 &&
+    "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 20 --save c21part.ckpt > /dev/null 2>&1 &&
+    "${mpi[@]}" -np 2 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt --save c21res.ckpt > /dev/null 2>&1
+then within "clip21 resumed on the same 2 processes" c21full.ckpt c21res.ckpt 0
+else bad "clip21 resumed: a run failed"; fi
+refused "clip21 saved by 2 processes resumed on 3" "saved by 2 processes cannot resume on 3" \
+    "${mpi[@]}" -np 3 "$tool" train "${c21[@]}" --steps 50 --resume c21part.ckpt
+# Resumed without the options, the tool takes the saved run's (the place
+# included); forced to another place, the vectors are refused.
+if "${mpi[@]}" -np 2 "$tool" train --steps 50 --resume c21part.ckpt --save c21adopt.ckpt --quiet > /dev/null 2>&1
+then within "clip21 resumed with the saved run's options" c21full.ckpt c21adopt.ckpt 0
+else bad "clip21 resumed with the saved run's options: the run failed"; fi
+refused "a clip21 run resumed with --clip-where global" "continue it with --clip-where clip21" \
+    "${mpi[@]}" -np 2 "$tool" train --steps 50 --clip-where global --resume c21part.ckpt --force --quiet
 # The all-reduce in buckets during the backward against the fused one.
 # shellcheck source=tests/mpi/buckets.sh
 . "$here/buckets.sh"
+
+# Process 0 alone prints results.
+# shellcheck source=tests/mpi/output.sh
+. "$here/output.sh"
+
+# --expected-grad: the clipper's history over the rows in order, across the processes.
+# shellcheck source=tests/mpi/expected_grad.sh
+. "$here/expected_grad.sh"
 
 echo "$pass passed, $fail failed"
 [ $fail -eq 0 ]
