@@ -11,9 +11,9 @@
  *      process finishes the run, process 0 saves once and its state holds
  *      every step.
  *   3. The steps of a job allocate nothing (owner computes, the all-reduce
- *      in buckets, Poisson sampling in physical batches, BPTT truncated
- *      to 4 steps with a carried state): a run of 2T steps allocates what one of T
- *      does, on every process.
+ *      in buckets, Poisson sampling in physical batches, BPTT truncated to
+ *      4 steps with a carried state): a run of 2T steps allocates what one
+ *      of T does, on every process.
  * Each process prints one "ok"/"FAIL" line per check; exit 1 on a failure. */
 #define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
