@@ -212,14 +212,17 @@ test-mpich: $(TOOL)
 	$(MAKE) MPI=1 MPICC=mpicc.mpich BUILD=build-mpich mpi-tests PLAIN_TOOL=$(abspath $(TOOL)) \
 	    CLIPNN_MPIRUN=mpiexec.mpich
 
-mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where $(BUILD)/json_check
+mpi-tests: $(TOOL) $(BUILD)/weights_diff $(BUILD)/clip_where $(BUILD)/json_check $(BUILD)/lib_job
 	CLIPNN_MPIRUN='$(CLIPNN_MPIRUN)' bash tests/mpi/run.sh $(PLAIN_TOOL) $(abspath $(TOOL)) \
-	    $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where)
+	    $(abspath $(BUILD)/weights_diff) $(abspath $(BUILD)/clip_where) $(abspath $(BUILD)/lib_job)
 
 $(BUILD)/weights_diff: tests/mpi/weights_diff.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/clip_where: tests/mpi/clip_where.c include/clipnn.h $(STATIC)
+	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
+
+$(BUILD)/lib_job: tests/mpi/lib_job.c include/clipnn.h $(STATIC)
 	$(CC) -std=c11 $(WARN) $(CFLAGS) -Iinclude $< -o $@ $(STATIC) $(ALL_LDFLAGS) $(LDLIBS)
 
 $(BUILD)/json_check: tests/mpi/json_check.c src/io/json.h $(STATIC)

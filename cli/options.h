@@ -95,10 +95,10 @@ int cli_argv_has(int argc, char **argv, const char *name);
 int cli_load_data(const char *cmd, const cli_settings *s, clipnn_dataset **train,
                   clipnn_dataset **test);
 /* The same, fitting the scaling, with a record of the load in *info. */
-/* The rows of the whole training set, of which a job's process holds its part. */
-size_t cli_whole_rows(const clipnn_dataset *d);
 int cli_load_data_info(const char *cmd, const cli_settings *s, clipnn_dataset **train, clipnn_dataset **test,
                        clipnn_data_info **info);
+/* The rows of the whole training set, of which a job's process holds its part. */
+size_t cli_whole_rows(const clipnn_dataset *d);
 
 /* --loss, or the default for the data: xent for class labels, mse for
  * regression targets. */

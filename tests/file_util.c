@@ -20,6 +20,14 @@ void *slurp_file(const char *path, size_t *len) {
     return buf;
 }
 
+int same_file(const char *a, const char *b) {
+    size_t la = 0, lb = 0;
+    char *x = slurp_file(a, &la), *y = slurp_file(b, &lb);
+    int same = x && y && la == lb && la > 0 && !memcmp(x, y, la);
+    free(x), free(y);
+    return same;
+}
+
 int count_prefixed(const char *dir, const char *prefix) {
     DIR *d = opendir(dir);
     if (!d) return -1;

@@ -27,14 +27,6 @@ static const char *saved_half(void) {
     return half;
 }
 
-static int same_file(const char *a, const char *b) {
-    size_t la = 0, lb = 0;
-    unsigned char *x = slurp_file(a, &la), *y = slurp_file(b, &lb);
-    int same = x && y && la == lb && la > 0 && !memcmp(x, y, la);
-    free(x), free(y);
-    return same;
-}
-
 /* `--resume FILE --epochs 3` alone continues with the saved rule, step
  * size, momentum, schedule, batch and seed: the checkpoint of the run
  * never interrupted, byte for byte. */

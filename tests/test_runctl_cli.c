@@ -23,14 +23,6 @@ static int count_substr(const char *s, const char *sub) {
     return n;
 }
 
-static int same_file(const char *a, const char *b) {
-    size_t la = 0, lb = 0;
-    char *x = slurp_file(a, &la), *y = slurp_file(b, &lb);
-    int same = x && y && la == lb && la > 0 && !memcmp(x, y, la);
-    free(x), free(y);
-    return same;
-}
-
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
     nanosleep(&ts, NULL);

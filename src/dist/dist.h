@@ -115,10 +115,11 @@ clipnn_status clipnn_dist_check_feed(const unsigned char *p, size_t len, size_t 
 clipnn_status clipnn_dist_restore_feed(const unsigned char *p, size_t len, const char *origin);
 
 /* Owner computes (dist/shard.c). The training set's n rows are cut into
- * one contiguous part per process (clipnn_part_bounds; all of them outside
- * a job); the set given holds rows [first, first + held) of row_bytes each
- * (logged). INVALID_ARG when they do not cover this process's part;
- * allocates the load measurement. close frees it. */
+ * one contiguous part per process (clipnn_part_bounds); the set given holds
+ * rows [first, first + held) of row_bytes each (logged). INVALID_ARG when
+ * they do not cover this process's part; allocates the load measurement.
+ * close frees it. Outside a job it only checks that the set is whole and
+ * keeps no state (trainings may run in several threads at once). */
 clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes);
 void clipnn_dist_close_shard(void);
 /* The rows of global indices idx[len] that this process owns, in order,
@@ -128,7 +129,7 @@ void clipnn_dist_close_shard(void);
  * batch (it may come in several pieces). */
 size_t clipnn_dist_take_owned(size_t *idx, size_t len, size_t *pos);
 void clipnn_dist_batch_done(void);
-/* The rows this process owns, as indices [*lo, *hi) into the set it holds. */
+/* In a job: the rows this process owns, as indices [*lo, *hi) into the set it holds. */
 void clipnn_dist_owned_rows(size_t *lo, size_t *hi);
 /* a[n] summed over the processes, in place (nothing outside a job); step:
  * part of a training step (its time counted in clipnn_dist_reduce_seconds). */

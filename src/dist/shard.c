@@ -18,16 +18,23 @@ static struct {
     double sum_max, sum_mean; /* over the batches: the largest owner's rows, the rows per process on average */
 } own = {0, 0, 0, 0, 1, NULL, 0, 0};
 
+/* One process: the set must be whole. */
+static clipnn_status whole_set(size_t n, size_t first, size_t held) {
+    if (first == 0 && held == n) return CLIPNN_OK;
+    return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: the training set holds rows %zu to %zu of %zu only (a shard); "
+                       "one process trains on the whole set", first, first + held, n);
+}
+
 clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t row_bytes) {
+    /* trainings outside a job may run in several threads at once: they touch no state */
+    if (!clipnn_dist_active()) return whole_set(n, first, held);
     clipnn_dist_close_shard();
-    own.parts = clipnn_dist_active() ? (size_t)clipnn_dist_size() : 1;
+    own.parts = (size_t)clipnn_dist_size();
     own.n = n, own.first = first;
     clipnn_part_bounds(n, own.parts > 1 ? (size_t)clipnn_dist_rank() : 0, own.parts, &own.lo, &own.hi);
     own.sum_max = own.sum_mean = 0;
     if (own.lo < first || own.hi > first + held) {
-        if (own.parts < 2)
-            return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: the training set holds rows %zu to %zu of %zu only "
-                               "(a shard); one process trains on the whole set", first, first + held, n);
+        if (own.parts < 2) return whole_set(n, first, held);
         return clipnn_fail(CLIPNN_ERR_INVALID_ARG, "train: the training set holds rows %zu to %zu of %zu, but process "
                            "%d of %zu owns rows %zu to %zu (load shard %d of %zu)", first, first + held, n,
                            clipnn_dist_rank(), own.parts, own.lo, own.hi, clipnn_dist_rank(), own.parts);
@@ -43,6 +50,7 @@ clipnn_status clipnn_dist_open_shard(size_t n, size_t first, size_t held, size_t
 }
 
 void clipnn_dist_close_shard(void) {
+    if (!own.counts) return; /* nothing held (outside a job, nothing to write) */
     clipnn_free(own.counts);
     own.counts = NULL;
 }

@@ -241,7 +241,8 @@ static clipnn_status expected_rows_in_order(clipnn_model *m, const clipnn_datase
     if (before > 0)
         s = clipnn_fail(CLIPNN_ERR_STATE, "train: another process failed to compute the expected gradients");
     else if (before == 0) s = clipnn_clipper_state_load(c, state, len);
-    clipnn_dist_owned_rows(&lo, &hi);
+    if (clipnn_dist_active()) clipnn_dist_owned_rows(&lo, &hi);
+    else lo = 0, hi = clipnn_dataset_n(d);
     if (!s) s = expected_rows(m, d, o, c, lo, hi, x1, y1, h, h + P);
     if (!s) clipnn_clipper_state_save(c, state);
     clipnn_dist_relay_send(state, len, s != CLIPNN_OK);
@@ -954,17 +955,31 @@ static clipnn_status train_step_private(train_run *r, uint64_t t, double *loss) 
     return s;
 }
 
-/* The run as it is after the last step into o->state (allocates; every
- * process calls it at the same step). */
-static clipnn_status capture_state(train_run *r) {
-    clipnn_status s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt,
-                                                 r->clip, r->bptt.on ? &r->bptt.loop : NULL);
-    if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
+/* The run as it is after the last step into o->state when `into`
+ * (allocates). Every process calls it at the same step, whether it keeps a
+ * state or not (a job may give one to process 0 alone): the epoch's
+ * counts are summed over the processes here. */
+/* Clip21's vectors gathered on process 0 and dropped: a process that keeps
+ * no state still takes part in the gather. */
+static clipnn_status drop_feed(void) {
+    unsigned char *p = NULL;
+    size_t len = 0;
+    clipnn_status s = clipnn_dist_save_feed(&p, &len);
+    clipnn_free(p);
+    return s;
+}
+
+static clipnn_status capture_state(train_run *r, int into) {
     uint64_t right[2] = {r->epoch_correct, r->epoch_rows};
     clipnn_dist_sum_u64(right, 2);
+    /* every process, first: the gather of Clip21's vectors */
+    clipnn_status s = into ? clipnn_train_state_capture_feed(r->o->state) : drop_feed();
+    if (!into || s) return s;
+    s = clipnn_train_state_capture(r->o->state, &r->L, r->b.order, r->n, r->b.theta0, r->P, r->opt, r->clip,
+                                   r->bptt.on ? &r->bptt.loop : NULL);
+    if (!s) s = clipnn_train_state_capture_privacy(r->o->state, &r->dp);
     clipnn_epoch_sums e = {r->epoch_skipped, right[0], right[1]};
-    if (!s) s = clipnn_train_state_capture_epoch(r->o->state, &e);
-    return s ? s : clipnn_train_state_capture_feed(r->o->state); /* every process: it gathers */
+    return s ? s : clipnn_train_state_capture_epoch(r->o->state, &e);
 }
 
 /* The caller's control after step t: a captured state for on_save, or the
@@ -973,10 +988,10 @@ static clipnn_status poll_control(train_run *r, uint64_t t, int *stop) {
     const clipnn_train_options *o = r->o;
     if (!o->control) return CLIPNN_OK;
     int ask = clipnn_dist_agree(o->control(o->user)); /* every process saves and stops at the same step */
-    if ((ask & CLIPNN_TRAIN_SAVE) && o->state && o->on_save) {
-        clipnn_status s = capture_state(r);
+    if (ask & CLIPNN_TRAIN_SAVE) {
+        clipnn_status s = capture_state(r, o->state && o->on_save);
         if (s) return s;
-        o->on_save(r->m, o->state, o->user);
+        if (o->state && o->on_save) o->on_save(r->m, o->state, o->user);
     }
     if ((ask & CLIPNN_TRAIN_STOP) && t + 1 < r->total) *stop = r->result->stopped = 1;
     return CLIPNN_OK;
@@ -1033,7 +1048,7 @@ static clipnn_status finish_run(train_run *r, clipnn_status s) {
     if (s == CLIPNN_OK) s = clipnn_dist_check_same(r->m->params, r->P); /* one model on every process */
     if (s == CLIPNN_OK && o->expected_grad && !res->diverged && !res->stopped)
         s = expected_gradients(r->m, r->train, o, r->b.xb, r->b.yb, res);
-    if (s == CLIPNN_OK && o->state) s = capture_state(r);
+    if (s == CLIPNN_OK) s = capture_state(r, o->state != NULL);
     return s;
 }
 
@@ -1053,18 +1068,27 @@ static clipnn_status check_train_args(clipnn_model *m, const clipnn_dataset *tra
     return s;
 }
 
+/* In a job, whether every process could start: one that could not (its
+ * shard, options or checkpoint refused, out of memory) must not leave the
+ * others waiting for it in the first step's all-reduce. */
+static clipnn_status all_started(clipnn_status s) {
+    if (clipnn_dist_agree(s != CLIPNN_OK) && s == CLIPNN_OK)
+        return clipnn_fail(CLIPNN_ERR_STATE, "train: another process of the job could not start the run (it says why)");
+    return s;
+}
+
 clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const clipnn_dataset *test,
                            const clipnn_train_options *o, clipnn_train_result *result) {
     clipnn_status s = check_train_args(m, train, test, o, result);
-    if (s) return s;
     train_run r;
-    if ((s = open_run(&r, m, train, test, o, result))) return s;
-    s = start_loop(&r);
+    int opened = !s && !(s = open_run(&r, m, train, test, o, result));
+    if (opened) s = start_loop(&r);
+    s = all_started(s);
     if (!s) {
         int stop = 0;
         for (uint64_t t = r.t_start; t < r.total && !s && !stop; t++) s = train_step(&r, t, &stop);
         s = finish_run(&r, s);
     }
-    close_run(&r);
+    if (opened) close_run(&r);
     return s;
 }

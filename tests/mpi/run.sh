@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The MPI build against the plain one: tests/mpi/run.sh PLAIN_TOOL MPI_TOOL WEIGHTS_DIFF CLIP_WHERE
+# The MPI build against the plain one: tests/mpi/run.sh PLAIN_TOOL MPI_TOOL WEIGHTS_DIFF CLIP_WHERE [LIB_JOB]
 #  - weights after 50 steps with N = 1, 2, 3 processes agree with the
 #    single-process build within the float32 summation-order tolerance
 #    (docs/distributed.md derives it), for every rule below;
@@ -10,6 +10,8 @@
 #    (DP-SGD with Poisson sampling, truncated BPTT in the middle of a batch);
 #  - a process that cannot read its data, or that is killed, ends the whole
 #    job with a non-zero exit and a message, and the last checkpoint stays whole;
+#  - clipnn_train ends on every process when one cannot start, or when process 0
+#    alone keeps a training state; a job's steps allocate nothing (tests/mpi/lib_job.c);
 #  - --clip-where local and clip21 against their formulas and fixed points
 #    (tests/mpi/clip_where.c), and refused with one line where they make no sense;
 #  - the gradient all-reduce in buckets during the backward gives the fused one's weights (tests/mpi/buckets.sh).
@@ -17,6 +19,7 @@
 set -uo pipefail
 here=$(dirname "$(realpath "$0")")
 plain=$(realpath "$1") tool=$(realpath "$2") wdiff=$(realpath "$3") clipwhere=$(realpath "$4")
+libjob=${5:+$(realpath "$5")}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cd "$work"
@@ -228,6 +231,18 @@ fi
 sed -n 's/^\(ok  \|FAIL\) /&clip-where: /p' where.txt
 read -r p f < <(awk '/ passed, / {print $1, $3}' where.txt)
 if [ -n "${p:-}" ]; then pass=$((pass + p)) fail=$((fail + f)); else bad "clip-where: $(tail -3 where.txt)"; fi
+
+# clipnn_train from a program of its own: where the processes differ (one cannot start; a state on
+# process 0 alone) no hang; the job's steps allocate nothing.
+if [ -n "$libjob" ]; then
+    timeout 60 "${mpi[@]}" -np 2 "$libjob" > libjob.txt 2>&1
+    for check in start-fail "state-on-process-0 global" "state-on-process-0 clip21" "steps-allocate-nothing dense" \
+        "steps-allocate-nothing dp-poisson" "steps-allocate-nothing lstm-bptt-carried"; do
+        if [ "$(grep -c "^ok   $check:" libjob.txt)" = 2 ]; then
+            ok "$check: both processes returned ($(grep -m1 "$check: process 0" libjob.txt | cut -c1-90)...)"
+        else bad "$check: $(grep "$check" libjob.txt | head -2) $(tail -2 libjob.txt)"; fi
+    done
+fi
 
 refused() { # what expected-text command...
     local what=$1 want=$2
