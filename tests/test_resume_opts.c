@@ -49,6 +49,25 @@ TEST(resume_opts_not_given_are_the_saved_runs) {
     CHECK_MSG(same_file(whole, resumed), "resumed with the same options: not the uninterrupted run's checkpoint");
 }
 
+/* A run resumed after its last step takes no step, and reports the saved
+ * model's test accuracy: the figure `clipnn eval` gives for the checkpoint
+ * (it used to print nan). */
+TEST(resume_opts_a_finished_run_reports_its_model) {
+    const char *half = saved_half();
+    char args[1024];
+    const char *out;
+    snprintf(args, sizeof args, "eval --model %s --json", half);
+    CHECK(check_run_tool(args, &out) == 0);
+    const char *a = strstr(out, "\"accuracy\":");
+    double eval_acc = a ? strtod(a + 11, NULL) : -1;
+    snprintf(args, sizeof args, "train --quiet --resume %s --json", half);
+    int rc = check_run_tool(args, &out);
+    const char *t = strstr(out, "\"test_accuracy\":");
+    double train_acc = t ? strtod(t + 16, NULL) : -2;
+    CHECK_MSG(rc == 0 && eval_acc > 0.5 && train_acc == eval_acc, "exit %d, eval %.6f, resumed run %.6f: %s", rc,
+              eval_acc, train_acc, out);
+}
+
 /* Without --epochs or --steps the resumed run keeps the saved plan: a run
  * stopped at step 100 of --steps 100 has nothing left to do. */
 TEST(resume_opts_keep_the_saved_length) {

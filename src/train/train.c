@@ -1087,6 +1087,9 @@ clipnn_status clipnn_train(clipnn_model *m, const clipnn_dataset *train, const c
     if (!s) {
         int stop = 0;
         for (uint64_t t = r.t_start; t < r.total && !s && !stop; t++) s = train_step(&r, t, &stop);
+        /* A run resumed after its last step takes none: it still reports
+         * the saved model's test figures, not NaN. */
+        if (!s && r.t_start >= r.total && r.test) s = evaluate_test(&r);
         s = finish_run(&r, s);
     }
     if (opened) close_run(&r);
