@@ -38,27 +38,30 @@ static void fill(dense_case *c) {
     for (size_t i = 0; i < B * IN; i++) c->da[i] = SENTINEL;
 }
 
+/* sum_i x[i xs] y[i ys] in double, and the sum of the terms' magnitudes. */
+static double ref_dot(const float *x, size_t xs, const float *y, size_t ys, size_t n, double *abs_sum) {
+    double s = 0;
+    *abs_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        double t = (double)x[i * xs] * (double)y[i * ys];
+        s += t, *abs_sum += fabs(t);
+    }
+    return s;
+}
+
 /* Units lo..hi of z and rows lo..hi of dW against double products; the
  * rest of both untouched. */
 static void check_units(const dense_case *c, size_t lo, size_t hi) {
     int bad_z = 0, bad_w = 0;
     for (size_t r = 0; r < B; r++)
         for (size_t j = 0; j < OUT; j++) {
-            double s = 0, abs_sum = 0;
-            for (size_t k = 0; k < IN; k++) {
-                double t = (double)c->a[r * IN + k] * (double)c->W[j * IN + k];
-                s += t, abs_sum += fabs(t);
-            }
+            double abs_sum, s = ref_dot(c->a + r * IN, 1, c->W + j * IN, 1, IN, &abs_sum);
             float got = c->z[r * OUT + j];
             bad_z += j >= lo && j < hi ? !close_to(got, s, abs_sum, IN) : got != SENTINEL;
         }
     for (size_t j = 0; j < OUT; j++)
         for (size_t k = 0; k < IN; k++) {
-            double s = 0, abs_sum = 0;
-            for (size_t r = 0; r < B; r++) {
-                double t = (double)c->dz[r * OUT + j] * (double)c->a[r * IN + k];
-                s += t, abs_sum += fabs(t);
-            }
+            double abs_sum, s = ref_dot(c->dz + j, OUT, c->a + k, IN, B, &abs_sum);
             float got = c->dW[j * IN + k];
             bad_w += j >= lo && j < hi ? !close_to(got, s, abs_sum, B) : got != SENTINEL;
         }
@@ -71,11 +74,7 @@ static void check_inputs(const dense_case *c, size_t lo, size_t hi) {
     int bad = 0;
     for (size_t r = 0; r < B; r++)
         for (size_t k = 0; k < IN; k++) {
-            double s = 0, abs_sum = 0;
-            for (size_t j = 0; j < OUT; j++) {
-                double t = (double)c->dz[r * OUT + j] * (double)c->W[j * IN + k];
-                s += t, abs_sum += fabs(t);
-            }
+            double abs_sum, s = ref_dot(c->dz + r * OUT, 1, c->W + k, IN, OUT, &abs_sum);
             float got = c->da[r * IN + k];
             bad += k >= lo && k < hi ? !close_to(got, s, abs_sum, OUT) : got != SENTINEL;
         }

@@ -9,24 +9,12 @@
 #include <string.h>
 
 #include "check.h"
+#include "sumsq_ref.h"
 #include "clipnn.h"
 #include "base/base.h" /* clipnn_parallel_macs: split the update on a small model */
 #include "mlp_fixture.h"
 
 enum { N_EX = 48, DIM = 40, CLASSES = 4, STEPS = 25, MAX_STEPS = 64 };
-
-/* The update's float partial sums (see test_update_sums.c): at most 11
- * float roundings per term, all terms >= 0. */
-#define SUMSQ_TOL 7e-7
-
-static double sumsq_double(const float *v, const float *c, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)v[i] - (c ? (double)c[i] : 0.0);
-        s += d * d;
-    }
-    return s;
-}
 
 typedef struct {
     const clipnn_model *m;

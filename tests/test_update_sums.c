@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "sumsq_ref.h"
 #include "clipnn.h"
 #include "base/base.h" /* clipnn_parallel_macs: split the update on a small model */
 #include "nn/nn.h"     /* the kernels */
@@ -15,19 +16,7 @@
 enum { N_EX = 48, DIM = 40, CLASSES = 4 };
 
 /* Float partial sums of at most 8 squares a lane, two more roundings to
- * combine the four vectors, one for each difference: each term's relative
- * error is at most 11 float roundings (11 x 6e-8 = 6.6e-7) and all terms
- * are >= 0, so the sum's relative error is bounded by that too. */
-#define SUMSQ_TOL 7e-7
-
-static double sumsq_double(const float *v, const float *c, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) {
-        double d = (double)v[i] - (c ? (double)c[i] : 0.0);
-        s += d * d;
-    }
-    return s;
-}
+ * combine the four vectors, one for each difference (SUMSQ_TOL, sumsq_ref.h). */
 
 /* Lengths around the kernel's blocks (64 floats a step, 512 a block),
  * values of mixed sign and scale. */
