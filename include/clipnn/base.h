@@ -22,7 +22,7 @@ extern "C" {
  * while MAJOR is 0, whose minor versions may break the ABI; libclipnn.so.MAJOR
  * after) and clipnn.pc's Version from them. */
 #define CLIPNN_VERSION_MAJOR 0
-#define CLIPNN_VERSION_MINOR 4
+#define CLIPNN_VERSION_MINOR 5
 #define CLIPNN_VERSION_PATCH 0
 #define CLIPNN_VERSION_STR_(x) #x
 #define CLIPNN_VERSION_STR(x) CLIPNN_VERSION_STR_(x)
