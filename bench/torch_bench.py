@@ -37,6 +37,7 @@ Output: tab-separated lines, the same columns as bench_clipnn's.
 import argparse
 import gzip
 import math
+import os
 import statistics
 import sys
 import time
@@ -45,6 +46,10 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+# Croce and Hein's checkpoints: one definition, the reference's.
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "scripts"))
+from apgd_reference import checkpoints as apgd_checkpoints  # noqa: E402
 
 N_EXAMPLES = 4096
 
@@ -409,18 +414,6 @@ def fmnist_lstm(args):
     t_end = time.perf_counter()
     print("fmnist-lstm\ttorch\t%d\t%.2f\t%.2f\t%.4f" % (torch.get_num_threads(), t_end - t_start, t_end - t_train,
                                                        acc))
-
-
-def apgd_checkpoints(n):
-    # Croce and Hein's checkpoints, as scripts/apgd_reference.py computes them.
-    w, p_prev, p = [], 0.0, 0.22
-    while True:
-        wj = math.ceil(p * n - 1e-9)
-        if wj >= n:
-            return w
-        if wj > 0 and (not w or wj > w[-1]):
-            w.append(wj)
-        p_prev, p = p, p + max(p - p_prev - 0.03, 0.06)
 
 
 def apgd_ce_batch(model, x0, y, eps, n_iter):

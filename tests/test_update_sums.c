@@ -40,7 +40,7 @@ TEST(sumsq_kernels_within_float_partial_bound) {
 }
 
 typedef struct {
-    const clipnn_model *m;
+    clipnn_model *m;
     int theta_before; /* the rule reports ||theta|| before the step (adaptive) */
     float *theta0, *before; /* [P]: the start, the parameters before the step */
     double worst_dist, worst_theta; /* relative differences */
@@ -74,18 +74,31 @@ static clipnn_dataset *data(void) {
     return d;
 }
 
-static void check_rule(clipnn_clip_rule rule, size_t batch, int threads) {
-    clipnn_set_threads(threads);
-    clipnn_dataset *d = data();
-    /* 150 hidden units: rows of 40 and 150 floats (a partial 64-step, a
-     * whole one and a partial), 150 x 40 + 50 x 150 parameters to split */
+/* The model whose steps the record checks, with copies of its starting
+ * parameters (the distance's origin, the step's "before"). 150 hidden
+ * units: rows of 40 and 150 floats (a partial 64-step, a whole one and a
+ * partial), 150 x 40 + 50 x 150 parameters to split. */
+static record_check open_record_check(int theta_before) {
     clipnn_model *m = fixture_mlp(DIM, 150, 50, CLASSES, CLIPNN_ACT_TANH, 3);
     size_t P = clipnn_model_n_params(m);
-    record_check rc = {.m = m, .theta_before = rule == CLIPNN_CLIP_ADAPTIVE};
+    record_check rc = {.m = m, .theta_before = theta_before};
     rc.theta0 = malloc(P * sizeof *rc.theta0), rc.before = malloc(P * sizeof *rc.before);
     CHECK(rc.theta0 && rc.before);
     memcpy(rc.theta0, clipnn_model_params(m), P * sizeof *rc.theta0);
     memcpy(rc.before, rc.theta0, P * sizeof *rc.before);
+    return rc;
+}
+
+static void close_record_check(record_check *rc) {
+    free(rc->theta0), free(rc->before);
+    clipnn_model_free(rc->m);
+}
+
+static void check_rule(clipnn_clip_rule rule, size_t batch, int threads) {
+    clipnn_set_threads(threads);
+    clipnn_dataset *d = data();
+    record_check rc = open_record_check(rule == CLIPNN_CLIP_ADAPTIVE);
+    clipnn_model *m = rc.m;
     clipnn_train_options o = clipnn_train_options_default();
     o.clip = clipnn_clip_options_for(rule);
     o.clip.lambda = rule == CLIPNN_CLIP_PROJECT ? 0.3 : o.clip.lambda;
@@ -101,8 +114,7 @@ static void check_rule(clipnn_clip_rule rule, size_t batch, int threads) {
               name, batch, threads, rc.worst_dist);
     CHECK_MSG(rc.worst_theta <= SUMSQ_TOL, "%s, batch %zu, %d threads: theta_norm off by %.3g (relative)", name,
               batch, threads, rc.worst_theta);
-    free(rc.theta0), free(rc.before);
-    clipnn_model_free(m);
+    close_record_check(&rc);
     clipnn_dataset_free(d);
     clipnn_set_threads(1);
 }
@@ -125,13 +137,9 @@ TEST(step_record_norms_from_the_update_match_the_parameters) {
  * give the finite distance (the double pass takes over), not inf. */
 TEST(step_record_distance_past_float_squares_is_finite) {
     clipnn_dataset *d = data();
-    clipnn_model *m = fixture_mlp(DIM, 150, 50, CLASSES, CLIPNN_ACT_TANH, 3);
+    record_check rc = open_record_check(0);
+    clipnn_model *m = rc.m;
     size_t P = clipnn_model_n_params(m);
-    record_check rc = {.m = m};
-    rc.theta0 = malloc(P * sizeof *rc.theta0), rc.before = malloc(P * sizeof *rc.before);
-    CHECK(rc.theta0 && rc.before);
-    memcpy(rc.theta0, clipnn_model_params(m), P * sizeof *rc.theta0);
-    memcpy(rc.before, rc.theta0, P * sizeof *rc.before);
     clipnn_train_options o = clipnn_train_options_default();
     o.clip = clipnn_clip_options_for(CLIPNN_CLIP_NONE);
     o.schedule.a0 = 1e22;
@@ -144,7 +152,6 @@ TEST(step_record_distance_past_float_squares_is_finite) {
     double dist = sqrt(sumsq_double(clipnn_model_params(m), rc.theta0, P));
     CHECK_MSG(dist > 1.9e19 && isfinite(dist), "the step moved only %g", dist);
     CHECK_MSG(rc.rows == 1 && rc.worst_dist <= 1e-12, "distance off by %.3g (relative)", rc.worst_dist);
-    free(rc.theta0), free(rc.before);
-    clipnn_model_free(m);
+    close_record_check(&rc);
     clipnn_dataset_free(d);
 }
