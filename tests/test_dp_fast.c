@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "mlp_fixture.h"
 #include "clipnn.h"
 
 enum { FAST_STEPS = 25 };
@@ -22,14 +23,7 @@ static void keep_norms(const clipnn_step_record *r, void *user) {
     if (l->n < FAST_STEPS) l->pre[l->n] = r->clip.pre_norm, l->post[l->n++] = r->clip.post_norm;
 }
 
-static clipnn_model *small_model(const clipnn_dataset *d) {
-    size_t w[2] = {24, 10};
-    clipnn_act a[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
-    clipnn_model *m = NULL;
-    CHECK_OK(clipnn_model_create(&m, clipnn_dataset_dim(d), 2, w, a));
-    if (m) CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 9));
-    return m;
-}
+static clipnn_model *small_model(const clipnn_dataset *d) { return fixture_mlp1(clipnn_dataset_dim(d), 24, 10, 9); }
 
 /* A private run of FAST_STEPS steps; the norms of its steps into *l. */
 static void private_run(clipnn_model *m, const clipnn_dataset *d, clipnn_sampling sampling, int log_groups,

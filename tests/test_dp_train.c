@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "mlp_fixture.h"
 #include "clipnn.h"
 
 /* A regression set whose every example has gradient zero at theta = 0: a
@@ -114,14 +115,7 @@ static clipnn_train_options dp_options(void) {
     return o;
 }
 
-static clipnn_model *digits_model(const clipnn_dataset *d) {
-    size_t w[2] = {32, 10};
-    clipnn_act a[2] = {CLIPNN_ACT_TANH, CLIPNN_ACT_IDENTITY};
-    clipnn_model *m = NULL;
-    CHECK_OK(clipnn_model_create(&m, clipnn_dataset_dim(d), 2, w, a));
-    if (m) CHECK_OK(clipnn_model_init(m, CLIPNN_INIT_XAVIER, 5));
-    return m;
-}
+static clipnn_model *digits_model(const clipnn_dataset *d) { return fixture_mlp1(clipnn_dataset_dim(d), 32, 10, 5); }
 
 typedef struct {
     double eps[8];
