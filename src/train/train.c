@@ -335,7 +335,7 @@ typedef struct {
     clipnn_clipper *clip;
     train_buffers b;
     clipnn_bptt_run bptt;
-    int need_theta, theta_valid, lazy_ok;
+    int need_theta, lazy_ok;
     int one_pass; /* per-sample clipping in one backward (clipnn_fused_opts.deltas_only) */
     clipnn_update_sums sums; /* what the update sums for the clipper and the step record, at most */
     int record_sums;         /* the step record's theta_norm and distance come from those sums */
@@ -540,7 +540,6 @@ static void start_update_sums(train_run *r) {
     clipnn_update_sums_fill(&r->sums, r->m);
     r->theta_summed = r->sums.theta_acc != NULL;
     r->dist_summed = r->sums.dist_acc != NULL;
-    r->theta_valid = r->need_theta;
 }
 
 /* Sum of the units' accumulations, in unit order (no thread count in it). */
@@ -644,7 +643,7 @@ static clipnn_status gradient_and_clip(train_run *r, uint64_t t, double *loss, d
      * decides that step as it decides a non-finite gradient. */
     s = clipnn_clipper_apply_train(r->clip, r->m, isfinite(*loss) ? -1.0 : NAN,
                                    clipnn_dist_active() ? NULL : r->m->row_acc,
-                                   r->theta_valid ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
+                                   r->need_theta ? r->b.theta_acc : NULL, r->b.unit_scale, scale,
                                    o->log_groups ? &r->groups : NULL, c);
     if (c->nonfinite) r->result->diverged_step = t;
     const char *what = isfinite(*loss) ? "gradient norm" : "loss";
@@ -666,7 +665,6 @@ static clipnn_status update(train_run *r, uint64_t t, double lr, double scale, i
     int any_sums = sums.theta_acc || sums.dist_acc;
     clipnn_status s = clipnn_optimizer_step_units(r->opt, r->m, &r->fused, lr, scale, r->b.unit_scale,
                                                   any_sums ? &sums : NULL);
-    r->theta_valid = r->need_theta;
     /* a kept parameter (below) is summed as kept */
     r->theta_summed = sums.theta_acc != NULL;
     r->dist_summed = sums.dist_acc != NULL;
