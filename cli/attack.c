@@ -139,7 +139,7 @@ static void attack_option_table(attack_args *a, cli_option *table) {
     table[n++] = (cli_option){"--out", CLI_STR, &a->out_dir, "DIR",
                               "write PNGs, trace.csv and the inputs as .npy ([n][h][w] for images) there"};
     table[n++] = (cli_option){"--report", CLI_STR, &a->report, "DIR", "write DIR/index.html: images, curve, table"};
-    table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out"};
+    table[n++] = (cli_option){"--images", CLI_SIZE, &a->images, "N", "examples drawn with --out and --report"};
     table[n++] = (cli_option){"--json", CLI_FLAG, &a->json, NULL, "end stdout with one JSON summary line"};
     table[n] = (cli_option){NULL, 0, NULL, NULL, NULL};
 }

@@ -90,6 +90,7 @@ static void print_list(int json) {
  * created if missing. */
 static int check_lab_args(const char *cmd, lab_args *a) {
     const size_t n = clipnn_lab_count();
+    if (a->quick && a->full) return cli_usage_error(cmd, "--quick or --full, not both");
     if (strcmp(a->which, "all")) {
         size_t i = 0;
         while (i < n && strcmp(clipnn_lab_name(i), a->which)) i++;

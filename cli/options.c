@@ -200,7 +200,7 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
         "the clipped g - e; the average of the e is the update); local and clip21 want --clip norm");
     ADD("--physical-batch", CLI_SIZE, &s->physical_batch, "P",
         "--clip per-sample: clip and sum each logical batch in physical batches of at most P examples, the noise "
-        "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch), more if drawn "
+        "added once (0: one physical batch; under Poisson sampling one of batch + 4 sqrt(batch) + 1, more if drawn "
         "larger)");
     ADD("--radius", CLI_DOUBLE, &s->radius, "R", "--clip project: ball radius");
     ADD("--center", CLI_STR, &s->center, "C", "--clip project: ball centre, initial | zero");
@@ -220,7 +220,7 @@ static void clip_options(cli_settings *s, unsigned groups, cli_option *table, si
 
 static void telemetry_options(cli_settings *s, cli_option *table, size_t *n) {
     ADD("--log-groups", CLI_FLAG, &s->log_groups, NULL,
-        "with --log FILE.csv, also FILE.groups.csv: one row per step per parameter group");
+        "with --log FILE.csv, also FILE.groups.csv (with --report DIR, a heat map in the report): one row per step per parameter group");
     ADD("--stability-m", CLI_DOUBLE, &s->stability_m, "M", "M of the paper's Lemma 1 bound in the log (0: off)");
     ADD("--expected-grad", CLI_FLAG, &s->expected_grad, NULL,
         "at the end, ||H(theta)|| = ||mean of g/c|| and ||mean g|| over the training set");

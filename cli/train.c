@@ -234,6 +234,7 @@ static int check_train_args(const char *cmd, train_args *a, int argc, char **arg
     if (rc) return rc;
     clipnn_status st = clipnn_clip_rule_parse(a->s.clip, &a->rule);
     if (st) return cli_fail(cmd, st, "--clip");
+    if (a->s.force && !a->resume) return cli_usage_error(cmd, "--force goes with --resume FILE");
     if (a->s.log_groups && !a->log && !a->report)
         return cli_usage_error(cmd, "--log-groups needs --log FILE.csv or --report DIR");
     if ((rc = cli_progress_parse(cmd, a->progress, &a->progress_mode))) return rc;

@@ -144,3 +144,12 @@ TEST(resume_opts_periodic_checkpoints_carry_the_options) {
     CHECK_MSG(rc == 0 && strstr(out, "\"lr\":4,") && strstr(out, "\"rule\":\"none\"") && strstr(out, "\"batch\":16,"),
               "exit %d: %s", rc, out);
 }
+
+/* Options that do nothing without their partner are refused, not ignored. */
+TEST(resume_opts_force_without_resume_and_lab_quick_full_refused) {
+    const char *out;
+    int rc = check_run_tool("train --steps 2 --force", &out);
+    CHECK_MSG(rc == 2 && strstr(out, "--force goes with --resume"), "exit %d: %s", rc, out);
+    rc = check_run_tool("lab rnn-cliff --quick --full", &out);
+    CHECK_MSG(rc == 2 && strstr(out, "--quick or --full"), "exit %d: %s", rc, out);
+}

@@ -2,7 +2,8 @@
  * one model on every process of the job: the training set is cut into one
  * contiguous part per process, every process draws the same minibatches
  * and computes the gradient of the rows in its part, the parts' gradients
- * are summed across processes before clipping, and every process then clips
+ * are summed across processes before clipping (with the default clip
+ * place, CLIPNN_CLIP_WHERE_GLOBAL), and every process then clips
  * and updates the same parameters identically. A library built without
  * MPI runs one process; these functions then say so. */
 #ifndef CLIPNN_PUBLIC_DIST_H

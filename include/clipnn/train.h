@@ -225,8 +225,8 @@ CLIPNN_API clipnn_status clipnn_sampling_parse(const char *name, clipnn_sampling
  *           start), sets e_i <- e_i + clip_lambda(g_i - e_i) and sends e_i;
  *           the update uses the average of the e_i, not clipped again.
  * LOCAL and CLIP21 need an MPI job (a build with MPI) and clip.rule norm
- * with p = 2; CLIP21 keeps e_i on its process only, so a run with it does
- * not resume from a checkpoint. */
+ * with p = 2; CLIP21's e_i are saved with the run's state (gathered to
+ * process 0), so a run with it resumes on the same number of processes. */
 typedef enum {
     CLIPNN_CLIP_WHERE_GLOBAL = 0,
     CLIPNN_CLIP_WHERE_LOCAL,
@@ -315,8 +315,8 @@ typedef struct {
      * sampling or physical batches), forms each weight gradient once,
      * from the rescaled deltas; the gradient before clipping is never
      * formed, and the step record's pre-clip norms (clip.pre_norm,
-     * group_norms) take Gram matrices of every layer's rows, about as much
-     * again as the clipping itself at batch 32 to 128. They are measured
+     * group_norms) take Gram matrices of every layer's rows, a cost
+     * comparable to the clipping itself. They are measured
      * only when someone can read them: on_step or log_groups set, and this
      * flag not set; otherwise they are NaN (as are clip.factor and
      * group_factors), and the non-finite policy judges the per-example
