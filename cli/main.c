@@ -84,9 +84,10 @@ static int run_command(int argc, char **argv, int json) {
  * step, process 0 saved it, and all end normally (exit 130). A run that
  * trained says how long it spent in the all-reduces. */
 static int run_in_job(int argc, char **argv, int json) {
-    if (clipnn_dist_init(&argc, &argv)) {
-        fprintf(stderr, "clipnn: %s\n", clipnn_last_error());
-        return CLI_EXIT_FAILURE;
+    clipnn_status st = clipnn_dist_init(&argc, &argv);
+    if (st) { /* a bad CLIPNN_ALLREDUCE_BUCKET_MB is a usage error */
+        fprintf(stderr, "clipnn train: %s\n", clipnn_last_error());
+        return st == CLIPNN_ERR_INVALID_ARG ? CLI_EXIT_USAGE : CLI_EXIT_FAILURE;
     }
     /* Process 0 alone prints results (and warnings, the same on every process): the others, errors. */
     if (clipnn_dist_rank() > 0) cli_log_no_warnings();

@@ -70,6 +70,8 @@ static const char SYNOPSIS[] =
     "the (epsilon, delta) spent on stderr every epoch and in the summary, with the sampling the\n"
     "guarantee rests on (docs/privacy.md).\n"
     "--json: the last line of stdout is one JSON object (non-finite numbers as null).\n"
+    "Environment: CLIPNN_MAX_MEMORY and CLIPNN_MAX_INPUT_BYTES (limits, docs/reliability.md);\n"
+    "in an MPI build (mpirun -np N), CLIPNN_ALLREDUCE_BUCKET_MB (docs/distributed.md).\n"
     "Exit codes: 0 ok, 1 training diverged or failed, 2 bad option, 3 bad input file,\n"
     "4 file not readable/writable, 5 out of memory, 130 stopped by a signal (run saved).";
 
